@@ -1,0 +1,77 @@
+"""The exceptions netsim raises, and what the command line makes of them.
+
+::
+
+    NetsimError
+    ├── ScenarioError        the scenario is invalid; nothing was run (exit 2)
+    ├── UsageError           the command asks for what the scenario does not allow (exit 2)
+    └── RunError             the run could not be carried out (exit 3)
+        ├── PortBusyError    a fixed port is taken by another program
+        ├── ServerStartError a server could not start for another reason
+        ├── RunTimeoutError  a client model ran past its timeout and was stopped
+        └── ClientCrashError a client model raised instead of finishing
+
+A failed *expectation* is not an exception: it is a result (exit 1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class NetsimError(Exception):
+    """Base of every error netsim raises on purpose."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a scenario file, located as editors expect it."""
+
+    file: str
+    line: int  # 1-based
+    column: int  # 1-based
+    path: str  # where in the document, like servers[1].delay
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.path}: " if self.path else ""
+        return f"{self.file}:{self.line}:{self.column}: {where}{self.message}"
+
+
+class ScenarioError(NetsimError):
+    """The scenario cannot be used; ``problems`` lists every problem found."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(problem) for problem in problems))
+
+
+class RunError(NetsimError):
+    """The run could not be carried out (a port busy, a server down, a timeout)."""
+
+
+class PortBusyError(RunError):
+    """A server's fixed port is already in use."""
+
+
+class ServerStartError(RunError):
+    """A server could not be started."""
+
+
+class RunTimeoutError(RunError):
+    """A client model did not finish within its timeout and was stopped."""
+
+
+class ClientCrashError(RunError):
+    """A client model raised an exception instead of finishing its run.
+
+    ``detail`` holds the traceback from the client's process, for ``-v``.
+    """
+
+    def __init__(self, message: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.detail = detail
+
+
+class UsageError(NetsimError):
+    """The command asks for something the scenario or the machine does not allow (exit 2)."""

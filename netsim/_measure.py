@@ -1,0 +1,127 @@
+"""Turn the events of one client model's run into its measured results."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from netsim.results import ConnectionResult, Lateness, percentile
+
+Event = dict[str, Any]
+Observer = Callable[[Event], None]
+
+
+class Correlator:
+    """Tags server events with the client and connection they belong to.
+
+    A server knows a connection by its peer's port; the client reports its local port
+    once connected. Server events that arrive before that are held back until then
+    (or until the run ends), so every event the observer sees is complete.
+    """
+
+    def __init__(self, client: str, observer: Observer | None) -> None:
+        self.client = client
+        self.events: list[Event] = []
+        self._observer = observer
+        self._conns: dict[tuple[str, int], int] = {}
+        self._held: list[Event] = []
+
+    def add(self, batch: Sequence[Event]) -> None:
+        for event in batch:
+            if "peer_port" in event:
+                key = (event["server"], event["peer_port"])
+                if key not in self._conns:
+                    self._held.append(event)
+                    continue
+                self._tag(event)
+            elif event["event"] == "conn_established":
+                self._conns[(event["server"], event["local_port"])] = event["conn"]
+                self._deliver(event)
+                self._release()
+                continue
+            self._deliver(event)
+
+    def finish(self) -> list[Event]:
+        """Deliver whatever is still held; return every event of the run in time order."""
+        for event in self._held:
+            self._deliver({**event, "client": self.client, "conn": None})
+        self._held.clear()
+        self.events.sort(key=lambda event: event["t"])
+        return self.events
+
+    def _tag(self, event: Event) -> None:
+        event["client"] = self.client
+        event["conn"] = self._conns[(event["server"], event["peer_port"])]
+
+    def _release(self) -> None:
+        still_held = []
+        for event in self._held:
+            if (event["server"], event["peer_port"]) in self._conns:
+                self._tag(event)
+                self._deliver(event)
+            else:
+                still_held.append(event)
+        self._held = still_held
+
+    def _deliver(self, event: Event) -> None:
+        event.setdefault("client", self.client)
+        self.events.append(event)
+        if self._observer is not None:
+            self._observer(event)
+
+
+@dataclass
+class _Conn:
+    start: float = math.nan
+    first_byte: float = math.nan
+    end: float = math.nan
+    bytes: int = 0
+    intact: bool = False
+    error: str | None = None
+    message: str | None = None
+    ended: bool = False
+
+
+def measure(
+    events: Sequence[Event], ports: dict[str, int], servers: Sequence[str], time_scale: float
+) -> tuple[float, list[ConnectionResult], Lateness, float]:
+    """Elapsed wall seconds, connections, lateness (scenario time) and p99 lateness (wall)."""
+    started = finished = math.nan
+    conns = {number: _Conn() for number in range(1, len(servers) + 1)}
+    lateness: list[float] = []
+    for event in events:
+        name = event["event"]
+        if name == "client_started":
+            started = event["t"]
+        elif name == "client_finished":
+            finished = event["t"]
+        elif name == "chunk_sent" and not event.get("held"):
+            lateness.append(event["lateness"])
+        elif name in ("conn_started", "bytes_received", "eof_received", "conn_failed"):
+            conn = conns[event["conn"]]
+            if name == "conn_started":
+                conn.start = event["t"]
+            elif name == "bytes_received" and math.isnan(conn.first_byte):
+                conn.first_byte = event["t"]
+            elif name in ("eof_received", "conn_failed") and not conn.ended:
+                conn.ended = True
+                conn.end = event["t"]
+                conn.bytes = event["bytes"]
+                conn.intact = event["intact"]
+                conn.error = event.get("error")
+                conn.message = event.get("message")
+    results = []
+    for number, conn in conns.items():
+        server = servers[number - 1]
+        if not conn.ended:  # the model returned without finishing this connection
+            conn.error, conn.message, conn.end = "error", "the client model never finished it", finished
+        results.append(ConnectionResult(
+            conn=number, server=server, port=ports[server], bytes=conn.bytes, intact=conn.intact,
+            error=conn.error, ttfb=(conn.first_byte - conn.start) / time_scale,
+            duration=(conn.end - conn.start) / time_scale, message=conn.message))
+    scaled = [value / time_scale for value in lateness]
+    summary = Lateness(p50=percentile(scaled, 50), p99=percentile(scaled, 99),
+                       max=max(scaled, default=math.nan), count=len(scaled))
+    return finished - started, results, summary, percentile(lateness, 99)

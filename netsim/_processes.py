@@ -1,0 +1,202 @@
+"""The two child processes of a run: one for all servers, one for the client model.
+
+Servers live apart from the client so that a busy client cannot delay a server's
+schedule; the client lives apart from the runner so that a hung client can be stopped
+without leaving anything behind. Both are forked, which is quick and needs nothing
+pickled but the messages, and both ignore SIGINT: Ctrl-C reaches the runner, which
+stops them in order.
+
+Messages from a child are tuples on a pipe:
+``("listening", {name: (host, port)})``, ``("events", [event, ...])``,
+``("error", kind, message)``, ``("finished",)``, ``("crashed", message)``,
+``("stopped",)``. The runner sends a server process ``"stop"``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing
+import signal
+import time
+import traceback
+from collections.abc import Sequence
+from multiprocessing.connection import Connection
+from typing import Any
+
+from netsim._errors import PortBusyError, RunError, ServerStartError
+from netsim.clients import ClientModel, Recorder, Target
+from netsim.server import Event, ServerPlan, open_listeners, serve
+
+_fork = multiprocessing.get_context("fork")
+
+# Server events travel to the runner in batches at most this far apart.
+FLUSH_INTERVAL = 0.05  # seconds
+
+# How long a child may take to start, or to stop once asked, before it is killed.
+START_TIMEOUT = 10.0  # seconds
+STOP_TIMEOUT = 5.0  # seconds
+
+
+class ChildProcess:
+    """A forked child and the runner's end of its pipe."""
+
+    def __init__(self, process: multiprocessing.process.BaseProcess, conn: Connection) -> None:
+        self.process = process
+        self.conn = conn
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} pid={self.process.pid} alive={self.process.is_alive()}>"
+
+    def receive(self) -> tuple[Any, ...] | None:
+        """The next message, or None once the child has closed its end."""
+        try:
+            message: tuple[Any, ...] = self.conn.recv()
+        except (EOFError, OSError):
+            return None
+        return message
+
+    def close(self, *, grace: float = 0.0) -> None:
+        """Let the child exit within ``grace`` seconds, then stop it; safe to call twice."""
+        self.process.join(grace)
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join(STOP_TIMEOUT)
+            if self.process.is_alive():
+                self.process.kill()
+        self.process.join()
+        self.conn.close()
+
+
+class ServerProcess(ChildProcess):
+    """Every server of one client model's run, on one event loop in one process."""
+
+    addresses: dict[str, tuple[str, int]]
+
+    @classmethod
+    def start(cls, plans: Sequence[ServerPlan], t0: float) -> ServerProcess:
+        """Fork, bind every server and return once they all accept connections.
+
+        Raises PortBusyError or ServerStartError when a server cannot listen.
+        """
+        ours, theirs = _fork.Pipe(duplex=True)
+        process = _fork.Process(target=_server_main, args=(list(plans), t0, theirs),
+                                name="netsim-servers", daemon=True)
+        process.start()
+        theirs.close()
+        child = cls(process, ours)
+        try:
+            if not ours.poll(START_TIMEOUT):
+                raise ServerStartError(f"the servers did not start within {START_TIMEOUT:g}s")
+            message = child.receive()
+            if message is None:
+                raise ServerStartError("the server process ended before it listened")
+            if message[0] == "error":
+                error_type = PortBusyError if message[1] == "port_busy" else ServerStartError
+                raise error_type(message[2])
+            child.addresses = message[1]
+        except BaseException:
+            child.close()
+            raise
+        return child
+
+    def request_stop(self) -> None:
+        with contextlib.suppress(OSError):
+            self.conn.send("stop")
+
+
+class ClientProcess(ChildProcess):
+    """One run of a client model against its targets."""
+
+    @classmethod
+    def start(cls, model: ClientModel, label: str, targets: Sequence[Target], t0: float) -> ClientProcess:
+        ours, theirs = _fork.Pipe(duplex=False)
+        process = _fork.Process(target=_client_main, args=(model, label, list(targets), t0, theirs),
+                                name=f"netsim-client-{label}", daemon=True)
+        process.start()
+        theirs.close()
+        return cls(process, ours)
+
+
+def _ignore_interrupts() -> None:
+    # Ctrl-C goes to the whole process group; the runner alone handles it, and stops
+    # its children with SIGTERM, which must kill them rather than run its handler.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _server_main(plans: list[ServerPlan], t0: float, conn: Connection) -> None:
+    _ignore_interrupts()
+    try:
+        listeners = open_listeners(plans)
+    except PortBusyError as error:
+        conn.send(("error", "port_busy", str(error)))
+        return
+    except ServerStartError as error:
+        conn.send(("error", "start", str(error)))
+        return
+    conn.send(("listening", {listener.plan.name: listener.address for listener in listeners}))
+    asyncio.run(_serve_until_stopped(listeners, t0, conn))
+    conn.send(("stopped",))
+
+
+async def _serve_until_stopped(listeners: Sequence[Any], t0: float, conn: Connection) -> None:
+    loop = asyncio.get_running_loop()
+    pending: list[Event] = []
+    flush_timer: asyncio.TimerHandle | None = None
+
+    def flush() -> None:
+        nonlocal flush_timer
+        flush_timer = None
+        if pending:
+            conn.send(("events", pending.copy()))
+            pending.clear()
+
+    def emit(event: Event) -> None:
+        nonlocal flush_timer
+        pending.append(event)
+        if flush_timer is None:
+            flush_timer = loop.call_later(FLUSH_INTERVAL, flush)
+
+    serving = asyncio.create_task(serve(listeners, emit, t0))
+
+    def on_control() -> None:
+        # "stop", or the runner is gone (EOF): either way, stop serving.
+        try:
+            conn.recv()
+        except (EOFError, OSError):
+            pass
+        loop.remove_reader(conn.fileno())
+        serving.cancel()
+
+    loop.add_reader(conn.fileno(), on_control)
+    with contextlib.suppress(asyncio.CancelledError):
+        await serving
+    flush()
+
+
+def _client_main(model: ClientModel, label: str, targets: list[Target], t0: float,
+                 conn: Connection) -> None:
+    _ignore_interrupts()
+    recorder = Recorder(label, t0, lambda batch: conn.send(("events", batch)))
+    recorder.emit("client_started", model=model.name, connections=len(targets))
+    try:
+        model.run(targets, recorder)
+    except BaseException as error:  # a bug in a model must reach the user, not vanish
+        recorder.flush()
+        detail = "".join(traceback.format_exception(error))
+        conn.send(("crashed", f"{type(error).__name__}: {error}", detail))
+        return
+    recorder.emit("client_finished")
+    recorder.flush()
+    conn.send(("finished",))
+
+
+def wait_for(children: Sequence[ChildProcess], deadline: float) -> list[ChildProcess]:
+    """The children with a message (or EOF) waiting, blocking until one has or the deadline."""
+    remaining = max(0.0, deadline - time.monotonic())
+    ready = multiprocessing.connection.wait([child.conn for child in children], remaining)
+    return [child for child in children if child.conn in ready]
+
+
+__all__ = ["ChildProcess", "ClientProcess", "RunError", "ServerProcess", "wait_for"]

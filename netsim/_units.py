@@ -1,0 +1,110 @@
+"""Durations and sizes as people write them in scenarios, and back.
+
+In code a duration is always ``float`` seconds and a size always ``int`` bytes; units
+exist only at the edges (YAML, expectations, reports).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+Seconds = float
+Bytes = int
+
+_NUMBER = r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+"
+_QUANTITY = re.compile(rf"^\s*({_NUMBER})\s*([A-Za-zµ]*)\s*$")
+
+DURATION_UNITS: dict[str, Seconds] = {
+    "": 1.0,  # a bare number is seconds
+    "us": 1e-6,
+    "µs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "min": 60.0,
+    "h": 3600.0,
+}
+
+SIZE_UNITS: dict[str, Bytes] = {
+    "": 1,
+    "B": 1,
+    "KB": 1000,
+    "MB": 1000**2,
+    "GB": 1000**3,
+    "KiB": 1024,
+    "MiB": 1024**2,
+    "GiB": 1024**3,
+}
+
+
+def parse_duration(value: object) -> Seconds:
+    """Return seconds for ``250ms``, ``1.5s``, ``2`` (seconds) and the like.
+
+    Raises ValueError with a message fit for users when the text is not a duration
+    or is negative.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration like 250ms or 1s, got {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        match = _QUANTITY.match(value)
+        if match is None or match.group(2) not in DURATION_UNITS:
+            raise ValueError(
+                f"{value!r} is not a duration: write a number with a unit "
+                f"(us, ms, s, m, h), like 250ms or 1.5s"
+            )
+        seconds = float(match.group(1)) * DURATION_UNITS[match.group(2)]
+    else:
+        raise ValueError(f"expected a duration like 250ms or 1s, got {value!r}")
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"a duration must be zero or more, got {value!r}")
+    return seconds
+
+
+def parse_size(value: object) -> Bytes:
+    """Return bytes for ``512``, ``4KB`` (4000), ``4KiB`` (4096) and the like.
+
+    Raises ValueError when the text is not a size, is negative or is not a whole
+    number of bytes.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"expected a size like 512B or 4KiB, got {value!r}")
+    if isinstance(value, int):
+        amount = float(value)
+    elif isinstance(value, str):
+        match = _QUANTITY.match(value)
+        if match is None or match.group(2) not in SIZE_UNITS:
+            raise ValueError(
+                f"{value!r} is not a size: write a number with a unit "
+                f"(B, KB, MB, GB, KiB, MiB, GiB), like 512B or 4KiB"
+            )
+        amount = float(match.group(1)) * SIZE_UNITS[match.group(2)]
+    else:
+        raise ValueError(f"expected a size like 512B or 4KiB, got {value!r}")
+    if amount < 0 or amount != int(amount):
+        raise ValueError(f"a size must be a whole number of bytes, got {value!r}")
+    return int(amount)
+
+
+def format_duration(seconds: Seconds) -> str:
+    """Render seconds with a unit a reader takes in at a glance: 12.004s, 250ms, 80µs."""
+    if math.isnan(seconds):
+        return "n/a"
+    magnitude = abs(seconds)
+    if magnitude >= 1.0 or magnitude == 0.0:
+        return f"{seconds:.3f}s"
+    if magnitude >= 1e-3:
+        return f"{seconds * 1e3:.3g}ms" if magnitude < 0.01 else f"{seconds * 1e3:.1f}ms"
+    return f"{seconds * 1e6:.0f}µs"
+
+
+def format_size(count: float) -> str:
+    """Render a byte count: 16B, 4.1KB, 2.0MB (1000-based, as the scenario writes them)."""
+    if count < 1000:
+        return f"{count:g}B"
+    for unit, factor in (("GB", 1000**3), ("MB", 1000**2), ("KB", 1000)):
+        if count >= factor:
+            return f"{count / factor:.1f}{unit}"
+    raise AssertionError("unreachable")

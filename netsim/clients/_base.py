@@ -1,0 +1,160 @@
+"""The one interface every client model implements, and its instrumentation.
+
+A client model is a function ``run(targets, recorder)``. It opens one connection per
+target, reads until the server closes, and tells the recorder what happened, as it
+happens:
+
+    conn = recorder.open(target)   # before connecting: the connection's clock starts
+    conn.connected(sock)           # the TCP handshake completed
+    conn.received(data)            # every chunk of bytes, as returned by recv()
+    conn.eof()                     # the server closed cleanly; bytes are checked here
+    conn.failed(exc)               # the connection ended in an error instead
+
+Every call is timestamped on the monotonic clock the whole run shares, so that the
+runner can line client events up with the servers' events. A model never lets one
+connection's error stop the others, and never raises for a network error: it
+records it and goes on.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+Event = dict[str, Any]
+EventSink = Callable[[list[Event]], None]
+
+# How often buffered events travel to the runner: often enough for a live log, rarely
+# enough that sending them costs the measured client nothing worth noticing.
+FLUSH_INTERVAL = 0.05  # seconds
+
+# Read size of every model. Small poems arrive whole; large ones in pieces of this.
+RECV_SIZE = 64 * 1024  # 64 KiB
+
+
+@dataclass(frozen=True)
+class Target:
+    """One connection a client model must make."""
+
+    conn: int  # 1-based number of the connection within this run
+    server: str
+    host: str
+    port: int
+    expected: bytes  # what the server sends, to verify what arrived
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return (self.host, self.port)
+
+
+@dataclass(frozen=True)
+class ClientModel:
+    """A way of writing a client, with what the ideal-timing model needs to know."""
+
+    name: str
+    summary: str  # one line for `netsim clients`
+    concurrent: bool  # do its connections overlap (True) or follow one another?
+    run: Callable[[Sequence[Target], Recorder], None]
+
+
+def classify_error(error: BaseException) -> str:
+    """Name a connection's failure the way results report it."""
+    if isinstance(error, ConnectionRefusedError):
+        return "refused"
+    if isinstance(error, ConnectionResetError | BrokenPipeError | ConnectionAbortedError):
+        return "reset"
+    if isinstance(error, TimeoutError):  # socket.timeout is TimeoutError since 3.10
+        return "timeout"
+    if isinstance(error, OSError) and error.errno == errno.ECONNREFUSED:
+        return "refused"
+    return "error"
+
+
+class Recorder:
+    """Timestamps a client model's events and sends them to the runner in batches."""
+
+    def __init__(self, client: str, t0: float, sink: EventSink) -> None:
+        self.client = client
+        self._t0 = t0
+        self._sink = sink
+        self._pending: list[Event] = []
+        self._last_flush = time.monotonic()
+        # The threads model records from many threads at once.
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<Recorder client={self.client!r} pending={len(self._pending)}>"
+
+    def emit(self, event: str, **fields: Any) -> None:
+        with self._lock:
+            # The clock is read under the lock so that batches stay in time order even
+            # when many threads record at once.
+            now = time.monotonic()
+            self._pending.append({"event": event, "t": now - self._t0, "client": self.client, **fields})
+            if now - self._last_flush < FLUSH_INTERVAL:
+                return
+            batch, self._pending = self._pending, []
+            self._last_flush = now
+            self._sink(batch)
+
+    def flush(self) -> None:
+        with self._lock:
+            batch, self._pending = self._pending, []
+        if batch:
+            self._sink(batch)
+
+    def open(self, target: Target) -> ConnectionRecord:
+        """Start the clock of one connection; call it just before connecting."""
+        return ConnectionRecord(self, target)
+
+
+class ConnectionRecord:
+    """What one connection did, reported to the recorder as it happens."""
+
+    def __init__(self, recorder: Recorder, target: Target) -> None:
+        self.target = target
+        self._recorder = recorder
+        self._received = bytearray()
+        self.done = False
+        self._emit("conn_started", port=target.port)
+
+    def __repr__(self) -> str:
+        state = "done" if self.done else "open"
+        where = f"{self.target.server}#{self.target.conn}"
+        return f"<ConnectionRecord {where} {state} {len(self._received)}B>"
+
+    def _emit(self, event: str, **fields: Any) -> None:
+        self._recorder.emit(event, server=self.target.server, conn=self.target.conn, **fields)
+
+    def connected(self, sock: socket.socket) -> None:
+        local_port = sock.getsockname()[1]
+        self._emit("conn_established", local_port=local_port)
+
+    def received(self, data: bytes) -> None:
+        self._received += data
+        self._emit("bytes_received", bytes=len(data))
+
+    def eof(self) -> None:
+        """The server closed the connection; check that every byte arrived intact."""
+        if self.done:
+            return
+        self.done = True
+        intact = bytes(self._received) == self.target.expected
+        self._emit("eof_received", bytes=len(self._received), intact=intact)
+
+    def failed(self, error: BaseException) -> None:
+        if self.done:
+            return
+        self.done = True
+        self._emit(
+            "conn_failed",
+            error=classify_error(error),
+            message=f"{type(error).__name__}: {error}",
+            bytes=len(self._received),
+            intact=False,
+        )

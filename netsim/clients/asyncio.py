@@ -1,0 +1,55 @@
+"""The asyncio client: one coroutine per connection, written as if it were blocking.
+
+Each connection reads with ``await reader.read()``, which looks like a blocking loop,
+but every ``await`` hands control back to the event loop, which runs whichever
+coroutine has data. Under the hood this is the selectors model; the loop does the
+bookkeeping. The servers' times *overlap*: three servers that take 4 s each take 4 s
+together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from netsim.clients._base import RECV_SIZE, ClientModel, Recorder, Target
+
+
+def run(targets: Sequence[Target], recorder: Recorder) -> None:
+    asyncio.run(_fetch_all(targets, recorder))
+
+
+async def _fetch_all(targets: Sequence[Target], recorder: Recorder) -> None:
+    await asyncio.gather(*(_fetch(target, recorder) for target in targets))
+
+
+async def _fetch(target: Target, recorder: Recorder) -> None:
+    """Read one server's whole poem, yielding to the others while it waits."""
+    conn = recorder.open(target)
+    try:
+        reader, writer = await asyncio.open_connection(*target.address)
+    except OSError as exc:
+        conn.failed(exc)
+        return
+    conn.connected(writer.get_extra_info("socket"))
+    try:
+        # read() returns b"" only when the server has closed its end.
+        while data := await reader.read(RECV_SIZE):
+            conn.received(data)
+        conn.eof()
+    except OSError as exc:
+        conn.failed(exc)
+    finally:
+        writer.close()
+        try:
+            await writer.wait_closed()
+        except OSError:
+            pass  # the same error the read loop has already recorded
+
+
+MODEL = ClientModel(
+    name="asyncio",
+    summary="one coroutine per connection on asyncio streams; times overlap",
+    concurrent=True,
+    run=run,
+)

@@ -1,0 +1,68 @@
+"""The select() client: every connection open at once, one loop watching them all.
+
+The sockets are non-blocking, and ``select.select()`` sleeps until at least one of them
+has something to read, so the client waits for whichever server speaks next instead
+of for one server in particular. The servers' times *overlap*: three servers that take
+4 s each take 4 s together. ``select()`` handles at most ``FD_SETSIZE`` (1024) sockets
+and rescans every one of them on each call; the ``selectors`` model lifts both limits.
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+from collections.abc import Sequence
+
+from netsim.clients._base import RECV_SIZE, ClientModel, ConnectionRecord, Recorder, Target
+
+
+def run(targets: Sequence[Target], recorder: Recorder) -> None:
+    open_conns: dict[socket.socket, ConnectionRecord] = {}
+    try:
+        for target in targets:
+            conn = recorder.open(target)
+            try:
+                # Connecting blocks, but only for a loopback handshake; the slow part,
+                # waiting for the poem, is what the select() loop overlaps.
+                sock = socket.create_connection(target.address)
+            except OSError as exc:
+                conn.failed(exc)
+                continue
+            conn.connected(sock)
+            sock.setblocking(False)
+            open_conns[sock] = conn
+
+        while open_conns:
+            readable, _, _ = select.select(list(open_conns), [], [])
+            for sock in readable:
+                if not _read(sock, open_conns[sock]):
+                    del open_conns[sock]
+                    sock.close()
+    finally:
+        for sock in open_conns:
+            sock.close()
+
+
+def _read(sock: socket.socket, conn: ConnectionRecord) -> bool:
+    """Take what one ready socket has; return whether the connection is still open."""
+    try:
+        data = sock.recv(RECV_SIZE)
+    except BlockingIOError:
+        # Readiness is a hint, not a promise: select() will report the socket again.
+        return True
+    except OSError as exc:
+        conn.failed(exc)
+        return False
+    if not data:
+        conn.eof()
+        return False
+    conn.received(data)
+    return True
+
+
+MODEL = ClientModel(
+    name="select",
+    summary="non-blocking sockets watched by select.select(); times overlap",
+    concurrent=True,
+    run=run,
+)

@@ -1,0 +1,147 @@
+"""The results of a run, as plain frozen dataclasses that turn into JSON.
+
+Durations are seconds of *scenario* time (wall time divided by the time scale),
+except ``wall_elapsed``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from netsim.expectations import Verdict
+
+
+@dataclass(frozen=True)
+class ConnectionResult:
+    """What one connection of a client model saw."""
+
+    conn: int
+    server: str
+    port: int
+    bytes: int
+    intact: bool
+    error: str | None  # refused | reset | timeout | error, or None
+    ttfb: float  # NaN when no byte arrived
+    duration: float
+    message: str | None = None  # the error as the operating system put it
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"conn": self.conn, "server": self.server, "port": self.port, "bytes": self.bytes,
+                "intact": self.intact, "error": self.error, "message": self.message,
+                "ttfb": _number(self.ttfb), "duration": _number(self.duration)}
+
+
+@dataclass(frozen=True)
+class Lateness:
+    """How late the servers emitted their chunks against their schedule."""
+
+    p50: float
+    p99: float
+    max: float
+    count: int  # emissions measured
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"p50": _number(self.p50), "p99": _number(self.p99), "max": _number(self.max),
+                "count": self.count}
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """One client model's run against fresh servers, and its verdicts."""
+
+    client: str  # the label in the scenario
+    model: str
+    elapsed: float
+    ideal: float
+    wall_elapsed: float
+    connections: list[ConnectionResult]
+    lateness: Lateness
+    lateness_wall_p99: float  # the same p99 in wall seconds, for fidelity warnings
+    expectations: list[Verdict] = field(default_factory=list)
+
+    @property
+    def overhead(self) -> float:
+        return self.elapsed - self.ideal
+
+    @property
+    def passed(self) -> bool:
+        return all(verdict.passed for verdict in self.expectations)
+
+    def metrics(self) -> dict[str, float]:
+        """The values expectations are checked against, keyed by metric name."""
+        ttfbs = [conn.ttfb for conn in self.connections if not math.isnan(conn.ttfb)]
+        missing = len(ttfbs) < len(self.connections)
+        count = len(self.connections)
+        return {
+            "elapsed": self.elapsed,
+            "ideal": self.ideal,
+            "overhead": self.overhead,
+            "ttfb.p50": math.nan if missing or not ttfbs else percentile(ttfbs, 50),
+            "ttfb.max": math.nan if missing or not ttfbs else max(ttfbs),
+            "bytes": float(sum(conn.bytes for conn in self.connections)),
+            "errors": float(sum(conn.error is not None for conn in self.connections)),
+            "intact": sum(conn.intact for conn in self.connections) / count if count else math.nan,
+            "lateness.p99": self.lateness.p99,
+            "lateness.max": self.lateness.max,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "client": self.client,
+            "model": self.model,
+            "passed": self.passed,
+            "elapsed": self.elapsed,
+            "ideal": self.ideal,
+            "overhead": self.overhead,
+            "wall_elapsed": self.wall_elapsed,
+            "metrics": {name: _number(value) for name, value in self.metrics().items()},
+            "connections": [conn.to_dict() for conn in self.connections],
+            "lateness": self.lateness.to_dict(),
+            "expectations": [
+                {"text": verdict.expectation.text, "passed": verdict.passed,
+                 "actual": _number(verdict.actual), "bound": verdict.bound}
+                for verdict in self.expectations
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class ScenarioResult:
+    """Every run of a scenario, and whether all expectations held."""
+
+    scenario: str
+    time_scale: float
+    runs: list[RunResult]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(run.passed for run in self.runs)
+
+    def run(self, client: str) -> RunResult:
+        for run in self.runs:
+            if run.client == client:
+                return run
+        raise KeyError(client)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"scenario": self.scenario, "time_scale": self.time_scale, "passed": self.passed,
+                "warnings": list(self.warnings), "runs": [run.to_dict() for run in self.runs]}
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """Linear-interpolated percentile of ``values`` (NaN when empty)."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * pct / 100
+    low = math.floor(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def _number(value: float) -> float | None:
+    """JSON has no NaN: a value that could not be measured is null."""
+    return None if math.isnan(value) else round(value, 9)

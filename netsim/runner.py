@@ -1,0 +1,230 @@
+"""Run a scenario: fresh servers for each client model, the run, its measurements.
+
+Each client model gets servers of its own, started before it and stopped after it,
+so that no model's connections queue behind another's. Events of both child
+processes are stamped on the one monotonic clock of the run (seconds since
+``run_scenario`` began) and reach the ``observer`` as they arrive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import math
+import time
+from collections.abc import Callable, Sequence
+
+from netsim._errors import ClientCrashError, RunError, RunTimeoutError, UsageError
+from netsim._measure import Correlator, Event, Observer, measure
+from netsim._processes import STOP_TIMEOUT, ClientProcess, ServerProcess, wait_for
+from netsim._units import format_duration
+from netsim.clients import Target, get_model
+from netsim.expectations import evaluate
+from netsim.ideal import ideal_elapsed
+from netsim.results import RunResult, ScenarioResult
+from netsim.scenario import Client, Scenario, Server
+from netsim.server import ServerPlan, open_listeners, serve
+
+# A run may take this multiple of its ideal wall time, plus the margin, before it is
+# stopped: generous, because a loaded machine is slow, but never a hang.
+TIMEOUT_FACTOR = 3.0
+TIMEOUT_MARGIN = 10.0  # seconds
+
+# Above this p99 lateness (wall seconds) the servers could not keep their schedule:
+# the machine was too busy for timing expectations to mean much.
+LATENESS_WARNING = 0.005  # 5 ms
+
+
+def run_scenario(
+    scenario: Scenario,
+    *,
+    clients: Sequence[str] | None = None,
+    time_scale: float = 1.0,
+    observer: Observer | None = None,
+    timeout: float | None = None,
+    free_ports: bool = False,
+    allow_external: bool = False,
+    on_run: Callable[[RunResult], None] | None = None,
+) -> ScenarioResult:
+    """Run the scenario's client models (or those named) and check its expectations.
+
+    ``time_scale`` multiplies every duration of the scenario; results are reported in
+    scenario time. ``timeout`` (wall seconds) stops a client model that runs longer;
+    by default it is derived from the model's ideal time. ``free_ports`` binds every
+    server to any free port instead of its fixed one. ``on_run`` is called with each
+    client model's result as soon as it is measured (before expectations are checked).
+
+    Raises UsageError for a request the scenario cannot meet (an unknown client, a
+    non-loopback host without ``allow_external``), RunError when the run cannot be
+    carried out (a busy port, a timeout, a crashed client model).
+    """
+    _check_request(scenario, time_scale, allow_external)
+    selected = select_clients(scenario, clients)
+    t0 = time.monotonic()
+    runs = []
+    for client in selected:
+        run = _run_client(scenario, client, t0=t0, time_scale=time_scale, observer=observer,
+                          timeout=timeout, free_ports=free_ports)
+        if on_run is not None:
+            on_run(run)
+        runs.append(run)
+    elapsed_of = {run.client: run.elapsed for run in runs}
+    judged = [
+        dataclasses.replace(run, expectations=[
+            evaluate(expectation, run.metrics(), elapsed_of)
+            for expectation in scenario.expectations_for(run.client)])
+        for run in runs
+    ]
+    warnings = [
+        f"{run.client}: the servers sent chunks up to {format_duration(run.lateness_wall_p99)} "
+        f"late (p99, wall time): this machine was too busy to keep the schedule, so the "
+        f"timings of this run say more about the machine than about the client"
+        for run in judged if run.lateness_wall_p99 > LATENESS_WARNING
+    ]
+    return ScenarioResult(scenario.name, time_scale, judged, warnings)
+
+
+def _check_request(scenario: Scenario, time_scale: float, allow_external: bool) -> None:
+    if not (time_scale > 0 and math.isfinite(time_scale)):
+        raise UsageError(f"the time scale must be a number greater than 0, got {time_scale:g}")
+    if not allow_external:
+        for server in scenario.servers:
+            if not server.is_loopback():
+                raise UsageError(
+                    f"server {server.name!r} binds {server.host}, outside loopback: other "
+                    f"machines could connect to it; pass --allow-external if that is intended")
+
+
+def select_clients(scenario: Scenario, names: Sequence[str] | None) -> list[Client]:
+    """The clients to run: those named, plus those their speedup() compares against.
+
+    Raises UsageError for a name that is not a client of the scenario.
+    """
+    if not names:
+        return list(scenario.clients)
+    known = [client.label for client in scenario.clients]
+    for name in names:
+        if name not in known:
+            raise UsageError(f"no client {name!r} in scenario {scenario.name!r}; "
+                             f"its clients are: {', '.join(known)}")
+    wanted = set(names)
+    for name in names:
+        wanted.update(exp.other for exp in scenario.expectations_for(name) if exp.other)
+    return [client for client in scenario.clients if client.label in wanted]
+
+
+def _run_client(
+    scenario: Scenario,
+    client: Client,
+    *,
+    t0: float,
+    time_scale: float,
+    observer: Observer | None,
+    timeout: float | None,
+    free_ports: bool,
+) -> RunResult:
+    model = get_model(client.model)
+    servers = scenario.targets_of(client)
+    distinct = list({server.name: server for server in servers}.values())
+    plans = [ServerPlan.from_server(server, time_scale=time_scale, port=0 if free_ports else None)
+             for server in distinct]
+    ideal = ideal_elapsed(servers, concurrent=model.concurrent)
+    wall_timeout = timeout if timeout is not None else (
+        TIMEOUT_FACTOR * ideal * time_scale + TIMEOUT_MARGIN)
+    correlator = Correlator(client.label, observer)
+    server_process = ServerProcess.start(plans, t0)
+    client_process: ClientProcess | None = None
+    grace = 0.0  # on any failure, stop both children at once
+    try:
+        targets = _targets(servers, server_process.addresses)
+        client_process = ClientProcess.start(model, client.label, targets, t0)
+        _follow(client_process, server_process, correlator, client.label,
+                deadline=time.monotonic() + wall_timeout, wall_timeout=wall_timeout)
+        _stop_servers(server_process, correlator)
+        grace = STOP_TIMEOUT  # both said they are done: let them exit by themselves
+    finally:
+        if client_process is not None:
+            client_process.close(grace=grace)
+        server_process.close(grace=grace)
+    events = correlator.finish()
+    ports = {name: address[1] for name, address in server_process.addresses.items()}
+    wall_elapsed, connections, lateness, lateness_wall_p99 = measure(
+        events, ports, [server.name for server in servers], time_scale)
+    return RunResult(
+        client=client.label, model=model.name, elapsed=wall_elapsed / time_scale, ideal=ideal,
+        wall_elapsed=wall_elapsed, connections=connections, lateness=lateness,
+        lateness_wall_p99=lateness_wall_p99)
+
+
+def _targets(servers: Sequence[Server], addresses: dict[str, tuple[str, int]]) -> list[Target]:
+    return [Target(conn=number, server=server.name, host=addresses[server.name][0],
+                   port=addresses[server.name][1], expected=server.payload())
+            for number, server in enumerate(servers, start=1)]
+
+
+def _follow(client: ClientProcess, servers: ServerProcess, correlator: Correlator, label: str,
+            *, deadline: float, wall_timeout: float) -> None:
+    """Collect both children's events until the client model has finished."""
+    while True:
+        if time.monotonic() >= deadline:
+            raise RunTimeoutError(
+                f"client {label!r} did not finish within {format_duration(wall_timeout)} "
+                f"(wall time) and was stopped; pass --timeout to allow longer")
+        for child in wait_for([client, servers], deadline):
+            message = child.receive()
+            if message is None:
+                if child is servers:
+                    raise RunError("the server process ended unexpectedly during the run")
+                raise ClientCrashError(f"client {label!r} ended without finishing "
+                                       f"(exit code {client.process.exitcode})")
+            if message[0] == "events":
+                correlator.add(message[1])
+            elif message[0] == "finished":
+                return
+            elif message[0] == "crashed":
+                raise ClientCrashError(f"client {label!r} crashed: {message[1]}", message[2])
+
+
+def _stop_servers(servers: ServerProcess, correlator: Correlator) -> None:
+    """Ask the servers to stop and collect the events they still hold."""
+    servers.request_stop()
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while wait_for([servers], deadline):
+        message = servers.receive()
+        if message is None or message[0] == "stopped":
+            return
+        if message[0] == "events":
+            correlator.add(message[1])
+
+
+
+
+def serve_scenario(
+    scenario: Scenario,
+    *,
+    time_scale: float = 1.0,
+    on_listening: Callable[[list[tuple[str, str, int]]], None] | None = None,
+    observer: Observer | None = None,
+    free_ports: bool = False,
+    allow_external: bool = False,
+) -> None:
+    """Serve the scenario's servers in this process until interrupted (KeyboardInterrupt).
+
+    ``on_listening([(name, host, port), ...])`` is called once every server accepts
+    connections. Raises UsageError, PortBusyError or ServerStartError.
+    """
+    _check_request(scenario, time_scale, allow_external)
+    plans = [ServerPlan.from_server(server, time_scale=time_scale, port=0 if free_ports else None)
+             for server in scenario.servers]
+    listeners = open_listeners(plans)
+    t0 = time.monotonic()
+    if on_listening is not None:
+        on_listening([(listener.plan.name, *listener.address) for listener in listeners])
+    try:
+        asyncio.run(serve(listeners, observer or (lambda event: None), t0))
+    finally:
+        for listener in listeners:
+            listener.sock.close()
+
+
+__all__ = ["Event", "run_scenario", "select_clients", "serve_scenario"]

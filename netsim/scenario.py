@@ -1,0 +1,269 @@
+"""The scenario format, version 1, as frozen pydantic models.
+
+A scenario is what a user wrote in YAML, checked and with units resolved: every
+duration is float seconds and every size int bytes. Loading from a file, with line
+numbers in errors and the reading of ``poem_file``, lives in ``_loader.py``; the checks
+that span several parts of a document (unique names, known targets) live in
+``check_references`` below.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+from netsim._units import parse_duration, parse_size
+from netsim.expectations import Expectation, parse_expectation
+
+FORMAT_VERSION = 1
+ALL = "all"  # the `expect` key that applies to every client
+
+Duration = Annotated[
+    float,
+    BeforeValidator(parse_duration),
+    WithJsonSchema(
+        {"anyOf": [{"type": "string", "pattern": r"^\s*[0-9.]+\s*(us|µs|ms|s|m|min|h)?\s*$"},
+                   {"type": "number", "minimum": 0}],
+         "description": "a duration: a number with a unit (250ms, 1.5s); a bare number is seconds"}
+    ),
+]
+Size = Annotated[
+    int,
+    BeforeValidator(parse_size),
+    WithJsonSchema(
+        {"anyOf": [{"type": "string", "pattern": r"^\s*[0-9.]+\s*(B|KB|MB|GB|KiB|MiB|GiB)?\s*$"},
+                   {"type": "integer", "minimum": 0}],
+         "description": "a size: bytes, or a number with a unit (4KB = 4000, 4KiB = 4096)"}
+    ),
+]
+ExpectationText = Annotated[
+    Expectation,
+    BeforeValidator(lambda value: _parse_expectation_field(value)),
+    PlainSerializer(lambda expectation: expectation.text, return_type=str),
+    WithJsonSchema({"type": "string", "description": "METRIC OP VALUE [± TOLERANCE]"}),
+]
+Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$", max_length=64)]
+
+
+def _parse_expectation_field(value: object) -> Expectation:
+    if isinstance(value, Expectation):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"an expectation is a string like 'elapsed <= 4s', got {value!r}")
+    return parse_expectation(value)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ByteChunks(_Model):
+    """Cut the poem into pieces of ``bytes`` bytes (the last may be shorter)."""
+
+    bytes: Annotated[Size, Field(gt=0)]
+
+
+class Server(_Model):
+    """A slow TCP server that sends a poem chunk by chunk, then closes."""
+
+    name: Name
+    host: str = "127.0.0.1"
+    port: int = Field(default=0, ge=0, le=65535)
+    poem: str | None = None
+    poem_file: Path | None = None
+    chunk: Literal["line", "all"] | ByteChunks = "line"
+    newline: Literal["keep", "strip"] = "keep"
+    delay: Duration = 0.0
+    mode: Literal["concurrent", "serial"] = "concurrent"
+
+    @field_validator("host")
+    @classmethod
+    def _host_is_an_address(cls, host: str) -> str:
+        if host == "localhost":
+            return host
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise ValueError(
+                f"{host!r} is not an IP address: write one like 127.0.0.1 or ::1, or localhost"
+            ) from None
+        return host
+
+    @model_validator(mode="after")
+    def _has_one_poem(self) -> Server:
+        if self.poem is not None and self.poem_file is not None:
+            raise ValueError("give either `poem:` or `poem_file:`, not both")
+        if self.poem is None and self.poem_file is None:
+            raise ValueError("give the text to serve as `poem:` or `poem_file:`")
+        if self.poem == "":
+            raise ValueError("the poem is empty: give it at least one line")
+        return self
+
+    @property
+    def text(self) -> str:
+        """The poem; for a ``poem_file`` the loader has read it into ``poem``."""
+        if self.poem is None:
+            raise ValueError(f"server {self.name!r}: poem_file {self.poem_file} was not read; "
+                             f"load scenarios with netsim.load_scenario")
+        return self.poem
+
+    def chunks(self) -> list[bytes]:
+        """The pieces the server sends, in order; a pause of ``delay`` follows each."""
+        lines = self.text.splitlines(keepends=True)
+        if self.newline == "strip":
+            lines = [line.rstrip("\r\n") for line in lines]
+        if self.chunk == "line":
+            return [line.encode() for line in lines]
+        payload = "".join(lines).encode()
+        if self.chunk == "all":
+            return [payload]
+        size = self.chunk.bytes
+        return [payload[start : start + size] for start in range(0, len(payload), size)] or [b""]
+
+    def payload(self) -> bytes:
+        """Every byte a connection to this server receives, in order."""
+        return b"".join(self.chunks())
+
+    def is_loopback(self) -> bool:
+        return self.host == "localhost" or ipaddress.ip_address(self.host).is_loopback
+
+
+class Client(_Model):
+    """A client model to run, with the servers it connects to."""
+
+    model: str
+    name: Name | None = None  # a label, unique in the scenario; default: the model's name
+    targets: list[Name] | None = Field(default=None, min_length=1)
+
+    @field_validator("model")
+    @classmethod
+    def _model_is_known(cls, model: str, info: ValidationInfo) -> str:
+        known = (info.context or {}).get("client_models")
+        if known is not None and model not in known:
+            from difflib import get_close_matches
+
+            close = get_close_matches(model, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(
+                f"unknown client model {model!r}{hint}; known models: {', '.join(known)}"
+            )
+        return model
+
+    @property
+    def label(self) -> str:
+        return self.name or self.model
+
+
+def _client_from_shorthand(value: object) -> object:
+    return {"model": value} if isinstance(value, str) else value
+
+
+ClientEntry = Annotated[Client, BeforeValidator(_client_from_shorthand)]
+
+
+class Scenario(_Model):
+    """A whole experiment: the servers, the client models, and what to expect."""
+
+    netsim: Literal[1]
+    name: Name
+    description: str = ""
+    seed: int | None = None
+    servers: list[Server] = Field(min_length=1)
+    clients: list[ClientEntry] = Field(min_length=1)
+    expect: dict[str, list[ExpectationText]] = Field(default_factory=dict)
+
+    def server(self, name: str) -> Server:
+        for server in self.servers:
+            if server.name == name:
+                return server
+        raise KeyError(name)
+
+    def client(self, label: str) -> Client:
+        for client in self.clients:
+            if client.label == label:
+                return client
+        raise KeyError(label)
+
+    def targets_of(self, client: Client) -> list[Server]:
+        """The servers a client connects to, one entry per connection, in order."""
+        if client.targets is None:
+            return list(self.servers)
+        return [self.server(name) for name in client.targets]
+
+    def expectations_for(self, label: str) -> list[Expectation]:
+        return [*self.expect.get(label, []), *self.expect.get(ALL, [])]
+
+
+Location = tuple[str | int, ...]
+
+
+def check_references(scenario: Scenario) -> list[tuple[Location, str]]:
+    """Problems that span parts of the document, each with where it stands.
+
+    Returns an empty list for a consistent scenario.
+    """
+    problems: list[tuple[Location, str]] = []
+    seen: dict[str, int] = {}
+    for index, server in enumerate(scenario.servers):
+        if server.name in seen:
+            problems.append(((("servers", index, "name")),
+                             f"server name {server.name!r} is already used by servers[{seen[server.name]}]"))
+        seen.setdefault(server.name, index)
+    ports: dict[tuple[str, int], int] = {}
+    for index, server in enumerate(scenario.servers):
+        if server.port == 0:
+            continue
+        address = (server.host, server.port)
+        if address in ports:
+            problems.append((("servers", index, "port"),
+                             f"port {server.port} on {server.host} is already used by "
+                             f"servers[{ports[address]}]; give each server its own port, "
+                             f"or 0 for any free one"))
+        ports.setdefault(address, index)
+
+    labels: dict[str, int] = {}
+    for index, client in enumerate(scenario.clients):
+        if client.label == ALL:
+            problems.append((("clients", index, "name"),
+                             "'all' is reserved in `expect`; give this client another name"))
+        if client.label in labels:
+            problems.append((("clients", index),
+                             f"client {client.label!r} is already listed as clients[{labels[client.label]}]; "
+                             f"give one of them a `name:` of its own"))
+        labels.setdefault(client.label, index)
+        for position, target in enumerate(client.targets or []):
+            if target not in seen:
+                problems.append((("clients", index, "targets", position),
+                                 f"unknown server {target!r}{_suggest(target, seen)}"))
+
+    for key, expectations in scenario.expect.items():
+        if key != ALL and key not in labels:
+            problems.append((("expect", key),
+                             f"no client named {key!r}{_suggest(key, labels)}; "
+                             f"use a client's name, or 'all'"))
+        for position, expectation in enumerate(expectations):
+            if expectation.other is not None and expectation.other not in labels:
+                problems.append((("expect", key, position),
+                                 f"speedup({expectation.other}) names no client of this scenario"
+                                 f"{_suggest(expectation.other, labels)}"))
+    return problems
+
+
+def _suggest(word: str, candidates: dict[str, int]) -> str:
+    from difflib import get_close_matches
+
+    close = get_close_matches(word, list(candidates), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
