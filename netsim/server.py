@@ -143,6 +143,14 @@ class PoemProtocol(asyncio.Protocol):
         return (f"<PoemProtocol {self._plan.name} peer_port={self._peer_port} sent={self._sent}B "
                 f"queued={len(self._queue)} paused={self._paused}>")
 
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes copied into the transport's buffer and not yet taken by the kernel.
+
+        What waits in the queue costs nothing: it is a view of the plan's own chunks.
+        """
+        return self._transport.get_write_buffer_size() if self._transport else 0
+
     def _event(self, event: str, now: float, **fields: Any) -> None:
         self._emit({"event": event, "t": now - self._t0, "server": self._plan.name,
                     "peer_port": self._peer_port, **fields})

@@ -1,0 +1,262 @@
+"""The command line: exit codes, output, result files and signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from netsim.cli import build_parser, main
+from tests.conftest import ScenarioWriter, demo_text
+
+SCALE = "0.02"  # the 12 s demo takes a quarter of a second
+
+PASSING = """\
+    expect:
+      blocking: [elapsed == 12s ± 50%]
+      select: [speedup(blocking) >= 1.5]
+      all: [intact == 100%, errors == 0]
+"""
+
+
+def run_cli(*args: object) -> int:
+    """Run the command in this process and return its exit code, as a shell would see it."""
+    try:
+        return main([str(arg) for arg in args])
+    except SystemExit as exited:  # argparse exits on its own for bad flags, --help, --version
+        return int(exited.code or 0)
+
+
+def test_a_passing_scenario_exits_0_with_a_table_and_verdicts(
+    write_scenario: ScenarioWriter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every expectation held: exit 0, one table row per client, every verdict with its measurement."""
+    path = write_scenario(demo_text(expect=PASSING))
+    assert run_cli("run", path, "--time-scale", SCALE) == 0
+    out = capsys.readouterr().out
+    assert "client" in out and "elapsed" in out and "ideal" in out and "overhead" in out
+    assert out.count("PASS") == 6 and "FAIL" not in out
+    assert "PASS  select    speedup(blocking) >= 1.5  measured" in out
+    assert out.rstrip().endswith("passed: 6 of 6 expectations held (6 passed, 0 failed)")
+
+
+def test_a_failing_expectation_exits_1(write_scenario: ScenarioWriter,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """An expectation that does not hold: exit 1, and its verdict shows the measured value and bound."""
+    path = write_scenario(demo_text(clients="select", expect="expect:\n  select: [elapsed < 2s]\n"))
+    assert run_cli("run", path, "--time-scale", SCALE) == 1
+    out = capsys.readouterr().out
+    assert "FAIL  select  elapsed < 2s  measured" in out and "bound < 2.000s" in out
+    assert "FAILED: 0 of 1 expectations held" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--time-scale", "0"], "must be greater than 0"),
+        (["--time-scale", "fast"], "is not a number"),
+        (["--client", "nobody"], "no client 'nobody'"),
+        (["--timeout", "soon"], "is not a duration"),
+    ],
+)
+def test_a_bad_command_line_exits_2(write_scenario: ScenarioWriter, capsys: pytest.CaptureFixture[str],
+                                    args: list[str], message: str) -> None:
+    """Flags that make no sense are refused with exit 2 and a message naming the problem."""
+    path = write_scenario(demo_text())
+    assert run_cli("run", path, *args) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_an_invalid_scenario_exits_2_with_every_problem(
+    write_scenario: ScenarioWriter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An invalid file is not run: exit 2, each problem as file:line:col, no traceback."""
+    path = write_scenario("""\
+        netsim: 1
+        name: broken
+        servers:
+          - {name: a, poem: "x\\n", dealy: 1s}
+        clients: [blocking, selekt]
+    """)
+    assert run_cli("run", path) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:4:28: servers[0]: unknown key 'dealy' (did you mean 'delay'?)" in err
+    assert f"{path}:5:21: clients[1].model: unknown client model 'selekt' (did you mean 'select'?)" in err
+    assert "2 problems; nothing was run" in err
+    assert "Traceback" not in err
+
+
+def test_a_busy_port_exits_3(write_scenario: ScenarioWriter, capsys: pytest.CaptureFixture[str]) -> None:
+    """A fixed port held by another program: exit 3 and a message naming the server and the port."""
+    holder = socket.socket()
+    try:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        path = write_scenario(f"netsim: 1\nname: busy\nservers: [{{name: a, port: {port}, poem: \"x\\n\"}}]\n"
+                              f"clients: [blocking]\n")
+        assert run_cli("run", path) == 3
+        assert f"server 'a': port {port} on 127.0.0.1 is already in use" in capsys.readouterr().err
+    finally:
+        holder.close()
+
+
+def test_a_timeout_exits_3(write_scenario: ScenarioWriter, capsys: pytest.CaptureFixture[str]) -> None:
+    """A client model past --timeout is stopped: exit 3."""
+    path = write_scenario(demo_text(clients="blocking"))
+    assert run_cli("run", path, "--time-scale", "0.1", "--timeout", "100ms") == 3
+    assert "did not finish within" in capsys.readouterr().err
+
+
+def test_json_result_has_the_documented_keys(write_scenario: ScenarioWriter, tmp_path: Path) -> None:
+    """--json writes the keys DESIGN.md promises, durations in scenario time."""
+    path = write_scenario(demo_text(expect=PASSING))
+    out = tmp_path / "result.json"
+    assert run_cli("run", path, "--time-scale", SCALE, "--json", out, "-q") == 0
+    result = json.loads(out.read_text())
+    assert {"scenario", "time_scale", "passed", "runs"} <= result.keys()
+    assert (result["scenario"], result["time_scale"], result["passed"]) == ("demo", 0.02, True)
+    blocking = result["runs"][0]
+    keys = {"client", "elapsed", "ideal", "wall_elapsed", "connections", "lateness", "expectations"}
+    assert keys <= blocking.keys()
+    assert blocking["client"] == "blocking" and blocking["ideal"] == 12.0
+    assert blocking["wall_elapsed"] == pytest.approx(blocking["elapsed"] * 0.02)
+    conn = blocking["connections"][0]
+    assert {"server", "port", "bytes", "intact", "error", "ttfb", "duration"} <= conn.keys()
+    assert (conn["server"], conn["bytes"], conn["intact"], conn["error"]) == ("a", 16, True, None)
+    assert {"p50", "p99", "max"} <= blocking["lateness"].keys()
+    verdict = blocking["expectations"][0]
+    assert verdict["text"] == "elapsed == 12s ± 50%" and verdict["passed"] is True
+    assert verdict["actual"] == pytest.approx(blocking["elapsed"])
+
+
+def test_log_json_has_one_event_per_line(write_scenario: ScenarioWriter, tmp_path: Path) -> None:
+    """--log-json writes JSON lines with event, t, server, client and conn."""
+    path = write_scenario(demo_text(clients="select"))
+    log = tmp_path / "events.jsonl"
+    assert run_cli("run", path, "--time-scale", SCALE, "--log-json", log, "-q") == 0
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    sent = [event for event in events if event["event"] == "chunk_sent"]
+    assert len(sent) == 12
+    assert {"t", "server", "client", "conn", "scheduled", "lateness"} <= sent[0].keys()
+    assert {event["event"] for event in events} >= {"conn_accepted", "bytes_received", "eof_received"}
+
+
+def test_results_are_never_written_over_the_scenario(write_scenario: ScenarioWriter,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """--json naming the scenario file is refused (exit 2) and the scenario is left as it was."""
+    path = write_scenario(demo_text(clients="select"))
+    before = path.read_text()
+    assert run_cli("run", path, "--json", path) == 2
+    assert "is the scenario file itself" in capsys.readouterr().err
+    assert path.read_text() == before
+
+
+def test_quiet_prints_only_verdicts_and_verbose_adds_events(
+    write_scenario: ScenarioWriter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """-q leaves out the table; -v prints the live event log on stderr."""
+    path = write_scenario(demo_text(clients="select", expect="expect:\n  all: [errors == 0]\n"))
+    assert run_cli("run", path, "--time-scale", SCALE, "-q") == 0
+    quiet = capsys.readouterr()
+    assert "elapsed" not in quiet.out and quiet.out.startswith("expectations")
+    assert run_cli("run", path, "--time-scale", SCALE, "-v") == 0
+    verbose = capsys.readouterr()
+    assert "chunk_sent" in verbose.err and "select/a#1" in verbose.err
+
+
+def test_clients_lists_every_model(capsys: pytest.CaptureFixture[str]) -> None:
+    """`netsim clients` prints one line per model, with its name first."""
+    assert run_cli("clients") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == ["blocking", "select", "selectors", "asyncio", "threads"]
+
+
+def test_every_command_has_help_with_an_example() -> None:
+    """Each subcommand's --help text ends with an example."""
+    parser = build_parser()
+    subcommands = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    for name, sub in subcommands.items():
+        assert sub.description, name
+        assert "example:" in (sub.epilog or ""), name
+        assert f"netsim {name}" in sub.epilog, name
+
+
+def test_version_prints_the_version(capsys: pytest.CaptureFixture[str]) -> None:
+    """--version prints the package version."""
+    from netsim import __version__
+
+    assert run_cli("--version") == 0
+    assert capsys.readouterr().out.strip() == f"netsim {__version__}"
+
+
+def _group_is_gone(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_run_and_everything_it_started(write_scenario: ScenarioWriter) -> None:
+    """Ctrl-C during a run exits 130 and leaves no server or client process behind."""
+    path = write_scenario(demo_text(clients="blocking"))
+    process = subprocess.Popen([sys.executable, "-m", "netsim", "run", str(path), "-v"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    try:
+        assert process.stderr is not None
+        for line in process.stderr:  # wait until data flows: servers and client are up
+            if "bytes_received" in line:
+                break
+        os.killpg(process.pid, signal.SIGINT)  # what a terminal sends on Ctrl-C
+        assert process.wait(timeout=15) == 130
+        deadline = time.monotonic() + 5
+        while not _group_is_gone(process.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _group_is_gone(process.pid), "a child of netsim outlived it"
+    finally:
+        if not _group_is_gone(process.pid):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+
+
+@pytest.mark.slow
+def test_serve_prints_its_addresses_serves_and_stops_on_ctrl_c(write_scenario: ScenarioWriter) -> None:
+    """`netsim serve` prints `listening NAME HOST:PORT` lines and `ready`, serves, exits 0 on Ctrl-C."""
+    path = write_scenario(demo_text(delay="10ms"))
+    process = subprocess.Popen([sys.executable, "-m", "netsim", "serve", str(path)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    try:
+        assert process.stdout is not None
+        lines = [process.stdout.readline().strip() for _ in range(4)]
+        assert lines[3] == "ready"
+        addresses = {}
+        for line in lines[:3]:
+            word, name, address = line.split()
+            host, port = address.rsplit(":", 1)
+            assert word == "listening" and host == "127.0.0.1"
+            addresses[name] = int(port)
+        assert sorted(addresses) == ["a", "b", "c"]
+        with socket.create_connection(("127.0.0.1", addresses["b"]), timeout=5) as client:
+            received = b""
+            while data := client.recv(1024):
+                received += data
+        assert received == b"1111222233334444"
+        os.killpg(process.pid, signal.SIGINT)
+        assert process.wait(timeout=10) == 0
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", addresses["b"]), timeout=5).close()
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()

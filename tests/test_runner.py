@@ -1,0 +1,213 @@
+"""Whole runs on real servers and real client processes, at a small time scale."""
+
+from __future__ import annotations
+
+import math
+import socket
+import time
+from collections.abc import Sequence
+
+import pytest
+
+import netsim
+from netsim.clients import MODELS, ClientModel, Recorder, Target
+from tests.conftest import ScenarioWriter, demo_text
+
+SCALE = 0.05  # the 12 s demo takes 0.6 s of wall time
+# Wall-clock slack a loaded 2-core machine needs on top of the ideal: process start-up
+# is outside the measured time, so this covers connects, wake-ups and scheduling.
+SLACK = 0.08  # seconds of wall time
+
+
+def load_demo(write_scenario: ScenarioWriter, clients: str = ", ".join(MODELS),
+              expect: str = "") -> netsim.Scenario:
+    return netsim.load_scenario(write_scenario(demo_text(clients=clients, expect=expect)))
+
+
+@pytest.mark.slow
+def test_every_client_model_meets_its_ideal(write_scenario: ScenarioWriter) -> None:
+    """Each model takes its ideal time (12 s sequential, 4 s concurrent) within a small overhead."""
+    result = netsim.run_scenario(load_demo(write_scenario), time_scale=SCALE)
+    assert [run.client for run in result.runs] == list(MODELS)
+    for run in result.runs:
+        expected = 12.0 if run.client == "blocking" else 4.0
+        assert run.ideal == expected
+        assert run.elapsed >= expected - 0.01, f"{run.client} finished faster than the servers send"
+        assert run.elapsed <= expected + SLACK / SCALE, f"{run.client}: {run.elapsed:.3f}s"
+        assert run.wall_elapsed == pytest.approx(run.elapsed * SCALE)
+        assert [conn.server for conn in run.connections] == ["a", "b", "c"]
+        for conn in run.connections:
+            assert (conn.bytes, conn.intact, conn.error) == (16, True, None)
+            assert conn.duration == pytest.approx(4.0, abs=SLACK / SCALE)
+        assert run.lateness.count == 12
+        assert 0 <= run.lateness.p50 <= run.lateness.p99 <= run.lateness.max
+
+
+def test_blocking_connections_follow_one_another(write_scenario: ScenarioWriter) -> None:
+    """The blocking model's connections start in turn, each about one service time after the last."""
+    result = netsim.run_scenario(load_demo(write_scenario, "blocking"), time_scale=0.02)
+    (run,) = result.runs
+    assert run.elapsed == pytest.approx(12.0, abs=SLACK / 0.02)
+    assert all(conn.ttfb < 1.0 for conn in run.connections)  # no server made it wait
+
+
+def test_concurrent_clients_queue_on_a_serial_server(write_scenario: ScenarioWriter) -> None:
+    """Three connections to one serial server queue: first bytes at about 0, 1 and 2 service times."""
+    path = write_scenario("""\
+        netsim: 1
+        name: queue
+        servers:
+          - {name: s, poem: "1\\n2\\n", delay: 1s, mode: serial}
+          - {name: open, poem: "1\\n2\\n", delay: 1s, mode: concurrent}
+        clients:
+          - {model: asyncio, name: queued, targets: [s, s, s]}
+          - {model: asyncio, name: together, targets: [open, open, open]}
+    """)
+    result = netsim.run_scenario(netsim.load_scenario(path), time_scale=SCALE)
+    queued, together = result.run("queued"), result.run("together")
+    assert queued.ideal == 6.0 and together.ideal == 2.0
+    assert queued.elapsed == pytest.approx(6.0, abs=SLACK / SCALE)
+    assert together.elapsed == pytest.approx(2.0, abs=SLACK / SCALE)
+    ttfbs = sorted(conn.ttfb for conn in queued.connections)
+    for ttfb, expected in zip(ttfbs, [0.0, 2.0, 4.0], strict=True):
+        assert ttfb == pytest.approx(expected, abs=SLACK / SCALE)
+
+
+def test_expectations_are_judged_per_client_and_for_all(write_scenario: ScenarioWriter) -> None:
+    """Verdicts carry the measured value; a bound that cannot hold fails, the others pass."""
+    scenario = load_demo(write_scenario, "blocking, select", expect="""\
+        expect:
+          blocking:
+            - elapsed == 12s ± 25%
+          select:
+            - speedup(blocking) >= 2
+            - elapsed < 1s
+          all:
+            - intact == 100%
+            - errors == 0
+    """)
+    result = netsim.run_scenario(scenario, time_scale=SCALE)
+    verdicts = {(run.client, v.expectation.text): v for run in result.runs for v in run.expectations}
+    assert len(verdicts) == 7
+    assert verdicts[("select", "elapsed < 1s")].passed is False
+    assert verdicts[("select", "elapsed < 1s")].actual == pytest.approx(4.0, abs=SLACK / SCALE)
+    assert verdicts[("select", "speedup(blocking) >= 2")].passed
+    assert verdicts[("select", "speedup(blocking) >= 2")].actual == pytest.approx(
+        result.run("blocking").elapsed / result.run("select").elapsed)
+    assert all(v.passed for key, v in verdicts.items() if key != ("select", "elapsed < 1s"))
+    assert result.passed is False
+
+
+def test_a_selected_client_brings_the_clients_its_speedup_needs(write_scenario: ScenarioWriter) -> None:
+    """Running only `select` also runs `blocking`, because select's speedup(blocking) compares with it."""
+    scenario = load_demo(write_scenario, "blocking, select, threads",
+                         expect="expect:\n  select: [speedup(blocking) >= 2]\n")
+    result = netsim.run_scenario(scenario, clients=["select"], time_scale=0.02)
+    assert [run.client for run in result.runs] == ["blocking", "select"]
+
+
+def test_an_unknown_client_name_is_a_usage_error(write_scenario: ScenarioWriter) -> None:
+    """Asking for a client the scenario does not have names the clients it has."""
+    with pytest.raises(netsim.UsageError, match=r"no client 'nope'.*blocking, select"):
+        netsim.run_scenario(load_demo(write_scenario, "blocking, select"), clients=["nope"])
+
+
+def test_events_are_stamped_on_one_clock_and_tagged(write_scenario: ScenarioWriter) -> None:
+    """Server and client events share one clock and carry server, client and conn fields."""
+    events: list[dict[str, object]] = []
+    netsim.run_scenario(load_demo(write_scenario, "select"), time_scale=0.02, observer=events.append)
+    kinds = {event["event"] for event in events}
+    assert {"server_listening", "client_started", "conn_started", "conn_established", "conn_accepted",
+            "chunk_sent", "bytes_received", "eof_received", "conn_closed", "client_finished"} <= kinds
+    for event in events:
+        assert event["client"] == "select"
+        if event["event"] not in ("server_listening", "client_started", "client_finished"):
+            assert event["conn"] in (1, 2, 3) and event["server"] in ("a", "b", "c")
+    sent = [e for e in events if e["event"] == "chunk_sent" and e["index"] == 0]
+    received = [e for e in events if e["event"] == "bytes_received"]
+    # The first byte of each connection is received after the server sent it, on the same clock.
+    for chunk in sent:
+        first = min(float(e["t"]) for e in received if e["conn"] == chunk["conn"])  # type: ignore[arg-type]
+        assert float(chunk["t"]) <= first  # type: ignore[arg-type]
+
+
+def test_a_run_past_its_timeout_is_stopped(write_scenario: ScenarioWriter) -> None:
+    """A client model still running at the timeout is stopped and reported; nothing is left running."""
+    scenario = load_demo(write_scenario, "blocking")
+    started = time.monotonic()
+    with pytest.raises(netsim.RunTimeoutError, match=r"did not finish within 200(\.0)?ms"):
+        netsim.run_scenario(scenario, time_scale=0.1, timeout=0.2)  # ideal: 1.2 s of wall time
+    assert time.monotonic() - started < 5
+
+
+def test_a_busy_fixed_port_is_a_run_error(write_scenario: ScenarioWriter) -> None:
+    """A scenario whose fixed port is taken fails with PortBusyError naming the server and the port."""
+    holder = socket.socket()
+    try:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        path = write_scenario(f"""\
+            netsim: 1
+            name: busy
+            servers: [{{name: taken, port: {port}, poem: "x\\n"}}]
+            clients: [blocking]
+        """)
+        with pytest.raises(netsim.PortBusyError, match=f"server 'taken': port {port}"):
+            netsim.run_scenario(netsim.load_scenario(path))
+        # --free-ports sidesteps the fixed port entirely.
+        result = netsim.run_scenario(netsim.load_scenario(path), free_ports=True)
+        assert result.runs[0].connections[0].port != port
+    finally:
+        holder.close()
+
+
+def test_a_host_outside_loopback_needs_permission(write_scenario: ScenarioWriter) -> None:
+    """Binding 0.0.0.0 is refused unless allow_external is given."""
+    path = write_scenario("""\
+        netsim: 1
+        name: wide
+        servers: [{name: a, host: 0.0.0.0, poem: "x\\n"}]
+        clients: [blocking]
+    """)
+    with pytest.raises(netsim.UsageError, match="outside loopback"):
+        netsim.run_scenario(netsim.load_scenario(path))
+
+
+def _crash(targets: Sequence[Target], recorder: Recorder) -> None:
+    raise ZeroDivisionError("a bug in a client model")
+
+
+def test_a_crashing_client_model_is_reported_not_hidden(
+    write_scenario: ScenarioWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model that raises ends the run with ClientCrashError carrying the exception and traceback."""
+    monkeypatch.setitem(MODELS, "crashy", ClientModel("crashy", "raises", True, _crash))
+    scenario = load_demo(write_scenario, "crashy")
+    with pytest.raises(netsim.ClientCrashError, match="ZeroDivisionError: a bug in a client model") as caught:
+        netsim.run_scenario(scenario, time_scale=0.02)
+    assert "_crash" in caught.value.detail
+
+
+def test_a_refused_connection_is_an_error_not_a_crash(monkeypatch: pytest.MonkeyPatch,
+                                                      write_scenario: ScenarioWriter) -> None:
+    """A target nobody listens on ends as error 'refused'; ttfb is not measured, the run goes on."""
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    dead_port = closed.getsockname()[1]
+    closed.close()
+    real = MODELS["select"]
+
+    def with_a_dead_target(targets: Sequence[Target], recorder: Recorder) -> None:
+        dead = Target(conn=len(targets), server=targets[-1].server, host="127.0.0.1", port=dead_port,
+                      expected=targets[-1].expected)
+        real.run([*targets[:-1], dead], recorder)
+
+    monkeypatch.setitem(MODELS, "select", ClientModel("select", real.summary, True, with_a_dead_target))
+    scenario = load_demo(write_scenario, "select", expect="expect:\n  all: [errors == 0]\n")
+    result = netsim.run_scenario(scenario, time_scale=0.02)
+    run = result.runs[0]
+    assert [conn.error for conn in run.connections] == [None, None, "refused"]
+    assert math.isnan(run.connections[2].ttfb)
+    assert run.metrics()["errors"] == 1 and run.metrics()["intact"] == pytest.approx(2 / 3)
+    assert not result.passed
