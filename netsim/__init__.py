@@ -10,23 +10,69 @@ The public API::
 Everything not listed in ``__all__`` may change without notice.
 """
 
-from netsim._errors import (
-    ClientCrashError,
-    NetsimError,
-    PortBusyError,
-    Problem,
-    RunError,
-    RunTimeoutError,
-    ScenarioError,
-    ServerStartError,
-    UsageError,
-)
-from netsim._loader import load_scenario, load_scenario_text
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from netsim._version import __version__
-from netsim.expectations import Expectation, Verdict
-from netsim.results import ConnectionResult, Lateness, RunResult, ScenarioResult
-from netsim.runner import run_scenario, serve_scenario
-from netsim.scenario import Scenario
+
+# Names are imported on first use: `netsim --version` and `netsim --help` should not pay
+# for pydantic and asyncio (about 300 ms) when they need neither.
+_EXPORTS = {
+    "ClientCrashError": "netsim._errors",
+    "NetsimError": "netsim._errors",
+    "PortBusyError": "netsim._errors",
+    "Problem": "netsim._errors",
+    "RunError": "netsim._errors",
+    "RunTimeoutError": "netsim._errors",
+    "ScenarioError": "netsim._errors",
+    "ServerStartError": "netsim._errors",
+    "UsageError": "netsim._errors",
+    "load_scenario": "netsim._loader",
+    "load_scenario_text": "netsim._loader",
+    "Expectation": "netsim.expectations",
+    "Verdict": "netsim.expectations",
+    "ConnectionResult": "netsim.results",
+    "Lateness": "netsim.results",
+    "RunResult": "netsim.results",
+    "ScenarioResult": "netsim.results",
+    "run_scenario": "netsim.runner",
+    "serve_scenario": "netsim.runner",
+    "Scenario": "netsim.scenario",
+}
+
+if TYPE_CHECKING:
+    from netsim._errors import (
+        ClientCrashError,
+        NetsimError,
+        PortBusyError,
+        Problem,
+        RunError,
+        RunTimeoutError,
+        ScenarioError,
+        ServerStartError,
+        UsageError,
+    )
+    from netsim._loader import load_scenario, load_scenario_text
+    from netsim.expectations import Expectation, Verdict
+    from netsim.results import ConnectionResult, Lateness, RunResult, ScenarioResult
+    from netsim.runner import run_scenario, serve_scenario
+    from netsim.scenario import Scenario
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'netsim' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "ClientCrashError",

@@ -1,0 +1,39 @@
+"""The public API: what `import netsim` promises."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import netsim
+
+
+def test_every_public_name_resolves() -> None:
+    """Each name in netsim.__all__ is importable from the package itself."""
+    for name in netsim.__all__:
+        assert getattr(netsim, name) is not None, name
+
+
+def test_an_unknown_name_is_an_attribute_error() -> None:
+    """A name outside the API raises AttributeError, as for any module."""
+    try:
+        netsim.no_such_thing  # type: ignore[attr-defined]  # noqa: B018
+    except AttributeError as error:
+        assert "no_such_thing" in str(error)
+    else:
+        raise AssertionError("netsim.no_such_thing resolved")
+
+
+def test_the_version_needs_no_heavy_imports() -> None:
+    """`netsim --version` imports neither pydantic, yaml nor asyncio, so it answers at once."""
+    script = (
+        "import runpy, sys\n"
+        "sys.argv = ['netsim', '--version']\n"
+        "try:\n"
+        "    runpy.run_module('netsim', run_name='__main__')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(sorted(name for name in ('pydantic', 'yaml', 'asyncio') if name in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout.splitlines() == [f"netsim {netsim.__version__}", "[]"]
