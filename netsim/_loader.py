@@ -11,18 +11,34 @@ from __future__ import annotations
 import difflib
 import types
 import typing
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
 from netsim._errors import Problem, ScenarioError
-from netsim.scenario import Location, Scenario, check_references
+from netsim.expectations import Expectation
+from netsim.scenario import (
+    Client,
+    ClientEntry,
+    ExpectationText,
+    Location,
+    Scenario,
+    Server,
+    check_parts,
+    check_references,
+)
 
 Position = tuple[int, int]  # 1-based line and column
+_MERGE = "tag:yaml.org,2002:merge"  # the tag of a `<<` key
+T = TypeVar("T")
+
+_SERVER: TypeAdapter[Server] = TypeAdapter(Server)
+_CLIENT: TypeAdapter[Client] = TypeAdapter(ClientEntry)
+_EXPECTATION: TypeAdapter[Expectation] = TypeAdapter(ExpectationText)
 
 
 class _Document:
@@ -32,26 +48,44 @@ class _Document:
         self.values: dict[Location, Position] = {}
         self.keys: dict[Location, Position] = {}
         self.duplicates: list[tuple[Location, str]] = []
+        self.containers: set[Location] = set()  # the paths of mappings and lists
         self._loader = loader
+        self._merged: dict[int, int] = {}  # id of a mapping node: how many pairs it merged in
 
     def build(self, node: yaml.Node, path: Location) -> Any:
         self.values[path] = _position(node)
+        if isinstance(node, yaml.CollectionNode):
+            self.containers.add(path)
         if isinstance(node, yaml.MappingNode):
-            self._loader.flatten_mapping(node)  # resolve `<<` merge keys as safe_load does
+            if id(node) not in self._merged:  # an aliased node comes here again, flattened
+                own = sum(1 for key_node, _ in node.value if key_node.tag != _MERGE)
+                self._loader.flatten_mapping(node)  # resolve `<<` merge keys as safe_load does
+                self._merged[id(node)] = len(node.value) - own
+            # flatten_mapping puts the merged pairs first; the mapping's own keys override
+            # them, as in safe_load, and only a key given twice among its own is a mistake.
+            merged = self._merged[id(node)]
             result: dict[Any, Any] = {}
-            for key_node, value_node in node.value:
+            own_keys: set[Any] = set()
+            for index, (key_node, value_node) in enumerate(node.value):
                 key = self._loader.construct_object(key_node, deep=True)
                 if isinstance(key, list | dict):
                     key = str(key)
                 child = (*path, key)
-                if key in result:
-                    self.duplicates.append((child, f"duplicate key {key!r}: it is already given above"))
+                if index >= merged:
+                    if key in own_keys:
+                        self.duplicates.append((child, f"duplicate key {key!r}: it is already given above"))
+                    own_keys.add(key)
                 self.keys[child] = _position(key_node)
                 result[key] = self.build(value_node, child)
             return result
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*path, index)) for index, item in enumerate(node.value)]
         return self._loader.construct_object(node, deep=True)
+
+    def locate_entry(self, loc: Location) -> Position:
+        """Where a problem with the entry at ``loc`` stands: a scalar's value, else its key."""
+        # `expect: {blockng: [...]}` is wrong in its key, not in the list under it.
+        return self.locate(loc, key=loc in self.containers)
 
     def locate(self, loc: Location, *, key: bool = False) -> Position:
         if key and loc in self.keys:
@@ -116,7 +150,8 @@ def load_scenario_text(
     if not isinstance(data, dict):
         problems.append(Problem(filename, 1, 1, "", "a scenario is a mapping that starts with `netsim: 1`"))
         raise ScenarioError(problems)
-    if "netsim" in data and data["netsim"] != 1:
+    # `type() is not int`: pydantic would take `netsim: true` and `netsim: 1.0` for 1.
+    if "netsim" in data and (type(data["netsim"]) is not int or data["netsim"] != 1):
         line, column = document.locate(("netsim",))
         problems.append(Problem(filename, line, column, "netsim",
                                 f"format version {data['netsim']!r} is not supported: "
@@ -127,27 +162,67 @@ def load_scenario_text(
         scenario = Scenario.model_validate(data, context=context)
     except ValidationError as error:
         problems += _problems(filename, document, error.errors())
+        # The parts that are valid on their own can still clash with each other (a name
+        # used twice, a poem_file missing): report those now too, not after a fix.
+        for loc, message in _check_valid_parts(data, context, Path(base_dir)):
+            problems.append(Problem(filename, *document.locate_entry(loc), format_path(loc), message))
         raise ScenarioError(_in_order(problems)) from None
-    scenario, unread = _read_poem_files(scenario, Path(base_dir))
+    servers, unread = _read_poem_files(dict(enumerate(scenario.servers)), Path(base_dir))
+    scenario = scenario.model_copy(update={"servers": list(servers.values())})
     for loc, message in [*unread, *check_references(scenario)]:
-        problems.append(Problem(filename, *document.locate(loc), format_path(loc), message))
+        problems.append(Problem(filename, *document.locate_entry(loc), format_path(loc), message))
     if problems:
         raise ScenarioError(_in_order(problems))
     return scenario
 
 
-def _read_poem_files(scenario: Scenario, base_dir: Path) -> tuple[Scenario, list[tuple[Location, str]]]:
-    """The scenario with every ``poem_file`` read into ``poem``, and the files that failed."""
+def _check_valid_parts(data: dict[Any, Any], context: dict[str, Any],
+                       base_dir: Path) -> list[tuple[Location, str]]:
+    """The cross-part problems of a document that failed validation, among its valid parts."""
+    raw_servers, raw_clients, raw_expect = data.get("servers"), data.get("clients"), data.get("expect")
+    servers = _valid_items(raw_servers, _SERVER, context)
+    clients = _valid_items(raw_clients, _CLIENT, context)
+    expect = ({key: _valid_items(items, _EXPECTATION, context)
+               for key, items in raw_expect.items() if isinstance(key, str)}
+              if isinstance(raw_expect, dict) else {})
+    _, unread = _read_poem_files(servers, base_dir)
+    return [*unread, *check_parts(
+        servers, clients, expect,
+        every_server=isinstance(raw_servers, list) and len(servers) == len(raw_servers),
+        every_client=isinstance(raw_clients, list) and len(clients) == len(raw_clients),
+    )]
+
+
+def _valid_items(items: object, adapter: TypeAdapter[T], context: dict[str, Any]) -> dict[int, T]:
+    """The items of a YAML list that are valid on their own, by their index."""
+    valid: dict[int, T] = {}
+    for index, item in enumerate(items if isinstance(items, list) else []):
+        try:
+            valid[index] = adapter.validate_python(item, context=context)
+        except ValidationError:
+            continue
+    return valid
+
+
+def _read_poem_files(servers: Mapping[int, Server],
+                     base_dir: Path) -> tuple[dict[int, Server], list[tuple[Location, str]]]:
+    """The servers with every ``poem_file`` read into ``poem``, and the files that failed.
+
+    A server whose file failed stays in, unread, so that the checks across the
+    document still see its name and port.
+    """
     problems: list[tuple[Location, str]] = []
-    servers = []
-    for index, server in enumerate(scenario.servers):
+    read: dict[int, Server] = {}
+    for index, server in servers.items():
+        read[index] = server
         if server.poem_file is None:
-            servers.append(server)
             continue
         path = base_dir / server.poem_file
         shown = str(server.poem_file)
         try:
-            text = path.read_text(encoding="utf-8")
+            # Bytes, then decode: read_text() would turn the file's \r\n into \n,
+            # and the server must send the file as it is.
+            text = path.read_bytes().decode("utf-8")
         except FileNotFoundError:
             problems.append(((("servers", index, "poem_file")),
                              f"poem_file {shown!r} does not exist (looked for {path})"))
@@ -162,8 +237,8 @@ def _read_poem_files(scenario: Scenario, base_dir: Path) -> tuple[Scenario, list
         if text == "":
             problems.append(((("servers", index, "poem_file")), f"poem_file {shown!r} is empty"))
             continue
-        servers.append(server.model_copy(update={"poem": text}))
-    return scenario.model_copy(update={"servers": servers}), problems
+        read[index] = server.model_copy(update={"poem": text})
+    return read, problems
 
 
 def _compose(text: str, filename: str) -> tuple[_Document, Any]:
@@ -175,8 +250,8 @@ def _compose(text: str, filename: str) -> tuple[_Document, Any]:
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        message = " ".join(filter(None, [error.context, error.problem])) or "not valid YAML"
-        raise ScenarioError([Problem(filename, line, column, "", f"YAML syntax: {message}")]) from None
+        raise ScenarioError([Problem(filename, line, column, "", f"YAML syntax: {_syntax(error)}")]) \
+            from None
     except yaml.YAMLError as error:
         raise ScenarioError([Problem(filename, 1, 1, "", f"YAML: {error}")]) from None
     finally:
@@ -185,6 +260,19 @@ def _compose(text: str, filename: str) -> tuple[_Document, Any]:
         raise ScenarioError([Problem(filename, 1, 1, "", "the file is empty: a scenario starts with "
                                      "`netsim: 1`")])
     return document, data
+
+
+def _syntax(error: yaml.MarkedYAMLError) -> str:
+    """PyYAML's problem first, then its context (where the construct began)."""
+    message = error.problem or error.context or "not valid YAML"
+    context, start, mark = error.context, error.context_mark, error.problem_mark
+    if error.problem and context:
+        if start and mark and (start.line, start.column) != (mark.line, mark.column):
+            context += f" that starts at line {start.line + 1}, column {start.column + 1}"
+        message += f" ({context})"
+    if "'\\t'" in (error.problem or ""):
+        message += ": indent with spaces, not tabs"
+    return message
 
 
 def _problems(filename: str, document: _Document, details: list[ErrorDetails]) -> list[Problem]:
@@ -244,7 +332,12 @@ def _problem(filename: str, document: _Document, detail: ErrorDetails) -> Proble
                    f"and '.', starting with a letter or '_'")
     elif kind == "literal_error":
         message = f"{detail['input']!r} is not allowed: {message[0].lower()}{message[1:]}"
-    elif kind in ("dict_type", "model_type", "list_type", "string_type", "int_type", "int_parsing",
+    elif kind in ("dict_type", "model_type"):
+        # pydantic says "a valid dictionary or instance of Server": YAML users write mappings.
+        message = f"expected a mapping of keys to values (got {detail['input']!r})"
+    elif kind == "too_short" and detail.get("ctx", {}).get("min_length") == 1:
+        message = f"must not be empty: give at least one entry (got {detail['input']!r})"
+    elif kind in ("list_type", "string_type", "int_type", "int_parsing",
                   "too_short", "greater_than_equal", "less_than_equal",
                   "greater_than", "bool_type"):
         message = f"{message} (got {detail['input']!r})"

@@ -12,7 +12,9 @@ import re
 Seconds = float
 Bytes = int
 
-_NUMBER = r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+"
+# A sign is accepted here only so that "-1s" is refused for being negative, which is
+# the real problem, rather than for not looking like a duration.
+_NUMBER = r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
 _QUANTITY = re.compile(rf"^\s*({_NUMBER})\s*([A-Za-zµ]*)\s*$")
 
 DURATION_UNITS: dict[str, Seconds] = {
@@ -96,7 +98,9 @@ def format_duration(seconds: Seconds) -> str:
     if magnitude >= 1.0 or magnitude == 0.0:
         return f"{seconds:.3f}s"
     if magnitude >= 1e-3:
-        return f"{seconds * 1e3:.3g}ms" if magnitude < 0.01 else f"{seconds * 1e3:.1f}ms"
+        if magnitude < 0.01:
+            return f"{seconds * 1e3:.3g}ms"
+        return f"{seconds * 1e3:.1f}".removesuffix(".0") + "ms"
     return f"{seconds * 1e6:.0f}µs"
 
 

@@ -10,6 +10,7 @@ that span several parts of a document (unique names, known targets) live in
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -81,7 +82,8 @@ class Server(_Model):
 
     name: Name
     host: str = "127.0.0.1"
-    port: int = Field(default=0, ge=0, le=65535)
+    # strict: YAML reads `yes` as true, and pydantic would take that as port 1
+    port: int = Field(default=0, ge=0, le=65535, strict=True)
     poem: str | None = None
     poem_file: Path | None = None
     chunk: Literal["line", "all"] | ByteChunks = "line"
@@ -122,7 +124,12 @@ class Server(_Model):
 
     def chunks(self) -> list[bytes]:
         """The pieces the server sends, in order; a pause of ``delay`` follows each."""
-        lines = self.text.splitlines(keepends=True)
+        # Lines end at "\n" only: str.splitlines() would also cut at \r, \f, \x1c, \u2028
+        # and others, which are text in a poem, and `strip` would then leave them in.
+        pieces = self.text.split("\n")
+        lines = [piece + "\n" for piece in pieces[:-1]]
+        if pieces[-1]:
+            lines.append(pieces[-1])
         if self.newline == "strip":
             lines = [line.rstrip("\r\n") for line in lines]
         if self.chunk == "line":
@@ -180,7 +187,7 @@ class Scenario(_Model):
     netsim: Literal[1]
     name: Name
     description: str = ""
-    seed: int | None = None
+    seed: Annotated[int, Field(strict=True)] | None = None  # strict, as Server.port
     servers: list[Server] = Field(min_length=1)
     clients: list[ClientEntry] = Field(min_length=1)
     expect: dict[str, list[ExpectationText]] = Field(default_factory=dict)
@@ -204,6 +211,7 @@ class Scenario(_Model):
         return [self.server(name) for name in client.targets]
 
     def expectations_for(self, label: str) -> list[Expectation]:
+        """The expectations of the client called ``label``, then those under ``all``."""
         return [*self.expect.get(label, []), *self.expect.get(ALL, [])]
 
 
@@ -215,27 +223,51 @@ def check_references(scenario: Scenario) -> list[tuple[Location, str]]:
 
     Returns an empty list for a consistent scenario.
     """
+    return check_parts(
+        dict(enumerate(scenario.servers)),
+        dict(enumerate(scenario.clients)),
+        {key: dict(enumerate(expectations)) for key, expectations in scenario.expect.items()},
+    )
+
+
+def check_parts(
+    servers: Mapping[int, Server],
+    clients: Mapping[int, Client],
+    expect: Mapping[str, Mapping[int, Expectation]],
+    *,
+    every_server: bool = True,
+    every_client: bool = True,
+) -> list[tuple[Location, str]]:
+    """``check_references`` over the parts of a document that are valid, by their index.
+
+    The loader uses it to report these problems beside those of a document that failed
+    validation. A name counts as unknown only when ``every_server`` (``every_client``)
+    says that no server (client) is missing from the parts: otherwise it may belong to
+    one that failed.
+    """
     problems: list[tuple[Location, str]] = []
     seen: dict[str, int] = {}
-    for index, server in enumerate(scenario.servers):
+    for index, server in servers.items():
         if server.name in seen:
             problems.append(((("servers", index, "name")),
                              f"server name {server.name!r} is already used by servers[{seen[server.name]}]"))
         seen.setdefault(server.name, index)
-    ports: dict[tuple[str, int], int] = {}
-    for index, server in enumerate(scenario.servers):
+    bound: list[tuple[int, Server]] = []
+    for index, server in servers.items():
         if server.port == 0:
             continue
-        address = (server.host, server.port)
-        if address in ports:
-            problems.append((("servers", index, "port"),
-                             f"port {server.port} on {server.host} is already used by "
-                             f"servers[{ports[address]}]; give each server its own port, "
-                             f"or 0 for any free one"))
-        ports.setdefault(address, index)
+        for other_index, other in bound:
+            if other.port == server.port and _same_address(other.host, server.host):
+                problems.append((("servers", index, "port"),
+                                 f"port {server.port} on {server.host} is already used by "
+                                 f"servers[{other_index}] ({other.host}); give each server its own "
+                                 f"port, or 0 for any free one"))
+                break
+        else:
+            bound.append((index, server))
 
     labels: dict[str, int] = {}
-    for index, client in enumerate(scenario.clients):
+    for index, client in clients.items():
         if client.label == ALL:
             problems.append((("clients", index, "name"),
                              "'all' is reserved in `expect`; give this client another name"))
@@ -245,21 +277,32 @@ def check_references(scenario: Scenario) -> list[tuple[Location, str]]:
                              f"give one of them a `name:` of its own"))
         labels.setdefault(client.label, index)
         for position, target in enumerate(client.targets or []):
-            if target not in seen:
+            if every_server and target not in seen:
                 problems.append((("clients", index, "targets", position),
                                  f"unknown server {target!r}{_suggest(target, seen)}"))
 
-    for key, expectations in scenario.expect.items():
-        if key != ALL and key not in labels:
+    for key, expectations in expect.items():
+        if every_client and key != ALL and key not in labels:
             problems.append((("expect", key),
                              f"no client named {key!r}{_suggest(key, labels)}; "
                              f"use a client's name, or 'all'"))
-        for position, expectation in enumerate(expectations):
-            if expectation.other is not None and expectation.other not in labels:
+        for position, expectation in expectations.items():
+            if every_client and expectation.other is not None and expectation.other not in labels:
                 problems.append((("expect", key, position),
                                  f"speedup({expectation.other}) names no client of this scenario"
                                  f"{_suggest(expectation.other, labels)}"))
     return problems
+
+
+def _same_address(one: str, two: str) -> bool:
+    """Would listening sockets on these hosts, with one port, take the same address?"""
+    # The server engine binds localhost as 127.0.0.1, and an unspecified address
+    # (0.0.0.0, ::) takes the port on every address of its family.
+    first = ipaddress.ip_address("127.0.0.1" if one == "localhost" else one)
+    second = ipaddress.ip_address("127.0.0.1" if two == "localhost" else two)
+    return first.version == second.version and (
+        first == second or first.is_unspecified or second.is_unspecified
+    )
 
 
 def _suggest(word: str, candidates: dict[str, int]) -> str:

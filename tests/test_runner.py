@@ -135,7 +135,7 @@ def test_a_run_past_its_timeout_is_stopped(write_scenario: ScenarioWriter) -> No
     """A client model still running at the timeout is stopped and reported; nothing is left running."""
     scenario = load_demo(write_scenario, "blocking")
     started = time.monotonic()
-    with pytest.raises(netsim.RunTimeoutError, match=r"did not finish within 200(\.0)?ms"):
+    with pytest.raises(netsim.RunTimeoutError, match="did not finish within 200ms"):
         netsim.run_scenario(scenario, time_scale=0.1, timeout=0.2)  # ideal: 1.2 s of wall time
     assert time.monotonic() - started < 5
 

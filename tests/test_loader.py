@@ -1,0 +1,539 @@
+"""Tests of loading scenario files: every kind of problem, located, and the good path."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import netsim
+from netsim.clients import MODELS
+
+SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
+
+# A valid scenario; the cases below change one line of it, so line numbers stay readable.
+GOOD = """\
+netsim: 1
+name: demo
+servers:
+  - {name: a, poem: "1111\\n2222\\n", delay: 1s}
+clients:
+  - blocking
+"""
+
+
+def scenario(server: str = '{name: a, poem: "1111\\n2222\\n", delay: 1s}', *,
+             clients: str = "  - blocking\n", head: str = "", tail: str = "") -> str:
+    """GOOD with the server on line 4 replaced, or lines added before and after."""
+    return (f"netsim: 1\nname: demo\n{head}servers:\n  - {server}\nclients:\n{clients}{tail}")
+
+
+def problems_of(text: str, base_dir: Path, filename: str = "s.yaml") -> list[netsim.Problem]:
+    with pytest.raises(netsim.ScenarioError) as caught:
+        netsim.load_scenario_text(text, filename=filename, base_dir=base_dir)
+    problems = caught.value.problems
+    assert all(isinstance(problem, netsim.Problem) for problem in problems)
+    return problems
+
+
+def assert_problem(problem: netsim.Problem, file: str, line: int, column: int, path: str,
+                   *words: str) -> None:
+    assert (problem.file, problem.line, problem.column, problem.path) == (file, line, column, path), problem
+    for word in words:
+        assert word in problem.message, (word, problem.message)
+
+
+def test_good_template_loads(tmp_path: Path) -> None:
+    """The template the problem cases start from is itself a valid scenario."""
+    assert scenario() == GOOD
+    loaded = netsim.load_scenario_text(GOOD, filename="s.yaml", base_dir=tmp_path)
+    assert loaded.servers[0].chunks() == [b"1111\n", b"2222\n"]
+
+
+# (text, line, column, path, words the message must hold)
+ONE_PROBLEM = {
+    "yaml-syntax": (
+        "netsim: 1\nname: [demo\nservers: []\n",
+        3, 8, "", ("YAML syntax", "expected ',' or ']'", "line 2, column 7"),
+    ),
+    "yaml-tab-indent": (
+        "netsim: 1\n\tname: demo\n", 2, 1, "", ("YAML syntax", "spaces, not tabs"),
+    ),
+    "yaml-unclosed-quote": (
+        'netsim: 1\nname: "demo\n', 3, 1, "", ("YAML syntax", "quoted scalar", "line 2, column 7"),
+    ),
+    "yaml-two-documents": (
+        GOOD + "---\n" + GOOD, 7, 1, "", ("YAML syntax", "single document"),
+    ),
+    "unknown-top-level-key": (
+        scenario(tail="colour: red\n"), 7, 1, "", ("unknown key 'colour'", "allowed here", "servers"),
+    ),
+    "unknown-top-level-key-close": (
+        scenario(tail="descripton: x\n"), 7, 1, "",
+        ("unknown key 'descripton'", "did you mean 'description'"),
+    ),
+    "unknown-server-key": (
+        scenario('{name: a, poem: "x\\n", dealy: 1s}'), 4, 28, "servers[0]",
+        ("unknown key 'dealy'", "did you mean 'delay'"),
+    ),
+    "unknown-client-key": (
+        scenario(clients="  - {model: select, tragets: [a]}\n"), 6, 21, "clients[0]",
+        ("unknown key 'tragets'", "did you mean 'targets'"),
+    ),
+    "unknown-chunk-key": (
+        scenario('{name: a, poem: "x\\n", chunk: {bytes: 4, dealy: 1s}}'), 4, 46, "servers[0].chunk",
+        ("unknown key 'dealy'", "allowed here: bytes"),
+    ),
+    "unknown-chunk-key-block-style": (
+        "netsim: 1\nname: demo\nservers:\n  - name: a\n    poem: x\n    chunk:\n      bytes: 4\n"
+        "      dealy: 1s\nclients: [blocking]\n",
+        8, 7, "servers[0].chunk", ("unknown key 'dealy'", "allowed here: bytes"),
+    ),
+    "port-as-string": (
+        scenario('{name: a, poem: "x\\n", port: "10000"}'), 4, 34, "servers[0].port",
+        ("valid integer", "'10000'"),
+    ),
+    "port-as-yes": (
+        scenario('{name: a, poem: "x\\n", port: yes}'), 4, 34, "servers[0].port", ("valid integer", "True"),
+    ),
+    "seed-as-text": (
+        scenario(head="seed: seven\n"), 3, 7, "seed", ("valid integer", "'seven'"),
+    ),
+    "servers-not-a-list": (
+        "netsim: 1\nname: demo\nservers: {name: a, poem: x}\nclients: [blocking]\n",
+        3, 10, "servers", ("valid list", "{'name': 'a', 'poem': 'x'}"),
+    ),
+    "server-not-a-mapping": (
+        scenario("a"), 4, 5, "servers[0]", ("expected a mapping", "'a'"),
+    ),
+    "client-not-a-name-or-mapping": (
+        scenario(clients="  - 5\n"), 6, 5, "clients[0]", ("expected a mapping", "5"),
+    ),
+    "duration-without-a-known-unit": (
+        scenario('{name: a, poem: "x\\n", delay: 1 sec}'), 4, 35, "servers[0].delay",
+        ("'1 sec' is not a duration", "250ms"),
+    ),
+    "duration-as-a-word": (
+        scenario('{name: a, poem: "x\\n", delay: soon}'), 4, 35, "servers[0].delay",
+        ("'soon' is not a duration",),
+    ),
+    "duration-negative-number": (
+        scenario('{name: a, poem: "x\\n", delay: -1}'), 4, 35, "servers[0].delay", ("zero or more", "-1"),
+    ),
+    "duration-negative-with-unit": (
+        scenario('{name: a, poem: "x\\n", delay: -1s}'), 4, 35, "servers[0].delay", ("zero or more", "-1s"),
+    ),
+    "duration-infinite": (
+        scenario('{name: a, poem: "x\\n", delay: .inf}'), 4, 35, "servers[0].delay", ("zero or more",),
+    ),
+    "port-too-high": (
+        scenario('{name: a, poem: "x\\n", port: 70000}'), 4, 34, "servers[0].port", ("65535", "70000"),
+    ),
+    "port-negative": (
+        scenario('{name: a, poem: "x\\n", port: -1}'), 4, 34, "servers[0].port",
+        ("greater than or equal to 0",),
+    ),
+    "host-not-an-address": (
+        scenario('{name: a, poem: "x\\n", host: example.com}'), 4, 34, "servers[0].host",
+        ("'example.com' is not an IP address", "localhost"),
+    ),
+    "chunk-not-line-or-all": (
+        scenario('{name: a, poem: "x\\n", chunk: lines}'), 4, 35, "servers[0].chunk",
+        ("'lines' is not allowed", "'line' or 'all'"),
+    ),
+    "chunk-of-zero-bytes": (
+        scenario('{name: a, poem: "x\\n", chunk: {bytes: 0}}'), 4, 43, "servers[0].chunk.bytes",
+        ("greater than 0",),
+    ),
+    "name-with-a-space": (
+        scenario(head="").replace("name: demo", "name: two words"), 2, 7, "name",
+        ("'two words' is not a valid name",),
+    ),
+    "duplicate-server-name": (
+        scenario(tail="").replace("servers:\n", 'servers:\n  - {name: a, poem: "x\\n"}\n'), 5, 12,
+        "servers[1].name", ("server name 'a' is already used by servers[0]",),
+    ),
+    "two-servers-on-one-port": (
+        scenario('{name: a, poem: "x\\n", port: 9000}').replace(
+            "clients:", '  - {name: b, poem: "x\\n", port: 9000}\nclients:'),
+        5, 34, "servers[1].port", ("port 9000", "already used by servers[0]", "0 for any free one"),
+    ),
+    "one-port-on-localhost-and-127.0.0.1": (
+        scenario('{name: a, poem: "x\\n", port: 9000}').replace(
+            "clients:", '  - {name: b, poem: "x\\n", port: 9000, host: localhost}\nclients:'),
+        5, 34, "servers[1].port", ("port 9000 on localhost", "already used by servers[0]"),
+    ),
+    "one-port-on-any-address-and-127.0.0.1": (
+        scenario('{name: a, poem: "x\\n", port: 9000}').replace(
+            "clients:", '  - {name: b, poem: "x\\n", port: 9000, host: 0.0.0.0}\nclients:'),
+        5, 34, "servers[1].port", ("port 9000 on 0.0.0.0", "already used by servers[0]"),
+    ),
+    "poem-file-missing": (
+        scenario("{name: a, poem_file: missing.txt}"), 4, 26, "servers[0].poem_file",
+        ("poem_file 'missing.txt' does not exist",),
+    ),
+    "poem-file-empty": (
+        scenario("{name: a, poem_file: empty.txt}"), 4, 26, "servers[0].poem_file",
+        ("poem_file 'empty.txt' is empty",),
+    ),
+    "poem-file-a-directory": (
+        scenario("{name: a, poem_file: folder}"), 4, 26, "servers[0].poem_file",
+        ("poem_file 'folder' cannot be read",),
+    ),
+    "poem-file-not-utf8": (
+        scenario("{name: a, poem_file: latin1.txt}"), 4, 26, "servers[0].poem_file", ("not UTF-8",),
+    ),
+    "poem-empty": (
+        scenario('{name: a, poem: ""}'), 4, 5, "servers[0]", ("the poem is empty",),
+    ),
+    "poem-and-poem-file": (
+        scenario('{name: a, poem: "x\\n", poem_file: poem.txt}'), 4, 5, "servers[0]",
+        ("either `poem:` or `poem_file:`, not both",),
+    ),
+    "neither-poem-nor-poem-file": (
+        scenario("{name: a}"), 4, 5, "servers[0]", ("give the text to serve as `poem:` or `poem_file:`",),
+    ),
+    "unknown-client-model": (
+        scenario(clients="  - blockin\n"), 6, 5, "clients[0].model",
+        ("unknown client model 'blockin'", "did you mean 'blocking'", "known models: blocking"),
+    ),
+    "unknown-client-model-in-mapping": (
+        scenario(clients="  - {model: selectt, name: s}\n"), 6, 13, "clients[0].model",
+        ("unknown client model 'selectt'", "did you mean 'select'"),
+    ),
+    "no-targets": (
+        scenario(clients="  - {model: select, targets: []}\n"), 6, 30, "clients[0].targets",
+        ("must not be empty", "[]"),
+    ),
+    "unknown-target": (
+        scenario(clients="  - {model: select, targets: [a, aa]}\n"), 6, 34, "clients[0].targets[1]",
+        ("unknown server 'aa'", "did you mean 'a'"),
+    ),
+    "client-named-all": (
+        scenario(clients="  - {model: select, name: all}\n"), 6, 27, "clients[0].name",
+        ("'all' is reserved",),
+    ),
+    "client-listed-twice": (
+        scenario(clients="  - blocking\n  - blocking\n"), 7, 5, "clients[1]",
+        ("client 'blocking' is already listed as clients[0]", "`name:`"),
+    ),
+    "expectation-does-not-parse": (
+        scenario(tail="expect:\n  blocking:\n    - elapsed <=\n"), 9, 7, "expect.blocking[0]",
+        ("expected a value after 'elapsed <='",),
+    ),
+    "expectation-not-a-string": (
+        scenario(tail="expect:\n  blocking:\n    - 5\n"), 9, 7, "expect.blocking[0]",
+        ("an expectation is a string",),
+    ),
+    "expectation-unknown-metric": (
+        scenario(tail="expect:\n  all:\n    - elapsd <= 4s\n"), 9, 7, "expect.all[0]",
+        ("unknown metric 'elapsd'", "did you mean 'elapsed'"),
+    ),
+    "expect-unknown-client": (
+        scenario(tail="expect:\n  blockng:\n    - elapsed <= 4s\n"), 8, 3, "expect.blockng",
+        ("no client named 'blockng'", "did you mean 'blocking'", "'all'"),
+    ),
+    "expect-speedup-unknown-client": (
+        scenario(clients="  - blocking\n  - select\n",
+                 tail="expect:\n  select:\n    - speedup(blockng) >= 2\n"), 10, 7, "expect.select[0]",
+        ("speedup(blockng) names no client", "did you mean 'blocking'"),
+    ),
+    "expect-not-a-mapping": (
+        scenario(tail="expect: [elapsed <= 4s]\n"), 7, 9, "expect", ("expected a mapping",),
+    ),
+    "duplicate-yaml-key": (
+        scenario('{name: a, poem: "x\\n", port: 1, port: 2}'), 4, 37, "servers[0].port",
+        ("duplicate key 'port'", "already given above"),
+    ),
+    "duplicate-top-level-key": (
+        scenario(tail="name: other\n"), 7, 1, "name", ("duplicate key 'name'",),
+    ),
+    "empty-file": ("", 1, 1, "", ("the file is empty", "netsim: 1")),
+    "only-a-comment": ("# nothing yet\n", 1, 1, "", ("the file is empty",)),
+    "a-list-not-a-mapping": ("- a\n- b\n", 1, 1, "", ("a scenario is a mapping", "netsim: 1")),
+    "a-word-not-a-mapping": ("hello\n", 1, 1, "", ("a scenario is a mapping",)),
+    "version-2": (GOOD.replace("netsim: 1", "netsim: 2"), 1, 9, "netsim",
+                  ("format version 2 is not supported", "`netsim: 1`")),
+    "version-as-text": (GOOD.replace("netsim: 1", 'netsim: "1"'), 1, 9, "netsim",
+                        ("format version '1' is not supported",)),
+    "version-as-true": (GOOD.replace("netsim: 1", "netsim: true"), 1, 9, "netsim",
+                        ("format version True is not supported",)),
+    "version-missing": (GOOD.replace("netsim: 1\n", ""), 1, 1, "", ("missing required key 'netsim'",)),
+}
+
+
+@pytest.mark.parametrize(("text", "line", "column", "path", "words"),
+                         list(ONE_PROBLEM.values()), ids=list(ONE_PROBLEM))
+def test_each_kind_of_problem_is_located(tmp_path: Path, text: str, line: int, column: int, path: str,
+                                         words: tuple[str, ...]) -> None:
+    """A scenario with one mistake yields one problem at the mistake's file, line and column."""
+    (tmp_path / "empty.txt").write_text("")
+    (tmp_path / "poem.txt").write_text("1111\n")
+    (tmp_path / "latin1.txt").write_bytes("caf\u00e9\n".encode("latin-1"))
+    (tmp_path / "folder").mkdir()
+    problems = problems_of(text, tmp_path, filename="dir/s.yaml")
+    assert len(problems) == 1, problems
+    assert_problem(problems[0], "dir/s.yaml", line, column, path, *words)
+
+
+def test_unknown_chunk_key_close_to_bytes_is_suggested(tmp_path: Path) -> None:
+    """`chunk: {byte: 4}` says that `bytes` is missing and that `byte` probably meant it."""
+    problems = problems_of(scenario('{name: a, poem: "x\\n", chunk: {byte: 4}}'), tmp_path)
+    assert [(p.line, p.column, p.path) for p in problems] == [
+        (4, 35, "servers[0].chunk"), (4, 36, "servers[0].chunk")]
+    assert "missing required key 'bytes'" in problems[0].message
+    assert "unknown key 'byte' (did you mean 'bytes'?)" in problems[1].message
+
+
+def test_missing_required_keys_are_each_reported(tmp_path: Path) -> None:
+    """A scenario without servers and clients names both missing keys."""
+    problems = problems_of("netsim: 1\nname: demo\n", tmp_path)
+    assert [p.message for p in problems] == ["missing required key 'servers'",
+                                             "missing required key 'clients'"]
+
+
+def test_every_problem_of_a_file_is_reported_at_once_in_line_order(tmp_path: Path) -> None:
+    """Independent mistakes, in fields and across parts, all come in one error, top to bottom."""
+    text = textwrap.dedent("""\
+        netsim: 1
+        name: demo
+        seed: seven
+        servers:
+          - {name: a, poem: "x\\n", port: 9000, dealy: 1s}
+          - {name: b, poem: "x\\n", port: 70000}
+          - {name: c, poem_file: missing.txt}
+          - {name: c, poem: "x\\n"}
+        clients:
+          - blockin
+          - {model: select, targets: [a, zz]}
+        expect:
+          all:
+            - elapsd < 4s
+        """)
+    problems = problems_of(text, tmp_path)
+    located = [(p.line, p.column, p.path) for p in problems]
+    assert located == sorted(located)
+    assert located == [
+        (3, 7, "seed"),
+        (5, 40, "servers[0]"),
+        (6, 34, "servers[1].port"),
+        (7, 26, "servers[2].poem_file"),
+        (8, 12, "servers[3].name"),
+        (10, 5, "clients[0].model"),
+        (14, 7, "expect.all[0]"),
+    ]
+    assert "server name 'c' is already used by servers[2]" in problems[4].message
+    # `zz` is not reported: it might be the name of servers[1], which failed.
+
+
+def test_names_of_invalid_parts_are_not_reported_unknown(tmp_path: Path) -> None:
+    """A target naming a server that failed validation is not also called unknown."""
+    text = scenario('{name: a, poem: "x\\n", port: 70000}', clients="  - {model: select, targets: [a]}\n",
+                    tail="expect:\n  select:\n    - elapsed < 1s\n")
+    problems = problems_of(text, tmp_path)
+    assert [p.path for p in problems] == ["servers[0].port"]
+
+
+def test_server_with_missing_poem_file_keeps_its_name_and_place(tmp_path: Path) -> None:
+    """A missing poem_file neither hides its server's name nor shifts the others' indices."""
+    text = textwrap.dedent("""\
+        netsim: 1
+        name: demo
+        servers:
+          - {name: a, poem_file: missing.txt}
+          - {name: b, poem: "x\\n"}
+          - {name: b, poem: "x\\n"}
+        clients:
+          - {model: blocking, targets: [a]}
+        """)
+    problems = problems_of(text, tmp_path)
+    assert [(p.line, p.path) for p in problems] == [(4, "servers[0].poem_file"), (6, "servers[2].name")]
+    assert "already used by servers[1]" in problems[1].message
+
+
+def test_problem_reads_as_file_line_column(tmp_path: Path) -> None:
+    """A problem prints as `file:line:col: path: message`, the form editors jump to."""
+    problem = problems_of(scenario(clients="  - blockin\n"), tmp_path, filename="x.yaml")[0]
+    assert str(problem).startswith("x.yaml:6:5: clients[0].model: unknown client model 'blockin'")
+
+
+def test_the_error_message_lists_every_problem(tmp_path: Path) -> None:
+    """ScenarioError's text holds one line per problem."""
+    with pytest.raises(netsim.ScenarioError) as caught:
+        netsim.load_scenario_text("netsim: 1\nname: demo\n", filename="s.yaml", base_dir=tmp_path)
+    assert str(caught.value).splitlines() == [str(problem) for problem in caught.value.problems]
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    """A scenario path that does not exist is one problem at line 1 of that path."""
+    path = tmp_path / "nope.yaml"
+    with pytest.raises(netsim.ScenarioError) as caught:
+        netsim.load_scenario(path)
+    [problem] = caught.value.problems
+    assert_problem(problem, str(path), 1, 1, "", "no such file")
+
+
+def test_directory_instead_of_file(tmp_path: Path) -> None:
+    """A folder given as the scenario is reported as such, not as a crash."""
+    with pytest.raises(netsim.ScenarioError) as caught:
+        netsim.load_scenario(tmp_path)
+    [problem] = caught.value.problems
+    assert_problem(problem, str(tmp_path), 1, 1, "", "is a directory")
+
+
+def test_file_problems_name_the_file(tmp_path: Path) -> None:
+    """load_scenario reports problems under the path it was given."""
+    path = tmp_path / "bad.yaml"
+    path.write_text(scenario(clients="  - blockin\n"))
+    with pytest.raises(netsim.ScenarioError) as caught:
+        netsim.load_scenario(path)
+    [problem] = caught.value.problems
+    assert_problem(problem, str(path), 6, 5, "clients[0].model", "did you mean 'blocking'")
+
+
+# The good path.
+
+
+def test_three_ports_demo_loads_as_designed() -> None:
+    """The shipped demo has three serial servers on 10000-10002, four 1-second lines each."""
+    demo = netsim.load_scenario(SCENARIOS / "three_ports.yaml")
+    assert demo.netsim == 1
+    assert demo.name == "three-ports"
+    assert "classic demo" in demo.description
+    assert demo.seed is None
+    assert [(s.name, s.host, s.port) for s in demo.servers] == [
+        ("a", "127.0.0.1", 10000), ("b", "127.0.0.1", 10001), ("c", "127.0.0.1", 10002)]
+    for server in demo.servers:
+        assert (server.chunk, server.newline, server.delay, server.mode) == ("line", "strip", 1.0, "serial")
+        assert server.text == "1111\n2222\n3333\n4444\n"
+        assert server.chunks() == [b"1111", b"2222", b"3333", b"4444"]
+    assert [client.label for client in demo.clients] == list(MODELS)
+    assert all(demo.targets_of(client) == list(demo.servers) for client in demo.clients)
+    assert [e.text for e in demo.expectations_for("blocking")] == [
+        "elapsed == 12s ± 5%", "elapsed <= ideal + 250ms", "intact == 100%", "errors == 0"]
+    assert [e.text for e in demo.expectations_for("select")][:2] == [
+        "elapsed == 4s ± 5%", "speedup(blocking) >= 2.5"]
+
+
+def test_design_example_loads(tmp_path: Path) -> None:
+    """The scenario example of DESIGN.md, comments and all, is valid."""
+    text = textwrap.dedent("""\
+        netsim: 1                       # format version, required
+        name: three-ports
+        description: The classic demo.
+        seed: 7
+        servers:
+          - name: a
+            host: 127.0.0.1
+            port: 10000
+            poem: |
+              1111
+              2222
+              3333
+              4444
+            chunk: line
+            newline: strip
+            delay: 1s
+            mode: serial
+          - {name: b, port: 10001, poem: "1111\\n2222\\n3333\\n4444\\n", chunk: line, newline: strip, delay: 1s, mode: serial}
+          - {name: c, port: 10002, poem: "1111\\n2222\\n3333\\n4444\\n", chunk: line, newline: strip, delay: 1s, mode: serial}
+        clients:
+          - blocking
+          - select
+          - model: asyncio
+            targets: [a, b, c]
+        expect:
+          blocking:
+            - elapsed == 12s ± 5%
+          select:
+            - elapsed <= ideal + 250ms
+            - speedup(blocking) >= 2.5
+          all:
+            - intact == 100%
+            - errors == 0
+        """)  # noqa: E501 (the example's long lines are DESIGN.md's)
+    loaded = netsim.load_scenario_text(text, filename="design.yaml", base_dir=tmp_path)
+    assert loaded.seed == 7
+    assert [server.payload() for server in loaded.servers] == [b"1111222233334444"] * 3
+    assert loaded.client("asyncio").targets == ["a", "b", "c"]
+
+
+def test_client_shorthand_and_mapping_forms(tmp_path: Path) -> None:
+    """`- blocking` is the model with default targets; a mapping sets a name and targets, repeats allowed."""
+    text = scenario(clients="  - blocking\n  - {model: select, name: triple, targets: [a, a, a]}\n")
+    loaded = netsim.load_scenario_text(text, filename="s.yaml", base_dir=tmp_path)
+    shorthand, mapping = loaded.clients
+    assert (shorthand.model, shorthand.name, shorthand.targets, shorthand.label) == (
+        "blocking", None, None, "blocking")
+    assert (mapping.model, mapping.label, mapping.targets) == ("select", "triple", ["a", "a", "a"])
+    assert [server.name for server in loaded.targets_of(mapping)] == ["a", "a", "a"]
+
+
+def test_one_model_twice_under_two_names(tmp_path: Path) -> None:
+    """A model may run twice when each entry has its own label, and expect can name either."""
+    text = scenario(clients="  - select\n  - {model: select, name: select-a, targets: [a]}\n",
+                    tail="expect:\n  select-a:\n    - errors == 0\n")
+    loaded = netsim.load_scenario_text(text, filename="s.yaml", base_dir=tmp_path)
+    assert [client.label for client in loaded.clients] == ["select", "select-a"]
+    assert [e.text for e in loaded.expectations_for("select-a")] == ["errors == 0"]
+
+
+@pytest.mark.parametrize(("first", "second"), [
+    ("port: 0", "port: 0"),
+    ("port: 9000", "port: 9001"),
+    ("port: 9000", "port: 9000, host: 127.0.0.2"),
+    ("port: 9000, host: 0.0.0.0", "port: 9000, host: '::1'"),
+], ids=["both-port-0", "two-ports", "two-loopback-addresses", "two-address-families"])
+def test_servers_that_can_listen_side_by_side(tmp_path: Path, first: str, second: str) -> None:
+    """Servers on port 0, on different ports or on different addresses do not clash."""
+    text = scenario(f'{{name: a, poem: "x\\n", {first}}}').replace(
+        "clients:", f'  - {{name: b, poem: "x\\n", {second}}}\nclients:')
+    loaded = netsim.load_scenario_text(text, filename="s.yaml", base_dir=tmp_path)
+    assert [server.name for server in loaded.servers] == ["a", "b"]
+
+
+def test_poem_file_is_read_relative_to_the_scenario(tmp_path: Path) -> None:
+    """poem_file is found beside the scenario file, not in the working folder, and its text is served."""
+    folder = tmp_path / "scenarios"
+    (folder / "poems").mkdir(parents=True)
+    (folder / "poems" / "ode.txt").write_text("first\nsecond\n")
+    (folder / "ode.yaml").write_text(scenario("{name: a, poem_file: poems/ode.txt}"))
+    loaded = netsim.load_scenario(folder / "ode.yaml")
+    server = loaded.servers[0]
+    assert server.poem_file == Path("poems/ode.txt")
+    assert server.text == "first\nsecond\n"
+    assert server.chunks() == [b"first\n", b"second\n"]
+
+
+def test_poem_file_is_served_byte_for_byte(tmp_path: Path) -> None:
+    """A poem file's CRLF line ends and non-ASCII text reach the payload unchanged."""
+    content = "caf\u00e9\r\nline two\r\n".encode()
+    (tmp_path / "crlf.txt").write_bytes(content)
+    loaded = netsim.load_scenario_text(scenario("{name: a, poem_file: crlf.txt}"), base_dir=tmp_path)
+    assert loaded.servers[0].payload() == content
+    assert len(loaded.servers[0].chunks()) == 2
+
+
+def test_merge_keys_and_anchors_work_as_in_safe_load(tmp_path: Path) -> None:
+    """YAML anchors and `<<` merge keys share settings between servers."""
+    text = textwrap.dedent("""\
+        netsim: 1
+        name: demo
+        servers:
+          - &slow {name: a, poem: "x\\n", delay: 250ms, mode: serial}
+          - {<<: *slow, name: b}
+        clients: [blocking]
+        """)
+    loaded = netsim.load_scenario_text(text, base_dir=tmp_path)
+    assert [(s.name, s.delay, s.mode) for s in loaded.servers] == [
+        ("a", 0.25, "serial"), ("b", 0.25, "serial")]
+
+
+def test_client_models_can_be_restricted(tmp_path: Path) -> None:
+    """load_scenario_text checks model names against the models it is given."""
+    with pytest.raises(netsim.ScenarioError) as caught:
+        netsim.load_scenario_text(GOOD, filename="s.yaml", base_dir=tmp_path, client_models=["select"])
+    [problem] = caught.value.problems
+    assert_problem(problem, "s.yaml", 6, 5, "clients[0].model", "unknown client model 'blocking'",
+                   "known models: select")
