@@ -211,3 +211,16 @@ def test_a_refused_connection_is_an_error_not_a_crash(monkeypatch: pytest.Monkey
     assert math.isnan(run.connections[2].ttfb)
     assert run.metrics()["errors"] == 1 and run.metrics()["intact"] == pytest.approx(2 / 3)
     assert not result.passed
+
+
+def test_a_run_on_a_busy_machine_is_flagged(write_scenario: ScenarioWriter,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the servers' p99 lateness exceeds the threshold, the result carries a warning saying so."""
+    from netsim import runner
+
+    monkeypatch.setattr(runner, "LATENESS_WARNING", -1.0)  # any lateness at all is "too late"
+    result = netsim.run_scenario(load_demo(write_scenario, "select"), time_scale=0.02)
+    (warning,) = result.warnings
+    assert warning.startswith("select: the servers sent chunks up to") and "too busy" in warning
+    monkeypatch.setattr(runner, "LATENESS_WARNING", 10.0)
+    assert netsim.run_scenario(load_demo(write_scenario, "select"), time_scale=0.02).warnings == []
