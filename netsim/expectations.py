@@ -41,6 +41,9 @@ METRICS: dict[str, str] = {
     "ttfb.max": "duration",
     "bytes": "size",
     "errors": "count",
+    "errors.refused": "count",  # connections refused (nothing listened, or a `refuse` fault)
+    "errors.reset": "count",  # connections reset by the peer
+    "errors.timeout": "count",  # connections that hit the client's timeout
     "intact": "share",  # a fraction 0..1 in code, written and shown as a percentage
     "speedup": "factor",  # written speedup(OTHER): OTHER's elapsed / this client's elapsed
     "lateness.p99": "duration",

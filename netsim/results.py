@@ -82,6 +82,8 @@ class RunResult:
             "ttfb.max": math.nan if missing or not ttfbs else max(ttfbs),
             "bytes": float(sum(conn.bytes for conn in self.connections)),
             "errors": float(sum(conn.error is not None for conn in self.connections)),
+            **{f"errors.{kind}": float(sum(conn.error == kind for conn in self.connections))
+               for kind in ("refused", "reset", "timeout")},
             "intact": sum(conn.intact for conn in self.connections) / count if count else math.nan,
             "lateness.p99": self.lateness.p99,
             "lateness.max": self.lateness.max,

@@ -210,6 +210,7 @@ def test_a_refused_connection_is_an_error_not_a_crash(monkeypatch: pytest.Monkey
     assert [conn.error for conn in run.connections] == [None, None, "refused"]
     assert math.isnan(run.connections[2].ttfb)
     assert run.metrics()["errors"] == 1 and run.metrics()["intact"] == pytest.approx(2 / 3)
+    assert (run.metrics()["errors.refused"], run.metrics()["errors.reset"]) == (1, 0)
     assert not result.passed
 
 
