@@ -78,7 +78,7 @@ class _Conn:
     first_byte: float = math.nan
     end: float = math.nan
     bytes: int = 0
-    intact: bool = False
+    intact: bool | None = False
     error: str | None = None
     message: str | None = None
     ended: bool = False

@@ -112,3 +112,24 @@ def format_size(count: float) -> str:
         if count >= factor:
             return f"{count / factor:.1f}{unit}"
     raise AssertionError("unreachable")
+
+
+def parse_rate(value: object) -> float:
+    """Return bytes per second for ``10KB/s``, ``1MiB``, ``2000`` and the like.
+
+    Raises ValueError when the text is not a rate or is not above zero.
+    """
+    text = value.strip() if isinstance(value, str) else value
+    if isinstance(text, str) and text.endswith("/s"):
+        text = text[:-2]
+    if isinstance(text, float) and not isinstance(text, bool):
+        amount = text
+    else:
+        try:
+            amount = float(parse_size(text))
+        except ValueError:
+            raise ValueError(f"{value!r} is not a rate: write bytes per second like 10KB/s "
+                             f"or 1MiB/s") from None
+    if not math.isfinite(amount) or amount <= 0:
+        raise ValueError(f"a rate must be above zero, got {value!r}")
+    return amount

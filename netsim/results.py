@@ -21,7 +21,7 @@ class ConnectionResult:
     server: str
     port: int
     bytes: int
-    intact: bool
+    intact: bool | None  # None: the expected bytes are unknown (a proxy to an outside service)
     error: str | None  # refused | reset | timeout | error, or None
     ttfb: float  # NaN when no byte arrived
     duration: float
@@ -73,7 +73,7 @@ class RunResult:
         """The values expectations are checked against, keyed by metric name."""
         ttfbs = [conn.ttfb for conn in self.connections if not math.isnan(conn.ttfb)]
         missing = len(ttfbs) < len(self.connections)
-        count = len(self.connections)
+        checked = [conn.intact for conn in self.connections if conn.intact is not None]
         return {
             "elapsed": self.elapsed,
             "ideal": self.ideal,
@@ -84,7 +84,7 @@ class RunResult:
             "errors": float(sum(conn.error is not None for conn in self.connections)),
             **{f"errors.{kind}": float(sum(conn.error == kind for conn in self.connections))
                for kind in ("refused", "reset", "timeout")},
-            "intact": sum(conn.intact for conn in self.connections) / count if count else math.nan,
+            "intact": sum(checked) / len(checked) if checked else math.nan,
             "lateness.p99": self.lateness.p99,
             "lateness.max": self.lateness.max,
         }
@@ -117,6 +117,7 @@ class ScenarioResult:
     time_scale: float
     runs: list[RunResult]
     warnings: list[str] = field(default_factory=list)
+    seed: int = 0  # the scenario's, or the one drawn for this run: pass it to repeat the run
 
     @property
     def passed(self) -> bool:
@@ -129,8 +130,9 @@ class ScenarioResult:
         raise KeyError(client)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"scenario": self.scenario, "time_scale": self.time_scale, "passed": self.passed,
-                "warnings": list(self.warnings), "runs": [run.to_dict() for run in self.runs]}
+        return {"scenario": self.scenario, "time_scale": self.time_scale, "seed": self.seed,
+                "passed": self.passed, "warnings": list(self.warnings),
+                "runs": [run.to_dict() for run in self.runs]}
 
 
 def percentile(values: list[float], pct: float) -> float:

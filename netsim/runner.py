@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import math
+import random
 import time
 from collections.abc import Callable, Sequence
 
@@ -20,7 +21,7 @@ from netsim._processes import STOP_TIMEOUT, ClientProcess, ServerProcess, wait_f
 from netsim._units import format_duration
 from netsim.clients import Target, get_model
 from netsim.expectations import evaluate
-from netsim.ideal import ideal_elapsed
+from netsim.ideal import ideal_elapsed, ideal_timeline
 from netsim.results import RunResult, ScenarioResult
 from netsim.scenario import Client, Scenario, Server
 from netsim.server import ServerPlan, open_listeners, serve
@@ -29,6 +30,12 @@ from netsim.server import ServerPlan, open_listeners, serve
 # stopped: generous, because a loaded machine is slow, but never a hang.
 TIMEOUT_FACTOR = 3.0
 TIMEOUT_MARGIN = 10.0  # seconds
+
+# A run whose ideal is unknown (a proxy to an outside service) is stopped after this.
+UNKNOWN_IDEAL_TIMEOUT = 60.0  # seconds
+
+# Added to twice the longest expected silence to make a connection's default timeout.
+DEFAULT_TIMEOUT_MARGIN = 1.0  # scenario seconds
 
 # Above this p99 lateness (wall seconds) the servers could not keep their schedule:
 # the machine was too busy for timing expectations to mean much.
@@ -45,6 +52,7 @@ def run_scenario(
     free_ports: bool = False,
     allow_external: bool = False,
     on_run: Callable[[RunResult], None] | None = None,
+    seed: int | None = None,
 ) -> ScenarioResult:
     """Run the scenario's client models (or those named) and check its expectations.
 
@@ -53,6 +61,8 @@ def run_scenario(
     by default it is derived from the model's ideal time. ``free_ports`` binds every
     server to any free port instead of its fixed one. ``on_run`` is called with each
     client model's result as soon as it is measured (before expectations are checked).
+    ``seed`` fixes jitter and faults; by default the scenario's ``seed``, or a fresh one
+    (reported in the result, so that the run can be repeated exactly).
 
     Raises UsageError for a request the scenario cannot meet (an unknown client, a
     non-loopback host without ``allow_external``), RunError when the run cannot be
@@ -60,11 +70,13 @@ def run_scenario(
     """
     _check_request(scenario, time_scale, allow_external)
     selected = select_clients(scenario, clients)
+    if seed is None:
+        seed = scenario.seed if scenario.seed is not None else random.SystemRandom().randrange(2**31)
     t0 = time.monotonic()
     runs = []
     for client in selected:
         run = _run_client(scenario, client, t0=t0, time_scale=time_scale, observer=observer,
-                          timeout=timeout, free_ports=free_ports)
+                          timeout=timeout, free_ports=free_ports, seed=seed)
         if on_run is not None:
             on_run(run)
         runs.append(run)
@@ -81,7 +93,7 @@ def run_scenario(
         f"timings of this run say more about the machine than about the client"
         for run in judged if run.lateness_wall_p99 > LATENESS_WARNING
     ]
-    return ScenarioResult(scenario.name, time_scale, judged, warnings)
+    return ScenarioResult(scenario.name, time_scale, judged, warnings, seed)
 
 
 def _check_request(scenario: Scenario, time_scale: float, allow_external: bool) -> None:
@@ -122,21 +134,30 @@ def _run_client(
     observer: Observer | None,
     timeout: float | None,
     free_ports: bool,
+    seed: int,
 ) -> RunResult:
     model = get_model(client.model)
     servers = scenario.targets_of(client)
-    distinct = list({server.name: server for server in servers}.values())
-    plans = [ServerPlan.from_server(server, time_scale=time_scale, port=0 if free_ports else None)
-             for server in distinct]
-    ideal = ideal_elapsed(servers, concurrent=model.concurrent)
-    wall_timeout = timeout if timeout is not None else (
-        TIMEOUT_FACTOR * ideal * time_scale + TIMEOUT_MARGIN)
+    everything = {server.name: server for server in scenario.servers}
+    conn_timeout = client.timeout if client.timeout is not None else default_timeout(
+        servers, concurrent=model.concurrent, seed=seed, servers=everything)
+    ideal = ideal_elapsed(servers, concurrent=model.concurrent, seed=seed, timeout=conn_timeout,
+                          servers=everything)
+    plans = [ServerPlan.from_server(server, time_scale=time_scale, seed=seed,
+                                    port=0 if free_ports else None)
+             for server in _needed(servers, everything)]
+    if timeout is not None:
+        wall_timeout = timeout
+    elif math.isfinite(ideal):
+        wall_timeout = TIMEOUT_FACTOR * ideal * time_scale + TIMEOUT_MARGIN
+    else:  # a proxy to a service outside the scenario: nothing to derive it from
+        wall_timeout = UNKNOWN_IDEAL_TIMEOUT
     correlator = Correlator(client.label, observer)
     server_process = ServerProcess.start(plans, t0)
     client_process: ClientProcess | None = None
     grace = 0.0  # on any failure, stop both children at once
     try:
-        targets = _targets(servers, server_process.addresses)
+        targets = _targets(servers, server_process.addresses, everything, conn_timeout * time_scale)
         client_process = ClientProcess.start(model, client.label, targets, t0)
         _follow(client_process, server_process, correlator, client.label,
                 deadline=time.monotonic() + wall_timeout, wall_timeout=wall_timeout)
@@ -156,10 +177,43 @@ def _run_client(
         lateness_wall_p99=lateness_wall_p99)
 
 
-def _targets(servers: Sequence[Server], addresses: dict[str, tuple[str, int]]) -> list[Target]:
-    return [Target(conn=number, server=server.name, host=addresses[server.name][0],
-                   port=addresses[server.name][1], expected=server.payload())
-            for number, server in enumerate(servers, start=1)]
+def default_timeout(targets: Sequence[Server], *, concurrent: bool, seed: int,
+                    servers: dict[str, Server]) -> float:
+    """A connection's timeout when the scenario sets none (scenario seconds).
+
+    Twice the longest silence of the fault-free ideal timeline, plus a second: long
+    enough that no healthy connection ever hits it, short enough that a stalled one
+    ends in reasonable time.
+    """
+    timeline = ideal_timeline(targets, concurrent=concurrent, seed=seed, servers=servers, faults=False)
+    silences = [conn.silence for conn in timeline if math.isfinite(conn.silence)]
+    return 2 * max(silences, default=0.0) + DEFAULT_TIMEOUT_MARGIN
+
+
+def _needed(targets: Sequence[Server], servers: dict[str, Server]) -> list[Server]:
+    """The servers a client's run needs: its targets and the upstreams of its proxies."""
+    needed: dict[str, Server] = {}
+    for server in targets:
+        needed.setdefault(server.name, server)
+        if server.upstream is not None and server.upstream in servers:
+            needed.setdefault(server.upstream, servers[server.upstream])
+    return list(needed.values())
+
+
+def _targets(servers: Sequence[Server], addresses: dict[str, tuple[str, int]],
+             everything: dict[str, Server], timeout: float) -> list[Target]:
+    targets = []
+    for number, server in enumerate(servers, start=1):
+        if server.upstream is None:
+            expected: bytes | None = server.payload()
+        elif server.upstream in everything:
+            expected = everything[server.upstream].payload()
+        else:
+            expected = None  # whatever the outside service sends
+        host, port = addresses[server.name]
+        targets.append(Target(conn=number, server=server.name, host=host, port=port,
+                              expected=expected, timeout=timeout))
+    return targets
 
 
 def _follow(client: ClientProcess, servers: ServerProcess, correlator: Correlator, label: str,
@@ -214,7 +268,9 @@ def serve_scenario(
     connections. Raises UsageError, PortBusyError or ServerStartError.
     """
     _check_request(scenario, time_scale, allow_external)
-    plans = [ServerPlan.from_server(server, time_scale=time_scale, port=0 if free_ports else None)
+    seed = scenario.seed if scenario.seed is not None else random.SystemRandom().randrange(2**31)
+    plans = [ServerPlan.from_server(server, time_scale=time_scale, seed=seed,
+                                    port=0 if free_ports else None)
              for server in scenario.servers]
     listeners = open_listeners(plans)
     t0 = time.monotonic()

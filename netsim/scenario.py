@@ -10,6 +10,7 @@ that span several parts of a document (unique names, known targets) live in
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
@@ -26,7 +27,7 @@ from pydantic import (
     model_validator,
 )
 
-from netsim._units import parse_duration, parse_size
+from netsim._units import parse_duration, parse_rate, parse_size
 from netsim.expectations import Expectation, parse_expectation
 
 FORMAT_VERSION = 1
@@ -50,13 +51,23 @@ Size = Annotated[
          "description": "a size: bytes, or a number with a unit (4KB = 4000, 4KiB = 4096)"}
     ),
 ]
+Rate = Annotated[
+    float,
+    BeforeValidator(lambda value: parse_rate(value)),
+    WithJsonSchema(
+        {"anyOf": [{"type": "string", "pattern": r"^\s*[0-9.]+\s*(B|KB|MB|GB|KiB|MiB|GiB)?(/s)?\s*$"},
+                   {"type": "number", "exclusiveMinimum": 0}],
+         "description": "bytes per second: a size, optionally with /s (10KB/s, 1MiB)"}
+    ),
+]
 ExpectationText = Annotated[
     Expectation,
     BeforeValidator(lambda value: _parse_expectation_field(value)),
     PlainSerializer(lambda expectation: expectation.text, return_type=str),
     WithJsonSchema({"type": "string", "description": "METRIC OP VALUE [± TOLERANCE]"}),
 ]
-Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$", max_length=64)]
+NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]*$"
+Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=64)]
 
 
 def _parse_expectation_field(value: object) -> Expectation:
@@ -77,8 +88,37 @@ class ByteChunks(_Model):
     bytes: Annotated[Size, Field(gt=0)]
 
 
+class Fault(_Model):
+    """What goes wrong on a share of a server's connections."""
+
+    kind: Literal["refuse", "reset", "close", "stall", "blackhole"]
+    after: Size = 0  # bytes sent before the fault strikes
+    probability: float = Field(default=1.0, ge=0.0, le=1.0)  # share of connections affected
+
+    @field_validator("probability", mode="before")
+    @classmethod
+    def _percent(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().endswith("%"):
+            try:
+                return float(value.strip()[:-1]) / 100
+            except ValueError:
+                raise ValueError(f"{value!r} is not a share: write 0.25 or 25%") from None
+        return value
+
+    @model_validator(mode="after")
+    def _makes_sense(self) -> Fault:
+        if self.kind == "refuse" and self.probability < 1:
+            raise ValueError(
+                "refuse applies to every connection: a listening socket cannot refuse only some "
+                "of them; for a share of failing connections use kind: reset with after: 0")
+        if self.kind in ("refuse", "blackhole") and self.after:
+            raise ValueError(f"`after` does not apply to {self.kind}: it never sends a byte")
+        return self
+
+
 class Server(_Model):
-    """A slow TCP server that sends a poem chunk by chunk, then closes."""
+    """A slow TCP server that sends a poem chunk by chunk, then closes; or, with
+    ``upstream``, a proxy that forwards a real service's bytes under the same conditions."""
 
     name: Name
     host: str = "127.0.0.1"
@@ -90,6 +130,32 @@ class Server(_Model):
     newline: Literal["keep", "strip"] = "keep"
     delay: Duration = 0.0
     mode: Literal["concurrent", "serial"] = "concurrent"
+    jitter: Duration = 0.0  # each pause is drawn from delay ± jitter (never below zero)
+    initial_delay: Duration = 0.0  # before the first chunk
+    rate: Rate | None = None  # bytes per second, within and across chunks
+    accept_delay: Duration = 0.0  # a new connection waits this long before it is served
+    close_delay: Duration = 0.0  # after the pause that follows the last chunk
+    fault: Fault | None = None
+    upstream: str | None = None  # HOST:PORT, or the name of a server of this scenario
+    direction: Literal["downstream", "upstream", "both"] | None = None  # proxies only
+
+    @field_validator("upstream")
+    @classmethod
+    def _upstream_is_an_address_or_a_name(cls, upstream: str) -> str:
+        if ":" not in upstream:
+            if not re.fullmatch(NAME_PATTERN, upstream):
+                raise ValueError(f"{upstream!r} is neither HOST:PORT nor a server's name")
+            return upstream
+        host, _, port = upstream.rpartition(":")
+        host = host.strip("[]")
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"{upstream!r}: the port must be a number from 1 to 65535")
+        if host != "localhost":
+            try:
+                ipaddress.ip_address(host)
+            except ValueError:
+                raise ValueError(f"{upstream!r}: the host must be an IP address or localhost") from None
+        return upstream
 
     @field_validator("host")
     @classmethod
@@ -106,6 +172,15 @@ class Server(_Model):
 
     @model_validator(mode="after")
     def _has_one_poem(self) -> Server:
+        if self.upstream is not None:
+            if self.poem is not None or self.poem_file is not None:
+                raise ValueError("a proxy (`upstream:`) forwards what its upstream sends: "
+                                 "give no `poem:` or `poem_file:`")
+            if self.newline == "strip":
+                raise ValueError("a proxy forwards bytes exactly: `newline: strip` does not apply")
+            return self
+        if self.direction is not None:
+            raise ValueError("`direction:` applies to proxies only: add `upstream: HOST:PORT`")
         if self.poem is not None and self.poem_file is not None:
             raise ValueError("give either `poem:` or `poem_file:`, not both")
         if self.poem is None and self.poem_file is None:
@@ -140,6 +215,10 @@ class Server(_Model):
         size = self.chunk.bytes
         return [payload[start : start + size] for start in range(0, len(payload), size)] or [b""]
 
+    @property
+    def is_proxy(self) -> bool:
+        return self.upstream is not None
+
     def payload(self) -> bytes:
         """Every byte a connection to this server receives, in order."""
         return b"".join(self.chunks())
@@ -154,6 +233,9 @@ class Client(_Model):
     model: str
     name: Name | None = None  # a label, unique in the scenario; default: the model's name
     targets: list[Name] | None = Field(default=None, min_length=1)
+    # Longest a connection may wait for its next byte (connecting included) before it
+    # ends as a timeout; default: derived from the ideal timeline.
+    timeout: Duration | None = None
 
     @field_validator("model")
     @classmethod
@@ -265,6 +347,30 @@ def check_parts(
                 break
         else:
             bound.append((index, server))
+    for index, server in servers.items():
+        fault = server.fault
+        if fault is not None and fault.kind in ("reset", "close", "stall") and server.poem is not None:
+            size = len(server.payload())
+            if fault.after >= size:
+                problems.append((("servers", index, "fault", "after"),
+                                 f"the poem is {size} bytes, so a {fault.kind} after {fault.after} "
+                                 f"bytes would never happen; give `after:` below {size}"))
+    by_name = {server.name: server for server in servers.values()}
+    for index, server in servers.items():
+        if server.upstream is None or ":" in server.upstream:
+            continue
+        upstream = by_name.get(server.upstream)
+        if upstream is None:
+            if every_server:
+                problems.append((("servers", index, "upstream"),
+                                 f"unknown server {server.upstream!r}{_suggest(server.upstream, seen)}; "
+                                 f"name a server of this scenario or give HOST:PORT"))
+        elif upstream is server:
+            problems.append((("servers", index, "upstream"), "a proxy cannot forward to itself"))
+        elif upstream.is_proxy:
+            problems.append((("servers", index, "upstream"),
+                             f"{server.upstream!r} is a proxy itself; a proxy's upstream must be a "
+                             f"poem server or HOST:PORT"))
 
     labels: dict[str, int] = {}
     for index, client in clients.items():

@@ -1,17 +1,23 @@
-"""The server engine: slow poetry servers on one asyncio event loop.
+"""The server engine: slow poetry servers and conditioned proxies on one asyncio loop.
 
-Each connection is an ``asyncio.Protocol`` driven by ``loop.call_at`` on absolute
-deadlines: chunk *i* is due at ``accepted + i * delay`` and the connection closes at
-``accepted + len(chunks) * delay``. A late wake-up therefore never delays the chunks
-after it, and every emission records how late it was against its schedule.
+Every connection's bytes go through a ``Shaper``, which carries out a
+``conditions.StreamSchedule`` on a transport: each piece is written on its absolute
+deadline by ``loop.call_at``, so a late wake-up never delays the pieces after it, and
+every chunk's emission records how late it was against its schedule.
+
+A poem server feeds its whole poem to one shaper when a connection is accepted. A proxy
+(``upstream:``) connects to its upstream and feeds each direction's bytes to a shaper as
+they arrive: conditioned in the directions the scenario names, passed through (still
+with backpressure) in the others.
 
 A ``serial`` server accepts one connection at a time: the others wait in the listen
 backlog, as with the classic single-threaded server, and the wait counts in their
-time. A ``concurrent`` server serves every connection at once.
+time. A ``concurrent`` server serves every connection at once. A server whose fault is
+``refuse`` binds its port but never listens, so every connect is refused.
 
-Writes respect backpressure: a chunk is fed to the transport in pieces while the
-transport is below its high-water mark, so a client that stops reading costs the
-server a bounded buffer, never an unbounded one.
+Writes respect backpressure: a shaper hands the transport at most ``WRITE_PIECE`` at a
+time and only while it is below its high-water mark, and a proxy stops reading from
+one side while the other side's shaper holds more than ``READ_PAUSE``.
 """
 
 from __future__ import annotations
@@ -20,12 +26,14 @@ import asyncio
 import collections
 import errno
 import socket
+import struct
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from netsim._errors import PortBusyError, ServerStartError
+from netsim.conditions import Conditions, StreamSchedule, cut, fault_of, pause_stream
 from netsim.scenario import Server
 
 Event = dict[str, Any]
@@ -39,33 +47,53 @@ BACKLOG = 4096
 # the chunk size, while keeping writes few for ordinary poems.
 WRITE_PIECE = 64 * 1024  # 64 KiB
 
+# A proxy stops reading from one side while the other side's shaper holds more than
+# this, and reads again once it is down to a quarter.
+READ_PAUSE = 256 * 1024  # 256 KiB
+
+# SO_LINGER on, timeout 0: close() sends RST instead of FIN.
+_LINGER_RESET = struct.pack("ii", 1, 0)
+
 
 @dataclass(frozen=True)
 class ServerPlan:
     """What one server does, in wall-clock seconds (the time scale already applied)."""
 
     name: str
-    host: str
-    port: int  # 0: any free port
-    chunks: tuple[bytes, ...]
-    delay: float  # seconds after every chunk, the last included
-    serial: bool
+    host: str = "127.0.0.1"
+    port: int = 0  # 0: any free port
+    chunks: tuple[bytes, ...] = ()  # the poem, cut; empty for a proxy
+    conditions: Conditions = field(default_factory=Conditions)
+    serial: bool = False
+    seed: int = 0
+    upstream: str | None = None  # HOST:PORT, or the name of another server of the run
+    direction: str = "downstream"  # which way a proxy applies its conditions
+    chunking: str | int = "line"  # how a proxy cuts what it forwards
 
     @classmethod
-    def from_server(cls, server: Server, *, time_scale: float = 1.0, port: int | None = None) -> ServerPlan:
+    def from_server(cls, server: Server, *, time_scale: float = 1.0, port: int | None = None,
+                    seed: int = 0) -> ServerPlan:
         return cls(
             name=server.name,
             host=server.host,
             port=server.port if port is None else port,
-            chunks=tuple(server.chunks()),
-            delay=server.delay * time_scale,
+            chunks=() if server.is_proxy else tuple(server.chunks()),
+            conditions=Conditions.of(server).scaled(time_scale),
             serial=server.mode == "serial",
+            seed=seed,
+            upstream=server.upstream,
+            direction=server.direction or "downstream",
+            chunking=server.chunk if isinstance(server.chunk, str) else server.chunk.bytes,
         )
+
+    @property
+    def refuses(self) -> bool:
+        return self.conditions.fault == "refuse"
 
 
 @dataclass(frozen=True)
 class Listener:
-    """A bound, listening socket of one server."""
+    """A bound socket of one server: listening, or, for a server that refuses, not."""
 
     plan: ServerPlan
     sock: socket.socket
@@ -77,14 +105,14 @@ class Listener:
 
 
 def open_listeners(plans: Sequence[ServerPlan]) -> list[Listener]:
-    """Bind and listen on every server's address; close them all if one fails.
+    """Bind (and, unless it refuses, listen on) every server's address; all or none.
 
     Raises PortBusyError for a fixed port in use, ServerStartError for other failures.
     """
     listeners: list[Listener] = []
     try:
         for plan in plans:
-            listeners.append(Listener(plan, _listen(plan)))
+            listeners.append(Listener(plan, _bind(plan)))
     except BaseException:
         for listener in listeners:
             listener.sock.close()
@@ -92,7 +120,7 @@ def open_listeners(plans: Sequence[ServerPlan]) -> list[Listener]:
     return listeners
 
 
-def _listen(plan: ServerPlan) -> socket.socket:
+def _bind(plan: ServerPlan) -> socket.socket:
     host = "127.0.0.1" if plan.host == "localhost" else plan.host
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -101,7 +129,8 @@ def _listen(plan: ServerPlan) -> socket.socket:
         # TIME_WAIT; Linux still refuses it while another socket listens there.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, plan.port))
-        sock.listen(BACKLOG)
+        if not plan.refuses:  # bound but not listening: the kernel refuses every connect
+            sock.listen(BACKLOG)
         sock.setblocking(False)
     except OSError as error:
         sock.close()
@@ -121,134 +150,307 @@ def _listen(plan: ServerPlan) -> socket.socket:
     return sock
 
 
-class PoemProtocol(asyncio.Protocol):
-    """Serves one connection: the chunks on their schedule, then a close."""
+class Shaper:
+    """Writes one direction's bytes to ``sink`` on the deadlines of a StreamSchedule."""
 
-    def __init__(self, plan: ServerPlan, emit: Emit, t0: float, done: asyncio.Future[None] | None = None):
-        self._plan = plan
-        self._emit = emit
-        self._t0 = t0
-        self._done = done
-        self._transport: asyncio.Transport | None = None
+    def __init__(self, schedule: StreamSchedule, sink: asyncio.Transport, *, chunking: str | int,
+                 log: Callable[..., None], on_fault: Callable[[], None],
+                 on_done: Callable[[], None], on_drain: Callable[[], None] | None = None) -> None:
+        self.schedule = schedule
+        self._sink = sink
+        self._chunking = chunking
+        self._log = log
+        self._on_fault = on_fault
+        self._on_done = on_done
+        self._on_drain = on_drain
         self._loop = asyncio.get_running_loop()
-        self._start = 0.0
+        self._data: collections.deque[memoryview] = collections.deque()  # what waits to go
+        self._partial: memoryview | None = None  # the rest of a piece the sink could not take yet
+        self.buffered = 0  # bytes waiting here, not yet handed to the sink
         self._timer: asyncio.TimerHandle | None = None
         self._paused = False
-        self._queue: collections.deque[tuple[int, memoryview]] = collections.deque()
-        self._closing = False
-        self._sent = 0
-        self._peer_port = 0
+        self._held_since: float | None = None
+        self._input_ended: float | None = None
+        self.finished = False
+        self.sent = 0  # bytes handed to the sink
 
     def __repr__(self) -> str:
-        return (f"<PoemProtocol {self._plan.name} peer_port={self._peer_port} sent={self._sent}B "
-                f"queued={len(self._queue)} paused={self._paused}>")
+        return (f"<Shaper buffered={self.buffered}B pending={len(self.schedule.emissions)} "
+                f"paused={self._paused} finished={self.finished}>")
 
-    @property
-    def buffered_bytes(self) -> int:
-        """Bytes copied into the transport's buffer and not yet taken by the kernel.
+    def feed(self, data: bytes | memoryview, *, arrival: float | None = None) -> None:
+        """Bytes to send, available from ``arrival`` (now by default), cut into chunks."""
+        now = self._loop.time() if arrival is None else arrival
+        for piece in cut(bytes(data), self._chunking):
+            self.feed_chunk(piece, arrival=now)
 
-        What waits in the queue costs nothing: it is a view of the plan's own chunks.
-        """
-        return self._transport.get_write_buffer_size() if self._transport else 0
+    def feed_chunk(self, chunk: bytes, *, arrival: float) -> None:
+        """One chunk, as it is: a pause follows it."""
+        taken = self.schedule.add(len(chunk), arrival)
+        if taken:
+            self._data.append(memoryview(chunk)[:taken])
+            self.buffered += taken
+        self._arm()
 
-    def _event(self, event: str, now: float, **fields: Any) -> None:
-        self._emit({"event": event, "t": now - self._t0, "server": self._plan.name,
-                    "peer_port": self._peer_port, **fields})
+    def end_input(self) -> None:
+        """No more bytes will come: close once everything is sent and the pauses are over."""
+        if self._input_ended is None:
+            self._input_ended = self._loop.time()
+            self._arm()
+
+    def pause(self) -> None:
+        self._paused = True
+        self._held_since = self._loop.time()
+
+    def resume(self) -> None:
+        self._paused = False
+        self._step()
+
+    def cancel(self) -> None:
+        self.finished = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _arm(self) -> None:
+        if self._timer is None and not self.finished:
+            self._step()
+
+    def _step(self) -> None:
+        self._timer = None
+        if self.finished:
+            return
+        now = self._loop.time()
+        emissions = self.schedule.emissions
+        while not self._paused and self._partial is None and emissions and emissions[0].due <= now:
+            emission = emissions.popleft()
+            # Held: it came due while a slow reader made the transport push back. Its
+            # lateness is the reader's doing, not the server's, and is not counted as such.
+            held = self._held_since is not None and self._held_since <= emission.due
+            if emission.first:
+                self._log("chunk_sent", now, index=emission.chunk, bytes=emission.size,
+                          scheduled=emission.scheduled, lateness=now - emission.due,
+                          **({"held": True} if held else {}))
+            self._write(self._take(emission.size))
+        if self._partial is not None and not self._paused:
+            self._write(self._partial)
+        if self._paused or self._partial is not None:
+            return  # resume() steps again
+        self._held_since = None
+        if emissions:
+            self._timer = self._loop.call_at(emissions[0].due, self._step)
+        elif self.schedule.fault_at is not None:
+            if now >= self.schedule.fault_at:
+                self.finished = True
+                self._on_fault()
+            else:
+                self._timer = self._loop.call_at(self.schedule.fault_at, self._step)
+        elif self._input_ended is not None:
+            closing = self.schedule.close_time(self._input_ended)
+            if now >= closing:
+                self.finished = True
+                self._on_done()
+            else:
+                self._timer = self._loop.call_at(closing, self._step)
+
+    def _take(self, size: int) -> memoryview:
+        head = self._data[0]
+        if len(head) <= size:  # the common case: one chunk, one write
+            self._data.popleft()
+            piece = head
+        else:
+            piece, self._data[0] = head[:size], head[size:]
+        self.buffered -= len(piece)
+        if self._on_drain is not None and self.buffered < READ_PAUSE // 4:
+            self._on_drain()
+        return piece
+
+    def _write(self, data: memoryview) -> None:
+        # A large piece goes in slices, and stops as soon as the transport pushes back.
+        self._partial = None
+        for start in range(0, len(data), WRITE_PIECE):
+            if self._paused:
+                self._partial = data[start:]
+                return
+            piece = data[start:start + WRITE_PIECE]
+            self.sent += len(piece)
+            self._sink.write(piece)
+
+
+class _Connection(asyncio.Protocol):
+    """What poem and proxy connections share: logging, counting, faults, the end."""
+
+    def __init__(self, server: _ServerState) -> None:
+        self._server = server
+        self._plan = server.plan
+        self._loop = asyncio.get_running_loop()
+        self._transport: asyncio.Transport | None = None
+        self._peer_port = 0
+        self._fault: str | None = None
+        self._done: asyncio.Future[None] = self._loop.create_future()
+        self._closed = False
+        self.index = 0
+
+    def _log(self, event: str, now: float, **fields: Any) -> None:
+        self._server.emit({"event": event, "t": now - self._server.t0, "server": self._plan.name,
+                           "peer_port": self._peer_port, **fields})
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
         peer = transport.get_extra_info("peername")
         self._peer_port = int(peer[1]) if peer else 0
-        self._start = self._loop.time()
-        self._event("conn_accepted", self._start)
-        self._due(0)
-
-    def _due(self, index: int) -> None:
-        """Chunk ``index`` is due now: send it, and set the timer for what follows."""
+        self.index = self._server.next_index()
+        self._fault = fault_of(self._plan.conditions, self._plan.seed, self._plan.name, self.index)
         now = self._loop.time()
-        scheduled = self._start + index * self._plan.delay
-        chunk = self._plan.chunks[index]
-        if self._queue or self._paused:
-            # The reader is behind: the chunk waits its turn and is logged when it goes.
-            self._queue.append((index, memoryview(chunk)))
-        else:
-            self._event("chunk_sent", now, index=index, bytes=len(chunk),
-                        scheduled=scheduled - self._t0, lateness=now - scheduled)
-            self._queue.append((-1, memoryview(chunk)))
-            self._pump()
-        following = index + 1
-        deadline = self._start + following * self._plan.delay
-        if following < len(self._plan.chunks):
-            self._timer = self._loop.call_at(deadline, self._due, following)
-        else:
-            self._timer = self._loop.call_at(deadline, self._finish)
+        self._log("conn_accepted", now, index=self.index, **({"fault": self._fault} if self._fault else {}))
+        if self._fault == "blackhole":
+            transport.pause_reading()  # accept, never read, never send, never close
+            return
+        self.start(now)
 
-    def _pump(self) -> None:
-        """Feed queued data while the transport takes it."""
+    def start(self, accepted: float) -> None:
+        raise NotImplementedError
+
+    def _schedule(self, start: float, direction: str) -> StreamSchedule:
+        plan = self._plan
+        return StreamSchedule(plan.conditions, pause_stream(plan.seed, plan.name, self.index, direction),
+                              start, fault_after=plan.conditions.fault_after if self._fault else None)
+
+    def _strike(self) -> None:
+        """The fault's moment has come: reset, close, or go silent (stall)."""
+        assert self._fault is not None and self._transport is not None
+        now = self._loop.time()
+        self._log("fault_struck", now, kind=self._fault, bytes=self.sent)
+        if self._fault == "reset":
+            self._reset()
+        elif self._fault == "close":
+            self._close()
+        # stall: keep the connection open and send nothing more, until the client leaves
+
+    def _reset(self) -> None:
         assert self._transport is not None
-        while self._queue and not self._paused:
-            index, view = self._queue.popleft()
-            piece, rest = view[:WRITE_PIECE], view[WRITE_PIECE:]
-            if index >= 0:
-                now = self._loop.time()
-                scheduled = self._start + index * self._plan.delay
-                self._event("chunk_sent", now, index=index, bytes=len(view),
-                            scheduled=scheduled - self._t0, lateness=now - scheduled, held=True)
-            if len(rest):
-                self._queue.appendleft((-1, rest))
-            self._sent += len(piece)
-            self._transport.write(piece)
-        if self._closing and not self._queue:
-            self._close()
-
-    def pause_writing(self) -> None:
-        self._paused = True
-
-    def resume_writing(self) -> None:
-        self._paused = False
-        self._pump()
-
-    def _finish(self) -> None:
-        self._timer = None
-        self._closing = True
-        if not self._queue:
-            self._close()
+        sock = self._transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+        self._closed = True
+        self._transport.abort()
 
     def _close(self) -> None:
         assert self._transport is not None
-        if not self._transport.is_closing():
-            self._event("conn_closed", self._loop.time(), bytes=self._sent)
+        if not self._closed:
+            self._closed = True
+            self._log("conn_closed", self._loop.time(), bytes=self.sent)
             self._transport.close()
 
+    @property
+    def sent(self) -> int:
+        return 0
+
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if not self._closing:
+        if not self._closed:
             reason = f"{type(exc).__name__}: {exc}" if exc else "the client closed the connection"
-            self._event("conn_lost", self._loop.time(), bytes=self._sent, reason=reason)
-        if self._done is not None and not self._done.done():
+            self._log("conn_lost", self._loop.time(), bytes=self.sent, reason=reason)
+            self._closed = True
+        self.stop()
+        if not self._done.done():
             self._done.set_result(None)
+
+    def stop(self) -> None:
+        """Cancel whatever is still scheduled."""
+
+    async def wait_closed(self) -> None:
+        await self._done
+
+
+class PoemProtocol(_Connection):
+    """Serves one connection: the poem's chunks on their schedule, then a close."""
+
+    def __init__(self, server: _ServerState) -> None:
+        super().__init__(server)
+        self._shaper: Shaper | None = None
+
+    def __repr__(self) -> str:
+        return f"<PoemProtocol {self._plan.name}#{self.index} peer_port={self._peer_port} {self._shaper}>"
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes copied into the transport's buffer and not yet taken by the kernel.
+
+        What waits in the shaper costs nothing: it is a view of the plan's own chunks.
+        """
+        return self._transport.get_write_buffer_size() if self._transport else 0
+
+    @property
+    def sent(self) -> int:
+        return 0 if self._shaper is None else self._shaper.sent
+
+    def start(self, accepted: float) -> None:
+        assert self._transport is not None
+        schedule = self._schedule(accepted + self._plan.conditions.accept_delay, "downstream")
+        self._shaper = Shaper(schedule, self._transport, chunking="all", log=self._log,
+                              on_fault=self._strike, on_done=self._close)
+        for chunk in self._plan.chunks:
+            self._shaper.feed_chunk(chunk, arrival=0.0)
+        self._shaper.end_input()
+
+    def pause_writing(self) -> None:
+        if self._shaper is not None:
+            self._shaper.pause()
+
+    def resume_writing(self) -> None:
+        if self._shaper is not None:
+            self._shaper.resume()
+
+    def stop(self) -> None:
+        if self._shaper is not None:
+            self._shaper.cancel()
+
+
+class _ServerState:
+    """One server of the run: its plan, its connection count, where its events go."""
+
+    def __init__(self, plan: ServerPlan, emit: Emit, t0: float,
+                 addresses: dict[str, tuple[str, int]]) -> None:
+        self.plan = plan
+        self.emit = emit
+        self.t0 = t0
+        self.addresses = addresses
+        self._accepted = 0
+
+    def next_index(self) -> int:
+        self._accepted += 1
+        return self._accepted
+
+    def protocol(self) -> _Connection:
+        if self.plan.upstream is not None:
+            from netsim._proxy import ProxyProtocol
+
+            return ProxyProtocol(self)
+        return PoemProtocol(self)
 
 
 async def serve(listeners: Sequence[Listener], emit: Emit, t0: float) -> None:
-    """Serve every listener until cancelled; closes the listening sockets on the way out."""
+    """Serve every listener until cancelled; closes the sockets on the way out."""
     loop = asyncio.get_running_loop()
+    addresses = {listener.plan.name: listener.address for listener in listeners}
     servers: list[asyncio.Server] = []
     tasks: list[asyncio.Task[None]] = []
     try:
         for listener in listeners:
             plan = listener.plan
+            state = _ServerState(plan, emit, t0, addresses)
             emit({"event": "server_listening", "t": time.monotonic() - t0, "server": plan.name,
                   "host": listener.address[0], "port": listener.address[1],
-                  "mode": "serial" if plan.serial else "concurrent"})
+                  "mode": "serial" if plan.serial else "concurrent",
+                  **({"refusing": True} if plan.refuses else {})})
+            if plan.refuses:
+                continue
             if plan.serial:
-                tasks.append(asyncio.create_task(_serve_serially(listener, emit, t0)))
+                tasks.append(asyncio.create_task(_serve_serially(listener, state)))
             else:
-                servers.append(await loop.create_server(
-                    lambda plan=plan: PoemProtocol(plan, emit, t0),  # type: ignore[misc]
-                    sock=listener.sock, backlog=BACKLOG))
+                servers.append(await loop.create_server(state.protocol, sock=listener.sock,
+                                                        backlog=BACKLOG))
         await asyncio.Event().wait()  # until cancelled
     finally:
         for task in tasks:
@@ -260,15 +462,14 @@ async def serve(listeners: Sequence[Listener], emit: Emit, t0: float) -> None:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def _serve_serially(listener: Listener, emit: Emit, t0: float) -> None:
+async def _serve_serially(listener: Listener, state: _ServerState) -> None:
     loop = asyncio.get_running_loop()
     while True:
         conn, _ = await loop.sock_accept(listener.sock)
-        done: asyncio.Future[None] = loop.create_future()
-        protocol = PoemProtocol(listener.plan, emit, t0, done)
+        protocol = state.protocol()
         transport, _ = await loop.connect_accepted_socket(lambda: protocol, conn)  # noqa: B023 (called at once)
         try:
-            await done
+            await protocol.wait_closed()
         except asyncio.CancelledError:
             transport.abort()
             raise

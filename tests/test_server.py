@@ -10,14 +10,16 @@ from typing import Any
 import pytest
 
 from netsim import PortBusyError
-from netsim.server import Listener, PoemProtocol, ServerPlan, open_listeners, serve
+from netsim.conditions import Conditions
+from netsim.server import PoemProtocol, ServerPlan, _ServerState, open_listeners, serve
 
 DELAY = 0.05  # seconds; small, so the tests are quick, yet well above loop wake-up jitter
 
 
 def plan(name: str = "s", *, chunks: tuple[bytes, ...] = (b"11", b"22", b"33", b"44"),
-         delay: float = DELAY, serial: bool = False, port: int = 0) -> ServerPlan:
-    return ServerPlan(name=name, host="127.0.0.1", port=port, chunks=chunks, delay=delay, serial=serial)
+         delay: float = DELAY, serial: bool = False, port: int = 0, **conditions: Any) -> ServerPlan:
+    return ServerPlan(name=name, host="127.0.0.1", port=port, chunks=chunks, serial=serial,
+                      conditions=Conditions(delay=delay, **conditions))
 
 
 async def read_all(address: tuple[str, int], started: float) -> tuple[bytes, list[float], float]:
@@ -100,11 +102,14 @@ def test_a_client_that_does_not_read_costs_a_bounded_buffer() -> None:
     async def main() -> tuple[int, bytes]:
         loop = asyncio.get_running_loop()
         events: list[dict[str, Any]] = []
-        listener = Listener(plan(chunks=(payload,), delay=0.0), open_listeners([plan()])[0].sock)
+        (listener,) = open_listeners([plan(chunks=(payload,), delay=0.0)])
+        state = _ServerState(listener.plan, events.append, time.monotonic(), {})
 
         def factory() -> PoemProtocol:
-            protocols.append(PoemProtocol(listener.plan, events.append, time.monotonic()))
-            return protocols[-1]
+            protocol = state.protocol()
+            assert isinstance(protocol, PoemProtocol)
+            protocols.append(protocol)
+            return protocol
 
         server = await loop.create_server(factory, sock=listener.sock)
         try:

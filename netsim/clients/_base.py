@@ -10,6 +10,9 @@ happens:
     conn.eof()                     # the server closed cleanly; bytes are checked here
     conn.failed(exc)               # the connection ended in an error instead
 
+A target's ``timeout`` bounds every wait for the next byte, connecting included: a
+connection silent for longer ends with ``conn.failed(TimeoutError(...))``.
+
 Every call is timestamped on the monotonic clock the whole run shares, so that the
 runner can line client events up with the servers' events. A model never lets one
 connection's error stop the others, and never raises for a network error: it
@@ -45,7 +48,10 @@ class Target:
     server: str
     host: str
     port: int
-    expected: bytes  # what the server sends, to verify what arrived
+    expected: bytes | None  # what the server sends, to verify what arrived; None: unknown
+    # Longest wait for the next byte (connecting included) before the connection ends
+    # as a timeout, in seconds; None: wait as long as it takes.
+    timeout: float | None = None
 
     @property
     def address(self) -> tuple[str, int]:
@@ -144,7 +150,8 @@ class ConnectionRecord:
         if self.done:
             return
         self.done = True
-        intact = bytes(self._received) == self.target.expected
+        expected = self.target.expected
+        intact = None if expected is None else bytes(self._received) == expected
         self._emit("eof_received", bytes=len(self._received), intact=intact)
 
     def failed(self, error: BaseException) -> None:

@@ -27,14 +27,20 @@ async def _fetch(target: Target, recorder: Recorder) -> None:
     """Read one server's whole poem, yielding to the others while it waits."""
     conn = recorder.open(target)
     try:
-        reader, writer = await asyncio.open_connection(*target.address)
-    except OSError as exc:
+        # asyncio.timeout(None) never expires: no timeout, no special case.
+        async with asyncio.timeout(target.timeout):
+            reader, writer = await asyncio.open_connection(*target.address)
+    except OSError as exc:  # TimeoutError is an OSError too
         conn.failed(exc)
         return
     conn.connected(writer.get_extra_info("socket"))
     try:
-        # read() returns b"" only when the server has closed its end.
-        while data := await reader.read(RECV_SIZE):
+        while True:
+            # The timeout bounds each wait for data, not the whole connection.
+            async with asyncio.timeout(target.timeout):
+                data = await reader.read(RECV_SIZE)
+            if not data:  # b"": the server has closed its end
+                break
             conn.received(data)
         conn.eof()
     except OSError as exc:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import select
 import socket
+import time
 from collections.abc import Sequence
 
 from netsim.clients._base import RECV_SIZE, ClientModel, ConnectionRecord, Recorder, Target
@@ -18,26 +19,45 @@ from netsim.clients._base import RECV_SIZE, ClientModel, ConnectionRecord, Recor
 
 def run(targets: Sequence[Target], recorder: Recorder) -> None:
     open_conns: dict[socket.socket, ConnectionRecord] = {}
+    # A connection silent past its timeout is given up: when that is due, per socket.
+    deadlines: dict[socket.socket, float] = {}
+
+    def forget(sock: socket.socket) -> None:
+        del open_conns[sock]
+        deadlines.pop(sock, None)
+        sock.close()
+
     try:
         for target in targets:
             conn = recorder.open(target)
             try:
                 # Connecting blocks, but only for a loopback handshake; the slow part,
                 # waiting for the poem, is what the select() loop overlaps.
-                sock = socket.create_connection(target.address)
+                sock = socket.create_connection(target.address, timeout=target.timeout)
             except OSError as exc:
                 conn.failed(exc)
                 continue
             conn.connected(sock)
             sock.setblocking(False)
             open_conns[sock] = conn
+            if target.timeout is not None:
+                deadlines[sock] = time.monotonic() + target.timeout
 
         while open_conns:
-            readable, _, _ = select.select(list(open_conns), [], [])
+            # Sleep until a socket is readable, or until the next connection times out.
+            wait = max(0.0, min(deadlines.values()) - time.monotonic()) if deadlines else None
+            readable, _, _ = select.select(list(open_conns), [], [], wait)
             for sock in readable:
-                if not _read(sock, open_conns[sock]):
-                    del open_conns[sock]
-                    sock.close()
+                conn = open_conns[sock]
+                if not _read(sock, conn):
+                    forget(sock)
+                elif conn.target.timeout is not None:
+                    deadlines[sock] = time.monotonic() + conn.target.timeout
+            now = time.monotonic()
+            for sock, deadline in list(deadlines.items()):
+                if deadline <= now:
+                    open_conns[sock].failed(TimeoutError("no data within the timeout"))
+                    forget(sock)
     finally:
         for sock in open_conns:
             sock.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import selectors
 import socket
+import time
 from collections.abc import Sequence
 from typing import cast
 
@@ -18,27 +19,45 @@ from netsim.clients._base import RECV_SIZE, ClientModel, ConnectionRecord, Recor
 
 
 def run(targets: Sequence[Target], recorder: Recorder) -> None:
+    # A connection silent past its timeout is given up: when that is due, per socket.
+    deadlines: dict[socket.socket, float] = {}
     with selectors.DefaultSelector() as selector:
+
+        def forget(sock: socket.socket) -> None:
+            selector.unregister(sock)
+            deadlines.pop(sock, None)
+            sock.close()
+
         try:
             for target in targets:
                 conn = recorder.open(target)
                 try:
                     # Connecting blocks, but only for a loopback handshake; the slow
                     # part, waiting for the poem, is what the selector overlaps.
-                    sock = socket.create_connection(target.address)
+                    sock = socket.create_connection(target.address, timeout=target.timeout)
                 except OSError as exc:
                     conn.failed(exc)
                     continue
                 conn.connected(sock)
                 sock.setblocking(False)
                 selector.register(sock, selectors.EVENT_READ, data=conn)
+                if target.timeout is not None:
+                    deadlines[sock] = time.monotonic() + target.timeout
 
             while selector.get_map():
-                for key, _ in selector.select():
-                    sock = cast(socket.socket, key.fileobj)
-                    if not _read(sock, key.data):
-                        selector.unregister(sock)
-                        sock.close()
+                # Sleep until a socket is readable, or until the next connection times out.
+                wait = max(0.0, min(deadlines.values()) - time.monotonic()) if deadlines else None
+                for key, _ in selector.select(wait):
+                    sock, conn = cast(socket.socket, key.fileobj), key.data
+                    if not _read(sock, conn):
+                        forget(sock)
+                    elif conn.target.timeout is not None:
+                        deadlines[sock] = time.monotonic() + conn.target.timeout
+                now = time.monotonic()
+                for sock, deadline in list(deadlines.items()):
+                    if deadline <= now:
+                        selector.get_key(sock).data.failed(TimeoutError("no data within the timeout"))
+                        forget(sock)
         finally:
             # Closing the selector does not close the sockets registered with it.
             for key in list(selector.get_map().values()):

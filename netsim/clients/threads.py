@@ -35,7 +35,8 @@ def _fetch(target: Target, recorder: Recorder) -> None:
     """Read one server's whole poem, blocking only this thread while it waits."""
     conn = recorder.open(target)
     try:
-        with socket.create_connection(target.address) as sock:
+        # The timeout bounds every wait: the connect, and each recv() after it.
+        with socket.create_connection(target.address, timeout=target.timeout) as sock:
             conn.connected(sock)
             # recv() returns b"" only when the server has closed its end.
             while data := sock.recv(RECV_SIZE):

@@ -1,0 +1,188 @@
+"""When each byte of a connection goes out: pauses, jitter, rate and faults, without I/O.
+
+The server engine carries a ``StreamSchedule`` out on a socket; the ideal-timing model
+reads the same schedule without any socket. Both draw their random numbers from the
+same seeded streams, so a scenario's ``seed`` fixes every pause and every fault, and the
+ideal time of a run is computed from the very schedule its servers keep.
+
+The rules, for one direction of one connection, starting when it is served:
+
+* the first chunk may go after ``initial_delay``;
+* chunk *i* begins when it is available and the previous one is done: at
+  ``max(arrival, end of chunk i-1 + pause)``; under a ``rate`` it takes ``size / rate``
+  to send, in pieces of ``SLICE`` seconds each, every piece on its own deadline;
+* each pause is ``delay``, or drawn uniformly from ``delay ± jitter`` (never below zero);
+* after the last chunk and its pause, the connection closes ``close_delay`` later;
+* a fault strikes when the first byte beyond ``after`` is due: that byte, and everything
+  after it, never goes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from netsim.scenario import Server
+
+# A rate-capped chunk goes out in pieces of this much time each: fine enough that the
+# rate holds over any window a client can measure, coarse enough to cost few wake-ups.
+SLICE = 0.01  # seconds
+
+FAULT_KINDS = ("refuse", "reset", "close", "stall", "blackhole")
+
+
+@dataclass(frozen=True)
+class Conditions:
+    """A server's network conditions in seconds and bytes per second (time scale applied)."""
+
+    delay: float = 0.0
+    jitter: float = 0.0
+    initial_delay: float = 0.0
+    accept_delay: float = 0.0
+    close_delay: float = 0.0
+    rate: float | None = None  # bytes per second; None: as fast as the socket takes it
+    fault: str | None = None  # one of FAULT_KINDS
+    fault_after: int = 0  # bytes
+    fault_probability: float = 1.0
+
+    @classmethod
+    def of(cls, server: Server) -> Conditions:
+        """A scenario server's conditions, in scenario seconds."""
+        fault = server.fault
+        return cls(
+            delay=server.delay, jitter=server.jitter, initial_delay=server.initial_delay,
+            accept_delay=server.accept_delay, close_delay=server.close_delay, rate=server.rate,
+            fault=fault.kind if fault else None, fault_after=fault.after if fault else 0,
+            fault_probability=fault.probability if fault else 1.0)
+
+    def without_fault(self) -> Conditions:
+        return dataclasses.replace(self, fault=None)
+
+    def scaled(self, time_scale: float) -> Conditions:
+        """The same conditions with every duration times ``time_scale`` (rates divided)."""
+        return Conditions(
+            delay=self.delay * time_scale, jitter=self.jitter * time_scale,
+            initial_delay=self.initial_delay * time_scale, accept_delay=self.accept_delay * time_scale,
+            close_delay=self.close_delay * time_scale,
+            rate=None if self.rate is None else self.rate / time_scale,
+            fault=self.fault, fault_after=self.fault_after, fault_probability=self.fault_probability)
+
+    def longest_pause(self) -> float:
+        return self.delay + self.jitter
+
+
+def pause_stream(seed: int, server: str, conn: int, direction: str = "downstream") -> random.Random:
+    """The random numbers behind one direction's pauses (string seeds are stable across runs)."""
+    return random.Random(f"netsim/{seed}/{server}/{conn}/{direction}/pauses")
+
+
+def fault_of(conditions: Conditions, seed: int, server: str, conn: int) -> str | None:
+    """The fault that strikes connection ``conn`` (1-based, in accept order), if any."""
+    if conditions.fault is None:
+        return None
+    draw = random.Random(f"netsim/{seed}/{server}/{conn}/fault").random()
+    return conditions.fault if draw < conditions.fault_probability else None
+
+
+@dataclass(frozen=True)
+class Emission:
+    """One write: ``size`` bytes due at ``due`` (seconds, on the caller's clock)."""
+
+    due: float
+    size: int
+    chunk: int  # which chunk (0-based) the bytes belong to
+    first: bool  # the chunk's first piece: the moment the chunk is logged as sent
+    scheduled: float  # when the chunk was due to begin
+
+
+class StreamSchedule:
+    """Decides, chunk by chunk, when each byte of one direction may go."""
+
+    def __init__(self, conditions: Conditions, pauses: random.Random, start: float,
+                 fault_after: int | None = None) -> None:
+        self.conditions = conditions
+        self.emissions: deque[Emission] = deque()
+        self.fault_at: float | None = None  # when the fault strikes, once it is known
+        self._pauses = pauses
+        self._fault_after = fault_after
+        self._next_free = start + conditions.initial_delay
+        self._accepted = 0  # bytes scheduled so far
+        self._chunks = 0
+
+    def __repr__(self) -> str:
+        return (f"<StreamSchedule chunks={self._chunks} bytes={self._accepted} "
+                f"next_free={self._next_free:.6f} fault_at={self.fault_at}>")
+
+    def add(self, size: int, arrival: float) -> int:
+        """Schedule a chunk of ``size`` bytes available from ``arrival``.
+
+        Returns how many of its bytes will go: fewer than ``size`` when the fault cuts it,
+        none once the fault has struck.
+        """
+        if self.fault_at is not None:
+            return 0
+        begin = max(arrival, self._next_free)
+        allowed = size
+        if self._fault_after is not None:
+            allowed = min(size, self._fault_after - self._accepted)
+        rate = self.conditions.rate
+        self._emit(begin, allowed, rate)
+        self._accepted += allowed
+        if allowed < size:  # the first byte beyond `after` is due now: the fault strikes
+            self.fault_at = begin + (allowed / rate if rate else 0.0)
+            return allowed
+        end = begin + (size / rate if rate else 0.0)
+        self._next_free = end + self._pause()
+        self._chunks += 1
+        return size
+
+    def close_time(self, input_ended: float) -> float:
+        """When the connection closes, if its input ended (EOF) at ``input_ended``."""
+        return max(input_ended, self._next_free) + self.conditions.close_delay
+
+    def _emit(self, begin: float, size: int, rate: float | None) -> None:
+        if size == 0:
+            return
+        if rate is None:
+            self.emissions.append(Emission(begin, size, self._chunks, True, begin))
+            return
+        piece = max(1, round(rate * SLICE))
+        for offset in range(0, size, piece):
+            self.emissions.append(Emission(begin + offset / rate, min(piece, size - offset),
+                                           self._chunks, offset == 0, begin))
+
+    def _pause(self) -> float:
+        delay, jitter = self.conditions.delay, self.conditions.jitter
+        if jitter == 0:
+            return delay
+        return max(0.0, delay + self._pauses.uniform(-jitter, jitter))
+
+
+def mean_pause(delay: float, jitter: float) -> float:
+    """The average of ``max(0, uniform(delay - jitter, delay + jitter))``."""
+    if jitter <= delay:
+        return delay
+    return (delay + jitter) ** 2 / (4 * jitter)
+
+
+def cut(data: bytes, chunk: str | int) -> list[bytes]:
+    """Cut forwarded bytes into chunks without waiting for more: at each newline
+    (``"line"``), into pieces of at most N bytes (``int``), or as they came (``"all"``)."""
+    if chunk == "all" or not data:
+        return [data] if data else []
+    if isinstance(chunk, int):
+        return [data[start:start + chunk] for start in range(0, len(data), chunk)]
+    pieces = data.split(b"\n")
+    lines = [piece + b"\n" for piece in pieces[:-1]]
+    if pieces[-1]:
+        lines.append(pieces[-1])
+    return lines
+
+
+__all__ = ["SLICE", "Conditions", "Emission", "StreamSchedule", "cut", "fault_of", "mean_pause",
+           "pause_stream"]
+
