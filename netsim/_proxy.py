@@ -83,7 +83,9 @@ class ProxyProtocol(_Connection):
             chunking = "all"
 
         def log(event: str, now: float, **fields: Any) -> None:
-            self._log(event, now, direction=direction, **fields)
+            # Bytes passed straight through have no schedule to be late against.
+            if conditioned or event != "chunk_sent":
+                self._log(event, now, direction=direction, **fields)
 
         return Shaper(schedule, sink, chunking=chunking, log=log, on_fault=self._strike, **callbacks)
 

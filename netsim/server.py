@@ -292,7 +292,11 @@ class _Connection(asyncio.Protocol):
         self.index = 0
 
     def _log(self, event: str, now: float, **fields: Any) -> None:
-        self._server.emit({"event": event, "t": now - self._server.t0, "server": self._plan.name,
+        """Send an event, its times (``now``, a ``scheduled``) on the run's clock."""
+        t0 = self._server.t0
+        if "scheduled" in fields:
+            fields["scheduled"] -= t0
+        self._server.emit({"event": event, "t": now - t0, "server": self._plan.name,
                            "peer_port": self._peer_port, **fields})
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -301,6 +305,7 @@ class _Connection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self._peer_port = int(peer[1]) if peer else 0
         self.index = self._server.next_index()
+        self._server.live.add(self)
         self._fault = fault_of(self._plan.conditions, self._plan.seed, self._plan.name, self.index)
         now = self._loop.time()
         self._log("conn_accepted", now, index=self.index, **({"fault": self._fault} if self._fault else {}))
@@ -353,6 +358,7 @@ class _Connection(asyncio.Protocol):
             self._log("conn_lost", self._loop.time(), bytes=self.sent, reason=reason)
             self._closed = True
         self.stop()
+        self._server.live.discard(self)
         if not self._done.done():
             self._done.set_result(None)
 
@@ -417,6 +423,9 @@ class _ServerState:
         self.t0 = t0
         self.addresses = addresses
         self._accepted = 0
+        # The loop forgets a transport that is not reading (a blackhole, a stall), and a
+        # forgotten transport is collected and closes its socket: hold them here.
+        self.live: set[_Connection] = set()
 
     def next_index(self) -> int:
         self._accepted += 1

@@ -123,6 +123,8 @@ def test_events_are_stamped_on_one_clock_and_tagged(write_scenario: ScenarioWrit
         assert event["client"] == "select"
         if event["event"] not in ("server_listening", "client_started", "client_finished"):
             assert event["conn"] in (1, 2, 3) and event["server"] in ("a", "b", "c")
+    for chunk in (e for e in events if e["event"] == "chunk_sent"):
+        assert 0 <= float(chunk["t"]) - float(chunk["scheduled"]) < 0.05  # type: ignore[arg-type]
     sent = [e for e in events if e["event"] == "chunk_sent" and e["index"] == 0]
     received = [e for e in events if e["event"] == "bytes_received"]
     # The first byte of each connection is received after the server sent it, on the same clock.

@@ -1,0 +1,153 @@
+"""Faults and conditions seen from the client side, on real sockets, for every client model."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import netsim
+from netsim.clients import MODELS
+from tests.conftest import ScenarioWriter
+
+POEM = "1111\n2222\n3333\n4444\n"  # four chunks of 5 bytes
+SCALE = 0.1  # 100 ms pauses take 10 ms
+
+
+def run_one(write_scenario: ScenarioWriter, model: str, faulty: str, *, timeout: str = "300ms",
+            seed: int = 1) -> netsim.RunResult:
+    """Run ``model`` against a healthy server and one with ``faulty`` settings."""
+    path = write_scenario(f"""\
+        netsim: 1
+        name: faults
+        seed: {seed}
+        servers:
+          - {{name: healthy, poem: "{POEM.encode('unicode_escape').decode()}", delay: 100ms}}
+          - {{name: faulty, poem: "{POEM.encode('unicode_escape').decode()}", delay: 100ms, {faulty}}}
+        clients:
+          - {{model: {model}, targets: [faulty, healthy], timeout: {timeout}}}
+    """)
+    (run,) = netsim.run_scenario(netsim.load_scenario(path), time_scale=SCALE).runs
+    healthy = run.connections[1]
+    assert (healthy.bytes, healthy.intact, healthy.error) == (20, True, None), "the healthy one suffered"
+    return run
+
+
+MODEL_NAMES = list(MODELS)
+
+
+@pytest.mark.parametrize("model", MODEL_NAMES)
+def test_refuse_ends_the_connection_as_refused(write_scenario: ScenarioWriter, model: str) -> None:
+    """A refusing server's connect fails at once with error 'refused'; nothing arrives."""
+    faulty = run_one(write_scenario, model, "fault: {kind: refuse}").connections[0]
+    assert (faulty.error, faulty.bytes, faulty.intact) == ("refused", 0, False)
+    assert math.isnan(faulty.ttfb)
+    assert faulty.duration < 1.0
+
+
+@pytest.mark.parametrize("model", MODEL_NAMES)
+def test_reset_arrives_after_the_given_bytes(write_scenario: ScenarioWriter, model: str) -> None:
+    """A reset after 10 bytes: exactly those 10 bytes arrive, then ECONNRESET, at the third chunk's time."""
+    run = run_one(write_scenario, model, "fault: {kind: reset, after: 10}")
+    faulty = run.connections[0]
+    assert (faulty.error, faulty.bytes, faulty.intact) == ("reset", 10, False)
+    assert faulty.message is not None and "reset" in faulty.message.lower()
+    assert faulty.duration == pytest.approx(0.2, abs=0.5)  # 2 chunks, 2 pauses (scenario time)
+
+
+@pytest.mark.parametrize("model", MODEL_NAMES)
+def test_close_truncates_the_poem_and_is_detected(write_scenario: ScenarioWriter, model: str) -> None:
+    """A clean close after 10 bytes is no error, but the poem is reported as not intact."""
+    faulty = run_one(write_scenario, model, "fault: {kind: close, after: 10}").connections[0]
+    assert (faulty.error, faulty.bytes, faulty.intact) == (None, 10, False)
+
+
+@pytest.mark.parametrize("model", MODEL_NAMES)
+def test_stall_ends_in_the_clients_timeout(write_scenario: ScenarioWriter, model: str) -> None:
+    """A stall after 10 bytes keeps the connection open until the client's 300 ms timeout ends it."""
+    faulty = run_one(write_scenario, model, "fault: {kind: stall, after: 10}").connections[0]
+    assert (faulty.error, faulty.bytes, faulty.intact) == ("timeout", 10, False)
+    # the last byte comes at 100 ms, then 300 ms of silence (scenario time)
+    assert faulty.duration == pytest.approx(0.4, abs=0.5)
+    assert faulty.duration >= 0.39
+
+
+@pytest.mark.parametrize("model", MODEL_NAMES)
+def test_blackhole_ends_in_the_clients_timeout(write_scenario: ScenarioWriter, model: str) -> None:
+    """A blackhole accepts and never sends nor closes: the connection times out with nothing."""
+    faulty = run_one(write_scenario, model, "fault: {kind: blackhole}").connections[0]
+    assert (faulty.error, faulty.bytes, faulty.intact) == ("timeout", 0, False)
+    assert faulty.duration >= 0.29
+
+
+def test_a_share_of_connections_fails_as_the_seed_says(write_scenario: ScenarioWriter) -> None:
+    """probability: 50% resets the connections the seed picks, and the ideal knows which."""
+    from netsim.conditions import Conditions, fault_of
+
+    path = write_scenario("""\
+        netsim: 1
+        name: some
+        seed: 11
+        servers: [{name: s, poem: "1\\n2\\n", delay: 50ms, fault: {kind: reset, probability: 50%}}]
+        clients: [{model: asyncio, targets: [s, s, s, s, s, s, s, s]}]
+    """)
+    scenario = netsim.load_scenario(path)
+    (run,) = netsim.run_scenario(scenario, time_scale=SCALE).runs
+    conditions = Conditions.of(scenario.servers[0])
+    picked = {index for index in range(1, 9) if fault_of(conditions, 11, "s", index)}
+    assert 0 < len(picked) < 8  # this seed gives a mix
+    assert sum(conn.error == "reset" for conn in run.connections) == len(picked)
+    assert sum(conn.intact is True for conn in run.connections) == 8 - len(picked)
+
+
+def chunk_offsets(events: list[dict[str, Any]]) -> list[list[float]]:
+    """Per connection, when each chunk was scheduled relative to the connection's accept."""
+    accepted = {event["peer_port"]: event["t"] for event in events if event["event"] == "conn_accepted"}
+    offsets: dict[int, list[float]] = {}
+    for event in events:
+        if event["event"] == "chunk_sent":
+            offsets.setdefault(event["conn"], []).append(
+                round(event["scheduled"] - accepted[event["peer_port"]], 6))
+    return [offsets[conn] for conn in sorted(offsets)]
+
+
+def test_the_same_seed_gives_the_same_schedule(write_scenario: ScenarioWriter) -> None:
+    """With jitter, two runs with one seed schedule every chunk alike; another seed differs."""
+    path = write_scenario("""\
+        netsim: 1
+        name: jittery
+        servers: [{name: s, poem: "a\\nb\\nc\\nd\\ne\\nf\\n", delay: 100ms, jitter: 80ms}]
+        clients: [{model: select, targets: [s, s]}]
+    """)
+    scenario = netsim.load_scenario(path)
+
+    def schedule(seed: int) -> list[list[float]]:
+        events: list[dict[str, Any]] = []
+        netsim.run_scenario(scenario, time_scale=SCALE, seed=seed, observer=events.append)
+        return chunk_offsets(events)
+
+    first, again, other = schedule(5), schedule(5), schedule(6)
+    assert first == again
+    assert first != other
+    assert len({tuple(conn) for conn in first}) == 2  # two connections, two different schedules
+
+
+@pytest.mark.slow
+def test_a_rate_cap_is_kept_within_two_percent(write_scenario: ScenarioWriter, tmp_path: Path) -> None:
+    """200 KB at 200 KB/s arrives at 200 KB/s (within 2 %), as the client measures it over a second."""
+    (tmp_path / "big.txt").write_text("x" * 199_999 + "\n")
+    path = write_scenario("""\
+        netsim: 1
+        name: rated
+        servers: [{name: s, poem_file: big.txt, chunk: all, rate: 200KB/s}]
+        clients: [blocking]
+    """)
+    events: list[dict[str, Any]] = []
+    result = netsim.run_scenario(netsim.load_scenario(path), observer=events.append)
+    received = [(event["t"], event["bytes"]) for event in events if event["event"] == "bytes_received"]
+    (first_t, first_size), (last_t, _) = received[0], received[-1]
+    # The first piece is due at once; the rest follow at the rate.
+    assert (200_000 - first_size) / (last_t - first_t) == pytest.approx(200_000, rel=0.02)
+    assert result.runs[0].connections[0].intact is True

@@ -1,0 +1,157 @@
+"""Proxy mode on real sockets: byte-exact forwarding, conditions per direction, failures."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import socket
+import time
+from typing import Any
+
+import pytest
+
+import netsim
+from netsim.conditions import Conditions
+from netsim.server import ServerPlan, open_listeners, serve
+from tests.conftest import ScenarioWriter
+
+PAYLOAD = random.Random(3).randbytes(4 * 1024 * 1024)  # 4 MiB that no bug could fake
+
+
+async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    while data := await reader.read(256 * 1024):
+        writer.write(data)
+        await writer.drain()
+    writer.close()
+
+
+async def through_proxy(plan: ServerPlan, talk: Any) -> tuple[Any, list[dict[str, Any]]]:
+    """Start an echo service and ``plan`` as its proxy; run ``talk(proxy_address)``."""
+    events: list[dict[str, Any]] = []
+    upstream = await asyncio.start_server(echo, "127.0.0.1", 0)
+    port = upstream.sockets[0].getsockname()[1]
+    plan = ServerPlan(**{**plan.__dict__, "upstream": f"127.0.0.1:{port}"})
+    (listener,) = open_listeners([plan])
+    serving = asyncio.create_task(serve([listener], events.append, time.monotonic()))
+    try:
+        return await talk(listener.address), events
+    finally:
+        serving.cancel()
+        await asyncio.gather(serving, return_exceptions=True)
+        upstream.close()
+        await upstream.wait_closed()
+
+
+async def send_and_receive(address: tuple[str, int]) -> tuple[bytes, float]:
+    """Write PAYLOAD while reading the echo; return what came back and how long it took."""
+    started = time.monotonic()
+    reader, writer = await asyncio.open_connection(*address)
+
+    async def write() -> None:
+        for start in range(0, len(PAYLOAD), 100_000):
+            writer.write(PAYLOAD[start:start + 100_000])
+            await writer.drain()
+        writer.write_eof()
+
+    writing = asyncio.create_task(write())
+    received = bytearray()
+    while data := await reader.read(1 << 20):
+        received += data
+    await writing
+    writer.close()
+    await writer.wait_closed()
+    return bytes(received), time.monotonic() - started
+
+
+@pytest.mark.parametrize("direction", ["downstream", "upstream", "both"])
+def test_several_megabytes_cross_a_delayed_proxy_exactly(direction: str) -> None:
+    """4 MiB go up and come back through a proxy pausing after every 64 KiB: byte for byte, paced."""
+    plan = ServerPlan(name="p", conditions=Conditions(delay=0.005), chunking=64 * 1024,
+                      direction=direction)
+    (received, took), events = asyncio.run(through_proxy(plan, send_and_receive))
+    assert received == PAYLOAD
+    chunks = len(PAYLOAD) // (64 * 1024)  # 64 chunks, each followed by 5 ms, in each shaped direction
+    assert took >= chunks * 0.005 * 0.9
+    directions = {event.get("direction") for event in events if event["event"] == "chunk_sent"}
+    assert directions == ({"downstream", "upstream"} if direction == "both" else {direction})
+
+
+def test_only_the_named_direction_is_slowed() -> None:
+    """With direction upstream, the client's bytes are paced and the replies are not."""
+    plan = ServerPlan(name="p", conditions=Conditions(delay=0.02), chunking="all", direction="upstream")
+
+    async def ping(address: tuple[str, int]) -> list[float]:
+        reader, writer = await asyncio.open_connection(*address)
+        sent_at, times = [], []
+        for number in range(5):
+            sent_at.append(time.monotonic())
+            writer.write(b"ping %d\n" % number)
+            await writer.drain()
+            await reader.readexactly(7)
+            times.append(time.monotonic() - sent_at[-1])
+        writer.close()
+        await writer.wait_closed()
+        return times
+
+    round_trips, events = asyncio.run(through_proxy(plan, ping))
+    assert {event["direction"] for event in events if event["event"] == "chunk_sent"} == {"upstream"}
+    # Each ping waits out the 20 ms pause after the previous one, so rounds after the first are paced.
+    assert all(trip >= 0.015 for trip in round_trips[1:])
+
+
+def test_an_unreachable_upstream_resets_the_client() -> None:
+    """When the proxy cannot reach its upstream, the client's connection is reset."""
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    events: list[dict[str, Any]] = []
+
+    async def main() -> bytes | Exception:
+        plan = ServerPlan(name="p", upstream=f"127.0.0.1:{port}")
+        (listener,) = open_listeners([plan])
+        serving = asyncio.create_task(serve([listener], events.append, time.monotonic()))
+        try:
+            reader, writer = await asyncio.open_connection(*listener.address)
+            try:
+                return await reader.read()
+            except ConnectionResetError as error:
+                return error
+            finally:
+                writer.close()
+        finally:
+            serving.cancel()
+            await asyncio.gather(serving, return_exceptions=True)
+
+    outcome = asyncio.run(main())
+    assert isinstance(outcome, ConnectionResetError) or outcome == b""
+    assert any(event["event"] == "upstream_failed" for event in events)
+
+
+def test_every_client_model_reads_a_poem_through_a_proxy(write_scenario: ScenarioWriter) -> None:
+    """A proxy in front of a poem server adds its own pauses; every model gets the poem intact."""
+    path = write_scenario("""\
+        netsim: 1
+        name: proxied
+        servers:
+          - {name: poet, poem: "1111\\n2222\\n", delay: 100ms}
+          - {name: slow-link, upstream: poet, delay: 50ms, chunk: {bytes: 2}}
+        clients:
+          - {model: blocking, targets: [slow-link]}
+          - {model: select, targets: [slow-link]}
+          - {model: selectors, targets: [slow-link]}
+          - {model: asyncio, targets: [slow-link]}
+          - {model: threads, targets: [slow-link]}
+        expect:
+          all: [intact == 100%, errors == 0]
+    """)
+    scenario = netsim.load_scenario(path)
+    result = netsim.run_scenario(scenario, clients=None, time_scale=0.1)
+    for run in result.runs:
+        # poet: "1111\n" at 0, "2222\n" at 100 ms, closes at 200 ms. The proxy cuts each line
+        # into 2+2+1 bytes with 50 ms after each piece: the first goes at 0, 50, 100 ms; the
+        # second arrives at 100 but waits for the pause, going at 150, 200, 250; the proxy
+        # closes after the last pause, at 300 ms.
+        assert run.ideal == pytest.approx(0.3)
+        assert run.elapsed == pytest.approx(run.ideal, abs=0.08 / 0.1)
+    assert result.passed
