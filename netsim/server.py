@@ -426,17 +426,19 @@ class _ServerState:
         # The loop forgets a transport that is not reading (a blackhole, a stall), and a
         # forgotten transport is collected and closes its socket: hold them here.
         self.live: set[_Connection] = set()
+        self._protocol_class: type[_Connection] = PoemProtocol
+        if plan.upstream is not None:
+            # Imported here, not on the first connection: an import costs milliseconds.
+            from netsim._proxy import ProxyProtocol
+
+            self._protocol_class = ProxyProtocol
 
     def next_index(self) -> int:
         self._accepted += 1
         return self._accepted
 
     def protocol(self) -> _Connection:
-        if self.plan.upstream is not None:
-            from netsim._proxy import ProxyProtocol
-
-            return ProxyProtocol(self)
-        return PoemProtocol(self)
+        return self._protocol_class(self)
 
 
 async def serve(listeners: Sequence[Listener], emit: Emit, t0: float) -> None:
