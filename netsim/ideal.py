@@ -98,7 +98,7 @@ def ideal_timeline(
             continue
         served = max(connect, free_at.get(server.name, 0.0)) if server.mode == "serial" else connect
         accepted[server.name] += 1
-        service = _serve(server, conditions, by_name, seed, accepted, served)
+        service = _serve(server, conditions, by_name, seed, accepted, served, faults)
         conn = _as_seen_by_client(server.name, connect, service, timeout)
         if server.mode == "serial":
             free_at[server.name] = max(served, conn.end)
@@ -108,9 +108,13 @@ def ideal_timeline(
 
 
 def ideal_elapsed(targets: Sequence[Server], *, concurrent: bool, **options: object) -> float:
-    """The ideal time of a whole client run: when its last connection ends."""
+    """The ideal time of a whole client run: when its last connection ends (NaN if unknown)."""
     timeline = ideal_timeline(targets, concurrent=concurrent, **options)  # type: ignore[arg-type]
-    return max((conn.end for conn in timeline), default=0.0)
+    ends = [conn.end for conn in timeline]
+    # max() skips a NaN that is not first, which would hide an unknown connection's time
+    if any(math.isnan(end) for end in ends):
+        return math.nan
+    return max(ends, default=0.0)
 
 
 def _as_seen_by_client(name: str, connect: float, service: _Service, timeout: float) -> IdealConnection:
@@ -138,7 +142,7 @@ def _as_seen_by_client(name: str, connect: float, service: _Service, timeout: fl
 
 
 def _serve(server: Server, conditions: Conditions, servers: Mapping[str, Server], seed: int,
-           accepted: Counter[str], start: float) -> _Service:
+           accepted: Counter[str], start: float, faults: bool) -> _Service:
     index = accepted[server.name]
     if server.upstream is None:
         fault = fault_of(conditions, seed, server.name, index)
@@ -146,7 +150,7 @@ def _serve(server: Server, conditions: Conditions, servers: Mapping[str, Server]
     upstream = servers.get(server.upstream)
     if upstream is None:  # a service outside the scenario: its timing is unknown
         return _Service([], math.nan, None)
-    return _serve_proxy(server, conditions, upstream, servers, seed, accepted, start)
+    return _serve_proxy(server, conditions, upstream, servers, seed, accepted, start, faults)
 
 
 def _serve_poem(server: Server, conditions: Conditions, fault: str | None, seed: int, index: int,
@@ -168,16 +172,21 @@ def _serve_poem(server: Server, conditions: Conditions, fault: str | None, seed:
 
 
 def _serve_proxy(proxy: Server, conditions: Conditions, upstream: Server, servers: Mapping[str, Server],
-                 seed: int, accepted: Counter[str], start: float) -> _Service:
+                 seed: int, accepted: Counter[str], start: float, faults: bool) -> _Service:
     index = accepted[proxy.name]
     fault = fault_of(conditions, seed, proxy.name, index)
     if fault == "blackhole":
         return _Service([], None, None)
     connected = start + conditions.accept_delay
+    upstream_conditions = Conditions.of(upstream) if faults else Conditions.of(upstream).without_fault()
+    if upstream_conditions.fault == "refuse":  # the proxy's connect fails: it resets the client
+        return _Service([], connected, "reset")
     accepted[upstream.name] += 1
-    source = _serve(upstream, Conditions.of(upstream), servers, seed, accepted, connected)
-    if (proxy.direction or "downstream") == "upstream" and fault is None:
-        return source  # downstream passes straight through
+    source = _serve(upstream, upstream_conditions, servers, seed, accepted, connected, faults)
+    if (proxy.direction or "downstream") == "upstream":
+        # Downstream passes straight through; the proxy's fault counts the client's bytes,
+        # and a client model sends none, so it never strikes.
+        return source
     schedule = StreamSchedule(conditions, pause_stream(seed, proxy.name, index), connected,
                               fault_after=conditions.fault_after if fault else None)
     chunking = proxy.chunk if isinstance(proxy.chunk, str) else proxy.chunk.bytes
