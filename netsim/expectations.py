@@ -7,13 +7,19 @@ measurements of one run and returns a :class:`Verdict`.
 
 Grammar (whitespace is free; ``±`` may be written ``+-`` or ``+/-``)::
 
-    expectation := METRIC ["(" OTHER ")"] OP VALUE ["±" TOLERANCE]
+    expectation := METRIC ["(" OTHER ")"] OP VALUE ["±" TOLERANCE] [PASS_RATE]
     OP          := "<" | "<=" | ">" | ">=" | "=="
     VALUE       := AMOUNT | [NUMBER "*"] "ideal" ["*" NUMBER] [("+" | "-") AMOUNT]
     TOLERANCE   := NUMBER "%" | AMOUNT
+    PASS_RATE   := "in" NUMBER "%" "of" "runs"
 
 An AMOUNT is a number with a unit of the metric's kind; only duration metrics may be
 written over ``ideal``, and only ``==`` takes a tolerance (which durations need).
+
+A PASS_RATE (``elapsed <= 4.2s in 90% of runs``) matters when a scenario is run
+several times (``netsim run --repeat N``): the expectation must then hold in at least
+that share of the runs, where one without a pass rate must hold in every run. A single
+run is judged as it is: the expectation holds or it does not.
 """
 
 from __future__ import annotations
@@ -85,6 +91,8 @@ _HEAD = re.compile(
 _QUANTITY = re.compile(rf"(?P<number>{_NUMBER})\s*(?P<unit>[A-Za-zµ%×]*)\s*")
 _TOLERANCE_MARK = re.compile(r"±|\+/-|\+-")
 _MENTIONS_IDEAL = re.compile(r"\bideal\b")
+_PASS_RATE = re.compile(rf"\s+in\s+(?P<rate>{_NUMBER})\s*%\s+of\s+runs$")
+_PASS_RATE_START = re.compile(r"\s+in(?:\s+|$)")
 _OVER_IDEAL = re.compile(
     rf"(?:(?P<before>{_NUMBER})\s*\*\s*)?ideal(?:\s*\*\s*(?P<after>{_NUMBER}))?"
     r"(?:\s*(?P<sign>[+-])\s*(?P<offset>.+))?"
@@ -104,7 +112,8 @@ def parse_expectation(text: str) -> Expectation:
     written = " ".join(text.split())
     if not written:
         raise ValueError(f"the expectation is empty: {_EXAMPLE}")
-    head = _HEAD.fullmatch(written)
+    condition, pass_rate = _split_pass_rate(written)
+    head = _HEAD.fullmatch(condition)
     if head is None:
         raise ValueError(f"'{written}' does not start with a metric: {_EXAMPLE}")
     metric, other, op, rest = head["metric"], head["other"], head["op"], head["rest"]
@@ -126,7 +135,7 @@ def parse_expectation(text: str) -> Expectation:
         sample = f"{label} {op} {_SAMPLE[kind]}"
         raise ValueError(f"expected a value after '{label} {op}', like '{sample}'")
     if len(tolerances) > 1:
-        raise ValueError(f"'{written}' has more than one tolerance; write one, like ± 5%")
+        raise ValueError(f"'{condition}' has more than one tolerance; write one, like ± 5%")
     scale, offset = _parse_value(kind, label, value_text)
     if tolerances and op != "==":
         raise ValueError(
@@ -141,7 +150,26 @@ def parse_expectation(text: str) -> Expectation:
     tolerance, relative = (
         _parse_tolerance(kind, label, tolerances[0]) if tolerances else (None, False)
     )
-    return Expectation(written, metric, other, op, scale, offset, tolerance, relative)
+    return Expectation(written, metric, other, op, scale, offset, tolerance, relative, pass_rate)
+
+
+def _split_pass_rate(written: str) -> tuple[str, float | None]:
+    """Split ``elapsed <= 4s in 90% of runs`` into the condition and the rate (0.9)."""
+    match = _PASS_RATE.search(written)
+    if match is None:
+        start = _PASS_RATE_START.search(written)
+        if start is not None:
+            raise ValueError(
+                f"'{written[start.start():].strip()}' is not a pass rate: "
+                f"write it as 'in 90% of runs', after the rest of the expectation"
+            )
+        return written, None
+    rate = float(match["rate"])
+    if not 0 < rate <= 100:
+        raise ValueError(
+            f"a pass rate is a percentage above 0 and at most 100, like 'in 90% of runs' (got {rate:g}%)"
+        )
+    return written[: match.start()], float(match["rate"] + "e-2")
 
 
 def _unknown_metric(name: str) -> str:
@@ -244,6 +272,15 @@ class Expectation:
     offset: float
     tolerance: float | None = None  # '==' only; a fraction of the value when relative
     relative: bool = False
+    pass_rate: float | None = None  # the share of repeated runs it must hold in (0..1]
+
+    def holds_often_enough(self, passes: int, runs: int) -> bool:
+        """Did it hold in enough of ``runs`` repeated runs? Every run, without a pass rate."""
+        if runs <= 0:
+            return False
+        required = 1.0 if self.pass_rate is None else self.pass_rate
+        share = passes / runs
+        return share >= required or _same(share, required)
 
     @property
     def kind(self) -> str:
@@ -279,6 +316,12 @@ class Expectation:
         if self.op == "==":
             return f"== {_format(self.kind, low)}"
         return f"{self.op} {_format(self.kind, high if self.op in ('<', '<=') else low)}"
+
+    def format_measured(self, value: float) -> str:
+        """A measured value of the metric with its unit: ``12.004s``, ``16B``, ``3.01x``."""
+        if self.kind == "factor" and not math.isnan(value):
+            return f"{value:.2f}x"
+        return _format(self.kind, value)
 
     def __str__(self) -> str:
         return self.text
@@ -316,9 +359,7 @@ class Verdict:
 
     def actual_text(self) -> str:
         """The measured value with its unit: ``12.004s``, ``16B``, ``100%``, ``3.01x``."""
-        if self.expectation.kind == "factor" and not math.isnan(self.actual):
-            return f"{self.actual:.2f}x"
-        return _format(self.expectation.kind, self.actual)
+        return self.expectation.format_measured(self.actual)
 
 
 def evaluate(

@@ -439,3 +439,70 @@ def test_expectations_are_frozen_values() -> None:
     with pytest.raises(AttributeError):
         first.op = "<"  # type: ignore[misc]
     assert isinstance(first, Expectation)
+
+
+# --- pass rates -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "rate", "op", "offset"),
+    [
+        ("elapsed <= 4.2s in 90% of runs", 0.9, "<=", 4.2),
+        ("elapsed == 4s ± 5% in 50% of runs", 0.5, "==", 4.0),
+        ("speedup(blocking) >= 2.5   in 99.5%   of  runs", 0.995, ">=", 2.5),
+        ("errors == 0 in 100% of runs", 1.0, "==", 0.0),
+    ],
+)
+def test_pass_rate_suffix_parses(text: str, rate: float, op: str, offset: float) -> None:
+    """`in N% of runs` after an expectation is its pass rate; the rest parses as without it."""
+    expectation = parse_expectation(text)
+    assert (expectation.pass_rate, expectation.op, expectation.offset) == (rate, op, offset)
+    assert expectation.text == " ".join(text.split())
+
+
+def test_an_expectation_without_a_pass_rate_has_none() -> None:
+    """A plain expectation carries no pass rate."""
+    assert parse_expectation("elapsed <= 4s").pass_rate is None
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("elapsed <= 4s in 90%", "write it as 'in 90% of runs'"),
+        ("elapsed <= 4s in 90 of runs", "is not a pass rate"),
+        ("elapsed <= 4s in", "is not a pass rate"),
+        ("elapsed <= 4s in 0% of runs", "above 0 and at most 100"),
+        ("elapsed <= 4s in 101% of runs", "above 0 and at most 100"),
+    ],
+)
+def test_a_malformed_pass_rate_is_refused(text: str, message: str) -> None:
+    """A pass rate that is not `in N% of runs` with 0 < N <= 100 is an error naming the form."""
+    with pytest.raises(ValueError, match=re.escape(message)):
+        parse_expectation(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "passes", "runs", "held"),
+    [
+        ("elapsed <= 4s", 10, 10, True),
+        ("elapsed <= 4s", 9, 10, False),
+        ("elapsed <= 4s in 90% of runs", 9, 10, True),
+        ("elapsed <= 4s in 90% of runs", 8, 10, False),
+        ("elapsed <= 4s in 70% of runs", 7, 10, True),
+        ("elapsed <= 4s in 90% of runs", 1, 1, True),
+        ("elapsed <= 4s in 90% of runs", 0, 1, False),
+        ("elapsed <= 4s in 90% of runs", 0, 0, False),
+    ],
+)
+def test_holding_often_enough(text: str, passes: int, runs: int, held: bool) -> None:
+    """Without a pass rate every run must pass; with one, at least that share of them."""
+    assert parse_expectation(text).holds_often_enough(passes, runs) is held
+
+
+def test_a_pass_rate_does_not_change_a_single_verdict() -> None:
+    """Evaluated on one run, an expectation with a pass rate holds exactly when the plain one does."""
+    for elapsed in (4.0, 4.3):
+        plain = evaluate(parse_expectation("elapsed <= 4.2s"), run_metrics(elapsed=elapsed), {})
+        rated = evaluate(parse_expectation("elapsed <= 4.2s in 90% of runs"),
+                         run_metrics(elapsed=elapsed), {})
+        assert (rated.passed, rated.bound) == (plain.passed, plain.bound)
