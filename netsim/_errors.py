@@ -32,6 +32,7 @@ class Problem:
     column: int  # 1-based
     path: str  # where in the document, like servers[1].delay
     message: str
+    hint: str = ""  # how to fix it, where the message does not say: `netsim validate` prints it
 
     def __str__(self) -> str:
         where = f"{self.path}: " if self.path else ""

@@ -34,6 +34,19 @@ from netsim.scenario import (
 
 Position = tuple[int, int]  # 1-based line and column
 _MERGE = "tag:yaml.org,2002:merge"  # the tag of a `<<` key
+_STARTER_HINT = "`netsim new FILE` writes a starter scenario, with a comment on every key"
+# Problems whose message already says what the key takes: a hint would repeat it.
+_SELF_EXPLAINED = frozenset({"literal_error", "string_pattern_mismatch", "too_short", "greater_than",
+                             "greater_than_equal", "less_than", "less_than_equal"})
+# PyYAML's words for the slips people make most, and what to do about each.
+_SYNTAX_HINTS = (
+    ("mapping values are not allowed", "a value that holds ': ' needs quotes, "
+                                       "like `description: \"note: this\"`"),
+    ("could not find expected ':'", "a key needs ': ' after it; check this line and the one above"),
+    ("expected <block end>", "entries of one list or mapping start in the same column: "
+                             "check the indentation"),
+    ("found undefined alias", "an `*alias` needs an `&anchor` of that name above it"),
+)
 T = TypeVar("T")
 
 _SERVER: TypeAdapter[Server] = TypeAdapter(Server)
@@ -148,7 +161,8 @@ def load_scenario_text(
     problems = [Problem(filename, *document.locate(loc, key=True), format_path(loc), message)
                 for loc, message in document.duplicates]
     if not isinstance(data, dict):
-        problems.append(Problem(filename, 1, 1, "", "a scenario is a mapping that starts with `netsim: 1`"))
+        problems.append(Problem(filename, 1, 1, "", "a scenario is a mapping that starts with `netsim: 1`",
+                                _STARTER_HINT))
         raise ScenarioError(problems)
     # `type() is not int`: pydantic would take `netsim: true` and `netsim: 1.0` for 1.
     if "netsim" in data and (type(data["netsim"]) is not int or data["netsim"] != 1):
@@ -250,15 +264,15 @@ def _compose(text: str, filename: str) -> tuple[_Document, Any]:
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise ScenarioError([Problem(filename, line, column, "", f"YAML syntax: {_syntax(error)}")]) \
-            from None
+        raise ScenarioError([Problem(filename, line, column, "", f"YAML syntax: {_syntax(error)}",
+                                     _syntax_hint(error))]) from None
     except yaml.YAMLError as error:
         raise ScenarioError([Problem(filename, 1, 1, "", f"YAML: {error}")]) from None
     finally:
         loader.dispose()
     if data is None:
         raise ScenarioError([Problem(filename, 1, 1, "", "the file is empty: a scenario starts with "
-                                     "`netsim: 1`")])
+                                     "`netsim: 1`", _STARTER_HINT)])
     return document, data
 
 
@@ -273,6 +287,14 @@ def _syntax(error: yaml.MarkedYAMLError) -> str:
     if "'\\t'" in (error.problem or ""):
         message += ": indent with spaces, not tabs"
     return message
+
+
+def _syntax_hint(error: yaml.MarkedYAMLError) -> str:
+    problem = error.problem or ""
+    for words, hint in _SYNTAX_HINTS:
+        if words in problem:
+            return hint
+    return ""
 
 
 def _problems(filename: str, document: _Document, details: list[ErrorDetails]) -> list[Problem]:
@@ -322,7 +344,7 @@ def _problem(filename: str, document: _Document, detail: ErrorDetails) -> Proble
     if kind == "missing":
         line, column = document.locate(loc[:-1])
         return Problem(filename, line, column, format_path(loc[:-1]),
-                       f"missing required key {loc[-1]!r}")
+                       f"missing required key {loc[-1]!r}", _field_hint(loc, "add it: "))
     line, column = document.locate(loc)
     message = detail["msg"]
     for prefix in ("Value error, ", "Assertion failed, "):
@@ -341,7 +363,47 @@ def _problem(filename: str, document: _Document, detail: ErrorDetails) -> Proble
                   "too_short", "greater_than_equal", "less_than_equal",
                   "greater_than", "bool_type"):
         message = f"{message} (got {detail['input']!r})"
-    return Problem(filename, line, column, format_path(loc), message)
+    explained = kind in _SELF_EXPLAINED or " like " in message or "did you mean" in message
+    hint = "" if explained else _field_hint(loc)
+    return Problem(filename, line, column, format_path(loc), message, hint)
+
+
+def _field_hint(loc: Location, prefix: str = "") -> str:
+    """What the key at ``loc`` (or the list entry of one) takes, with an example."""
+    from netsim import _schema
+
+    while loc and isinstance(loc[-1], int):
+        loc = loc[:-1]
+    if not loc:
+        return ""
+    model: Any = Scenario
+    for part in loc[:-1]:
+        model = _inner(model, part)
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return ""
+    hint = _schema.hint(model.__name__, str(loc[-1]))
+    return prefix + hint if hint else ""
+
+
+def format_problem(problem: Problem) -> str:
+    """A problem as `netsim validate` prints it: ``file:line:col: message``, then its hint."""
+    return f"{problem}\n    hint: {problem.hint}" if problem.hint else str(problem)
+
+
+def value_positions(path: str | Path) -> dict[Location, Position]:
+    """Where every value of the YAML file at ``path`` starts (1-based line and column), by its
+    path in the document: ``("expect", "select", 0)`` is the first expectation of ``select``.
+
+    For tools that point at a part of a scenario, as the pytest plugin points at a failed
+    expectation. Raises ScenarioError when the file cannot be read or is not YAML.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ScenarioError([Problem(str(path), 1, 1, "", f"cannot be read: {error}")]) from None
+    document, _ = _compose(text, str(path))
+    return dict(document.values)
 
 
 def _clean_loc(loc: tuple[str | int, ...]) -> Location:

@@ -537,3 +537,58 @@ def test_client_models_can_be_restricted(tmp_path: Path) -> None:
     [problem] = caught.value.problems
     assert_problem(problem, "s.yaml", 6, 5, "clients[0].model", "unknown client model 'blocking'",
                    "known models: select")
+
+
+# --- hints and positions for tools ------------------------------------------------------
+
+
+def test_a_missing_key_comes_with_a_hint_and_an_example(tmp_path: Path) -> None:
+    """A missing required key is reported with what it takes and an example of it."""
+    [problem] = problems_of(scenario('{poem: "x\\n"}'), tmp_path)
+    assert problem.message == "missing required key 'name'"
+    assert problem.hint == "add it: name takes a string, like `name: a`"
+
+
+def test_a_bad_value_comes_with_a_hint_unless_the_message_says_it(tmp_path: Path) -> None:
+    """A wrong type gets a hint; a message that already shows the way gets none."""
+    typed, explained = problems_of(scenario('{name: a, poem: "x\\n", port: [1], mode: parallel}'), tmp_path)
+    assert typed.path == "servers[0].port" and typed.hint == "port takes an integer, like `port: 10000`"
+    assert explained.path == "servers[0].mode" and explained.hint == ""
+
+
+def test_a_document_that_is_not_a_scenario_points_at_netsim_new(tmp_path: Path) -> None:
+    """An empty file, or one that is not a mapping, suggests `netsim new`."""
+    for text in ("", "- a list\n"):
+        [problem] = problems_of(text, tmp_path)
+        assert "netsim new" in problem.hint
+
+
+def test_common_yaml_slips_get_a_hint(tmp_path: Path) -> None:
+    """An unquoted ': ' in a value is a syntax error whose hint says to quote it."""
+    [problem] = problems_of("netsim: 1\nname: x\ndescription: note: this\n", tmp_path)
+    assert (problem.line, problem.column) == (3, 18)
+    assert "needs quotes" in problem.hint
+
+
+def test_format_problem_puts_the_hint_below_the_problem() -> None:
+    """A problem prints as file:line:col with its hint indented on the next line."""
+    from netsim._loader import format_problem
+
+    with_hint = netsim.Problem("s.yaml", 4, 5, "servers[0]", "missing required key 'name'", "add it")
+    expected = "s.yaml:4:5: servers[0]: missing required key 'name'\n    hint: add it"
+    assert format_problem(with_hint) == expected
+    without = netsim.Problem("s.yaml", 1, 1, "", "no such file")
+    assert format_problem(without) == "s.yaml:1:1: no such file"
+
+
+def test_value_positions_locate_every_expectation(tmp_path: Path) -> None:
+    """value_positions gives the line and column of each value by its path in the document."""
+    from netsim._loader import value_positions
+
+    path = tmp_path / "s.yaml"
+    path.write_text(GOOD + "expect:\n  blocking:\n    - elapsed <= 3s\n"
+                           "  all: [errors == 0, intact == 100%]\n")
+    positions = value_positions(path)
+    assert positions[("expect", "blocking", 0)] == (9, 7)
+    assert positions[("expect", "all", 1)] == (10, 22)
+    assert positions[("clients", 0)] == (6, 5)
