@@ -1,0 +1,224 @@
+"""Baselines: what a scenario's overhead was, to fail when it grows.
+
+Raw times do not travel between machines, and neither does overhead in seconds: the
+ideal depends on the scenario, and a slower machine adds more to every run. What does
+travel is the overhead *relative to the ideal*:
+
+    overhead ratio = (elapsed - ideal) / ideal
+
+A baseline stores it per client. A later run regressed by
+
+    regression = its overhead ratio - the baseline's overhead ratio
+
+in percentage points of the ideal. ``--max-regression 10%`` fails a client whose
+regression is above 0.10: with an ideal of 4 s, a baseline of 4.02 s (+0.5 %) and a run
+of 4.50 s (+12.5 %), the regression is 12 points, and it fails.
+
+Ratios depend on the time scale (a fixed overhead is a larger share of a shorter
+ideal), so a baseline is only compared with runs at the time scale it was made at.
+With ``--repeat``, the median elapsed of each client stands for it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from netsim._errors import UsageError
+from netsim._files import write_atomically
+from netsim._version import __version__
+from netsim.repeat import RepeatResult
+from netsim.results import ScenarioResult
+
+FORMAT = "netsim-baseline"
+FORMAT_VERSION = 1
+DEFAULT_MAX_REGRESSION = 0.10  # 10 percentage points of the ideal
+
+_PERCENT = re.compile(r"\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*%\s*")
+
+
+class BaselineError(UsageError):
+    """A baseline file cannot be read, or does not fit the run (exit 2)."""
+
+
+@dataclass(frozen=True)
+class ClientBaseline:
+    """One client's timing in the baseline; durations in scenario seconds."""
+
+    ideal: float
+    elapsed: float  # the median over the runs, when the baseline was made with --repeat
+
+    @property
+    def overhead_ratio(self) -> float:
+        """``(elapsed - ideal) / ideal``; NaN when the ideal is 0 (nothing to compare with)."""
+        return (self.elapsed - self.ideal) / self.ideal if self.ideal > 0 else math.nan
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A scenario's overhead per client, as one run (or the median of repeats) measured it."""
+
+    scenario: str
+    time_scale: float
+    clients: dict[str, ClientBaseline]
+    runs: int = 1
+    netsim_version: str = __version__
+    created: str = field(default_factory=lambda: datetime.date.today().isoformat())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT, "version": FORMAT_VERSION,
+            "scenario": self.scenario, "time_scale": self.time_scale, "runs": self.runs,
+            "netsim_version": self.netsim_version, "created": self.created,
+            "clients": {
+                label: {"ideal": client.ideal, "elapsed": round(client.elapsed, 9),
+                        "overhead_ratio": _number(client.overhead_ratio)}
+                for label, client in self.clients.items()
+            },
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Baseline:
+        """Raises ValueError naming what is missing or wrong."""
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise ValueError(f"not a netsim baseline (no \"format\": \"{FORMAT}\")")
+        if data.get("version") != FORMAT_VERSION:
+            raise ValueError(f"baseline format version {data.get('version')!r} is not supported: "
+                             f"this netsim reads version {FORMAT_VERSION}")
+        try:
+            clients = {
+                str(label): ClientBaseline(ideal=float(entry["ideal"]), elapsed=float(entry["elapsed"]))
+                for label, entry in data["clients"].items()
+            }
+            return cls(scenario=str(data["scenario"]), time_scale=float(data["time_scale"]),
+                       clients=clients, runs=int(data.get("runs", 1)),
+                       netsim_version=str(data.get("netsim_version", "?")),
+                       created=str(data.get("created", "?")))
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise ValueError(f"a key is missing or has the wrong type ({error!r})") from None
+
+
+def baseline_of(result: ScenarioResult | RepeatResult) -> Baseline:
+    """The baseline a run (or the median of repeated runs) makes."""
+    if isinstance(result, RepeatResult):
+        return Baseline(
+            scenario=result.scenario, time_scale=result.time_scale, runs=result.count,
+            clients={tally.client: ClientBaseline(ideal=tally.metrics["ideal"].median,
+                                                  elapsed=tally.metrics["elapsed"].median)
+                     for tally in result.clients})
+    return Baseline(
+        scenario=result.scenario, time_scale=result.time_scale,
+        clients={run.client: ClientBaseline(ideal=run.ideal, elapsed=run.elapsed) for run in result.runs})
+
+
+def save_baseline(baseline: Baseline, path: str | Path) -> None:
+    """Write ``baseline`` as JSON, atomically. Raises OSError."""
+    write_atomically(path, json.dumps(baseline.to_dict(), indent=2) + "\n")
+
+
+def load_baseline(path: str | Path) -> Baseline:
+    """Read a baseline file. Raises BaselineError with a message naming the file."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BaselineError(f"baseline {path} does not exist: make one with "
+                            f"`netsim run SCENARIO --save-baseline {path}`") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise BaselineError(f"baseline {path} cannot be read: {error}") from None
+    try:
+        return Baseline.from_dict(json.loads(text))
+    except json.JSONDecodeError as error:
+        raise BaselineError(f"baseline {path} is not JSON: {error}") from None
+    except ValueError as error:
+        raise BaselineError(f"baseline {path}: {error}") from None
+
+
+def parse_regression(text: str) -> float:
+    """``10%`` -> 0.10. Raises ValueError for anything but a percentage of 0 or more."""
+    match = _PERCENT.fullmatch(text)
+    if match is None:
+        raise ValueError(f"{text!r} is not a percentage: write one like 10%")
+    return float(match[1] + "e-2")
+
+
+def check_fits(baseline: Baseline, *, scenario: str, time_scale: float, path: str | Path) -> None:
+    """Refuse a baseline made for another scenario or at another time scale (BaselineError)."""
+    if baseline.scenario != scenario:
+        raise BaselineError(f"baseline {path} is of scenario {baseline.scenario!r}, not {scenario!r}")
+    if not math.isclose(baseline.time_scale, time_scale, rel_tol=1e-9):
+        raise BaselineError(
+            f"baseline {path} was made at time scale {baseline.time_scale:g}, this run is at "
+            f"{time_scale:g}: overhead ratios only compare at one time scale; pass "
+            f"--time-scale {baseline.time_scale:g}, or save a new baseline")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One client's overhead ratio against the baseline's."""
+
+    client: str
+    baseline_ratio: float
+    ratio: float
+    max_regression: float
+
+    @property
+    def regression(self) -> float:
+        """How much the overhead ratio grew, in fractions of the ideal (0.12 = 12 points)."""
+        return self.ratio - self.baseline_ratio
+
+    @property
+    def passed(self) -> bool:
+        return self.regression <= self.max_regression or math.isclose(
+            self.regression, self.max_regression, rel_tol=1e-9, abs_tol=1e-12)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"client": self.client, "passed": self.passed,
+                "baseline_overhead_ratio": _number(self.baseline_ratio),
+                "overhead_ratio": _number(self.ratio), "regression": _number(self.regression)}
+
+
+@dataclass(frozen=True)
+class BaselineReport:
+    """How a run compares with a baseline, client by client."""
+
+    path: str
+    baseline: Baseline
+    max_regression: float
+    comparisons: list[Comparison]
+    skipped: list[str]  # why a client of the run was not compared, one sentence each
+
+    @property
+    def passed(self) -> bool:
+        return all(comparison.passed for comparison in self.comparisons)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "passed": self.passed, "max_regression": self.max_regression,
+                "scenario": self.baseline.scenario, "created": self.baseline.created,
+                "netsim_version": self.baseline.netsim_version,
+                "clients": [comparison.to_dict() for comparison in self.comparisons],
+                "skipped": list(self.skipped)}
+
+
+def compare(baseline: Baseline, current: Baseline, *, max_regression: float,
+            path: str | Path = "") -> BaselineReport:
+    """Compare each client of ``current`` with ``baseline`` (made with :func:`baseline_of`)."""
+    comparisons, skipped = [], []
+    for label, client in current.clients.items():
+        before = baseline.clients.get(label)
+        if before is None:
+            skipped.append(f"{label}: not in the baseline; save a new one to compare it")
+        elif math.isnan(before.overhead_ratio) or math.isnan(client.overhead_ratio):
+            skipped.append(f"{label}: its ideal is 0, so its overhead has no ratio to compare")
+        else:
+            comparisons.append(Comparison(label, before.overhead_ratio, client.overhead_ratio,
+                                          max_regression))
+    return BaselineReport(str(path), baseline, max_regression, comparisons, skipped)
+
+
+def _number(value: float) -> float | None:
+    return None if math.isnan(value) else round(value, 9)

@@ -1,0 +1,201 @@
+"""Run a scenario several times and sum the runs up.
+
+One run of a timing experiment can be unlucky: a busy machine, a late wake-up.
+:func:`repeat_scenario` runs the whole scenario ``count`` times (fresh servers for each
+client model every time, as :func:`netsim.run_scenario` does) and reports, per client,
+the min, median and max of every metric, how many runs passed, and for each
+expectation how often it held.
+
+An expectation without a pass rate must hold in every run; one written with a pass
+rate (``elapsed <= 4.2s in 90% of runs``) must hold in at least that share of them.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from netsim.expectations import Expectation
+from netsim.results import ScenarioResult
+from netsim.scenario import Scenario
+
+
+@dataclass(frozen=True)
+class Spread:
+    """The min, median and max of one value over the runs (NaN when no run measured it)."""
+
+    min: float
+    median: float
+    max: float
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Spread:
+        measured = [value for value in values if not math.isnan(value)]
+        if not measured:
+            return cls(math.nan, math.nan, math.nan)
+        return cls(min(measured), statistics.median(measured), max(measured))
+
+    def to_dict(self) -> dict[str, float | None]:
+        return {"min": _number(self.min), "median": _number(self.median), "max": _number(self.max)}
+
+
+@dataclass(frozen=True)
+class ExpectationTally:
+    """How often one expectation of one client held over the runs."""
+
+    expectation: Expectation
+    passes: int
+    runs: int
+    actual: Spread  # the measured values, in the metric's base unit
+    bound: str  # as the first run described it (the ideal is the same in every run)
+
+    @property
+    def passed(self) -> bool:
+        return self.expectation.holds_often_enough(self.passes, self.runs)
+
+    @property
+    def required(self) -> str:
+        """The share of runs it had to hold in, for humans: ``90%`` or ``all``."""
+        rate = self.expectation.pass_rate
+        return "all" if rate is None else f"{rate * 100:g}%"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.expectation.text, "passed": self.passed, "passes": self.passes,
+                "runs": self.runs, "pass_rate": self.expectation.pass_rate,
+                "actual": self.actual.to_dict(), "bound": self.bound}
+
+
+@dataclass(frozen=True)
+class ClientTally:
+    """One client model over the runs: the spread of each metric, and its expectations."""
+
+    client: str
+    runs: int
+    runs_passed: int  # the runs in which every expectation of this client held
+    metrics: dict[str, Spread]
+    expectations: list[ExpectationTally]
+
+    @property
+    def passed(self) -> bool:
+        return all(tally.passed for tally in self.expectations)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"client": self.client, "passed": self.passed, "runs": self.runs,
+                "runs_passed": self.runs_passed,
+                "metrics": {name: spread.to_dict() for name, spread in self.metrics.items()},
+                "expectations": [tally.to_dict() for tally in self.expectations]}
+
+
+@dataclass(frozen=True)
+class RepeatResult:
+    """Every run of a repeated scenario, and the verdict over all of them."""
+
+    results: list[ScenarioResult]
+    clients: list[ClientTally]
+
+    @property
+    def count(self) -> int:
+        return len(self.results)
+
+    @property
+    def first(self) -> ScenarioResult:
+        return self.results[0]
+
+    @property
+    def scenario(self) -> str:
+        return self.first.scenario
+
+    @property
+    def time_scale(self) -> float:
+        return self.first.time_scale
+
+    @property
+    def passed(self) -> bool:
+        """Did every expectation hold in every run, or in the share its pass rate asks for?"""
+        return all(client.passed for client in self.clients)
+
+    @property
+    def runs_passed(self) -> int:
+        return sum(result.passed for result in self.results)
+
+    @property
+    def warnings(self) -> list[str]:
+        return list(dict.fromkeys(warning for result in self.results for warning in result.warnings))
+
+    def client(self, label: str) -> ClientTally:
+        for client in self.clients:
+            if client.client == label:
+                return client
+        raise KeyError(label)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The first run under the keys of a single run, and a ``repeat`` section for all."""
+        data = self.first.to_dict()
+        data["passed"] = self.passed
+        data["warnings"] = self.warnings
+        data["repeat"] = {
+            "count": self.count,
+            "runs_passed": self.runs_passed,
+            "clients": [client.to_dict() for client in self.clients],
+            "results": [result.to_dict() for result in self.results],
+        }
+        return data
+
+
+def repeat_scenario(
+    scenario: Scenario,
+    count: int,
+    *,
+    on_result: Callable[[int, ScenarioResult], None] | None = None,
+    **options: Any,
+) -> RepeatResult:
+    """Run ``scenario`` ``count`` times with :func:`netsim.run_scenario` and sum the runs up.
+
+    ``options`` go to every ``run_scenario`` call (``time_scale``, ``clients``,
+    ``free_ports``...); ``on_result(number, result)`` is called after each run (1-based).
+    Raises ValueError for a count below 1, and what ``run_scenario`` raises: the first
+    run that cannot be carried out ends the repeat.
+    """
+    from netsim.runner import run_scenario
+
+    if count < 1:
+        raise ValueError(f"a scenario runs at least once, got count={count}")
+    results = []
+    for number in range(1, count + 1):
+        result = run_scenario(scenario, **options)
+        if on_result is not None:
+            on_result(number, result)
+        results.append(result)
+    return tally(results)
+
+
+def tally(results: Sequence[ScenarioResult]) -> RepeatResult:
+    """Sum up runs of one scenario (each with the same clients): the spreads and pass counts."""
+    if not results:
+        raise ValueError("no runs to sum up")
+    clients = []
+    for first in results[0].runs:
+        runs = [result.run(first.client) for result in results]
+        names = list(first.metrics())
+        metrics = {name: Spread.of([run.metrics()[name] for run in runs]) for name in names}
+        expectations = [
+            ExpectationTally(
+                expectation=verdict.expectation,
+                passes=sum(run.expectations[index].passed for run in runs),
+                runs=len(runs),
+                actual=Spread.of([run.expectations[index].actual for run in runs]),
+                bound=verdict.bound,
+            )
+            for index, verdict in enumerate(first.expectations)
+        ]
+        clients.append(ClientTally(client=first.client, runs=len(runs),
+                                   runs_passed=sum(run.passed for run in runs),
+                                   metrics=metrics, expectations=expectations))
+    return RepeatResult(list(results), clients)
+
+
+def _number(value: float) -> float | None:
+    return None if math.isnan(value) else round(value, 9)

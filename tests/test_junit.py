@@ -1,0 +1,88 @@
+"""JUnit XML from `netsim run --junit`: a test case per expectation, failures with their numbers."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from netsim.junit import junit_error_xml, junit_xml
+from netsim.repeat import tally
+from tests.conftest import ScenarioWriter, demo_text
+from tests.test_cli import SCALE, run_cli
+from tests.test_repeat import fake_results
+
+MIXED = """\
+    expect:
+      blocking:
+        - elapsed == 12s ± 50%
+      select:
+        - elapsed < 2s
+        - speedup(blocking) >= 1.5
+      all: [errors == 0]
+"""
+
+
+def cases(root: ET.Element) -> dict[tuple[str, str], ET.Element]:
+    return {(case.get("classname", ""), case.get("name", "")): case for case in root.iter("testcase")}
+
+
+def test_each_expectation_is_a_test_case_and_a_failure_carries_the_numbers(
+    write_scenario: ScenarioWriter, tmp_path: Path
+) -> None:
+    """--junit writes one case per expectation; a failed one has the measured value and the bound."""
+    path = write_scenario(demo_text(expect=MIXED))
+    report = tmp_path / "junit.xml"
+    assert run_cli("run", path, "--time-scale", SCALE, "--junit", report, "-q") == 1
+    root = ET.parse(report).getroot()
+    assert root.tag == "testsuites"
+    assert (root.get("tests"), root.get("failures"), root.get("errors")) == ("5", "1", "0")
+    assert [suite.get("name") for suite in root.iter("testsuite")] == ["demo.blocking", "demo.select"]
+    found = cases(root)
+    assert set(found) == {
+        ("demo.blocking", "elapsed == 12s ± 50%"), ("demo.blocking", "errors == 0"),
+        ("demo.select", "elapsed < 2s"), ("demo.select", "speedup(blocking) >= 1.5"),
+        ("demo.select", "errors == 0"),
+    }
+    failed = found[("demo.select", "elapsed < 2s")]
+    failure = failed.find("failure")
+    assert failure is not None
+    message = failure.get("message", "")
+    assert message.startswith("measured 4.") and message.endswith("bound < 2.000s")
+    assert "elapsed < 2s" in (failure.text or "")
+    assert (failed.get("file"), failed.get("line")) == (str(path), "12")
+    assert found[("demo.select", "errors == 0")].get("line") == "14"
+    assert found[("demo.blocking", "elapsed == 12s ± 50%")].find("failure") is None
+
+
+def test_repeats_report_how_often_an_expectation_held() -> None:
+    """With repeats a failure says in how many runs it held, what it needed, and the spread."""
+    root = ET.fromstring(junit_xml(tally(fake_results([4.0, 4.5, 4.6], "elapsed <= 4.2s in 50% of runs"))))
+    failure = root.find(".//failure")
+    assert failure is not None
+    assert failure.get("message") == ("held in 1 of 3 runs (needs 50%); measured min 4.000s, "
+                                      "median 4.500s, max 4.600s, bound <= 4.200s")
+    properties = {prop.get("name"): prop.get("value") for prop in root.iter("property")}
+    assert properties["runs"] == "3" and properties["time_scale"] == "1"
+
+
+def test_a_run_that_cannot_be_carried_out_leaves_an_error_case(
+    write_scenario: ScenarioWriter, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A timeout exits 3, and the JUnit file holds one case in error with the message."""
+    path = write_scenario(demo_text(clients="blocking"))
+    report = tmp_path / "junit.xml"
+    assert run_cli("run", path, "--time-scale", "0.1", "--timeout", "100ms", "--junit", report) == 3
+    root = ET.parse(report).getroot()
+    assert (root.get("tests"), root.get("errors"), root.get("failures")) == ("1", "1", "0")
+    error = root.find(".//error")
+    assert error is not None and "did not finish within" in error.get("message", "")
+    assert "did not finish within" in capsys.readouterr().err
+
+
+def test_the_error_report_is_well_formed_with_any_message() -> None:
+    """Markup in a message is escaped, not interpreted."""
+    root = ET.fromstring(junit_error_xml("demo", "port <10000> & more"))
+    error = root.find(".//error")
+    assert error is not None and error.get("message") == "port <10000> & more"
