@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import array
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,6 +28,10 @@ class Correlator:
         self._observer = observer
         self._conns: dict[tuple[str, int], int] = {}
         self._held: list[Event] = []
+        self.lateness = array.array("d")  # every chunk's, in wall seconds, as the servers sent it
+
+    def add_lateness(self, packed: bytes) -> None:
+        self.lateness.frombytes(packed)
 
     def add(self, batch: Sequence[Event]) -> None:
         for event in batch:
@@ -85,20 +90,18 @@ class _Conn:
 
 
 def measure(
-    events: Sequence[Event], ports: dict[str, int], servers: Sequence[str], time_scale: float
+    events: Sequence[Event], lateness: Sequence[float], ports: dict[str, int], servers: Sequence[str],
+    time_scale: float,
 ) -> tuple[float, list[ConnectionResult], Lateness, float]:
     """Elapsed wall seconds, connections, lateness (scenario time) and p99 lateness (wall)."""
     started = finished = math.nan
     conns = {number: _Conn() for number in range(1, len(servers) + 1)}
-    lateness: list[float] = []
     for event in events:
         name = event["event"]
         if name == "client_started":
             started = event["t"]
         elif name == "client_finished":
             finished = event["t"]
-        elif name == "chunk_sent" and not event.get("held"):
-            lateness.append(event["lateness"])
         elif name in ("conn_started", "bytes_received", "eof_received", "conn_failed"):
             conn = conns[event["conn"]]
             if name == "conn_started":
@@ -124,4 +127,4 @@ def measure(
     scaled = [value / time_scale for value in lateness]
     summary = Lateness(p50=percentile(scaled, 50), p99=percentile(scaled, 99),
                        max=max(scaled, default=math.nan), count=len(scaled))
-    return finished - started, results, summary, percentile(lateness, 99)
+    return finished - started, results, summary, percentile(list(lateness), 99)

@@ -8,12 +8,14 @@ stops them in order.
 
 Messages from a child are tuples on a pipe:
 ``("listening", {name: (host, port)})``, ``("events", [event, ...])``,
-``("error", kind, message)``, ``("finished",)``, ``("crashed", message)``,
+``("error", kind, message)``, ``("finished",)``, ``("crashed", message, traceback)``,
+``("limit", message)``, ``("lateness", array of doubles as bytes)``,
 ``("stopped",)``. The runner sends a server process ``"stop"``.
 """
 
 from __future__ import annotations
 
+import array
 import asyncio
 import contextlib
 import multiprocessing
@@ -26,7 +28,9 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from netsim._errors import PortBusyError, RunError, ServerStartError
+from netsim._precise import new_event_loop as precise_event_loop
 from netsim.clients import ClientModel, Recorder, Target
+from netsim.clients._base import ModelLimitError
 from netsim.server import Event, ServerPlan, open_listeners, serve
 
 _fork = multiprocessing.get_context("fork")
@@ -75,13 +79,17 @@ class ServerProcess(ChildProcess):
     addresses: dict[str, tuple[str, int]]
 
     @classmethod
-    def start(cls, plans: Sequence[ServerPlan], t0: float) -> ServerProcess:
+    def start(cls, plans: Sequence[ServerPlan], t0: float, *, detail: bool = True) -> ServerProcess:
         """Fork, bind every server and return once they all accept connections.
+
+        With ``detail``, every event comes back; without, only chunk lateness and the
+        servers' own events (the measurements need no more, and at ten thousand
+        connections the difference is a core's worth of work).
 
         Raises PortBusyError or ServerStartError when a server cannot listen.
         """
         ours, theirs = _fork.Pipe(duplex=True)
-        process = _fork.Process(target=_server_main, args=(list(plans), t0, theirs),
+        process = _fork.Process(target=_server_main, args=(list(plans), t0, theirs, detail),
                                 name="netsim-servers", daemon=True)
         process.start()
         theirs.close()
@@ -110,9 +118,13 @@ class ClientProcess(ChildProcess):
     """One run of a client model against its targets."""
 
     @classmethod
-    def start(cls, model: ClientModel, label: str, targets: Sequence[Target], t0: float) -> ClientProcess:
+    def start(cls, model: ClientModel, label: str, targets: Sequence[Target], t0: float, *,
+              detail: bool = True) -> ClientProcess:
+        """Fork and run the model; with ``detail``, every receive is an event, else only the
+        first of each connection (what ttfb needs)."""
         ours, theirs = _fork.Pipe(duplex=False)
-        process = _fork.Process(target=_client_main, args=(model, label, list(targets), t0, theirs),
+        process = _fork.Process(target=_client_main,
+                                args=(model, label, list(targets), t0, theirs, detail),
                                 name=f"netsim-client-{label}", daemon=True)
         process.start()
         theirs.close()
@@ -126,7 +138,7 @@ def _ignore_interrupts() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def _server_main(plans: list[ServerPlan], t0: float, conn: Connection) -> None:
+def _server_main(plans: list[ServerPlan], t0: float, conn: Connection, detail: bool) -> None:
     _ignore_interrupts()
     try:
         listeners = open_listeners(plans)
@@ -137,13 +149,16 @@ def _server_main(plans: list[ServerPlan], t0: float, conn: Connection) -> None:
         conn.send(("error", "start", str(error)))
         return
     conn.send(("listening", {listener.plan.name: listener.address for listener in listeners}))
-    asyncio.run(_serve_until_stopped(listeners, t0, conn))
+    with asyncio.Runner(loop_factory=precise_event_loop) as runner:
+        runner.run(_serve_until_stopped(listeners, t0, conn, detail))
     conn.send(("stopped",))
 
 
-async def _serve_until_stopped(listeners: Sequence[Any], t0: float, conn: Connection) -> None:
+async def _serve_until_stopped(listeners: Sequence[Any], t0: float, conn: Connection,
+                               detail: bool) -> None:
     loop = asyncio.get_running_loop()
     pending: list[Event] = []
+    lateness = array.array("d")
     flush_timer: asyncio.TimerHandle | None = None
 
     def flush() -> None:
@@ -152,14 +167,15 @@ async def _serve_until_stopped(listeners: Sequence[Any], t0: float, conn: Connec
         if pending:
             conn.send(("events", pending.copy()))
             pending.clear()
-
-    def emit(event: Event) -> None:
-        nonlocal flush_timer
-        pending.append(event)
-        if flush_timer is None:
+        if lateness:
+            conn.send(("lateness", lateness.tobytes()))
+            del lateness[:]
+        if flush_timer is None and not serving.done():
             flush_timer = loop.call_later(FLUSH_INTERVAL, flush)
 
-    serving = asyncio.create_task(serve(listeners, emit, t0))
+    serving = asyncio.create_task(serve(listeners, pending.append, t0, lateness=lateness,
+                                        detail=detail))
+    flush_timer = loop.call_later(FLUSH_INTERVAL, flush)  # lateness travels on this beat
 
     def on_control() -> None:
         # "stop", or the runner is gone (EOF): either way, stop serving.
@@ -177,21 +193,25 @@ async def _serve_until_stopped(listeners: Sequence[Any], t0: float, conn: Connec
 
 
 def _client_main(model: ClientModel, label: str, targets: list[Target], t0: float,
-                 conn: Connection) -> None:
+                 conn: Connection, detail: bool) -> None:
     _ignore_interrupts()
     # The first name lookup of a process loads the resolver's configuration and
     # libraries (about 5 ms); that cost belongs to no client model, so pay it here.
     for host in {target.host for target in targets}:
         with contextlib.suppress(OSError):
             socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
-    recorder = Recorder(label, t0, lambda batch: conn.send(("events", batch)))
+    recorder = Recorder(label, t0, lambda batch: conn.send(("events", batch)), every_receive=detail)
     recorder.emit("client_started", model=model.name, connections=len(targets))
     try:
         model.run(targets, recorder)
+    except ModelLimitError as error:
+        recorder.flush()
+        conn.send(("limit", str(error)))
+        return
     except BaseException as error:  # a bug in a model must reach the user, not vanish
         recorder.flush()
-        detail = "".join(traceback.format_exception(error))
-        conn.send(("crashed", f"{type(error).__name__}: {error}", detail))
+        where = "".join(traceback.format_exception(error))
+        conn.send(("crashed", f"{type(error).__name__}: {error}", where))
         return
     recorder.emit("client_finished")
     recorder.flush()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from netsim.conditions import Conditions, StreamSchedule, pause_stream
+from netsim.conditions import Conditions, Emission, StreamSchedule, pause_stream
 from netsim.server import READ_PAUSE, Shaper, _Connection, _ServerState
 
 _PLAIN = Conditions()
@@ -82,12 +82,12 @@ class ProxyProtocol(_Connection):
             schedule = StreamSchedule(_PLAIN, pause_stream(0, "", 0), start)
             chunking = "all"
 
-        def log(event: str, now: float, **fields: Any) -> None:
-            # Bytes passed straight through have no schedule to be late against.
-            if conditioned or event != "chunk_sent":
-                self._log(event, now, direction=direction, **fields)
+        def chunk_sent(emission: Emission, now: float, held: bool) -> None:
+            self._chunk_sent(emission, now, held, direction=direction)
 
-        return Shaper(schedule, sink, chunking=chunking, log=log, on_fault=self._strike, **callbacks)
+        # Bytes passed straight through have no schedule to be late against.
+        return Shaper(schedule, sink, chunking=chunking, on_chunk=chunk_sent if conditioned else None,
+                      on_fault=self._strike, **callbacks)
 
     # The client's side.
 

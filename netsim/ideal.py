@@ -75,11 +75,13 @@ def ideal_timeline(
     timeout: float = math.inf,
     servers: Mapping[str, Server] | None = None,
     faults: bool = True,
+    starts: Sequence[float] | None = None,
 ) -> list[IdealConnection]:
     """The ideal course of each connection, in the targets' order.
 
     ``servers`` resolves a proxy's upstream by name; ``faults=False`` ignores faults
-    (used to derive a default timeout from the fault-free schedule).
+    (used to derive a default timeout from the fault-free schedule); ``starts`` gives
+    each connection's earliest start (a ramp), 0 by default.
     """
     by_name = dict(servers or {})
     by_name.update({server.name: server for server in targets})
@@ -87,8 +89,9 @@ def ideal_timeline(
     free_at: dict[str, float] = {}  # when each serial server can accept its next connection
     timeline: list[IdealConnection] = []
     clock = 0.0
-    for server in targets:
-        connect = 0.0 if concurrent else clock
+    for position, server in enumerate(targets):
+        earliest = starts[position] if starts is not None else 0.0
+        connect = earliest if concurrent else max(clock, earliest)
         conditions = Conditions.of(server)
         if not faults:
             conditions = conditions.without_fault()

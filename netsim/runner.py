@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import math
 import random
+import resource
 import time
 from collections.abc import Callable, Sequence
 
@@ -30,6 +31,9 @@ from netsim.server import ServerPlan, open_listeners, serve
 # stopped: generous, because a loaded machine is slow, but never a hang.
 TIMEOUT_FACTOR = 3.0
 TIMEOUT_MARGIN = 10.0  # seconds
+
+# Descriptors a process needs besides its connections: listeners, pipes, stdio, imports.
+DESCRIPTOR_MARGIN = 64
 
 # A run whose ideal is unknown (a proxy to an outside service) is stopped after this.
 UNKNOWN_IDEAL_TIMEOUT = 60.0  # seconds
@@ -70,6 +74,8 @@ def run_scenario(
     """
     _check_request(scenario, time_scale, allow_external)
     selected = select_clients(scenario, clients)
+    for client in selected:
+        _check_limits(scenario, client)
     if seed is None:
         seed = scenario.seed if scenario.seed is not None else random.SystemRandom().randrange(2**31)
     t0 = time.monotonic()
@@ -107,6 +113,32 @@ def _check_request(scenario: Scenario, time_scale: float, allow_external: bool) 
                     f"machines could connect to it; pass --allow-external if that is intended")
 
 
+def _check_limits(scenario: Scenario, client: Client) -> None:
+    """Refuse, before anything runs, a client that its model or the system cannot hold."""
+    model = get_model(client.model)
+    count = len(scenario.targets_of(client))
+    if model.limit is not None and count > model.limit:
+        raise UsageError(f"client {client.label!r} opens {count} connections, more than the "
+                         f"{model.name} model's limit of {model.limit}: {model.limit_reason}")
+    ensure_descriptors(count + DESCRIPTOR_MARGIN)
+
+
+def ensure_descriptors(needed: int) -> None:
+    """Raise this process's open-file limit to ``needed`` if it is lower (its children inherit it).
+
+    Raises UsageError, saying how to lift it, when the hard limit is lower still.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if needed <= soft:
+        return
+    if hard != resource.RLIM_INFINITY and needed > hard:
+        raise UsageError(
+            f"{needed} file descriptors are needed, but this process may open at most {hard} "
+            f"(the hard RLIMIT_NOFILE); raise it (`ulimit -Hn {needed}` as root, or "
+            f"`nofile` in /etc/security/limits.conf) or use fewer connections")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+
+
 def select_clients(scenario: Scenario, names: Sequence[str] | None) -> list[Client]:
     """The clients to run: those named, plus those their speedup() compares against.
 
@@ -138,11 +170,12 @@ def _run_client(
 ) -> RunResult:
     model = get_model(client.model)
     servers = scenario.targets_of(client)
+    starts = scenario.start_offsets(client)
     everything = {server.name: server for server in scenario.servers}
     conn_timeout = client.timeout if client.timeout is not None else default_timeout(
-        servers, concurrent=model.concurrent, seed=seed, servers=everything)
+        servers, concurrent=model.concurrent, seed=seed, servers=everything, starts=starts)
     ideal = ideal_elapsed(servers, concurrent=model.concurrent, seed=seed, timeout=conn_timeout,
-                          servers=everything)
+                          servers=everything, starts=starts)
     plans = [ServerPlan.from_server(server, time_scale=time_scale, seed=seed,
                                     port=0 if free_ports else None)
              for server in _needed(servers, everything)]
@@ -153,12 +186,14 @@ def _run_client(
     else:  # a proxy to a service outside the scenario: nothing to derive it from
         wall_timeout = UNKNOWN_IDEAL_TIMEOUT
     correlator = Correlator(client.label, observer)
-    server_process = ServerProcess.start(plans, t0)
+    detail = observer is not None  # without a log to write, the measurements need less
+    server_process = ServerProcess.start(plans, t0, detail=detail)
     client_process: ClientProcess | None = None
     grace = 0.0  # on any failure, stop both children at once
     try:
-        targets = _targets(servers, server_process.addresses, everything, conn_timeout * time_scale)
-        client_process = ClientProcess.start(model, client.label, targets, t0)
+        targets = _targets(servers, server_process.addresses, everything, conn_timeout * time_scale,
+                           [start * time_scale for start in starts])
+        client_process = ClientProcess.start(model, client.label, targets, t0, detail=detail)
         _follow(client_process, server_process, correlator, client.label,
                 deadline=time.monotonic() + wall_timeout, wall_timeout=wall_timeout)
         _stop_servers(server_process, correlator)
@@ -170,7 +205,7 @@ def _run_client(
     events = correlator.finish()
     ports = {name: address[1] for name, address in server_process.addresses.items()}
     wall_elapsed, connections, lateness, lateness_wall_p99 = measure(
-        events, ports, [server.name for server in servers], time_scale)
+        events, correlator.lateness, ports, [server.name for server in servers], time_scale)
     return RunResult(
         client=client.label, model=model.name, elapsed=wall_elapsed / time_scale, ideal=ideal,
         wall_elapsed=wall_elapsed, connections=connections, lateness=lateness,
@@ -178,14 +213,15 @@ def _run_client(
 
 
 def default_timeout(targets: Sequence[Server], *, concurrent: bool, seed: int,
-                    servers: dict[str, Server]) -> float:
+                    servers: dict[str, Server], starts: Sequence[float] | None = None) -> float:
     """A connection's timeout when the scenario sets none (scenario seconds).
 
     Twice the longest silence of the fault-free ideal timeline, plus a second: long
     enough that no healthy connection ever hits it, short enough that a stalled one
     ends in reasonable time.
     """
-    timeline = ideal_timeline(targets, concurrent=concurrent, seed=seed, servers=servers, faults=False)
+    timeline = ideal_timeline(targets, concurrent=concurrent, seed=seed, servers=servers, faults=False,
+                              starts=starts)
     silences = [conn.silence for conn in timeline if math.isfinite(conn.silence)]
     return 2 * max(silences, default=0.0) + DEFAULT_TIMEOUT_MARGIN
 
@@ -201,9 +237,9 @@ def _needed(targets: Sequence[Server], servers: dict[str, Server]) -> list[Serve
 
 
 def _targets(servers: Sequence[Server], addresses: dict[str, tuple[str, int]],
-             everything: dict[str, Server], timeout: float) -> list[Target]:
+             everything: dict[str, Server], timeout: float, starts: Sequence[float]) -> list[Target]:
     targets = []
-    for number, server in enumerate(servers, start=1):
+    for number, (server, start_at) in enumerate(zip(servers, starts, strict=True), start=1):
         if server.upstream is None:
             expected: bytes | None = server.payload()
         elif server.upstream in everything:
@@ -212,7 +248,7 @@ def _targets(servers: Sequence[Server], addresses: dict[str, tuple[str, int]],
             expected = None  # whatever the outside service sends
         host, port = addresses[server.name]
         targets.append(Target(conn=number, server=server.name, host=host, port=port,
-                              expected=expected, timeout=timeout))
+                              expected=expected, timeout=timeout, start_at=start_at))
     return targets
 
 
@@ -233,8 +269,12 @@ def _follow(client: ClientProcess, servers: ServerProcess, correlator: Correlato
                                        f"(exit code {client.process.exitcode})")
             if message[0] == "events":
                 correlator.add(message[1])
+            elif message[0] == "lateness":
+                correlator.add_lateness(message[1])
             elif message[0] == "finished":
                 return
+            elif message[0] == "limit":
+                raise RunError(f"client {label!r}: {message[1]}")
             elif message[0] == "crashed":
                 raise ClientCrashError(f"client {label!r} crashed: {message[1]}", message[2])
 
@@ -249,6 +289,8 @@ def _stop_servers(servers: ServerProcess, correlator: Correlator) -> None:
             return
         if message[0] == "events":
             correlator.add(message[1])
+        elif message[0] == "lateness":
+            correlator.add_lateness(message[1])
 
 
 

@@ -236,6 +236,8 @@ class Client(_Model):
     # Longest a connection may wait for its next byte (connecting included) before it
     # ends as a timeout; default: derived from the ideal timeline.
     timeout: Duration | None = None
+    connections: int = Field(default=1, ge=1, le=100_000, strict=True)  # per target
+    ramp: Duration = 0.0  # connection starts spread evenly over this long
 
     @field_validator("model")
     @classmethod
@@ -287,10 +289,18 @@ class Scenario(_Model):
         raise KeyError(label)
 
     def targets_of(self, client: Client) -> list[Server]:
-        """The servers a client connects to, one entry per connection, in order."""
-        if client.targets is None:
-            return list(self.servers)
-        return [self.server(name) for name in client.targets]
+        """The servers a client connects to, one entry per connection, in order.
+
+        With ``connections: N`` the targets repeat N times, interleaved (a, b, a, b, ...)
+        so that a ramp spreads every server's connections over its whole length.
+        """
+        names = [server.name for server in self.servers] if client.targets is None else client.targets
+        return [self.server(name) for _ in range(client.connections) for name in names]
+
+    def start_offsets(self, client: Client) -> list[float]:
+        """When each connection of ``client`` starts, in seconds after the client does."""
+        count = len(self.targets_of(client))
+        return [index * client.ramp / count for index in range(count)]
 
     def expectations_for(self, label: str) -> list[Expectation]:
         """The expectations of the client called ``label``, then those under ``all``."""

@@ -22,6 +22,7 @@ one side while the other side's shaper holds more than ``READ_PAUSE``.
 
 from __future__ import annotations
 
+import array
 import asyncio
 import collections
 import errno
@@ -33,11 +34,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from netsim._errors import PortBusyError, ServerStartError
-from netsim.conditions import Conditions, StreamSchedule, cut, fault_of, pause_stream
+from netsim.conditions import Conditions, Emission, StreamSchedule, cut, fault_of, pause_stream
 from netsim.scenario import Server
 
 Event = dict[str, Any]
 Emit = Callable[[Event], None]
+ChunkSent = Callable[["Emission", float, bool], None]  # the emission, when it went, held?
 
 # Connections that may wait to be accepted. Serial servers queue their clients here,
 # so it must hold every client a scenario opens at once (the kernel caps it at somaxconn).
@@ -154,12 +156,12 @@ class Shaper:
     """Writes one direction's bytes to ``sink`` on the deadlines of a StreamSchedule."""
 
     def __init__(self, schedule: StreamSchedule, sink: asyncio.Transport, *, chunking: str | int,
-                 log: Callable[..., None], on_fault: Callable[[], None],
+                 on_chunk: ChunkSent | None, on_fault: Callable[[], None],
                  on_done: Callable[[], None], on_drain: Callable[[], None] | None = None) -> None:
         self.schedule = schedule
         self._sink = sink
         self._chunking = chunking
-        self._log = log
+        self._on_chunk = on_chunk
         self._on_fault = on_fault
         self._on_done = on_done
         self._on_drain = on_drain
@@ -226,11 +228,9 @@ class Shaper:
             emission = emissions.popleft()
             # Held: it came due while a slow reader made the transport push back. Its
             # lateness is the reader's doing, not the server's, and is not counted as such.
-            held = self._held_since is not None and self._held_since <= emission.due
-            if emission.first:
-                self._log("chunk_sent", now, index=emission.chunk, bytes=emission.size,
-                          scheduled=emission.scheduled, lateness=now - emission.due,
-                          **({"held": True} if held else {}))
+            if emission.first and self._on_chunk is not None:
+                held = self._held_since is not None and self._held_since <= emission.due
+                self._on_chunk(emission, now, held)
             self._write(self._take(emission.size))
         if self._partial is not None and not self._paused:
             self._write(self._partial)
@@ -291,8 +291,19 @@ class _Connection(asyncio.Protocol):
         self._closed = False
         self.index = 0
 
+    def _chunk_sent(self, emission: Emission, now: float, held: bool, **fields: Any) -> None:
+        state = self._server
+        if not held:
+            state.lateness.append(now - emission.due)
+        if state.detail:
+            self._log("chunk_sent", now, index=emission.chunk, bytes=emission.size,
+                      scheduled=emission.scheduled, lateness=now - emission.due,
+                      **({"held": True} if held else {}), **fields)
+
     def _log(self, event: str, now: float, **fields: Any) -> None:
         """Send an event, its times (``now``, a ``scheduled``) on the run's clock."""
+        if not self._server.detail:
+            return
         t0 = self._server.t0
         if "scheduled" in fields:
             fields["scheduled"] -= t0
@@ -394,7 +405,7 @@ class PoemProtocol(_Connection):
     def start(self, accepted: float) -> None:
         assert self._transport is not None
         schedule = self._schedule(accepted + self._plan.conditions.accept_delay, "downstream")
-        self._shaper = Shaper(schedule, self._transport, chunking="all", log=self._log,
+        self._shaper = Shaper(schedule, self._transport, chunking="all", on_chunk=self._chunk_sent,
                               on_fault=self._strike, on_done=self._close)
         for chunk in self._plan.chunks:
             self._shaper.feed_chunk(chunk, arrival=0.0)
@@ -417,11 +428,14 @@ class _ServerState:
     """One server of the run: its plan, its connection count, where its events go."""
 
     def __init__(self, plan: ServerPlan, emit: Emit, t0: float,
-                 addresses: dict[str, tuple[str, int]]) -> None:
+                 addresses: dict[str, tuple[str, int]], lateness: array.array[float],
+                 detail: bool = True) -> None:
         self.plan = plan
         self.emit = emit
         self.t0 = t0
         self.addresses = addresses
+        self.lateness = lateness  # of every chunk not held back by its reader, in seconds
+        self.detail = detail  # send every event, or only what the measurements need
         self._accepted = 0
         # The loop forgets a transport that is not reading (a blackhole, a stall), and a
         # forgotten transport is collected and closes its socket: hold them here.
@@ -441,16 +455,23 @@ class _ServerState:
         return self._protocol_class(self)
 
 
-async def serve(listeners: Sequence[Listener], emit: Emit, t0: float) -> None:
-    """Serve every listener until cancelled; closes the sockets on the way out."""
+async def serve(listeners: Sequence[Listener], emit: Emit, t0: float, *,
+                lateness: array.array[float] | None = None, detail: bool = True) -> None:
+    """Serve every listener until cancelled; closes the sockets on the way out.
+
+    Every chunk's lateness goes into ``lateness``; events go to ``emit``, all of them
+    with ``detail``, else only the servers' own (listening) ones.
+    """
     loop = asyncio.get_running_loop()
+    if lateness is None:
+        lateness = array.array("d")
     addresses = {listener.plan.name: listener.address for listener in listeners}
     servers: list[asyncio.Server] = []
     tasks: list[asyncio.Task[None]] = []
     try:
         for listener in listeners:
             plan = listener.plan
-            state = _ServerState(plan, emit, t0, addresses)
+            state = _ServerState(plan, emit, t0, addresses, lateness, detail)
             emit({"event": "server_listening", "t": time.monotonic() - t0, "server": plan.name,
                   "host": listener.address[0], "port": listener.address[1],
                   "mode": "serial" if plan.serial else "concurrent",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import array
 import asyncio
 import socket
 import time
@@ -103,7 +104,7 @@ def test_a_client_that_does_not_read_costs_a_bounded_buffer() -> None:
         loop = asyncio.get_running_loop()
         events: list[dict[str, Any]] = []
         (listener,) = open_listeners([plan(chunks=(payload,), delay=0.0)])
-        state = _ServerState(listener.plan, events.append, time.monotonic(), {})
+        state = _ServerState(listener.plan, events.append, time.monotonic(), {}, array.array("d"))
 
         def factory() -> PoemProtocol:
             protocol = state.protocol()

@@ -52,6 +52,8 @@ class Target:
     # Longest wait for the next byte (connecting included) before the connection ends
     # as a timeout, in seconds; None: wait as long as it takes.
     timeout: float | None = None
+    # When to connect, in seconds after the model's run began (a ramp spreads these out).
+    start_at: float = 0.0
 
     @property
     def address(self) -> tuple[str, int]:
@@ -66,6 +68,13 @@ class ClientModel:
     summary: str  # one line for `netsim clients`
     concurrent: bool  # do its connections overlap (True) or follow one another?
     run: Callable[[Sequence[Target], Recorder], None]
+    # The most connections it can hold at once, and why; None: only the system's limits.
+    limit: int | None = None
+    limit_reason: str = ""
+
+
+class ModelLimitError(Exception):
+    """A client model met a limit of its own design (not a bug): the run cannot go on."""
 
 
 def classify_error(error: BaseException) -> str:
@@ -84,8 +93,10 @@ def classify_error(error: BaseException) -> str:
 class Recorder:
     """Timestamps a client model's events and sends them to the runner in batches."""
 
-    def __init__(self, client: str, t0: float, sink: EventSink) -> None:
+    def __init__(self, client: str, t0: float, sink: EventSink, *, every_receive: bool = True) -> None:
         self.client = client
+        # Every recv() an event (for logs), or only a connection's first (for ttfb).
+        self.every_receive = every_receive
         self._t0 = t0
         self._sink = sink
         self._pending: list[Event] = []
@@ -142,8 +153,10 @@ class ConnectionRecord:
         self._emit("conn_established", local_port=local_port)
 
     def received(self, data: bytes) -> None:
+        first = not self._received
         self._received += data
-        self._emit("bytes_received", bytes=len(data))
+        if first or self._recorder.every_receive:
+            self._emit("bytes_received", bytes=len(data))
 
     def eof(self) -> None:
         """The server closed the connection; check that every byte arrived intact."""

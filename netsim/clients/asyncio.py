@@ -20,11 +20,14 @@ def run(targets: Sequence[Target], recorder: Recorder) -> None:
 
 
 async def _fetch_all(targets: Sequence[Target], recorder: Recorder) -> None:
-    await asyncio.gather(*(_fetch(target, recorder) for target in targets))
+    started = asyncio.get_running_loop().time()
+    await asyncio.gather(*(_fetch(target, recorder, started) for target in targets))
 
 
-async def _fetch(target: Target, recorder: Recorder) -> None:
+async def _fetch(target: Target, recorder: Recorder, started: float) -> None:
     """Read one server's whole poem, yielding to the others while it waits."""
+    loop = asyncio.get_running_loop()
+    await asyncio.sleep(max(0.0, started + target.start_at - loop.time()))  # a ramp's turn
     conn = recorder.open(target)
     try:
         # asyncio.timeout(None) never expires: no timeout, no special case.

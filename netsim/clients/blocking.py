@@ -8,13 +8,17 @@ takes the *sum* of their times: three servers that take 4 s each take 12 s.
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Sequence
 
 from netsim.clients._base import RECV_SIZE, ClientModel, Recorder, Target
 
 
 def run(targets: Sequence[Target], recorder: Recorder) -> None:
+    started = time.monotonic()
     for target in targets:
+        # With a ramp, a connection does not start before its time.
+        time.sleep(max(0.0, started + target.start_at - time.monotonic()))
         fetch(target, recorder)
 
 

@@ -9,15 +9,28 @@ and rescans every one of them on each call; the ``selectors`` model lifts both l
 
 from __future__ import annotations
 
+import collections
 import select
 import socket
 import time
 from collections.abc import Sequence
 
-from netsim.clients._base import RECV_SIZE, ClientModel, ConnectionRecord, Recorder, Target
+from netsim.clients._base import (
+    RECV_SIZE,
+    ClientModel,
+    ConnectionRecord,
+    ModelLimitError,
+    Recorder,
+    Target,
+)
+
+# select() takes descriptor sets of a fixed size: no socket numbered this or above fits.
+FD_SETSIZE = 1024
 
 
 def run(targets: Sequence[Target], recorder: Recorder) -> None:
+    started = time.monotonic()
+    waiting = collections.deque(sorted(targets, key=lambda target: target.start_at))
     open_conns: dict[socket.socket, ConnectionRecord] = {}
     # A connection silent past its timeout is given up: when that is due, per socket.
     deadlines: dict[socket.socket, float] = {}
@@ -28,24 +41,35 @@ def run(targets: Sequence[Target], recorder: Recorder) -> None:
         sock.close()
 
     try:
-        for target in targets:
-            conn = recorder.open(target)
-            try:
-                # Connecting blocks, but only for a loopback handshake; the slow part,
-                # waiting for the poem, is what the select() loop overlaps.
-                sock = socket.create_connection(target.address, timeout=target.timeout)
-            except OSError as exc:
-                conn.failed(exc)
-                continue
-            conn.connected(sock)
-            sock.setblocking(False)
-            open_conns[sock] = conn
-            if target.timeout is not None:
-                deadlines[sock] = time.monotonic() + target.timeout
+        while waiting or open_conns:
+            # Connect every target whose time has come (all at once, without a ramp).
+            while waiting and started + waiting[0].start_at <= time.monotonic():
+                target = waiting.popleft()
+                conn = recorder.open(target)
+                try:
+                    # Connecting blocks, but only for a loopback handshake; the slow part,
+                    # waiting for the poem, is what the select() loop overlaps.
+                    sock = socket.create_connection(target.address, timeout=target.timeout)
+                except OSError as exc:
+                    conn.failed(exc)
+                    continue
+                if sock.fileno() >= FD_SETSIZE:
+                    sock.close()
+                    raise ModelLimitError(
+                        f"select() cannot watch descriptor {sock.fileno()}: FD_SETSIZE is "
+                        f"{FD_SETSIZE}; use the selectors or asyncio model for this many "
+                        f"connections")
+                conn.connected(sock)
+                sock.setblocking(False)
+                open_conns[sock] = conn
+                if target.timeout is not None:
+                    deadlines[sock] = time.monotonic() + target.timeout
 
-        while open_conns:
-            # Sleep until a socket is readable, or until the next connection times out.
-            wait = max(0.0, min(deadlines.values()) - time.monotonic()) if deadlines else None
+            # Sleep until a socket is readable, a connection is due, or one times out.
+            wake_ups = list(deadlines.values())
+            if waiting:
+                wake_ups.append(started + waiting[0].start_at)
+            wait = max(0.0, min(wake_ups) - time.monotonic()) if wake_ups else None
             readable, _, _ = select.select(list(open_conns), [], [], wait)
             for sock in readable:
                 conn = open_conns[sock]
@@ -85,4 +109,7 @@ MODEL = ClientModel(
     summary="non-blocking sockets watched by select.select(); times overlap",
     concurrent=True,
     run=run,
+    limit=FD_SETSIZE - 24,  # the process's own descriptors come first
+    limit_reason=f"select() watches descriptors below FD_SETSIZE ({FD_SETSIZE}) only; "
+                 f"the selectors and asyncio models have no such limit",
 )

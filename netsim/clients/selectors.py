@@ -9,6 +9,7 @@ event arrives with everything needed to handle it. Like select(), the servers' t
 
 from __future__ import annotations
 
+import collections
 import selectors
 import socket
 import time
@@ -19,6 +20,8 @@ from netsim.clients._base import RECV_SIZE, ClientModel, ConnectionRecord, Recor
 
 
 def run(targets: Sequence[Target], recorder: Recorder) -> None:
+    started = time.monotonic()
+    waiting = collections.deque(sorted(targets, key=lambda target: target.start_at))
     # A connection silent past its timeout is given up: when that is due, per socket.
     deadlines: dict[socket.socket, float] = {}
     with selectors.DefaultSelector() as selector:
@@ -29,24 +32,29 @@ def run(targets: Sequence[Target], recorder: Recorder) -> None:
             sock.close()
 
         try:
-            for target in targets:
-                conn = recorder.open(target)
-                try:
-                    # Connecting blocks, but only for a loopback handshake; the slow
-                    # part, waiting for the poem, is what the selector overlaps.
-                    sock = socket.create_connection(target.address, timeout=target.timeout)
-                except OSError as exc:
-                    conn.failed(exc)
-                    continue
-                conn.connected(sock)
-                sock.setblocking(False)
-                selector.register(sock, selectors.EVENT_READ, data=conn)
-                if target.timeout is not None:
-                    deadlines[sock] = time.monotonic() + target.timeout
+            while waiting or selector.get_map():
+                # Connect every target whose time has come (all at once, without a ramp).
+                while waiting and started + waiting[0].start_at <= time.monotonic():
+                    target = waiting.popleft()
+                    conn = recorder.open(target)
+                    try:
+                        # Connecting blocks, but only for a loopback handshake; the slow
+                        # part, waiting for the poem, is what the selector overlaps.
+                        sock = socket.create_connection(target.address, timeout=target.timeout)
+                    except OSError as exc:
+                        conn.failed(exc)
+                        continue
+                    conn.connected(sock)
+                    sock.setblocking(False)
+                    selector.register(sock, selectors.EVENT_READ, data=conn)
+                    if target.timeout is not None:
+                        deadlines[sock] = time.monotonic() + target.timeout
 
-            while selector.get_map():
-                # Sleep until a socket is readable, or until the next connection times out.
-                wait = max(0.0, min(deadlines.values()) - time.monotonic()) if deadlines else None
+                # Sleep until a socket is readable, a connection is due, or one times out.
+                wake_ups = list(deadlines.values())
+                if waiting:
+                    wake_ups.append(started + waiting[0].start_at)
+                wait = max(0.0, min(wake_ups) - time.monotonic()) if wake_ups else None
                 for key, _ in selector.select(wait):
                     sock, conn = cast(socket.socket, key.fileobj), key.data
                     if not _read(sock, conn):

@@ -11,16 +11,22 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Sequence
 
 from netsim.clients._base import RECV_SIZE, ClientModel, Recorder, Target
 
+# Each thread costs a stack and a share of the GIL's switching; past this many the
+# threads' scheduling, not the servers, decides the timing.
+THREAD_LIMIT = 2000
+
 
 def run(targets: Sequence[Target], recorder: Recorder) -> None:
+    started = time.monotonic()
     threads = [
         threading.Thread(
             target=_fetch,
-            args=(target, recorder),
+            args=(target, recorder, started),
             name=f"netsim-{recorder.client}-{target.server}-{target.conn}",
         )
         for target in targets
@@ -31,8 +37,9 @@ def run(targets: Sequence[Target], recorder: Recorder) -> None:
         thread.join()
 
 
-def _fetch(target: Target, recorder: Recorder) -> None:
+def _fetch(target: Target, recorder: Recorder, started: float) -> None:
     """Read one server's whole poem, blocking only this thread while it waits."""
+    time.sleep(max(0.0, started + target.start_at - time.monotonic()))  # a ramp's turn
     conn = recorder.open(target)
     try:
         # The timeout bounds every wait: the connect, and each recv() after it.
@@ -51,4 +58,7 @@ MODEL = ClientModel(
     summary="a thread per connection, each a blocking read loop; times overlap",
     concurrent=True,
     run=run,
+    limit=THREAD_LIMIT,
+    limit_reason=f"a thread per connection: past {THREAD_LIMIT} threads their scheduling, "
+                 f"not the servers, decides the timing; use asyncio or selectors",
 )
