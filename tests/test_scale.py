@@ -1,0 +1,136 @@
+"""The mechanisms that let netsim hold many connections, exercised at small sizes."""
+
+from __future__ import annotations
+
+import itertools
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+
+import netsim
+from netsim.clients import MODELS, Recorder, Target
+from netsim.clients._base import ModelLimitError
+from netsim.clients.select import FD_SETSIZE
+from tests.conftest import ScenarioWriter
+
+
+def many(write_scenario: ScenarioWriter, model: str, connections: int, ramp: str = "0s") -> netsim.Scenario:
+    return netsim.load_scenario(write_scenario(f"""\
+        netsim: 1
+        name: many
+        servers: [{{name: s, poem: "1\\n2\\n", delay: 100ms}}]
+        clients: [{{model: {model}, connections: {connections}, ramp: {ramp}}}]
+    """))
+
+
+def test_connections_repeat_the_targets_interleaved(write_scenario: ScenarioWriter) -> None:
+    """connections: 3 over targets [a, b] makes six connections, a and b taking turns."""
+    scenario = netsim.load_scenario(write_scenario("""\
+        netsim: 1
+        name: pairs
+        servers: [{name: a, poem: "x\\n"}, {name: b, poem: "y\\n"}]
+        clients: [{model: select, connections: 3, ramp: 600ms}]
+    """))
+    client = scenario.clients[0]
+    assert [server.name for server in scenario.targets_of(client)] == ["a", "b"] * 3
+    assert scenario.start_offsets(client) == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4, 0.5])
+
+
+@pytest.mark.parametrize("model", ["blocking", "select", "selectors", "asyncio", "threads"])
+def test_every_model_keeps_the_ramp(write_scenario: ScenarioWriter, model: str) -> None:
+    """With a 1 s ramp over 5 connections, each one starts about 200 ms after the one before."""
+    events: list[dict[str, object]] = []
+    result = netsim.run_scenario(many(write_scenario, model, 5, "1s"), time_scale=0.2,
+                                 observer=events.append)
+    starts = [float(e["t"]) for e in events if e["event"] == "conn_started"]  # type: ignore[arg-type]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
+    expected = 0.2 * 0.2  # 200 ms of scenario time at time scale 0.2
+    if MODELS[model].concurrent:
+        assert all(gap == pytest.approx(expected, abs=0.03) for gap in gaps), gaps
+    else:  # one after another: each waits for its turn and for the previous poem
+        assert all(gap >= expected - 0.01 for gap in gaps), gaps
+    assert result.runs[0].metrics()["intact"] == 1.0
+
+
+def test_select_is_refused_past_its_limit_before_anything_runs(write_scenario: ScenarioWriter) -> None:
+    """More connections than select() can watch is a usage error naming FD_SETSIZE and selectors."""
+    with pytest.raises(netsim.UsageError, match=r"FD_SETSIZE \(1024\).*selectors"):
+        netsim.run_scenario(many(write_scenario, "select", FD_SETSIZE + 1))
+
+
+def test_threads_states_its_limit(write_scenario: ScenarioWriter) -> None:
+    """The threads model refuses more connections than its stated limit, naming it."""
+    limit = MODELS["threads"].limit
+    assert limit is not None
+    with pytest.raises(netsim.UsageError, match=f"limit of {limit}: a thread per connection"):
+        netsim.run_scenario(many(write_scenario, "threads", limit + 1))
+
+
+@pytest.fixture
+def high_descriptors() -> Iterator[None]:
+    """Open enough sockets that the next one's descriptor is above FD_SETSIZE."""
+    fillers = [socket.socket() for _ in range(FD_SETSIZE + 8)]
+    try:
+        yield
+    finally:
+        for sock in fillers:
+            sock.close()
+
+
+def test_select_refuses_a_descriptor_above_fd_setsize(high_descriptors: None) -> None:
+    """When a socket's descriptor is 1024 or more, the select model stops with a clear limit error."""
+    server = socket.create_server(("127.0.0.1", 0))
+    try:
+        target = Target(conn=1, server="s", host="127.0.0.1", port=server.getsockname()[1], expected=b"")
+        recorder = Recorder("select", time.monotonic(), lambda batch: None)
+        with pytest.raises(ModelLimitError, match="FD_SETSIZE is 1024; use the selectors"):
+            MODELS["select"].run([target], recorder)
+    finally:
+        server.close()
+
+
+def test_the_runner_raises_its_descriptor_limit() -> None:
+    """ensure_descriptors lifts a low soft RLIMIT_NOFILE up to what is needed, within the hard limit."""
+    script = (
+        "import resource\n"
+        "from netsim.runner import ensure_descriptors\n"
+        "soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))\n"
+        "ensure_descriptors(1000)\n"
+        "print(resource.getrlimit(resource.RLIMIT_NOFILE)[0])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "1000"
+
+
+def test_a_hard_limit_too_low_is_explained() -> None:
+    """Past the hard limit, ensure_descriptors says how to raise it instead of failing later."""
+    script = (
+        "import resource\n"
+        "from netsim.runner import ensure_descriptors\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (256, 512))\n"
+        "try:\n"
+        "    ensure_descriptors(1000)\n"
+        "except Exception as error:\n"
+        "    print(type(error).__name__, error)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout.startswith("UsageError 1000 file descriptors are needed")
+    assert "ulimit -Hn 1000" in done.stdout
+
+
+def test_lean_runs_measure_what_detailed_runs_do(write_scenario: ScenarioWriter) -> None:
+    """Without an observer the run sends fewer events, yet measures the same connections and lateness."""
+    scenario = many(write_scenario, "selectors", 20)
+    lean = netsim.run_scenario(scenario, time_scale=0.2).runs[0]
+    events: list[dict[str, object]] = []
+    detailed = netsim.run_scenario(scenario, time_scale=0.2, observer=events.append).runs[0]
+    for run in (lean, detailed):
+        assert run.lateness.count == 40  # two chunks on each of twenty connections
+        assert all(conn.bytes == 4 and conn.intact for conn in run.connections)
+        assert all(conn.ttfb < 0.1 for conn in run.connections)
+    assert sum(e["event"] == "bytes_received" for e in events) >= 20
