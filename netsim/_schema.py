@@ -158,6 +158,10 @@ FIELDS: dict[str, dict[str, Doc]] = {
         "timeout": Doc("The longest a connection waits for its next byte (connecting included) "
                        "before it ends as a timeout, counted by `errors.timeout`.", "2s",
                        default="twice the longest silence the scenario expects, plus 1s"),
+        "connections": Doc("How many connections to make to each target, interleaved (a, b, a, "
+                           "b...): `targets: [a, b]` with `connections: 3` makes six.", 100),
+        "ramp": Doc("Spreads the starts of the connections evenly over this long, instead of "
+                    "opening them all at once.", "1s"),
     },
 }
 

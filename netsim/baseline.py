@@ -213,7 +213,7 @@ def compare(baseline: Baseline, current: Baseline, *, max_regression: float,
         if before is None:
             skipped.append(f"{label}: not in the baseline; save a new one to compare it")
         elif math.isnan(before.overhead_ratio) or math.isnan(client.overhead_ratio):
-            skipped.append(f"{label}: its ideal is 0, so its overhead has no ratio to compare")
+            skipped.append(f"{label}: its ideal is 0 or unknown, so its overhead has no ratio to compare")
         else:
             comparisons.append(Comparison(label, before.overhead_ratio, client.overhead_ratio,
                                           max_regression))

@@ -1,0 +1,66 @@
+"""The README's authoring and CI sections: their commands exist, their CI job is valid YAML."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+import yaml
+
+from netsim.cli import build_parser
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+BLOCKS = re.findall(r"```(\w*)\n(.*?)```", README, re.DOTALL)
+COMMAND = re.compile(r"(?:^|\s|/)netsim ((?:run|serve|validate|new|schema|clients)\b[^#|&>;]*)")
+
+
+def netsim_commands() -> list[str]:
+    """Every `netsim ...` command written in a code block of the README, as its arguments."""
+    commands = []
+    for _, body in BLOCKS:
+        for line in body.splitlines():
+            match = COMMAND.search(line)
+            if match and not line.lstrip().startswith(("$", "#")):
+                commands.append(match.group(1).strip())
+    return commands
+
+
+def test_the_readme_has_the_authoring_and_ci_sections() -> None:
+    """"Writing scenarios" and "In CI" are sections of the README, after its first screen."""
+    assert "\n## Writing scenarios\n" in README and "\n## In CI\n" in README
+    assert README.index("## Writing scenarios") > README.index("```sh")
+
+
+@pytest.mark.parametrize("command", netsim_commands())
+def test_every_netsim_command_in_the_readme_parses(command: str) -> None:
+    """Each netsim command the README shows is accepted by the command line as written."""
+    build_parser().parse_args(shlex.split(command))
+
+
+def test_the_readme_shows_the_commands_of_the_ten_minute_path() -> None:
+    """new, validate, run, the pytest plugin, --junit, --repeat and baselines all appear."""
+    commands = " ".join(netsim_commands())
+    for words in ("new ", "validate ", "run ", "--junit", "--repeat", "--save-baseline", "--baseline",
+                  "--max-regression"):
+        assert words in commands, words
+    assert "pytest scenarios/ --netsim-time-scale" in README
+
+
+def test_the_github_actions_job_is_a_valid_workflow() -> None:
+    """The GitHub Actions example parses as YAML and runs netsim through pytest and `netsim run`."""
+    [workflow] = [yaml.safe_load(body) for kind, body in BLOCKS if kind == "yaml" and "runs-on:" in body]
+    steps = workflow["jobs"]["netsim"]["steps"]
+    runs = [step["run"] for step in steps if "run" in step]
+    assert any(run.startswith("pytest scenarios/") for run in runs)
+    assert any(run.startswith("netsim run") and "--junit" in run for run in runs)
+
+
+def test_every_exit_code_is_documented() -> None:
+    """The README's exit-code table has 0, 1, 2, 3 and 130, and the shell step tells them apart."""
+    for code in ("0", "1", "2", "3", "130"):
+        assert f"\n| {code} | " in README, code
+    shell = next(body for kind, body in BLOCKS if kind == "sh" and "case $? in" in body)
+    assert all(f"{code}) " in shell for code in ("0", "1", "2"))
