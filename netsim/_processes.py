@@ -10,7 +10,8 @@ Messages from a child are tuples on a pipe:
 ``("listening", {name: (host, port)})``, ``("events", [event, ...])``,
 ``("error", kind, message)``, ``("finished",)``, ``("crashed", message, traceback)``,
 ``("limit", message)``, ``("lateness", array of doubles as bytes)``,
-``("stopped",)``. The runner sends a server process ``"stop"``.
+``("stopped", {"cpu_seconds": s, "max_rss_mb": m})``. The runner sends a server process
+``"stop"``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import asyncio
 import contextlib
 import gc
 import multiprocessing
+import resource
 import signal
 import socket
 import time
@@ -164,7 +166,9 @@ def _server_main(plans: list[ServerPlan], t0: float, conn: Connection, detail: b
     conn.send(("listening", {listener.plan.name: listener.address for listener in listeners}))
     with asyncio.Runner(loop_factory=precise_event_loop) as runner:
         runner.run(_serve_until_stopped(listeners, t0, conn, detail))
-    conn.send(("stopped",))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    conn.send(("stopped", {"cpu_seconds": usage.ru_utime + usage.ru_stime,
+                           "max_rss_mb": usage.ru_maxrss / 1024}))  # ru_maxrss is in KiB
 
 
 async def _serve_until_stopped(listeners: Sequence[Any], t0: float, conn: Connection,

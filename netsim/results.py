@@ -60,6 +60,8 @@ class RunResult:
     lateness: Lateness
     lateness_wall_p99: float  # the same p99 in wall seconds, for fidelity warnings
     expectations: list[Verdict] = field(default_factory=list)
+    server_cpu: float = math.nan  # CPU seconds the server process used over the run
+    server_max_rss_mb: float = math.nan  # its peak resident memory
 
     @property
     def overhead(self) -> float:
@@ -101,6 +103,8 @@ class RunResult:
             "metrics": {name: _number(value) for name, value in self.metrics().items()},
             "connections": [conn.to_dict() for conn in self.connections],
             "lateness": self.lateness.to_dict(),
+            "server": {"cpu_seconds": _number(self.server_cpu),
+                       "max_rss_mb": _number(self.server_max_rss_mb)},
             "expectations": [
                 {"text": verdict.expectation.text, "passed": verdict.passed,
                  "actual": _number(verdict.actual), "bound": verdict.bound}

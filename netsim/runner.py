@@ -196,7 +196,7 @@ def _run_client(
         client_process = ClientProcess.start(model, client.label, targets, t0, detail=detail)
         _follow(client_process, server_process, correlator, client.label,
                 deadline=time.monotonic() + wall_timeout, wall_timeout=wall_timeout)
-        _stop_servers(server_process, correlator)
+        usage = _stop_servers(server_process, correlator)
         grace = STOP_TIMEOUT  # both said they are done: let them exit by themselves
     finally:
         if client_process is not None:
@@ -209,7 +209,8 @@ def _run_client(
     return RunResult(
         client=client.label, model=model.name, elapsed=wall_elapsed / time_scale, ideal=ideal,
         wall_elapsed=wall_elapsed, connections=connections, lateness=lateness,
-        lateness_wall_p99=lateness_wall_p99)
+        lateness_wall_p99=lateness_wall_p99,
+        server_cpu=usage.get("cpu_seconds", math.nan), server_max_rss_mb=usage.get("max_rss_mb", math.nan))
 
 
 def default_timeout(targets: Sequence[Server], *, concurrent: bool, seed: int,
@@ -279,18 +280,21 @@ def _follow(client: ClientProcess, servers: ServerProcess, correlator: Correlato
                 raise ClientCrashError(f"client {label!r} crashed: {message[1]}", message[2])
 
 
-def _stop_servers(servers: ServerProcess, correlator: Correlator) -> None:
-    """Ask the servers to stop and collect the events they still hold."""
+def _stop_servers(servers: ServerProcess, correlator: Correlator) -> dict[str, float]:
+    """Ask the servers to stop, collect the events they still hold, return their usage."""
     servers.request_stop()
     deadline = time.monotonic() + STOP_TIMEOUT
     while wait_for([servers], deadline):
         message = servers.receive()
-        if message is None or message[0] == "stopped":
-            return
+        if message is None:
+            break
+        if message[0] == "stopped":
+            return dict(message[1])
         if message[0] == "events":
             correlator.add(message[1])
         elif message[0] == "lateness":
             correlator.add_lateness(message[1])
+    return {}
 
 
 

@@ -22,6 +22,7 @@ records it and goes on.
 from __future__ import annotations
 
 import errno
+import heapq
 import socket
 import threading
 import time
@@ -178,3 +179,47 @@ class ConnectionRecord:
             bytes=len(self._received),
             intact=False,
         )
+
+
+class Deadlines:
+    """When each connection gives up waiting, for models that multiplex many sockets.
+
+    Every byte moves a connection's deadline on; the earliest deadline is what a
+    select() loop may sleep until. A heap keeps that cheap for ten thousand sockets: an
+    entry whose deadline has since moved on is simply skipped when it comes up.
+    """
+
+    def __init__(self) -> None:
+        self._current: dict[int, float] = {}  # by socket descriptor
+        self._heap: list[tuple[float, int]] = []
+
+    def __repr__(self) -> str:
+        return f"<Deadlines watching={len(self._current)} entries={len(self._heap)}>"
+
+    def set(self, fd: int, timeout: float | None) -> None:
+        """Give ``fd`` ``timeout`` seconds from now (None: no deadline)."""
+        if timeout is None:
+            return
+        deadline = time.monotonic() + timeout
+        self._current[fd] = deadline
+        heapq.heappush(self._heap, (deadline, fd))
+
+    def forget(self, fd: int) -> None:
+        self._current.pop(fd, None)
+
+    def earliest(self) -> float | None:
+        """The next deadline, or None when no connection has one."""
+        heap = self._heap
+        while heap and self._current.get(heap[0][1]) != heap[0][0]:
+            heapq.heappop(heap)  # stale: that connection's deadline moved on, or it is gone
+        return heap[0][0] if heap else None
+
+    def expired(self, now: float) -> list[int]:
+        """The descriptors whose deadline has passed; they are forgotten."""
+        gone = []
+        while (deadline := self.earliest()) is not None and deadline <= now:
+            _, fd = heapq.heappop(self._heap)
+            del self._current[fd]
+            gone.append(fd)
+        return gone
+

@@ -19,6 +19,7 @@ from netsim.clients._base import (
     RECV_SIZE,
     ClientModel,
     ConnectionRecord,
+    Deadlines,
     ModelLimitError,
     Recorder,
     Target,
@@ -31,13 +32,12 @@ FD_SETSIZE = 1024
 def run(targets: Sequence[Target], recorder: Recorder) -> None:
     started = time.monotonic()
     waiting = collections.deque(sorted(targets, key=lambda target: target.start_at))
-    open_conns: dict[socket.socket, ConnectionRecord] = {}
-    # A connection silent past its timeout is given up: when that is due, per socket.
-    deadlines: dict[socket.socket, float] = {}
+    open_conns: dict[int, tuple[socket.socket, ConnectionRecord]] = {}  # by descriptor
+    deadlines = Deadlines()  # a connection silent past its timeout is given up
 
     def forget(sock: socket.socket) -> None:
-        del open_conns[sock]
-        deadlines.pop(sock, None)
+        deadlines.forget(sock.fileno())
+        del open_conns[sock.fileno()]
         sock.close()
 
     try:
@@ -61,29 +61,28 @@ def run(targets: Sequence[Target], recorder: Recorder) -> None:
                         f"connections")
                 conn.connected(sock)
                 sock.setblocking(False)
-                open_conns[sock] = conn
-                if target.timeout is not None:
-                    deadlines[sock] = time.monotonic() + target.timeout
+                open_conns[sock.fileno()] = (sock, conn)
+                deadlines.set(sock.fileno(), target.timeout)
 
             # Sleep until a socket is readable, a connection is due, or one times out.
-            wake_ups = list(deadlines.values())
+            wake_ups = [deadlines.earliest()]
             if waiting:
                 wake_ups.append(started + waiting[0].start_at)
-            wait = max(0.0, min(wake_ups) - time.monotonic()) if wake_ups else None
+            due = min((t for t in wake_ups if t is not None), default=None)
+            wait = None if due is None else max(0.0, due - time.monotonic())
             readable, _, _ = select.select(list(open_conns), [], [], wait)
-            for sock in readable:
-                conn = open_conns[sock]
-                if not _read(sock, conn):
+            for fd in readable:
+                sock, conn = open_conns[fd]
+                if _read(sock, conn):
+                    deadlines.set(fd, conn.target.timeout)
+                else:
                     forget(sock)
-                elif conn.target.timeout is not None:
-                    deadlines[sock] = time.monotonic() + conn.target.timeout
-            now = time.monotonic()
-            for sock, deadline in list(deadlines.items()):
-                if deadline <= now:
-                    open_conns[sock].failed(TimeoutError("no data within the timeout"))
-                    forget(sock)
+            for fd in deadlines.expired(time.monotonic()):
+                sock, conn = open_conns[fd]
+                conn.failed(TimeoutError("no data within the timeout"))
+                forget(sock)
     finally:
-        for sock in open_conns:
+        for sock, _ in open_conns.values():
             sock.close()
 
 

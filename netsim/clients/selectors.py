@@ -16,19 +16,25 @@ import time
 from collections.abc import Sequence
 from typing import cast
 
-from netsim.clients._base import RECV_SIZE, ClientModel, ConnectionRecord, Recorder, Target
+from netsim.clients._base import (
+    RECV_SIZE,
+    ClientModel,
+    ConnectionRecord,
+    Deadlines,
+    Recorder,
+    Target,
+)
 
 
 def run(targets: Sequence[Target], recorder: Recorder) -> None:
     started = time.monotonic()
     waiting = collections.deque(sorted(targets, key=lambda target: target.start_at))
-    # A connection silent past its timeout is given up: when that is due, per socket.
-    deadlines: dict[socket.socket, float] = {}
+    deadlines = Deadlines()  # a connection silent past its timeout is given up
     with selectors.DefaultSelector() as selector:
 
         def forget(sock: socket.socket) -> None:
+            deadlines.forget(sock.fileno())
             selector.unregister(sock)
-            deadlines.pop(sock, None)
             sock.close()
 
         try:
@@ -47,25 +53,24 @@ def run(targets: Sequence[Target], recorder: Recorder) -> None:
                     conn.connected(sock)
                     sock.setblocking(False)
                     selector.register(sock, selectors.EVENT_READ, data=conn)
-                    if target.timeout is not None:
-                        deadlines[sock] = time.monotonic() + target.timeout
+                    deadlines.set(sock.fileno(), target.timeout)
 
                 # Sleep until a socket is readable, a connection is due, or one times out.
-                wake_ups = list(deadlines.values())
+                wake_ups = [deadlines.earliest()]
                 if waiting:
                     wake_ups.append(started + waiting[0].start_at)
-                wait = max(0.0, min(wake_ups) - time.monotonic()) if wake_ups else None
+                due = min((t for t in wake_ups if t is not None), default=None)
+                wait = None if due is None else max(0.0, due - time.monotonic())
                 for key, _ in selector.select(wait):
                     sock, conn = cast(socket.socket, key.fileobj), key.data
-                    if not _read(sock, conn):
+                    if _read(sock, conn):
+                        deadlines.set(sock.fileno(), conn.target.timeout)
+                    else:
                         forget(sock)
-                    elif conn.target.timeout is not None:
-                        deadlines[sock] = time.monotonic() + conn.target.timeout
-                now = time.monotonic()
-                for sock, deadline in list(deadlines.items()):
-                    if deadline <= now:
-                        selector.get_key(sock).data.failed(TimeoutError("no data within the timeout"))
-                        forget(sock)
+                for fd in deadlines.expired(time.monotonic()):
+                    key = selector.get_key(fd)
+                    key.data.failed(TimeoutError("no data within the timeout"))
+                    forget(cast(socket.socket, key.fileobj))
         finally:
             # Closing the selector does not close the sockets registered with it.
             for key in list(selector.get_map().values()):
