@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from netsim.conditions import Conditions, Emission, StreamSchedule, pause_stream
+from netsim.conditions import Conditions, Emission, StreamSchedule
 from netsim.server import READ_PAUSE, Shaper, _Connection, _ServerState
 
 _PLAIN = Conditions()
@@ -79,14 +79,15 @@ class ProxyProtocol(_Connection):
             schedule = self._schedule(start, direction)
             chunking = self._plan.chunking
         else:
-            schedule = StreamSchedule(_PLAIN, pause_stream(0, "", 0), start)
+            schedule = StreamSchedule(_PLAIN, None, start)
             chunking = "all"
 
         def chunk_sent(emission: Emission, now: float, held: bool) -> None:
             self._chunk_sent(emission, now, held, direction=direction)
 
         # Bytes passed straight through have no schedule to be late against.
-        return Shaper(schedule, sink, chunking=chunking, on_chunk=chunk_sent if conditioned else None,
+        return Shaper(schedule, sink, chunking=chunking, timers=self._server.timers,
+                      on_chunk=chunk_sent if conditioned else None,
                       on_fault=self._strike, **callbacks)
 
     # The client's side.

@@ -88,7 +88,7 @@ def fault_of(conditions: Conditions, seed: int, server: str, conn: int) -> str |
     return conditions.fault if draw < conditions.fault_probability else None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Emission:
     """One write: ``size`` bytes due at ``due`` (seconds, on the caller's clock)."""
 
@@ -102,7 +102,7 @@ class Emission:
 class StreamSchedule:
     """Decides, chunk by chunk, when each byte of one direction may go."""
 
-    def __init__(self, conditions: Conditions, pauses: random.Random, start: float,
+    def __init__(self, conditions: Conditions, pauses: random.Random | None, start: float,
                  fault_after: int | None = None) -> None:
         self.conditions = conditions
         self.emissions: deque[Emission] = deque()
@@ -159,6 +159,8 @@ class StreamSchedule:
         delay, jitter = self.conditions.delay, self.conditions.jitter
         if jitter == 0:
             return delay
+        if self._pauses is None:
+            raise ValueError("a schedule with jitter needs its stream of pauses (pause_stream)")
         return max(0.0, delay + self._pauses.uniform(-jitter, jitter))
 
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 
 from netsim._errors import ClientCrashError, RunError, RunTimeoutError, UsageError
 from netsim._measure import Correlator, Event, Observer, measure
-from netsim._processes import STOP_TIMEOUT, ClientProcess, ServerProcess, wait_for
+from netsim._processes import FRESH_SERVERS_FROM, STOP_TIMEOUT, ClientProcess, ServerProcess, wait_for
 from netsim._units import format_duration
 from netsim.clients import Target, get_model
 from netsim.expectations import evaluate
@@ -187,7 +187,8 @@ def _run_client(
         wall_timeout = UNKNOWN_IDEAL_TIMEOUT
     correlator = Correlator(client.label, observer)
     detail = observer is not None  # without a log to write, the measurements need less
-    server_process = ServerProcess.start(plans, t0, detail=detail)
+    server_process = ServerProcess.start(plans, t0, detail=detail,
+                                         fresh=len(servers) >= FRESH_SERVERS_FROM)
     client_process: ClientProcess | None = None
     grace = 0.0  # on any failure, stop both children at once
     try:

@@ -26,16 +26,21 @@ import array
 import asyncio
 import collections
 import errno
+import heapq
+import itertools
+import math
 import socket
 import struct
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from netsim._errors import PortBusyError, ServerStartError
 from netsim.conditions import Conditions, Emission, StreamSchedule, cut, fault_of, pause_stream
-from netsim.scenario import Server
+
+if TYPE_CHECKING:  # a server process needs no pydantic: it is started without it at scale
+    from netsim.scenario import Server
 
 Event = dict[str, Any]
 Emit = Callable[[Event], None]
@@ -152,13 +157,57 @@ def _bind(plan: ServerPlan) -> socket.socket:
     return sock
 
 
+class TimerQueue:
+    """One loop timer for every deadline of the process's shapers.
+
+    asyncio makes a handle for each ``call_at`` and passes it through its ready queue;
+    at tens of thousands of deadlines a second that bookkeeping is most of the server's
+    work. Here a deadline is a heap entry, the loop holds a single timer set for the
+    earliest, and each wake-up runs everything that has come due, in deadline order.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._heap: list[tuple[float, int, Callable[[], None]]] = []
+        self._order = itertools.count()  # ties go first come, first served
+        self._handle: asyncio.TimerHandle | None = None
+        self._armed_for = math.inf
+        self._running = False
+
+    def __repr__(self) -> str:
+        return f"<TimerQueue pending={len(self._heap)} next={self._heap[0][0] if self._heap else None}>"
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> None:
+        heapq.heappush(self._heap, (when, next(self._order), callback))
+        if not self._running and when < self._armed_for:
+            self._arm(when)
+
+    def _arm(self, when: float) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+        self._handle = self._loop.call_at(when, self._run)
+        self._armed_for = when
+
+    def _run(self) -> None:
+        self._handle, self._armed_for, self._running = None, math.inf, True
+        heap, clock = self._heap, self._loop.time
+        try:
+            while heap and heap[0][0] <= clock():
+                heapq.heappop(heap)[2]()
+        finally:
+            self._running = False
+            if heap:
+                self._arm(heap[0][0])
+
+
 class Shaper:
     """Writes one direction's bytes to ``sink`` on the deadlines of a StreamSchedule."""
 
     def __init__(self, schedule: StreamSchedule, sink: asyncio.Transport, *, chunking: str | int,
-                 on_chunk: ChunkSent | None, on_fault: Callable[[], None],
+                 timers: TimerQueue, on_chunk: ChunkSent | None, on_fault: Callable[[], None],
                  on_done: Callable[[], None], on_drain: Callable[[], None] | None = None) -> None:
         self.schedule = schedule
+        self._timers = timers
         self._sink = sink
         self._chunking = chunking
         self._on_chunk = on_chunk
@@ -166,10 +215,10 @@ class Shaper:
         self._on_done = on_done
         self._on_drain = on_drain
         self._loop = asyncio.get_running_loop()
-        self._data: collections.deque[memoryview] = collections.deque()  # what waits to go
+        self._data: collections.deque[bytes | memoryview] = collections.deque()  # what waits to go
         self._partial: memoryview | None = None  # the rest of a piece the sink could not take yet
         self.buffered = 0  # bytes waiting here, not yet handed to the sink
-        self._timer: asyncio.TimerHandle | None = None
+        self._waiting = False  # a step is queued on the timers
         self._paused = False
         self._held_since: float | None = None
         self._input_ended: float | None = None
@@ -190,7 +239,7 @@ class Shaper:
         """One chunk, as it is: a pause follows it."""
         taken = self.schedule.add(len(chunk), arrival)
         if taken:
-            self._data.append(memoryview(chunk)[:taken])
+            self._data.append(chunk if taken == len(chunk) else memoryview(chunk)[:taken])
             self.buffered += taken
         self._arm()
 
@@ -209,18 +258,22 @@ class Shaper:
         self._step()
 
     def cancel(self) -> None:
-        self.finished = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self.finished = True  # a step still queued on the timers will find this and stop
 
     def _arm(self) -> None:
-        if self._timer is None and not self.finished:
+        if not self._waiting and not self.finished:
             self._step()
 
+    def _later(self, when: float) -> None:
+        self._waiting = True
+        self._timers.call_at(when, self._step)
+
     def _step(self) -> None:
-        self._timer = None
+        self._waiting = False
         if self.finished:
+            return
+        if self._sink.is_closing():  # the client went away: connection_lost follows
+            self.finished = True
             return
         now = self._loop.time()
         emissions = self.schedule.emissions
@@ -238,41 +291,47 @@ class Shaper:
             return  # resume() steps again
         self._held_since = None
         if emissions:
-            self._timer = self._loop.call_at(emissions[0].due, self._step)
+            self._later(emissions[0].due)
         elif self.schedule.fault_at is not None:
             if now >= self.schedule.fault_at:
                 self.finished = True
                 self._on_fault()
             else:
-                self._timer = self._loop.call_at(self.schedule.fault_at, self._step)
+                self._later(self.schedule.fault_at)
         elif self._input_ended is not None:
             closing = self.schedule.close_time(self._input_ended)
             if now >= closing:
                 self.finished = True
                 self._on_done()
             else:
-                self._timer = self._loop.call_at(closing, self._step)
+                self._later(closing)
 
-    def _take(self, size: int) -> memoryview:
+    def _take(self, size: int) -> bytes | memoryview:
         head = self._data[0]
         if len(head) <= size:  # the common case: one chunk, one write
             self._data.popleft()
             piece = head
         else:
-            piece, self._data[0] = head[:size], head[size:]
+            view = memoryview(head)
+            piece, self._data[0] = view[:size], view[size:]
         self.buffered -= len(piece)
         if self._on_drain is not None and self.buffered < READ_PAUSE // 4:
             self._on_drain()
         return piece
 
-    def _write(self, data: memoryview) -> None:
-        # A large piece goes in slices, and stops as soon as the transport pushes back.
+    def _write(self, data: bytes | memoryview) -> None:
         self._partial = None
-        for start in range(0, len(data), WRITE_PIECE):
+        if len(data) <= WRITE_PIECE:  # the common case: a line, a small chunk
+            self.sent += len(data)
+            self._sink.write(data)
+            return
+        # A large piece goes in slices, and stops as soon as the transport pushes back.
+        view = memoryview(data)
+        for start in range(0, len(view), WRITE_PIECE):
             if self._paused:
-                self._partial = data[start:]
+                self._partial = view[start:]
                 return
-            piece = data[start:start + WRITE_PIECE]
+            piece = view[start:start + WRITE_PIECE]
             self.sent += len(piece)
             self._sink.write(piece)
 
@@ -330,8 +389,10 @@ class _Connection(asyncio.Protocol):
 
     def _schedule(self, start: float, direction: str) -> StreamSchedule:
         plan = self._plan
-        return StreamSchedule(plan.conditions, pause_stream(plan.seed, plan.name, self.index, direction),
-                              start, fault_after=plan.conditions.fault_after if self._fault else None)
+        # A Random costs 2.5 KB: only connections with jitter need their own.
+        pauses = pause_stream(plan.seed, plan.name, self.index, direction) if plan.conditions.jitter else None
+        return StreamSchedule(plan.conditions, pauses, start,
+                              fault_after=plan.conditions.fault_after if self._fault else None)
 
     def _strike(self) -> None:
         """The fault's moment has come: reset, close, or go silent (stall)."""
@@ -405,7 +466,8 @@ class PoemProtocol(_Connection):
     def start(self, accepted: float) -> None:
         assert self._transport is not None
         schedule = self._schedule(accepted + self._plan.conditions.accept_delay, "downstream")
-        self._shaper = Shaper(schedule, self._transport, chunking="all", on_chunk=self._chunk_sent,
+        self._shaper = Shaper(schedule, self._transport, chunking="all", timers=self._server.timers,
+                              on_chunk=self._chunk_sent,
                               on_fault=self._strike, on_done=self._close)
         for chunk in self._plan.chunks:
             self._shaper.feed_chunk(chunk, arrival=0.0)
@@ -429,8 +491,9 @@ class _ServerState:
 
     def __init__(self, plan: ServerPlan, emit: Emit, t0: float,
                  addresses: dict[str, tuple[str, int]], lateness: array.array[float],
-                 detail: bool = True) -> None:
+                 detail: bool = True, timers: TimerQueue | None = None) -> None:
         self.plan = plan
+        self.timers = timers or TimerQueue(asyncio.get_running_loop())
         self.emit = emit
         self.t0 = t0
         self.addresses = addresses
@@ -463,6 +526,7 @@ async def serve(listeners: Sequence[Listener], emit: Emit, t0: float, *,
     with ``detail``, else only the servers' own (listening) ones.
     """
     loop = asyncio.get_running_loop()
+    timers = TimerQueue(loop)
     if lateness is None:
         lateness = array.array("d")
     addresses = {listener.plan.name: listener.address for listener in listeners}
@@ -471,7 +535,7 @@ async def serve(listeners: Sequence[Listener], emit: Emit, t0: float, *,
     try:
         for listener in listeners:
             plan = listener.plan
-            state = _ServerState(plan, emit, t0, addresses, lateness, detail)
+            state = _ServerState(plan, emit, t0, addresses, lateness, detail, timers)
             emit({"event": "server_listening", "t": time.monotonic() - t0, "server": plan.name,
                   "host": listener.address[0], "port": listener.address[1],
                   "mode": "serial" if plan.serial else "concurrent",

@@ -134,3 +134,24 @@ def test_lean_runs_measure_what_detailed_runs_do(write_scenario: ScenarioWriter)
         assert all(conn.bytes == 4 and conn.intact for conn in run.connections)
         assert all(conn.ttfb < 0.1 for conn in run.connections)
     assert sum(e["event"] == "bytes_received" for e in events) >= 20
+
+
+def test_fresh_server_processes_serve_like_forked_ones(write_scenario: ScenarioWriter,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run big enough for a fresh (spawned) server process measures the same as a forked one."""
+    from netsim import _processes, runner
+
+    monkeypatch.setattr(runner, "FRESH_SERVERS_FROM", 10)  # so that 20 connections are "big"
+    started = []
+    real_start = _processes.ServerProcess.start.__func__  # type: ignore[attr-defined]
+
+    def spy(cls: type, *args: object, **kwargs: object) -> object:
+        started.append(kwargs.get("fresh"))
+        return real_start(cls, *args, **kwargs)
+
+    monkeypatch.setattr(_processes.ServerProcess, "start", classmethod(spy))
+    run = netsim.run_scenario(many(write_scenario, "selectors", 20), time_scale=0.2).runs[0]
+    assert started == [True]
+    assert run.lateness.count == 40
+    assert all(conn.intact for conn in run.connections)
+    assert run.server_max_rss_mb > 0 and run.server_cpu > 0
