@@ -326,14 +326,15 @@ def ms(seconds: float | None) -> str:
 
 
 def table(runs: list[Run]) -> str:
-    header = (f"{'design':<10} {'lateness p50':>12} {'p99':>8} {'max':>8}  {'client p99':>10} "
+    width = max(len("design"), *(len(run.design) for run in runs))
+    header = (f"{'design':<{width}} {'lateness p50':>12} {'p99':>8} {'max':>8}  {'client p99':>10} "
               f"{'max':>8}  {'ttfb p99':>8}  {'intact':>13}  {'cpu s':>6}  {'rss MB':>6}  "
               f"{'elapsed s':>9}  {'client cpu s':>12}  status")
     rows = [header, "-" * len(header)]
     for run in runs:
         intact = "n/a" if run.intact is None else f"{run.intact:,}/{run.connections:,}"
         rows.append(
-            f"{run.design:<10} {ms(run.lateness.get('p50')):>12} {ms(run.lateness.get('p99')):>8} "
+            f"{run.design:<{width}} {ms(run.lateness.get('p50')):>12} {ms(run.lateness.get('p99')):>8} "
             f"{ms(run.lateness.get('max')):>8}  {ms(run.client_error.get('p99')):>10} "
             f"{ms(run.client_error.get('max')):>8}  {ms(run.first_byte.get('p99')):>8}  {intact:>13}  "
             f"{'n/a' if run.cpu is None else f'{run.cpu:.2f}':>6}  "
@@ -341,7 +342,7 @@ def table(runs: list[Run]) -> str:
             f"{'n/a' if run.elapsed is None else f'{run.elapsed:.2f}':>9}  "
             f"{'n/a' if run.client_cpu is None else f'{run.client_cpu:.2f}':>12}  {run.status}"
         )
-        rows.extend(f"{'':<10} note: {note}" for note in run.notes)
+        rows.extend(f"{'':<{width}} note: {note}" for note in run.notes)
     return "\n".join(rows)
 
 
