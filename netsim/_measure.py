@@ -22,8 +22,8 @@ class Correlator:
     (or until the run ends), so every event the observer sees is complete.
     """
 
-    def __init__(self, client: str, observer: Observer | None) -> None:
-        self.client = client
+    def __init__(self, client: str | None, observer: Observer | None) -> None:
+        self.client = client  # None: no client to tag with (netsim serve): deliver at once
         self.events: list[Event] = []
         self._observer = observer
         self._conns: dict[tuple[str, int], int] = {}
@@ -35,6 +35,9 @@ class Correlator:
 
     def add(self, batch: Sequence[Event]) -> None:
         for event in batch:
+            if self.client is None:
+                self._deliver(event)
+                continue
             if "peer_port" in event:
                 key = (event["server"], event["peer_port"])
                 if key not in self._conns:
@@ -71,7 +74,8 @@ class Correlator:
         self._held = still_held
 
     def _deliver(self, event: Event) -> None:
-        event.setdefault("client", self.client)
+        if self.client is not None:
+            event.setdefault("client", self.client)
         self.events.append(event)
         if self._observer is not None:
             self._observer(event)

@@ -8,6 +8,7 @@ command line is invalid (nothing was run); 3 the run could not be carried out;
 from __future__ import annotations
 
 import argparse
+import array
 import json
 import signal
 import sys
@@ -132,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=_wall_duration, metavar="DURATION",
                      help="stop a client model that runs longer than this wall time "
                           "(default: 3 × its ideal + 10s)")
+    run.add_argument("--seed", type=int, metavar="N",
+                     help="fix jitter and faults with this seed (default: the scenario's, or a "
+                          "fresh one, shown in the JSON result)")
     run.add_argument("--free-ports", action="store_true",
                      help="bind every server to any free port instead of its fixed one")
     run.add_argument("--allow-external", action="store_true",
@@ -163,6 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("scenario", metavar="SCENARIO", help="the scenario file (YAML)")
     serve.add_argument("--time-scale", type=_time_scale, default=1.0, metavar="F",
                        help="multiply every duration by F")
+    serve.add_argument("--seed", type=int, metavar="N",
+                       help="fix jitter and faults with this seed (default: the scenario's)")
     serve.add_argument("--free-ports", action="store_true",
                        help="bind every server to any free port instead of its fixed one")
     serve.add_argument("--allow-external", action="store_true",
@@ -289,7 +295,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             outcome = repeat_scenario(
                 scenario, args.repeat, on_result=next_run,
                 clients=args.clients, time_scale=args.time_scale, observer=observer,
-                timeout=args.timeout, free_ports=args.free_ports,
+                timeout=args.timeout, free_ports=args.free_ports, seed=args.seed,
                 allow_external=args.allow_external,
                 on_run=None if args.quiet else lambda run: print(report.run_row(run), flush=True))
         except UsageError as error:
@@ -402,7 +408,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from netsim._errors import RunError, ScenarioError, UsageError
     from netsim._loader import load_scenario
     from netsim.logs import make_observer
-    from netsim.runner import serve_scenario
+    from netsim.runner import fidelity, serve_scenario
 
     try:
         scenario = load_scenario(args.scenario)
@@ -416,15 +422,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print("ready", flush=True)
 
     observer = make_observer(console=sys.stderr if args.verbose else None)
+    lateness: array.array[float] = array.array("d")
     try:
         serve_scenario(scenario, time_scale=args.time_scale, observer=observer,
-                       on_listening=listening,
+                       on_listening=listening, seed=args.seed, lateness=lateness,
                        free_ports=args.free_ports, allow_external=args.allow_external)
     except UsageError as error:
         return _fail(str(error), EXIT_INVALID)
     except RunError as error:
         return _fail(str(error), EXIT_RUN_ERROR)
     except KeyboardInterrupt:
+        print(f"fidelity: {fidelity(lateness)}")
         print("stopped", flush=True)
         return EXIT_PASSED
     return EXIT_PASSED

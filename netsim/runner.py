@@ -8,13 +8,14 @@ processes are stamped on the one monotonic clock of the run (seconds since
 
 from __future__ import annotations
 
-import asyncio
+import array
 import dataclasses
 import math
 import random
 import resource
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from netsim._errors import ClientCrashError, RunError, RunTimeoutError, UsageError
 from netsim._measure import Correlator, Event, Observer, measure
@@ -23,9 +24,9 @@ from netsim._units import format_duration
 from netsim.clients import Target, get_model
 from netsim.expectations import evaluate
 from netsim.ideal import ideal_elapsed, ideal_timeline
-from netsim.results import RunResult, ScenarioResult
+from netsim.results import RunResult, ScenarioResult, percentile
 from netsim.scenario import Client, Scenario, Server
-from netsim.server import ServerPlan, open_listeners, serve
+from netsim.server import BACKLOG, ServerPlan
 
 # A run may take this multiple of its ideal wall time, plus the margin, before it is
 # stopped: generous, because a loaded machine is slow, but never a hang.
@@ -308,26 +309,59 @@ def serve_scenario(
     observer: Observer | None = None,
     free_ports: bool = False,
     allow_external: bool = False,
+    seed: int | None = None,
+    lateness: array.array[float] | None = None,
 ) -> None:
-    """Serve the scenario's servers in this process until interrupted (KeyboardInterrupt).
+    """Serve the scenario's servers until interrupted (KeyboardInterrupt), then stop them.
 
-    ``on_listening([(name, host, port), ...])`` is called once every server accepts
-    connections. Raises UsageError, PortBusyError or ServerStartError.
+    The servers run in a fresh process of their own, as in a run. ``on_listening([(name,
+    host, port), ...])`` is called once every server accepts connections; events go to
+    ``observer`` as they come, and each chunk's lateness (wall seconds) is appended to
+    ``lateness`` when one is given, so that the caller can report the session's fidelity.
+    Raises UsageError, PortBusyError or ServerStartError.
     """
     _check_request(scenario, time_scale, allow_external)
-    seed = scenario.seed if scenario.seed is not None else random.SystemRandom().randrange(2**31)
+    if seed is None:
+        seed = scenario.seed if scenario.seed is not None else random.SystemRandom().randrange(2**31)
     plans = [ServerPlan.from_server(server, time_scale=time_scale, seed=seed,
                                     port=0 if free_ports else None)
              for server in scenario.servers]
-    listeners = open_listeners(plans)
-    t0 = time.monotonic()
-    if on_listening is not None:
-        on_listening([(listener.plan.name, *listener.address) for listener in listeners])
+    ensure_descriptors(BACKLOG + DESCRIPTOR_MARGIN)  # whoever connects, as many as may queue
+    collected = Correlator(None, observer)
+    server_process = ServerProcess.start(plans, time.monotonic(), detail=observer is not None,
+                                         fresh=True)
     try:
-        asyncio.run(serve(listeners, observer or (lambda event: None), t0))
+        if on_listening is not None:
+            on_listening([(plan.name, *server_process.addresses[plan.name]) for plan in plans])
+        try:
+            while True:
+                for _ in wait_for([server_process], time.monotonic() + 3600):
+                    message = server_process.receive()
+                    if message is None:
+                        raise RunError("the server process ended unexpectedly")
+                    _collect(message, collected)
+        finally:
+            _stop_servers(server_process, collected)
+            if lateness is not None:
+                lateness.extend(collected.lateness)
     finally:
-        for listener in listeners:
-            listener.sock.close()
+        server_process.close(grace=STOP_TIMEOUT)
 
 
-__all__ = ["Event", "run_scenario", "select_clients", "serve_scenario"]
+def _collect(message: tuple[Any, ...], correlator: Correlator) -> None:
+    if message[0] == "events":
+        correlator.add(message[1])
+    elif message[0] == "lateness":
+        correlator.add_lateness(message[1])
+
+
+def fidelity(lateness: Sequence[float]) -> str:
+    """One line on how well the servers kept their schedule: ``N chunks, lateness p50 ...``."""
+    if not lateness:
+        return "no chunks sent"
+    values = sorted(lateness)
+    return (f"{len(values)} chunks, lateness p50 {percentile(values, 50) * 1e3:.3f} ms, "
+            f"p99 {percentile(values, 99) * 1e3:.3f} ms, max {values[-1] * 1e3:.3f} ms")
+
+
+__all__ = ["Event", "fidelity", "run_scenario", "select_clients", "serve_scenario"]

@@ -444,3 +444,80 @@ def test_save_baseline_never_writes_over_the_scenario(write_scenario: ScenarioWr
     assert run_cli("run", path, "--save-baseline", path) == 2
     assert "is the scenario file itself" in capsys.readouterr().err
     assert path.read_text() == before
+
+
+def test_seed_fixes_the_jittered_schedule(write_scenario: ScenarioWriter, tmp_path: Path) -> None:
+    """--seed N gives the same chunk schedule on two runs, and is reported in the JSON."""
+    path = write_scenario("""\
+        netsim: 1
+        name: jitter
+        servers: [{name: s, poem: "a\\nb\\nc\\nd\\n", delay: 100ms, jitter: 90ms}]
+        clients: [select]
+    """)
+
+    def schedule(seed: str, name: str) -> list[float]:
+        log, result = tmp_path / f"{name}.jsonl", tmp_path / f"{name}.json"
+        assert run_cli("run", path, "--time-scale", "0.1", "--seed", seed, "-q",
+                       "--log-json", log, "--json", result) == 0
+        assert json.loads(result.read_text())["seed"] == int(seed)
+        events = [json.loads(line) for line in log.read_text().splitlines()]
+        accepted = next(e["t"] for e in events if e["event"] == "conn_accepted")
+        return [round(e["scheduled"] - accepted, 6) for e in events if e["event"] == "chunk_sent"]
+
+    first, again, other = schedule("42", "one"), schedule("42", "two"), schedule("43", "three")
+    assert first == pytest.approx(again, abs=2e-6)  # the log keeps microseconds
+    assert other != pytest.approx(first, abs=2e-6)
+
+
+@pytest.mark.slow
+def test_serve_reports_its_fidelity_when_stopped(write_scenario: ScenarioWriter) -> None:
+    """On Ctrl-C, `netsim serve` prints how late its chunks went before `stopped`."""
+    path = write_scenario(demo_text(delay="10ms"))
+    process = subprocess.Popen([sys.executable, "-m", "netsim", "serve", str(path), "--free-ports"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    try:
+        assert process.stdout is not None
+        lines = [process.stdout.readline().strip() for _ in range(4)]
+        port = int(lines[0].rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+            while client.recv(1024):
+                pass
+        os.killpg(process.pid, signal.SIGINT)
+        out, _ = process.communicate(timeout=10)
+        assert process.returncode == 0
+        fidelity, stopped = out.strip().splitlines()[-2:]
+        assert fidelity.startswith("fidelity: 4 chunks, lateness p50 ") and " ms, max " in fidelity
+        assert stopped == "stopped"
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+
+
+@pytest.mark.slow
+def test_serve_verbose_logs_each_event_once_as_it_happens(write_scenario: ScenarioWriter) -> None:
+    """`netsim serve -v` prints the servers' events live on stderr, each once."""
+    path = write_scenario(demo_text(delay="10ms"))
+    process = subprocess.Popen([sys.executable, "-m", "netsim", "serve", str(path), "--free-ports", "-v"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    try:
+        assert process.stdout is not None and process.stderr is not None
+        port = int(process.stdout.readline().strip().rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+            while client.recv(1024):
+                pass
+        seen = []
+        for line in process.stderr:  # live: the events come before the server is stopped
+            seen.append(line)
+            if "conn_closed" in line:
+                break
+        os.killpg(process.pid, signal.SIGINT)
+        process.communicate(timeout=10)
+        assert sum("chunk_sent" in line for line in seen) == 4
+        assert sum("conn_accepted" in line for line in seen) == 1
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()

