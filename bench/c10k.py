@@ -16,7 +16,8 @@ last. For each N and each server design, in this order, one run:
    the time from its connect to the first byte (ttfb: where a server slow to accept
    shows, which its own lateness, counted from its accept, cannot see), whether every
    poem came intact, and its elapsed time;
-3. the server's CPU time (utime + stime from /proc/PID/stat) is taken from its ``ready``
+3. the server's CPU time (utime + stime from /proc/PID/stat; for netsim, of the child
+   process that ``netsim serve`` runs its servers in) is taken from its ``ready``
    to the client's end, and its peak RSS (VmHWM from /proc/PID/status) just before the
    server is stopped with SIGINT;
 4. the server's own emission lateness (actual send - schedule, p50 / p99 / max over
@@ -179,6 +180,23 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def serving_process(pid: int) -> int:
+    """The process that holds the connections: ``pid`` itself, or its one serving child."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) != pid:
+                continue
+            command = (entry / "cmdline").read_bytes()
+            if b"resource_tracker" not in command:  # multiprocessing's helper, not a server
+                children.append(int(entry.name))
+    return children[0] if len(children) == 1 else pid
+
+
 def peak_rss(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -236,7 +254,8 @@ def run_one(design: str, n: int, scenario: Path, workdir: Path) -> Run:
                 server.wait_for(re.compile(r"^ready\s*$"), start_deadline)
             else:
                 port = int(server.wait_for(BASELINE_LISTENING, start_deadline).group(1))
-            pid = server.process.pid
+            # `netsim serve` runs its servers in a child process; measure that one.
+            pid = serving_process(server.process.pid)
             cpu_before = cpu_seconds(pid)
 
             client = subprocess.Popen(client_command(port, n), stdout=subprocess.PIPE,
