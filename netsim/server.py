@@ -58,6 +58,9 @@ WRITE_PIECE = 64 * 1024  # 64 KiB
 # this, and reads again once it is down to a quarter.
 READ_PAUSE = 256 * 1024  # 256 KiB
 
+# The longest a TimerQueue runs due callbacks before it lets the loop poll for I/O.
+RUN_SLICE = 0.002  # seconds
+
 # SO_LINGER on, timeout 0: close() sends RST instead of FIN.
 _LINGER_RESET = struct.pack("ii", 1, 0)
 
@@ -191,8 +194,11 @@ class TimerQueue:
     def _run(self) -> None:
         self._handle, self._armed_for, self._running = None, math.inf, True
         heap, clock = self._heap, self._loop.time
+        # Give the loop back now and then, even when behind: accepts and reads wait on it,
+        # and a connection accepted late is late for its whole schedule.
+        until = clock() + RUN_SLICE
         try:
-            while heap and heap[0][0] <= clock():
+            while heap and heap[0][0] <= (now := clock()) and now < until:
                 heapq.heappop(heap)[2]()
         finally:
             self._running = False
@@ -525,12 +531,15 @@ async def serve(listeners: Sequence[Listener], emit: Emit, t0: float, *,
     Every chunk's lateness goes into ``lateness``; events go to ``emit``, all of them
     with ``detail``, else only the servers' own (listening) ones.
     """
+    from netsim._bulk import BulkServer, eligible
+
     loop = asyncio.get_running_loop()
     timers = TimerQueue(loop)
     if lateness is None:
         lateness = array.array("d")
     addresses = {listener.plan.name: listener.address for listener in listeners}
     servers: list[asyncio.Server] = []
+    bulk: list[BulkServer] = []
     tasks: list[asyncio.Task[None]] = []
     try:
         for listener in listeners:
@@ -542,7 +551,10 @@ async def serve(listeners: Sequence[Listener], emit: Emit, t0: float, *,
                   **({"refusing": True} if plan.refuses else {})})
             if plan.refuses:
                 continue
-            if plan.serial:
+            if eligible(listener):  # nothing but chunks on time: the lean path
+                bulk.append(BulkServer(listener, state))
+                bulk[-1].start()
+            elif plan.serial:
                 tasks.append(asyncio.create_task(_serve_serially(listener, state)))
             else:
                 servers.append(await loop.create_server(state.protocol, sock=listener.sock,
@@ -553,6 +565,8 @@ async def serve(listeners: Sequence[Listener], emit: Emit, t0: float, *,
             task.cancel()
         for server in servers:
             server.close()
+        for plain in bulk:
+            plain.close()
         for listener in listeners:
             listener.sock.close()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -145,3 +145,41 @@ def test_a_busy_fixed_port_names_the_server_and_the_port() -> None:
             open_listeners([plan(), plan("busy", port=port)])
     finally:
         holder.close()
+
+
+def test_the_bulk_path_paces_and_holds_back_for_a_slow_reader() -> None:
+    """A plain concurrent server (the bulk path) keeps its schedule and queues for a slow reader."""
+    from netsim._bulk import BulkServer, eligible
+
+    payload = bytes(range(256)) * (1024 * 1024 // 256)  # 1 MiB: more than the socket buffers take
+    lateness = array.array("d")
+
+    async def main() -> tuple[bytes, list[float], float]:
+        (listener,) = open_listeners([plan(chunks=(b"11", b"22", payload, b"44"))])
+        assert eligible(listener)
+        state = _ServerState(listener.plan, lambda event: None, time.monotonic(), {}, lateness, False)
+        server = BulkServer(listener, state)
+        server.start()
+        try:
+            loop = asyncio.get_running_loop()
+            client = socket.socket()
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            client.setblocking(False)
+            started = time.monotonic()
+            await loop.sock_connect(client, listener.address)
+            await asyncio.sleep(0.3)  # not reading: the third chunk cannot all go
+            held = sum(conn.sent for conn in server.live)
+            received = bytearray()
+            while data := await loop.sock_recv(client, 1 << 20):
+                received += data
+            client.close()
+            return bytes(received), [held], time.monotonic() - started
+        finally:
+            server.close()
+            listener.sock.close()
+
+    received, (held,), took = asyncio.run(main())
+    assert received == b"1122" + payload + b"44"
+    assert held < len(payload)  # the server waited for the reader instead of buffering it all
+    assert took >= 4 * DELAY - 0.01
+    assert len(lateness) <= 4  # chunks held back by the reader are not counted as late
