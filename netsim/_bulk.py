@@ -104,10 +104,16 @@ class BulkConnection:
         self._start = now + plan.conditions.accept_delay
         pauses = pause_stream(plan.seed, plan.name, self.index) if plan.conditions.jitter else None
         self.schedule = StreamSchedule(plan.conditions, pauses, self._start)
-        for chunk in plan.chunks:
-            if self.schedule.add(len(chunk), self._start):
-                self._chunks.append(chunk)
+        # Chunks are scheduled one at a time, as the previous one goes: an accept then
+        # costs one chunk's planning, not ten, which matters when thousands arrive at once.
+        self._chunks.extend(plan.chunks)
+        self._plan_next()
         self._step()
+
+    def _plan_next(self) -> None:
+        """Schedule the next chunk that carries bytes (empty ones just take their pause)."""
+        while self._chunks and self.schedule.add(len(self._chunks[0]), self._start) == 0:
+            self._chunks.popleft()
 
     def _step(self) -> None:
         if self._pending is not None or self._sock.fileno() < 0:
@@ -126,7 +132,9 @@ class BulkConnection:
                 self._log("chunk_sent", now, index=emission.chunk, bytes=emission.size,
                           scheduled=emission.scheduled - state.t0, lateness=now - emission.due,
                           **({"held": True} if held else {}))
-            if not self._send(self._chunks.popleft()):
+            chunk = self._chunks.popleft()
+            self._plan_next()
+            if not self._send(chunk):
                 return
         self._held_since = None
         if emissions:

@@ -23,7 +23,7 @@ import dataclasses
 import random
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from netsim.scenario import Server
@@ -88,9 +88,12 @@ def fault_of(conditions: Conditions, seed: int, server: str, conn: int) -> str |
     return conditions.fault if draw < conditions.fault_probability else None
 
 
-@dataclass(frozen=True, slots=True)
-class Emission:
-    """One write: ``size`` bytes due at ``due`` (seconds, on the caller's clock)."""
+class Emission(NamedTuple):
+    """One write: ``size`` bytes due at ``due`` (seconds, on the caller's clock).
+
+    A named tuple: a server makes ten of these per connection, and a tuple is made in a
+    fifth of the time a frozen dataclass is.
+    """
 
     due: float
     size: int
