@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -9,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -208,14 +210,27 @@ def _group_is_gone(pgid: int) -> bool:
     return False
 
 
+@contextlib.contextmanager
+def netsim_process(*args: object) -> Iterator[subprocess.Popen[str]]:
+    """`python -m netsim ARGS` in a session of its own, so that a test can send it Ctrl-C as
+    a terminal does; it and its children are killed if still running at the end."""
+    process = subprocess.Popen([sys.executable, "-m", "netsim", *map(str, args)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    try:
+        yield process
+    finally:
+        if not _group_is_gone(process.pid):
+            os.killpg(process.pid, signal.SIGKILL)
+        if process.returncode is None:
+            process.communicate()
+
+
 @pytest.mark.slow
 def test_ctrl_c_stops_the_run_and_everything_it_started(write_scenario: ScenarioWriter) -> None:
     """Ctrl-C during a run exits 130 and leaves no server or client process behind."""
     path = write_scenario(demo_text(clients="blocking"))
-    process = subprocess.Popen([sys.executable, "-m", "netsim", "run", str(path), "-v"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True)
-    try:
+    with netsim_process("run", path, "-v") as process:
         assert process.stderr is not None
         for line in process.stderr:  # wait until data flows: servers and client are up
             if "bytes_received" in line:
@@ -226,20 +241,13 @@ def test_ctrl_c_stops_the_run_and_everything_it_started(write_scenario: Scenario
         while not _group_is_gone(process.pid) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert _group_is_gone(process.pid), "a child of netsim outlived it"
-    finally:
-        if not _group_is_gone(process.pid):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.communicate()
 
 
 @pytest.mark.slow
 def test_serve_prints_its_addresses_serves_and_stops_on_ctrl_c(write_scenario: ScenarioWriter) -> None:
     """`netsim serve` prints `listening NAME HOST:PORT` lines and `ready`, serves, exits 0 on Ctrl-C."""
     path = write_scenario(demo_text(delay="10ms"))
-    process = subprocess.Popen([sys.executable, "-m", "netsim", "serve", str(path)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True)
-    try:
+    with netsim_process("serve", path) as process:
         assert process.stdout is not None
         lines = [process.stdout.readline().strip() for _ in range(4)]
         assert lines[3] == "ready"
@@ -259,10 +267,6 @@ def test_serve_prints_its_addresses_serves_and_stops_on_ctrl_c(write_scenario: S
         assert process.wait(timeout=10) == 0
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.1", addresses["b"]), timeout=5).close()
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-        process.communicate()
 
 
 # --- validate, new, schema ------------------------------------------------------------
@@ -473,10 +477,7 @@ def test_seed_fixes_the_jittered_schedule(write_scenario: ScenarioWriter, tmp_pa
 def test_serve_reports_its_fidelity_when_stopped(write_scenario: ScenarioWriter) -> None:
     """On Ctrl-C, `netsim serve` prints how late its chunks went before `stopped`."""
     path = write_scenario(demo_text(delay="10ms"))
-    process = subprocess.Popen([sys.executable, "-m", "netsim", "serve", str(path), "--free-ports"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True)
-    try:
+    with netsim_process("serve", path, "--free-ports") as process:
         assert process.stdout is not None
         lines = [process.stdout.readline().strip() for _ in range(4)]
         port = int(lines[0].rsplit(":", 1)[1])
@@ -489,20 +490,13 @@ def test_serve_reports_its_fidelity_when_stopped(write_scenario: ScenarioWriter)
         fidelity, stopped = out.strip().splitlines()[-2:]
         assert fidelity.startswith("fidelity: 4 chunks, lateness p50 ") and " ms, max " in fidelity
         assert stopped == "stopped"
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.communicate()
 
 
 @pytest.mark.slow
 def test_serve_verbose_logs_each_event_once_as_it_happens(write_scenario: ScenarioWriter) -> None:
     """`netsim serve -v` prints the servers' events live on stderr, each once."""
     path = write_scenario(demo_text(delay="10ms"))
-    process = subprocess.Popen([sys.executable, "-m", "netsim", "serve", str(path), "--free-ports", "-v"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True)
-    try:
+    with netsim_process("serve", path, "--free-ports", "-v") as process:
         assert process.stdout is not None and process.stderr is not None
         port = int(process.stdout.readline().strip().rsplit(":", 1)[1])
         with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
@@ -517,7 +511,3 @@ def test_serve_verbose_logs_each_event_once_as_it_happens(write_scenario: Scenar
         process.communicate(timeout=10)
         assert sum("chunk_sent" in line for line in seen) == 4
         assert sum("conn_accepted" in line for line in seen) == 1
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.communicate()
