@@ -254,4 +254,4 @@ def wait_for(children: Sequence[ChildProcess], deadline: float) -> list[ChildPro
     return [child for child in children if child.conn in ready]
 
 
-__all__ = ["ChildProcess", "ClientProcess", "RunError", "ServerProcess", "wait_for"]
+__all__ = ["ChildProcess", "ClientProcess", "ServerProcess", "wait_for"]

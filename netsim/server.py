@@ -2,8 +2,9 @@
 
 Every connection's bytes go through a ``Shaper``, which carries out a
 ``conditions.StreamSchedule`` on a transport: each piece is written on its absolute
-deadline by ``loop.call_at``, so a late wake-up never delays the pieces after it, and
-every chunk's emission records how late it was against its schedule.
+deadline, run by the process's one ``TimerQueue``, so a late wake-up never delays the
+pieces after it, and every chunk's emission records how late it was against its
+schedule. (A plain concurrent poem server skips the transports: see ``_bulk.py``.)
 
 A poem server feeds its whole poem to one shaper when a connection is accepted. A proxy
 (``upstream:``) connects to its upstream and feeds each direction's bytes to a shaper as
@@ -44,7 +45,7 @@ if TYPE_CHECKING:  # a server process needs no pydantic: it is started without i
 
 Event = dict[str, Any]
 Emit = Callable[[Event], None]
-ChunkSent = Callable[["Emission", float, bool], None]  # the emission, when it went, held?
+ChunkSent = Callable[[Emission, float, bool], None]  # the emission, when it went, held?
 
 # Connections that may wait to be accepted. Serial servers queue their clients here,
 # so it must hold every client a scenario opens at once (the kernel caps it at somaxconn).
