@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
-from netsim._errors import PortBusyError, RunError, ServerStartError
+from netsim._errors import PortBusyError, ServerStartError
 from netsim._precise import new_event_loop as precise_event_loop
 from netsim.clients import ClientModel, Recorder, Target
 from netsim.clients._base import ModelLimitError
