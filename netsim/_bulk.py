@@ -89,10 +89,7 @@ class BulkConnection:
         return f"<BulkConnection #{self.index} peer_port={self.peer_port} sent={self.sent}B>"
 
     def _log(self, event: str, now: float, **fields: Any) -> None:
-        state = self._server._state
-        if state.detail:
-            state.emit({"event": event, "t": now - state.t0, "server": state.plan.name,
-                        "peer_port": self.peer_port, **fields})
+        self._server._state.log(event, now, self.peer_port, **fields)
 
     def start(self) -> None:
         state = self._server._state
@@ -126,12 +123,7 @@ class BulkConnection:
             emission = emissions.popleft()
             # Held: due while the reader was behind; that lateness is the reader's doing.
             held = self._held_since is not None and self._held_since <= emission.due
-            if not held:
-                state.lateness.append(now - emission.due)
-            if state.detail:
-                self._log("chunk_sent", now, index=emission.chunk, bytes=emission.size,
-                          scheduled=emission.scheduled - state.t0, lateness=now - emission.due,
-                          **({"held": True} if held else {}))
+            state.chunk_sent(emission, now, held, self.peer_port)
             chunk = self._chunks.popleft()
             self._plan_next()
             if not self._send(chunk):

@@ -358,23 +358,10 @@ class _Connection(asyncio.Protocol):
         self.index = 0
 
     def _chunk_sent(self, emission: Emission, now: float, held: bool, **fields: Any) -> None:
-        state = self._server
-        if not held:
-            state.lateness.append(now - emission.due)
-        if state.detail:
-            self._log("chunk_sent", now, index=emission.chunk, bytes=emission.size,
-                      scheduled=emission.scheduled, lateness=now - emission.due,
-                      **({"held": True} if held else {}), **fields)
+        self._server.chunk_sent(emission, now, held, self._peer_port, **fields)
 
     def _log(self, event: str, now: float, **fields: Any) -> None:
-        """Send an event, its times (``now``, a ``scheduled``) on the run's clock."""
-        if not self._server.detail:
-            return
-        t0 = self._server.t0
-        if "scheduled" in fields:
-            fields["scheduled"] -= t0
-        self._server.emit({"event": event, "t": now - t0, "server": self._plan.name,
-                           "peer_port": self._peer_port, **fields})
+        self._server.log(event, now, self._peer_port, **fields)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -520,6 +507,25 @@ class _ServerState:
     def next_index(self) -> int:
         self._accepted += 1
         return self._accepted
+
+    def log(self, event: str, now: float, peer_port: int, **fields: Any) -> None:
+        """Send a connection's event (with ``detail`` only), its times on the run's clock."""
+        if not self.detail:
+            return
+        if "scheduled" in fields:
+            fields["scheduled"] -= self.t0
+        self.emit({"event": event, "t": now - self.t0, "server": self.plan.name,
+                   "peer_port": peer_port, **fields})
+
+    def chunk_sent(self, emission: Emission, now: float, held: bool, peer_port: int,
+                   **fields: Any) -> None:
+        """Count a chunk's lateness (unless a slow reader held it back) and log it."""
+        if not held:
+            self.lateness.append(now - emission.due)
+        if self.detail:
+            self.log("chunk_sent", now, peer_port, index=emission.chunk, bytes=emission.size,
+                     scheduled=emission.scheduled, lateness=now - emission.due,
+                     **({"held": True} if held else {}), **fields)
 
     def protocol(self) -> _Connection:
         return self._protocol_class(self)
