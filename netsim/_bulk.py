@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import errno
 import socket
 from typing import Any
 
@@ -26,6 +27,9 @@ from netsim.server import Listener, _ServerState
 # Connections taken from the backlog per wake-up: enough to keep up with a ramp of
 # thousands a second, few enough that the timers are never kept waiting for long.
 ACCEPT_BATCH = 256
+
+# How long accepting pauses when the process runs out of descriptors.
+RETRY_ACCEPT = 1.0  # seconds
 
 
 def eligible(listener: Listener) -> bool:
@@ -62,9 +66,19 @@ class BulkServer:
                 sock, peer = self._listener.sock.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError:  # out of descriptors, or the client gave up: try again later
-                return
+            except ConnectionAbortedError:  # the client gave up before we got to it
+                continue
+            except OSError as error:
+                if error.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    # Out of descriptors or memory: the backlog stays readable, so stop
+                    # watching it for a while rather than spin on failing accepts.
+                    self._loop.remove_reader(self._listener.sock.fileno())
+                    self._loop.call_later(RETRY_ACCEPT, self.start)
+                    return
+                raise
             sock.setblocking(False)
+            # As asyncio's transports do: a line due now goes now, not after an ACK.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             BulkConnection(self, sock, int(peer[1])).start()
 
 

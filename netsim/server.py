@@ -374,7 +374,9 @@ class _Connection(asyncio.Protocol):
         now = self._loop.time()
         self._log("conn_accepted", now, index=self.index, **({"fault": self._fault} if self._fault else {}))
         if self._fault == "blackhole":
-            transport.pause_reading()  # accept, never read, never send, never close
+            # Accept, never send, never close. It still reads (and drops what comes), or
+            # it would never notice the client leave, and a serial server would wait on
+            # this connection for ever.
             return
         self.start(now)
 
@@ -494,8 +496,8 @@ class _ServerState:
         self.lateness = lateness  # of every chunk not held back by its reader, in seconds
         self.detail = detail  # send every event, or only what the measurements need
         self._accepted = 0
-        # The loop forgets a transport that is not reading (a blackhole, a stall), and a
-        # forgotten transport is collected and closes its socket: hold them here.
+        # The loop forgets a transport that is not reading (paused by backpressure), and
+        # a forgotten transport is collected and closes its socket: hold them here.
         self.live: set[_Connection] = set()
         self._protocol_class: type[_Connection] = PoemProtocol
         if plan.upstream is not None:

@@ -151,3 +151,34 @@ def test_a_rate_cap_is_kept_within_two_percent(write_scenario: ScenarioWriter, t
     # The first piece is due at once; the rest follow at the rate.
     assert (200_000 - first_size) / (last_t - first_t) == pytest.approx(200_000, rel=0.02)
     assert result.runs[0].connections[0].intact is True
+
+
+def test_a_serial_server_moves_on_when_a_blackholed_client_leaves(write_scenario: ScenarioWriter) -> None:
+    """On a serial server, the connection after a blackholed one is served once that client gives up."""
+    from netsim.conditions import Conditions, fault_of
+
+    probe = netsim.load_scenario(write_scenario("""\
+        netsim: 1
+        name: probe
+        servers: [{name: s, poem: "1\\n", fault: {kind: blackhole, probability: 50%}}]
+        clients: [blocking]
+    """, name="probe.yaml"))
+    conditions = Conditions.of(probe.servers[0])
+    seed = next(seed for seed in range(1000)
+                if fault_of(conditions, seed, "s", 1) and not fault_of(conditions, seed, "s", 2))
+    path = write_scenario(f"""\
+        netsim: 1
+        name: stuck
+        seed: {seed}
+        servers:
+          - {{name: s, poem: "1111\\n2222\\n", delay: 100ms, mode: serial,
+              fault: {{kind: blackhole, probability: 50%}}}}
+        clients: [{{model: blocking, targets: [s, s], timeout: 300ms}}]
+    """)
+    (run,) = netsim.run_scenario(netsim.load_scenario(path), time_scale=SCALE).runs
+    first, second = run.connections
+    assert (first.error, first.bytes) == ("timeout", 0)
+    assert (second.error, second.intact) == (None, True)
+    # the second starts when the first has timed out (300 ms), and takes 200 ms
+    assert run.ideal == pytest.approx(0.5)
+    assert run.elapsed == pytest.approx(0.5, abs=0.08 / SCALE)
