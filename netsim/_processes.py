@@ -205,23 +205,20 @@ async def _serve_until_stopped(listeners: Sequence[Any], t0: float, conn: Connec
     loop = asyncio.get_running_loop()
     pending: list[Event] = []
     lateness = array.array("d")
-    flush_timer: asyncio.TimerHandle | None = None
 
     def flush() -> None:
-        nonlocal flush_timer
-        flush_timer = None
         if pending:
             conn.send(("events", pending.copy()))
             pending.clear()
         if lateness:
             conn.send(("lateness", lateness.tobytes()))
             del lateness[:]
-        if flush_timer is None and not serving.done():
-            flush_timer = loop.call_later(FLUSH_INTERVAL, flush)
+        if not serving.done():
+            loop.call_later(FLUSH_INTERVAL, flush)  # events and lateness travel on this beat
 
     serving = asyncio.create_task(serve(listeners, pending.append, t0, lateness=lateness,
                                         detail=detail))
-    flush_timer = loop.call_later(FLUSH_INTERVAL, flush)  # lateness travels on this beat
+    loop.call_later(FLUSH_INTERVAL, flush)
 
     def on_control() -> None:
         # "stop", or the runner is gone (EOF): either way, stop serving.

@@ -32,8 +32,6 @@ if TYPE_CHECKING:
 # rate holds over any window a client can measure, coarse enough to cost few wake-ups.
 SLICE = 0.01  # seconds
 
-FAULT_KINDS = ("refuse", "reset", "close", "stall", "blackhole")
-
 
 @dataclass(frozen=True)
 class Conditions:
@@ -45,7 +43,7 @@ class Conditions:
     accept_delay: float = 0.0
     close_delay: float = 0.0
     rate: float | None = None  # bytes per second; None: as fast as the socket takes it
-    fault: str | None = None  # one of FAULT_KINDS
+    fault: str | None = None  # refuse | reset | close | stall | blackhole
     fault_after: int = 0  # bytes
     fault_probability: float = 1.0
 
@@ -64,15 +62,11 @@ class Conditions:
 
     def scaled(self, time_scale: float) -> Conditions:
         """The same conditions with every duration times ``time_scale`` (rates divided)."""
-        return Conditions(
-            delay=self.delay * time_scale, jitter=self.jitter * time_scale,
-            initial_delay=self.initial_delay * time_scale, accept_delay=self.accept_delay * time_scale,
-            close_delay=self.close_delay * time_scale,
-            rate=None if self.rate is None else self.rate / time_scale,
-            fault=self.fault, fault_after=self.fault_after, fault_probability=self.fault_probability)
-
-    def longest_pause(self) -> float:
-        return self.delay + self.jitter
+        return dataclasses.replace(
+            self, delay=self.delay * time_scale, jitter=self.jitter * time_scale,
+            initial_delay=self.initial_delay * time_scale,
+            accept_delay=self.accept_delay * time_scale, close_delay=self.close_delay * time_scale,
+            rate=None if self.rate is None else self.rate / time_scale)
 
 
 def pause_stream(seed: int, server: str, conn: int, direction: str = "downstream") -> random.Random:

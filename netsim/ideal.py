@@ -163,9 +163,10 @@ def _serve_poem(server: Server, conditions: Conditions, fault: str | None, seed:
     schedule = StreamSchedule(conditions, pause_stream(seed, server.name, index),
                               start + conditions.accept_delay,
                               fault_after=conditions.fault_after if fault else None)
-    payload = b"".join(server.chunks())
-    for chunk in server.chunks():
+    chunks = server.chunks()
+    for chunk in chunks:
         schedule.add(len(chunk), start)
+    payload = b"".join(chunks)
     arrivals = _pieces(schedule, payload)
     if schedule.fault_at is not None:
         if fault == "stall":

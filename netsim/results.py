@@ -7,6 +7,7 @@ except ``wall_elapsed``.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -139,15 +140,16 @@ class ScenarioResult:
                 "runs": [run.to_dict() for run in self.runs]}
 
 
-def percentile(values: list[float], pct: float) -> float:
-    """Linear-interpolated percentile of ``values`` (NaN when empty)."""
+def percentile(values: Sequence[float], pct: float, *, ordered: bool = False) -> float:
+    """Linear-interpolated percentile of ``values`` (NaN when empty); ``ordered``: already sorted."""
     if not values:
         return math.nan
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * pct / 100
+    if not ordered:
+        values = sorted(values)
+    rank = (len(values) - 1) * pct / 100
     low = math.floor(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+    high = min(low + 1, len(values) - 1)
+    return values[low] + (values[high] - values[low]) * (rank - low)
 
 
 def _number(value: float) -> float | None:

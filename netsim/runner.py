@@ -241,14 +241,17 @@ def _needed(targets: Sequence[Server], servers: dict[str, Server]) -> list[Serve
 
 def _targets(servers: Sequence[Server], addresses: dict[str, tuple[str, int]],
              everything: dict[str, Server], timeout: float, starts: Sequence[float]) -> list[Target]:
+    payloads: dict[str, bytes | None] = {}  # by server: ten thousand targets, few servers
     targets = []
     for number, (server, start_at) in enumerate(zip(servers, starts, strict=True), start=1):
-        if server.upstream is None:
-            expected: bytes | None = server.payload()
-        elif server.upstream in everything:
-            expected = everything[server.upstream].payload()
-        else:
-            expected = None  # whatever the outside service sends
+        if server.name not in payloads:
+            if server.upstream is None:
+                payloads[server.name] = server.payload()
+            elif server.upstream in everything:
+                payloads[server.name] = everything[server.upstream].payload()
+            else:
+                payloads[server.name] = None  # whatever the outside service sends
+        expected = payloads[server.name]
         host, port = addresses[server.name]
         targets.append(Target(conn=number, server=server.name, host=host, port=port,
                               expected=expected, timeout=timeout, start_at=start_at))
@@ -270,16 +273,14 @@ def _follow(client: ClientProcess, servers: ServerProcess, correlator: Correlato
                     raise RunError("the server process ended unexpectedly during the run")
                 raise ClientCrashError(f"client {label!r} ended without finishing "
                                        f"(exit code {client.process.exitcode})")
-            if message[0] == "events":
-                correlator.add(message[1])
-            elif message[0] == "lateness":
-                correlator.add_lateness(message[1])
-            elif message[0] == "finished":
+            if message[0] == "finished":
                 return
             elif message[0] == "limit":
                 raise RunError(f"client {label!r}: {message[1]}")
             elif message[0] == "crashed":
                 raise ClientCrashError(f"client {label!r} crashed: {message[1]}", message[2])
+            else:
+                _collect(message, correlator)
 
 
 def _stop_servers(servers: ServerProcess, correlator: Correlator) -> dict[str, float]:
@@ -292,10 +293,7 @@ def _stop_servers(servers: ServerProcess, correlator: Correlator) -> dict[str, f
             break
         if message[0] == "stopped":
             return dict(message[1])
-        if message[0] == "events":
-            correlator.add(message[1])
-        elif message[0] == "lateness":
-            correlator.add_lateness(message[1])
+        _collect(message, correlator)
     return {}
 
 
@@ -349,6 +347,7 @@ def serve_scenario(
 
 
 def _collect(message: tuple[Any, ...], correlator: Correlator) -> None:
+    """Keep what a child sent about the run: events, or packed chunk lateness."""
     if message[0] == "events":
         correlator.add(message[1])
     elif message[0] == "lateness":

@@ -104,6 +104,7 @@ class Recorder:
         self._last_flush = time.monotonic()
         # The threads model records from many threads at once.
         self._lock = threading.Lock()
+        self._send_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"<Recorder client={self.client!r} pending={len(self._pending)}>"
@@ -118,12 +119,18 @@ class Recorder:
                 return
             batch, self._pending = self._pending, []
             self._last_flush = now
-            self._sink(batch)
+        self._send(batch)
 
     def flush(self) -> None:
         with self._lock:
             batch, self._pending = self._pending, []
         if batch:
+            self._send(batch)
+
+    def _send(self, batch: list[Event]) -> None:
+        # The pipe takes one writer at a time; a thread sending must not hold up the
+        # others' timestamps (the runner puts events in time order itself).
+        with self._send_lock:
             self._sink(batch)
 
     def open(self, target: Target) -> ConnectionRecord:
