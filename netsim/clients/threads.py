@@ -9,12 +9,12 @@ per connection.
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Sequence
 
-from netsim.clients._base import RECV_SIZE, ClientModel, Recorder, Target
+from netsim.clients import blocking
+from netsim.clients._base import ClientModel, Recorder, Target
 
 # Each thread costs a stack and a share of the GIL's switching; past this many the
 # threads' scheduling, not the servers, decides the timing.
@@ -38,19 +38,10 @@ def run(targets: Sequence[Target], recorder: Recorder) -> None:
 
 
 def _fetch(target: Target, recorder: Recorder, started: float) -> None:
-    """Read one server's whole poem, blocking only this thread while it waits."""
-    time.sleep(max(0.0, started + target.start_at - time.monotonic()))  # a ramp's turn
-    conn = recorder.open(target)
-    try:
-        # The timeout bounds every wait: the connect, and each recv() after it.
-        with socket.create_connection(target.address, timeout=target.timeout) as sock:
-            conn.connected(sock)
-            # recv() returns b"" only when the server has closed its end.
-            while data := sock.recv(RECV_SIZE):
-                conn.received(data)
-            conn.eof()
-    except OSError as exc:
-        conn.failed(exc)
+    """Wait for this connection's turn on the ramp, then read as the blocking client does."""
+    time.sleep(max(0.0, started + target.start_at - time.monotonic()))
+    # The very same code as the blocking model: only where it runs has changed.
+    blocking.fetch(target, recorder)
 
 
 MODEL = ClientModel(
