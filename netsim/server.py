@@ -568,6 +568,9 @@ async def serve(listeners: Sequence[Listener], emit: Emit, t0: float, *,
             else:
                 servers.append(await loop.create_server(state.protocol, sock=listener.sock,
                                                         backlog=BACKLOG))
+        # A serial server's accept loop ends only by failing (out of descriptors, say):
+        # that must stop the run with an error, not leave its clients waiting unseen.
+        await asyncio.gather(*tasks)
         await asyncio.Event().wait()  # until cancelled
     finally:
         for task in tasks:
