@@ -26,6 +26,8 @@ import os
 import resource
 import signal
 import socket
+import subprocess
+import sys
 import time
 import traceback
 from collections.abc import Sequence
@@ -41,8 +43,9 @@ from netsim.server import Event, ServerPlan, open_listeners, serve
 _fork = multiprocessing.get_context("fork")
 # A forked child shares the runner's pages, pydantic's among them, and counts them in
 # its resident memory; at scale the servers start in a fresh interpreter that never
-# imports them (about 100 ms more to start, 25 MB less to hold).
-_spawn = multiprocessing.get_context("spawn")
+# imports them (about 100 ms more to start, 25 MB less to hold). It is started with
+# subprocess, not multiprocessing's "spawn", which would import the caller's __main__
+# again: a script without a main guard would run twice, and stdin cannot be imported.
 FRESH_SERVERS_FROM = 1000  # connections in a run
 
 # Server events travel to the runner in batches at most this far apart.
@@ -56,10 +59,36 @@ START_TIMEOUT = 10.0  # seconds
 STOP_TIMEOUT = 5.0  # seconds
 
 
-class ChildProcess:
-    """A forked child and the runner's end of its pipe."""
+class _Interpreter:
+    """A fresh Python process, with the few methods of multiprocessing's Process we use."""
 
-    def __init__(self, process: multiprocessing.process.BaseProcess, conn: Connection) -> None:
+    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
+        self._popen = popen
+        self.pid = popen.pid
+
+    @property
+    def exitcode(self) -> int | None:
+        return self._popen.poll()
+
+    def is_alive(self) -> bool:
+        return self._popen.poll() is None
+
+    def join(self, timeout: float | None = None) -> None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._popen.wait(timeout)
+
+    def terminate(self) -> None:
+        self._popen.terminate()
+
+    def kill(self) -> None:
+        self._popen.kill()
+
+
+class ChildProcess:
+    """A child process and the runner's end of its pipe."""
+
+    def __init__(self, process: multiprocessing.process.BaseProcess | _Interpreter,
+                 conn: Connection) -> None:
         self.process = process
         self.conn = conn
 
@@ -103,12 +132,22 @@ class ServerProcess(ChildProcess):
 
         Raises PortBusyError or ServerStartError when a server cannot listen.
         """
-        context = _spawn if fresh else _fork
-        ours, theirs = context.Pipe(duplex=True)
-        process = context.Process(target=_server_main, args=(list(plans), t0, theirs, detail),
-                                name="netsim-servers", daemon=True)
-        process.start()
-        theirs.close()
+        process: multiprocessing.process.BaseProcess | _Interpreter
+        if fresh:
+            ours_sock, theirs_sock = socket.socketpair()
+            popen = subprocess.Popen(
+                [sys.executable, "-m", "netsim._processes", str(theirs_sock.fileno())],
+                pass_fds=[theirs_sock.fileno()])
+            theirs_sock.close()
+            ours = Connection(ours_sock.detach())
+            ours.send((list(plans), t0, detail))
+            process = _Interpreter(popen)
+        else:
+            ours, theirs = _fork.Pipe(duplex=True)
+            process = _fork.Process(target=_server_main, args=(list(plans), t0, theirs, detail),
+                                    name="netsim-servers", daemon=True)
+            process.start()
+            theirs.close()
         child = cls(process, ours)
         try:
             if not ours.poll(START_TIMEOUT):
@@ -197,7 +236,20 @@ def _server_main(plans: list[ServerPlan], t0: float, conn: Connection, detail: b
         runner.run(_serve_until_stopped(listeners, t0, conn, detail))
     usage = resource.getrusage(resource.RUSAGE_SELF)
     conn.send(("stopped", {"cpu_seconds": usage.ru_utime + usage.ru_stime,
-                           "max_rss_mb": usage.ru_maxrss / 1024}))  # ru_maxrss is in KiB
+                           "max_rss_mb": _peak_rss_mb(usage)}))
+
+
+def _peak_rss_mb(usage: resource.struct_rusage) -> float:
+    """This process's peak resident memory, in MB.
+
+    Linux keeps ru_maxrss across execve, so a fresh interpreter started from the runner
+    would report the runner's peak; VmHWM is this process's own.
+    """
+    with contextlib.suppress(OSError, ValueError), open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    return usage.ru_maxrss / 1024  # KiB, elsewhere
 
 
 async def _serve_until_stopped(listeners: Sequence[Any], t0: float, conn: Connection,
@@ -269,3 +321,9 @@ def wait_for(children: Sequence[ChildProcess], deadline: float) -> list[ChildPro
 
 
 __all__ = ["ChildProcess", "ClientProcess", "ServerProcess", "wait_for"]
+
+
+if __name__ == "__main__":  # a fresh server process: python -m netsim._processes FD
+    _channel = Connection(int(sys.argv[1]))
+    _plans, _t0, _detail = _channel.recv()
+    _server_main(_plans, _t0, _channel, _detail)

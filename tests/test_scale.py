@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -175,3 +176,20 @@ def test_the_server_process_asks_for_priority_where_allowed() -> None:
         assert niceness == SERVER_NICENESS
     else:  # without the privilege the call fails quietly and nothing changes
         assert niceness == os.getpriority(os.PRIO_PROCESS, 0)
+
+
+def test_fresh_servers_do_not_run_the_callers_script_again(tmp_path: Path) -> None:
+    """A script without a main guard, at a scale that starts fresh servers, runs once."""
+    scenario = tmp_path / "many.yaml"
+    scenario.write_text('netsim: 1\nname: many\nservers: [{name: s, poem: "1\\n"}]\n'
+                        "clients: [{model: selectors, connections: 1000, ramp: 200ms}]\n")
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import netsim\n"
+        "print('script ran', flush=True)\n"
+        f"result = netsim.run_scenario(netsim.load_scenario({str(scenario)!r}), time_scale=0.5)\n"
+        "print(result.runs[0].metrics()['intact'])\n"
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["script ran", "1.0"]
