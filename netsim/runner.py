@@ -77,8 +77,7 @@ def run_scenario(
     selected = select_clients(scenario, clients)
     for client in selected:
         _check_limits(scenario, client)
-    if seed is None:
-        seed = scenario.seed if scenario.seed is not None else random.SystemRandom().randrange(2**31)
+    seed = _seed_for(scenario, seed)
     t0 = time.monotonic()
     runs = []
     for client in selected:
@@ -177,9 +176,8 @@ def _run_client(
         servers, concurrent=model.concurrent, seed=seed, servers=everything, starts=starts)
     ideal = ideal_elapsed(servers, concurrent=model.concurrent, seed=seed, timeout=conn_timeout,
                           servers=everything, starts=starts)
-    plans = [ServerPlan.from_server(server, time_scale=time_scale, seed=seed,
-                                    port=0 if free_ports else None)
-             for server in _needed(servers, everything)]
+    plans = _plans(_needed(servers, everything), time_scale=time_scale, seed=seed,
+                   free_ports=free_ports)
     if timeout is not None:
         wall_timeout = timeout
     elif math.isfinite(ideal):
@@ -227,6 +225,20 @@ def default_timeout(targets: Sequence[Server], *, concurrent: bool, seed: int,
                               starts=starts)
     silences = [conn.silence for conn in timeline if math.isfinite(conn.silence)]
     return 2 * max(silences, default=0.0) + DEFAULT_TIMEOUT_MARGIN
+
+
+def _seed_for(scenario: Scenario, seed: int | None) -> int:
+    """The seed asked for, else the scenario's, else a fresh one (reported in the result)."""
+    if seed is not None:
+        return seed
+    return scenario.seed if scenario.seed is not None else random.SystemRandom().randrange(2**31)
+
+
+def _plans(servers: Sequence[Server], *, time_scale: float, seed: int,
+           free_ports: bool) -> list[ServerPlan]:
+    return [ServerPlan.from_server(server, time_scale=time_scale, seed=seed,
+                                   port=0 if free_ports else None)
+            for server in servers]
 
 
 def _needed(targets: Sequence[Server], servers: dict[str, Server]) -> list[Server]:
@@ -319,11 +331,8 @@ def serve_scenario(
     Raises UsageError, PortBusyError or ServerStartError.
     """
     _check_request(scenario, time_scale, allow_external)
-    if seed is None:
-        seed = scenario.seed if scenario.seed is not None else random.SystemRandom().randrange(2**31)
-    plans = [ServerPlan.from_server(server, time_scale=time_scale, seed=seed,
-                                    port=0 if free_ports else None)
-             for server in scenario.servers]
+    seed = _seed_for(scenario, seed)
+    plans = _plans(scenario.servers, time_scale=time_scale, seed=seed, free_ports=free_ports)
     ensure_descriptors(BACKLOG + DESCRIPTOR_MARGIN)  # whoever connects, as many as may queue
     collected = Correlator(None, observer)
     server_process = ServerProcess.start(plans, time.monotonic(), detail=observer is not None,
