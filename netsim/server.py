@@ -140,6 +140,9 @@ def _bind(plan: ServerPlan) -> socket.socket:
         # TIME_WAIT; Linux still refuses it while another socket listens there.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, plan.port))
+        # A chunk due now goes now, not after the previous one's ACK. Set here, Linux
+        # hands it to every accepted socket (the bulk path counts on that).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if not plan.refuses:  # bound but not listening: the kernel refuses every connect
             sock.listen(BACKLOG)
         sock.setblocking(False)
@@ -534,11 +537,13 @@ class _ServerState:
 
 
 async def serve(listeners: Sequence[Listener], emit: Emit, t0: float, *,
-                lateness: array.array[float] | None = None, detail: bool = True) -> None:
+                lateness: array.array[float] | None = None, detail: bool = True,
+                on_ready: Callable[[], None] | None = None) -> None:
     """Serve every listener until cancelled; closes the sockets on the way out.
 
     Every chunk's lateness goes into ``lateness``; events go to ``emit``, all of them
-    with ``detail``, else only the servers' own (listening) ones.
+    with ``detail``, else only the servers' own (listening) ones. ``on_ready`` is called
+    once every listener is being served.
     """
     from netsim._bulk import BulkServer, eligible
 
@@ -568,6 +573,8 @@ async def serve(listeners: Sequence[Listener], emit: Emit, t0: float, *,
             else:
                 servers.append(await loop.create_server(state.protocol, sock=listener.sock,
                                                         backlog=BACKLOG))
+        if on_ready is not None:
+            on_ready()
         # A serial server's accept loop ends only by failing (out of descriptors, say):
         # that must stop the run with an error, not leave its clients waiting unseen.
         await asyncio.gather(*tasks)

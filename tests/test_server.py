@@ -183,3 +183,106 @@ def test_the_bulk_path_paces_and_holds_back_for_a_slow_reader() -> None:
     assert held < len(payload)  # the server waited for the reader instead of buffering it all
     assert took >= 4 * DELAY - 0.01
     assert len(lateness) <= 4  # chunks held back by the reader are not counted as late
+
+
+def test_the_bulk_path_wakes_once_for_all_its_connections() -> None:
+    """However many connections a plain server holds, the timers hold one entry for it,
+    and every connection still gets every chunk on its own schedule."""
+    from netsim._bulk import BulkServer
+
+    lateness = array.array("d")
+    conns = 40
+
+    async def main() -> tuple[list[bytes], int]:
+        (listener,) = open_listeners([plan(delay=0.02)])
+        state = _ServerState(listener.plan, lambda event: None, time.monotonic(), {}, lateness, False)
+        server = BulkServer(listener, state)
+        server.start()
+        loop = asyncio.get_running_loop()
+        clients = []
+        try:
+            for _ in range(conns):
+                client = socket.socket()
+                client.setblocking(False)
+                await loop.sock_connect(client, listener.address)
+                clients.append(client)
+                await asyncio.sleep(0.001)  # staggered: every connection has its own deadlines
+            while len(server.live) < conns:
+                await asyncio.sleep(0.001)
+            await asyncio.sleep(0.01)
+            entries = len(state.timers._heap)
+            received = []
+            for client in clients:
+                data = bytearray()
+                while chunk := await loop.sock_recv(client, 1024):
+                    data += chunk
+                received.append(bytes(data))
+            return received, entries
+        finally:
+            for client in clients:
+                client.close()
+            server.close()
+            listener.sock.close()
+
+    received, entries = asyncio.run(main())
+    assert received == [b"11223344"] * conns
+    assert entries <= 2  # the server's next wake-up (and at most one superseded one)
+    assert len(lateness) == 4 * conns
+
+
+def test_accepting_gives_way_to_the_timers_after_its_slice(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A backlog is accepted a slice at a time, so a burst of connects never holds back
+    the chunks already due; the rest are accepted on the next pass of the loop."""
+    from netsim import _bulk
+
+    monkeypatch.setattr(_bulk, "ACCEPT_SLICE", 0.0)  # a slice of one accept
+
+    async def main() -> tuple[int, list[bytes]]:
+        (listener,) = open_listeners([plan()])
+        state = _ServerState(listener.plan, lambda event: None, time.monotonic(), {},
+                             array.array("d"), False)
+        server = _bulk.BulkServer(listener, state)
+        clients = [socket.create_connection(listener.address) for _ in range(3)]
+        try:
+            server._accept()  # one pass, with three connections waiting in the backlog
+            first_pass = len(server.live)
+            server.start()  # the loop takes the rest
+            loop = asyncio.get_running_loop()
+            received = []
+            for client in clients:
+                client.setblocking(False)
+                data = bytearray()
+                while chunk := await loop.sock_recv(client, 1024):
+                    data += chunk
+                received.append(bytes(data))
+            return first_pass, received
+        finally:
+            for client in clients:
+                client.close()
+            server.close()
+            listener.sock.close()
+
+    first_pass, received = asyncio.run(main())
+    assert first_pass == 1
+    assert received == [b"11223344"] * 3
+
+
+def test_serve_reports_ready_only_once_the_loop_watches_every_listener() -> None:
+    """on_ready comes when connects are being accepted, not merely queued in the backlog."""
+    watched: list[bool] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        listeners = open_listeners([plan("plain"), plan("paced", rate=1000.0)])
+
+        def ready() -> None:
+            selector = loop._selector  # type: ignore[attr-defined]
+            watched.extend(listener.sock.fileno() in selector.get_map() for listener in listeners)
+            serving.cancel()
+
+        serving = asyncio.create_task(serve(listeners, lambda event: None, time.monotonic(),
+                                            on_ready=ready))
+        await asyncio.gather(serving, return_exceptions=True)
+
+    asyncio.run(main())
+    assert watched == [True, True]
