@@ -22,10 +22,16 @@ import time
 from typing import Any
 
 # The last stretch before a deadline is spent polling rather than sleeping: waking a
-# sleeping process takes 60-250 µs on this kind of machine (the scheduler, the
-# hypervisor), and a server that must send on time pays that on every timer. Spinning
-# costs CPU, but only this long per deadline, and only when nothing else is ready.
+# sleeping process takes 60-500 µs on this kind of machine (the scheduler, the
+# hypervisor; the longer it slept, the longer), and a server that must send on time pays
+# that on every timer. So the selector measures how late its timer wakes it and spins
+# for a little more than that: at least SPIN, at most MAX_SPIN, forgetting a slow wake
+# by DECAY per wake. Spinning costs CPU, but only this long per deadline, and only when
+# nothing else is ready.
 SPIN = 150e-6  # seconds
+MAX_SPIN = 1e-3  # seconds
+DECAY = 0.98
+MARGIN = 1.25  # spin this much longer than the latest wake-ups were late
 
 CLOCK_MONOTONIC = 1
 TFD_NONBLOCK = os.O_NONBLOCK
@@ -64,19 +70,23 @@ class PreciseEpollSelector(selectors.EpollSelector):
             raise OSError(ctypes.get_errno(), "timerfd_create failed")
         self._spec = _Itimerspec()
         self._armed = False
+        self.spin = SPIN  # how long before a deadline to stop sleeping (learned)
         # Registered with the epoll object itself, not as a selector key: its readiness
         # wakes the wait and is then ignored by the selector's own bookkeeping.
         self._epoll().register(self._timer, select.EPOLLIN)
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
-        if timeout is not None and 0 < timeout <= SPIN:
+        spin = self.spin
+        if timeout is not None and 0 < timeout <= spin:
             return self._spin(timeout)
-        if timeout is not None and SPIN < timeout < 1.0:
-            timeout -= SPIN  # wake a little early, and spin the rest (see SPIN)
+        wake = math.inf
+        if timeout is not None and spin < timeout < 1.0:
+            timeout -= spin  # wake a little early, and spin the rest (see SPIN)
             # Arm the timer for exactly `timeout`; epoll's own timeout (rounded up, plus
             # a margin) is only the fallback, the timer's readiness is the wake-up.
             self._set(max(1000, int(timeout * 1e9)))
             self._armed = True
+            wake = time.monotonic() + timeout
             timeout = math.ceil(timeout * 1e3) * 1e-3 + 0.002
         elif self._armed:
             self._set(0)  # disarm: a stale expiry must not wake a longer wait
@@ -88,6 +98,9 @@ class PreciseEpollSelector(selectors.EpollSelector):
                 self._armed = False
             except BlockingIOError:
                 pass  # woken by a socket before the deadline: the timer is still armed
+            else:
+                late = time.monotonic() - wake  # how late the timer's wake-up came
+                self.spin = min(MAX_SPIN, max(SPIN, spin * DECAY, late * MARGIN))
         return ready
 
     def _spin(self, timeout: float) -> list[tuple[selectors.SelectorKey, int]]:
