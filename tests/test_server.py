@@ -185,6 +185,19 @@ def test_the_bulk_path_paces_and_holds_back_for_a_slow_reader() -> None:
     assert len(lateness) <= 4  # chunks held back by the reader are not counted as late
 
 
+async def read_each(clients: list[socket.socket]) -> list[bytes]:
+    """Read every client socket to EOF, one after another."""
+    loop = asyncio.get_running_loop()
+    received = []
+    for client in clients:
+        client.setblocking(False)
+        data = bytearray()
+        while chunk := await loop.sock_recv(client, 1024):
+            data += chunk
+        received.append(bytes(data))
+    return received
+
+
 def test_the_bulk_path_wakes_once_for_all_its_connections() -> None:
     """However many connections a plain server holds, the timers hold one entry for it,
     and every connection still gets every chunk on its own schedule."""
@@ -211,13 +224,7 @@ def test_the_bulk_path_wakes_once_for_all_its_connections() -> None:
                 await asyncio.sleep(0.001)
             await asyncio.sleep(0.01)
             entries = len(state.timers._heap)
-            received = []
-            for client in clients:
-                data = bytearray()
-                while chunk := await loop.sock_recv(client, 1024):
-                    data += chunk
-                received.append(bytes(data))
-            return received, entries
+            return await read_each(clients), entries
         finally:
             for client in clients:
                 client.close()
@@ -247,15 +254,7 @@ def test_accepting_gives_way_to_the_timers_after_its_slice(monkeypatch: pytest.M
             server._accept()  # one pass, with three connections waiting in the backlog
             first_pass = len(server.live)
             server.start()  # the loop takes the rest
-            loop = asyncio.get_running_loop()
-            received = []
-            for client in clients:
-                client.setblocking(False)
-                data = bytearray()
-                while chunk := await loop.sock_recv(client, 1024):
-                    data += chunk
-                received.append(bytes(data))
-            return first_pass, received
+            return first_pass, await read_each(clients)
         finally:
             for client in clients:
                 client.close()
