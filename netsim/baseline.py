@@ -33,7 +33,7 @@ from netsim._errors import UsageError
 from netsim._files import write_atomically
 from netsim._version import __version__
 from netsim.repeat import RepeatResult
-from netsim.results import ScenarioResult
+from netsim.results import ScenarioResult, json_number
 
 FORMAT = "netsim-baseline"
 FORMAT_VERSION = 1
@@ -77,7 +77,7 @@ class Baseline:
             "netsim_version": self.netsim_version, "created": self.created,
             "clients": {
                 label: {"ideal": client.ideal, "elapsed": round(client.elapsed, 9),
-                        "overhead_ratio": _number(client.overhead_ratio)}
+                        "overhead_ratio": json_number(client.overhead_ratio)}
                 for label, client in self.clients.items()
             },
         }
@@ -178,8 +178,8 @@ class Comparison:
 
     def to_dict(self) -> dict[str, Any]:
         return {"client": self.client, "passed": self.passed,
-                "baseline_overhead_ratio": _number(self.baseline_ratio),
-                "overhead_ratio": _number(self.ratio), "regression": _number(self.regression)}
+                "baseline_overhead_ratio": json_number(self.baseline_ratio),
+                "overhead_ratio": json_number(self.ratio), "regression": json_number(self.regression)}
 
 
 @dataclass(frozen=True)
@@ -218,7 +218,3 @@ def compare(baseline: Baseline, current: Baseline, *, max_regression: float,
             comparisons.append(Comparison(label, before.overhead_ratio, client.overhead_ratio,
                                           max_regression))
     return BaselineReport(str(path), baseline, max_regression, comparisons, skipped)
-
-
-def _number(value: float) -> float | None:
-    return None if math.isnan(value) else round(value, 9)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from netsim.expectations import Expectation
-from netsim.results import ScenarioResult
+from netsim.results import ScenarioResult, json_number
 from netsim.scenario import Scenario
 
 
@@ -39,7 +39,8 @@ class Spread:
         return cls(min(measured), statistics.median(measured), max(measured))
 
     def to_dict(self) -> dict[str, float | None]:
-        return {"min": _number(self.min), "median": _number(self.median), "max": _number(self.max)}
+        return {"min": json_number(self.min), "median": json_number(self.median),
+                "max": json_number(self.max)}
 
 
 @dataclass(frozen=True)
@@ -195,7 +196,3 @@ def tally(results: Sequence[ScenarioResult]) -> RepeatResult:
                                    runs_passed=sum(run.passed for run in runs),
                                    metrics=metrics, expectations=expectations))
     return RepeatResult(list(results), clients)
-
-
-def _number(value: float) -> float | None:
-    return None if math.isnan(value) else round(value, 9)

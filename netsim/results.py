@@ -31,7 +31,7 @@ class ConnectionResult:
     def to_dict(self) -> dict[str, Any]:
         return {"conn": self.conn, "server": self.server, "port": self.port, "bytes": self.bytes,
                 "intact": self.intact, "error": self.error, "message": self.message,
-                "ttfb": _number(self.ttfb), "duration": _number(self.duration)}
+                "ttfb": json_number(self.ttfb), "duration": json_number(self.duration)}
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class Lateness:
     count: int  # emissions measured
 
     def to_dict(self) -> dict[str, Any]:
-        return {"p50": _number(self.p50), "p99": _number(self.p99), "max": _number(self.max),
+        return {"p50": json_number(self.p50), "p99": json_number(self.p99), "max": json_number(self.max),
                 "count": self.count}
 
 
@@ -101,14 +101,14 @@ class RunResult:
             "ideal": self.ideal,
             "overhead": self.overhead,
             "wall_elapsed": self.wall_elapsed,
-            "metrics": {name: _number(value) for name, value in self.metrics().items()},
+            "metrics": {name: json_number(value) for name, value in self.metrics().items()},
             "connections": [conn.to_dict() for conn in self.connections],
             "lateness": self.lateness.to_dict(),
-            "server": {"cpu_seconds": _number(self.server_cpu),
-                       "max_rss_mb": _number(self.server_max_rss_mb)},
+            "server": {"cpu_seconds": json_number(self.server_cpu),
+                       "max_rss_mb": json_number(self.server_max_rss_mb)},
             "expectations": [
                 {"text": verdict.expectation.text, "passed": verdict.passed,
-                 "actual": _number(verdict.actual), "bound": verdict.bound}
+                 "actual": json_number(verdict.actual), "bound": verdict.bound}
                 for verdict in self.expectations
             ],
         }
@@ -152,6 +152,6 @@ def percentile(values: Sequence[float], pct: float, *, ordered: bool = False) ->
     return values[low] + (values[high] - values[low]) * (rank - low)
 
 
-def _number(value: float) -> float | None:
+def json_number(value: float) -> float | None:
     """JSON has no NaN: a value that could not be measured is null."""
     return None if math.isnan(value) else round(value, 9)
