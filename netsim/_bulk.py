@@ -53,15 +53,16 @@ def eligible(listener: Listener) -> bool:
             and conditions.fault is None)
 
 
-def timeline(plan: ServerPlan, pauses: Any = None) -> tuple[tuple[float, ...], float]:
-    """When each chunk that carries bytes goes, and when the connection closes, in seconds
+def timeline(plan: ServerPlan, pauses: Any = None) -> tuple[float, ...]:
+    """When each chunk that carries bytes goes, then when the connection closes, in seconds
     from its start (its accept plus accept_delay). Empty chunks only take their pause."""
     schedule = StreamSchedule(plan.conditions, pauses, 0.0)
     dues: list[float] = []
     for chunk in plan.chunks:
         if schedule.add(len(chunk), 0.0):
             dues.append(schedule.emissions.popleft().due)
-    return tuple(dues), schedule.close_time(0.0)
+    dues.append(schedule.close_time(0.0))
+    return tuple(dues)
 
 
 class BulkServer:
@@ -121,17 +122,13 @@ class BulkServer:
                 view.detach()
             now = clock()
             index = state.next_index()
-            if self._shared is None:
-                pauses = pause_stream(state.plan.seed, state.plan.name, index)
-                dues, close_at = timeline(state.plan, pauses)
-            else:
-                dues, close_at = self._shared
-            conn = BulkConnection(self, fd, int(peer[1]), index, now + conditions.accept_delay,
-                                  dues, close_at)
+            dues = self._shared or timeline(state.plan, pause_stream(state.plan.seed,
+                                                                    state.plan.name, index))
+            conn = BulkConnection(self, fd, int(peer[1]), index, now + conditions.accept_delay, dues)
             self.live.add(conn)
             if state.detail:
                 state.log("conn_accepted", now, conn.peer_port, index=index)
-            heapq.heappush(self._heap, (conn.start + (dues[0] if dues else close_at), index, conn))
+            heapq.heappush(self._heap, (conn.start + dues[0], index, conn))
             if now >= until:
                 break  # the rest of the backlog is still readable: the loop comes back
         # Send what has come due, the new connections' first chunks included.
@@ -151,6 +148,7 @@ class BulkServer:
     def _run(self) -> None:
         """Send every chunk that is due, and close every connection whose time has come."""
         heap, clock, chunks, write = self._heap, self._loop.time, self._chunks, os.write
+        count = len(chunks)  # conn.next == count: the close is next
         state = self._state
         count_late = state.lateness.append
         detail = state.detail
@@ -162,8 +160,7 @@ class BulkServer:
                 now = clock()  # gone, or held for its reader (it comes back when writable)
                 continue
             i = conn.next
-            dues = conn.dues
-            if i == len(dues):
+            if i == count:
                 conn.close(now)
                 now = clock()
                 continue
@@ -186,7 +183,7 @@ class BulkServer:
             if sent < len(chunk):
                 conn.hold(memoryview(chunk)[sent:], now)
             else:
-                after = conn.start + (dues[i] if i < len(dues) else conn.close_at)
+                after = conn.start + conn.dues[i]
                 if conn.held_since is not None and after > now:
                     conn.held_since = None  # caught up with the schedule
                 heapq.heappush(heap, (after, conn.index, conn))
@@ -200,8 +197,7 @@ class BulkServer:
 
     def resume(self, conn: BulkConnection) -> None:
         """A held connection's reader caught up: its next deadline goes back on the heap."""
-        i = conn.next
-        when = conn.start + (conn.dues[i] if i < len(conn.dues) else conn.close_at)
+        when = conn.start + conn.dues[conn.next]
         heapq.heappush(self._heap, (when, conn.index, conn))
         self._run() if when <= self._loop.time() else self.wake(when)
 
@@ -209,19 +205,18 @@ class BulkServer:
 class BulkConnection:
     """One connection on the bulk path: its descriptor, its timeline and where it is."""
 
-    __slots__ = ("close_at", "dues", "fd", "held_since", "index", "next", "peer_port", "pending",
-                 "sent", "server", "start")
+    __slots__ = ("dues", "fd", "held_since", "index", "next", "peer_port", "pending", "sent",
+                 "server", "start")
 
     def __init__(self, server: BulkServer, fd: int, peer_port: int, index: int, start: float,
-                 dues: tuple[float, ...], close_at: float) -> None:
+                 dues: tuple[float, ...]) -> None:
         self.server = server
         self.fd = fd
         self.peer_port = peer_port
         self.index = index
         self.start = start  # accept + accept_delay: the timeline counts from here
-        self.dues = dues
-        self.close_at = close_at
-        self.next = 0  # the next chunk to send; len(dues): the close is next
+        self.dues = dues  # each chunk's offset from start, then the close's (see timeline)
+        self.next = 0  # the next chunk to send, or, once all are sent, the close
         self.sent = 0
         self.pending: memoryview | None = None  # the unsent rest of a chunk: the reader is behind
         self.held_since: float | None = None  # when the reader fell behind
