@@ -122,7 +122,7 @@ def parse_rate(value: object) -> float:
     text = value.strip() if isinstance(value, str) else value
     if isinstance(text, str) and text.endswith("/s"):
         text = text[:-2]
-    if isinstance(text, float) and not isinstance(text, bool):
+    if isinstance(text, float):
         amount = text
     else:
         try:

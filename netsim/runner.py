@@ -116,7 +116,7 @@ def _check_request(scenario: Scenario, time_scale: float, allow_external: bool) 
 def _check_limits(scenario: Scenario, client: Client) -> None:
     """Refuse, before anything runs, a client that its model or the system cannot hold."""
     model = get_model(client.model)
-    count = len(scenario.targets_of(client))
+    count = scenario.connection_count(client)
     if model.limit is not None and count > model.limit:
         raise UsageError(f"client {client.label!r} opens {count} connections, more than the "
                          f"{model.name} model's limit of {model.limit}: {model.limit_reason}")
@@ -368,8 +368,9 @@ def fidelity(lateness: Sequence[float]) -> str:
     if not lateness:
         return "no chunks sent"
     values = sorted(lateness)
-    return (f"{len(values)} chunks, lateness p50 {percentile(values, 50) * 1e3:.3f} ms, "
-            f"p99 {percentile(values, 99) * 1e3:.3f} ms, max {values[-1] * 1e3:.3f} ms")
+    p50, p99 = (percentile(values, pct, ordered=True) for pct in (50, 99))
+    return (f"{len(values)} chunks, lateness p50 {p50 * 1e3:.3f} ms, "
+            f"p99 {p99 * 1e3:.3f} ms, max {values[-1] * 1e3:.3f} ms")
 
 
 __all__ = ["Event", "fidelity", "run_scenario", "select_clients", "serve_scenario"]

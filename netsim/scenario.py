@@ -294,12 +294,16 @@ class Scenario(_Model):
         With ``connections: N`` the targets repeat N times, interleaved (a, b, a, b, ...)
         so that a ramp spreads every server's connections over its whole length.
         """
-        names = [server.name for server in self.servers] if client.targets is None else client.targets
-        return [self.server(name) for _ in range(client.connections) for name in names]
+        chosen = self.servers if client.targets is None else [self.server(name) for name in client.targets]
+        return list(chosen) * client.connections
+
+    def connection_count(self, client: Client) -> int:
+        """How many connections ``client`` makes."""
+        return client.connections * len(self.servers if client.targets is None else client.targets)
 
     def start_offsets(self, client: Client) -> list[float]:
         """When each connection of ``client`` starts, in seconds after the client does."""
-        count = len(self.targets_of(client))
+        count = self.connection_count(client)
         return [index * client.ramp / count for index in range(count)]
 
     def expectations_for(self, label: str) -> list[Expectation]:

@@ -239,9 +239,9 @@ class Shaper:
         return (f"<Shaper buffered={self.buffered}B pending={len(self.schedule.emissions)} "
                 f"paused={self._paused} finished={self.finished}>")
 
-    def feed(self, data: bytes | memoryview, *, arrival: float | None = None) -> None:
-        """Bytes to send, available from ``arrival`` (now by default), cut into chunks."""
-        now = self._loop.time() if arrival is None else arrival
+    def feed(self, data: bytes | memoryview) -> None:
+        """Bytes to send, available now, cut into chunks."""
+        now = self._loop.time()
         for piece in cut(bytes(data), self._chunking):
             self.feed_chunk(piece, arrival=now)
 
@@ -517,8 +517,6 @@ class _ServerState:
         """Send a connection's event (with ``detail`` only), its times on the run's clock."""
         if not self.detail:
             return
-        if "scheduled" in fields:
-            fields["scheduled"] -= self.t0
         self.emit({"event": event, "t": now - self.t0, "server": self.plan.name,
                    "peer_port": peer_port, **fields})
 
@@ -529,7 +527,7 @@ class _ServerState:
             self.lateness.append(now - emission.due)
         if self.detail:
             self.log("chunk_sent", now, peer_port, index=emission.chunk, bytes=emission.size,
-                     scheduled=emission.scheduled, lateness=now - emission.due,
+                     scheduled=emission.scheduled - self.t0, lateness=now - emission.due,
                      **({"held": True} if held else {}), **fields)
 
     def protocol(self) -> _Connection:
