@@ -169,9 +169,7 @@ def _serve_poem(server: Server, conditions: Conditions, fault: str | None, seed:
     payload = b"".join(chunks)
     arrivals = _pieces(schedule, payload)
     if schedule.fault_at is not None:
-        if fault == "stall":
-            return _Service(arrivals, None, None)
-        return _Service(arrivals, schedule.fault_at, "reset" if fault == "reset" else None)
+        return _struck(fault, arrivals, schedule.fault_at)
     return _Service(arrivals, schedule.close_time(start), None)
 
 
@@ -200,14 +198,20 @@ def _serve_proxy(proxy: Server, conditions: Conditions, upstream: Server, server
             forwarded += piece[:schedule.add(len(piece), when)]
     arrivals = _pieces(schedule, bytes(forwarded))
     if schedule.fault_at is not None:
-        if fault == "stall":
-            return _Service(arrivals, None, None)
-        return _Service(arrivals, schedule.fault_at, "reset" if fault == "reset" else None)
+        return _struck(fault, arrivals, schedule.fault_at)
     if source.end is None or math.isnan(source.end):
         return _Service(arrivals, source.end, source.outcome)
     if source.outcome == "reset":  # the proxy passes the upstream's reset on at once
         return _Service([a for a in arrivals if a[0] <= source.end], source.end, "reset")
     return _Service(arrivals, schedule.close_time(source.end), None)
+
+
+def _struck(fault: str | None, arrivals: list[tuple[float, bytes]], fault_at: float) -> _Service:
+    """How a connection ends once its fault has struck: a stall never ends, a reset
+    ends in the error, a close ends cleanly."""
+    if fault == "stall":
+        return _Service(arrivals, None, None)
+    return _Service(arrivals, fault_at, "reset" if fault == "reset" else None)
 
 
 def _pieces(schedule: StreamSchedule, payload: bytes) -> list[tuple[float, bytes]]:
