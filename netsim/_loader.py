@@ -8,6 +8,7 @@ finds the line. All problems of a file are reported at once.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import types
 import typing
@@ -182,7 +183,11 @@ def load_scenario_text(
             problems.append(Problem(filename, *document.locate_entry(loc), format_path(loc), message))
         raise ScenarioError(_in_order(problems)) from None
     servers, unread = _read_poem_files(dict(enumerate(scenario.servers)), Path(base_dir))
-    scenario = scenario.model_copy(update={"servers": list(servers.values())})
+    # Each expectation knows its line, for reports that point at it (JUnit, pytest).
+    expect = {key: [dataclasses.replace(expectation, line=document.values[("expect", key, index)][0])
+                    for index, expectation in enumerate(expectations)]
+              for key, expectations in scenario.expect.items()}
+    scenario = scenario.model_copy(update={"servers": list(servers.values()), "expect": expect})
     for loc, message in [*unread, *check_references(scenario)]:
         problems.append(Problem(filename, *document.locate_entry(loc), format_path(loc), message))
     if problems:

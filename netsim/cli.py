@@ -366,9 +366,7 @@ def _write_outputs(args: argparse.Namespace, scenario: Any, result: Any, compari
         except OSError as error:
             return _fail(f"cannot write --json {args.json}: {error.strerror}", EXIT_RUN_ERROR)
     if args.junit is not None:
-        text = junit_xml(result, file=args.scenario, lines=_expectation_lines(args.scenario),
-                         own_counts={label: len(items) for label, items in scenario.expect.items()},
-                         baseline=comparison)
+        text = junit_xml(result, file=args.scenario, baseline=comparison)
         try:
             write_atomically(args.junit, text)
         except OSError as error:
@@ -382,13 +380,6 @@ def _write_outputs(args: argparse.Namespace, scenario: Any, result: Any, compari
         if not args.quiet:
             print(f"saved baseline {args.save_baseline}", file=sys.stderr)
     return EXIT_PASSED
-
-
-def _expectation_lines(scenario: str) -> dict[tuple[str, int], int]:
-    from netsim._loader import value_positions
-
-    return {(str(loc[1]), loc[2]): line for loc, (line, _) in value_positions(scenario).items()
-            if len(loc) == 3 and loc[0] == "expect" and isinstance(loc[2], int)}
 
 
 def _write_junit_error(args: argparse.Namespace, scenario: str, message: str) -> None:

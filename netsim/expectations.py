@@ -28,7 +28,7 @@ import difflib
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from netsim._units import (
     DURATION_UNITS,
@@ -273,6 +273,8 @@ class Expectation:
     tolerance: float | None = None  # '==' only; a fraction of the value when relative
     relative: bool = False
     pass_rate: float | None = None  # the share of repeated runs it must hold in (0..1]
+    # Where it was written, when it came from a scenario file (set by the loader).
+    line: int | None = field(default=None, compare=False)
 
     def holds_often_enough(self, passes: int, runs: int) -> bool:
         """Did it hold in enough of ``runs`` repeated runs? Every run, without a pass rate."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime
 import socket
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 from netsim._version import __version__
 from netsim.baseline import BaselineReport
@@ -20,23 +20,17 @@ from netsim.expectations import Verdict
 from netsim.repeat import ExpectationTally, RepeatResult
 from netsim.results import ScenarioResult
 
-# Where each expectation stands in the scenario file: (client or "all", index) -> line.
-Lines = Mapping[tuple[str, int], int]
-
 
 def junit_xml(
     result: ScenarioResult | RepeatResult,
     *,
     file: str | None = None,
-    lines: Lines | None = None,
     baseline: BaselineReport | None = None,
-    own_counts: Mapping[str, int] | None = None,
 ) -> str:
     """The JUnit XML of a run (or of repeated runs).
 
-    ``file`` and ``lines`` put ``file`` and ``line`` attributes on each test case;
-    ``own_counts`` (client -> how many of its expectations are its own, before those
-    of ``all``) lets the line of each expectation be found.
+    ``file`` puts a ``file`` attribute on each test case, and an expectation read from
+    a scenario file gives its ``line``.
     """
     repeated = result if isinstance(result, RepeatResult) else None
     first = result.first if isinstance(result, RepeatResult) else result
@@ -51,11 +45,9 @@ def junit_xml(
         for name, value in (("netsim_version", __version__), ("time_scale", f"{first.time_scale:g}"),
                             ("model", run.model), ("runs", str(len(runs)))):
             ET.SubElement(properties, "property", name=name, value=value)
-        own = (own_counts or {}).get(run.client, len(run.expectations))
         for index, verdict in enumerate(run.expectations):
-            key = (run.client, index) if index < own else ("all", index - own)
             case = _case(suite, f"{first.scenario}.{run.client}", verdict.expectation.text,
-                         file, (lines or {}).get(key))
+                         file, verdict.expectation.line)
             if repeated:
                 _judge_tally(case, repeated.client(run.client).expectations[index])
             else:

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
+    from netsim.expectations import Verdict
     from netsim.results import RunResult, ScenarioResult
     from netsim.scenario import Scenario
 
@@ -137,13 +138,6 @@ class ScenarioFile(pytest.File):
         except (RunError, UsageError) as error:
             return f"{self.shown}: the run could not be carried out: {error}"
 
-    def line_of_expectation(self, client: str, index: int) -> int | None:
-        """The line of the ``index``-th expectation checked for ``client`` (own, then ``all``)."""
-        own = len(self.scenario.expect.get(client, []))
-        key = ("expect", client, index) if index < own else ("expect", "all", index - own)
-        position = self.positions.get(key)
-        return position[0] if position else None
-
 
 class ExpectationsFailed(Exception):
     """Some expectations of a client model did not hold; the message says which and by how much."""
@@ -172,16 +166,16 @@ class ClientItem(pytest.Item):
         for warning in result.warnings:
             if warning.startswith(f"{self.name}:"):
                 self.warn(NetsimWarning(warning))
-        failed = [(index, verdict) for index, verdict in enumerate(run.expectations) if not verdict.passed]
+        failed = [verdict for verdict in run.expectations if not verdict.passed]
         if failed:
             raise ExpectationsFailed(self._report(run, failed, result.time_scale))
 
-    def _report(self, run: RunResult, failed: list[tuple[int, Any]], time_scale: float) -> str:
+    def _report(self, run: RunResult, failed: list[Verdict], time_scale: float) -> str:
         from netsim._units import format_duration
 
         lines = []
-        for index, verdict in failed:
-            line = self.scenario_file.line_of_expectation(self.name, index)
+        for verdict in failed:
+            line = verdict.expectation.line
             where = f"{self.scenario_file.shown}:{line}" if line else self.scenario_file.shown
             lines += [f"expectation failed: {verdict.expectation.text}",
                       f"  measured: {verdict.actual_text()}",
