@@ -155,9 +155,9 @@ def load_scenario_text(
     Raises ScenarioError listing every problem, each with file:line:col.
     """
     if client_models is None:
-        from netsim.clients import MODELS
+        from netsim._plugins import client_model_names
 
-        client_models = MODELS
+        client_models = client_model_names()
     document, data = _compose(text, filename)
     problems = [Problem(filename, *document.locate(loc, key=True), format_path(loc), message)
                 for loc, message in document.duplicates]

@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import array
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
+from netsim.events import (
+    CONNECTION_EVENTS,
+    BytesReceived,
+    ClientFinished,
+    ClientStarted,
+    ConnectionEvent,
+    ConnEstablished,
+    ConnFailed,
+    ConnStarted,
+    EofReceived,
+    Event,
+    Observer,
+    ServerListening,
+)
 from netsim.results import ConnectionResult, Lateness, percentile
-
-Event = dict[str, Any]
-Observer = Callable[[Event], None]
 
 
 class Correlator:
@@ -27,8 +37,11 @@ class Correlator:
         self.events: list[Event] = []
         self._observer = observer
         self._conns: dict[tuple[str, int], int] = {}
-        self._held: dict[tuple[str, int], list[Event]] = {}  # by (server, peer port)
+        self._held: dict[tuple[str, int], list[ConnectionEvent]] = {}  # by (server, peer port)
         self.lateness = array.array("d")  # every chunk's, in wall seconds, as the servers sent it
+
+    def __repr__(self) -> str:
+        return f"<Correlator client={self.client!r} events={len(self.events)} held={len(self._held)}>"
 
     def add_lateness(self, packed: bytes) -> None:
         self.lateness.frombytes(packed)
@@ -38,38 +51,36 @@ class Correlator:
             if self.client is None:
                 self._deliver(event)
                 continue
-            if "peer_port" in event:
-                key = (event["server"], event["peer_port"])
-                if key not in self._conns:
-                    self._held.setdefault(key, []).append(event)
-                    continue
-                self._tag(event)
-            elif event["event"] == "conn_established":
-                key = (event["server"], event["local_port"])
-                self._conns[key] = event["conn"]
+            if isinstance(event, ConnEstablished):
+                key = (event.server, event.local_port)
+                self._conns[key] = event.conn
                 self._deliver(event)
                 for held in self._held.pop(key, []):
-                    self._tag(held)
+                    held.client, held.conn = self.client, event.conn
                     self._deliver(held)
                 continue
+            if isinstance(event, CONNECTION_EVENTS):
+                key = (event.server, event.peer_port)
+                conn = self._conns.get(key)
+                if conn is None:
+                    self._held.setdefault(key, []).append(event)
+                    continue
+                event.client, event.conn = self.client, conn
+            elif isinstance(event, ServerListening):
+                event.client = self.client
             self._deliver(event)
 
     def finish(self) -> list[Event]:
         """Deliver whatever is still held; return every event of the run in time order."""
         for events in self._held.values():
             for event in events:
-                self._deliver({**event, "client": self.client, "conn": None})
+                event.client, event.conn = self.client, None
+                self._deliver(event)
         self._held.clear()
-        self.events.sort(key=lambda event: event["t"])
+        self.events.sort(key=lambda event: event.t)
         return self.events
 
-    def _tag(self, event: Event) -> None:
-        event["client"] = self.client
-        event["conn"] = self._conns[(event["server"], event["peer_port"])]
-
     def _deliver(self, event: Event) -> None:
-        if self.client is not None:
-            event.setdefault("client", self.client)
         self.events.append(event)
         if self._observer is not None:
             self._observer(event)
@@ -95,24 +106,26 @@ def measure(
     started = finished = math.nan
     conns = {number: _Conn() for number in range(1, len(servers) + 1)}
     for event in events:
-        name = event["event"]
-        if name == "client_started":
-            started = event["t"]
-        elif name == "client_finished":
-            finished = event["t"]
-        elif name in ("conn_started", "bytes_received", "eof_received", "conn_failed"):
-            conn = conns[event["conn"]]
-            if name == "conn_started":
-                conn.start = event["t"]
-            elif name == "bytes_received" and math.isnan(conn.first_byte):
-                conn.first_byte = event["t"]
-            elif name in ("eof_received", "conn_failed") and not conn.ended:
-                conn.ended = True
-                conn.end = event["t"]
-                conn.bytes = event["bytes"]
-                conn.intact = event["intact"]
-                conn.error = event.get("error")
-                conn.message = event.get("message")
+        match event:
+            case ClientStarted():
+                started = event.t
+            case ClientFinished():
+                finished = event.t
+            case ConnStarted():
+                conns[event.conn].start = event.t
+            case BytesReceived():
+                conn = conns[event.conn]
+                if math.isnan(conn.first_byte):
+                    conn.first_byte = event.t
+            case EofReceived() | ConnFailed():
+                conn = conns[event.conn]
+                if not conn.ended:
+                    conn.ended = True
+                    conn.end = event.t
+                    conn.bytes = event.bytes
+                    conn.intact = event.intact
+                    if isinstance(event, ConnFailed):
+                        conn.error, conn.message = event.error, event.message
     results = []
     for number, conn in conns.items():
         server = servers[number - 1]

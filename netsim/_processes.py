@@ -4,14 +4,12 @@ Servers live apart from the client so that a busy client cannot delay a server's
 schedule; the client lives apart from the runner so that a hung client can be stopped
 without leaving anything behind. Both are forked, which is quick and needs nothing
 pickled but the messages, and both ignore SIGINT: Ctrl-C reaches the runner, which
-stops them in order.
+stops them in order. The messages on their pipes are the classes of ``netsim.events``.
 
-Messages from a child are tuples on a pipe:
-``("listening", {name: (host, port)})``, ``("events", [event, ...])``,
-``("error", kind, message)``, ``("finished",)``, ``("crashed", message, traceback)``,
-``("limit", message)``, ``("lateness", array of doubles as bytes)``,
-``("stopped", {"cpu_seconds": s, "max_rss_mb": m})``. The runner sends a server process
-``"stop"``.
+A child never outlives its runner, whatever ends the runner (SIGKILL included): the
+kernel sends it SIGKILL when the runner dies (``PR_SET_PDEATHSIG``, on Linux), and the
+servers also stop when their pipe reaches EOF, which it does because the child closes
+the runner's end that a fork hands it.
 """
 
 from __future__ import annotations
@@ -19,6 +17,8 @@ from __future__ import annotations
 import array
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import gc
 import logging
 import multiprocessing
@@ -32,13 +32,26 @@ import time
 import traceback
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
-from typing import Any
 
 from netsim._errors import PortBusyError, ServerStartError
-from netsim._precise import new_event_loop as precise_event_loop
-from netsim.clients import ClientModel, Recorder, Target
-from netsim.clients._base import ModelLimitError
-from netsim.server import Event, ServerPlan, open_listeners, serve
+from netsim.clients import ClientModel, ModelLimitError, Recorder, Target
+from netsim.engine import Listener, ServerPlan, new_event_loop, open_listeners, serve
+from netsim.events import (
+    ClientFinished,
+    ClientMessage,
+    ClientStarted,
+    Crashed,
+    Event,
+    EventBatch,
+    Finished,
+    LatenessBatch,
+    LimitReached,
+    Listening,
+    ServerMessage,
+    StartFailed,
+    Stop,
+    Stopped,
+)
 
 _fork = multiprocessing.get_context("fork")
 # A forked child shares the runner's pages, pydantic's among them, and counts them in
@@ -95,10 +108,10 @@ class ChildProcess:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} pid={self.process.pid} alive={self.process.is_alive()}>"
 
-    def receive(self) -> tuple[Any, ...] | None:
+    def receive(self) -> ServerMessage | ClientMessage | None:
         """The next message, or None once the child has closed its end."""
         try:
-            message: tuple[Any, ...] = self.conn.recv()
+            message: ServerMessage | ClientMessage = self.conn.recv()
         except (EOFError, OSError):
             return None
         return message
@@ -136,7 +149,7 @@ class ServerProcess(ChildProcess):
         if fresh:
             ours_sock, theirs_sock = socket.socketpair()
             popen = subprocess.Popen(
-                [sys.executable, "-m", "netsim._processes", str(theirs_sock.fileno())],
+                [sys.executable, "-m", "netsim._processes", str(theirs_sock.fileno()), str(os.getpid())],
                 pass_fds=[theirs_sock.fileno()])
             theirs_sock.close()
             ours = Connection(ours_sock.detach())
@@ -144,7 +157,8 @@ class ServerProcess(ChildProcess):
             process = _Interpreter(popen)
         else:
             ours, theirs = _fork.Pipe(duplex=True)
-            process = _fork.Process(target=_server_main, args=(list(plans), t0, theirs, detail),
+            process = _fork.Process(target=_server_main,
+                                    args=(list(plans), t0, theirs, detail, ours.fileno(), os.getpid()),
                                     name="netsim-servers", daemon=True)
             process.start()
             theirs.close()
@@ -155,10 +169,10 @@ class ServerProcess(ChildProcess):
             message = child.receive()
             if message is None:
                 raise ServerStartError("the server process ended before it listened")
-            if message[0] == "error":
-                error_type = PortBusyError if message[1] == "port_busy" else ServerStartError
-                raise error_type(message[2])
-            child.addresses = message[1]
+            if isinstance(message, StartFailed):
+                raise (PortBusyError if message.port_busy else ServerStartError)(message.message)
+            assert isinstance(message, Listening), message
+            child.addresses = message.addresses
         except BaseException:
             child.close()
             raise
@@ -166,7 +180,7 @@ class ServerProcess(ChildProcess):
 
     def request_stop(self) -> None:
         with contextlib.suppress(OSError):
-            self.conn.send("stop")
+            self.conn.send(Stop())
 
 
 class ClientProcess(ChildProcess):
@@ -179,26 +193,46 @@ class ClientProcess(ChildProcess):
         first of each connection (what ttfb needs)."""
         ours, theirs = _fork.Pipe(duplex=False)
         process = _fork.Process(target=_client_main,
-                                args=(model, label, list(targets), t0, theirs, detail),
+                                args=(model, label, list(targets), t0, theirs, detail, ours.fileno(),
+                                      os.getpid()),
                                 name=f"netsim-client-{label}", daemon=True)
         process.start()
         theirs.close()
         return cls(process, ours)
 
 
-def _settle_child() -> None:
-    """What every child does first: leave Ctrl-C to the runner, and spare the collector.
+PR_SET_PDEATHSIG = 1
+
+
+def _settle_child(runners_end: int | None, runner: int) -> None:
+    """What every child does first: die with the runner, leave Ctrl-C to it, spare the collector.
+
+    A forked child holds a copy of the runner's end of their pipe; closed here, the pipe
+    reaches EOF when the runner goes, however it goes. And the kernel is asked to kill the
+    child when the runner dies (Linux), in case the child is busy or not reading its pipe.
 
     A forked child inherits every object of the runner (pydantic's among them, about a
     million). Python's cyclic collector would walk them all in each full collection,
     pausing the process for tens of milliseconds, in the middle of a schedule. Freezing
     them moves them out of its sight; what the child allocates is still collected.
     """
+    if runners_end is not None:
+        os.close(runners_end)
+    _die_with(runner)
     _ignore_interrupts()
     gc.freeze()
     # asyncio warns on stderr about every write to a connection its client has just
     # dropped; the run reports those connections itself.
     logging.getLogger("asyncio").setLevel(logging.ERROR)
+
+
+def _die_with(runner: int) -> None:
+    """Ask for SIGKILL when the runner (our parent) dies, and leave now if it already has."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != runner:  # it died before the request was in place
+        os._exit(1)
 
 
 def _ask_for_priority() -> None:
@@ -220,22 +254,27 @@ def _ignore_interrupts() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def _server_main(plans: list[ServerPlan], t0: float, conn: Connection, detail: bool) -> None:
-    _settle_child()
+def _server_main(plans: list[ServerPlan], t0: float, conn: Connection, detail: bool,
+                 runners_end: int | None, runner: int) -> None:
+    _settle_child(runners_end, runner)
     _ask_for_priority()
     try:
         listeners = open_listeners(plans)
-    except PortBusyError as error:
-        conn.send(("error", "port_busy", str(error)))
+    except (PortBusyError, ServerStartError) as error:
+        _send(conn, StartFailed(isinstance(error, PortBusyError), str(error)))
         return
-    except ServerStartError as error:
-        conn.send(("error", "start", str(error)))
-        return
-    with asyncio.Runner(loop_factory=precise_event_loop) as runner:
-        runner.run(_serve_until_stopped(listeners, t0, conn, detail))
+    with asyncio.Runner(loop_factory=new_event_loop) as runner_:
+        runner_.run(_serve_until_stopped(listeners, t0, conn, detail))
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    conn.send(("stopped", {"cpu_seconds": usage.ru_utime + usage.ru_stime,
-                           "max_rss_mb": _peak_rss_mb(usage)}))
+    _send(conn, Stopped(usage.ru_utime + usage.ru_stime, _peak_rss_mb(usage)))
+
+
+def _send(conn: Connection, message: ServerMessage | ClientMessage) -> None:
+    """Send to the runner; if it has gone, there is no one to tell, and nothing to print."""
+    try:
+        conn.send(message)
+    except OSError:  # BrokenPipeError, ConnectionResetError: the runner died
+        os._exit(1)
 
 
 def _peak_rss_mb(usage: resource.struct_rusage) -> float:
@@ -251,7 +290,7 @@ def _peak_rss_mb(usage: resource.struct_rusage) -> float:
     return usage.ru_maxrss / 1024  # KiB, elsewhere
 
 
-async def _serve_until_stopped(listeners: Sequence[Any], t0: float, conn: Connection,
+async def _serve_until_stopped(listeners: Sequence[Listener], t0: float, conn: Connection,
                                detail: bool) -> None:
     loop = asyncio.get_running_loop()
     pending: list[Event] = []
@@ -259,10 +298,10 @@ async def _serve_until_stopped(listeners: Sequence[Any], t0: float, conn: Connec
 
     def flush() -> None:
         if pending:
-            conn.send(("events", pending.copy()))
+            _send(conn, EventBatch(pending.copy()))
             pending.clear()
         if lateness:
-            conn.send(("lateness", lateness.tobytes()))
+            _send(conn, LatenessBatch(lateness.tobytes()))
             del lateness[:]
         if not serving.done():
             loop.call_later(FLUSH_INTERVAL, flush)  # events and lateness travel on this beat
@@ -270,14 +309,14 @@ async def _serve_until_stopped(listeners: Sequence[Any], t0: float, conn: Connec
     def ready() -> None:
         # Only now: a client started before the loop serves would wait in the backlog,
         # and that wait (the loop's start, a first import) would count in its time.
-        conn.send(("listening", {listener.plan.name: listener.address for listener in listeners}))
+        _send(conn, Listening({listener.plan.name: listener.address for listener in listeners}))
 
     serving = asyncio.create_task(serve(listeners, pending.append, t0, lateness=lateness,
                                         detail=detail, on_ready=ready))
     loop.call_later(FLUSH_INTERVAL, flush)
 
     def on_control() -> None:
-        # "stop", or the runner is gone (EOF): either way, stop serving.
+        # Stop, or the runner is gone (EOF): either way, stop serving.
         try:
             conn.recv()
         except (EOFError, OSError):
@@ -292,29 +331,29 @@ async def _serve_until_stopped(listeners: Sequence[Any], t0: float, conn: Connec
 
 
 def _client_main(model: ClientModel, label: str, targets: list[Target], t0: float,
-                 conn: Connection, detail: bool) -> None:
-    _settle_child()
+                 conn: Connection, detail: bool, runners_end: int, runner: int) -> None:
+    _settle_child(runners_end, runner)
     # The first name lookup of a process loads the resolver's configuration and
     # libraries (about 5 ms); that cost belongs to no client model, so pay it here.
     for host in {target.host for target in targets}:
         with contextlib.suppress(OSError):
             socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
-    recorder = Recorder(label, t0, lambda batch: conn.send(("events", batch)), every_receive=detail)
-    recorder.emit("client_started", model=model.name, connections=len(targets))
+    recorder = Recorder(label, t0, lambda batch: _send(conn, EventBatch(batch)), every_receive=detail)
+    recorder.record(ClientStarted(recorder.now(), label, model.name, len(targets)))
     try:
         model.run(targets, recorder)
     except ModelLimitError as error:
         recorder.flush()
-        conn.send(("limit", str(error)))
+        _send(conn, LimitReached(str(error)))
         return
     except BaseException as error:  # a bug in a model must reach the user, not vanish
         recorder.flush()
         where = "".join(traceback.format_exception(error))
-        conn.send(("crashed", f"{type(error).__name__}: {error}", where))
+        _send(conn, Crashed(f"{type(error).__name__}: {error}", where))
         return
-    recorder.emit("client_finished")
+    recorder.record(ClientFinished(recorder.now(), label))
     recorder.flush()
-    conn.send(("finished",))
+    _send(conn, Finished())
 
 
 def wait_for(children: Sequence[ChildProcess], deadline: float) -> list[ChildProcess]:
@@ -327,7 +366,10 @@ def wait_for(children: Sequence[ChildProcess], deadline: float) -> list[ChildPro
 __all__ = ["ChildProcess", "ClientProcess", "ServerProcess", "wait_for"]
 
 
-if __name__ == "__main__":  # a fresh server process: python -m netsim._processes FD
+if __name__ == "__main__":  # a fresh server process: python -m netsim._processes FD RUNNER_PID
     _channel = Connection(int(sys.argv[1]))
-    _plans, _t0, _detail = _channel.recv()
-    _server_main(_plans, _t0, _channel, _detail)
+    try:
+        _plans, _t0, _detail = _channel.recv()
+    except (EOFError, OSError):  # the runner died before it sent the plans
+        sys.exit(1)
+    _server_main(_plans, _t0, _channel, _detail, None, int(sys.argv[2]))

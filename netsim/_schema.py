@@ -243,9 +243,9 @@ def _expectation_schema() -> dict[str, Any]:
 
 
 def _client_shorthand() -> dict[str, Any]:
-    from netsim.clients import MODELS
+    from netsim._plugins import client_model_names
 
-    return {"type": "string", "enum": list(MODELS),
+    return {"type": "string", "enum": client_model_names(),
             "description": "A client model's name: `netsim clients` lists them."}
 
 
@@ -257,7 +257,7 @@ def scenario_schema() -> dict[str, Any]:
 
 @functools.cache
 def _schema() -> dict[str, Any]:
-    from netsim.clients import MODELS
+    from netsim._plugins import client_model_names
 
     raw = Scenario.model_json_schema(ref_template="#/definitions/{model}")
     definitions = raw.pop("$defs", {})
@@ -284,7 +284,7 @@ def _schema() -> dict[str, Any]:
     clients = schema["properties"]["clients"]
     clients["items"] = {"anyOf": [_client_shorthand(), clients["items"]]}
     if "Client" in definitions:
-        definitions["Client"]["properties"]["model"]["enum"] = list(MODELS)
+        definitions["Client"]["properties"]["model"]["enum"] = client_model_names()
     expect = schema["properties"]["expect"]
     expect["additionalProperties"]["items"] = _expectation_schema()
     expect["additionalProperties"]["minItems"] = 1
@@ -377,10 +377,11 @@ def reference_markdown() -> str:
                      doc.description if doc else ""]
             lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
         lines.append("")
-    from netsim.clients import MODELS
+    from netsim.clients import models as client_models
 
     lines += ["### Client models", "", "| model | how it reads |", "| --- | --- |"]
-    lines += [f"| `{name}` | {model.summary} |" for name, model in MODELS.items()]
+    lines += [f"| `{name}` | {model.summary} |" for name, model in client_models().items()
+              if not isinstance(model, Exception)]
     return "\n".join(lines) + "\n"
 
 

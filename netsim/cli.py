@@ -480,12 +480,16 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_clients(args: argparse.Namespace) -> int:
-    from netsim.clients import MODELS
+    from netsim.clients import models
 
-    width = max(len(name) for name in MODELS)
-    for name, model in MODELS.items():
-        shape = "concurrent" if model.concurrent else "sequential"
-        print(f"{name:<{width}}  {shape:<10}  {model.summary}")
+    found = models()
+    width = max(len(name) for name in found)
+    for name, model in found.items():
+        if isinstance(model, Exception):
+            print(f"{name:<{width}}  {'unavailable':<10}  {model}")
+        else:
+            shape = "concurrent" if model.concurrent else "sequential"
+            print(f"{name:<{width}}  {shape:<10}  {model.summary}")
     return EXIT_PASSED
 
 

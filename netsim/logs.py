@@ -1,20 +1,17 @@
 """Structured logging of run events: the one place where structlog is configured.
 
-Events are plain dicts (``{"event": "chunk_sent", "t": 1.0003, "server": "a", ...}``).
-An observer built here renders each one to every sink asked for: JSON lines for a
-file (``--log-json``) and a readable line for the console (``-v``).
+An observer built here renders each event (``netsim.events``) to every sink asked
+for: JSON lines for a file (``--log-json``) and a readable line for the console (``-v``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, TextIO
 
 import structlog
 from structlog.typing import EventDict, WrappedLogger
 
-Event = dict[str, Any]
-Observer = Callable[[Event], None]
+from netsim.events import Event, Observer
 
 # Field order of JSON lines: what, when and where first, then what the event carries.
 _LEADING = ("event", "t", "client", "server", "conn")
@@ -40,7 +37,9 @@ def _console_line(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> 
     conn = event_dict.pop("conn", None)
     if conn is not None:
         who += f"#{conn}"
-    rest = " ".join(f"{key}={value}" for key, value in event_dict.items())
+    # What an event does not have (a field at None or False) would only be noise here.
+    rest = " ".join(f"{key}={value}" for key, value in event_dict.items()
+                    if value is not None and value is not False)
     return f"{t:10.6f}  {event:<17} {who:<18} {rest}".rstrip()
 
 
@@ -58,7 +57,7 @@ def make_observer(*, console: TextIO | None = None, json_file: TextIO | None = N
         return None
 
     def observe(event: Event) -> None:
-        fields = dict(event)
+        fields = event.fields()
         name = fields.pop("event")
         for logger in loggers:
             logger.info(name, **fields)

@@ -14,19 +14,36 @@ import math
 import random
 import resource
 import time
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
 
 from netsim._errors import ClientCrashError, RunError, RunTimeoutError, UsageError
-from netsim._measure import Correlator, Event, Observer, measure
-from netsim._processes import FRESH_SERVERS_FROM, STOP_TIMEOUT, ClientProcess, ServerProcess, wait_for
+from netsim._measure import Correlator, measure
+from netsim._processes import (
+    FRESH_SERVERS_FROM,
+    STOP_TIMEOUT,
+    ClientProcess,
+    ServerProcess,
+    wait_for,
+)
 from netsim._units import format_duration
-from netsim.clients import Target, get_model
+from netsim.clients import ClientModel, Target, get_model
+from netsim.conditions import Conditions
+from netsim.engine import BACKLOG, ServerPlan
+from netsim.events import (
+    ClientMessage,
+    Crashed,
+    EventBatch,
+    Finished,
+    LatenessBatch,
+    LimitReached,
+    Observer,
+    ServerMessage,
+    Stopped,
+)
 from netsim.expectations import evaluate
 from netsim.ideal import ideal_elapsed, ideal_timeline
 from netsim.results import RunResult, ScenarioResult, percentile
 from netsim.scenario import Client, Scenario, Server
-from netsim.server import BACKLOG, ServerPlan
 
 # A run may take this multiple of its ideal wall time, plus the margin, before it is
 # stopped: generous, because a loaded machine is slow, but never a hang.
@@ -58,6 +75,7 @@ def run_scenario(
     allow_external: bool = False,
     on_run: Callable[[RunResult], None] | None = None,
     seed: int | None = None,
+    models: Mapping[str, ClientModel] | None = None,
 ) -> ScenarioResult:
     """Run the scenario's client models (or those named) and check its expectations.
 
@@ -67,22 +85,25 @@ def run_scenario(
     server to any free port instead of its fixed one. ``on_run`` is called with each
     client model's result as soon as it is measured (before expectations are checked).
     ``seed`` fixes jitter and faults; by default the scenario's ``seed``, or a fresh one
-    (reported in the result, so that the run can be repeated exactly).
+    (reported in the result, so that the run can be repeated exactly). ``models`` runs
+    these models for the names they are given under, instead of the installed ones (a
+    model under test, not yet registered).
 
-    Raises UsageError for a request the scenario cannot meet (an unknown client, a
-    non-loopback host without ``allow_external``), RunError when the run cannot be
-    carried out (a busy port, a timeout, a crashed client model).
+    Raises UsageError for a request the scenario cannot meet (an unknown client or
+    model, a non-loopback host without ``allow_external``), RunError when the run cannot
+    be carried out (a busy port, a timeout, a crashed client model).
     """
     _check_request(scenario, time_scale, allow_external)
     selected = select_clients(scenario, clients)
+    chosen = {client.label: _model(client.model, models) for client in selected}
     for client in selected:
-        _check_limits(scenario, client)
+        _check_limits(scenario, client, chosen[client.label])
     seed = _seed_for(scenario, seed)
     t0 = time.monotonic()
     runs = []
     for client in selected:
-        run = _run_client(scenario, client, t0=t0, time_scale=time_scale, observer=observer,
-                          timeout=timeout, free_ports=free_ports, seed=seed)
+        run = _run_client(scenario, client, chosen[client.label], t0=t0, time_scale=time_scale,
+                          observer=observer, timeout=timeout, free_ports=free_ports, seed=seed)
         if on_run is not None:
             on_run(run)
         runs.append(run)
@@ -113,9 +134,17 @@ def _check_request(scenario: Scenario, time_scale: float, allow_external: bool) 
                     f"machines could connect to it; pass --allow-external if that is intended")
 
 
-def _check_limits(scenario: Scenario, client: Client) -> None:
+def _model(name: str, given: Mapping[str, ClientModel] | None) -> ClientModel:
+    if given is not None and name in given:
+        return given[name]
+    try:
+        return get_model(name)
+    except LookupError as error:  # unknown, or installed but not importable
+        raise UsageError(str(error).strip("'\"")) from None
+
+
+def _check_limits(scenario: Scenario, client: Client, model: ClientModel) -> None:
     """Refuse, before anything runs, a client that its model or the system cannot hold."""
-    model = get_model(client.model)
     count = scenario.connection_count(client)
     if model.limit is not None and count > model.limit:
         raise UsageError(f"client {client.label!r} opens {count} connections, more than the "
@@ -160,6 +189,7 @@ def select_clients(scenario: Scenario, names: Sequence[str] | None) -> list[Clie
 def _run_client(
     scenario: Scenario,
     client: Client,
+    model: ClientModel,
     *,
     t0: float,
     time_scale: float,
@@ -168,7 +198,6 @@ def _run_client(
     free_ports: bool,
     seed: int,
 ) -> RunResult:
-    model = get_model(client.model)
     servers = scenario.targets_of(client)
     starts = scenario.start_offsets(client)
     everything = {server.name: server for server in scenario.servers}
@@ -236,9 +265,22 @@ def _seed_for(scenario: Scenario, seed: int | None) -> int:
 
 def _plans(servers: Sequence[Server], *, time_scale: float, seed: int,
            free_ports: bool) -> list[ServerPlan]:
-    return [ServerPlan.from_server(server, time_scale=time_scale, seed=seed,
-                                   port=0 if free_ports else None)
-            for server in servers]
+    """What the engine is to do for each server: the scenario's, in wall-clock seconds."""
+    return [
+        ServerPlan(
+            name=server.name,
+            host=server.host,
+            port=0 if free_ports else server.port,
+            chunks=() if server.is_proxy else tuple(server.chunks()),
+            conditions=Conditions.of(server).scaled(time_scale),
+            serial=server.mode == "serial",
+            seed=seed,
+            upstream=server.upstream,
+            direction=server.direction or "downstream",
+            chunking=server.chunk if isinstance(server.chunk, str) else server.chunk.bytes,
+        )
+        for server in servers
+    ]
 
 
 def _needed(targets: Sequence[Server], servers: dict[str, Server]) -> list[Server]:
@@ -285,14 +327,16 @@ def _follow(client: ClientProcess, servers: ServerProcess, correlator: Correlato
                     raise RunError("the server process ended unexpectedly during the run")
                 raise ClientCrashError(f"client {label!r} ended without finishing "
                                        f"(exit code {client.process.exitcode})")
-            if message[0] == "finished":
-                return
-            elif message[0] == "limit":
-                raise RunError(f"client {label!r}: {message[1]}")
-            elif message[0] == "crashed":
-                raise ClientCrashError(f"client {label!r} crashed: {message[1]}", message[2])
-            else:
-                _collect(message, correlator)
+            match message:
+                case Finished():
+                    return
+                case LimitReached():
+                    raise RunError(f"client {label!r}: {message.message}")
+                case Crashed():
+                    raise ClientCrashError(f"client {label!r} crashed: {message.message}",
+                                           message.traceback)
+                case _:
+                    _collect(message, correlator)
 
 
 def _stop_servers(servers: ServerProcess, correlator: Correlator) -> dict[str, float]:
@@ -303,8 +347,8 @@ def _stop_servers(servers: ServerProcess, correlator: Correlator) -> dict[str, f
         message = servers.receive()
         if message is None:
             break
-        if message[0] == "stopped":
-            return dict(message[1])
+        if isinstance(message, Stopped):
+            return {"cpu_seconds": message.cpu_seconds, "max_rss_mb": message.max_rss_mb}
         _collect(message, correlator)
     return {}
 
@@ -355,12 +399,12 @@ def serve_scenario(
         server_process.close(grace=STOP_TIMEOUT)
 
 
-def _collect(message: tuple[Any, ...], correlator: Correlator) -> None:
+def _collect(message: ServerMessage | ClientMessage, correlator: Correlator) -> None:
     """Keep what a child sent about the run: events, or packed chunk lateness."""
-    if message[0] == "events":
-        correlator.add(message[1])
-    elif message[0] == "lateness":
-        correlator.add_lateness(message[1])
+    if isinstance(message, EventBatch):
+        correlator.add(message.events)
+    elif isinstance(message, LatenessBatch):
+        correlator.add_lateness(message.packed)
 
 
 def fidelity(lateness: Sequence[float]) -> str:
@@ -373,4 +417,4 @@ def fidelity(lateness: Sequence[float]) -> str:
             f"p99 {p99 * 1e3:.3f} ms, max {values[-1] * 1e3:.3f} ms")
 
 
-__all__ = ["Event", "fidelity", "run_scenario", "select_clients", "serve_scenario"]
+__all__ = ["fidelity", "run_scenario", "select_clients", "serve_scenario"]

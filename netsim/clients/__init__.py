@@ -1,32 +1,32 @@
 """Client models: ways of writing a client that reads slow servers, side by side.
 
-Each model lives in a module of its own and is written the way its concurrency model
-is idiomatically written; ``MODELS`` lists them from the simplest to the most
-concurrent, the order in which ``netsim clients`` shows them.
+Each model lives in a module of its own, written the way its concurrency model is
+idiomatically written, and is found through the entry-point group ``netsim.clients``
+(see ``netsim._plugins``): netsim's own are registered there just as a third party's
+are, so adding a model means adding a module and one line of metadata, and
+``netsim.testing.check_client_model`` is the contract it must pass.
 """
 
 from __future__ import annotations
 
-from netsim.clients import asyncio, blocking, select, selectors, threads
+from netsim import _plugins
 from netsim.clients._base import (
     ClientModel,
     ConnectionRecord,
-    Event,
     EventSink,
+    ModelLimitError,
     Recorder,
     Target,
 )
 
-MODELS: dict[str, ClientModel] = {
-    model.name: model
-    for model in (
-        blocking.MODEL,
-        select.MODEL,
-        selectors.MODEL,
-        asyncio.MODEL,
-        threads.MODEL,
-    )
-}
+
+class ModelUnavailableError(LookupError):
+    """A client model that is installed by name but cannot be used: the message says why."""
+
+
+def model_names() -> list[str]:
+    """Every client model's name, netsim's own first (simplest to most concurrent)."""
+    return _plugins.client_model_names()
 
 
 def get_model(name: str) -> ClientModel:
@@ -34,21 +34,42 @@ def get_model(name: str) -> ClientModel:
 
     Raises:
         KeyError: no model has that name; the message lists the known ones.
+        ModelUnavailableError: the model cannot be imported (a missing extra, say); the
+            message says what to install.
     """
+    if name not in _plugins.entry_points():
+        known = ", ".join(model_names())
+        raise KeyError(f"unknown client model {name!r}; known models: {known}")
     try:
-        return MODELS[name]
-    except KeyError:
-        known = ", ".join(MODELS)
-        raise KeyError(f"unknown client model {name!r}; known models: {known}") from None
+        model = _plugins.load(name)
+    except _plugins.PluginError as error:
+        raise ModelUnavailableError(str(error)) from None
+    if not isinstance(model, ClientModel):
+        raise ModelUnavailableError(f"client model {name!r}: its entry point names "
+                                    f"{type(model).__name__}, not a netsim.clients.ClientModel")
+    return model
+
+
+def models() -> dict[str, ClientModel | ModelUnavailableError]:
+    """Every installed model by name, or why it cannot be used (for ``netsim clients``)."""
+    found: dict[str, ClientModel | ModelUnavailableError] = {}
+    for name in model_names():
+        try:
+            found[name] = get_model(name)
+        except ModelUnavailableError as error:
+            found[name] = error
+    return found
 
 
 __all__ = [
-    "MODELS",
     "ClientModel",
     "ConnectionRecord",
-    "Event",
     "EventSink",
+    "ModelLimitError",
+    "ModelUnavailableError",
     "Recorder",
     "Target",
     "get_model",
+    "model_names",
+    "models",
 ]

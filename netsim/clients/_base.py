@@ -4,11 +4,16 @@ A client model is a function ``run(targets, recorder)``. It opens one connection
 target, reads until the server closes, and tells the recorder what happened, as it
 happens:
 
-    conn = recorder.open(target)   # before connecting: the connection's clock starts
-    conn.connected(sock)           # the TCP handshake completed
-    conn.received(data)            # every chunk of bytes, as returned by recv()
-    conn.eof()                     # the server closed cleanly; bytes are checked here
-    conn.failed(exc)               # the connection ended in an error instead
+    conn = recorder.open(target)      # before connecting: the connection's clock starts
+    conn.connected(local_port)        # the TCP handshake completed; the client's own port
+    conn.received(data)               # every chunk of bytes, as a read returned them
+    conn.eof()                        # the server closed cleanly; bytes are checked here
+    conn.failed(exc)                  # the connection ended in an error instead
+
+The local port is what the servers see as the connection's peer port: the runner
+matches the two to put the servers' events and the client's side by side. Any way of
+doing I/O can report it (a stdlib socket's ``getsockname()[1]``, a Twisted transport's
+``getHost().port``, a trio stream's ``socket.getsockname()[1]``).
 
 A target's ``timeout`` bounds every wait for the next byte, connecting included: a
 connection silent for longer ends with ``conn.failed(TimeoutError(...))``.
@@ -23,15 +28,22 @@ from __future__ import annotations
 
 import errno
 import heapq
-import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-Event = dict[str, Any]
-EventSink = Callable[[list[Event]], None]
+from netsim.events import (
+    BytesReceived,
+    ClientEvent,
+    ConnEstablished,
+    ConnFailed,
+    ConnStarted,
+    EofReceived,
+    ErrorKind,
+)
+
+EventSink = Callable[[list[ClientEvent]], None]
 
 # How often buffered events travel to the runner: often enough for a live log, rarely
 # enough that sending them costs the measured client nothing worth noticing.
@@ -78,7 +90,7 @@ class ModelLimitError(Exception):
     """A client model met a limit of its own design (not a bug): the run cannot go on."""
 
 
-def classify_error(error: BaseException) -> str:
+def classify_error(error: BaseException) -> ErrorKind:
     """Name a connection's failure the way results report it."""
     if isinstance(error, ConnectionRefusedError):
         return "refused"
@@ -96,11 +108,11 @@ class Recorder:
 
     def __init__(self, client: str, t0: float, sink: EventSink, *, every_receive: bool = True) -> None:
         self.client = client
-        # Every recv() an event (for logs), or only a connection's first (for ttfb).
+        # Every read an event (for logs), or only a connection's first (for ttfb).
         self.every_receive = every_receive
         self._t0 = t0
         self._sink = sink
-        self._pending: list[Event] = []
+        self._pending: list[ClientEvent] = []
         self._last_flush = time.monotonic()
         # The threads model records from many threads at once.
         self._lock = threading.Lock()
@@ -109,12 +121,18 @@ class Recorder:
     def __repr__(self) -> str:
         return f"<Recorder client={self.client!r} pending={len(self._pending)}>"
 
-    def emit(self, event: str, **fields: Any) -> None:
+    def now(self) -> float:
+        """Seconds since the run began, on the clock every process of the run shares."""
+        return time.monotonic() - self._t0
+
+    def record(self, event: ClientEvent) -> None:
+        """Keep an event (its ``t`` taken just before) and send the batch when it is due."""
         with self._lock:
-            # The clock is read under the lock so that batches stay in time order even
-            # when many threads record at once.
+            # Appended under the lock, so that batches stay in time order even when many
+            # threads record at once (their `t` are read just before, outside it: the
+            # runner sorts the run's events by time in the end).
+            self._pending.append(event)
             now = time.monotonic()
-            self._pending.append({"event": event, "t": now - self._t0, "client": self.client, **fields})
             if now - self._last_flush < FLUSH_INTERVAL:
                 return
             batch, self._pending = self._pending, []
@@ -127,7 +145,7 @@ class Recorder:
         if batch:
             self._send(batch)
 
-    def _send(self, batch: list[Event]) -> None:
+    def _send(self, batch: list[ClientEvent]) -> None:
         # The pipe takes one writer at a time; a thread sending must not hold up the
         # others' timestamps (the runner puts events in time order itself).
         with self._send_lock:
@@ -141,30 +159,33 @@ class Recorder:
 class ConnectionRecord:
     """What one connection did, reported to the recorder as it happens."""
 
+    __slots__ = ("_received", "_recorder", "done", "target")
+
     def __init__(self, recorder: Recorder, target: Target) -> None:
         self.target = target
         self._recorder = recorder
         self._received = bytearray()
         self.done = False
-        self._emit("conn_started", port=target.port)
+        recorder.record(ConnStarted(recorder.now(), recorder.client, target.server, target.conn, target.port))
 
     def __repr__(self) -> str:
         state = "done" if self.done else "open"
         where = f"{self.target.server}#{self.target.conn}"
         return f"<ConnectionRecord {where} {state} {len(self._received)}B>"
 
-    def _emit(self, event: str, **fields: Any) -> None:
-        self._recorder.emit(event, server=self.target.server, conn=self.target.conn, **fields)
-
-    def connected(self, sock: socket.socket) -> None:
-        local_port = sock.getsockname()[1]
-        self._emit("conn_established", local_port=local_port)
+    def connected(self, local_port: int) -> None:
+        """The handshake completed; ``local_port`` is the client's end (the server's peer port)."""
+        recorder, target = self._recorder, self.target
+        recorder.record(ConnEstablished(recorder.now(), recorder.client, target.server, target.conn,
+                                        local_port))
 
     def received(self, data: bytes) -> None:
         first = not self._received
         self._received += data
-        if first or self._recorder.every_receive:
-            self._emit("bytes_received", bytes=len(data))
+        recorder = self._recorder
+        if first or recorder.every_receive:
+            recorder.record(BytesReceived(recorder.now(), recorder.client, self.target.server,
+                                          self.target.conn, len(data)))
 
     def eof(self) -> None:
         """The server closed the connection; check that every byte arrived intact."""
@@ -173,19 +194,18 @@ class ConnectionRecord:
         self.done = True
         expected = self.target.expected
         intact = None if expected is None else bytes(self._received) == expected
-        self._emit("eof_received", bytes=len(self._received), intact=intact)
+        recorder = self._recorder
+        recorder.record(EofReceived(recorder.now(), recorder.client, self.target.server, self.target.conn,
+                                    len(self._received), intact))
 
     def failed(self, error: BaseException) -> None:
         if self.done:
             return
         self.done = True
-        self._emit(
-            "conn_failed",
-            error=classify_error(error),
-            message=f"{type(error).__name__}: {error}",
-            bytes=len(self._received),
-            intact=False,
-        )
+        recorder = self._recorder
+        recorder.record(ConnFailed(recorder.now(), recorder.client, self.target.server, self.target.conn,
+                                   classify_error(error), f"{type(error).__name__}: {error}",
+                                   len(self._received)))
 
 
 class Deadlines:

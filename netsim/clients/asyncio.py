@@ -36,7 +36,7 @@ async def _fetch(target: Target, recorder: Recorder, started: float) -> None:
     except OSError as exc:  # TimeoutError is an OSError too
         conn.failed(exc)
         return
-    conn.connected(writer.get_extra_info("socket"))
+    conn.connected(writer.get_extra_info("sockname")[1])
     try:
         while True:
             # The timeout bounds each wait for data, not the whole connection.

@@ -28,7 +28,7 @@ def fetch(target: Target, recorder: Recorder) -> None:
     try:
         # The timeout bounds every wait: the connect, and each recv() after it.
         with socket.create_connection(target.address, timeout=target.timeout) as sock:
-            conn.connected(sock)
+            conn.connected(sock.getsockname()[1])
             # recv() returns b"" only when the server has closed its end.
             while data := sock.recv(RECV_SIZE):
                 conn.received(data)

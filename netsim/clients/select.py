@@ -59,7 +59,7 @@ def run(targets: Sequence[Target], recorder: Recorder) -> None:
                         f"select() cannot watch descriptor {sock.fileno()}: FD_SETSIZE is "
                         f"{FD_SETSIZE}; use the selectors or asyncio model for this many "
                         f"connections")
-                conn.connected(sock)
+                conn.connected(sock.getsockname()[1])
                 sock.setblocking(False)
                 open_conns[sock.fileno()] = (sock, conn)
                 deadlines.set(sock.fileno(), target.timeout)

@@ -50,7 +50,7 @@ def run(targets: Sequence[Target], recorder: Recorder) -> None:
                     except OSError as exc:
                         conn.failed(exc)
                         continue
-                    conn.connected(sock)
+                    conn.connected(sock.getsockname()[1])
                     sock.setblocking(False)
                     selector.register(sock, selectors.EVENT_READ, data=conn)
                     deadlines.set(sock.fileno(), target.timeout)

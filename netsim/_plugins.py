@@ -1,0 +1,82 @@
+"""Client models found through entry points: netsim's own five and a third party's alike.
+
+A package provides a client model by naming it in the entry-point group
+``netsim.clients`` of its metadata::
+
+    [project.entry-points."netsim.clients"]
+    mine = "my_package.netsim_model:MODEL"
+
+Listing the names reads only metadata; a model's module is imported when it is first
+asked for, so that a model whose dependencies are missing (``twisted`` without the
+extra that brings it) costs nothing until a scenario names it, and then says what to
+install. This module knows nothing of what a model is (``netsim.clients`` checks it),
+so that the scenario loader can ask for names without importing the client layer.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import re
+from typing import Any
+
+GROUP = "netsim.clients"
+
+# netsim's own models (registered in pyproject.toml), in the order `netsim clients` shows
+# them: from the simplest to the most concurrent. Metadata lists entry points in no
+# order of ours, and a source tree run without being installed has none at all.
+OWN = ("blocking", "select", "selectors", "asyncio", "threads")
+
+
+class PluginError(Exception):
+    """A client model could not be loaded; the message says why and what to install."""
+
+
+@functools.cache
+def entry_points() -> dict[str, importlib.metadata.EntryPoint]:
+    """Every client model's entry point by name, netsim's own first, in their order."""
+    found = {point.name: point for point in importlib.metadata.entry_points(group=GROUP)}
+    points = {name: found.pop(name) if name in found
+              else importlib.metadata.EntryPoint(name, f"netsim.clients.{name}:MODEL", GROUP)
+              for name in OWN}
+    points.update(sorted(found.items()))
+    return points
+
+
+def client_model_names() -> list[str]:
+    """The names of every client model installed, without importing any of them."""
+    return list(entry_points())
+
+
+@functools.cache
+def load(name: str) -> Any:
+    """The object an entry point names. Raises KeyError for an unknown name, PluginError
+    when it cannot be imported (with what to install, where that can be told)."""
+    point = entry_points()[name]
+    try:
+        return point.load()
+    except ModuleNotFoundError as error:
+        raise PluginError(f"client model {name!r} needs the module {error.name!r}, which is not "
+                          f"installed; {_install_hint(point, error.name or '')}") from None
+    except Exception as error:  # any failure of a third party's import
+        where = f" (from {point.dist.name})" if point.dist is not None else ""
+        raise PluginError(f"client model {name!r}{where} failed to import: "
+                          f"{type(error).__name__}: {error}") from None
+
+
+def _install_hint(point: importlib.metadata.EntryPoint, missing: str) -> str:
+    """``pip install 'dist[extra]'`` when an extra of the model's package brings ``missing``."""
+    top = _normal(missing.split(".")[0])
+    dist = point.dist
+    if dist is not None:
+        for requirement in dist.requires or []:
+            name = re.match(r"[A-Za-z0-9._-]+", requirement)
+            extra = re.search(r"""extra\s*==\s*["']([^"']+)["']""", requirement)
+            if name and extra and _normal(name.group()) == top:
+                return f"install it with: pip install '{dist.name}[{extra.group(1)}]'"
+        return f"install it with: pip install {missing.split('.')[0]} (the {dist.name} package needs it)"
+    return f"install it with: pip install {missing.split('.')[0]}"
+
+
+def _normal(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()

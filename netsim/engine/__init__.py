@@ -1,0 +1,23 @@
+"""The server engine: slow poem servers and conditioned proxies on one asyncio loop.
+
+Its modules build on each other in one direction, each importing only those above it
+in this list:
+
+* ``_plans``: what each server does (``ServerPlan``) and its bound socket (``Listener``);
+* ``_timers``: one loop timer for every deadline of the process (``TimerQueue``);
+* ``_watch``: readiness of every connection's socket on one epoll (``Watcher``);
+* ``_record``: the events and lateness a server reports (``ServerRecord``);
+* ``_poems``: poem servers, each connection a planned ``conditions.Timeline`` carried
+  out on a raw socket;
+* ``_shaper`` and ``_proxy``: proxies, streaming what they forward through a ``Shaper``;
+* ``_serve``: ``serve()``, which puts every server of a run on the path that suits it;
+* ``_precise``: the event loop the server process runs, on time to the microsecond.
+"""
+
+from __future__ import annotations
+
+from netsim.engine._plans import BACKLOG, Listener, ServerPlan, open_listeners
+from netsim.engine._precise import new_event_loop
+from netsim.engine._serve import serve
+
+__all__ = ["BACKLOG", "Listener", "ServerPlan", "new_event_loop", "open_listeners", "serve"]

@@ -1,0 +1,347 @@
+"""Poem servers: every connection's timeline carried out on raw non-blocking sockets.
+
+A poem server knows everything it will send when it accepts a connection, so it plans
+the connection's whole course then (``conditions.Timeline``: a rate is more writes, a
+fault a timeline cut short with its ending, serial mode a gate on accepting) and only
+has to carry it out. For that, an asyncio transport and protocol per connection is a lot
+of machinery: at ten thousand connections their bookkeeping, not the sends, is where
+the server's CPU goes, and their objects are most of its memory.
+
+Here a connection is a file descriptor, a start time, a timeline and a position in it.
+The server keeps one heap of the next deadline of each of its connections, and every
+wake-up sends everything that has come due in one pass: a heap pop, a ``write()`` and a
+heap push per write. The loop watches only the listening socket; the process's
+TimerQueue holds one entry for the heap's earliest deadline, and a ``Watcher`` tells
+the server at once when a client leaves (EOF or reset), sends something (it is read and
+dropped), or can take more after pushing back.
+
+A client that shuts down its sending side (EOF) while bytes remain to be sent is only
+half gone (``nc`` and many HTTP clients half-close): it still gets the rest, and the
+next write finds out whether it closed for good (its kernel answers with a reset). A
+connection with nothing left to send ends at once.
+
+Backpressure holds: when a client stops reading and a write goes only in part, the
+rest waits (a view of the plan's own bytes, no copy) until the socket is writable, the
+connection leaves the heap, and the writes that come due meanwhile are logged as held
+and not counted as late: that lateness is the reader's doing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import functools
+import heapq
+import math
+import os
+import select
+import socket
+import struct
+import sys
+
+from netsim.conditions import Planner, Timeline
+from netsim.engine._plans import Listener
+from netsim.engine._record import ServerRecord
+from netsim.engine._timers import RUN_SLICE, TimerQueue
+from netsim.engine._watch import READ, WRITE, Watcher
+
+# How long one wake-up may spend accepting before it sends what has come due: a ramp of
+# thousands of connections a second never keeps the timers waiting for longer.
+ACCEPT_SLICE = 0.5e-3  # seconds
+
+# How long accepting pauses when the process runs out of descriptors.
+RETRY_ACCEPT = 1.0  # seconds
+
+# What one read of a client's bytes takes; a poem server drops them.
+READ_SIZE = 64 * 1024  # 64 KiB
+
+# Linux hands an accepted socket the listener's TCP_NODELAY (set in _plans._bind);
+# elsewhere each accepted socket is set on its own.
+INHERITS_NODELAY = sys.platform.startswith("linux")
+
+# SO_LINGER on, timeout 0: close() sends RST instead of FIN.
+LINGER_RESET = struct.pack("ii", 1, 0)
+
+_GONE = select.EPOLLERR | select.EPOLLHUP | select.EPOLLIN | select.EPOLLRDHUP
+
+
+class PoemServer:
+    """Accepts the connections of one poem server and carries out each one's timeline."""
+
+    def __init__(self, listener: Listener, record: ServerRecord, timers: TimerQueue, watcher: Watcher,
+                 loop: asyncio.AbstractEventLoop, failed: asyncio.Future[None] | None = None) -> None:
+        self._listener = listener
+        self._record = record
+        self._timers = timers
+        self._watcher = watcher
+        self._loop = loop
+        self._clock = loop.time
+        self._failed = failed  # set with the error when accepting fails for good
+        plan = record.plan
+        self._planner = Planner(plan.name, plan.chunks, plan.conditions, plan.seed)
+        self._accept_delay = plan.conditions.accept_delay
+        self._serial = plan.serial
+        # The next deadline of every connection: (due, accept number, connection).
+        self._heap: list[tuple[float, int, PoemConnection]] = []
+        self._armed_for = math.inf  # the TimerQueue entry that wakes run_due
+        self._accepting = False
+        self._closed = False
+        self.live: set[PoemConnection] = set()
+
+    def __repr__(self) -> str:
+        mode = "serial" if self._serial else "concurrent"
+        return f"<PoemServer {self._record.name} {mode} live={len(self.live)} due={len(self._heap)}>"
+
+    def start(self) -> None:
+        """Start accepting (a serial server: once it has no connection)."""
+        if not self._accepting and not self._closed and not (self._serial and self.live):
+            self._accepting = True
+            self._loop.add_reader(self._listener.sock.fileno(), self._accept)
+
+    def _stop_accepting(self) -> None:
+        if self._accepting:
+            self._accepting = False
+            self._loop.remove_reader(self._listener.sock.fileno())
+
+    def close(self) -> None:
+        self._closed = True
+        self._stop_accepting()
+        for connection in list(self.live):
+            connection.drop()
+        self._heap.clear()
+
+    def _accept(self) -> None:
+        if not self._accepting:
+            return  # a serial server that took a connection since this call was queued
+        # socket._accept: the descriptor alone, without a socket object around it.
+        accept = self._listener.sock._accept  # type: ignore[attr-defined]
+        until = self._clock() + ACCEPT_SLICE
+        while True:
+            try:
+                fd, peer = accept()
+            except (BlockingIOError, InterruptedError):
+                break
+            except ConnectionAbortedError:  # the client gave up before we got to it
+                continue
+            except OSError as error:
+                if error.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    # Out of descriptors or memory: the backlog stays readable, so stop
+                    # watching it for a while rather than spin on failing accepts.
+                    self._stop_accepting()
+                    self._loop.call_later(RETRY_ACCEPT, self.start)
+                    break
+                self._stop_accepting()
+                if self._failed is not None and not self._failed.done():
+                    self._failed.set_exception(error)  # the run must hear of it, not hang
+                return
+            if not INHERITS_NODELAY:  # pragma: no cover (Linux inherits it)
+                view = socket.socket(fileno=fd)
+                view.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                view.detach()
+            self.adopt(fd, int(peer[1]))
+            if self._serial:
+                self._stop_accepting()  # the others wait in the backlog until this one ends
+                break
+            if self._clock() >= until:
+                break  # the rest of the backlog is still readable: the loop comes back
+        self.run_due()  # send what has come due, the new connections' first writes included
+
+    def adopt(self, fd: int, peer_port: int) -> PoemConnection:
+        """Serve a connected socket on its timeline from now on; ``run_due`` makes its first write."""
+        os.set_blocking(fd, False)
+        now = self._clock()
+        record = self._record
+        index = record.next_index()
+        timeline = self._planner.plan(index)
+        conn = PoemConnection(self, fd, peer_port, index, now + self._accept_delay, timeline)
+        self.live.add(conn)
+        record.conn_accepted(now, peer_port, index, timeline.fault)
+        self._watcher.watch(fd, conn.ready)
+        if timeline.fault != "blackhole":  # a blackhole sends nothing and never closes
+            heapq.heappush(self._heap, (conn.start + timeline.offsets[0], index, conn))
+        return conn
+
+    def wake(self, when: float) -> None:
+        """Make sure run_due runs at ``when`` (an entry armed for later goes stale)."""
+        if when < self._armed_for:
+            self._armed_for = when
+            self._timers.call_at(when, functools.partial(self._fire, when))
+
+    def _fire(self, when: float) -> None:
+        if when == self._armed_for:  # else stale: an earlier entry was armed since
+            self._armed_for = math.inf
+            self.run_due()
+
+    def run_due(self) -> None:
+        """Make every write that is due, and end every connection whose time has come."""
+        heap, clock, write = self._heap, self._clock, os.write
+        record = self._record
+        count_late = record.lateness.append
+        detail = record.detail
+        now = clock()
+        until = now + RUN_SLICE
+        while heap and heap[0][0] <= now < until:
+            due, _, conn = heapq.heappop(heap)
+            if conn.fd < 0 or conn.pending is not None:
+                now = clock()  # gone, or held for its reader (it comes back when writable)
+                continue
+            i = conn.next
+            timeline = conn.timeline
+            if i == len(timeline.pieces):
+                conn.end(now)
+                now = clock()
+                continue
+            held = conn.held_since is not None and conn.held_since <= due
+            chunk = timeline.chunks[i]
+            piece = timeline.pieces[i]
+            if chunk >= 0:  # a write that begins a chunk: the chunk is sent now
+                if detail:
+                    record.chunk_sent(now, conn.peer_port, chunk, len(piece), due, held)
+                elif not held:
+                    count_late(now - due)
+            try:
+                sent = write(conn.fd, piece)
+            except BlockingIOError:
+                sent = 0
+            except OSError as error:
+                conn.lost(error, now)
+                now = clock()
+                continue
+            conn.sent += sent
+            conn.next = i = i + 1
+            if sent < len(piece):
+                conn.hold(memoryview(piece)[sent:], now)
+            else:
+                after = conn.start + timeline.offsets[i]
+                if conn.held_since is not None and after > now:
+                    conn.held_since = None  # caught up with the schedule
+                heapq.heappush(heap, (after, conn.index, conn))
+            now = clock()
+        if heap:
+            self.wake(heap[0][0])
+
+    def resume(self, conn: PoemConnection) -> None:
+        """A held connection's reader caught up: its next deadline goes back on the heap."""
+        when = conn.start + conn.timeline.offsets[conn.next]
+        heapq.heappush(self._heap, (when, conn.index, conn))
+        self.run_due() if when <= self._clock() else self.wake(when)
+
+    def ended(self, conn: PoemConnection) -> None:
+        """A connection is over: a serial server takes the next one from its backlog."""
+        self.live.discard(conn)
+        if self._serial and not self.live:
+            self.start()
+            self._loop.call_soon(self._accept)  # whoever waits is in the backlog already
+
+
+class PoemConnection:
+    """One connection of a poem server: its descriptor, its timeline and where it is."""
+
+    __slots__ = ("end_of_input", "fd", "held_since", "index", "next", "peer_port", "pending", "sent",
+                 "server", "start", "timeline")
+
+    def __init__(self, server: PoemServer, fd: int, peer_port: int, index: int, start: float,
+                 timeline: Timeline) -> None:
+        self.server = server
+        self.fd = fd
+        self.peer_port = peer_port
+        self.index = index
+        self.start = start  # accept + accept_delay: the timeline counts from here
+        self.timeline = timeline
+        self.next = 0  # the next write, or, once all are made, the ending
+        self.sent = 0
+        self.pending: memoryview | None = None  # the unsent rest of a write: the reader is behind
+        self.held_since: float | None = None  # when the reader fell behind
+        self.end_of_input = False  # the client shut down its sending side
+
+    def __repr__(self) -> str:
+        return f"<PoemConnection #{self.index} peer_port={self.peer_port} sent={self.sent}B next={self.next}>"
+
+    @property
+    def has_more(self) -> bool:
+        """Are bytes still to be sent? (A stall or a blackhole sends none, ever again.)"""
+        timeline = self.timeline
+        return self.next < len(timeline.pieces) and timeline.fault != "blackhole"
+
+    def ready(self, events: int) -> None:
+        """The watcher's call: the socket is readable, writable, or failed."""
+        if self.pending is not None and events & WRITE:
+            self._writable()
+        if self.fd >= 0 and events & _GONE:
+            self._readable()
+
+    def _readable(self) -> None:
+        try:
+            data = os.read(self.fd, READ_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as error:
+            self.lost(error, self.server._clock())
+            return
+        if data:
+            return  # the client said something: a poem server does not listen
+        now = self.server._clock()
+        if not self.has_more:
+            self.lost(None, now)
+            return
+        # A half-close: the rest of the poem still goes (see the module's docstring).
+        self.end_of_input = True
+        self.server._record.peer_shutdown(now, self.peer_port, self.sent)
+        self.server._watcher.change(self.fd, WRITE if self.pending is not None else 0)
+
+    def hold(self, rest: memoryview, now: float) -> None:
+        self.pending = rest
+        self.held_since = now
+        self.server._watcher.change(self.fd, WRITE if self.end_of_input else READ | WRITE)
+
+    def _writable(self) -> None:
+        assert self.pending is not None
+        try:
+            sent = os.write(self.fd, self.pending)
+        except BlockingIOError:
+            return
+        except OSError as error:
+            self.lost(error, self.server._clock())
+            return
+        self.sent += sent
+        self.pending = self.pending[sent:] if sent < len(self.pending) else None
+        if self.pending is None:
+            self.server._watcher.change(self.fd, 0 if self.end_of_input else READ)
+            self.server.resume(self)
+
+    def end(self, now: float) -> None:
+        """The timeline's ending has come: close, or strike its fault."""
+        fault = self.timeline.fault
+        record = self.server._record
+        if fault is None:
+            record.conn_closed(now, self.peer_port, self.sent)
+            self.drop()
+            return
+        record.fault_struck(now, self.peer_port, fault, self.sent)
+        if fault == "reset":
+            view = socket.socket(fileno=self.fd)
+            try:
+                view.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RESET)
+            finally:
+                view.detach()
+            self.drop()
+        elif fault == "close":
+            record.conn_closed(now, self.peer_port, self.sent)
+            self.drop()
+        elif self.end_of_input:  # a stall whose client has already shut down its side
+            self.lost(None, now)
+        # stall: keep the connection open and send nothing more, until the client leaves
+
+    def lost(self, error: OSError | None, now: float) -> None:
+        """The client left (EOF: ``error`` None, or a reset), or the socket failed."""
+        self.server._record.conn_lost(now, self.peer_port, self.sent, error)
+        self.drop()
+
+    def drop(self) -> None:
+        """Close the descriptor now, whatever is scheduled (a heap entry left finds it gone)."""
+        if self.fd >= 0:
+            self.server._watcher.forget(self.fd)
+            self.pending = None
+            os.close(self.fd)
+            self.fd = -1
+            self.server.ended(self)

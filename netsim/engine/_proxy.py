@@ -1,0 +1,265 @@
+"""Proxy mode: forward a real TCP service's bytes under a server's conditions.
+
+A client's connection is held for ``accept_delay``, then the proxy connects to the
+upstream and forwards both ways, each way through a ``Shaper``: conditioned in the
+directions the scenario names, passed straight through (with backpressure) in the
+others. Bytes are forwarded exactly; only their timing changes. A proxy streams what
+it has not seen yet, so it keeps asyncio's transports, which read every socket all the
+time: a client that leaves is noticed at once, as on a poem server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import Any
+
+from netsim.conditions import Conditions, Emission, StreamSchedule, fault_of, pause_stream
+from netsim.engine._poems import LINGER_RESET
+from netsim.engine._record import ServerRecord
+from netsim.engine._shaper import READ_PAUSE, Shaper
+from netsim.engine._timers import TimerQueue
+
+_PLAIN = Conditions()
+
+
+class ProxyServer:
+    """The factory of one proxy server's connections, and the state they share."""
+
+    def __init__(self, record: ServerRecord, timers: TimerQueue,
+                 addresses: dict[str, tuple[str, int]]) -> None:
+        self.record = record
+        self.plan = record.plan
+        self.timers = timers
+        self.addresses = addresses  # every server of the run, for an upstream given by name
+        # The loop forgets a transport that is not reading (paused by backpressure), and
+        # a forgotten transport is collected and closes its socket: hold them here.
+        self.live: set[ProxyConnection] = set()
+
+    def __repr__(self) -> str:
+        return f"<ProxyServer {self.plan.name} -> {self.plan.upstream} live={len(self.live)}>"
+
+    def __call__(self) -> ProxyConnection:
+        return ProxyConnection(self)
+
+    def upstream_address(self) -> tuple[str, int]:
+        upstream = self.plan.upstream
+        assert upstream is not None
+        if ":" not in upstream:
+            return self.addresses[upstream]
+        host, _, port = upstream.rpartition(":")
+        return (host.strip("[]"), int(port))
+
+
+class ProxyConnection(asyncio.Protocol):
+    """One client connection of a proxy, with its upstream connection."""
+
+    def __init__(self, server: ProxyServer) -> None:
+        self._server = server
+        self._plan = server.plan
+        self._record = server.record
+        self._loop = asyncio.get_running_loop()
+        self._transport: asyncio.Transport | None = None
+        self._upstream: asyncio.Transport | None = None
+        self._down: Shaper | None = None  # upstream -> client
+        self._up: Shaper | None = None  # client -> upstream
+        self._connecting: asyncio.Task[None] | None = None
+        self._peer_port = 0
+        self._fault: str | None = None
+        self._silent = False  # a stall struck: nothing will ever be sent again
+        self._closed = False
+        self.index = 0
+
+    def __repr__(self) -> str:
+        return (f"<ProxyConnection {self._plan.name}#{self.index} peer_port={self._peer_port} "
+                f"down={self._down} up={self._up}>")
+
+    @property
+    def sent(self) -> int:
+        return sum(shaper.sent for shaper in (self._down, self._up) if shaper is not None)
+
+    # The client's side.
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        peer = transport.get_extra_info("peername")
+        self._peer_port = int(peer[1]) if peer else 0
+        self.index = self._record.next_index()
+        self._server.live.add(self)
+        plan = self._plan
+        self._fault = fault_of(plan.conditions, plan.seed, plan.name, self.index)
+        now = self._loop.time()
+        self._record.conn_accepted(now, self._peer_port, self.index, self._fault)
+        if self._fault == "blackhole":
+            # Accept, never send, never close. It still reads (and drops what comes), or
+            # it would never notice the client leave.
+            return
+        transport.pause_reading()  # the client's bytes wait until the upstream is there
+        self._connecting = self._loop.create_task(self._connect(now + plan.conditions.accept_delay))
+
+    def data_received(self, data: bytes) -> None:
+        if self._up is None:
+            return
+        self._up.feed(data)
+        if self._up.buffered > READ_PAUSE and self._transport is not None:
+            self._transport.pause_reading()
+
+    def eof_received(self) -> bool:
+        # Reading is paused until the upstream is connected, so no shaper means a blackhole.
+        if self._up is None or self._silent:
+            return False  # nothing will ever be sent: the client has left, let it close
+        self._up.end_input()  # forwarded as a half-close once the upstream shaper is done
+        return True  # keep the connection open for what the upstream still sends
+
+    def pause_writing(self) -> None:
+        if self._down is not None:
+            self._down.pause()
+
+    def resume_writing(self) -> None:
+        if self._down is not None:
+            self._down.resume()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self._closed:
+            self._record.conn_lost(self._loop.time(), self._peer_port, self.sent, exc)
+            self._closed = True
+        self._stop()
+        self._server.live.discard(self)
+
+    # The upstream's side.
+
+    async def _connect(self, when: float) -> None:
+        await asyncio.sleep(max(0.0, when - self._loop.time()))
+        host, port = self._server.upstream_address()
+        try:
+            upstream, _ = await self._loop.create_connection(lambda: _Upstream(self), host, port)
+        except OSError as error:
+            self._record.upstream_failed(self._loop.time(), self._peer_port, f"{host}:{port}", error)
+            self._reset()  # the client learns that something broke, as from a real proxy
+            return
+        if self._closed:  # the client left while we connected
+            upstream.close()
+            return
+        assert self._transport is not None
+        self._upstream = upstream
+        start = self._loop.time()
+        self._record.upstream_connected(start, self._peer_port, f"{host}:{port}")
+        client, direction = self._transport, self._plan.direction
+        self._down = self._shaper("downstream", direction in ("downstream", "both"), start, client,
+                                  on_done=self._close_both, on_drain=upstream.resume_reading)
+        self._up = self._shaper("upstream", direction in ("upstream", "both"), start, upstream,
+                                on_done=upstream.write_eof, on_drain=client.resume_reading)
+        client.resume_reading()
+
+    def _shaper(self, direction: str, conditioned: bool, start: float, sink: asyncio.Transport,
+                **callbacks: Any) -> Shaper:
+        plan = self._plan
+        if conditioned:
+            jittered = plan.conditions.jitter > 0
+            pauses = pause_stream(plan.seed, plan.name, self.index, direction) if jittered else None
+            schedule = StreamSchedule(plan.conditions, pauses, start,
+                                      fault_after=plan.conditions.fault_after if self._fault else None)
+            chunking = plan.chunking
+        else:
+            schedule = StreamSchedule(_PLAIN, None, start)
+            chunking = "all"
+
+        def chunk_sent(emission: Emission, now: float, held: bool) -> None:
+            self._record.chunk_sent(now, self._peer_port, emission.chunk, emission.size, emission.due,
+                                    held, direction)
+
+        # Bytes passed straight through have no schedule to be late against.
+        return Shaper(schedule, sink, chunking=chunking, timers=self._server.timers,
+                      on_chunk=chunk_sent if conditioned else None, on_fault=self._strike, **callbacks)
+
+    def upstream_data(self, data: bytes) -> None:
+        if self._down is None or self._upstream is None:
+            return
+        self._down.feed(data)
+        if self._down.buffered > READ_PAUSE:
+            self._upstream.pause_reading()
+
+    def upstream_eof(self) -> None:
+        if self._down is not None:
+            self._down.end_input()
+
+    def upstream_lost(self, exc: Exception | None) -> None:
+        if exc is not None and not self._closed:
+            self._record.upstream_lost(self._loop.time(), self._peer_port, exc)
+            self._reset()
+
+    def upstream_paused(self, paused: bool) -> None:
+        if self._up is not None:
+            (self._up.pause if paused else self._up.resume)()
+
+    # The end.
+
+    def _strike(self) -> None:
+        """The fault's moment has come: reset, close, or go silent (stall)."""
+        assert self._fault is not None and self._transport is not None
+        self._record.fault_struck(self._loop.time(), self._peer_port, self._fault, self.sent)
+        if self._fault == "reset":
+            self._reset()
+        elif self._fault == "close":
+            self._close()
+        if self._fault == "stall":
+            self._silent = True
+            for shaper in (self._down, self._up):
+                if shaper is not None:
+                    shaper.cancel()
+        elif self._upstream is not None:
+            self._upstream.abort()
+
+    def _reset(self) -> None:
+        assert self._transport is not None
+        sock = self._transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RESET)
+        self._closed = True
+        self._transport.abort()
+
+    def _close(self) -> None:
+        assert self._transport is not None
+        if not self._closed:
+            self._closed = True
+            self._record.conn_closed(self._loop.time(), self._peer_port, self.sent)
+            self._transport.close()
+
+    def _close_both(self) -> None:
+        self._close()
+        if self._upstream is not None:
+            self._upstream.close()
+
+    def _stop(self) -> None:
+        """Cancel whatever is still scheduled."""
+        if self._connecting is not None:
+            self._connecting.cancel()
+        for shaper in (self._down, self._up):
+            if shaper is not None:
+                shaper.cancel()
+        if self._upstream is not None:
+            self._upstream.close()
+
+
+class _Upstream(asyncio.Protocol):
+    """The proxy's connection to its upstream: everything goes to the ProxyConnection."""
+
+    def __init__(self, proxy: ProxyConnection) -> None:
+        self._proxy = proxy
+
+    def data_received(self, data: bytes) -> None:
+        self._proxy.upstream_data(data)
+
+    def eof_received(self) -> bool:
+        self._proxy.upstream_eof()
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._proxy.upstream_lost(exc)
+
+    def pause_writing(self) -> None:
+        self._proxy.upstream_paused(True)
+
+    def resume_writing(self) -> None:
+        self._proxy.upstream_paused(False)

@@ -1,0 +1,101 @@
+"""What a server tells the run about its connections: events, and every chunk's lateness.
+
+Poem servers and proxies report through the same ``ServerRecord``, so a connection's
+events read the same whichever path served it.
+"""
+
+from __future__ import annotations
+
+import array
+from collections.abc import Callable
+
+from netsim.engine._plans import ServerPlan
+from netsim.events import (
+    ChunkSent,
+    ConnAccepted,
+    ConnClosed,
+    ConnLost,
+    FaultStruck,
+    PeerShutdown,
+    ServerEvent,
+    UpstreamConnected,
+    UpstreamFailed,
+    UpstreamLost,
+)
+
+Emit = Callable[[ServerEvent], None]
+
+
+class ServerRecord:
+    """One server's account of its connections, its times on the run's clock.
+
+    Every chunk's lateness goes into ``lateness`` (wall seconds) unless a slow reader
+    held the chunk back. Events go to ``emit`` only with ``detail``: at ten thousand
+    connections, the measurements need the lateness alone, and events would cost a core.
+    """
+
+    def __init__(self, plan: ServerPlan, emit: Emit, t0: float, lateness: array.array[float], *,
+                 detail: bool = True) -> None:
+        self.plan = plan
+        self.name = plan.name
+        self.emit = emit
+        self.t0 = t0
+        self.lateness = lateness
+        self.detail = detail
+        self.accepted = 0  # connections so far
+
+    def __repr__(self) -> str:
+        return f"<ServerRecord {self.name} accepted={self.accepted} chunks={len(self.lateness)}>"
+
+    def next_index(self) -> int:
+        self.accepted += 1
+        return self.accepted
+
+    def conn_accepted(self, now: float, peer_port: int, index: int, fault: str | None) -> None:
+        if self.detail:
+            self.emit(ConnAccepted(now - self.t0, self.name, peer_port, index, fault))
+
+    def chunk_sent(self, now: float, peer_port: int, chunk: int, size: int, due: float, held: bool,
+                   direction: str | None = None) -> None:
+        """Count a chunk's lateness (unless a slow reader held it back) and log it."""
+        if not held:
+            self.lateness.append(now - due)
+        if self.detail:
+            self.emit(ChunkSent(now - self.t0, self.name, peer_port, chunk, size, due - self.t0,
+                                now - due, held, direction))
+
+    def fault_struck(self, now: float, peer_port: int, kind: str, sent: int) -> None:
+        if self.detail:
+            self.emit(FaultStruck(now - self.t0, self.name, peer_port, kind, sent))
+
+    def conn_closed(self, now: float, peer_port: int, sent: int) -> None:
+        if self.detail:
+            self.emit(ConnClosed(now - self.t0, self.name, peer_port, sent))
+
+    def conn_lost(self, now: float, peer_port: int, sent: int, error: BaseException | None) -> None:
+        """The client left first: EOF (``error`` None) or a reset; or the socket failed."""
+        if not self.detail:
+            return
+        if error is None:
+            how, reason = "eof", "the client closed the connection"
+        else:
+            how = "reset" if isinstance(error, ConnectionResetError | BrokenPipeError) else "error"
+            reason = f"{type(error).__name__}: {error}"
+        self.emit(ConnLost(now - self.t0, self.name, peer_port, sent, how, reason))  # type: ignore[arg-type]
+
+    def peer_shutdown(self, now: float, peer_port: int, sent: int) -> None:
+        if self.detail:
+            self.emit(PeerShutdown(now - self.t0, self.name, peer_port, sent))
+
+    def upstream_connected(self, now: float, peer_port: int, upstream: str) -> None:
+        if self.detail:
+            self.emit(UpstreamConnected(now - self.t0, self.name, peer_port, upstream))
+
+    def upstream_failed(self, now: float, peer_port: int, upstream: str, error: BaseException) -> None:
+        if self.detail:
+            self.emit(UpstreamFailed(now - self.t0, self.name, peer_port, upstream,
+                                     f"{type(error).__name__}: {error}"))
+
+    def upstream_lost(self, now: float, peer_port: int, error: BaseException) -> None:
+        if self.detail:
+            self.emit(UpstreamLost(now - self.t0, self.name, peer_port, f"{type(error).__name__}: {error}"))

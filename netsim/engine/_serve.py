@@ -1,0 +1,71 @@
+"""``serve()``: every server of a run on one event loop, each on the path that suits it.
+
+A poem server's bytes are known when a connection is accepted, so it goes on the path
+of planned timelines (``_poems.py``), whatever its conditions and mode; a proxy's bytes
+come as they come, so it goes on the streaming path (``_proxy.py``). A server whose
+fault is ``refuse`` is bound but never listens: the kernel refuses every connect, and
+there is nothing to serve.
+"""
+
+from __future__ import annotations
+
+import array
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+
+from netsim.engine._plans import BACKLOG, Listener
+from netsim.engine._poems import PoemServer
+from netsim.engine._proxy import ProxyServer
+from netsim.engine._record import Emit, ServerRecord
+from netsim.engine._timers import TimerQueue
+from netsim.engine._watch import Watcher
+from netsim.events import ServerListening
+
+
+async def serve(listeners: Sequence[Listener], emit: Emit, t0: float, *,
+                lateness: array.array[float] | None = None, detail: bool = True,
+                on_ready: Callable[[], None] | None = None) -> None:
+    """Serve every listener until cancelled; closes the sockets on the way out.
+
+    Every chunk's lateness goes into ``lateness``; events go to ``emit``, all of them
+    with ``detail``, else only the servers' own (listening) ones. ``on_ready`` is called
+    once every listener is being served. Raises the OSError of an accept that failed for
+    good (not for want of descriptors, which only pauses accepting): the run must hear
+    of it rather than leave its clients waiting in a backlog.
+    """
+    loop = asyncio.get_running_loop()
+    timers = TimerQueue(loop)
+    watcher = Watcher(loop)
+    failed: asyncio.Future[None] = loop.create_future()
+    if lateness is None:
+        lateness = array.array("d")
+    addresses = {listener.plan.name: listener.address for listener in listeners}
+    poems: list[PoemServer] = []
+    proxies: list[asyncio.Server] = []
+    try:
+        for listener in listeners:
+            plan = listener.plan
+            record = ServerRecord(plan, emit, t0, lateness, detail=detail)
+            host, port = listener.address
+            emit(ServerListening(time.monotonic() - t0, plan.name, host, port,
+                                 "serial" if plan.serial else "concurrent", plan.refuses))
+            if plan.refuses:
+                continue
+            if plan.upstream is None:
+                poems.append(PoemServer(listener, record, timers, watcher, loop, failed))
+                poems[-1].start()
+            else:
+                factory = ProxyServer(record, timers, addresses)
+                proxies.append(await loop.create_server(factory, sock=listener.sock, backlog=BACKLOG))
+        if on_ready is not None:
+            on_ready()
+        await failed  # until cancelled, or until an accept fails for good
+    finally:
+        for proxy in proxies:
+            proxy.close()
+        for poem in poems:
+            poem.close()
+        watcher.close()
+        for listener in listeners:
+            listener.sock.close()

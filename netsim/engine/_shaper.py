@@ -1,0 +1,168 @@
+"""The streaming shaper: a proxy's bytes, on the deadlines of a StreamSchedule, as they come.
+
+A poem server knows its bytes when it accepts a connection and plans them once
+(``_poems.py``); a proxy learns its bytes only as its upstream (or its client) sends
+them, so each direction of a proxied connection feeds them to a ``Shaper``, which
+schedules each chunk as it arrives and writes it to the other side's transport on its
+absolute deadline, run by the process's one ``TimerQueue``: a late wake-up never delays
+the pieces after it, and every chunk's emission records how late it was.
+
+Writes respect backpressure: a shaper hands the transport at most ``WRITE_PIECE`` at a
+time and only while it is below its high-water mark, and a proxy stops reading from
+one side while the other side's shaper holds more than ``READ_PAUSE``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from collections.abc import Callable
+
+from netsim.conditions import Emission, StreamSchedule, cut
+from netsim.engine._timers import TimerQueue
+
+ChunkSent = Callable[[Emission, float, bool], None]  # the emission, when it went, held?
+
+# Largest piece handed to the transport at once, so buffering stays bounded whatever
+# the chunk size, while keeping writes few for ordinary chunks.
+WRITE_PIECE = 64 * 1024  # 64 KiB
+
+# A proxy stops reading from one side while the other side's shaper holds more than
+# this, and reads again once it is down to a quarter.
+READ_PAUSE = 256 * 1024  # 256 KiB
+
+
+class Shaper:
+    """Writes one direction's bytes to ``sink`` on the deadlines of a StreamSchedule."""
+
+    def __init__(self, schedule: StreamSchedule, sink: asyncio.Transport, *, chunking: str | int,
+                 timers: TimerQueue, on_chunk: ChunkSent | None, on_fault: Callable[[], None],
+                 on_done: Callable[[], None], on_drain: Callable[[], None] | None = None) -> None:
+        self.schedule = schedule
+        self._timers = timers
+        self._sink = sink
+        self._chunking = chunking
+        self._on_chunk = on_chunk
+        self._on_fault = on_fault
+        self._on_done = on_done
+        self._on_drain = on_drain
+        self._loop = asyncio.get_running_loop()
+        self._data: collections.deque[bytes | memoryview] = collections.deque()  # what waits to go
+        self._partial: memoryview | None = None  # the rest of a piece the sink could not take yet
+        self.buffered = 0  # bytes waiting here, not yet handed to the sink
+        self._waiting = False  # a step is queued on the timers
+        self._paused = False
+        self._held_since: float | None = None
+        self._input_ended: float | None = None
+        self.finished = False
+        self.sent = 0  # bytes handed to the sink
+
+    def __repr__(self) -> str:
+        return (f"<Shaper buffered={self.buffered}B pending={len(self.schedule.emissions)} "
+                f"paused={self._paused} finished={self.finished}>")
+
+    def feed(self, data: bytes | memoryview) -> None:
+        """Bytes to send, available now, cut into chunks."""
+        now = self._loop.time()
+        for piece in cut(bytes(data), self._chunking):
+            self.feed_chunk(piece, arrival=now)
+
+    def feed_chunk(self, chunk: bytes, *, arrival: float) -> None:
+        """One chunk, as it is: a pause follows it."""
+        taken = self.schedule.add(len(chunk), arrival)
+        if taken:
+            self._data.append(chunk if taken == len(chunk) else memoryview(chunk)[:taken])
+            self.buffered += taken
+        self._arm()
+
+    def end_input(self) -> None:
+        """No more bytes will come: close once everything is sent and the pauses are over."""
+        if self._input_ended is None:
+            self._input_ended = self._loop.time()
+            self._arm()
+
+    def pause(self) -> None:
+        self._paused = True
+        self._held_since = self._loop.time()
+
+    def resume(self) -> None:
+        self._paused = False
+        self._step()
+
+    def cancel(self) -> None:
+        self.finished = True  # a step still queued on the timers will find this and stop
+
+    def _arm(self) -> None:
+        if not self._waiting and not self.finished:
+            self._step()
+
+    def _later(self, when: float) -> None:
+        self._waiting = True
+        self._timers.call_at(when, self._step)
+
+    def _step(self) -> None:
+        self._waiting = False
+        if self.finished:
+            return
+        if self._sink.is_closing():  # the client went away: connection_lost follows
+            self.finished = True
+            return
+        now = self._loop.time()
+        emissions = self.schedule.emissions
+        while not self._paused and self._partial is None and emissions and emissions[0].due <= now:
+            emission = emissions.popleft()
+            # Held: it came due while a slow reader made the transport push back. Its
+            # lateness is the reader's doing, not the server's, and is not counted as such.
+            if emission.first and self._on_chunk is not None:
+                held = self._held_since is not None and self._held_since <= emission.due
+                self._on_chunk(emission, now, held)
+            self._write(self._take(emission.size))
+        if self._partial is not None and not self._paused:
+            self._write(self._partial)
+        if self._paused or self._partial is not None:
+            return  # resume() steps again
+        self._held_since = None
+        if emissions:
+            self._later(emissions[0].due)
+        elif self.schedule.fault_at is not None:
+            if now >= self.schedule.fault_at:
+                self.finished = True
+                self._on_fault()
+            else:
+                self._later(self.schedule.fault_at)
+        elif self._input_ended is not None:
+            closing = self.schedule.close_time(self._input_ended)
+            if now >= closing:
+                self.finished = True
+                self._on_done()
+            else:
+                self._later(closing)
+
+    def _take(self, size: int) -> bytes | memoryview:
+        head = self._data[0]
+        if len(head) <= size:  # the common case: one chunk, one write
+            self._data.popleft()
+            piece = head
+        else:
+            view = memoryview(head)
+            piece, self._data[0] = view[:size], view[size:]
+        self.buffered -= len(piece)
+        if self._on_drain is not None and self.buffered < READ_PAUSE // 4:
+            self._on_drain()
+        return piece
+
+    def _write(self, data: bytes | memoryview) -> None:
+        self._partial = None
+        if len(data) <= WRITE_PIECE:  # the common case: a line, a small chunk
+            self.sent += len(data)
+            self._sink.write(data)
+            return
+        # A large piece goes in slices, and stops as soon as the transport pushes back.
+        view = memoryview(data)
+        for start in range(0, len(view), WRITE_PIECE):
+            if self._paused:
+                self._partial = view[start:]
+                return
+            piece = view[start:start + WRITE_PIECE]
+            self.sent += len(piece)
+            self._sink.write(piece)

@@ -1,0 +1,464 @@
+"""The one vocabulary of a run: every event its servers and clients emit, and every
+message its processes exchange.
+
+Each kind of event is a class here, with typed fields, so that a measurement, a log or a
+report that reads an event names its class: a renamed event or field is a mypy error
+and an ``AttributeError``, never an empty measurement. ``name`` is the snake_case verb
+in the past tense that logs show (``chunk_sent``).
+
+Times (``t``, ``scheduled``) are seconds since the run began, on the one monotonic
+clock every process of the run shares; ``lateness`` is in wall seconds.
+
+Why slotted dataclasses, and not TypedDicts or a serialisation library: a TypedDict is
+a dict at run time, so neither ``isinstance`` nor ``match`` can tell one event from
+another, and the name of an event would again be a string compared by hand; msgspec
+would be a fourth runtime dependency for what the standard library does. A slotted
+dataclass is made in 0.25 µs (a dict: 0.2 µs), and ``_Wire`` pickles it as its class and
+a tuple of its values, so that a batch crosses a pipe as fast as a batch of dicts does.
+
+Server events name the server and the client's port (``peer_port``), which is all a
+server knows of a connection; the runner matches that port with the one the client
+reported (``ConnEstablished.local_port``) and fills in ``client`` and ``conn``.
+
+Process messages travel on the pipe between the runner and its children: a child sends
+``Listening`` (servers) once every server accepts connections, ``EventBatch`` and
+``LatenessBatch`` as the run goes on, and ends with ``Finished``, ``Crashed`` or
+``LimitReached`` (a client) or ``Stopped`` (servers, after the runner's ``Stop``);
+``StartFailed`` instead of ``Listening`` when a server cannot listen.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import operator
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, TypeVar
+
+_W = TypeVar("_W", bound="_Wire")
+
+
+class _Wire:
+    """Pickles as ``(class, values)``: a third of the time of a slotted dataclass's default."""
+
+    __slots__ = ()
+    _values: ClassVar[Callable[[Any], tuple[Any, ...]]]
+
+    def __reduce__(self) -> tuple[type[Any], tuple[Any, ...]]:
+        return (type(self), type(self)._values(self))
+
+
+def _wire(cls: type[_W]) -> type[_W]:
+    names = [field.name for field in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    if len(names) > 1:
+        cls._values = operator.attrgetter(*names)
+    elif names:
+        one = operator.attrgetter(names[0])
+        cls._values = lambda item: (one(item),)
+    else:
+        cls._values = lambda item: ()
+    if issubclass(cls, _Event):
+        cls.name = _snake_case(cls.__name__)
+    return cls
+
+
+def _snake_case(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+# -- events ------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Event(_Wire):
+    name: ClassVar[str] = ""  # what logs call it: ChunkSent is chunk_sent (set by _wire)
+
+    def fields(self) -> dict[str, Any]:
+        """The event as a mapping, ``event`` (its name) first: what the logs write."""
+        keys: tuple[str, ...] = self.__match_args__
+        return {"event": self.name, **{key: getattr(self, key) for key in keys}}
+
+
+# Server events. `client` and `conn` are filled in by the runner (None under `serve`).
+
+
+@_wire
+@dataclass(slots=True)
+class ServerListening(_Event):
+    """A server bound its port (and listens, unless it refuses every connection)."""
+
+    t: float
+    server: str
+    host: str
+    port: int
+    mode: Literal["concurrent", "serial"]
+    refusing: bool = False
+    client: str | None = None
+
+
+@_wire
+@dataclass(slots=True)
+class ConnAccepted(_Event):
+    """A server accepted connection number ``index`` (1-based, in accept order)."""
+
+    t: float
+    server: str
+    peer_port: int
+    index: int
+    fault: str | None = None  # the fault this connection will meet, if any
+    client: str | None = None
+    conn: int | None = None
+
+
+@_wire
+@dataclass(slots=True)
+class ChunkSent(_Event):
+    """A chunk went out: ``lateness`` is how long after ``scheduled`` (wall seconds).
+
+    ``held``: it came due while a slow reader made the socket push back, so its lateness
+    is the reader's doing and is not counted against the server.
+    """
+
+    t: float
+    server: str
+    peer_port: int
+    index: int  # which chunk, 0-based
+    bytes: int
+    scheduled: float
+    lateness: float
+    held: bool = False
+    direction: str | None = None  # a proxy's: downstream or upstream
+    client: str | None = None
+    conn: int | None = None
+
+
+@_wire
+@dataclass(slots=True)
+class FaultStruck(_Event):
+    """A connection's fault came: ``kind`` reset, close or stall, after ``bytes`` bytes."""
+
+    t: float
+    server: str
+    peer_port: int
+    kind: str
+    bytes: int
+    client: str | None = None
+    conn: int | None = None
+
+
+@_wire
+@dataclass(slots=True)
+class ConnClosed(_Event):
+    """The server closed a connection, its schedule done (or cut short by a close fault)."""
+
+    t: float
+    server: str
+    peer_port: int
+    bytes: int  # sent over the whole connection
+    client: str | None = None
+    conn: int | None = None
+
+
+@_wire
+@dataclass(slots=True)
+class ConnLost(_Event):
+    """A connection ended from the client's side, or in an error, before its schedule did.
+
+    ``how`` is ``eof`` (the client closed its end and nothing was left to send), ``reset``
+    (the client reset it, or closed it for good and the next write found out) or
+    ``error`` (another failure, in ``reason``).
+    """
+
+    t: float
+    server: str
+    peer_port: int
+    bytes: int
+    how: Literal["eof", "reset", "error"]
+    reason: str
+    client: str | None = None
+    conn: int | None = None
+
+
+@_wire
+@dataclass(slots=True)
+class PeerShutdown(_Event):
+    """The client shut down its sending side (EOF) while the server still had bytes to send.
+
+    A half-close, as ``nc`` and many HTTP clients do: the rest of the schedule goes on.
+    """
+
+    t: float
+    server: str
+    peer_port: int
+    bytes: int  # sent so far
+    client: str | None = None
+    conn: int | None = None
+
+
+@_wire
+@dataclass(slots=True)
+class UpstreamConnected(_Event):
+    """A proxy connected to its upstream for a client's connection."""
+
+    t: float
+    server: str
+    peer_port: int
+    upstream: str  # HOST:PORT
+    client: str | None = None
+    conn: int | None = None
+
+
+@_wire
+@dataclass(slots=True)
+class UpstreamFailed(_Event):
+    """A proxy could not connect to its upstream; it resets the client's connection."""
+
+    t: float
+    server: str
+    peer_port: int
+    upstream: str
+    reason: str
+    client: str | None = None
+    conn: int | None = None
+
+
+@_wire
+@dataclass(slots=True)
+class UpstreamLost(_Event):
+    """A proxy's upstream connection failed midway; it resets the client's connection."""
+
+    t: float
+    server: str
+    peer_port: int
+    reason: str
+    client: str | None = None
+    conn: int | None = None
+
+
+ServerEvent = (ServerListening | ConnAccepted | ChunkSent | FaultStruck | ConnClosed | ConnLost
+               | PeerShutdown | UpstreamConnected | UpstreamFailed | UpstreamLost)
+# The events of one connection as a server saw it, matched to a client's by peer_port.
+ConnectionEvent = (ConnAccepted | ChunkSent | FaultStruck | ConnClosed | ConnLost | PeerShutdown
+                   | UpstreamConnected | UpstreamFailed | UpstreamLost)
+CONNECTION_EVENTS = (ConnAccepted, ChunkSent, FaultStruck, ConnClosed, ConnLost, PeerShutdown,
+                     UpstreamConnected, UpstreamFailed, UpstreamLost)
+
+
+# Client events: a client model's recorder emits these.
+
+
+@_wire
+@dataclass(slots=True)
+class ClientStarted(_Event):
+    """A client model began its run."""
+
+    t: float
+    client: str
+    model: str
+    connections: int
+
+
+@_wire
+@dataclass(slots=True)
+class ClientFinished(_Event):
+    """A client model returned from its run."""
+
+    t: float
+    client: str
+
+
+@_wire
+@dataclass(slots=True)
+class ConnStarted(_Event):
+    """A client is about to connect: the connection's clock starts."""
+
+    t: float
+    client: str
+    server: str
+    conn: int  # 1-based, in the client's order of targets
+    port: int
+
+
+@_wire
+@dataclass(slots=True)
+class ConnEstablished(_Event):
+    """The TCP handshake completed; ``local_port`` is what the server sees as peer_port."""
+
+    t: float
+    client: str
+    server: str
+    conn: int
+    local_port: int
+
+
+@_wire
+@dataclass(slots=True)
+class BytesReceived(_Event):
+    """A read returned ``bytes`` bytes."""
+
+    t: float
+    client: str
+    server: str
+    conn: int
+    bytes: int
+
+
+@_wire
+@dataclass(slots=True)
+class EofReceived(_Event):
+    """The server closed cleanly; ``intact``: the bytes equal what it sent (None: unknown)."""
+
+    t: float
+    client: str
+    server: str
+    conn: int
+    bytes: int
+    intact: bool | None
+
+
+ErrorKind = Literal["refused", "reset", "timeout", "error"]
+
+
+@_wire
+@dataclass(slots=True)
+class ConnFailed(_Event):
+    """The connection ended in an error instead of a clean EOF."""
+
+    t: float
+    client: str
+    server: str
+    conn: int
+    error: ErrorKind
+    message: str
+    bytes: int
+    intact: bool = False
+
+
+ClientEvent = (ClientStarted | ClientFinished | ConnStarted | ConnEstablished | BytesReceived
+               | EofReceived | ConnFailed)
+Event = ServerEvent | ClientEvent
+Observer = Callable[[Event], None]
+EVENT_TYPES: tuple[type[_Event], ...] = (
+    ServerListening, ConnAccepted, ChunkSent, FaultStruck, ConnClosed, ConnLost, PeerShutdown,
+    UpstreamConnected, UpstreamFailed, UpstreamLost,
+    ClientStarted, ClientFinished, ConnStarted, ConnEstablished, BytesReceived, EofReceived, ConnFailed,
+)
+
+
+# -- process messages --------------------------------------------------------------------
+
+
+@_wire
+@dataclass(slots=True)
+class Listening(_Wire):
+    """Every server accepts connections: each one's name and bound address."""
+
+    addresses: dict[str, tuple[str, int]]
+
+
+@_wire
+@dataclass(slots=True)
+class StartFailed(_Wire):
+    """A server could not listen; nothing was served."""
+
+    port_busy: bool
+    message: str
+
+
+@_wire
+@dataclass(slots=True)
+class EventBatch(_Wire):
+    events: Sequence[Event]
+
+
+@_wire
+@dataclass(slots=True)
+class LatenessBatch(_Wire):
+    """Chunk lateness in wall seconds, as the bytes of an ``array("d")``: 8 bytes a chunk."""
+
+    packed: bytes
+
+
+@_wire
+@dataclass(slots=True)
+class Finished(_Wire):
+    """The client model returned."""
+
+
+@_wire
+@dataclass(slots=True)
+class Crashed(_Wire):
+    """The client model raised: a bug in the model, with where it happened."""
+
+    message: str
+    traceback: str
+
+
+@_wire
+@dataclass(slots=True)
+class LimitReached(_Wire):
+    """The client model met a limit of its own design (select()'s FD_SETSIZE, say)."""
+
+    message: str
+
+
+@_wire
+@dataclass(slots=True)
+class Stopped(_Wire):
+    """The servers stopped: what they cost."""
+
+    cpu_seconds: float
+    max_rss_mb: float
+
+
+@_wire
+@dataclass(slots=True)
+class Stop(_Wire):
+    """The runner asks the servers to stop."""
+
+
+ServerMessage = Listening | StartFailed | EventBatch | LatenessBatch | Stopped
+ClientMessage = EventBatch | Finished | Crashed | LimitReached
+Message = ServerMessage | ClientMessage
+
+
+__all__ = [
+    "CONNECTION_EVENTS",
+    "EVENT_TYPES",
+    "BytesReceived",
+    "ChunkSent",
+    "ClientEvent",
+    "ClientFinished",
+    "ClientMessage",
+    "ClientStarted",
+    "ConnAccepted",
+    "ConnClosed",
+    "ConnEstablished",
+    "ConnFailed",
+    "ConnLost",
+    "ConnStarted",
+    "ConnectionEvent",
+    "Crashed",
+    "EofReceived",
+    "ErrorKind",
+    "Event",
+    "EventBatch",
+    "FaultStruck",
+    "Finished",
+    "LatenessBatch",
+    "LimitReached",
+    "Listening",
+    "Message",
+    "Observer",
+    "PeerShutdown",
+    "ServerEvent",
+    "ServerListening",
+    "ServerMessage",
+    "StartFailed",
+    "Stop",
+    "Stopped",
+    "UpstreamConnected",
+    "UpstreamFailed",
+    "UpstreamLost",
+]
