@@ -1,85 +1,21 @@
-"""Faults and conditions seen from the client side, on real sockets, for every client model."""
+"""Faults and conditions seen from the client side, on real sockets.
+
+How each fault ends a connection, for every client model, is a clause of the client
+models' contract (``netsim.testing.check_client_model``, run in tests/clients).
+"""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 import netsim
-from netsim.clients import MODELS
+from netsim.events import BytesReceived, ChunkSent, ConnAccepted, Event
 from tests.conftest import ScenarioWriter
 
 POEM = "1111\n2222\n3333\n4444\n"  # four chunks of 5 bytes
 SCALE = 0.1  # 100 ms pauses take 10 ms
-
-
-def run_one(write_scenario: ScenarioWriter, model: str, faulty: str, *, timeout: str = "300ms",
-            seed: int = 1) -> netsim.RunResult:
-    """Run ``model`` against a healthy server and one with ``faulty`` settings."""
-    path = write_scenario(f"""\
-        netsim: 1
-        name: faults
-        seed: {seed}
-        servers:
-          - {{name: healthy, poem: "{POEM.encode('unicode_escape').decode()}", delay: 100ms}}
-          - {{name: faulty, poem: "{POEM.encode('unicode_escape').decode()}", delay: 100ms, {faulty}}}
-        clients:
-          - {{model: {model}, targets: [faulty, healthy], timeout: {timeout}}}
-    """)
-    (run,) = netsim.run_scenario(netsim.load_scenario(path), time_scale=SCALE).runs
-    healthy = run.connections[1]
-    assert (healthy.bytes, healthy.intact, healthy.error) == (20, True, None), "the healthy one suffered"
-    return run
-
-
-MODEL_NAMES = list(MODELS)
-
-
-@pytest.mark.parametrize("model", MODEL_NAMES)
-def test_refuse_ends_the_connection_as_refused(write_scenario: ScenarioWriter, model: str) -> None:
-    """A refusing server's connect fails at once with error 'refused'; nothing arrives."""
-    faulty = run_one(write_scenario, model, "fault: {kind: refuse}").connections[0]
-    assert (faulty.error, faulty.bytes, faulty.intact) == ("refused", 0, False)
-    assert math.isnan(faulty.ttfb)
-    assert faulty.duration < 1.0
-
-
-@pytest.mark.parametrize("model", MODEL_NAMES)
-def test_reset_arrives_after_the_given_bytes(write_scenario: ScenarioWriter, model: str) -> None:
-    """A reset after 10 bytes: exactly those 10 bytes arrive, then ECONNRESET, at the third chunk's time."""
-    run = run_one(write_scenario, model, "fault: {kind: reset, after: 10}")
-    faulty = run.connections[0]
-    assert (faulty.error, faulty.bytes, faulty.intact) == ("reset", 10, False)
-    assert faulty.message is not None and "reset" in faulty.message.lower()
-    assert faulty.duration == pytest.approx(0.2, abs=0.5)  # 2 chunks, 2 pauses (scenario time)
-
-
-@pytest.mark.parametrize("model", MODEL_NAMES)
-def test_close_truncates_the_poem_and_is_detected(write_scenario: ScenarioWriter, model: str) -> None:
-    """A clean close after 10 bytes is no error, but the poem is reported as not intact."""
-    faulty = run_one(write_scenario, model, "fault: {kind: close, after: 10}").connections[0]
-    assert (faulty.error, faulty.bytes, faulty.intact) == (None, 10, False)
-
-
-@pytest.mark.parametrize("model", MODEL_NAMES)
-def test_stall_ends_in_the_clients_timeout(write_scenario: ScenarioWriter, model: str) -> None:
-    """A stall after 10 bytes keeps the connection open until the client's 300 ms timeout ends it."""
-    faulty = run_one(write_scenario, model, "fault: {kind: stall, after: 10}").connections[0]
-    assert (faulty.error, faulty.bytes, faulty.intact) == ("timeout", 10, False)
-    # the last byte comes at 100 ms, then 300 ms of silence (scenario time)
-    assert faulty.duration == pytest.approx(0.4, abs=0.5)
-    assert faulty.duration >= 0.39
-
-
-@pytest.mark.parametrize("model", MODEL_NAMES)
-def test_blackhole_ends_in_the_clients_timeout(write_scenario: ScenarioWriter, model: str) -> None:
-    """A blackhole accepts and never sends nor closes: the connection times out with nothing."""
-    faulty = run_one(write_scenario, model, "fault: {kind: blackhole}").connections[0]
-    assert (faulty.error, faulty.bytes, faulty.intact) == ("timeout", 0, False)
-    assert faulty.duration >= 0.29
 
 
 def test_a_share_of_connections_fails_as_the_seed_says(write_scenario: ScenarioWriter) -> None:
@@ -102,14 +38,14 @@ def test_a_share_of_connections_fails_as_the_seed_says(write_scenario: ScenarioW
     assert sum(conn.intact is True for conn in run.connections) == 8 - len(picked)
 
 
-def chunk_offsets(events: list[dict[str, Any]]) -> list[list[float]]:
+def chunk_offsets(events: list[Event]) -> list[list[float]]:
     """Per connection, when each chunk was scheduled relative to the connection's accept."""
-    accepted = {event["peer_port"]: event["t"] for event in events if event["event"] == "conn_accepted"}
+    accepted = {event.peer_port: event.t for event in events if isinstance(event, ConnAccepted)}
     offsets: dict[int, list[float]] = {}
     for event in events:
-        if event["event"] == "chunk_sent":
-            offsets.setdefault(event["conn"], []).append(
-                round(event["scheduled"] - accepted[event["peer_port"]], 6))
+        if isinstance(event, ChunkSent):
+            assert event.conn is not None
+            offsets.setdefault(event.conn, []).append(round(event.scheduled - accepted[event.peer_port], 6))
     return [offsets[conn] for conn in sorted(offsets)]
 
 
@@ -124,7 +60,7 @@ def test_the_same_seed_gives_the_same_schedule(write_scenario: ScenarioWriter) -
     scenario = netsim.load_scenario(path)
 
     def schedule(seed: int) -> list[list[float]]:
-        events: list[dict[str, Any]] = []
+        events: list[Event] = []
         netsim.run_scenario(scenario, time_scale=SCALE, seed=seed, observer=events.append)
         return chunk_offsets(events)
 
@@ -144,9 +80,9 @@ def test_a_rate_cap_is_kept_within_two_percent(write_scenario: ScenarioWriter, t
         servers: [{name: s, poem_file: big.txt, chunk: all, rate: 200KB/s}]
         clients: [blocking]
     """)
-    events: list[dict[str, Any]] = []
+    events: list[Event] = []
     result = netsim.run_scenario(netsim.load_scenario(path), observer=events.append)
-    received = [(event["t"], event["bytes"]) for event in events if event["event"] == "bytes_received"]
+    received = [(event.t, event.bytes) for event in events if isinstance(event, BytesReceived)]
     (first_t, first_size), (last_t, _) = received[0], received[-1]
     # The first piece is due at once; the rest follow at the rate.
     assert (200_000 - first_size) / (last_t - first_t) == pytest.approx(200_000, rel=0.02)
@@ -175,10 +111,11 @@ def test_a_serial_server_moves_on_when_a_blackholed_client_leaves(write_scenario
               fault: {{kind: blackhole, probability: 50%}}}}
         clients: [{{model: blocking, targets: [s, s], timeout: 300ms}}]
     """)
-    (run,) = netsim.run_scenario(netsim.load_scenario(path), time_scale=SCALE).runs
+    # At time scale 1: the 80 ms a loaded machine may add is well below the 500 ms checked.
+    (run,) = netsim.run_scenario(netsim.load_scenario(path), time_scale=1.0).runs
     first, second = run.connections
     assert (first.error, first.bytes) == ("timeout", 0)
     assert (second.error, second.intact) == (None, True)
     # the second starts when the first has timed out (300 ms), and takes 200 ms
     assert run.ideal == pytest.approx(0.5)
-    assert run.elapsed == pytest.approx(0.5, abs=0.08 / SCALE)
+    assert 0.5 - 0.005 <= run.elapsed <= 0.5 + 0.08

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 import netsim
-from netsim.clients import MODELS
+from netsim.clients import get_model
 from netsim.ideal import IdealConnection, ideal_elapsed, ideal_timeline, service_time
 from netsim.scenario import Server
 
@@ -34,7 +34,7 @@ def test_the_demo(model: str, elapsed: float) -> None:
     """In the three-ports demo the blocking client needs 12 s and every concurrent one 4 s."""
     demo = netsim.load_scenario(DEMO)
     targets = demo.targets_of(demo.client(model))
-    assert ideal_elapsed(targets, concurrent=MODELS[model].concurrent) == pytest.approx(elapsed)
+    assert ideal_elapsed(targets, concurrent=get_model(model).concurrent) == pytest.approx(elapsed)
 
 
 def test_the_demo_blocking_timeline() -> None:

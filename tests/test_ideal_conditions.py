@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import netsim
-from netsim.clients import MODELS
+from netsim.clients import get_model
 from netsim.conditions import Conditions, StreamSchedule, fault_of, pause_stream
 from netsim.ideal import IdealConnection, ideal_elapsed, ideal_timeline
 from netsim.scenario import Server
@@ -279,7 +279,7 @@ def test_the_demo_with_the_new_options(model: str, elapsed: float, faults: bool)
     demo = netsim.load_scenario(DEMO)
     targets = demo.targets_of(demo.client(model))
     everything = {one.name: one for one in demo.servers}
-    assert ideal_elapsed(targets, concurrent=MODELS[model].concurrent, seed=7, timeout=2.0,
+    assert ideal_elapsed(targets, concurrent=get_model(model).concurrent, seed=7, timeout=2.0,
                          servers=everything, faults=faults) == pytest.approx(elapsed)
 
 

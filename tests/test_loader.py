@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import netsim
-from netsim.clients import MODELS
+from netsim.clients import model_names
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 
@@ -408,7 +408,7 @@ def test_three_ports_demo_loads_as_designed() -> None:
         assert (server.chunk, server.newline, server.delay, server.mode) == ("line", "strip", 1.0, "serial")
         assert server.text == "1111\n2222\n3333\n4444\n"
         assert server.chunks() == [b"1111", b"2222", b"3333", b"4444"]
-    assert [client.label for client in demo.clients] == list(MODELS)
+    assert [client.label for client in demo.clients] == model_names()
     assert all(demo.targets_of(client) == list(demo.servers) for client in demo.clients)
     assert [e.text for e in demo.expectations_for("blocking")] == [
         "elapsed == 12s ± 5%", "elapsed <= ideal + 250ms", "intact == 100%", "errors == 0"]

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from netsim import _precise
+from netsim.engine import _precise
 
 pytestmark = pytest.mark.skipif(_precise._libc() is None, reason="timerfd is Linux's")
 

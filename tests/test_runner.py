@@ -10,8 +10,11 @@ from collections.abc import Sequence
 import pytest
 
 import netsim
-from netsim.clients import MODELS, ClientModel, Recorder, Target
+from netsim.clients import ClientModel, Recorder, Target, get_model, model_names
+from netsim.events import BytesReceived, ChunkSent, Event, ServerListening
 from tests.conftest import ScenarioWriter, demo_text
+
+MODELS = model_names()[:5]  # netsim's own
 
 SCALE = 0.05  # the 12 s demo takes 0.6 s of wall time
 # Wall-clock slack a loaded 2-core machine needs on top of the ideal: process start-up
@@ -20,15 +23,16 @@ SLACK = 0.08  # seconds of wall time
 
 
 def load_demo(write_scenario: ScenarioWriter, clients: str = ", ".join(MODELS),
-              expect: str = "") -> netsim.Scenario:
-    return netsim.load_scenario(write_scenario(demo_text(clients=clients, expect=expect)))
+              expect: str = "", models: Sequence[str] = ()) -> netsim.Scenario:
+    return netsim.load_scenario(write_scenario(demo_text(clients=clients, expect=expect)),
+                                client_models=[*model_names(), *models])
 
 
 @pytest.mark.slow
 def test_every_client_model_meets_its_ideal(write_scenario: ScenarioWriter) -> None:
     """Each model takes its ideal time (12 s sequential, 4 s concurrent) within a small overhead."""
     result = netsim.run_scenario(load_demo(write_scenario), time_scale=SCALE)
-    assert [run.client for run in result.runs] == list(MODELS)
+    assert [run.client for run in result.runs] == MODELS
     for run in result.runs:
         expected = 12.0 if run.client == "blocking" else 4.0
         assert run.ideal == expected
@@ -114,23 +118,23 @@ def test_an_unknown_client_name_is_a_usage_error(write_scenario: ScenarioWriter)
 
 def test_events_are_stamped_on_one_clock_and_tagged(write_scenario: ScenarioWriter) -> None:
     """Server and client events share one clock and carry server, client and conn fields."""
-    events: list[dict[str, object]] = []
+    events: list[Event] = []
     netsim.run_scenario(load_demo(write_scenario, "select"), time_scale=0.02, observer=events.append)
-    kinds = {event["event"] for event in events}
+    names = {event.name for event in events}
     assert {"server_listening", "client_started", "conn_started", "conn_established", "conn_accepted",
-            "chunk_sent", "bytes_received", "eof_received", "conn_closed", "client_finished"} <= kinds
+            "chunk_sent", "bytes_received", "eof_received", "conn_closed", "client_finished"} <= names
     for event in events:
-        assert event["client"] == "select"
-        if event["event"] not in ("server_listening", "client_started", "client_finished"):
-            assert event["conn"] in (1, 2, 3) and event["server"] in ("a", "b", "c")
-    for chunk in (e for e in events if e["event"] == "chunk_sent"):
-        assert 0 <= float(chunk["t"]) - float(chunk["scheduled"]) < 0.05  # type: ignore[arg-type]
-    sent = [e for e in events if e["event"] == "chunk_sent" and e["index"] == 0]
-    received = [e for e in events if e["event"] == "bytes_received"]
+        assert event.client == "select"
+        if not isinstance(event, ServerListening) and event.name not in ("client_started", "client_finished"):
+            assert getattr(event, "conn", None) in (1, 2, 3)
+            assert getattr(event, "server", None) in ("a", "b", "c")
+    chunks = [event for event in events if isinstance(event, ChunkSent)]
+    for chunk in chunks:
+        assert 0 <= chunk.t - chunk.scheduled < 0.05
+    received = [event for event in events if isinstance(event, BytesReceived)]
     # The first byte of each connection is received after the server sent it, on the same clock.
-    for chunk in sent:
-        first = min(float(e["t"]) for e in received if e["conn"] == chunk["conn"])  # type: ignore[arg-type]
-        assert float(chunk["t"]) <= first  # type: ignore[arg-type]
+    for chunk in (chunk for chunk in chunks if chunk.index == 0):
+        assert chunk.t <= min(event.t for event in received if event.conn == chunk.conn)
 
 
 def test_a_run_past_its_timeout_is_stopped(write_scenario: ScenarioWriter) -> None:
@@ -181,33 +185,32 @@ def _crash(targets: Sequence[Target], recorder: Recorder) -> None:
 
 
 def test_a_crashing_client_model_is_reported_not_hidden(
-    write_scenario: ScenarioWriter, monkeypatch: pytest.MonkeyPatch
+    write_scenario: ScenarioWriter,
 ) -> None:
     """A model that raises ends the run with ClientCrashError carrying the exception and traceback."""
-    monkeypatch.setitem(MODELS, "crashy", ClientModel("crashy", "raises", True, _crash))
-    scenario = load_demo(write_scenario, "crashy")
+    crashy = ClientModel("crashy", "raises", True, _crash)
+    scenario = load_demo(write_scenario, "crashy", models=["crashy"])
     with pytest.raises(netsim.ClientCrashError, match="ZeroDivisionError: a bug in a client model") as caught:
-        netsim.run_scenario(scenario, time_scale=0.02)
+        netsim.run_scenario(scenario, time_scale=0.02, models={"crashy": crashy})
     assert "_crash" in caught.value.detail
 
 
-def test_a_refused_connection_is_an_error_not_a_crash(monkeypatch: pytest.MonkeyPatch,
-                                                      write_scenario: ScenarioWriter) -> None:
+def test_a_refused_connection_is_an_error_not_a_crash(write_scenario: ScenarioWriter) -> None:
     """A target nobody listens on ends as error 'refused'; ttfb is not measured, the run goes on."""
     closed = socket.socket()
     closed.bind(("127.0.0.1", 0))
     dead_port = closed.getsockname()[1]
     closed.close()
-    real = MODELS["select"]
+    real = get_model("select")
 
     def with_a_dead_target(targets: Sequence[Target], recorder: Recorder) -> None:
         dead = Target(conn=len(targets), server=targets[-1].server, host="127.0.0.1", port=dead_port,
                       expected=targets[-1].expected)
         real.run([*targets[:-1], dead], recorder)
 
-    monkeypatch.setitem(MODELS, "select", ClientModel("select", real.summary, True, with_a_dead_target))
+    dying = ClientModel("select", real.summary, True, with_a_dead_target)
     scenario = load_demo(write_scenario, "select", expect="expect:\n  all: [errors == 0]\n")
-    result = netsim.run_scenario(scenario, time_scale=0.02)
+    result = netsim.run_scenario(scenario, time_scale=0.02, models={"select": dying})
     run = result.runs[0]
     assert [conn.error for conn in run.connections] == [None, None, "refused"]
     assert math.isnan(run.connections[2].ttfb)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import socket
 import subprocess
 import sys
@@ -13,9 +12,9 @@ from pathlib import Path
 import pytest
 
 import netsim
-from netsim.clients import MODELS, Recorder, Target
-from netsim.clients._base import ModelLimitError
+from netsim.clients import ModelLimitError, Recorder, Target, get_model
 from netsim.clients.select import FD_SETSIZE
+from netsim.events import BytesReceived, Event
 from tests.conftest import ScenarioWriter
 
 
@@ -41,34 +40,10 @@ def test_connections_repeat_the_targets_interleaved(write_scenario: ScenarioWrit
     assert scenario.start_offsets(client) == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4, 0.5])
 
 
-@pytest.mark.parametrize("model", ["blocking", "select", "selectors", "asyncio", "threads"])
-def test_every_model_keeps_the_ramp(write_scenario: ScenarioWriter, model: str) -> None:
-    """With a 1 s ramp over 5 connections, each one starts about 200 ms after the one before."""
-    events: list[dict[str, object]] = []
-    result = netsim.run_scenario(many(write_scenario, model, 5, "1s"), time_scale=0.2,
-                                 observer=events.append)
-    starts = [float(e["t"]) for e in events if e["event"] == "conn_started"]  # type: ignore[arg-type]
-    gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
-    expected = 0.2 * 0.2  # 200 ms of scenario time at time scale 0.2
-    if MODELS[model].concurrent:
-        assert all(gap == pytest.approx(expected, abs=0.03) for gap in gaps), gaps
-    else:  # one after another: each waits for its turn and for the previous poem
-        assert all(gap >= expected - 0.01 for gap in gaps), gaps
-    assert result.runs[0].metrics()["intact"] == 1.0
-
-
 def test_select_is_refused_past_its_limit_before_anything_runs(write_scenario: ScenarioWriter) -> None:
     """More connections than select() can watch is a usage error naming FD_SETSIZE and selectors."""
     with pytest.raises(netsim.UsageError, match=r"FD_SETSIZE \(1024\).*selectors"):
         netsim.run_scenario(many(write_scenario, "select", FD_SETSIZE + 1))
-
-
-def test_threads_states_its_limit(write_scenario: ScenarioWriter) -> None:
-    """The threads model refuses more connections than its stated limit, naming it."""
-    limit = MODELS["threads"].limit
-    assert limit is not None
-    with pytest.raises(netsim.UsageError, match=f"limit of {limit}: a thread per connection"):
-        netsim.run_scenario(many(write_scenario, "threads", limit + 1))
 
 
 @pytest.fixture
@@ -89,7 +64,7 @@ def test_select_refuses_a_descriptor_above_fd_setsize(high_descriptors: None) ->
         target = Target(conn=1, server="s", host="127.0.0.1", port=server.getsockname()[1], expected=b"")
         recorder = Recorder("select", time.monotonic(), lambda batch: None)
         with pytest.raises(ModelLimitError, match="FD_SETSIZE is 1024; use the selectors"):
-            MODELS["select"].run([target], recorder)
+            get_model("select").run([target], recorder)
     finally:
         server.close()
 
@@ -128,13 +103,13 @@ def test_lean_runs_measure_what_detailed_runs_do(write_scenario: ScenarioWriter)
     """Without an observer the run sends fewer events, yet measures the same connections and lateness."""
     scenario = many(write_scenario, "selectors", 20)
     lean = netsim.run_scenario(scenario, time_scale=0.2).runs[0]
-    events: list[dict[str, object]] = []
+    events: list[Event] = []
     detailed = netsim.run_scenario(scenario, time_scale=0.2, observer=events.append).runs[0]
     for run in (lean, detailed):
         assert run.lateness.count == 40  # two chunks on each of twenty connections
         assert all(conn.bytes == 4 and conn.intact for conn in run.connections)
         assert all(conn.ttfb < 0.1 for conn in run.connections)
-    assert sum(e["event"] == "bytes_received" for e in events) >= 20
+    assert sum(isinstance(event, BytesReceived) for event in events) >= 20
 
 
 def test_fresh_server_processes_serve_like_forked_ones(write_scenario: ScenarioWriter,

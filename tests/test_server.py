@@ -1,31 +1,46 @@
-"""The server engine on real sockets: pacing, serial queueing, backpressure, busy ports."""
+"""The server engine on real sockets: pacing, serial queueing, backpressure, clients that
+leave or half-close, busy ports."""
 
 from __future__ import annotations
 
 import array
 import asyncio
 import socket
+import struct
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
 from netsim import PortBusyError
 from netsim.conditions import Conditions
-from netsim.server import PoemProtocol, ServerPlan, _ServerState, open_listeners, serve
+from netsim.engine import ServerPlan, open_listeners, serve
+from netsim.engine._poems import PoemServer
+from netsim.engine._record import ServerRecord
+from netsim.engine._timers import TimerQueue
+from netsim.engine._watch import Watcher
+from netsim.events import ChunkSent, ConnAccepted, ConnLost, PeerShutdown, ServerEvent
 
 DELAY = 0.05  # seconds; small, so the tests are quick, yet well above loop wake-up jitter
+POEM = (b"11", b"22", b"33", b"44")
 
 
-def plan(name: str = "s", *, chunks: tuple[bytes, ...] = (b"11", b"22", b"33", b"44"),
-         delay: float = DELAY, serial: bool = False, port: int = 0, **conditions: Any) -> ServerPlan:
-    return ServerPlan(name=name, host="127.0.0.1", port=port, chunks=chunks, serial=serial,
+def plan(name: str = "s", *, chunks: tuple[bytes, ...] = POEM, delay: float = DELAY,
+         serial: bool = False, port: int = 0, seed: int = 0, **conditions: Any) -> ServerPlan:
+    return ServerPlan(name=name, host="127.0.0.1", port=port, chunks=chunks, serial=serial, seed=seed,
                       conditions=Conditions(delay=delay, **conditions))
 
 
-async def read_all(address: tuple[str, int], started: float) -> tuple[bytes, list[float], float]:
-    """Read a connection to EOF; return the bytes, arrival times and EOF time (since started)."""
+async def read_all(address: tuple[str, int], started: float, *,
+                   half_close: bool = False) -> tuple[bytes, list[float], float]:
+    """Read a connection to EOF; return the bytes, arrival times and EOF time (since started).
+
+    With ``half_close`` the client shuts down its sending side first, as ``nc`` does.
+    """
     reader, writer = await asyncio.open_connection(*address)
+    if half_close:
+        writer.write_eof()
     data, arrivals = b"", []
     while chunk := await reader.read(65536):
         data += chunk
@@ -36,15 +51,19 @@ async def read_all(address: tuple[str, int], started: float) -> tuple[bytes, lis
     return data, arrivals, eof
 
 
-def run_with_servers(plans: list[ServerPlan], scenario: Any) -> tuple[Any, list[dict[str, Any]]]:
-    """Serve ``plans`` on a fresh loop while ``scenario(addresses)`` runs; return its result, events."""
-    events: list[dict[str, Any]] = []
+Scenario = Callable[[list[tuple[str, int]], list[ServerEvent]], Awaitable[Any]]
+
+
+def run_with_servers(plans: list[ServerPlan], scenario: Scenario) -> tuple[Any, list[ServerEvent]]:
+    """Serve ``plans`` on a fresh loop while ``scenario(addresses, events)`` runs; return its
+    result and the servers' events."""
+    events: list[ServerEvent] = []
 
     async def main() -> Any:
         listeners = open_listeners(plans)
         serving = asyncio.create_task(serve(listeners, events.append, time.monotonic()))
         try:
-            return await scenario([listener.address for listener in listeners])
+            return await scenario([listener.address for listener in listeners], events)
         finally:
             serving.cancel()
             await asyncio.gather(serving, return_exceptions=True)
@@ -52,27 +71,36 @@ def run_with_servers(plans: list[ServerPlan], scenario: Any) -> tuple[Any, list[
     return asyncio.run(main()), events
 
 
+async def until(condition: Callable[[], bool], timeout: float = 5.0) -> float:
+    """Wait until ``condition()`` holds; return when (monotonic). Fails after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the awaited event did not come"
+        await asyncio.sleep(0.001)
+    return time.monotonic()
+
+
 def test_chunks_arrive_on_their_absolute_schedule() -> None:
     """Chunk i arrives about i * delay after connecting and the server closes one delay after the last."""
 
-    async def scenario(addresses: list[tuple[str, int]]) -> Any:
+    async def scenario(addresses: list[tuple[str, int]], _events: list[ServerEvent]) -> Any:
         return await read_all(addresses[0], time.monotonic())
 
     (data, _arrivals, eof), events = run_with_servers([plan()], scenario)
     assert data == b"11223344"
-    sent = [event for event in events if event["event"] == "chunk_sent"]
-    assert [event["index"] for event in sent] == [0, 1, 2, 3]
+    sent = [event for event in events if isinstance(event, ChunkSent)]
+    assert [event.index for event in sent] == [0, 1, 2, 3]
     for index, event in enumerate(sent[1:], start=1):
-        gap = event["scheduled"] - sent[0]["scheduled"]
+        gap = event.scheduled - sent[0].scheduled
         assert gap == pytest.approx(index * DELAY, abs=1e-6)  # the schedule is exact
-        assert 0 <= event["lateness"] < 0.02  # and the emissions keep to it
+        assert 0 <= event.lateness < 0.02  # and the emissions keep to it
     assert 4 * DELAY - 0.005 <= eof < 4 * DELAY + 0.1
 
 
 def test_serial_server_queues_connections_in_the_backlog() -> None:
     """On a serial server the second connection gets its first byte only after the first one ends."""
 
-    async def scenario(addresses: list[tuple[str, int]]) -> Any:
+    async def scenario(addresses: list[tuple[str, int]], _events: list[ServerEvent]) -> Any:
         started = time.monotonic()
         return await asyncio.gather(read_all(addresses[0], started), read_all(addresses[0], started))
 
@@ -85,7 +113,7 @@ def test_serial_server_queues_connections_in_the_backlog() -> None:
 def test_concurrent_server_serves_connections_at_once() -> None:
     """On a concurrent server two connections overlap and both end after one service time."""
 
-    async def scenario(addresses: list[tuple[str, int]]) -> Any:
+    async def scenario(addresses: list[tuple[str, int]], _events: list[ServerEvent]) -> Any:
         started = time.monotonic()
         return await asyncio.gather(read_all(addresses[0], started), read_all(addresses[0], started))
 
@@ -95,43 +123,96 @@ def test_concurrent_server_serves_connections_at_once() -> None:
         assert eof == pytest.approx(4 * DELAY, abs=0.08)
 
 
-def test_a_client_that_does_not_read_costs_a_bounded_buffer() -> None:
-    """A 4 MB chunk to a client that does not read is held back, not copied into the server's buffers."""
-    payload = bytes(range(256)) * (4 * 1024 * 1024 // 256)
-    protocols: list[PoemProtocol] = []
+@pytest.mark.parametrize("conditions", [
+    {}, {"serial": True}, {"jitter": 0.02}, {"rate": 200.0}, {"close_delay": 0.05},
+    {"fault": "close", "fault_after": 6}, {"initial_delay": 0.05, "accept_delay": 0.02},
+], ids=["plain", "serial", "jitter", "rate", "close_delay", "close-fault", "delays"])
+def test_a_half_closed_client_still_gets_everything(conditions: dict[str, Any]) -> None:
+    """A client that shuts down its sending side first (as nc does) gets all the server sends."""
+    serial = conditions.pop("serial", False)
+    expected = b"112233"[:conditions.get("fault_after", 8)] if "fault" in conditions else b"11223344"
 
-    async def main() -> tuple[int, bytes]:
+    async def scenario(addresses: list[tuple[str, int]], _events: list[ServerEvent]) -> Any:
+        return await read_all(addresses[0], time.monotonic(), half_close=True)
+
+    (data, _, _), events = run_with_servers([plan(serial=serial, **conditions)], scenario)
+    assert data == expected
+    assert any(isinstance(event, PeerShutdown) for event in events)
+    assert not any(isinstance(event, ConnLost) for event in events)
+
+
+def _reset(sock: socket.socket) -> None:
+    """Close with RST, as a client killed with unread data does."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+@pytest.mark.parametrize("how", ["reset", "eof"])
+def test_a_client_that_leaves_is_noticed_at_once(how: str) -> None:
+    """A client that resets during a 1 s pause, or closes during a stall, is reported gone at
+    once (not at the next write), and a serial server serves the next client straight away."""
+    extra: dict[str, Any] = {"fault": "stall", "fault_after": 2} if how == "eof" else {}
+
+    async def scenario(addresses: list[tuple[str, int]], events: list[ServerEvent]) -> Any:
         loop = asyncio.get_running_loop()
-        events: list[dict[str, Any]] = []
-        (listener,) = open_listeners([plan(chunks=(payload,), delay=0.0)])
-        state = _ServerState(listener.plan, events.append, time.monotonic(), {}, array.array("d"))
+        first = socket.socket()
+        first.setblocking(False)
+        await loop.sock_connect(first, addresses[0])
+        assert await loop.sock_recv(first, 10) == b"11"
+        left = time.monotonic()
+        _reset(first) if how == "reset" else first.close()
+        noticed = await until(lambda: any(isinstance(event, ConnLost) for event in events))
+        second = socket.socket()  # queued behind the first
+        second.setblocking(False)
+        asked = time.monotonic()
+        await loop.sock_connect(second, addresses[0])
+        assert await loop.sock_recv(second, 10) == b"11"
+        second.close()
+        return noticed - left, time.monotonic() - asked
 
-        def factory() -> PoemProtocol:
-            protocol = state.protocol()
-            assert isinstance(protocol, PoemProtocol)
-            protocols.append(protocol)
-            return protocol
+    (took, next_first_byte), events = run_with_servers(
+        [plan(delay=1.0, serial=True, chunks=(b"11", b"22"), **extra)], scenario)
+    lost = next(event for event in events if isinstance(event, ConnLost))
+    assert lost.how == how
+    assert lost.bytes == 2
+    assert took < 0.25  # the next write is 1 s away
+    assert next_first_byte < 0.25
 
-        server = await loop.create_server(factory, sock=listener.sock)
+
+def test_a_slow_reader_is_held_back_not_buffered() -> None:
+    """A 16 MiB chunk to a client that stops reading waits for it: the next chunk is logged as held,
+    not counted as late, and everything arrives once the client reads."""
+    payload = bytes(range(256)) * (16 * 1024 * 1024 // 256)  # 16 MiB: more than socket buffers take
+    lateness = array.array("d")
+
+    async def main() -> tuple[bytes, list[ServerEvent]]:
+        events: list[ServerEvent] = []
+        listeners = open_listeners([plan(chunks=(b"11", b"22", payload, b"44"))])
+        serving = asyncio.create_task(serve(listeners, events.append, time.monotonic(), lateness=lateness))
+        loop = asyncio.get_running_loop()
+        client = socket.socket()
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        client.setblocking(False)
+        started = time.monotonic()
         try:
-            client = socket.socket()
-            client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            client.setblocking(False)
-            await loop.sock_connect(client, listener.address)
-            await asyncio.sleep(0.3)  # the server has had ample time to buffer everything
-            buffered = protocols[0].buffered_bytes
+            await loop.sock_connect(client, listeners[0].address)
+            # Not reading: the last chunk comes due while the big one is still waiting for us.
+            await until(lambda: any(isinstance(e, ChunkSent) and e.index == 2 for e in events))
+            await asyncio.sleep(max(0.0, started + 3 * DELAY + 0.02 - time.monotonic()))
             received = bytearray()
             while data := await loop.sock_recv(client, 1 << 20):
                 received += data
-            client.close()
-            return buffered, bytes(received)
+            return bytes(received), events
         finally:
-            server.close()
+            client.close()
+            serving.cancel()
+            await asyncio.gather(serving, return_exceptions=True)
 
-    buffered, received = asyncio.run(main())
-    assert received == payload  # everything arrives once the client reads
-    # asyncio's high-water mark is 64 KiB and the engine writes at most 64 KiB at once.
-    assert buffered <= 2 * 64 * 1024
+    received, events = asyncio.run(main())
+    assert received == b"1122" + payload + b"44"
+    last = next(event for event in events if isinstance(event, ChunkSent) and event.index == 3)
+    assert last.held
+    assert len(lateness) == 3  # the held chunk is the reader's doing, not counted as late
 
 
 def test_a_busy_fixed_port_names_the_server_and_the_port() -> None:
@@ -147,44 +228,6 @@ def test_a_busy_fixed_port_names_the_server_and_the_port() -> None:
         holder.close()
 
 
-def test_the_bulk_path_paces_and_holds_back_for_a_slow_reader() -> None:
-    """A plain concurrent server (the bulk path) keeps its schedule and queues for a slow reader."""
-    from netsim._bulk import BulkServer, eligible
-
-    payload = bytes(range(256)) * (1024 * 1024 // 256)  # 1 MiB: more than the socket buffers take
-    lateness = array.array("d")
-
-    async def main() -> tuple[bytes, list[float], float]:
-        (listener,) = open_listeners([plan(chunks=(b"11", b"22", payload, b"44"))])
-        assert eligible(listener)
-        state = _ServerState(listener.plan, lambda event: None, time.monotonic(), {}, lateness, False)
-        server = BulkServer(listener, state)
-        server.start()
-        try:
-            loop = asyncio.get_running_loop()
-            client = socket.socket()
-            client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            client.setblocking(False)
-            started = time.monotonic()
-            await loop.sock_connect(client, listener.address)
-            await asyncio.sleep(0.3)  # not reading: the third chunk cannot all go
-            held = sum(conn.sent for conn in server.live)
-            received = bytearray()
-            while data := await loop.sock_recv(client, 1 << 20):
-                received += data
-            client.close()
-            return bytes(received), [held], time.monotonic() - started
-        finally:
-            server.close()
-            listener.sock.close()
-
-    received, (held,), took = asyncio.run(main())
-    assert received == b"1122" + payload + b"44"
-    assert held < len(payload)  # the server waited for the reader instead of buffering it all
-    assert took >= 4 * DELAY - 0.01
-    assert len(lateness) <= 4  # chunks held back by the reader are not counted as late
-
-
 async def read_each(clients: list[socket.socket]) -> list[bytes]:
     """Read every client socket to EOF, one after another."""
     loop = asyncio.get_running_loop()
@@ -198,18 +241,23 @@ async def read_each(clients: list[socket.socket]) -> list[bytes]:
     return received
 
 
-def test_the_bulk_path_wakes_once_for_all_its_connections() -> None:
-    """However many connections a plain server holds, the timers hold one entry for it,
-    and every connection still gets every chunk on its own schedule."""
-    from netsim._bulk import BulkServer
+def poem_server(**conditions: Any) -> tuple[PoemServer, TimerQueue, ServerRecord]:
+    """A poem server on a listener of its own, on the running loop, not yet accepting."""
+    loop = asyncio.get_running_loop()
+    (listener,) = open_listeners([plan(**conditions)])
+    record = ServerRecord(listener.plan, lambda event: None, time.monotonic(), array.array("d"),
+                          detail=False)
+    timers = TimerQueue(loop)
+    return PoemServer(listener, record, timers, Watcher(loop), loop), timers, record
 
-    lateness = array.array("d")
+
+def test_a_poem_server_wakes_once_for_all_its_connections() -> None:
+    """However many connections a server holds, the timers hold one entry for it, and every
+    connection still gets every chunk on its own schedule."""
     conns = 40
 
-    async def main() -> tuple[list[bytes], int]:
-        (listener,) = open_listeners([plan(delay=0.02)])
-        state = _ServerState(listener.plan, lambda event: None, time.monotonic(), {}, lateness, False)
-        server = BulkServer(listener, state)
+    async def main() -> tuple[list[bytes], int, int]:
+        server, timers, record = poem_server(delay=0.02)
         server.start()
         loop = asyncio.get_running_loop()
         clients = []
@@ -217,49 +265,44 @@ def test_the_bulk_path_wakes_once_for_all_its_connections() -> None:
             for _ in range(conns):
                 client = socket.socket()
                 client.setblocking(False)
-                await loop.sock_connect(client, listener.address)
+                await loop.sock_connect(client, server._listener.address)
                 clients.append(client)
                 await asyncio.sleep(0.001)  # staggered: every connection has its own deadlines
-            while len(server.live) < conns:
-                await asyncio.sleep(0.001)
-            await asyncio.sleep(0.01)
-            entries = len(state.timers._heap)
-            return await read_each(clients), entries
+            await until(lambda: record.accepted == conns)
+            entries = len(timers)
+            return await read_each(clients), entries, len(record.lateness)
         finally:
             for client in clients:
                 client.close()
             server.close()
-            listener.sock.close()
+            server._listener.sock.close()
 
-    received, entries = asyncio.run(main())
+    received, entries, chunks = asyncio.run(main())
     assert received == [b"11223344"] * conns
     assert entries <= 2  # the server's next wake-up (and at most one superseded one)
-    assert len(lateness) == 4 * conns
+    assert chunks == 4 * conns
 
 
 def test_accepting_gives_way_to_the_timers_after_its_slice(monkeypatch: pytest.MonkeyPatch) -> None:
     """A backlog is accepted a slice at a time, so a burst of connects never holds back
     the chunks already due; the rest are accepted on the next pass of the loop."""
-    from netsim import _bulk
+    from netsim.engine import _poems
 
-    monkeypatch.setattr(_bulk, "ACCEPT_SLICE", 0.0)  # a slice of one accept
+    monkeypatch.setattr(_poems, "ACCEPT_SLICE", 0.0)  # a slice of one accept
 
     async def main() -> tuple[int, list[bytes]]:
-        (listener,) = open_listeners([plan()])
-        state = _ServerState(listener.plan, lambda event: None, time.monotonic(), {},
-                             array.array("d"), False)
-        server = _bulk.BulkServer(listener, state)
-        clients = [socket.create_connection(listener.address) for _ in range(3)]
+        server, _, record = poem_server()
+        clients = [socket.create_connection(server._listener.address) for _ in range(3)]
         try:
+            server.start()
             server._accept()  # one pass, with three connections waiting in the backlog
-            first_pass = len(server.live)
-            server.start()  # the loop takes the rest
-            return first_pass, await read_each(clients)
+            first_pass = record.accepted
+            return first_pass, await read_each(clients)  # the loop takes the rest
         finally:
             for client in clients:
                 client.close()
             server.close()
-            listener.sock.close()
+            server._listener.sock.close()
 
     first_pass, received = asyncio.run(main())
     assert first_pass == 1
@@ -272,7 +315,8 @@ def test_serve_reports_ready_only_once_the_loop_watches_every_listener() -> None
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        listeners = open_listeners([plan("plain"), plan("paced", rate=1000.0)])
+        listeners = open_listeners([plan("plain"), plan("paced", rate=1000.0),
+                                    ServerPlan(name="proxy", upstream="127.0.0.1:9")])
 
         def ready() -> None:
             selector = loop._selector  # type: ignore[attr-defined]
@@ -284,4 +328,17 @@ def test_serve_reports_ready_only_once_the_loop_watches_every_listener() -> None
         await asyncio.gather(serving, return_exceptions=True)
 
     asyncio.run(main())
-    assert watched == [True, True]
+    assert watched == [True, True, True]
+
+
+def test_every_accept_is_reported_with_the_fault_it_meets() -> None:
+    """conn_accepted names the fault a connection will meet, and numbers connections in accept order."""
+
+    async def scenario(addresses: list[tuple[str, int]], _events: list[ServerEvent]) -> Any:
+        started = time.monotonic()
+        for _ in range(2):
+            await read_all(addresses[0], started)
+
+    _, events = run_with_servers([plan(fault="close", fault_after=4)], scenario)
+    accepted = [event for event in events if isinstance(event, ConnAccepted)]
+    assert [(event.index, event.fault) for event in accepted] == [(1, "close"), (2, "close")]

@@ -64,6 +64,9 @@ def run(targets: Sequence[Target], recorder: Recorder) -> None:
                 open_conns[sock.fileno()] = (sock, conn)
                 deadlines.set(sock.fileno(), target.timeout)
 
+            if not open_conns and not waiting:
+                break  # every connection failed to connect: there is nothing to wait for
+
             # Sleep until a socket is readable, a connection is due, or one times out.
             wake_ups = [deadlines.earliest()]
             if waiting:

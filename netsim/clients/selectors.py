@@ -55,6 +55,9 @@ def run(targets: Sequence[Target], recorder: Recorder) -> None:
                     selector.register(sock, selectors.EVENT_READ, data=conn)
                     deadlines.set(sock.fileno(), target.timeout)
 
+                if not selector.get_map() and not waiting:
+                    break  # every connection failed to connect: there is nothing to wait for
+
                 # Sleep until a socket is readable, a connection is due, or one times out.
                 wake_ups = [deadlines.earliest()]
                 if waiting:

@@ -1,0 +1,294 @@
+"""The contract every client model keeps, as one call: ``check_client_model(model)``.
+
+netsim's own models are tested with it, and so is a third party's before it is
+registered in the entry-point group ``netsim.clients``::
+
+    from netsim.testing import check_client_model
+    from my_package.netsim_model import MODEL
+
+    def test_my_model_keeps_the_contract():
+        check_client_model(MODEL)
+
+It runs the model in the real engine (servers in their own process, real sockets,
+real timing) through short scenarios, and checks what a client model must do. The
+durations are short but above what a loaded two-core machine adds to them, and every
+tolerance is narrower than the value it checks.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from netsim._errors import RunError, UsageError
+from netsim._loader import load_scenario_text
+from netsim.clients import ClientModel, Recorder
+from netsim.events import BytesReceived, ClientEvent, ConnEstablished, ConnStarted, EofReceived, Event
+from netsim.results import ConnectionResult, RunResult
+from netsim.runner import run_scenario
+from netsim.scenario import Scenario
+
+POEM = "1111\\n2222\\n3333\\n4444\\n"  # four chunks of 5 bytes, as YAML writes them
+POEM_BYTES = 20
+# What a loaded two-core machine may add to a model's run (wall seconds): its process
+# start, the handshakes, a late wake-up. Every duration checked below is at least twice
+# this, so a model that does not overlap, or waits too long, cannot pass.
+SLACK = 0.15  # seconds
+RUN_TIMEOUT = 20.0  # wall seconds: a model that hangs fails its check instead
+
+
+@dataclass(frozen=True)
+class Check:
+    """One clause of the contract, and how the model did."""
+
+    name: str
+    problems: tuple[str, ...]
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems
+
+
+@dataclass(frozen=True)
+class Conformance:
+    """Every check of one model."""
+
+    model: str
+    checks: tuple[Check, ...]
+
+    @property
+    def passed(self) -> bool:
+        return all(check.passed for check in self.checks)
+
+    def __str__(self) -> str:
+        lines = [f"client model {self.model!r}: {sum(c.passed for c in self.checks)} of "
+                 f"{len(self.checks)} checks passed"]
+        for check in self.checks:
+            lines.append(f"  {'PASS' if check.passed else 'FAIL'}  {check.name}")
+            lines += [f"        {problem}" for problem in check.problems]
+        return "\n".join(lines)
+
+
+class ConformanceError(AssertionError):
+    """A client model broke its contract; ``str()`` lists every check, failed ones with why."""
+
+    def __init__(self, conformance: Conformance) -> None:
+        super().__init__(str(conformance))
+        self.conformance = conformance
+
+
+def check_client_model(model: ClientModel) -> Conformance:
+    """Check that ``model`` keeps the client-model contract; return every check's outcome.
+
+    The contract, each clause a check:
+
+    1. **Timing.** Against three servers that each send four lines with a pause of
+       50 ms after each, a sequential model (``concurrent=False``) takes the sum of
+       their times (600 ms), a concurrent one the longest of them (200 ms): never less,
+       and at most ``SLACK`` more; every poem arrives intact.
+    2. **Events.** Each connection reports, in this order and on a clock that never runs
+       back: ``recorder.open(target)`` before connecting, ``connected(local_port)`` with
+       the client's own port (distinct per connection), ``received(data)`` for what each
+       read returned, and ``eof()`` when the server closed.
+    3. **Faults.** Beside a healthy server, each fault ends its connection as it should,
+       and the healthy connection is untouched: ``refuse`` fails at once as ``refused``
+       with no bytes; ``reset`` after 10 bytes fails as ``reset`` with exactly those 10,
+       when the third line was due (200 ms); ``close`` after 10 bytes is no error but not
+       intact; ``stall`` after 10 bytes and ``blackhole`` end as ``timeout`` once the
+       target's ``timeout`` (300 ms) passes without a byte.
+    4. **Nothing to wait for.** A model whose only server refuses returns at once, and
+       one given no targets returns at once without recording anything.
+    5. **Ramp.** With five connections spread over a ramp of 200 ms, no connection
+       starts before its turn, and a concurrent model starts each on time (within 30 ms).
+    6. **Limit.** A model with a ``limit`` is refused, before anything runs, a client
+       with more connections than that, with a message naming the limit.
+
+    Raises ConformanceError, whose message lists every check, when a check fails.
+    """
+    checks = tuple(
+        Check(name, tuple(_run_check(check, model)))
+        for name, check in _CHECKS
+    )
+    conformance = Conformance(model.name, checks)
+    if not conformance.passed:
+        raise ConformanceError(conformance)
+    return conformance
+
+
+def _run_check(check: Callable[[ClientModel], list[str]], model: ClientModel) -> list[str]:
+    try:
+        return check(model)
+    except RunError as error:  # a hang, a crash: that check failed, the others still run
+        return [f"the run could not be carried out: {error}"]
+
+
+def _scenario(model: ClientModel, servers: Sequence[str], client: str) -> Scenario:
+    lines = ["netsim: 1", "name: conformance", "seed: 1", "servers:"]
+    lines += [f"  - {server}" for server in servers]
+    lines += ["clients:", f"  - {client}"]
+    return load_scenario_text("\n".join(lines) + "\n", filename=f"<conformance of {model.name}>",
+                              client_models=[model.name])
+
+
+def _run(model: ClientModel, scenario: Scenario, events: list[Event] | None = None) -> RunResult:
+    result = run_scenario(scenario, models={model.name: model}, timeout=RUN_TIMEOUT,
+                          observer=None if events is None else events.append)
+    return result.runs[0]
+
+
+def _server(name: str, extra: str = "") -> str:
+    return f'{{name: {name}, poem: "{POEM}", delay: 50ms{", " + extra if extra else ""}}}'
+
+
+def _check_timing(model: ClientModel) -> list[str]:
+    scenario = _scenario(model, [_server(name) for name in "abc"], f"{{model: {model.name}}}")
+    events: list[Event] = []
+    run = _run(model, scenario, events)
+    problems = _intact(run.connections)
+    expected = 0.2 if model.concurrent else 0.6
+    shape = "concurrent: the longest server's time" if model.concurrent else "sequential: the sum"
+    if not expected * 0.97 <= run.elapsed <= expected + SLACK:
+        problems.append(f"took {run.elapsed:.3f}s against three 200 ms servers; {shape} is "
+                        f"{expected:.1f}s (allowed up to {expected + SLACK:.2f}s)")
+    return problems + _event_order(events)
+
+
+def _intact(connections: Sequence[ConnectionResult]) -> list[str]:
+    return [f"connection {conn.conn} to {conn.server}: {conn.bytes} bytes, intact={conn.intact}, "
+            f"error={conn.error} ({conn.message})"
+            for conn in connections if not (conn.intact and conn.error is None)]
+
+
+def _event_order(events: Sequence[Event]) -> list[str]:
+    problems = []
+    by_conn: dict[int, list[ConnStarted | ConnEstablished | BytesReceived | EofReceived]] = {}
+    for event in events:
+        if isinstance(event, ConnStarted | ConnEstablished | BytesReceived | EofReceived):
+            by_conn.setdefault(event.conn, []).append(event)
+    ports = []
+    for conn, own in sorted(by_conn.items()):
+        names = [event.name for event in own]
+        if names[:2] != ["conn_started", "conn_established"] or names[-1] != "eof_received" or \
+                set(names[2:-1]) != {"bytes_received"}:
+            problems.append(f"connection {conn} reported {names}; expected conn_started, "
+                            f"conn_established, bytes_received..., eof_received")
+        times = [event.t for event in own]
+        if times != sorted(times):
+            problems.append(f"connection {conn}: its events' times run back: {times}")
+        ports += [event.local_port for event in own if isinstance(event, ConnEstablished)]
+    if len(set(ports)) != len(ports) or not all(port > 0 for port in ports):
+        problems.append(f"connected(local_port) gave {ports}: each connection's own port is expected")
+    if len(by_conn) != 3:
+        problems.append(f"{len(by_conn)} connections reported events, 3 were made")
+    return problems
+
+
+def _check_faults(model: ClientModel) -> list[str]:
+    kinds = {"refuse": "{kind: refuse}", "reset": "{kind: reset, after: 10}",
+             "close": "{kind: close, after: 10}", "stall": "{kind: stall, after: 10}",
+             "blackhole": "{kind: blackhole}"}
+    servers = [_server("healthy")] + [
+        f'{{name: {kind}, poem: "{POEM}", delay: 100ms, fault: {fault}}}' for kind, fault in kinds.items()]
+    targets = ", ".join(["healthy", *kinds])
+    run = _run(model, _scenario(model, servers, f"{{model: {model.name}, targets: [{targets}], "
+                                               f"timeout: 300ms}}"))
+    by_server = {conn.server: conn for conn in run.connections}
+    problems = [f"the healthy server's connection suffered: {problem}"
+                for problem in _intact([by_server["healthy"]])]
+    # (error, bytes, intact), and the duration's bounds in seconds
+    wanted = {"refuse": (("refused", 0, False), 0.0, SLACK),
+              "reset": (("reset", 10, False), 0.2, 0.2 + SLACK),
+              "close": ((None, 10, False), 0.2, 0.2 + SLACK),
+              "stall": (("timeout", 10, False), 0.4, 0.4 + SLACK),
+              "blackhole": (("timeout", 0, False), 0.3, 0.3 + SLACK)}
+    for kind, (outcome, shortest, longest) in wanted.items():
+        conn = by_server[kind]
+        seen = (conn.error, conn.bytes, conn.intact)
+        if seen != outcome:
+            problems.append(f"{kind}: ended as (error, bytes, intact) = {seen}, expected {outcome} "
+                            f"({conn.message})")
+        if not shortest * 0.97 <= conn.duration <= longest:
+            problems.append(f"{kind}: lasted {conn.duration:.3f}s, expected {shortest:.2f}s to "
+                            f"{longest:.2f}s")
+    return problems
+
+
+def _check_nothing_to_wait_for(model: ClientModel) -> list[str]:
+    problems = []
+    scenario = _scenario(model, ['{name: gone, poem: "x\\n", fault: {kind: refuse}}'],
+                         f"{{model: {model.name}, timeout: 1s}}")
+    started = time.monotonic()
+    run = _run(model, scenario)
+    took = time.monotonic() - started
+    (conn,) = run.connections
+    if conn.error != "refused" or run.elapsed > SLACK:
+        problems.append(f"with its only server refusing: error {conn.error}, took {run.elapsed:.3f}s "
+                        f"({took:.3f}s with the servers' start); expected 'refused' at once")
+    events: list[ClientEvent] = []
+    recorder = Recorder(model.name, time.monotonic(), events.extend)
+    worker = threading.Thread(target=model.run, args=([], recorder), daemon=True)
+    started = time.monotonic()
+    worker.start()
+    worker.join(RUN_TIMEOUT)
+    took = time.monotonic() - started
+    recorder.flush()
+    if worker.is_alive() or took > SLACK:
+        problems.append(f"given no targets it took {took:.3f}s{' and had not returned' * worker.is_alive()}; "
+                        f"expected to return at once")
+    if events:
+        problems.append(f"given no targets it recorded {[event.name for event in events]}")
+    return problems
+
+
+def _check_ramp(model: ClientModel) -> list[str]:
+    scenario = _scenario(model, ['{name: s, poem: "1\\n2\\n", delay: 20ms}'],
+                         f"{{model: {model.name}, connections: 5, ramp: 200ms}}")
+    events: list[Event] = []
+    run = _run(model, scenario, events)
+    problems = _intact(run.connections)
+    started = next(event.t for event in events if event.name == "client_started")
+    starts = [event.t - started for event in events if isinstance(event, ConnStarted)]
+    turns = [index * 0.04 for index in range(5)]
+    early = [f"#{n + 1} at {start * 1e3:.1f} ms, due {turn * 1e3:.0f} ms"
+             for n, (start, turn) in enumerate(zip(starts, turns, strict=False)) if start < turn - 0.002]
+    if early:
+        problems.append(f"connections started before their turn on the ramp: {', '.join(early)}")
+    if model.concurrent:
+        gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
+        off = [f"{gap * 1e3:.1f} ms" for gap in gaps if not math.isclose(gap, 0.04, abs_tol=0.03)]
+        if off:
+            problems.append(f"a concurrent model starts each connection on its turn, 40 ms apart; "
+                            f"gaps were {off}")
+    if len(starts) != 5:
+        problems.append(f"{len(starts)} connections started, 5 were asked for")
+    return problems
+
+
+def _check_limit(model: ClientModel) -> list[str]:
+    if model.limit is None:
+        return []
+    scenario = _scenario(model, ['{name: s, poem: "1\\n"}'],
+                         f"{{model: {model.name}, connections: {model.limit + 1}}}")
+    try:
+        _run(model, scenario)
+    except UsageError as error:
+        if str(model.limit) not in str(error):
+            return [f"refused {model.limit + 1} connections without naming its limit: {error}"]
+        return []
+    return [f"ran {model.limit + 1} connections, more than its limit of {model.limit}"]
+
+
+_CHECKS: tuple[tuple[str, Callable[[ClientModel], list[str]]], ...] = (
+    ("timing: sequential times add up, concurrent ones overlap; events in order", _check_timing),
+    ("faults: refuse, reset, close, stall and blackhole end as they should", _check_faults),
+    ("nothing to wait for: a refusing server alone, or no targets, returns at once",
+     _check_nothing_to_wait_for),
+    ("ramp: no connection starts before its turn", _check_ramp),
+    ("limit: more connections than the model holds are refused before the run", _check_limit),
+)
+
+__all__ = ["Check", "Conformance", "ConformanceError", "check_client_model"]

@@ -1,0 +1,75 @@
+"""Client models are found through the entry-point group netsim.clients, netsim's own too."""
+
+from __future__ import annotations
+
+import importlib.metadata
+from collections.abc import Iterator
+from types import SimpleNamespace
+
+import pytest
+
+from netsim import _plugins
+from netsim.clients import ClientModel, ModelUnavailableError, get_model, model_names, models
+
+
+@pytest.fixture
+def extra_entry_points(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, importlib.metadata.EntryPoint]]:
+    """The installed entry points, plus whatever the test adds (the caches are reset around it)."""
+    points = dict(_plugins.entry_points())
+    _plugins.load.cache_clear()
+    monkeypatch.setattr(_plugins, "entry_points", lambda: points)
+    yield points
+    _plugins.load.cache_clear()
+
+
+def test_netsims_own_models_are_registered_in_teaching_order() -> None:
+    """The five built-in models come first, from blocking to threads, each under its own name."""
+    assert model_names()[:5] == ["blocking", "select", "selectors", "asyncio", "threads"]
+    installed = {point.name for point in importlib.metadata.entry_points(group=_plugins.GROUP)}
+    assert set(model_names()[:5]) <= installed  # registered as entry points, not only known
+    assert [get_model(name).name for name in model_names()[:5]] == model_names()[:5]
+    assert [name for name in model_names()[:5] if not get_model(name).concurrent] == ["blocking"]
+
+
+def test_an_unknown_model_is_a_key_error_listing_the_known_ones() -> None:
+    """get_model raises KeyError naming the models it knows."""
+    with pytest.raises(KeyError, match="known models: blocking, select"):
+        get_model("epoll")
+
+
+def test_a_third_party_model_is_found_by_its_entry_point(
+        extra_entry_points: dict[str, importlib.metadata.EntryPoint]) -> None:
+    """A model registered under netsim.clients is listed after netsim's own and loads by name."""
+    extra_entry_points["again"] = importlib.metadata.EntryPoint(
+        "again", "netsim.clients.blocking:MODEL", _plugins.GROUP)
+    assert model_names()[-1] == "again"
+    assert get_model("again") is get_model("blocking")
+
+
+def test_a_model_that_cannot_be_imported_says_what_to_install(
+        extra_entry_points: dict[str, importlib.metadata.EntryPoint]) -> None:
+    """A model whose module is missing is listed as unavailable, with the module and an install hint."""
+    extra_entry_points["ghost"] = importlib.metadata.EntryPoint(
+        "ghost", "netsim_ghost_model:MODEL", _plugins.GROUP)
+    with pytest.raises(ModelUnavailableError, match=r"needs the module 'netsim_ghost_model'.*pip install"):
+        get_model("ghost")
+    assert isinstance(models()["ghost"], ModelUnavailableError)
+    assert isinstance(models()["blocking"], ClientModel)
+
+
+def test_an_entry_point_that_is_not_a_model_is_refused(
+        extra_entry_points: dict[str, importlib.metadata.EntryPoint]) -> None:
+    """An entry point naming something other than a ClientModel is unavailable, saying what it named."""
+    extra_entry_points["odd"] = importlib.metadata.EntryPoint(
+        "odd", "netsim.clients:get_model", _plugins.GROUP)
+    with pytest.raises(ModelUnavailableError, match=r"names function, not a netsim\.clients\.ClientModel"):
+        get_model("odd")
+
+
+def test_the_install_hint_names_the_extra_that_brings_the_module() -> None:
+    """When the model's package has an extra requiring the missing module, the hint installs that extra."""
+    dist = SimpleNamespace(name="netsim", requires=['pytest>=8; extra == "test"',
+                                                   'Twisted>=23.8; extra == "twisted"'])
+    point = SimpleNamespace(dist=dist)
+    hint = _plugins._install_hint(point, "twisted.internet")  # type: ignore[arg-type]
+    assert hint == "install it with: pip install 'netsim[twisted]'"

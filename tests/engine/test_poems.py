@@ -1,0 +1,182 @@
+"""The poem server's executor on a clock the test controls: each write at its deadline, late
+wake-ups that catch up without drift, rates, faults, and clients that half-close or leave."""
+
+from __future__ import annotations
+
+import array
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from netsim.conditions import Conditions
+from netsim.engine import ServerPlan, open_listeners
+from netsim.engine._poems import PoemServer
+from netsim.engine._record import ServerRecord
+from netsim.engine._timers import TimerQueue
+from netsim.engine._watch import Watcher
+from netsim.events import ChunkSent, ConnClosed, ConnLost, FaultStruck, PeerShutdown, ServerEvent
+from tests.engine.fakeloop import FakeLoop
+
+
+class Harness:
+    """A poem server on a FakeLoop, fed connected TCP sockets; the test moves the clock."""
+
+    def __init__(self, chunks: tuple[bytes, ...], **conditions: Any) -> None:
+        self.loop = FakeLoop()
+        self.events: list[ServerEvent] = []
+        plan = ServerPlan(name="s", chunks=chunks, conditions=Conditions(**conditions))
+        (self.listener,) = open_listeners([plan])
+        self.record = ServerRecord(plan, self.events.append, 0.0, array.array("d"))
+        self.watcher = Watcher(self.loop)  # type: ignore[arg-type]
+        self.server = PoemServer(self.listener, self.record, TimerQueue(self.loop), self.watcher,
+                                 self.loop)  # type: ignore[arg-type]
+        self.clients: list[socket.socket] = []
+
+    def connect(self) -> socket.socket:
+        """A new client, its server side adopted now (as an accept would)."""
+        client = socket.create_connection(self.listener.address)
+        accepted, peer = self.listener.sock.accept()
+        self.server.adopt(accepted.detach(), peer[1])
+        self.server.run_due()
+        client.setblocking(False)
+        self.clients.append(client)
+        return client
+
+    def at(self, when: float) -> None:
+        """Move the clock to ``when``, firing the timers due, then handle ready sockets."""
+        self.loop.advance(when)
+        self.watcher.poll()
+
+    def close(self) -> None:
+        for client in self.clients:
+            client.close()
+        self.server.close()
+        self.watcher.close()
+        self.listener.sock.close()
+
+
+@pytest.fixture
+def harness() -> Iterator[list[Harness]]:
+    made: list[Harness] = []
+    yield made
+    for one in made:
+        one.close()
+
+
+def make(harnesses: list[Harness], chunks: tuple[bytes, ...], **conditions: Any) -> Harness:
+    one = Harness(chunks, **conditions)
+    harnesses.append(one)
+    return one
+
+
+def waiting(client: socket.socket) -> bytes | None:
+    """What has arrived (b"" at EOF), or None when nothing has."""
+    try:
+        return client.recv(1 << 16)
+    except BlockingIOError:
+        return None
+
+
+def test_each_chunk_goes_at_its_deadline_and_no_sooner(harness: list[Harness]) -> None:
+    """Chunk i is written when the clock reaches i x delay, not a moment before; then the close."""
+    one = make(harness, (b"11", b"22", b"33"), delay=1.0)
+    client = one.connect()
+    assert waiting(client) == b"11"
+    for due, chunk in ((1.0, b"22"), (2.0, b"33"), (3.0, b"")):
+        one.at(due - 0.001)
+        assert waiting(client) is None
+        one.at(due)
+        assert waiting(client) == chunk
+    assert list(one.record.lateness) == [0.0, 0.0, 0.0]
+    assert isinstance(one.events[-1], ConnClosed) and one.events[-1].bytes == 6
+
+
+def test_a_late_wake_catches_up_without_moving_the_schedule(harness: list[Harness]) -> None:
+    """Woken 1.5 s late, the server sends both chunks that came due, counts their lateness, and
+    still closes at 3 s: errors never accumulate."""
+    one = make(harness, (b"11", b"22", b"33"), delay=1.0)
+    client = one.connect()
+    one.loop.now = 2.5  # the process was not scheduled: the wake-up for 1 s comes at 2.5 s
+    one.loop.fire_next()
+    assert waiting(client) == b"11" + b"2233"
+    assert list(one.record.lateness) == [0.0, 1.5, 0.5]
+    one.at(2.999)
+    assert waiting(client) is None
+    one.at(3.0)
+    assert waiting(client) == b""
+
+
+def test_connections_keep_their_own_schedules(harness: list[Harness]) -> None:
+    """A connection accepted later is paced from its own accept, beside the first."""
+    one = make(harness, (b"a", b"b"), delay=1.0)
+    first = one.connect()
+    one.at(0.4)
+    second = one.connect()
+    assert (waiting(first), waiting(second)) == (b"a", b"a")
+    one.at(1.0)
+    assert (waiting(first), waiting(second)) == (b"b", None)
+    one.at(1.4)
+    assert waiting(second) == b"b"
+
+
+def test_a_rate_is_more_writes(harness: list[Harness]) -> None:
+    """At 4 B/s a 4-byte chunk goes a byte every 250 ms; only its first write counts as the chunk."""
+    one = make(harness, (b"abcd",), rate=4.0)
+    client = one.connect()
+    got = [waiting(client)]
+    for step in (0.25, 0.5, 0.75, 1.0):
+        one.at(step)
+        got.append(waiting(client))
+    assert got == [b"a", b"b", b"c", b"d", b""]
+    assert [event.index for event in one.events if isinstance(event, ChunkSent)] == [0]
+
+
+def test_a_reset_fault_cuts_the_timeline_and_resets(harness: list[Harness]) -> None:
+    """A reset after 3 bytes sends them, then resets the connection when the fourth byte is due."""
+    one = make(harness, (b"11", b"22"), delay=1.0, fault="reset", fault_after=3)
+    client = one.connect()
+    assert waiting(client) == b"11"
+    one.at(1.0)
+    received = b""
+
+    def read_until_reset() -> None:
+        nonlocal received
+        while (data := waiting(client)) is not None:
+            received += data
+
+    with pytest.raises(ConnectionResetError):
+        read_until_reset()
+    assert received in (b"", b"2")  # the RST may overtake the byte before it is read
+    struck = next(event for event in one.events if isinstance(event, FaultStruck))
+    assert (struck.kind, struck.bytes, struck.t) == ("reset", 3, 1.0)
+
+
+def test_a_half_close_is_noted_and_the_poem_goes_on(harness: list[Harness]) -> None:
+    """A client that shuts down its sending side is noted at once and still gets the rest."""
+    one = make(harness, (b"11", b"22"), delay=1.0)
+    client = one.connect()
+    client.shutdown(socket.SHUT_WR)
+    one.at(0.5)
+    assert [type(event) for event in one.events][-1] is PeerShutdown
+    one.at(1.0)
+    assert waiting(client) == b"1122"
+    one.at(2.0)
+    assert waiting(client) == b""
+    assert not any(isinstance(event, ConnLost) for event in one.events)
+
+
+def test_a_stalled_connection_ends_when_its_client_leaves(harness: list[Harness]) -> None:
+    """A stall keeps the connection silent and open; the client's close ends it at once."""
+    one = make(harness, (b"11", b"22"), delay=1.0, fault="stall", fault_after=2)
+    client = one.connect()
+    one.at(5.0)
+    assert waiting(client) == b"11"
+    assert one.record.accepted == 1 and len(one.server.live) == 1
+    client.close()
+    one.clients.remove(client)
+    one.at(5.1)
+    lost = one.events[-1]
+    assert isinstance(lost, ConnLost) and (lost.how, lost.t) == ("eof", 5.1)
+    assert not one.server.live
