@@ -1,23 +1,29 @@
 """Three plain slow-poem servers, the baselines netsim's pacing is measured against.
 
 Run:  python bench/baseline_servers.py {coroutine,threads,call_at} [--lines 10] [--delay 0.25]
+                                       [--jitter 0] [--seed 1]
 
 Each serves the benchmark poem (``line 00\\n`` ... one line per chunk) to every
-connection, with ``delay`` seconds after each line, and closes one delay after the last.
-Each is the small, idiomatic version of its design, untuned:
+connection, with a pause after each line, and closes one pause after the last. A pause
+is ``delay`` seconds, or with ``--jitter J`` drawn uniformly from ``delay ± J`` (never
+below zero) from the connection's own stream of draws, seeded by ``--seed`` and the
+connection's accept number (``_workload.jittered_offsets``), all drawn at its accept as
+netsim plans a jittered connection at its accept. Each is the small, idiomatic version
+of its design, untuned:
 
 * ``coroutine``: ``asyncio.start_server``; per connection ``write``, ``await drain()``,
-  ``await asyncio.sleep(delay)``. Relative sleeps: every wake-up's lateness carries
+  ``await asyncio.sleep(pause)``. Relative sleeps: every wake-up's lateness carries
   into the lines after it.
 * ``threads``: a thread per connection, and one more that accepts them; chunk i is due
-  at accept + i * delay, and the thread sleeps until then (``time.sleep``) and sends it
-  (``sendall``).
+  at accept + its offset (i * delay without jitter), and the thread sleeps until then
+  (``time.sleep``) and sends it (``sendall``).
 * ``call_at``: an ``asyncio.Protocol``; each chunk is sent by a ``loop.call_at`` on its
-  absolute deadline (accept + i * delay), the next one scheduled as it goes.
+  absolute deadline (accept + its offset), the next one scheduled as it goes.
 
 What is measured: per chunk, its lateness, the monotonic time just before the send
-call minus its schedule (accept + i * delay; chunk 0 at accept, where "accept" is the
-moment the design's code first sees the connection). Latenesses are kept in memory.
+call minus its schedule (accept + the sum of the pauses before it; chunk 0 at accept,
+where "accept" is the moment the design's code first sees the connection). Latenesses
+are kept in memory.
 
 Prints ``listening PORT`` once bound (127.0.0.1, port 0); on SIGINT or SIGTERM prints
 one JSON line ``{"chunks": n, "p50": s, "p99": s, "max": s, "connections": n}``
@@ -36,10 +42,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 
-from _workload import BACKLOG, poem_lines, summary
+from _workload import BACKLOG, jittered_offsets, plain_offsets, poem_lines, summary
 
 Record = Callable[[float], None]
+# A connection's accept number (1-based) -> when each of its lines is due and when it
+# closes, in seconds from its accept (``lines + 1`` values).
+Offsets = Callable[[int], tuple[float, ...]]
 
 
 def announce(port: int) -> None:
@@ -49,16 +59,18 @@ def announce(port: int) -> None:
 # -- coroutine ---------------------------------------------------------------------------
 
 
-async def serve_coroutine(lines: list[bytes], delay: float, record: Record, accepted: list[int]) -> None:
+async def serve_coroutine(lines: list[bytes], offsets_of: Offsets, record: Record,
+                          accepted: list[int]) -> None:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         accepted[0] += 1
         start = time.monotonic()
+        offsets = offsets_of(accepted[0])
         try:
             for i, line in enumerate(lines):
-                record(time.monotonic() - (start + i * delay))
+                record(time.monotonic() - (start + offsets[i]))
                 writer.write(line)
                 await writer.drain()
-                await asyncio.sleep(delay)
+                await asyncio.sleep(offsets[i + 1] - offsets[i])
         except ConnectionError:
             pass
         finally:
@@ -74,10 +86,10 @@ async def serve_coroutine(lines: list[bytes], delay: float, record: Record, acce
 
 
 class PoemProtocol(asyncio.Protocol):
-    """Sends line i at accept + i * delay, each on its own ``loop.call_at`` deadline."""
+    """Sends line i at accept + offsets[i], each on its own ``loop.call_at`` deadline."""
 
-    def __init__(self, lines: list[bytes], delay: float, record: Record) -> None:
-        self.lines, self.delay, self.record = lines, delay, record
+    def __init__(self, lines: list[bytes], offsets: tuple[float, ...], record: Record) -> None:
+        self.lines, self.offsets, self.record = lines, offsets, record
         self.transport: asyncio.Transport | None = None
         self.timer: asyncio.TimerHandle | None = None
 
@@ -90,23 +102,24 @@ class PoemProtocol(asyncio.Protocol):
 
     def send(self, i: int) -> None:
         assert self.transport is not None
-        due = self.accepted + i * self.delay
-        self.record(time.monotonic() - due)
+        self.record(time.monotonic() - (self.accepted + self.offsets[i]))
         self.transport.write(self.lines[i])
+        following = self.accepted + self.offsets[i + 1]
         if i + 1 < len(self.lines):
-            self.timer = self.loop.call_at(due + self.delay, self.send, i + 1)
+            self.timer = self.loop.call_at(following, self.send, i + 1)
         else:
-            self.timer = self.loop.call_at(due + self.delay, self.transport.close)
+            self.timer = self.loop.call_at(following, self.transport.close)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.timer is not None:
             self.timer.cancel()
 
 
-async def serve_call_at(lines: list[bytes], delay: float, record: Record, accepted: list[int]) -> None:
+async def serve_call_at(lines: list[bytes], offsets_of: Offsets, record: Record,
+                        accepted: list[int]) -> None:
     def protocol() -> PoemProtocol:
         accepted[0] += 1
-        return PoemProtocol(lines, delay, record)
+        return PoemProtocol(lines, offsets_of(accepted[0]), record)
 
     loop = asyncio.get_running_loop()
     server = await loop.create_server(protocol, "127.0.0.1", 0, backlog=BACKLOG)
@@ -126,18 +139,19 @@ async def wait_for_signal() -> None:
 # -- threads -----------------------------------------------------------------------------
 
 
-def serve_threads(lines: list[bytes], delay: float, record: Record, accepted: list[int]) -> None:
-    def serve_connection(conn: socket.socket, start: float) -> None:
+def serve_threads(lines: list[bytes], offsets_of: Offsets, record: Record, accepted: list[int]) -> None:
+    def serve_connection(conn: socket.socket, start: float, number: int) -> None:
+        offsets = offsets_of(number)
         with conn:
             try:
                 for i, line in enumerate(lines):
-                    due = start + i * delay
+                    due = start + offsets[i]
                     pause = due - time.monotonic()
                     if pause > 0:
                         time.sleep(pause)
                     record(time.monotonic() - due)
                     conn.sendall(line)
-                pause = start + len(lines) * delay - time.monotonic()
+                pause = start + offsets[len(lines)] - time.monotonic()
                 if pause > 0:
                     time.sleep(pause)
             except OSError:
@@ -147,8 +161,9 @@ def serve_threads(lines: list[bytes], delay: float, record: Record, accepted: li
         while True:
             conn, _ = listener.accept()
             accepted[0] += 1
-            # Daemon: a stop must not wait for threads that are mid-poem.
-            threading.Thread(target=serve_connection, args=(conn, time.monotonic()),
+            # Daemon: a stop must not wait for threads that are mid-poem. The connection's
+            # pauses are drawn in its own thread, so that accepting stays as cheap as it was.
+            threading.Thread(target=serve_connection, args=(conn, time.monotonic(), accepted[0]),
                              daemon=True).start()
 
     # The kernel hands a process signal to any thread that does not block it, and only
@@ -174,16 +189,29 @@ def main() -> int:
     parser.add_argument("--lines", type=int, default=10, help="lines per connection (default 10)")
     parser.add_argument("--delay", type=float, default=0.25,
                         help="seconds after each line (default 0.25)")
+    parser.add_argument("--jitter", type=float, default=0.0,
+                        help="each pause drawn uniformly from delay ± jitter seconds (default 0)")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the jitter's draws (default 1)")
     args = parser.parse_args()
+    if args.jitter < 0:
+        parser.error("--jitter must not be negative")
 
     latenesses: list[float] = []
     accepted = [0]
     lines = poem_lines(args.lines)
+    offsets_of: Offsets
+    if args.jitter:
+        offsets_of = partial(jittered_offsets, args.lines, args.delay, args.jitter, args.seed)
+    else:
+        shared = plain_offsets(args.lines, args.delay)
+
+        def offsets_of(number: int) -> tuple[float, ...]:
+            return shared  # without jitter, every connection shares one schedule
     serve = DESIGNS[args.design]
     if args.design == "threads":
-        serve_threads(lines, args.delay, latenesses.append, accepted)
+        serve_threads(lines, offsets_of, latenesses.append, accepted)
     else:
-        asyncio.run(serve(lines, args.delay, latenesses.append, accepted))  # type: ignore[arg-type]
+        asyncio.run(serve(lines, offsets_of, latenesses.append, accepted))  # type: ignore[arg-type]
 
     report = {"chunks": len(latenesses), **summary(latenesses), "connections": accepted[0]}
     print(json.dumps(report), flush=True)

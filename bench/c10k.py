@@ -1,36 +1,60 @@
 """How many concurrent slow connections netsim paces accurately, against three baselines.
 
-Run:  python bench/c10k.py [--sizes 100,1000,10000] [--designs netsim,call_at,coroutine,threads]
-                           [--repeat 1] [--json PATH] [--client-tick 0.001]
+Run:  python bench/c10k.py [--sizes 100,1000,10000] [--workloads plain,jitter]
+                           [--designs netsim,call_at,coroutine,threads]
+                           [--netsim-tree NAME=DIR]... [--repeat 1] [--seed 1]
+                           [--json PATH] [--client-tick 0.001]
 
-The workload (issue 5): N connections, opened evenly over 1 s, each receiving 10 lines
-(``line 00\\n`` ...) with 250 ms after each line; the server closes one delay after the
-last. For each N and each server design, in this order, one run:
+Before and after a change to netsim, in one run, one after the other on the same machine:
+
+      python bench/c10k.py --netsim-tree before=/work/before --repeat 3
+
+``netsim`` is the tree this file belongs to; each ``--netsim-tree NAME=DIR`` adds a
+design ``netsim@NAME``: ``python -m netsim serve`` run with DIR as its working directory
+and first on PYTHONPATH (so its fresh server interpreter imports DIR's netsim too). The
+start-up line says which netsim each design imports.
+
+The workloads (issue 5, and the engine issue "One engine, one vocabulary", item 9): N
+connections, opened evenly over 1 s, each receiving 10 lines (``line 00\\n`` ...) with a
+pause after each line; the server closes one pause after the last.
+
+* ``plain``: every pause is 250 ms;
+* ``jitter``: each pause is drawn uniformly from 250 ms ± 100 ms, seeded (``--seed``):
+  netsim's scenario says ``jitter: 100ms`` and ``seed: N``; the baselines draw the same
+  distribution, from a stream of their own per connection (``_workload.py``).
+
+For each N, each workload, each repeat and each design, in this order (so that with
+``--repeat`` the designs alternate), one run:
 
 1. the server starts in its own process (and process group): ``netsim serve`` on a
    scenario written to a temporary directory (one concurrent server, port 0, the same
-   poem and delay), or ``bench/baseline_servers.py DESIGN`` (coroutine, threads,
+   poem and pauses), or ``bench/baseline_servers.py DESIGN`` (coroutine, threads,
    call_at: see that file);
 2. ``bench/load_client.py`` runs as another process against it: an independent
-   client, which reports the client error (line i's arrival - (connect + i * delay)),
-   the time from its connect to the first byte (ttfb: where a server slow to accept
-   shows, which its own lateness, counted from its accept, cannot see), whether every
-   poem came intact, and its elapsed time. It looks at its sockets once a millisecond
-   and times arrivals by the kernel's receive stamps (see that file), so that it takes
-   less of the machine from the server than a client woken by every line would;
-   ``--client-tick 0`` makes it such a client, for comparison;
-3. the server's CPU time (utime + stime from /proc/PID/stat; for netsim, of the child
-   process that ``netsim serve`` runs its servers in) is taken from its ``ready``
-   to the client's end, and its peak RSS (VmHWM from /proc/PID/status) just before the
+   client, which reports the time from its connect to the first byte (ttfb: where a
+   server slow to accept shows, which its own lateness, counted from its accept, cannot
+   see), whether every poem came intact, its elapsed time and, for the plain workload,
+   the client error (line i's arrival - (connect + i * 250 ms)). With jitter it cannot
+   know the server's draws, so the client error is n/a there, and ttfb (line 0's error)
+   is what is left of it. It looks at its sockets once a millisecond and times arrivals
+   by the kernel's receive stamps (see that file), so that it takes less of the machine
+   from the server than a client woken by every line would; ``--client-tick 0`` makes it
+   such a client, for comparison;
+3. the server process measured is the one that holds the listening socket, found through
+   /proc (for netsim, the child interpreter that ``netsim serve`` runs its servers in):
+   its CPU time (utime + stime) from its ``ready`` to the client's end, which the table
+   also gives per 1,000 chunks the server sent, and its peak RSS (VmHWM) just before the
    server is stopped with SIGINT;
 4. the server's own emission lateness (actual send - schedule, p50 / p99 / max over
    every chunk): the baselines print it as JSON on SIGINT; netsim prints a line
    ``fidelity: N chunks, lateness p50 X ms, p99 Y ms, max Z ms`` when it has one, and
    the table shows n/a when it has not.
 
-A design is marked ``collapsed`` when its client timed out or a p99 (server lateness or
-client error) exceeded 1 s; the run goes on. Every run has a wall-clock cap, and every
-process it starts is killed (by process group) before the next run starts.
+A design is marked ``collapsed`` when its client timed out or a p99 (server lateness,
+client error or ttfb) exceeded 1 s; the run goes on. Every run has a wall-clock cap,
+and every process it starts is killed (by process group) before the next run starts.
+After each table come the goals for every netsim design (the worst over its runs), and
+``netsim`` against each ``netsim@NAME``.
 
 The client shares the machine (2 cores here) with the server, and is itself a Python
 selector loop: its error includes its own delay in reading, so it bounds from below
@@ -41,23 +65,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
-import queue
 import re
 import resource
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import IO, Any
+
+from _proc import STOP_CAP, Server, command_line, cpu_seconds, kill_group, listener_holder, peak_rss
+from _report import Run, goals, ms, table
 
 BENCH = Path(__file__).resolve().parent
-DESIGNS = ["netsim", "call_at", "coroutine", "threads"]
+TREE = BENCH.parent  # the source tree this benchmark belongs to: the design "netsim"
+BASELINES = ["call_at", "coroutine", "threads"]
+DESIGNS = ["netsim", *BASELINES]
 HOST = "127.0.0.1"
 
 # The workload of issue 5.
@@ -65,13 +90,28 @@ LINES = 10
 DELAY = 0.25  # seconds after each line
 RAMP = 1.0  # seconds over which the connections are opened
 POEM_BYTES = LINES * len("line 00\n")
+SEED = 1  # of the jittered workload's draws, unless --seed says otherwise
 
-# The client gives up (and reports) after ramp + lines * delay * 4 + 30 s = 41 s; the
-# harness kills it if it has not reported 20 s after that.
-CLIENT_TIMEOUT = RAMP + LINES * DELAY * 4 + 30
-CLIENT_CAP = CLIENT_TIMEOUT + 20
+
+@dataclass(frozen=True)
+class Workload:
+    """What the servers send: the poem with pauses of DELAY ± ``jitter``."""
+
+    name: str
+    jitter: float  # seconds; 0 is the plain workload
+
+    @property
+    def client_timeout(self) -> float:
+        # The client gives up (and reports) after ramp + lines * longest pause * 4 + 30 s
+        # (41 s plain, 45 s jittered); the harness kills it 20 s after that.
+        return RAMP + LINES * (DELAY + self.jitter) * 4 + 30
+
+
+# The engine issue's item 9: "250 ms ± 100 ms, seeded".
+WORKLOADS = {"plain": Workload("plain", 0.0), "jitter": Workload("jitter", 0.1)}
+
+CLIENT_SPARE = 20.0  # seconds the harness waits beyond the client's own timeout
 START_CAP = 20.0  # seconds for a server to print that it is listening
-STOP_CAP = 15.0  # seconds for a server to report and exit after SIGINT
 
 # A client whose connects run this late (p99) against its ramp is itself too busy to
 # time arrivals well: the table says so beside the run. Below it is routine: the
@@ -81,195 +121,97 @@ CLIENT_LAG = 5e-3  # seconds
 
 COLLAPSE = 1.0  # seconds: a p99 beyond this is a collapse, not a measurement
 
-# Issue 5's goals for netsim (seconds and bytes); max lateness and intact poems hold at
-# every size.
-GOAL_P99 = {1000: 0.3e-3, 10000: 2e-3}
-GOAL_MAX = 10e-3
-GOAL_RSS = {10000: 64 * 2**20}  # 64 MiB
-
 FIDELITY = re.compile(r"fidelity:(.*)$")
 FIDELITY_CHUNKS = re.compile(r"([\d,]+)\s*chunks?")
 FIDELITY_VALUE = re.compile(r"\b(p50|p99|max)\b\D*?(-?[\d.]+)\s*(ns|us|µs|ms|s)\b")
 UNIT = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0}
 NETSIM_LISTENING = re.compile(r"^listening\s+\S+\s+\[?([^\]\s]+?)\]?:(\d+)\s*$")
 BASELINE_LISTENING = re.compile(r"^listening\s+(\d+)\s*$")
+TREE_NAME = re.compile(r"^[\w.-]+$")
 
 
-@dataclass
-class Run:
-    """One design at one size: what its server and its client reported."""
+@dataclass(frozen=True)
+class Design:
+    """A server design; a netsim one is ``python -m netsim serve`` from a source tree."""
 
-    design: str
-    connections: int
-    status: str = "ok"  # ok | collapsed | failed: why
-    chunks: int | None = None
-    lateness: dict[str, float | None] = field(default_factory=dict)  # p50, p99, max (s)
-    client_error: dict[str, float | None] = field(default_factory=dict)  # p50, p99, max (s)
-    first_byte: dict[str, float | None] = field(default_factory=dict)  # connect to first byte (s)
-    intact: int | None = None
-    errors: int | None = None
-    unfinished: int | None = None
-    timed_out: bool = False
-    elapsed: float | None = None  # s, the client's first connect to its last EOF
-    cpu: float | None = None  # s, server utime + stime
-    peak_rss: int | None = None  # bytes, server VmHWM
-    client_cpu: float | None = None  # s, the load client's utime + stime
-    connect_lag: dict[str, float | None] = field(default_factory=dict)  # client behind its ramp (s)
-    notes: list[str] = field(default_factory=list)
+    name: str  # netsim, netsim@NAME, or a baseline
+    tree: Path | None = None  # netsim designs: the tree, their cwd and first on PYTHONPATH
 
+    def command(self, workload: Workload, scenario: Path, seed: int) -> list[str]:
+        if self.tree is not None:
+            return [sys.executable, "-m", "netsim", "serve", str(scenario)]
+        return [sys.executable, str(BENCH / "baseline_servers.py"), self.name, "--lines", str(LINES),
+                "--delay", str(DELAY), "--jitter", str(workload.jitter), "--seed", str(seed)]
 
-# -- processes ---------------------------------------------------------------------------
-
-
-class Server:
-    """A server subprocess in its own process group, its stdout read line by line."""
-
-    def __init__(self, command: list[str], stderr: IO[bytes]) -> None:
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True,
-                                        start_new_session=True)
-        self.lines: queue.Queue[str | None] = queue.Queue()
-        self.output: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.output.append(line.rstrip("\n"))
-            self.lines.put(line.rstrip("\n"))
-        self.lines.put(None)
-
-    def wait_for(self, pattern: re.Pattern[str], deadline: float) -> re.Match[str]:
-        while True:
-            try:
-                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                raise RuntimeError("server did not start in time") from None
-            if line is None:
-                raise RuntimeError(f"server exited ({self.process.wait()}) before listening")
-            if match := pattern.match(line):
-                return match
-
-    def stop(self) -> bool:
-        """SIGINT, then wait for its report; False when it had to be killed."""
-        try:
-            os.kill(self.process.pid, signal.SIGINT)
-        except ProcessLookupError:
-            pass
-        try:
-            self.process.wait(timeout=STOP_CAP)
-        except subprocess.TimeoutExpired:
-            kill_group(self.process)
-            return False
-        finally:
-            self._reader.join(timeout=5)
-        return True
-
-
-def kill_group(process: subprocess.Popen[Any]) -> None:
-    if process.poll() is None:
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        process.wait()
-
-
-def cpu_seconds(pid: int) -> float:
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    # Fields after the command name, which may itself hold spaces and parentheses:
-    # utime and stime are the 14th and 15th fields of the line, in clock ticks.
-    fields = stat.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def serving_process(pid: int) -> int:
-    """The process that holds the connections: ``pid`` itself, or its one serving child."""
-    children = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) != pid:
-                continue
-            command = (entry / "cmdline").read_bytes()
-            if b"resource_tracker" not in command:  # multiprocessing's helper, not a server
-                children.append(int(entry.name))
-    return children[0] if len(children) == 1 else pid
-
-
-def peak_rss(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no VmHWM for {pid}")
-
-
-def raise_fd_limit() -> None:
-    # Children inherit it: the servers and the client each hold N sockets or more.
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    def environment(self) -> dict[str, str] | None:
+        if self.tree is None:
+            return None
+        # `netsim serve` starts its servers as `python -m netsim._processes FD`, which
+        # inherits the cwd and this environment, so it imports the same tree.
+        path = [str(self.tree), *filter(None, [os.environ.get("PYTHONPATH")])]
+        return {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
 
 
 # -- one run -----------------------------------------------------------------------------
 
 
-def write_scenario(directory: Path) -> Path:
+def write_scenario(directory: Path, workload: Workload, seed: int) -> Path:
     poem = "".join(f"line {i:02d}\\n" for i in range(LINES))
-    path = directory / "c10k.yaml"
+    jitter = f", jitter: {workload.jitter * 1000:g}ms" if workload.jitter else ""
+    path = directory / f"c10k-{workload.name}.yaml"
     path.write_text(
         "netsim: 1\n"
-        "name: c10k\n"
+        f"name: c10k-{workload.name}\n"
+        f"seed: {seed}\n"
         "servers:\n"
-        f'  - {{name: poem, port: 0, poem: "{poem}", delay: {DELAY * 1000:g}ms, mode: concurrent}}\n'
+        f'  - {{name: poem, port: 0, poem: "{poem}", delay: {DELAY * 1000:g}ms{jitter}, '
+        "mode: concurrent}\n"
         "clients: [selectors]  # unused by `netsim serve`; a scenario needs one\n"
     )
     return path
 
 
-def server_command(design: str, scenario: Path) -> list[str]:
-    if design == "netsim":
-        return [sys.executable, "-m", "netsim", "serve", str(scenario)]
-    return [sys.executable, str(BENCH / "baseline_servers.py"), design,
-            "--lines", str(LINES), "--delay", str(DELAY)]
-
-
-def client_command(port: int, n: int, tick: float) -> list[str]:
+def client_command(port: int, n: int, workload: Workload, tick: float) -> list[str]:
     return [sys.executable, str(BENCH / "load_client.py"), HOST, str(port), "--connections", str(n),
             "--ramp", str(RAMP), "--lines", str(LINES), "--delay", str(DELAY),
-            "--expect-bytes", str(POEM_BYTES), "--tick", str(tick)]
+            "--jitter", str(workload.jitter), "--expect-bytes", str(POEM_BYTES), "--tick", str(tick)]
 
 
-def run_one(design: str, n: int, scenario: Path, workdir: Path, tick: float) -> Run:
-    run = Run(design, n)
-    server_log = workdir / f"{design}-{n}.stderr"
+def run_one(design: Design, workload: Workload, n: int, repeat: int, scenario: Path, workdir: Path,
+            seed: int, tick: float) -> Run:
+    run = Run(design.name, workload.name, n, repeat, source=str(design.tree) if design.tree else None)
+    server_log = workdir / f"{design.name}-{workload.name}-{n}-{repeat}.stderr"
     server: Server | None = None
     client: subprocess.Popen[str] | None = None
+    client_cap = workload.client_timeout + CLIENT_SPARE
     try:
         with server_log.open("wb") as stderr:
-            server = Server(server_command(design, scenario), stderr)
+            server = Server(design.command(workload, scenario, seed), stderr, cwd=design.tree,
+                            env=design.environment())
             start_deadline = time.monotonic() + START_CAP
-            if design == "netsim":
+            if design.tree is not None:
                 port = int(server.wait_for(NETSIM_LISTENING, start_deadline).group(2))
                 server.wait_for(re.compile(r"^ready\s*$"), start_deadline)
             else:
                 port = int(server.wait_for(BASELINE_LISTENING, start_deadline).group(1))
-            # `netsim serve` runs its servers in a child process; measure that one.
-            pid = serving_process(server.process.pid)
+            # The process that accepts the connections is the server to measure: for
+            # netsim, the child interpreter that `netsim serve` starts.
+            pid = listener_holder(server.process.pid, port)
+            if pid is None:
+                pid = server.process.pid
+                run.notes.append("no single process holds the listener: measured the one started")
+            run.measured = command_line(pid)
             cpu_before = cpu_seconds(pid)
 
-            client = subprocess.Popen(client_command(port, n, tick), stdout=subprocess.PIPE,
+            client = subprocess.Popen(client_command(port, n, workload, tick), stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, text=True, start_new_session=True)
             try:
-                out, err = client.communicate(timeout=CLIENT_CAP)
+                out, err = client.communicate(timeout=client_cap)
             except subprocess.TimeoutExpired:
                 kill_group(client)
                 out, err = "", "killed by the harness's cap"
                 run.timed_out = True
-                run.notes.append(f"client killed after {CLIENT_CAP:.0f} s")
+                run.notes.append(f"client killed after {client_cap:.0f} s")
 
             if server.process.poll() is None:
                 run.cpu = cpu_seconds(pid) - cpu_before
@@ -289,15 +231,17 @@ def run_one(design: str, n: int, scenario: Path, workdir: Path, tick: float) -> 
             if process is not None:
                 kill_group(process)
 
-    read_client(run, out, err)
-    read_server(run, server.output)
-    late_p99, client_p99 = run.lateness.get("p99"), run.client_error.get("p99")
-    if run.timed_out or any(p is not None and p > COLLAPSE for p in (late_p99, client_p99)):
+    read_client(run, out, err, workload)
+    read_server(run, server.output, netsim=design.tree is not None)
+    if run.cpu is not None and run.chunks:
+        run.cpu_per_1k_chunks = run.cpu / (run.chunks / 1000)
+    p99s = (run.lateness.get("p99"), run.client_error.get("p99"), run.first_byte.get("p99"))
+    if run.timed_out or any(p is not None and p > COLLAPSE for p in p99s):
         run.status = "collapsed"
     return run
 
 
-def read_client(run: Run, out: str, err: str) -> None:
+def read_client(run: Run, out: str, err: str, workload: Workload) -> None:
     lines = out.strip().splitlines()
     try:
         report = json.loads(lines[-1])
@@ -308,18 +252,26 @@ def read_client(run: Run, out: str, err: str) -> None:
     run.intact, run.errors = report["intact"], report["errors"]
     run.unfinished, run.elapsed = report["unfinished"], report["elapsed"]
     run.client_error, run.first_byte = report["client_error"], report["first_byte"]
+    run.gaps = report["gaps"]
     run.client_cpu, run.connect_lag = report["cpu"], report["connect_lag"]
     lag = run.connect_lag["p99"]
     if lag is not None and lag > CLIENT_LAG:
         run.notes.append(f"the client fell behind its own ramp: connect lag p99 {ms(lag)} ms, "
                          f"max {ms(run.connect_lag['max'])} ms")
+    shortest, longest = run.gaps["min"], run.gaps["max"]
+    if workload.jitter and shortest is not None and longest is not None \
+            and longest - shortest < workload.jitter:
+        # Uniform draws over ± jitter span nearly 2 * jitter; far less means the server
+        # did not jitter, and its figures are not the jittered workload's.
+        run.notes.append(f"the pauses were not jittered: gaps between lines {ms(shortest)} to "
+                         f"{ms(longest)} ms")
     run.timed_out = run.timed_out or report["timed_out"]
     if report["error_kinds"]:
         run.notes.append("client errors: " + ", ".join(report["error_kinds"]))
 
 
-def read_server(run: Run, output: list[str]) -> None:
-    if run.design != "netsim":
+def read_server(run: Run, output: list[str], *, netsim: bool) -> None:
+    if not netsim:
         for line in reversed(output):
             if line.startswith("{"):
                 report = json.loads(line)
@@ -337,56 +289,50 @@ def read_server(run: Run, output: list[str]) -> None:
             return
 
 
-# -- report ------------------------------------------------------------------------------
+# -- the netsim trees --------------------------------------------------------------------
 
 
-def ms(seconds: float | None) -> str:
-    if seconds is None or math.isnan(seconds):
-        return "n/a"
-    value = seconds * 1e3
-    return f"{value:.2f}" if abs(value) < 100 else f"{value:,.0f}"
+def netsim_designs(trees: list[str], parser: argparse.ArgumentParser) -> dict[str, Design]:
+    """``netsim`` (this tree) and one ``netsim@NAME`` per ``--netsim-tree NAME=DIR``."""
+    designs = {"netsim": Design("netsim", TREE)}
+    for spec in trees:
+        name, sep, directory = spec.partition("=")
+        tree = Path(directory).expanduser().resolve()
+        if not sep or not TREE_NAME.match(name):
+            parser.error(f"--netsim-tree {spec}: expected NAME=DIR, NAME of letters, digits, . _ -")
+        if not (tree / "netsim" / "__init__.py").is_file():
+            parser.error(f"--netsim-tree {spec}: {tree} has no netsim/__init__.py")
+        if f"netsim@{name}" in designs:
+            parser.error(f"--netsim-tree {spec}: {name} is given twice")
+        designs[f"netsim@{name}"] = Design(f"netsim@{name}", tree)
+    return designs
 
 
-def table(runs: list[Run]) -> str:
-    width = max(len("design"), *(len(run.design) for run in runs))
-    header = (f"{'design':<{width}} {'lateness p50':>12} {'p99':>8} {'max':>8}  {'client p99':>10} "
-              f"{'max':>8}  {'ttfb p99':>8}  {'intact':>13}  {'cpu s':>6}  {'rss MB':>6}  "
-              f"{'elapsed s':>9}  {'client cpu s':>12}  status")
-    rows = [header, "-" * len(header)]
-    for run in runs:
-        intact = "n/a" if run.intact is None else f"{run.intact:,}/{run.connections:,}"
-        rows.append(
-            f"{run.design:<{width}} {ms(run.lateness.get('p50')):>12} {ms(run.lateness.get('p99')):>8} "
-            f"{ms(run.lateness.get('max')):>8}  {ms(run.client_error.get('p99')):>10} "
-            f"{ms(run.client_error.get('max')):>8}  {ms(run.first_byte.get('p99')):>8}  {intact:>13}  "
-            f"{'n/a' if run.cpu is None else f'{run.cpu:.2f}':>6}  "
-            f"{'n/a' if run.peak_rss is None else f'{run.peak_rss / 2**20:.1f}':>6}  "
-            f"{'n/a' if run.elapsed is None else f'{run.elapsed:.2f}':>9}  "
-            f"{'n/a' if run.client_cpu is None else f'{run.client_cpu:.2f}':>12}  {run.status}"
-        )
-        rows.extend(f"{'':<{width}} note: {note}" for note in run.notes)
-    return "\n".join(rows)
+def describe(design: Design) -> str:
+    """Which netsim ``design`` imports, and the tree's commit; exits when not its tree's.
+
+    A tree whose netsim did not come first would silently measure another one (the
+    installed package): better to stop before the first run.
+    """
+    assert design.tree is not None
+    found = subprocess.run([sys.executable, "-c", "import netsim; print(netsim.__file__)"],
+                           cwd=design.tree, env=design.environment(), capture_output=True, text=True)
+    imported = Path(found.stdout.strip() or "nothing").resolve()
+    if found.returncode != 0 or not imported.is_relative_to(design.tree):
+        sys.exit(f"c10k: {design.name} imports {imported}, not {design.tree}/netsim: "
+                 f"{found.stderr.strip()[-200:]}")
+    commit = git(design.tree, "rev-parse", "--short", "HEAD")
+    changed = git(design.tree, "status", "--porcelain", "--untracked-files=no", "netsim")
+    state = "" if not commit else f" at {commit}" + (" + uncommitted changes" if changed else "")
+    return f"{design.name}: {imported.parent}{state}"
 
 
-def goals(run: Run) -> list[str]:
-    """Issue 5's goals for netsim at this size, each met, missed or not measured."""
-    checks: list[tuple[str, float | None, float]] = []
-    if run.connections in GOAL_P99:
-        checks.append(("p99 lateness", run.lateness.get("p99"), GOAL_P99[run.connections]))
-    checks.append(("max lateness", run.lateness.get("max"), GOAL_MAX))
-    lines = []
-    for name, value, bound in checks:
-        verdict = "n/a " if value is None else ("met " if value <= bound else "MISS")
-        lines.append(f"  {verdict} {name} {ms(value)} ms <= {ms(bound)} ms")
-    if run.intact is not None:
-        verdict = "met " if run.intact == run.connections else "MISS"
-        lines.append(f"  {verdict} every poem intact: {run.intact:,} of {run.connections:,}")
-    if run.connections in GOAL_RSS:
-        bound = GOAL_RSS[run.connections]
-        verdict = "n/a " if run.peak_rss is None else ("met " if run.peak_rss <= bound else "MISS")
-        shown = "n/a" if run.peak_rss is None else f"{run.peak_rss / 2**20:.1f}"
-        lines.append(f"  {verdict} peak RSS {shown} MB <= {bound / 2**20:.0f} MB")
-    return lines
+def git(tree: Path, *args: str) -> str:
+    """git's output in ``tree``; empty when it has none (no git, not a repository)."""
+    try:
+        return subprocess.run(["git", "-C", str(tree), *args], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return ""
 
 
 # -- main --------------------------------------------------------------------------------
@@ -396,9 +342,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="100,1000,10000",
                         help="connection counts, comma-separated (default 100,1000,10000)")
+    parser.add_argument("--workloads", default=",".join(WORKLOADS),
+                        help=f"workloads, comma-separated (default {','.join(WORKLOADS)}): "
+                             f"pauses of 250 ms, or 250 ms ± 100 ms seeded")
     parser.add_argument("--designs", default=",".join(DESIGNS),
-                        help=f"server designs, comma-separated (default {','.join(DESIGNS)})")
-    parser.add_argument("--repeat", type=int, default=1, help="runs of each design at each size")
+                        help=f"server designs, comma-separated (default {','.join(DESIGNS)}); "
+                             f"each --netsim-tree adds its own")
+    parser.add_argument("--netsim-tree", action="append", default=[], metavar="NAME=DIR",
+                        help="also run design netsim@NAME: `netsim serve` from the source tree DIR "
+                             "(e.g. before=/work/before); repeatable")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="runs of each design at each size and workload, the designs in turn")
+    parser.add_argument("--seed", type=int, default=SEED,
+                        help=f"seed of the jittered workload's pauses (default {SEED})")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write every run to PATH")
     parser.add_argument("--client-tick", type=float, default=1e-3, metavar="SECONDS",
                         help="how often the load client looks at its sockets (default 0.001); "
@@ -406,46 +362,77 @@ def main() -> int:
     args = parser.parse_args()
     if args.client_tick < 0:
         parser.error("--client-tick must not be negative")
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     try:
         sizes = [int(size.replace("_", "")) for size in args.sizes.split(",")]
     except ValueError:
         parser.error(f"--sizes {args.sizes}: expected numbers such as 100,1000")
-    designs = args.designs.split(",")
-    if unknown := [d for d in designs if d not in DESIGNS]:
-        parser.error(f"--designs: unknown {', '.join(unknown)}; choose from {', '.join(DESIGNS)}")
+    workloads = [WORKLOADS[name] for name in args.workloads.split(",") if name in WORKLOADS]
+    if unknown := [w for w in args.workloads.split(",") if w not in WORKLOADS]:
+        parser.error(f"--workloads: unknown {', '.join(unknown)}; choose from {', '.join(WORKLOADS)}")
+    netsims = netsim_designs(args.netsim_tree, parser)
+    known = {**netsims, **{name: Design(name) for name in BASELINES}}
+    names = args.designs.split(",")
+    if unknown := [d for d in names if d not in known]:
+        parser.error(f"--designs: unknown {', '.join(unknown)}; choose from {', '.join(known)}")
+    # Each tree's design runs beside netsim (or first), so that old and new alternate.
+    extra = [name for name in netsims if name != "netsim" and name not in names]
+    at = names.index("netsim") + 1 if "netsim" in names else 0
+    designs = [known[name] for name in names[:at] + extra + names[at:]]
 
     raise_fd_limit()
     if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
         # Started in the background (nohup, `&` in a script): the servers would inherit
         # the ignored SIGINT and never stop to report; exec resets a handled one.
         signal.signal(signal.SIGINT, signal.default_int_handler)
-    print(f"c10k: {LINES} lines, {DELAY * 1000:g} ms after each, connections opened over "
+    print(f"c10k: {LINES} lines, {DELAY * 1000:g} ms after each (jitter: ± "
+          f"{WORKLOADS['jitter'].jitter * 1000:g} ms, seed {args.seed}), connections opened over "
           f"{RAMP:g} s; server and client in separate processes; {os.cpu_count()} CPUs; "
-          f"client tick {args.client_tick * 1000:g} ms; times in ms", flush=True)
+          f"load average {load()}; client tick {args.client_tick * 1000:g} ms; times in ms")
+    for design in designs:
+        if design.tree is not None:
+            print(f"  {describe(design)}")
+    sys.stdout.flush()
     every_run: list[Run] = []
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="netsim-c10k-") as tmp:
         workdir = Path(tmp)
-        scenario = write_scenario(workdir)
+        scenarios = {w.name: write_scenario(workdir, w, args.seed) for w in workloads}
         for n in sizes:
-            runs = []
-            for design in designs:
-                for repeat in range(args.repeat):
-                    label = design if args.repeat == 1 else f"{design} ({repeat + 1}/{args.repeat})"
-                    print(f"  running {label} at N = {n:,} ...", file=sys.stderr, flush=True)
-                    run = run_one(design, n, scenario, workdir, args.client_tick)
-                    run.design = label
-                    runs.append(run)
-            print(f"\nN = {n:,}\n{table(runs)}")
-            for run in runs:
-                if run.design.startswith("netsim") and not run.status.startswith("failed"):
-                    print(f"issue 5 goals, {run.design} at N = {n:,}:", *goals(run), sep="\n")
-            sys.stdout.flush()
-            every_run.extend(runs)
+            for workload in workloads:
+                runs = []
+                for repeat in range(1, args.repeat + 1):
+                    for design in designs:
+                        shown = design.name if args.repeat == 1 else f"{design.name} ({repeat}/{args.repeat})"
+                        print(f"  running {shown}, {workload.name}, at N = {n:,} ...", file=sys.stderr,
+                              flush=True)
+                        run = run_one(design, workload, n, repeat, scenarios[workload.name], workdir,
+                                      args.seed, args.client_tick)
+                        runs.append(run)
+                about = f"{DELAY * 1000:g} ms"
+                if workload.jitter:
+                    about += (f" ± {workload.jitter * 1000:g} ms, seed {args.seed}: no client error, "
+                              f"the client judges ttfb")
+                print(f"\nN = {n:,}, {workload.name} ({about})\n{table(runs, args.repeat)}")
+                print(*goals(runs, workload.name, n, jittered=bool(workload.jitter)), sep="\n", flush=True)
+                every_run.extend(runs)
     if args.json is not None:
         args.json.write_text(json.dumps([asdict(run) for run in every_run], indent=2) + "\n")
-    print(f"\n{len(every_run)} runs in {time.monotonic() - began:.0f} s")
+    print(f"\n{len(every_run)} runs in {time.monotonic() - began:.0f} s; load average {load()}")
     return 0
+
+
+def load() -> str:
+    # Shared machines: a busy neighbour shows here before it shows in the figures.
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def raise_fd_limit() -> None:
+    # Children inherit it: the servers and the client each hold N sockets or more.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 if __name__ == "__main__":

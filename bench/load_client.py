@@ -1,7 +1,7 @@
 """An independent load client for the c10k benchmark: many slow readers in one process.
 
 Run:  python bench/load_client.py HOST PORT --connections N [--ramp 1.0] [--lines 10]
-                                 [--delay 0.25] [--expect-bytes B] [--tick 0.001]
+                                 [--delay 0.25] [--jitter 0] [--expect-bytes B] [--tick 0.001]
 
 Opens N non-blocking connections, connection k at start + k * ramp / N, and reads each
 to EOF on one epoll loop that looks at its sockets once per tick (a millisecond) and
@@ -15,19 +15,25 @@ sleeps in between. What is measured, per connection:
   stamp, which can only overstate the error);
 * the client error of line i: arrival - (connect time + i * delay). Signed, nothing
   clamped: p50 is reported signed, p99 and max over its absolute value. It includes the
-  server's lateness, the time to accept and the loopback;
+  server's lateness, the time to accept and the loopback. With ``--jitter``, the pauses
+  are the server's own seeded draws, which the client does not know, so it has no
+  schedule to judge a line against after the first: the client error is then null, and
+  the first byte (line 0's error) is what remains of it;
 * first byte: its arrival - connect time, where a server slow to accept shows;
+* gaps: the time between one line's arrival and the next's (min, p50, max), which shows
+  whether the pauses were jittered at all (two lines read by one ``recv`` show a gap of 0);
 * connect lag: how late each connect call was against the ramp, and the client's CPU
   time: where the client itself, not the server, limits what it can see;
 * intact: the bytes read equal the benchmark poem exactly (``line 00\\n`` ...).
 
 Prints one JSON line: ``{"connections", "intact", "errors", "unfinished", "elapsed",
-"timed_out", "client_error", "first_byte", "connect_lag", "cpu", "error_kinds"}`` (seconds;
-each summary has p50, p99 and max; the kinds are errno names such as ``ECONNRESET``).
-``elapsed`` runs from the first connect to the last EOF. It never hangs: after
-ramp + lines * delay * 4 + 30 s it reports what it has, with ``"timed_out": true``; an
-unfinished connection is neither intact nor an error. Exits 1 with a message if it
-cannot open N sockets (it raises its own RLIMIT_NOFILE soft limit to the hard one first).
+"timed_out", "client_error", "first_byte", "gaps", "connect_lag", "cpu", "error_kinds"}``
+(seconds; each summary has p50, p99 and max, gaps min, p50 and max; the kinds are errno
+names such as ``ECONNRESET``). ``elapsed`` runs from the first connect to the last EOF.
+It never hangs: after ramp + lines * (delay + jitter) * 4 + 30 s it reports what it has,
+with ``"timed_out": true``; an unfinished connection is neither intact nor an error.
+Exits 1 with a message if it cannot open N sockets (it raises its own RLIMIT_NOFILE soft
+limit to the hard one first).
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ import socket
 import struct
 import sys
 import time
+from itertools import pairwise
 
 from _workload import poem_lines, summary
 
@@ -101,7 +108,7 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run(host: str, port: int, n: int, ramp: float, lines: int, delay: float,
+def run(host: str, port: int, n: int, ramp: float, lines: int, delay: float, jitter: float,
         tick: float) -> dict[str, object]:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     poller = select.epoll()
@@ -109,7 +116,7 @@ def run(host: str, port: int, n: int, ramp: float, lines: int, delay: float,
     conns: list[Connection] = []
     step = ramp / n
     start = time.monotonic()
-    deadline = start + ramp + lines * delay * 4 + 30
+    deadline = start + ramp + lines * (delay + jitter) * 4 + 30
     last_eof = start
     timed_out = False
     # How late each connect was against the ramp: this loop's own backlog, the part
@@ -182,13 +189,18 @@ def run(host: str, port: int, n: int, ramp: float, lines: int, delay: float,
     errors = sum(1 for c in conns if c.error is not None)
     client_error: list[float] = []
     first_line: list[float] = []
+    gaps: list[float] = []
     for conn in finished:
-        for i, arrival in enumerate(conn.line_arrivals()):
-            client_error.append(arrival - (conn.opened + i * delay))
+        arrivals = conn.line_arrivals()
+        if not jitter:
+            client_error.extend(arrival - (conn.opened + i * delay) for i, arrival in enumerate(arrivals))
+        gaps.extend(later - earlier for earlier, later in pairwise(arrivals))
         if conn.pieces:
             first_line.append(conn.pieces[0][0] - conn.opened)
+    # Empty with jitter: both summaries are then null (n/a), not zero.
     signed = summary(client_error)
     absolute = summary([abs(e) for e in client_error])
+    gap = summary(gaps)
     return {
         "connections": n,
         "intact": sum(1 for c in finished if c.data == expected),
@@ -198,6 +210,7 @@ def run(host: str, port: int, n: int, ramp: float, lines: int, delay: float,
         "timed_out": timed_out,
         "client_error": {"p50": signed["p50"], "p99": absolute["p99"], "max": absolute["max"]},
         "first_byte": summary(first_line),
+        "gaps": {"min": min(gaps, default=None), "p50": gap["p50"], "max": gap["max"]},
         "connect_lag": summary(connect_lag),
         "cpu": cpu_seconds(),
         "error_kinds": sorted({c.error for c in conns if c.error is not None}),
@@ -214,6 +227,9 @@ def main() -> int:
     parser.add_argument("--lines", type=int, default=10, help="lines per connection (default 10)")
     parser.add_argument("--delay", type=float, default=0.25,
                         help="seconds after each line (default 0.25)")
+    parser.add_argument("--jitter", type=float, default=0.0,
+                        help="the server draws each pause from delay ± jitter seconds; the "
+                             "client error is then not judged (default 0)")
     parser.add_argument("--expect-bytes", type=int, metavar="B",
                         help="bytes each connection must carry; a check that client and server "
                              "agree on the poem (default: lines * 8)")
@@ -223,6 +239,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.tick < 0:
         parser.error("--tick must not be negative")
+    if args.jitter < 0:
+        parser.error("--jitter must not be negative")
     if args.connections < 1:
         parser.error("--connections must be at least 1")
     poem_size = len(b"".join(poem_lines(args.lines)))
@@ -232,7 +250,7 @@ def main() -> int:
 
     raise_fd_limit(args.connections + SPARE_FDS)
     result = run(args.host, args.port, args.connections, args.ramp, args.lines, args.delay,
-                 args.tick)
+                 args.jitter, args.tick)
     print(json.dumps(result), flush=True)
     return 0
 
