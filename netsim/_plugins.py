@@ -16,9 +16,11 @@ so that the scenario loader can ask for names without importing the client layer
 from __future__ import annotations
 
 import functools
-import importlib.metadata
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import importlib.metadata
 
 GROUP = "netsim.clients"
 
@@ -35,6 +37,10 @@ class PluginError(Exception):
 @functools.cache
 def entry_points() -> dict[str, importlib.metadata.EntryPoint]:
     """Every client model's entry point by name, netsim's own first, in their order."""
+    # Imported here: a server process needs no client model, and importlib.metadata
+    # (with the email and zipfile modules it brings) would cost it 2 MB.
+    import importlib.metadata
+
     found = {point.name: point for point in importlib.metadata.entry_points(group=GROUP)}
     points = {name: found.pop(name) if name in found
               else importlib.metadata.EntryPoint(name, f"netsim.clients.{name}:MODEL", GROUP)

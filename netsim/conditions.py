@@ -20,12 +20,16 @@ The rules, for one direction of one connection, starting when it is served:
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import struct
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
+
+try:  # CPython's own BLAKE2: importing hashlib would also map OpenSSL, 4 MB a server process
+    from _blake2 import blake2b
+except ImportError:  # pragma: no cover (another Python)
+    from hashlib import blake2b
 
 if TYPE_CHECKING:
     from netsim.scenario import Server
@@ -99,7 +103,7 @@ class Draws:
         """The next ``count`` draws."""
         numbers = self._numbers
         while len(numbers) < count:
-            digest = hashlib.blake2b(self._key + str(self._block).encode(), digest_size=64).digest()
+            digest = blake2b(self._key + str(self._block).encode(), digest_size=64).digest()
             numbers.extend(_BLOCK.unpack(digest))
             self._block += 1
         taken, self._numbers = numbers[:count], numbers[count:]
