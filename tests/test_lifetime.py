@@ -1,0 +1,86 @@
+"""No process of a run outlives its runner, however the runner ends (SIGKILL included)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ScenarioWriter
+
+SLOW = """\
+netsim: 1
+name: slow
+servers: [{name: s, poem: "1\\n2\\n3\\n4\\n5\\n6\\n7\\n8\\n9\\n", delay: 1s}]
+clients: [blocking]
+"""
+
+
+def descendants(pid: int) -> set[int]:
+    """Every living process below ``pid``."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[0] != "Z":
+                parents[int(entry.name)] = int(fields[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def wait_for_line(stream: object, marker: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = stream.readline()  # type: ignore[attr-defined]
+        assert line, f"the command ended before printing {marker!r}"
+        if marker in line:
+            return
+    raise AssertionError(f"no {marker!r} within {timeout}s")
+
+
+@pytest.mark.parametrize("command", ["run", "serve"])
+def test_a_killed_runner_takes_its_children_along(write_scenario: ScenarioWriter, command: str) -> None:
+    """SIGKILL of `netsim run` (forked children) or `netsim serve` (a fresh interpreter) leaves no
+    process behind within 2 s, and nothing prints a traceback."""
+    path = write_scenario(SLOW)
+    argv = [sys.executable, "-m", "netsim", command, str(path), "-v"]
+    runner = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        if command == "serve":
+            wait_for_line(runner.stdout, "ready")
+        else:
+            wait_for_line(runner.stderr, "chunk_sent")  # both children are up and busy
+        children = descendants(runner.pid)
+        assert children, "the runner has no child processes to test with"
+        runner.send_signal(signal.SIGKILL)
+        runner.wait(5)
+        deadline = time.monotonic() + 2.0
+        while any(alive(pid) for pid in children) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not [pid for pid in children if alive(pid)], "children outlived their runner"
+        _, errors = runner.communicate(timeout=5)
+        assert "Traceback" not in errors
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+        for pid in descendants(runner.pid):
+            os.kill(pid, signal.SIGKILL)
