@@ -245,7 +245,7 @@ def test_ctrl_c_stops_the_run_and_everything_it_started(write_scenario: Scenario
 
 @pytest.mark.slow
 def test_serve_prints_its_addresses_serves_and_stops_on_ctrl_c(write_scenario: ScenarioWriter) -> None:
-    """`netsim serve` prints `listening NAME HOST:PORT` lines and `ready`, serves, exits 0 on Ctrl-C."""
+    """`netsim serve` prints `listening NAME HOST:PORT` lines and `ready`, serves, exits 130 on Ctrl-C."""
     path = write_scenario(demo_text(delay="10ms"))
     with netsim_process("serve", path) as process:
         assert process.stdout is not None
@@ -264,7 +264,7 @@ def test_serve_prints_its_addresses_serves_and_stops_on_ctrl_c(write_scenario: S
                 received += data
         assert received == b"1111222233334444"
         os.killpg(process.pid, signal.SIGINT)
-        assert process.wait(timeout=10) == 0
+        assert process.wait(timeout=10) == 130
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.1", addresses["b"]), timeout=5).close()
 
@@ -417,8 +417,8 @@ def test_a_baseline_is_saved_and_a_regression_beyond_the_bound_exits_1(
                    "--json", out_json)
     out = capsys.readouterr().out
     assert code == 1
-    assert "FAIL  select    overhead +" in out and "baseline -50.00%: regressed +5" in out
-    assert "PASS  blocking  overhead +" in out and "baseline +50.00%: regressed -" in out
+    assert "FAIL  select    overhead +" in out and "baseline -50.00%: regressed 5" in out
+    assert "PASS  blocking  overhead +" in out and "baseline +50.00%: improved " in out
     assert out.rstrip().endswith(f"FAILED: the overhead of select regressed more than 10% of ideal "
                                  f"against baseline {base}")
     data = json.loads(out_json.read_text())
@@ -486,7 +486,7 @@ def test_serve_reports_its_fidelity_when_stopped(write_scenario: ScenarioWriter)
                 pass
         os.killpg(process.pid, signal.SIGINT)
         out, _ = process.communicate(timeout=10)
-        assert process.returncode == 0
+        assert process.returncode == 130
         fidelity, stopped = out.strip().splitlines()[-2:]
         assert fidelity.startswith("fidelity: 4 chunks, lateness p50 ") and " ms, max " in fidelity
         assert stopped == "stopped"
