@@ -407,10 +407,12 @@ def test_a_baseline_is_saved_and_a_regression_beyond_the_bound_exits_1(
     assert run_cli("run", path, "--time-scale", "0.05", "--baseline", base, "--max-regression", "100%") == 0
     capsys.readouterr()
     # Doctored so that the verdicts do not hang on this machine's load: a baseline in which
-    # select ran 50% faster than its ideal (today it regressed 50 points or more) and
-    # blocking 50% slower (today it improved).
-    saved["clients"]["select"]["elapsed"] = saved["clients"]["select"]["ideal"] * 0.5
+    # select ran 50% faster than its ideal (today it regressed 50 points or more), stated as
+    # its ratio alone, and blocking 50% slower (today it improved), stated both ways.
+    del saved["clients"]["select"]["elapsed"]
+    saved["clients"]["select"]["overhead_ratio"] = -0.5
     saved["clients"]["blocking"]["elapsed"] = saved["clients"]["blocking"]["ideal"] * 1.5
+    saved["clients"]["blocking"]["overhead_ratio"] = 0.5
     base.write_text(json.dumps(saved))
     out_json = tmp_path / "result.json"
     code = run_cli("run", path, "--time-scale", "0.05", "--baseline", base, "--max-regression", "10%",
