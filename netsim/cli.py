@@ -237,7 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"netsim {__version__}",
                         help="print the version and exit")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands",
+                                     help="what to do; `netsim COMMAND --help` says more")
 
     # What `run` and `serve` share: the scenario, how it is scaled, seeded and bound, and its log.
     scenario = argparse.ArgumentParser(add_help=False)
