@@ -248,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
                                "results stay in scenario time")
     scenario.add_argument("--seed", type=int, metavar="N",
                           help="fix jitter and faults with this seed (default: the scenario's, or a "
-                               "fresh one, shown in the JSON result)")
+                               "fresh one, which `run --json` reports)")
     scenario.add_argument("--free-ports", action="store_true",
                           help="bind every server to any free port instead of its fixed one")
     scenario.add_argument("--allow-external", action="store_true",
