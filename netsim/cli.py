@@ -148,9 +148,9 @@ def _exit_code(error: BaseException, *, verbose: bool | None) -> int:
         import traceback
 
         traceback.print_exception(error, file=sys.stderr)
-    print(f"netsim: error: unexpected {type(error).__name__}: {error}", file=sys.stderr)
-    print("    this is a bug in netsim, not a failed expectation: please report it with the command "
-          "you ran" + (" (-v shows the traceback)" if verbose is False else ""), file=sys.stderr)
+    where = "; -v shows the traceback" if verbose is False else ""
+    _error(f"unexpected {type(error).__name__}: {error} (a bug in netsim, not a failed expectation: "
+           f"please report it with the command you ran{where})")
     return EXIT_RUN_ERROR
 
 
