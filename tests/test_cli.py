@@ -644,15 +644,18 @@ def test_special_files_are_written_as_they_are(write_scenario: ScenarioWriter, t
     assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
 
 
-def test_a_symlink_to_stdout_writes_the_result_there(write_scenario: ScenarioWriter, tmp_path: Path) -> None:
-    """--json through a symlink to /proc/self/fd/1 prints the result, and the link stays a link."""
+@pytest.mark.parametrize(("flag", "marker"), [("--json", '"scenario": "demo"'), ("--junit", "<testsuites"),
+                                            ("--save-baseline", '"format": "netsim-baseline"')])
+def test_a_symlink_to_stdout_writes_the_output_there(write_scenario: ScenarioWriter, tmp_path: Path,
+                                                     flag: str, marker: str) -> None:
+    """An output through a symlink to /proc/self/fd/1 is printed, and the link stays a link."""
     path = write_scenario(demo_text(clients="select"))
-    link = tmp_path / "stdout.json"
+    link = tmp_path / "stdout"
     link.symlink_to("/proc/self/fd/1")
     done = subprocess.run([sys.executable, "-m", "netsim", "run", str(path), "--time-scale", SCALE,
-                           "--json", str(link), "-q"], capture_output=True, text=True, timeout=60)
+                           flag, str(link), "-q"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert '"scenario": "demo"' in done.stdout
+    assert marker in done.stdout
     assert link.is_symlink() and os.readlink(link) == "/proc/self/fd/1"
 
 
