@@ -9,9 +9,11 @@
         ├── PortBusyError    a fixed port is taken by another program
         ├── ServerStartError a server could not start for another reason
         ├── RunTimeoutError  a client model ran past its timeout and was stopped
-        └── ClientCrashError a client model raised instead of finishing
+        ├── ClientCrashError a client model raised instead of finishing
+        └── OutputError      a result or the event log could not be written (a full disk)
 
-A failed *expectation* is not an exception: it is a result (exit 1).
+A failed *expectation* is not an exception: it is a result (exit 1). Any other
+exception is a bug in netsim: the command line says so and exits 3, never 1.
 """
 
 from __future__ import annotations
@@ -76,3 +78,11 @@ class ClientCrashError(RunError):
 
 class UsageError(NetsimError):
     """The command asks for something the scenario or the machine does not allow (exit 2)."""
+
+
+class OutputError(RunError):
+    """A result file or the event log could not be written once the run was under way.
+
+    An output that cannot be written at all is found before anything runs, and is a
+    UsageError instead.
+    """

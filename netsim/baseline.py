@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from netsim._errors import UsageError
-from netsim._files import write_atomically
+from netsim._files import write_output
 from netsim._version import __version__
 from netsim.repeat import RepeatResult
 from netsim.results import ScenarioResult, json_number
@@ -48,14 +48,21 @@ class BaselineError(UsageError):
 
 @dataclass(frozen=True)
 class ClientBaseline:
-    """One client's timing in the baseline; durations in scenario seconds."""
+    """One client's timing in the baseline; durations in scenario seconds.
+
+    A saved baseline holds the elapsed time and the ratio it makes. A baseline written by
+    hand may give only the ratio (``elapsed`` is then NaN); the ratio is what is compared.
+    """
 
     ideal: float
-    elapsed: float  # the median over the runs, when the baseline was made with --repeat
+    elapsed: float = math.nan  # the median over the runs, when the baseline was made with --repeat
+    stated_ratio: float | None = None  # the file's overhead_ratio, when it has no elapsed
 
     @property
     def overhead_ratio(self) -> float:
         """``(elapsed - ideal) / ideal``; NaN when the ideal is 0 (nothing to compare with)."""
+        if self.stated_ratio is not None:
+            return self.stated_ratio
         return (self.elapsed - self.ideal) / self.ideal if self.ideal > 0 else math.nan
 
 
@@ -76,7 +83,7 @@ class Baseline:
             "scenario": self.scenario, "time_scale": self.time_scale, "runs": self.runs,
             "netsim_version": self.netsim_version, "created": self.created,
             "clients": {
-                label: {"ideal": client.ideal, "elapsed": round(client.elapsed, 9),
+                label: {"ideal": client.ideal, "elapsed": json_number(client.elapsed),
                         "overhead_ratio": json_number(client.overhead_ratio)}
                 for label, client in self.clients.items()
             },
@@ -91,16 +98,51 @@ class Baseline:
             raise ValueError(f"baseline format version {data.get('version')!r} is not supported: "
                              f"this netsim reads version {FORMAT_VERSION}")
         try:
-            clients = {
-                str(label): ClientBaseline(ideal=float(entry["ideal"]), elapsed=float(entry["elapsed"]))
-                for label, entry in data["clients"].items()
-            }
+            clients = {str(label): _client_from(str(label), entry)
+                       for label, entry in data["clients"].items()}
             return cls(scenario=str(data["scenario"]), time_scale=float(data["time_scale"]),
                        clients=clients, runs=int(data.get("runs", 1)),
                        netsim_version=str(data.get("netsim_version", "?")),
                        created=str(data.get("created", "?")))
-        except (KeyError, TypeError, ValueError, AttributeError) as error:
+        except (KeyError, TypeError, AttributeError) as error:
             raise ValueError(f"a key is missing or has the wrong type ({error!r})") from None
+
+
+_MISSING = object()
+
+
+def _client_from(label: str, entry: Any) -> ClientBaseline:
+    """One client's entry: its ideal, and its elapsed time, its overhead ratio or both.
+
+    Both must agree: a ratio edited by hand beside an elapsed time it contradicts would
+    leave the reader to guess which one is meant. Raises ValueError.
+    """
+    ideal = _number(label, "ideal", entry["ideal"])
+    elapsed = entry.get("elapsed", _MISSING)
+    ratio = entry.get("overhead_ratio", _MISSING)
+    if elapsed in (_MISSING, None) and ratio is _MISSING:
+        raise ValueError(f"client {label!r} has neither elapsed nor overhead_ratio")
+    if elapsed in (_MISSING, None):
+        stated = math.nan if ratio is None else _number(label, "overhead_ratio", ratio)
+        return ClientBaseline(ideal=ideal, stated_ratio=stated)
+    client = ClientBaseline(ideal=ideal, elapsed=_number(label, "elapsed", elapsed))
+    if ratio is not _MISSING:
+        stated = math.nan if ratio is None else _number(label, "overhead_ratio", ratio)
+        computed = client.overhead_ratio
+        agree = (math.isnan(stated) and math.isnan(computed)) or math.isclose(
+            stated, computed, rel_tol=1e-6, abs_tol=1e-6)
+        if not agree:
+            raise ValueError(
+                f"client {label!r}: overhead_ratio {ratio} does not match its elapsed and ideal, "
+                f"which make (elapsed - ideal) / ideal = {computed:.6g}; correct one of them, or "
+                f"remove elapsed to compare with the ratio alone")
+    return client
+
+
+def _number(label: str, key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"client {label!r}: {key} must be a number, got {value!r}")
+    return float(value)
 
 
 def baseline_of(result: ScenarioResult | RepeatResult) -> Baseline:
@@ -117,8 +159,8 @@ def baseline_of(result: ScenarioResult | RepeatResult) -> Baseline:
 
 
 def save_baseline(baseline: Baseline, path: str | Path) -> None:
-    """Write ``baseline`` as JSON, atomically. Raises OSError."""
-    write_atomically(path, json.dumps(baseline.to_dict(), indent=2) + "\n")
+    """Write ``baseline`` as JSON (a regular file atomically). Raises OSError."""
+    write_output(path, json.dumps(baseline.to_dict(), indent=2) + "\n")
 
 
 def load_baseline(path: str | Path) -> Baseline:

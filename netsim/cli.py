@@ -1,35 +1,39 @@
-"""The ``netsim`` command: parse the command line, call the library, map errors to exit codes.
+"""The ``netsim`` command: parse the command line, make one library call, render its result.
 
-Exit codes: 0 every expectation held; 1 an expectation failed; 2 the scenario or the
-command line is invalid (nothing was run); 3 the run could not be carried out;
-130 interrupted (Ctrl-C).
+Every exception ends in :func:`_exit_code`, the one place that turns it into a message
+and an exit code: 0 every expectation held; 1 an expectation failed (a result, never an
+exception); 2 the scenario or the command line is invalid, nothing was run; 3 the run
+could not be carried out, or netsim hit a bug (a crash never exits 1); 130 interrupted
+(Ctrl-C); 143 stopped by SIGTERM.
 """
 
 from __future__ import annotations
 
-import argparse
-import array
-import json
 import signal
 import sys
 from collections.abc import Callable, Sequence
-from contextlib import ExitStack
-from pathlib import Path
 from types import FrameType
-from typing import Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, NoReturn
 
-from netsim._version import __version__
+# Kept to these few imports: Ctrl-C can only be turned into exit 130 once main() runs,
+# so everything else is imported inside it.
+if TYPE_CHECKING:
+    import argparse
+
+    from netsim._errors import ScenarioError
 
 EXIT_PASSED = 0
 EXIT_FAILED = 1
 EXIT_INVALID = 2
 EXIT_RUN_ERROR = 3
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 
 EPILOG_RUN = """\
 exit codes: 0 every expectation held; 1 an expectation failed, or an overhead regressed
 past --max-regression; 2 the scenario or the command line is invalid (nothing was run);
-3 the run could not be carried out (busy port, timeout).
+3 the run could not be carried out (busy port, timeout, an output that cannot be written,
+a crash); 130 interrupted (Ctrl-C); 143 stopped by SIGTERM.
 
 --repeat N runs every client model N times: an expectation must then hold in every run,
 or in the share it names (`elapsed <= 4.2s in 90% of runs`). A baseline stores each
@@ -41,6 +45,15 @@ example:
   netsim run scenarios/three_ports.yaml --time-scale 0.1 --repeat 5 --junit report.xml
   netsim run scenarios/three_ports.yaml --time-scale 0.1 --save-baseline base.json
   netsim run scenarios/three_ports.yaml --time-scale 0.1 --baseline base.json --max-regression 10%
+"""
+
+EPILOG_SERVE = """\
+exit codes: 2 the scenario or the command line is invalid; 3 a server could not start
+(a busy port); 130 stopped by Ctrl-C; 143 stopped by SIGTERM.
+
+example:
+  netsim serve scenarios/three_ports.yaml --time-scale 0.5
+  netsim serve scenarios/three_ports.yaml --free-ports --log-json events.jsonl
 """
 
 EPILOG_VALIDATE = """\
@@ -63,48 +76,158 @@ example:
 """
 
 
-def _time_scale(text: str) -> float:
+class Terminated(KeyboardInterrupt):
+    """SIGTERM: netsim stops as on Ctrl-C (every process it started with it), and exits 143."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``netsim`` command with ``argv`` (default: the process's) and return its exit code."""
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    previous_interrupt = signal.getsignal(signal.SIGINT)
+    _STDOUT.gone = False
+    verbose: bool | None = None
     try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number (try 0.1)") from None
-    if not (value > 0 and value != float("inf")):
-        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
-    return value
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        verbose = getattr(args, "verbose", None)
+        if args.command is None:
+            _STDOUT.write(parser.format_help())
+            return EXIT_INVALID
+        handler: Callable[[argparse.Namespace], int] = args.handler
+        return handler(args)
+    except (Exception, KeyboardInterrupt) as error:
+        return _exit_code(error, verbose=verbose)
+    finally:
+        _STDOUT.flush()
+        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_interrupt)
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number (try 5)") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {text}")
-    return value
+def _terminate(_signum: int, _frame: FrameType | None) -> NoReturn:
+    raise Terminated
 
 
-def _percentage(text: str) -> float:
-    from netsim.baseline import parse_regression
+def _exit_code(error: BaseException, *, verbose: bool | None) -> int:
+    """The one place where what stopped a command becomes a message and an exit code.
 
-    try:
-        return parse_regression(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
+    ``verbose`` is the command's -v, or None for a command without one.
+    """
+    if isinstance(error, KeyboardInterrupt):
+        # Every process of the run has stopped by now; a second Ctrl-C while this is
+        # printed must not end in a traceback.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        _forget_interrupt()
+        terminated = isinstance(error, Terminated)
+        how = "stopped by SIGTERM" if terminated else "interrupted"
+        print(f"netsim: {how}; every server and client netsim started has stopped", file=sys.stderr)
+        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
+
+    from netsim._errors import ClientCrashError, PortBusyError, RunError, ScenarioError, UsageError
+
+    if isinstance(error, ScenarioError):
+        _problems(error)
+        return EXIT_INVALID
+    if isinstance(error, UsageError):
+        _error(str(error))
+        return EXIT_INVALID
+    if isinstance(error, RunError):
+        message = str(error)
+        if isinstance(error, ClientCrashError):
+            if verbose and error.detail:
+                print(error.detail, file=sys.stderr, end="")
+            message += " (this is a bug in the client model" + ("" if verbose else "; -v shows where") + ")"
+        _error(message)
+        if isinstance(error, PortBusyError):
+            print("    hint: or pass --free-ports to bind every server to any free port", file=sys.stderr)
+        for note in getattr(error, "__notes__", []):
+            _error(note)
+        return EXIT_RUN_ERROR
+
+    if verbose:
+        import traceback
+
+        traceback.print_exception(error, file=sys.stderr)
+    where = "; -v shows the traceback" if verbose is False else ""
+    _error(f"unexpected {type(error).__name__}: {error} (a bug in netsim, not a failed expectation: "
+           f"please report it with the command you ran{where})")
+    return EXIT_RUN_ERROR
 
 
-def _wall_duration(text: str) -> float:
-    from netsim._units import parse_duration
+def _forget_interrupt() -> None:
+    # CPython remembers a KeyboardInterrupt that passed through exec() of a string
+    # (dataclasses and pydantic build their methods that way, so Ctrl-C while netsim
+    # starts often lands there) and, under `python -m`, ends the process with SIGINT
+    # instead of the exit code main() returned. An exec() of its own clears that memory.
+    exec("None")
 
-    try:
-        value = parse_duration(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be greater than 0")
-    return value
+
+def _error(message: str) -> None:
+    print(f"netsim: error: {message}", file=sys.stderr)
+
+
+def _problems(error: ScenarioError) -> None:
+    from netsim._loader import format_problem
+
+    for problem in error.problems:
+        print(format_problem(problem), file=sys.stderr)
+    count = len(error.problems)
+    print(f"netsim: {count} problem{'s' * (count != 1)}; nothing was run", file=sys.stderr)
+
+
+class _Stdout:
+    """sys.stdout until its reader goes away (``netsim run ... | head``).
+
+    From then on output is dropped and the command goes on, so that its exit code and
+    its result files still say how the run went.
+    """
+
+    def __init__(self) -> None:
+        self.gone = False
+
+    def __repr__(self) -> str:
+        return f"<_Stdout gone={self.gone}>"
+
+    def write(self, text: str) -> int:
+        if not self.gone:
+            try:
+                sys.stdout.write(text)
+            except BrokenPipeError:
+                self._drop()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.gone:
+            try:
+                sys.stdout.flush()
+            except BrokenPipeError:
+                self._drop()
+
+    def _drop(self) -> None:
+        import os
+
+        self.gone = True
+        # Python flushes sys.stdout once more on exit: into /dev/null, that cannot fail.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):
+            pass  # a stdout without a descriptor of its own (tests): nothing to redirect
+
+
+_STDOUT = _Stdout()
+
+
+# --- the command line ---------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import argparse
+    from pathlib import Path
+
+    from netsim._version import __version__
+
     parser = argparse.ArgumentParser(
         prog="netsim",
         description="Slow and faulty TCP servers from a YAML scenario, client models run "
@@ -112,34 +235,41 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example:\n  netsim run scenarios/three_ports.yaml",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"netsim {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.add_argument("--version", action="version", version=f"netsim {__version__}",
+                        help="print the version and exit")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands",
+                                     help="what to do; `netsim COMMAND --help` says more")
+
+    # What `run` and `serve` share: the scenario, how it is scaled, seeded and bound, and its log.
+    scenario = argparse.ArgumentParser(add_help=False)
+    scenario.add_argument("scenario", metavar="SCENARIO", help="the scenario file (YAML)")
+    scenario.add_argument("--time-scale", type=_time_scale, default=1.0, metavar="F",
+                          help="multiply every duration by F (0.01 runs the 12 s demo in 0.12 s); "
+                               "results stay in scenario time")
+    scenario.add_argument("--seed", type=int, metavar="N",
+                          help="fix jitter and faults with this seed (default: the scenario's, or a "
+                               "fresh one, which `run --json` reports)")
+    scenario.add_argument("--free-ports", action="store_true",
+                          help="bind every server to any free port instead of its fixed one")
+    scenario.add_argument("--allow-external", action="store_true",
+                          help="allow servers to bind addresses outside loopback")
+    scenario.add_argument("--log-json", type=Path, metavar="PATH",
+                          help="write every event as a JSON line (structlog)")
+    scenario.add_argument("-v", "--verbose", action="store_true",
+                          help="print the live event log on stderr (and a traceback for a bug)")
 
     run = commands.add_parser(
-        "run", help="run a scenario's client models and check its expectations",
+        "run", parents=[scenario], help="run a scenario's client models and check its expectations",
         description="Start fresh servers for each client model of the scenario, run it, "
                     "print what it measured against the ideal, and check the expectations.",
         epilog=EPILOG_RUN, formatter_class=argparse.RawDescriptionHelpFormatter)
-    run.add_argument("scenario", metavar="SCENARIO", help="the scenario file (YAML)")
     run.add_argument("--client", action="append", metavar="NAME", dest="clients",
                      help="run only this client (repeatable); clients its speedup() "
                           "expectations compare against run too")
-    run.add_argument("--time-scale", type=_time_scale, default=1.0, metavar="F",
-                     help="multiply every duration by F (0.01 runs the 12 s demo in 0.12 s); "
-                          "results stay in scenario time")
     run.add_argument("--json", type=Path, metavar="PATH", help="write the whole result as JSON")
-    run.add_argument("--log-json", type=Path, metavar="PATH",
-                     help="write every event as a JSON line (structlog)")
     run.add_argument("--timeout", type=_wall_duration, metavar="DURATION",
                      help="stop a client model that runs longer than this wall time "
                           "(default: 3 × its ideal + 10s)")
-    run.add_argument("--seed", type=int, metavar="N",
-                     help="fix jitter and faults with this seed (default: the scenario's, or a "
-                          "fresh one, shown in the JSON result)")
-    run.add_argument("--free-ports", action="store_true",
-                     help="bind every server to any free port instead of its fixed one")
-    run.add_argument("--allow-external", action="store_true",
-                     help="allow servers to bind addresses outside loopback")
     run.add_argument("--repeat", type=_count, default=1, metavar="N",
                      help="run every client model N times; report min, median and max, and how "
                           "many runs passed")
@@ -152,29 +282,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-regression", type=_percentage, metavar="PCT",
                      help="with --baseline: fail a client whose overhead grew by more than PCT "
                           "of its ideal (default 10%%)")
-    verbosity = run.add_mutually_exclusive_group()
-    verbosity.add_argument("-q", "--quiet", action="store_true", help="print only the verdicts")
-    verbosity.add_argument("-v", "--verbose", action="store_true",
-                           help="also print the live event log (on stderr)")
+    run.add_argument("-q", "--quiet", action="store_true",
+                     help="print only the verdicts (the table of runs is left out)")
     run.set_defaults(handler=cmd_run)
 
     serve = commands.add_parser(
-        "serve", help="start only the servers, until Ctrl-C",
+        "serve", parents=[scenario], help="start only the servers, until Ctrl-C",
         description="Start the scenario's servers and keep them up for clients that are not "
                     "part of netsim. Prints `listening NAME HOST:PORT` per server, then `ready`.",
-        epilog="example:\n  netsim serve scenarios/three_ports.yaml --time-scale 0.5",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    serve.add_argument("scenario", metavar="SCENARIO", help="the scenario file (YAML)")
-    serve.add_argument("--time-scale", type=_time_scale, default=1.0, metavar="F",
-                       help="multiply every duration by F")
-    serve.add_argument("--seed", type=int, metavar="N",
-                       help="fix jitter and faults with this seed (default: the scenario's)")
-    serve.add_argument("--free-ports", action="store_true",
-                       help="bind every server to any free port instead of its fixed one")
-    serve.add_argument("--allow-external", action="store_true",
-                       help="allow servers to bind addresses outside loopback")
-    serve.add_argument("-v", "--verbose", action="store_true",
-                       help="print the live event log (on stderr)")
+        epilog=EPILOG_SERVE, formatter_class=argparse.RawDescriptionHelpFormatter)
     serve.set_defaults(handler=cmd_serve)
 
     validate = commands.add_parser(
@@ -182,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Check scenario files with the loader `netsim run` uses, and report every "
                     "problem of every file as file:line:col.",
         epilog=EPILOG_VALIDATE, formatter_class=argparse.RawDescriptionHelpFormatter)
-    validate.add_argument("scenarios", nargs="+", metavar="SCENARIO")
+    validate.add_argument("scenarios", nargs="+", metavar="SCENARIO", help="the scenario files (YAML)")
     validate.set_defaults(handler=cmd_validate)
 
     new = commands.add_parser(
@@ -215,218 +331,83 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return EXIT_INVALID
-    handler: Callable[[argparse.Namespace], int] = args.handler
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+def _time_scale(text: str) -> float:
+    import argparse
+
     try:
-        return handler(args)
-    except KeyboardInterrupt:
-        print("netsim: interrupted; every server and client was stopped", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except BrokenPipeError:
-        # Output piped into `head` and the like: not an error of the run.
-        sys.stderr.close()
-        return EXIT_PASSED
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number (try 0.1)") from None
+    if not (value > 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+    return value
 
 
-def _interrupt(_signum: int, _frame: FrameType | None) -> NoReturn:
-    raise KeyboardInterrupt
+def _count(text: str) -> int:
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number (try 5)") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {text}")
+    return value
 
 
-def _fail(message: str, code: int) -> int:
-    print(f"netsim: error: {message}", file=sys.stderr)
-    return code
+def _percentage(text: str) -> float:
+    import argparse
+
+    from netsim.baseline import parse_regression
+
+    try:
+        return parse_regression(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _wall_duration(text: str) -> float:
+    import argparse
+
+    from netsim._units import parse_duration
+
+    try:
+        value = parse_duration(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be greater than 0")
+    return value
+
+
+# --- the commands: each parses, makes one library call, renders ----------------------------
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from netsim import report
-    from netsim._errors import ClientCrashError, RunError, ScenarioError, UsageError
-    from netsim._loader import load_scenario
-    from netsim.baseline import DEFAULT_MAX_REGRESSION, baseline_of, check_fits, compare, load_baseline
-    from netsim.logs import make_observer
-    from netsim.repeat import repeat_scenario
-    from netsim.runner import select_clients
+    from netsim.session import Outputs, run_session
 
-    try:
-        scenario = load_scenario(args.scenario)
-        _check_outputs(args.scenario, {"--json": args.json, "--log-json": args.log_json,
-                                       "--junit": args.junit, "--save-baseline": args.save_baseline})
-        selected = select_clients(scenario, args.clients)
-        baseline = None
-        if args.max_regression is not None and args.baseline is None:
-            raise UsageError("--max-regression needs --baseline PATH to compare with")
-        if args.baseline is not None:
-            baseline = load_baseline(args.baseline)
-            check_fits(baseline, scenario=scenario.name, time_scale=args.time_scale, path=args.baseline)
-    except ScenarioError as error:
-        return _problems(error)
-    except UsageError as error:
-        return _fail(str(error), EXIT_INVALID)
-
-    with ExitStack() as stack:
-        log_file: TextIO | None = None
-        if args.log_json is not None:
-            try:
-                log_file = stack.enter_context(open(args.log_json, "w", encoding="utf-8"))
-            except OSError as error:
-                return _fail(f"cannot write --log-json {args.log_json}: {error.strerror}", EXIT_INVALID)
-        observer = make_observer(console=sys.stderr if args.verbose else None, json_file=log_file)
-        current = [1]  # the repeat under way, for the event log
-        if observer is not None and args.repeat > 1:
-            observer = _tag_repeats(observer, current)
-        if not args.quiet:
-            print(report.header(scenario, len(selected), args.time_scale, args.repeat), flush=True)
-            if args.repeat > 1:
-                print(f"run 1 of {args.repeat}", flush=True)
-
-        def next_run(number: int, _result: object) -> None:
-            current[0] = number + 1
-            if not args.quiet and number < args.repeat:
-                print(f"run {number + 1} of {args.repeat}", flush=True)
-
-        try:
-            outcome = repeat_scenario(
-                scenario, args.repeat, on_result=next_run,
-                clients=args.clients, time_scale=args.time_scale, observer=observer,
-                timeout=args.timeout, free_ports=args.free_ports, seed=args.seed,
-                allow_external=args.allow_external,
-                on_run=None if args.quiet else lambda run: print(report.run_row(run), flush=True))
-        except UsageError as error:
-            return _fail(str(error), EXIT_INVALID)
-        except ClientCrashError as error:
-            if args.verbose and error.detail:
-                print(error.detail, file=sys.stderr)
-            message = f"{error} (this is a bug in the client model; -v shows where)"
-            _write_junit_error(args, scenario.name, message)
-            return _fail(message, EXIT_RUN_ERROR)
-        except RunError as error:
-            _write_junit_error(args, scenario.name, str(error))
-            return _fail(str(error), EXIT_RUN_ERROR)
-
-    result = outcome if args.repeat > 1 else outcome.first
-    comparison = None
-    if baseline is not None:
-        comparison = compare(baseline, baseline_of(result), path=args.baseline,
-                             max_regression=(DEFAULT_MAX_REGRESSION if args.max_regression is None
-                                             else args.max_regression))
-    passed = result.passed and (comparison is None or comparison.passed)
-
-    code = _write_outputs(args, scenario, result, comparison, passed)
-    if code != EXIT_PASSED:
-        return code
-    if not args.quiet:
-        print()
-        if args.repeat > 1:
-            print(report.repeat_table(outcome))
-            print()
-    for warning in result.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    if args.repeat > 1:
-        print(report.repeat_verdicts(outcome))
-    else:
-        print(report.verdicts(outcome.first))
-    if comparison is not None:
-        print(report.baseline_lines(comparison))
-    print(report.repeat_summary(outcome) if args.repeat > 1 else report.summary(outcome.first))
-    if comparison is not None:
-        print(report.baseline_summary(comparison))
-    return EXIT_PASSED if passed else EXIT_FAILED
-
-
-def _tag_repeats(observer: Callable[[Any], None], current: list[int]) -> Callable[[Any], None]:
-    """Events of repeated runs carry ``repeat``: the number of their run."""
-
-    def observe(event: Any) -> None:
-        observer({**event, "repeat": current[0]})
-
-    return observe
-
-
-def _write_outputs(args: argparse.Namespace, scenario: Any, result: Any, comparison: Any,
-                   passed: bool) -> int:
-    """Write --json, --junit and --save-baseline; exit 3 when one cannot be written."""
-    from netsim._files import write_atomically
-    from netsim.baseline import baseline_of, save_baseline
-    from netsim.junit import junit_xml
-
-    if args.json is not None:
-        data = result.to_dict()
-        data["passed"] = passed
-        if comparison is not None:
-            data["baseline"] = comparison.to_dict()
-        try:
-            write_atomically(args.json, json.dumps(data, indent=2) + "\n")
-        except OSError as error:
-            return _fail(f"cannot write --json {args.json}: {error.strerror}", EXIT_RUN_ERROR)
-    if args.junit is not None:
-        text = junit_xml(result, file=args.scenario, baseline=comparison)
-        try:
-            write_atomically(args.junit, text)
-        except OSError as error:
-            return _fail(f"cannot write --junit {args.junit}: {error.strerror}", EXIT_RUN_ERROR)
-    if args.save_baseline is not None:
-        try:
-            save_baseline(baseline_of(result), args.save_baseline)
-        except OSError as error:
-            return _fail(f"cannot write --save-baseline {args.save_baseline}: {error.strerror}",
-                         EXIT_RUN_ERROR)
-        if not args.quiet:
-            print(f"saved baseline {args.save_baseline}", file=sys.stderr)
-    return EXIT_PASSED
-
-
-def _write_junit_error(args: argparse.Namespace, scenario: str, message: str) -> None:
-    """A run that could not be carried out still leaves a JUnit report for CI to show."""
-    from netsim._files import write_atomically
-    from netsim.junit import junit_error_xml
-
-    if args.junit is None:
-        return
-    try:
-        write_atomically(args.junit, junit_error_xml(scenario, message, file=args.scenario))
-    except OSError as error:
-        print(f"netsim: error: cannot write --junit {args.junit}: {error.strerror}", file=sys.stderr)
+    outcome = run_session(
+        args.scenario, repeat=args.repeat, clients=args.clients, time_scale=args.time_scale,
+        seed=args.seed, timeout=args.timeout, free_ports=args.free_ports,
+        allow_external=args.allow_external, baseline=args.baseline, max_regression=args.max_regression,
+        outputs=Outputs(json=args.json, junit=args.junit, save_baseline=args.save_baseline,
+                        log_json=args.log_json),
+        console=sys.stderr if args.verbose else None,
+        progress=report.LiveTable(_STDOUT, sys.stderr, quiet=args.quiet))
+    report.conclude(outcome, _STDOUT, sys.stderr, quiet=args.quiet)
+    return EXIT_PASSED if outcome.passed else EXIT_FAILED
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from netsim._errors import RunError, ScenarioError, UsageError
-    from netsim._loader import load_scenario
-    from netsim.logs import make_observer
-    from netsim.runner import fidelity, serve_scenario
+    from netsim import report
+    from netsim.session import serve_session
 
-    try:
-        scenario = load_scenario(args.scenario)
-    except ScenarioError as error:
-        return _problems(error)
-
-    def listening(addresses: list[tuple[str, str, int]]) -> None:
-        for name, host, port in addresses:
-            shown = f"[{host}]" if ":" in host else host
-            print(f"listening {name} {shown}:{port}")
-        print("ready", flush=True)
-
-    observer = make_observer(console=sys.stderr if args.verbose else None)
-    lateness: array.array[float] = array.array("d")
-    try:
-        serve_scenario(scenario, time_scale=args.time_scale, observer=observer,
-                       on_listening=listening, seed=args.seed, lateness=lateness,
-                       free_ports=args.free_ports, allow_external=args.allow_external)
-    except UsageError as error:
-        return _fail(str(error), EXIT_INVALID)
-    except RunError as error:
-        return _fail(str(error), EXIT_RUN_ERROR)
-    except KeyboardInterrupt:
-        print(f"fidelity: {fidelity(lateness)}")
-        print("stopped", flush=True)
-        return EXIT_PASSED
-    return EXIT_PASSED
+    serve_session(args.scenario, time_scale=args.time_scale, seed=args.seed,
+                  free_ports=args.free_ports, allow_external=args.allow_external,
+                  log_json=args.log_json, console=sys.stderr if args.verbose else None,
+                  progress=report.ServeLines(_STDOUT, sys.stderr))
+    return EXIT_PASSED  # not reached: serving ends with Ctrl-C, SIGTERM or an error
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -437,17 +418,17 @@ def cmd_validate(args: argparse.Namespace) -> int:
     for path in args.scenarios:
         try:
             load_scenario(path)
-        except ScenarioError as error:
+        except ScenarioError as error:  # a finding to report, not a failure of the command
             for problem in error.problems:
                 print(format_problem(problem), file=sys.stderr)
             invalid += 1
             problems += len(error.problems)
         else:
-            print(f"{path}: ok")
+            print(f"{path}: ok", file=_STDOUT)
     files = len(args.scenarios)
     checked = f"{files} file{'s' * (files != 1)} checked"
     if not invalid:
-        print(f"netsim: {checked}, all valid")
+        print(f"netsim: {checked}, all valid", file=_STDOUT)
         return EXIT_PASSED
     print(f"netsim: {checked}: {files - invalid} valid, {invalid} invalid with {problems} "
           f"problem{'s' * (problems != 1)}", file=sys.stderr)
@@ -460,22 +441,20 @@ def cmd_new(args: argparse.Namespace) -> int:
 
     try:
         starter = write_starter(args.path, schema=args.schema)
-    except UsageError as error:
-        return _fail(str(error), EXIT_INVALID)
-    except OSError as error:
-        return _fail(f"cannot write {args.path}: {error.strerror}", EXIT_INVALID)
-    print(f"wrote {starter.path}")
+    except OSError as error:  # say it in netsim's words: a path the user gave cannot be written
+        raise UsageError(f"cannot write {args.path}: {error.strerror or error}") from None
+    print(f"wrote {starter.path}", file=_STDOUT)
     if starter.schema_written is not None:
         print(f"wrote {starter.schema_written}: the schema your editor completes from "
-              f"(`netsim schema > {starter.schema_written}` renews it)")
-    print(f"next: netsim validate {starter.path} && netsim run {starter.path}")
+              f"(`netsim schema > {starter.schema_written}` renews it)", file=_STDOUT)
+    print(f"next: netsim validate {starter.path} && netsim run {starter.path}", file=_STDOUT)
     return EXIT_PASSED
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
     from netsim._schema import schema_text
 
-    sys.stdout.write(schema_text())
+    _STDOUT.write(schema_text())
     return EXIT_PASSED
 
 
@@ -486,37 +465,8 @@ def cmd_clients(args: argparse.Namespace) -> int:
     width = max(len(name) for name in found)
     for name, model in found.items():
         if isinstance(model, Exception):
-            print(f"{name:<{width}}  {'unavailable':<10}  {model}")
+            print(f"{name:<{width}}  {'unavailable':<10}  {model}", file=_STDOUT)
         else:
             shape = "concurrent" if model.concurrent else "sequential"
-            print(f"{name:<{width}}  {shape:<10}  {model.summary}")
+            print(f"{name:<{width}}  {shape:<10}  {model.summary}", file=_STDOUT)
     return EXIT_PASSED
-
-
-def _problems(error: Any) -> int:
-    from netsim._loader import format_problem
-
-    for problem in error.problems:
-        print(format_problem(problem), file=sys.stderr)
-    count = len(error.problems)
-    print(f"netsim: {count} problem{'s' * (count != 1)}; nothing was run", file=sys.stderr)
-    return EXIT_INVALID
-
-
-def _check_outputs(scenario: str, outputs: dict[str, Path | None]) -> None:
-    """Refuse to write a result over the scenario file, or two results into one file."""
-    from netsim._errors import UsageError
-
-    source = Path(scenario).resolve()
-    seen: dict[Path, str] = {}
-    for flag, output in outputs.items():
-        if output is None:
-            continue
-        target = output.resolve()
-        if target == source:
-            raise UsageError(f"{flag} {output} is the scenario file itself: write results elsewhere")
-        if target in seen:
-            raise UsageError(f"{seen[target]} and {flag} both name {output}: give each its own file")
-        if target.is_dir():
-            raise UsageError(f"{flag} {output} is a directory: give a file name")
-        seen[target] = flag

@@ -13,11 +13,12 @@ import datetime
 import socket
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
+from functools import partial
 
 from netsim._version import __version__
 from netsim.baseline import BaselineReport
-from netsim.expectations import Verdict
-from netsim.repeat import ExpectationTally, RepeatResult
+from netsim.repeat import ExpectationTally, RepeatResult, tally
+from netsim.report import change_text, measured_text, percent_text
 from netsim.results import ScenarioResult
 
 
@@ -27,44 +28,30 @@ def junit_xml(
     file: str | None = None,
     baseline: BaselineReport | None = None,
 ) -> str:
-    """The JUnit XML of a run (or of repeated runs).
+    """The JUnit XML of a run, or of repeated runs (a single run is a repeat of one).
 
     ``file`` puts a ``file`` attribute on each test case, and an expectation read from
     a scenario file gives its ``line``.
     """
-    repeated = result if isinstance(result, RepeatResult) else None
-    first = result.first if isinstance(result, RepeatResult) else result
-    root = ET.Element("testsuites", name=f"netsim {first.scenario}")
+    repeated = result if isinstance(result, RepeatResult) else tally([result])
+    scenario = repeated.scenario
+    root = ET.Element("testsuites", name=f"netsim {scenario}")
     stamp = datetime.datetime.now(datetime.UTC).replace(microsecond=0).isoformat()
-    for run in first.runs:
-        runs = [r.run(run.client) for r in repeated.results] if repeated else [run]
-        suite = ET.SubElement(root, "testsuite", name=f"{first.scenario}.{run.client}",
-                              timestamp=stamp, hostname=socket.gethostname(),
-                              time=f"{sum(r.wall_elapsed for r in runs):.3f}")
+    for client in repeated.clients:
+        runs = [each.run(client.client) for each in repeated.results]
+        classname = f"{scenario}.{client.client}"
+        suite = ET.SubElement(root, "testsuite", name=classname, timestamp=stamp,
+                              hostname=socket.gethostname(),
+                              time=f"{sum(run.wall_elapsed for run in runs):.3f}")
         properties = ET.SubElement(suite, "properties")
-        for name, value in (("netsim_version", __version__), ("time_scale", f"{first.time_scale:g}"),
-                            ("model", run.model), ("runs", str(len(runs)))):
+        for name, value in (("netsim_version", __version__), ("time_scale", f"{repeated.time_scale:g}"),
+                            ("model", runs[0].model), ("runs", str(len(runs)))):
             ET.SubElement(properties, "property", name=name, value=value)
-        for index, verdict in enumerate(run.expectations):
-            case = _case(suite, f"{first.scenario}.{run.client}", verdict.expectation.text,
-                         file, verdict.expectation.line)
-            if repeated:
-                _judge_tally(case, repeated.client(run.client).expectations[index])
-            else:
-                _judge(case, verdict)
+        for expectation in client.expectations:
+            case = _case(suite, classname, expectation.expectation.text, file, expectation.expectation.line)
+            _judge(case, expectation)
         if baseline is not None:
-            for comparison in baseline.comparisons:
-                if comparison.client != run.client:
-                    continue
-                limit = f"{baseline.max_regression * 100:g}%"
-                case = _case(suite, f"{first.scenario}.{run.client}",
-                             f"overhead regression <= {limit} of ideal (baseline {baseline.path})",
-                             None, None)
-                if not comparison.passed:
-                    message = (f"overhead {comparison.ratio * 100:+.2f}% of ideal against "
-                               f"{comparison.baseline_ratio * 100:+.2f}% in the baseline: regressed "
-                               f"{comparison.regression * 100:.2f} points, bound {limit}")
-                    ET.SubElement(case, "failure", message=message, type="regression").text = message
+            _judge_baseline(suite, classname, client.client, baseline)
         _count(suite)
     _count(root)
     return _text(root)
@@ -92,29 +79,41 @@ def _case(suite: ET.Element, classname: str, name: str, file: str | None, line: 
     return case
 
 
-def _judge(case: ET.Element, verdict: Verdict) -> None:
-    if verdict.passed:
+def _judge(case: ET.Element, tallied: ExpectationTally) -> None:
+    if tallied.passed:
         return
-    message = f"measured {verdict.actual_text()}, bound {verdict.bound}"
-    failure = ET.SubElement(case, "failure", message=message, type="expectation")
-    failure.text = f"{verdict.expectation.text}\nmeasured: {verdict.actual_text()}\nbound: {verdict.bound}\n"
+    measured = _measured(tallied)
+    if tallied.runs == 1:
+        message = f"measured {measured}, bound {tallied.bound}"
+        text = f"{tallied.expectation.text}\nmeasured: {measured}\nbound: {tallied.bound}\n"
+    else:
+        held = f"{tallied.passes} of {tallied.runs} runs (needs {tallied.required})"
+        message = f"held in {held}; measured {measured}, bound {tallied.bound}"
+        text = f"{tallied.expectation.text}\nheld: {held}\nmeasured: {measured}\nbound: {tallied.bound}\n"
+    ET.SubElement(case, "failure", message=message, type="expectation").text = text
 
 
-def _judge_tally(case: ET.Element, tally: ExpectationTally) -> None:
-    if tally.passed:
-        return
-    measured = _spread_text(tally)
-    message = (f"held in {tally.passes} of {tally.runs} runs (needs {tally.required}); "
-               f"measured {measured}, bound {tally.bound}")
-    failure = ET.SubElement(case, "failure", message=message, type="expectation")
-    failure.text = (f"{tally.expectation.text}\nheld: {tally.passes} of {tally.runs} runs "
-                    f"(needs {tally.required})\nmeasured: {measured}\nbound: {tally.bound}\n")
-
-
-def _spread_text(tally: ExpectationTally) -> str:
-    shown = tally.expectation.format_measured
-    spread = tally.actual
+def _measured(tallied: ExpectationTally) -> str:
+    shown = partial(measured_text, tallied.expectation)
+    spread = tallied.actual
+    if tallied.runs == 1:
+        return shown(spread.median)
     return f"min {shown(spread.min)}, median {shown(spread.median)}, max {shown(spread.max)}"
+
+
+def _judge_baseline(suite: ET.Element, classname: str, client: str, baseline: BaselineReport) -> None:
+    """A test case for the client's overhead against the baseline, when it was compared."""
+    limit = f"{baseline.max_regression * 100:g}%"
+    for comparison in baseline.comparisons:
+        if comparison.client != client:
+            continue
+        case = _case(suite, classname, f"overhead regression <= {limit} of ideal (baseline {baseline.path})",
+                     None, None)
+        if not comparison.passed:
+            message = (f"overhead {percent_text(comparison.ratio)} of ideal against "
+                       f"{percent_text(comparison.baseline_ratio)} in the baseline: "
+                       f"{change_text(comparison.regression)}, bound {limit}")
+            ET.SubElement(case, "failure", message=message, type="regression").text = message
 
 
 def _count(element: ET.Element) -> None:

@@ -6,6 +6,7 @@ for: JSON lines for a file (``--log-json``) and a readable line for the console 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, TextIO
 
 import structlog
@@ -43,8 +44,12 @@ def _console_line(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> 
     return f"{t:10.6f}  {event:<17} {who:<18} {rest}".rstrip()
 
 
-def make_observer(*, console: TextIO | None = None, json_file: TextIO | None = None) -> Observer | None:
-    """An observer that logs every event to the given sinks; None when there are none."""
+def make_observer(*, console: TextIO | None = None, json_file: TextIO | None = None,
+                  context: Callable[[], dict[str, Any]] | None = None) -> Observer | None:
+    """An observer that logs every event to the given sinks; None when there are none.
+
+    ``context()``, when given, adds its fields to every line (``repeat``: the run's number).
+    """
     loggers: list[Any] = []
     if json_file is not None:
         loggers.append(structlog.wrap_logger(
@@ -59,6 +64,8 @@ def make_observer(*, console: TextIO | None = None, json_file: TextIO | None = N
     def observe(event: Event) -> None:
         fields = event.fields()
         name = fields.pop("event")
+        if context is not None:
+            fields.update(context())
         for logger in loggers:
             logger.info(name, **fields)
 

@@ -1,5 +1,8 @@
 """Run a scenario several times and sum the runs up.
 
+A single run is a repeat of one: its tally reads as the run does, and the reports
+(netsim.report, netsim.junit) render one run and many from the same RepeatResult.
+
 One run of a timing experiment can be unlucky: a busy machine, a late wake-up.
 :func:`repeat_scenario` runs the whole scenario ``count`` times (fresh servers for each
 client model every time, as :func:`netsim.run_scenario` does) and reports, per client,
@@ -133,10 +136,16 @@ class RepeatResult:
         raise KeyError(label)
 
     def to_dict(self) -> dict[str, Any]:
-        """The first run under the keys of a single run, and a ``repeat`` section for all."""
+        """The first run under the keys of a single run; with more runs, a ``repeat`` section.
+
+        A single run writes exactly what :meth:`ScenarioResult.to_dict` does: a repeat of
+        one has no spread to report, and its result would only be written twice.
+        """
         data = self.first.to_dict()
         data["passed"] = self.passed
         data["warnings"] = self.warnings
+        if self.count == 1:
+            return data
         data["repeat"] = {
             "count": self.count,
             "runs_passed": self.runs_passed,
@@ -150,15 +159,16 @@ def repeat_scenario(
     scenario: Scenario,
     count: int,
     *,
+    on_start: Callable[[int], None] | None = None,
     on_result: Callable[[int, ScenarioResult], None] | None = None,
     **options: Any,
 ) -> RepeatResult:
     """Run ``scenario`` ``count`` times with :func:`netsim.run_scenario` and sum the runs up.
 
     ``options`` go to every ``run_scenario`` call (``time_scale``, ``clients``,
-    ``free_ports``...); ``on_result(number, result)`` is called after each run (1-based).
-    Raises ValueError for a count below 1, and what ``run_scenario`` raises: the first
-    run that cannot be carried out ends the repeat.
+    ``free_ports``...); ``on_start(number)`` is called before each run (1-based) and
+    ``on_result(number, result)`` after it. Raises ValueError for a count below 1, and
+    what ``run_scenario`` raises: the first run that cannot be carried out ends the repeat.
     """
     from netsim.runner import run_scenario
 
@@ -166,6 +176,8 @@ def repeat_scenario(
         raise ValueError(f"a scenario runs at least once, got count={count}")
     results = []
     for number in range(1, count + 1):
+        if on_start is not None:
+            on_start(number)
         result = run_scenario(scenario, **options)
         if on_result is not None:
             on_result(number, result)

@@ -1,18 +1,28 @@
-"""Human-readable output of a run: the table of runs, the verdicts, the summary line;
-the same for repeated runs, and the comparison with a baseline."""
+"""What ``netsim run`` prints: the live table of runs, the verdicts, the summary, and the
+comparison with a baseline.
+
+Every renderer takes a RepeatResult, and a single run is a repeat of one: it reads as
+it always has (a table row per client, each verdict with the measured value beside the
+bound), and more runs add what only they have: a table of spreads, and how often each
+expectation held. Figures keep a readable length at any time scale.
+"""
 
 from __future__ import annotations
 
 import math
 import textwrap
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Protocol
 
 from netsim._units import format_duration, format_size
 from netsim.baseline import BaselineReport
-from netsim.expectations import Verdict
-from netsim.repeat import RepeatResult, Spread
-from netsim.results import RunResult, ScenarioResult
+from netsim.expectations import Expectation
+from netsim.repeat import ExpectationTally, RepeatResult, Spread
+from netsim.results import RunResult
 from netsim.scenario import Scenario
+
+if TYPE_CHECKING:
+    from netsim.session import Outcome, Plan
 
 _COLUMNS = (
     ("client", "<", 12),
@@ -26,8 +36,70 @@ _COLUMNS = (
     ("lateness.p99", ">", 12),
 )
 
+# From here on (scenario seconds, about a day) a duration is shown in scientific
+# notation: a tiny time scale divides a run's wall time into figures that, written out
+# in full, run to hundreds of digits.
+_LONG_DURATION = 1e5
+_LONG_PERCENT = 1e6  # likewise for a percentage
 
-def header(scenario: Scenario, clients: int, time_scale: float, repeat: int = 1) -> str:
+
+class Writer(Protocol):
+    """Where a report goes: sys.stdout, or anything with ``write`` and ``flush``."""
+
+    def write(self, text: str, /) -> object: ...
+
+    def flush(self) -> object: ...
+
+
+# --- figures ------------------------------------------------------------------------------
+
+
+def duration_text(seconds: float) -> str:
+    """A duration as the reports show it: ``12.004s``, ``250ms``, ``80µs``, ``3.2e+07s``."""
+    if not math.isnan(seconds) and abs(seconds) >= _LONG_DURATION:
+        return f"{seconds:.3g}s"
+    return format_duration(seconds)
+
+
+def measured_text(expectation: Expectation, value: float) -> str:
+    """A measured value of the expectation's metric, with its unit, at a readable length."""
+    if expectation.kind == "duration":
+        return duration_text(value)
+    return expectation.format_measured(value)
+
+
+def percent_text(ratio: float) -> str:
+    """A signed share: ``+12.50%``."""
+    percent = ratio * 100
+    if not math.isnan(percent) and abs(percent) >= _LONG_PERCENT:
+        return f"{percent:+.3g}%"
+    return f"{percent:+.2f}%"
+
+
+def change_text(regression: float) -> str:
+    """How an overhead ratio moved, in points of the ideal: ``regressed 12.00 points``."""
+    points = round(regression * 100, 2)
+    if points > 0:
+        return f"regressed {_points(points)}"
+    if points < 0:
+        return f"improved {_points(-points)}"
+    return "unchanged"
+
+
+def _points(points: float) -> str:
+    return f"{points:.3g} points" if points >= _LONG_PERCENT else f"{points:.2f} points"
+
+
+def _signed(seconds: float) -> str:
+    text = duration_text(seconds)
+    return text if text.startswith("-") or text == "n/a" else f"+{text}"
+
+
+# --- while it runs ----------------------------------------------------------------------
+
+
+def title(scenario: Scenario, clients: int, time_scale: float, repeat: int = 1) -> str:
+    """What is about to run: the scenario's name and description, and the run's shape."""
     lines = [f"netsim: {scenario.name}"]
     if scenario.description.strip():
         lines += textwrap.wrap(scenario.description.strip(), width=88,
@@ -37,48 +109,28 @@ def header(scenario: Scenario, clients: int, time_scale: float, repeat: int = 1)
     runs = f", {repeat} runs each" if repeat > 1 else ""
     lines.append(f"{clients} client model{'s' * (clients != 1)}{runs}, {servers} server"
                  f"{'s' * (servers != 1)}{scale}; times in scenario seconds")
-    lines.append("")
-    lines.append(_row([name for name, _, _ in _COLUMNS]))
     return "\n".join(lines)
+
+
+def columns() -> str:
+    """The header of the table of runs."""
+    return _row([name for name, _, _ in _COLUMNS])
 
 
 def run_row(run: RunResult) -> str:
+    """One client model's run as a row of the table."""
     metrics = run.metrics()
     return _row([
         run.client,
-        format_duration(run.elapsed),
-        format_duration(run.ideal),
+        duration_text(run.elapsed),
+        duration_text(run.ideal),
         _signed(run.overhead),
-        format_duration(metrics["ttfb.p50"]),
+        duration_text(metrics["ttfb.p50"]),
         format_size(metrics["bytes"]),
         f"{metrics['errors']:.0f}",
         "n/a" if math.isnan(metrics["intact"]) else f"{metrics['intact']:.0%}",
-        format_duration(run.lateness.p99),
+        duration_text(run.lateness.p99),
     ])
-
-
-def verdicts(result: ScenarioResult) -> str:
-    rows: list[tuple[str, str, Verdict]] = [
-        ("PASS" if verdict.passed else "FAIL", run.client, verdict)
-        for run in result.runs for verdict in run.expectations
-    ]
-    if not rows:
-        return "no expectations: the scenario has no `expect:` for these clients"
-    client_width = max(len(client) for _, client, _ in rows)
-    text_width = max(len(verdict.expectation.text) for _, _, verdict in rows)
-    lines = ["expectations"]
-    for status, client, verdict in rows:
-        lines.append(f"  {status}  {client:<{client_width}}  {verdict.expectation.text:<{text_width}}"
-                     f"  measured {verdict.actual_text():>9}  bound {verdict.bound}")
-    return "\n".join(lines)
-
-
-def summary(result: ScenarioResult) -> str:
-    verdict_list = [verdict for run in result.runs for verdict in run.expectations]
-    failed = sum(not verdict.passed for verdict in verdict_list)
-    held = len(verdict_list) - failed
-    outcome = "FAILED" if failed else "passed"
-    return f"{outcome}: {held} of {len(verdict_list)} expectations held ({held} passed, {failed} failed)"
 
 
 def _row(cells: Sequence[str]) -> str:
@@ -86,15 +138,100 @@ def _row(cells: Sequence[str]) -> str:
     return "  ".join(padded).rstrip()
 
 
-def _signed(seconds: float) -> str:
-    text = format_duration(seconds)
-    return text if text.startswith("-") or text == "n/a" else f"+{text}"
+class LiveTable:
+    """Prints a run as it goes: its title, then a row for each client model once measured.
+
+    The table's header waits for the first row, so that a run that cannot start (a busy
+    port) leaves no empty table above its error. With ``quiet``, only warnings are printed.
+    """
+
+    def __init__(self, out: Writer, err: Writer, *, quiet: bool = False) -> None:
+        self._out = out
+        self._err = err
+        self._quiet = quiet
+        self._repeat = 1
+        self._pending: list[str] = []  # what goes above the next row
+
+    def __repr__(self) -> str:
+        return f"<LiveTable quiet={self._quiet} pending={self._pending!r}>"
+
+    def warn(self, message: str) -> None:
+        print(f"warning: {message}", file=self._err, flush=True)
+
+    def started(self, plan: Plan) -> None:
+        self._repeat = plan.repeat
+        self._say(title(plan.scenario, len(plan.clients), plan.time_scale, plan.repeat))
+        self._pending = ["", columns()]
+
+    def repeat_started(self, number: int) -> None:
+        if self._repeat > 1:
+            self._pending.append(f"run {number} of {self._repeat}")
+
+    def measured(self, run: RunResult) -> None:
+        self._say(*self._pending, run_row(run))
+        self._pending = []
+
+    def _say(self, *lines: str) -> None:
+        if not self._quiet:
+            print(*lines, sep="\n", file=self._out, flush=True)
 
 
-# --- repeated runs ----------------------------------------------------------------------
+# --- once it is over --------------------------------------------------------------------
 
 
-def repeat_table(result: RepeatResult) -> str:
+def verdicts(result: RepeatResult) -> str:
+    """Each expectation's verdict, with the measured value beside the bound.
+
+    Over several runs, each also says how often it held; the measured value is the
+    median of the runs, followed by their range where they differ.
+    """
+    rows = [(client.client, tallied) for client in result.clients for tallied in client.expectations]
+    if not rows:
+        return "no expectations: the scenario has no `expect:` for these clients"
+    repeated = result.count > 1
+    held = [f"held {t.passes} of {t.runs} (needs {t.required})" for _, t in rows]
+    medians = [measured_text(t.expectation, t.actual.median) for _, t in rows]
+    ranges = [_range(tallied) for _, tallied in rows]
+    client_width = max(len(client) for client, _ in rows)
+    text_width = max(len(tallied.expectation.text) for _, tallied in rows)
+    held_width = max(len(text) for text in held)
+    median_width = max([9, *(len(text) for text in medians)])
+    range_width = max(len(text) for text in ranges)
+    lines = [f"expectations over {result.count} runs (measured: the median of the runs)"
+             if repeated else "expectations"]
+    for (client, tallied), held_text, median, spread in zip(rows, held, medians, ranges, strict=True):
+        cells = ["PASS" if tallied.passed else "FAIL", f"{client:<{client_width}}",
+                 f"{tallied.expectation.text:<{text_width}}"]
+        if repeated:
+            cells.append(f"{held_text:<{held_width}}")
+        cells.append(f"measured {median:>{median_width}}")
+        if range_width:
+            cells.append(f"{spread:<{range_width}}")
+        cells.append(f"bound {tallied.bound}")
+        lines.append("  " + "  ".join(cells))
+    return "\n".join(lines)
+
+
+def _range(tallied: ExpectationTally) -> str:
+    """``range MIN .. MAX`` of the values measured over the runs; empty when they look alike."""
+    low, high = (measured_text(tallied.expectation, value)
+                 for value in (tallied.actual.min, tallied.actual.max))
+    return "" if low == high else f"range {low} .. {high}"
+
+
+def summary(result: RepeatResult) -> str:
+    """The last line: how many expectations held (in enough of the runs)."""
+    tallies = [tallied for client in result.clients for tallied in client.expectations]
+    failed = sum(not tallied.passed for tallied in tallies)
+    held = len(tallies) - failed
+    outcome = "FAILED" if failed else "passed"
+    if result.count == 1:
+        return f"{outcome}: {held} of {len(tallies)} expectations held ({held} passed, {failed} failed)"
+    return (f"{outcome}: {held} of {len(tallies)} expectations held in enough of {result.count} runs "
+            f"({result.runs_passed} of {result.count} runs passed every expectation)")
+
+
+def spread_table(result: RepeatResult) -> str:
     """Per client: how many runs passed, and the min / median / max of its main metrics."""
     width = max([len(client.client) for client in result.clients] + [6])
     lines = [f"{'client':<{width}}  {'runs passed':>11}  {'elapsed min / median / max':>30}  "
@@ -104,43 +241,13 @@ def repeat_table(result: RepeatResult) -> str:
         overhead = client.metrics["overhead"]
         lines.append(
             f"{client.client:<{width}}  {f'{client.runs_passed} of {client.runs}':>11}  "
-            f"{_triple(elapsed, format_duration):>30}  {_triple(overhead, _signed):>30}  "
-            f"{format_duration(client.metrics['lateness.p99'].max):>16}")
+            f"{_triple(elapsed, duration_text):>30}  {_triple(overhead, _signed):>30}  "
+            f"{duration_text(client.metrics['lateness.p99'].max):>16}")
     return "\n".join(lines)
-
-
-def repeat_verdicts(result: RepeatResult) -> str:
-    rows = [(client.client, tally) for client in result.clients for tally in client.expectations]
-    if not rows:
-        return "no expectations: the scenario has no `expect:` for these clients"
-    client_width = max(len(client) for client, _ in rows)
-    text_width = max(len(tally.expectation.text) for _, tally in rows)
-    lines = [f"expectations over {result.count} runs"]
-    for client, tally in rows:
-        shown = tally.expectation.format_measured
-        held = f"held {tally.passes} of {tally.runs} (needs {tally.required})"
-        lines.append(
-            f"  {'PASS' if tally.passed else 'FAIL'}  {client:<{client_width}}  "
-            f"{tally.expectation.text:<{text_width}}  {held:<24}  measured "
-            f"{shown(tally.actual.min)} .. {shown(tally.actual.max)} (median {shown(tally.actual.median)})"
-            f"  bound {tally.bound}")
-    return "\n".join(lines)
-
-
-def repeat_summary(result: RepeatResult) -> str:
-    tallies = [tally for client in result.clients for tally in client.expectations]
-    failed = sum(not tally.passed for tally in tallies)
-    held = len(tallies) - failed
-    outcome = "FAILED" if failed else "passed"
-    return (f"{outcome}: {held} of {len(tallies)} expectations held in enough of {result.count} runs "
-            f"({result.runs_passed} of {result.count} runs passed every expectation)")
 
 
 def _triple(spread: Spread, shown: Callable[[float], str]) -> str:
     return f"{shown(spread.min)} / {shown(spread.median)} / {shown(spread.max)}"
-
-
-# --- baselines --------------------------------------------------------------------------
 
 
 def baseline_lines(report: BaselineReport) -> str:
@@ -154,9 +261,9 @@ def baseline_lines(report: BaselineReport) -> str:
         status = "PASS" if comparison.passed else "FAIL"
         verdict = "within" if comparison.passed else "more than"
         lines.append(
-            f"  {status}  {comparison.client:<{width}}  overhead {comparison.ratio * 100:+.2f}% of ideal, "
-            f"baseline {comparison.baseline_ratio * 100:+.2f}%: regressed "
-            f"{comparison.regression * 100:+.2f} points, {verdict} {limit}")
+            f"  {status}  {comparison.client:<{width}}  overhead {percent_text(comparison.ratio)} of "
+            f"ideal, baseline {percent_text(comparison.baseline_ratio)}: "
+            f"{change_text(comparison.regression)}, {verdict} {limit}")
     lines += [f"  skipped {reason}" for reason in report.skipped]
     return "\n".join(lines)
 
@@ -169,3 +276,47 @@ def baseline_summary(report: BaselineReport) -> str:
                 f"ideal against baseline {report.path}")
     return (f"passed: no overhead regressed more than {limit} of ideal against baseline {report.path} "
             f"({len(report.comparisons)} client{'s' * (len(report.comparisons) != 1)} compared)")
+
+
+def conclude(outcome: Outcome, out: Writer, err: Writer, *, quiet: bool = False) -> None:
+    """Everything printed once a run is over: spreads, warnings, verdicts and summaries."""
+    result = outcome.result
+    if not quiet:
+        print(file=out)
+        if result.count > 1:
+            print(spread_table(result), end="\n\n", file=out)
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=err)
+    print(verdicts(result), file=out)
+    if outcome.baseline is not None:
+        print(baseline_lines(outcome.baseline), file=out)
+    print(summary(result), file=out)
+    if outcome.baseline is not None:
+        print(baseline_summary(outcome.baseline), file=out)
+    if outcome.saved_baseline is not None and not quiet:
+        print(f"saved baseline {outcome.saved_baseline}", file=err)
+    out.flush()
+
+
+class ServeLines:
+    """Prints what ``netsim serve`` says: an address per server and ``ready``; its fidelity
+    and ``stopped`` once interrupted."""
+
+    def __init__(self, out: Writer, err: Writer) -> None:
+        self._out = out
+        self._err = err
+
+    def __repr__(self) -> str:
+        return f"<ServeLines out={self._out!r}>"
+
+    def warn(self, message: str) -> None:
+        print(f"warning: {message}", file=self._err, flush=True)
+
+    def listening(self, addresses: list[tuple[str, str, int]]) -> None:
+        for name, host, port in addresses:
+            shown = f"[{host}]" if ":" in host else host
+            print(f"listening {name} {shown}:{port}", file=self._out)
+        print("ready", file=self._out, flush=True)
+
+    def stopped(self, fidelity: str) -> None:
+        print(f"fidelity: {fidelity}", "stopped", sep="\n", file=self._out, flush=True)

@@ -118,3 +118,34 @@ def test_max_regression_without_a_percent_sign_is_refused(text: str) -> None:
     """A bare number is ambiguous (10 or 0.10?), so it is refused."""
     with pytest.raises(ValueError, match="not a percentage"):
         parse_regression(text)
+
+
+def write_baseline(path: Path, clients: dict[str, dict[str, object]]) -> Path:
+    path.write_text(json.dumps({"format": "netsim-baseline", "version": 1, "scenario": "demo",
+                                "time_scale": 1.0, "clients": clients}))
+    return path
+
+
+def test_the_stated_overhead_ratio_is_what_is_compared(tmp_path: Path) -> None:
+    """A baseline may give a client's overhead_ratio alone; that ratio is the one compared."""
+    path = write_baseline(tmp_path / "base.json", {"select": {"ideal": 4.0, "overhead_ratio": 0.02}})
+    baseline = load_baseline(path)
+    assert baseline.clients["select"].overhead_ratio == pytest.approx(0.02)
+    now = Baseline("demo", 1.0, {"select": ClientBaseline(4.0, 4.6)})  # +15%: 13 points more
+    [comparison] = compare(baseline, now, max_regression=0.10).comparisons
+    assert comparison.regression == pytest.approx(0.13) and not comparison.passed
+
+
+def test_a_ratio_that_contradicts_the_elapsed_time_is_refused(tmp_path: Path) -> None:
+    """An overhead_ratio edited beside an elapsed time it does not match is an error naming both."""
+    path = write_baseline(tmp_path / "base.json",
+                          {"select": {"ideal": 4.0, "elapsed": 4.2, "overhead_ratio": 0.5}})
+    with pytest.raises(BaselineError, match=r"client 'select': overhead_ratio 0.5 does not match .* = 0.05"):
+        load_baseline(path)
+
+
+def test_a_ratio_that_agrees_with_the_elapsed_time_reads_back(tmp_path: Path) -> None:
+    """An entry with both, as netsim saves them, reads back as the same client."""
+    path = write_baseline(tmp_path / "base.json",
+                          {"select": {"ideal": 4.0, "elapsed": 4.2, "overhead_ratio": 0.05}})
+    assert load_baseline(path).clients["select"] == ClientBaseline(4.0, 4.2)

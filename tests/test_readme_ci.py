@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import re
 import shlex
 from pathlib import Path
@@ -59,8 +60,19 @@ def test_the_github_actions_job_is_a_valid_workflow() -> None:
 
 
 def test_every_exit_code_is_documented() -> None:
-    """The README's exit-code table has 0, 1, 2, 3 and 130, and the shell step tells them apart."""
-    for code in ("0", "1", "2", "3", "130"):
+    """The README's exit-code table has 0, 1, 2, 3, 130 and 143, and the shell step tells them apart."""
+    for code in ("0", "1", "2", "3", "130", "143"):
         assert f"\n| {code} | " in README, code
     shell = next(body for kind, body in BLOCKS if kind == "sh" and "case $? in" in body)
     assert all(f"{code}) " in shell for code in ("0", "1", "2"))
+
+
+@pytest.mark.parametrize("command", ["run", "serve"])
+def test_every_option_of_run_and_serve_is_in_the_readme(command: str) -> None:
+    """Each option of `netsim run` and `netsim serve` is named in the README (by one of its names)."""
+    [commands] = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    options = [action.option_strings for action in commands.choices[command]._actions
+               if action.option_strings and action.dest != "help"]
+    assert ["--seed"] in options
+    missing = [names for names in options if not any(f"`{name}" in README for name in names)]
+    assert not missing

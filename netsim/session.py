@@ -1,0 +1,358 @@
+"""What ``netsim run`` and ``netsim serve`` do, from a scenario file to a verdict and its files.
+
+The command line parses its arguments, makes one call here and renders what comes back
+(netsim.report); a script can make the same call. :func:`run_session` loads the
+scenario, checks every output path before anything runs, runs the client models (a
+single run is a repeat of one), compares with a baseline and writes the result files.
+:func:`serve_session` serves the scenario until interrupted.
+
+Neither prints: what happens along the way goes to a progress object. Both raise
+ScenarioError or UsageError before anything runs (an invalid scenario, a request it
+cannot meet, an output that cannot be written), RunError when the run cannot be carried
+out (OutputError when a file cannot be written once it is under way), and let
+KeyboardInterrupt through once every process they started has stopped.
+"""
+
+from __future__ import annotations
+
+import array
+import contextlib
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, TextIO
+
+from netsim._errors import ClientCrashError, OutputError, RunError, UsageError
+from netsim._files import check_writable, is_special, open_log, write_output
+from netsim.baseline import (
+    DEFAULT_MAX_REGRESSION,
+    Baseline,
+    BaselineReport,
+    baseline_of,
+    check_fits,
+    compare,
+    load_baseline,
+    save_baseline,
+)
+from netsim.events import Observer
+from netsim.junit import junit_error_xml, junit_xml
+from netsim.repeat import RepeatResult, repeat_scenario
+from netsim.results import RunResult
+from netsim.scenario import Client, Scenario
+
+# Below this time scale a run's own overhead (a millisecond or so of wall time per
+# client model) becomes a second or more of scenario time, and timer resolution (tens
+# of microseconds) a noticeable share of every pause: the figures stop meaning much.
+TIME_SCALE_FLOOR = 0.001
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """The files a run writes besides its report; None where none is asked for."""
+
+    json: Path | None = None
+    junit: Path | None = None
+    save_baseline: Path | None = None
+    log_json: Path | None = None
+
+    def named(self) -> dict[str, Path]:
+        """Each output asked for, by the flag that asks for it."""
+        flags = {"--json": self.json, "--log-json": self.log_json, "--junit": self.junit,
+                 "--save-baseline": self.save_baseline}
+        return {flag: path for flag, path in flags.items() if path is not None}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What is about to run, known once the scenario has loaded and every check passed."""
+
+    scenario: Scenario
+    clients: list[Client]
+    repeat: int
+    time_scale: float
+
+
+class Progress(Protocol):
+    """What a caller hears while a run goes on (netsim.report.LiveTable prints it)."""
+
+    def warn(self, message: str) -> None:
+        """Something the user should know before the run starts."""
+
+    def started(self, plan: Plan) -> None:
+        """Everything checked out: the first client model's servers start next."""
+
+    def repeat_started(self, number: int) -> None:
+        """Run ``number`` (1-based) of the repeats begins."""
+
+    def measured(self, run: RunResult) -> None:
+        """A client model has finished and was measured (its expectations not yet checked)."""
+
+
+class ServeProgress(Protocol):
+    """What a caller hears while a scenario is served."""
+
+    def warn(self, message: str) -> None:
+        """Something the user should know before the servers start."""
+
+    def listening(self, addresses: list[tuple[str, str, int]]) -> None:
+        """Every server accepts connections: ``(name, host, port)`` of each."""
+
+    def stopped(self, fidelity: str) -> None:
+        """Serving was interrupted and every server has stopped; how well they kept time."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A finished run: its results, the baseline comparison, and the files written."""
+
+    plan: Plan
+    result: RepeatResult
+    baseline: BaselineReport | None
+    saved_baseline: Path | None
+    notices: list[str]  # the warnings given before the run
+
+    @property
+    def passed(self) -> bool:
+        """Every expectation held often enough, and no overhead regressed past the bound."""
+        return self.result.passed and (self.baseline is None or self.baseline.passed)
+
+    @property
+    def warnings(self) -> list[str]:
+        return list(dict.fromkeys([*self.notices, *self.result.warnings]))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON result: a single run's keys, ``repeat`` with more runs, ``baseline`` if compared."""
+        data = self.result.to_dict()
+        data["passed"] = self.passed
+        data["warnings"] = self.warnings
+        if self.baseline is not None:
+            data["baseline"] = self.baseline.to_dict()
+        return data
+
+
+def run_session(
+    scenario_path: str | Path,
+    *,
+    repeat: int = 1,
+    clients: Sequence[str] | None = None,
+    time_scale: float = 1.0,
+    seed: int | None = None,
+    timeout: float | None = None,
+    free_ports: bool = False,
+    allow_external: bool = False,
+    outputs: Outputs | None = None,
+    baseline: Path | None = None,
+    max_regression: float | None = None,
+    console: TextIO | None = None,
+    progress: Progress | None = None,
+) -> Outcome:
+    """Run the scenario at ``scenario_path`` ``repeat`` times and write ``outputs``.
+
+    ``clients``, ``time_scale``, ``seed``, ``timeout`` (wall seconds), ``free_ports`` and
+    ``allow_external`` are as for :func:`netsim.run_scenario`. ``baseline`` is a baseline
+    file to compare each client's overhead ratio with, failing a client whose ratio grew
+    by more than ``max_regression`` (default 10 points). ``console`` receives the live
+    event log. A run that cannot be carried out still writes its ``outputs.junit``, with
+    the error in it, before the RunError is raised. Raises ValueError for ``repeat`` < 1.
+    """
+    from netsim._loader import load_scenario
+    from netsim.runner import select_clients
+
+    if repeat < 1:
+        raise ValueError(f"a scenario runs at least once, got repeat={repeat}")
+    outputs = outputs or Outputs()
+    progress = progress or _Silent()
+    scenario = load_scenario(scenario_path)
+    check_outputs(scenario_path, outputs.named())
+    selected = select_clients(scenario, clients)
+    reference = _baseline_for(baseline, max_regression, scenario=scenario, time_scale=time_scale)
+    notices = time_scale_warnings(time_scale)
+
+    with _event_log(outputs.log_json) as log_file:
+        plan = Plan(scenario, selected, repeat, time_scale)
+        for notice in notices:
+            progress.warn(notice)
+        progress.started(plan)
+        current = [1]  # the repeat under way, for the event log
+
+        def start(number: int) -> None:
+            current[0] = number
+            progress.repeat_started(number)
+
+        try:
+            result = repeat_scenario(
+                scenario, repeat, on_start=start,
+                observer=_observer(console, log_file,
+                                   (lambda: {"repeat": current[0]}) if repeat > 1 else None),
+                clients=clients, time_scale=time_scale, timeout=timeout, free_ports=free_ports,
+                allow_external=allow_external, seed=seed, on_run=progress.measured)
+        except RunError as error:
+            _write_junit_error(outputs.junit, scenario.name, str(scenario_path), error)
+            raise
+
+    comparison = None
+    if reference is not None:
+        comparison = compare(reference, baseline_of(result), path=baseline or "",
+                             max_regression=DEFAULT_MAX_REGRESSION if max_regression is None
+                             else max_regression)
+    outcome = Outcome(plan, result, comparison, outputs.save_baseline, notices)
+    _write_outputs(outputs, outcome, str(scenario_path))
+    return outcome
+
+
+def serve_session(
+    scenario_path: str | Path,
+    *,
+    time_scale: float = 1.0,
+    seed: int | None = None,
+    free_ports: bool = False,
+    allow_external: bool = False,
+    log_json: Path | None = None,
+    console: TextIO | None = None,
+    progress: ServeProgress | None = None,
+) -> None:
+    """Serve the scenario at ``scenario_path`` until interrupted (KeyboardInterrupt).
+
+    Once the servers have stopped, ``progress.stopped`` hears how well they kept their
+    schedule, and the interrupt goes on to the caller. ``log_json`` and ``console``
+    receive every event.
+    """
+    from netsim._loader import load_scenario
+    from netsim.runner import fidelity, serve_scenario
+
+    progress = progress or _Silent()
+    scenario = load_scenario(scenario_path)
+    check_outputs(scenario_path, Outputs(log_json=log_json).named())
+    for notice in time_scale_warnings(time_scale):
+        progress.warn(notice)
+    lateness: array.array[float] = array.array("d")
+    with _event_log(log_json) as log_file:
+        try:
+            serve_scenario(scenario, time_scale=time_scale, observer=_observer(console, log_file),
+                           on_listening=progress.listening, seed=seed, lateness=lateness,
+                           free_ports=free_ports, allow_external=allow_external)
+        except KeyboardInterrupt:
+            progress.stopped(fidelity(lateness))
+            raise
+
+
+def time_scale_warnings(time_scale: float) -> list[str]:
+    """A warning when the time scale is too small for the figures to mean much."""
+    if time_scale >= TIME_SCALE_FLOOR:
+        return []
+    return [f"time scale {time_scale:g} is below {TIME_SCALE_FLOOR:g}: a millisecond of the "
+            f"machine's own overhead becomes {1e-3 / time_scale:.3g} s of scenario time, so the "
+            f"timings will say more about the machine than about the clients; try "
+            f"--time-scale {TIME_SCALE_FLOOR:g} or more"]
+
+
+def check_outputs(scenario_path: str | Path, outputs: Mapping[str, Path]) -> None:
+    """Refuse, before anything runs, an output that cannot be written or would destroy something.
+
+    Never over the scenario file, never two results into one file (special files such as
+    /dev/null excepted), never a folder, and only where a file can be written.
+    Raises UsageError.
+    """
+    source = Path(scenario_path).resolve()
+    seen: dict[Path, str] = {}
+    for flag, output in outputs.items():
+        target = output.resolve()
+        if target == source:
+            raise UsageError(f"{flag} {output} is the scenario file itself: write results elsewhere")
+        if target in seen and not is_special(output):
+            raise UsageError(f"{seen[target]} and {flag} both name {output}: give each its own file")
+        try:
+            check_writable(output)
+        except OSError as error:
+            raise UsageError(f"cannot write {flag} {output}: {error.strerror or error}") from None
+        seen[target] = flag
+
+
+def _baseline_for(path: Path | None, max_regression: float | None, *, scenario: Scenario,
+                  time_scale: float) -> Baseline | None:
+    if path is None:
+        if max_regression is not None:
+            raise UsageError("--max-regression needs --baseline PATH to compare with")
+        return None
+    reference = load_baseline(path)
+    check_fits(reference, scenario=scenario.name, time_scale=time_scale, path=path)
+    return reference
+
+
+@contextlib.contextmanager
+def _event_log(path: Path | None) -> Iterator[TextIO | None]:
+    if path is None:
+        yield None
+        return
+    try:
+        log_file = open_log(path, label=f"--log-json {path}")
+    except OSError as error:
+        raise UsageError(f"cannot write --log-json {path}: {error.strerror or error}") from None
+    with log_file:
+        yield log_file
+
+
+def _observer(console: TextIO | None, log_file: TextIO | None,
+              context: Callable[[], dict[str, Any]] | None = None) -> Observer | None:
+    """The event log's observer; ``context`` adds fields to every line (a repeat's number)."""
+    from netsim.logs import make_observer
+
+    return make_observer(console=console, json_file=log_file, context=context)
+
+
+def _write_outputs(outputs: Outputs, outcome: Outcome, scenario_file: str) -> None:
+    """Write --json, --junit and --save-baseline; every one is tried before OutputError is raised."""
+    writes: list[tuple[str, Path, Callable[[Path], None]]] = []
+    if outputs.json is not None:
+        writes.append(("--json", outputs.json,
+                       lambda path: write_output(path, json.dumps(outcome.to_dict(), indent=2) + "\n")))
+    if outputs.junit is not None:
+        text = junit_xml(outcome.result, file=scenario_file, baseline=outcome.baseline)
+        writes.append(("--junit", outputs.junit, lambda path: write_output(path, text)))
+    if outputs.save_baseline is not None:
+        writes.append(("--save-baseline", outputs.save_baseline,
+                       lambda path: save_baseline(baseline_of(outcome.result), path)))
+    failures = []
+    for flag, path, write in writes:
+        try:
+            write(path)
+        except OSError as error:
+            failures.append(f"cannot write {flag} {path}: {error.strerror or error}")
+    if failures:
+        raise OutputError("; ".join(failures))
+
+
+def _write_junit_error(path: Path | None, scenario: str, scenario_file: str, error: RunError) -> None:
+    """A run that could not be carried out still leaves a JUnit report for CI to show."""
+    if path is None:
+        return
+    message = str(error)
+    if isinstance(error, ClientCrashError):
+        message += " (this is a bug in the client model)"
+    try:
+        write_output(path, junit_error_xml(scenario, message, file=scenario_file))
+    except OSError as failure:
+        error.add_note(f"cannot write --junit {path}: {failure.strerror or failure}")
+
+
+class _Silent:
+    """The progress of a caller that asked for none."""
+
+    def warn(self, message: str) -> None:
+        pass
+
+    def started(self, plan: Plan) -> None:
+        pass
+
+    def repeat_started(self, number: int) -> None:
+        pass
+
+    def measured(self, run: RunResult) -> None:
+        pass
+
+    def listening(self, addresses: list[tuple[str, str, int]]) -> None:
+        pass
+
+    def stopped(self, fidelity: str) -> None:
+        pass

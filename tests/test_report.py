@@ -1,0 +1,93 @@
+"""What `netsim run` prints: one set of renderers for one run and for many."""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+
+import pytest
+
+from netsim import report
+from netsim._loader import load_scenario_text
+from netsim.repeat import tally
+from netsim.session import Plan
+from tests.conftest import demo_text
+from tests.test_repeat import fake_results
+
+
+def test_one_run_reads_as_a_single_run() -> None:
+    """A repeat of one: a plain verdict line with the measured value beside the bound, no pass counts."""
+    result = tally(fake_results([4.3], "elapsed <= 4.2s", "elapsed <= 5s"))
+    assert report.verdicts(result).splitlines() == [
+        "expectations",
+        "  FAIL  select  elapsed <= 4.2s  measured    4.300s  bound <= 4.200s",
+        "  PASS  select  elapsed <= 5s    measured    4.300s  bound <= 5.000s",
+    ]
+    assert report.summary(result) == "FAILED: 1 of 2 expectations held (1 passed, 1 failed)"
+
+
+def test_several_runs_add_pass_counts_the_median_and_the_range() -> None:
+    """Over three runs each verdict says how often it held, its median and, where they differ, the range."""
+    result = tally(fake_results([4.0, 4.5, 4.1], "elapsed <= 4.2s in 50% of runs", "errors == 0"))
+    lines = report.verdicts(result).splitlines()
+    assert lines[0] == "expectations over 3 runs (measured: the median of the runs)"
+    assert lines[1] == ("  PASS  select  elapsed <= 4.2s in 50% of runs  held 2 of 3 (needs 50%)  "
+                        "measured    4.100s  range 4.000s .. 4.500s  bound <= 4.200s")
+    assert lines[2].startswith("  PASS  select  errors == 0")
+    assert "measured         0" in lines[2] and "range" not in lines[2]
+    assert report.summary(result) == ("passed: 2 of 2 expectations held in enough of 3 runs "
+                                      "(2 of 3 runs passed every expectation)")
+
+
+def test_the_live_table_prints_its_header_with_the_first_row() -> None:
+    """The title comes at the start; the table's header waits for the first row, each repeat is labelled."""
+    scenario = load_scenario_text(demo_text(clients="select"))
+    results = fake_results([4.0, 4.1])
+    out, err = io.StringIO(), io.StringIO()
+    table = report.LiveTable(out, err)
+    table.started(Plan(scenario, list(scenario.clients), repeat=2, time_scale=0.1))
+    table.repeat_started(1)
+    assert out.getvalue() == "netsim: demo\n1 client model, 2 runs each, 3 servers, time scale 0.1; " \
+                             "times in scenario seconds\n"
+    table.measured(results[0].runs[0])
+    table.repeat_started(2)
+    table.measured(results[1].runs[0])
+    lines = out.getvalue().splitlines()[2:]
+    assert lines[0] == "" and lines[1].startswith("client ") and lines[2] == "run 1 of 2"
+    assert lines[3].startswith("select ") and lines[4] == "run 2 of 2" and len(lines) == 6
+
+
+def test_a_quiet_live_table_prints_only_warnings() -> None:
+    """With quiet, rows and titles are left out; warnings still go to stderr."""
+    out, err = io.StringIO(), io.StringIO()
+    quiet = report.LiveTable(out, err, quiet=True)
+    quiet.measured(fake_results([4.0])[0].runs[0])
+    quiet.warn("careful")
+    assert out.getvalue() == "" and err.getvalue() == "warning: careful\n"
+
+
+@pytest.mark.parametrize(("seconds", "shown"), [
+    (12.004, "12.004s"), (0.25, "250ms"), (8e-5, "80µs"), (math.nan, "n/a"),
+    (2.5e297, "2.5e+297s"), (-3.2e7, "-3.2e+07s"),
+])
+def test_durations_keep_a_readable_length(seconds: float, shown: str) -> None:
+    """Ordinary durations as ever; absurd ones (a time scale of 1e-300) in scientific notation."""
+    assert report.duration_text(seconds) == shown
+
+
+def test_an_absurd_run_prints_no_figure_hundreds_of_digits_long() -> None:
+    """Elapsed times of 1e297 seconds fit the table and the verdicts."""
+    result = tally(fake_results([2.5e297], "elapsed <= 4.2s"))
+    text = report.run_row(result.first.runs[0]) + "\n" + report.verdicts(result)
+    assert max(len(token) for token in re.split(r"\s+", text)) < 20
+    assert "measured 2.5e+297s" in text
+
+
+@pytest.mark.parametrize(("regression", "text"), [
+    (0.12, "regressed 12.00 points"), (-0.031, "improved 3.10 points"),
+    (-0.00001, "unchanged"), (0.0, "unchanged"),
+])
+def test_a_change_against_the_baseline_reads_as_a_change(regression: float, text: str) -> None:
+    """Growth is 'regressed', shrinkage 'improved', and a change that rounds away 'unchanged', never -0.00."""
+    assert report.change_text(regression) == text

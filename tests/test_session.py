@@ -1,0 +1,91 @@
+"""The library side of `netsim run`: checks before the run, progress, outputs, and errors."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from netsim._errors import RunTimeoutError, UsageError
+from netsim.results import RunResult
+from netsim.session import Outputs, Plan, check_outputs, run_session, time_scale_warnings
+from tests.conftest import ScenarioWriter, demo_text
+
+SCALE = 0.02
+
+
+class Recorder:
+    """A Progress that remembers what it heard, in order."""
+
+    def __init__(self) -> None:
+        self.heard: list[str] = []
+
+    def warn(self, message: str) -> None:
+        self.heard.append(f"warn {message}")
+
+    def started(self, plan: Plan) -> None:
+        self.heard.append(f"started {plan.scenario.name} x{plan.repeat}")
+
+    def repeat_started(self, number: int) -> None:
+        self.heard.append(f"repeat {number}")
+
+    def measured(self, run: RunResult) -> None:
+        self.heard.append(f"measured {run.client}")
+
+
+def test_a_session_reports_its_progress_and_returns_the_outcome(write_scenario: ScenarioWriter) -> None:
+    """Progress hears the start, each repeat and each client's run, in order; the outcome tallies them."""
+    path = write_scenario(demo_text(expect="expect:\n  all: [errors == 0]\n"))
+    progress = Recorder()
+    outcome = run_session(path, repeat=2, time_scale=SCALE, progress=progress)
+    assert progress.heard == ["started demo x2", "repeat 1", "measured blocking", "measured select",
+                              "repeat 2", "measured blocking", "measured select"]
+    assert outcome.passed and outcome.result.count == 2 and outcome.baseline is None
+    assert outcome.to_dict()["repeat"]["count"] == 2
+
+
+def test_events_of_repeated_runs_carry_their_run_number(write_scenario: ScenarioWriter,
+                                                        tmp_path: Path) -> None:
+    """With repeats, every line of the event log says which run it belongs to."""
+    log = tmp_path / "events.jsonl"
+    run_session(write_scenario(demo_text(clients="select")), repeat=2, time_scale=SCALE,
+                outputs=Outputs(log_json=log))
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    assert {event["repeat"] for event in events} == {1, 2}
+    assert [event["repeat"] for event in events if event["event"] == "client_started"] == [1, 2]
+
+
+def test_a_run_that_cannot_be_carried_out_leaves_its_junit_and_raises(write_scenario: ScenarioWriter,
+                                                                      tmp_path: Path) -> None:
+    """A timeout raises RunTimeoutError after writing a JUnit report with the error in it."""
+    junit = tmp_path / "junit.xml"
+    with pytest.raises(RunTimeoutError):
+        run_session(write_scenario(demo_text(clients="blocking")), time_scale=0.1, timeout=0.1,
+                    outputs=Outputs(junit=junit))
+    error = ET.parse(junit).getroot().find(".//error")
+    assert error is not None and "did not finish within" in error.get("message", "")
+
+
+def test_flag_mistakes_are_found_before_anything_runs(write_scenario: ScenarioWriter) -> None:
+    """--max-regression without --baseline is a UsageError before the progress hears of a start."""
+    progress = Recorder()
+    with pytest.raises(UsageError, match="--max-regression needs --baseline"):
+        run_session(write_scenario(demo_text()), max_regression=0.1, progress=progress)
+    assert progress.heard == []
+
+
+def test_two_outputs_may_share_a_special_file_but_not_a_regular_one(tmp_path: Path) -> None:
+    """/dev/null may take every output; one regular file may take only one."""
+    scenario = tmp_path / "s.yaml"
+    check_outputs(scenario, {"--json": Path("/dev/null"), "--junit": Path("/dev/null")})
+    with pytest.raises(UsageError, match="--json and --junit both name"):
+        check_outputs(scenario, {"--json": tmp_path / "r", "--junit": tmp_path / "r"})
+
+
+def test_time_scales_below_the_floor_are_warned_about() -> None:
+    """0.001 and up pass quietly; below, one warning naming the scale and what it does to the figures."""
+    assert time_scale_warnings(0.001) == [] and time_scale_warnings(1.0) == []
+    [warning] = time_scale_warnings(1e-9)
+    assert warning.startswith("time scale 1e-09 is below 0.001") and "1e+06 s of scenario time" in warning
