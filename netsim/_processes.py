@@ -30,7 +30,7 @@ import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from multiprocessing.connection import Connection
 
 from netsim._errors import PortBusyError, ServerStartError
@@ -148,9 +148,11 @@ class ServerProcess(ChildProcess):
         process: multiprocessing.process.BaseProcess | _Interpreter
         if fresh:
             ours_sock, theirs_sock = socket.socketpair()
+            # A process group of its own: Ctrl-C at the terminal reaches the runner, which
+            # stops it, and not its imports, where it would print a traceback.
             popen = subprocess.Popen(
                 [sys.executable, "-m", "netsim._processes", str(theirs_sock.fileno()), str(os.getpid())],
-                pass_fds=[theirs_sock.fileno()])
+                pass_fds=[theirs_sock.fileno()], process_group=0)
             theirs_sock.close()
             ours = Connection(ours_sock.detach())
             ours.send((list(plans), t0, detail))
@@ -160,7 +162,8 @@ class ServerProcess(ChildProcess):
             process = _fork.Process(target=_server_main,
                                     args=(list(plans), t0, theirs, detail, ours.fileno(), os.getpid()),
                                     name="netsim-servers", daemon=True)
-            process.start()
+            with _signals_held():
+                process.start()
             theirs.close()
         child = cls(process, ours)
         try:
@@ -196,12 +199,30 @@ class ClientProcess(ChildProcess):
                                 args=(model, label, list(targets), t0, theirs, detail, ours.fileno(),
                                       os.getpid()),
                                 name=f"netsim-client-{label}", daemon=True)
-        process.start()
+        with _signals_held():
+            process.start()
         theirs.close()
         return cls(process, ours)
 
 
 PR_SET_PDEATHSIG = 1
+_STOPPING = {signal.SIGINT, signal.SIGTERM}
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM while a child is forked; they arrive once it is done.
+
+    Landing in the handlers that run around a fork (logging's, for one), a
+    KeyboardInterrupt is printed as "Exception ignored" and lost: the runner would go
+    on as if nothing happened, or a half-made child would die with a traceback. The
+    child starts with them held too, and lets them through once it ignores Ctrl-C.
+    """
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPPING)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _settle_child(runners_end: int | None, runner: int) -> None:
@@ -252,6 +273,7 @@ def _ignore_interrupts() -> None:
     # its children with SIGTERM, which must kill them rather than run its handler.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPPING)  # held while we were forked
 
 
 def _server_main(plans: list[ServerPlan], t0: float, conn: Connection, detail: bool,
