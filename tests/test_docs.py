@@ -39,6 +39,14 @@ def test_readme_lists_every_client_model() -> None:
         assert f"| `{name}` |" in README
 
 
+def test_the_format_reference_lists_every_client_model_with_its_summary() -> None:
+    """docs/scenarios.md has a row per shipped client model, with the summary `netsim clients` prints."""
+    docs = (ROOT / "docs" / "scenarios.md").read_text(encoding="utf-8")
+    rows = "\n".join(f"| `{name}` | {model.summary} |" for name, model in MODELS.items())
+    expected = f"| model | how it reads |\n| --- | --- |\n{rows}\n"
+    assert expected in docs, f"the table of client models in docs/scenarios.md should read:\n{expected}"
+
+
 def test_every_shipped_scenario_loads_and_is_listed() -> None:
     """Every scenario in scenarios/ is valid and named in the README."""
     paths = sorted((ROOT / "scenarios").glob("*.yaml"))

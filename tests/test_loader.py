@@ -125,7 +125,7 @@ ONE_PROBLEM = {
         scenario('{name: a, poem: "x\\n", delay: -1s}'), 4, 35, "servers[0].delay", ("zero or more", "-1s"),
     ),
     "duration-infinite": (
-        scenario('{name: a, poem: "x\\n", delay: .inf}'), 4, 35, "servers[0].delay", ("zero or more",),
+        scenario('{name: a, poem: "x\\n", delay: .inf}'), 4, 35, "servers[0].delay", ("at most 168h",),
     ),
     "port-too-high": (
         scenario('{name: a, poem: "x\\n", port: 70000}'), 4, 34, "servers[0].port", ("65535", "70000"),
