@@ -7,7 +7,6 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
 from unittest import mock
 
 import jsonschema
@@ -151,7 +150,7 @@ def test_every_shipped_scenario_names_the_schema_on_its_first_line(path: Path) -
 ])
 def test_the_schema_catches_common_mistakes(change: dict[str, Any], where: list[Any],
                                            schema: dict[str, Any]) -> None:
-    """A misspelt key, a model that is no name, a bad duration, a misspelt metric: an editor underlines each."""
+    """A misspelt key, a model that is no name, a bad duration, a misspelt metric: editors underline each."""
     document = {"netsim": 1, "name": "s", "servers": [{"name": "a", "poem": "x\n"}],
                 "clients": ["blocking"], **change}
     errors = list(jsonschema.Draft7Validator(schema).iter_errors(document))
