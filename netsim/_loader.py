@@ -125,8 +125,8 @@ class _Loader(yaml.SafeLoader):
 
     def __init__(self, text: str) -> None:
         super().__init__(text)
-        self._depth = 0
-        self._open: set[str] = set()  # the anchors of the nodes being composed
+        self._depth = 0  # the lists and mappings being composed, one inside the other
+        self._open: set[str] = set()  # their anchors
 
     def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         if self.check_event(yaml.AliasEvent):
@@ -140,9 +140,10 @@ class _Loader(yaml.SafeLoader):
             assert target is not None  # an alias always names a node, or PyYAML raises
             return _Alias(target, event)
         event = self._peek()
+        if isinstance(event, yaml.ScalarEvent):
+            return super().compose_node(parent, index)
         if self._depth >= MAX_DEPTH:
-            raise _Refused(event.start_mark, f"lists and mappings nest more than {MAX_DEPTH} deep "
-                                             f"here; a scenario needs far fewer")
+            raise _Refused(event.start_mark, _too_deep(None))
         if event.anchor is not None:
             self._open.add(event.anchor)
         self._depth += 1
@@ -171,8 +172,9 @@ class _Document:
         self._measured: dict[int, tuple[int, int]] = {}  # id of a node: its values and its height
         self._pairs: dict[int, tuple[list[_Pair], int]] = {}  # id of a mapping: _resolve()
 
-    def measure(self, node: yaml.Node, level: int = 1) -> tuple[int, int]:
-        """How many values ``node`` holds with its aliases expanded, and how deep they nest.
+    def measure(self, node: yaml.Node, level: int = 0) -> tuple[int, int]:
+        """How many values ``node`` holds with its aliases expanded, and how many lists and
+        mappings nest in it, itself included; ``level`` lists and mappings enclose it.
 
         Raises _Refused past MAX_VALUES or MAX_DEPTH, at the alias (or the value) that
         goes past, before a single value is built. Each node is counted once, however
@@ -182,16 +184,18 @@ class _Document:
         target = node.target if isinstance(node, _Alias) else node
         measured = self._measured.get(id(target))
         if measured is None:
-            if level > MAX_DEPTH:  # only through aliases: the loader bounds the rest
+            if level >= MAX_DEPTH:  # only through aliases: the loader bounds the rest
                 raise _Refused(node.start_mark, _too_deep(node))
-            size, height = 1, 1
+            size, height = 1, 0
             for child in _children(target):
                 child_size, child_height = self.measure(child, level + 1)
-                size, height = size + child_size, max(height, child_height + 1)
+                size, height = size + child_size, max(height, child_height)
                 if size > MAX_VALUES:
                     raise _Refused(child.start_mark, _too_large(child))
+            if isinstance(target, yaml.CollectionNode):
+                height += 1
             measured = self._measured[id(target)] = (size, height)
-        if level + measured[1] - 1 > MAX_DEPTH:
+        if level + measured[1] > MAX_DEPTH:
             raise _Refused(node.start_mark, _too_deep(node))
         return measured
 
@@ -315,7 +319,7 @@ def _children(node: yaml.Node) -> Iterator[yaml.Node]:
         yield from node.value
 
 
-def _too_deep(node: yaml.Node) -> str:
+def _too_deep(node: yaml.Node | None) -> str:
     if isinstance(node, _Alias):
         return (f"the alias *{node.anchor} nests lists and mappings more than {MAX_DEPTH} deep; "
                 f"a scenario needs far fewer")
@@ -326,7 +330,8 @@ def _too_large(node: yaml.Node) -> str:
     if isinstance(node, _Alias):
         return (f"the alias *{node.anchor} repeats so much that the document would hold more than "
                 f"{MAX_VALUES:,} values; a scenario needs far fewer")
-    return f"the document holds more than {MAX_VALUES:,} values; a scenario needs far fewer"
+    return (f"here the document grows past {MAX_VALUES:,} values, its aliases expanded; a scenario "
+            f"needs far fewer")
 
 
 def _short_tag(tag: str | None) -> str:
