@@ -770,12 +770,18 @@ def test_merge_keys_resolve_as_the_yaml_spec_says(tmp_path: Path) -> None:
     ]
 
 
-@pytest.mark.parametrize("value", ["5", "[5]", "[*s, 5]"])
-def test_a_merge_of_no_mapping_is_a_problem(tmp_path: Path, value: str) -> None:
-    """`<<:` with a value that is not a mapping (or a list of them) is a located problem."""
+@pytest.mark.parametrize(("value", "words"), [
+    ("5", "`<<` merges a mapping"),
+    ("[5]", "`<<` merges a mapping"),
+    ("[*s, 5]", "`<<` merges a mapping"),
+    ("!!python/object:x {model: select}", "the tag !!python/object:x is not allowed"),
+    ("[!!set {select}]", "!!set is not taken here"),
+])
+def test_a_merge_of_no_plain_mapping_is_a_problem(tmp_path: Path, value: str, words: str) -> None:
+    """`<<:` with a value that is not a plain mapping (or a list of them) is a located problem."""
     text = scenario('&s {name: a, poem: "x\\n"}', clients=f"  - {{<<: {value}, model: select}}\n")
     [problem] = problems_of(text, tmp_path)
-    assert problem.line == 6 and "`<<` merges a mapping" in problem.message
+    assert problem.line == 6 and words in problem.message
 
 
 def test_value_positions_share_the_limits(tmp_path: Path) -> None:
@@ -803,3 +809,11 @@ def test_validate_goes_on_after_a_file_the_loader_refuses(tmp_path: Path,
     assert f"{good}: ok" in out
     assert f"{laughing}:11:" in err and f"{recursive}:5:21:" in err
     assert "3 files checked: 1 valid, 2 invalid with 2 problems" in err
+
+
+def test_a_refused_value_is_reported_once_however_often_it_is_aliased(tmp_path: Path) -> None:
+    """A tagged mapping that ten aliases repeat is one problem, at the mapping."""
+    again = ", ".join(["*bad"] * 10)
+    text = HEAD + f"description:\n  bad: &bad !!python/object:x {{a: 1}}\n  again: [{again}]\n"
+    [problem] = problems_of(text, tmp_path)
+    assert_problem(problem, "s.yaml", 6, 8, "description.bad", "the tag !!python/object:x is not allowed")
