@@ -41,8 +41,8 @@ import yaml
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
+from netsim import _plugins
 from netsim._errors import Problem, ScenarioError
-from netsim._plugins import client_model_names
 from netsim.expectations import Expectation
 from netsim.scenario import (
     Client,
@@ -405,7 +405,7 @@ def load_scenario_text(
     file:line:col.
     """
     if client_models is None:
-        client_models = client_model_names()
+        client_models = _plugins.client_model_names()
     document, data = _compose(text, filename)
     problems = [Problem(filename, *document.locate(loc, key=True), format_path(loc), message)
                 for loc, message in document.duplicates]

@@ -34,7 +34,7 @@ from pydantic.config import JsonDict
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
-from netsim._plugins import client_model_names
+from netsim import _plugins
 from netsim._units import parse_duration, parse_rate, parse_size
 from netsim.expectations import METRICS, OPERATORS, Expectation, parse_expectation
 
@@ -130,7 +130,7 @@ Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=64)]
 def _model_name_schema() -> JsonSchemaValue:
     # The installed models are suggestions that editors complete, not the only names the
     # schema takes: a model installed after the schema was written must not be underlined.
-    return {"anyOf": [{"type": "string", "enum": list(client_model_names())},
+    return {"anyOf": [{"type": "string", "enum": list(_plugins.client_model_names())},
                       {"type": "string", "pattern": NAME_PATTERN, "maxLength": 64}],
             "description": "A client model's name: `netsim clients` lists them."}
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import netsim
+from netsim import _plugins
 from netsim.clients import MODELS
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
@@ -537,6 +538,16 @@ def test_client_models_can_be_restricted(tmp_path: Path) -> None:
     [problem] = caught.value.problems
     assert_problem(problem, "s.yaml", 6, 5, "clients[0].model", "unknown client model 'blocking'",
                    "known models: select")
+
+
+def test_the_known_models_are_those_registered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without client_models, a model is known when an entry point of netsim.clients names it."""
+    monkeypatch.setattr(_plugins, "client_model_names", lambda: ("blocking", "trio"))
+    loaded = netsim.load_scenario_text(scenario(clients="  - trio\n"), base_dir=tmp_path)
+    assert loaded.clients[0].model == "trio"
+    [problem] = problems_of(scenario(clients="  - select\n"), tmp_path)
+    assert "unknown client model 'select'" in problem.message
+    assert "known models: blocking, trio" in problem.message
 
 
 # --- hints and positions for tools ------------------------------------------------------

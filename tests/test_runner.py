@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import pytest
 
 import netsim
+from netsim import _plugins
 from netsim.clients import MODELS, ClientModel, Recorder, Target
 from tests.conftest import ScenarioWriter, demo_text
 
@@ -185,6 +186,9 @@ def test_a_crashing_client_model_is_reported_not_hidden(
 ) -> None:
     """A model that raises ends the run with ClientCrashError carrying the exception and traceback."""
     monkeypatch.setitem(MODELS, "crashy", ClientModel("crashy", "raises", True, _crash))
+    # The loader knows the models by their entry points (netsim._plugins), not by MODELS.
+    known = _plugins.client_model_names()
+    monkeypatch.setattr(_plugins, "client_model_names", lambda: (*known, "crashy"))
     scenario = load_demo(write_scenario, "crashy")
     with pytest.raises(netsim.ClientCrashError, match="ZeroDivisionError: a bug in a client model") as caught:
         netsim.run_scenario(scenario, time_scale=0.02)

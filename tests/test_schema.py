@@ -14,7 +14,7 @@ import pydantic
 import pytest
 import yaml
 
-from netsim import _schema, scenario
+from netsim import _plugins, _schema, scenario
 from netsim._plugins import client_model_names
 from netsim.expectations import METRICS
 
@@ -177,7 +177,7 @@ def test_the_installed_models_are_offered_and_other_names_taken(schema: dict[str
 
 def test_the_offered_models_are_the_registered_ones(monkeypatch: pytest.MonkeyPatch) -> None:
     """The names the schema offers come from the entry-point registry, not from a list in the generator."""
-    monkeypatch.setattr(scenario, "client_model_names", lambda: ("blocking", "trio"))
+    monkeypatch.setattr(_plugins, "client_model_names", lambda: ("blocking", "trio"))
     made = scenario.Scenario.model_json_schema()
     assert made["$defs"]["Client"]["properties"]["model"]["anyOf"][0]["enum"] == ["blocking", "trio"]
 
