@@ -1,9 +1,30 @@
 """Load scenario files with yaml.safe_load semantics and line numbers in every error.
 
 YAML is composed into nodes (which carry their positions), turned into plain Python
-values by PyYAML's safe constructor, and the position of every value and key is kept
-by its path. Pydantic then validates the values; each of its errors has a path, which
-finds the line. All problems of a file are reported at once.
+values here, scalar by scalar with PyYAML's safe constructor, and the position of every
+value and key is kept by its path. Pydantic then validates the values; each of its
+errors has a path, which finds the line. All problems of a file are reported at once.
+
+Building the values ourselves means doing what ``yaml.safe_load`` would otherwise do
+for us, and bounding it: a document of a few hundred bytes can name itself or nest
+its aliases ("billion laughs") until building it takes gigabytes. So a document is
+refused, with the line of the culprit, when it is longer, deeper or larger than any
+scenario needs:
+
+- ``MAX_TEXT``: 4 MiB of YAML. A scenario of 10,000 servers, one mapping each, is
+  about 1 MB; long poems belong in ``poem_file``, which is not YAML.
+- ``MAX_DEPTH``: 64 levels of lists and mappings, aliases expanded. A scenario nests
+  about 6 deep (servers, a server, its fault...); Python's recursion limit would end
+  the composer near 300.
+- ``MAX_VALUES``: 1,000,000 values once aliases and merge keys are expanded, counted
+  before any is built. The 10,000-server scenario above holds about 130,000.
+- ``MAX_NUMBER``: 100 characters for a number. Python refuses to read an int of more
+  than 4,300 digits, and a value of a hundred digits is too large for every key anyway.
+
+A tag that ``yaml.safe_load`` does not know (``!!python/object/apply:...``, ``!foo``)
+is refused wherever it stands, as are a recursive alias and a list or mapping used as
+a key. So are ``!!set``, ``!!omap`` and ``!!pairs``, which safe_load reads: a scenario
+holds plain lists and mappings, and a set where a list is meant would only mislead.
 """
 
 from __future__ import annotations
@@ -12,14 +33,15 @@ import dataclasses
 import difflib
 import types
 import typing
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import yaml
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
+from netsim import _plugins
 from netsim._errors import Problem, ScenarioError
 from netsim.expectations import Expectation
 from netsim.scenario import (
@@ -33,8 +55,18 @@ from netsim.scenario import (
     check_references,
 )
 
+MAX_TEXT = 4 * 1024 * 1024  # characters; 4 MiB of ASCII
+MAX_DEPTH = 64  # lists and mappings, one inside the other
+MAX_VALUES = 1_000_000  # scalars, lists, mappings and keys, with aliases expanded
+MAX_NUMBER = 100  # characters of one number
+
 Position = tuple[int, int]  # 1-based line and column
-_MERGE = "tag:yaml.org,2002:merge"  # the tag of a `<<` key
+_Pair = tuple[yaml.Node, yaml.Node]  # a key of a mapping and its value
+_YAML = "tag:yaml.org,2002:"
+_MERGE = _YAML + "merge"  # the tag of a `<<` key
+_VALUE = _YAML + "value"  # the tag of a lone `=`, which safe_load reads as a string key only
+_PLAIN = {yaml.MappingNode: _YAML + "map", yaml.SequenceNode: _YAML + "seq"}
+_NUMBERS = frozenset({_YAML + "int", _YAML + "float"})
 _STARTER_HINT = "`netsim new FILE` writes a starter scenario, with a comment on every key"
 # Problems whose message already says what the key takes: a hint would repeat it.
 _SELF_EXPLAINED = frozenset({"literal_error", "string_pattern_mismatch", "too_short", "greater_than",
@@ -55,35 +87,136 @@ _CLIENT: TypeAdapter[Client] = TypeAdapter(ClientEntry)
 _EXPECTATION: TypeAdapter[Expectation] = TypeAdapter(ExpectationText)
 
 
+class _Mark(Protocol):
+    """A place in the YAML text, as PyYAML's two kinds of marks (Python and C) give it."""
+
+    line: int  # 0-based
+    column: int
+
+
+class _Refused(Exception):
+    """A document netsim will not build, and where the reason stands."""
+
+    def __init__(self, mark: _Mark | None, message: str, path: Location = ()) -> None:
+        super().__init__(message)
+        self.position = (1, 1) if mark is None else (mark.line + 1, mark.column + 1)
+        self.message = message
+        self.path = path
+
+
+class _Alias(yaml.Node):
+    """An ``*alias`` where it stands, in place of the node it names.
+
+    PyYAML's composer puts the named node itself there, and the alias's own line is
+    lost; the limits below need it, to say which alias went too far.
+    """
+
+    id = "alias"
+
+    def __init__(self, target: yaml.Node, event: yaml.NodeEvent) -> None:
+        super().__init__(target.tag, target.value, None, None)
+        self.start_mark, self.end_mark = event.start_mark, event.end_mark
+        self.target = target
+        self.anchor = str(event.anchor)
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, composing nodes within MAX_DEPTH and refusing recursive aliases."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self._depth = 0  # the lists and mappings being composed, one inside the other
+        self._open: set[str] = set()  # their anchors
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            event = self._peek()
+            anchor = str(event.anchor)
+            if anchor in self._open:
+                raise _Refused(event.start_mark, f"the alias *{anchor} stands inside the node it "
+                                                 f"names (&{anchor}), which would then contain "
+                                                 f"itself without end")
+            target = super().compose_node(parent, index)
+            assert target is not None  # an alias always names a node, or PyYAML raises
+            return _Alias(target, event)
+        event = self._peek()
+        if isinstance(event, yaml.ScalarEvent):
+            return super().compose_node(parent, index)
+        if self._depth >= MAX_DEPTH:
+            raise _Refused(event.start_mark, _too_deep(None))
+        if event.anchor is not None:
+            self._open.add(event.anchor)
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+            self._open.discard(event.anchor or "")
+
+    def _peek(self) -> yaml.NodeEvent:
+        # A node starts here: an alias, a scalar or the start of a list or mapping.
+        event: yaml.NodeEvent = self.peek_event()  # type: ignore[no-untyped-call]  # untyped in the stubs
+        return event
+
+
 class _Document:
     """Plain values of a YAML document, and where each value and key stands."""
 
-    def __init__(self, loader: yaml.SafeLoader) -> None:
+    def __init__(self, loader: _Loader) -> None:
         self.values: dict[Location, Position] = {}
         self.keys: dict[Location, Position] = {}
         self.duplicates: list[tuple[Location, str]] = []
+        self.refused: list[_Refused] = []  # tags, keys and numbers a scenario cannot hold
         self.containers: set[Location] = set()  # the paths of mappings and lists
         self._loader = loader
-        self._merged: dict[int, int] = {}  # id of a mapping node: how many pairs it merged in
+        self._measured: dict[int, tuple[int, int]] = {}  # id of a node: its values and its height
+        self._pairs: dict[int, tuple[list[_Pair], int]] = {}  # id of a mapping: _resolve()
+
+    def measure(self, node: yaml.Node, level: int = 0) -> tuple[int, int]:
+        """How many values ``node`` holds with its aliases expanded, and how many lists and
+        mappings nest in it, itself included; ``level`` lists and mappings enclose it.
+
+        Raises _Refused past MAX_VALUES or MAX_DEPTH, at the alias (or the value) that
+        goes past, before a single value is built. Each node is counted once, however
+        many aliases name it, so this is quick even for a document that would expand
+        to billions of values.
+        """
+        target = node.target if isinstance(node, _Alias) else node
+        measured = self._measured.get(id(target))
+        if measured is None:
+            if level >= MAX_DEPTH:  # only through aliases: the loader bounds the rest
+                raise _Refused(node.start_mark, _too_deep(node))
+            size, height = 1, 0
+            for child in _children(target):
+                child_size, child_height = self.measure(child, level + 1)
+                size, height = size + child_size, max(height, child_height)
+                if size > MAX_VALUES:
+                    raise _Refused(child.start_mark, _too_large(child))
+            if isinstance(target, yaml.CollectionNode):
+                height += 1
+            measured = self._measured[id(target)] = (size, height)
+        if level + measured[1] > MAX_DEPTH:
+            raise _Refused(node.start_mark, _too_deep(node))
+        return measured
 
     def build(self, node: yaml.Node, path: Location) -> Any:
+        if isinstance(node, _Alias):
+            node = node.target
         self.values[path] = _position(node)
-        if isinstance(node, yaml.CollectionNode):
-            self.containers.add(path)
+        if isinstance(node, yaml.CollectionNode) and node.tag != _PLAIN[type(node)]:
+            self.refused.append(_Refused(node.start_mark, _bad_tag(node.tag, collection=True), path))
+            return None
         if isinstance(node, yaml.MappingNode):
-            if id(node) not in self._merged:  # an aliased node comes here again, flattened
-                own = sum(1 for key_node, _ in node.value if key_node.tag != _MERGE)
-                self._loader.flatten_mapping(node)  # resolve `<<` merge keys as safe_load does
-                self._merged[id(node)] = len(node.value) - own
-            # flatten_mapping puts the merged pairs first; the mapping's own keys override
-            # them, as in safe_load, and only a key given twice among its own is a mistake.
-            merged = self._merged[id(node)]
+            self.containers.add(path)
+            pairs, merged = self._resolve(node, path)
+            # The merged pairs come first; the mapping's own keys override them, as in
+            # safe_load, and only a key given twice among its own is a mistake.
             result: dict[Any, Any] = {}
             own_keys: set[Any] = set()
-            for index, (key_node, value_node) in enumerate(node.value):
-                key = self._loader.construct_object(key_node, deep=True)
-                if isinstance(key, list | dict):
-                    key = str(key)
+            for index, (key_node, value_node) in enumerate(pairs):
+                key = self._key(key_node, path)
+                if key is _NO_KEY:
+                    continue
                 child = (*path, key)
                 if index >= merged:
                     if key in own_keys:
@@ -93,8 +226,72 @@ class _Document:
                 result[key] = self.build(value_node, child)
             return result
         if isinstance(node, yaml.SequenceNode):
+            self.containers.add(path)
             return [self.build(item, (*path, index)) for index, item in enumerate(node.value)]
-        return self._loader.construct_object(node, deep=True)
+        return self._scalar(node, path)
+
+    def _key(self, node: yaml.Node, path: Location) -> Any:
+        if isinstance(node, _Alias):
+            node = node.target
+        if not isinstance(node, yaml.ScalarNode):
+            # safe_load refuses a list or mapping as a key (it cannot be hashed); a !!set
+            # can, and would only be a riddle in a scenario.
+            self.refused.append(_Refused(node.start_mark, "a key is a word or a number, not a list "
+                                                          "or mapping", path))
+            return _NO_KEY
+        if node.tag == _VALUE:
+            return node.value  # a lone `=` as a key is the string "=" for safe_load too
+        return self._scalar(node, path, key=True)
+
+    def _scalar(self, node: yaml.Node, path: Location, *, key: bool = False) -> Any:
+        if node.tag is None or node.tag not in self._loader.yaml_constructors:
+            self.refused.append(_Refused(node.start_mark, _bad_tag(node.tag, collection=False), path))
+            return _NO_KEY if key else None
+        if node.tag in _NUMBERS and len(node.value) > MAX_NUMBER:
+            self.refused.append(_Refused(node.start_mark, f"a number of {len(node.value)} characters "
+                                                          f"is beyond any value of a scenario "
+                                                          f"(at most {MAX_NUMBER})", path))
+            return _NO_KEY if key else None
+        try:
+            return self._loader.construct_object(node, deep=True)
+        except yaml.YAMLError:
+            raise
+        except Exception:  # PyYAML's constructors raise anything for a bad explicit tag
+            self.refused.append(_Refused(node.start_mark, f"{node.value!r} cannot be read as "
+                                                          f"{_short_tag(node.tag)}", path))
+            return _NO_KEY if key else None
+
+    def _resolve(self, node: yaml.MappingNode, path: Location) -> tuple[list[_Pair], int]:
+        """The pairs of a mapping with its ``<<`` merge keys resolved, and how many of them,
+        at the start, were merged in; where a key comes twice, the later pair wins.
+
+        As the merge-key spec says (and PyYAML up to 6.0.1 did), a mapping's own keys win
+        over merged ones, and in ``<<: [*a, *b]`` the keys of ``a`` over those of ``b``.
+        """
+        resolved = self._pairs.get(id(node))
+        if resolved is not None:
+            return resolved
+        merged: list[_Pair] = []
+        own: list[_Pair] = []
+        for key_node, value_node in node.value:
+            if key_node.tag != _MERGE:
+                own.append((key_node, value_node))
+                continue
+            source = value_node.target if isinstance(value_node, _Alias) else value_node
+            sources = source.value if isinstance(source, yaml.SequenceNode) else [source]
+            parts = []
+            for item in sources:
+                item = item.target if isinstance(item, _Alias) else item
+                if not isinstance(item, yaml.MappingNode):
+                    raise _Refused(item.start_mark, "`<<` merges a mapping or a list of mappings, "
+                                                    "like `<<: *base`", path)
+                if item.tag != _PLAIN[yaml.MappingNode]:
+                    raise _Refused(item.start_mark, _bad_tag(item.tag, collection=True), path)
+                parts.append(self._resolve(item, path)[0])
+            for part in reversed(parts):  # the first mapping last, so that its keys win
+                merged += part
+        resolved = self._pairs[id(node)] = (merged + own, len(merged))
+        return resolved
 
     def locate_entry(self, loc: Location) -> Position:
         """Where a problem with the entry at ``loc`` stands: a scalar's value, else its key."""
@@ -108,6 +305,51 @@ class _Document:
             if loc[:end] in self.values:
                 return self.values[loc[:end]]
         return (1, 1)
+
+
+_NO_KEY = object()  # a key that was refused: its pair is left out
+
+
+def _children(node: yaml.Node) -> Iterator[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            yield key_node
+            yield value_node
+    elif isinstance(node, yaml.SequenceNode):
+        yield from node.value
+
+
+def _too_deep(node: yaml.Node | None) -> str:
+    if isinstance(node, _Alias):
+        return (f"the alias *{node.anchor} nests lists and mappings more than {MAX_DEPTH} deep; "
+                f"a scenario needs far fewer")
+    return f"lists and mappings nest more than {MAX_DEPTH} deep here; a scenario needs far fewer"
+
+
+def _too_large(node: yaml.Node) -> str:
+    if isinstance(node, _Alias):
+        return (f"the alias *{node.anchor} repeats so much that the document would hold more than "
+                f"{MAX_VALUES:,} values; a scenario needs far fewer")
+    return (f"here the document grows past {MAX_VALUES:,} values, its aliases expanded; a scenario "
+            f"needs far fewer")
+
+
+def _short_tag(tag: str | None) -> str:
+    """``tag:yaml.org,2002:python/name:os.system`` as it was written: ``!!python/name:os.system``."""
+    if tag is None:
+        return "no tag"
+    return "!!" + tag.removeprefix(_YAML) if tag.startswith(_YAML) else tag
+
+
+def _bad_tag(tag: str | None, *, collection: bool) -> str:
+    if tag in (_VALUE, _MERGE):
+        sign = "=" if tag == _VALUE else "<<"
+        return f"a lone `{sign}` means something else to YAML: quote it, like \"{sign}\""
+    if collection and tag in yaml.SafeLoader.yaml_constructors:
+        return (f"{_short_tag(tag)} is not taken here: a scenario holds plain lists and mappings; "
+                f"leave out the tag")
+    return (f"the tag {_short_tag(tag)} is not allowed: netsim reads YAML as yaml.safe_load does, "
+            f"which makes no Python objects and knows no custom tags")
 
 
 def _position(node: yaml.Node) -> Position:
@@ -128,8 +370,16 @@ def load_scenario(path: str | Path, *, client_models: Iterable[str] | None = Non
     Raises ScenarioError listing every problem, each with file:line:col.
     """
     path = Path(path)
+    return load_scenario_text(_read(path), filename=str(path), base_dir=path.parent,
+                              client_models=client_models)
+
+
+def _read(path: Path) -> str:
+    """The text of a scenario file, or no more than one character past MAX_TEXT of it."""
     try:
-        text = path.read_text(encoding="utf-8")
+        # Not read_text(): a file of gigabytes (or /dev/zero) would be read whole first.
+        with path.open(encoding="utf-8") as handle:
+            return handle.read(MAX_TEXT + 1)
     except FileNotFoundError:
         raise ScenarioError([Problem(str(path), 1, 1, "", "no such file")]) from None
     except IsADirectoryError:
@@ -139,8 +389,6 @@ def load_scenario(path: str | Path, *, client_models: Iterable[str] | None = Non
         raise ScenarioError([Problem(str(path), 1, 1, "", "is not UTF-8 text")]) from None
     except OSError as error:
         raise ScenarioError([Problem(str(path), 1, 1, "", error.strerror or str(error))]) from None
-    return load_scenario_text(text, filename=str(path), base_dir=path.parent,
-                              client_models=client_models)
 
 
 def load_scenario_text(
@@ -152,12 +400,12 @@ def load_scenario_text(
 ) -> Scenario:
     """Parse and check a scenario given as text; ``poem_file`` is relative to ``base_dir``.
 
-    Raises ScenarioError listing every problem, each with file:line:col.
+    ``client_models`` are the names a client's ``model`` may take; by default, those of
+    the client models installed. Raises ScenarioError listing every problem, each with
+    file:line:col.
     """
     if client_models is None:
-        from netsim._plugins import client_model_names
-
-        client_models = client_model_names()
+        client_models = _plugins.client_model_names()
     document, data = _compose(text, filename)
     problems = [Problem(filename, *document.locate(loc, key=True), format_path(loc), message)
                 for loc, message in document.duplicates]
@@ -188,11 +436,24 @@ def load_scenario_text(
                     for index, expectation in enumerate(expectations)]
               for key, expectations in scenario.expect.items()}
     scenario = scenario.model_copy(update={"servers": list(servers.values()), "expect": expect})
-    for loc, message in [*unread, *check_references(scenario)]:
+    for loc, message in [*unread, *check_references(scenario), *_unavailable_models(scenario)]:
         problems.append(Problem(filename, *document.locate_entry(loc), format_path(loc), message))
     if problems:
         raise ScenarioError(_in_order(problems))
     return scenario
+
+
+def _unavailable_models(scenario: Scenario) -> list[tuple[Location, str]]:
+    """Installed models the scenario names that cannot be imported (an extra not installed)."""
+    problems: list[tuple[Location, str]] = []
+    for index, client in enumerate(scenario.clients):
+        if client.model not in _plugins.entry_points():
+            continue  # a model the caller supplies itself (netsim.testing), not an installed one
+        try:
+            _plugins.load(client.model)
+        except _plugins.PluginError as error:
+            problems.append((("clients", index, "model"), str(error)))
+    return problems
 
 
 def _check_valid_parts(data: dict[Any, Any], context: dict[str, Any],
@@ -261,20 +522,36 @@ def _read_poem_files(servers: Mapping[int, Server],
 
 
 def _compose(text: str, filename: str) -> tuple[_Document, Any]:
-    loader = yaml.SafeLoader(text)
+    if len(text) > MAX_TEXT:
+        raise ScenarioError([Problem(filename, 1, 1, "", f"the file is longer than {MAX_TEXT:,} "
+                                     f"characters, far more than a scenario needs",
+                                     "give long poems as `poem_file:`, which has no limit")])
+    loader = _Loader(text)
     document = _Document(loader)
     try:
         node = loader.get_single_node()
-        data = document.build(node, ()) if node is not None else None
+        data = None
+        if node is not None:
+            document.measure(node)
+            data = document.build(node, ())
+    except _Refused as refused:
+        raise ScenarioError([Problem(filename, *refused.position, format_path(refused.path),
+                                     refused.message)]) from None
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise ScenarioError([Problem(filename, line, column, "", f"YAML syntax: {_syntax(error)}",
+        kind = "YAML" if isinstance(error, yaml.constructor.ConstructorError) else "YAML syntax"
+        raise ScenarioError([Problem(filename, line, column, "", f"{kind}: {_syntax(error)}",
                                      _syntax_hint(error))]) from None
     except yaml.YAMLError as error:
         raise ScenarioError([Problem(filename, 1, 1, "", f"YAML: {error}")]) from None
     finally:
         loader.dispose()
+    if document.refused:
+        # A refused value that aliases repeat is reported once, where it stands.
+        first = {(refused.position, refused.message): refused for refused in reversed(document.refused)}
+        raise ScenarioError(_in_order([Problem(filename, *refused.position, format_path(refused.path),
+                                               refused.message) for refused in first.values()]))
     if data is None:
         raise ScenarioError([Problem(filename, 1, 1, "", "the file is empty: a scenario starts with "
                                      "`netsim: 1`", _STARTER_HINT)])
@@ -403,11 +680,7 @@ def value_positions(path: str | Path) -> dict[Location, Position]:
     expectation. Raises ScenarioError when the file cannot be read or is not YAML.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise ScenarioError([Problem(str(path), 1, 1, "", f"cannot be read: {error}")]) from None
-    document, _ = _compose(text, str(path))
+    document, _ = _compose(_read(path), str(path))
     return dict(document.values)
 
 

@@ -8,9 +8,19 @@ from __future__ import annotations
 
 import math
 import re
+from decimal import Context, Decimal, localcontext
 
 Seconds = float
 Bytes = int
+
+# The largest values a scenario may give. No scenario needs more, and past them the
+# engine would fail mid-run rather than at load: timers, socket timeouts and thread
+# waits overflow near 2**63 ns (292 years), and a pause of 1e308 s already overflows
+# the arithmetic of a schedule. A week leaves room for sums over long poems.
+MAX_DURATION: Seconds = 7 * 24 * 3600.0  # 168h
+MAX_DURATION_TEXT = "168h (a week)"
+MAX_SIZE: Bytes = 1000**4  # 1000GB, beyond any poem, chunk or loopback rate
+MAX_SIZE_TEXT = "1000GB"
 
 # A sign is accepted here only so that "-1s" is refused for being negative, which is
 # the real problem, rather than for not looking like a duration.
@@ -43,13 +53,16 @@ SIZE_UNITS: dict[str, Bytes] = {
 def parse_duration(value: object) -> Seconds:
     """Return seconds for ``250ms``, ``1.5s``, ``2`` (seconds) and the like.
 
-    Raises ValueError with a message fit for users when the text is not a duration
-    or is negative.
+    Raises ValueError with a message fit for users when the text is not a duration,
+    is negative or is longer than ``MAX_DURATION``.
     """
     if isinstance(value, bool):
         raise ValueError(f"expected a duration like 250ms or 1s, got {value!r}")
-    if isinstance(value, int | float):
-        seconds = float(value)
+    if isinstance(value, int):
+        # Compared as an int: float() of a 400-digit number raises OverflowError.
+        seconds = float(min(max(value, -1), math.ceil(MAX_DURATION) + 1))
+    elif isinstance(value, float):
+        seconds = value
     elif isinstance(value, str):
         match = _QUANTITY.match(value)
         if match is None or match.group(2) not in DURATION_UNITS:
@@ -57,37 +70,54 @@ def parse_duration(value: object) -> Seconds:
                 f"{value!r} is not a duration: write a number with a unit "
                 f"(us, ms, s, m, h), like 250ms or 1.5s"
             )
+        # float() of a numeral too large for a float is inf, never an error.
         seconds = float(match.group(1)) * DURATION_UNITS[match.group(2)]
     else:
         raise ValueError(f"expected a duration like 250ms or 1s, got {value!r}")
-    if not math.isfinite(seconds) or seconds < 0:
+    if math.isnan(seconds):
+        raise ValueError(f"{value!r} is not a duration: write a number with a unit, like 250ms")
+    if seconds < 0:
         raise ValueError(f"a duration must be zero or more, got {value!r}")
+    if seconds > MAX_DURATION:
+        raise ValueError(f"{_shown(value)} is longer than netsim takes: a duration is at most "
+                         f"{MAX_DURATION_TEXT}")
     return seconds
 
 
 def parse_size(value: object) -> Bytes:
     """Return bytes for ``512``, ``4KB`` (4000), ``4KiB`` (4096) and the like.
 
-    Raises ValueError when the text is not a size, is negative or is not a whole
-    number of bytes.
+    Raises ValueError when the text is not a size, is negative, is not a whole
+    number of bytes or is larger than ``MAX_SIZE``.
     """
+    amount = _size(value)
+    if amount < 0 or amount != amount.to_integral_value():
+        raise ValueError(f"a size must be a whole number of bytes, got {_shown(value)}")
+    if amount > MAX_SIZE:
+        raise ValueError(f"{_shown(value)} is larger than netsim takes: a size is at most {MAX_SIZE_TEXT}")
+    return int(amount)
+
+
+def _size(value: object) -> Decimal:
+    """The exact amount of bytes of a size, unchecked; raises ValueError for what is no size."""
     if isinstance(value, bool):
         raise ValueError(f"expected a size like 512B or 4KiB, got {value!r}")
     if isinstance(value, int):
-        amount = float(value)
-    elif isinstance(value, str):
-        match = _QUANTITY.match(value)
-        if match is None or match.group(2) not in SIZE_UNITS:
-            raise ValueError(
-                f"{value!r} is not a size: write a number with a unit "
-                f"(B, KB, MB, GB, KiB, MiB, GiB), like 512B or 4KiB"
-            )
-        amount = float(match.group(1)) * SIZE_UNITS[match.group(2)]
-    else:
+        # Clamped first: Decimal takes any int, but a 400-digit one is of no use beyond here.
+        return Decimal(min(max(value, -1), MAX_SIZE + 1))
+    if not isinstance(value, str):
         raise ValueError(f"expected a size like 512B or 4KiB, got {value!r}")
-    if amount < 0 or amount != int(amount):
-        raise ValueError(f"a size must be a whole number of bytes, got {value!r}")
-    return int(amount)
+    match = _QUANTITY.match(value)
+    if match is None or match.group(2) not in SIZE_UNITS:
+        raise ValueError(
+            f"{value!r} is not a size: write a number with a unit "
+            f"(B, KB, MB, GB, KiB, MiB, GiB), like 512B or 4KiB"
+        )
+    # Decimal, exactly: a float would call 1.0000000000000001KB a whole 1000 bytes, and
+    # turn a 400-digit number into an infinity that int() refuses.
+    number = match.group(1)
+    with localcontext(Context(prec=len(number) + 20)):  # digits enough for an exact product
+        return Decimal(number) * SIZE_UNITS[match.group(2)]
 
 
 def format_duration(seconds: Seconds) -> str:
@@ -117,19 +147,25 @@ def format_size(count: float) -> str:
 def parse_rate(value: object) -> float:
     """Return bytes per second for ``10KB/s``, ``1MiB``, ``2000`` and the like.
 
-    Raises ValueError when the text is not a rate or is not above zero.
+    Raises ValueError when the text is not a rate, is not above zero or is more than
+    ``MAX_SIZE`` per second.
     """
     text = value.strip() if isinstance(value, str) else value
     if isinstance(text, str) and text.endswith("/s"):
         text = text[:-2]
-    if isinstance(text, float):
-        amount = text
-    else:
-        try:
-            amount = float(parse_size(text))
-        except ValueError:
-            raise ValueError(f"{value!r} is not a rate: write bytes per second like 10KB/s "
-                             f"or 1MiB/s") from None
-    if not math.isfinite(amount) or amount <= 0:
+    try:
+        amount = text if isinstance(text, float) else float(_size(text))
+    except ValueError:
+        raise ValueError(f"{value!r} is not a rate: write bytes per second like 10KB/s "
+                         f"or 1MiB/s") from None
+    if not amount > 0:  # NaN included
         raise ValueError(f"a rate must be above zero, got {value!r}")
+    if amount > MAX_SIZE:
+        raise ValueError(f"{_shown(value)} is more than netsim takes: a rate is at most {MAX_SIZE_TEXT}/s")
     return amount
+
+
+def _shown(value: object) -> str:
+    """``value`` for a message, cut short: a 5,000-digit number would fill the terminal."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:30]}...({len(text)} characters)"

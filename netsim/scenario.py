@@ -1,17 +1,20 @@
 """The scenario format, version 1, as frozen pydantic models.
 
 A scenario is what a user wrote in YAML, checked and with units resolved: every
-duration is float seconds and every size int bytes. Loading from a file, with line
-numbers in errors and the reading of ``poem_file``, lives in ``_loader.py``; the checks
-that span several parts of a document (unique names, known targets) live in
-``check_references`` below.
+duration is float seconds and every size int bytes. Each key carries its description
+and an example beside its field; ``_schema.py`` makes the JSON Schema, the reference of
+docs/scenarios.md and the hints of the loader from them, so a new key is one edit here
+and a regenerate. Loading from a file, with line numbers in errors and the reading of
+``poem_file``, lives in ``_loader.py``; the rules that span several parts of a document
+(unique names, known targets) close this module, one small function each.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -20,18 +23,34 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    GetJsonSchemaHandler,
     PlainSerializer,
     ValidationInfo,
     WithJsonSchema,
     field_validator,
     model_validator,
 )
+from pydantic.config import JsonDict
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
+from netsim import _plugins
 from netsim._units import parse_duration, parse_rate, parse_size
-from netsim.expectations import Expectation, parse_expectation
+from netsim.expectations import METRICS, OPERATORS, Expectation, parse_expectation
 
 FORMAT_VERSION = 1
 ALL = "all"  # the `expect` key that applies to every client
+
+# The key of ``json_schema_extra`` that says how a default reads in the reference, where
+# the model's own value says little (`seed: null` means "other choices in every run").
+# _schema.py moves it from the JSON Schema into the reference tables.
+DEFAULT_TEXT = "x-default-text"
+
+
+def default_reads(text: str) -> JsonDict:
+    """``json_schema_extra`` for a key whose default is best said in words."""
+    return {DEFAULT_TEXT: text}
+
 
 Duration = Annotated[
     float,
@@ -60,14 +79,80 @@ Rate = Annotated[
          "description": "bytes per second: a size, optionally with /s (10KB/s, 1MiB)"}
     ),
 ]
+
+
+def _share_from_percent(value: object) -> object:
+    if isinstance(value, str) and value.strip().endswith("%"):
+        try:
+            return float(value.strip()[:-1]) / 100
+        except ValueError:
+            raise ValueError(f"{value!r} is not a share: write 0.25 or 25%") from None
+    return value
+
+
+Share = Annotated[
+    float,
+    Field(ge=0.0, le=1.0),
+    BeforeValidator(_share_from_percent),
+    WithJsonSchema({"anyOf": [{"type": "number", "minimum": 0.0, "maximum": 1.0},
+                              {"type": "string", "pattern": r"^\s*[0-9.]+\s*%\s*$"}]}),
+]
+
+
+def _expectation_pattern() -> str:
+    """A loose check that an expectation starts with a metric and an operator.
+
+    The loader checks the rest; an editor underlines a misspelt metric at once.
+    """
+    names = sorted((re.escape(name) for name in METRICS if name != "speedup"), key=len, reverse=True)
+    ops = "|".join(re.escape(op) for op in sorted(OPERATORS, key=len, reverse=True))
+    return rf"^\s*(speedup\s*\([^()]*\)|(?:{'|'.join(names)}))\s*({ops})"
+
+
+EXPECTATION_PATTERN = _expectation_pattern()
 ExpectationText = Annotated[
     Expectation,
     BeforeValidator(lambda value: _parse_expectation_field(value)),
     PlainSerializer(lambda expectation: expectation.text, return_type=str),
-    WithJsonSchema({"type": "string", "description": "METRIC OP VALUE [± TOLERANCE]"}),
+    WithJsonSchema({
+        "type": "string",
+        "pattern": EXPECTATION_PATTERN,
+        "description": "METRIC OP VALUE [± TOLERANCE] [in N% of runs], like "
+                       "`elapsed <= ideal + 250ms` or `speedup(blocking) >= 2.5`.",
+        "examples": ["elapsed == 12s ± 5%", "elapsed <= ideal + 250ms", "speedup(blocking) >= 2.5",
+                     "intact == 100%", "elapsed <= 4.2s in 90% of runs"],
+    }),
 ]
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]*$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=64)]
+
+
+def _model_name_schema() -> JsonSchemaValue:
+    # The installed models are suggestions that editors complete, not the only names the
+    # schema takes: a model installed after the schema was written must not be underlined.
+    return {"anyOf": [{"type": "string", "enum": list(_plugins.client_model_names())},
+                      {"type": "string", "pattern": NAME_PATTERN, "maxLength": 64}],
+            "description": "A client model's name: `netsim clients` lists them."}
+
+
+class _ModelNameSchema:
+    """In the JSON Schema, a client model's name: the installed ones offered, any name taken."""
+
+    def __get_pydantic_json_schema__(self, core_schema: CoreSchema,
+                                     handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        return _model_name_schema()
+
+
+class _ShorthandSchema:
+    """In the JSON Schema, a client's entry: a model's name alone, or the mapping."""
+
+    def __get_pydantic_json_schema__(self, core_schema: CoreSchema,
+                                     handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        return {"anyOf": [_model_name_schema(), handler(core_schema)]}
+
+
+# A client's label defaults to its model's name, so a model's name is a name too.
+ModelName = Annotated[Name, _ModelNameSchema()]
 
 
 def _parse_expectation_field(value: object) -> Expectation:
@@ -85,25 +170,30 @@ class _Model(BaseModel):
 class ByteChunks(_Model):
     """Cut the poem into pieces of ``bytes`` bytes (the last may be shorter)."""
 
-    bytes: Annotated[Size, Field(gt=0)]
+    bytes: Annotated[Size, Field(gt=0)] = Field(
+        description="The size of each piece (the last may be shorter): a number of bytes, or a "
+                    "number with a unit (4KB = 4000, 4KiB = 4096).",
+        examples=[64])
 
 
 class Fault(_Model):
     """What goes wrong on a share of a server's connections."""
 
-    kind: Literal["refuse", "reset", "close", "stall", "blackhole"]
-    after: Size = 0  # bytes sent before the fault strikes
-    probability: float = Field(default=1.0, ge=0.0, le=1.0)  # share of connections affected
-
-    @field_validator("probability", mode="before")
-    @classmethod
-    def _percent(cls, value: object) -> object:
-        if isinstance(value, str) and value.strip().endswith("%"):
-            try:
-                return float(value.strip()[:-1]) / 100
-            except ValueError:
-                raise ValueError(f"{value!r} is not a share: write 0.25 or 25%") from None
-        return value
+    kind: Literal["refuse", "reset", "close", "stall", "blackhole"] = Field(
+        description="`refuse`: no connection is accepted; `reset`: the connection is reset; "
+                    "`close`: it is closed cleanly, cut short; `stall`: it stays open and sends "
+                    "nothing more; `blackhole`: it is accepted, then nothing is ever read, sent "
+                    "or closed.",
+        examples=["reset"])
+    after: Size = Field(
+        default=0,
+        description="The bytes sent before the fault strikes (not for `refuse` or `blackhole`).",
+        examples=["10B"])
+    probability: Share = Field(
+        default=1.0,
+        description="The share of connections the fault strikes, chosen by the scenario's "
+                    "`seed`: a fraction, or a percentage (`refuse` takes only 1).",
+        examples=["33%"])
 
     @model_validator(mode="after")
     def _makes_sense(self) -> Fault:
@@ -120,24 +210,95 @@ class Server(_Model):
     """A slow TCP server that sends a poem chunk by chunk, then closes; or, with
     ``upstream``, a proxy that forwards a real service's bytes under the same conditions."""
 
-    name: Name
-    host: str = "127.0.0.1"
+    name: Name = Field(
+        description="The server's name, unique among the servers; `targets`, logs, reports and "
+                    "results use it.",
+        examples=["a"])
+    host: str = Field(
+        default="127.0.0.1",
+        description="The address to listen on. An address outside loopback needs "
+                    "`--allow-external`.",
+        examples=["127.0.0.1"])
     # strict: YAML reads `yes` as true, and pydantic would take that as port 1
-    port: int = Field(default=0, ge=0, le=65535, strict=True)
-    poem: str | None = None
-    poem_file: Path | None = None
-    chunk: Literal["line", "all"] | ByteChunks = "line"
-    newline: Literal["keep", "strip"] = "keep"
-    delay: Duration = 0.0
-    mode: Literal["concurrent", "serial"] = "concurrent"
-    jitter: Duration = 0.0  # each pause is drawn from delay ± jitter (never below zero)
-    initial_delay: Duration = 0.0  # before the first chunk
-    rate: Rate | None = None  # bytes per second, within and across chunks
-    accept_delay: Duration = 0.0  # a new connection waits this long before it is served
-    close_delay: Duration = 0.0  # after the pause that follows the last chunk
-    fault: Fault | None = None
-    upstream: str | None = None  # HOST:PORT, or the name of a server of this scenario
-    direction: Literal["downstream", "upstream", "both"] | None = None  # proxies only
+    port: int = Field(
+        default=0, ge=0, le=65535, strict=True,
+        description="The TCP port; 0 takes any free one. `--free-ports` and the pytest plugin "
+                    "replace fixed ports with free ones.",
+        examples=[10000], json_schema_extra=default_reads("0: any free port"))
+    poem: str | None = Field(
+        default=None,
+        description="The text to serve. Give either `poem` or `poem_file`.",
+        examples=["1111\n2222\n3333\n"],
+        json_schema_extra=default_reads("none: give `poem` or `poem_file`"))
+    poem_file: Path | None = Field(
+        default=None,
+        description="A file whose text to serve, relative to the scenario file's folder; it is "
+                    "sent byte for byte.",
+        examples=["poems/harbour.txt"],
+        json_schema_extra=default_reads("none: give `poem` or `poem_file`"))
+    chunk: Literal["line", "all"] | ByteChunks = Field(
+        default="line",
+        description="How the text is cut into the pieces that are sent one at a time: `line` (a "
+                    "line each), `all` (the whole text at once) or `{bytes: N}` (N bytes each).",
+        examples=[{"bytes": 64}])
+    newline: Literal["keep", "strip"] = Field(
+        default="keep",
+        description="`keep` sends every line with its newline; `strip` sends the lines without it.",
+        examples=["strip"])
+    delay: Duration = Field(
+        default=0.0,
+        description="The pause after every chunk, the last one included: chunk i of a connection "
+                    "is due i × delay after it was accepted.",
+        examples=["1s"])
+    mode: Literal["concurrent", "serial"] = Field(
+        default="concurrent",
+        description="`concurrent` serves every connection at once; `serial` serves one at a time "
+                    "while the others wait in the listen backlog, like a single-threaded accept "
+                    "loop.",
+        examples=["serial"])
+    jitter: Duration = Field(
+        default=0.0,
+        description="Makes each pause vary: it is drawn uniformly from delay ± jitter (never below "
+                    "zero); `seed` makes the draws repeatable.",
+        examples=["100ms"])
+    initial_delay: Duration = Field(
+        default=0.0,
+        description="A wait before the first chunk of every connection, as on a link with a long "
+                    "round trip.",
+        examples=["2s"])
+    rate: Rate | None = Field(
+        default=None,
+        description="A bandwidth cap in bytes per second, within chunks and across them: a size, "
+                    "optionally with /s.",
+        examples=["28B/s"], json_schema_extra=default_reads("none: no cap"))
+    accept_delay: Duration = Field(
+        default=0.0,
+        description="How long a new connection waits before it is served, as behind a slow "
+                    "accept loop.",
+        examples=["500ms"])
+    close_delay: Duration = Field(
+        default=0.0,
+        description="How long the server keeps a connection open after the pause that follows "
+                    "its last chunk, before it closes it.",
+        examples=["1s"])
+    fault: Fault | None = Field(
+        default=None,
+        description="What goes wrong on this server's connections: a mapping with the keys of "
+                    "`servers[].fault` below.",
+        examples=[{"kind": "reset", "after": 10}],
+        json_schema_extra=default_reads("none: every connection is served whole"))
+    upstream: str | None = Field(
+        default=None,
+        description="Makes the server a proxy: it forwards what a real service sends (HOST:PORT, "
+                    "or the name of another server of the scenario) under its own conditions, "
+                    "instead of serving a poem.",
+        examples=["127.0.0.1:8080"], json_schema_extra=default_reads("none: serve the poem"))
+    direction: Literal["downstream", "upstream", "both"] | None = Field(
+        default=None,
+        description="For a proxy: which way its conditions apply: `downstream` (the service's "
+                    "bytes to the client), `upstream` (the client's bytes to the service) or "
+                    "`both`.",
+        examples=["both"], json_schema_extra=default_reads("`downstream` (proxies only)"))
 
     @field_validator("upstream")
     @classmethod
@@ -230,14 +391,35 @@ class Server(_Model):
 class Client(_Model):
     """A client model to run, with the servers it connects to."""
 
-    model: str
-    name: Name | None = None  # a label, unique in the scenario; default: the model's name
-    targets: list[Name] | None = Field(default=None, min_length=1)
-    # Longest a connection may wait for its next byte (connecting included) before it
-    # ends as a timeout; default: derived from the ideal timeline.
-    timeout: Duration | None = None
-    connections: int = Field(default=1, ge=1, le=100_000, strict=True)  # per target
-    ramp: Duration = 0.0  # connection starts spread evenly over this long
+    model: ModelName = Field(
+        description="The client model: one of those `netsim clients` lists.",
+        examples=["select"])
+    name: Name | None = Field(
+        default=None,
+        description="A label of its own, unique in the scenario, for `expect` and reports; "
+                    "needed when a model is listed twice.",
+        examples=["asyncio-ab"], json_schema_extra=default_reads("the model's name"))
+    targets: list[Name] | None = Field(
+        default=None, min_length=1,
+        description="The servers to connect to, in order, one connection per entry: a server "
+                    "listed twice gets two connections.",
+        examples=[["a", "b"]], json_schema_extra=default_reads("every server, one connection each"))
+    timeout: Duration | None = Field(
+        default=None,
+        description="The longest a connection waits for its next byte (connecting included) "
+                    "before it ends as a timeout, counted by `errors.timeout`.",
+        examples=["2s"],
+        json_schema_extra=default_reads("twice the longest silence the scenario expects, plus 1s"))
+    connections: int = Field(
+        default=1, ge=1, le=100_000, strict=True,
+        description="How many connections to make to each target, interleaved (a, b, a, b...): "
+                    "`targets: [a, b]` with `connections: 3` makes six.",
+        examples=[100])
+    ramp: Duration = Field(
+        default=0.0,
+        description="Spreads the starts of the connections evenly over this long, instead of "
+                    "opening them all at once.",
+        examples=["1s"])
 
     @field_validator("model")
     @classmethod
@@ -262,19 +444,45 @@ def _client_from_shorthand(value: object) -> object:
     return {"model": value} if isinstance(value, str) else value
 
 
-ClientEntry = Annotated[Client, BeforeValidator(_client_from_shorthand)]
+ClientEntry = Annotated[Client, BeforeValidator(_client_from_shorthand), _ShorthandSchema()]
 
 
 class Scenario(_Model):
     """A whole experiment: the servers, the client models, and what to expect."""
 
-    netsim: Literal[1]
-    name: Name
-    description: str = ""
-    seed: Annotated[int, Field(strict=True)] | None = None  # strict, as Server.port
-    servers: list[Server] = Field(min_length=1)
-    clients: list[ClientEntry] = Field(min_length=1)
-    expect: dict[str, list[ExpectationText]] = Field(default_factory=dict)
+    netsim: Literal[1] = Field(
+        description="The version of the format: always 1, the first key of every scenario. It "
+                    "also marks a YAML file as a scenario for the pytest plugin.",
+        examples=[1])
+    name: Name = Field(
+        description="The scenario's name, shown in reports, results and baselines: letters, "
+                    "digits, `_`, `-` and `.`, starting with a letter or `_`.",
+        examples=["three-ports"])
+    description: str = Field(
+        default="",
+        description="What the scenario shows, in a sentence or two; printed above the results.",
+        examples=["Three slow servers, a blocking and a select() client."])
+    seed: Annotated[int, Field(strict=True)] | None = Field(  # strict, as Server.port
+        default=None,
+        description="Makes jitter and random faults reproducible: the same seed gives the same "
+                    "choices in every run.",
+        examples=[7], json_schema_extra=default_reads("none: other choices in every run"))
+    servers: list[Server] = Field(
+        min_length=1,
+        description="The slow TCP servers, at least one; each is a mapping with the keys of "
+                    "`servers[]` below.",
+        examples=[[{"name": "a", "port": 10000, "poem": "1111\n2222\n", "delay": "1s"}]])
+    clients: list[ClientEntry] = Field(
+        min_length=1,
+        description="The client models to run, at least one: a model's name, or a mapping with "
+                    "the keys of `clients[]` below. Each runs alone, against fresh servers.",
+        examples=[["blocking", "select", {"model": "asyncio", "targets": ["a"]}]])
+    expect: dict[str, list[ExpectationText]] = Field(
+        default_factory=dict,
+        description="Timing expectations per client (by its name); those under `all` apply to "
+                    "every client. Each reads `METRIC OP VALUE [± TOLERANCE] [in N% of runs]`.",
+        examples=[{"blocking": ["elapsed == 12s ± 5%"], "all": ["errors == 0"]}],
+        json_schema_extra=default_reads("none: the run is measured, nothing is checked"))
 
     def server(self, name: str) -> Server:
         for server in self.servers:
@@ -311,10 +519,155 @@ class Scenario(_Model):
         return [*self.expect.get(label, []), *self.expect.get(ALL, [])]
 
 
+# --- rules across the parts of a document ------------------------------------------------
+
 Location = tuple[str | int, ...]
+Finding = tuple[Location, str]  # where a problem stands in the document, and what it is
 
 
-def check_references(scenario: Scenario) -> list[tuple[Location, str]]:
+@dataclass(frozen=True)
+class Parts:
+    """The parts of a document that the rules look at, each by its index in its list.
+
+    For a scenario that failed validation, only the parts that are valid on their own.
+    """
+
+    servers: Mapping[int, Server]
+    clients: Mapping[int, Client]
+    expect: Mapping[str, Mapping[int, Expectation]]
+
+
+Rule = Callable[[Parts], Iterator[Finding]]
+
+
+def server_names_are_unique(parts: Parts) -> Iterator[Finding]:
+    first: dict[str, int] = {}
+    for index, server in parts.servers.items():
+        if server.name in first:
+            yield (("servers", index, "name"),
+                   f"server name {server.name!r} is already used by servers[{first[server.name]}]")
+        else:
+            first[server.name] = index
+
+
+def ports_are_unique_per_address(parts: Parts) -> Iterator[Finding]:
+    """Two servers cannot listen on one port of one address; port 0 takes a free one each."""
+    # Grouped by port and address family, so that a scenario of 10,000 servers on their
+    # own ports is not 10,000 x 10,000 comparisons.
+    listening: dict[tuple[int, int], list[tuple[int, Server, _Address]]] = {}
+    for index, server in parts.servers.items():
+        if server.port == 0:
+            continue
+        address = _bound_address(server.host)
+        group = listening.setdefault((server.port, address.version), [])
+        clash = next(((other_index, other) for other_index, other, other_address in group
+                      if _overlap(address, other_address)), None)
+        if clash is None:
+            group.append((index, server, address))
+            continue
+        other_index, other = clash
+        yield (("servers", index, "port"),
+               f"port {server.port} on {server.host} is already used by servers[{other_index}] "
+               f"({other.host}); give each server its own port, or 0 for any free one")
+
+
+def faults_strike_within_the_poem(parts: Parts) -> Iterator[Finding]:
+    for index, server in parts.servers.items():
+        fault = server.fault
+        if fault is None or fault.kind not in ("reset", "close", "stall") or server.poem is None:
+            continue
+        size = len(server.payload())
+        if fault.after >= size:
+            yield (("servers", index, "fault", "after"),
+                   f"the poem is {size} bytes, so a {fault.kind} after {fault.after} bytes would "
+                   f"never happen; give `after:` below {size}")
+
+
+def upstreams_are_known(parts: Parts) -> Iterator[Finding]:
+    """A proxy's upstream given as a name names a server of the scenario."""
+    names = _server_names(parts)
+    for index, server in parts.servers.items():
+        upstream = _upstream_name(server)
+        if upstream is not None and upstream not in names:
+            yield (("servers", index, "upstream"),
+                   f"unknown server {upstream!r}{_suggest(upstream, names)}; name a server of this "
+                   f"scenario or give HOST:PORT")
+
+
+def upstreams_are_poem_servers(parts: Parts) -> Iterator[Finding]:
+    """A proxy forwards a poem server, never itself or another proxy."""
+    by_name = {server.name: server for server in parts.servers.values()}
+    for index, server in parts.servers.items():
+        upstream = by_name.get(_upstream_name(server) or "")
+        if upstream is server:
+            yield ("servers", index, "upstream"), "a proxy cannot forward to itself"
+        elif upstream is not None and upstream.is_proxy:
+            yield (("servers", index, "upstream"),
+                   f"{server.upstream!r} is a proxy itself; a proxy's upstream must be a poem "
+                   f"server or HOST:PORT")
+
+
+def no_client_is_named_all(parts: Parts) -> Iterator[Finding]:
+    for index, client in parts.clients.items():
+        if client.label == ALL:
+            yield (("clients", index, "name"),
+                   "'all' is reserved in `expect`; give this client another name")
+
+
+def client_labels_are_unique(parts: Parts) -> Iterator[Finding]:
+    first: dict[str, int] = {}
+    for index, client in parts.clients.items():
+        if client.label in first:
+            yield (("clients", index),
+                   f"client {client.label!r} is already listed as clients[{first[client.label]}]; "
+                   f"give one of them a `name:` of its own")
+        else:
+            first[client.label] = index
+
+
+def targets_are_known(parts: Parts) -> Iterator[Finding]:
+    names = _server_names(parts)
+    for index, client in parts.clients.items():
+        for position, target in enumerate(client.targets or []):
+            if target not in names:
+                yield (("clients", index, "targets", position),
+                       f"unknown server {target!r}{_suggest(target, names)}")
+
+
+def expect_keys_name_clients(parts: Parts) -> Iterator[Finding]:
+    labels = _client_labels(parts)
+    for key in parts.expect:
+        if key != ALL and key not in labels:
+            yield (("expect", key),
+                   f"no client named {key!r}{_suggest(key, labels)}; use a client's name, or 'all'")
+
+
+def speedups_name_clients(parts: Parts) -> Iterator[Finding]:
+    labels = _client_labels(parts)
+    for key, expectations in parts.expect.items():
+        for position, expectation in expectations.items():
+            if expectation.other is not None and expectation.other not in labels:
+                yield (("expect", key, position),
+                       f"speedup({expectation.other}) names no client of this scenario"
+                       f"{_suggest(expectation.other, labels)}")
+
+
+# The rules that hold whatever else in the document failed validation.
+RULES: tuple[Rule, ...] = (
+    server_names_are_unique,
+    ports_are_unique_per_address,
+    faults_strike_within_the_poem,
+    upstreams_are_poem_servers,
+    no_client_is_named_all,
+    client_labels_are_unique,
+)
+# The rules that call a name unknown: they apply only when no server (no client) failed,
+# since the name may be that of the one that failed.
+RULES_NAMING_SERVERS: tuple[Rule, ...] = (upstreams_are_known, targets_are_known)
+RULES_NAMING_CLIENTS: tuple[Rule, ...] = (expect_keys_name_clients, speedups_name_clients)
+
+
+def check_references(scenario: Scenario) -> list[Finding]:
     """Problems that span parts of the document, each with where it stands.
 
     Returns an empty list for a consistent scenario.
@@ -333,99 +686,49 @@ def check_parts(
     *,
     every_server: bool = True,
     every_client: bool = True,
-) -> list[tuple[Location, str]]:
+) -> list[Finding]:
     """``check_references`` over the parts of a document that are valid, by their index.
 
     The loader uses it to report these problems beside those of a document that failed
-    validation. A name counts as unknown only when ``every_server`` (``every_client``)
-    says that no server (client) is missing from the parts: otherwise it may belong to
-    one that failed.
+    validation: ``every_server`` (``every_client``) says that no server (client) is
+    missing from the parts, and only then may a name be called unknown.
     """
-    problems: list[tuple[Location, str]] = []
-    seen: dict[str, int] = {}
-    for index, server in servers.items():
-        if server.name in seen:
-            problems.append(((("servers", index, "name")),
-                             f"server name {server.name!r} is already used by servers[{seen[server.name]}]"))
-        seen.setdefault(server.name, index)
-    bound: list[tuple[int, Server]] = []
-    for index, server in servers.items():
-        if server.port == 0:
-            continue
-        for other_index, other in bound:
-            if other.port == server.port and _same_address(other.host, server.host):
-                problems.append((("servers", index, "port"),
-                                 f"port {server.port} on {server.host} is already used by "
-                                 f"servers[{other_index}] ({other.host}); give each server its own "
-                                 f"port, or 0 for any free one"))
-                break
-        else:
-            bound.append((index, server))
-    for index, server in servers.items():
-        fault = server.fault
-        if fault is not None and fault.kind in ("reset", "close", "stall") and server.poem is not None:
-            size = len(server.payload())
-            if fault.after >= size:
-                problems.append((("servers", index, "fault", "after"),
-                                 f"the poem is {size} bytes, so a {fault.kind} after {fault.after} "
-                                 f"bytes would never happen; give `after:` below {size}"))
-    by_name = {server.name: server for server in servers.values()}
-    for index, server in servers.items():
-        if server.upstream is None or ":" in server.upstream:
-            continue
-        upstream = by_name.get(server.upstream)
-        if upstream is None:
-            if every_server:
-                problems.append((("servers", index, "upstream"),
-                                 f"unknown server {server.upstream!r}{_suggest(server.upstream, seen)}; "
-                                 f"name a server of this scenario or give HOST:PORT"))
-        elif upstream is server:
-            problems.append((("servers", index, "upstream"), "a proxy cannot forward to itself"))
-        elif upstream.is_proxy:
-            problems.append((("servers", index, "upstream"),
-                             f"{server.upstream!r} is a proxy itself; a proxy's upstream must be a "
-                             f"poem server or HOST:PORT"))
-
-    labels: dict[str, int] = {}
-    for index, client in clients.items():
-        if client.label == ALL:
-            problems.append((("clients", index, "name"),
-                             "'all' is reserved in `expect`; give this client another name"))
-        if client.label in labels:
-            problems.append((("clients", index),
-                             f"client {client.label!r} is already listed as clients[{labels[client.label]}]; "
-                             f"give one of them a `name:` of its own"))
-        labels.setdefault(client.label, index)
-        for position, target in enumerate(client.targets or []):
-            if every_server and target not in seen:
-                problems.append((("clients", index, "targets", position),
-                                 f"unknown server {target!r}{_suggest(target, seen)}"))
-
-    for key, expectations in expect.items():
-        if every_client and key != ALL and key not in labels:
-            problems.append((("expect", key),
-                             f"no client named {key!r}{_suggest(key, labels)}; "
-                             f"use a client's name, or 'all'"))
-        for position, expectation in expectations.items():
-            if every_client and expectation.other is not None and expectation.other not in labels:
-                problems.append((("expect", key, position),
-                                 f"speedup({expectation.other}) names no client of this scenario"
-                                 f"{_suggest(expectation.other, labels)}"))
-    return problems
+    parts = Parts(servers, clients, expect)
+    rules = [*RULES, *(RULES_NAMING_SERVERS if every_server else ()),
+             *(RULES_NAMING_CLIENTS if every_client else ())]
+    return [finding for rule in rules for finding in rule(parts)]
 
 
-def _same_address(one: str, two: str) -> bool:
-    """Would listening sockets on these hosts, with one port, take the same address?"""
-    # The server engine binds localhost as 127.0.0.1, and an unspecified address
-    # (0.0.0.0, ::) takes the port on every address of its family.
-    first = ipaddress.ip_address("127.0.0.1" if one == "localhost" else one)
-    second = ipaddress.ip_address("127.0.0.1" if two == "localhost" else two)
-    return first.version == second.version and (
-        first == second or first.is_unspecified or second.is_unspecified
-    )
+_Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
-def _suggest(word: str, candidates: dict[str, int]) -> str:
+def _bound_address(host: str) -> _Address:
+    # The server engine binds localhost as 127.0.0.1.
+    return ipaddress.ip_address("127.0.0.1" if host == "localhost" else host)
+
+
+def _overlap(one: _Address, two: _Address) -> bool:
+    """Would listening sockets of one family, on one port, take the same address?"""
+    # An unspecified address (0.0.0.0, ::) takes the port on every address of its family.
+    return one == two or one.is_unspecified or two.is_unspecified
+
+
+def _upstream_name(server: Server) -> str | None:
+    """The name of the server a proxy forwards, or None for HOST:PORT and for poem servers."""
+    if server.upstream is None or ":" in server.upstream:
+        return None
+    return server.upstream
+
+
+def _server_names(parts: Parts) -> dict[str, int]:
+    return {server.name: index for index, server in reversed(list(parts.servers.items()))}
+
+
+def _client_labels(parts: Parts) -> dict[str, int]:
+    return {client.label: index for index, client in reversed(list(parts.clients.items()))}
+
+
+def _suggest(word: str, candidates: Mapping[str, int]) -> str:
     from difflib import get_close_matches
 
     close = get_close_matches(word, list(candidates), n=1)

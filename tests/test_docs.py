@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import netsim
-from netsim.clients import model_names
+from netsim.clients import ClientModel, model_names, models
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -37,6 +37,15 @@ def test_readme_lists_every_client_model() -> None:
     """Each client model has a row in the README's table of models."""
     for name in model_names():
         assert f"| `{name}` |" in README
+
+
+def test_the_format_reference_lists_every_client_model_with_its_summary() -> None:
+    """docs/scenarios.md has a row per shipped client model, with the summary `netsim clients` prints."""
+    docs = (ROOT / "docs" / "scenarios.md").read_text(encoding="utf-8")
+    rows = "\n".join(f"| `{name}` | {model.summary} |" for name, model in models().items()
+                     if isinstance(model, ClientModel))
+    expected = f"| model | how it reads |\n| --- | --- |\n{rows}\n"
+    assert expected in docs, f"the table of client models in docs/scenarios.md should read:\n{expected}"
 
 
 def test_every_shipped_scenario_loads_and_is_listed() -> None:

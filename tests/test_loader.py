@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import netsim
+from netsim import _plugins
 from netsim.clients import model_names
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
@@ -125,7 +126,7 @@ ONE_PROBLEM = {
         scenario('{name: a, poem: "x\\n", delay: -1s}'), 4, 35, "servers[0].delay", ("zero or more", "-1s"),
     ),
     "duration-infinite": (
-        scenario('{name: a, poem: "x\\n", delay: .inf}'), 4, 35, "servers[0].delay", ("zero or more",),
+        scenario('{name: a, poem: "x\\n", delay: .inf}'), 4, 35, "servers[0].delay", ("at most 168h",),
     ),
     "port-too-high": (
         scenario('{name: a, poem: "x\\n", port: 70000}'), 4, 34, "servers[0].port", ("65535", "70000"),
@@ -408,7 +409,7 @@ def test_three_ports_demo_loads_as_designed() -> None:
         assert (server.chunk, server.newline, server.delay, server.mode) == ("line", "strip", 1.0, "serial")
         assert server.text == "1111\n2222\n3333\n4444\n"
         assert server.chunks() == [b"1111", b"2222", b"3333", b"4444"]
-    assert [client.label for client in demo.clients] == model_names()
+    assert [client.label for client in demo.clients] == model_names()[:5]
     assert all(demo.targets_of(client) == list(demo.servers) for client in demo.clients)
     assert [e.text for e in demo.expectations_for("blocking")] == [
         "elapsed == 12s ± 5%", "elapsed <= ideal + 250ms", "intact == 100%", "errors == 0"]
@@ -539,6 +540,16 @@ def test_client_models_can_be_restricted(tmp_path: Path) -> None:
                    "known models: select")
 
 
+def test_the_known_models_are_those_registered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without client_models, a model is known when an entry point of netsim.clients names it."""
+    monkeypatch.setattr(_plugins, "client_model_names", lambda: ("blocking", "trio"))
+    loaded = netsim.load_scenario_text(scenario(clients="  - trio\n"), base_dir=tmp_path)
+    assert loaded.clients[0].model == "trio"
+    [problem] = problems_of(scenario(clients="  - select\n"), tmp_path)
+    assert "unknown client model 'select'" in problem.message
+    assert "known models: blocking, trio" in problem.message
+
+
 # --- hints and positions for tools ------------------------------------------------------
 
 
@@ -592,3 +603,228 @@ def test_value_positions_locate_every_expectation(tmp_path: Path) -> None:
     assert positions[("expect", "blocking", 0)] == (9, 7)
     assert positions[("expect", "all", 1)] == (10, 22)
     assert positions[("clients", 0)] == (6, 5)
+
+
+# --- documents that would exhaust the loader ---------------------------------------------
+# Each of these crashed or hung the loader before it bounded the document. The limits,
+# not the machine, must end them: each test has a watchdog well below the old cost.
+
+HEAD = 'netsim: 1\nname: demo\nservers: [{name: a, poem: "x\\n"}]\nclients: [blocking]\n'
+
+
+def laughs(levels: int) -> str:
+    """Nine lines of aliases, each ten of the one above: 10**levels strings once expanded."""
+    lines = ["description:", "  l0: &l0 [ha, ha, ha, ha, ha, ha, ha, ha, ha, ha]"]
+    lines += [f"  l{level}: &l{level} [{', '.join([f'*l{level - 1}'] * 10)}]" for level in range(1, levels)]
+    return HEAD + "\n".join(lines) + "\n"
+
+
+@pytest.mark.timeout(10)
+def test_a_billion_laughs_is_refused_at_the_alias_that_goes_too_far(tmp_path: Path) -> None:
+    """Aliases that would make 10**9 values are refused before any is built, at the alias past the limit."""
+    text = laughs(9)
+    assert len(text) < 1000
+    [problem] = problems_of(text, tmp_path)
+    # l5 is ten copies of l4 (111,111 values each): its tenth alias goes past 1,000,000.
+    line = text.splitlines().index(next(row for row in text.splitlines() if row.startswith("  l5:"))) + 1
+    column = text.splitlines()[line - 1].rindex("*l4") + 1
+    assert_problem(problem, "s.yaml", line, column, "", "the alias *l4", "1,000,000 values")
+
+
+@pytest.mark.timeout(10)
+def test_merge_keys_that_double_at_each_level_are_refused(tmp_path: Path) -> None:
+    """`<<: [*m, *m]` forty levels deep is refused as the aliases it expands, not built."""
+    lines = ["description:", "  m0: &m0 {x: 1, y: 2}"]
+    lines += [f"  m{n}: &m{n} {{<<: [*m{n - 1}, *m{n - 1}], z{n}: 0}}" for n in range(1, 40)]
+    [problem] = problems_of(HEAD + "\n".join(lines) + "\n", tmp_path)
+    assert 6 <= problem.line <= 5 + 40 and "past 1,000,000 values" in problem.message
+
+
+@pytest.mark.timeout(10)
+def test_a_document_without_aliases_is_bounded_in_size(tmp_path: Path) -> None:
+    """A document longer than MAX_TEXT is refused at 1:1 before it is parsed, from text or from a file."""
+    from netsim._loader import MAX_TEXT
+
+    text = GOOD + "#" * MAX_TEXT + "\n"
+    [problem] = problems_of(text, tmp_path)
+    assert_problem(problem, "s.yaml", 1, 1, "", "longer than 4,194,304 characters")
+    assert "poem_file" in problem.hint
+    path = tmp_path / "long.yaml"
+    path.write_text(text)
+    with pytest.raises(netsim.ScenarioError, match="longer than"):
+        netsim.load_scenario(path)
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("text", [
+    HEAD + "description: &s [a, *s]\n",
+    'netsim: 1\nname: demo\nservers: &s [{name: a, poem: "x\\n", fault: *s}]\nclients: [blocking]\n',
+    HEAD + "description: &m {<<: *m, a: 1}\n",
+], ids=["list", "mapping", "merge"])
+def test_a_recursive_alias_is_refused_where_it_stands(tmp_path: Path, text: str) -> None:
+    """An alias inside the node it names is refused at the alias, not followed without end."""
+    [problem] = problems_of(text, tmp_path)
+    line = next(number for number, row in enumerate(text.splitlines(), 1) if "*" in row)
+    column = text.splitlines()[line - 1].index("*") + 1
+    assert_problem(problem, "s.yaml", line, column, "", "stands inside the node it names", "contain itself")
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("opening", ["[", "{a: "])
+def test_deep_nesting_is_refused_at_the_level_past_the_limit(tmp_path: Path, opening: str) -> None:
+    """5,000 nested lists or mappings are refused at the 65th level, not by a RecursionError."""
+    closing = "]" if opening == "[" else "}"
+    text = HEAD + f"description: {opening * 5000}x{closing * 5000}\n"
+    [problem] = problems_of(text, tmp_path)
+    # The document's own mapping is the first level, the 64th bracket the 65th.
+    assert_problem(problem, "s.yaml", 5, 14 + 63 * len(opening), "", "nest more than 64 deep")
+
+
+@pytest.mark.timeout(10)
+def test_aliases_cannot_nest_past_the_limit_either(tmp_path: Path) -> None:
+    """A chain of aliases, each a few levels deeper than the last, is refused at the alias past 64 levels."""
+    lines = ["description:", "  d0: &d0 [[[x]]]"]
+    lines += [f"  d{level}: &d{level} [[[*d{level - 1}]]]" for level in range(1, 400)]
+    [problem] = problems_of(HEAD + "\n".join(lines) + "\n", tmp_path)
+    # *d19 in d20 stands in 5 lists and mappings (the document, description, d20's
+    # three lists) and holds 60 (three for each of d0 to d19): 65.
+    assert_problem(problem, "s.yaml", 6 + 20, 16, "", "the alias *d19", "more than 64 deep")
+
+
+@pytest.mark.parametrize(("key", "column"), [("? !!set {a}\n: 1\n", 3), ("? [a, b]\n: 1\n", 3),
+                                             ("{a: 1}: 2\n", 1)], ids=["set", "list", "mapping"])
+def test_a_list_or_mapping_as_a_key_is_refused(tmp_path: Path, key: str, column: int) -> None:
+    """A set, list or mapping as a key is a problem at the key, not a TypeError or a key made of its text."""
+    [problem] = problems_of(HEAD + key, tmp_path)
+    assert_problem(problem, "s.yaml", 5, column, "", "a key is a word or a number")
+
+
+@pytest.mark.parametrize(("value", "words"), [
+    ("9" * 400, "a number of 400 characters"),
+    ("9" * 5000, "a number of 5000 characters"),
+    ("1." + "5" * 200, "a number of 202 characters"),
+    ("1.0e+308", "at most 168h"),
+    ("2e400s", "is not a duration"),
+    ('"' + "9" * 400 + 's"', "at most 168h"),
+], ids=["400-digits", "5000-digits", "long-float", "1e308-seconds", "exponent", "400-digits-quoted"])
+def test_numbers_too_long_or_too_large_are_problems(tmp_path: Path, value: str, words: str) -> None:
+    """A number past 100 characters, or a duration past a week, is a located problem, not an overflow."""
+    [problem] = problems_of(scenario(f'{{name: a, poem: "x\\n", delay: {value}}}'), tmp_path)
+    assert_problem(problem, "s.yaml", 4, 35, "servers[0].delay", words)
+
+
+@pytest.mark.parametrize(("chunk", "words"), [
+    ('{bytes: "' + "9" * 400 + 'B"}', "at most 1000GB"),
+    ("{bytes: " + "9" * 99 + "}", "at most 1000GB"),
+])
+def test_sizes_too_large_are_problems(tmp_path: Path, chunk: str, words: str) -> None:
+    """A size of 400 digits, or one past 1000GB, is a located problem, not an OverflowError."""
+    [problem] = problems_of(scenario(f'{{name: a, poem: "x\\n", chunk: {chunk}}}'), tmp_path)
+    assert_problem(problem, "s.yaml", 4, 43, "servers[0].chunk.bytes", words)
+
+
+@pytest.mark.parametrize(("text", "line", "column", "path", "words"), [
+    ("netsim: 1\nname: demo\nservers: !!python/object/apply:os.system [{name: a, poem: x}]\n"
+     "clients: [blocking]\n", 3, 10, "servers", "the tag !!python/object/apply:os.system is not allowed"),
+    (HEAD + "expect: !!python/object:builtins.dict {}\n", 5, 9, "expect",
+     "the tag !!python/object:builtins.dict is not allowed"),
+    (HEAD + "description: !!python/name:os.system\n", 5, 14, "description",
+     "the tag !!python/name:os.system is not allowed"),
+    (HEAD + "description: !local {a: 1}\n", 5, 14, "description", "the tag !local is not allowed"),
+    (HEAD + "description: !!set {a}\n", 5, 14, "description", "!!set is not taken here"),
+    (HEAD + "description: !!omap [{a: 1}]\n", 5, 14, "description", "!!omap is not taken here"),
+    (HEAD + "description: =\n", 5, 14, "description", 'quote it, like "="'),
+], ids=["python-on-a-list", "python-on-a-mapping", "python-on-a-scalar", "local-tag", "set", "omap",
+        "lone-="])
+def test_tags_that_safe_load_refuses_are_refused(tmp_path: Path, text: str, line: int, column: int,
+                                                 path: str, words: str) -> None:
+    """A tag safe_load refuses (or a tagged set or ordered map) is a problem where it stands, not ignored."""
+    [problem] = problems_of(text, tmp_path)
+    assert_problem(problem, "s.yaml", line, column, path, words)
+
+
+@pytest.mark.parametrize(("value", "tag"), [("!!int abc", "!!int"), ("!!bool maybe", "!!bool"),
+                                            ("!!timestamp soon", "!!timestamp"), ("!!float x", "!!float")])
+def test_a_value_its_explicit_tag_cannot_read_is_a_problem(tmp_path: Path, value: str, tag: str) -> None:
+    """A scalar its own tag cannot read is a located problem, not the constructor's ValueError or KeyError."""
+    [problem] = problems_of(scenario(head=f"seed: {value}\n"), tmp_path)
+    assert_problem(problem, "s.yaml", 3, 7, "seed", f"cannot be read as {tag}")
+
+
+def test_every_refused_value_is_reported_at_once(tmp_path: Path) -> None:
+    """Several tags and numbers a scenario cannot hold come in one error, top to bottom."""
+    text = (HEAD + "seed: " + "1" * 200 + "\ndescription: !!python/name:os.system\n"
+            + "expect: !!python/object:x {}\n")
+    problems = problems_of(text, tmp_path)
+    assert [(p.line, p.path) for p in problems] == [(5, "seed"), (6, "description"), (7, "expect")]
+
+
+def test_merge_keys_resolve_as_the_yaml_spec_says(tmp_path: Path) -> None:
+    """In `<<: [*a, *c]` the first mapping wins, merges within merges count, and own keys win over all."""
+    # PyYAML 6.0.4's safe_load lets the last mapping win, unless the key is one character
+    # long (it compares keys by the identity of their strings); up to 6.0.1 it followed
+    # the merge-key spec, and so does netsim, whatever PyYAML is installed.
+    text = textwrap.dedent("""\
+        netsim: 1
+        name: demo
+        servers:
+          - &a {name: a, poem: "x\\n", delay: 1s, mode: serial}
+          - &b {name: b, poem: "y\\n", delay: 2s, jitter: 100ms}
+          - &c {<<: *b, name: c, newline: strip, delay: 3s}
+          - {<<: [*a, *c], name: d}
+        clients: [blocking]
+        """)
+    merged = netsim.load_scenario_text(text, base_dir=tmp_path).servers
+    assert [(s.name, s.poem, s.delay, s.mode, s.jitter, s.newline) for s in merged[2:]] == [
+        ("c", "y\n", 3.0, "concurrent", 0.1, "strip"),
+        ("d", "x\n", 1.0, "serial", 0.1, "strip"),
+    ]
+
+
+@pytest.mark.parametrize(("value", "words"), [
+    ("5", "`<<` merges a mapping"),
+    ("[5]", "`<<` merges a mapping"),
+    ("[*s, 5]", "`<<` merges a mapping"),
+    ("!!python/object:x {model: select}", "the tag !!python/object:x is not allowed"),
+    ("[!!set {select}]", "!!set is not taken here"),
+])
+def test_a_merge_of_no_plain_mapping_is_a_problem(tmp_path: Path, value: str, words: str) -> None:
+    """`<<:` with a value that is not a plain mapping (or a list of them) is a located problem."""
+    text = scenario('&s {name: a, poem: "x\\n"}', clients=f"  - {{<<: {value}, model: select}}\n")
+    [problem] = problems_of(text, tmp_path)
+    assert problem.line == 6 and words in problem.message
+
+
+def test_value_positions_share_the_limits(tmp_path: Path) -> None:
+    """value_positions, which the pytest plugin uses, refuses a billion laughs as the loader does."""
+    from netsim._loader import value_positions
+
+    path = tmp_path / "laughs.yaml"
+    path.write_text(laughs(9))
+    with pytest.raises(netsim.ScenarioError, match="1,000,000 values"):
+        value_positions(path)
+
+
+@pytest.mark.timeout(20)
+def test_validate_goes_on_after_a_file_the_loader_refuses(tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """`netsim validate` reports a billion laughs and a recursive alias at file:line:col, then goes on."""
+    from netsim.cli import main
+
+    laughing, recursive, good = tmp_path / "laughs.yaml", tmp_path / "recursive.yaml", tmp_path / "good.yaml"
+    laughing.write_text(laughs(9))
+    recursive.write_text(HEAD + "description: &s [a, *s]\n")
+    good.write_text(GOOD)
+    assert main(["validate", str(laughing), str(recursive), str(good)]) == 2
+    out, err = capsys.readouterr()
+    assert f"{good}: ok" in out
+    assert f"{laughing}:11:" in err and f"{recursive}:5:21:" in err
+    assert "3 files checked: 1 valid, 2 invalid with 2 problems" in err
+
+
+def test_a_refused_value_is_reported_once_however_often_it_is_aliased(tmp_path: Path) -> None:
+    """A tagged mapping that ten aliases repeat is one problem, at the mapping."""
+    again = ", ".join(["*bad"] * 10)
+    text = HEAD + f"description:\n  bad: &bad !!python/object:x {{a: 1}}\n  again: [{again}]\n"
+    [problem] = problems_of(text, tmp_path)
+    assert_problem(problem, "s.yaml", 6, 8, "description.bad", "the tag !!python/object:x is not allowed")

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
-from netsim._units import format_duration, parse_duration, parse_size
-from netsim.scenario import Scenario, Server
+from netsim import scenario as rules
+from netsim._units import format_duration, parse_duration, parse_rate, parse_size
+from netsim.expectations import parse_expectation
+from netsim.scenario import ClientEntry, Parts, Scenario, Server, check_parts, check_references
 
 
 def server(poem: str = "1111\n2222\n", **fields: Any) -> Server:
@@ -122,8 +125,12 @@ def test_parse_duration(text: object, seconds: float) -> None:
     ("1s 2ms", "is not a duration"),
     (-1, "zero or more"),
     (-0.5, "zero or more"),
-    (math.inf, "zero or more"),
-    (math.nan, "zero or more"),
+    (math.inf, "at most 168h"),
+    (math.nan, "nan is not a duration"),
+    ("169h", "at most 168h"),
+    (604_801, "at most 168h"),
+    (10**400, "at most 168h"),
+    ("9" * 400 + "s", "at most 168h"),
     (True, "expected a duration"),
     (None, "expected a duration"),
     ([1], "expected a duration"),
@@ -144,6 +151,7 @@ def test_parse_duration_negative_text_says_negative() -> None:
 @pytest.mark.parametrize(("text", "count"), [
     ("512", 512), (512, 512), ("512B", 512), ("4KB", 4000), ("4KiB", 4096), ("1MB", 1_000_000),
     ("1MiB", 1_048_576), ("1GB", 10**9), ("1GiB", 2**30), ("1.5KB", 1500), ("0.5KiB", 512), ("0", 0),
+    ("1000GB", 10**12), (10**12, 10**12), ("0.001KB", 1),
 ])
 def test_parse_size(text: object, count: int) -> None:
     """A size is bytes, or a number with a 1000-based (KB) or 1024-based (KiB) unit."""
@@ -159,12 +167,40 @@ def test_parse_size(text: object, count: int) -> None:
     (-1, "whole number of bytes"),
     (1.5, "expected a size"),
     (True, "expected a size"),
+    ("1.0000000000000000001KB", "whole number of bytes"),
+    ("1001GB", "at most 1000GB"),
+    (10**12 + 1, "at most 1000GB"),
+    (10**400, "at most 1000GB"),
+    ("9" * 400 + "B", "at most 1000GB"),
 ])
 def test_parse_size_rejects(text: object, words: str) -> None:
     """Text that is not a whole, non-negative number of bytes is refused."""
     with pytest.raises(ValueError, match="size") as caught:
         parse_size(text)
     assert words in str(caught.value)
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    (1e308, "at most 1000GB/s"),
+    (math.inf, "at most 1000GB/s"),
+    (10**400, "at most 1000GB/s"),
+    ("9" * 400 + "B/s", "at most 1000GB/s"),
+    (math.nan, "above zero"),
+    ("0B/s", "above zero"),
+    ("fast", "is not a rate"),
+])
+def test_parse_rate_rejects(text: object, words: str) -> None:
+    """A rate that is no size per second, not above zero or beyond 1000GB/s is refused, never overflows."""
+    with pytest.raises(ValueError, match="rate") as caught:
+        parse_rate(text)
+    assert words in str(caught.value)
+
+
+def test_long_numbers_are_shown_cut_short() -> None:
+    """A message about a 400-digit value shows its start and its length, not every digit."""
+    with pytest.raises(ValueError, match="at most") as caught:
+        parse_duration(10**400)
+    assert len(str(caught.value)) < 150 and "401 characters" in str(caught.value)
 
 
 @pytest.mark.parametrize(("seconds", "text"), [
@@ -230,3 +266,175 @@ def test_scenario_defaults() -> None:
     """Description, seed and expectations are optional."""
     scenario = demo()
     assert (scenario.description, scenario.seed, scenario.expect) == ("", None, {})
+
+
+# Rules across the parts of a document.
+
+
+def parts(servers: list[dict[str, Any]] | None = None, clients: list[Any] | None = None,
+          expect: dict[str, list[str]] | None = None) -> Parts:
+    """The parts the rules see, from plain data: servers by default a single poem server `a`."""
+    return Parts(
+        dict(enumerate(Server.model_validate(data) for data in servers or [{"name": "a", "poem": "x\n"}])),
+        dict(enumerate(TypeAdapter(ClientEntry).validate_python(data) for data in clients or ["blocking"])),
+        {key: dict(enumerate(parse_expectation(text) for text in texts))
+         for key, texts in (expect or {}).items()},
+    )
+
+
+def poem(name: str, **fields: Any) -> dict[str, Any]:
+    return {"name": name, "poem": "1111\n2222\n", **fields}
+
+
+def test_server_names_are_unique() -> None:
+    """A server name used twice is reported at the second use, naming the first."""
+    found = list(rules.server_names_are_unique(parts([poem("a"), poem("b"), poem("a")])))
+    assert found == [(("servers", 2, "name"), "server name 'a' is already used by servers[0]")]
+    assert list(rules.server_names_are_unique(parts([poem("a"), poem("b")]))) == []
+
+
+@pytest.mark.parametrize(("first", "second"), [
+    ({"port": 9000}, {"port": 9000}),
+    ({"port": 9000}, {"port": 9000, "host": "localhost"}),
+    ({"port": 9000, "host": "0.0.0.0"}, {"port": 9000}),
+    ({"port": 9000}, {"port": 9000, "host": "0.0.0.0"}),
+    ({"port": 9000, "host": "::1"}, {"port": 9000, "host": "::"}),
+], ids=["same-address", "localhost-is-127.0.0.1", "any-address-first", "any-address-second", "ipv6-any"])
+def test_ports_clash_on_one_address(first: dict[str, Any], second: dict[str, Any]) -> None:
+    """Two servers on one fixed port of one address clash; the second is reported, naming the first."""
+    servers = [poem("a", **first), poem("b", **second)]
+    [(location, message)] = rules.ports_are_unique_per_address(parts(servers))
+    assert location == ("servers", 1, "port")
+    assert "port 9000" in message and "already used by servers[0]" in message
+    assert "0 for any free one" in message
+
+
+@pytest.mark.parametrize(("first", "second"), [
+    ({"port": 0}, {"port": 0}),
+    ({"port": 9000}, {"port": 9001}),
+    ({"port": 9000}, {"port": 9000, "host": "127.0.0.2"}),
+    ({"port": 9000, "host": "0.0.0.0"}, {"port": 9000, "host": "::1"}),
+], ids=["both-port-0", "two-ports", "two-addresses", "two-families"])
+def test_ports_side_by_side(first: dict[str, Any], second: dict[str, Any]) -> None:
+    """Port 0, different ports, different addresses and different families never clash."""
+    assert list(rules.ports_are_unique_per_address(parts([poem("a", **first), poem("b", **second)]))) == []
+
+
+def test_ports_clash_with_the_first_server_that_took_them() -> None:
+    """A third server on a taken port names the server that holds it, not another that clashed."""
+    servers = [poem("a", port=9000), poem("b", port=9000), poem("c", port=9000)]
+    found = [message for _, message in rules.ports_are_unique_per_address(parts(servers))]
+    assert ["servers[0]" in message for message in found] == [True, True]
+
+
+@pytest.mark.timeout(10)
+def test_ten_thousand_servers_are_checked_at_once() -> None:
+    """A scenario of 10,000 servers on their own ports is checked in a blink, not pair by pair."""
+    servers = dict(enumerate(Server.model_construct(name=f"s{index}", port=10_000 + index, host="127.0.0.1")
+                             for index in range(10_000)))
+    started = time.perf_counter()
+    assert list(rules.ports_are_unique_per_address(Parts(servers, {}, {}))) == []
+    assert time.perf_counter() - started < 1.0
+
+
+@pytest.mark.parametrize(("fault", "found"), [
+    ({"kind": "reset", "after": 10}, True),
+    ({"kind": "close", "after": 11}, True),
+    ({"kind": "stall", "after": 9}, False),
+    ({"kind": "refuse"}, False),
+])
+def test_faults_strike_within_the_poem(fault: dict[str, Any], found: bool) -> None:
+    """A fault after as many bytes as the poem has, or more, is reported: it would never strike."""
+    findings = list(rules.faults_strike_within_the_poem(parts([poem("a", fault=fault)])))
+    assert bool(findings) is found
+    if found:
+        [(location, message)] = findings
+        assert location == ("servers", 0, "fault", "after")
+        assert message.startswith("the poem is 10 bytes") and "below 10" in message
+
+
+def test_a_fault_on_an_unread_poem_file_waits_for_the_text() -> None:
+    """A server whose poem_file is not read yet has no size to check its fault against."""
+    unread = {"name": "a", "poem_file": "poem.txt", "fault": {"kind": "reset", "after": 10**6}}
+    assert list(rules.faults_strike_within_the_poem(parts([unread]))) == []
+
+
+def test_upstreams_are_known() -> None:
+    """A proxy naming no server of the scenario is reported, with the name it probably meant."""
+    servers = [poem("origin"), {"name": "p", "upstream": "origni"}, {"name": "q", "upstream": "127.0.0.1:80"},
+               {"name": "r", "upstream": "origin"}]
+    [(location, message)] = rules.upstreams_are_known(parts(servers))
+    assert location == ("servers", 1, "upstream")
+    assert message == ("unknown server 'origni' (did you mean 'origin'?); name a server of this scenario "
+                       "or give HOST:PORT")
+
+
+def test_upstreams_are_poem_servers() -> None:
+    """A proxy cannot forward to itself or to another proxy; a poem server or HOST:PORT is fine."""
+    servers = [poem("origin"), {"name": "p", "upstream": "p"}, {"name": "q", "upstream": "origin"},
+               {"name": "r", "upstream": "q"}, {"name": "s", "upstream": "nowhere"}]
+    assert list(rules.upstreams_are_poem_servers(parts(servers))) == [
+        (("servers", 1, "upstream"), "a proxy cannot forward to itself"),
+        (("servers", 3, "upstream"),
+         "'q' is a proxy itself; a proxy's upstream must be a poem server or HOST:PORT"),
+    ]
+
+
+def test_no_client_is_named_all() -> None:
+    """A client labelled `all` is reported: `all` in `expect` means every client."""
+    found = list(rules.no_client_is_named_all(parts(clients=["select", {"model": "select", "name": "all"}])))
+    assert found == [(("clients", 1, "name"), "'all' is reserved in `expect`; give this client another name")]
+
+
+def test_client_labels_are_unique() -> None:
+    """A label used twice, by name or by model, is reported at the second client."""
+    clients = ["select", {"model": "asyncio", "name": "select"}, {"model": "select", "name": "other"}]
+    assert list(rules.client_labels_are_unique(parts(clients=clients))) == [
+        (("clients", 1), "client 'select' is already listed as clients[0]; "
+                         "give one of them a `name:` of its own")]
+
+
+def test_targets_are_known() -> None:
+    """Each target naming no server is reported at its place in the list."""
+    found = list(rules.targets_are_known(parts(clients=[{"model": "select", "targets": ["a", "b", "aa"]}])))
+    assert found == [(("clients", 0, "targets", 1), "unknown server 'b'"),
+                     (("clients", 0, "targets", 2), "unknown server 'aa' (did you mean 'a'?)")]
+
+
+def test_expect_keys_name_clients() -> None:
+    """An `expect` key that is neither a client's label nor `all` is reported, with a suggestion."""
+    found = list(rules.expect_keys_name_clients(
+        parts(clients=["blocking"], expect={"blockng": ["errors == 0"], "all": ["errors == 0"],
+                                            "blocking": ["errors == 0"]})))
+    assert found == [(("expect", "blockng"),
+                      "no client named 'blockng' (did you mean 'blocking'?); use a client's name, or 'all'")]
+
+
+def test_speedups_name_clients() -> None:
+    """speedup(OTHER) naming no client is reported at its expectation."""
+    found = list(rules.speedups_name_clients(
+        parts(clients=["blocking", "select"],
+              expect={"select": ["errors == 0", "speedup(blockin) >= 2", "speedup(blocking) >= 2"]})))
+    assert found == [(("expect", "select", 1),
+                      "speedup(blockin) names no client of this scenario (did you mean 'blocking'?)")]
+
+
+@pytest.mark.parametrize(("every_server", "every_client", "paths"), [
+    (True, True, [("servers", 1, "name"), ("clients", 0, "targets", 0), ("expect", "nobody")]),
+    (False, True, [("servers", 1, "name"), ("expect", "nobody")]),
+    (True, False, [("servers", 1, "name"), ("clients", 0, "targets", 0)]),
+    (False, False, [("servers", 1, "name")]),
+])
+def test_check_parts_calls_a_name_unknown_only_when_no_part_failed(
+        every_server: bool, every_client: bool, paths: list[tuple[str | int, ...]]) -> None:
+    """Unknown names are reported only when every server (client) is among the parts; the rest always."""
+    document = parts([poem("a"), poem("a")], [{"model": "select", "targets": ["zz"]}],
+                     {"nobody": ["errors == 0"]})
+    found = check_parts(document.servers, document.clients, document.expect,
+                        every_server=every_server, every_client=every_client)
+    assert sorted((location for location, _ in found), key=str) == sorted(paths, key=str)
+
+
+def test_a_consistent_scenario_has_no_findings() -> None:
+    """check_references finds nothing in a scenario whose parts agree."""
+    assert check_references(demo(expect={"pair": ["speedup(blocking) >= 1"], "all": ["errors == 0"]})) == []

@@ -7,13 +7,15 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import jsonschema
+import pydantic
 import pytest
 import yaml
 
-from netsim import _schema
-from netsim.clients import model_names
+from netsim import _plugins, _schema, scenario
+from netsim._plugins import client_model_names
 from netsim.expectations import METRICS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,9 +36,25 @@ def properties(schema: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
         yield from ((f"{model}.{key}", prop) for key, prop in definition.get("properties", {}).items())
 
 
+FIELDS = [(name, field) for name, (model, _) in _schema.models().items() for field in model.model_fields]
+
+
 def test_every_key_of_every_model_is_described() -> None:
-    """FIELDS in netsim/_schema.py describes each key of each model, and no key that is gone."""
-    assert _schema.missing_docs() == [], "add them to FIELDS in netsim/_schema.py"
+    """Each field of each model has a description and an example beside it in netsim/scenario.py."""
+    assert _schema.missing_docs() == [], "give them description= and examples= in their Field()"
+
+
+def test_a_key_without_a_description_or_an_example_is_named() -> None:
+    """missing_docs names a field that lacks its description, its example or both."""
+
+    class Bare(pydantic.BaseModel):
+        plain: int = 0
+        described: int = pydantic.Field(0, description="A number.")
+
+    models = {"Bare": (Bare, "bare")}
+    with mock.patch.object(_schema, "models", return_value=models):
+        assert _schema.missing_docs() == ["Bare.plain (no description and no example)",
+                                          "Bare.described (no example)"]
 
 
 def test_every_key_in_the_schema_has_a_description_and_an_example(schema: dict[str, Any]) -> None:
@@ -58,15 +76,16 @@ BASES: dict[str, dict[str, Any]] = {
 PROXY = {"name": "p", "upstream": "127.0.0.1:8080"}  # a server without a poem
 
 
-@pytest.mark.parametrize(("model", "field"), [
-    (model, field) for model, docs in _schema.FIELDS.items() for field in docs])
+@pytest.mark.parametrize(("model", "field"), FIELDS)
 def test_every_example_is_a_valid_value_of_its_key(model: str, field: str) -> None:
     """The example of each key, put in a valid mapping of its model, passes the model's validation."""
     base = PROXY if (model, field) in (("Server", "upstream"), ("Server", "direction")) else BASES[model]
-    data = {**base, field: _schema.FIELDS[model][field].example}
+    info = _schema.field_info(model, field)
+    assert info is not None
+    data = {**base, field: _schema.example(info)}
     if (model, field) == ("Server", "poem_file"):
         del data["poem"]
-    _schema.models()[model][0].model_validate(data, context={"client_models": model_names()})
+    _schema.models()[model][0].model_validate(data, context={"client_models": client_model_names()})
 
 
 def test_the_committed_schema_is_current() -> None:
@@ -123,7 +142,7 @@ def test_every_shipped_scenario_names_the_schema_on_its_first_line(path: Path) -
 
 @pytest.mark.parametrize(("change", "where"), [
     ({"servers": [{"name": "a", "poem": "x\n", "dealy": "1s"}]}, ["servers", 0]),
-    ({"clients": ["blockng"]}, ["clients", 0]),
+    ({"clients": ["two words"]}, ["clients", 0]),
     ({"clients": [{"model": "select", "timeout": "soon"}]}, ["clients", 0]),
     ({"servers": [{"name": "a", "poem": "x\n", "delay": "fast"}]}, ["servers", 0, "delay"]),
     ({"expect": {"blocking": ["elapsd <= 4s"]}}, ["expect", "blocking", 0]),
@@ -131,7 +150,7 @@ def test_every_shipped_scenario_names_the_schema_on_its_first_line(path: Path) -
 ])
 def test_the_schema_catches_common_mistakes(change: dict[str, Any], where: list[Any],
                                            schema: dict[str, Any]) -> None:
-    """A misspelt key, an unknown model, a bad duration, a misspelt metric: an editor underlines each."""
+    """A misspelt key, a model that is no name, a bad duration, a misspelt metric: editors underline each."""
     document = {"netsim": 1, "name": "s", "servers": [{"name": "a", "poem": "x\n"}],
                 "clients": ["blocking"], **change}
     errors = list(jsonschema.Draft7Validator(schema).iter_errors(document))
@@ -146,11 +165,33 @@ def test_shorthands_that_validators_allow_are_in_the_schema(schema: dict[str, An
     assert list(jsonschema.Draft7Validator(schema).iter_errors(document)) == []
 
 
+def test_the_installed_models_are_offered_and_other_names_taken(schema: dict[str, Any]) -> None:
+    """The schema offers the installed models' names and does not underline a model installed later."""
+    document = {"netsim": 1, "name": "s", "servers": [{"name": "a", "poem": "x\n"}],
+                "clients": ["trio", {"model": "twisted"}]}
+    assert list(jsonschema.Draft7Validator(schema).iter_errors(document)) == []
+    offered = schema["definitions"]["Client"]["properties"]["model"]["anyOf"][0]
+    assert offered == {"type": "string", "enum": list(client_model_names())}
+    assert schema["properties"]["clients"]["items"]["anyOf"][0]["anyOf"][0] == offered
+
+
+def test_the_offered_models_are_the_registered_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The names the schema offers come from the entry-point registry, not from a list in the generator."""
+    monkeypatch.setattr(_plugins, "client_model_names", lambda: ("blocking", "trio"))
+    made = scenario.Scenario.model_json_schema()
+    assert made["$defs"]["Client"]["properties"]["model"]["anyOf"][0]["enum"] == ["blocking", "trio"]
+
+
 @pytest.mark.parametrize("metric", sorted(METRICS))
 def test_the_expectation_pattern_knows_every_metric(metric: str) -> None:
     """The schema's loose check of an expectation accepts each metric the grammar knows."""
     text = "speedup(blocking) >= 2" if metric == "speedup" else f"{metric} <= 4"
-    assert re.search(_schema._expectation_pattern(), text)
+    assert re.search(scenario.EXPECTATION_PATTERN, text)
+
+
+def test_the_expectation_pattern_refuses_a_misspelt_metric() -> None:
+    """The loose check underlines an expectation that starts with no metric."""
+    assert not re.search(scenario.EXPECTATION_PATTERN, "elapsd <= 4s")
 
 
 def test_the_docs_cover_every_metric_and_the_pass_rate() -> None:
@@ -161,21 +202,33 @@ def test_the_docs_cover_every_metric_and_the_pass_rate() -> None:
     assert "in N% of runs" in docs and "in 90% of runs" in docs
 
 
-def test_every_key_appears_in_the_docs_with_type_default_and_example() -> None:
-    """The reference has a row per key: its name, type, default and an example in YAML."""
+@pytest.mark.parametrize(("model", "field"), FIELDS)
+def test_every_key_appears_in_the_docs_with_type_default_and_example(model: str, field: str) -> None:
+    """The reference has a row per key: its name, type, default, an example in YAML and its meaning."""
     docs = (ROOT / _schema.DOCS_FILE).read_text(encoding="utf-8")
-    for model, docs_of_model in _schema.FIELDS.items():
-        for field, doc in docs_of_model.items():
-            row = next((line for line in docs.splitlines() if line.startswith(f"| `{field}` |")
-                        and f"`{_schema.example_yaml(field, doc.example)}`" in line), None)
-            assert row is not None, f"{model}.{field}"
-            assert len(row.split(" | ")) == 5, row
+    info = _schema.field_info(model, field)
+    assert info is not None and info.description
+    row = next((line for line in docs.splitlines() if line.startswith(f"| `{field}` |")
+                and f"`{_schema.example_yaml(field, _schema.example(info))}`" in line), None)
+    assert row is not None, f"{model}.{field}"
+    assert len(row.split(" | ")) == 5, row
+    assert row.endswith(f" | {info.description.replace('|', chr(92) + '|')} |")
 
 
-def test_hints_come_from_the_same_table() -> None:
-    """The hint for a key names its type and shows its example."""
+def test_how_a_default_reads_goes_to_the_docs_not_the_schema(schema: dict[str, Any]) -> None:
+    """A default said in words shows in the reference, and the schema keeps only the default itself."""
+    seed = schema["properties"]["seed"]
+    assert seed["default"] is None and scenario.DEFAULT_TEXT not in json.dumps(schema)
+    assert "| `seed` | integer | none: other choices in every run |" in _schema.reference_markdown()
+
+
+def test_hints_come_from_the_models() -> None:
+    """The hint for a key names its type and shows the example beside its field."""
     assert _schema.hint("Server", "delay") == "delay takes a duration, like `delay: 1s`"
     assert _schema.hint("Client", "targets") == "targets takes a list of strings, like `targets: [a, b]`"
+    assert _schema.hint("Client", "model") == "model takes a model name, like `model: select`"
+    assert _schema.hint("Fault", "probability") == (
+        "probability takes a number from 0 to 1, or a percentage, like `probability: 33%`")
     assert _schema.hint("Server", "nothing") == ""
 
 

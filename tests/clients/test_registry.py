@@ -9,6 +9,8 @@ from types import SimpleNamespace
 import pytest
 
 from netsim import _plugins
+from netsim._errors import ScenarioError
+from netsim._loader import load_scenario_text
 from netsim.clients import ClientModel, ModelUnavailableError, get_model, model_names, models
 
 
@@ -73,3 +75,17 @@ def test_the_install_hint_names_the_extra_that_brings_the_module() -> None:
     point = SimpleNamespace(dist=dist)
     hint = _plugins._install_hint(point, "twisted.internet")  # type: ignore[arg-type]
     assert hint == "install it with: pip install 'netsim[twisted]'"
+
+
+def test_a_scenario_naming_a_model_that_cannot_be_imported_is_invalid(
+        extra_entry_points: dict[str, importlib.metadata.EntryPoint]) -> None:
+    """Loading a scenario whose client names an installed model that fails to import is a
+    problem at the model's line, saying what to install."""
+    extra_entry_points["ghost"] = importlib.metadata.EntryPoint(
+        "ghost", "netsim_ghost_model:MODEL", _plugins.GROUP)
+    text = 'netsim: 1\nname: s\nservers: [{name: a, poem: "x"}]\nclients:\n  - blocking\n  - ghost\n'
+    with pytest.raises(ScenarioError) as failure:
+        load_scenario_text(text, client_models=model_names())
+    (problem,) = failure.value.problems
+    assert (problem.line, problem.path) == (6, "clients[1].model")
+    assert "needs the module 'netsim_ghost_model'" in problem.message and "pip install" in problem.message

@@ -1,0 +1,65 @@
+"""The names of the installed client models, read from entry points without importing a model."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from importlib.metadata import EntryPoint
+
+import pytest
+
+from netsim import _plugins
+
+
+def entry(name: str) -> EntryPoint:
+    # A value no import could satisfy: reading the names must never load a model.
+    return EntryPoint(name=name, value="no.such.module:MODEL", group=_plugins.GROUP)
+
+
+@pytest.fixture
+def fresh_cache() -> Iterator[None]:
+    """The entry points are read once per process; these tests read them again."""
+    _plugins.entry_points.cache_clear()
+    yield
+    _plugins.entry_points.cache_clear()
+
+
+def test_without_entry_points_the_built_in_models_are_known(monkeypatch: pytest.MonkeyPatch,
+                                                           fresh_cache: None) -> None:
+    """With no entry point in the group netsim.clients (a source tree not installed), the five
+    built-in models are still known, in teaching order."""
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: [])
+    assert _plugins.client_model_names() == ["blocking", "select", "selectors", "asyncio", "threads"]
+
+
+def test_entry_points_name_the_models_built_in_first(monkeypatch: pytest.MonkeyPatch,
+                                                     fresh_cache: None) -> None:
+    """Registered names come back built-in first in their own order, then the others sorted, each once."""
+    registered = [entry("twisted"), entry("select"), entry("blocking"), entry("trio"), entry("select")]
+    asked: list[str] = []
+
+    def entry_points(group: str) -> list[EntryPoint]:
+        asked.append(group)
+        return registered
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
+    assert _plugins.client_model_names() == ["blocking", "select", "selectors", "asyncio", "threads",
+                                             "trio", "twisted"]
+    assert asked == ["netsim.clients"]
+
+
+def test_listing_the_models_imports_none_of_them() -> None:
+    """Listing the model names (what the schema does) leaves every model's module unimported."""
+    code = textwrap.dedent("""\
+        import sys
+        from netsim import _plugins, _schema
+        _plugins.client_model_names()
+        _schema.schema_text()
+        _schema.reference_markdown()
+        print(sorted(name for name in sys.modules if name.startswith("netsim.clients")))
+        """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
