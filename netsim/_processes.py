@@ -148,11 +148,13 @@ class ServerProcess(ChildProcess):
         process: multiprocessing.process.BaseProcess | _Interpreter
         if fresh:
             ours_sock, theirs_sock = socket.socketpair()
-            # A process group of its own: Ctrl-C at the terminal reaches the runner, which
-            # stops it, and not its imports, where it would print a traceback.
-            popen = subprocess.Popen(
-                [sys.executable, "-m", "netsim._processes", str(theirs_sock.fileno()), str(os.getpid())],
-                pass_fds=[theirs_sock.fileno()], process_group=0)
+            # Started with Ctrl-C held (a child inherits the mask), so that it does not land
+            # in the new interpreter's imports as a traceback: it ignores it, then lets go.
+            with _signals_held():
+                popen = subprocess.Popen(
+                    [sys.executable, "-m", "netsim._processes", str(theirs_sock.fileno()),
+                     str(os.getpid())],
+                    pass_fds=[theirs_sock.fileno()])
             theirs_sock.close()
             ours = Connection(ours_sock.detach())
             ours.send((list(plans), t0, detail))

@@ -19,7 +19,9 @@ The rules, for one direction of one connection, starting when it is served:
 
 from __future__ import annotations
 
+import array
 import dataclasses
+import itertools
 import struct
 from collections import deque
 from collections.abc import Sequence
@@ -101,13 +103,17 @@ class Draws:
 
     def take(self, count: int) -> list[float]:
         """The next ``count`` draws."""
+        return [number * _UNIT for number in self.numbers(count)]
+
+    def numbers(self, count: int) -> list[int]:
+        """The next ``count`` draws as the 32-bit numbers they are made of (draw = n / 2**32)."""
         numbers = self._numbers
         while len(numbers) < count:
             digest = blake2b(self._key + str(self._block).encode(), digest_size=64).digest()
             numbers.extend(_BLOCK.unpack(digest))
             self._block += 1
         taken, self._numbers = numbers[:count], numbers[count:]
-        return [number * _UNIT for number in taken]
+        return taken
 
     def uniform(self, low: float, high: float) -> float:
         """The next draw, spread over [low, high)."""
@@ -219,7 +225,9 @@ class Timeline:
     of a chunk; a fault is a timeline cut short.
     """
 
-    offsets: tuple[float, ...]  # one per write, then the ending's
+    # One per write, then the ending's. A jittered connection's own are an array of
+    # doubles: 8 bytes an offset, where a tuple of floats takes 32.
+    offsets: Sequence[float]
     pieces: tuple[bytes | memoryview, ...]
     chunks: tuple[int, ...]  # the chunk (0-based) a write begins; -1: the rest of a rate-capped chunk
     fault: str | None = None
@@ -313,6 +321,10 @@ class Planner:
         self._conditions = conditions
         self._seed = seed
         self._shared: dict[str | None, Timeline] = {}
+        # What every connection without a fault writes, whatever its pauses: only the
+        # offsets differ with jitter (see _jittered).
+        plain = plan_timeline(self._chunks, dataclasses.replace(conditions, jitter=0.0))
+        self._pieces, self._numbers = plain.pieces, plain.chunks
 
     def __repr__(self) -> str:
         return f"<Planner {self._name} shared={len(self._shared)}>"
@@ -326,8 +338,31 @@ class Planner:
             if timeline is None:
                 timeline = self._shared[fault] = plan_timeline(self._chunks, conditions, fault=fault)
             return timeline
-        return plan_timeline(self._chunks, conditions, fault=fault,
-                             pauses=pause_stream(self._seed, self._name, index))
+        pauses = pause_stream(self._seed, self._name, index)
+        if fault is None and conditions.rate is None:
+            return self._jittered(pauses)
+        return plan_timeline(self._chunks, conditions, fault=fault, pauses=pauses)
+
+    def _jittered(self, pauses: Draws) -> Timeline:
+        """plan_timeline's floats for a jittered connection without rate or fault, at a
+        third of its cost: this is what a server does at every accept of a jittered ramp.
+
+        Each pause is ``max(0, delay + (-jitter + 2 jitter u))`` with ``u = n / 2**32``,
+        written so that the rounding is the same (a power of two scales exactly), and
+        each chunk begins when the previous pause ends: a running sum from initial_delay.
+        """
+        conditions = self._conditions
+        delay, jitter = conditions.delay, conditions.jitter
+        scale = (jitter - -jitter) * _UNIT
+        numbers = pauses.numbers(len(self._chunks))
+        if jitter <= delay:  # no pause can fall below zero (rounding is monotonic)
+            drawn = [delay + (-jitter + scale * number) for number in numbers]
+        else:
+            drawn = [max(0.0, delay + (-jitter + scale * number)) for number in numbers]
+        begins = list(itertools.accumulate(drawn, initial=conditions.initial_delay))
+        offsets = array.array("d", [begins[number] for number in self._numbers])
+        offsets.append(begins[-1] + conditions.close_delay)
+        return Timeline(offsets, self._pieces, self._numbers)
 
 
 def mean_pause(delay: float, jitter: float) -> float:

@@ -156,7 +156,7 @@ class PoemServer:
         conn = PoemConnection(self, fd, peer_port, index, now + self._accept_delay, timeline)
         self.live.add(conn)
         record.conn_accepted(now, peer_port, index, timeline.fault)
-        self._watcher.watch(fd, conn.ready)
+        self._watcher.watch(fd, conn)
         if timeline.fault != "blackhole":  # a blackhole sends nothing and never closes
             heapq.heappush(self._heap, (conn.start + timeline.offsets[0], index, conn))
         return conn

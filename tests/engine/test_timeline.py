@@ -63,7 +63,7 @@ def test_a_fault_cuts_the_timeline_at_its_byte() -> None:
     conditions = Conditions(delay=1.0, fault="reset", fault_after=7)
     cut = plan_timeline([b"1111\n", b"2222\n", b"3333\n"], conditions, fault="reset")
     assert [bytes(piece) for piece in cut.pieces] == [b"1111\n", b"22"]
-    assert cut.offsets == (0.0, 1.0, 1.0)
+    assert list(cut.offsets) == [0.0, 1.0, 1.0]
     assert cut.fault == "reset"
 
 
@@ -86,9 +86,9 @@ def test_jittered_connections_differ_and_repeat_with_the_seed() -> None:
     """With jitter each connection has its own pauses; the same seed plans them the same again."""
     conditions = Conditions(delay=0.25, jitter=0.1)
     chunks = [b"line\n"] * 10
-    first = [Planner("s", chunks, conditions, seed=7).plan(index).offsets for index in (1, 2)]
-    again = [Planner("s", chunks, conditions, seed=7).plan(index).offsets for index in (1, 2)]
-    other = [Planner("s", chunks, conditions, seed=8).plan(index).offsets for index in (1, 2)]
+    first = [list(Planner("s", chunks, conditions, seed=7).plan(index).offsets) for index in (1, 2)]
+    again = [list(Planner("s", chunks, conditions, seed=7).plan(index).offsets) for index in (1, 2)]
+    other = [list(Planner("s", chunks, conditions, seed=8).plan(index).offsets) for index in (1, 2)]
     assert first == again
     assert first[0] != first[1]
     assert first != other
@@ -105,3 +105,19 @@ def test_draws_are_one_stream_however_they_are_taken() -> None:
     assert all(0.0 <= number < 1.0 for number in together)
     assert len(set(together)) == 40
     assert Draws("other").take(40) != together
+
+
+@pytest.mark.parametrize("case", range(100))
+def test_the_planners_jittered_shortcut_gives_plan_timelines_floats(case: int) -> None:
+    """For jittered connections without a fault, the planner's running sum equals plan_timeline, exactly."""
+    rng = random.Random(case)
+    chunks = [bytes(rng.randrange(0, 6)) for _ in range(rng.randrange(1, 12))]
+    conditions = Conditions(delay=rng.choice([0.05, 0.1, 0.25]), jitter=rng.choice([0.01, 0.1, 0.3]),
+                            initial_delay=rng.choice([0.0, 0.2]), close_delay=rng.choice([0.0, 0.5]))
+    planner = Planner("s", chunks, conditions, seed=case)
+    for index in (1, 2, 3):
+        quick = planner.plan(index)
+        slow = plan_timeline(chunks, conditions, pauses=pause_stream(case, "s", index))
+        assert list(quick.offsets) == list(slow.offsets)
+        assert [bytes(piece) for piece in quick.pieces] == [bytes(piece) for piece in slow.pieces]
+        assert (quick.chunks, quick.fault) == (slow.chunks, slow.fault)
