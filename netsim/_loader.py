@@ -436,6 +436,7 @@ def load_scenario_text(
                     for index, expectation in enumerate(expectations)]
               for key, expectations in scenario.expect.items()}
     scenario = scenario.model_copy(update={"servers": list(servers.values()), "expect": expect})
+    scenario._folder = Path(base_dir).resolve()  # a command client runs there
     for loc, message in [*unread, *check_references(scenario), *_unavailable_models(scenario)]:
         problems.append(Problem(filename, *document.locate_entry(loc), format_path(loc), message))
     if problems:

@@ -13,15 +13,17 @@ from netsim.events import (
     ClientFinished,
     ClientStarted,
     ConnectionEvent,
+    ConnEnded,
     ConnEstablished,
     ConnFailed,
     ConnStarted,
     EofReceived,
     Event,
     Observer,
+    ProgramExited,
     ServerListening,
 )
-from netsim.results import ConnectionResult, Lateness, percentile
+from netsim.results import ConnectionResult, Lateness, Served, percentile
 
 
 class Correlator:
@@ -86,6 +88,27 @@ class Correlator:
             self._observer(event)
 
 
+@dataclass(frozen=True)
+class Slot:
+    """One connection a client was to make: to which server, and what it should receive."""
+
+    server: str
+    port: int
+    expected: int | None  # the bytes a whole poem is; None: unknown (a proxy to the outside)
+    refuses: bool = False  # its server refuses every connection
+
+
+@dataclass(frozen=True)
+class Measured:
+    """What one client model's run measured."""
+
+    wall_elapsed: float  # seconds
+    connections: list[ConnectionResult]
+    lateness: Lateness  # scenario time
+    lateness_wall_p99: float
+    program: ProgramExited | None  # a command client's program
+
+
 @dataclass
 class _Conn:
     start: float = math.nan
@@ -98,19 +121,25 @@ class _Conn:
     ended: bool = False
 
 
-def measure(
-    events: Sequence[Event], lateness: Sequence[float], ports: dict[str, int], servers: Sequence[str],
-    time_scale: float,
-) -> tuple[float, list[ConnectionResult], Lateness, float]:
-    """Elapsed wall seconds, connections, lateness (scenario time) and p99 lateness (wall)."""
+def measure(events: Sequence[Event], lateness: Sequence[float], slots: Sequence[Slot], time_scale: float,
+            *, instrumented: bool = True) -> Measured:
+    """Measure a run from its events: each connection from the client's side when the model
+    reports its connections (``instrumented``), else from the servers' accounts alone; the
+    servers' side is attached to each connection either way (``served``)."""
     started = finished = math.nan
-    conns = {number: _Conn() for number in range(1, len(servers) + 1)}
+    program: ProgramExited | None = None
+    ended: list[ConnEnded] = []
+    conns = {number: _Conn() for number in range(1, len(slots) + 1)}
     for event in events:
         match event:
             case ClientStarted():
                 started = event.t
             case ClientFinished():
                 finished = event.t
+            case ProgramExited():
+                program = event
+            case ConnEnded():
+                ended.append(event)
             case ConnStarted():
                 conns[event.conn].start = event.t
             case BytesReceived():
@@ -126,17 +155,87 @@ def measure(
                     conn.intact = event.intact
                     if isinstance(event, ConnFailed):
                         conn.error, conn.message = event.error, event.message
+    served = _match(ended, slots, instrumented)
     results = []
     for number, conn in conns.items():
-        server = servers[number - 1]
+        slot = slots[number - 1]
+        account = served.get(number)
+        seen = None if account is None else _served(account, started, time_scale)
+        if not instrumented:
+            results.append(_from_the_server(number, slot, seen))
+            continue
         if not conn.ended:  # the model returned without finishing this connection
             conn.error, conn.message, conn.end = "error", "the client model never finished it", finished
         results.append(ConnectionResult(
-            conn=number, server=server, port=ports[server], bytes=conn.bytes, intact=conn.intact,
+            conn=number, server=slot.server, port=slot.port, bytes=conn.bytes, intact=conn.intact,
             error=conn.error, ttfb=(conn.first_byte - conn.start) / time_scale,
-            duration=(conn.end - conn.start) / time_scale, message=conn.message))
+            duration=(conn.end - conn.start) / time_scale, message=conn.message, served=seen))
     scaled = sorted(value / time_scale for value in lateness)  # once: 100,000 values at scale
     p99 = percentile(scaled, 99, ordered=True)
     summary = Lateness(p50=percentile(scaled, 50, ordered=True), p99=p99,
                        max=scaled[-1] if scaled else math.nan, count=len(scaled))
-    return finished - started, results, summary, p99 * time_scale
+    return Measured(finished - started, results, summary, p99 * time_scale, program)
+
+
+def _match(ended: Sequence[ConnEnded], slots: Sequence[Slot], instrumented: bool) -> dict[int, ConnEnded]:
+    """Each connection's account by connection number.
+
+    The runner has matched an instrumented model's connections by port already (``conn``);
+    a program's are taken to be made in its order of targets: a server's first accepted
+    connection is the first connection to it, and so on.
+    """
+    if instrumented:
+        return {event.conn: event for event in ended if event.conn is not None}
+    waiting: dict[str, list[int]] = {}
+    for number, slot in enumerate(slots, start=1):
+        waiting.setdefault(slot.server, []).append(number)
+    matched = {}
+    for event in sorted(ended, key=lambda event: (event.server, event.index)):
+        numbers = waiting.get(event.server)
+        if numbers:
+            matched[numbers.pop(0)] = event
+    return matched
+
+
+def _served(event: ConnEnded, started: float, time_scale: float) -> Served:
+    return Served(
+        peer=f"{event.peer_host}:{event.peer_port}", accepted=(event.accepted - started) / time_scale,
+        ttfb=math.nan if event.first_byte is None else (event.first_byte - event.accepted) / time_scale,
+        duration=(event.ended - event.accepted) / time_scale, bytes=event.bytes, acked=event.acked,
+        how=event.how, fault=event.fault)
+
+
+# How a connection the client did not report ended, from the server's account.
+_ENDINGS: dict[str, tuple[str | None, str]] = {
+    "closed": (None, ""),
+    "reset": ("reset", "the server reset it (a reset fault)"),
+    "client_reset": ("reset", "the client reset it"),
+    "client_closed": ("error", "the client closed it before the server's end"),
+    "error": ("error", "the connection failed"),
+    "stopped": ("timeout", "still open when the client's run ended"),
+}
+
+
+def _from_the_server(number: int, slot: Slot, served: Served | None) -> ConnectionResult:
+    """A connection of a client that reports none, from its server's account."""
+    if served is None:
+        missing, why = ("refused", "the server refuses every connection") if slot.refuses else (
+            "missing", f"the client made no connection to {slot.server} for this one")
+        return ConnectionResult(conn=number, server=slot.server, port=slot.port, bytes=0, intact=False,
+                                error=missing, ttfb=math.nan, duration=math.nan, message=why,
+                                served=None)
+    error: str | None
+    message: str | None
+    error, message = _ENDINGS[served.how]
+    if served.how == "client_closed" and served.fault in ("stall", "blackhole"):
+        # Nothing more was coming: the client gave up waiting, as its timeout would.
+        error, message = "timeout", f"the client left the silent connection (a {served.fault} fault)"
+    received = served.bytes if served.acked is None else served.acked
+    intact = None if slot.expected is None or served.acked is None else (
+        served.how == "closed" and served.acked == slot.expected)
+    if error is None:
+        message = (f"the client's kernel acknowledged {received} of {slot.expected} bytes"
+                   if intact is False else None)
+    return ConnectionResult(conn=number, server=slot.server, port=slot.port, bytes=received,
+                            intact=intact, error=error, ttfb=served.ttfb, duration=served.duration,
+                            message=message, served=served)

@@ -27,7 +27,7 @@ GROUP = "netsim.clients"
 # netsim's own models (registered in pyproject.toml), in the order `netsim clients` shows
 # them: from the simplest to the most concurrent. Metadata lists entry points in no
 # order of ours, and a source tree run without being installed has none at all.
-OWN = ("blocking", "select", "selectors", "asyncio", "threads")
+OWN = ("blocking", "select", "selectors", "asyncio", "threads", "command")
 
 
 class PluginError(Exception):

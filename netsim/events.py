@@ -180,6 +180,38 @@ class ConnLost(_Event):
     conn: int | None = None
 
 
+How = Literal["closed", "reset", "client_closed", "client_reset", "error", "stopped"]
+
+
+@_wire
+@dataclass(slots=True)
+class ConnEnded(_Event):
+    """A connection is over, as its server saw it: one of these for every connection, with
+    or without a detailed log, so that a run can be measured from the servers' side alone.
+
+    ``how``: the server ``closed`` it (its schedule done, or a close fault) or ``reset`` it
+    (a reset fault); the client left first (``client_closed``, ``client_reset``); the
+    socket failed (``error``); or it was still open when the servers stopped
+    (``stopped``). ``acked`` is how many of the ``bytes`` sent the client's kernel
+    acknowledged before the end (None where it cannot be told: proxies).
+    """
+
+    t: float
+    server: str
+    peer_port: int
+    peer_host: str
+    index: int
+    accepted: float
+    first_byte: float | None  # when the first byte was written
+    ended: float  # when the server closed or reset it, or saw the client leave
+    bytes: int
+    acked: int | None
+    how: How
+    fault: str | None = None
+    client: str | None = None
+    conn: int | None = None
+
+
 @_wire
 @dataclass(slots=True)
 class PeerShutdown(_Event):
@@ -237,11 +269,11 @@ class UpstreamLost(_Event):
 
 
 ServerEvent = (ServerListening | ConnAccepted | ChunkSent | FaultStruck | ConnClosed | ConnLost
-               | PeerShutdown | UpstreamConnected | UpstreamFailed | UpstreamLost)
+               | ConnEnded | PeerShutdown | UpstreamConnected | UpstreamFailed | UpstreamLost)
 # The events of one connection as a server saw it, matched to a client's by peer_port.
-ConnectionEvent = (ConnAccepted | ChunkSent | FaultStruck | ConnClosed | ConnLost | PeerShutdown
-                   | UpstreamConnected | UpstreamFailed | UpstreamLost)
-CONNECTION_EVENTS = (ConnAccepted, ChunkSent, FaultStruck, ConnClosed, ConnLost, PeerShutdown,
+ConnectionEvent = (ConnAccepted | ChunkSent | FaultStruck | ConnClosed | ConnLost | ConnEnded
+                   | PeerShutdown | UpstreamConnected | UpstreamFailed | UpstreamLost)
+CONNECTION_EVENTS = (ConnAccepted, ChunkSent, FaultStruck, ConnClosed, ConnLost, ConnEnded, PeerShutdown,
                      UpstreamConnected, UpstreamFailed, UpstreamLost)
 
 
@@ -335,14 +367,44 @@ class ConnFailed(_Event):
     intact: bool = False
 
 
+@_wire
+@dataclass(slots=True)
+class ProgramOutput(_Event):
+    """A line a ``command`` client's program wrote (without its newline)."""
+
+    t: float
+    client: str
+    stream: Literal["stdout", "stderr"]
+    line: str
+
+
+@_wire
+@dataclass(slots=True)
+class ProgramExited(_Event):
+    """A ``command`` client's program ended: its exit code and (the start of) its output.
+
+    ``exit_code`` is negative when a signal ended it, 127 when it could not be started;
+    ``timed_out``: netsim ended it (and its process group) at the client's timeout.
+    """
+
+    t: float
+    client: str
+    argv: list[str]
+    exit_code: int
+    stdout: str
+    stderr: str
+    timed_out: bool = False
+
+
 ClientEvent = (ClientStarted | ClientFinished | ConnStarted | ConnEstablished | BytesReceived
-               | EofReceived | ConnFailed)
+               | EofReceived | ConnFailed | ProgramOutput | ProgramExited)
 Event = ServerEvent | ClientEvent
 Observer = Callable[[Event], None]
 EVENT_TYPES: tuple[type[_Event], ...] = (
-    ServerListening, ConnAccepted, ChunkSent, FaultStruck, ConnClosed, ConnLost, PeerShutdown,
+    ServerListening, ConnAccepted, ChunkSent, FaultStruck, ConnClosed, ConnLost, ConnEnded, PeerShutdown,
     UpstreamConnected, UpstreamFailed, UpstreamLost,
     ClientStarted, ClientFinished, ConnStarted, ConnEstablished, BytesReceived, EofReceived, ConnFailed,
+    ProgramOutput, ProgramExited,
 )
 
 
@@ -434,6 +496,7 @@ __all__ = [
     "ClientStarted",
     "ConnAccepted",
     "ConnClosed",
+    "ConnEnded",
     "ConnEstablished",
     "ConnFailed",
     "ConnLost",
@@ -446,12 +509,15 @@ __all__ = [
     "EventBatch",
     "FaultStruck",
     "Finished",
+    "How",
     "LatenessBatch",
     "LimitReached",
     "Listening",
     "Message",
     "Observer",
     "PeerShutdown",
+    "ProgramExited",
+    "ProgramOutput",
     "ServerEvent",
     "ServerListening",
     "ServerMessage",

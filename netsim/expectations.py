@@ -54,6 +54,7 @@ METRICS: dict[str, str] = {
     "speedup": "factor",  # written speedup(OTHER): OTHER's elapsed / this client's elapsed
     "lateness.p99": "duration",
     "lateness.max": "duration",
+    "exit_code": "count",  # a `command` client's program's exit code
 }
 OPERATORS = ("<", "<=", ">", ">=", "==")
 

@@ -15,6 +15,25 @@ from netsim.expectations import Verdict
 
 
 @dataclass(frozen=True)
+class Served:
+    """One connection as its server saw it (times in scenario seconds)."""
+
+    peer: str  # the client's HOST:PORT
+    accepted: float  # since the client model started
+    ttfb: float  # accept to first byte written; NaN when none was
+    duration: float  # accept to the end
+    bytes: int  # sent
+    acked: int | None  # of those, acknowledged by the client's kernel; None: not known (proxies)
+    how: str  # closed | reset | client_closed | client_reset | error | stopped
+    fault: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"peer": self.peer, "accepted": json_number(self.accepted), "ttfb": json_number(self.ttfb),
+                "duration": json_number(self.duration), "bytes": self.bytes, "acked": self.acked,
+                "how": self.how, "fault": self.fault}
+
+
+@dataclass(frozen=True)
 class ConnectionResult:
     """What one connection of a client model saw."""
 
@@ -27,11 +46,13 @@ class ConnectionResult:
     ttfb: float  # NaN when no byte arrived
     duration: float
     message: str | None = None  # the error as the operating system put it
+    served: Served | None = None  # the server's side of it; None: its server never saw it
 
     def to_dict(self) -> dict[str, Any]:
         return {"conn": self.conn, "server": self.server, "port": self.port, "bytes": self.bytes,
                 "intact": self.intact, "error": self.error, "message": self.message,
-                "ttfb": json_number(self.ttfb), "duration": json_number(self.duration)}
+                "ttfb": json_number(self.ttfb), "duration": json_number(self.duration),
+                "served": None if self.served is None else self.served.to_dict()}
 
 
 @dataclass(frozen=True)
@@ -49,6 +70,26 @@ class Lateness:
 
 
 @dataclass(frozen=True)
+class Program:
+    """What a ``command`` client's program did: how it was run, how it ended, what it wrote."""
+
+    argv: list[str]
+    exit_code: int  # negative: ended by that signal; 127: could not be started
+    stdout: str  # the first 64 KiB of each stream
+    stderr: str
+    timed_out: bool = False  # netsim ended it at its timeout
+
+    @classmethod
+    def of(cls, event: Any) -> Program:
+        """From the ``ProgramExited`` event that reported it."""
+        return cls(list(event.argv), event.exit_code, event.stdout, event.stderr, event.timed_out)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"argv": self.argv, "exit_code": self.exit_code, "stdout": self.stdout,
+                "stderr": self.stderr, "timed_out": self.timed_out}
+
+
+@dataclass(frozen=True)
 class RunResult:
     """One client model's run against fresh servers, and its verdicts."""
 
@@ -63,6 +104,7 @@ class RunResult:
     expectations: list[Verdict] = field(default_factory=list)
     server_cpu: float = math.nan  # CPU seconds the server process used over the run
     server_max_rss_mb: float = math.nan  # its peak resident memory
+    program: Program | None = None  # a `command` client's program
 
     @property
     def overhead(self) -> float:
@@ -90,6 +132,7 @@ class RunResult:
             "intact": sum(checked) / len(checked) if checked else math.nan,
             "lateness.p99": self.lateness.p99,
             "lateness.max": self.lateness.max,
+            "exit_code": math.nan if self.program is None else float(self.program.exit_code),
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -106,6 +149,7 @@ class RunResult:
             "lateness": self.lateness.to_dict(),
             "server": {"cpu_seconds": json_number(self.server_cpu),
                        "max_rss_mb": json_number(self.server_max_rss_mb)},
+            **({"program": self.program.to_dict()} if self.program is not None else {}),
             "expectations": [
                 {"text": verdict.expectation.text, "passed": verdict.passed,
                  "actual": json_number(verdict.actual), "bound": verdict.bound}

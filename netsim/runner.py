@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 
 from netsim._errors import ClientCrashError, RunError, RunTimeoutError, UsageError
-from netsim._measure import Correlator, measure
+from netsim._measure import Correlator, Slot, measure
 from netsim._processes import (
     FRESH_SERVERS_FROM,
     STOP_TIMEOUT,
@@ -26,7 +26,7 @@ from netsim._processes import (
     wait_for,
 )
 from netsim._units import format_duration
-from netsim.clients import ClientModel, Target, get_model
+from netsim.clients import ClientModel, ClientOptions, Target, get_model
 from netsim.conditions import Conditions
 from netsim.engine import BACKLOG, ServerPlan
 from netsim.events import (
@@ -40,9 +40,9 @@ from netsim.events import (
     ServerMessage,
     Stopped,
 )
-from netsim.expectations import evaluate
+from netsim.expectations import Expectation, evaluate, parse_expectation
 from netsim.ideal import ideal_elapsed, ideal_timeline
-from netsim.results import RunResult, ScenarioResult, percentile
+from netsim.results import ConnectionResult, Program, RunResult, ScenarioResult, percentile
 from netsim.scenario import Client, Scenario, Server
 
 # A run may take this multiple of its ideal wall time, plus the margin, before it is
@@ -94,6 +94,9 @@ def run_scenario(
     be carried out (a busy port, a timeout, a crashed client model).
     """
     _check_request(scenario, time_scale, allow_external)
+    if not scenario.clients:
+        raise UsageError(f"scenario {scenario.name!r} has no clients to run; serve its servers for "
+                         f"a client of your own with `netsim serve` or netsim.serving()")
     selected = select_clients(scenario, clients)
     chosen = {client.label: _model(client.model, models) for client in selected}
     for client in selected:
@@ -111,7 +114,7 @@ def run_scenario(
     judged = [
         dataclasses.replace(run, expectations=[
             evaluate(expectation, run.metrics(), elapsed_of)
-            for expectation in scenario.expectations_for(run.client)])
+            for expectation in _expectations(scenario, run)])
         for run in runs
     ]
     warnings = [
@@ -121,6 +124,14 @@ def run_scenario(
         for run in judged if run.lateness_wall_p99 > LATENESS_WARNING
     ]
     return ScenarioResult(scenario.name, time_scale, judged, warnings, seed)
+
+
+def _expectations(scenario: Scenario, run: RunResult) -> list[Expectation]:
+    """A client's expectations; a program's exit code must be 0 unless they say otherwise."""
+    written = scenario.expectations_for(run.client)
+    if run.program is not None and not any(expectation.metric == "exit_code" for expectation in written):
+        written = [*written, parse_expectation("exit_code == 0")]
+    return written
 
 
 def _check_request(scenario: Scenario, time_scale: float, allow_external: bool) -> None:
@@ -201,7 +212,11 @@ def _run_client(
     servers = scenario.targets_of(client)
     starts = scenario.start_offsets(client)
     everything = {server.name: server for server in scenario.servers}
-    conn_timeout = client.timeout if client.timeout is not None else default_timeout(
+    if model.configure is not None:
+        model = model.configure(_options(scenario, client, time_scale))
+    # A program's own timeouts are its business: the ideal assumes the default's.
+    given = client.timeout if model.instrumented else None
+    conn_timeout = given if given is not None else default_timeout(
         servers, concurrent=model.concurrent, seed=seed, servers=everything, starts=starts)
     ideal = ideal_elapsed(servers, concurrent=model.concurrent, seed=seed, timeout=conn_timeout,
                           servers=everything, starts=starts)
@@ -209,6 +224,8 @@ def _run_client(
                    free_ports=free_ports)
     if timeout is not None:
         wall_timeout = timeout
+    elif not model.instrumented:  # the program has a timeout of its own: let it come first
+        wall_timeout = _program_timeout(client, ideal, time_scale) + TIMEOUT_MARGIN
     elif math.isfinite(ideal):
         wall_timeout = TIMEOUT_FACTOR * ideal * time_scale + TIMEOUT_MARGIN
     else:  # a proxy to a service outside the scenario: nothing to derive it from
@@ -232,14 +249,56 @@ def _run_client(
             client_process.close(grace=grace)
         server_process.close(grace=grace)
     events = correlator.finish()
-    ports = {name: address[1] for name, address in server_process.addresses.items()}
-    wall_elapsed, connections, lateness, lateness_wall_p99 = measure(
-        events, correlator.lateness, ports, [server.name for server in servers], time_scale)
+    refusing = {server.name for server in servers
+                if server.fault is not None and server.fault.kind == "refuse"}
+    slots = [Slot(target.server, target.port, None if target.expected is None else len(target.expected),
+                  target.server in refusing) for target in targets]
+    measured = measure(events, correlator.lateness, slots, time_scale, instrumented=model.instrumented)
+    connections = measured.connections
+    program = None
+    if measured.program is not None:
+        program = Program.of(measured.program)
+        if client.output == "poems":
+            connections = _check_output(connections, program.stdout, everything)
     return RunResult(
-        client=client.label, model=model.name, elapsed=wall_elapsed / time_scale, ideal=ideal,
-        wall_elapsed=wall_elapsed, connections=connections, lateness=lateness,
-        lateness_wall_p99=lateness_wall_p99,
-        server_cpu=usage.get("cpu_seconds", math.nan), server_max_rss_mb=usage.get("max_rss_mb", math.nan))
+        client=client.label, model=model.name, elapsed=measured.wall_elapsed / time_scale, ideal=ideal,
+        wall_elapsed=measured.wall_elapsed, connections=connections, lateness=measured.lateness,
+        lateness_wall_p99=measured.lateness_wall_p99,
+        server_cpu=usage.get("cpu_seconds", math.nan), server_max_rss_mb=usage.get("max_rss_mb", math.nan),
+        program=program)
+
+
+def _options(scenario: Scenario, client: Client, time_scale: float) -> ClientOptions:
+    """What a model configured by its client entry (``command``) is told."""
+    cycle = len(scenario.servers if client.targets is None else client.targets)
+    return ClientOptions(run=client.run, concurrent=client.concurrent, output=client.output,
+                         timeout=None if client.timeout is None else client.timeout * time_scale,
+                         folder=scenario.folder, cycle=cycle)
+
+
+def _program_timeout(client: Client, ideal: float, time_scale: float) -> float:
+    """The wall seconds a program may run: its client's ``timeout``, else from the ideal."""
+    if client.timeout is not None:
+        return client.timeout * time_scale
+    if math.isfinite(ideal):
+        return TIMEOUT_FACTOR * ideal * time_scale + TIMEOUT_MARGIN
+    return UNKNOWN_IDEAL_TIMEOUT
+
+
+def _check_output(connections: list[ConnectionResult], stdout: str,
+                  servers: Mapping[str, Server]) -> list[ConnectionResult]:
+    """``output: poems``: a connection whose poem is not in the program's output is not intact."""
+    checked = []
+    for conn in connections:
+        server = servers[conn.server]
+        texts = {server.payload().decode("utf-8", "replace")}
+        if server.poem is not None:
+            texts.add(server.poem)
+        if conn.intact and not any(text.strip() in stdout for text in texts):
+            conn = dataclasses.replace(conn, intact=False, message=(
+                f"the program's output does not contain the poem of {conn.server} (output: poems)"))
+        checked.append(conn)
+    return checked
 
 
 def default_timeout(targets: Sequence[Server], *, concurrent: bool, seed: int,

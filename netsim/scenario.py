@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import shlex
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from pydantic import (
     Field,
     GetJsonSchemaHandler,
     PlainSerializer,
+    PrivateAttr,
     ValidationInfo,
     WithJsonSchema,
     field_validator,
@@ -34,7 +36,7 @@ from pydantic.config import JsonDict
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
-from netsim import _plugins
+from netsim import _placeholders, _plugins
 from netsim._units import parse_duration, parse_rate, parse_size
 from netsim.expectations import METRICS, OPERATORS, Expectation, parse_expectation
 
@@ -388,6 +390,16 @@ class Server(_Model):
         return self.host == "localhost" or ipaddress.ip_address(self.host).is_loopback
 
 
+def _split_command(value: object) -> object:
+    """`run:` given as one string is split as a shell would split it (it is never run by one)."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return shlex.split(value)
+    except ValueError as error:
+        raise ValueError(f"cannot split {value!r} into arguments: {error}") from None
+
+
 class Client(_Model):
     """A client model to run, with the servers it connects to."""
 
@@ -420,6 +432,39 @@ class Client(_Model):
         description="Spreads the starts of the connections evenly over this long, instead of "
                     "opening them all at once.",
         examples=["1s"])
+    run: Annotated[list[str], BeforeValidator(_split_command)] | None = Field(
+        default=None, min_length=1,
+        description="For `model: command`: the program to run, as a list of arguments or one "
+                    "string split as a shell would (never run through a shell). Placeholders: "
+                    "`{ports}` and `{addresses}` (an argument each per target), `{port:NAME}`, "
+                    "`{host}`; the environment has `NETSIM_ADDRESSES`. It runs in the scenario "
+                    "file's folder.",
+        examples=[["python3", "my_client.py", "{ports}"]],
+        json_schema_extra=default_reads("none (required by `model: command`)"))
+    concurrent: bool | None = Field(
+        default=None,
+        description="For `model: command`: do the program's connections overlap? The ideal "
+                    "time is worked out that way.",
+        examples=[False], json_schema_extra=default_reads("true (`model: command` only)"))
+    output: Literal["poems"] | None = Field(
+        default=None,
+        description="For `model: command`: `poems` requires the program's standard output to "
+                    "contain the text of every poem it read; a connection whose poem is missing "
+                    "is not intact.",
+        examples=["poems"], json_schema_extra=default_reads("none: the output is not checked"))
+
+    @model_validator(mode="after")
+    def _command_keys_go_together(self) -> Client:
+        if self.model == COMMAND:
+            if self.run is None:
+                raise ValueError("`model: command` runs your program: give it as `run: [PROGRAM, "
+                                 "ARGUMENT, ...]` (placeholders: {ports}, {addresses}, {port:NAME}, "
+                                 "{host})")
+            return self
+        given = [key for key in ("run", "concurrent", "output") if getattr(self, key) is not None]
+        if given:
+            raise ValueError(f"`{'`, `'.join(given)}` apply to `model: command` only")
+        return self
 
     @field_validator("model")
     @classmethod
@@ -438,6 +483,9 @@ class Client(_Model):
     @property
     def label(self) -> str:
         return self.name or self.model
+
+
+COMMAND = "command"  # the model that runs the user's own program
 
 
 def _client_from_shorthand(value: object) -> object:
@@ -473,10 +521,12 @@ class Scenario(_Model):
                     "`servers[]` below.",
         examples=[[{"name": "a", "port": 10000, "poem": "1111\n2222\n", "delay": "1s"}]])
     clients: list[ClientEntry] = Field(
-        min_length=1,
-        description="The client models to run, at least one: a model's name, or a mapping with "
-                    "the keys of `clients[]` below. Each runs alone, against fresh servers.",
-        examples=[["blocking", "select", {"model": "asyncio", "targets": ["a"]}]])
+        default_factory=list,
+        description="The client models to run: a model's name, or a mapping with the keys of "
+                    "`clients[]` below. Each runs alone, against fresh servers. A scenario "
+                    "meant only for `netsim serve` or `netsim.serving()` needs none.",
+        examples=[["blocking", "select", {"model": "asyncio", "targets": ["a"]}]],
+        json_schema_extra=default_reads("none: serve only"))
     expect: dict[str, list[ExpectationText]] = Field(
         default_factory=dict,
         description="Timing expectations per client (by its name); those under `all` apply to "
@@ -513,6 +563,14 @@ class Scenario(_Model):
         """When each connection of ``client`` starts, in seconds after the client does."""
         count = self.connection_count(client)
         return [index * client.ramp / count for index in range(count)]
+
+    _folder: Path | None = PrivateAttr(default=None)
+
+    @property
+    def folder(self) -> Path:
+        """Where the scenario's file is (its relative paths and commands start there); for a
+        scenario given as text, the current directory."""
+        return self._folder if self._folder is not None else Path.cwd()
 
     def expectations_for(self, label: str) -> list[Expectation]:
         """The expectations of the client called ``label``, then those under ``all``."""
@@ -652,6 +710,14 @@ def speedups_name_clients(parts: Parts) -> Iterator[Finding]:
                        f"{_suggest(expectation.other, labels)}")
 
 
+def command_placeholders_are_known(parts: Parts) -> Iterator[Finding]:
+    """A command's placeholders are ones netsim fills in, naming servers of the scenario."""
+    names = list(_server_names(parts))
+    for index, client in parts.clients.items():
+        for problem in _placeholders.problems(client.run or [], names):
+            yield (("clients", index, "run"), problem)
+
+
 # The rules that hold whatever else in the document failed validation.
 RULES: tuple[Rule, ...] = (
     server_names_are_unique,
@@ -663,7 +729,8 @@ RULES: tuple[Rule, ...] = (
 )
 # The rules that call a name unknown: they apply only when no server (no client) failed,
 # since the name may be that of the one that failed.
-RULES_NAMING_SERVERS: tuple[Rule, ...] = (upstreams_are_known, targets_are_known)
+RULES_NAMING_SERVERS: tuple[Rule, ...] = (upstreams_are_known, targets_are_known,
+                                          command_placeholders_are_known)
 RULES_NAMING_CLIENTS: tuple[Rule, ...] = (expect_keys_name_clients, speedups_name_clients)
 
 

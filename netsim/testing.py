@@ -107,8 +107,13 @@ def check_client_model(model: ClientModel) -> Conformance:
     6. **Limit.** A model with a ``limit`` is refused, before anything runs, a client
        with more connections than that, with a message naming the limit.
 
-    Raises ConformanceError, whose message lists every check, when a check fails.
+    Raises ConformanceError, whose message lists every check, when a check fails;
+    ValueError for a model that needs a scenario's options to run (``command``: a
+    program is judged by a scenario of its own, not by this contract).
     """
+    if model.configure is not None or not model.instrumented:
+        raise ValueError(f"client model {model.name!r} runs what a scenario tells it to "
+                         f"(it is configured by its client entry): judge it with a scenario")
     checks = tuple(
         Check(name, tuple(_run_check(check, model)))
         for name, check in _CHECKS

@@ -32,7 +32,8 @@ def test_without_entry_points_the_built_in_models_are_known(monkeypatch: pytest.
     """With no entry point in the group netsim.clients (a source tree not installed), the five
     built-in models are still known, in teaching order."""
     monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: [])
-    assert _plugins.client_model_names() == ["blocking", "select", "selectors", "asyncio", "threads"]
+    assert _plugins.client_model_names() == ["blocking", "select", "selectors", "asyncio", "threads",
+                                             "command"]
 
 
 def test_entry_points_name_the_models_built_in_first(monkeypatch: pytest.MonkeyPatch,
@@ -47,7 +48,7 @@ def test_entry_points_name_the_models_built_in_first(monkeypatch: pytest.MonkeyP
 
     monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
     assert _plugins.client_model_names() == ["blocking", "select", "selectors", "asyncio", "threads",
-                                             "trio", "twisted"]
+                                             "command", "trio", "twisted"]
     assert asked == ["netsim.clients"]
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from netsim import _plugins
 from netsim.clients._base import (
     ClientModel,
+    ClientOptions,
     ConnectionRecord,
     EventSink,
     ModelLimitError,
@@ -63,6 +64,7 @@ def models() -> dict[str, ClientModel | ModelUnavailableError]:
 
 __all__ = [
     "ClientModel",
+    "ClientOptions",
     "ConnectionRecord",
     "EventSink",
     "ModelLimitError",

@@ -32,6 +32,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from netsim.events import (
     BytesReceived,
@@ -74,6 +75,18 @@ class Target:
 
 
 @dataclass(frozen=True)
+class ClientOptions:
+    """What a scenario's client entry says beyond the model's name, for a model that takes it."""
+
+    run: Sequence[str] | None = None  # a command: its argv, placeholders not yet filled in
+    concurrent: bool | None = None
+    output: str | None = None  # "poems": the output must hold every poem
+    timeout: float | None = None  # wall seconds
+    folder: Path = Path()  # the scenario file's folder
+    cycle: int = 0  # how many of the targets are the client's own list (the rest repeat it)
+
+
+@dataclass(frozen=True)
 class ClientModel:
     """A way of writing a client, with what the ideal-timing model needs to know."""
 
@@ -84,6 +97,11 @@ class ClientModel:
     # The most connections it can hold at once, and why; None: only the system's limits.
     limit: int | None = None
     limit_reason: str = ""
+    # False: it tells the recorder nothing of its connections (a program of the user's);
+    # the servers' own accounts measure them.
+    instrumented: bool = True
+    # Makes the model a scenario's client entry asks for, from the entry's options.
+    configure: Callable[[ClientOptions], ClientModel] | None = None
 
 
 class ModelLimitError(Exception):

@@ -15,6 +15,14 @@ TimerQueue holds one entry for the heap's earliest deadline, and a ``Watcher`` t
 the server at once when a client leaves (EOF or reset), sends something (it is read and
 dropped), or can take more after pushing back.
 
+Every connection ends with an account (``ConnEnded``), sent even without a detailed
+log: when it was accepted and got its first byte, how many bytes went and how many the
+client's kernel acknowledged (the send queue's unacknowledged count, ``SIOCOUTQ``), and
+how it ended. That is what measures a client netsim cannot instrument. To read the
+acknowledged count at the end, the server closes its side with a FIN and keeps the
+socket until the client closes too (``CLOSE_GRACE`` at most); a serial server takes its
+next client at the FIN, as a real one would at its close.
+
 A client that shuts down its sending side (EOF) while bytes remain to be sent is only
 half gone (``nc`` and many HTTP clients half-close): it still gets the rest, and the
 next write finds out whether it closed for good (its kernel answers with a reset). A
@@ -30,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import fcntl
 import functools
 import heapq
 import math
@@ -38,12 +47,14 @@ import select
 import socket
 import struct
 import sys
+import termios
 
 from netsim.conditions import Planner, Timeline
 from netsim.engine._plans import Listener
 from netsim.engine._record import ServerRecord
 from netsim.engine._timers import RUN_SLICE, TimerQueue
 from netsim.engine._watch import READ, WRITE, Watcher
+from netsim.events import How
 
 # How long one wake-up may spend accepting before it sends what has come due: a ramp of
 # thousands of connections a second never keeps the timers waiting for longer.
@@ -61,6 +72,11 @@ INHERITS_NODELAY = sys.platform.startswith("linux")
 
 # SO_LINGER on, timeout 0: close() sends RST instead of FIN.
 LINGER_RESET = struct.pack("ii", 1, 0)
+
+# How long a connection the server has closed (FIN sent) waits for its client to close
+# too, so that what the client's kernel acknowledged can be read at the end. A client
+# that reads to the end closes at once; this bounds one that never does.
+CLOSE_GRACE = 2.0  # seconds
 
 _GONE = select.EPOLLERR | select.EPOLLHUP | select.EPOLLIN | select.EPOLLRDHUP
 
@@ -87,6 +103,7 @@ class PoemServer:
         self._accepting = False
         self._closed = False
         self.live: set[PoemConnection] = set()
+        self.serving = 0  # connections not yet closed by the server: a serial one holds one
 
     def __repr__(self) -> str:
         mode = "serial" if self._serial else "concurrent"
@@ -94,7 +111,7 @@ class PoemServer:
 
     def start(self) -> None:
         """Start accepting (a serial server: once it has no connection)."""
-        if not self._accepting and not self._closed and not (self._serial and self.live):
+        if not self._accepting and not self._closed and not (self._serial and self.serving):
             self._accepting = True
             self._loop.add_reader(self._listener.sock.fileno(), self._accept)
 
@@ -104,10 +121,15 @@ class PoemServer:
             self._loop.remove_reader(self._listener.sock.fileno())
 
     def close(self) -> None:
+        """Stop serving: every connection still open is accounted for (``stopped``) and closed."""
         self._closed = True
         self._stop_accepting()
+        now = self._clock()
         for connection in list(self.live):
-            connection.drop()
+            # A client that shut its side and has not been heard of since has most likely left.
+            how: How = ("closed" if connection.closing is not None
+                        else "client_closed" if connection.end_of_input else "stopped")
+            connection.conclude(now, how)
         self._heap.clear()
 
     def _accept(self) -> None:
@@ -138,7 +160,7 @@ class PoemServer:
                 view = socket.socket(fileno=fd)
                 view.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 view.detach()
-            self.adopt(fd, int(peer[1]))
+            self.adopt(fd, (str(peer[0]), int(peer[1])))
             if self._serial:
                 self._stop_accepting()  # the others wait in the backlog until this one ends
                 break
@@ -146,16 +168,17 @@ class PoemServer:
                 break  # the rest of the backlog is still readable: the loop comes back
         self.run_due()  # send what has come due, the new connections' first writes included
 
-    def adopt(self, fd: int, peer_port: int) -> PoemConnection:
+    def adopt(self, fd: int, peer: tuple[str, int]) -> PoemConnection:
         """Serve a connected socket on its timeline from now on; ``run_due`` makes its first write."""
         os.set_blocking(fd, False)
         now = self._clock()
         record = self._record
         index = record.next_index()
         timeline = self._planner.plan(index)
-        conn = PoemConnection(self, fd, peer_port, index, now + self._accept_delay, timeline)
+        conn = PoemConnection(self, fd, peer, index, now, now + self._accept_delay, timeline)
         self.live.add(conn)
-        record.conn_accepted(now, peer_port, index, timeline.fault)
+        self.serving += 1
+        record.conn_accepted(now, peer[1], index, timeline.fault)
         self._watcher.watch(fd, conn)
         if timeline.fault != "blackhole":  # a blackhole sends nothing and never closes
             heapq.heappush(self._heap, (conn.start + timeline.offsets[0], index, conn))
@@ -194,6 +217,8 @@ class PoemServer:
             held = conn.held_since is not None and conn.held_since <= due
             chunk = timeline.chunks[i]
             piece = timeline.pieces[i]
+            if i == 0:
+                conn.first_byte = now
             if chunk >= 0:  # a write that begins a chunk: the chunk is sent now
                 if detail:
                     record.chunk_sent(now, conn.peer_port, chunk, len(piece), due, held)
@@ -226,10 +251,10 @@ class PoemServer:
         heapq.heappush(self._heap, (when, conn.index, conn))
         self.run_due() if when <= self._clock() else self.wake(when)
 
-    def ended(self, conn: PoemConnection) -> None:
-        """A connection is over: a serial server takes the next one from its backlog."""
-        self.live.discard(conn)
-        if self._serial and not self.live:
+    def released(self) -> None:
+        """A connection no longer holds the server: a serial one takes the next from its backlog."""
+        self.serving -= 1
+        if self._serial and not self.serving:
             self.start()
             self._loop.call_soon(self._accept)  # whoever waits is in the backlog already
 
@@ -237,31 +262,38 @@ class PoemServer:
 class PoemConnection:
     """One connection of a poem server: its descriptor, its timeline and where it is."""
 
-    __slots__ = ("end_of_input", "fd", "held_since", "index", "next", "peer_port", "pending", "sent",
-                 "server", "start", "timeline")
+    __slots__ = ("accepted", "closing", "end_of_input", "fd", "first_byte", "held_since", "index", "next",
+                 "peer", "pending", "sent", "server", "start", "timeline")
 
-    def __init__(self, server: PoemServer, fd: int, peer_port: int, index: int, start: float,
-                 timeline: Timeline) -> None:
+    def __init__(self, server: PoemServer, fd: int, peer: tuple[str, int], index: int, accepted: float,
+                 start: float, timeline: Timeline) -> None:
         self.server = server
         self.fd = fd
-        self.peer_port = peer_port
+        self.peer = peer
         self.index = index
+        self.accepted = accepted
         self.start = start  # accept + accept_delay: the timeline counts from here
         self.timeline = timeline
         self.next = 0  # the next write, or, once all are made, the ending
         self.sent = 0
+        self.first_byte: float | None = None  # when the first write went
         self.pending: memoryview | None = None  # the unsent rest of a write: the reader is behind
         self.held_since: float | None = None  # when the reader fell behind
         self.end_of_input = False  # the client shut down its sending side
+        self.closing: float | None = None  # when the server closed its side (FIN sent)
 
     def __repr__(self) -> str:
         return f"<PoemConnection #{self.index} peer_port={self.peer_port} sent={self.sent}B next={self.next}>"
 
     @property
+    def peer_port(self) -> int:
+        return self.peer[1]
+
+    @property
     def has_more(self) -> bool:
         """Are bytes still to be sent? (A stall or a blackhole sends none, ever again.)"""
         timeline = self.timeline
-        return self.next < len(timeline.pieces) and timeline.fault != "blackhole"
+        return self.next < len(timeline.pieces) and timeline.fault != "blackhole" and self.closing is None
 
     def ready(self, events: int) -> None:
         """The watcher's call: the socket is readable, writable, or failed."""
@@ -281,6 +313,9 @@ class PoemConnection:
         if data:
             return  # the client said something: a poem server does not listen
         now = self.server._clock()
+        if self.closing is not None:  # the client closed after the server: the usual end
+            self.conclude(now, "closed")
+            return
         if not self.has_more:
             self.lost(None, now)
             return
@@ -313,35 +348,82 @@ class PoemConnection:
         """The timeline's ending has come: close, or strike its fault."""
         fault = self.timeline.fault
         record = self.server._record
-        if fault is None:
+        if fault is not None:
+            record.fault_struck(now, self.peer_port, fault, self.sent)
+        if fault is None or fault == "close":
             record.conn_closed(now, self.peer_port, self.sent)
-            self.drop()
+            self._close(now)
+        elif fault == "reset":
+            self.conclude(now, "reset")
+        elif self.end_of_input:  # a stall whose client has already shut down its side
+            self.lost(None, now)
+        # stall: keep the connection open and send nothing more, until the client leaves
+
+    def _close(self, now: float) -> None:
+        """Send FIN and wait for the client to close too (or CLOSE_GRACE), the server free."""
+        self.closing = now
+        self.server.released()
+        try:
+            view = socket.socket(fileno=self.fd)  # a view: shutdown() is a socket's method
+            try:
+                view.shutdown(socket.SHUT_WR)
+            finally:
+                view.detach()
+        except OSError as error:  # the client has gone already
+            self.conclude(now, "client_reset" if isinstance(error, ConnectionResetError) else "closed")
             return
-        record.fault_struck(now, self.peer_port, fault, self.sent)
-        if fault == "reset":
+        if self.end_of_input:  # the client closed its side already: nothing to wait for
+            self.conclude(now, "closed")
+            return
+        self.server._watcher.change(self.fd, READ)
+        self.server._timers.call_at(now + CLOSE_GRACE, functools.partial(self._give_up, self.fd))
+
+    def _give_up(self, fd: int) -> None:
+        if self.fd == fd and self.fd >= 0:  # still waiting for this client to close
+            self.conclude(self.server._clock(), "closed")
+
+    def lost(self, error: OSError | None, now: float) -> None:
+        """The client left (EOF: ``error`` None, or a reset), or the socket failed."""
+        if self.closing is not None:  # after the server's FIN: a reset there is still its end
+            self.conclude(now, "closed")
+            return
+        self.server._record.conn_lost(now, self.peer_port, self.sent, error)
+        if error is None:
+            how: How = "client_closed"
+        elif isinstance(error, ConnectionResetError | BrokenPipeError):
+            how = "client_reset"
+        else:
+            how = "error"
+        self.conclude(now, how)
+
+    def conclude(self, now: float, how: How) -> None:
+        """The connection is over: account for it, and close the descriptor now (a heap entry
+        left finds it gone). A server's reset goes out here, as the socket closes."""
+        if self.fd < 0:
+            return
+        server = self.server
+        acked = self.sent - max(0, _unacknowledged(self.fd) - (self.closing is not None))
+        if how == "reset":
             view = socket.socket(fileno=self.fd)
             try:
                 view.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RESET)
             finally:
                 view.detach()
-            self.drop()
-        elif fault == "close":
-            record.conn_closed(now, self.peer_port, self.sent)
-            self.drop()
-        elif self.end_of_input:  # a stall whose client has already shut down its side
-            self.lost(None, now)
-        # stall: keep the connection open and send nothing more, until the client leaves
+        ended = now if self.closing is None or how != "closed" else self.closing
+        server._record.conn_ended(now, self.peer, self.index, self.accepted, self.first_byte, ended,
+                                  self.sent, acked, how, self.timeline.fault)
+        server._watcher.forget(self.fd)
+        self.pending = None
+        os.close(self.fd)
+        self.fd = -1
+        server.live.discard(self)
+        if self.closing is None:
+            server.released()
 
-    def lost(self, error: OSError | None, now: float) -> None:
-        """The client left (EOF: ``error`` None, or a reset), or the socket failed."""
-        self.server._record.conn_lost(now, self.peer_port, self.sent, error)
-        self.drop()
 
-    def drop(self) -> None:
-        """Close the descriptor now, whatever is scheduled (a heap entry left finds it gone)."""
-        if self.fd >= 0:
-            self.server._watcher.forget(self.fd)
-            self.pending = None
-            os.close(self.fd)
-            self.fd = -1
-            self.server.ended(self)
+def _unacknowledged(fd: int) -> int:
+    """Bytes (and a FIN) sent on ``fd`` that the peer's kernel has not acknowledged yet."""
+    try:
+        return int(struct.unpack("i", fcntl.ioctl(fd, termios.TIOCOUTQ, b"\0\0\0\0"))[0])
+    except OSError:
+        return 0

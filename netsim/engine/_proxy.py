@@ -19,6 +19,7 @@ from netsim.engine._poems import LINGER_RESET
 from netsim.engine._record import ServerRecord
 from netsim.engine._shaper import READ_PAUSE, Shaper
 from netsim.engine._timers import TimerQueue
+from netsim.events import How
 
 _PLAIN = Conditions()
 
@@ -64,7 +65,9 @@ class ProxyConnection(asyncio.Protocol):
         self._down: Shaper | None = None  # upstream -> client
         self._up: Shaper | None = None  # client -> upstream
         self._connecting: asyncio.Task[None] | None = None
-        self._peer_port = 0
+        self._peer: tuple[str, int] = ("", 0)
+        self._accepted = 0.0
+        self._how: How | None = None  # how the proxy itself ended it, if it did
         self._fault: str | None = None
         self._silent = False  # a stall struck: nothing will ever be sent again
         self._closed = False
@@ -73,6 +76,10 @@ class ProxyConnection(asyncio.Protocol):
     def __repr__(self) -> str:
         return (f"<ProxyConnection {self._plan.name}#{self.index} peer_port={self._peer_port} "
                 f"down={self._down} up={self._up}>")
+
+    @property
+    def _peer_port(self) -> int:
+        return self._peer[1]
 
     @property
     def sent(self) -> int:
@@ -84,12 +91,12 @@ class ProxyConnection(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
         peer = transport.get_extra_info("peername")
-        self._peer_port = int(peer[1]) if peer else 0
+        self._peer = (str(peer[0]), int(peer[1])) if peer else ("", 0)
         self.index = self._record.next_index()
         self._server.live.add(self)
         plan = self._plan
         self._fault = fault_of(plan.conditions, plan.seed, plan.name, self.index)
-        now = self._loop.time()
+        now = self._accepted = self._loop.time()
         self._record.conn_accepted(now, self._peer_port, self.index, self._fault)
         if self._fault == "blackhole":
             # Accept, never send, never close. It still reads (and drops what comes), or
@@ -121,9 +128,21 @@ class ProxyConnection(asyncio.Protocol):
             self._down.resume()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        now = self._loop.time()
+        how = self._how
         if not self._closed:
-            self._record.conn_lost(self._loop.time(), self._peer_port, self.sent, exc)
+            self._record.conn_lost(now, self._peer_port, self.sent, exc)
             self._closed = True
+            if exc is None:
+                how = "client_closed"
+            else:
+                how = "client_reset" if isinstance(exc, ConnectionResetError | BrokenPipeError) else "error"
+        down = self._down
+        # What the client's kernel acknowledged cannot be told once asyncio has closed the
+        # socket: a proxy's account leaves it open (None).
+        self._record.conn_ended(now, self._peer, self.index, self._accepted,
+                                None if down is None else down.first_write, now,
+                                0 if down is None else down.sent, None, how or "stopped", self._fault)
         self._stop()
         self._server.live.discard(self)
 
@@ -217,12 +236,14 @@ class ProxyConnection(asyncio.Protocol):
         if sock is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RESET)
         self._closed = True
+        self._how = "reset"
         self._transport.abort()
 
     def _close(self) -> None:
         assert self._transport is not None
         if not self._closed:
             self._closed = True
+            self._how = "closed"
             self._record.conn_closed(self._loop.time(), self._peer_port, self.sent)
             self._transport.close()
 

@@ -14,8 +14,10 @@ from netsim.events import (
     ChunkSent,
     ConnAccepted,
     ConnClosed,
+    ConnEnded,
     ConnLost,
     FaultStruck,
+    How,
     PeerShutdown,
     ServerEvent,
     UpstreamConnected,
@@ -82,6 +84,15 @@ class ServerRecord:
             how = "reset" if isinstance(error, ConnectionResetError | BrokenPipeError) else "error"
             reason = f"{type(error).__name__}: {error}"
         self.emit(ConnLost(now - self.t0, self.name, peer_port, sent, how, reason))  # type: ignore[arg-type]
+
+    def conn_ended(self, now: float, peer: tuple[str, int], index: int, accepted: float,
+                   first_byte: float | None, ended: float, sent: int, acked: int | None, how: How,
+                   fault: str | None) -> None:
+        """A connection's account, sent with or without ``detail``: the servers' side of a run."""
+        t0 = self.t0
+        self.emit(ConnEnded(now - t0, self.name, peer[1], peer[0], index, accepted - t0,
+                            None if first_byte is None else first_byte - t0, ended - t0, sent, acked,
+                            how, fault))
 
     def peer_shutdown(self, now: float, peer_port: int, sent: int) -> None:
         if self.detail:

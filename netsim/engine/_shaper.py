@@ -56,6 +56,7 @@ class Shaper:
         self._input_ended: float | None = None
         self.finished = False
         self.sent = 0  # bytes handed to the sink
+        self.first_write: float | None = None  # when the first of them was
 
     def __repr__(self) -> str:
         return (f"<Shaper buffered={self.buffered}B pending={len(self.schedule.emissions)} "
@@ -153,6 +154,8 @@ class Shaper:
 
     def _write(self, data: bytes | memoryview) -> None:
         self._partial = None
+        if self.first_write is None and data:
+            self.first_write = self._loop.time()
         if len(data) <= WRITE_PIECE:  # the common case: a line, a small chunk
             self.sent += len(data)
             self._sink.write(data)

@@ -14,8 +14,11 @@ from netsim.clients import ClientModel, Recorder, Target, get_model, model_names
 from netsim.clients import blocking as blocking_module
 from netsim.testing import ConformanceError, check_client_model
 
+# Every installed model that runs as it is; `command` runs a scenario's program instead.
+CONTRACTED = [name for name in model_names() if get_model(name).configure is None]
 
-@pytest.mark.parametrize("name", model_names())
+
+@pytest.mark.parametrize("name", CONTRACTED)
 def test_the_model_keeps_the_contract(name: str) -> None:
     """The installed client model passes every check of the conformance suite."""
     check_client_model(get_model(name))

@@ -16,7 +16,7 @@ from netsim.engine._poems import PoemServer
 from netsim.engine._record import ServerRecord
 from netsim.engine._timers import TimerQueue
 from netsim.engine._watch import Watcher
-from netsim.events import ChunkSent, ConnClosed, ConnLost, FaultStruck, PeerShutdown, ServerEvent
+from netsim.events import ChunkSent, ConnClosed, ConnEnded, ConnLost, FaultStruck, PeerShutdown, ServerEvent
 from tests.engine.fakeloop import FakeLoop
 
 
@@ -38,7 +38,7 @@ class Harness:
         """A new client, its server side adopted now (as an accept would)."""
         client = socket.create_connection(self.listener.address)
         accepted, peer = self.listener.sock.accept()
-        self.server.adopt(accepted.detach(), peer[1])
+        self.server.adopt(accepted.detach(), peer)
         self.server.run_due()
         client.setblocking(False)
         self.clients.append(client)
@@ -177,6 +177,63 @@ def test_a_stalled_connection_ends_when_its_client_leaves(harness: list[Harness]
     client.close()
     one.clients.remove(client)
     one.at(5.1)
-    lost = one.events[-1]
-    assert isinstance(lost, ConnLost) and (lost.how, lost.t) == ("eof", 5.1)
+    lost = next(event for event in one.events if isinstance(event, ConnLost))
+    assert (lost.how, lost.t) == ("eof", 5.1)
+    ended = one.events[-1]
+    assert isinstance(ended, ConnEnded) and (ended.how, ended.bytes, ended.acked) == ("client_closed", 2, 2)
     assert not one.server.live
+
+
+def test_every_connection_ends_with_its_account(harness: list[Harness]) -> None:
+    """A client that reads to the end and closes: the server's account says when it was accepted,
+    first written to and closed, and that the client's kernel acknowledged every byte."""
+    one = make(harness, (b"11", b"22", b"33"), delay=1.0)
+    one.at(0.25)
+    client = one.connect()
+    port = client.getsockname()[1]
+    one.at(3.25)
+    assert client.recv(100) == b"112233" and client.recv(100) == b""
+    client.close()
+    one.clients.remove(client)
+    one.at(3.3)
+    ended = one.events[-1]
+    assert isinstance(ended, ConnEnded)
+    assert (ended.how, ended.bytes, ended.acked, ended.fault) == ("closed", 6, 6, None)
+    assert (ended.accepted, ended.first_byte, ended.ended, ended.t) == (0.25, 0.25, 3.25, 3.3)
+    assert (ended.peer_host, ended.peer_port) == ("127.0.0.1", port)
+
+
+def test_a_client_that_never_closes_is_let_go_after_the_grace(harness: list[Harness]) -> None:
+    """After its FIN the server waits CLOSE_GRACE for the client to close, then accounts for it."""
+    from netsim.engine._poems import CLOSE_GRACE
+
+    one = make(harness, (b"11",), delay=1.0)
+    one.connect()
+    one.at(1.0)
+    assert not any(isinstance(event, ConnEnded) for event in one.events)
+    one.at(1.0 + CLOSE_GRACE)
+    ended = one.events[-1]
+    assert isinstance(ended, ConnEnded) and (ended.how, ended.ended, ended.acked) == ("closed", 1.0, 2)
+
+
+def test_bytes_a_client_never_took_are_not_acknowledged(harness: list[Harness]) -> None:
+    """A client that stops reading leaves most of a large chunk unacknowledged; stopping the
+    server accounts for the connection as stopped, with what was acknowledged."""
+    one = make(harness, (bytes(8 * 1024 * 1024),), delay=1.0)
+    client = one.connect()
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    one.at(0.5)
+    one.server.close()
+    ended = next(event for event in one.events if isinstance(event, ConnEnded))
+    assert ended.how == "stopped"
+    assert ended.acked is not None and ended.acked < ended.bytes < 8 * 1024 * 1024
+
+
+def test_a_reset_fault_is_accounted_as_the_servers_reset(harness: list[Harness]) -> None:
+    """A reset fault ends the account as 'reset', with the fault and the bytes acknowledged."""
+    one = make(harness, (b"11", b"22"), delay=1.0, fault="reset", fault_after=2)
+    one.connect()
+    one.at(1.0)
+    ended = one.events[-1]
+    assert isinstance(ended, ConnEnded)
+    assert (ended.how, ended.fault, ended.bytes, ended.acked, ended.ended) == ("reset", "reset", 2, 2, 1.0)

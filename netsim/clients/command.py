@@ -1,0 +1,161 @@
+"""The command client: the user's own program, run against the servers and judged like the
+others.
+
+netsim cannot see inside someone else's program, so this model reports nothing about
+its connections: the servers' accounts of what they sent and what the program's
+kernel acknowledged measure them (``instrumented=False``). What the model does is run
+the program: with the servers' addresses filled into its arguments (``{ports}``,
+``{addresses}``, ``{port:NAME}``, ``{host}``; ``NETSIM_ADDRESSES`` in its environment),
+in the scenario file's folder, in a process group of its own, so that at the client's
+``timeout`` the whole group (the program's own children too) is ended. Its output is
+logged line by line and kept, up to ``OUTPUT_LIMIT`` a stream, with its exit code.
+
+``elapsed`` runs from its start to its exit. Whether its connections overlap is the
+scenario's to say (``concurrent``, true by default): the ideal needs to know.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import dataclasses
+import os
+import signal
+import subprocess
+import threading
+from collections.abc import Sequence
+from typing import IO, Literal
+
+from netsim import _placeholders
+from netsim.clients._base import ClientModel, ClientOptions, Recorder, Target
+from netsim.events import ProgramExited, ProgramOutput
+
+# What is kept of each of the program's streams for the result; the log has every line.
+OUTPUT_LIMIT = 64 * 1024  # 64 KiB
+# After the program is asked to stop (SIGTERM to its group), how long before SIGKILL.
+KILL_GRACE = 1.0  # seconds
+# The exit code of a program that could not be started, as shells report it.
+NOT_STARTED = 127
+PR_SET_PDEATHSIG = 1
+
+
+def configure(options: ClientOptions) -> ClientModel:
+    """The command model for one client entry: its program, how it overlaps, its timeout."""
+    assert options.run is not None, "the scenario requires `run` with `model: command`"
+    run = _Program(tuple(options.run), options, options.timeout)
+    return dataclasses.replace(MODEL, concurrent=True if options.concurrent is None else options.concurrent,
+                               run=run, configure=None)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Program:
+    """A client model's ``run``: start the program, pass its output on, wait for its exit."""
+
+    argv: tuple[str, ...]
+    options: ClientOptions
+    timeout: float | None
+
+    def __call__(self, targets: Sequence[Target], recorder: Recorder) -> None:
+        own = targets[:self.options.cycle or len(targets)]
+        addresses = [(target.server, target.host, target.port) for target in own]
+        argv = _placeholders.expand(self.argv, addresses)
+        environment = {**os.environ, "NETSIM_ADDRESSES": " ".join(
+            _placeholders.expand(["{addresses}"], addresses))}
+        try:
+            program = subprocess.Popen(
+                argv, cwd=self.options.folder, env=environment, stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                preexec_fn=_die_with_parent)
+        except OSError as error:
+            recorder.record(ProgramExited(recorder.now(), recorder.client, argv, NOT_STARTED, "",
+                                          f"netsim: cannot run {argv[0]!r}: {error.strerror or error}"))
+            return
+        def stopped(_signal: int, _frame: object) -> None:
+            # The runner stops a client process with SIGTERM: the program goes with it.
+            _end_group(program, at_once=True)
+            os._exit(128 + signal.SIGTERM)
+
+        previous = signal.signal(signal.SIGTERM, stopped)
+        readers = [_Reader(program.stdout, "stdout", recorder), _Reader(program.stderr, "stderr", recorder)]
+        timed_out = False
+        try:
+            program.wait(self.timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            _end_group(program)
+        finally:
+            _end_group(program, at_once=True)  # whatever it left running in its group
+            signal.signal(signal.SIGTERM, previous)
+        for reader in readers:
+            reader.join()
+        assert program.returncode is not None
+        recorder.record(ProgramExited(recorder.now(), recorder.client, argv, program.returncode,
+                                      readers[0].kept(), readers[1].kept(), timed_out))
+
+
+class _Reader(threading.Thread):
+    """Passes one stream of the program on to the log, a line at a time, and keeps its start."""
+
+    def __init__(self, stream: IO[bytes] | None, name: Literal["stdout", "stderr"],
+                 recorder: Recorder) -> None:
+        super().__init__(name=f"netsim-{name}", daemon=True)
+        assert stream is not None
+        self._stream = stream
+        self._name: Literal["stdout", "stderr"] = name
+        self._recorder = recorder
+        self._kept = bytearray()
+        self._cut = False
+        self.start()
+
+    def run(self) -> None:
+        with self._stream:
+            for raw in self._stream:
+                if len(self._kept) < OUTPUT_LIMIT:
+                    self._kept += raw[:OUTPUT_LIMIT - len(self._kept)]
+                    self._cut = self._cut or len(self._kept) == OUTPUT_LIMIT
+                else:
+                    self._cut = True
+                line = raw.decode("utf-8", "replace").rstrip("\r\n")
+                self._recorder.record(ProgramOutput(self._recorder.now(), self._recorder.client,
+                                                    self._name, line))
+
+    def kept(self) -> str:
+        text = self._kept.decode("utf-8", "replace")
+        return text + f"\n[netsim: cut at {OUTPUT_LIMIT // 1024} KiB]" if self._cut else text
+
+
+def _end_group(program: subprocess.Popen[bytes], *, at_once: bool = False) -> None:
+    """Stop the program's process group: SIGTERM, then SIGKILL after KILL_GRACE."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(program.pid, signal.SIGKILL if at_once else signal.SIGTERM)
+    if not at_once:
+        try:
+            program.wait(KILL_GRACE)
+        except subprocess.TimeoutExpired:
+            pass
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(program.pid, signal.SIGKILL)
+    program.wait()
+
+
+def _die_with_parent() -> None:
+    """In the program, before it starts: the kernel kills it if the client process dies."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def _not_configured(_targets: Sequence[Target], _recorder: Recorder) -> None:
+    raise RuntimeError("the command model runs a program a scenario names: use it through a "
+                       "scenario's `model: command` with `run:`")
+
+
+MODEL = ClientModel(
+    name="command",
+    summary="your own program (run: [...]), measured from the servers' side",
+    concurrent=True,
+    run=_not_configured,
+    instrumented=False,
+    configure=configure,
+)

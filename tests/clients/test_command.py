@@ -1,0 +1,272 @@
+"""The command model: the user's own program, run against the servers and measured from their side."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import netsim
+from tests.conftest import ScenarioWriter
+
+PYTHON = sys.executable
+POEM = "1111\\n2222\\n3333\\n4444\\n"  # four lines of 5 bytes, as YAML writes them
+# A Python program's start and the loop around it, on a loaded two-core machine (wall s).
+START = 0.6
+
+
+def three_servers(client: str) -> str:
+    """Three servers, four lines with 100 ms after each, and one client entry."""
+    lines = ["netsim: 1", "name: graded", "servers:"]
+    lines += [f'  - {{name: {name}, poem: "{POEM}", delay: 100ms}}' for name in "abc"]
+    return "\n".join([*lines, f"clients: [{client}]", ""])
+
+
+def write_program(tmp_path: Path, name: str, text: str) -> str:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return name
+
+
+OVERLAPPING = """\
+import asyncio, sys
+async def fetch(port):
+    reader, writer = await asyncio.open_connection("127.0.0.1", int(port))
+    poem = await reader.read()
+    writer.close()
+    return poem.decode()
+async def main():
+    for poem in await asyncio.gather(*(fetch(port) for port in sys.argv[1:])):
+        print(poem)
+asyncio.run(main())
+"""
+
+IN_TURN = """\
+import socket, sys
+for port in sys.argv[1:]:
+    with socket.create_connection(("127.0.0.1", int(port))) as sock:
+        poem = b""
+        while data := sock.recv(1024):
+            poem += data
+    print(poem.decode())
+"""
+
+
+def run(write_scenario: ScenarioWriter, text: str, *, time_scale: float = 1.0) -> netsim.RunResult:
+    (result,) = netsim.run_scenario(netsim.load_scenario(write_scenario(text)), time_scale=time_scale).runs
+    return result
+
+
+def test_a_program_that_overlaps_takes_one_servers_time(write_scenario: ScenarioWriter,
+                                                        tmp_path: Path) -> None:
+    """An asyncio program against three 400 ms servers takes about 400 ms, plus its own start,
+    and every connection is measured intact from the servers' side."""
+    program = write_program(tmp_path, "client.py", OVERLAPPING)
+    result = run(write_scenario, three_servers(
+        f'{{model: command, run: [{PYTHON}, {program}, "{{ports}}"], output: poems}}'))
+    assert result.ideal == pytest.approx(0.4)
+    assert 0.4 <= result.elapsed <= 0.4 + START
+    assert result.program is not None and result.program.exit_code == 0
+    assert [(conn.server, conn.bytes, conn.intact, conn.error) for conn in result.connections] == [
+        ("a", 20, True, None), ("b", 20, True, None), ("c", 20, True, None)]
+    for conn in result.connections:
+        assert conn.served is not None and conn.served.how == "closed" and conn.served.acked == 20
+        assert conn.ttfb < 0.05 and conn.duration == pytest.approx(0.4, abs=0.05)
+    assert result.passed
+
+
+def test_a_program_that_waits_in_turn_takes_the_sum(write_scenario: ScenarioWriter, tmp_path: Path) -> None:
+    """A blocking program declared sequential takes the servers' summed time, its ideal."""
+    program = write_program(tmp_path, "client.py", IN_TURN)
+    result = run(write_scenario, three_servers(
+        f'{{model: command, run: "{PYTHON} {program} {{ports}}", concurrent: false}}'))
+    assert result.ideal == pytest.approx(1.2)
+    assert 1.2 <= result.elapsed <= 1.2 + START
+    assert all(conn.intact for conn in result.connections)
+
+
+def test_placeholders_and_the_environment_name_the_servers(write_scenario: ScenarioWriter) -> None:
+    """{ports}, {addresses}, {port:NAME}, {host} and NETSIM_ADDRESSES reach the program."""
+    show = "import json, os, sys; print(json.dumps([sys.argv[1:], os.environ['NETSIM_ADDRESSES']]))"
+    result = run(write_scenario, f"""\
+        netsim: 1
+        name: shown
+        servers:
+          - {{name: a, poem: "x\\n"}}
+          - {{name: b, poem: "y\\n"}}
+        clients:
+          - model: command
+            run: [{PYTHON}, -c, "{show}", "{{ports}}", "{{addresses}}", "--b={{port:b}}", "{{host}}",
+                  "{{{{x}}}}"]
+        expect:
+          command: [errors == 2]
+    """)
+    assert result.program is not None
+    argv, environment = json.loads(result.program.stdout)
+    a, b = (conn.port for conn in result.connections)
+    assert argv == [str(a), str(b), f"127.0.0.1:{a}", f"127.0.0.1:{b}", f"--b={b}", "127.0.0.1", "{x}"]
+    assert environment == f"127.0.0.1:{a} 127.0.0.1:{b}"
+    # It connected to nothing: both connections are missing, and the scenario expected that.
+    assert [(conn.error, conn.bytes, math.isnan(conn.ttfb)) for conn in result.connections] == [
+        ("missing", 0, True), ("missing", 0, True)]
+    assert result.passed
+
+
+def test_a_nonzero_exit_fails_the_run_unless_expected(write_scenario: ScenarioWriter) -> None:
+    """exit 3 fails a run with no exit_code expectation (an implicit exit_code == 0), and passes
+    one that expects it."""
+    text = f"""\
+        netsim: 1
+        name: exits
+        servers: [{{name: a, poem: "x\\n", fault: {{kind: refuse}}}}]
+        clients: [{{model: command, run: [{PYTHON}, -c, "import sys; sys.exit(3)"]}}]
+        expect:
+          command: [errors == 1{{extra}}]
+    """
+    plain = run(write_scenario, text.replace("{extra}", ""))
+    assert not plain.passed
+    (implicit,) = [verdict for verdict in plain.expectations if verdict.expectation.text == "exit_code == 0"]
+    assert not implicit.passed and implicit.actual == 3
+    assert plain.connections[0].error == "refused"
+    expected = run(write_scenario, text.replace("{extra}", ", exit_code == 3"))
+    assert expected.passed
+    assert [verdict.expectation.text for verdict in expected.expectations] == ["errors == 1",
+                                                                                "exit_code == 3"]
+
+
+def test_a_program_past_its_timeout_is_ended_with_its_process_group(write_scenario: ScenarioWriter,
+                                                                   tmp_path: Path) -> None:
+    """At the client's timeout the program and what it started are ended; the result says so."""
+    marker = tmp_path / "child.pid"
+    program = write_program(tmp_path, "hang.py", f"""\
+import subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+open({str(marker)!r}, "w").write(str(child.pid))
+time.sleep(60)
+""")
+    started = time.monotonic()
+    result = run(write_scenario, f"""\
+        netsim: 1
+        name: hangs
+        servers: [{{name: a, poem: "x\\n"}}]
+        clients: [{{model: command, run: [{PYTHON}, {program}], timeout: 1s}}]
+        expect:
+          command: [exit_code < 0]
+    """)
+    assert time.monotonic() - started < 10
+    assert result.program is not None and result.program.timed_out
+    assert result.program.exit_code < 0  # ended by a signal
+    child = int(marker.read_text())
+    assert not Path(f"/proc/{child}").exists() or "Z" in Path(f"/proc/{child}/stat").read_text().split()[2]
+    assert result.connections[0].error == "missing"
+
+
+def test_a_program_that_cannot_start_exits_127(write_scenario: ScenarioWriter) -> None:
+    """A program that is not there is reported as exit code 127 with the reason on stderr."""
+    result = run(write_scenario, """\
+        netsim: 1
+        name: nothing
+        servers: [{name: a, poem: "x\\n"}]
+        clients: [{model: command, run: [./no-such-program]}]
+    """)
+    assert result.program is not None
+    assert result.program.exit_code == 127
+    assert "cannot run './no-such-program'" in result.program.stderr
+    assert not result.passed
+
+
+def test_the_program_runs_in_the_scenarios_folder(write_scenario: ScenarioWriter, tmp_path: Path) -> None:
+    """A relative path in `run` is found from the scenario file's folder, wherever netsim runs."""
+    write_program(tmp_path, "where.py", "import os; print(os.getcwd())")
+    result = run(write_scenario, f"""\
+        netsim: 1
+        name: where
+        servers: [{{name: a, poem: "x\\n", fault: {{kind: refuse}}}}]
+        clients: [{{model: command, run: [{PYTHON}, where.py]}}]
+    """)
+    assert result.program is not None and result.program.stdout.strip() == str(tmp_path.resolve())
+
+
+def test_output_poems_wants_every_poem_in_the_output(write_scenario: ScenarioWriter, tmp_path: Path) -> None:
+    """With output: poems, a program that reads every poem but prints none has no intact connection."""
+    program = write_program(tmp_path, "quiet.py", OVERLAPPING.replace("print(poem)", "pass"))
+    result = run(write_scenario, f"""\
+        netsim: 1
+        name: quiet
+        servers: [{{name: a, poem: "{POEM}", delay: 10ms}}]
+        clients: [{{model: command, run: [{PYTHON}, {program}, "{{ports}}"], output: poems}}]
+    """)
+    (conn,) = result.connections
+    assert (conn.bytes, conn.intact, conn.error) == (20, False, None)
+    assert conn.message is not None and "does not contain the poem of a" in conn.message
+
+
+def test_a_program_that_leaves_early_is_seen_by_the_server(write_scenario: ScenarioWriter,
+                                                          tmp_path: Path) -> None:
+    """A program that reads one line and closes is measured as an error with the bytes its
+    kernel took; one that resets is measured as reset."""
+    program = write_program(tmp_path, "early.py", """\
+import socket, struct, sys
+for port, how in zip(sys.argv[1:], ["close", "reset"]):
+    sock = socket.create_connection(("127.0.0.1", int(port)))
+    sock.recv(5)
+    if how == "reset":
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+""")
+    result = run(write_scenario, f"""\
+        netsim: 1
+        name: early
+        servers:
+          - {{name: a, poem: "{POEM}", delay: 200ms}}
+          - {{name: b, poem: "{POEM}", delay: 200ms}}
+        clients: [{{model: command, run: [{PYTHON}, {program}, "{{ports}}"]}}]
+    """)
+    closed, reset = result.connections
+    assert (closed.error, closed.bytes, closed.intact) == ("error", 5, False)
+    assert closed.served is not None and closed.served.how == "client_closed"
+    assert (reset.error, reset.intact) == ("reset", False)
+    assert reset.served is not None and reset.served.how == "client_reset"
+
+
+def test_netsims_own_models_report_both_sides(write_scenario: ScenarioWriter) -> None:
+    """A built-in model's connections carry the servers' account beside the client's own."""
+    result = run(write_scenario, f"""\
+        netsim: 1
+        name: both
+        servers: [{{name: a, poem: "{POEM}", delay: 10ms}}]
+        clients: [select]
+    """)
+    (conn,) = result.connections
+    assert (conn.bytes, conn.intact) == (20, True)
+    assert conn.served is not None
+    assert (conn.served.how, conn.served.bytes, conn.served.acked) == ("closed", 20, 20)
+    assert conn.served.peer.startswith("127.0.0.1:")
+    assert conn.served.ttfb <= conn.ttfb + 0.005  # the server wrote before the client read
+
+
+@pytest.mark.parametrize(("client", "message"), [
+    ("{model: command}", "`model: command` runs your program"),
+    ("{model: select, run: [x]}", "`run` apply to `model: command` only"),
+    ("{model: command, run: [x, '{port:z}']}", "{port:z} names no server"),
+    ("{model: command, run: [x, '{sockets}']}", "unknown placeholder {sockets}"),
+    ("{model: command, run: \"x 'unclosed\"}", "cannot split"),
+])
+def test_a_command_client_is_checked_when_the_scenario_loads(write_scenario: ScenarioWriter,
+                                                            client: str, message: str) -> None:
+    """Mistakes in a command client's keys are load errors, with the client's line."""
+    path = write_scenario(f"""\
+        netsim: 1
+        name: bad
+        servers: [{{name: a, poem: "x\\n"}}]
+        clients:
+          - {client}
+    """)
+    with pytest.raises(netsim.ScenarioError) as failure:
+        netsim.load_scenario(path)
+    (problem,) = failure.value.problems
+    assert problem.line == 5 and message in problem.message
