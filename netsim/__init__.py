@@ -38,7 +38,10 @@ _EXPORTS = {
     "RunResult": "netsim.results",
     "ScenarioResult": "netsim.results",
     "run_scenario": "netsim.runner",
-    "serve_scenario": "netsim.runner",
+    "serve_scenario": "netsim.serving",
+    "serving": "netsim.serving",
+    "Serving": "netsim.serving",
+    "ServedResult": "netsim.serving",
     "Scenario": "netsim.scenario",
 }
 
@@ -57,7 +60,8 @@ if TYPE_CHECKING:
     from netsim._loader import load_scenario, load_scenario_text
     from netsim.expectations import Expectation, Verdict
     from netsim.results import ConnectionResult, Lateness, RunResult, ScenarioResult
-    from netsim.runner import run_scenario, serve_scenario
+    from netsim.runner import run_scenario
+    from netsim.serving import ServedResult, Serving, serve_scenario, serving
     from netsim.scenario import Scenario
 
 
@@ -88,7 +92,9 @@ __all__ = [
     "Scenario",
     "ScenarioError",
     "ScenarioResult",
+    "ServedResult",
     "ServerStartError",
+    "Serving",
     "UsageError",
     "Verdict",
     "__version__",
@@ -96,4 +102,5 @@ __all__ = [
     "load_scenario_text",
     "run_scenario",
     "serve_scenario",
+    "serving",
 ]

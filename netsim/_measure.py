@@ -23,7 +23,7 @@ from netsim.events import (
     ProgramExited,
     ServerListening,
 )
-from netsim.results import ConnectionResult, Lateness, Served, percentile
+from netsim.results import ConnectionResult, Lateness, Served, lateness_of
 
 
 class Correlator:
@@ -170,11 +170,17 @@ def measure(events: Sequence[Event], lateness: Sequence[float], slots: Sequence[
             conn=number, server=slot.server, port=slot.port, bytes=conn.bytes, intact=conn.intact,
             error=conn.error, ttfb=(conn.first_byte - conn.start) / time_scale,
             duration=(conn.end - conn.start) / time_scale, message=conn.message, served=seen))
-    scaled = sorted(value / time_scale for value in lateness)  # once: 100,000 values at scale
-    p99 = percentile(scaled, 99, ordered=True)
-    summary = Lateness(p50=percentile(scaled, 50, ordered=True), p99=p99,
-                       max=scaled[-1] if scaled else math.nan, count=len(scaled))
-    return Measured(finished - started, results, summary, p99 * time_scale, program)
+    summary = lateness_of(lateness, time_scale)
+    return Measured(finished - started, results, summary, summary.p99 * time_scale, program)
+
+
+def served_connections(ended: Sequence[ConnEnded], slots: Sequence[Slot],
+                       time_scale: float) -> list[ConnectionResult]:
+    """Connections measured from their servers' accounts alone, one per slot, in order; times
+    count from the first accept."""
+    origin = min((event.accepted for event in ended), default=0.0)
+    return [_from_the_server(number, slot, _served(event, origin, time_scale))
+            for number, (event, slot) in enumerate(zip(ended, slots, strict=True), start=1)]
 
 
 def _match(ended: Sequence[ConnEnded], slots: Sequence[Slot], instrumented: bool) -> dict[int, ConnEnded]:

@@ -44,6 +44,8 @@ from netsim.events import (
     Event,
     EventBatch,
     Finished,
+    Flush,
+    Flushed,
     LatenessBatch,
     LimitReached,
     Listening,
@@ -187,6 +189,11 @@ class ServerProcess(ChildProcess):
         with contextlib.suppress(OSError):
             self.conn.send(Stop())
 
+    def request_flush(self) -> None:
+        """Ask for what the servers hold; ``Flushed`` comes after it."""
+        with contextlib.suppress(OSError):
+            self.conn.send(Flush())
+
 
 class ClientProcess(ChildProcess):
     """One run of a client model against its targets."""
@@ -320,13 +327,16 @@ async def _serve_until_stopped(listeners: Sequence[Listener], t0: float, conn: C
     pending: list[Event] = []
     lateness = array.array("d")
 
-    def flush() -> None:
+    def send_held() -> None:
         if pending:
             _send(conn, EventBatch(pending.copy()))
             pending.clear()
         if lateness:
             _send(conn, LatenessBatch(lateness.tobytes()))
             del lateness[:]
+
+    def flush() -> None:
+        send_held()
         if not serving.done():
             loop.call_later(FLUSH_INTERVAL, flush)  # events and lateness travel on this beat
 
@@ -340,11 +350,15 @@ async def _serve_until_stopped(listeners: Sequence[Listener], t0: float, conn: C
     loop.call_later(FLUSH_INTERVAL, flush)
 
     def on_control() -> None:
-        # Stop, or the runner is gone (EOF): either way, stop serving.
+        # Flush: send what is held. Stop, or the runner is gone (EOF): stop serving.
         try:
-            conn.recv()
+            message = conn.recv()
         except (EOFError, OSError):
-            pass
+            message = None
+        if isinstance(message, Flush):
+            send_held()
+            _send(conn, Flushed())
+            return
         loop.remove_reader(conn.fileno())
         serving.cancel()
 

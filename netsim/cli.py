@@ -242,7 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     # What `run` and `serve` share: the scenario, how it is scaled, seeded and bound, and its log.
     scenario = argparse.ArgumentParser(add_help=False)
-    scenario.add_argument("scenario", metavar="SCENARIO", help="the scenario file (YAML)")
+    scenario.add_argument("scenario", metavar="SCENARIO",
+                          help="the scenario file (YAML), or - to read it from standard input")
     scenario.add_argument("--time-scale", type=_time_scale, default=1.0, metavar="F",
                           help="multiply every duration by F (0.01 runs the 12 s demo in 0.12 s); "
                                "results stay in scenario time")
@@ -291,6 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Start the scenario's servers and keep them up for clients that are not "
                     "part of netsim. Prints `listening NAME HOST:PORT` per server, then `ready`.",
         epilog=EPILOG_SERVE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    serve.add_argument("--json", type=Path, metavar="PATH",
+                       help="when stopped, write every connection as the servers saw it, as JSON")
     serve.set_defaults(handler=cmd_serve)
 
     validate = commands.add_parser(
@@ -405,7 +408,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     serve_session(args.scenario, time_scale=args.time_scale, seed=args.seed,
                   free_ports=args.free_ports, allow_external=args.allow_external,
-                  log_json=args.log_json, console=sys.stderr if args.verbose else None,
+                  log_json=args.log_json, json=args.json, console=sys.stderr if args.verbose else None,
                   progress=report.ServeLines(_STDOUT, sys.stderr))
     return EXIT_PASSED  # not reached: serving ends with Ctrl-C, SIGTERM or an error
 

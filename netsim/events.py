@@ -480,7 +480,19 @@ class Stop(_Wire):
     """The runner asks the servers to stop."""
 
 
-ServerMessage = Listening | StartFailed | EventBatch | LatenessBatch | Stopped
+@_wire
+@dataclass(slots=True)
+class Flush(_Wire):
+    """The runner asks the servers to send what they hold now, then ``Flushed``."""
+
+
+@_wire
+@dataclass(slots=True)
+class Flushed(_Wire):
+    """Everything the servers held when asked to flush has been sent before this."""
+
+
+ServerMessage = Listening | StartFailed | EventBatch | LatenessBatch | Stopped | Flushed
 ClientMessage = EventBatch | Finished | Crashed | LimitReached
 Message = ServerMessage | ClientMessage
 
@@ -509,6 +521,8 @@ __all__ = [
     "EventBatch",
     "FaultStruck",
     "Finished",
+    "Flush",
+    "Flushed",
     "How",
     "LatenessBatch",
     "LimitReached",

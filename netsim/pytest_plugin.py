@@ -1,8 +1,9 @@
 """A pytest plugin: scenario files are tests.
 
 ``pytest scenarios/`` collects every YAML file whose top level has a ``netsim:`` key
-(other YAML files are left alone) and makes each client model of the scenario a test
-item, named like ``three_ports.yaml::select``. The item passes when every expectation
+and a ``clients:`` key (other YAML files, and scenarios meant only for serving, are left
+alone) and makes each client model of the scenario a test item, named like
+``three_ports.yaml::select``. The item passes when every expectation
 of that client (its own and those under ``all``) held.
 
 The scenario runs once per file, the first time one of its items runs: only the
@@ -15,6 +16,17 @@ error of its items.
 Options: ``--netsim-time-scale F`` (or the ini key ``netsim_time_scale``; default 1)
 multiplies every duration, as ``netsim run --time-scale`` does.
 
+The fixture ``netsim_servers`` serves a scenario for a test's own client code::
+
+    def test_my_client_survives_a_reset(netsim_servers):
+        net = netsim_servers("scenarios/faults.yaml")        # or the YAML text itself
+        my_client.fetch(*net.address("reset"))
+        assert net.result().check(["errors.reset == 1"]).passed
+
+It is a factory (``netsim_servers(path_or_text, time_scale=1.0, seed=None)`` returns a
+started ``netsim.Serving``); every server it started stops when the test ends. A failed
+``check()`` shows its verdicts in pytest's report.
+
 pytest finds this module through the ``pytest11`` entry point that installing
 netsim registers; ``-p no:netsim`` turns it off.
 """
@@ -24,7 +36,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,9 +46,11 @@ if TYPE_CHECKING:
     from netsim.expectations import Verdict
     from netsim.results import RunResult, ScenarioResult
     from netsim.scenario import Scenario
+    from netsim.serving import Serving
 
-# A top-level `netsim:` key: at the start of a line, outside any indentation.
+# Top-level keys: at the start of a line, outside any indentation.
 _SCENARIO_KEY = re.compile(rb"^netsim[ \t]*:", re.MULTILINE)
+_CLIENTS_KEY = re.compile(rb"^clients[ \t]*:", re.MULTILINE)
 _SUFFIXES = (".yaml", ".yml")
 
 
@@ -78,10 +92,34 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> ScenarioFi
 
 
 def _is_scenario(path: Path) -> bool:
+    """A scenario with clients to run (one meant only for serving has no items)."""
     try:
-        return _SCENARIO_KEY.search(path.read_bytes()) is not None
+        text = path.read_bytes()
     except OSError:
         return False
+    return _SCENARIO_KEY.search(text) is not None and _CLIENTS_KEY.search(text) is not None
+
+
+@pytest.fixture
+def netsim_servers() -> Iterator[Callable[..., Serving]]:
+    """A factory: ``netsim_servers(scenario, time_scale=1.0, seed=None)`` serves a scenario
+    (a path, YAML text, or a loaded one) on free ports for the test's own client; every
+    server it started stops when the test ends."""
+    from netsim.serving import serving
+
+    started: list[Serving] = []
+
+    def serve(scenario: str | Path | Scenario, *, time_scale: float = 1.0,
+              seed: int | None = None) -> Serving:
+        net = serving(scenario, time_scale=time_scale, seed=seed).start()
+        started.append(net)
+        return net
+
+    try:
+        yield serve
+    finally:
+        for net in reversed(started):
+            net.stop()
 
 
 class ScenarioFile(pytest.File):

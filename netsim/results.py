@@ -196,6 +196,13 @@ def percentile(values: Sequence[float], pct: float, *, ordered: bool = False) ->
     return values[low] + (values[high] - values[low]) * (rank - low)
 
 
+def lateness_of(values: Sequence[float], time_scale: float) -> Lateness:
+    """p50, p99 and max of chunk lateness (wall seconds in, scenario seconds out)."""
+    scaled = sorted(value / time_scale for value in values)  # once: 100,000 values at scale
+    return Lateness(p50=percentile(scaled, 50, ordered=True), p99=percentile(scaled, 99, ordered=True),
+                    max=scaled[-1] if scaled else math.nan, count=len(scaled))
+
+
 def json_number(value: float) -> float | None:
     """JSON has no NaN: a value that could not be measured is null."""
     return None if math.isnan(value) else round(value, 9)

@@ -8,7 +8,6 @@ processes are stamped on the one monotonic clock of the run (seconds since
 
 from __future__ import annotations
 
-import array
 import dataclasses
 import math
 import random
@@ -28,7 +27,7 @@ from netsim._processes import (
 from netsim._units import format_duration
 from netsim.clients import ClientModel, ClientOptions, Target, get_model
 from netsim.conditions import Conditions
-from netsim.engine import BACKLOG, ServerPlan
+from netsim.engine import ServerPlan
 from netsim.events import (
     ClientMessage,
     Crashed,
@@ -93,7 +92,7 @@ def run_scenario(
     model, a non-loopback host without ``allow_external``), RunError when the run cannot
     be carried out (a busy port, a timeout, a crashed client model).
     """
-    _check_request(scenario, time_scale, allow_external)
+    check_request(scenario, time_scale, allow_external)
     if not scenario.clients:
         raise UsageError(f"scenario {scenario.name!r} has no clients to run; serve its servers for "
                          f"a client of your own with `netsim serve` or netsim.serving()")
@@ -101,7 +100,7 @@ def run_scenario(
     chosen = {client.label: _model(client.model, models) for client in selected}
     for client in selected:
         _check_limits(scenario, client, chosen[client.label])
-    seed = _seed_for(scenario, seed)
+    seed = seed_for(scenario, seed)
     t0 = time.monotonic()
     runs = []
     for client in selected:
@@ -134,7 +133,7 @@ def _expectations(scenario: Scenario, run: RunResult) -> list[Expectation]:
     return written
 
 
-def _check_request(scenario: Scenario, time_scale: float, allow_external: bool) -> None:
+def check_request(scenario: Scenario, time_scale: float, allow_external: bool) -> None:
     if not (time_scale > 0 and math.isfinite(time_scale)):
         raise UsageError(f"the time scale must be a number greater than 0, got {time_scale:g}")
     if not allow_external:
@@ -220,7 +219,7 @@ def _run_client(
         servers, concurrent=model.concurrent, seed=seed, servers=everything, starts=starts)
     ideal = ideal_elapsed(servers, concurrent=model.concurrent, seed=seed, timeout=conn_timeout,
                           servers=everything, starts=starts)
-    plans = _plans(_needed(servers, everything), time_scale=time_scale, seed=seed,
+    plans = plans_of(_needed(servers, everything), time_scale=time_scale, seed=seed,
                    free_ports=free_ports)
     if timeout is not None:
         wall_timeout = timeout
@@ -315,14 +314,14 @@ def default_timeout(targets: Sequence[Server], *, concurrent: bool, seed: int,
     return 2 * max(silences, default=0.0) + DEFAULT_TIMEOUT_MARGIN
 
 
-def _seed_for(scenario: Scenario, seed: int | None) -> int:
+def seed_for(scenario: Scenario, seed: int | None) -> int:
     """The seed asked for, else the scenario's, else a fresh one (reported in the result)."""
     if seed is not None:
         return seed
     return scenario.seed if scenario.seed is not None else random.SystemRandom().randrange(2**31)
 
 
-def _plans(servers: Sequence[Server], *, time_scale: float, seed: int,
+def plans_of(servers: Sequence[Server], *, time_scale: float, seed: int,
            free_ports: bool) -> list[ServerPlan]:
     """What the engine is to do for each server: the scenario's, in wall-clock seconds."""
     return [
@@ -414,50 +413,6 @@ def _stop_servers(servers: ServerProcess, correlator: Correlator) -> dict[str, f
 
 
 
-def serve_scenario(
-    scenario: Scenario,
-    *,
-    time_scale: float = 1.0,
-    on_listening: Callable[[list[tuple[str, str, int]]], None] | None = None,
-    observer: Observer | None = None,
-    free_ports: bool = False,
-    allow_external: bool = False,
-    seed: int | None = None,
-    lateness: array.array[float] | None = None,
-) -> None:
-    """Serve the scenario's servers until interrupted (KeyboardInterrupt), then stop them.
-
-    The servers run in a fresh process of their own, as in a run. ``on_listening([(name,
-    host, port), ...])`` is called once every server accepts connections; events go to
-    ``observer`` as they come, and each chunk's lateness (wall seconds) is appended to
-    ``lateness`` when one is given, so that the caller can report the session's fidelity.
-    Raises UsageError, PortBusyError or ServerStartError.
-    """
-    _check_request(scenario, time_scale, allow_external)
-    seed = _seed_for(scenario, seed)
-    plans = _plans(scenario.servers, time_scale=time_scale, seed=seed, free_ports=free_ports)
-    ensure_descriptors(BACKLOG + DESCRIPTOR_MARGIN)  # whoever connects, as many as may queue
-    collected = Correlator(None, observer)
-    server_process = ServerProcess.start(plans, time.monotonic(), detail=observer is not None,
-                                         fresh=True)
-    try:
-        if on_listening is not None:
-            on_listening([(plan.name, *server_process.addresses[plan.name]) for plan in plans])
-        try:
-            while True:
-                for _ in wait_for([server_process], time.monotonic() + 3600):
-                    message = server_process.receive()
-                    if message is None:
-                        raise RunError("the server process ended unexpectedly")
-                    _collect(message, collected)
-        finally:
-            _stop_servers(server_process, collected)
-            if lateness is not None:
-                lateness.extend(collected.lateness)
-    finally:
-        server_process.close(grace=STOP_TIMEOUT)
-
-
 def _collect(message: ServerMessage | ClientMessage, correlator: Correlator) -> None:
     """Keep what a child sent about the run: events, or packed chunk lateness."""
     if isinstance(message, EventBatch):
@@ -476,4 +431,5 @@ def fidelity(lateness: Sequence[float]) -> str:
             f"p99 {p99 * 1e3:.3f} ms, max {values[-1] * 1e3:.3f} ms")
 
 
-__all__ = ["fidelity", "run_scenario", "select_clients", "serve_scenario"]
+__all__ = ["check_request", "ensure_descriptors", "fidelity", "plans_of", "run_scenario", "seed_for",
+           "select_clients"]

@@ -156,14 +156,13 @@ def run_session(
     event log. A run that cannot be carried out still writes its ``outputs.junit``, with
     the error in it, before the RunError is raised. Raises ValueError for ``repeat`` < 1.
     """
-    from netsim._loader import load_scenario
     from netsim.runner import select_clients
 
     if repeat < 1:
         raise ValueError(f"a scenario runs at least once, got repeat={repeat}")
     outputs = outputs or Outputs()
     progress = progress or _Silent()
-    scenario = load_scenario(scenario_path)
+    scenario = load_scenario_argument(scenario_path)
     check_outputs(scenario_path, outputs.named())
     selected = select_clients(scenario, clients)
     reference = _baseline_for(baseline, max_regression, scenario=scenario, time_scale=time_scale)
@@ -209,32 +208,60 @@ def serve_session(
     free_ports: bool = False,
     allow_external: bool = False,
     log_json: Path | None = None,
+    json: Path | None = None,
     console: TextIO | None = None,
     progress: ServeProgress | None = None,
 ) -> None:
-    """Serve the scenario at ``scenario_path`` until interrupted (KeyboardInterrupt).
+    """Serve the scenario at ``scenario_path`` (``-``: standard input) until interrupted
+    (KeyboardInterrupt).
 
     Once the servers have stopped, ``progress.stopped`` hears how well they kept their
-    schedule, and the interrupt goes on to the caller. ``log_json`` and ``console``
-    receive every event.
+    schedule, ``json`` gets what they saw of every connection, and the interrupt goes on
+    to the caller. ``log_json`` and ``console`` receive every event.
     """
-    from netsim._loader import load_scenario
-    from netsim.runner import fidelity, serve_scenario
+    from netsim.runner import fidelity
+    from netsim.serving import Serving, serve_scenario
 
     progress = progress or _Silent()
-    scenario = load_scenario(scenario_path)
-    check_outputs(scenario_path, Outputs(log_json=log_json).named())
+    scenario = load_scenario_argument(scenario_path)
+    check_outputs(scenario_path, Outputs(log_json=log_json, json=json).named())
     for notice in time_scale_warnings(time_scale):
         progress.warn(notice)
-    lateness: array.array[float] = array.array("d")
+    failed: list[OSError] = []
+
+    def stopped(net: Serving) -> None:
+        progress.stopped(fidelity(net.wall_lateness))
+        if json is not None:
+            try:
+                write_output(json, _dumps(net.result().to_dict()))
+            except OSError as error:
+                failed.append(error)
+
     with _event_log(log_json) as log_file:
         try:
             serve_scenario(scenario, time_scale=time_scale, observer=_observer(console, log_file),
-                           on_listening=progress.listening, seed=seed, lateness=lateness,
+                           on_listening=progress.listening, on_stopped=stopped, seed=seed,
                            free_ports=free_ports, allow_external=allow_external)
         except KeyboardInterrupt:
-            progress.stopped(fidelity(lateness))
+            if failed:
+                raise OutputError(f"cannot write --json {json}: {failed[0].strerror}") from None
             raise
+
+
+def load_scenario_argument(path: str | Path) -> Scenario:
+    """The scenario a command names: a file, or ``-`` for standard input (its folder: the
+    current one)."""
+    import sys
+
+    from netsim._loader import load_scenario, load_scenario_text
+
+    if str(path) == "-":
+        return load_scenario_text(sys.stdin.read(), filename="<stdin>")
+    return load_scenario(path)
+
+
+def _dumps(data: Mapping[str, Any]) -> str:
+    return json.dumps(data, indent=2) + "\n"
 
 
 def time_scale_warnings(time_scale: float) -> list[str]:

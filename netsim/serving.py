@@ -1,0 +1,326 @@
+"""Servers for the user's own code and tests: ``netsim.serving(scenario)``.
+
+::
+
+    with netsim.serving("scenarios/faults.yaml", time_scale=0.1) as net:
+        host, port = net.address("flaky")
+        ...                                   # your client, against the server
+    result = net.result()                     # every connection, as the servers saw it
+    assert result.check(["errors == 0", "ttfb.max <= 2s"]).passed
+
+The servers run in a process of their own (a fresh interpreter, so that a test process
+with threads is never forked), on free ports, with the time scale and seed asked for;
+they stop when the block ends, however it ends. ``async with`` works the same way.
+
+Every connection is measured from the servers' side, as a ``command`` client's are:
+what was sent and what the client's kernel acknowledged, time to first byte, how it
+ended. ``result()`` works inside the block (the connections finished so far) and after
+it (all of them), and ``check()`` judges it with the grammar of ``netsim run``.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from netsim._errors import RunError
+from netsim._measure import Slot, served_connections
+from netsim._processes import STOP_TIMEOUT, ServerProcess, wait_for
+from netsim.engine import BACKLOG
+from netsim.events import ConnEnded, Event, EventBatch, Flushed, LatenessBatch, Observer, Stopped
+from netsim.expectations import Verdict, evaluate, parse_expectation
+from netsim.results import ConnectionResult, Lateness, RunResult, lateness_of
+from netsim.runner import DESCRIPTOR_MARGIN, check_request, ensure_descriptors, plans_of, seed_for
+from netsim.scenario import Scenario
+
+# How often the collector looks for a stop request between messages.
+POLL = 0.1  # seconds
+
+
+@dataclass(frozen=True)
+class Checked:
+    """The verdicts of ``ServedResult.check``; its repr lists them, as ``netsim run`` does."""
+
+    verdicts: list[Verdict]
+
+    @property
+    def passed(self) -> bool:
+        return all(verdict.passed for verdict in self.verdicts)
+
+    def __str__(self) -> str:
+        return "\n".join(f"{'PASS' if verdict.passed else 'FAIL'}  {verdict.expectation.text}  "
+                         f"measured {verdict.actual_text()}  bound {verdict.bound}"
+                         for verdict in self.verdicts)
+
+    def __repr__(self) -> str:
+        return f"<Checked {'passed' if self.passed else 'FAILED'}:\n{self}\n>"
+
+
+@dataclass(frozen=True)
+class ServedResult:
+    """What the servers of a ``serving()`` block saw, connection by connection.
+
+    Times are in scenario seconds. ``elapsed`` runs from the first accept to the end of
+    the last connection: how long the servers were busy with their clients.
+    """
+
+    scenario: str
+    time_scale: float
+    connections: list[ConnectionResult]  # in the order they were accepted
+    lateness: Lateness
+    elapsed: float
+
+    def metrics(self) -> dict[str, float]:
+        """The values ``check`` judges: those of ``netsim run`` that the servers can tell."""
+        as_run = RunResult(client="served", model="", elapsed=self.elapsed, ideal=math.nan,
+                           wall_elapsed=self.elapsed * self.time_scale, connections=self.connections,
+                           lateness=self.lateness, lateness_wall_p99=math.nan)
+        return as_run.metrics()
+
+    def check(self, expectations: Sequence[str]) -> Checked:
+        """Judge expectations written as in a scenario (``errors == 0``, ``ttfb.max <= 1s``).
+
+        Raises ValueError for one that does not parse; one over a metric the servers cannot
+        tell (``ideal``, ``speedup``, ``exit_code``) fails, its measured value NaN.
+        """
+        metrics = self.metrics()
+        return Checked([evaluate(parse_expectation(text), metrics, {}) for text in expectations])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"scenario": self.scenario, "time_scale": self.time_scale, "elapsed": self.elapsed,
+                "connections": [conn.to_dict() for conn in self.connections],
+                "lateness": self.lateness.to_dict()}
+
+
+class Serving:
+    """A scenario's servers, running; see ``serving()``."""
+
+    def __init__(self, scenario: Scenario, *, time_scale: float = 1.0, seed: int | None = None,
+                 observer: Observer | None = None, free_ports: bool = True,
+                 allow_external: bool = False) -> None:
+        check_request(scenario, time_scale, allow_external)
+        self.scenario = scenario
+        self.time_scale = time_scale
+        self.seed = seed_for(scenario, seed)
+        self._observer = observer
+        self._plans = plans_of(scenario.servers, time_scale=time_scale, seed=self.seed,
+                               free_ports=free_ports)
+        self._process: ServerProcess | None = None
+        self._collector: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._flushed = threading.Event()
+        self._lock = threading.Lock()
+        self._ended: list[ConnEnded] = []
+        self._lateness: list[float] = []
+        self._failure: str | None = None
+        self.usage: dict[str, float] = {}
+
+    def __repr__(self) -> str:
+        state = "serving" if self._process is not None and not self._stopping.is_set() else "stopped"
+        return f"<Serving {self.scenario.name} {state} connections={len(self._ended)}>"
+
+    # Starting and stopping.
+
+    def start(self) -> Serving:
+        """Start the servers; return once every one accepts connections.
+
+        Raises PortBusyError or ServerStartError when a server cannot listen.
+        """
+        ensure_descriptors(BACKLOG + DESCRIPTOR_MARGIN)
+        # Started from the caller's thread, which must outlive the servers: the kernel ends
+        # a child when the thread that started it ends (PR_SET_PDEATHSIG).
+        self._process = ServerProcess.start(self._plans, time.monotonic(),
+                                            detail=self._observer is not None, fresh=True)
+        self._collector = threading.Thread(target=self._collect, name="netsim-serving", daemon=True)
+        self._collector.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop the servers (safe to call twice); their accounts of every connection are kept."""
+        process = self._process
+        if process is None or self._stopping.is_set():
+            return
+        self._stopping.set()
+        try:
+            process.request_stop()
+            if self._collector is not None:
+                self._collector.join(STOP_TIMEOUT + POLL)
+        finally:
+            process.close(grace=STOP_TIMEOUT)
+
+    def alive(self) -> bool:
+        """Are the servers still serving (not stopped, and their process not dead)?"""
+        return self._failure is None and not self._stopping.is_set() and (
+            self._collector is not None and self._collector.is_alive())
+
+    @property
+    def wall_lateness(self) -> list[float]:
+        """Every chunk's lateness so far, in wall seconds (for the fidelity line)."""
+        with self._lock:
+            return list(self._lateness)
+
+    def _collect(self) -> None:
+        """Keep what the servers report, until they have stopped (or died)."""
+        process = self._process
+        assert process is not None
+        while True:
+            if not wait_for([process], time.monotonic() + POLL):
+                continue
+            message = process.receive()
+            if message is None:
+                if not self._stopping.is_set():
+                    self._failure = "the server process ended unexpectedly"
+                return
+            if isinstance(message, EventBatch):
+                self._keep(message.events)
+            elif isinstance(message, LatenessBatch):
+                with self._lock:
+                    self._lateness.extend(_doubles(message.packed))
+            elif isinstance(message, Flushed):
+                self._flushed.set()
+            elif isinstance(message, Stopped):
+                self.usage = {"cpu_seconds": message.cpu_seconds, "max_rss_mb": message.max_rss_mb}
+                return
+
+    def _keep(self, events: Sequence[Event]) -> None:
+        with self._lock:
+            self._ended += [event for event in events if isinstance(event, ConnEnded)]
+        if self._observer is not None:
+            for event in events:
+                self._observer(event)
+
+    def __enter__(self) -> Serving:
+        return self.start()
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> Serving:
+        # Not in a worker thread: the servers end when the thread that started them does.
+        return self.start()
+
+    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                        traceback: TracebackType | None) -> None:
+        self.stop()
+
+    # What the servers are, and what they saw.
+
+    @property
+    def addresses(self) -> dict[str, tuple[str, int]]:
+        """Every server's ``(host, port)`` by name."""
+        if self._process is None:
+            raise RunError("the servers are not started: use `with netsim.serving(...) as net:`")
+        return dict(self._process.addresses)
+
+    def address(self, name: str) -> tuple[str, int]:
+        """The ``(host, port)`` of the server called ``name``; KeyError names the servers."""
+        addresses = self.addresses
+        if name not in addresses:
+            raise KeyError(f"no server {name!r} in scenario {self.scenario.name!r}; its servers "
+                           f"are: {', '.join(addresses)}")
+        return addresses[name]
+
+    def result(self) -> ServedResult:
+        """Every connection the servers have finished with (all of them, once stopped).
+
+        Raises RunError when the server process died on its own.
+        """
+        if self._failure is not None:
+            raise RunError(self._failure)
+        if self.alive() and self._process is not None:  # fetch what the servers hold right now
+            self._flushed.clear()
+            self._process.request_flush()
+            self._flushed.wait(STOP_TIMEOUT)
+        with self._lock:
+            ended = sorted(self._ended, key=lambda event: event.accepted)
+            lateness = list(self._lateness)
+        payloads = {server.name: None if server.is_proxy else len(server.payload())
+                    for server in self.scenario.servers}
+        ports = {name: port for name, (_, port) in (self._process.addresses.items()
+                                                      if self._process is not None else ())}
+        slots = [Slot(event.server, ports.get(event.server, event.peer_port), payloads.get(event.server))
+                 for event in ended]
+        connections = served_connections(ended, slots, self.time_scale)
+        if ended:
+            elapsed = (max(event.ended for event in ended) - ended[0].accepted) / self.time_scale
+        else:
+            elapsed = 0.0
+        return ServedResult(self.scenario.name, self.time_scale, connections,
+                            lateness_of(lateness, self.time_scale), elapsed)
+
+
+def serve_scenario(
+    scenario: Scenario,
+    *,
+    time_scale: float = 1.0,
+    on_listening: Callable[[list[tuple[str, str, int]]], None] | None = None,
+    on_stopped: Callable[[Serving], None] | None = None,
+    observer: Observer | None = None,
+    free_ports: bool = False,
+    allow_external: bool = False,
+    seed: int | None = None,
+) -> None:
+    """Serve the scenario's servers until interrupted (KeyboardInterrupt), then stop them.
+
+    ``on_listening([(name, host, port), ...])`` is called once every server accepts
+    connections; events go to ``observer`` as they come; ``on_stopped(serving)`` is called
+    once they have stopped, before the interrupt goes on, with what they saw
+    (``serving.result()``, ``serving.wall_lateness``). Raises UsageError, PortBusyError or
+    ServerStartError, and RunError if the server process dies.
+    """
+    net = Serving(scenario, time_scale=time_scale, seed=seed, observer=observer, free_ports=free_ports,
+                  allow_external=allow_external)
+    with net:
+        if on_listening is not None:
+            on_listening([(name, host, port) for name, (host, port) in net.addresses.items()])
+        try:
+            while net.alive():
+                time.sleep(POLL)
+        finally:
+            net.stop()
+            if on_stopped is not None:
+                on_stopped(net)
+    raise RunError("the server process ended unexpectedly")
+
+
+def serving(scenario: str | Path | Scenario, *, time_scale: float = 1.0, seed: int | None = None) -> Serving:
+    """Serve a scenario's servers on free ports for a client of your own; a context manager.
+
+    ``scenario`` is a path to a scenario file, the text of one (YAML with a newline in
+    it), or a loaded ``Scenario``; it needs no ``clients:``. Use it as ``with`` or
+    ``async with``: the servers start on entry and stop on exit, whatever happens.
+
+    Raises ScenarioError for a scenario that does not load, UsageError for a request it
+    cannot meet (a time scale of 0, a host outside loopback), and on entry PortBusyError
+    or ServerStartError when a server cannot start.
+    """
+    return Serving(load(scenario), time_scale=time_scale, seed=seed)
+
+
+def load(scenario: str | Path | Scenario) -> Scenario:
+    """A scenario from a path, YAML text, or as it is."""
+    from netsim._loader import load_scenario, load_scenario_text
+
+    if isinstance(scenario, Scenario):
+        return scenario
+    if isinstance(scenario, str) and "\n" in scenario:
+        return load_scenario_text(scenario, filename="<scenario text>")
+    return load_scenario(scenario)
+
+
+def _doubles(packed: bytes) -> list[float]:
+    import array
+
+    values = array.array("d")
+    values.frombytes(packed)
+    return values.tolist()
+
+
+__all__ = ["Checked", "ServedResult", "Serving", "load", "serve_scenario", "serving"]
