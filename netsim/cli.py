@@ -465,8 +465,8 @@ def cmd_clients(args: argparse.Namespace) -> int:
     width = max(len(name) for name in found)
     for name, model in found.items():
         if isinstance(model, Exception):
-            print(f"{name:<{width}}  {'unavailable':<10}  {model}", file=_STDOUT)
+            print(f"{name:<{width}}  {'unavailable':<11}  {model}", file=_STDOUT)
         else:
             shape = "concurrent" if model.concurrent else "sequential"
-            print(f"{name:<{width}}  {shape:<10}  {model.summary}", file=_STDOUT)
+            print(f"{name:<{width}}  {shape:<11}  {model.summary}", file=_STDOUT)
     return EXIT_PASSED
