@@ -61,8 +61,8 @@ if TYPE_CHECKING:
     from netsim.expectations import Expectation, Verdict
     from netsim.results import ConnectionResult, Lateness, RunResult, ScenarioResult
     from netsim.runner import run_scenario
-    from netsim.serving import ServedResult, Serving, serve_scenario, serving
     from netsim.scenario import Scenario
+    from netsim.serving import ServedResult, Serving, serve_scenario, serving
 
 
 def __getattr__(name: str) -> Any:

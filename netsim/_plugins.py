@@ -15,6 +15,7 @@ so that the scenario loader can ask for names without importing the client layer
 
 from __future__ import annotations
 
+import collections
 import functools
 import re
 from typing import TYPE_CHECKING, Any
@@ -75,11 +76,20 @@ def _install_hint(point: importlib.metadata.EntryPoint, missing: str) -> str:
     top = _normal(missing.split(".")[0])
     dist = point.dist
     if dist is not None:
+        # An extra may bring others' requirements too (netsim's `test` brings every
+        # model's): the extra named after the module wins, then the one that brings least.
+        size: collections.Counter[str] = collections.Counter()
+        bringing = []
         for requirement in dist.requires or []:
             name = re.match(r"[A-Za-z0-9._-]+", requirement)
             extra = re.search(r"""extra\s*==\s*["']([^"']+)["']""", requirement)
-            if name and extra and _normal(name.group()) == top:
-                return f"install it with: pip install '{dist.name}[{extra.group(1)}]'"
+            if extra:
+                size[extra.group(1)] += 1
+                if name and _normal(name.group()) == top:
+                    bringing.append(extra.group(1))
+        if bringing:
+            best = min(bringing, key=lambda extra: (_normal(extra) != top, size[extra]))
+            return f"install it with: pip install '{dist.name}[{best}]'"
         return f"install it with: pip install {missing.split('.')[0]} (the {dist.name} package needs it)"
     return f"install it with: pip install {missing.split('.')[0]}"
 

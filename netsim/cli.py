@@ -254,6 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="bind every server to any free port instead of its fixed one")
     scenario.add_argument("--allow-external", action="store_true",
                           help="allow servers to bind addresses outside loopback")
+    scenario.add_argument("--json", type=Path, metavar="PATH",
+                          help="write the result as JSON: `run`'s whole result; what `serve`'s "
+                               "servers saw of every connection, once stopped")
     scenario.add_argument("--log-json", type=Path, metavar="PATH",
                           help="write every event as a JSON line (structlog)")
     scenario.add_argument("-v", "--verbose", action="store_true",
@@ -267,7 +270,6 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--client", action="append", metavar="NAME", dest="clients",
                      help="run only this client (repeatable); clients its speedup() "
                           "expectations compare against run too")
-    run.add_argument("--json", type=Path, metavar="PATH", help="write the whole result as JSON")
     run.add_argument("--timeout", type=_wall_duration, metavar="DURATION",
                      help="stop a client model that runs longer than this wall time "
                           "(default: 3 × its ideal + 10s)")
@@ -292,8 +294,6 @@ def build_parser() -> argparse.ArgumentParser:
         description="Start the scenario's servers and keep them up for clients that are not "
                     "part of netsim. Prints `listening NAME HOST:PORT` per server, then `ready`.",
         epilog=EPILOG_SERVE, formatter_class=argparse.RawDescriptionHelpFormatter)
-    serve.add_argument("--json", type=Path, metavar="PATH",
-                       help="when stopped, write every connection as the servers saw it, as JSON")
     serve.set_defaults(handler=cmd_serve)
 
     validate = commands.add_parser(
@@ -468,8 +468,8 @@ def cmd_clients(args: argparse.Namespace) -> int:
     width = max(len(name) for name in found)
     for name, model in found.items():
         if isinstance(model, Exception):
-            print(f"{name:<{width}}  {'unavailable':<10}  {model}", file=_STDOUT)
+            print(f"{name:<{width}}  {'unavailable':<11}  {model}", file=_STDOUT)
         else:
             shape = "concurrent" if model.concurrent else "sequential"
-            print(f"{name:<{width}}  {shape:<10}  {model.summary}", file=_STDOUT)
+            print(f"{name:<{width}}  {shape:<11}  {model.summary}", file=_STDOUT)
     return EXIT_PASSED

@@ -15,7 +15,6 @@ KeyboardInterrupt through once every process they started has stopped.
 
 from __future__ import annotations
 
-import array
 import contextlib
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence

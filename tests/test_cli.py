@@ -188,6 +188,7 @@ def test_clients_lists_every_model(capsys: pytest.CaptureFixture[str]) -> None:
     assert run_cli("clients") == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in lines] == model_names()
+    assert model_names()[:5] == ["blocking", "select", "selectors", "asyncio", "threads"]
 
 
 def test_every_command_has_help_with_an_example(capsys: pytest.CaptureFixture[str]) -> None:

@@ -77,6 +77,16 @@ def test_the_install_hint_names_the_extra_that_brings_the_module() -> None:
     assert hint == "install it with: pip install 'netsim[twisted]'"
 
 
+def test_the_install_hint_prefers_the_models_own_extra_to_a_bundle() -> None:
+    """An extra that brings many packages (netsim's `test`) is not suggested over the module's own."""
+    dist = SimpleNamespace(name="netsim", requires=['pytest>=8; extra == "test"',
+                                                   'trio>=0.25; extra == "test"',
+                                                   'twisted>=24.3; extra == "test"',
+                                                   'trio>=0.25; extra == "trio"'])
+    hint = _plugins._install_hint(SimpleNamespace(dist=dist), "trio")  # type: ignore[arg-type]
+    assert hint == "install it with: pip install 'netsim[trio]'"
+
+
 def test_a_scenario_naming_a_model_that_cannot_be_imported_is_invalid(
         extra_entry_points: dict[str, importlib.metadata.EntryPoint]) -> None:
     """Loading a scenario whose client names an installed model that fails to import is a
