@@ -38,10 +38,10 @@ _EXPORTS = {
     "RunResult": "netsim.results",
     "ScenarioResult": "netsim.results",
     "run_scenario": "netsim.runner",
-    "serve_scenario": "netsim.serving",
-    "serving": "netsim.serving",
-    "Serving": "netsim.serving",
-    "ServedResult": "netsim.serving",
+    "serve_scenario": "netsim._serving",
+    "serving": "netsim._serving",
+    "Serving": "netsim._serving",
+    "ServedResult": "netsim._serving",
     "Scenario": "netsim.scenario",
 }
 
@@ -58,11 +58,11 @@ if TYPE_CHECKING:
         UsageError,
     )
     from netsim._loader import load_scenario, load_scenario_text
+    from netsim._serving import ServedResult, Serving, serve_scenario, serving
     from netsim.expectations import Expectation, Verdict
     from netsim.results import ConnectionResult, Lateness, RunResult, ScenarioResult
     from netsim.runner import run_scenario
     from netsim.scenario import Scenario
-    from netsim.serving import ServedResult, Serving, serve_scenario, serving
 
 
 def __getattr__(name: str) -> Any:

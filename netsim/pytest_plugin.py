@@ -43,10 +43,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
+    from netsim._serving import Serving
     from netsim.expectations import Verdict
     from netsim.results import RunResult, ScenarioResult
     from netsim.scenario import Scenario
-    from netsim.serving import Serving
 
 # Top-level keys: at the start of a line, outside any indentation.
 _SCENARIO_KEY = re.compile(rb"^netsim[ \t]*:", re.MULTILINE)
@@ -105,7 +105,7 @@ def netsim_servers() -> Iterator[Callable[..., Serving]]:
     """A factory: ``netsim_servers(scenario, time_scale=1.0, seed=None)`` serves a scenario
     (a path, YAML text, or a loaded one) on free ports for the test's own client; every
     server it started stops when the test ends."""
-    from netsim.serving import serving
+    from netsim._serving import serving
 
     started: list[Serving] = []
 

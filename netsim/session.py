@@ -218,8 +218,8 @@ def serve_session(
     schedule, ``json`` gets what they saw of every connection, and the interrupt goes on
     to the caller. ``log_json`` and ``console`` receive every event.
     """
+    from netsim._serving import Serving, serve_scenario
     from netsim.runner import fidelity
-    from netsim.serving import Serving, serve_scenario
 
     progress = progress or _Silent()
     scenario = load_scenario_argument(scenario_path)

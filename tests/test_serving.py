@@ -1,0 +1,144 @@
+"""netsim.serving(): a scenario's servers for the user's own code, measured from their side."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import netsim
+from tests.conftest import ScenarioWriter
+from tests.test_lifetime import alive, descendants
+
+pytest_plugins = ["pytester"]
+
+TEXT = """\
+netsim: 1
+name: served
+servers:
+  - {name: a, poem: "1111\\n2222\\n", delay: 20ms}
+  - {name: b, poem: "3333\\n", delay: 20ms, fault: {kind: reset, after: 2}}
+"""
+
+
+def read(address: tuple[str, int]) -> bytes:
+    with socket.create_connection(address, timeout=5) as sock:
+        data = b""
+        try:
+            while chunk := sock.recv(1024):
+                data += chunk
+        except ConnectionResetError:
+            pass
+        return data
+
+
+@pytest.mark.parametrize("given", ["text", "path", "scenario"])
+def test_a_scenario_is_served_from_text_a_path_or_a_loaded_one(write_scenario: ScenarioWriter,
+                                                               given: str) -> None:
+    """Each form of scenario serves its servers on free ports, and the result has what they saw."""
+    path = write_scenario(TEXT)
+    scenario = {"text": TEXT, "path": str(path), "scenario": netsim.load_scenario(path)}[given]
+    with netsim.serving(scenario) as net:
+        assert set(net.addresses) == {"a", "b"}
+        assert all(port > 0 for _, port in net.addresses.values())
+        assert read(net.address("a")) == b"1111\n2222\n"
+        assert read(net.address("b")) == b"33"
+    result = net.result()
+    assert [(conn.server, conn.bytes, conn.intact, conn.error) for conn in result.connections] == [
+        ("a", 10, True, None), ("b", 2, False, "reset")]
+    assert result.check(["errors == 1", "errors.reset == 1", "intact == 50%"]).passed
+
+
+def test_the_result_inside_the_block_has_the_connections_finished_so_far() -> None:
+    """result() within the block fetches what the servers hold at once, not at their next beat."""
+    with netsim.serving(TEXT) as net:
+        read(net.address("a"))
+        assert len(net.result().connections) == 1
+        read(net.address("a"))
+        assert len(net.result().connections) == 2
+
+
+def test_the_servers_stop_whatever_ends_the_block() -> None:
+    """An exception in the block stops the server process, which leaves nothing behind."""
+    with pytest.raises(ZeroDivisionError), netsim.serving(TEXT) as net:  # noqa: PT012
+        children = descendants(os.getpid())
+        assert children
+        1 / 0  # noqa: B018
+    assert not [pid for pid in children if alive(pid)]
+    assert net.result().connections == []
+
+
+def test_async_with_serves_too() -> None:
+    """`async with netsim.serving(...)` serves for the block, for asyncio code."""
+
+    async def main() -> bytes:
+        async with netsim.serving(TEXT) as net:
+            reader, writer = await asyncio.open_connection(*net.address("a"))
+            data = await reader.read()
+            writer.close()
+            await writer.wait_closed()
+            return data
+
+    assert asyncio.run(main()) == b"1111\n2222\n"
+
+
+def test_a_server_that_is_not_there_is_named() -> None:
+    """Asking for an unknown server's address names the servers there are."""
+    with netsim.serving(TEXT) as net, pytest.raises(KeyError, match="its servers are: a, b"):
+        net.address("c")
+
+
+def test_a_check_over_what_the_servers_cannot_tell_fails() -> None:
+    """ideal and speedup have no value from the servers' side: such a check fails, it never passes."""
+    with netsim.serving(TEXT) as net:
+        read(net.address("a"))
+    checked = net.result().check(["elapsed <= ideal + 1s", "errors == 0"])
+    assert [verdict.passed for verdict in checked.verdicts] == [False, True]
+    assert "FAIL  elapsed <= ideal + 1s" in repr(checked)
+
+
+def test_serve_reads_stdin_and_writes_what_the_servers_saw(tmp_path: Path) -> None:
+    """`netsim serve - --json PATH`: the scenario comes from stdin; on Ctrl-C it exits 130 and the
+    JSON holds every connection."""
+    result = tmp_path / "served.json"
+    serve = subprocess.Popen([sys.executable, "-m", "netsim", "serve", "-", "--json", str(result)],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert serve.stdin is not None and serve.stdout is not None
+        serve.stdin.write(TEXT)
+        serve.stdin.close()
+        addresses = {}
+        for line in serve.stdout:
+            if line.startswith("listening"):
+                _, name, address = line.split()
+                host, _, port = address.rpartition(":")
+                addresses[name] = (host, int(port))
+            if line.strip() == "ready":
+                break
+        assert read(addresses["a"]) == b"1111\n2222\n"
+        serve.send_signal(signal.SIGINT)
+        serve.wait(15)
+        assert serve.stderr is not None
+        errors = serve.stderr.read()
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+    assert serve.returncode == 130, errors
+    served = json.loads(result.read_text())
+    assert served["scenario"] == "served"
+    assert [(conn["server"], conn["bytes"], conn["intact"])
+            for conn in served["connections"]] == [("a", 10, True)]
+
+
+def test_the_plugin_leaves_a_serve_only_scenario_alone(pytester: pytest.Pytester) -> None:
+    """A scenario file without clients (meant for serving) is not collected as a test."""
+    pytester.makefile(".yaml", served=TEXT)
+    result = pytester.runpytest_subprocess("-q", "served.yaml")
+    result.stdout.fnmatch_lines(["*no tests ran*"])
