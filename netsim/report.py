@@ -22,7 +22,7 @@ from netsim.results import RunResult
 from netsim.scenario import Scenario
 
 if TYPE_CHECKING:
-    from netsim.session import Outcome, Plan
+    from netsim.outcome import Outcome, Plan
 
 _COLUMNS = (
     ("client", "<", 12),

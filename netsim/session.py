@@ -27,7 +27,6 @@ from netsim._files import check_writable, is_special, open_log, write_output
 from netsim.baseline import (
     DEFAULT_MAX_REGRESSION,
     Baseline,
-    BaselineReport,
     baseline_of,
     check_fits,
     compare,
@@ -36,9 +35,10 @@ from netsim.baseline import (
 )
 from netsim.events import Observer
 from netsim.junit import junit_error_xml, junit_xml
-from netsim.repeat import RepeatResult, repeat_scenario
+from netsim.outcome import Outcome, Plan
+from netsim.repeat import repeat_scenario
 from netsim.results import RunResult
-from netsim.scenario import Client, Scenario
+from netsim.scenario import Scenario
 
 # Below this time scale a run's own overhead (a millisecond or so of wall time per
 # client model) becomes a second or more of scenario time, and timer resolution (tens
@@ -60,16 +60,6 @@ class Outputs:
         flags = {"--json": self.json, "--log-json": self.log_json, "--junit": self.junit,
                  "--save-baseline": self.save_baseline}
         return {flag: path for flag, path in flags.items() if path is not None}
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What is about to run, known once the scenario has loaded and every check passed."""
-
-    scenario: Scenario
-    clients: list[Client]
-    repeat: int
-    time_scale: float
 
 
 class Progress(Protocol):
@@ -99,35 +89,6 @@ class ServeProgress(Protocol):
 
     def stopped(self, fidelity: str) -> None:
         """Serving was interrupted and every server has stopped; how well they kept time."""
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """A finished run: its results, the baseline comparison, and the files written."""
-
-    plan: Plan
-    result: RepeatResult
-    baseline: BaselineReport | None
-    saved_baseline: Path | None
-    notices: list[str]  # the warnings given before the run
-
-    @property
-    def passed(self) -> bool:
-        """Every expectation held often enough, and no overhead regressed past the bound."""
-        return self.result.passed and (self.baseline is None or self.baseline.passed)
-
-    @property
-    def warnings(self) -> list[str]:
-        return list(dict.fromkeys([*self.notices, *self.result.warnings]))
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON result: a single run's keys, ``repeat`` with more runs, ``baseline`` if compared."""
-        data = self.result.to_dict()
-        data["passed"] = self.passed
-        data["warnings"] = self.warnings
-        if self.baseline is not None:
-            data["baseline"] = self.baseline.to_dict()
-        return data
 
 
 def run_session(
