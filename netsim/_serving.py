@@ -284,9 +284,11 @@ def serve_scenario(
             while net.alive():
                 time.sleep(POLL)
         finally:
-            net.stop()
-            if on_stopped is not None:
-                on_stopped(net)
+            try:
+                net.stop()
+            finally:
+                if on_stopped is not None:
+                    on_stopped(net)
     raise RunError("the server process ended unexpectedly")
 
 
