@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import array
+import itertools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from netsim.events import (
     CONNECTION_EVENTS,
     BytesReceived,
+    ChunkSent,
     ClientFinished,
     ClientStarted,
     ConnectionEvent,
@@ -23,7 +26,16 @@ from netsim.events import (
     ProgramExited,
     ServerListening,
 )
-from netsim.results import ConnectionResult, Lateness, Served, lateness_of
+from netsim.results import (
+    ACTIVITY_SLICES,
+    KEPT_CONNECTIONS,
+    KEPT_POINTS,
+    Activity,
+    ConnectionResult,
+    Lateness,
+    Served,
+    lateness_of,
+)
 
 
 class Correlator:
@@ -107,11 +119,13 @@ class Measured:
     lateness: Lateness  # scenario time
     lateness_wall_p99: float
     program: ProgramExited | None  # a command client's program
+    activity: Activity | None = None  # the run in time slices
 
 
 @dataclass
 class _Conn:
     start: float = math.nan
+    connected: float = math.nan
     first_byte: float = math.nan
     end: float = math.nan
     bytes: int = 0
@@ -119,17 +133,29 @@ class _Conn:
     error: str | None = None
     message: str | None = None
     ended: bool = False
+    arrivals: list[tuple[float, int]] = field(default_factory=list)  # in the run's wall seconds
+    arrival_count: int = 0
+    emissions: list[tuple[float, int, float]] = field(default_factory=list)
+    emission_count: int = 0
 
 
 def measure(events: Sequence[Event], lateness: Sequence[float], slots: Sequence[Slot], time_scale: float,
-            *, instrumented: bool = True) -> Measured:
+            *, instrumented: bool = True, ideals: Sequence[tuple[float, float]] = ()) -> Measured:
     """Measure a run from its events: each connection from the client's side when the model
     reports its connections (``instrumented``), else from the servers' accounts alone; the
-    servers' side is attached to each connection either way (``served``)."""
+    servers' side is attached to each connection either way (``served``).
+
+    Each connection also gets its course (start, end, arrivals and its server's emissions,
+    the points bounded by KEPT_POINTS and KEPT_CONNECTIONS), and the run its Activity.
+    ``ideals`` gives each connection's ideal start and end, in the order of ``slots``.
+    """
     started = finished = math.nan
     program: ProgramExited | None = None
     ended: list[ConnEnded] = []
+    sent: list[ChunkSent] = []
+    arrivals: list[tuple[float, int]] = []  # every one of the run, for its Activity
     conns = {number: _Conn() for number in range(1, len(slots) + 1)}
+    keep = KEPT_POINTS if len(slots) <= KEPT_CONNECTIONS else 0
     for event in events:
         match event:
             case ClientStarted():
@@ -140,12 +166,20 @@ def measure(events: Sequence[Event], lateness: Sequence[float], slots: Sequence[
                 program = event
             case ConnEnded():
                 ended.append(event)
+            case ChunkSent():
+                sent.append(event)
             case ConnStarted():
                 conns[event.conn].start = event.t
+            case ConnEstablished():
+                conns[event.conn].connected = event.t
             case BytesReceived():
                 conn = conns[event.conn]
                 if math.isnan(conn.first_byte):
                     conn.first_byte = event.t
+                conn.arrival_count += 1
+                if len(conn.arrivals) < keep:
+                    conn.arrivals.append((event.t, event.bytes))
+                arrivals.append((event.t, event.bytes))
             case EofReceived() | ConnFailed():
                 conn = conns[event.conn]
                 if not conn.ended:
@@ -156,22 +190,82 @@ def measure(events: Sequence[Event], lateness: Sequence[float], slots: Sequence[
                     if isinstance(event, ConnFailed):
                         conn.error, conn.message = event.error, event.message
     served = _match(ended, slots, instrumented)
+    by_port = {(event.server, event.peer_port): number for number, event in served.items()}
+    for chunk in sent:
+        number = chunk.conn if instrumented else by_port.get((chunk.server, chunk.peer_port))
+        if number is not None and number in conns:
+            conn = conns[number]
+            conn.emission_count += 1
+            if len(conn.emissions) < keep:
+                conn.emissions.append((chunk.t, chunk.bytes, chunk.lateness))
+
+    def since(t: float) -> float:  # the run's wall clock to scenario seconds since the model started
+        return (t - started) / time_scale
+
     results = []
     for number, conn in conns.items():
         slot = slots[number - 1]
         account = served.get(number)
         seen = None if account is None else _served(account, started, time_scale)
+        ideal_start, ideal_end = ideals[number - 1] if ideals else (math.nan, math.nan)
+        course: dict[str, Any] = {
+            "ideal_start": ideal_start, "ideal_end": ideal_end,
+            "arrivals": tuple((since(t), size) for t, size in conn.arrivals),
+            "arrival_count": conn.arrival_count,
+            "emissions": tuple((since(t), size, late / time_scale) for t, size, late in conn.emissions),
+            "emission_count": conn.emission_count,
+        }
         if not instrumented:
-            results.append(_from_the_server(number, slot, seen))
+            results.append(_from_the_server(number, slot, seen, **course))
             continue
         if not conn.ended:  # the model returned without finishing this connection
             conn.error, conn.message, conn.end = "error", "the client model never finished it", finished
         results.append(ConnectionResult(
             conn=number, server=slot.server, port=slot.port, bytes=conn.bytes, intact=conn.intact,
             error=conn.error, ttfb=(conn.first_byte - conn.start) / time_scale,
-            duration=(conn.end - conn.start) / time_scale, message=conn.message, served=seen))
+            duration=(conn.end - conn.start) / time_scale, message=conn.message, served=seen,
+            start=since(conn.start), connected=since(conn.connected), end=since(conn.end), **course))
     summary = lateness_of(lateness, time_scale)
-    return Measured(finished - started, results, summary, summary.p99 * time_scale, program)
+    activity = activity_of(results, [(since(t), size) for t, size in arrivals],
+                           [(since(chunk.t), chunk.lateness / time_scale) for chunk in sent],
+                           span=since(finished))
+    return Measured(finished - started, results, summary, summary.p99 * time_scale, program, activity)
+
+
+def activity_of(connections: Sequence[ConnectionResult], arrivals: Sequence[tuple[float, int]],
+                emissions: Sequence[tuple[float, float]], *, span: float,
+                slices: int = ACTIVITY_SLICES) -> Activity | None:
+    """A run in ``slices`` equal slices of time, from 0 to its last end (``span`` at least):
+    the connections open in each, the arrivals (t, bytes) and the emissions (t, lateness).
+    None when the run has no length to cut (scenario seconds throughout)."""
+    ends = [conn.end for conn in connections if not math.isnan(conn.end)]
+    span = max([span, *ends]) if not math.isnan(span) else max(ends, default=math.nan)
+    if not span > 0:
+        return None
+    width = span / slices
+
+    def slot(t: float) -> int:
+        return min(max(int(t / width), 0), slices - 1)
+
+    change = [0] * (slices + 1)  # +1 where a connection opens, -1 after the slice it ends in
+    for conn in connections:
+        if math.isnan(conn.start):
+            continue
+        change[slot(conn.start)] += 1
+        change[(slot(conn.end) if not math.isnan(conn.end) else slices - 1) + 1] -= 1
+    open_ = list(itertools.accumulate(change[:slices]))
+    counts, sizes = [0] * slices, [0] * slices
+    for t, size in arrivals:
+        index = slot(t)
+        counts[index] += 1
+        sizes[index] += size
+    sent, latest = [0] * slices, [math.nan] * slices
+    for t, late in emissions:
+        index = slot(t)
+        sent[index] += 1
+        if not late <= latest[index]:  # also replaces the NaN of a slice's first emission
+            latest[index] = late
+    return Activity(width, tuple(open_), tuple(counts), tuple(sizes), tuple(sent), tuple(latest))
 
 
 def served_connections(ended: Sequence[ConnEnded], slots: Sequence[Slot],
@@ -222,14 +316,15 @@ _ENDINGS: dict[str, tuple[str | None, str]] = {
 }
 
 
-def _from_the_server(number: int, slot: Slot, served: Served | None) -> ConnectionResult:
-    """A connection of a client that reports none, from its server's account."""
+def _from_the_server(number: int, slot: Slot, served: Served | None, **course: Any) -> ConnectionResult:
+    """A connection of a client that reports none, from its server's account; ``course``:
+    the fields of its course that the account does not give."""
     if served is None:
         missing, why = ("refused", "the server refuses every connection") if slot.refuses else (
             "missing", f"the client made no connection to {slot.server} for this one")
         return ConnectionResult(conn=number, server=slot.server, port=slot.port, bytes=0, intact=False,
                                 error=missing, ttfb=math.nan, duration=math.nan, message=why,
-                                served=None)
+                                served=None, **course)
     error: str | None
     message: str | None
     error, message = _ENDINGS[served.how]
@@ -244,4 +339,5 @@ def _from_the_server(number: int, slot: Slot, served: Served | None) -> Connecti
                    if intact is False else None)
     return ConnectionResult(conn=number, server=slot.server, port=slot.port, bytes=received,
                             intact=intact, error=error, ttfb=served.ttfb, duration=served.duration,
-                            message=message, served=served)
+                            message=message, served=served, start=served.accepted,
+                            connected=served.accepted, end=served.accepted + served.duration, **course)

@@ -112,7 +112,11 @@ def ideal_timeline(
 
 def ideal_elapsed(targets: Sequence[Server], *, concurrent: bool, **options: object) -> float:
     """The ideal time of a whole client run: when its last connection ends (NaN if unknown)."""
-    timeline = ideal_timeline(targets, concurrent=concurrent, **options)  # type: ignore[arg-type]
+    return elapsed_of(ideal_timeline(targets, concurrent=concurrent, **options))  # type: ignore[arg-type]
+
+
+def elapsed_of(timeline: Sequence[IdealConnection]) -> float:
+    """When the last connection of an ideal timeline ends (NaN if any end is unknown)."""
     ends = [conn.end for conn in timeline]
     # max() skips a NaN that is not first, which would hide an unknown connection's time
     if any(math.isnan(end) for end in ends):

@@ -6,12 +6,27 @@ except ``wall_elapsed``.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from netsim.expectations import Verdict
+
+# What a result keeps of each connection's course, so that its timeline can be drawn
+# later from the JSON alone: every connection's arrivals and its server's emissions, up
+# to this many each, in a run of up to KEPT_CONNECTIONS connections. A larger run keeps
+# its course as an Activity (per time slice) instead: 10,000 connections of ten lines
+# would otherwise be 200,000 points (about 4 MB of JSON) that no picture can show.
+KEPT_POINTS = 100
+KEPT_CONNECTIONS = 200
+ACTIVITY_SLICES = 200  # slices of a run's Activity: finer than any picture of it
+
+# Upper bounds of the lateness histogram's bins, in scenario seconds: 1-2-5 steps from
+# 10 µs to 10 s, then everything later.
+LATENESS_BINS = (*(round(step * 10.0 ** power, 6) for power in range(-5, 1) for step in (1, 2, 5)), 10.0,
+                 math.inf)
 
 
 @dataclass(frozen=True)
@@ -47,12 +62,29 @@ class ConnectionResult:
     duration: float
     message: str | None = None  # the error as the operating system put it
     served: Served | None = None  # the server's side of it; None: its server never saw it
+    # Its course, in scenario seconds since the client model started (NaN: not known).
+    start: float = math.nan  # the client began to connect (its server's accept, for a program)
+    connected: float = math.nan  # the handshake completed
+    end: float = math.nan  # EOF, the error, or its server's end
+    ideal_start: float = math.nan  # when the ideal model has it start and end
+    ideal_end: float = math.nan
+    arrivals: tuple[tuple[float, int], ...] = ()  # (t, bytes) of its first KEPT_POINTS reads
+    arrival_count: int = 0  # every read that brought bytes, kept or not
+    emissions: tuple[tuple[float, int, float], ...] = ()  # (t, bytes, lateness) its server sent
+    emission_count: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {"conn": self.conn, "server": self.server, "port": self.port, "bytes": self.bytes,
                 "intact": self.intact, "error": self.error, "message": self.message,
                 "ttfb": json_number(self.ttfb), "duration": json_number(self.duration),
-                "served": None if self.served is None else self.served.to_dict()}
+                "served": None if self.served is None else self.served.to_dict(),
+                "start": json_number(self.start), "connected": json_number(self.connected),
+                "end": json_number(self.end), "ideal_start": json_number(self.ideal_start),
+                "ideal_end": json_number(self.ideal_end),
+                "arrivals": [[json_number(t), size] for t, size in self.arrivals],
+                "arrival_count": self.arrival_count,
+                "emissions": [[json_number(t), size, json_number(late)] for t, size, late in self.emissions],
+                "emission_count": self.emission_count}
 
 
 @dataclass(frozen=True)
@@ -63,10 +95,36 @@ class Lateness:
     p99: float
     max: float
     count: int  # emissions measured
+    histogram: tuple[int, ...] = ()  # emissions per bin of LATENESS_BINS; () when none were measured
 
     def to_dict(self) -> dict[str, Any]:
         return {"p50": json_number(self.p50), "p99": json_number(self.p99), "max": json_number(self.max),
-                "count": self.count}
+                "count": self.count,
+                "histogram": [[None if math.isinf(upper) else upper, count]
+                              for upper, count in zip(LATENESS_BINS, self.histogram, strict=False)]}
+
+
+@dataclass(frozen=True)
+class Activity:
+    """A client model's run in equal time slices from its start: what its timeline shows
+    when it has too many connections for a row each.
+
+    Each tuple has a value per slice: the connections open during it, the reads that
+    brought bytes and those bytes, the chunks its servers sent and the latest of them
+    (scenario seconds; NaN for a slice without one).
+    """
+
+    slice: float  # scenario seconds per slice
+    open: tuple[int, ...]
+    arrivals: tuple[int, ...]
+    bytes: tuple[int, ...]
+    emissions: tuple[int, ...]
+    lateness_max: tuple[float, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"slice": json_number(self.slice), "open": list(self.open), "arrivals": list(self.arrivals),
+                "bytes": list(self.bytes), "emissions": list(self.emissions),
+                "lateness_max": [json_number(value) for value in self.lateness_max]}
 
 
 @dataclass(frozen=True)
@@ -105,6 +163,8 @@ class RunResult:
     server_cpu: float = math.nan  # CPU seconds the server process used over the run
     server_max_rss_mb: float = math.nan  # its peak resident memory
     program: Program | None = None  # a `command` client's program
+    activity: Activity | None = None  # the run in time slices
+    detail: bool = False  # every arrival and emission was recorded (else each connection's first arrival)
 
     @property
     def overhead(self) -> float:
@@ -150,6 +210,8 @@ class RunResult:
             "server": {"cpu_seconds": json_number(self.server_cpu),
                        "max_rss_mb": json_number(self.server_max_rss_mb)},
             **({"program": self.program.to_dict()} if self.program is not None else {}),
+            "detail": self.detail,
+            "activity": None if self.activity is None else self.activity.to_dict(),
             "expectations": [
                 {"text": verdict.expectation.text, "passed": verdict.passed,
                  "actual": json_number(verdict.actual), "bound": verdict.bound}
@@ -200,7 +262,20 @@ def lateness_of(values: Sequence[float], time_scale: float) -> Lateness:
     """p50, p99 and max of chunk lateness (wall seconds in, scenario seconds out)."""
     scaled = sorted(value / time_scale for value in values)  # once: 100,000 values at scale
     return Lateness(p50=percentile(scaled, 50, ordered=True), p99=percentile(scaled, 99, ordered=True),
-                    max=scaled[-1] if scaled else math.nan, count=len(scaled))
+                    max=scaled[-1] if scaled else math.nan, count=len(scaled),
+                    histogram=histogram(scaled, LATENESS_BINS) if scaled else ())
+
+
+def histogram(ordered: Sequence[float], bounds: Sequence[float]) -> tuple[int, ...]:
+    """How many of the sorted ``ordered`` values fall in each bin: up to and including its
+    upper bound, above the bound before it."""
+    counts = []
+    taken = 0
+    for upper in bounds:
+        reached = bisect.bisect_right(ordered, upper, lo=taken)
+        counts.append(reached - taken)
+        taken = reached
+    return tuple(counts)
 
 
 def json_number(value: float) -> float | None:

@@ -40,7 +40,7 @@ from netsim.events import (
     Stopped,
 )
 from netsim.expectations import Expectation, evaluate, parse_expectation
-from netsim.ideal import ideal_elapsed, ideal_timeline
+from netsim.ideal import elapsed_of, ideal_timeline
 from netsim.results import ConnectionResult, Program, RunResult, ScenarioResult, percentile
 from netsim.scenario import Client, Scenario, Server
 
@@ -75,6 +75,8 @@ def run_scenario(
     on_run: Callable[[RunResult], None] | None = None,
     seed: int | None = None,
     models: Mapping[str, ClientModel] | None = None,
+    detail: bool | None = None,
+    on_client: Callable[[str, float, int], None] | None = None,
 ) -> ScenarioResult:
     """Run the scenario's client models (or those named) and check its expectations.
 
@@ -86,7 +88,10 @@ def run_scenario(
     ``seed`` fixes jitter and faults; by default the scenario's ``seed``, or a fresh one
     (reported in the result, so that the run can be repeated exactly). ``models`` runs
     these models for the names they are given under, instead of the installed ones (a
-    model under test, not yet registered).
+    model under test, not yet registered). ``detail`` records every arrival and emission
+    (default: when there is an ``observer``), which timelines and traces need; without it
+    the children send only what the measurements need. ``on_client(label, ideal,
+    connections)`` is called as each client model's servers are about to start.
 
     Raises UsageError for a request the scenario cannot meet (an unknown client or
     model, a non-loopback host without ``allow_external``), RunError when the run cannot
@@ -105,7 +110,8 @@ def run_scenario(
     runs = []
     for client in selected:
         run = _run_client(scenario, client, chosen[client.label], t0=t0, time_scale=time_scale,
-                          observer=observer, timeout=timeout, free_ports=free_ports, seed=seed)
+                          observer=observer, timeout=timeout, free_ports=free_ports, seed=seed,
+                          detail=observer is not None if detail is None else detail, on_client=on_client)
         if on_run is not None:
             on_run(run)
         runs.append(run)
@@ -207,6 +213,8 @@ def _run_client(
     timeout: float | None,
     free_ports: bool,
     seed: int,
+    detail: bool,
+    on_client: Callable[[str, float, int], None] | None,
 ) -> RunResult:
     servers = scenario.targets_of(client)
     starts = scenario.start_offsets(client)
@@ -217,8 +225,9 @@ def _run_client(
     given = client.timeout if model.instrumented else None
     conn_timeout = given if given is not None else default_timeout(
         servers, concurrent=model.concurrent, seed=seed, servers=everything, starts=starts)
-    ideal = ideal_elapsed(servers, concurrent=model.concurrent, seed=seed, timeout=conn_timeout,
-                          servers=everything, starts=starts)
+    ideal_course = ideal_timeline(servers, concurrent=model.concurrent, seed=seed, timeout=conn_timeout,
+                                  servers=everything, starts=starts)
+    ideal = elapsed_of(ideal_course)
     plans = plans_of(_needed(servers, everything), time_scale=time_scale, seed=seed,
                    free_ports=free_ports)
     if timeout is not None:
@@ -230,7 +239,8 @@ def _run_client(
     else:  # a proxy to a service outside the scenario: nothing to derive it from
         wall_timeout = UNKNOWN_IDEAL_TIMEOUT
     correlator = Correlator(client.label, observer)
-    detail = observer is not None  # without a log to write, the measurements need less
+    if on_client is not None:
+        on_client(client.label, ideal, len(servers))
     server_process = ServerProcess.start(plans, t0, detail=detail,
                                          fresh=len(servers) >= FRESH_SERVERS_FROM)
     client_process: ClientProcess | None = None
@@ -252,7 +262,8 @@ def _run_client(
                 if server.fault is not None and server.fault.kind == "refuse"}
     slots = [Slot(target.server, target.port, None if target.expected is None else len(target.expected),
                   target.server in refusing) for target in targets]
-    measured = measure(events, correlator.lateness, slots, time_scale, instrumented=model.instrumented)
+    measured = measure(events, correlator.lateness, slots, time_scale, instrumented=model.instrumented,
+                       ideals=[(conn.start, conn.end) for conn in ideal_course])
     connections = measured.connections
     program = None
     if measured.program is not None:
@@ -264,7 +275,7 @@ def _run_client(
         wall_elapsed=measured.wall_elapsed, connections=connections, lateness=measured.lateness,
         lateness_wall_p99=measured.lateness_wall_p99,
         server_cpu=usage.get("cpu_seconds", math.nan), server_max_rss_mb=usage.get("max_rss_mb", math.nan),
-        program=program)
+        program=program, activity=measured.activity, detail=detail)
 
 
 def _options(scenario: Scenario, client: Client, time_scale: float) -> ClientOptions:
