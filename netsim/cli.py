@@ -40,11 +40,26 @@ or in the share it names (`elapsed <= 4.2s in 90% of runs`). A baseline stores e
 client's overhead relative to its ideal, (elapsed - ideal) / ideal; --max-regression
 fails a client whose ratio grew by more than that many percentage points of the ideal.
 
+On a terminal, a run of up to 50 connections ends with its timeline (--timeline draws it
+anywhere, --no-timeline never); a client model under way shows its progress.
+
 example:
   netsim run scenarios/three_ports.yaml --time-scale 0.1 --json result.json
+  netsim run scenarios/three_ports.yaml --time-scale 0.1 --html report.html --trace trace.json
   netsim run scenarios/three_ports.yaml --time-scale 0.1 --repeat 5 --junit report.xml
   netsim run scenarios/three_ports.yaml --time-scale 0.1 --save-baseline base.json
   netsim run scenarios/three_ports.yaml --time-scale 0.1 --baseline base.json --max-regression 10%
+"""
+
+EPILOG_REPORT = """\
+The result file is what `netsim run --json` wrote; the report is drawn from it alone, as
+`run --html` draws it. Without --html, the timeline is printed. Exit 0 when the report
+was drawn; 2 when the result cannot be read or the output path cannot be written;
+3 when writing it fails midway (a full disk).
+
+example:
+  netsim run scenarios/three_ports.yaml --time-scale 0.1 --json result.json
+  netsim report result.json --html report.html
 """
 
 EPILOG_SERVE = """\
@@ -287,7 +302,25 @@ def build_parser() -> argparse.ArgumentParser:
                           "of its ideal (default 10%%)")
     run.add_argument("-q", "--quiet", action="store_true",
                      help="print only the verdicts (the table of runs is left out)")
+    run.add_argument("--html", type=Path, metavar="PATH",
+                     help="write the HTML report: one self-contained file (no network needed to open "
+                          "it) with the table, a timeline per client model and every verdict")
+    run.add_argument("--trace", type=Path, metavar="PATH",
+                     help="write the run in the Chrome Trace Event format, for ui.perfetto.dev")
+    run.add_argument("--timeline", action=argparse.BooleanOptionalAction, default=None,
+                     help="draw each client model's connections on a time axis after the table "
+                          "(default: on a terminal, for runs of up to 50 connections; never with -q)")
     run.set_defaults(handler=cmd_run)
+
+    report = commands.add_parser(
+        "report", help="draw the report of a saved result (run --json)",
+        description="Draw the HTML report of a result that `netsim run --json` wrote, or print "
+                    "its timeline.",
+        epilog=EPILOG_REPORT, formatter_class=argparse.RawDescriptionHelpFormatter)
+    report.add_argument("result", type=Path, metavar="RESULT.json", help="a result `run --json` wrote")
+    report.add_argument("--html", type=Path, metavar="PATH",
+                        help="write the HTML report here (without it, the timeline is printed)")
+    report.set_defaults(handler=cmd_report)
 
     serve = commands.add_parser(
         "serve", parents=[scenario], help="start only the servers, until Ctrl-C",
@@ -388,18 +421,69 @@ def _wall_duration(text: str) -> float:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from netsim import report
-    from netsim.session import Outputs, run_session
+    from netsim.session import Outputs, Progress, run_session
 
-    outcome = run_session(
-        args.scenario, repeat=args.repeat, clients=args.clients, time_scale=args.time_scale,
-        seed=args.seed, timeout=args.timeout, free_ports=args.free_ports,
-        allow_external=args.allow_external, baseline=args.baseline, max_regression=args.max_regression,
-        outputs=Outputs(json=args.json, junit=args.junit, save_baseline=args.save_baseline,
-                        log_json=args.log_json),
-        console=sys.stderr if args.verbose else None,
-        progress=report.LiveTable(_STDOUT, sys.stderr, quiet=args.quiet))
-    report.conclude(outcome, _STDOUT, sys.stderr, quiet=args.quiet)
+    # The timeline: as asked, else on a terminal (for a small run); never with -q.
+    timeline: bool | None = False if args.quiet else args.timeline
+    if timeline is None and not _is_terminal(sys.stdout):
+        timeline = False
+    progress: Progress = report.LiveTable(_STDOUT, sys.stderr, quiet=args.quiet)
+    live = None
+    if not (args.quiet or args.verbose) and _is_terminal(sys.stderr):
+        from netsim.views.progress import LiveProgress
+
+        progress = live = LiveProgress(progress, sys.stderr)
+    try:
+        outcome = run_session(
+            args.scenario, repeat=args.repeat, clients=args.clients, time_scale=args.time_scale,
+            seed=args.seed, timeout=args.timeout, free_ports=args.free_ports,
+            allow_external=args.allow_external, baseline=args.baseline, max_regression=args.max_regression,
+            outputs=Outputs(json=args.json, junit=args.junit, save_baseline=args.save_baseline,
+                            log_json=args.log_json, html=args.html, trace=args.trace),
+            console=sys.stderr if args.verbose else None, progress=progress,
+            observer=None if live is None else live.observe, timeline=timeline)
+    finally:
+        if live is not None:
+            live.close()
+    drawn = ""
+    if timeline is not False:
+        from netsim.views.timeline import wanted
+
+        if wanted(timeline, outcome.plan.connections):
+            drawn = _timeline(outcome.to_dict())
+    report.conclude(outcome, _STDOUT, sys.stderr, quiet=args.quiet, timeline=drawn)
     return EXIT_PASSED if outcome.passed else EXIT_FAILED
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from netsim.session import report_session
+
+    data = report_session(args.result, html=args.html)
+    if args.html is None:
+        _STDOUT.write(_timeline(data))
+    else:
+        print(f"wrote {args.html}", file=_STDOUT)
+    return EXIT_PASSED
+
+
+def _timeline(data: object) -> str:
+    """The timeline of a JSON result, fitted to standard output (in colour on a terminal)."""
+    from rich.console import Console
+
+    from netsim.views._picture import picture_of
+    from netsim.views.timeline import render
+
+    console = Console(file=sys.stdout)
+    color = console.is_terminal and not console.no_color and console.color_system is not None
+    return render(picture_of(data), width=console.width, color=color)
+
+
+def _is_terminal(stream: object) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty and isatty())
+    except ValueError:  # closed
+        return False
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -23,6 +23,11 @@ class Plan:
     repeat: int
     time_scale: float
 
+    @property
+    def connections(self) -> int:
+        """The connections of one run of every client model."""
+        return sum(self.scenario.connection_count(client) for client in self.clients)
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -33,6 +38,8 @@ class Outcome:
     baseline: BaselineReport | None
     saved_baseline: Path | None
     notices: list[str]  # the warnings given before the run
+    source_file: str | None = None  # the scenario as the command named it
+    source_text: str | None = None  # its text, for reports drawn from the result alone
 
     @property
     def passed(self) -> bool:
@@ -50,4 +57,6 @@ class Outcome:
         data["warnings"] = self.warnings
         if self.baseline is not None:
             data["baseline"] = self.baseline.to_dict()
+        data["source"] = {"file": self.source_file, "text": self.source_text,
+                          "description": self.plan.scenario.description}
         return data

@@ -167,6 +167,9 @@ class LiveTable:
         if self._repeat > 1:
             self._pending.append(f"run {number} of {self._repeat}")
 
+    def client_started(self, client: str, ideal: float, connections: int) -> None:
+        pass  # the row comes once the client model is measured
+
     def measured(self, run: RunResult) -> None:
         self._say(*self._pending, run_row(run))
         self._pending = []
@@ -278,13 +281,16 @@ def baseline_summary(report: BaselineReport) -> str:
             f"({len(report.comparisons)} client{'s' * (len(report.comparisons) != 1)} compared)")
 
 
-def conclude(outcome: Outcome, out: Writer, err: Writer, *, quiet: bool = False) -> None:
-    """Everything printed once a run is over: spreads, warnings, verdicts and summaries."""
+def conclude(outcome: Outcome, out: Writer, err: Writer, *, quiet: bool = False, timeline: str = "") -> None:
+    """Everything printed once a run is over: spreads, the ``timeline`` (drawn already, if
+    any), warnings, verdicts and summaries."""
     result = outcome.result
     if not quiet:
         print(file=out)
         if result.count > 1:
             print(spread_table(result), end="\n\n", file=out)
+        if timeline:
+            print(timeline, file=out)
     for warning in result.warnings:
         print(f"warning: {warning}", file=err)
     print(verdicts(result), file=out)

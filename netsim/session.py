@@ -20,7 +20,7 @@ import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from netsim._errors import ClientCrashError, OutputError, RunError, UsageError
 from netsim._files import check_writable, is_special, open_log, write_output
@@ -33,12 +33,15 @@ from netsim.baseline import (
     load_baseline,
     save_baseline,
 )
-from netsim.events import Observer
+from netsim.events import Event, Observer
 from netsim.junit import junit_error_xml, junit_xml
 from netsim.outcome import Outcome, Plan
 from netsim.repeat import repeat_scenario
 from netsim.results import RunResult
 from netsim.scenario import Scenario
+
+if TYPE_CHECKING:
+    from netsim.views.trace import TraceRecorder
 
 # Below this time scale a run's own overhead (a millisecond or so of wall time per
 # client model) becomes a second or more of scenario time, and timer resolution (tens
@@ -54,12 +57,19 @@ class Outputs:
     junit: Path | None = None
     save_baseline: Path | None = None
     log_json: Path | None = None
+    html: Path | None = None
+    trace: Path | None = None
 
     def named(self) -> dict[str, Path]:
         """Each output asked for, by the flag that asks for it."""
         flags = {"--json": self.json, "--log-json": self.log_json, "--junit": self.junit,
-                 "--save-baseline": self.save_baseline}
+                 "--save-baseline": self.save_baseline, "--html": self.html, "--trace": self.trace}
         return {flag: path for flag, path in flags.items() if path is not None}
+
+    @property
+    def need_detail(self) -> bool:
+        """Does one of them need every arrival and emission (not only what the measurements do)?"""
+        return any(path is not None for path in (self.json, self.log_json, self.html, self.trace))
 
 
 class Progress(Protocol):
@@ -73,6 +83,9 @@ class Progress(Protocol):
 
     def repeat_started(self, number: int) -> None:
         """Run ``number`` (1-based) of the repeats begins."""
+
+    def client_started(self, client: str, ideal: float, connections: int) -> None:
+        """A client model's servers start next: its label, ideal (scenario seconds), connections."""
 
     def measured(self, run: RunResult) -> None:
         """A client model has finished and was measured (its expectations not yet checked)."""
@@ -106,6 +119,8 @@ def run_session(
     max_regression: float | None = None,
     console: TextIO | None = None,
     progress: Progress | None = None,
+    observer: Observer | None = None,
+    timeline: bool | None = False,
 ) -> Outcome:
     """Run the scenario at ``scenario_path`` ``repeat`` times and write ``outputs``.
 
@@ -114,22 +129,33 @@ def run_session(
     file to compare each client's overhead ratio with, failing a client whose ratio grew
     by more than ``max_regression`` (default 10 points). ``console`` receives the live
     event log. A run that cannot be carried out still writes its ``outputs.junit``, with
-    the error in it, before the RunError is raised. Raises ValueError for ``repeat`` < 1.
+    the error in it, before the RunError is raised. ``observer`` hears every event as it
+    arrives (a live display). ``timeline``: the caller draws the timeline (True), does not
+    (False), or does for a small run (None, see netsim.views.timeline.wanted); a timeline,
+    like ``--json``, ``--html``, ``--trace`` and the event logs, has every arrival and
+    emission recorded. Raises ValueError for ``repeat`` < 1.
     """
     from netsim.runner import select_clients
+    from netsim.views.timeline import wanted
 
     if repeat < 1:
         raise ValueError(f"a scenario runs at least once, got repeat={repeat}")
     outputs = outputs or Outputs()
     progress = progress or _Silent()
-    scenario = load_scenario_argument(scenario_path)
+    scenario, source = _load_with_text(scenario_path)
     check_outputs(scenario_path, outputs.named())
     selected = select_clients(scenario, clients)
     reference = _baseline_for(baseline, max_regression, scenario=scenario, time_scale=time_scale)
     notices = time_scale_warnings(time_scale)
+    plan = Plan(scenario, selected, repeat, time_scale)
+    detail = outputs.need_detail or console is not None or wanted(timeline, plan.connections)
+    tracer = None
+    if outputs.trace is not None:
+        from netsim.views.trace import TraceRecorder
+
+        tracer = TraceRecorder(time_scale)
 
     with _event_log(outputs.log_json) as log_file:
-        plan = Plan(scenario, selected, repeat, time_scale)
         for notice in notices:
             progress.warn(notice)
         progress.started(plan)
@@ -137,15 +163,17 @@ def run_session(
 
         def start(number: int) -> None:
             current[0] = number
+            if tracer is not None:
+                tracer.next_run()
             progress.repeat_started(number)
 
+        log = _observer(console, log_file, (lambda: {"repeat": current[0]}) if repeat > 1 else None)
         try:
             result = repeat_scenario(
-                scenario, repeat, on_start=start,
-                observer=_observer(console, log_file,
-                                   (lambda: {"repeat": current[0]}) if repeat > 1 else None),
+                scenario, repeat, on_start=start, observer=_fan_out(log, tracer, observer), detail=detail,
                 clients=clients, time_scale=time_scale, timeout=timeout, free_ports=free_ports,
-                allow_external=allow_external, seed=seed, on_run=progress.measured)
+                allow_external=allow_external, seed=seed, on_run=progress.measured,
+                on_client=progress.client_started)
         except RunError as error:
             _write_junit_error(outputs.junit, scenario.name, str(scenario_path), error)
             raise
@@ -155,9 +183,46 @@ def run_session(
         comparison = compare(reference, baseline_of(result), path=baseline or "",
                              max_regression=DEFAULT_MAX_REGRESSION if max_regression is None
                              else max_regression)
-    outcome = Outcome(plan, result, comparison, outputs.save_baseline, notices)
-    _write_outputs(outputs, outcome, str(scenario_path))
+    outcome = Outcome(plan, result, comparison, outputs.save_baseline, notices,
+                      source_file=str(scenario_path), source_text=source)
+    _write_outputs(outputs, outcome, str(scenario_path), tracer)
     return outcome
+
+
+def report_session(result_path: str | Path, *, html: Path | None = None) -> dict[str, Any]:
+    """Read the JSON result at ``result_path`` and write its HTML report to ``html``; return
+    the result.
+
+    Raises UsageError when the result cannot be read or is not a netsim result, or when
+    ``html`` cannot be written or names the result itself (nothing is written then).
+    """
+    from netsim.views.html import ResultFormatError, html_report
+
+    path = Path(result_path)
+    if html is not None:
+        if html.resolve() == path.resolve():
+            raise UsageError(f"--html {html} is the result file itself: write the report elsewhere")
+        try:
+            check_writable(html)
+        except OSError as error:
+            raise UsageError(f"cannot write --html {html}: {error.strerror or error}") from None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise UsageError(f"cannot read {path}: {error.strerror or error}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise UsageError(f"{path} is not a JSON result (as `netsim run --json` writes): {error}") from None
+    try:
+        page = html_report(data)
+    except ResultFormatError as error:
+        raise UsageError(f"{path} is not a netsim result: {error}") from None
+    if html is not None:
+        try:
+            write_output(html, page)
+        except OSError as error:
+            raise OutputError(f"cannot write --html {html}: {error.strerror or error}") from None
+    assert isinstance(data, dict)  # html_report accepted it: an object
+    return data
 
 
 def serve_session(
@@ -211,13 +276,24 @@ def serve_session(
 def load_scenario_argument(path: str | Path) -> Scenario:
     """The scenario a command names: a file, or ``-`` for standard input (its folder: the
     current one)."""
+    return _load_with_text(path)[0]
+
+
+def _load_with_text(path: str | Path) -> tuple[Scenario, str | None]:
+    """The scenario a command names, and its text for the result (None: it could not be read
+    again)."""
     import sys
 
     from netsim._loader import load_scenario, load_scenario_text
 
     if str(path) == "-":
-        return load_scenario_text(sys.stdin.read(), filename="<stdin>")
-    return load_scenario(path)
+        text = sys.stdin.read()
+        return load_scenario_text(text, filename="<stdin>"), text
+    scenario = load_scenario(path)
+    try:
+        return scenario, Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError:  # gone since it loaded: the result goes without its text
+        return scenario, None
 
 
 def _dumps(data: Mapping[str, Any]) -> str:
@@ -288,12 +364,35 @@ def _observer(console: TextIO | None, log_file: TextIO | None,
     return make_observer(console=console, json_file=log_file, context=context)
 
 
-def _write_outputs(outputs: Outputs, outcome: Outcome, scenario_file: str) -> None:
-    """Write --json, --junit and --save-baseline; every one is tried before OutputError is raised."""
+def _fan_out(*observers: Observer | None) -> Observer | None:
+    """One observer that hands each event to every one given (None when none is)."""
+    given = [observer for observer in observers if observer is not None]
+    if len(given) <= 1:
+        return given[0] if given else None
+
+    def observe(event: Event) -> None:
+        for observer in given:
+            observer(event)
+
+    return observe
+
+
+def _write_outputs(outputs: Outputs, outcome: Outcome, scenario_file: str,
+                   tracer: TraceRecorder | None = None) -> None:
+    """Write --json, --junit, --save-baseline, --html and --trace; every one is tried before
+    OutputError is raised."""
     writes: list[tuple[str, Path, Callable[[Path], None]]] = []
+    data = outcome.to_dict() if outputs.json is not None or outputs.html is not None else {}
     if outputs.json is not None:
         writes.append(("--json", outputs.json,
-                       lambda path: write_output(path, json.dumps(outcome.to_dict(), indent=2) + "\n")))
+                       lambda path: write_output(path, json.dumps(data, indent=2) + "\n")))
+    if outputs.html is not None:
+        from netsim.views.html import html_report
+
+        writes.append(("--html", outputs.html, lambda path: write_output(path, html_report(data))))
+    if outputs.trace is not None and tracer is not None:
+        writes.append(("--trace", outputs.trace,
+                       lambda path: write_output(path, tracer.text(scenario=outcome.result.scenario))))
     if outputs.junit is not None:
         text = junit_xml(outcome.result, file=scenario_file, baseline=outcome.baseline)
         writes.append(("--junit", outputs.junit, lambda path: write_output(path, text)))
@@ -333,6 +432,9 @@ class _Silent:
         pass
 
     def repeat_started(self, number: int) -> None:
+        pass
+
+    def client_started(self, client: str, ideal: float, connections: int) -> None:
         pass
 
     def measured(self, run: RunResult) -> None:

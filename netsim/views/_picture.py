@@ -1,0 +1,303 @@
+"""What every picture of a run is drawn from: the JSON result, read back.
+
+The terminal timeline, the HTML report and ``netsim report`` all draw a :class:`Picture`
+made by :func:`picture_of` from the JSON result (``RepeatResult.to_dict()``, or the file
+``--json`` wrote), never from the live objects: so a report drawn later from the JSON
+alone is the one the run drew, and the JSON is bound to keep what the pictures need.
+
+Times are scenario seconds since each client model started; NaN where a value is not
+known (a result written before netsim kept each connection's course has none).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from netsim.results import LATENESS_BINS
+
+# More connections than this in one client model, and its timeline is a summary over
+# time (connections open, arrivals, lateness) instead of a row per connection.
+MAX_ROWS = 40
+
+
+class ResultFormatError(ValueError):
+    """The data is not a netsim JSON result: the message names the key at fault."""
+
+
+@dataclass(frozen=True)
+class Row:
+    """One connection's course."""
+
+    conn: int
+    server: str
+    start: float
+    connected: float
+    end: float
+    ideal_start: float
+    ideal_end: float
+    bytes: int
+    error: str | None
+    intact: bool | None
+    arrivals: tuple[tuple[float, int], ...]  # (t, bytes)
+    arrival_count: int  # every arrival, the ones not kept included
+    emissions: tuple[tuple[float, int, float], ...]  # (t, bytes, lateness)
+    emission_count: int
+
+    @property
+    def label(self) -> str:
+        return f"#{self.conn} {self.server}"
+
+    @property
+    def ending(self) -> str:
+        """How it ended, in a word: ``eof``, ``eof, cut short`` or the error's kind."""
+        if self.error is not None:
+            return self.error
+        if math.isnan(self.end):
+            return "unknown"
+        return "eof, cut short" if self.intact is False else "eof"
+
+    @property
+    def drawn(self) -> bool:
+        """Is there a course to draw (a start)?"""
+        return not math.isnan(self.start)
+
+
+@dataclass(frozen=True)
+class Activity:
+    """A run in equal time slices (netsim.results.Activity, read back)."""
+
+    slice: float
+    open: tuple[int, ...]
+    arrivals: tuple[int, ...]
+    bytes: tuple[int, ...]
+    emissions: tuple[int, ...]
+    lateness_max: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    text: str
+    passed: bool
+    actual: float
+    bound: str
+
+    @property
+    def measured(self) -> str:
+        """The measured value with its metric's unit, as the terminal's verdicts show it."""
+        from netsim.expectations import parse_expectation
+        from netsim.report import measured_text
+
+        try:
+            return measured_text(parse_expectation(self.text), self.actual)
+        except ValueError:  # written by another version of the grammar: the bare number
+            return "n/a" if math.isnan(self.actual) else f"{self.actual:g}"
+
+
+@dataclass(frozen=True)
+class ClientPicture:
+    """One client model's run."""
+
+    client: str
+    model: str
+    passed: bool
+    elapsed: float
+    ideal: float
+    metrics: Mapping[str, float]
+    rows: tuple[Row, ...]
+    activity: Activity | None
+    lateness_bins: tuple[tuple[float, int], ...]  # (upper bound, emissions); inf for the last
+    detail: bool  # every arrival was recorded
+    verdicts: tuple[Verdict, ...]
+
+    def summarised(self, rows: int = MAX_ROWS) -> bool:
+        """Are there more connections than ``rows``, so that the run is drawn as a summary?"""
+        return len(self.rows) > rows
+
+    @property
+    def end(self) -> float:
+        """The latest time this run's picture must show."""
+        times = [self.elapsed, self.ideal, *(row.end for row in self.rows)]
+        return max((time for time in times if math.isfinite(time)), default=0.0)
+
+
+@dataclass(frozen=True)
+class Picture:
+    """A whole result: every client model's run, the verdict, and the scenario."""
+
+    scenario: str
+    description: str
+    time_scale: float
+    seed: int | None
+    passed: bool
+    warnings: tuple[str, ...]
+    clients: tuple[ClientPicture, ...]
+    repeat: int  # how many runs; the pictures are of the first
+    source_file: str | None
+    source_text: str | None
+
+    @property
+    def span(self) -> float:
+        """The shared time axis: up to the latest end of any client model's run."""
+        return max((client.end for client in self.clients), default=0.0)
+
+    @property
+    def connections(self) -> int:
+        return sum(len(client.rows) for client in self.clients)
+
+
+def picture_of(data: object) -> Picture:
+    """Read a JSON result (already parsed) into a Picture.
+
+    Raises ResultFormatError, naming the key at fault, when ``data`` is not a netsim
+    result. Keys that older results lack (each connection's course) read as unknown.
+    """
+    top = _mapping(data, "the result")
+    runs = _list(top, "runs", "the result")
+    repeat = top.get("repeat")
+    source = top.get("source") if isinstance(top.get("source"), Mapping) else {}
+    assert isinstance(source, Mapping)
+    return Picture(
+        scenario=_text(top, "scenario", "the result"),
+        description=str(source.get("description") or ""),
+        time_scale=_number(top, "time_scale", "the result", default=1.0),
+        seed=top.get("seed") if isinstance(top.get("seed"), int) else None,
+        passed=bool(top.get("passed")),
+        warnings=tuple(str(warning) for warning in top.get("warnings") or ()),
+        clients=tuple(_client(run, f"runs[{index}]") for index, run in enumerate(runs)),
+        repeat=int(repeat.get("count", 1)) if isinstance(repeat, Mapping) else 1,
+        source_file=source.get("file") if isinstance(source.get("file"), str) else None,
+        source_text=source.get("text") if isinstance(source.get("text"), str) else None,
+    )
+
+
+def _client(data: object, where: str) -> ClientPicture:
+    run = _mapping(data, where)
+    rows = tuple(_row(conn, f"{where}.connections[{index}]")
+                 for index, conn in enumerate(_list(run, "connections", where)))
+    metrics = run.get("metrics") if isinstance(run.get("metrics"), Mapping) else {}
+    assert isinstance(metrics, Mapping)
+    lateness = run.get("lateness") if isinstance(run.get("lateness"), Mapping) else {}
+    assert isinstance(lateness, Mapping)
+    counts = [int(count) for _, count in _pairs(lateness.get("histogram"))]
+    verdicts = tuple(
+        Verdict(_text(verdict, "text", f"{where}.expectations[{index}]"), bool(verdict.get("passed")),
+                _number(verdict, "actual", f"{where}.expectations[{index}]"), str(verdict.get("bound", "")))
+        for index, verdict in enumerate(_mapping(item, f"{where}.expectations[{index}]")
+                                        for index, item in enumerate(_list(run, "expectations", where))))
+    return ClientPicture(
+        client=_text(run, "client", where),
+        model=str(run.get("model", "")),
+        passed=bool(run.get("passed", all(verdict.passed for verdict in verdicts))),
+        elapsed=_number(run, "elapsed", where),
+        ideal=_number(run, "ideal", where),
+        metrics={str(name): _float(value) for name, value in metrics.items()},
+        rows=rows,
+        activity=_activity(run.get("activity"), f"{where}.activity"),
+        lateness_bins=tuple(zip(LATENESS_BINS, counts, strict=False)) if len(counts) == len(LATENESS_BINS)
+        else (),
+        detail=bool(run.get("detail", False)),
+        verdicts=verdicts,
+    )
+
+
+def _row(data: object, where: str) -> Row:
+    conn = _mapping(data, where)
+    error = conn.get("error")
+    intact = conn.get("intact")
+    return Row(
+        conn=int(_number(conn, "conn", where)),
+        server=_text(conn, "server", where),
+        start=_number(conn, "start", where, default=math.nan),
+        connected=_number(conn, "connected", where, default=math.nan),
+        end=_number(conn, "end", where, default=math.nan),
+        ideal_start=_number(conn, "ideal_start", where, default=math.nan),
+        ideal_end=_number(conn, "ideal_end", where, default=math.nan),
+        bytes=int(_number(conn, "bytes", where, default=0)),
+        error=str(error) if error is not None else None,
+        intact=intact if isinstance(intact, bool) else None,
+        arrivals=tuple((t, int(size)) for t, size in _pairs(conn.get("arrivals"))),
+        arrival_count=int(_number(conn, "arrival_count", where, default=0)),
+        emissions=tuple((_float(item[0]), int(_float(item[1])), _float(item[2]))
+                        for item in conn.get("emissions") or () if _is_point(item, 3)),
+        emission_count=int(_number(conn, "emission_count", where, default=0)),
+    )
+
+
+def _activity(data: object, where: str) -> Activity | None:
+    if data is None:
+        return None
+    activity = _mapping(data, where)
+
+    def series(key: str) -> tuple[float, ...]:
+        values = activity.get(key)
+        if not isinstance(values, Sequence) or isinstance(values, str):
+            raise ResultFormatError(f"{where}.{key}: expected a list of numbers")
+        return tuple(_float(value) for value in values)
+
+    return Activity(slice=_number(activity, "slice", where),
+                    open=tuple(int(value) for value in series("open")),
+                    arrivals=tuple(int(value) for value in series("arrivals")),
+                    bytes=tuple(int(value) for value in series("bytes")),
+                    emissions=tuple(int(value) for value in series("emissions")),
+                    lateness_max=series("lateness_max"))
+
+
+# --- reading JSON values --------------------------------------------------------------------
+
+
+def _mapping(data: object, where: str) -> Mapping[str, Any]:
+    if not isinstance(data, Mapping):
+        raise ResultFormatError(f"{where}: expected an object, got {type(data).__name__}")
+    return data
+
+
+def _list(data: Mapping[str, Any], key: str, where: str) -> Sequence[Any]:
+    value = data.get(key)
+    if not isinstance(value, list):
+        raise ResultFormatError(f"{where}: missing the list {key!r}" if value is None
+                                else f"{where}.{key}: expected a list, got {type(value).__name__}")
+    return value
+
+
+def _text(data: Mapping[str, Any], key: str, where: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str):
+        raise ResultFormatError(f"{where}: missing the text {key!r}" if value is None
+                                else f"{where}.{key}: expected text, got {type(value).__name__}")
+    return value
+
+
+_MISSING = object()
+
+
+def _number(data: Mapping[str, Any], key: str, where: str, *, default: object = _MISSING) -> float:
+    if key not in data and default is not _MISSING:
+        assert isinstance(default, int | float)
+        return float(default)
+    value = data.get(key, _MISSING)
+    if value is None:  # JSON's null: a value that could not be measured
+        return math.nan
+    if value is _MISSING:
+        raise ResultFormatError(f"{where}: missing the number {key!r}")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ResultFormatError(f"{where}.{key}: expected a number, got {type(value).__name__}")
+    return float(value)
+
+
+def _float(value: object) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
+
+
+def _is_point(item: object, size: int) -> bool:
+    return isinstance(item, list) and len(item) == size
+
+
+def _pairs(data: object) -> list[tuple[float, float]]:
+    """``[[a, b], ...]`` as pairs of numbers (null: infinity, as in the histogram's last bin)."""
+    if not isinstance(data, list):
+        return []
+    return [(math.inf if item[0] is None else _float(item[0]), _float(item[1]))
+            for item in data if _is_point(item, 2)]

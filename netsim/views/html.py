@@ -1,0 +1,451 @@
+"""The HTML report: one self-contained file that needs no network to be opened.
+
+Everything is inline: the CSS, the SVG pictures, the system's own fonts; no script, no
+CDN. It is drawn from the JSON result alone (netsim.views._picture), so ``run --html``
+and ``netsim report RESULT.json --html`` draw the same page: the summary table, a
+timeline per client model (its connections on a shared axis, the servers' emissions
+above each, the client's arrivals on it, the ideal end marked), a lateness histogram
+per client model, every expectation with its verdict and measured value, and the
+scenario's text.
+
+Elements carry what a test (or a script) needs to find them: ``data-client`` on each
+client model's figure, ``data-conn`` and ``data-ending`` on each timeline row,
+``data-verdict`` on each expectation.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from html import escape
+
+from netsim._units import format_size
+from netsim._version import __version__
+from netsim.report import duration_text
+from netsim.views._picture import ClientPicture, Picture, ResultFormatError, Row, picture_of
+
+# More connections than this in a client model, and its timeline is a summary over time.
+HTML_ROWS = 100
+
+# The timeline's geometry, in SVG units (the picture scales to the page's width).
+WIDTH = 1100
+LABEL = 96  # the connection's label, left of the plot
+INFO = 150  # its duration and ending, right of it
+PLOT = WIDTH - LABEL - INFO
+AXIS = 30  # the time labels above the rows
+SUMMARY_ROW = 70  # each chart of a summarised run
+
+STYLE = """
+:root { --ink: #1f2933; --muted: #667085; --line: #d0d5dd; --bg: #ffffff; --panel: #f8f9fb;
+  --pass: #12805c; --fail: #c4320a; --conn: #2e90fa; --arrival: #12b76a; --emission: #7a5af8;
+  --ideal: #f79009; }
+* { box-sizing: border-box; }
+body { margin: 0; padding: 28px 36px 48px; color: var(--ink); background: var(--bg);
+  font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; }
+h1 { font-size: 26px; margin: 0 0 4px; display: flex; align-items: center; gap: 14px; }
+h2 { font-size: 18px; margin: 34px 0 10px; padding-bottom: 4px; border-bottom: 1px solid var(--line); }
+h3 { font-size: 15px; margin: 18px 0 2px; }
+p { margin: 4px 0; }
+.muted, figcaption .facts { color: var(--muted); }
+.badge { font-size: 13px; font-weight: 700; letter-spacing: .05em; padding: 3px 10px; border-radius: 999px;
+  color: #fff; }
+.pass .badge, .badge.pass { background: var(--pass); }
+.fail .badge, .badge.fail { background: var(--fail); }
+table { border-collapse: collapse; font-variant-numeric: tabular-nums; }
+th, td { padding: 5px 12px; text-align: right; border-bottom: 1px solid var(--line); white-space: nowrap; }
+th { font-size: 13px; color: var(--muted); font-weight: 600; }
+th:first-child, td:first-child { text-align: left; }
+td.text, th.text { text-align: left; }
+tr.fail td { background: #fef3f2; }
+.verdict { font-weight: 700; font-size: 13px; }
+tr.pass .verdict { color: var(--pass); }
+tr.fail .verdict { color: var(--fail); }
+figure { margin: 10px 0 22px; }
+figcaption { margin-bottom: 2px; }
+figcaption b { font-size: 15px; }
+svg { width: 100%; height: auto; display: block; }
+svg text { font: 12px system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif;
+  fill: var(--ink); }
+svg .tick { fill: var(--muted); }
+svg .grid { stroke: #eaecf0; }
+svg .bar { fill: #d1e9ff; stroke: var(--conn); }
+svg .connecting { stroke: var(--conn); stroke-dasharray: 3 2; }
+svg .arrival { fill: var(--arrival); stroke: #fff; stroke-width: .8; }
+svg .emission { fill: var(--emission); }
+svg .ideal { stroke: var(--ideal); stroke-width: 2; stroke-dasharray: 4 3; }
+svg .ghost { fill: none; stroke: var(--ideal); stroke-dasharray: 2 2; opacity: .8; }
+svg .end { stroke: var(--conn); stroke-width: 2; }
+svg .error { stroke: var(--fail); stroke-width: 2.4; }
+svg .failed { fill: var(--fail); }
+svg .area { fill: #d1e9ff; stroke: var(--conn); }
+svg .column { fill: var(--arrival); }
+svg .late { fill: var(--ideal); }
+svg .hist { fill: var(--emission); }
+.legend { display: flex; flex-wrap: wrap; gap: 18px; color: var(--muted); font-size: 13px;
+  margin: 6px 0 4px; }
+.legend svg { width: 26px; height: 14px; display: inline-block; vertical-align: middle; }
+.histograms { display: grid; grid-template-columns: repeat(auto-fill, minmax(330px, 1fr)); gap: 12px 28px; }
+.warnings li { color: var(--fail); }
+pre { background: var(--panel); border: 1px solid var(--line); border-radius: 6px; padding: 12px 14px;
+  overflow-x: auto; font: 13px/1.5 ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace; }
+footer { margin-top: 36px; color: var(--muted); font-size: 13px; }
+"""
+
+
+def html_report(result: object) -> str:
+    """The HTML report of a JSON result (parsed), as one self-contained page.
+
+    Raises ResultFormatError when ``result`` is not a netsim result.
+    """
+    picture = picture_of(result)
+    verdict = "passed" if picture.passed else "FAILED"
+    parts = [
+        "<!doctype html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>netsim: {escape(picture.scenario)}, {verdict}</title>",
+        f"<style>{STYLE}</style></head>",
+        f'<body class="{"pass" if picture.passed else "fail"}">',
+        _header(picture),
+        _summary(picture),
+        _timelines(picture),
+        _histograms(picture),
+        _expectations(picture),
+        _warnings(picture),
+        _source(picture),
+        f'<footer>drawn by netsim {escape(__version__)} from the JSON result alone; times in '
+        f"scenario seconds</footer>",
+        "</body></html>",
+    ]
+    return "\n".join(part for part in parts if part) + "\n"
+
+
+__all__ = ["ResultFormatError", "html_report"]
+
+
+# --- sections ---------------------------------------------------------------------------------
+
+
+def _header(picture: Picture) -> str:
+    verdicts = [verdict for client in picture.clients for verdict in client.verdicts]
+    held = sum(verdict.passed for verdict in verdicts)
+    facts = [f"{len(picture.clients)} client model{'s' * (len(picture.clients) != 1)}",
+             f"{held} of {len(verdicts)} expectations held"]
+    if picture.repeat > 1:
+        facts.append(f"{picture.repeat} runs (pictures of the first)")
+    if picture.time_scale != 1:
+        facts.append(f"time scale {picture.time_scale:g}")
+    if picture.seed is not None:
+        facts.append(f"seed {picture.seed}")
+    badge = "PASSED" if picture.passed else "FAILED"
+    description = f"<p>{escape(picture.description.strip())}</p>" if picture.description.strip() else ""
+    return (f'<header><h1>{escape(picture.scenario)} <span class="badge" id="verdict">{badge}</span></h1>'
+            f'{description}<p class="muted">{escape(" · ".join(facts))}</p></header>')
+
+
+_COLUMNS = ("client", "elapsed", "ideal", "overhead", "ttfb.p50", "bytes", "errors", "intact",
+            "lateness.p99", "expectations")
+
+
+def _summary(picture: Picture) -> str:
+    rows = []
+    for client in picture.clients:
+        metric = client.metrics
+        overhead = metric.get("overhead", math.nan)
+        intact = metric.get("intact", math.nan)
+        held = sum(verdict.passed for verdict in client.verdicts)
+        cells = [escape(client.client), duration_text(client.elapsed), duration_text(client.ideal),
+                 duration_text(overhead) if math.isnan(overhead) or overhead < 0
+                 else f"+{duration_text(overhead)}",
+                 duration_text(metric.get("ttfb.p50", math.nan)),
+                 "n/a" if math.isnan(metric.get("bytes", math.nan)) else format_size(metric["bytes"]),
+                 "n/a" if math.isnan(metric.get("errors", math.nan)) else f"{metric['errors']:.0f}",
+                 "n/a" if math.isnan(intact) else f"{intact:.0%}",
+                 duration_text(metric.get("lateness.p99", math.nan)),
+                 f"{held} of {len(client.verdicts)}"]
+        status = "pass" if client.passed else "fail"
+        rows.append(f'<tr class="{status}" data-client="{escape(client.client)}">'
+                    + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
+    head = "".join(f"<th>{escape(name)}</th>" for name in _COLUMNS)
+    return (f'<section id="summary"><h2>Summary</h2><table><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table></section>')
+
+
+def _timelines(picture: Picture) -> str:
+    span = picture.span if picture.span > 0 else 1.0
+    figures = []
+    for client in picture.clients:
+        facts = [f"{len(client.rows)} connection{'s' * (len(client.rows) != 1)}",
+                 f"elapsed {duration_text(client.elapsed)}", f"ideal {duration_text(client.ideal)}"]
+        if client.model and client.model != client.client:
+            facts.insert(0, f"model {client.model}")
+        if client.summarised(HTML_ROWS):
+            facts.append(f"more than {HTML_ROWS}: drawn as a summary over time")
+            svg = _summary_svg(client, span)
+        elif not client.detail and client.rows:
+            facts.append("only each connection's first arrival and no emission recorded")
+            svg = _rows_svg(client, span)
+        else:
+            svg = _rows_svg(client, span)
+        status = "pass" if client.passed else "fail"
+        figures.append(
+            f'<figure class="client {status}" data-client="{escape(client.client)}">'
+            f'<figcaption><b>{escape(client.client)}</b> <span class="facts">{escape(" · ".join(facts))}'
+            f"</span></figcaption>{svg}</figure>")
+    return ('<section id="timelines"><h2>Timelines</h2>'
+            '<p class="muted">Every client model on one axis: scenario seconds since it started.</p>'
+            f"{_legend()}{''.join(figures)}</section>")
+
+
+def _legend() -> str:
+    items = [
+        ('<rect x="1" y="4" width="24" height="7" class="bar"/>', "connection open"),
+        ('<line x1="1" y1="7" x2="25" y2="7" class="connecting"/>', "connecting"),
+        ('<path d="M9 1 L17 1 L13 7 Z" class="emission"/>', "server sent a chunk"),
+        ('<circle cx="13" cy="7" r="4" class="arrival"/>', "bytes arrived"),
+        ('<line x1="13" y1="0" x2="13" y2="14" class="end"/>', "EOF"),
+        ('<path d="M8 2 L18 12 M18 2 L8 12" class="error"/>', "error"),
+        ('<rect x="1" y="3" width="24" height="9" class="ghost"/>', "ideal course"),
+        ('<line x1="13" y1="0" x2="13" y2="14" class="ideal"/>', "ideal end"),
+    ]
+    return '<div class="legend">' + "".join(
+        f'<span><svg viewBox="0 0 26 14" aria-hidden="true">{mark}</svg> {escape(text)}</span>'
+        for mark, text in items) + "</div>"
+
+
+def _histograms(picture: Picture) -> str:
+    # One range of bins for every client model, so that their histograms compare at a glance.
+    filled = [index for client in picture.clients for index, (_, count) in enumerate(client.lateness_bins)
+              if count]
+    shown = range(max(min(filled) - 1, 0), max(filled) + 2) if filled else range(0)
+    charts = [_histogram_svg(client, shown) for client in picture.clients]
+    return ('<section id="lateness"><h2>Server lateness</h2>'
+            '<p class="muted">How late the servers sent their chunks against the schedule, in each client '
+            "model's run (scenario time): a bar counts the chunks up to its bound and above the one "
+            f'before it.</p><div class="histograms">{"".join(charts)}</div></section>')
+
+
+def _expectations(picture: Picture) -> str:
+    rows = []
+    for client in picture.clients:
+        for verdict in client.verdicts:
+            status = "pass" if verdict.passed else "fail"
+            rows.append(
+                f'<tr class="{status}" data-client="{escape(client.client)}" data-verdict="{status}">'
+                f'<td class="verdict">{"PASS" if verdict.passed else "FAIL"}</td>'
+                f'<td class="text">{escape(client.client)}</td><td class="text"><code>{escape(verdict.text)}'
+                f"</code></td><td>{escape(verdict.measured)}</td><td>{escape(verdict.bound)}</td></tr>")
+    if not rows:
+        body = ('<p class="muted">No expectations: the scenario has no <code>expect:</code> for these '
+                "clients.</p>")
+    else:
+        body = ('<table><thead><tr><th>verdict</th><th class="text">client</th>'
+                '<th class="text">expectation</th><th>measured</th><th>bound</th></tr></thead>'
+                f'<tbody>{"".join(rows)}</tbody></table>')
+    return f'<section id="expectations"><h2>Expectations</h2>{body}</section>'
+
+
+def _warnings(picture: Picture) -> str:
+    if not picture.warnings:
+        return ""
+    items = "".join(f"<li>{escape(warning)}</li>" for warning in picture.warnings)
+    return f'<section id="warnings"><h2>Warnings</h2><ul class="warnings">{items}</ul></section>'
+
+
+def _source(picture: Picture) -> str:
+    if picture.source_text is None:
+        return ('<section id="scenario"><h2>Scenario</h2><p class="muted">The result does not carry the '
+                "scenario's text.</p></section>")
+    name = f" <span class=\"muted\">{escape(picture.source_file)}</span>" if picture.source_file else ""
+    return f'<section id="scenario"><h2>Scenario{name}</h2><pre>{escape(picture.source_text)}</pre></section>'
+
+
+# --- pictures -----------------------------------------------------------------------------------
+
+
+class _Scale:
+    """Scenario seconds to SVG x, from 0 to ``span``."""
+
+    def __init__(self, span: float) -> None:
+        self.span = span
+
+    def x(self, t: float) -> float:
+        return round(LABEL + min(max(t, 0.0), self.span) / self.span * PLOT, 2)
+
+    def ticks(self) -> list[float]:
+        rough = self.span / 10
+        power = 10.0 ** math.floor(math.log10(rough))
+        step = next(factor * power for factor in (1, 2, 5, 10) if factor * power >= rough)
+        return [index * step for index in range(int(self.span / step + 1e-9) + 1)]
+
+
+def _axis(scale: _Scale, height: float) -> str:
+    parts = []
+    for tick in scale.ticks():
+        x = scale.x(tick)
+        parts.append(f'<line x1="{x}" y1="{AXIS - 6}" x2="{x}" y2="{height}" class="grid"/>'
+                     f'<text x="{x}" y="{AXIS - 10}" text-anchor="middle" class="tick">'
+                     f"{_seconds(tick)}</text>")
+    return "".join(parts)
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g}s" if value >= 1 or value == 0 else f"{value * 1e3:g}ms"
+
+
+def _rows_svg(client: ClientPicture, span: float) -> str:
+    scale = _Scale(span)
+    count = len(client.rows)
+    row = 26 if count <= 12 else 18 if count <= 40 else 12
+    height = AXIS + row * max(count, 1) + 8
+    parts = [f'<svg viewBox="0 0 {WIDTH} {height}" role="img" '
+             f'aria-label="timeline of {escape(client.client)}">', _axis(scale, height)]
+    if not math.isnan(client.ideal):
+        x = scale.x(client.ideal)
+        parts.append(f'<line x1="{x}" y1="{AXIS - 4}" x2="{x}" y2="{height - 4}" class="ideal">'
+                     f"<title>ideal end of the run: {duration_text(client.ideal)}</title></line>")
+    for index, conn in enumerate(client.rows):
+        parts.append(_row_svg(conn, client, scale, AXIS + index * row, row))
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _row_svg(conn: Row, client: ClientPicture, scale: _Scale, top: float, height: float) -> str:
+    middle = top + height / 2
+    bar = max(height * 0.36, 4)
+    ending = conn.ending
+    parts = [f'<g class="row" data-client="{escape(client.client)}" data-conn="{conn.conn}" '
+             f'data-ending="{escape(ending)}">',
+             f'<text x="6" y="{middle + 4}">#{conn.conn} {escape(conn.server)}</text>']
+    if not (math.isnan(conn.ideal_start) or math.isnan(conn.ideal_end)):
+        x0, x1 = scale.x(conn.ideal_start), scale.x(conn.ideal_end)
+        parts.append(f'<rect x="{x0}" y="{middle - bar / 2 - 3}" width="{max(x1 - x0, 1)}" '
+                     f'height="{bar + 6}" class="ghost"><title>ideal: {duration_text(conn.ideal_start)} to '
+                     f"{duration_text(conn.ideal_end)}</title></rect>")
+    if not conn.drawn:
+        parts.append(f'<text x="{LABEL + 4}" y="{middle + 4}" class="tick">no course recorded</text></g>')
+        return "".join(parts)
+    end = conn.end if not math.isnan(conn.end) else client.elapsed
+    connected = conn.connected if not math.isnan(conn.connected) else conn.start
+    x_start, x_open, x_end = scale.x(conn.start), scale.x(connected), scale.x(end)
+    if x_open > x_start:
+        parts.append(f'<line x1="{x_start}" y1="{middle}" x2="{x_open}" y2="{middle}" class="connecting">'
+                     f"<title>connecting: {duration_text(connected - conn.start)}</title></line>")
+    parts.append(f'<rect x="{x_open}" y="{middle - bar / 2}" width="{max(x_end - x_open, 1)}" height="{bar}" '
+                 f'rx="2" class="bar"><title>#{conn.conn} to {escape(conn.server)}: '
+                 f"{duration_text(conn.start)} to {duration_text(end)}, {format_size(conn.bytes)}, "
+                 f"{escape(ending)}</title></rect>")
+    mark = min(height * 0.3, 6)
+    for t, size, lateness in conn.emissions:
+        x = scale.x(t)
+        parts.append(f'<path d="M{x - mark / 2:.2f} {middle - bar / 2 - mark - 1:.2f} h{mark:.2f} '
+                     f'l{-mark / 2:.2f} {mark:.2f} Z" class="emission"><title>sent {size}B at '
+                     f"{duration_text(t)}, {duration_text(lateness)} late</title></path>")
+    radius = min(height * 0.2, 4.2)
+    for t, size in conn.arrivals:
+        parts.append(f'<circle cx="{scale.x(t)}" cy="{middle}" r="{radius:.2f}" class="arrival">'
+                     f"<title>{size}B arrived at {duration_text(t)}</title></circle>")
+    failed = conn.error is not None or conn.intact is False
+    if not math.isnan(conn.end):
+        if conn.error is not None:
+            arm = bar / 2 + 2
+            parts.append(f'<path d="M{x_end - arm} {middle - arm} L{x_end + arm} {middle + arm} '
+                         f'M{x_end + arm} {middle - arm} L{x_end - arm} {middle + arm}" class="error"/>')
+        else:
+            parts.append(f'<line x1="{x_end}" y1="{middle - bar / 2 - 2}" x2="{x_end}" '
+                         f'y2="{middle + bar / 2 + 2}" class="{"error" if failed else "end"}"/>')
+    info = f"{duration_text(end - conn.start)} · {ending}"
+    style = ' class="failed"' if failed else ""
+    parts.append(f'<text x="{LABEL + PLOT + 10}" y="{middle + 4}"{style}>{escape(info)}</text></g>')
+    return "".join(parts)
+
+
+def _summary_svg(client: ClientPicture, span: float) -> str:
+    scale = _Scale(span)
+    activity = client.activity
+    height = AXIS + 3 * SUMMARY_ROW + 8
+    parts = [f'<svg viewBox="0 0 {WIDTH} {height}" role="img" '
+             f'aria-label="summary of {escape(client.client)}">', _axis(scale, height)]
+    if activity is None or not activity.open:
+        parts.append(f'<text x="{LABEL}" y="{AXIS + 20}" class="tick">no activity recorded</text></svg>')
+        return "".join(parts)
+    charts = [("open", [float(value) for value in activity.open], "area", "peak {:.0f}"),
+              ("arrivals", [float(value) for value in activity.arrivals], "column",
+               f"peak {{:.0f}} per {duration_text(activity.slice)}"),
+              ("lateness", list(activity.lateness_max), "late", "max {}")]
+    for index, (name, values, kind, caption) in enumerate(charts):
+        top = AXIS + index * SUMMARY_ROW
+        known = [value for value in values if not math.isnan(value)]
+        peak = max(known, default=0.0)
+        shown = caption.format(duration_text(peak) if name == "lateness" else peak)
+        parts.append(f'<g class="summary" data-client="{escape(client.client)}" data-series="{name}">'
+                     f'<text x="6" y="{top + SUMMARY_ROW / 2}">{name}</text>'
+                     f'<text x="{LABEL + PLOT + 10}" y="{top + SUMMARY_ROW / 2}" class="tick">'
+                     f"{escape(shown) if peak > 0 else 'none'}</text>")
+        bottom = top + SUMMARY_ROW - 8
+        if peak > 0:
+            parts.append(_series(values, peak, activity.slice, scale, top + 6, bottom, kind))
+        parts.append("</g>")
+    if not math.isnan(client.ideal):
+        x = scale.x(client.ideal)
+        parts.append(f'<line x1="{x}" y1="{AXIS - 4}" x2="{x}" y2="{height - 4}" class="ideal">'
+                     f"<title>ideal end of the run: {duration_text(client.ideal)}</title></line>")
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _series(values: Sequence[float], peak: float, width: float, scale: _Scale, top: float, bottom: float,
+            kind: str) -> str:
+    """One series of an Activity: an area (``area``) or a column per slice."""
+
+    def y(value: float) -> float:
+        return round(bottom - value / peak * (bottom - top), 2)
+
+    if kind == "area":
+        points = [f"{scale.x(0)},{bottom}"]
+        for index, value in enumerate(values):
+            points += [f"{scale.x(index * width)},{y(value)}", f"{scale.x((index + 1) * width)},{y(value)}"]
+        points.append(f"{scale.x(len(values) * width)},{bottom}")
+        return f'<polygon points="{" ".join(points)}" class="area"/>'
+    columns = []
+    for index, value in enumerate(values):
+        if math.isnan(value) or value <= 0:
+            continue
+        x0, x1 = scale.x(index * width), scale.x((index + 1) * width)
+        columns.append(f'<rect x="{x0}" y="{y(value)}" width="{max(x1 - x0 - 0.3, 0.6):.2f}" '
+                       f'height="{round(bottom - y(value), 2)}" class="{kind}"/>')
+    return "".join(columns)
+
+
+def _histogram_svg(client: ClientPicture, shown: range) -> str:
+    bins = [client.lateness_bins[index] for index in shown if index < len(client.lateness_bins)]
+    title = f"<h3>{escape(client.client)}</h3>"
+    if not any(count for _, count in bins):
+        return f'<div data-client="{escape(client.client)}">{title}<p class="muted">no chunk sent</p></div>'
+    width, height, base = 340, 150, 118
+    step = (width - 20) / len(bins)
+    peak = max(count for _, count in bins)
+    parts = [f'<div data-client="{escape(client.client)}">{title}<svg viewBox="0 0 {width} {height}" '
+             f'role="img" aria-label="lateness of {escape(client.client)}">']
+    for index, (upper, count) in enumerate(bins):
+        x = 10 + index * step
+        tall = count / peak * (base - 18)
+        label = "more" if math.isinf(upper) else _lateness_label(upper)
+        parts.append(f'<rect x="{x + 2:.1f}" y="{base - tall:.1f}" width="{step - 4:.1f}" '
+                     f'height="{tall:.1f}" class="hist"><title>{count} chunks up to {escape(label)}'
+                     "</title></rect>")
+        if count:
+            parts.append(f'<text x="{x + step / 2:.1f}" y="{base - tall - 4:.1f}" text-anchor="middle" '
+                         f'class="tick">{count}</text>')
+        parts.append(f'<text x="{x + step / 2:.1f}" y="{base + 14}" text-anchor="middle" class="tick" '
+                     f'font-size="10">{escape(label)}</text>')
+    parts.append(f'<line x1="10" y1="{base}" x2="{width - 10}" y2="{base}" class="grid"/></svg></div>')
+    return "".join(parts)
+
+
+def _lateness_label(seconds: float) -> str:
+    if seconds >= 1:
+        return f"{seconds:g}s"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:g}ms"
+    return f"{seconds * 1e6:g}µs"
