@@ -31,17 +31,21 @@ class Recorder:
     def repeat_started(self, number: int) -> None:
         self.heard.append(f"repeat {number}")
 
+    def client_started(self, client: str, ideal: float, connections: int) -> None:
+        self.heard.append(f"client {client} {ideal:g}s x{connections}")
+
     def measured(self, run: RunResult) -> None:
         self.heard.append(f"measured {run.client}")
 
 
 def test_a_session_reports_its_progress_and_returns_the_outcome(write_scenario: ScenarioWriter) -> None:
-    """Progress hears the start, each repeat and each client's run, in order; the outcome tallies them."""
+    """Progress hears the start, each repeat, each client's start (its ideal and connections) and
+    its run, in order; the outcome tallies them."""
     path = write_scenario(demo_text(expect="expect:\n  all: [errors == 0]\n"))
     progress = Recorder()
     outcome = run_session(path, repeat=2, time_scale=SCALE, progress=progress)
-    assert progress.heard == ["started demo x2", "repeat 1", "measured blocking", "measured select",
-                              "repeat 2", "measured blocking", "measured select"]
+    one_run = ["client blocking 12s x3", "measured blocking", "client select 4s x3", "measured select"]
+    assert progress.heard == ["started demo x2", "repeat 1", *one_run, "repeat 2", *one_run]
     assert outcome.passed and outcome.result.count == 2 and outcome.baseline is None
     assert outcome.to_dict()["repeat"]["count"] == 2
 
