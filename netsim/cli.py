@@ -52,10 +52,10 @@ example:
 """
 
 EPILOG_REPORT = """\
-The result file is what `netsim run --json` wrote (`netsim run SCENARIO --json result.json`);
-the report is drawn from it alone, as `run --html` draws it. Without --html, the timeline is printed. Exit 0 when the report
-was drawn; 2 when the result cannot be read or the output path cannot be written;
-3 when writing it fails midway (a full disk).
+The result file is what `netsim run SCENARIO --json result.json` wrote; the report is
+drawn from it alone, as `run --html` draws it. Without --html, the timeline is printed.
+Exit 0 when the report was drawn; 2 when the result cannot be read or the output path
+cannot be written; 3 when writing it fails midway (a full disk).
 
 example:
   netsim report result.json --html report.html

@@ -41,6 +41,7 @@ from netsim.results import RunResult
 from netsim.scenario import Scenario
 
 if TYPE_CHECKING:
+    from netsim.logs import EventLog
     from netsim.views.trace import TraceRecorder
 
 # Below this time scale a run's own overhead (a millisecond or so of wall time per
@@ -161,22 +162,34 @@ def run_session(
         progress.started(plan)
         current = [1]  # the repeat under way, for the event log
 
+        log = _observer(console, log_file, (lambda: {"repeat": current[0]}) if repeat > 1 else None,
+                        time_scale=time_scale)
+
         def start(number: int) -> None:
             current[0] = number
+            if log is not None:
+                log.flush()  # the next repeat's clock starts at 0 again
             if tracer is not None:
                 tracer.next_run()
             progress.repeat_started(number)
 
-        log = _observer(console, log_file, (lambda: {"repeat": current[0]}) if repeat > 1 else None)
+        def measured(run: RunResult) -> None:
+            if log is not None:
+                log.flush()  # every event of this client model's run is in: the log catches up
+            progress.measured(run)
+
         try:
             result = repeat_scenario(
                 scenario, repeat, on_start=start, observer=_fan_out(log, tracer, observer), detail=detail,
                 clients=clients, time_scale=time_scale, timeout=timeout, free_ports=free_ports,
-                allow_external=allow_external, seed=seed, on_run=progress.measured,
+                allow_external=allow_external, seed=seed, on_run=measured,
                 on_client=progress.client_started)
         except RunError as error:
             _write_junit_error(outputs.junit, scenario.name, str(scenario_path), error)
             raise
+        finally:
+            if log is not None:
+                log.close()
 
     comparison = None
     if reference is not None:
@@ -263,14 +276,18 @@ def serve_session(
                 failed.append(error)
 
     with _event_log(log_json) as log_file:
+        log = _observer(console, log_file, time_scale=time_scale)
         try:
-            serve_scenario(scenario, time_scale=time_scale, observer=_observer(console, log_file),
+            serve_scenario(scenario, time_scale=time_scale, observer=log,
                            on_listening=progress.listening, on_stopped=stopped, seed=seed,
                            free_ports=free_ports, allow_external=allow_external)
         except KeyboardInterrupt:
             if failed:
                 raise OutputError(f"cannot write --json {json}: {failed[0].strerror}") from None
             raise
+        finally:
+            if log is not None:
+                log.close()
 
 
 def load_scenario_argument(path: str | Path) -> Scenario:
@@ -357,11 +374,11 @@ def _event_log(path: Path | None) -> Iterator[TextIO | None]:
 
 
 def _observer(console: TextIO | None, log_file: TextIO | None,
-              context: Callable[[], dict[str, Any]] | None = None) -> Observer | None:
+              context: Callable[[], dict[str, Any]] | None = None, *, time_scale: float) -> EventLog | None:
     """The event log's observer; ``context`` adds fields to every line (a repeat's number)."""
     from netsim.logs import make_observer
 
-    return make_observer(console=console, json_file=log_file, context=context)
+    return make_observer(console=console, json_file=log_file, context=context, time_scale=time_scale)
 
 
 def _fan_out(*observers: Observer | None) -> Observer | None:
