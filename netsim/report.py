@@ -112,12 +112,17 @@ def title(scenario: Scenario, clients: int, time_scale: float, repeat: int = 1) 
     return "\n".join(lines)
 
 
-def columns() -> str:
-    """The header of the table of runs."""
-    return _row([name for name, _, _ in _COLUMNS])
+def columns(client_width: int = 12) -> str:
+    """The header of the table of runs, its first column ``client_width`` wide (or wider)."""
+    return _row([name for name, _, _ in _COLUMNS], client_width)
 
 
-def run_row(run: RunResult) -> str:
+def client_width(labels: Sequence[str]) -> int:
+    """How wide the table's client column is for these client labels: as wide as the longest."""
+    return max([_COLUMNS[0][2], *(len(label) for label in labels)])
+
+
+def run_row(run: RunResult, client_width: int = 12) -> str:
     """One client model's run as a row of the table."""
     metrics = run.metrics()
     return _row([
@@ -130,11 +135,13 @@ def run_row(run: RunResult) -> str:
         f"{metrics['errors']:.0f}",
         "n/a" if math.isnan(metrics["intact"]) else f"{metrics['intact']:.0%}",
         duration_text(run.lateness.p99),
-    ])
+    ], client_width)
 
 
-def _row(cells: Sequence[str]) -> str:
-    padded = (f"{cell:{align}{width}}" for cell, (_, align, width) in zip(cells, _COLUMNS, strict=True))
+def _row(cells: Sequence[str], client_width: int) -> str:
+    widths = [max(client_width, _COLUMNS[0][2]), *(width for _, _, width in _COLUMNS[1:])]
+    padded = (f"{cell:{align}{width}}"
+              for cell, (_, align, _), width in zip(cells, _COLUMNS, widths, strict=True))
     return "  ".join(padded).rstrip()
 
 
@@ -150,6 +157,7 @@ class LiveTable:
         self._err = err
         self._quiet = quiet
         self._repeat = 1
+        self._width = client_width([])  # of the client column: the longest label of the plan
         self._pending: list[str] = []  # what goes above the next row
 
     def __repr__(self) -> str:
@@ -160,8 +168,9 @@ class LiveTable:
 
     def started(self, plan: Plan) -> None:
         self._repeat = plan.repeat
+        self._width = client_width([client.label for client in plan.clients])
         self._say(title(plan.scenario, len(plan.clients), plan.time_scale, plan.repeat))
-        self._pending = ["", columns()]
+        self._pending = ["", columns(self._width)]
 
     def repeat_started(self, number: int) -> None:
         if self._repeat > 1:
@@ -171,7 +180,7 @@ class LiveTable:
         pass  # the row comes once the client model is measured
 
     def measured(self, run: RunResult) -> None:
-        self._say(*self._pending, run_row(run))
+        self._say(*self._pending, run_row(run, self._width))
         self._pending = []
 
     def _say(self, *lines: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
 import re
@@ -91,3 +92,16 @@ def test_an_absurd_run_prints_no_figure_hundreds_of_digits_long() -> None:
 def test_a_change_against_the_baseline_reads_as_a_change(regression: float, text: str) -> None:
     """Growth is 'regressed', shrinkage 'improved', and a change that rounds away 'unchanged', never -0.00."""
     assert report.change_text(regression) == text
+
+
+def test_the_table_widens_for_long_client_names() -> None:
+    """A client label longer than the column pushes every row's figures right by as much, so they stay aligned."""
+    scenario = load_scenario_text(demo_text(clients="{model: select, name: select-with-a-very-long-label}"))
+    out, err = io.StringIO(), io.StringIO()
+    table = report.LiveTable(out, err)
+    table.started(Plan(scenario, list(scenario.clients), repeat=1, time_scale=1.0))
+    run = fake_results([4.0])[0].runs[0]
+    table.measured(dataclasses.replace(run, client="select-with-a-very-long-label"))
+    header, row = out.getvalue().splitlines()[-2:]
+    assert row.startswith("select-with-a-very-long-label  ")
+    assert header.index("elapsed") + len("elapsed") == row.index("4.000s") + len("4.000s")
