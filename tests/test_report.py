@@ -95,7 +95,7 @@ def test_a_change_against_the_baseline_reads_as_a_change(regression: float, text
 
 
 def test_the_table_widens_for_long_client_names() -> None:
-    """A client label longer than the column pushes every row's figures right by as much, so they stay aligned."""
+    """A client label longer than the column pushes the header's figures right as far as the row's."""
     scenario = load_scenario_text(demo_text(clients="{model: select, name: select-with-a-very-long-label}"))
     out, err = io.StringIO(), io.StringIO()
     table = report.LiveTable(out, err)

@@ -1,0 +1,322 @@
+"""Pictures of a run: each connection's course in the result, the terminal timeline, the
+HTML report and the trace, drawn from one real run of the demo."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from netsim._measure import activity_of, measure
+from netsim.events import BytesReceived, ChunkSent, ClientFinished, ClientStarted, ConnStarted, EofReceived
+from netsim.results import KEPT_CONNECTIONS, KEPT_POINTS, LATENESS_BINS, ConnectionResult, histogram
+from netsim.session import Outputs, run_session
+from netsim.views._picture import MAX_ROWS, ResultFormatError, picture_of
+from netsim.views.html import html_report
+from netsim.views.timeline import AUTO_CONNECTIONS, render, wanted
+from tests.conftest import demo_text
+
+SCALE = 0.02  # the demo's 12 s in a quarter of a second
+
+EXPECT = """\
+expect:
+  blocking: [elapsed == 12s ± 50%]
+  select: [speedup(blocking) >= 1.5, elapsed < 1s]
+"""
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One run of the demo (blocking, then select) with its JSON result, HTML report and trace."""
+    folder = tmp_path_factory.mktemp("demo")
+    scenario = folder / "demo.yaml"
+    scenario.write_text(demo_text(expect=EXPECT), encoding="utf-8")
+    outputs = Outputs(json=folder / "result.json", html=folder / "report.html", trace=folder / "trace.json")
+    run_session(scenario, time_scale=SCALE, outputs=outputs)
+    return {"folder": folder, "result": json.loads(outputs.json.read_text()),  # type: ignore[union-attr]
+            "html": outputs.html.read_text(), "trace": json.loads(outputs.trace.read_text())}  # type: ignore[union-attr]
+
+
+def run_of(result: dict[str, Any], client: str) -> dict[str, Any]:
+    return next(run for run in result["runs"] if run["client"] == client)
+
+
+# --- the course of each connection, in the result ----------------------------------------------
+
+
+def test_each_connection_keeps_its_course_in_scenario_seconds(demo: dict[str, Any]) -> None:
+    """Blocking's connections follow one another (each starts once the last ended); select's all start
+    at once; each has its four arrivals and its server's four emissions, and its ideal end."""
+    blocking, select = run_of(demo["result"], "blocking"), run_of(demo["result"], "select")
+    ends = [conn["end"] for conn in blocking["connections"]]
+    for before, after in zip(blocking["connections"], blocking["connections"][1:], strict=False):
+        assert after["start"] >= before["end"]
+    assert [conn["ideal_end"] for conn in blocking["connections"]] == pytest.approx([4.0, 8.0, 12.0])
+    assert ends == pytest.approx([4.0, 8.0, 12.0], abs=0.5)
+    assert max(conn["start"] for conn in select["connections"]) < 0.5
+    for conn in blocking["connections"] + select["connections"]:
+        assert conn["start"] <= conn["connected"] <= conn["arrivals"][0][0] <= conn["end"]
+        assert [size for _, size in conn["arrivals"]] == [4, 4, 4, 4] and conn["arrival_count"] == 4
+        assert [size for _, size, _ in conn["emissions"]] == [4, 4, 4, 4] and conn["emission_count"] == 4
+        assert all(late >= 0 for _, _, late in conn["emissions"])
+    assert blocking["detail"] is True
+
+
+def test_the_result_keeps_every_documented_key(demo: dict[str, Any]) -> None:
+    """The keys scripts rely on (DESIGN.md) are all still there beside the new ones."""
+    result = demo["result"]
+    assert {"scenario", "time_scale", "passed", "runs", "source"} <= set(result)
+    assert result["source"]["text"].startswith("netsim: 1")
+    run = result["runs"][0]
+    assert {"client", "elapsed", "ideal", "wall_elapsed", "connections", "lateness", "expectations",
+            "activity"} <= set(run)
+    assert {"server", "port", "bytes", "intact", "error", "ttfb", "duration"} <= set(run["connections"][0])
+    assert {"p50", "p99", "max", "histogram"} <= set(run["lateness"])
+    assert {"text", "passed", "actual"} <= set(run["expectations"][0])
+
+
+def test_the_activity_counts_what_happened_in_each_slice(demo: dict[str, Any]) -> None:
+    """Blocking has one connection open at a time (two only in the slices where one hands over to the
+    next), select three at once; every arrival and byte is counted."""
+    blocking, select = run_of(demo["result"], "blocking"), run_of(demo["result"], "select")
+    assert max(blocking["activity"]["open"]) <= 2 and blocking["activity"]["open"].count(2) <= 2
+    assert select["activity"]["open"].count(3) > 150  # of 200 slices: nearly the whole run
+    for run in (blocking, select):
+        assert sum(run["activity"]["arrivals"]) == 12 and sum(run["activity"]["bytes"]) == 48
+        assert sum(run["activity"]["emissions"]) == 12
+        assert sum(count for _, count in run["lateness"]["histogram"]) == run["lateness"]["count"] == 12
+
+
+def test_a_connection_keeps_its_first_arrivals_and_counts_the_rest() -> None:
+    """Past KEPT_POINTS arrivals a connection keeps counting them; past KEPT_CONNECTIONS none are kept
+    per connection, and the activity still counts them all."""
+    from netsim._measure import Slot
+
+    def events(connections: int, reads: int) -> list[Any]:
+        made: list[Any] = [ClientStarted(0.0, "c", "m", connections)]
+        for conn in range(1, connections + 1):
+            made.append(ConnStarted(0.0, "c", "s", conn, 1))
+            made += [BytesReceived(0.001 * read, "c", "s", conn, 1) for read in range(1, reads + 1)]
+            made.append(ChunkSent(0.0005, "s", 2, 0, reads, 0.0, 0.0001, conn=conn))
+            made.append(EofReceived(0.001 * reads + 0.001, "c", "s", conn, reads, True))
+        made.append(ClientFinished(1.0, "c"))
+        return made
+
+    long = measure(events(1, KEPT_POINTS + 50), [], [Slot("s", 1, None)], 1.0)
+    [conn] = long.connections
+    assert len(conn.arrivals) == KEPT_POINTS and conn.arrival_count == KEPT_POINTS + 50
+    many = KEPT_CONNECTIONS + 1
+    wide = measure(events(many, 2), [], [Slot("s", 1, None)] * many, 1.0)
+    assert all(conn.arrivals == () and conn.arrival_count == 2 for conn in wide.connections)
+    assert wide.activity is not None and sum(wide.activity.arrivals) == 2 * many
+    assert max(wide.activity.open) == many
+
+
+def test_activity_counts_a_connection_open_in_every_slice_it_spans() -> None:
+    """A connection from 0.25 s to 0.55 s of a 1 s run in ten slices is open in slices 2 to 5."""
+    conn = ConnectionResult(1, "s", 1, 0, True, None, math.nan, 0.3, start=0.25, end=0.55)
+    arrivals, emissions = [(0.33, 4), (0.35, 4)], [(0.25, 0.002), (0.35, 0.001)]
+    activity = activity_of([conn], arrivals, emissions, span=1.0, slices=10)
+    assert activity is not None
+    assert activity.open == (0, 0, 1, 1, 1, 1, 0, 0, 0, 0)
+    assert activity.arrivals[3] == 2 and activity.bytes[3] == 8
+    assert activity.emissions[2:4] == (1, 1) and activity.lateness_max[2] == 0.002
+    assert math.isnan(activity.lateness_max[0])
+
+
+def test_the_lateness_histogram_puts_each_value_in_its_bin() -> None:
+    """A value equal to a bound counts in that bound's bin; beyond the last finite bound, in the last."""
+    counts = histogram(sorted([1e-5, 1.5e-5, 0.001, 0.0011, 100.0]), LATENESS_BINS)
+    bins = dict(zip(LATENESS_BINS, counts, strict=True))
+    assert bins[1e-5] == 1 and bins[2e-5] == 1 and bins[0.001] == 1 and bins[0.002] == 1
+    assert bins[math.inf] == 1 and sum(counts) == 5
+
+
+# --- the terminal timeline ----------------------------------------------------------------------
+
+
+def connection_rows(text: str) -> list[str]:
+    return [line for line in text.splitlines() if re.match(r"  #\d+ ", line)]
+
+
+def test_the_timeline_shows_the_staircase_against_the_overlap(demo: dict[str, Any]) -> None:
+    """One row per connection on one axis: blocking's rows start one after another, select's together."""
+    text = render(picture_of(demo["result"]), width=100)
+    rows = connection_rows(text)
+    assert len(rows) == 6
+    starts = [re.search(r"[├●]", row).start() for row in rows]  # type: ignore[union-attr]
+    ends = [row.index("┤") for row in rows]
+    assert starts[0] < starts[1] < starts[2] and ends[0] < ends[1] < ends[2]  # blocking: a staircase
+    assert starts[3] == starts[4] == starts[5] == starts[0]  # select: all at once, from 0
+    assert ends[3] < ends[1]  # select is done before blocking's second connection is
+    assert all(row.count("●") == 4 and row.rstrip().endswith("eof") for row in rows)
+    assert "ideal end" in text and "blocking" in text and "select" in text
+
+
+@pytest.mark.parametrize("width", [60, 80, 140])
+def test_the_timeline_fits_the_width_it_is_given(demo: dict[str, Any], width: int) -> None:
+    """No line is wider than the terminal; a wider terminal gets a longer axis."""
+    text = render(picture_of(demo["result"]), width=width)
+    assert max(len(line) for line in text.splitlines()) <= width
+    assert len(connection_rows(text)) == 6
+
+
+def test_the_timeline_has_colour_only_when_asked(demo: dict[str, Any]) -> None:
+    """Plain text off a terminal; ANSI colours when asked for."""
+    picture = picture_of(demo["result"])
+    assert "\x1b[" not in render(picture, width=100)
+    assert "\x1b[" in render(picture, width=100, color=True)
+
+
+def with_connections(result: dict[str, Any], count: int, *, error: str | None = None) -> dict[str, Any]:
+    """The demo's result with its first client's first connection repeated ``count`` times."""
+    changed = copy.deepcopy(result)
+    run = changed["runs"][0]
+    first = run["connections"][0]
+    run["connections"] = [{**first, "conn": number, "error": error} for number in range(1, count + 1)]
+    return changed
+
+
+def test_many_connections_are_drawn_as_a_summary(demo: dict[str, Any]) -> None:
+    """Past MAX_ROWS connections a client model gets three sparklines instead of a row each."""
+    text = render(picture_of(with_connections(demo["result"], MAX_ROWS + 1)), width=100)
+    lines = text.splitlines()
+    assert sum(line.startswith("  open ") for line in lines) == 1
+    assert any(line.startswith("  arrivals ") for line in lines)
+    assert any(line.startswith("  lateness ") for line in lines)
+    assert "a summary over time" in text
+    assert len(connection_rows(text)) == 3  # select's, still a row each
+
+
+def test_an_error_is_marked_and_named(demo: dict[str, Any]) -> None:
+    """A connection that ended in an error ends on ✕ and says which error."""
+    text = render(picture_of(with_connections(demo["result"], 1, error="reset")), width=100)
+    [row] = [line for line in connection_rows(text) if "reset" in line]
+    assert "✕" in row and "┤" not in row
+
+
+@pytest.mark.parametrize(("choice", "connections", "drawn"), [
+    (None, AUTO_CONNECTIONS, True), (None, AUTO_CONNECTIONS + 1, False),
+    (True, 10_000, True), (False, 3, False),
+])
+def test_the_timeline_is_drawn_for_small_runs_unless_told(choice: bool | None, connections: int,
+                                                           drawn: bool) -> None:
+    """By default up to AUTO_CONNECTIONS connections; --timeline and --no-timeline decide for any run."""
+    assert wanted(choice, connections) is drawn
+
+
+# --- the result, read back -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ([], "the result: expected an object, got list"),
+    ({"scenario": "x"}, "the result: missing the list 'runs'"),
+    ({"scenario": "x", "runs": [{"client": "a", "elapsed": "soon", "connections": [], "expectations": []}]},
+     "runs[0].elapsed: expected a number"),
+    ({"scenario": "x", "runs": [{"client": "a", "elapsed": 1, "ideal": 1, "connections": [{}],
+                                 "expectations": []}]}, "runs[0].connections[0]: missing the number 'conn'"),
+])
+def test_a_result_that_is_not_one_is_refused_naming_the_key(data: object, message: str) -> None:
+    """picture_of says which key is wrong, instead of drawing nonsense or raising a KeyError."""
+    with pytest.raises(ResultFormatError, match=re.escape(message)):
+        picture_of(data)
+
+
+def test_a_result_from_before_the_course_still_draws(demo: dict[str, Any]) -> None:
+    """A result without start, end and arrivals draws its table and verdicts, and says so of the course."""
+    old = copy.deepcopy(demo["result"])
+    for run in old["runs"]:
+        run.pop("activity")
+        for conn in run["connections"]:
+            for key in ("start", "connected", "end", "ideal_start", "ideal_end", "arrivals", "emissions"):
+                conn.pop(key)
+    assert "no course recorded" in render(picture_of(old), width=100)
+    assert html_report(old).count("no course recorded") == 6
+
+
+# --- the HTML report ------------------------------------------------------------------------------
+
+
+def test_the_report_is_self_contained(demo: dict[str, Any]) -> None:
+    """No script, no stylesheet or font or image from elsewhere: the page opens without a network."""
+    page = demo["html"]
+    assert page.startswith("<!doctype html>") and "<style>" in page
+    assert not re.search(r"<script|<link|<img|<iframe|@import|url\(|src=", page, re.IGNORECASE)
+    assert not re.search(r"https?://", page)
+
+
+def test_the_report_has_a_row_per_connection_and_every_verdict(demo: dict[str, Any]) -> None:
+    """Each client model a timeline, each connection a row, each expectation its verdict and measured value."""
+    page = demo["html"]
+    assert page.count('<g class="row" data-client="blocking"') == 3
+    assert page.count('<g class="row" data-client="select"') == 3
+    assert page.count('<figure class="client') == 2
+    assert page.count("data-verdict=") == 3
+    assert 'data-verdict="fail"' in page and "elapsed &lt; 1s" in page  # select cannot take under 1 s
+    assert "FAILED" in page and "speedup(blocking) &gt;= 1.5" in page
+
+
+def test_the_report_escapes_what_the_scenario_says(demo: dict[str, Any]) -> None:
+    """A scenario's text with markup in it is shown as text, never run."""
+    result = copy.deepcopy(demo["result"])
+    result["source"]["text"] = "description: <script>alert(1)</script>"
+    result["runs"][0]["client"] = "<i>a</i>"
+    page = html_report(result)
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    assert "<i>a</i>" not in page and "&lt;i&gt;a&lt;/i&gt;" in page
+
+
+def test_a_large_run_is_a_summary_in_the_report(demo: dict[str, Any]) -> None:
+    """Past HTML_ROWS connections a client model's figure draws three series over time instead of rows."""
+    from netsim.views.html import HTML_ROWS
+
+    page = html_report(with_connections(demo["result"], HTML_ROWS + 1))
+    assert page.count('<g class="row" data-client="blocking"') == 0
+    assert page.count('<g class="summary" data-client="blocking"') == 3
+
+
+# --- the trace ----------------------------------------------------------------------------------------
+
+
+def test_the_trace_has_a_process_per_client_model_and_one_for_the_servers(demo: dict[str, Any]) -> None:
+    """Processes named for the servers and each client model, a track per connection in each."""
+    records = demo["trace"]["traceEvents"]
+    processes = {record["args"]["name"]: record["pid"]
+                 for record in records if record["name"] == "process_name"}
+    assert set(processes) == {"servers", "client blocking", "client select"}
+    tracks = Counter(record["pid"] for record in records if record["name"] == "thread_name" and record["tid"])
+    assert tracks[processes["client blocking"]] == 3 and tracks[processes["client select"]] == 3
+    assert tracks[processes["servers"]] == 6
+
+
+def test_the_trace_has_spans_arrivals_emissions_and_counters(demo: dict[str, Any]) -> None:
+    """Per connection a span and its handshake; an instant per arrival and emission with bytes,
+    scheduled and lateness; counters of bytes received that only grow."""
+    records = demo["trace"]["traceEvents"]
+    names = Counter((record["ph"], record["name"]) for record in records)
+    assert names[("X", "connecting")] == 6 and names[("X", "a: eof")] == 2 and names[("X", "served")] == 6
+    assert names[("i", "bytes_received")] == 24 and names[("i", "chunk_sent")] == 24
+    for record in records:
+        if record["name"] in ("bytes_received", "chunk_sent"):
+            assert {"bytes", "scheduled", "lateness"} <= set(record["args"])
+            assert record["args"]["lateness"] >= 0
+    counted = [record["args"]["bytes"] for record in records if record["name"] == "bytes received"]
+    assert counted[-1] == 48 and counted == sorted(counted[:12]) + sorted(counted[12:])
+    assert all(record["dur"] >= 0 for record in records if record["ph"] == "X")
+    spans = [record for record in records if record["ph"] == "X" and record["name"].endswith(": eof")]
+    blocking = spans[:3]
+    assert blocking[0]["ts"] + blocking[0]["dur"] <= blocking[1]["ts"]  # in scenario µs: one after another
+    assert blocking[2]["ts"] + blocking[2]["dur"] - blocking[0]["ts"] == pytest.approx(12e6, rel=0.1)
+
+
+def test_outputs_land_where_asked(demo: dict[str, Any]) -> None:
+    """--json, --html and --trace each wrote their own file, and nothing else was left beside them."""
+    folder: Path = demo["folder"]
+    assert sorted(path.name for path in folder.iterdir()) == ["demo.yaml", "report.html", "result.json",
+                                                               "trace.json"]
