@@ -252,7 +252,7 @@ def test_the_report_is_self_contained(demo: dict[str, Any]) -> None:
 
 
 def test_the_report_has_a_row_per_connection_and_every_verdict(demo: dict[str, Any]) -> None:
-    """Each client model a timeline, each connection a row, each expectation its verdict and measured value."""
+    """Each client model a timeline, each connection a row, each expectation its verdict and measurement."""
     page = demo["html"]
     assert page.count('<g class="row" data-client="blocking"') == 3
     assert page.count('<g class="row" data-client="select"') == 3
