@@ -130,7 +130,7 @@ def _header(picture: Picture) -> str:
     verdicts = [verdict for client in picture.clients for verdict in client.verdicts]
     held = sum(verdict.passed for verdict in verdicts)
     facts = [f"{len(picture.clients)} client model{'s' * (len(picture.clients) != 1)}",
-             f"{held} of {len(verdicts)} expectations held"]
+             f"{held} of {len(verdicts)} expectations held" if verdicts else "no expectations"]
     if picture.repeat > 1:
         facts.append(f"{picture.repeat} runs (pictures of the first)")
     if picture.time_scale != 1:

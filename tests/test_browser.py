@@ -1,0 +1,125 @@
+"""The HTML report in a real browser: headless Chromium (Debian's `chromium`, which .ci/run
+installs) renders it, and the tests read the DOM it rendered and take screenshots."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+import subprocess
+from collections import Counter
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from netsim.session import Outputs, run_session
+from tests.conftest import ScenarioWriter, demo_text
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+# CI installs Chromium (.ci/run): there a missing browser is a failure, elsewhere a skip.
+if CHROMIUM is None and os.environ.get("CI"):
+    raise RuntimeError("CI must have Chromium for the browser tests: apt-get install -y chromium")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (apt-get install -y chromium)")
+
+SCALE = 0.02
+EXPECT = """\
+expect:
+  blocking: [elapsed == 12s ± 50%]
+  select: [speedup(blocking) >= 1.5, elapsed < 1s]
+  all: [errors == 0]
+"""
+
+
+def chromium(page: Path, profile: Path, *args: str) -> str:
+    """Run headless Chromium on ``page``, with no network and a profile of its own; its stdout."""
+    assert CHROMIUM is not None
+    done = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--hide-scrollbars", "--force-device-scale-factor=1", f"--user-data-dir={profile}",
+         *args, page.as_uri()],
+        capture_output=True, text=True, timeout=90, check=True)
+    return done.stdout
+
+
+def screenshot(page: Path, png: Path, profile: Path, *, width: int = 1280,
+               height: int = 1400) -> tuple[int, int]:
+    """A PNG of the page's first ``height`` pixels; its size as the file says."""
+    chromium(page, profile, f"--screenshot={png}", f"--window-size={width},{height}")
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    size: tuple[int, int] = struct.unpack(">II", data[16:24])  # the IHDR chunk's width and height
+    return size
+
+
+class Elements(HTMLParser):
+    """Every element of a document, as (tag, attributes)."""
+
+    def __init__(self, document: str) -> None:
+        super().__init__()
+        self.found: list[tuple[str, dict[str, str | None]]] = []
+        self.feed(document)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.found.append((tag, dict(attrs)))
+
+    def count(self, tag: str, **wanted: str) -> Counter[str | None]:
+        """Elements ``tag`` with every attribute given (``class_``: a class), by their data-client."""
+        matched: Counter[str | None] = Counter()
+        for name, attrs in self.found:
+            classes = (attrs.get("class") or "").split()
+            if name == tag and all(
+                    (value in classes) if key == "class_" else attrs.get(key.replace("_", "-")) == value
+                    for key, value in wanted.items()):
+                matched[attrs.get("data-client")] += 1
+        return matched
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The HTML report of one run of the demo: blocking, then select (which fails one expectation)."""
+    folder = tmp_path_factory.mktemp("browser")
+    scenario = folder / "demo.yaml"
+    scenario.write_text(demo_text(expect=EXPECT), encoding="utf-8")
+    page = folder / "report.html"
+    run_session(scenario, time_scale=SCALE, outputs=Outputs(html=page))
+    return page
+
+
+def test_chromium_renders_a_row_per_connection_every_client_and_every_verdict(report: Path,
+                                                                             tmp_path: Path) -> None:
+    """In the DOM Chromium rendered: a timeline per client model, a row per connection, a verdict per
+    expectation, with the failed one marked."""
+    dom = Elements(chromium(report, tmp_path / "profile", "--dump-dom"))
+    assert dom.count("figure", class_="client") == {"blocking": 1, "select": 1}
+    assert dom.count("g", class_="row") == {"blocking": 3, "select": 3}
+    assert dom.count("tr", data_verdict="pass") == {"blocking": 2, "select": 2}
+    assert dom.count("tr", data_verdict="fail") == {"select": 1}
+    assert dom.count("circle", class_="arrival")[None] == 6 * 4 + 1  # four on each row, one in the legend
+    assert sum(dom.count("svg").values()) >= 4  # two timelines, two histograms (and the legend's marks)
+
+
+def test_chromium_takes_a_screenshot_of_the_report(report: Path, tmp_path: Path) -> None:
+    """The report renders to a PNG of the window's size, with something drawn on it."""
+    png = tmp_path / "report.png"
+    assert screenshot(report, png, tmp_path / "profile", width=1280, height=1400) == (1280, 1400)
+    assert png.stat().st_size > 40_000  # a blank page of that size compresses to a few KB
+
+
+def test_chromium_renders_a_large_run_as_a_summary(write_scenario: ScenarioWriter, tmp_path: Path) -> None:
+    """A client model with more connections than rows fit is drawn as three series over time."""
+    path = write_scenario("""\
+        netsim: 1
+        name: many
+        servers: [{name: s, poem: "a\\nb\\nc\\n", delay: 100ms}]
+        clients: [{model: selectors, connections: 150, ramp: 200ms}]
+        """)
+    page = tmp_path / "many.html"
+    run_session(path, time_scale=0.2, outputs=Outputs(html=page))
+    dom = Elements(chromium(page, tmp_path / "profile", "--dump-dom"))
+    assert dom.count("g", class_="summary") == {"selectors": 3}
+    assert dom.count("g", class_="row") == {}
+    png = tmp_path / "many.png"
+    assert screenshot(page, png, tmp_path / "profile", height=900) == (1280, 900)
