@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TextIO
 
 from netsim._units import format_duration, format_size
-from netsim.events import BytesReceived, ConnEnded, ConnFailed, EofReceived, Event
+from netsim.events import BytesReceived, ClientStarted, ConnEnded, ConnFailed, EofReceived, Event
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -41,7 +41,8 @@ class _Client:
     ideal: float  # scenario seconds
     connections: int
     number: int  # which of the run's client models, 1-based
-    started: float = field(default_factory=time.monotonic)
+    announced: float = field(default_factory=time.monotonic)  # its servers about to start
+    started: float | None = None  # the model itself began (ClientStarted arrived), monotonic
     received: dict[int, int] = field(default_factory=dict)  # bytes by connection
     ended: set[int] = field(default_factory=set)  # connections the client saw end
     served: int = 0  # connections the servers saw end (all a program's client tells)
@@ -103,6 +104,8 @@ class LiveProgress:
         if client is None:
             return
         match event:
+            case ClientStarted():
+                client.started = time.monotonic()
             case BytesReceived():
                 client.received[event.conn] = client.received.get(event.conn, 0) + event.bytes
             case EofReceived() | ConnFailed():
@@ -123,17 +126,17 @@ class LiveProgress:
     def line(self) -> str:
         """The progress of the client model under way, as plain text (empty before SHOW_AFTER)."""
         client = self._client
-        if client is None:
+        if client is None or time.monotonic() - client.announced < SHOW_AFTER:
             return ""
-        wall = time.monotonic() - client.started
-        if wall < SHOW_AFTER:
-            return ""
-        elapsed = wall / self._time_scale
+        which = f"{client.label} [{client.number}/{self._clients}]"
+        if client.started is None:
+            return f"{which}  starting its servers"
+        elapsed = (time.monotonic() - client.started) / self._time_scale
         done = max(len(client.ended), client.served)
         received = sum(client.received.values()) if client.received else client.acked
         ideal = f" of ideal {format_duration(client.ideal)}" if math.isfinite(client.ideal) else ""
-        return (f"{client.label} ({client.number} of {self._clients})  {format_duration(elapsed)}{ideal}  "
-                f"{done} of {client.connections} connections done  {format_size(received)} received")
+        return (f"{which}  {format_duration(elapsed)}{ideal}  {done}/{client.connections} connections "
+                f"done  {format_size(received)} received")
 
     def _render(self) -> RenderableType:
         from rich.progress_bar import ProgressBar
@@ -145,8 +148,11 @@ class LiveProgress:
         if not text or client is None:
             return Text("")
         grid = Table.grid(padding=(0, 1))
-        elapsed = (time.monotonic() - client.started) / self._time_scale
         ideal = client.ideal if math.isfinite(client.ideal) and client.ideal > 0 else None
-        grid.add_row(ProgressBar(total=ideal, completed=min(elapsed, ideal or elapsed), width=24),
-                     Text(text, overflow="ellipsis", no_wrap=True))
+        if client.started is None or ideal is None:  # a pulse: nothing to measure against yet
+            bar = ProgressBar(total=None, width=20)
+        else:
+            elapsed = (time.monotonic() - client.started) / self._time_scale
+            bar = ProgressBar(total=ideal, completed=min(elapsed, ideal), width=20)
+        grid.add_row(bar, Text(text, overflow="ellipsis", no_wrap=True))
         return grid
