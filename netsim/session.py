@@ -170,12 +170,14 @@ def run_session(
             if log is not None:
                 log.flush()  # the next repeat's clock starts at 0 again
             if tracer is not None:
-                tracer.next_run()
+                tracer.next_run(number, repeat)
             progress.repeat_started(number)
 
         def measured(run: RunResult) -> None:
             if log is not None:
                 log.flush()  # every event of this client model's run is in: the log catches up
+            if tracer is not None:
+                tracer.finish_client()
             progress.measured(run)
 
         try:

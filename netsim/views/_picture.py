@@ -143,9 +143,24 @@ class Picture:
         """The shared time axis: up to the latest end of any client model's run."""
         return max((client.end for client in self.clients), default=0.0)
 
-    @property
-    def connections(self) -> int:
-        return sum(len(client.rows) for client in self.clients)
+
+def ticks(span: float, most: int) -> list[float]:
+    """Round times from 0 to ``span`` for an axis, at most about ``most`` of them: steps of 1, 2
+    or 5 times a power of ten."""
+    rough = span / max(most, 1)
+    power = 10.0 ** math.floor(math.log10(rough))
+    step = next(factor * power for factor in (1, 2, 5, 10) if factor * power >= rough)
+    return [index * step for index in range(int(span / step + 1e-9) + 1)]
+
+
+def seconds_label(seconds: float, unit: float) -> str:
+    """A short label of ``seconds`` in the unit that fits ``unit`` (an axis's step): ``2s``,
+    ``500ms``, ``20µs``."""
+    if unit >= 1 or unit == 0:
+        return f"{seconds:g}s"
+    if unit >= 1e-3:
+        return f"{seconds * 1e3:g}ms"
+    return f"{seconds * 1e6:g}µs"
 
 
 def picture_of(data: object) -> Picture:

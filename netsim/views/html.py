@@ -22,7 +22,15 @@ from html import escape
 from netsim._units import format_size
 from netsim._version import __version__
 from netsim.report import duration_text
-from netsim.views._picture import ClientPicture, Picture, ResultFormatError, Row, picture_of
+from netsim.views._picture import (
+    ClientPicture,
+    Picture,
+    ResultFormatError,
+    Row,
+    picture_of,
+    seconds_label,
+    ticks,
+)
 
 # More connections than this in a client model, and its timeline is a summary over time.
 HTML_ROWS = 100
@@ -272,25 +280,17 @@ class _Scale:
     def x(self, t: float) -> float:
         return round(LABEL + min(max(t, 0.0), self.span) / self.span * PLOT, 2)
 
-    def ticks(self) -> list[float]:
-        rough = self.span / 10
-        power = 10.0 ** math.floor(math.log10(rough))
-        step = next(factor * power for factor in (1, 2, 5, 10) if factor * power >= rough)
-        return [index * step for index in range(int(self.span / step + 1e-9) + 1)]
-
 
 def _axis(scale: _Scale, height: float) -> str:
     parts = []
-    for tick in scale.ticks():
+    marks = ticks(scale.span, 10)
+    step = marks[1] if len(marks) > 1 else scale.span
+    for tick in marks:
         x = scale.x(tick)
         parts.append(f'<line x1="{x}" y1="{AXIS - 6}" x2="{x}" y2="{height}" class="grid"/>'
                      f'<text x="{x}" y="{AXIS - 10}" text-anchor="middle" class="tick">'
-                     f"{_seconds(tick)}</text>")
+                     f"{seconds_label(tick, step)}</text>")
     return "".join(parts)
-
-
-def _seconds(value: float) -> str:
-    return f"{value:g}s" if value >= 1 or value == 0 else f"{value * 1e3:g}ms"
 
 
 def _rows_svg(client: ClientPicture, span: float) -> str:
@@ -430,7 +430,7 @@ def _histogram_svg(client: ClientPicture, shown: range) -> str:
     for index, (upper, count) in enumerate(bins):
         x = 10 + index * step
         tall = count / peak * (base - 18)
-        label = "more" if math.isinf(upper) else _lateness_label(upper)
+        label = "more" if math.isinf(upper) else seconds_label(upper, upper)
         parts.append(f'<rect x="{x + 2:.1f}" y="{base - tall:.1f}" width="{step - 4:.1f}" '
                      f'height="{tall:.1f}" class="hist"><title>{count} chunks up to {escape(label)}'
                      "</title></rect>")
@@ -441,11 +441,3 @@ def _histogram_svg(client: ClientPicture, shown: range) -> str:
                      f'font-size="10">{escape(label)}</text>')
     parts.append(f'<line x1="10" y1="{base}" x2="{width - 10}" y2="{base}" class="grid"/></svg></div>')
     return "".join(parts)
-
-
-def _lateness_label(seconds: float) -> str:
-    if seconds >= 1:
-        return f"{seconds:g}s"
-    if seconds >= 1e-3:
-        return f"{seconds * 1e3:g}ms"
-    return f"{seconds * 1e6:g}µs"

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from netsim._units import format_duration
-from netsim.views._picture import MAX_ROWS, ClientPicture, Picture, Row
+from netsim.views._picture import MAX_ROWS, ClientPicture, Picture, Row, seconds_label, ticks
 
 if TYPE_CHECKING:
     from rich.text import Text
@@ -107,22 +107,18 @@ class Axis:
     def column(self, t: float) -> int:
         return min(self.columns - 1, max(0, round(t / self.span * (self.columns - 1))))
 
-    def step(self) -> float:
-        """A round step between labels that leaves room for each (about 8 columns)."""
-        rough = self.span / max(self.columns // 8, 1)
-        power = 10.0 ** math.floor(math.log10(rough))
-        return next(factor * power for factor in (1, 2, 5, 10) if factor * power >= rough)
-
     def ticks(self) -> list[float]:
-        step = self.step()
-        return [index * step for index in range(int(self.span / step + 1e-9) + 1)]
+        """Round times, about 8 columns apart: room for each label."""
+        return ticks(self.span, self.columns // 8)
 
     def labels(self) -> Text:
         from rich.text import Text
 
         cells = [" "] * (self.columns + 8)
-        for tick in self.ticks():
-            text = _tick_text(tick, self.step())
+        marks = self.ticks()
+        step = marks[1] if len(marks) > 1 else self.span
+        for tick in marks:
+            text = seconds_label(tick, step)
             start = self.column(tick)
             if start + len(text) <= len(cells):
                 cells[start:start + len(text)] = text
@@ -146,14 +142,6 @@ class Axis:
             last = max(first + 1, math.ceil((column + 1) * per_column / width))
             covered.append(range(min(first, count), min(last, count)))
         return covered
-
-
-def _tick_text(seconds: float, step: float) -> str:
-    if step >= 1:
-        return f"{seconds:g}s"
-    if step >= 1e-3:
-        return f"{seconds * 1e3:g}ms"
-    return f"{seconds * 1e6:g}µs"
 
 
 def _heading(client: ClientPicture) -> Text:

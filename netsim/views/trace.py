@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import math
 from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
@@ -43,48 +44,72 @@ from netsim.events import (
 
 Record = dict[str, Any]  # one trace event, as JSON will write it
 
+COUNTER_STEP = 1000.0  # µs of scenario time between two samples of a counter
+
 # Events that are a connection's ends or spans, drawn as such; the rest become instants.
 _SPANNED = (ConnStarted, ConnEstablished, ConnAccepted, ConnEnded, ClientStarted, ClientFinished)
 
 
 class TraceRecorder:
-    """An observer that keeps a run's events, and turns them into a trace once it is over."""
+    """An observer that keeps a run's events, and turns them into a trace as it goes.
+
+    Each client model's events become records (JSON text) once its run is over
+    (``finish_client``), so that a run of ten thousand connections holds the trace's text,
+    not its events and their dicts as well.
+    """
 
     def __init__(self, time_scale: float) -> None:
         self.time_scale = time_scale
-        self.runs: list[list[Event]] = [[]]  # the events of each repeat, as they arrived
+        self._pending: list[Event] = []  # the events of the client model under way
+        self._lines: list[str] = []  # every record so far, as JSON
+        self._pids = _Pids()
+        self._servers: _Servers | None = None  # the process of this run's servers, once it has one
+        self._suffix = ""
 
     def __repr__(self) -> str:
-        return f"<TraceRecorder runs={len(self.runs)} events={sum(map(len, self.runs))}>"
+        return f"<TraceRecorder records={len(self._lines)} pending={len(self._pending)}>"
 
     def __call__(self, event: Event) -> None:
-        self.runs[-1].append(event)
+        self._pending.append(event)
 
-    def next_run(self) -> None:
-        """The events from here on are of the next repeat."""
-        if self.runs[-1]:
-            self.runs.append([])
+    def next_run(self, number: int, count: int) -> None:
+        """The events from here on are of repeat ``number`` of ``count``."""
+        self.finish_client()
+        self._suffix = f" (run {number})" if count > 1 else ""
+        self._servers = None
 
-    def trace(self, *, scenario: str) -> dict[str, Any]:
-        """The whole trace, as the JSON object Perfetto reads."""
+    def finish_client(self) -> None:
+        """Turn the events so far (a client model's whole run) into records."""
+        if not self._pending:
+            return
+        events = sorted(self._pending, key=lambda event: event.t)
+        self._pending = []
+        pids = self._pids
+        if self._servers is None:
+            self._servers = _Servers(pids.process(f"servers{self._suffix}"))
+            pids.thread(self._servers.pid, 0, "listeners")
+        by_client: dict[str | None, list[Event]] = defaultdict(list)
+        for event in events:
+            by_client[getattr(event, "client", None)].append(event)
         records: list[Record] = []
-        pids = _Pids()
-        for number, events in enumerate(self.runs, start=1):
-            suffix = f" (run {number})" if len(self.runs) > 1 else ""
-            records += _run_records(sorted(events, key=lambda event: event.t), self.time_scale, pids, suffix)
-        return {
-            "traceEvents": records,
+        for client, theirs in by_client.items():
+            label = client if client is not None else "unmatched"
+            pid = pids.process(f"client {label}{self._suffix}")
+            records += _Run(theirs, self.time_scale, pid, self._servers, pids).records()
+        meta, pids.records = pids.records, []
+        self._lines += [json.dumps(record, separators=(",", ":")) for record in meta + records]
+
+    def text(self, *, scenario: str) -> str:
+        """The whole trace: the JSON object Perfetto reads, one record a line (so that two
+        traces diff line by line)."""
+        self.finish_client()
+        head = json.dumps({
             "displayTimeUnit": "ms",
             "otherData": {"scenario": scenario, "time_scale": self.time_scale,
                           "times": "scenario time since the run began: ts and dur in microseconds, "
                                    "scheduled and lateness in seconds"},
-        }
-
-    def text(self, *, scenario: str) -> str:
-        # One record a line: a diff of two traces reads, and the file stays compact.
-        trace = self.trace(scenario=scenario)
-        records = ",\n".join(json.dumps(record, separators=(",", ":")) for record in trace.pop("traceEvents"))
-        head = json.dumps(trace)[:-1]
+        })[:-1]
+        records = ",\n".join(self._lines)
         return f'{head}, "traceEvents": [\n{records}\n]}}\n'
 
 
@@ -109,26 +134,6 @@ class _Pids:
 
 def _meta(kind: str, pid: int, tid: int, **args: Any) -> Record:
     return {"ph": "M", "name": kind, "pid": pid, "tid": tid, "args": args}
-
-
-def _run_records(events: list[Event], time_scale: float, pids: _Pids, suffix: str) -> list[Record]:
-    """The records of one run: its events in time order, per client model."""
-    by_client: dict[str | None, list[Event]] = defaultdict(list)
-    for event in events:
-        by_client[getattr(event, "client", None)].append(event)
-    servers = _Servers(pids.process(f"servers{suffix}"))
-    pids.thread(servers.pid, 0, "listeners")
-    records: list[Record] = []
-    for client, theirs in by_client.items():
-        label = client if client is not None else "unmatched"
-        records += _Run(theirs, time_scale, pids.process(f"client {label}{suffix}"), servers, pids).records()
-    return _flush(pids, records)
-
-
-def _flush(pids: _Pids, records: list[Record]) -> list[Record]:
-    """The metadata handed out so far, then ``records``."""
-    meta, pids.records = pids.records, []
-    return meta + records
 
 
 class _Servers:
@@ -177,6 +182,7 @@ class _Run:
         established: dict[int, float] = {}
         received: dict[int, int] = defaultdict(int)
         total = 0
+        counted = _Counter(pid, "bytes received")
         started: ClientStarted | None = None
         for event in self.events:
             match event:
@@ -198,8 +204,7 @@ class _Run:
                     total += event.bytes
                     yield self._instant(pid, event.conn, "bytes_received", event.t, bytes=event.bytes,
                                         **self._due(event.conn, received[event.conn], event.t))
-                    yield {"ph": "C", "name": "bytes received", "pid": pid, "tid": 0, "ts": self.ts(event.t),
-                           "args": {"bytes": total}}
+                    yield from counted.sample(self.ts(event.t), total)
                 case EofReceived() | ConnFailed():
                     start = opened.get(event.conn)
                     if start is not None:
@@ -209,6 +214,7 @@ class _Run:
                                          ending=how, intact=event.intact)
                     yield self._instant(pid, event.conn, event.name, event.t,
                                         **_args(event, skip=("t", "client", "server", "conn")))
+        yield from counted.last()
 
     def _due(self, conn: int, received: int, t: float) -> dict[str, float]:
         """When the last byte of an arrival was due at its server, and how late it arrived."""
@@ -222,6 +228,7 @@ class _Run:
 
     def _servers(self) -> Iterator[Record]:
         pid = self.servers.pid
+        counted = _Counter(pid, "bytes sent")
         for event in self.events:
             match event:
                 case ServerListening():
@@ -239,8 +246,7 @@ class _Run:
                                         scheduled=self.seconds(event.scheduled),
                                         lateness=self.seconds(event.lateness), index=event.index,
                                         held=event.held)
-                    yield {"ph": "C", "name": "bytes sent", "pid": pid, "tid": 0, "ts": self.ts(event.t),
-                           "args": {"bytes": self.servers.sent}}
+                    yield from counted.sample(self.ts(event.t), self.servers.sent)
                 case _ if isinstance(event, _SPANNED) or not hasattr(event, "peer_port"):
                     continue
                 case _:
@@ -248,6 +254,7 @@ class _Run:
                                            getattr(event, "peer_port", 0))
                     yield self._instant(pid, tid, event.name, event.t,
                                         **_args(event, skip=("t", "client", "server", "conn", "peer_port")))
+        yield from counted.last()
 
     def _server_tid(self, server: str, conn: int | None, peer_port: int) -> int:
         tids = self.servers.tids
@@ -267,6 +274,33 @@ class _Run:
 
     def _instant(self, pid: int, tid: int, name: str, t: float, **args: Any) -> Record:
         return {"ph": "i", "s": "t", "name": name, "pid": pid, "tid": tid, "ts": self.ts(t), "args": args}
+
+
+class _Counter:
+    """A counter's samples, at most one per COUNTER_STEP: ten thousand connections would
+    otherwise add a sample for every one of their arrivals, which no picture can show."""
+
+    def __init__(self, pid: int, name: str) -> None:
+        self.pid = pid
+        self.name = name
+        self.shown = -math.inf  # when the last sample was written (µs)
+        self.held: tuple[float, int] | None = None  # a sample not written yet
+
+    def sample(self, ts: float, value: int) -> Iterator[Record]:
+        if ts - self.shown >= COUNTER_STEP:
+            self.shown, self.held = ts, None
+            yield self._record(ts, value)
+        else:
+            self.held = (ts, value)
+
+    def last(self) -> Iterator[Record]:
+        """The last value, if it was held back: a counter ends where the run did."""
+        if self.held is not None:
+            yield self._record(*self.held)
+            self.held = None
+
+    def _record(self, ts: float, value: int) -> Record:
+        return {"ph": "C", "name": self.name, "pid": self.pid, "tid": 0, "ts": ts, "args": {"bytes": value}}
 
 
 def _args(event: Event, *, skip: tuple[str, ...]) -> dict[str, Any]:
