@@ -343,6 +343,22 @@ def test_a_poem_file_outside_the_scenarios_folder_is_refused_unless_the_ini_allo
     pytester.runpytest_subprocess().assert_outcomes(passed=2)
 
 
+def test_the_ini_key_netsim_max_poem_size_bounds_poem_files(pytester: pytest.Pytester) -> None:
+    """netsim_max_poem_size refuses a longer poem file at collection; a value that is no size stops pytest."""
+    (pytester.path / "poem.txt").write_text("1\n2\n")
+    pytester.makefile(".yaml", reader=PASSING.replace('poem: "1\\n2\\n"', "poem_file: poem.txt"))
+    pytester.makeini("[pytest]\nnetsim_max_poem_size = 2B\n")
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["reader.yaml:4:26: *'poem.txt' is 4B, more than the 2B a poem may have*"])
+    pytester.makeini("[pytest]\nnetsim_max_poem_size = 4B\n")
+    pytester.runpytest_subprocess().assert_outcomes(passed=2)
+    pytester.makeini("[pytest]\nnetsim_max_poem_size = huge\n")
+    refused = pytester.runpytest_subprocess()
+    assert refused.ret == pytest.ExitCode.USAGE_ERROR
+    refused.stderr.fnmatch_lines(["*netsim: netsim_max_poem_size: 'huge' is not a size*"])
+
+
 def test_collection_looks_only_at_the_head_of_a_yaml_file(tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """Whether a YAML file is a scenario is told from its first bytes; the rest is never read."""
