@@ -429,12 +429,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     outcome = run_session(
         args.scenario, repeat=args.repeat, clients=args.clients, time_scale=args.time_scale,
+        **_file_options(args),
         seed=args.seed, timeout=args.timeout, free_ports=args.free_ports,
         allow_external=args.allow_external, baseline=args.baseline, max_regression=args.max_regression,
         outputs=Outputs(json=args.json, junit=args.junit, save_baseline=args.save_baseline,
                         log_json=args.log_json),
         console=sys.stderr if args.verbose else None,
-        progress=report.LiveTable(_STDOUT, sys.stderr, quiet=args.quiet), **_file_options(args))
+        progress=report.LiveTable(_STDOUT, sys.stderr, quiet=args.quiet))
     report.conclude(outcome, _STDOUT, sys.stderr, quiet=args.quiet)
     return EXIT_PASSED if outcome.passed else EXIT_FAILED
 
@@ -444,9 +445,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from netsim.session import serve_session
 
     serve_session(args.scenario, time_scale=args.time_scale, seed=args.seed,
+                  **_file_options(args),
                   free_ports=args.free_ports, allow_external=args.allow_external,
                   log_json=args.log_json, json=args.json, console=sys.stderr if args.verbose else None,
-                  progress=report.ServeLines(_STDOUT, sys.stderr), **_file_options(args))
+                  progress=report.ServeLines(_STDOUT, sys.stderr))
     return EXIT_PASSED  # not reached: serving ends with Ctrl-C, SIGTERM or an error
 
 

@@ -394,7 +394,8 @@ class ExpectationsFailed(Exception):
 
 
 class ClientItem(pytest.Item):
-    """One client model of a scenario: passes when all its expectations held."""
+    """One client model of a scenario: passes when all its expectations held (often enough,
+    with repeats) and its overhead did not regress past the baseline's."""
 
     line = 1
     judged: Judged
