@@ -33,7 +33,8 @@ from netsim.conditions import Conditions, StreamSchedule, pause_stream
 def scenario(tmp: Path, text: str) -> netsim.Scenario:
     path = tmp / "bench.yaml"
     path.write_text(text)
-    return netsim.load_scenario(path)
+    # Three seconds at 10 MB/s is a 30 MB poem, past the default limit of 10MB.
+    return netsim.load_scenario(path, max_poem_bytes=100 * 1000**2)
 
 
 def events_of(scn: netsim.Scenario, **options: Any) -> list[dict[str, Any]]:

@@ -43,6 +43,7 @@ from pydantic_core import ErrorDetails
 
 from netsim import _plugins
 from netsim._errors import Problem, ScenarioError
+from netsim._poem_files import DEFAULT_MAX_POEM_BYTES, PoemFileError, read_poem_file
 from netsim.expectations import Expectation
 from netsim.scenario import (
     Client,
@@ -364,14 +365,18 @@ def format_path(loc: Iterable[str | int]) -> str:
     return text
 
 
-def load_scenario(path: str | Path, *, client_models: Iterable[str] | None = None) -> Scenario:
+def load_scenario(path: str | Path, *, client_models: Iterable[str] | None = None,
+                  allow_paths: bool = False, max_poem_bytes: int = DEFAULT_MAX_POEM_BYTES) -> Scenario:
     """Read, parse and check the scenario file at ``path``.
 
-    Raises ScenarioError listing every problem, each with file:line:col.
+    A ``poem_file`` must be a regular file in the scenario's folder (or below it) unless
+    ``allow_paths``, and at most ``max_poem_bytes`` long. Raises ScenarioError listing
+    every problem, each with file:line:col.
     """
     path = Path(path)
     return load_scenario_text(_read(path), filename=str(path), base_dir=path.parent,
-                              client_models=client_models)
+                              client_models=client_models, allow_paths=allow_paths,
+                              max_poem_bytes=max_poem_bytes)
 
 
 def _read(path: Path) -> str:
@@ -397,13 +402,20 @@ def load_scenario_text(
     filename: str = "<scenario>",
     base_dir: str | Path = ".",
     client_models: Iterable[str] | None = None,
+    allow_paths: bool = False,
+    max_poem_bytes: int = DEFAULT_MAX_POEM_BYTES,
 ) -> Scenario:
     """Parse and check a scenario given as text; ``poem_file`` is relative to ``base_dir``.
 
     ``client_models`` are the names a client's ``model`` may take; by default, those of
-    the client models installed. Raises ScenarioError listing every problem, each with
-    file:line:col.
+    the client models installed. A ``poem_file`` must be a regular file in ``base_dir``
+    (or below it) unless ``allow_paths``, and at most ``max_poem_bytes`` long. Raises
+    ScenarioError listing every problem, each with file:line:col; ValueError for a
+    ``max_poem_bytes`` below 1.
     """
+    if max_poem_bytes < 1:
+        raise ValueError(f"max_poem_bytes must be 1 or more, got {max_poem_bytes}")
+    files = _PoemFiles(Path(base_dir), allow_paths, max_poem_bytes)
     if client_models is None:
         client_models = _plugins.client_model_names()
     document, data = _compose(text, filename)
@@ -427,18 +439,19 @@ def load_scenario_text(
         problems += _problems(filename, document, error.errors())
         # The parts that are valid on their own can still clash with each other (a name
         # used twice, a poem_file missing): report those now too, not after a fix.
-        for loc, message in _check_valid_parts(data, context, Path(base_dir)):
-            problems.append(Problem(filename, *document.locate_entry(loc), format_path(loc), message))
+        for loc, message, hint in _check_valid_parts(data, context, files):
+            problems.append(Problem(filename, *document.locate_entry(loc), format_path(loc), message, hint))
         raise ScenarioError(_in_order(problems)) from None
-    servers, unread = _read_poem_files(dict(enumerate(scenario.servers)), Path(base_dir))
+    servers, unread = files.read(dict(enumerate(scenario.servers)))
     # Each expectation knows its line, for reports that point at it (JUnit, pytest).
     expect = {key: [dataclasses.replace(expectation, line=document.values[("expect", key, index)][0])
                     for index, expectation in enumerate(expectations)]
               for key, expectations in scenario.expect.items()}
     scenario = scenario.model_copy(update={"servers": list(servers.values()), "expect": expect})
     scenario._folder = Path(base_dir).resolve()  # a command client runs there
-    for loc, message in [*unread, *check_references(scenario), *_unavailable_models(scenario)]:
-        problems.append(Problem(filename, *document.locate_entry(loc), format_path(loc), message))
+    for loc, message, hint in [*unread, *_unhinted([*check_references(scenario),
+                                                     *_unavailable_models(scenario)])]:
+        problems.append(Problem(filename, *document.locate_entry(loc), format_path(loc), message, hint))
     if problems:
         raise ScenarioError(_in_order(problems))
     return scenario
@@ -458,7 +471,7 @@ def _unavailable_models(scenario: Scenario) -> list[tuple[Location, str]]:
 
 
 def _check_valid_parts(data: dict[Any, Any], context: dict[str, Any],
-                       base_dir: Path) -> list[tuple[Location, str]]:
+                       files: _PoemFiles) -> list[_Finding]:
     """The cross-part problems of a document that failed validation, among its valid parts."""
     raw_servers, raw_clients, raw_expect = data.get("servers"), data.get("clients"), data.get("expect")
     servers = _valid_items(raw_servers, _SERVER, context)
@@ -466,12 +479,19 @@ def _check_valid_parts(data: dict[Any, Any], context: dict[str, Any],
     expect = ({key: _valid_items(items, _EXPECTATION, context)
                for key, items in raw_expect.items() if isinstance(key, str)}
               if isinstance(raw_expect, dict) else {})
-    _, unread = _read_poem_files(servers, base_dir)
-    return [*unread, *check_parts(
+    _, unread = files.read(servers)
+    return [*unread, *_unhinted(check_parts(
         servers, clients, expect,
         every_server=isinstance(raw_servers, list) and len(servers) == len(raw_servers),
         every_client=isinstance(raw_clients, list) and len(clients) == len(raw_clients),
-    )]
+    ))]
+
+
+_Finding = tuple[Location, str, str]  # where a problem stands, what it is, and how to fix it
+
+
+def _unhinted(findings: Iterable[tuple[Location, str]]) -> list[_Finding]:
+    return [(loc, message, "") for loc, message in findings]
 
 
 def _valid_items(items: object, adapter: TypeAdapter[T], context: dict[str, Any]) -> dict[int, T]:
@@ -485,48 +505,42 @@ def _valid_items(items: object, adapter: TypeAdapter[T], context: dict[str, Any]
     return valid
 
 
-def _read_poem_files(servers: Mapping[int, Server],
-                     base_dir: Path) -> tuple[dict[int, Server], list[tuple[Location, str]]]:
-    """The servers with every ``poem_file`` read into ``poem``, and the files that failed.
+@dataclasses.dataclass(frozen=True)
+class _PoemFiles:
+    """Where a scenario's poem files are, and which of them it may read (netsim._poem_files)."""
 
-    A server whose file failed stays in, unread, so that the checks across the
-    document still see its name and port.
-    """
-    problems: list[tuple[Location, str]] = []
-    read: dict[int, Server] = {}
-    for index, server in servers.items():
-        read[index] = server
-        if server.poem_file is None:
-            continue
-        path = base_dir / server.poem_file
-        shown = str(server.poem_file)
-        try:
-            # Bytes, then decode: read_text() would turn the file's \r\n into \n,
-            # and the server must send the file as it is.
-            text = path.read_bytes().decode("utf-8")
-        except FileNotFoundError:
-            problems.append(((("servers", index, "poem_file")),
-                             f"poem_file {shown!r} does not exist (looked for {path})"))
-            continue
-        except UnicodeDecodeError:
-            problems.append(((("servers", index, "poem_file")), f"poem_file {shown!r} is not UTF-8 text"))
-            continue
-        except OSError as error:
-            problems.append(((("servers", index, "poem_file")),
-                             f"poem_file {shown!r} cannot be read: {error.strerror}"))
-            continue
-        if text == "":
-            problems.append(((("servers", index, "poem_file")), f"poem_file {shown!r} is empty"))
-            continue
-        read[index] = server.model_copy(update={"poem": text})
-    return read, problems
+    folder: Path
+    allow_paths: bool
+    max_bytes: int
+
+    def read(self, servers: Mapping[int, Server]) -> tuple[dict[int, Server], list[_Finding]]:
+        """The servers with every ``poem_file`` read into ``poem``, and the files that failed.
+
+        A server whose file failed stays in, unread, so that the checks across the
+        document still see its name and port.
+        """
+        problems: list[_Finding] = []
+        read: dict[int, Server] = {}
+        for index, server in servers.items():
+            read[index] = server
+            if server.poem_file is None:
+                continue
+            try:
+                text = read_poem_file(self.folder, server.poem_file, allow_paths=self.allow_paths,
+                                      max_bytes=self.max_bytes)
+            except PoemFileError as error:
+                problems.append((("servers", index, "poem_file"), error.message, error.hint))
+                continue
+            read[index] = server.model_copy(update={"poem": text})
+        return read, problems
 
 
 def _compose(text: str, filename: str) -> tuple[_Document, Any]:
     if len(text) > MAX_TEXT:
         raise ScenarioError([Problem(filename, 1, 1, "", f"the file is longer than {MAX_TEXT:,} "
                                      f"characters, far more than a scenario needs",
-                                     "give long poems as `poem_file:`, which has no limit")])
+                                     "give long poems as `poem_file:`, which is not YAML and "
+                                     "may be longer (--max-poem-size)")])
     loader = _Loader(text)
     document = _Document(loader)
     try:

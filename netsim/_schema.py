@@ -5,7 +5,8 @@ means (``description``), a value it could take (``examples``) and, where words s
 better than a value, how its default reads (``json_schema_extra``). Everything a user
 reads about the format is made from them here: the schema that ``netsim schema`` prints
 (committed as ``netsim.schema.json`` for editors), the reference tables of
-``docs/scenarios.md``, and the hints beside validation problems.
+``docs/scenarios.md`` and of ``netsim schema --markdown`` (which a pip install ships,
+where the docs folder is not), and the hints beside validation problems.
 
 The schema is JSON Schema Draft 7, the newest that the YAML language server reads:
 ``definitions`` rather than ``$defs``, and none of the 2019-09/2020-12 keywords.
@@ -157,8 +158,8 @@ def _schema() -> dict[str, Any]:
         "$schema": DRAFT_7,
         "title": "netsim scenario",
         "description": "A netsim scenario (format version 1): slow TCP servers, the client models "
-                       "to run against them, and timing expectations. Reference: docs/scenarios.md "
-                       "in the netsim repository; check a file with `netsim validate FILE`. Editors "
+                       "to run against them, and timing expectations. `netsim schema --markdown` "
+                       "prints the reference of every key; check a file with `netsim validate FILE`. Editors "
                        "that use the YAML language server complete and check a scenario whose first "
                        "line is `# yaml-language-server: $schema=PATH-TO-THIS-FILE`.",
         **{key: value for key, value in raw.items() if key not in ("title", "description")},
@@ -247,6 +248,25 @@ def reference_markdown() -> str:
             lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
         lines.append("")
     return "\n".join(lines)
+
+
+REFERENCE_INTRO = """\
+# The netsim scenario format, version 1: every key
+
+A scenario is a YAML file: `netsim new FILE.yaml` writes one with a comment on every key,
+`netsim validate FILE` checks it and `netsim run FILE` runs it. A duration is a number
+with a unit (`250ms`, `1.5s`; a bare number is seconds); a size is bytes, or a number with
+`B`, `KB`, `MB`, `GB` (1000-based) or `KiB`, `MiB`, `GiB` (1024-based). An expectation
+reads `METRIC OP VALUE [± TOLERANCE] [in N% of runs]`, like `elapsed <= ideal + 250ms`.
+`netsim clients` lists the client models.
+
+"""
+
+
+def reference_text() -> str:
+    """The reference as ``netsim schema --markdown`` prints it: a title, a word on units,
+    and the tables of every key (those of docs/scenarios.md)."""
+    return REFERENCE_INTRO + reference_markdown()
 
 
 def type_text(prop: dict[str, Any], definitions: dict[str, Any]) -> str:
@@ -392,4 +412,5 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-__all__ = ["hint", "missing_docs", "models", "reference_markdown", "scenario_schema", "schema_text"]
+__all__ = ["hint", "missing_docs", "models", "reference_markdown", "reference_text", "scenario_schema",
+           "schema_text"]

@@ -31,6 +31,7 @@ from typing import Any
 
 from netsim._errors import RunError
 from netsim._measure import Slot, served_connections
+from netsim._poem_files import DEFAULT_MAX_POEM_BYTES
 from netsim._processes import STOP_TIMEOUT, ServerProcess, wait_for
 from netsim.engine import BACKLOG
 from netsim.events import ConnEnded, Event, EventBatch, Flushed, LatenessBatch, Observer, Stopped
@@ -292,29 +293,37 @@ def serve_scenario(
     raise RunError("the server process ended unexpectedly")
 
 
-def serving(scenario: str | Path | Scenario, *, time_scale: float = 1.0, seed: int | None = None) -> Serving:
+def serving(scenario: str | Path | Scenario, *, time_scale: float = 1.0, seed: int | None = None,
+            allow_external: bool = False, allow_paths: bool = False,
+            max_poem_bytes: int = DEFAULT_MAX_POEM_BYTES) -> Serving:
     """Serve a scenario's servers on free ports for a client of your own; a context manager.
 
     ``scenario`` is a path to a scenario file, the text of one (YAML with a newline in
     it), or a loaded ``Scenario``; it needs no ``clients:``. Use it as ``with`` or
     ``async with``: the servers start on entry and stop on exit, whatever happens.
+    ``allow_external`` lets servers listen, and proxies connect, outside loopback;
+    ``allow_paths`` and ``max_poem_bytes`` are as for ``load_scenario``.
 
     Raises ScenarioError for a scenario that does not load, UsageError for a request it
     cannot meet (a time scale of 0, a host outside loopback), and on entry PortBusyError
     or ServerStartError when a server cannot start.
     """
-    return Serving(load(scenario), time_scale=time_scale, seed=seed)
+    return Serving(load(scenario, allow_paths=allow_paths, max_poem_bytes=max_poem_bytes),
+                   time_scale=time_scale, seed=seed, allow_external=allow_external)
 
 
-def load(scenario: str | Path | Scenario) -> Scenario:
-    """A scenario from a path, YAML text, or as it is."""
+def load(scenario: str | Path | Scenario, *, allow_paths: bool = False,
+         max_poem_bytes: int = DEFAULT_MAX_POEM_BYTES) -> Scenario:
+    """A scenario from a path, YAML text (its poem files relative to the current folder),
+    or as it is."""
     from netsim._loader import load_scenario, load_scenario_text
 
     if isinstance(scenario, Scenario):
         return scenario
     if isinstance(scenario, str) and "\n" in scenario:
-        return load_scenario_text(scenario, filename="<scenario text>")
-    return load_scenario(scenario)
+        return load_scenario_text(scenario, filename="<scenario text>", allow_paths=allow_paths,
+                                  max_poem_bytes=max_poem_bytes)
+    return load_scenario(scenario, allow_paths=allow_paths, max_poem_bytes=max_poem_bytes)
 
 
 def _doubles(packed: bytes) -> list[float]:

@@ -24,8 +24,8 @@ MODELINE = "# yaml-language-server: $schema={ref}\n"
 TEMPLATE = """\
 # A netsim scenario: slow TCP servers, the client models to run against them, and the
 # timing you expect. Check it with `netsim validate {path}`, run it with
-# `netsim run {path}`. docs/scenarios.md describes every key; an editor with the
-# YAML language server completes them from the schema on the first line.
+# `netsim run {path}`. `netsim schema --markdown` describes every key; an editor
+# with the YAML language server completes them from the schema on the first line.
 netsim: 1                     # the format version: always 1
 name: {name}
 description: Two slow servers; a blocking client reads one after the other, a select() client both at once.

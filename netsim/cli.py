@@ -13,7 +13,7 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from types import FrameType
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 # Kept to these few imports: Ctrl-C can only be turned into exit 130 once main() runs,
 # so everything else is imported inside it.
@@ -268,7 +268,9 @@ def build_parser() -> argparse.ArgumentParser:
     scenario.add_argument("--free-ports", action="store_true",
                           help="bind every server to any free port instead of its fixed one")
     scenario.add_argument("--allow-external", action="store_true",
-                          help="allow servers to bind addresses outside loopback")
+                          help="allow servers to bind addresses outside loopback, and proxies to "
+                               "forward to them")
+    _add_file_options(scenario)
     scenario.add_argument("--json", type=Path, metavar="PATH",
                           help="write the result as JSON: `run`'s whole result; what `serve`'s "
                                "servers saw of every connection, once stopped")
@@ -335,6 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "problem of every file as file:line:col.",
         epilog=EPILOG_VALIDATE, formatter_class=argparse.RawDescriptionHelpFormatter)
     validate.add_argument("scenarios", nargs="+", metavar="SCENARIO", help="the scenario files (YAML)")
+    _add_file_options(validate)
     validate.set_defaults(handler=cmd_validate)
 
     new = commands.add_parser(
@@ -354,8 +357,11 @@ def build_parser() -> argparse.ArgumentParser:
                     "and an example on every key. Editors with the YAML language server read it "
                     "from a scenario's first line: "
                     "`# yaml-language-server: $schema=netsim.schema.json`.",
-        epilog="example:\n  netsim schema > netsim.schema.json",
+        epilog="example:\n  netsim schema > netsim.schema.json\n  netsim schema --markdown | less",
         formatter_class=argparse.RawDescriptionHelpFormatter)
+    schema.add_argument("--markdown", action="store_true",
+                        help="print the reference of every key (type, default, example, meaning) "
+                             "as Markdown instead")
     schema.set_defaults(handler=cmd_schema)
 
     clients = commands.add_parser(
@@ -365,6 +371,15 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     clients.set_defaults(handler=cmd_clients)
     return parser
+
+
+def _add_file_options(parser: argparse.ArgumentParser) -> None:
+    """What a scenario may read: run, serve and validate load it alike."""
+    parser.add_argument("--allow-paths", action="store_true",
+                        help="let poem_file name files outside the scenario's folder (only for "
+                             "scenarios you trust: their servers send the file to any client)")
+    parser.add_argument("--max-poem-size", type=_poem_size, metavar="SIZE", dest="max_poem_bytes",
+                        help="the largest poem_file to read, like 50MB or 64MiB (default 10MB)")
 
 
 def _time_scale(text: str) -> float:
@@ -402,6 +417,20 @@ def _percentage(text: str) -> float:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def _poem_size(text: str) -> int:
+    import argparse
+
+    from netsim._units import parse_size
+
+    try:
+        value = parse_size(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be greater than 0, like 50MB")
+    return value
+
+
 def _wall_duration(text: str) -> float:
     import argparse
 
@@ -417,6 +446,14 @@ def _wall_duration(text: str) -> float:
 
 
 # --- the commands: each parses, makes one library call, renders ----------------------------
+
+
+def _file_options(args: argparse.Namespace) -> dict[str, Any]:
+    """--allow-paths and --max-poem-size, as the loader's keywords (its default where not given)."""
+    options: dict[str, Any] = {"allow_paths": args.allow_paths}
+    if args.max_poem_bytes is not None:
+        options["max_poem_bytes"] = args.max_poem_bytes
+    return options
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -436,6 +473,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         outcome = run_session(
             args.scenario, repeat=args.repeat, clients=args.clients, time_scale=args.time_scale,
+            **_file_options(args),
             seed=args.seed, timeout=args.timeout, free_ports=args.free_ports,
             allow_external=args.allow_external, baseline=args.baseline, max_regression=args.max_regression,
             outputs=Outputs(json=args.json, junit=args.junit, save_baseline=args.save_baseline,
@@ -491,6 +529,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from netsim.session import serve_session
 
     serve_session(args.scenario, time_scale=args.time_scale, seed=args.seed,
+                  **_file_options(args),
                   free_ports=args.free_ports, allow_external=args.allow_external,
                   log_json=args.log_json, json=args.json, console=sys.stderr if args.verbose else None,
                   progress=report.ServeLines(_STDOUT, sys.stderr))
@@ -504,7 +543,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     invalid, problems = 0, 0
     for path in args.scenarios:
         try:
-            load_scenario(path)
+            load_scenario(path, **_file_options(args))
         except ScenarioError as error:  # a finding to report, not a failure of the command
             for problem in error.problems:
                 print(format_problem(problem), file=sys.stderr)
@@ -539,9 +578,9 @@ def cmd_new(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from netsim._schema import schema_text
+    from netsim._schema import reference_text, schema_text
 
-    _STDOUT.write(schema_text())
+    _STDOUT.write(reference_text() if args.markdown else schema_text())
     return EXIT_PASSED
 
 

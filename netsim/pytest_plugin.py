@@ -3,18 +3,34 @@
 ``pytest scenarios/`` collects every YAML file whose top level has a ``netsim:`` key
 and a ``clients:`` key (other YAML files, and scenarios meant only for serving, are left
 alone) and makes each client model of the scenario a test item, named like
-``three_ports.yaml::select``. The item passes when every expectation
-of that client (its own and those under ``all``) held.
+``three_ports.yaml::select``. The item passes when every expectation of that client
+(its own and those under ``all``) held, and, against a baseline, when its overhead did
+not regress.
 
-The scenario runs once per file, the first time one of its items runs: only the
-clients selected (``-k``, ``::select``) and those their ``speedup()`` compares
-against, each against fresh servers. Every server takes a free port, since CI
-machines may have the fixed ones taken. An invalid scenario is a collection error
-with ``file:line:col``; a run that cannot be carried out (a timeout, a crash) is an
-error of its items.
+Each item runs its own client model, against fresh servers, when its turn comes: its
+time is its own in ``--durations`` and in the JUnit XML, ``-x`` stops before the rest
+run, and a run that cannot be carried out (a timeout, a crash) is an error of the items
+that need it. A client that another's ``speedup()`` compares with runs with the first
+item that needs it, once; every client of a file shares the file's seed. Every server
+takes a free port, since CI machines may have the fixed ones taken. An invalid scenario
+is a collection error with ``file:line:col``.
 
-Options: ``--netsim-time-scale F`` (or the ini key ``netsim_time_scale``; default 1)
-multiplies every duration, as ``netsim run --time-scale`` does.
+Options (and ini keys):
+
+- ``--netsim-time-scale F`` (``netsim_time_scale``; default 1) multiplies every
+  duration, as ``netsim run --time-scale`` does;
+- ``--netsim-repeat N`` (``netsim_repeat``; default 1) runs each client N times, as
+  ``netsim run --repeat`` does: an expectation must hold in every run, or in the share
+  its pass rate names (``elapsed <= 4.2s in 90% of runs``);
+- ``--netsim-baseline PATH`` compares each client's overhead ratio with a baseline
+  that ``netsim run --save-baseline`` wrote: PATH is one such file (for the scenario it
+  names) or a folder of them, ``NAME.json`` for ``NAME.yaml``; ``--netsim-max-regression
+  PCT`` (default 10%) is the growth that fails an item, as with ``netsim run``;
+- ``netsim_allow_paths`` (ini only; default false) lets ``poem_file`` reach outside a
+  scenario's folder, and ``netsim_max_poem_size`` (default 10MB) bounds it. These are
+  settings of a repository, not of one run: its maintainers know whether its scenarios
+  share poems across folders, while a scenario file itself, which anyone may add, can
+  never widen what it may read.
 
 The fixture ``netsim_servers`` serves a scenario for a test's own client code::
 
@@ -23,9 +39,9 @@ The fixture ``netsim_servers`` serves a scenario for a test's own client code::
         my_client.fetch(*net.address("reset"))
         assert net.result().check(["errors.reset == 1"]).passed
 
-It is a factory (``netsim_servers(path_or_text, time_scale=1.0, seed=None)`` returns a
-started ``netsim.Serving``); every server it started stops when the test ends. A failed
-``check()`` shows its verdicts in pytest's report.
+It is a factory (``netsim_servers(path_or_text, time_scale=1.0, seed=None, ...)``
+returns a started ``netsim.Serving``); every server it started stops when the test
+ends. A failed ``check()`` shows its verdicts in pytest's report.
 
 pytest finds this module through the ``pytest11`` entry point that installing
 netsim registers; ``-p no:netsim`` turns it off.
@@ -37,25 +53,49 @@ import math
 import os
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from netsim._poem_files import DEFAULT_MAX_POEM_BYTES, DEFAULT_MAX_POEM_TEXT
+
 if TYPE_CHECKING:
     from netsim._serving import Serving
-    from netsim.expectations import Verdict
-    from netsim.results import RunResult, ScenarioResult
+    from netsim.baseline import Baseline, Comparison
+    from netsim.repeat import ClientTally, ExpectationTally, RepeatResult
+    from netsim.results import ScenarioResult
     from netsim.scenario import Scenario
 
 # Top-level keys: at the start of a line, outside any indentation.
 _SCENARIO_KEY = re.compile(rb"^netsim[ \t]*:", re.MULTILINE)
 _CLIENTS_KEY = re.compile(rb"^clients[ \t]*:", re.MULTILINE)
 _SUFFIXES = (".yaml", ".yml")
+# How much of a YAML file is looked at for those keys: the loader takes 4 MiB of text,
+# at most 16 MiB of UTF-8; a longer file with the keys is collected, and refused by it.
+_MOST_BYTES = 16 * 1024 * 1024
 
 
 class NetsimWarning(UserWarning):
-    """The machine was too busy for a scenario's timings to mean much."""
+    """The machine was too busy for a scenario's timings to mean much, or a client was not
+    compared with the baseline."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The plugin's options, read and checked once when pytest starts."""
+
+    time_scale: float = 1.0
+    repeat: int = 1
+    baseline: Path | None = None  # a baseline file, or a folder of them
+    reference: Baseline | None = None  # the baseline file's contents, when it is a file
+    max_regression: float = 0.10
+    allow_paths: bool = False
+    max_poem_bytes: int = DEFAULT_MAX_POEM_BYTES
+
+
+_SETTINGS = pytest.StashKey[Settings]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -64,17 +104,63 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="multiply every duration of the scenarios by F (0.1 runs them ten times "
                          "faster); expectations stay in scenario time. Default: the ini key "
                          "netsim_time_scale, else 1.")
+    group.addoption("--netsim-repeat", dest="netsim_repeat", metavar="N", default=None,
+                    help="run each client model N times; an expectation must hold in every run, "
+                         "or in the share its pass rate names. Default: the ini key netsim_repeat, "
+                         "else 1.")
+    group.addoption("--netsim-baseline", dest="netsim_baseline", metavar="PATH", default=None,
+                    help="compare each client's overhead ratio with this baseline (made by `netsim "
+                         "run --save-baseline`), or with NAME.json in this folder for NAME.yaml")
+    group.addoption("--netsim-max-regression", dest="netsim_max_regression", metavar="PCT",
+                    default=None,
+                    help="with --netsim-baseline: fail a client whose overhead ratio grew by more "
+                         "than PCT of its ideal (default 10%%)")
     parser.addini("netsim_time_scale", "time scale of netsim scenario runs (default 1)", default="1")
+    parser.addini("netsim_repeat", "runs of each netsim client model (default 1)", default="1")
+    parser.addini("netsim_allow_paths", "let a scenario's poem_file name files outside its folder "
+                  "(default false)", type="bool", default=False)
+    parser.addini("netsim_max_poem_size", f"the largest poem_file a scenario may read (default "
+                  f"{DEFAULT_MAX_POEM_TEXT})", default=DEFAULT_MAX_POEM_TEXT)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "netsim: a client model of a netsim scenario file")
-    _time_scale(config)  # a bad value stops the session before anything runs
+    # A bad value stops the session before anything runs.
+    config.stash[_SETTINGS] = _settings(config)
+
+
+def _settings(config: pytest.Config) -> Settings:
+    from netsim._units import parse_size
+
+    repeat_text = _option(config, "netsim_repeat")
+    try:
+        repeat = int(repeat_text)
+    except ValueError:
+        repeat = 0
+    if repeat < 1:
+        raise pytest.UsageError(f"netsim: the repeat count must be a whole number of 1 or more, "
+                                f"got {repeat_text!r}")
+    size_text = str(config.getini("netsim_max_poem_size"))
+    try:
+        max_poem_bytes = parse_size(size_text)
+    except ValueError as error:
+        raise pytest.UsageError(f"netsim: netsim_max_poem_size: {error}") from None
+    if max_poem_bytes < 1:
+        raise pytest.UsageError(f"netsim: netsim_max_poem_size must be greater than 0, got {size_text!r}")
+    baseline, reference, max_regression = _baseline_settings(config)
+    return Settings(time_scale=_time_scale(config), repeat=repeat, baseline=baseline,
+                    reference=reference, max_regression=max_regression,
+                    allow_paths=bool(config.getini("netsim_allow_paths")), max_poem_bytes=max_poem_bytes)
+
+
+def _option(config: pytest.Config, name: str) -> str:
+    """A setting from the command line, else from the ini key of the same name."""
+    option = config.getoption(name, None)
+    return str(option if option is not None else config.getini(name))
 
 
 def _time_scale(config: pytest.Config) -> float:
-    option = config.getoption("netsim_time_scale", None)
-    text = str(option if option is not None else config.getini("netsim_time_scale"))
+    text = _option(config, "netsim_time_scale")
     try:
         value = float(text)
     except ValueError:
@@ -82,6 +168,31 @@ def _time_scale(config: pytest.Config) -> float:
     if not (value > 0 and math.isfinite(value)):
         raise pytest.UsageError(f"netsim: the time scale must be a number greater than 0, got {text!r}")
     return value
+
+
+def _baseline_settings(config: pytest.Config) -> tuple[Path | None, Baseline | None, float]:
+    given = config.getoption("netsim_baseline", None)
+    regression_text = config.getoption("netsim_max_regression", None)
+    if given is None:
+        if regression_text is not None:
+            raise pytest.UsageError("netsim: --netsim-max-regression needs --netsim-baseline PATH "
+                                    "to compare with")
+        return None, None, 0.10
+    from netsim.baseline import DEFAULT_MAX_REGRESSION, BaselineError, load_baseline, parse_regression
+
+    max_regression = DEFAULT_MAX_REGRESSION
+    if regression_text is not None:
+        try:
+            max_regression = parse_regression(regression_text)
+        except ValueError as error:
+            raise pytest.UsageError(f"netsim: --netsim-max-regression: {error}") from None
+    path = Path(given)
+    if path.is_dir():
+        return path, None, max_regression  # each scenario's file is read when it runs
+    try:
+        return path, load_baseline(path), max_regression
+    except BaselineError as error:
+        raise pytest.UsageError(f"netsim: --netsim-baseline: {error}") from None
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> ScenarioFile | None:
@@ -92,26 +203,35 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> ScenarioFi
 
 
 def _is_scenario(path: Path) -> bool:
-    """A scenario with clients to run (one meant only for serving has no items)."""
+    """A scenario with clients to run (one meant only for serving has no items).
+
+    Only the first _MOST_BYTES are looked at: a YAML file of gigabytes is not read whole
+    to find two keys. (pytest offers regular files only: a FIFO never gets here.)
+    """
     try:
-        text = path.read_bytes()
+        with path.open("rb") as handle:
+            text = handle.read(_MOST_BYTES)
     except OSError:
         return False
     return _SCENARIO_KEY.search(text) is not None and _CLIENTS_KEY.search(text) is not None
 
 
 @pytest.fixture
-def netsim_servers() -> Iterator[Callable[..., Serving]]:
-    """A factory: ``netsim_servers(scenario, time_scale=1.0, seed=None)`` serves a scenario
-    (a path, YAML text, or a loaded one) on free ports for the test's own client; every
-    server it started stops when the test ends."""
+def netsim_servers(pytestconfig: pytest.Config) -> Iterator[Callable[..., Serving]]:
+    """A factory: ``netsim_servers(scenario, time_scale=1.0, seed=None, allow_external=False,
+    allow_paths=..., max_poem_bytes=...)`` serves a scenario (a path, YAML text, or a loaded
+    one) on free ports for the test's own client; every server it started stops when the
+    test ends. ``allow_paths`` and ``max_poem_bytes`` default to the ini keys."""
     from netsim._serving import serving
 
+    settings = pytestconfig.stash[_SETTINGS]
     started: list[Serving] = []
 
-    def serve(scenario: str | Path | Scenario, *, time_scale: float = 1.0,
-              seed: int | None = None) -> Serving:
-        net = serving(scenario, time_scale=time_scale, seed=seed).start()
+    def serve(scenario: str | Path | Scenario, *, time_scale: float = 1.0, seed: int | None = None,
+              allow_external: bool = False, allow_paths: bool = settings.allow_paths,
+              max_poem_bytes: int = settings.max_poem_bytes) -> Serving:
+        net = serving(scenario, time_scale=time_scale, seed=seed, allow_external=allow_external,
+                      allow_paths=allow_paths, max_poem_bytes=max_poem_bytes).start()
         started.append(net)
         return net
 
@@ -122,20 +242,36 @@ def netsim_servers() -> Iterator[Callable[..., Serving]]:
             net.stop()
 
 
+@dataclass(frozen=True)
+class Judged:
+    """A client model's verdict over its runs, and how it compares with the baseline."""
+
+    tally: ClientTally
+    runs: list[ScenarioResult]  # each run of this client alone, with its verdicts
+    comparison: Comparison | None  # None: no baseline, or none for this client
+    baseline_note: str | None  # why it was not compared, when a baseline was asked for
+    baseline_source: str  # the baseline file and when it was saved, for the report
+
+
 class ScenarioFile(pytest.File):
-    """A scenario file: its client models are the items, its run is shared by them."""
+    """A scenario file: its client models are the items; each runs when its item does."""
 
     scenario: Scenario
     positions: dict[tuple[str | int, ...], tuple[int, int]]
-    _outcome: ScenarioResult | str | None = None
+    _runs: dict[str, list[ScenarioResult] | str]  # by client: its runs alone, or why they failed
+    _seeds: list[int]  # one per repeat, drawn when the first client runs
 
     def collect(self) -> Iterator[ClientItem]:
         from netsim._errors import ScenarioError
-        from netsim._loader import format_problem, load_scenario_text, value_positions
+        from netsim._loader import MAX_TEXT, format_problem, load_scenario_text, value_positions
 
+        settings = self.settings
         try:
-            text = self.path.read_text(encoding="utf-8")
-            self.scenario = load_scenario_text(text, filename=self.shown, base_dir=self.path.parent)
+            with self.path.open(encoding="utf-8") as handle:
+                text = handle.read(MAX_TEXT + 1)  # one more, so that the loader calls it too long
+            self.scenario = load_scenario_text(text, filename=self.shown, base_dir=self.path.parent,
+                                               allow_paths=settings.allow_paths,
+                                               max_poem_bytes=settings.max_poem_bytes)
             self.positions = value_positions(self.path)
         except ScenarioError as error:
             problems = "\n".join(format_problem(problem) for problem in error.problems)
@@ -144,11 +280,16 @@ class ScenarioFile(pytest.File):
                 f"{problems}\nnetsim: {count} problem{'s' * (count != 1)} in this scenario") from None
         except (OSError, UnicodeDecodeError) as error:
             raise self.CollectError(f"{self.shown}: cannot be read: {error}") from None
+        self._runs, self._seeds = {}, []
         for index, client in enumerate(self.scenario.clients):
             item: ClientItem = ClientItem.from_parent(self, name=client.label)
             item.line = self.positions.get(("clients", index), (1, 1))[0]
             item.add_marker("netsim")
             yield item
+
+    @property
+    def settings(self) -> Settings:
+        return self.config.stash[_SETTINGS]
 
     @property
     def shown(self) -> str:
@@ -158,33 +299,106 @@ class ScenarioFile(pytest.File):
         except ValueError:
             return str(self.path)
 
-    def outcome(self) -> ScenarioResult | str:
-        """The run's result, or why it could not be carried out; runs the scenario once."""
-        if self._outcome is None:
-            self._outcome = self._run()
-        return self._outcome
+    def judge(self, label: str) -> Judged | str:
+        """The verdict on the client ``label``, or why its run could not be carried out.
 
-    def _run(self) -> ScenarioResult | str:
+        Runs it, and the clients its ``speedup()`` compares with that have not run yet.
+        """
+        from netsim import runner
+        from netsim.repeat import tally
+        from netsim.results import ScenarioResult
+
+        others = {expectation.other for expectation in self.scenario.expectations_for(label)}
+        needed = [client.label for client in self.scenario.clients
+                  if client.label == label or client.label in others]
+        runs: dict[str, list[ScenarioResult]] = {}
+        for name in needed:
+            found = self._runs_of(name)
+            if isinstance(found, str):
+                return found
+            runs[name] = found
+        judged = []
+        for index, alone in enumerate(runs[label]):
+            elapsed_of = {name: runs[name][index].runs[0].elapsed for name in needed}
+            run = runner.judge(self.scenario, alone.runs[0], elapsed_of)
+            judged.append(ScenarioResult(alone.scenario, alone.time_scale, [run], alone.warnings, alone.seed))
+        tallied = tally(judged)
+        compared = self._compare(tallied)
+        if isinstance(compared, str):
+            return compared
+        comparison, note, source = compared
+        return Judged(tallied.clients[0], judged, comparison, note, source)
+
+    def _runs_of(self, label: str) -> list[ScenarioResult] | str:
+        """The runs of the client ``label`` alone, unjudged; run the first time they are asked for."""
+        if label not in self._runs:
+            self._runs[label] = self._run(label)
+        return self._runs[label]
+
+    def _run(self, label: str) -> list[ScenarioResult] | str:
+        from netsim import runner
         from netsim._errors import RunError, UsageError
-        from netsim.runner import run_scenario
 
-        mine = [item.name for item in self.session.items if item.parent is self]
-        everyone = len(mine) == len(self.scenario.clients)
+        settings = self.settings
+        if not self._seeds:
+            # One seed per repeat for the whole file: a speedup() compares runs of one schedule.
+            self._seeds = [runner.seed_for(self.scenario, None) for _ in range(settings.repeat)]
+        # Without its expectations, the runner runs this client alone (not those its
+        # speedup() names: they run in their own items); judge() gives the verdicts.
+        alone = self.scenario.model_copy(update={"expect": {}})
+        results = []
         try:
-            return run_scenario(self.scenario, clients=None if everyone else mine,
-                                time_scale=_time_scale(self.config), free_ports=True)
+            for seed in self._seeds:
+                # Looked up at run time, so that a conftest.py can wrap it.
+                results.append(runner.run_scenario(alone, clients=[label], time_scale=settings.time_scale,
+                                                   free_ports=True, seed=seed))
         except (RunError, UsageError) as error:
             return f"{self.shown}: the run could not be carried out: {error}"
+        return results
+
+    def _compare(self, tallied: RepeatResult) -> tuple[Comparison | None, str | None, str] | str:
+        """The client's overhead ratio against the baseline: the comparison (None where there is
+        none), why it was not compared, and the baseline's source; or why the baseline cannot
+        be used."""
+        from netsim.baseline import BaselineError, baseline_of, check_fits, compare, load_baseline
+
+        settings = self.settings
+        if settings.baseline is None:
+            return None, None, ""
+        path, reference = settings.baseline, settings.reference
+        if reference is None:  # a folder: this scenario's own file in it
+            path = settings.baseline / f"{self.path.stem}.json"
+            if not path.exists():
+                return None, f"no baseline for {self.shown}: {path} does not exist", ""
+            try:
+                reference = load_baseline(path)
+            except BaselineError as error:
+                return f"{self.shown}: {error}"
+        elif reference.scenario != self.scenario.name:
+            return None, None, ""  # the one baseline given is another scenario's
+        try:
+            check_fits(reference, scenario=self.scenario.name, time_scale=settings.time_scale, path=path)
+        except BaselineError as error:
+            return f"{self.shown}: {error}"
+        report = compare(reference, baseline_of(tallied), max_regression=settings.max_regression, path=path)
+        source = (f"{path} (saved {reference.created} by netsim {reference.netsim_version}, "
+                  f"{reference.runs} run{'s' * (reference.runs != 1)}, time scale {reference.time_scale:g})")
+        if report.skipped:
+            return None, f"not compared with baseline {path}: {report.skipped[0]}", source
+        return report.comparisons[0], None, source
 
 
 class ExpectationsFailed(Exception):
-    """Some expectations of a client model did not hold; the message says which and by how much."""
+    """Some expectations of a client model did not hold, or its overhead regressed; the
+    message says which and by how much."""
 
 
 class ClientItem(pytest.Item):
-    """One client model of a scenario: passes when all its expectations held."""
+    """One client model of a scenario: passes when all its expectations held (often enough,
+    with repeats) and its overhead did not regress past the baseline's."""
 
     line = 1
+    judged: Judged
 
     @property
     def scenario_file(self) -> ScenarioFile:
@@ -192,38 +406,57 @@ class ClientItem(pytest.Item):
         return self.parent
 
     def setup(self) -> None:
-        outcome = self.scenario_file.outcome()
-        if isinstance(outcome, str):
-            # Raised in setup, so pytest reports an error (not a failure) with this text alone.
-            pytest.fail(outcome, pytrace=False)
+        # The client runs here, so that a run that cannot be carried out is an error of the
+        # item (not a failure), reported with this text alone.
+        judged = self.scenario_file.judge(self.name)
+        if isinstance(judged, str):
+            pytest.fail(judged, pytrace=False)
+        self.judged = judged
 
     def runtest(self) -> None:
-        result = self.scenario_file.outcome()
-        assert not isinstance(result, str)
-        run = result.run(self.name)
-        for warning in result.warnings:
-            if warning.startswith(f"{self.name}:"):
+        judged = self.judged
+        for result in judged.runs:
+            for warning in result.warnings:
                 self.warn(NetsimWarning(warning))
-        failed = [verdict for verdict in run.expectations if not verdict.passed]
-        if failed:
-            raise ExpectationsFailed(self._report(run, failed, result.time_scale))
+        if judged.baseline_note is not None:
+            self.warn(NetsimWarning(judged.baseline_note))
+        lines = self._failed_expectations(judged.tally)
+        if judged.comparison is not None and not judged.comparison.passed:
+            lines += _regression(judged.comparison, judged.baseline_source)
+        if lines:
+            raise ExpectationsFailed("\n".join([*lines, self._summary(judged)]))
 
-    def _report(self, run: RunResult, failed: list[Verdict], time_scale: float) -> str:
+    def _failed_expectations(self, tallied: ClientTally) -> list[str]:
+        lines = []
+        for tallied_one in tallied.expectations:
+            if tallied_one.passed:
+                continue
+            line = tallied_one.expectation.line
+            where = f"{self.scenario_file.shown}:{line}" if line else self.scenario_file.shown
+            lines.append(f"expectation failed: {tallied_one.expectation.text}")
+            if tallied_one.runs > 1:
+                lines.append(f"  held:     in {tallied_one.passes} of {tallied_one.runs} runs "
+                             f"(needs {tallied_one.required})")
+            lines += [f"  measured: {_measured(tallied_one)}",
+                      f"  bound:    {tallied_one.bound}",
+                      f"  at:       {where}"]
+        return lines
+
+    def _summary(self, judged: Judged) -> str:
         from netsim._units import format_duration
 
-        lines = []
-        for verdict in failed:
-            line = verdict.expectation.line
-            where = f"{self.scenario_file.shown}:{line}" if line else self.scenario_file.shown
-            lines += [f"expectation failed: {verdict.expectation.text}",
-                      f"  measured: {verdict.actual_text()}",
-                      f"  bound:    {verdict.bound}",
-                      f"  at:       {where}"]
-        held = len(run.expectations) - len(failed)
-        lines.append(f"{self.name}: {held} of {len(run.expectations)} expectations held; elapsed "
-                     f"{format_duration(run.elapsed)}, ideal {format_duration(run.ideal)} "
-                     f"(scenario time, time scale {time_scale:g})")
-        return "\n".join(lines)
+        tallied = judged.tally
+        held = sum(one.passed for one in tallied.expectations)
+        count = len(tallied.expectations)
+        time_scale = judged.runs[0].time_scale
+        elapsed, ideal = tallied.metrics["elapsed"].median, tallied.metrics["ideal"].median
+        if tallied.runs == 1:
+            return (f"{self.name}: {held} of {count} expectations held; elapsed "
+                    f"{format_duration(elapsed)}, ideal {format_duration(ideal)} "
+                    f"(scenario time, time scale {time_scale:g})")
+        return (f"{self.name}: {held} of {count} expectations held in enough of {tallied.runs} runs "
+                f"({tallied.runs_passed} runs passed every one); elapsed {format_duration(elapsed)} "
+                f"(the median), ideal {format_duration(ideal)} (scenario time, time scale {time_scale:g})")
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
                      style: Any = None) -> str | Any:
@@ -235,3 +468,22 @@ class ClientItem(pytest.Item):
         # Not the node id itself: pytest would take that for a Python name and write its
         # dots as `::` (first::yaml::select) in verbose output.
         return self.path, self.line - 1, f"netsim {self.scenario_file.name}::{self.name}"
+
+
+def _measured(tallied: ExpectationTally) -> str:
+    """The measured value (the median of several runs, with their range where it differs)."""
+    expectation, actual = tallied.expectation, tallied.actual
+    median = expectation.format_measured(actual.median)
+    if tallied.runs == 1:
+        return median
+    low, high = expectation.format_measured(actual.min), expectation.format_measured(actual.max)
+    spread = "" if low == high else f"; range {low} .. {high}"
+    return f"{median} (the median of {tallied.runs} runs{spread})"
+
+
+def _regression(comparison: Comparison, source: str) -> list[str]:
+    limit = f"{comparison.max_regression * 100:g}%"
+    return [f"overhead regressed: {comparison.regression * 100:.2f} points of the ideal, more than {limit}",
+            f"  overhead: {comparison.ratio * 100:+.2f}% of the ideal, baseline "
+            f"{comparison.baseline_ratio * 100:+.2f}%",
+            f"  baseline: {source}"]

@@ -116,12 +116,7 @@ def run_scenario(
             on_run(run)
         runs.append(run)
     elapsed_of = {run.client: run.elapsed for run in runs}
-    judged = [
-        dataclasses.replace(run, expectations=[
-            evaluate(expectation, run.metrics(), elapsed_of)
-            for expectation in _expectations(scenario, run)])
-        for run in runs
-    ]
+    judged = [judge(scenario, run, elapsed_of) for run in runs]
     warnings = [
         f"{run.client}: the servers sent chunks up to {format_duration(run.lateness_wall_p99)} "
         f"late (p99, wall time): this machine was too busy to keep the schedule, so the "
@@ -129,6 +124,13 @@ def run_scenario(
         for run in judged if run.lateness_wall_p99 > LATENESS_WARNING
     ]
     return ScenarioResult(scenario.name, time_scale, judged, warnings, seed)
+
+
+def judge(scenario: Scenario, run: RunResult, elapsed_of: Mapping[str, float]) -> RunResult:
+    """``run`` with a verdict on each of its client's expectations; ``elapsed_of`` gives the
+    elapsed time of every client its ``speedup()`` compares with, by label."""
+    return dataclasses.replace(run, expectations=[
+        evaluate(expectation, run.metrics(), elapsed_of) for expectation in _expectations(scenario, run)])
 
 
 def _expectations(scenario: Scenario, run: RunResult) -> list[Expectation]:
@@ -140,14 +142,26 @@ def _expectations(scenario: Scenario, run: RunResult) -> list[Expectation]:
 
 
 def check_request(scenario: Scenario, time_scale: float, allow_external: bool) -> None:
+    """Refuse what the scenario may not do without being asked: a time scale that is not a
+    positive number, and, unless ``allow_external``, a server that listens outside loopback
+    or a proxy that connects out to another machine. Raises UsageError.
+    """
     if not (time_scale > 0 and math.isfinite(time_scale)):
         raise UsageError(f"the time scale must be a number greater than 0, got {time_scale:g}")
-    if not allow_external:
-        for server in scenario.servers:
-            if not server.is_loopback():
-                raise UsageError(
-                    f"server {server.name!r} binds {server.host}, outside loopback: other "
-                    f"machines could connect to it; pass --allow-external if that is intended")
+    if allow_external:
+        return
+    for server in scenario.servers:
+        if not server.is_loopback():
+            raise UsageError(
+                f"server {server.name!r} binds {server.host}, outside loopback: other "
+                f"machines could connect to it; pass --allow-external if that is intended")
+        # A scenario that forwards to any address it names could reach into the network
+        # of whoever runs it (or serves it), as a listener could be reached from outside.
+        if not server.upstream_is_loopback():
+            raise UsageError(
+                f"server {server.name!r} forwards to {server.upstream}, outside loopback: every "
+                f"client of the proxy makes netsim connect to another machine; pass "
+                f"--allow-external if that is intended")
 
 
 def _model(name: str, given: Mapping[str, ClientModel] | None) -> ClientModel:
@@ -442,5 +456,5 @@ def fidelity(lateness: Sequence[float]) -> str:
             f"p99 {p99 * 1e3:.3f} ms, max {values[-1] * 1e3:.3f} ms")
 
 
-__all__ = ["check_request", "ensure_descriptors", "fidelity", "plans_of", "run_scenario", "seed_for",
-           "select_clients"]
+__all__ = ["check_request", "ensure_descriptors", "fidelity", "judge", "plans_of", "run_scenario",
+           "seed_for", "select_clients"]

@@ -37,6 +37,7 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
 from netsim import _placeholders, _plugins
+from netsim._poem_files import DEFAULT_MAX_POEM_TEXT
 from netsim._units import parse_duration, parse_rate, parse_size
 from netsim.expectations import METRICS, OPERATORS, Expectation, parse_expectation
 
@@ -234,8 +235,10 @@ class Server(_Model):
         json_schema_extra=default_reads("none: give `poem` or `poem_file`"))
     poem_file: Path | None = Field(
         default=None,
-        description="A file whose text to serve, relative to the scenario file's folder; it is "
-                    "sent byte for byte.",
+        description=f"A file whose text to serve, relative to the scenario file's folder; it is "
+                    f"sent byte for byte. It must be a regular file of at most "
+                    f"{DEFAULT_MAX_POEM_TEXT} (more with `--max-poem-size`), in the scenario's "
+                    f"folder or below it (anywhere with `--allow-paths`).",
         examples=["poems/harbour.txt"],
         json_schema_extra=default_reads("none: give `poem` or `poem_file`"))
     chunk: Literal["line", "all"] | ByteChunks = Field(
@@ -293,7 +296,7 @@ class Server(_Model):
         default=None,
         description="Makes the server a proxy: it forwards what a real service sends (HOST:PORT, "
                     "or the name of another server of the scenario) under its own conditions, "
-                    "instead of serving a poem.",
+                    "instead of serving a poem. A HOST outside loopback needs `--allow-external`.",
         examples=["127.0.0.1:8080"], json_schema_extra=default_reads("none: serve the poem"))
     direction: Literal["downstream", "upstream", "both"] | None = Field(
         default=None,
@@ -388,6 +391,14 @@ class Server(_Model):
 
     def is_loopback(self) -> bool:
         return self.host == "localhost" or ipaddress.ip_address(self.host).is_loopback
+
+    def upstream_is_loopback(self) -> bool:
+        """Does this server connect only to this machine: a proxy to a loopback HOST:PORT or
+        to a server of the scenario, or no proxy at all?"""
+        if self.upstream is None or ":" not in self.upstream:
+            return True
+        host = self.upstream.rpartition(":")[0].strip("[]")
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
 
 
 def _split_command(value: object) -> object:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from netsim._errors import ClientCrashError, OutputError, RunError, UsageError
 from netsim._files import check_writable, is_special, open_log, write_output
+from netsim._poem_files import DEFAULT_MAX_POEM_BYTES
 from netsim.baseline import (
     DEFAULT_MAX_REGRESSION,
     Baseline,
@@ -120,13 +121,16 @@ def run_session(
     max_regression: float | None = None,
     console: TextIO | None = None,
     progress: Progress | None = None,
+    allow_paths: bool = False,
+    max_poem_bytes: int = DEFAULT_MAX_POEM_BYTES,
     observer: Observer | None = None,
     timeline: bool | None = False,
 ) -> Outcome:
     """Run the scenario at ``scenario_path`` ``repeat`` times and write ``outputs``.
 
     ``clients``, ``time_scale``, ``seed``, ``timeout`` (wall seconds), ``free_ports`` and
-    ``allow_external`` are as for :func:`netsim.run_scenario`. ``baseline`` is a baseline
+    ``allow_external`` are as for :func:`netsim.run_scenario`; ``allow_paths`` and
+    ``max_poem_bytes`` as for :func:`netsim.load_scenario`. ``baseline`` is a baseline
     file to compare each client's overhead ratio with, failing a client whose ratio grew
     by more than ``max_regression`` (default 10 points). ``console`` receives the live
     event log. A run that cannot be carried out still writes its ``outputs.junit``, with
@@ -143,7 +147,8 @@ def run_session(
         raise ValueError(f"a scenario runs at least once, got repeat={repeat}")
     outputs = outputs or Outputs()
     progress = progress or _Silent()
-    scenario, source = _load_with_text(scenario_path)
+    scenario, source = _load_with_text(scenario_path, allow_paths=allow_paths,
+                                       max_poem_bytes=max_poem_bytes)
     check_outputs(scenario_path, outputs.named())
     selected = select_clients(scenario, clients)
     reference = _baseline_for(baseline, max_regression, scenario=scenario, time_scale=time_scale)
@@ -251,19 +256,23 @@ def serve_session(
     json: Path | None = None,
     console: TextIO | None = None,
     progress: ServeProgress | None = None,
+    allow_paths: bool = False,
+    max_poem_bytes: int = DEFAULT_MAX_POEM_BYTES,
 ) -> None:
     """Serve the scenario at ``scenario_path`` (``-``: standard input) until interrupted
     (KeyboardInterrupt).
 
     Once the servers have stopped, ``progress.stopped`` hears how well they kept their
     schedule, ``json`` gets what they saw of every connection, and the interrupt goes on
-    to the caller. ``log_json`` and ``console`` receive every event.
+    to the caller. ``log_json`` and ``console`` receive every event. ``allow_paths`` and
+    ``max_poem_bytes`` are as for :func:`netsim.load_scenario`.
     """
     from netsim._serving import Serving, serve_scenario
     from netsim.runner import fidelity
 
     progress = progress or _Silent()
-    scenario = load_scenario_argument(scenario_path)
+    scenario = load_scenario_argument(scenario_path, allow_paths=allow_paths,
+                                      max_poem_bytes=max_poem_bytes)
     check_outputs(scenario_path, Outputs(log_json=log_json, json=json).named())
     for notice in time_scale_warnings(time_scale):
         progress.warn(notice)
@@ -292,13 +301,15 @@ def serve_session(
                 log.close()
 
 
-def load_scenario_argument(path: str | Path) -> Scenario:
+def load_scenario_argument(path: str | Path, *, allow_paths: bool = False,
+                           max_poem_bytes: int = DEFAULT_MAX_POEM_BYTES) -> Scenario:
     """The scenario a command names: a file, or ``-`` for standard input (its folder: the
     current one)."""
-    return _load_with_text(path)[0]
+    return _load_with_text(path, allow_paths=allow_paths, max_poem_bytes=max_poem_bytes)[0]
 
 
-def _load_with_text(path: str | Path) -> tuple[Scenario, str | None]:
+def _load_with_text(path: str | Path, *, allow_paths: bool = False,
+                    max_poem_bytes: int = DEFAULT_MAX_POEM_BYTES) -> tuple[Scenario, str | None]:
     """The scenario a command names, and its text for the result (None: it could not be read
     again)."""
     import sys
@@ -307,8 +318,9 @@ def _load_with_text(path: str | Path) -> tuple[Scenario, str | None]:
 
     if str(path) == "-":
         text = sys.stdin.read()
-        return load_scenario_text(text, filename="<stdin>"), text
-    scenario = load_scenario(path)
+        return load_scenario_text(text, filename="<stdin>", allow_paths=allow_paths,
+                                  max_poem_bytes=max_poem_bytes), text
+    scenario = load_scenario(path, allow_paths=allow_paths, max_poem_bytes=max_poem_bytes)
     try:
         return scenario, Path(path).read_text(encoding="utf-8", errors="replace")
     except OSError:  # gone since it loaded: the result goes without its text

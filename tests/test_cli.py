@@ -12,6 +12,7 @@ import socket
 import stat
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -401,6 +402,100 @@ def test_schema_prints_the_committed_schema(capsys: pytest.CaptureFixture[str]) 
     committed = Path(__file__).resolve().parent.parent / "netsim.schema.json"
     assert out == committed.read_text(encoding="utf-8")
     assert json.loads(out)["$schema"] == "http://json-schema.org/draft-07/schema#"
+
+
+def test_schema_markdown_prints_the_key_reference(capsys: pytest.CaptureFixture[str]) -> None:
+    """`netsim schema --markdown` prints the reference of every key: docs/scenarios.md's tables, titled."""
+    from netsim._schema import reference_markdown
+
+    assert run_cli("schema", "--markdown") == 0
+    out = capsys.readouterr().out
+    assert out.startswith("# The netsim scenario format, version 1: every key\n")
+    assert out.endswith(reference_markdown())
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "scenarios.md").read_text(encoding="utf-8")
+    assert reference_markdown() in docs
+    for key in ("`poem_file`", "`upstream`", "`connections`", "`expect`", "`probability`"):
+        assert f"| {key} |" in out, key
+
+
+def test_the_starter_points_at_a_reference_a_pip_user_has(tmp_path: Path) -> None:
+    """`netsim new` names `netsim schema --markdown` for the key reference, not a file of the repository."""
+    assert run_cli("new", tmp_path / "mine.yaml") == 0
+    text = (tmp_path / "mine.yaml").read_text(encoding="utf-8")
+    assert "`netsim schema --markdown` describes every key" in text
+    assert "docs/" not in text
+
+
+# --- what a scenario may read and reach ----------------------------------------------------
+
+
+READER = """\
+    netsim: 1
+    name: reader
+    servers: [{name: a, poem_file: ../secret.txt}]
+    clients: [blocking]
+    expect: {all: [intact == 100%]}
+"""
+
+
+@pytest.fixture
+def reader(tmp_path: Path) -> Path:
+    """A scenario in scenarios/ whose poem file is beside that folder."""
+    (tmp_path / "secret.txt").write_text("1111\n")
+    (tmp_path / "scenarios").mkdir()
+    path = tmp_path / "scenarios" / "reader.yaml"
+    path.write_text(textwrap.dedent(READER))
+    return path
+
+
+@pytest.mark.parametrize("command", ["validate", "run", "serve"])
+def test_a_poem_file_outside_the_folder_exits_2_and_names_the_flag(
+    reader: Path, command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """validate, run and serve refuse the file with file:line:col and the flag that allows it."""
+    assert run_cli(command, reader) == 2
+    err = capsys.readouterr().err
+    assert (f"{reader}:3:32: servers[0].poem_file: poem_file '../secret.txt' is outside the "
+            f"scenario's folder") in err
+    assert "unless --allow-paths is given\n    hint: move the file into the scenario's folder" in err
+    assert "Traceback" not in err
+
+
+def test_allow_paths_and_max_poem_size_let_validate_and_run_read_it(
+    reader: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--allow-paths reads the file, --max-poem-size bounds it, on validate and run alike."""
+    assert run_cli("validate", reader, "--allow-paths") == 0
+    assert run_cli("validate", reader, "--allow-paths", "--max-poem-size", "4B") == 2
+    err = capsys.readouterr().err
+    assert "is 5B, more than the 4B a poem may have: pass --max-poem-size 1MB or more" in err
+    assert run_cli("run", reader, "--allow-paths", "--max-poem-size", "1KiB", "-q") == 0
+    assert "PASS  blocking  intact == 100%" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("size", ["0", "-1KB", "lots"])
+def test_a_max_poem_size_that_is_not_a_positive_size_exits_2(
+    reader: Path, size: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--max-poem-size takes a size above zero, in netsim's units."""
+    assert run_cli("validate", reader, "--max-poem-size", size) == 2
+    assert "argument --max-poem-size" in capsys.readouterr().err
+
+
+def test_serve_refuses_a_proxy_to_another_machine_without_allow_external(
+    write_scenario: ScenarioWriter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`netsim serve` with an upstream outside loopback exits 2, naming the server and --allow-external."""
+    path = write_scenario("""\
+        netsim: 1
+        name: forwarding
+        servers: [{name: db, upstream: "10.1.2.3:5432"}]
+    """)
+    assert run_cli("serve", path) == 2
+    out, err = capsys.readouterr()
+    assert "netsim: error: server 'db' forwards to 10.1.2.3:5432, outside loopback" in err
+    assert "pass --allow-external if that is intended" in err
+    assert "listening" not in out
 
 
 # --- repeats and baselines --------------------------------------------------------------

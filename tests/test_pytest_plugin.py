@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -40,20 +41,25 @@ jobs:
     netsim: 1
     steps: [{run: make}]
 """
-# Records each call of run_scenario (the plugin looks it up at run time) in calls.jsonl.
+# Records each call of run_scenario (the plugin looks it up at run time) in calls.jsonl,
+# with the wall time it took.
 RECORDING = """\
 import json
+import time
 import netsim.runner
 
 _run_scenario = netsim.runner.run_scenario
 
 
 def recording(scenario, **options):
+    start = time.monotonic()
+    result = _run_scenario(scenario, **options)
     with open("calls.jsonl", "a") as log:
         log.write(json.dumps({"scenario": scenario.name, "clients": options.get("clients"),
-                              "time_scale": options.get("time_scale"),
-                              "free_ports": options.get("free_ports")}) + "\\n")
-    return _run_scenario(scenario, **options)
+                              "time_scale": options.get("time_scale"), "seed": options.get("seed"),
+                              "free_ports": options.get("free_ports"),
+                              "wall": time.monotonic() - start}) + "\\n")
+    return result
 
 
 netsim.runner.run_scenario = recording
@@ -79,8 +85,13 @@ def test_scenario_files_are_collected_and_each_client_is_an_item(pytester: pytes
     ])
     assert "workflow.yaml" not in result.stdout.str()
     recorded = calls(pytester)
-    assert sorted(call["scenario"] for call in recorded) == ["failing", "passing"]  # once per file
+    # Each client once, alone, in its own item; the clients of a file share its seed.
+    assert sorted((call["scenario"], call["clients"]) for call in recorded) == [
+        ("failing", ["blocking"]), ("failing", ["select"]),
+        ("passing", ["blocking"]), ("passing", ["select"])]
     assert all(call["free_ports"] is True and call["time_scale"] == 1.0 for call in recorded)
+    for name in ("failing", "passing"):
+        assert len({call["seed"] for call in recorded if call["scenario"] == name}) == 1
 
 
 def test_a_failure_shows_the_expectation_the_measurement_the_bound_and_the_line(
@@ -143,12 +154,12 @@ def test_a_run_that_cannot_be_carried_out_is_an_error_of_its_items(pytester: pyt
 def test_a_selected_client_still_runs_the_clients_its_speedup_compares_with(
     pytester: pytest.Pytester,
 ) -> None:
-    """Running only passing.yaml::select asks for select, and speedup(blocking) still gets blocking."""
+    """Running only passing.yaml::select runs select, and blocking for speedup(blocking), once each."""
     pytester.makefile(".yaml", passing=PASSING)
     pytester.makeconftest(RECORDING)
     result = pytester.runpytest_subprocess("passing.yaml::select")
     result.assert_outcomes(passed=1)
-    assert [call["clients"] for call in calls(pytester)] == [["select"]]
+    assert [call["clients"] for call in calls(pytester)] == [["blocking"], ["select"]]
 
 
 @pytest.mark.parametrize(("option", "ini", "scale"), [
@@ -167,7 +178,7 @@ def test_the_time_scale_comes_from_the_option_or_the_ini_key(
     result = pytester.runpytest_subprocess(*option)
     outcomes = result.parseoutcomes()  # the verdicts at a small scale depend on the machine's load
     assert outcomes.get("passed", 0) + outcomes.get("failed", 0) == 2
-    assert [call["time_scale"] for call in calls(pytester)] == [scale]
+    assert [call["time_scale"] for call in calls(pytester)] == [scale, scale]
 
 
 def test_a_bad_time_scale_stops_the_session(pytester: pytest.Pytester) -> None:
@@ -176,3 +187,187 @@ def test_a_bad_time_scale_stops_the_session(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess("--netsim-time-scale", "fast")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*netsim: the time scale must be a number greater than 0, got 'fast'*"])
+
+
+def test_each_items_junit_time_is_its_own_clients_run(pytester: pytest.Pytester) -> None:
+    """In --junitxml, each item's time covers its own client's run, not the whole file's."""
+    import xml.etree.ElementTree as ET
+
+    # blocking needs 400 ms, select 200 ms: enough to tell their runs apart on a busy machine.
+    slow = SERVERS.format(name="slow").replace("20ms", "100ms")
+    pytester.makefile(".yaml", slow=slow)
+    pytester.makeconftest(RECORDING)
+    result = pytester.runpytest_subprocess("--junitxml=report.xml")
+    result.assert_outcomes(passed=2)
+    wall = {call["clients"][0]: call["wall"] for call in calls(pytester)}
+    cases = {case.get("name"): float(case.get("time", "nan"))
+             for case in ET.parse(pytester.path / "report.xml").iter("testcase")}
+    assert set(cases) == {"blocking", "select"}
+    assert cases["select"] >= wall["select"] >= 0.2
+    assert wall["blocking"] <= cases["blocking"] < wall["blocking"] + wall["select"]
+
+
+# Every third run_scenario call is 10 s late: with three runs per client, one run of each.
+LATE_EVERY_THIRD = """\
+import dataclasses
+import netsim.runner
+
+_run_scenario = netsim.runner.run_scenario
+calls = [0]
+
+
+def late_every_third(scenario, **options):
+    result = _run_scenario(scenario, **options)
+    calls[0] += 1
+    if calls[0] % 3 == 0:
+        runs = [dataclasses.replace(run, elapsed=run.elapsed + 10) for run in result.runs]
+        result = dataclasses.replace(result, runs=runs)
+    return result
+
+
+netsim.runner.run_scenario = late_every_third
+"""
+REPEATED = SERVERS.format(name="repeated") + textwrap.dedent("""\
+    expect:
+      blocking: [elapsed <= ideal + 5s in 60% of runs]
+      select: [elapsed <= ideal + 5s]
+""")
+
+
+def test_repeat_passes_an_item_whose_expectations_held_often_enough(pytester: pytest.Pytester) -> None:
+    """With --netsim-repeat 3 and one late run each, a 60% pass rate passes and no rate fails."""
+    pytester.makefile(".yaml", repeated=REPEATED)
+    pytester.makeconftest(LATE_EVERY_THIRD)
+    result = pytester.runpytest_subprocess("--netsim-repeat", "3", "-v")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines([
+        "repeated.yaml::blocking PASSED*",
+        "repeated.yaml::select FAILED*",
+        "expectation failed: elapsed <= ideal + 5s",
+        "  held:     in 2 of 3 runs (needs all)",
+        "  measured: * (the median of 3 runs; range * .. 10.*s)",
+        "  bound:    <= *",
+        "  at:       repeated.yaml:9",
+        "select: 0 of 1 expectations held in enough of 3 runs (2 runs passed every one); *",
+    ])
+
+
+def test_the_repeat_count_comes_from_the_option_or_the_ini_key(pytester: pytest.Pytester) -> None:
+    """The ini key netsim_repeat runs each client that many times; a count below 1 stops the session."""
+    pytester.makefile(".yaml", passing=PASSING)
+    pytester.makeconftest(RECORDING)
+    pytester.makeini("[pytest]\nnetsim_repeat = 2\n")
+    result = pytester.runpytest_subprocess()
+    assert sum(result.parseoutcomes().get(key, 0) for key in ("passed", "failed")) == 2
+    assert sorted(call["clients"][0] for call in calls(pytester)) == ["blocking"] * 2 + ["select"] * 2
+    refused = pytester.runpytest_subprocess("--netsim-repeat", "0")
+    assert refused.ret == pytest.ExitCode.USAGE_ERROR
+    refused.stderr.fnmatch_lines(["*netsim: the repeat count must be a whole number of 1 or more, got '0'*"])
+
+
+def baseline(scenario: str, ratios: dict[str, float], time_scale: float = 1.0) -> str:
+    """A baseline as one written by hand: each client's ideal and overhead ratio."""
+    clients = {label: {"ideal": 0.04, "overhead_ratio": ratio} for label, ratio in ratios.items()}
+    return json.dumps({"format": "netsim-baseline", "version": 1, "scenario": scenario,
+                       "time_scale": time_scale, "clients": clients})
+
+
+def test_a_client_whose_overhead_regressed_past_the_baseline_fails(pytester: pytest.Pytester) -> None:
+    """--netsim-baseline fails the client whose overhead ratio grew past the bound, and names the file."""
+    # blocking's baseline is impossibly fast (half its ideal), select's impossibly slow.
+    pytester.makefile(".json", base=baseline("passing", {"blocking": -0.5, "select": 50.0}))
+    pytester.makefile(".yaml", passing=PASSING)
+    result = pytester.runpytest_subprocess("--netsim-baseline", "base.json", "-v")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines([
+        "passing.yaml::blocking FAILED*",
+        "passing.yaml::select PASSED*",
+        "overhead regressed: * points of the ideal, more than 10%",
+        "  overhead: +*% of the ideal, baseline -50.00%",
+        "  baseline: base.json (saved ? by netsim ?, 1 run, time scale 1)",
+        "blocking: 2 of 2 expectations held; *",
+    ])
+    loose = pytester.runpytest_subprocess("--netsim-baseline", "base.json",
+                                          "--netsim-max-regression", "1000%")
+    loose.assert_outcomes(passed=2)
+
+
+def test_a_baseline_folder_gives_each_scenario_its_own_file(pytester: pytest.Pytester) -> None:
+    """In a baseline folder, NAME.json is NAME.yaml's; a client it lacks is a warning, not a failure."""
+    pytester.makefile(".yaml", passing=PASSING, failing=FAILING)
+    (pytester.path / "baselines").mkdir()
+    (pytester.path / "baselines" / "passing.json").write_text(baseline("passing", {"blocking": -0.5}))
+    result = pytester.runpytest_subprocess("--netsim-baseline", "baselines", "-v", "-W", "always")
+    result.stdout.fnmatch_lines([
+        "failing.yaml::blocking PASSED*", "failing.yaml::select FAILED*",
+        "passing.yaml::blocking FAILED*", "passing.yaml::select PASSED*",
+        "*no baseline for failing.yaml: baselines*failing.json does not exist*",
+        "*not compared with baseline baselines*passing.json: select: not in the baseline*",
+    ])
+
+
+def test_a_baseline_that_does_not_fit_is_an_error_and_a_bad_option_stops_the_session(
+    pytester: pytest.Pytester,
+) -> None:
+    """A baseline of another time scale errors the file's items; a regression bound needs a baseline."""
+    pytester.makefile(".json", base=baseline("passing", {"blocking": 0.0}, time_scale=0.5))
+    pytester.makefile(".yaml", passing=PASSING)
+    result = pytester.runpytest_subprocess("--netsim-baseline", "base.json")
+    result.assert_outcomes(errors=2)
+    result.stdout.fnmatch_lines(["passing.yaml: baseline base.json was made at time scale 0.5, *"])
+    for options, message in [
+        (["--netsim-max-regression", "5%"], "*--netsim-max-regression needs --netsim-baseline PATH*"),
+        (["--netsim-baseline", "missing.json"], "*--netsim-baseline: baseline missing.json does not exist*"),
+    ]:
+        refused = pytester.runpytest_subprocess(*options)
+        assert refused.ret == pytest.ExitCode.USAGE_ERROR
+        refused.stderr.fnmatch_lines([message])
+
+
+def test_a_poem_file_outside_the_scenarios_folder_is_refused_unless_the_ini_allows_it(
+    pytester: pytest.Pytester,
+) -> None:
+    """A collected scenario cannot read a file beside its folder; netsim_allow_paths = true lets it."""
+    (pytester.path / "secret.txt").write_text("1\n2\n")
+    (pytester.path / "scenarios").mkdir()
+    (pytester.path / "scenarios" / "reader.yaml").write_text(
+        PASSING.replace('poem: "1\\n2\\n"', "poem_file: ../secret.txt"))
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([
+        "scenarios/reader.yaml:4:26: servers[[]0].poem_file: poem_file '../secret.txt' is outside the "
+        "scenario's folder *: a scenario reads files only in its own folder unless --allow-paths is given",
+        "    hint: *netsim_allow_paths = true*",
+    ])
+    pytester.makeini("[pytest]\nnetsim_allow_paths = true\n")
+    pytester.runpytest_subprocess().assert_outcomes(passed=2)
+
+
+def test_the_ini_key_netsim_max_poem_size_bounds_poem_files(pytester: pytest.Pytester) -> None:
+    """netsim_max_poem_size refuses a longer poem file at collection; a value that is no size stops pytest."""
+    (pytester.path / "poem.txt").write_text("1\n2\n")
+    pytester.makefile(".yaml", reader=PASSING.replace('poem: "1\\n2\\n"', "poem_file: poem.txt"))
+    pytester.makeini("[pytest]\nnetsim_max_poem_size = 2B\n")
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["reader.yaml:4:26: *'poem.txt' is 4B, more than the 2B a poem may have*"])
+    pytester.makeini("[pytest]\nnetsim_max_poem_size = 4B\n")
+    pytester.runpytest_subprocess().assert_outcomes(passed=2)
+    pytester.makeini("[pytest]\nnetsim_max_poem_size = huge\n")
+    refused = pytester.runpytest_subprocess()
+    assert refused.ret == pytest.ExitCode.USAGE_ERROR
+    refused.stderr.fnmatch_lines(["*netsim: netsim_max_poem_size: 'huge' is not a size*"])
+
+
+def test_collection_looks_only_at_the_head_of_a_yaml_file(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whether a YAML file is a scenario is told from its first bytes; the rest is never read."""
+    from netsim import pytest_plugin
+
+    monkeypatch.setattr(pytest_plugin, "_MOST_BYTES", 200)
+    head = tmp_path / "head.yaml"
+    head.write_text(PASSING)
+    tail = tmp_path / "tail.yaml"
+    tail.write_text(PASSING.replace("clients:", "#" * 200 + "\nclients:"))
+    assert pytest_plugin._is_scenario(head)
+    assert not pytest_plugin._is_scenario(tail)

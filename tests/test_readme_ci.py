@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shlex
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -59,12 +63,16 @@ def test_the_github_actions_job_is_a_valid_workflow() -> None:
     assert any(run.startswith("netsim run") and "--junit" in run for run in runs)
 
 
+def shell_step() -> str:
+    """The README's plain shell step: the sh block that tells netsim's exit codes apart."""
+    return next(body for kind, body in BLOCKS if kind == "sh" and "case $" in body)
+
+
 def test_every_exit_code_is_documented() -> None:
     """The README's exit-code table has 0, 1, 2, 3, 130 and 143, and the shell step tells them apart."""
     for code in ("0", "1", "2", "3", "130", "143"):
         assert f"\n| {code} | " in README, code
-    shell = next(body for kind, body in BLOCKS if kind == "sh" and "case $? in" in body)
-    assert all(f"{code}) " in shell for code in ("0", "1", "2"))
+    assert all(f"{code}) " in shell_step() for code in ("0", "1", "2"))
 
 
 @pytest.mark.parametrize("command", ["run", "serve"])
@@ -76,3 +84,37 @@ def test_every_option_of_run_and_serve_is_in_the_readme(command: str) -> None:
     assert ["--seed"] in options
     missing = [names for names in options if not any(f"`{name}" in README for name in names)]
     assert not missing
+
+
+# The scenario the shell step runs, in small: two 20 ms servers, one client, one expectation.
+STEP_SCENARIO = """\
+netsim: 1
+name: step
+servers: [{{name: a, poem: "1\\n2\\n", delay: 20ms}}]
+clients: [blocking]
+expect: {{blocking: [{expectation}]}}
+"""
+
+
+@pytest.mark.parametrize(("expectation", "code", "says"), [
+    ("errors == 0", 0, "every expectation held"),
+    ("errors == 1", 1, "an expectation failed, or the overhead regressed"),
+    ("errorz == 0", 2, "the scenario or the command line is invalid"),
+])
+def test_the_shell_step_tells_the_exit_codes_apart_under_bash_e(tmp_path: Path, expectation: str,
+                                                                code: int, says: str) -> None:
+    """Run as GitHub Actions runs it (`bash -e`), the shell step says what netsim's exit code meant."""
+    (tmp_path / "scenarios").mkdir()
+    (tmp_path / "scenarios" / "three_ports.yaml").write_text(STEP_SCENARIO.format(expectation=expectation))
+    # `netsim` on the PATH is this checkout's, whichever way it was installed.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "netsim").write_text(textwrap.dedent(f"""\
+        #!/bin/sh
+        exec {shlex.quote(sys.executable)} -m netsim "$@"
+    """))
+    (bin_dir / "netsim").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    done = subprocess.run(["bash", "-e", "-c", shell_step()], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert (done.returncode, done.stdout.splitlines()[-1:]) == (code, [says]), done.stderr

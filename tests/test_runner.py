@@ -12,6 +12,7 @@ import pytest
 import netsim
 from netsim.clients import ClientModel, Recorder, Target, get_model, model_names
 from netsim.events import BytesReceived, ChunkSent, Event, ServerListening
+from netsim.runner import check_request
 from tests.conftest import ScenarioWriter, demo_text
 
 MODELS = model_names()[:5]  # netsim's own
@@ -178,6 +179,30 @@ def test_a_host_outside_loopback_needs_permission(write_scenario: ScenarioWriter
     """)
     with pytest.raises(netsim.UsageError, match="outside loopback"):
         netsim.run_scenario(netsim.load_scenario(path))
+
+
+def proxy_to(upstream: str) -> netsim.Scenario:
+    """A scenario whose one server forwards to ``upstream``."""
+    return netsim.load_scenario_text(
+        f"netsim: 1\nname: forward\nservers:\n  - {{name: o, poem: 'x\\n'}}\n"
+        f"  - {{name: p, upstream: '{upstream}'}}\nclients: [blocking]\n")
+
+
+@pytest.mark.parametrize("upstream", ["10.1.2.3:80", "0.0.0.0:80", "[2001:db8::1]:443"])
+def test_a_proxy_to_another_machine_needs_permission(upstream: str) -> None:
+    """A proxy whose upstream is outside loopback is refused, naming the server and the flag."""
+    with pytest.raises(netsim.UsageError) as caught:
+        netsim.run_scenario(proxy_to(upstream))
+    assert str(caught.value) == (f"server 'p' forwards to {upstream}, outside loopback: every client of "
+                                 f"the proxy makes netsim connect to another machine; pass "
+                                 f"--allow-external if that is intended")
+    check_request(proxy_to(upstream), 1.0, allow_external=True)
+
+
+@pytest.mark.parametrize("upstream", ["127.0.0.1:80", "127.8.0.1:80", "localhost:80", "[::1]:80", "o"])
+def test_a_proxy_on_this_machine_needs_no_permission(upstream: str) -> None:
+    """Loopback upstreams, and a server of the scenario by name, are allowed without the flag."""
+    check_request(proxy_to(upstream), 1.0, allow_external=False)
 
 
 def _crash(targets: Sequence[Target], recorder: Recorder) -> None:

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -142,3 +143,34 @@ def test_the_plugin_leaves_a_serve_only_scenario_alone(pytester: pytest.Pytester
     pytester.makefile(".yaml", served=TEXT)
     result = pytester.runpytest_subprocess("-q", "served.yaml")
     result.stdout.fnmatch_lines(["*no tests ran*"])
+
+
+def test_serving_keeps_poem_files_in_the_scenarios_folder_unless_allowed(tmp_path: Path) -> None:
+    """serving() refuses a poem file beside the scenario's folder, and serves it with allow_paths."""
+    (tmp_path / "secret.txt").write_text("1111\n")
+    (tmp_path / "scenarios").mkdir()
+    path = tmp_path / "scenarios" / "reader.yaml"
+    path.write_text("netsim: 1\nname: reader\nservers: [{name: a, poem_file: ../secret.txt}]\n")
+    with pytest.raises(netsim.ScenarioError, match=r"reader.yaml:3:32: .*outside the scenario's folder"):
+        netsim.serving(path)
+    with pytest.raises(netsim.ScenarioError, match=r"is 5B, more than the 4B"):
+        netsim.serving(path, allow_paths=True, max_poem_bytes=4)
+    with netsim.serving(path, allow_paths=True) as net:
+        assert read(net.address("a")) == b"1111\n"
+
+
+FORWARDING = """\
+netsim: 1
+name: forwarding
+servers: [{name: p, upstream: "10.1.2.3:80"}]
+"""
+
+
+def test_serving_a_proxy_to_another_machine_needs_allow_external(netsim_servers: Any) -> None:
+    """serving() and the fixture refuse an upstream outside loopback unless allow_external is given."""
+    for serve in (netsim.serving, netsim_servers):
+        with pytest.raises(netsim.UsageError, match=r"'p' forwards to 10\.1\.2\.3:80, outside loopback"):
+            serve(FORWARDING)
+    with netsim.serving(FORWARDING, allow_external=True) as net:
+        assert set(net.addresses) == {"p"}
+    assert set(netsim_servers(FORWARDING, allow_external=True).addresses) == {"p"}

@@ -270,3 +270,36 @@ def test_a_command_client_is_checked_when_the_scenario_loads(write_scenario: Sce
         netsim.load_scenario(path)
     (problem,) = failure.value.problems
     assert problem.line == 5 and message in problem.message
+
+
+def test_the_programs_output_is_logged_line_by_line(write_scenario: ScenarioWriter) -> None:
+    """Each line the program writes is an event of the run's log, with its stream."""
+    from netsim.events import Event, ProgramExited, ProgramOutput
+
+    events: list[Event] = []
+    chatty = "import sys; print('one'); print('two', file=sys.stderr)"
+    path = write_scenario(f"""\
+        netsim: 1
+        name: chatty
+        servers: [{{name: a, poem: "x\\n", fault: {{kind: refuse}}}}]
+        clients: [{{model: command, run: [{PYTHON}, -c, "{chatty}"]}}]
+        expect:
+          command: [errors == 1]
+    """)
+    netsim.run_scenario(netsim.load_scenario(path), observer=events.append)
+    lines = [(event.stream, event.line) for event in events if isinstance(event, ProgramOutput)]
+    assert sorted(lines) == [("stderr", "two"), ("stdout", "one")]
+    (exited,) = [event for event in events if isinstance(event, ProgramExited)]
+    assert (exited.exit_code, exited.stdout, exited.stderr) == (0, "one\n", "two\n")
+
+
+def test_run_reads_a_scenario_from_stdin(tmp_path: Path) -> None:
+    """`netsim run -` reads the scenario from standard input and runs it."""
+    import subprocess
+
+    scenario = ('netsim: 1\nname: piped\nservers: [{name: a, poem: "x\\n"}]\nclients: [blocking]\n'
+                'expect:\n  blocking: [intact == 100%]\n')
+    done = subprocess.run([PYTHON, "-m", "netsim", "run", "-", "-q"], input=scenario, text=True,
+                          capture_output=True, cwd=tmp_path, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "PASS  blocking  intact == 100%" in done.stdout

@@ -1,0 +1,78 @@
+"""SIGKILL ``netsim run`` at moments through its start and its run; check nothing outlives it.
+
+Run:  python bench/kill_moments.py [--moments 0.05,0.1,...]
+
+For each moment the script starts ``netsim run scenarios/three_ports.yaml --time-scale
+0.1 --free-ports`` in a session of its own, waits that long, notes every process below
+it, kills the runner with SIGKILL, and 2 s later counts those processes still alive
+(zombies aside). A server holding its port after its runner died is what this guards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# From the servers' start (about 0.4 s after the command, on this machine) to the end of
+# the blocking client's 1.2 s run, and between the models' runs.
+MOMENTS = "0.35,0.4,0.45,0.5,0.6,0.9,1.3,1.7,2.1,2.6"
+
+
+def descendants(pid: int) -> set[int]:
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[0] != "Z":
+                parents[int(entry.name)] = int(fields[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--moments", default=MOMENTS, help="seconds after the start, comma-separated")
+    args = parser.parse_args()
+    total_left = 0
+    for moment in (float(text) for text in args.moments.split(",")):
+        runner = subprocess.Popen(
+            [sys.executable, "-m", "netsim", "run", str(ROOT / "scenarios" / "three_ports.yaml"),
+             "--time-scale", "0.1", "--free-ports", "-q"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        time.sleep(moment)
+        below = descendants(runner.pid)
+        runner.send_signal(signal.SIGKILL)
+        runner.wait()
+        time.sleep(2.0)
+        left = sorted(pid for pid in below if alive(pid))
+        total_left += len(left)
+        assert runner.stderr is not None
+        tracebacks = runner.stderr.read().count(b"Traceback")
+        print(f"killed at {moment:4.2f} s: {len(below)} processes below the runner, {len(left)} alive 2 s "
+              f"later{' ' + str(left) if left else ''}, {tracebacks} tracebacks")
+        for pid in left:
+            os.kill(pid, signal.SIGKILL)
+    print(f"in all: {total_left} processes outlived their runner")
+
+
+if __name__ == "__main__":
+    main()
