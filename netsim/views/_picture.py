@@ -155,8 +155,8 @@ def ticks(span: float, most: int) -> list[float]:
 
 def seconds_label(seconds: float, unit: float) -> str:
     """A short label of ``seconds`` in the unit that fits ``unit`` (an axis's step): ``2s``,
-    ``500ms``, ``20µs``."""
-    if unit >= 1 or unit == 0:
+    ``1.5s``, ``500ms``, ``20µs``."""
+    if unit >= 1 or unit == 0 or seconds >= 1 or seconds == 0:
         return f"{seconds:g}s"
     if unit >= 1e-3:
         return f"{seconds * 1e3:g}ms"
