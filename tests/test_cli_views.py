@@ -99,3 +99,15 @@ def test_the_timeline_is_drawn_when_asked_and_never_with_quiet(
     assert "timeline:" not in capsys.readouterr().out
     assert run_cli("run", path, "--time-scale", SCALE, "--no-timeline") == 0
     assert "timeline:" not in capsys.readouterr().out
+
+
+def test_a_repeated_runs_trace_has_processes_for_each_run(write_scenario: ScenarioWriter,
+                                                          tmp_path: Path) -> None:
+    """With --repeat 2 each run has its own servers' and client models' processes, named with its number."""
+    path = write_scenario(demo_text(clients="select"))
+    trace = tmp_path / "trace.json"
+    assert run_cli("run", path, "--time-scale", SCALE, "--repeat", "2", "--trace", trace, "-q") == 0
+    records = json.loads(trace.read_text())["traceEvents"]
+    assert {record["args"]["name"] for record in records if record["name"] == "process_name"} == {
+        "servers (run 1)", "client select (run 1)", "servers (run 2)", "client select (run 2)"}
+    assert sum(record["name"] == "bytes_received" for record in records) == 24
