@@ -21,6 +21,7 @@ import ctypes
 import ctypes.util
 import gc
 import logging
+import math
 import multiprocessing
 import os
 import resource
@@ -35,11 +36,15 @@ from multiprocessing.connection import Connection
 
 from netsim._errors import PortBusyError, ServerStartError
 from netsim.clients import ClientModel, ModelLimitError, Recorder, Target
-from netsim.engine import Listener, ServerPlan, new_event_loop, open_listeners, serve
+from netsim.engine import Controls, Listener, ServerPlan, new_event_loop, open_listeners, serve
 from netsim.events import (
+    BringUp,
+    ChangeConditions,
     ClientFinished,
     ClientMessage,
     ClientStarted,
+    ControlDone,
+    ControlMessage,
     Crashed,
     Event,
     EventBatch,
@@ -49,11 +54,16 @@ from netsim.events import (
     LatenessBatch,
     LimitReached,
     Listening,
+    ReportStates,
+    ResetConnections,
     ServerMessage,
     StartFailed,
     Stop,
     Stopped,
+    TakeDown,
 )
+
+_CONTROL = (ChangeConditions, TakeDown, BringUp, ResetConnections, ReportStates)
 
 _fork = multiprocessing.get_context("fork")
 # A forked child shares the runner's pages, pydantic's among them, and counts them in
@@ -340,9 +350,12 @@ async def _serve_until_stopped(listeners: Sequence[Listener], t0: float, conn: C
         if not serving.done():
             loop.call_later(FLUSH_INTERVAL, flush)  # events and lateness travel on this beat
 
-    def ready() -> None:
+    controls: list[Controls] = []
+
+    def ready(servers: Controls) -> None:
         # Only now: a client started before the loop serves would wait in the backlog,
         # and that wait (the loop's start, a first import) would count in its time.
+        controls.append(servers)
         _send(conn, Listening({listener.plan.name: listener.address for listener in listeners}))
 
     serving = asyncio.create_task(serve(listeners, pending.append, t0, lateness=lateness,
@@ -350,7 +363,9 @@ async def _serve_until_stopped(listeners: Sequence[Listener], t0: float, conn: C
     loop.call_later(FLUSH_INTERVAL, flush)
 
     def on_control() -> None:
-        # Flush: send what is held. Stop, or the runner is gone (EOF): stop serving.
+        # Flush: send what is held. A control request: carry it out, then send the events
+        # it made before its answer, so that the change is logged before it is reported
+        # done. Stop, or the runner is gone (EOF): stop serving.
         try:
             message = conn.recv()
         except (EOFError, OSError):
@@ -359,6 +374,11 @@ async def _serve_until_stopped(listeners: Sequence[Listener], t0: float, conn: C
             send_held()
             _send(conn, Flushed())
             return
+        if isinstance(message, _CONTROL):
+            answer = _carry_out(message, controls, t0)
+            send_held()
+            _send(conn, answer)
+            return
         loop.remove_reader(conn.fileno())
         serving.cancel()
 
@@ -366,6 +386,12 @@ async def _serve_until_stopped(listeners: Sequence[Listener], t0: float, conn: C
     with contextlib.suppress(asyncio.CancelledError):
         await serving
     flush()
+
+
+def _carry_out(request: ControlMessage, controls: list[Controls], t0: float) -> ServerMessage:
+    if not controls:  # the runner waits for Listening before it asks anything
+        return ControlDone(request.request, math.nan, "the servers are not ready yet")
+    return controls[0].handle(request, t0)
 
 
 def _client_main(model: ClientModel, label: str, targets: list[Target], t0: float,

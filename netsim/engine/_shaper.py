@@ -37,8 +37,10 @@ class Shaper:
 
     def __init__(self, schedule: StreamSchedule, sink: asyncio.Transport, *, chunking: str | int,
                  timers: TimerQueue, on_chunk: ChunkSent | None, on_fault: Callable[[], None],
-                 on_done: Callable[[], None], on_drain: Callable[[], None] | None = None) -> None:
+                 on_done: Callable[[], None], on_drain: Callable[[], None] | None = None,
+                 conditioned: bool = True) -> None:
         self.schedule = schedule
+        self.conditioned = conditioned  # under the server's conditions (else passed straight through)
         self._timers = timers
         self._sink = sink
         self._chunking = chunking
