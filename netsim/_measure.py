@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from netsim.events import (
     CONNECTION_EVENTS,
+    SERVER_STATE_EVENTS,
     BytesReceived,
     ClientFinished,
     ClientStarted,
@@ -21,7 +22,6 @@ from netsim.events import (
     Event,
     Observer,
     ProgramExited,
-    ServerListening,
 )
 from netsim.results import ConnectionResult, Lateness, Served, lateness_of
 
@@ -68,7 +68,7 @@ class Correlator:
                     self._held.setdefault(key, []).append(event)
                     continue
                 event.client, event.conn = self.client, conn
-            elif isinstance(event, ServerListening):
+            elif isinstance(event, SERVER_STATE_EVENTS):
                 event.client = self.client
             self._deliver(event)
 
@@ -96,6 +96,7 @@ class Slot:
     port: int
     expected: int | None  # the bytes a whole poem is; None: unknown (a proxy to the outside)
     refuses: bool = False  # its server refuses every connection
+    drops_syn: bool = False  # its server never answers a handshake (syn_drop)
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,7 @@ class Measured:
     lateness: Lateness  # scenario time
     lateness_wall_p99: float
     program: ProgramExited | None  # a command client's program
+    started: float = math.nan  # when the client model began, in seconds since the run began
 
 
 @dataclass
@@ -118,6 +120,7 @@ class _Conn:
     intact: bool | None = False
     error: str | None = None
     message: str | None = None
+    phase: str | None = None
     ended: bool = False
 
 
@@ -154,7 +157,7 @@ def measure(events: Sequence[Event], lateness: Sequence[float], slots: Sequence[
                     conn.bytes = event.bytes
                     conn.intact = event.intact
                     if isinstance(event, ConnFailed):
-                        conn.error, conn.message = event.error, event.message
+                        conn.error, conn.message, conn.phase = event.error, event.message, event.phase
     served = _match(ended, slots, instrumented)
     results = []
     for number, conn in conns.items():
@@ -169,9 +172,10 @@ def measure(events: Sequence[Event], lateness: Sequence[float], slots: Sequence[
         results.append(ConnectionResult(
             conn=number, server=slot.server, port=slot.port, bytes=conn.bytes, intact=conn.intact,
             error=conn.error, ttfb=(conn.first_byte - conn.start) / time_scale,
-            duration=(conn.end - conn.start) / time_scale, message=conn.message, served=seen))
+            duration=(conn.end - conn.start) / time_scale, message=conn.message, served=seen,
+            phase=conn.phase))
     summary = lateness_of(lateness, time_scale)
-    return Measured(finished - started, results, summary, summary.p99 * time_scale, program)
+    return Measured(finished - started, results, summary, summary.p99 * time_scale, program, started)
 
 
 def served_connections(ended: Sequence[ConnEnded], slots: Sequence[Slot],
@@ -214,7 +218,7 @@ def _served(event: ConnEnded, started: float, time_scale: float) -> Served:
 # How a connection the client did not report ended, from the server's account.
 _ENDINGS: dict[str, tuple[str | None, str]] = {
     "closed": (None, ""),
-    "reset": ("reset", "the server reset it (a reset fault)"),
+    "reset": ("reset", "the server reset it (a reset fault, or its server went down with a reset)"),
     "client_reset": ("reset", "the client reset it"),
     "client_closed": ("error", "the client closed it before the server's end"),
     "error": ("error", "the connection failed"),
@@ -225,11 +229,17 @@ _ENDINGS: dict[str, tuple[str | None, str]] = {
 def _from_the_server(number: int, slot: Slot, served: Served | None) -> ConnectionResult:
     """A connection of a client that reports none, from its server's account."""
     if served is None:
-        missing, why = ("refused", "the server refuses every connection") if slot.refuses else (
-            "missing", f"the client made no connection to {slot.server} for this one")
+        phase: str | None = "connect"
+        if slot.refuses:
+            missing, why = "refused", "the server refuses every connection"
+        elif slot.drops_syn:
+            missing, why = "timeout", "the server never answers a handshake (a syn_drop fault)"
+        else:
+            missing, why = "missing", f"the client made no connection to {slot.server} for this one"
+            phase = None
         return ConnectionResult(conn=number, server=slot.server, port=slot.port, bytes=0, intact=False,
                                 error=missing, ttfb=math.nan, duration=math.nan, message=why,
-                                served=None)
+                                served=None, phase=phase)
     error: str | None
     message: str | None
     error, message = _ENDINGS[served.how]
@@ -238,8 +248,10 @@ def _from_the_server(number: int, slot: Slot, served: Served | None) -> Connecti
         error, message = "timeout", f"the client left the silent connection (a {served.fault} fault)"
     received = served.bytes if served.acked is None else served.acked
     intact = None if slot.expected is None or served.acked is None else (
-        served.how == "closed" and served.acked == slot.expected)
-    if error is None:
+        served.how == "closed" and served.acked == slot.expected and served.fault != "corrupt")
+    if error is None and served.fault == "corrupt":
+        message = "the server sent it corrupted bytes (a corrupt fault)"
+    elif error is None:
         message = (f"the client's kernel acknowledged {received} of {slot.expected} bytes"
                    if intact is False else None)
     return ConnectionResult(conn=number, server=slot.server, port=slot.port, bytes=received,

@@ -144,6 +144,7 @@ class ServerProcess(ChildProcess):
     """Every server of one client model's run, on one event loop in one process."""
 
     addresses: dict[str, tuple[str, int]]
+    ready: float  # when the servers were ready, in seconds since the run began
 
     @classmethod
     def start(cls, plans: Sequence[ServerPlan], t0: float, *, detail: bool = True,
@@ -190,6 +191,7 @@ class ServerProcess(ChildProcess):
                 raise (PortBusyError if message.port_busy else ServerStartError)(message.message)
             assert isinstance(message, Listening), message
             child.addresses = message.addresses
+            child.ready = message.ready
         except BaseException:
             child.close()
             raise
@@ -356,7 +358,8 @@ async def _serve_until_stopped(listeners: Sequence[Listener], t0: float, conn: C
         # Only now: a client started before the loop serves would wait in the backlog,
         # and that wait (the loop's start, a first import) would count in its time.
         controls.append(servers)
-        _send(conn, Listening({listener.plan.name: listener.address for listener in listeners}))
+        _send(conn, Listening({listener.plan.name: listener.address for listener in listeners},
+                              loop.time() - t0))
 
     serving = asyncio.create_task(serve(listeners, pending.append, t0, lateness=lateness,
                                         detail=detail, on_ready=ready))

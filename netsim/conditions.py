@@ -154,6 +154,23 @@ class Conditions:
         return self.fault if self.fault in LISTENER_FAULTS else None
 
 
+# The fields of Conditions behind a scenario's key, where they are not the key itself.
+_FIELDS_OF_KEY = {"fault": ("fault", "fault_after", "fault_probability", "fault_at"),
+                  "slice": ("slice_bytes", "slice_delay")}
+_DURATION_KEYS = ("delay", "jitter", "initial_delay", "accept_delay", "close_delay", "handshake_delay")
+
+
+def changes_of(changes: ConditionChanges, time_scale: float = 1.0) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What a phase or a live change sets: the fields of Conditions, with ``time_scale``
+    applied, and the same keys as a scenario writes them (for the log)."""
+    keys = [key for key in CONDITION_KEYS if key in changes.model_fields_set]
+    written = Conditions().changed(changes, keys)
+    scaled = written.scaled(time_scale)
+    fields = {name: getattr(scaled, name) for key in keys for name in _FIELDS_OF_KEY.get(key, (key,))}
+    shown = written.described()
+    return fields, {key: shown.get(key, "0s" if key in _DURATION_KEYS else None) for key in keys}
+
+
 def written_duration(seconds: float) -> str:
     """A duration as a scenario writes it: ``1.5s``, ``250ms`` (six significant digits, so
     that the rounding of a time scale and back does not show)."""
@@ -646,7 +663,8 @@ class Planner:
         self._shared: dict[str | None, Timeline] = {}
         # What every connection without a fault writes, whatever its pauses: only the
         # offsets differ with jitter (see _jittered).
-        plain = plan_timeline(self._chunks, dataclasses.replace(conditions, jitter=0.0))
+        plain = plan_timeline(self._chunks, dataclasses.replace(conditions, jitter=0.0, slice_bytes=None,
+                                                                fault=None))
         self._pieces, self._numbers = plain.pieces, plain.chunks
 
     def __repr__(self) -> str:
@@ -714,6 +732,6 @@ def cut(data: bytes, chunk: str | int) -> list[bytes]:
 
 __all__ = ["BLACKHOLE", "CONDITION_KEYS", "CUTTING_FAULTS", "LISTENER_FAULTS", "SLICE", "Conditions",
            "Corruption", "Draws", "Emission", "Planner", "Resume", "StreamSchedule", "Streams", "Timeline",
-           "cut", "fault_of", "mean_pause", "pause_stream", "plan_course", "plan_timeline", "replan",
-           "written_duration"]
+           "changes_of", "cut", "fault_of", "mean_pause", "pause_stream", "plan_course", "plan_timeline",
+           "replan", "written_duration"]
 

@@ -496,9 +496,11 @@ EVENT_TYPES: tuple[type[_Event], ...] = (
 @_wire
 @dataclass(slots=True)
 class Listening(_Wire):
-    """Every server accepts connections: each one's name and bound address."""
+    """Every server accepts connections: each one's name and bound address, and when they
+    became ready (seconds since the run began): their phases count from then."""
 
     addresses: dict[str, tuple[str, int]]
+    ready: float = 0.0
 
 
 @_wire

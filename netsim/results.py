@@ -47,10 +47,11 @@ class ConnectionResult:
     duration: float
     message: str | None = None  # the error as the operating system put it
     served: Served | None = None  # the server's side of it; None: its server never saw it
+    phase: str | None = None  # where the error came: "connect" (no handshake) or "read"
 
     def to_dict(self) -> dict[str, Any]:
         return {"conn": self.conn, "server": self.server, "port": self.port, "bytes": self.bytes,
-                "intact": self.intact, "error": self.error, "message": self.message,
+                "intact": self.intact, "error": self.error, "phase": self.phase, "message": self.message,
                 "ttfb": json_number(self.ttfb), "duration": json_number(self.duration),
                 "served": None if self.served is None else self.served.to_dict()}
 

@@ -59,8 +59,8 @@ class ServerControl:
         # Handshakes go unanswered until then (a handshake_delay): until the servers are
         # ready and a while after, for the server's own.
         self._held_until = math.inf if self.conditions.handshake_delay else 0.0
-        self._held = False
-        self._refresh()
+        self._held = False  # as last logged: the first state is logged once the servers are ready
+        self.gate.set(self._wanted())
 
     def __repr__(self) -> str:
         state = "down" if self.down else self.gate.state
@@ -70,6 +70,8 @@ class ServerControl:
         """The servers are ready (at ``ready``, loop clock): the phases count from now."""
         if self.conditions.handshake_delay:
             self._hold_for(ready, self.conditions.handshake_delay)
+        else:
+            self._refresh()
         for number, phase in enumerate(self.plan.phases, start=1):
             self._timers.call_at(ready + phase.at, functools.partial(self._enter, number, phase))
 
