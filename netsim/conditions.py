@@ -434,7 +434,7 @@ class Resume(NamedTuple):
     sent: int = 0  # bytes written over the whole connection
     since: float = 0.0  # when the wait before the next byte began (see _gap)
     now: float = -math.inf  # nothing is planned before this
-    accepted: float = 0.0  # the accept (a time limit counts from it): minus the accept_delay
+    accepted: float | None = None  # the accept (a time limit counts from it); None: -accept_delay
 
 
 FROM_START = Resume()
@@ -561,7 +561,8 @@ def plan_course(chunks: Sequence[bytes], conditions: Conditions, *, fault: str |
         return BLACKHOLE
     rate = conditions.rate
     budget = conditions.fault_after if fault in CUTTING_FAULTS and conditions.fault_at is None else None
-    limit = (resume.accepted + conditions.fault_at
+    accepted = -conditions.accept_delay if resume.accepted is None else resume.accepted
+    limit = (accepted + conditions.fault_at
              if fault in CUTTING_FAULTS and conditions.fault_at is not None else math.inf)
     corrupt_from = conditions.fault_after if fault == "corrupt" else None
     offsets: list[float] = []
@@ -592,7 +593,7 @@ def plan_course(chunks: Sequence[bytes], conditions: Conditions, *, fault: str |
             if index:
                 begin = since + conditions.slice_delay
             allowed = size if budget is None else max(0, min(size, budget - sent))
-            step = size if rate is None else max(1, round(rate * SLICE))
+            step = max(1, size) if rate is None else max(1, round(rate * SLICE))
             for offset in range(0, allowed, step):
                 due = begin + (offset / rate if rate else 0.0)
                 if due >= limit:
