@@ -29,6 +29,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Iterator, Sequence
@@ -145,6 +146,7 @@ class ServerProcess(ChildProcess):
 
     addresses: dict[str, tuple[str, int]]
     ready: float  # when the servers were ready, in seconds since the run began
+    _sending: threading.Lock
 
     @classmethod
     def start(cls, plans: Sequence[ServerPlan], t0: float, *, detail: bool = True,
@@ -181,6 +183,7 @@ class ServerProcess(ChildProcess):
                 process.start()
             theirs.close()
         child = cls(process, ours)
+        child._sending = threading.Lock()
         try:
             if not ours.poll(START_TIMEOUT):
                 raise ServerStartError(f"the servers did not start within {START_TIMEOUT:g}s")
@@ -198,13 +201,17 @@ class ServerProcess(ChildProcess):
         return child
 
     def request_stop(self) -> None:
-        with contextlib.suppress(OSError):
-            self.conn.send(Stop())
+        self.send(Stop())
 
     def request_flush(self) -> None:
         """Ask for what the servers hold; ``Flushed`` comes after it."""
-        with contextlib.suppress(OSError):
-            self.conn.send(Flush())
+        self.send(Flush())
+
+    def send(self, message: Stop | Flush | ControlMessage) -> None:
+        """Send a message to the servers, from any thread (live control sends from several);
+        a process that has gone is not an error here: its end is noticed where it is read."""
+        with self._sending, contextlib.suppress(OSError):
+            self.conn.send(message)
 
 
 class ClientProcess(ChildProcess):

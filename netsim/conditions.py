@@ -61,6 +61,7 @@ CUTTING_FAULTS = frozenset({"reset", "close", "stall"})
 # The keys of a scenario that are conditions: what a phase or a live change may set.
 CONDITION_KEYS = ("delay", "jitter", "rate", "initial_delay", "accept_delay", "close_delay",
                   "handshake_delay", "slice", "fault")
+_DURATION_KEYS = ("delay", "jitter", "initial_delay", "accept_delay", "close_delay", "handshake_delay")
 
 
 @dataclass(frozen=True)
@@ -125,13 +126,15 @@ class Conditions:
         return {field.name: getattr(other, field.name) for field in dataclasses.fields(self)
                 if getattr(other, field.name) != getattr(self, field.name)}
 
-    def described(self) -> dict[str, Any]:
-        """These conditions as a scenario writes them (durations and rates with units),
-        keys at their defaults left out."""
+    def described(self, *, every: bool = False) -> dict[str, Any]:
+        """These conditions as a scenario writes them (durations and rates with units):
+        every key, or only those not at their defaults."""
         shown: dict[str, Any] = {}
-        for key in ("delay", "jitter", "initial_delay", "accept_delay", "close_delay", "handshake_delay"):
-            if getattr(self, key):
+        for key in _DURATION_KEYS:
+            if every or getattr(self, key):
                 shown[key] = written_duration(getattr(self, key))
+        if every:
+            shown.update(rate=None, slice=None, fault=None)
         if self.rate is not None:
             shown["rate"] = f"{self.rate:g}B/s"
         if self.slice_bytes is not None:
@@ -157,7 +160,6 @@ class Conditions:
 # The fields of Conditions behind a scenario's key, where they are not the key itself.
 _FIELDS_OF_KEY = {"fault": ("fault", "fault_after", "fault_probability", "fault_at"),
                   "slice": ("slice_bytes", "slice_delay")}
-_DURATION_KEYS = ("delay", "jitter", "initial_delay", "accept_delay", "close_delay", "handshake_delay")
 
 
 def changes_of(changes: ConditionChanges, time_scale: float = 1.0) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -49,11 +49,16 @@ from netsim.conditions import (
 )
 from netsim.scenario import Server
 
-# When Linux sends a connection's SYN, in wall seconds after connect(): at once, then
-# after a retransmission timeout of 1 s that doubles each time (tcp_syn_retries = 6);
-# after the last, it gives up (ETIMEDOUT).
+# When Linux sends a connection's SYN, in wall seconds after connect(), by default: at
+# once, then after a retransmission timeout of 1 s that doubles each time
+# (net.ipv4.tcp_syn_retries = 6); after the last, it gives up (ETIMEDOUT). Linux 6.5 and
+# later first retransmit net.ipv4.tcp_syn_linear_timeouts times (4 by default) 1 s apart:
+# 0, 1, 2, 3, 4, 5, 7, 11, 19, 35, 67 s, giving up at 131 s. syn_times() reads the
+# machine's settings: client and servers share its kernel on loopback.
 SYN_TIMES = (0.0, 1.0, 3.0, 7.0, 15.0, 31.0, 63.0)
 SYN_GIVE_UP = 127.0  # wall seconds
+SYN_RTO = 1.0  # seconds: TCP_TIMEOUT_INIT, the first retransmission timeout
+SYN_RTO_MAX = 120.0  # seconds: TCP_RTO_MAX
 
 # A client that retries a refused connect stops after this many tries in the model: a
 # server that never comes back would otherwise keep it trying for ever.
@@ -148,9 +153,31 @@ def _gate_at(eras: Sequence[_Era], when: float) -> str:
     return "answered"
 
 
-def syn_times(time_scale: float) -> tuple[float, ...]:
-    """SYN_TIMES in scenario seconds at ``time_scale``, the give-up last."""
-    return tuple(when / time_scale for when in (*SYN_TIMES, SYN_GIVE_UP))
+def syn_times(time_scale: float, *, retries: int | None = None,
+              linear: int | None = None) -> tuple[float, ...]:
+    """When a connect's SYNs go, the moment its kernel gives up last, in scenario seconds
+    at ``time_scale``: Linux's schedule for ``retries`` (tcp_syn_retries) and ``linear``
+    (tcp_syn_linear_timeouts), read from this machine's settings where not given."""
+    if retries is None:
+        retries = _sysctl("tcp_syn_retries", 6)
+    if linear is None:
+        linear = _sysctl("tcp_syn_linear_timeouts", 0)  # older kernels have none
+    times = [0.0]
+    timeout = SYN_RTO
+    for sent in range(1, retries + linear + 2):  # every retransmission, then the give-up
+        times.append(times[-1] + timeout)
+        # After its n-th retransmission the timeout stays at 1 s while n <= linear, and
+        # doubles from then on (tcp_retransmit_timer).
+        timeout = SYN_RTO if sent <= linear else min(timeout * 2, SYN_RTO_MAX)
+    return tuple(when / time_scale for when in times)
+
+
+def _sysctl(name: str, default: int) -> int:
+    try:
+        with open(f"/proc/sys/net/ipv4/{name}", encoding="ascii") as setting:
+            return int(setting.read())
+    except (OSError, ValueError):
+        return default
 
 
 def service_time(server: Server) -> float:
@@ -170,7 +197,7 @@ def ideal_timeline(
     servers: Mapping[str, Server] | None = None,
     faults: bool = True,
     starts: Sequence[float] | None = None,
-    syn: Sequence[float] = (*SYN_TIMES, SYN_GIVE_UP),
+    syn: Sequence[float] | None = None,
     retry: float | None = None,
     ready: float = 0.0,
 ) -> list[IdealConnection]:
@@ -179,13 +206,16 @@ def ideal_timeline(
     ``servers`` resolves a proxy's upstream by name; ``faults=False`` ignores faults
     (used to derive a default timeout from the fault-free schedule); ``starts`` gives
     each connection's earliest start (a ramp), 0 by default; ``syn`` when a connect's
-    SYNs go, the last when it gives up (``syn_times``: they depend on the time scale);
+    SYNs go, the last when it gives up (``syn_times``, by default at time scale 1: they
+    keep wall time, so they depend on the time scale);
     ``retry``, how long a client waits to connect again after a refusal; ``ready``, when
     the servers became ready (their phases count from then), 0 being the client's start.
     """
     by_name = dict(servers or {})
     by_name.update({server.name: server for server in targets})
     eras = {name: _eras(server, faults, ready) for name, server in by_name.items()}
+    if syn is None:
+        syn = syn_times(1.0)
     accepted: Counter[str] = Counter()  # connections each server has accepted so far
     free_at: dict[str, float] = {}  # when each serial server can accept its next connection
     timeline: list[IdealConnection] = []

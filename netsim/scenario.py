@@ -585,6 +585,18 @@ class Server(_Model):
         """Every byte a connection to this server receives, in order."""
         return b"".join(self.chunks())
 
+    def change_problem(self, changes: ConditionChanges) -> str | None:
+        """Why this server cannot take a live change, if it cannot (the rules its own keys
+        and its phases are held to when the scenario loads)."""
+        if self.is_proxy:
+            return _poem_only(changes)
+        fault = changes.fault
+        if (fault is not None and fault.kind in (*CUTTING_FAULTS, "corrupt") and fault.at is None
+                and self.poem is not None and fault.after >= len(self.payload())):
+            return (f"the poem of {self.name!r} is {len(self.payload())} bytes, so a {fault.kind} after "
+                    f"{fault.after} bytes would never happen; give `after:` below {len(self.payload())}")
+        return None
+
     def is_loopback(self) -> bool:
         return self.host == "localhost" or ipaddress.ip_address(self.host).is_loopback
 
