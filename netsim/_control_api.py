@@ -36,6 +36,8 @@ from typing import Any, Protocol
 from netsim._errors import PortBusyError, RunError
 
 MAX_BODY = 64 * 1024  # 64 KiB: a change is a few keys
+# How often the serving thread looks for shutdown(): stopping waits no longer than this.
+SHUTDOWN_POLL = 0.05  # seconds
 
 Log = Callable[[str], None]
 
@@ -79,7 +81,8 @@ class ControlServer:
         return (str(host), int(port))
 
     def start(self) -> ControlServer:
-        self._thread = threading.Thread(target=self._http.serve_forever, name="netsim-control", daemon=True)
+        self._thread = threading.Thread(target=self._http.serve_forever, args=(SHUTDOWN_POLL,),
+                                        name="netsim-control", daemon=True)
         self._thread.start()
         return self
 
