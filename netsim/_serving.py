@@ -288,7 +288,7 @@ class Serving:
         """Bring the server ``name`` back up on its port. Returns when it took effect (as
         ``set``); raises PortBusyError if another program took the port meanwhile."""
         self._server(name)
-        return self._done(self._ask(lambda request: BringUp(request, name)))
+        return self._done(self._ask(lambda request: BringUp(request, name)), PortBusyError)
 
     def reset(self, name: str) -> int:
         """Reset every connection the server ``name`` has open; how many there were."""
@@ -327,10 +327,11 @@ class Serving:
             return self._answers.pop(number)
 
     @staticmethod
-    def _done(answer: ControlDone | ServerStates) -> float:
+    def _done(answer: ControlDone | ServerStates, error: type[RunError] = RunError) -> float:
+        """When a change took effect; raises ``error`` with what the servers said if it did not."""
         assert isinstance(answer, ControlDone)
         if answer.error is not None:
-            raise PortBusyError(answer.error)
+            raise error(answer.error)
         return answer.t
 
     def _state(self, state: ServerState) -> dict[str, Any]:

@@ -125,7 +125,7 @@ def _eras(server: Server, faults: bool, ready: float) -> list[_Era]:
             changed = changed.without_fault()
         keys = phase.model_fields_set - {"at", "down"}
         held_until = last.held_until
-        if "handshake_delay" in keys and changed.handshake_delay:
+        if "handshake_delay" in keys:  # held from the phase on for that long (0: not at all)
             held_until = ready + phase.at + changed.handshake_delay
         conditions = changed
         eras.append(_Era(ready + phase.at, changed, phase.is_down, held_until,

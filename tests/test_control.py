@@ -194,6 +194,23 @@ def test_the_api_changes_servers_and_says_when(net: Serving, api: tuple[tuple[st
     assert all(float(line.split()[0]) > 0 for line in lines)
 
 
+def test_a_change_over_http_answers_in_a_few_milliseconds(api: tuple[tuple[str, int], list[str]]) -> None:
+    """On one kept-alive connection, a PATCH is answered well within the 40 ms that Nagle's
+    algorithm and a delayed ACK would add to each answer (median of ten)."""
+    address, _ = api
+    connection = http.client.HTTPConnection(*address, timeout=5)
+    rounds = []
+    try:
+        for _ in range(10):
+            began = time.monotonic()
+            connection.request("PATCH", "/servers/a", body=json.dumps({"delay": "1s"}))
+            assert connection.getresponse().read()
+            rounds.append(time.monotonic() - began)
+    finally:
+        connection.close()
+    assert statistics.median(rounds) < 0.02
+
+
 @pytest.mark.parametrize(("method", "path", "body", "status", "words"), [
     ("PATCH", "/servers/a", {"dealy": "1s"}, 400, "unknown key 'dealy'"),
     ("PATCH", "/servers/a", ["delay"], 400, "PATCH takes a JSON object"),

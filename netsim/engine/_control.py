@@ -55,7 +55,7 @@ class ServerControl:
         self.down = False
         self.changes = 0  # how many times the conditions changed: the generation of their draws
         self._timers = timers
-        self._clock = loop.time
+        self.clock = loop.time
         # Handshakes go unanswered until then (a handshake_delay): until the servers are
         # ready and a while after, for the server's own.
         self._held_until = math.inf if self.conditions.handshake_delay else 0.0
@@ -85,18 +85,18 @@ class ServerControl:
             try:
                 self.bring_up(source)
             except RunError as error:  # the run goes on, the server down; the log tells why
-                self.record.came_up(self._clock(), source, str(error))
+                self.record.came_up(self.clock(), source, str(error))
 
     # What a phase or the runner asks.
 
     def change(self, fields: Mapping[str, Any], written: Mapping[str, Any], source: str) -> None:
         """Set these fields of the conditions from now on."""
-        now = self._clock()
+        now = self.clock()
         self.conditions = dataclasses.replace(self.conditions, **fields)
         self.changes += 1
         self.record.conditions_changed(now, dict(written), source)
         self.server.change(self.conditions, self.changes)
-        if fields.get("handshake_delay"):
+        if "handshake_delay" in fields:  # held from now on for that long (0: answered now)
             self._hold_for(now, self.conditions.handshake_delay)
         else:
             self._refresh()
@@ -106,7 +106,7 @@ class ServerControl:
         self.down = True
         self._refresh()
         count = self.server.reset_open() if reset else 0
-        self.record.went_down(self._clock(), source, count)
+        self.record.went_down(self.clock(), source, count)
         return count
 
     def bring_up(self, source: str) -> None:
@@ -117,11 +117,11 @@ class ServerControl:
         except RunError:
             self.down = True
             raise
-        self.record.came_up(self._clock(), source)
+        self.record.came_up(self.clock(), source)
 
     def reset_open(self, source: str) -> int:
         count = self.server.reset_open()
-        self.record.conns_reset(self._clock(), count, source)
+        self.record.conns_reset(self.clock(), count, source)
         return count
 
     def state(self) -> ServerState:
@@ -144,7 +144,7 @@ class ServerControl:
     def _wanted(self) -> GateState:
         if self.down or self.conditions.fault == "refuse":
             return "refusing"
-        if self.conditions.fault == "syn_drop" or self._clock() < self._held_until:
+        if self.conditions.fault == "syn_drop" or self.clock() < self._held_until:
             return "held"
         return "open"
 
@@ -155,7 +155,7 @@ class ServerControl:
         held = state == "held"
         if held != self._held:
             self._held = held
-            now = self._clock()
+            now = self.clock()
             if held:
                 until = None if self.conditions.fault == "syn_drop" or math.isinf(self._held_until) \
                     else self._held_until
@@ -197,5 +197,5 @@ class Controls:
                 case ResetConnections():
                     count = control.reset_open(CONTROL)
         except RunError as error:
-            return ControlDone(request.request, control._clock() - t0, str(error))
-        return ControlDone(request.request, control._clock() - t0, None, count)
+            return ControlDone(request.request, control.clock() - t0, str(error))
+        return ControlDone(request.request, control.clock() - t0, None, count)
