@@ -16,6 +16,11 @@ Every connection is measured from the servers' side, as a ``command`` client's a
 what was sent and what the client's kernel acknowledged, time to first byte, how it
 ended. ``result()`` works inside the block (the connections finished so far) and after
 it (all of them), and ``check()`` judges it with the grammar of ``netsim run``.
+
+Inside the block a test can change the servers as its client runs (``net.set``,
+``net.down``, ``net.up``, ``net.reset``, ``net.states``): each is a message to the
+server process, answered once the change has taken effect there. ``netsim serve
+--control`` offers the same over HTTP (``_control_api.py``).
 """
 
 from __future__ import annotations

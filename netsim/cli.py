@@ -55,7 +55,6 @@ example:
   netsim serve scenarios/three_ports.yaml --time-scale 0.5
   netsim serve scenarios/three_ports.yaml --free-ports --log-json events.jsonl
   netsim serve scenarios/three_ports.yaml --control 127.0.0.1:9000
-      curl -X PATCH -d '{"delay": "500ms"}' http://127.0.0.1:9000/servers/a
 """
 
 EPILOG_VALIDATE = """\
@@ -300,8 +299,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG_SERVE, formatter_class=argparse.RawDescriptionHelpFormatter)
     serve.add_argument("--control", type=_control_address, metavar="HOST:PORT",
                        help="answer the live control API (JSON over HTTP) there: GET /servers, "
-                            "PATCH /servers/NAME, POST /servers/NAME/down|up|reset; loopback "
-                            "only, unless --allow-external")
+                            "PATCH /servers/NAME with condition keys ({\"delay\": \"500ms\"}), "
+                            "POST /servers/NAME/down|up|reset; loopback only, unless "
+                            "--allow-external")
     serve.set_defaults(handler=cmd_serve)
 
     validate = commands.add_parser(
