@@ -204,7 +204,8 @@ class PoemServer:
             timeline = replan(plan.chunks, conn.timeline, conn.next, conn.conditions, conditions,
                               fault=fault, streams=Streams(plan.seed, plan.name, conn.index, generation),
                               now=now - conn.start, accepted=conn.accepted - conn.start)
-            if conn.timeline.fault == "corrupt" and conn.next:
+            committed = conn.sent + (len(conn.pending) if conn.pending is not None else 0)
+            if conn.timeline.fault == "corrupt" and committed > conn.conditions.fault_after:
                 conn.corrupted = True  # the bytes it was sent stay corrupted, whatever comes next
             conn.timeline, conn.conditions, conn.next = timeline, conditions, 0
             if conn.pending is None:  # else it goes back on the heap once its reader catches up
