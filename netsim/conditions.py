@@ -275,8 +275,10 @@ class StreamSchedule:
         return (f"<StreamSchedule chunks={self._chunks} bytes={self._accepted} "
                 f"next_free={self._next_free:.6f} fault_at={self.fault_at}>")
 
-    def add(self, size: int, arrival: float) -> int:
-        """Schedule a chunk of ``size`` bytes available from ``arrival``.
+    def add(self, size: int, arrival: float, *, begins: bool = True, ends: bool = True) -> int:
+        """Schedule a chunk of ``size`` bytes available from ``arrival``, or a slice of one:
+        one that ``begins`` no chunk is not logged as a chunk sent, and one that ``ends``
+        none is followed by ``slice_delay`` rather than a pause.
 
         Returns how many of its bytes will go: fewer than ``size`` when the fault cuts it,
         none once the fault has struck.
@@ -288,12 +290,15 @@ class StreamSchedule:
         if self._fault_after is not None:
             allowed = min(size, self._fault_after - self._accepted)
         rate = self.conditions.rate
-        self._emit(begin, allowed, rate)
+        self._emit(begin, allowed, rate, begins)
         self._accepted += allowed
         if allowed < size:  # the first byte beyond `after` is due now: the fault strikes
             self.fault_at = begin + (allowed / rate if rate else 0.0)
             return allowed
         end = begin + (size / rate if rate else 0.0)
+        if not ends:
+            self._next_free = end + self.conditions.slice_delay
+            return size
         self._next_free = end + self._pause()
         self._chunks += 1
         return size
@@ -302,16 +307,16 @@ class StreamSchedule:
         """When the connection closes, if its input ended (EOF) at ``input_ended``."""
         return max(input_ended, self._next_free) + self.conditions.close_delay
 
-    def _emit(self, begin: float, size: int, rate: float | None) -> None:
+    def _emit(self, begin: float, size: int, rate: float | None, begins: bool) -> None:
         if size == 0:
             return
         if rate is None:
-            self.emissions.append(Emission(begin, size, self._chunks, True, begin))
+            self.emissions.append(Emission(begin, size, self._chunks, begins, begin))
             return
         piece = max(1, round(rate * SLICE))
         for offset in range(0, size, piece):
             self.emissions.append(Emission(begin + offset / rate, min(piece, size - offset),
-                                           self._chunks, offset == 0, begin))
+                                           self._chunks, begins and offset == 0, begin))
 
     def _pause(self) -> float:
         delay, jitter = self.conditions.delay, self.conditions.jitter
@@ -534,19 +539,25 @@ def _pause(conditions: Conditions, streams: Streams) -> float:
     return max(0.0, delay + streams.pauses.uniform(-jitter, jitter))
 
 
-def _slice_sizes(size: int, conditions: Conditions, streams: Streams) -> list[int]:
-    """A chunk's ``size`` bytes cut as ``slice`` says: seeded sizes from A to B, the last
-    what remains; the whole as one piece without ``slice``."""
+def slice_sizes(size: int, conditions: Conditions, draws: Draws) -> list[int]:
+    """A chunk's ``size`` bytes cut as ``slice`` says: sizes from A to B drawn from
+    ``draws``, the last what remains; the whole as one piece without ``slice``."""
     if conditions.slice_bytes is None or size == 0:
         return [size]
     low, high = conditions.slice_bytes
     sizes: list[int] = []
     left = size
     while left > 0:
-        piece = min(left, low + int(streams.slices.take(1)[0] * (high - low + 1)))
+        piece = min(left, low + int(draws.take(1)[0] * (high - low + 1)))
         sizes.append(piece)
         left -= piece
     return sizes
+
+
+def _slice_sizes(size: int, conditions: Conditions, streams: Streams) -> list[int]:
+    if conditions.slice_bytes is None:  # no draw stream to make
+        return [size]
+    return slice_sizes(size, conditions, streams.slices)
 
 
 def plan_course(chunks: Sequence[bytes], conditions: Conditions, *, fault: str | None, streams: Streams,
@@ -736,5 +747,5 @@ def cut(data: bytes, chunk: str | int) -> list[bytes]:
 __all__ = ["BLACKHOLE", "CONDITION_KEYS", "CUTTING_FAULTS", "LISTENER_FAULTS", "SLICE", "Conditions",
            "Corruption", "Draws", "Emission", "Planner", "Resume", "StreamSchedule", "Streams", "Timeline",
            "changes_of", "cut", "fault_of", "mean_pause", "pause_stream", "plan_course", "plan_timeline",
-           "replan", "written_duration"]
+           "replan", "slice_sizes", "written_duration"]
 

@@ -37,6 +37,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from netsim.conditions import (
+    CUTTING_FAULTS,
     Conditions,
     Streams,
     StreamSchedule,
@@ -46,6 +47,7 @@ from netsim.conditions import (
     pause_stream,
     plan_timeline,
     replan,
+    slice_sizes,
 )
 from netsim.scenario import Server
 
@@ -375,18 +377,29 @@ def _serve_proxy(proxy: Server, eras: Mapping[str, Sequence[_Era]], upstream: Se
         return _Service([], connected, "reset")
     accepted[upstream.name] += 1
     source = _serve(upstream, eras, servers, seed, accepted, connected)
+    limit = start + conditions.fault_at if fault in CUTTING_FAULTS and conditions.fault_at is not None \
+        else None
     if (proxy.direction or "downstream") == "upstream":
         # Downstream passes straight through; the proxy's fault counts the client's bytes,
-        # and a client model sends none, so it never strikes.
-        return _cut_by_reset(source, resets)
+        # and a client model sends none, so it never strikes (but by the clock).
+        return _cut_by_reset(_cut_by_limit(source, limit, fault), resets)
+    counted = fault in CUTTING_FAULTS and conditions.fault_at is None
     schedule = StreamSchedule(conditions, pause_stream(seed, proxy.name, index), connected,
-                              fault_after=conditions.fault_after if fault else None)
+                              fault_after=conditions.fault_after if counted else None)
+    slices = Streams(seed, proxy.name, index).slices
     chunking = proxy.chunk if isinstance(proxy.chunk, str) else proxy.chunk.bytes
     forwarded = bytearray()
     for when, data in source.arrivals:
         schedule.conditions = _era_at(own, when).conditions
         for piece in cut(bytes(data), chunking):
-            forwarded += piece[:schedule.add(len(piece), when)]
+            sizes = slice_sizes(len(piece), schedule.conditions, slices)
+            position = 0
+            for number, size in enumerate(sizes):
+                taken = schedule.add(size, when, begins=number == 0, ends=number == len(sizes) - 1)
+                forwarded += piece[position:position + taken]
+                position += size
+                if taken < size:
+                    break
     arrivals = _pieces(schedule, bytes(forwarded))
     if schedule.fault_at is not None:
         service = _struck(fault, arrivals, schedule.fault_at)
@@ -397,7 +410,14 @@ def _serve_proxy(proxy: Server, eras: Mapping[str, Sequence[_Era]], upstream: Se
     else:
         schedule.conditions = _era_at(own, source.end).conditions
         service = _Service(arrivals, schedule.close_time(source.end), None)
-    return _cut_by_reset(service, resets)
+    return _cut_by_reset(_cut_by_limit(service, limit, fault), resets)
+
+
+def _cut_by_limit(service: _Service, limit: float | None, fault: str | None) -> _Service:
+    """The service, cut by a fault's time limit if it comes while the connection is open."""
+    if limit is None or (service.end is not None and not math.isnan(service.end) and service.end <= limit):
+        return service
+    return _struck(fault, [arrival for arrival in service.arrivals if arrival[0] < limit], limit)
 
 
 def _cut_by_reset(service: _Service, resets: Sequence[float]) -> _Service:

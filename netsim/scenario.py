@@ -524,12 +524,6 @@ class Server(_Model):
                                  "give no `poem:` or `poem_file:`")
             if self.newline == "strip":
                 raise ValueError("a proxy forwards bytes exactly: `newline: strip` does not apply")
-            conditions: list[tuple[str, Server | ConditionChanges]] = [("", self)]
-            conditions += [(f"phases[{number}]: ", phase) for number, phase in enumerate(self.phases)]
-            for where, changes in conditions:
-                problem = _poem_only(changes)
-                if problem:
-                    raise ValueError(f"{where}{problem}")
             return self
         if self.direction is not None:
             raise ValueError("`direction:` applies to proxies only: add `upstream: HOST:PORT`")
@@ -588,8 +582,6 @@ class Server(_Model):
     def change_problem(self, changes: ConditionChanges) -> str | None:
         """Why this server cannot take a live change, if it cannot (the rules its own keys
         and its phases are held to when the scenario loads)."""
-        if self.is_proxy:
-            return _poem_only(changes)
         fault = changes.fault
         if (fault is not None and fault.kind in (*CUTTING_FAULTS, "corrupt") and fault.at is None
                 and self.poem is not None and fault.after >= len(self.payload())):
@@ -607,19 +599,6 @@ class Server(_Model):
             return True
         host = self.upstream.rpartition(":")[0].strip("[]")
         return host == "localhost" or ipaddress.ip_address(host).is_loopback
-
-
-def _poem_only(changes: Server | ConditionChanges) -> str | None:
-    """Why a proxy cannot take these conditions, if it cannot: it streams what it has not
-    seen, and slices, corruption and time limits are planned on a poem's known bytes."""
-    if changes.slice is not None:
-        return "`slice` applies to poem servers only, not yet to proxies"
-    fault = changes.fault
-    if fault is not None and fault.kind == "corrupt":
-        return "`corrupt` applies to poem servers only, not yet to proxies"
-    if fault is not None and fault.at is not None:
-        return "a fault's `at` applies to poem servers only, not yet to proxies: give `after`"
-    return None
 
 
 def _split_command(value: object) -> object:

@@ -138,7 +138,6 @@ def test_the_state_of_every_server_reads_as_a_scenario(net: Serving) -> None:
     ("a", {"delay": "soon"}, ValueError, "delay: 'soon' is not a duration"),
     ("a", {"fault": {"kind": "reset", "after": 99}}, ValueError, "would never happen"),
     ("a", {}, ValueError, "nothing to change"),
-    ("p", {"slice": {"bytes": 4}}, ValueError, "poem servers only"),
     ("zz", {"delay": "1s"}, KeyError, "no server 'zz'"),
 ])
 def test_a_change_a_scenario_would_refuse_is_refused_naming_the_key(

@@ -462,16 +462,6 @@ def test_conditions_over_time_reject(fields: dict[str, object], words: str) -> N
         Server.model_validate({"name": "a", "poem": "1111\n2222\n", **fields})
 
 
-@pytest.mark.parametrize("fields", [
-    {"slice": {"bytes": "1..4"}}, {"fault": {"kind": "corrupt", "after": 2}},
-    {"fault": {"kind": "reset", "at": "1s"}}, {"phases": [{"at": "1s", "slice": {"bytes": 3}}]},
-], ids=str)
-def test_a_proxy_refuses_what_only_a_poem_server_plans(fields: dict[str, object]) -> None:
-    """Slices, corruption and time limits are planned on a poem's bytes: a proxy says so."""
-    with pytest.raises(ValidationError, match="poem servers only"):
-        Server.model_validate({"name": "p", "upstream": "127.0.0.1:9", **fields})
-
-
 def test_a_span_of_sizes_reads_as_written() -> None:
     """`slice: {bytes: 10..1KB}` takes units at both ends; one size is a span of one."""
     assert server(slice={"bytes": "10..1KB"}).slice.bytes == rules.Span(10, 1000)  # type: ignore[union-attr]

@@ -15,7 +15,17 @@ import errno
 import socket
 from typing import Any
 
-from netsim.conditions import Conditions, Emission, StreamSchedule, fault_of, pause_stream
+from netsim.conditions import (
+    CUTTING_FAULTS,
+    Conditions,
+    Corruption,
+    Draws,
+    Emission,
+    Streams,
+    StreamSchedule,
+    fault_of,
+    pause_stream,
+)
 from netsim.engine._gate import Gate
 from netsim.engine._plans import Listener
 from netsim.engine._poems import LINGER_RESET, RETRY_ACCEPT
@@ -168,7 +178,10 @@ class ProxyConnection(asyncio.Protocol):
             # it would never notice the client leave.
             return
         transport.pause_reading()  # the client's bytes wait until the upstream is there
-        self._connecting = self._loop.create_task(self._connect(now + self._server.conditions.accept_delay))
+        conditions = self._server.conditions
+        self._connecting = self._loop.create_task(self._connect(now + conditions.accept_delay))
+        if self._fault in CUTTING_FAULTS and conditions.fault_at is not None:  # a time limit
+            self._server.timers.call_at(now + conditions.fault_at, self._strike_in_time)
 
     def data_received(self, data: bytes) -> None:
         if self._up is None:
@@ -239,12 +252,19 @@ class ProxyConnection(asyncio.Protocol):
     def _shaper(self, direction: str, conditioned: bool, start: float, sink: asyncio.Transport,
                 **callbacks: Any) -> Shaper:
         plan = self._plan
+        slices: Draws | None = None
+        corruption: tuple[Corruption, int] | None = None
         if conditioned:
-            # Drawn even without jitter now: a change may bring jitter in later.
+            # Drawn even without jitter or slices now: a change may bring them in later.
             conditions = self._server.conditions
+            counted = self._fault in CUTTING_FAULTS and conditions.fault_at is None  # after bytes
             schedule = StreamSchedule(conditions, pause_stream(plan.seed, plan.name, self.index, direction),
-                                      start, fault_after=conditions.fault_after if self._fault else None)
+                                      start, fault_after=conditions.fault_after if counted else None)
             chunking = plan.chunking
+            streams = Streams(plan.seed, plan.name, self.index)  # each direction its own draws
+            slices = streams.slices
+            if self._fault == "corrupt":
+                corruption = (streams.corruption, conditions.fault_after)
         else:
             schedule = StreamSchedule(_PLAIN, None, start)
             chunking = "all"
@@ -255,7 +275,8 @@ class ProxyConnection(asyncio.Protocol):
 
         # Bytes passed straight through have no schedule to be late against.
         return Shaper(schedule, sink, chunking=chunking, timers=self._server.timers, conditioned=conditioned,
-                      on_chunk=chunk_sent if conditioned else None, on_fault=self._strike, **callbacks)
+                      slices=slices, corruption=corruption, on_chunk=chunk_sent if conditioned else None,
+                      on_fault=self._strike, **callbacks)
 
     def upstream_data(self, data: bytes) -> None:
         if self._down is None or self._upstream is None:
@@ -295,6 +316,11 @@ class ProxyConnection(asyncio.Protocol):
         return True
 
     # The end.
+
+    def _strike_in_time(self) -> None:
+        """A time limit has come: the fault strikes, unless the connection is over already."""
+        if not self._closed and self._transport is not None and not self._silent:
+            self._strike()
 
     def _strike(self) -> None:
         """The fault's moment has come: reset, close, or go silent (stall)."""
