@@ -292,6 +292,25 @@ class Down(_Model):
         examples=[True])
 
 
+class _BooleanOrMappingSchema:
+    """In the JSON Schema, `down`: true or false, or the mapping."""
+
+    def __get_pydantic_json_schema__(self, core_schema: CoreSchema,
+                                     handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        return {"anyOf": [{"type": "boolean"}, handler(core_schema)]}
+
+
+def _down_from_boolean(value: object) -> object:
+    # `down: true` is a Down with its defaults, `down: false` none; a union of bool and Down
+    # would report a mistake in the mapping twice, once as "not a boolean".
+    if isinstance(value, bool):
+        return {} if value else None
+    return value
+
+
+DownOrNot = Annotated[Annotated[Down, _BooleanOrMappingSchema()] | None, BeforeValidator(_down_from_boolean)]
+
+
 def _no_null(value: object, info: ValidationInfo) -> object:
     if value is None:
         raise ValueError(f"`{info.field_name}` takes a value here; to go back to the server's "
@@ -354,8 +373,8 @@ class _Begins(_Model):
 class Phase(ConditionChanges, _Begins):
     """From ``at`` on, a server's conditions change, or it goes down or comes back."""
 
-    down: bool | Down = Field(
-        default=False,
+    down: DownOrNot = Field(
+        default=None,
         description="Take the server down: new connections are refused (its socket stops "
                     "listening), until a later phase without `down` brings it back on the same "
                     "port. `{reset: true}` also resets the connections still open.",
@@ -364,11 +383,11 @@ class Phase(ConditionChanges, _Begins):
 
     @property
     def resets(self) -> bool:
-        return isinstance(self.down, Down) and self.down.reset
+        return self.down is not None and self.down.reset
 
     @property
     def is_down(self) -> bool:
-        return self.down is not False
+        return self.down is not None
 
 
 class Server(_Model):
