@@ -11,6 +11,7 @@ from typing import Any
 
 from netsim.events import (
     CONNECTION_EVENTS,
+    SERVER_STATE_EVENTS,
     BytesReceived,
     ChunkSent,
     ClientFinished,
@@ -24,7 +25,6 @@ from netsim.events import (
     Event,
     Observer,
     ProgramExited,
-    ServerListening,
 )
 from netsim.results import (
     ACTIVITY_SLICES,
@@ -80,7 +80,7 @@ class Correlator:
                     self._held.setdefault(key, []).append(event)
                     continue
                 event.client, event.conn = self.client, conn
-            elif isinstance(event, ServerListening):
+            elif isinstance(event, SERVER_STATE_EVENTS):
                 event.client = self.client
             self._deliver(event)
 
@@ -108,6 +108,7 @@ class Slot:
     port: int
     expected: int | None  # the bytes a whole poem is; None: unknown (a proxy to the outside)
     refuses: bool = False  # its server refuses every connection
+    drops_syn: bool = False  # its server never answers a handshake (syn_drop)
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,7 @@ class Measured:
     lateness_wall_p99: float
     program: ProgramExited | None  # a command client's program
     activity: Activity | None = None  # the run in time slices
+    started: float = math.nan  # when the client model began, in seconds since the run began
 
 
 @dataclass
@@ -132,6 +134,7 @@ class _Conn:
     intact: bool | None = False
     error: str | None = None
     message: str | None = None
+    phase: str | None = None
     ended: bool = False
     arrivals: list[tuple[float, int]] = field(default_factory=list)  # in the run's wall seconds
     arrival_count: int = 0
@@ -188,7 +191,7 @@ def measure(events: Sequence[Event], lateness: Sequence[float], slots: Sequence[
                     conn.bytes = event.bytes
                     conn.intact = event.intact
                     if isinstance(event, ConnFailed):
-                        conn.error, conn.message = event.error, event.message
+                        conn.error, conn.message, conn.phase = event.error, event.message, event.phase
     served = _match(ended, slots, instrumented)
     by_port = {(event.server, event.peer_port): number for number, event in served.items()}
     for chunk in sent:
@@ -224,12 +227,14 @@ def measure(events: Sequence[Event], lateness: Sequence[float], slots: Sequence[
             conn=number, server=slot.server, port=slot.port, bytes=conn.bytes, intact=conn.intact,
             error=conn.error, ttfb=(conn.first_byte - conn.start) / time_scale,
             duration=(conn.end - conn.start) / time_scale, message=conn.message, served=seen,
-            start=since(conn.start), connected=since(conn.connected), end=since(conn.end), **course))
+            start=since(conn.start), connected=since(conn.connected), end=since(conn.end),
+            phase=conn.phase, **course))
     summary = lateness_of(lateness, time_scale)
     activity = activity_of(results, [(since(t), size) for t, size in arrivals],
                            [(since(chunk.t), chunk.lateness / time_scale) for chunk in sent],
                            span=since(finished))
-    return Measured(finished - started, results, summary, summary.p99 * time_scale, program, activity)
+    return Measured(finished - started, results, summary, summary.p99 * time_scale, program, activity,
+                    started)
 
 
 def activity_of(connections: Sequence[ConnectionResult], arrivals: Sequence[tuple[float, int]],
@@ -308,7 +313,7 @@ def _served(event: ConnEnded, started: float, time_scale: float) -> Served:
 # How a connection the client did not report ended, from the server's account.
 _ENDINGS: dict[str, tuple[str | None, str]] = {
     "closed": (None, ""),
-    "reset": ("reset", "the server reset it (a reset fault)"),
+    "reset": ("reset", "the server reset it (a reset fault, or its server went down with a reset)"),
     "client_reset": ("reset", "the client reset it"),
     "client_closed": ("error", "the client closed it before the server's end"),
     "error": ("error", "the connection failed"),
@@ -320,11 +325,17 @@ def _from_the_server(number: int, slot: Slot, served: Served | None, **course: A
     """A connection of a client that reports none, from its server's account; ``course``:
     the fields of its course that the account does not give."""
     if served is None:
-        missing, why = ("refused", "the server refuses every connection") if slot.refuses else (
-            "missing", f"the client made no connection to {slot.server} for this one")
+        phase: str | None = "connect"
+        if slot.refuses:
+            missing, why = "refused", "the server refuses every connection"
+        elif slot.drops_syn:
+            missing, why = "timeout", "the server never answers a handshake (a syn_drop fault)"
+        else:
+            missing, why = "missing", f"the client made no connection to {slot.server} for this one"
+            phase = None
         return ConnectionResult(conn=number, server=slot.server, port=slot.port, bytes=0, intact=False,
                                 error=missing, ttfb=math.nan, duration=math.nan, message=why,
-                                served=None, **course)
+                                served=None, phase=phase, **course)
     error: str | None
     message: str | None
     error, message = _ENDINGS[served.how]
@@ -333,8 +344,10 @@ def _from_the_server(number: int, slot: Slot, served: Served | None, **course: A
         error, message = "timeout", f"the client left the silent connection (a {served.fault} fault)"
     received = served.bytes if served.acked is None else served.acked
     intact = None if slot.expected is None or served.acked is None else (
-        served.how == "closed" and served.acked == slot.expected)
-    if error is None:
+        served.how == "closed" and served.acked == slot.expected and served.fault != "corrupt")
+    if error is None and served.fault == "corrupt":
+        message = "the server sent it corrupted bytes (a corrupt fault)"
+    elif error is None:
         message = (f"the client's kernel acknowledged {received} of {slot.expected} bytes"
                    if intact is False else None)
     return ConnectionResult(conn=number, server=slot.server, port=slot.port, bytes=received,

@@ -21,6 +21,7 @@ import ctypes
 import ctypes.util
 import gc
 import logging
+import math
 import multiprocessing
 import os
 import resource
@@ -28,6 +29,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Iterator, Sequence
@@ -35,11 +37,15 @@ from multiprocessing.connection import Connection
 
 from netsim._errors import PortBusyError, ServerStartError
 from netsim.clients import ClientModel, ModelLimitError, Recorder, Target
-from netsim.engine import Listener, ServerPlan, new_event_loop, open_listeners, serve
+from netsim.engine import Controls, Listener, ServerPlan, new_event_loop, open_listeners, serve
 from netsim.events import (
+    BringUp,
+    ChangeConditions,
     ClientFinished,
     ClientMessage,
     ClientStarted,
+    ControlDone,
+    ControlMessage,
     Crashed,
     Event,
     EventBatch,
@@ -49,11 +55,16 @@ from netsim.events import (
     LatenessBatch,
     LimitReached,
     Listening,
+    ReportStates,
+    ResetConnections,
     ServerMessage,
     StartFailed,
     Stop,
     Stopped,
+    TakeDown,
 )
+
+_CONTROL = (ChangeConditions, TakeDown, BringUp, ResetConnections, ReportStates)
 
 _fork = multiprocessing.get_context("fork")
 # A forked child shares the runner's pages, pydantic's among them, and counts them in
@@ -134,6 +145,8 @@ class ServerProcess(ChildProcess):
     """Every server of one client model's run, on one event loop in one process."""
 
     addresses: dict[str, tuple[str, int]]
+    ready: float  # when the servers were ready, in seconds since the run began
+    _sending: threading.Lock
 
     @classmethod
     def start(cls, plans: Sequence[ServerPlan], t0: float, *, detail: bool = True,
@@ -170,6 +183,7 @@ class ServerProcess(ChildProcess):
                 process.start()
             theirs.close()
         child = cls(process, ours)
+        child._sending = threading.Lock()
         try:
             if not ours.poll(START_TIMEOUT):
                 raise ServerStartError(f"the servers did not start within {START_TIMEOUT:g}s")
@@ -180,19 +194,24 @@ class ServerProcess(ChildProcess):
                 raise (PortBusyError if message.port_busy else ServerStartError)(message.message)
             assert isinstance(message, Listening), message
             child.addresses = message.addresses
+            child.ready = message.ready
         except BaseException:
             child.close()
             raise
         return child
 
     def request_stop(self) -> None:
-        with contextlib.suppress(OSError):
-            self.conn.send(Stop())
+        self.send(Stop())
 
     def request_flush(self) -> None:
         """Ask for what the servers hold; ``Flushed`` comes after it."""
-        with contextlib.suppress(OSError):
-            self.conn.send(Flush())
+        self.send(Flush())
+
+    def send(self, message: Stop | Flush | ControlMessage) -> None:
+        """Send a message to the servers, from any thread (live control sends from several);
+        a process that has gone is not an error here: its end is noticed where it is read."""
+        with self._sending, contextlib.suppress(OSError):
+            self.conn.send(message)
 
 
 class ClientProcess(ChildProcess):
@@ -340,17 +359,23 @@ async def _serve_until_stopped(listeners: Sequence[Listener], t0: float, conn: C
         if not serving.done():
             loop.call_later(FLUSH_INTERVAL, flush)  # events and lateness travel on this beat
 
-    def ready() -> None:
+    controls: list[Controls] = []
+
+    def ready(servers: Controls) -> None:
         # Only now: a client started before the loop serves would wait in the backlog,
         # and that wait (the loop's start, a first import) would count in its time.
-        _send(conn, Listening({listener.plan.name: listener.address for listener in listeners}))
+        controls.append(servers)
+        _send(conn, Listening({listener.plan.name: listener.address for listener in listeners},
+                              loop.time() - t0))
 
     serving = asyncio.create_task(serve(listeners, pending.append, t0, lateness=lateness,
                                         detail=detail, on_ready=ready))
     loop.call_later(FLUSH_INTERVAL, flush)
 
     def on_control() -> None:
-        # Flush: send what is held. Stop, or the runner is gone (EOF): stop serving.
+        # Flush: send what is held. A control request: carry it out, then send the events
+        # it made before its answer, so that the change is logged before it is reported
+        # done. Stop, or the runner is gone (EOF): stop serving.
         try:
             message = conn.recv()
         except (EOFError, OSError):
@@ -359,6 +384,11 @@ async def _serve_until_stopped(listeners: Sequence[Listener], t0: float, conn: C
             send_held()
             _send(conn, Flushed())
             return
+        if isinstance(message, _CONTROL):
+            answer = _carry_out(message, controls, t0)
+            send_held()
+            _send(conn, answer)
+            return
         loop.remove_reader(conn.fileno())
         serving.cancel()
 
@@ -366,6 +396,12 @@ async def _serve_until_stopped(listeners: Sequence[Listener], t0: float, conn: C
     with contextlib.suppress(asyncio.CancelledError):
         await serving
     flush()
+
+
+def _carry_out(request: ControlMessage, controls: list[Controls], t0: float) -> ServerMessage:
+    if not controls:  # the runner waits for Listening before it asks anything
+        return ControlDone(request.request, math.nan, "the servers are not ready yet")
+    return controls[0].handle(request, t0)
 
 
 def _client_main(model: ClientModel, label: str, targets: list[Target], t0: float,

@@ -46,6 +46,7 @@ from netsim.scenario import (
     Scenario,
     Share,
     Size,
+    SizeSpan,
 )
 
 DRAFT_7 = "http://json-schema.org/draft-07/schema#"
@@ -70,6 +71,7 @@ NAMED_TYPES: tuple[tuple[Any, str], ...] = (
     (Size, "size"),
     (Rate, "rate"),
     (Share, "number from 0 to 1, or a percentage"),
+    (SizeSpan, "sizes A..B"),
     (ExpectationText, "expectation"),
     (ModelName, "model name"),
 )

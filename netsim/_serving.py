@@ -16,10 +16,18 @@ Every connection is measured from the servers' side, as a ``command`` client's a
 what was sent and what the client's kernel acknowledged, time to first byte, how it
 ended. ``result()`` works inside the block (the connections finished so far) and after
 it (all of them), and ``check()`` judges it with the grammar of ``netsim run``.
+
+Inside the block a test can change the servers as its client runs (``net.set``,
+``net.down``, ``net.up``, ``net.reset``, ``net.states``): each is a message to the
+server process, answered once the change has taken effect there. ``netsim serve
+--control`` offers the same over HTTP (``_control_api.py``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import difflib
+import itertools
 import math
 import threading
 import time
@@ -29,16 +37,35 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from netsim._errors import RunError
+from netsim._control_api import ControlServer
+from netsim._errors import PortBusyError, RunError, UsageError
 from netsim._measure import Slot, served_connections
 from netsim._poem_files import DEFAULT_MAX_POEM_BYTES
 from netsim._processes import STOP_TIMEOUT, ServerProcess, wait_for
+from netsim.conditions import CONDITION_KEYS, Conditions, changes_of
 from netsim.engine import BACKLOG
-from netsim.events import ConnEnded, Event, EventBatch, Flushed, LatenessBatch, Observer, Stopped
+from netsim.events import (
+    BringUp,
+    ChangeConditions,
+    ConnEnded,
+    ControlDone,
+    ControlMessage,
+    Event,
+    EventBatch,
+    Flushed,
+    LatenessBatch,
+    Observer,
+    ReportStates,
+    ResetConnections,
+    ServerState,
+    ServerStates,
+    Stopped,
+    TakeDown,
+)
 from netsim.expectations import Verdict, evaluate, parse_expectation
 from netsim.results import ConnectionResult, Lateness, RunResult, lateness_of
 from netsim.runner import DESCRIPTOR_MARGIN, check_request, ensure_descriptors, plans_of, seed_for
-from netsim.scenario import Scenario
+from netsim.scenario import ConditionChanges, Scenario, Server
 
 # How often the collector looks for a stop request between messages.
 POLL = 0.1  # seconds
@@ -121,6 +148,11 @@ class Serving:
         self._lateness: list[float] = []
         self._failure: str | None = None
         self.usage: dict[str, float] = {}
+        # Live control: each request is numbered; the collector files its answer here.
+        self._requests = itertools.count(1)
+        self._answers: dict[int, ControlDone | ServerStates] = {}
+        self._answered = threading.Condition(self._lock)
+        self.t0 = math.nan  # when the servers started, on time.monotonic()'s clock
 
     def __repr__(self) -> str:
         state = "serving" if self._process is not None and not self._stopping.is_set() else "stopped"
@@ -136,8 +168,9 @@ class Serving:
         ensure_descriptors(BACKLOG + DESCRIPTOR_MARGIN)
         # Started from the caller's thread, which must outlive the servers: the kernel ends
         # a child when the thread that started it ends (PR_SET_PDEATHSIG).
-        self._process = ServerProcess.start(self._plans, time.monotonic(),
-                                            detail=self._observer is not None, fresh=True)
+        self.t0 = time.monotonic()
+        self._process = ServerProcess.start(self._plans, self.t0, detail=self._observer is not None,
+                                            fresh=True)
         self._collector = threading.Thread(target=self._collect, name="netsim-serving", daemon=True)
         self._collector.start()
         return self
@@ -185,6 +218,10 @@ class Serving:
                     self._lateness.extend(_doubles(message.packed))
             elif isinstance(message, Flushed):
                 self._flushed.set()
+            elif isinstance(message, ControlDone | ServerStates):
+                with self._answered:
+                    self._answers[message.request] = message
+                    self._answered.notify_all()
             elif isinstance(message, Stopped):
                 self.usage = {"cpu_seconds": message.cpu_seconds, "max_rss_mb": message.max_rss_mb}
                 return
@@ -228,6 +265,87 @@ class Serving:
                            f"are: {', '.join(addresses)}")
         return addresses[name]
 
+    # Live control.
+
+    def set(self, name: str, **conditions: Any) -> float:
+        """Change the conditions of the server ``name`` from now on, with keys written as in a
+        scenario: ``net.set("a", delay="500ms", fault={"kind": "reset", "after": 10})``.
+
+        Open connections feel it from their next byte on. Returns when it took effect: the
+        ``t`` of the log (seconds since the servers started). Raises KeyError for an unknown
+        server, ValueError (naming the key) for a key or value a scenario would refuse.
+        """
+        server = self._server(name)
+        changes = _changes(conditions)
+        problem = server.change_problem(changes)
+        if problem is not None:
+            raise ValueError(problem)
+        fields, written = changes_of(changes, self.time_scale)
+        return self._done(self._ask(lambda request: ChangeConditions(request, name, fields, written)))
+
+    def down(self, name: str, *, reset: bool = False) -> float:
+        """Take the server ``name`` down: connects are refused until ``up``; with ``reset``, its
+        open connections are reset too. Returns when it took effect (as ``set``)."""
+        self._server(name)
+        return self._done(self._ask(lambda request: TakeDown(request, name, reset)))
+
+    def up(self, name: str) -> float:
+        """Bring the server ``name`` back up on its port. Returns when it took effect (as
+        ``set``); raises PortBusyError if another program took the port meanwhile."""
+        self._server(name)
+        return self._done(self._ask(lambda request: BringUp(request, name)), PortBusyError)
+
+    def reset(self, name: str) -> int:
+        """Reset every connection the server ``name`` has open; how many there were."""
+        self._server(name)
+        answer = self._ask(lambda request: ResetConnections(request, name))
+        assert isinstance(answer, ControlDone)
+        self._done(answer)
+        return answer.count
+
+    def states(self) -> list[dict[str, Any]]:
+        """Every server as it is now: up or down, whether it answers handshakes, its conditions
+        as a scenario writes them, and its open connections (``accepted``: the ``t`` of the log)."""
+        answer = self._ask(ReportStates)
+        assert isinstance(answer, ServerStates)
+        return [self._state(state) for state in answer.servers]
+
+    def _server(self, name: str) -> Server:
+        if self._process is None:
+            raise RunError("the servers are not started: use `with netsim.serving(...) as net:`")
+        try:
+            return self.scenario.server(name)
+        except KeyError:
+            raise KeyError(f"no server {name!r} in scenario {self.scenario.name!r}; its servers "
+                           f"are: {', '.join(server.name for server in self.scenario.servers)}") from None
+
+    def _ask(self, request: Callable[[int], ControlMessage]) -> ControlDone | ServerStates:
+        """Send a request and wait for its answer. Raises RunError if none comes."""
+        process = self._process
+        if process is None or not self.alive():
+            raise RunError(self._failure or "the servers are not serving")
+        number = next(self._requests)
+        process.send(request(number))
+        with self._answered:
+            if not self._answered.wait_for(lambda: number in self._answers, STOP_TIMEOUT):
+                raise RunError(f"the servers did not answer within {STOP_TIMEOUT:g}s")
+            return self._answers.pop(number)
+
+    @staticmethod
+    def _done(answer: ControlDone | ServerStates, error: type[RunError] = RunError) -> float:
+        """When a change took effect; raises ``error`` with what the servers said if it did not."""
+        assert isinstance(answer, ControlDone)
+        if answer.error is not None:
+            raise error(answer.error)
+        return answer.t
+
+    def _state(self, state: ServerState) -> dict[str, Any]:
+        conditions = Conditions(**state.conditions).scaled(1 / self.time_scale)
+        return {"name": state.name, "host": state.host, "port": state.port, "up": state.up,
+                "handshakes": state.handshakes, "conditions": conditions.described(every=True),
+                "connections": [{"index": index, "peer_port": peer_port, "bytes": sent, "accepted": accepted}
+                                for index, peer_port, sent, accepted in state.connections]}
+
     def result(self) -> ServedResult:
         """Every connection the servers have finished with (all of them, once stopped).
 
@@ -267,30 +385,55 @@ def serve_scenario(
     free_ports: bool = False,
     allow_external: bool = False,
     seed: int | None = None,
+    control: tuple[str, int] | None = None,
+    control_log: Callable[[str], None] | None = None,
 ) -> None:
     """Serve the scenario's servers until interrupted (KeyboardInterrupt), then stop them.
 
     ``on_listening([(name, host, port), ...])`` is called once every server accepts
     connections; events go to ``observer`` as they come; ``on_stopped(serving)`` is called
     once they have stopped, before the interrupt goes on, with what they saw
-    (``serving.result()``, ``serving.wall_lateness``). Raises UsageError, PortBusyError or
-    ServerStartError, and RunError if the server process dies.
+    (``serving.result()``, ``serving.wall_lateness``). With ``control`` (HOST, PORT), the
+    live control API answers there from before ``on_listening`` on, and ``control_log``
+    hears where, and every request it answers. Raises UsageError (a control address
+    outside loopback without ``allow_external`` too), PortBusyError or ServerStartError,
+    and RunError if the server process dies.
     """
+    if control is not None and not allow_external and not _is_loopback(control[0]):
+        raise UsageError(f"--control {control[0]}:{control[1]} is outside loopback: anyone who can "
+                         f"reach it could change the servers; pass --allow-external if that is intended")
     net = Serving(scenario, time_scale=time_scale, seed=seed, observer=observer, free_ports=free_ports,
                   allow_external=allow_external)
-    with net:
+    with net, contextlib.ExitStack() as stack:
+        if control is not None:
+            api = stack.enter_context(ControlServer(net, *control, log=control_log))
+            if control_log is not None:
+                host, port = api.address
+                control_log(f"control API on http://{f'[{host}]' if ':' in host else host}:{port}")
         if on_listening is not None:
             on_listening([(name, host, port) for name, (host, port) in net.addresses.items()])
         try:
             while net.alive():
                 time.sleep(POLL)
         finally:
+            stack.close()  # no change is asked of servers that are stopping
             try:
                 net.stop()
             finally:
                 if on_stopped is not None:
                     on_stopped(net)
     raise RunError("the server process ended unexpectedly")
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def serving(scenario: str | Path | Scenario, *, time_scale: float = 1.0, seed: int | None = None,
@@ -324,6 +467,26 @@ def load(scenario: str | Path | Scenario, *, allow_paths: bool = False,
         return load_scenario_text(scenario, filename="<scenario text>", allow_paths=allow_paths,
                                   max_poem_bytes=max_poem_bytes)
     return load_scenario(scenario, allow_paths=allow_paths, max_poem_bytes=max_poem_bytes)
+
+
+def _changes(conditions: dict[str, Any]) -> ConditionChanges:
+    """Condition keys as a scenario writes them, checked as a phase's are. Raises ValueError
+    naming the key at fault (and the key probably meant)."""
+    from pydantic import ValidationError
+
+    if not conditions:
+        raise ValueError(f"nothing to change: give condition keys ({', '.join(CONDITION_KEYS)})")
+    try:
+        return ConditionChanges.model_validate(conditions)
+    except ValidationError as error:
+        first = error.errors()[0]
+        key = ".".join(str(part) for part in first["loc"])
+        if first["type"] == "extra_forbidden":
+            close = difflib.get_close_matches(key, CONDITION_KEYS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"unknown key {key!r}{hint}; a change takes "
+                             f"{', '.join(CONDITION_KEYS)}") from None
+        raise ValueError(f"{key}: {first['msg'].removeprefix('Value error, ')}") from None
 
 
 def _doubles(packed: bytes) -> list[float]:

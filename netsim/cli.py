@@ -69,6 +69,7 @@ exit codes: 2 the scenario or the command line is invalid; 3 a server could not 
 example:
   netsim serve scenarios/three_ports.yaml --time-scale 0.5
   netsim serve scenarios/three_ports.yaml --free-ports --log-json events.jsonl
+  netsim serve scenarios/three_ports.yaml --control 127.0.0.1:9000
 """
 
 EPILOG_VALIDATE = """\
@@ -329,6 +330,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Start the scenario's servers and keep them up for clients that are not "
                     "part of netsim. Prints `listening NAME HOST:PORT` per server, then `ready`.",
         epilog=EPILOG_SERVE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    serve.add_argument("--control", type=_control_address, metavar="HOST:PORT",
+                       help="answer the live control API (JSON over HTTP) there: GET /servers, "
+                            "PATCH /servers/NAME with condition keys ({\"delay\": \"500ms\"}), "
+                            "POST /servers/NAME/down|up|reset; loopback only, unless "
+                            "--allow-external")
     serve.set_defaults(handler=cmd_serve)
 
     validate = commands.add_parser(
@@ -415,6 +421,17 @@ def _percentage(text: str) -> float:
         return parse_regression(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _control_address(text: str) -> tuple[str, int]:
+    """HOST:PORT ([::1]:PORT for IPv6), or PORT alone on 127.0.0.1; port 0 takes a free one."""
+    import argparse
+
+    host, _, port = text.rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+    if not port.isdigit() or int(port) > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r}: give HOST:PORT, like 127.0.0.1:9000")
+    return (host, int(port))
 
 
 def _poem_size(text: str) -> int:
@@ -532,7 +549,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                   **_file_options(args),
                   free_ports=args.free_ports, allow_external=args.allow_external,
                   log_json=args.log_json, json=args.json, console=sys.stderr if args.verbose else None,
-                  progress=report.ServeLines(_STDOUT, sys.stderr))
+                  progress=report.ServeLines(_STDOUT, sys.stderr),
+                  control=args.control, control_log=sys.stderr)
     return EXIT_PASSED  # not reached: serving ends with Ctrl-C, SIGTERM or an error
 
 

@@ -14,7 +14,16 @@ The rules, for one direction of one connection, starting when it is served:
 * each pause is ``delay``, or drawn uniformly from ``delay ± jitter`` (never below zero);
 * after the last chunk and its pause, the connection closes ``close_delay`` later;
 * a fault strikes when the first byte beyond ``after`` is due: that byte, and everything
-  after it, never goes.
+  after it, never goes; a fault with a time limit (``at``) strikes ``at`` after the accept,
+  unless the connection has ended by then;
+* ``slice`` cuts every chunk into pieces of seeded sizes, ``slice_delay`` apart;
+* ``corrupt`` sends every byte from ``after`` on with some of its bits flipped (seeded).
+
+Conditions may change while a connection is open (a phase, a live change). Its course is
+then planned anew from where it is (``replan``): what was written stays written; the
+wait under way (before the first chunk, a pause, between slices, before the close) is
+the new conditions' wait, counted from when it began, so it may be over already and
+the next byte goes at once; every deadline stays absolute.
 """
 
 from __future__ import annotations
@@ -22,11 +31,12 @@ from __future__ import annotations
 import array
 import dataclasses
 import itertools
+import math
 import struct
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 try:  # CPython's own BLAKE2: importing hashlib would also map OpenSSL, 4 MB a server process
     from _blake2 import blake2b
@@ -34,11 +44,24 @@ except ImportError:  # pragma: no cover (another Python)
     from hashlib import blake2b
 
 if TYPE_CHECKING:
-    from netsim.scenario import Server
+    from netsim.scenario import ConditionChanges, Server
 
 # A rate-capped chunk goes out in pieces of this much time each: fine enough that the
 # rate holds over any window a client can measure, coarse enough to cost few wake-ups.
 SLICE = 0.01  # seconds
+
+
+# Faults that strike at the listener, for every connection: the kernel refuses the
+# connect (`refuse`: bound, not listening) or never answers its SYN (`syn_drop`).
+LISTENER_FAULTS = frozenset({"refuse", "syn_drop"})
+# Faults that end a connection early, when the first byte beyond `after` is due or `at`
+# after its accept.
+CUTTING_FAULTS = frozenset({"reset", "close", "stall"})
+
+# The keys of a scenario that are conditions: what a phase or a live change may set.
+CONDITION_KEYS = ("delay", "jitter", "rate", "initial_delay", "accept_delay", "close_delay",
+                  "handshake_delay", "slice", "fault")
+_DURATION_KEYS = ("delay", "jitter", "initial_delay", "accept_delay", "close_delay", "handshake_delay")
 
 
 @dataclass(frozen=True)
@@ -51,19 +74,39 @@ class Conditions:
     accept_delay: float = 0.0
     close_delay: float = 0.0
     rate: float | None = None  # bytes per second; None: as fast as the socket takes it
-    fault: str | None = None  # refuse | reset | close | stall | blackhole
+    # refuse | syn_drop (at the listener); reset | close | stall | blackhole | corrupt
+    fault: str | None = None
     fault_after: int = 0  # bytes
     fault_probability: float = 1.0
+    fault_at: float | None = None  # seconds after the accept: a time limit instead of `after`
+    handshake_delay: float = 0.0  # SYNs go unanswered for this long once it is set
+    slice_bytes: tuple[int, int] | None = None  # each chunk cut into pieces of A..B bytes
+    slice_delay: float = 0.0  # between the pieces of one chunk
 
     @classmethod
     def of(cls, server: Server) -> Conditions:
         """A scenario server's conditions, in scenario seconds."""
-        fault = server.fault
-        return cls(
-            delay=server.delay, jitter=server.jitter, initial_delay=server.initial_delay,
-            accept_delay=server.accept_delay, close_delay=server.close_delay, rate=server.rate,
-            fault=fault.kind if fault else None, fault_after=fault.after if fault else 0,
-            fault_probability=fault.probability if fault else 1.0)
+        return cls().changed(server, CONDITION_KEYS)
+
+    def changed(self, changes: Server | ConditionChanges, keys: Iterable[str] | None = None) -> Conditions:
+        """These conditions with the condition keys of ``changes`` (a scenario server, a
+        phase or a live change, in scenario seconds): those in ``keys``, by default those
+        it sets (all of a server's)."""
+        if keys is None:
+            keys = [key for key in CONDITION_KEYS if key in changes.model_fields_set]
+        fields: dict[str, Any] = {}
+        for key in keys:
+            value = getattr(changes, key)
+            if key == "fault":
+                fields.update(fault=value.kind if value else None, fault_after=value.after if value else 0,
+                              fault_probability=value.probability if value else 1.0,
+                              fault_at=value.at if value else None)
+            elif key == "slice":
+                fields.update(slice_bytes=(value.bytes.low, value.bytes.high) if value else None,
+                              slice_delay=value.delay if value else 0.0)
+            else:
+                fields[key] = value
+        return dataclasses.replace(self, **fields)
 
     def without_fault(self) -> Conditions:
         return dataclasses.replace(self, fault=None)
@@ -74,7 +117,68 @@ class Conditions:
             self, delay=self.delay * time_scale, jitter=self.jitter * time_scale,
             initial_delay=self.initial_delay * time_scale,
             accept_delay=self.accept_delay * time_scale, close_delay=self.close_delay * time_scale,
-            rate=None if self.rate is None else self.rate / time_scale)
+            rate=None if self.rate is None else self.rate / time_scale,
+            fault_at=None if self.fault_at is None else self.fault_at * time_scale,
+            handshake_delay=self.handshake_delay * time_scale, slice_delay=self.slice_delay * time_scale)
+
+    def difference(self, other: Conditions) -> dict[str, Any]:
+        """The fields of ``other`` that differ from these, by name."""
+        return {field.name: getattr(other, field.name) for field in dataclasses.fields(self)
+                if getattr(other, field.name) != getattr(self, field.name)}
+
+    def described(self, *, every: bool = False) -> dict[str, Any]:
+        """These conditions as a scenario writes them (durations and rates with units):
+        every key, or only those not at their defaults."""
+        shown: dict[str, Any] = {}
+        for key in _DURATION_KEYS:
+            if every or getattr(self, key):
+                shown[key] = written_duration(getattr(self, key))
+        if every:
+            shown.update(rate=None, slice=None, fault=None)
+        if self.rate is not None:
+            shown["rate"] = f"{self.rate:g}B/s"
+        if self.slice_bytes is not None:
+            low, high = self.slice_bytes
+            shown["slice"] = {"bytes": f"{low}..{high}", "delay": written_duration(self.slice_delay)}
+        if self.fault is not None:
+            fault: dict[str, Any] = {"kind": self.fault}
+            if self.fault_at is not None:
+                fault["at"] = written_duration(self.fault_at)
+            elif self.fault_after:
+                fault["after"] = self.fault_after
+            if self.fault_probability < 1:
+                fault["probability"] = f"{self.fault_probability:.0%}"
+            shown["fault"] = fault
+        return shown
+
+    @property
+    def listener_fault(self) -> str | None:
+        """``refuse`` or ``syn_drop``: a fault every connect meets at the listener."""
+        return self.fault if self.fault in LISTENER_FAULTS else None
+
+
+# The fields of Conditions behind a scenario's key, where they are not the key itself.
+_FIELDS_OF_KEY = {"fault": ("fault", "fault_after", "fault_probability", "fault_at"),
+                  "slice": ("slice_bytes", "slice_delay")}
+
+
+def changes_of(changes: ConditionChanges, time_scale: float = 1.0) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What a phase or a live change sets: the fields of Conditions, with ``time_scale``
+    applied, and the same keys as a scenario writes them (for the log)."""
+    keys = [key for key in CONDITION_KEYS if key in changes.model_fields_set]
+    written = Conditions().changed(changes, keys)
+    scaled = written.scaled(time_scale)
+    fields = {name: getattr(scaled, name) for key in keys for name in _FIELDS_OF_KEY.get(key, (key,))}
+    shown = written.described()
+    return fields, {key: shown.get(key, "0s" if key in _DURATION_KEYS else None) for key in keys}
+
+
+def written_duration(seconds: float) -> str:
+    """A duration as a scenario writes it: ``1.5s``, ``250ms`` (six significant digits, so
+    that the rounding of a time scale and back does not show)."""
+    if seconds >= 1 or seconds == 0:
+        return f"{seconds:.6g}s"
+    return f"{seconds * 1e3:.6g}ms"
 
 
 # A block of the draw stream: one BLAKE2b digest, read as sixteen 32-bit numbers.
@@ -120,14 +224,18 @@ class Draws:
         return low + (high - low) * self.take(1)[0]
 
 
-def pause_stream(seed: int, server: str, conn: int, direction: str = "downstream") -> Draws:
-    """The draws behind one direction's pauses of connection ``conn`` of ``server``."""
-    return Draws(f"netsim/{seed}/{server}/{conn}/{direction}/pauses")
+def pause_stream(seed: int, server: str, conn: int, direction: str = "downstream",
+                 generation: int = 0) -> Draws:
+    """The draws behind one direction's pauses of connection ``conn`` of ``server``; a
+    ``generation`` above 0 is the stream after that many changes of the server's conditions."""
+    key = f"netsim/{seed}/{server}/{conn}/{direction}/pauses"
+    return Draws(f"{key}/{generation}" if generation else key)
 
 
 def fault_of(conditions: Conditions, seed: int, server: str, conn: int) -> str | None:
-    """The fault that strikes connection ``conn`` (1-based, in accept order), if any."""
-    if conditions.fault is None:
+    """The fault that strikes connection ``conn`` (1-based, in accept order), if any; a
+    fault at the listener (``refuse``, ``syn_drop``) strikes no connection it accepted."""
+    if conditions.fault is None or conditions.fault in LISTENER_FAULTS:
         return None
     if conditions.fault_probability >= 1:
         return conditions.fault
@@ -167,8 +275,10 @@ class StreamSchedule:
         return (f"<StreamSchedule chunks={self._chunks} bytes={self._accepted} "
                 f"next_free={self._next_free:.6f} fault_at={self.fault_at}>")
 
-    def add(self, size: int, arrival: float) -> int:
-        """Schedule a chunk of ``size`` bytes available from ``arrival``.
+    def add(self, size: int, arrival: float, *, begins: bool = True, ends: bool = True) -> int:
+        """Schedule a chunk of ``size`` bytes available from ``arrival``, or a slice of one:
+        one that ``begins`` no chunk is not logged as a chunk sent, and one that ``ends``
+        none is followed by ``slice_delay`` rather than a pause.
 
         Returns how many of its bytes will go: fewer than ``size`` when the fault cuts it,
         none once the fault has struck.
@@ -180,12 +290,15 @@ class StreamSchedule:
         if self._fault_after is not None:
             allowed = min(size, self._fault_after - self._accepted)
         rate = self.conditions.rate
-        self._emit(begin, allowed, rate)
+        self._emit(begin, allowed, rate, begins)
         self._accepted += allowed
         if allowed < size:  # the first byte beyond `after` is due now: the fault strikes
             self.fault_at = begin + (allowed / rate if rate else 0.0)
             return allowed
         end = begin + (size / rate if rate else 0.0)
+        if not ends:
+            self._next_free = end + self.conditions.slice_delay
+            return size
         self._next_free = end + self._pause()
         self._chunks += 1
         return size
@@ -194,16 +307,16 @@ class StreamSchedule:
         """When the connection closes, if its input ended (EOF) at ``input_ended``."""
         return max(input_ended, self._next_free) + self.conditions.close_delay
 
-    def _emit(self, begin: float, size: int, rate: float | None) -> None:
+    def _emit(self, begin: float, size: int, rate: float | None, begins: bool) -> None:
         if size == 0:
             return
         if rate is None:
-            self.emissions.append(Emission(begin, size, self._chunks, True, begin))
+            self.emissions.append(Emission(begin, size, self._chunks, begins, begin))
             return
         piece = max(1, round(rate * SLICE))
         for offset in range(0, size, piece):
             self.emissions.append(Emission(begin + offset / rate, min(piece, size - offset),
-                                           self._chunks, offset == 0, begin))
+                                           self._chunks, begins and offset == 0, begin))
 
     def _pause(self) -> float:
         delay, jitter = self.conditions.delay, self.conditions.jitter
@@ -229,8 +342,12 @@ class Timeline:
     # doubles: 8 bytes an offset, where a tuple of floats takes 32.
     offsets: Sequence[float]
     pieces: tuple[bytes | memoryview, ...]
-    chunks: tuple[int, ...]  # the chunk (0-based) a write begins; -1: the rest of a rate-capped chunk
+    chunks: tuple[int, ...]  # the chunk (0-based) a write begins; -1: the rest of a chunk cut in pieces
     fault: str | None = None
+    # Where the first write stands: its chunk, the bytes of that chunk and of the whole
+    # poem written before it, and when the wait before it began. Zeros but for a course
+    # planned anew midway (``replan``).
+    origin: tuple[int, int, int, float] = (0, 0, 0, 0.0)
 
     @property
     def end(self) -> float:
@@ -241,14 +358,22 @@ BLACKHOLE = Timeline((0.0,), (), (), "blackhole")
 
 
 def plan_timeline(chunks: Sequence[bytes], conditions: Conditions, *, fault: str | None = None,
-                  pauses: Draws | None = None) -> Timeline:
+                  pauses: Draws | None = None, streams: Streams | None = None) -> Timeline:
     """Plan a poem connection: the rules above, with every chunk available from the start.
 
     ``fault`` is the fault this connection meets (see ``fault_of``); ``pauses`` the draws
-    of its jitter (``pause_stream``), needed only with jitter.
+    of its jitter (``pause_stream``), needed only with jitter; ``streams`` all of its
+    draws, needed with ``slice`` or ``corrupt``.
     """
     if fault == "blackhole":
         return BLACKHOLE
+    if fault == "corrupt" or conditions.slice_bytes is not None:
+        if streams is None:
+            raise ValueError("slices and corruption are drawn from the connection's Streams")
+        return plan_course(chunks, conditions, fault=fault, streams=streams)
+    if fault is not None and conditions.fault_at is not None:
+        return plan_course(chunks, conditions, fault=fault,
+                           streams=streams or Streams.of_pauses(pauses))
     fault_after = conditions.fault_after if fault is not None else None
     if conditions.rate is not None:
         return _plan_rated(chunks, conditions, fault, fault_after, pauses)
@@ -307,6 +432,234 @@ def _plan_rated(chunks: Sequence[bytes], conditions: Conditions, fault: str | No
     return Timeline(tuple(offsets), tuple(pieces), tuple(numbers))
 
 
+class Resume(NamedTuple):
+    """Where a connection's course is planned from: its start, or where it stands when its
+    conditions change. Times are offsets from the connection's start (accept + accept_delay)."""
+
+    chunk: int = 0  # the chunk the next byte belongs to (len(chunks): every byte is written)
+    skip: int = 0  # bytes of that chunk written already
+    sent: int = 0  # bytes written over the whole connection
+    since: float = 0.0  # when the wait before the next byte began (see _gap)
+    now: float = -math.inf  # nothing is planned before this
+    accepted: float | None = None  # the accept (a time limit counts from it); None: -accept_delay
+
+
+FROM_START = Resume()
+
+
+class Streams:
+    """The seeded draws of one connection: pauses and slice sizes, drawn anew after each
+    change of its server's conditions (``generation``), and the mask that corrupts its bytes."""
+
+    __slots__ = ("_corruption", "_key", "_pauses", "_slices", "generation")
+
+    def __init__(self, seed: int, server: str, conn: int, generation: int = 0) -> None:
+        self._key = (seed, server, conn)
+        self.generation = generation
+        self._pauses: Draws | None = None
+        self._slices: Draws | None = None
+        self._corruption: Corruption | None = None
+
+    def __repr__(self) -> str:
+        return f"<Streams {self._key} generation={self.generation}>"
+
+    @classmethod
+    def of_pauses(cls, pauses: Draws | None) -> Streams:
+        """Streams whose pauses are these draws (the rest keyed to a connection 0 of no server)."""
+        streams = cls(0, "", 0)
+        streams._pauses = pauses
+        return streams
+
+    @property
+    def pauses(self) -> Draws:
+        if self._pauses is None:
+            seed, server, conn = self._key
+            self._pauses = pause_stream(seed, server, conn, generation=self.generation)
+        return self._pauses
+
+    @property
+    def slices(self) -> Draws:
+        if self._slices is None:
+            seed, server, conn = self._key
+            suffix = f"/{self.generation}" if self.generation else ""
+            self._slices = Draws(f"netsim/{seed}/{server}/{conn}/slices{suffix}")
+        return self._slices
+
+    @property
+    def corruption(self) -> Corruption:
+        if self._corruption is None:
+            self._corruption = Corruption(*self._key)
+        return self._corruption
+
+
+# Mask bytes are never 0: every corrupted byte differs from the one it replaces.
+_NONZERO = bytes(byte % 255 + 1 for byte in range(256))
+
+
+class Corruption:
+    """The seeded mask that ``corrupt`` XORs with a connection's bytes, one byte per byte of
+    the poem: the same at every position, however the course was planned."""
+
+    __slots__ = ("_blocks", "_key")
+
+    def __init__(self, seed: int, server: str, conn: int) -> None:
+        self._key = f"netsim/{seed}/{server}/{conn}/corrupt/".encode()
+        self._blocks: dict[int, bytes] = {}
+
+    def __repr__(self) -> str:
+        return f"<Corruption {self._key.decode()} blocks={len(self._blocks)}>"
+
+    def mask(self, start: int, length: int) -> bytes:
+        """The mask of the poem's bytes ``start`` to ``start + length``."""
+        first, last = start // 64, (start + length - 1) // 64
+        joined = b"".join(self._block(number) for number in range(first, last + 1))
+        return joined[start - first * 64:start - first * 64 + length]
+
+    def apply(self, data: bytes | memoryview, start: int) -> bytes:
+        """``data``, the poem's bytes from ``start`` on, with the mask applied."""
+        if not data:
+            return bytes(data)
+        mask = self.mask(start, len(data))
+        flipped = int.from_bytes(data, "big") ^ int.from_bytes(mask, "big")
+        return flipped.to_bytes(len(data), "big")
+
+    def _block(self, number: int) -> bytes:
+        block = self._blocks.get(number)
+        if block is None:
+            digest = blake2b(self._key + str(number).encode(), digest_size=64).digest()
+            block = self._blocks[number] = digest.translate(_NONZERO)
+        return block
+
+
+def _pause(conditions: Conditions, streams: Streams) -> float:
+    """The pause after a chunk: ``delay``, or drawn from ``delay ± jitter`` (as StreamSchedule)."""
+    delay, jitter = conditions.delay, conditions.jitter
+    if jitter == 0:
+        return delay
+    return max(0.0, delay + streams.pauses.uniform(-jitter, jitter))
+
+
+def slice_sizes(size: int, conditions: Conditions, draws: Draws) -> list[int]:
+    """A chunk's ``size`` bytes cut as ``slice`` says: sizes from A to B drawn from
+    ``draws``, the last what remains; the whole as one piece without ``slice``."""
+    if conditions.slice_bytes is None or size == 0:
+        return [size]
+    low, high = conditions.slice_bytes
+    sizes: list[int] = []
+    left = size
+    while left > 0:
+        piece = min(left, low + int(draws.take(1)[0] * (high - low + 1)))
+        sizes.append(piece)
+        left -= piece
+    return sizes
+
+
+def _slice_sizes(size: int, conditions: Conditions, streams: Streams) -> list[int]:
+    if conditions.slice_bytes is None:  # no draw stream to make
+        return [size]
+    return slice_sizes(size, conditions, streams.slices)
+
+
+def plan_course(chunks: Sequence[bytes], conditions: Conditions, *, fault: str | None, streams: Streams,
+                resume: Resume = FROM_START) -> Timeline:
+    """Plan a poem connection from ``resume`` on, every rule of this module included.
+
+    ``plan_timeline`` takes shortcuts for the common conditions (a test holds the two to
+    the same floats); this is the one planner of slices, corruption, time limits and
+    courses planned anew (``replan``). The writes of a chunk after its first are marked
+    -1 in ``chunks``; so is the first write of a course resumed within a chunk, which
+    was logged as sent when it began.
+    """
+    if fault == "blackhole":
+        return BLACKHOLE
+    rate = conditions.rate
+    budget = conditions.fault_after if fault in CUTTING_FAULTS and conditions.fault_at is None else None
+    accepted = -conditions.accept_delay if resume.accepted is None else resume.accepted
+    limit = (accepted + conditions.fault_at
+             if fault in CUTTING_FAULTS and conditions.fault_at is not None else math.inf)
+    corrupt_from = conditions.fault_after if fault == "corrupt" else None
+    offsets: list[float] = []
+    pieces: list[bytes | memoryview] = []
+    numbers: list[int] = []
+    sent = resume.sent
+    since = resume.since
+    now = resume.now
+
+    origin = (resume.chunk, resume.skip, resume.sent, resume.since)
+
+    def cut_short(when: float) -> Timeline:
+        offsets.append(when)
+        return Timeline(tuple(offsets), tuple(pieces), tuple(numbers), fault, origin)
+
+    for number in range(resume.chunk, len(chunks)):
+        chunk = chunks[number]
+        skip = resume.skip if number == resume.chunk else 0
+        if skip:  # within a chunk: the gap between its slices
+            gap = conditions.slice_delay if conditions.slice_bytes is not None else 0.0
+        elif number == 0:
+            gap = conditions.initial_delay
+        else:
+            gap = _pause(conditions, streams)
+        begin = max(now, since + gap)
+        position = skip
+        for index, size in enumerate(_slice_sizes(len(chunk) - skip, conditions, streams)):
+            if index:
+                begin = since + conditions.slice_delay
+            allowed = size if budget is None else max(0, min(size, budget - sent))
+            step = max(1, size) if rate is None else max(1, round(rate * SLICE))
+            for offset in range(0, allowed, step):
+                due = begin + (offset / rate if rate else 0.0)
+                if due >= limit:
+                    return cut_short(limit)
+                length = min(step, allowed - offset)
+                data: bytes | memoryview = memoryview(chunk)[position:position + length]
+                if position == 0 and length == len(chunk):
+                    data = chunk
+                if corrupt_from is not None and sent + length > corrupt_from:
+                    clean = max(0, corrupt_from - sent)
+                    data = bytes(data[:clean]) + streams.corruption.apply(data[clean:], sent + clean)
+                offsets.append(due)
+                pieces.append(data)
+                numbers.append(number if position == 0 else -1)
+                position += length
+                sent += length
+            if allowed < size:  # the first byte beyond `after` is due now: the fault strikes
+                struck = begin + (allowed / rate if rate else 0.0)
+                return cut_short(min(struck, limit))
+            since = begin + (size / rate if rate else 0.0)
+    close = max(now, since + _pause(conditions, streams) + conditions.close_delay)
+    if close >= limit:
+        return cut_short(limit)
+    offsets.append(close)
+    return Timeline(tuple(offsets), tuple(pieces), tuple(numbers),
+                    fault if corrupt_from is not None else None, origin)
+
+
+def replan(chunks: Sequence[bytes], timeline: Timeline, done: int, planned: Conditions,
+           conditions: Conditions, *, fault: str | None, streams: Streams, now: float,
+           accepted: float) -> Timeline:
+    """The rest of a connection's course under new ``conditions``, from where it stands.
+
+    ``done`` of the writes of ``timeline`` (planned under ``planned``) are made; ``now``
+    is the moment of the change and ``accepted`` the connection's accept, both offsets
+    from the connection's start. Offsets of the new course count from that same start.
+    """
+    chunk, skip, sent, since = timeline.origin
+    for index in range(done):
+        piece = timeline.pieces[index]
+        if timeline.chunks[index] >= 0:
+            chunk, skip = timeline.chunks[index], 0
+        skip += len(piece)
+        sent += len(piece)
+        since = timeline.offsets[index] + (len(piece) / planned.rate if planned.rate else 0.0)
+    if chunk < len(chunks) and skip >= len(chunks[chunk]) and done:
+        chunk, skip = chunk + 1, 0
+    if (chunk, skip) == (0, 0):  # nothing written yet: the wait counts from the (new) accept_delay
+        since = accepted + conditions.accept_delay
+    resume = Resume(chunk, skip, sent, since, now, accepted)
+    return plan_course(chunks, conditions, fault=fault, streams=streams, resume=resume)
+
+
 class Planner:
     """Plans the connections of one poem server, in accept order.
 
@@ -316,6 +669,7 @@ class Planner:
     """
 
     def __init__(self, name: str, chunks: Sequence[bytes], conditions: Conditions, seed: int) -> None:
+        self.conditions = conditions
         self._name = name
         self._chunks = tuple(chunks)
         self._conditions = conditions
@@ -323,7 +677,8 @@ class Planner:
         self._shared: dict[str | None, Timeline] = {}
         # What every connection without a fault writes, whatever its pauses: only the
         # offsets differ with jitter (see _jittered).
-        plain = plan_timeline(self._chunks, dataclasses.replace(conditions, jitter=0.0))
+        plain = plan_timeline(self._chunks, dataclasses.replace(conditions, jitter=0.0, slice_bytes=None,
+                                                                fault=None))
         self._pieces, self._numbers = plain.pieces, plain.chunks
 
     def __repr__(self) -> str:
@@ -333,6 +688,9 @@ class Planner:
         """The timeline of connection ``index`` (1-based, in accept order)."""
         conditions = self._conditions
         fault = fault_of(conditions, self._seed, self._name, index)
+        if conditions.slice_bytes is not None or fault == "corrupt":  # drawn per connection
+            return plan_course(self._chunks, conditions, fault=fault,
+                               streams=Streams(self._seed, self._name, index))
         if not conditions.jitter:
             timeline = self._shared.get(fault)
             if timeline is None:
@@ -386,6 +744,8 @@ def cut(data: bytes, chunk: str | int) -> list[bytes]:
     return lines
 
 
-__all__ = ["BLACKHOLE", "SLICE", "Conditions", "Draws", "Emission", "Planner", "StreamSchedule",
-           "Timeline", "cut", "fault_of", "mean_pause", "pause_stream", "plan_timeline"]
+__all__ = ["BLACKHOLE", "CONDITION_KEYS", "CUTTING_FAULTS", "LISTENER_FAULTS", "SLICE", "Conditions",
+           "Corruption", "Draws", "Emission", "Planner", "Resume", "StreamSchedule", "Streams", "Timeline",
+           "changes_of", "cut", "fault_of", "mean_pause", "pause_stream", "plan_course", "plan_timeline",
+           "replan", "slice_sizes", "written_duration"]
 

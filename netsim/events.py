@@ -24,7 +24,8 @@ Process messages travel on the pipe between the runner and its children: a child
 ``Listening`` (servers) once every server accepts connections, ``EventBatch`` and
 ``LatenessBatch`` as the run goes on, and ends with ``Finished``, ``Crashed`` or
 ``LimitReached`` (a client) or ``Stopped`` (servers, after the runner's ``Stop``);
-``StartFailed`` instead of ``Listening`` when a server cannot listen.
+``StartFailed`` instead of ``Listening`` when a server cannot listen. Live control asks
+the servers with a ``ControlMessage`` and hears back ``ControlDone`` or ``ServerStates``.
 """
 
 from __future__ import annotations
@@ -268,8 +269,87 @@ class UpstreamLost(_Event):
     conn: int | None = None
 
 
+@_wire
+@dataclass(slots=True)
+class ConditionsChanged(_Event):
+    """A server's conditions changed from ``t`` on: ``changes`` are the keys that changed, as
+    a scenario writes them; ``source`` is ``phase N`` (its N-th phase) or ``control``."""
+
+    t: float
+    server: str
+    changes: dict[str, Any]
+    source: str
+    client: str | None = None
+
+
+@_wire
+@dataclass(slots=True)
+class ServerWentDown(_Event):
+    """A server stopped listening: connects are refused until it comes back up;
+    ``reset`` connections still open were reset with it."""
+
+    t: float
+    server: str
+    source: str
+    reset: int = 0
+    client: str | None = None
+
+
+@_wire
+@dataclass(slots=True)
+class ServerCameUp(_Event):
+    """A server that was down listens again, on the same port; or, with ``error``, could not
+    (another program took the port meanwhile), and stays down."""
+
+    t: float
+    server: str
+    source: str
+    error: str | None = None
+    client: str | None = None
+
+
+@_wire
+@dataclass(slots=True)
+class ConnsReset(_Event):
+    """A server reset every connection it had open (``count`` of them) on request."""
+
+    t: float
+    server: str
+    count: int
+    source: str
+    client: str | None = None
+
+
+@_wire
+@dataclass(slots=True)
+class HandshakesHeld(_Event):
+    """A server stopped answering handshakes (``syn_drop``, ``handshake_delay``): a connect
+    waits for a SYN retransmission after ``until`` (None: until the conditions change)."""
+
+    t: float
+    server: str
+    until: float | None
+    client: str | None = None
+
+
+@_wire
+@dataclass(slots=True)
+class HandshakesAnswered(_Event):
+    """A server answers handshakes again."""
+
+    t: float
+    server: str
+    client: str | None = None
+
+
 ServerEvent = (ServerListening | ConnAccepted | ChunkSent | FaultStruck | ConnClosed | ConnLost
-               | ConnEnded | PeerShutdown | UpstreamConnected | UpstreamFailed | UpstreamLost)
+               | ConnEnded | PeerShutdown | UpstreamConnected | UpstreamFailed | UpstreamLost
+               | ConditionsChanged | ServerWentDown | ServerCameUp | ConnsReset | HandshakesHeld
+               | HandshakesAnswered)
+# The events of a server as a whole, not of one connection: tagged with the client whose
+# run it serves.
+SERVER_STATE_EVENTS = (ServerListening, ConditionsChanged, ServerWentDown, ServerCameUp, ConnsReset,
+                       HandshakesHeld, HandshakesAnswered)
 # The events of one connection as a server saw it, matched to a client's by peer_port.
 ConnectionEvent = (ConnAccepted | ChunkSent | FaultStruck | ConnClosed | ConnLost | ConnEnded
                    | PeerShutdown | UpstreamConnected | UpstreamFailed | UpstreamLost)
@@ -365,6 +445,7 @@ class ConnFailed(_Event):
     message: str
     bytes: int
     intact: bool = False
+    phase: Literal["connect", "read"] | None = None  # connecting, or once connected
 
 
 @_wire
@@ -402,7 +483,8 @@ Event = ServerEvent | ClientEvent
 Observer = Callable[[Event], None]
 EVENT_TYPES: tuple[type[_Event], ...] = (
     ServerListening, ConnAccepted, ChunkSent, FaultStruck, ConnClosed, ConnLost, ConnEnded, PeerShutdown,
-    UpstreamConnected, UpstreamFailed, UpstreamLost,
+    UpstreamConnected, UpstreamFailed, UpstreamLost, ConditionsChanged, ServerWentDown, ServerCameUp,
+    ConnsReset, HandshakesHeld, HandshakesAnswered,
     ClientStarted, ClientFinished, ConnStarted, ConnEstablished, BytesReceived, EofReceived, ConnFailed,
     ProgramOutput, ProgramExited,
 )
@@ -414,9 +496,11 @@ EVENT_TYPES: tuple[type[_Event], ...] = (
 @_wire
 @dataclass(slots=True)
 class Listening(_Wire):
-    """Every server accepts connections: each one's name and bound address."""
+    """Every server accepts connections: each one's name and bound address, and when they
+    became ready (seconds since the run began): their phases count from then."""
 
     addresses: dict[str, tuple[str, int]]
+    ready: float = 0.0
 
 
 @_wire
@@ -492,7 +576,100 @@ class Flushed(_Wire):
     """Everything the servers held when asked to flush has been sent before this."""
 
 
-ServerMessage = Listening | StartFailed | EventBatch | LatenessBatch | Stopped | Flushed
+# Live control: the runner asks, the servers answer each request (by its number) once it
+# has taken effect, with ControlDone, or ServerStates for ReportStates.
+
+
+@_wire
+@dataclass(slots=True)
+class ChangeConditions(_Wire):
+    """Change a server's conditions from now on: ``fields`` of its Conditions, in wall-clock
+    units, and ``written``, the same keys as a scenario writes them (for the log)."""
+
+    request: int
+    server: str
+    fields: dict[str, Any]
+    written: dict[str, Any]
+
+
+@_wire
+@dataclass(slots=True)
+class TakeDown(_Wire):
+    """Take a server down (connects refused); ``reset``: its open connections too."""
+
+    request: int
+    server: str
+    reset: bool = False
+
+
+@_wire
+@dataclass(slots=True)
+class BringUp(_Wire):
+    """Bring a server that is down back up, on its port."""
+
+    request: int
+    server: str
+
+
+@_wire
+@dataclass(slots=True)
+class ResetConnections(_Wire):
+    """Reset every connection a server has open."""
+
+    request: int
+    server: str
+
+
+@_wire
+@dataclass(slots=True)
+class ReportStates(_Wire):
+    """Ask for every server's conditions and open connections, as they are now."""
+
+    request: int
+
+
+ControlMessage = ChangeConditions | TakeDown | BringUp | ResetConnections | ReportStates
+
+
+@_wire
+@dataclass(slots=True)
+class ControlDone(_Wire):
+    """A control request took effect at ``t`` (seconds since the run began), or failed
+    (``error``); ``count``: the connections it reset."""
+
+    request: int
+    t: float
+    error: str | None = None
+    count: int = 0
+
+
+@_wire
+@dataclass(slots=True)
+class ServerState(_Wire):
+    """A server as it is: up or down, answering handshakes or not, its conditions (Conditions
+    fields, wall-clock units) and its open connections (index, peer port, bytes sent, and
+    accepted, seconds since the run began)."""
+
+    name: str
+    host: str
+    port: int
+    up: bool
+    handshakes: Literal["answered", "held"]
+    conditions: dict[str, Any]
+    connections: list[tuple[int, int, int, float]]
+
+
+@_wire
+@dataclass(slots=True)
+class ServerStates(_Wire):
+    """The answer to ReportStates."""
+
+    request: int
+    servers: list[ServerState]
+
+
+ServerMessage = (Listening | StartFailed | EventBatch | LatenessBatch | Stopped | Flushed | ControlDone
+                 | ServerStates)
 ClientMessage = EventBatch | Finished | Crashed | LimitReached
 Message = ServerMessage | ClientMessage
 
@@ -500,12 +677,16 @@ Message = ServerMessage | ClientMessage
 __all__ = [
     "CONNECTION_EVENTS",
     "EVENT_TYPES",
+    "SERVER_STATE_EVENTS",
+    "BringUp",
     "BytesReceived",
+    "ChangeConditions",
     "ChunkSent",
     "ClientEvent",
     "ClientFinished",
     "ClientMessage",
     "ClientStarted",
+    "ConditionsChanged",
     "ConnAccepted",
     "ConnClosed",
     "ConnEnded",
@@ -514,6 +695,9 @@ __all__ = [
     "ConnLost",
     "ConnStarted",
     "ConnectionEvent",
+    "ConnsReset",
+    "ControlDone",
+    "ControlMessage",
     "Crashed",
     "EofReceived",
     "ErrorKind",
@@ -523,6 +707,8 @@ __all__ = [
     "Finished",
     "Flush",
     "Flushed",
+    "HandshakesAnswered",
+    "HandshakesHeld",
     "How",
     "LatenessBatch",
     "LimitReached",
@@ -532,12 +718,19 @@ __all__ = [
     "PeerShutdown",
     "ProgramExited",
     "ProgramOutput",
+    "ReportStates",
+    "ResetConnections",
+    "ServerCameUp",
     "ServerEvent",
     "ServerListening",
     "ServerMessage",
+    "ServerState",
+    "ServerStates",
+    "ServerWentDown",
     "StartFailed",
     "Stop",
     "Stopped",
+    "TakeDown",
     "UpstreamConnected",
     "UpstreamFailed",
     "UpstreamLost",

@@ -3,8 +3,17 @@
 The model is a small simulation of the scenario's timeline, not a table of constants:
 
 * a connection to a server is served on the server's schedule (``conditions.py``): its
-  pauses (with the run's seeded jitter), ``initial_delay``, ``rate``, ``accept_delay``
-  and ``close_delay``, and the fault the seed gives it, if any;
+  pauses (with the run's seeded jitter), ``initial_delay``, ``rate``, ``accept_delay``,
+  ``close_delay`` and ``slice``, and the fault the seed gives it, if any: the very
+  timeline the server plans (``conditions.plan_timeline``);
+* a server's phases change its conditions at their ``at`` (counted from the client's
+  start, when its servers are ready): an open connection's course is planned anew from
+  where it stands (``conditions.replan``), as the server does; a server that is down
+  refuses connects, and one that goes down with ``reset`` ends its open connections;
+* a connect meets the server's listener as it is then: refused (down, ``refuse``),
+  answered, or held (``syn_drop``, ``handshake_delay``), in which case the client's
+  kernel sends its SYN again 1 s, 3 s, 7 s... later (wall seconds: these do not scale
+  with the time scale) until one is answered or the client's timeout passes;
 * a sequential client (``concurrent=False``) opens its next connection when the
   previous one has ended, so its times add up;
 * a concurrent client opens every connection at once, so its times overlap;
@@ -12,9 +21,10 @@ The model is a small simulation of the scenario's timeline, not a table of const
   connections to it queue; a concurrent server serves them all at once;
 * a client gives a connection up after ``timeout`` without a byte (connecting, queueing
   and stalls included): that is how a stalled or blackholed connection ends;
+* a client that ``retry``-s tries a refused connect again that much later;
 * a proxy whose upstream is a server of the scenario passes that server's schedule
-  through its own conditions; one whose upstream is outside the scenario has no ideal
-  (NaN).
+  through its own conditions (those of the moment each piece reaches it); one whose
+  upstream is outside the scenario has no ideal (NaN).
 
 Times are in scenario seconds (before any time scale).
 """
@@ -26,8 +36,35 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from netsim.conditions import Conditions, StreamSchedule, cut, fault_of, pause_stream
+from netsim.conditions import (
+    CUTTING_FAULTS,
+    Conditions,
+    Streams,
+    StreamSchedule,
+    Timeline,
+    cut,
+    fault_of,
+    pause_stream,
+    plan_timeline,
+    replan,
+    slice_sizes,
+)
 from netsim.scenario import Server
+
+# When Linux sends a connection's SYN, in wall seconds after connect(), by default: at
+# once, then after a retransmission timeout of 1 s that doubles each time
+# (net.ipv4.tcp_syn_retries = 6); after the last, it gives up (ETIMEDOUT). Linux 6.5 and
+# later first retransmit net.ipv4.tcp_syn_linear_timeouts times (4 by default) 1 s apart:
+# 0, 1, 2, 3, 4, 5, 7, 11, 19, 35, 67 s, giving up at 131 s. syn_times() reads the
+# machine's settings: client and servers share its kernel on loopback.
+SYN_TIMES = (0.0, 1.0, 3.0, 7.0, 15.0, 31.0, 63.0)
+SYN_GIVE_UP = 127.0  # wall seconds
+SYN_RTO = 1.0  # seconds: TCP_TIMEOUT_INIT, the first retransmission timeout
+SYN_RTO_MAX = 120.0  # seconds: TCP_RTO_MAX
+
+# A client that retries a refused connect stops after this many tries in the model: a
+# server that never comes back would otherwise keep it trying for ever.
+MAX_RETRIES = 10_000
 
 
 @dataclass(frozen=True)
@@ -41,6 +78,7 @@ class IdealConnection:
     outcome: str | None = None  # None (clean end), "refused", "reset" or "timeout"
     bytes: int = 0
     silence: float = 0.0  # the longest wait for a byte, connecting included
+    phase: str | None = None  # "connect": it failed before the handshake completed
 
     @property
     def ttfb(self) -> float:
@@ -55,16 +93,101 @@ class IdealConnection:
 class _Service:
     """What a server does with one connection from the moment it accepts it."""
 
-    arrivals: list[tuple[float, bytes]]  # when each piece of data goes out, and the piece
+    arrivals: list[tuple[float, bytes | memoryview]]  # when each piece of data goes out, and the piece
     end: float | None  # when the server ends the connection; None: it never does
     outcome: str | None
 
 
+@dataclass(frozen=True)
+class _Era:
+    """A stretch of a server's life, from ``begins`` until the next era: its conditions,
+    whether it is down, until when handshakes go unanswered, and how many times its
+    conditions have changed (the generation of the draws of a course planned anew)."""
+
+    begins: float
+    conditions: Conditions
+    down: bool
+    held_until: float
+    generation: int
+    resets: bool = False  # it began by going down with a reset
+    changed: bool = False  # it began with a change of conditions
+
+
+def _eras(server: Server, faults: bool, ready: float) -> list[_Era]:
+    """The server's life, phase by phase (the first era from the start), the servers ready
+    at ``ready``."""
+    conditions = Conditions.of(server)
+    if not faults:
+        conditions = conditions.without_fault()
+    eras = [_Era(-math.inf, conditions, False, ready + conditions.handshake_delay, 0)]
+    for phase in server.phases:
+        last = eras[-1]
+        changed = conditions.changed(phase)
+        if not faults:
+            changed = changed.without_fault()
+        keys = phase.model_fields_set - {"at", "down"}
+        held_until = last.held_until
+        if "handshake_delay" in keys:  # held from the phase on for that long (0: not at all)
+            held_until = ready + phase.at + changed.handshake_delay
+        conditions = changed
+        eras.append(_Era(ready + phase.at, changed, phase.is_down, held_until,
+                         last.generation + bool(keys), phase.resets, bool(keys)))
+    return eras
+
+
+def _era_at(eras: Sequence[_Era], when: float) -> _Era:
+    """The era under way at ``when`` (one that begins at ``when`` is under way)."""
+    current = eras[0]
+    for era in eras[1:]:
+        if era.begins > when:
+            break
+        current = era
+    return current
+
+
+def _gate_at(eras: Sequence[_Era], when: float) -> str:
+    """What a SYN meets at ``when``: ``refused``, ``held`` or ``answered``."""
+    era = _era_at(eras, when)
+    if era.down or era.conditions.fault == "refuse":
+        return "refused"
+    if era.conditions.fault == "syn_drop" or when < era.held_until:
+        return "held"
+    return "answered"
+
+
+def syn_times(time_scale: float, *, retries: int | None = None,
+              linear: int | None = None) -> tuple[float, ...]:
+    """When a connect's SYNs go, the moment its kernel gives up last, in scenario seconds
+    at ``time_scale``: Linux's schedule for ``retries`` (tcp_syn_retries) and ``linear``
+    (tcp_syn_linear_timeouts), read from this machine's settings where not given."""
+    if retries is None:
+        retries = _sysctl("tcp_syn_retries", 6)
+    if linear is None:
+        linear = _sysctl("tcp_syn_linear_timeouts", 0)  # older kernels have none
+    times = [0.0]
+    timeout = SYN_RTO
+    for sent in range(1, retries + linear + 2):  # every retransmission, then the give-up
+        times.append(times[-1] + timeout)
+        # After its n-th retransmission the timeout stays at 1 s while n <= linear, and
+        # doubles from then on (tcp_retransmit_timer).
+        timeout = SYN_RTO if sent <= linear else min(timeout * 2, SYN_RTO_MAX)
+    return tuple(when / time_scale for when in times)
+
+
+def _sysctl(name: str, default: int) -> int:
+    try:
+        with open(f"/proc/sys/net/ipv4/{name}", encoding="ascii") as setting:
+            return int(setting.read())
+    except (OSError, ValueError):
+        return default
+
+
 def service_time(server: Server) -> float:
     """How long a fault-free poem server takes over one connection once it has accepted it."""
-    service = _serve_poem(server, Conditions.of(server), None, 0, 1, 0.0)
-    assert service.end is not None
-    return service.end
+    conditions = Conditions.of(server)
+    timeline = plan_timeline(server.chunks(), conditions, pauses=pause_stream(0, server.name, 1),
+                             streams=Streams(0, server.name, 1))
+    return conditions.accept_delay + timeline.end
 
 
 def ideal_timeline(
@@ -76,15 +199,25 @@ def ideal_timeline(
     servers: Mapping[str, Server] | None = None,
     faults: bool = True,
     starts: Sequence[float] | None = None,
+    syn: Sequence[float] | None = None,
+    retry: float | None = None,
+    ready: float = 0.0,
 ) -> list[IdealConnection]:
     """The ideal course of each connection, in the targets' order.
 
     ``servers`` resolves a proxy's upstream by name; ``faults=False`` ignores faults
     (used to derive a default timeout from the fault-free schedule); ``starts`` gives
-    each connection's earliest start (a ramp), 0 by default.
+    each connection's earliest start (a ramp), 0 by default; ``syn`` when a connect's
+    SYNs go, the last when it gives up (``syn_times``, by default at time scale 1: they
+    keep wall time, so they depend on the time scale);
+    ``retry``, how long a client waits to connect again after a refusal; ``ready``, when
+    the servers became ready (their phases count from then), 0 being the client's start.
     """
     by_name = dict(servers or {})
     by_name.update({server.name: server for server in targets})
+    eras = {name: _eras(server, faults, ready) for name, server in by_name.items()}
+    if syn is None:
+        syn = syn_times(1.0)
     accepted: Counter[str] = Counter()  # connections each server has accepted so far
     free_at: dict[str, float] = {}  # when each serial server can accept its next connection
     timeline: list[IdealConnection] = []
@@ -92,16 +225,14 @@ def ideal_timeline(
     for position, server in enumerate(targets):
         earliest = starts[position] if starts is not None else 0.0
         connect = earliest if concurrent else max(clock, earliest)
-        conditions = Conditions.of(server)
-        if not faults:
-            conditions = conditions.without_fault()
-        if conditions.fault == "refuse":
-            timeline.append(IdealConnection(server.name, connect, math.nan, connect, "refused"))
-            clock = connect
+        answered, failed = _connect(server.name, eras[server.name], connect, timeout, syn, retry)
+        if failed is not None:
+            timeline.append(failed)
+            clock = failed.end
             continue
-        served = max(connect, free_at.get(server.name, 0.0)) if server.mode == "serial" else connect
+        served = max(answered, free_at.get(server.name, 0.0)) if server.mode == "serial" else answered
         accepted[server.name] += 1
-        service = _serve(server, conditions, by_name, seed, accepted, served, faults)
+        service = _serve(server, eras, by_name, seed, accepted, served)
         conn = _as_seen_by_client(server.name, connect, service, timeout)
         if server.mode == "serial":
             free_at[server.name] = max(served, conn.end)
@@ -122,6 +253,35 @@ def elapsed_of(timeline: Sequence[IdealConnection]) -> float:
     if any(math.isnan(end) for end in ends):
         return math.nan
     return max(ends, default=0.0)
+
+
+def _connect(name: str, eras: Sequence[_Era], connect: float, timeout: float, syn: Sequence[float],
+             retry: float | None) -> tuple[float, IdealConnection | None]:
+    """When the handshake of a connect made at ``connect`` completes; or, instead, how the
+    connection fails: refused (after the retries the client makes), or timed out while
+    its SYNs went unanswered. ``timeout`` bounds each try's wait."""
+    attempt = connect
+    for _ in range(MAX_RETRIES):
+        for sent in syn[:-1]:
+            if sent > timeout:
+                break
+            when = attempt + sent
+            meets = _gate_at(eras, when)
+            if meets == "answered":
+                return when, None
+            if meets == "refused":
+                # Tried again only while a later phase may still bring the server back.
+                if retry is None or when >= eras[-1].begins:
+                    return when, IdealConnection(name, connect, math.nan, when, "refused", phase="connect")
+                attempt = when + retry
+                break
+        else:  # the last SYN went unanswered: the client's kernel gives up at last
+            sent = syn[-1]
+        if meets != "refused":  # held to the end: the client's timeout, or its kernel's
+            end = attempt + min(timeout, sent)
+            return end, IdealConnection(name, connect, math.nan, end, "timeout", silence=end - connect,
+                                        phase="connect")
+    return attempt, IdealConnection(name, connect, math.nan, attempt, "refused", phase="connect")
 
 
 def _as_seen_by_client(name: str, connect: float, service: _Service, timeout: float) -> IdealConnection:
@@ -148,78 +308,140 @@ def _as_seen_by_client(name: str, connect: float, service: _Service, timeout: fl
                            max(silence, service.end - last))
 
 
-def _serve(server: Server, conditions: Conditions, servers: Mapping[str, Server], seed: int,
-           accepted: Counter[str], start: float, faults: bool) -> _Service:
+def _serve(server: Server, eras: Mapping[str, Sequence[_Era]], servers: Mapping[str, Server], seed: int,
+           accepted: Counter[str], start: float) -> _Service:
     index = accepted[server.name]
     if server.upstream is None:
-        fault = fault_of(conditions, seed, server.name, index)
-        return _serve_poem(server, conditions, fault, seed, index, start)
+        return _serve_poem(server, eras[server.name], seed, index, start)
     upstream = servers.get(server.upstream)
     if upstream is None:  # a service outside the scenario: its timing is unknown
         return _Service([], math.nan, None)
-    return _serve_proxy(server, conditions, upstream, servers, seed, accepted, start, faults)
+    return _serve_proxy(server, eras, upstream, servers, seed, accepted, start)
 
 
-def _serve_poem(server: Server, conditions: Conditions, fault: str | None, seed: int, index: int,
-                start: float) -> _Service:
-    if fault == "blackhole":
-        return _Service([], None, None)
-    schedule = StreamSchedule(conditions, pause_stream(seed, server.name, index),
-                              start + conditions.accept_delay,
-                              fault_after=conditions.fault_after if fault else None)
+def _serve_poem(server: Server, eras: Sequence[_Era], seed: int, index: int, served: float) -> _Service:
+    """A poem connection accepted at ``served``: the server's plan, planned anew at each
+    change of its conditions while it is open, as the server does."""
+    conditions = _era_at(eras, served).conditions
     chunks = server.chunks()
-    for chunk in chunks:
-        schedule.add(len(chunk), start)
-    payload = b"".join(chunks)
-    arrivals = _pieces(schedule, payload)
-    if schedule.fault_at is not None:
-        return _struck(fault, arrivals, schedule.fault_at)
-    return _Service(arrivals, schedule.close_time(start), None)
+    fault = fault_of(conditions, seed, server.name, index)
+    start = served + conditions.accept_delay
+    timeline = plan_timeline(chunks, conditions, fault=fault, pauses=pause_stream(seed, server.name, index),
+                             streams=Streams(seed, server.name, index))
+    arrivals: list[tuple[float, bytes | memoryview]] = []
+    done = 0
+    for later in eras:
+        when = later.begins
+        if when <= served:
+            continue
+        # What is due before the change goes before it (the server accepted the
+        # connection after the servers were ready, so at a tie the change comes first).
+        while done < len(timeline.pieces) and start + timeline.offsets[done] < when:
+            arrivals.append((start + timeline.offsets[done], timeline.pieces[done]))
+            done += 1
+        ending = done == len(timeline.pieces) and start + timeline.end < when
+        silent = timeline.fault == "blackhole" or (ending and timeline.fault == "stall")
+        if ending and not silent:
+            break  # closed (or reset) before the change
+        if later.resets:
+            return _Service(arrivals, when, "reset")
+        if later.changed and not silent:
+            fault = fault_of(later.conditions, seed, server.name, index)
+            timeline = replan(chunks, timeline, done, conditions, later.conditions, fault=fault,
+                              streams=Streams(seed, server.name, index, later.generation),
+                              now=when - start, accepted=served - start)
+            conditions = later.conditions
+            done = 0
+    arrivals += [(start + timeline.offsets[number], timeline.pieces[number])
+                 for number in range(done, len(timeline.pieces))]
+    return _ending(timeline, arrivals, start)
 
 
-def _serve_proxy(proxy: Server, conditions: Conditions, upstream: Server, servers: Mapping[str, Server],
-                 seed: int, accepted: Counter[str], start: float, faults: bool) -> _Service:
+def _ending(timeline: Timeline, arrivals: list[tuple[float, bytes | memoryview]], start: float) -> _Service:
+    """How a poem connection's course ends: a stall or a blackhole never does, a reset ends
+    in the error, a close (the fault's or the schedule's) cleanly."""
+    if timeline.fault in ("stall", "blackhole"):
+        return _Service(arrivals, None, None)
+    return _Service(arrivals, start + timeline.end, "reset" if timeline.fault == "reset" else None)
+
+
+def _serve_proxy(proxy: Server, eras: Mapping[str, Sequence[_Era]], upstream: Server,
+                 servers: Mapping[str, Server], seed: int, accepted: Counter[str], start: float) -> _Service:
+    """A proxied connection: its fault and accept_delay those of its accept, each piece it
+    forwards paced by the conditions of the moment it arrives, as the proxy does."""
+    own = eras[proxy.name]
+    conditions = _era_at(own, start).conditions
     index = accepted[proxy.name]
     fault = fault_of(conditions, seed, proxy.name, index)
+    resets = [era.begins for era in own if era.resets and era.begins > start]
     if fault == "blackhole":
-        return _Service([], None, None)
+        return _Service([], resets[0] if resets else None, "reset" if resets else None)
     connected = start + conditions.accept_delay
-    upstream_conditions = Conditions.of(upstream) if faults else Conditions.of(upstream).without_fault()
-    if upstream_conditions.fault == "refuse":  # the proxy's connect fails: it resets the client
+    if _gate_at(eras[upstream.name], connected) == "refused":  # the proxy resets the client
         return _Service([], connected, "reset")
     accepted[upstream.name] += 1
-    source = _serve(upstream, upstream_conditions, servers, seed, accepted, connected, faults)
+    source = _serve(upstream, eras, servers, seed, accepted, connected)
+    limit = start + conditions.fault_at if fault in CUTTING_FAULTS and conditions.fault_at is not None \
+        else None
     if (proxy.direction or "downstream") == "upstream":
         # Downstream passes straight through; the proxy's fault counts the client's bytes,
-        # and a client model sends none, so it never strikes.
-        return source
+        # and a client model sends none, so it never strikes (but by the clock).
+        return _cut_by_reset(_cut_by_limit(source, limit, fault), resets)
+    counted = fault in CUTTING_FAULTS and conditions.fault_at is None
     schedule = StreamSchedule(conditions, pause_stream(seed, proxy.name, index), connected,
-                              fault_after=conditions.fault_after if fault else None)
+                              fault_after=conditions.fault_after if counted else None)
+    slices = Streams(seed, proxy.name, index).slices
     chunking = proxy.chunk if isinstance(proxy.chunk, str) else proxy.chunk.bytes
     forwarded = bytearray()
     for when, data in source.arrivals:
-        for piece in cut(data, chunking):
-            forwarded += piece[:schedule.add(len(piece), when)]
+        schedule.conditions = _era_at(own, when).conditions
+        for piece in cut(bytes(data), chunking):
+            sizes = slice_sizes(len(piece), schedule.conditions, slices)
+            position = 0
+            for number, size in enumerate(sizes):
+                taken = schedule.add(size, when, begins=number == 0, ends=number == len(sizes) - 1)
+                forwarded += piece[position:position + taken]
+                position += size
+                if taken < size:
+                    break
     arrivals = _pieces(schedule, bytes(forwarded))
     if schedule.fault_at is not None:
-        return _struck(fault, arrivals, schedule.fault_at)
-    if source.end is None or math.isnan(source.end):
-        return _Service(arrivals, source.end, source.outcome)
-    if source.outcome == "reset":  # the proxy passes the upstream's reset on at once
-        return _Service([a for a in arrivals if a[0] <= source.end], source.end, "reset")
-    return _Service(arrivals, schedule.close_time(source.end), None)
+        service = _struck(fault, arrivals, schedule.fault_at)
+    elif source.end is None or math.isnan(source.end):
+        service = _Service(arrivals, source.end, source.outcome)
+    elif source.outcome == "reset":  # the proxy passes the upstream's reset on at once
+        service = _Service([a for a in arrivals if a[0] <= source.end], source.end, "reset")
+    else:
+        schedule.conditions = _era_at(own, source.end).conditions
+        service = _Service(arrivals, schedule.close_time(source.end), None)
+    return _cut_by_reset(_cut_by_limit(service, limit, fault), resets)
 
 
-def _struck(fault: str | None, arrivals: list[tuple[float, bytes]], fault_at: float) -> _Service:
-    """How a connection ends once its fault has struck: a stall never ends, a reset
-    ends in the error, a close ends cleanly."""
+def _cut_by_limit(service: _Service, limit: float | None, fault: str | None) -> _Service:
+    """The service, cut by a fault's time limit if it comes while the connection is open."""
+    if limit is None or (service.end is not None and not math.isnan(service.end) and service.end <= limit):
+        return service
+    return _struck(fault, [arrival for arrival in service.arrivals if arrival[0] < limit], limit)
+
+
+def _cut_by_reset(service: _Service, resets: Sequence[float]) -> _Service:
+    """The service, ended by the first reset (a phase down with reset) while it is open."""
+    for when in resets:
+        if service.end is None or math.isnan(service.end) or when < service.end:
+            return _Service([arrival for arrival in service.arrivals if arrival[0] < when], when, "reset")
+    return service
+
+
+def _struck(fault: str | None, arrivals: list[tuple[float, bytes | memoryview]], fault_at: float) -> _Service:
+    """How a connection ends once its fault has struck: a stall never ends, a reset ends in
+    the error, a close ends cleanly."""
     if fault == "stall":
         return _Service(arrivals, None, None)
     return _Service(arrivals, fault_at, "reset" if fault == "reset" else None)
 
 
-def _pieces(schedule: StreamSchedule, payload: bytes) -> list[tuple[float, bytes]]:
-    pieces = []
+def _pieces(schedule: StreamSchedule, payload: bytes) -> list[tuple[float, bytes | memoryview]]:
+    pieces: list[tuple[float, bytes | memoryview]] = []
     offset = 0
     for emission in schedule.emissions:
         pieces.append((emission.due, payload[offset:offset + emission.size]))

@@ -72,10 +72,11 @@ class ConnectionResult:
     arrival_count: int = 0  # every read that brought bytes, kept or not
     emissions: tuple[tuple[float, int, float], ...] = ()  # (t, bytes, lateness) its server sent
     emission_count: int = 0
+    phase: str | None = None  # where the error came: "connect" (no handshake) or "read"
 
     def to_dict(self) -> dict[str, Any]:
         return {"conn": self.conn, "server": self.server, "port": self.port, "bytes": self.bytes,
-                "intact": self.intact, "error": self.error, "message": self.message,
+                "intact": self.intact, "error": self.error, "phase": self.phase, "message": self.message,
                 "ttfb": json_number(self.ttfb), "duration": json_number(self.duration),
                 "served": None if self.served is None else self.served.to_dict(),
                 "start": json_number(self.start), "connected": json_number(self.connected),

@@ -26,10 +26,11 @@ from netsim._processes import (
 )
 from netsim._units import format_duration
 from netsim.clients import ClientModel, ClientOptions, Target, get_model
-from netsim.conditions import Conditions
-from netsim.engine import ServerPlan
+from netsim.conditions import Conditions, changes_of
+from netsim.engine import PhasePlan, ServerPlan
 from netsim.events import (
     ClientMessage,
+    ClientStarted,
     Crashed,
     EventBatch,
     Finished,
@@ -40,9 +41,9 @@ from netsim.events import (
     Stopped,
 )
 from netsim.expectations import Expectation, evaluate, parse_expectation
-from netsim.ideal import elapsed_of, ideal_timeline
+from netsim.ideal import elapsed_of, ideal_timeline, syn_times
 from netsim.results import ConnectionResult, Program, RunResult, ScenarioResult, percentile
-from netsim.scenario import Client, Scenario, Server
+from netsim.scenario import Client, Phase, Scenario, Server
 
 # A run may take this multiple of its ideal wall time, plus the margin, before it is
 # stopped: generous, because a loaded machine is slow, but never a hang.
@@ -237,10 +238,11 @@ def _run_client(
         model = model.configure(_options(scenario, client, time_scale))
     # A program's own timeouts are its business: the ideal assumes the default's.
     given = client.timeout if model.instrumented else None
+    syn = syn_times(time_scale)  # SYN retransmissions keep wall time: in scenario time they scale
     conn_timeout = given if given is not None else default_timeout(
-        servers, concurrent=model.concurrent, seed=seed, servers=everything, starts=starts)
+        servers, concurrent=model.concurrent, seed=seed, servers=everything, starts=starts, syn=syn)
     ideal_course = ideal_timeline(servers, concurrent=model.concurrent, seed=seed, timeout=conn_timeout,
-                                  servers=everything, starts=starts)
+                                  servers=everything, starts=starts, syn=syn, retry=client.retry)
     ideal = elapsed_of(ideal_course)
     plans = plans_of(_needed(servers, everything), time_scale=time_scale, seed=seed,
                    free_ports=free_ports)
@@ -272,10 +274,18 @@ def _run_client(
             client_process.close(grace=grace)
         server_process.close(grace=grace)
     events = correlator.finish()
-    refusing = {server.name for server in servers
-                if server.fault is not None and server.fault.kind == "refuse"}
+    faults = {server.name: server.fault.kind for server in servers if server.fault is not None}
     slots = [Slot(target.server, target.port, None if target.expected is None else len(target.expected),
-                  target.server in refusing) for target in targets]
+                  faults.get(target.server) == "refuse", faults.get(target.server) == "syn_drop")
+             for target in targets]
+    started = next((event.t for event in events if isinstance(event, ClientStarted)), math.nan)
+    if _timed(servers, everything) and math.isfinite(started):
+        # The phases began when the servers were ready, a few milliseconds (a fork) before
+        # the client did: the ideal client starts then too, to face the same phases.
+        ideal_course = ideal_timeline(servers, concurrent=model.concurrent, seed=seed, timeout=conn_timeout,
+                                      servers=everything, starts=starts, syn=syn, retry=client.retry,
+                                      ready=(server_process.ready - started) / time_scale)
+        ideal = elapsed_of(ideal_course)
     measured = measure(events, correlator.lateness, slots, time_scale, instrumented=model.instrumented,
                        ideals=[(conn.start, conn.end) for conn in ideal_course])
     connections = measured.connections
@@ -296,6 +306,7 @@ def _options(scenario: Scenario, client: Client, time_scale: float) -> ClientOpt
     """What a model configured by its client entry (``command``) is told."""
     cycle = len(scenario.servers if client.targets is None else client.targets)
     return ClientOptions(run=client.run, concurrent=client.concurrent, output=client.output,
+                         time_scale=time_scale,
                          timeout=None if client.timeout is None else client.timeout * time_scale,
                          folder=scenario.folder, cycle=cycle)
 
@@ -326,15 +337,16 @@ def _check_output(connections: list[ConnectionResult], stdout: str,
 
 
 def default_timeout(targets: Sequence[Server], *, concurrent: bool, seed: int,
-                    servers: dict[str, Server], starts: Sequence[float] | None = None) -> float:
+                    servers: dict[str, Server], starts: Sequence[float] | None = None,
+                    syn: Sequence[float] | None = None) -> float:
     """A connection's timeout when the scenario sets none (scenario seconds).
 
     Twice the longest silence of the fault-free ideal timeline, plus a second: long
     enough that no healthy connection ever hits it, short enough that a stalled one
-    ends in reasonable time.
+    ends in reasonable time. ``syn``: when a connect's SYNs go (``ideal.syn_times``).
     """
     timeline = ideal_timeline(targets, concurrent=concurrent, seed=seed, servers=servers, faults=False,
-                              starts=starts)
+                              starts=starts, syn=syn or syn_times(1.0))
     silences = [conn.silence for conn in timeline if math.isfinite(conn.silence)]
     return 2 * max(silences, default=0.0) + DEFAULT_TIMEOUT_MARGIN
 
@@ -361,9 +373,21 @@ def plans_of(servers: Sequence[Server], *, time_scale: float, seed: int,
             upstream=server.upstream,
             direction=server.direction or "downstream",
             chunking=server.chunk if isinstance(server.chunk, str) else server.chunk.bytes,
+            phases=tuple(_phase_plan(phase, time_scale) for phase in server.phases),
         )
         for server in servers
     ]
+
+
+def _phase_plan(phase: Phase, time_scale: float) -> PhasePlan:
+    fields, written = changes_of(phase, time_scale)
+    return PhasePlan(phase.at * time_scale, fields, written, phase.is_down, phase.resets)
+
+
+def _timed(targets: Sequence[Server], servers: dict[str, Server]) -> bool:
+    """Does anything the run's servers do depend on when they became ready (a phase, a
+    window of unanswered handshakes)?"""
+    return any(server.phases or server.handshake_delay for server in _needed(targets, servers))
 
 
 def _needed(targets: Sequence[Server], servers: dict[str, Server]) -> list[Server]:

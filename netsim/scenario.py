@@ -179,34 +179,215 @@ class ByteChunks(_Model):
         examples=[64])
 
 
+# Faults that end a connection early, after `after` bytes or at a time limit `at`.
+CUTTING_FAULTS = ("reset", "close", "stall")
+# Faults of the listener: every connect meets them, so they take no `probability`.
+LISTENER_FAULTS = ("refuse", "syn_drop")
+
+
 class Fault(_Model):
     """What goes wrong on a share of a server's connections."""
 
-    kind: Literal["refuse", "reset", "close", "stall", "blackhole"] = Field(
+    kind: Literal["refuse", "reset", "close", "stall", "blackhole", "syn_drop", "corrupt"] = Field(
         description="`refuse`: no connection is accepted; `reset`: the connection is reset; "
                     "`close`: it is closed cleanly, cut short; `stall`: it stays open and sends "
                     "nothing more; `blackhole`: it is accepted, then nothing is ever read, sent "
-                    "or closed.",
+                    "or closed; `syn_drop`: the handshake is never answered, so a connect waits "
+                    "for its own timeout; `corrupt`: every byte from `after` on arrives with "
+                    "bits flipped (seeded), and the connection ends as usual.",
         examples=["reset"])
     after: Size = Field(
         default=0,
-        description="The bytes sent before the fault strikes (not for `refuse` or `blackhole`).",
+        description="The bytes sent before the fault strikes, or, for `corrupt`, before the "
+                    "first corrupted byte (not for `refuse`, `syn_drop` or `blackhole`).",
         examples=["10B"])
+    at: Duration | None = Field(
+        default=None,
+        description="For `reset`, `close` and `stall`: strike this long after the connection "
+                    "was accepted, whatever has been sent, instead of after a number of bytes. "
+                    "A connection that has ended by then is not struck.",
+        examples=["2s"], json_schema_extra=default_reads("none: strike after `after` bytes"))
     probability: Share = Field(
         default=1.0,
         description="The share of connections the fault strikes, chosen by the scenario's "
-                    "`seed`: a fraction, or a percentage (`refuse` takes only 1).",
+                    "`seed`: a fraction, or a percentage (`refuse` and `syn_drop` take only 1).",
         examples=["33%"])
 
     @model_validator(mode="after")
     def _makes_sense(self) -> Fault:
-        if self.kind == "refuse" and self.probability < 1:
+        if self.kind in LISTENER_FAULTS and self.probability < 1:
             raise ValueError(
-                "refuse applies to every connection: a listening socket cannot refuse only some "
-                "of them; for a share of failing connections use kind: reset with after: 0")
-        if self.kind in ("refuse", "blackhole") and self.after:
+                f"{self.kind} applies to every connection: the kernel answers every connect to a "
+                f"listening socket alike, so it cannot {self.kind} only some of them; for a share "
+                f"of failing connections use kind: reset with after: 0")
+        if self.kind in ("refuse", "blackhole", "syn_drop") and self.after:
             raise ValueError(f"`after` does not apply to {self.kind}: it never sends a byte")
+        if self.at is not None:
+            if self.kind not in CUTTING_FAULTS:
+                raise ValueError(f"`at` applies to reset, close and stall, not to {self.kind}")
+            if self.after:
+                raise ValueError("give `after` (bytes) or `at` (a time limit), not both")
         return self
+
+
+def _span(value: object) -> object:
+    """`10..100`, or one size (`64`) for pieces all of one size."""
+    if isinstance(value, Span):
+        return value
+    if isinstance(value, str) and ".." in value:
+        low_text, _, high_text = value.partition("..")
+        low, high = parse_size(low_text), parse_size(high_text)
+    else:
+        low = high = parse_size(value)
+    if not 0 < low <= high:
+        raise ValueError(f"{value!r}: give sizes from 1 up, the smaller first, like 10..100")
+    return Span(low, high)
+
+
+@dataclass(frozen=True)
+class Span:
+    """A range of sizes in bytes, both ends included."""
+
+    low: int
+    high: int
+
+    def __str__(self) -> str:
+        return f"{self.low}..{self.high}"
+
+
+_SIZE_PATTERN = r"[0-9.]+\s*(B|KB|MB|KiB|MiB)?"
+SizeSpan = Annotated[
+    Span,
+    BeforeValidator(_span),
+    PlainSerializer(str, return_type=str),
+    WithJsonSchema(
+        {"anyOf": [{"type": "string",
+                    "pattern": rf"^\s*{_SIZE_PATTERN}\s*(\.\.\s*{_SIZE_PATTERN}\s*)?$"},
+                   {"type": "integer", "minimum": 1}],
+         "description": "sizes from A to B bytes, written A..B (10..100), or one size"}
+    ),
+]
+
+
+class Slice(_Model):
+    """Cut every chunk into pieces of seeded random sizes, as toxiproxy's slicer does."""
+
+    bytes: SizeSpan = Field(
+        description="The size of each piece, drawn uniformly from A to B bytes (`A..B`) with "
+                    "the scenario's `seed`; a chunk's last piece is what remains of it.",
+        examples=["10..100"])
+    delay: Duration = Field(
+        default=0.0,
+        description="The pause between the pieces of one chunk (the server's `delay` still "
+                    "follows the whole chunk); with 0 they go back to back, each its own write.",
+        examples=["5ms"])
+
+
+class Down(_Model):
+    """How a server goes down in a phase."""
+
+    reset: bool = Field(
+        default=False,
+        description="Also reset every connection still open, rather than let them finish.",
+        examples=[True])
+
+
+class _BooleanOrMappingSchema:
+    """In the JSON Schema, `down`: true or false, or the mapping."""
+
+    def __get_pydantic_json_schema__(self, core_schema: CoreSchema,
+                                     handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        return {"anyOf": [{"type": "boolean"}, handler(core_schema)]}
+
+
+def _down_from_boolean(value: object) -> object:
+    # `down: true` is a Down with its defaults, `down: false` none; a union of bool and Down
+    # would report a mistake in the mapping twice, once as "not a boolean".
+    if isinstance(value, bool):
+        return {} if value else None
+    return value
+
+
+DownOrNot = Annotated[Annotated[Down, _BooleanOrMappingSchema()] | None, BeforeValidator(_down_from_boolean)]
+
+
+def _no_null(value: object, info: ValidationInfo) -> object:
+    if value is None:
+        raise ValueError(f"`{info.field_name}` takes a value here; to go back to the server's "
+                         f"own, give that value")
+    return value
+
+
+# Only `rate`, `fault` and `slice` can be set to null (none) in a change.
+_Changed = Annotated[Duration | None, BeforeValidator(_no_null)]
+
+
+def _unchanged(meaning: str) -> JsonDict:
+    return default_reads(f"unchanged: {meaning}")
+
+
+class ConditionChanges(_Model):
+    """Condition keys that change a server's conditions from a moment on: a phase's, or a
+    live change's (``PATCH /servers/NAME``, ``net.set()``). A key left out stays as it was."""
+
+    delay: _Changed = Field(
+        default=None, description="As `servers[].delay`, from then on.", examples=["500ms"],
+        json_schema_extra=_unchanged("as before"))
+    jitter: _Changed = Field(
+        default=None, description="As `servers[].jitter`, from then on.", examples=["50ms"],
+        json_schema_extra=_unchanged("as before"))
+    rate: Rate | None = Field(
+        default=None, description="As `servers[].rate`, from then on; null lifts the cap.",
+        examples=["1KB/s"], json_schema_extra=_unchanged("as before"))
+    initial_delay: _Changed = Field(
+        default=None, description="As `servers[].initial_delay`, for connections not yet begun.",
+        examples=["1s"], json_schema_extra=_unchanged("as before"))
+    accept_delay: _Changed = Field(
+        default=None, description="As `servers[].accept_delay`, for connections not yet begun.",
+        examples=["250ms"], json_schema_extra=_unchanged("as before"))
+    close_delay: _Changed = Field(
+        default=None, description="As `servers[].close_delay`, from then on.", examples=["3s"],
+        json_schema_extra=_unchanged("as before"))
+    handshake_delay: _Changed = Field(
+        default=None,
+        description="As `servers[].handshake_delay`: handshakes go unanswered for this long "
+                    "from then on.",
+        examples=["3s"], json_schema_extra=_unchanged("as before"))
+    slice: Slice | None = Field(
+        default=None, description="As `servers[].slice`, from then on; null stops slicing.",
+        examples=[{"bytes": "1..8"}], json_schema_extra=_unchanged("as before"))
+    fault: Fault | None = Field(
+        default=None,
+        description="As `servers[].fault`, from then on, open connections included (the "
+                    "bytes they have been sent count toward `after`); null: no fault.",
+        examples=[{"kind": "stall", "after": 5}], json_schema_extra=_unchanged("as before"))
+
+
+class _Begins(_Model):
+    at: Duration = Field(
+        description="When the phase begins: this long after the servers are ready (the `ready` "
+                    "line of `netsim serve`; the start of a `netsim run` client's servers).",
+        examples=["4s"])
+
+
+class Phase(ConditionChanges, _Begins):
+    """From ``at`` on, a server's conditions change, or it goes down or comes back."""
+
+    down: DownOrNot = Field(
+        default=None,
+        description="Take the server down: new connections are refused (its socket stops "
+                    "listening), until a later phase without `down` brings it back on the same "
+                    "port. `{reset: true}` also resets the connections still open.",
+        examples=[True, {"reset": True}],
+        json_schema_extra=default_reads("false: a phase without `down` brings the server back up"))
+
+    @property
+    def resets(self) -> bool:
+        return self.down is not None and self.down.reset
+
+    @property
+    def is_down(self) -> bool:
+        return self.down is not None
 
 
 class Server(_Model):
@@ -298,6 +479,24 @@ class Server(_Model):
                     "or the name of another server of the scenario) under its own conditions, "
                     "instead of serving a poem. A HOST outside loopback needs `--allow-external`.",
         examples=["127.0.0.1:8080"], json_schema_extra=default_reads("none: serve the poem"))
+    handshake_delay: Duration = Field(
+        default=0.0,
+        description="Handshakes go unanswered for this long once the server is ready (or once "
+                    "a phase sets it), so connects made meanwhile hang; each completes at the "
+                    "client's first SYN retransmission after it (1 s, 3 s, 7 s... after its "
+                    "connect, on Linux, whatever the time scale).",
+        examples=["2s"])
+    slice: Slice | None = Field(
+        default=None,
+        description="Cuts every chunk into pieces of seeded random sizes, each its own write: "
+                    "a mapping with the keys of `servers[].slice` below.",
+        examples=[{"bytes": "10..100"}], json_schema_extra=default_reads("none: a chunk is one write"))
+    phases: list[Phase] = Field(
+        default_factory=list,
+        description="Changes over time, in order: each sets condition keys from its `at` on, "
+                    "or takes the server down (`down: true`) until the next phase.",
+        examples=[[{"at": "2s", "down": True}, {"at": "4s"}]],
+        json_schema_extra=default_reads("none: the conditions hold throughout"))
     direction: Literal["downstream", "upstream", "both"] | None = Field(
         default=None,
         description="For a proxy: which way its conditions apply: `downstream` (the service's "
@@ -355,6 +554,16 @@ class Server(_Model):
             raise ValueError("the poem is empty: give it at least one line")
         return self
 
+    @field_validator("phases")
+    @classmethod
+    def _phases_in_order(cls, phases: list[Phase]) -> list[Phase]:
+        for number in range(1, len(phases)):
+            if phases[number].at <= phases[number - 1].at:
+                raise ValueError(f"phases[{number}] begins at {phases[number].at:g}s, not after "
+                                 f"phases[{number - 1}] ({phases[number - 1].at:g}s): list the "
+                                 f"phases in the order of their `at`")
+        return phases
+
     @property
     def text(self) -> str:
         """The poem; for a ``poem_file`` the loader has read it into ``poem``."""
@@ -388,6 +597,16 @@ class Server(_Model):
     def payload(self) -> bytes:
         """Every byte a connection to this server receives, in order."""
         return b"".join(self.chunks())
+
+    def change_problem(self, changes: ConditionChanges) -> str | None:
+        """Why this server cannot take a live change, if it cannot (the rules its own keys
+        and its phases are held to when the scenario loads)."""
+        fault = changes.fault
+        if (fault is not None and fault.kind in (*CUTTING_FAULTS, "corrupt") and fault.at is None
+                and self.poem is not None and fault.after >= len(self.payload())):
+            return (f"the poem of {self.name!r} is {len(self.payload())} bytes, so a {fault.kind} after "
+                    f"{fault.after} bytes would never happen; give `after:` below {len(self.payload())}")
+        return None
 
     def is_loopback(self) -> bool:
         return self.host == "localhost" or ipaddress.ip_address(self.host).is_loopback
@@ -463,6 +682,12 @@ class Client(_Model):
                     "contain the text of every poem it read; a connection whose poem is missing "
                     "is not intact.",
         examples=["poems"], json_schema_extra=default_reads("none: the output is not checked"))
+    retry: Duration | None = Field(
+        default=None,
+        description="For `model: command`: the program tries a refused connect again after "
+                    "this long, until it connects (a server that is down, then up again); the "
+                    "ideal time is worked out that way.",
+        examples=["300ms"], json_schema_extra=default_reads("none: a refused connect is final"))
 
     @model_validator(mode="after")
     def _command_keys_go_together(self) -> Client:
@@ -472,7 +697,7 @@ class Client(_Model):
                                  "ARGUMENT, ...]` (placeholders: {ports}, {addresses}, {port:NAME}, "
                                  "{host})")
             return self
-        given = [key for key in ("run", "concurrent", "output") if getattr(self, key) is not None]
+        given = [key for key in ("run", "concurrent", "output", "retry") if getattr(self, key) is not None]
         if given:
             raise ValueError(f"`{'`, `'.join(given)}` apply to `model: command` only")
         return self
@@ -641,15 +866,20 @@ def ports_are_unique_per_address(parts: Parts) -> Iterator[Finding]:
 
 
 def faults_strike_within_the_poem(parts: Parts) -> Iterator[Finding]:
+    """A fault that counts bytes (the server's, or a phase's) strikes before the poem ends."""
     for index, server in parts.servers.items():
-        fault = server.fault
-        if fault is None or fault.kind not in ("reset", "close", "stall") or server.poem is None:
+        if server.poem is None:
             continue
-        size = len(server.payload())
-        if fault.after >= size:
-            yield (("servers", index, "fault", "after"),
-                   f"the poem is {size} bytes, so a {fault.kind} after {fault.after} bytes would "
-                   f"never happen; give `after:` below {size}")
+        faults: list[tuple[Location, Fault | None]] = [(("servers", index, "fault", "after"), server.fault)]
+        faults += [(("servers", index, "phases", number, "fault", "after"), phase.fault)
+                   for number, phase in enumerate(server.phases)]
+        for where, fault in faults:
+            if fault is None or fault.kind not in (*CUTTING_FAULTS, "corrupt") or fault.at is not None:
+                continue
+            size = len(server.payload())
+            if fault.after >= size:
+                yield (where, f"the poem is {size} bytes, so a {fault.kind} after {fault.after} bytes "
+                              f"would never happen; give `after:` below {size}")
 
 
 def upstreams_are_known(parts: Parts) -> Iterator[Finding]:

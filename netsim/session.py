@@ -258,6 +258,8 @@ def serve_session(
     progress: ServeProgress | None = None,
     allow_paths: bool = False,
     max_poem_bytes: int = DEFAULT_MAX_POEM_BYTES,
+    control: tuple[str, int] | None = None,
+    control_log: TextIO | None = None,
 ) -> None:
     """Serve the scenario at ``scenario_path`` (``-``: standard input) until interrupted
     (KeyboardInterrupt).
@@ -265,7 +267,9 @@ def serve_session(
     Once the servers have stopped, ``progress.stopped`` hears how well they kept their
     schedule, ``json`` gets what they saw of every connection, and the interrupt goes on
     to the caller. ``log_json`` and ``console`` receive every event. ``allow_paths`` and
-    ``max_poem_bytes`` are as for :func:`netsim.load_scenario`.
+    ``max_poem_bytes`` are as for :func:`netsim.load_scenario`. With ``control`` (HOST,
+    PORT) the live control API answers there (on loopback unless ``allow_external``), and
+    ``control_log`` gets a line for each request it answers.
     """
     from netsim._serving import Serving, serve_scenario
     from netsim.runner import fidelity
@@ -291,7 +295,8 @@ def serve_session(
         try:
             serve_scenario(scenario, time_scale=time_scale, observer=log,
                            on_listening=progress.listening, on_stopped=stopped, seed=seed,
-                           free_ports=free_ports, allow_external=allow_external)
+                           free_ports=free_ports, allow_external=allow_external,
+                           control=control, control_log=_line_writer(control_log))
         except KeyboardInterrupt:
             if failed:
                 raise OutputError(f"cannot write --json {json}: {failed[0].strerror}") from None
@@ -299,6 +304,17 @@ def serve_session(
         finally:
             if log is not None:
                 log.close()
+
+
+def _line_writer(stream: TextIO | None) -> Callable[[str], None] | None:
+    """What the control API logs, a line at a time, flushed: a script may be watching."""
+    if stream is None:
+        return None
+
+    def write(line: str) -> None:
+        print(f"control: {line}", file=stream, flush=True)
+
+    return write
 
 
 def load_scenario_argument(path: str | Path, *, allow_paths: bool = False,

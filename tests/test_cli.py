@@ -229,7 +229,8 @@ def test_run_and_serve_share_their_scenario_options(command: str) -> None:
     assert (args.scenario, args.time_scale, args.seed, args.free_ports, args.allow_external,
             args.log_json, args.verbose) == ("s.yaml", 0.5, 7, True, True, Path("e.jsonl"), True)
     run, serve = subcommands()["run"], subcommands()["serve"]
-    shared = {action.dest: action.help for action in serve._actions if action.dest != "help"}
+    serve_only = {"help", "control"}
+    shared = {action.dest: action.help for action in serve._actions if action.dest not in serve_only}
     assert {action.dest: action.help for action in run._actions if action.dest in shared} == shared
 
 

@@ -119,3 +119,22 @@ def test_a_serial_server_moves_on_when_a_blackholed_client_leaves(write_scenario
     # the second starts when the first has timed out (300 ms), and takes 200 ms
     assert run.ideal == pytest.approx(0.5)
     assert 0.5 - 0.005 <= run.elapsed <= 0.5 + 0.08
+
+
+@pytest.mark.parametrize("model", ["blocking", "select", "selectors", "asyncio", "threads", "trio",
+                                   "twisted"])
+def test_every_model_says_whether_a_connection_failed_connecting_or_reading(
+        write_scenario: ScenarioWriter, model: str) -> None:
+    """A connect whose SYNs go unanswered times out in the phase `connect`; a stall, in `read`."""
+    path = write_scenario(f"""\
+        netsim: 1
+        name: phases
+        servers:
+          - {{name: dropped, poem: "1\\n", fault: {{kind: syn_drop}}}}
+          - {{name: stalled, poem: "1111\\n2222\\n", fault: {{kind: stall, after: 5}}}}
+        clients: [{{model: {model}, timeout: 300ms}}]
+    """)
+    (run,) = netsim.run_scenario(netsim.load_scenario(path)).runs
+    assert [(conn.error, conn.phase, conn.bytes) for conn in run.connections] == [
+        ("timeout", "connect", 0), ("timeout", "read", 5)]
+    assert run.to_dict()["connections"][0]["phase"] == "connect"

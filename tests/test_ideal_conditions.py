@@ -288,3 +288,53 @@ def test_serial_queue_with_the_new_options() -> None:
     a = server(mode="serial")
     timeline = ideal_timeline([a, a, a], concurrent=True, seed=9, timeout=100.0, faults=False)
     assert [(conn.ttfb, conn.end) for conn in timeline] == [(0.0, 4.0), (4.0, 8.0), (8.0, 12.0)]
+
+
+# Handshakes, phases and retries.
+
+def test_syn_times_follow_the_kernels_schedule() -> None:
+    """The SYN retransmissions of Linux: doubling from 1 s, after tcp_syn_linear_timeouts of
+    1 s each on 6.5 and later; in scenario time they stretch as the time scale shrinks."""
+    from netsim.ideal import syn_times
+
+    assert syn_times(1.0, retries=6, linear=0) == (0, 1, 3, 7, 15, 31, 63, 127)
+    assert syn_times(1.0, retries=6, linear=4) == (0, 1, 2, 3, 4, 5, 7, 11, 19, 35, 67, 131)
+    assert syn_times(0.5, retries=2, linear=0) == (0, 2, 6, 14)
+
+
+@pytest.mark.parametrize(("held", "answered"), [(0.5, 1.0), (1.5, 3.0), (2.5, 3.0), (3.5, 7.0)])
+def test_a_handshake_delay_is_quantised_by_the_syn_retransmissions(held: float, answered: float) -> None:
+    """A connect made while handshakes are held completes at the first SYN sent after the hold."""
+    syn = (0.0, 1.0, 3.0, 7.0, 15.0)
+    (conn,) = ideal_timeline([server(handshake_delay=held, delay=0.0, poem="1\n")], concurrent=True, syn=syn)
+    assert (conn.first_byte, conn.outcome) == (answered, None)
+
+
+def test_a_dropped_syn_ends_at_the_clients_timeout_or_its_kernels() -> None:
+    """syn_drop: the connect fails in its `connect` phase at the client's timeout, or when the
+    kernel gives up if that comes first."""
+    dropped = server(fault={"kind": "syn_drop"})
+    syn = (0.0, 1.0, 3.0, 7.0)
+    (conn,) = ideal_timeline([dropped], concurrent=True, timeout=2.5, syn=syn)
+    assert (conn.outcome, conn.phase, conn.end) == ("timeout", "connect", 2.5)
+    (conn,) = ideal_timeline([dropped], concurrent=True, syn=syn)
+    assert (conn.outcome, conn.end) == ("timeout", 7.0)
+
+
+def test_a_retrying_client_connects_once_the_server_is_back() -> None:
+    """Down from 1 s to 2 s: a connect at 1.2 s is refused; retried every 300 ms, it gets in at
+    2.1 s; without retries it stays refused."""
+    flapping = server(delay=0.5, phases=[{"at": 1.0, "down": True}, {"at": 2.0}])
+    first, second = ideal_timeline([flapping, flapping], concurrent=False, retry=0.3,
+                                   starts=[0.0, 1.2])
+    assert (first.end, second.start, second.first_byte, second.outcome) == (2.0, 2.0, 2.0, None)
+    late = ideal_timeline([flapping], concurrent=True, starts=[1.2], retry=0.3)[0]
+    assert late.first_byte == pytest.approx(2.1)
+    assert ideal_timeline([flapping], concurrent=True, starts=[1.2])[0].outcome == "refused"
+
+
+def test_the_phases_count_from_when_the_servers_were_ready() -> None:
+    """With the servers ready 50 ms before the client started, a phase at 1 s comes at 0.95 s."""
+    resets = server(delay=0.5, phases=[{"at": 1.0, "down": {"reset": True}}])
+    (conn,) = ideal_timeline([resets], concurrent=True, ready=-0.05)
+    assert (conn.outcome, conn.end, conn.bytes) == ("reset", 0.95, 10)

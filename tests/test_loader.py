@@ -827,3 +827,14 @@ def test_a_refused_value_is_reported_once_however_often_it_is_aliased(tmp_path: 
     text = HEAD + f"description:\n  bad: &bad !!python/object:x {{a: 1}}\n  again: [{again}]\n"
     [problem] = problems_of(text, tmp_path)
     assert_problem(problem, "s.yaml", 6, 8, "description.bad", "the tag !!python/object:x is not allowed")
+
+
+def test_a_mistake_in_a_phases_down_is_reported_once(tmp_path: Path) -> None:
+    """`down: {reset: yes, now: true}` is one problem, the unknown key, not also "not a boolean"."""
+    path = tmp_path / "down.yaml"
+    path.write_text('netsim: 1\nname: d\nservers:\n  - name: a\n    poem: "1\\n"\n'
+                    "    phases: [{at: 1s, down: {reset: true, now: true}}]\n", encoding="utf-8")
+    with pytest.raises(netsim.ScenarioError) as caught:
+        netsim.load_scenario(path)
+    messages = [problem.message for problem in caught.value.problems]
+    assert messages == ["unknown key 'now'; allowed here: reset"]

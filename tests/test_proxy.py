@@ -158,3 +158,27 @@ def test_every_client_model_reads_a_poem_through_a_proxy(write_scenario: Scenari
         assert run.ideal == pytest.approx(0.3)
         assert run.ideal - 0.005 <= run.elapsed <= run.ideal + 0.08, run.client
     assert result.passed
+
+
+@pytest.mark.parametrize(("conditions", "errors", "intact"), [
+    ("slice: {bytes: 2..3, delay: 40ms}", 0, 1.0),
+    ("fault: {kind: corrupt, after: 6}", 0, 0.0),
+    ("fault: {kind: reset, at: 250ms}", 1, 0.0),
+    ("fault: {kind: close, at: 250ms}", 0, 0.0),
+], ids=["slice", "corrupt", "reset-at", "close-at"])
+def test_a_proxy_slices_corrupts_and_cuts_by_the_clock_as_the_ideal_says(
+        write_scenario: ScenarioWriter, conditions: str, errors: int, intact: float) -> None:
+    """Through a proxy, slices, corruption and time limits reach the client as they would from
+    a poem server, and the run takes the ideal's time within 40 ms."""
+    path = write_scenario(f"""\
+        netsim: 1
+        name: proxied
+        seed: 4
+        servers:
+          - {{name: source, poem: "1111\\n2222\\n3333\\n4444\\n", delay: 100ms}}
+          - {{name: p, upstream: source, chunk: all, {conditions}}}
+        clients: [{{model: blocking, targets: [p]}}]
+    """)
+    (run,) = netsim.run_scenario(netsim.load_scenario(path)).runs
+    assert abs(run.elapsed - run.ideal) <= 0.04
+    assert (run.metrics()["errors"], run.metrics()["intact"]) == (errors, intact)

@@ -61,3 +61,12 @@ def test_a_failed_check_in_the_fixture_shows_its_verdicts(pytester: pytest.Pytes
     result = pytester.runpytest_subprocess("-q")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*FAIL  bytes == 6B  measured 5B  bound == 6B*"])
+
+
+def test_the_live_control_example_meets_each_change() -> None:
+    """The live example runs: its client times out while SYNs are dropped and is refused while
+    the server is down, then reads it again."""
+    done = subprocess.run([sys.executable, "-c", example("live")], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["the connect timed out", "refused while down"]

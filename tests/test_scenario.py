@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import time
 from typing import Any
 
@@ -438,3 +439,55 @@ def test_check_parts_calls_a_name_unknown_only_when_no_part_failed(
 def test_a_consistent_scenario_has_no_findings() -> None:
     """check_references finds nothing in a scenario whose parts agree."""
     assert check_references(demo(expect={"pair": ["speedup(blocking) >= 1"], "all": ["errors == 0"]})) == []
+
+
+# Conditions over time, handshake and stream faults.
+
+
+@pytest.mark.parametrize(("fields", "words"), [
+    ({"fault": {"kind": "syn_drop", "probability": 0.5}}, "syn_drop applies to every connection"),
+    ({"fault": {"kind": "syn_drop", "after": 3}}, "does not apply to syn_drop"),
+    ({"fault": {"kind": "reset", "after": 3, "at": "1s"}}, "not both"),
+    ({"fault": {"kind": "corrupt", "at": "1s"}}, "`at` applies to reset, close and stall"),
+    ({"slice": {"bytes": "10..5"}}, "the smaller first"),
+    ({"slice": {"bytes": "0..5"}}, "from 1 up"),
+    ({"phases": [{"at": "2s"}, {"at": "1s"}]}, "phases[1] begins at 1s, not after phases[0]"),
+    ({"phases": [{"at": "1s", "delay": None}]}, "`delay` takes a value here"),
+    ({"phases": [{"at": "1s", "dealy": "1s"}]}, "Extra inputs"),
+], ids=str)
+def test_conditions_over_time_reject(fields: dict[str, object], words: str) -> None:
+    """A handshake fault on a share, `after` with `at`, a span upside down, phases out of
+    order or a null duration in a phase are refused with a message that says why."""
+    with pytest.raises(ValidationError, match=re.escape(words)):
+        Server.model_validate({"name": "a", "poem": "1111\n2222\n", **fields})
+
+
+def test_a_span_of_sizes_reads_as_written() -> None:
+    """`slice: {bytes: 10..1KB}` takes units at both ends; one size is a span of one."""
+    assert server(slice={"bytes": "10..1KB"}).slice.bytes == rules.Span(10, 1000)  # type: ignore[union-attr]
+    assert server(slice={"bytes": 64}).slice.bytes == rules.Span(64, 64)  # type: ignore[union-attr]
+
+
+def test_a_phase_knows_which_keys_it_sets() -> None:
+    """A phase changes only the keys it names; `rate: null` and `fault: null` are changes too."""
+    from netsim.conditions import Conditions, changes_of
+
+    phase = rules.Phase.model_validate({"at": "1s", "delay": "250ms", "rate": None, "down": {"reset": True}})
+    assert (phase.is_down, phase.resets) == (True, True)
+    fields, written = changes_of(phase, 0.5)
+    assert fields == {"delay": 0.125, "rate": None}
+    assert written == {"delay": "250ms", "rate": None}
+    assert Conditions(delay=1.0, rate=10.0, jitter=0.2).changed(phase) == Conditions(delay=0.25, jitter=0.2)
+
+
+def test_a_phases_fault_strikes_within_the_poem() -> None:
+    """A phase's fault after more bytes than the poem has is reported where it stands."""
+    findings = list(rules.faults_strike_within_the_poem(parts([poem(
+        "a", phases=[{"at": "1s", "fault": {"kind": "corrupt", "after": 10}}])])))
+    assert [location for location, _ in findings] == [("servers", 0, "phases", 0, "fault", "after")]
+
+
+def test_retry_belongs_to_a_command() -> None:
+    """`retry` says what a program does: another model is refused it."""
+    with pytest.raises(ValidationError, match="`retry`"):
+        TypeAdapter(ClientEntry).validate_python({"model": "blocking", "retry": "1s"})

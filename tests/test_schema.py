@@ -71,6 +71,9 @@ BASES: dict[str, dict[str, Any]] = {
     "Server": {"name": "a", "poem": "x\n"},
     "ByteChunks": {"bytes": 1},
     "Fault": {"kind": "reset"},
+    "Slice": {"bytes": "1..8"},
+    "Phase": {"at": "1s"},
+    "Down": {},
     "Client": {"model": "blocking"},
 }
 # The keys of one model only, checked in a mapping of that model.
@@ -82,7 +85,8 @@ PROXY = {"name": "p", "upstream": "127.0.0.1:8080"}  # a server without a poem
 def test_every_example_is_a_valid_value_of_its_key(model: str, field: str) -> None:
     """The example of each key, put in a valid mapping of its model, passes the model's validation."""
     base = PROXY if (model, field) in (("Server", "upstream"), ("Server", "direction")) else BASES[model]
-    if (model, field) in (("Client", "run"), ("Client", "concurrent"), ("Client", "output")):
+    if (model, field) in (("Client", "run"), ("Client", "concurrent"), ("Client", "output"),
+                          ("Client", "retry")):
         base = COMMAND
     info = _schema.field_info(model, field)
     assert info is not None

@@ -15,7 +15,7 @@ import pytest
 
 from netsim import PortBusyError
 from netsim.conditions import Conditions
-from netsim.engine import ServerPlan, open_listeners, serve
+from netsim.engine import Controls, ServerPlan, open_listeners, serve
 from netsim.engine._poems import PoemServer
 from netsim.engine._record import ServerRecord
 from netsim.engine._timers import TimerQueue
@@ -265,7 +265,7 @@ def test_a_poem_server_wakes_once_for_all_its_connections() -> None:
             for _ in range(conns):
                 client = socket.socket()
                 client.setblocking(False)
-                await loop.sock_connect(client, server._listener.address)
+                await loop.sock_connect(client, server.gate.address)
                 clients.append(client)
                 await asyncio.sleep(0.001)  # staggered: every connection has its own deadlines
             await until(lambda: record.accepted == conns)
@@ -275,7 +275,7 @@ def test_a_poem_server_wakes_once_for_all_its_connections() -> None:
             for client in clients:
                 client.close()
             server.close()
-            server._listener.sock.close()
+            server.gate.close()
 
     received, entries, chunks = asyncio.run(main())
     assert received == [b"11223344"] * conns
@@ -292,7 +292,7 @@ def test_accepting_gives_way_to_the_timers_after_its_slice(monkeypatch: pytest.M
 
     async def main() -> tuple[int, list[bytes]]:
         server, _, record = poem_server()
-        clients = [socket.create_connection(server._listener.address) for _ in range(3)]
+        clients = [socket.create_connection(server.gate.address) for _ in range(3)]
         try:
             server.start()
             server._accept()  # one pass, with three connections waiting in the backlog
@@ -302,7 +302,7 @@ def test_accepting_gives_way_to_the_timers_after_its_slice(monkeypatch: pytest.M
             for client in clients:
                 client.close()
             server.close()
-            server._listener.sock.close()
+            server.gate.close()
 
     first_pass, received = asyncio.run(main())
     assert first_pass == 1
@@ -318,7 +318,7 @@ def test_serve_reports_ready_only_once_the_loop_watches_every_listener() -> None
         listeners = open_listeners([plan("plain"), plan("paced", rate=1000.0),
                                     ServerPlan(name="proxy", upstream="127.0.0.1:9")])
 
-        def ready() -> None:
+        def ready(controls: Controls) -> None:
             selector = loop._selector  # type: ignore[attr-defined]
             watched.extend(listener.sock.fileno() in selector.get_map() for listener in listeners)
             serving.cancel()

@@ -8,7 +8,8 @@ happens:
     conn.connected(local_port)        # the TCP handshake completed; the client's own port
     conn.received(data)               # every chunk of bytes, as a read returned them
     conn.eof()                        # the server closed cleanly; bytes are checked here
-    conn.failed(exc)                  # the connection ended in an error instead
+    conn.failed(exc)                  # the connection ended in an error instead (its phase:
+                                      # connecting, before connected(), or reading)
 
 The local port is what the servers see as the connection's peer port: the runner
 matches the two to put the servers' events and the client's side by side. Any way of
@@ -84,6 +85,7 @@ class ClientOptions:
     timeout: float | None = None  # wall seconds
     folder: Path = Path()  # the scenario file's folder
     cycle: int = 0  # how many of the targets are the client's own list (the rest repeat it)
+    time_scale: float = 1.0  # of the run: a program may scale its own waits by it
 
 
 @dataclass(frozen=True)
@@ -177,12 +179,13 @@ class Recorder:
 class ConnectionRecord:
     """What one connection did, reported to the recorder as it happens."""
 
-    __slots__ = ("_received", "_recorder", "done", "target")
+    __slots__ = ("_connected", "_received", "_recorder", "done", "target")
 
     def __init__(self, recorder: Recorder, target: Target) -> None:
         self.target = target
         self._recorder = recorder
         self._received = bytearray()
+        self._connected = False
         self.done = False
         recorder.record(ConnStarted(recorder.now(), recorder.client, target.server, target.conn, target.port))
 
@@ -193,6 +196,7 @@ class ConnectionRecord:
 
     def connected(self, local_port: int) -> None:
         """The handshake completed; ``local_port`` is the client's end (the server's peer port)."""
+        self._connected = True
         recorder, target = self._recorder, self.target
         recorder.record(ConnEstablished(recorder.now(), recorder.client, target.server, target.conn,
                                         local_port))
@@ -223,7 +227,7 @@ class ConnectionRecord:
         recorder = self._recorder
         recorder.record(ConnFailed(recorder.now(), recorder.client, self.target.server, self.target.conn,
                                    classify_error(error), f"{type(error).__name__}: {error}",
-                                   len(self._received)))
+                                   len(self._received), phase="read" if self._connected else "connect"))
 
 
 class Deadlines:

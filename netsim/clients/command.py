@@ -5,10 +5,11 @@ netsim cannot see inside someone else's program, so this model reports nothing a
 its connections: the servers' accounts of what they sent and what the program's
 kernel acknowledged measure them (``instrumented=False``). What the model does is run
 the program: with the servers' addresses filled into its arguments (``{ports}``,
-``{addresses}``, ``{port:NAME}``, ``{host}``; ``NETSIM_ADDRESSES`` in its environment),
-in the scenario file's folder, in a process group of its own, so that at the client's
-``timeout`` the whole group (the program's own children too) is ended. Its output is
-logged line by line and kept, up to ``OUTPUT_LIMIT`` a stream, with its exit code.
+``{addresses}``, ``{port:NAME}``, ``{host}``; ``NETSIM_ADDRESSES`` in its environment, and
+``NETSIM_TIME_SCALE``, by which it may scale waits of its own), in the scenario file's
+folder, in a process group of its own, so that at the client's ``timeout`` the whole
+group (the program's own children too) is ended. Its output is logged line by line and
+kept, up to ``OUTPUT_LIMIT`` a stream, with its exit code.
 
 ``elapsed`` runs from its start to its exit. Whether its connections overlap is the
 scenario's to say (``concurrent``, true by default): the ideal needs to know.
@@ -61,7 +62,8 @@ class _Program:
         addresses = [(target.server, target.host, target.port) for target in own]
         argv = _placeholders.expand(self.argv, addresses)
         environment = {**os.environ, "NETSIM_ADDRESSES": " ".join(
-            _placeholders.expand(["{addresses}"], addresses))}
+            _placeholders.expand(["{addresses}"], addresses)),
+            "NETSIM_TIME_SCALE": f"{self.options.time_scale:g}"}
         try:
             program = subprocess.Popen(
                 argv, cwd=self.options.folder, env=environment, stdin=subprocess.DEVNULL,

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import errno
 import socket
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from netsim._errors import PortBusyError, ServerStartError
 from netsim.conditions import Conditions
@@ -19,6 +20,19 @@ from netsim.conditions import Conditions
 # Connections that may wait to be accepted. Serial servers queue their clients here,
 # so it must hold every client a scenario opens at once (the kernel caps it at somaxconn).
 BACKLOG = 4096
+
+
+@dataclass(frozen=True)
+class PhasePlan:
+    """A phase of a server, in wall-clock seconds: from ``at`` after the servers are ready,
+    the conditions' ``fields`` change, and the server is up, or down (``reset``: its open
+    connections reset too)."""
+
+    at: float
+    fields: Mapping[str, Any]  # of Conditions, by name: those that change
+    written: Mapping[str, Any]  # the same keys as the scenario writes them, for the log
+    down: bool = False
+    reset: bool = False
 
 
 @dataclass(frozen=True)
@@ -35,6 +49,7 @@ class ServerPlan:
     upstream: str | None = None  # HOST:PORT, or the name of another server of the run
     direction: str = "downstream"  # which way a proxy applies its conditions
     chunking: str | int = "line"  # how a proxy cuts what it forwards
+    phases: tuple[PhasePlan, ...] = ()
 
     @property
     def refuses(self) -> bool:
@@ -62,7 +77,7 @@ def open_listeners(plans: Sequence[ServerPlan]) -> list[Listener]:
     listeners: list[Listener] = []
     try:
         for plan in plans:
-            listeners.append(Listener(plan, _bind(plan)))
+            listeners.append(Listener(plan, bind(plan, plan.port, listen=not plan.refuses)))
     except BaseException:
         for listener in listeners:
             listener.sock.close()
@@ -70,34 +85,40 @@ def open_listeners(plans: Sequence[ServerPlan]) -> list[Listener]:
     return listeners
 
 
-def _bind(plan: ServerPlan) -> socket.socket:
+def bind(plan: ServerPlan, port: int, *, listen: bool) -> socket.socket:
+    """A non-blocking socket bound to the server's host and ``port``, listening or not (bound
+    but not listening, the kernel refuses every connect).
+
+    Raises PortBusyError for a port in use, ServerStartError for other failures.
+    """
     host = "127.0.0.1" if plan.host == "localhost" else plan.host
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         # Lets the next run rebind a fixed port while the last run's connections sit in
-        # TIME_WAIT; Linux still refuses it while another socket listens there.
+        # TIME_WAIT, and a server that went down bind its port again beside the
+        # connections it still serves; Linux still refuses it while another socket listens there.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, plan.port))
+        sock.bind((host, port))
         # A chunk due now goes now, not after the previous one's ACK. Set here, Linux
         # hands it to every accepted socket (the poem servers count on that).
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if not plan.refuses:  # bound but not listening: the kernel refuses every connect
+        if listen:
             sock.listen(BACKLOG)
         sock.setblocking(False)
     except OSError as error:
         sock.close()
         if error.errno == errno.EADDRINUSE:
             raise PortBusyError(
-                f"server {plan.name!r}: port {plan.port} on {host} is already in use; "
-                f"stop what holds it (ss -ltnp 'sport = :{plan.port}'), choose another port, "
+                f"server {plan.name!r}: port {port} on {host} is already in use; "
+                f"stop what holds it (ss -ltnp 'sport = :{port}'), choose another port, "
                 f"or use port 0 for any free one"
             ) from None
         if error.errno == errno.EACCES:
             raise ServerStartError(
-                f"server {plan.name!r}: not allowed to bind port {plan.port} on {host} "
+                f"server {plan.name!r}: not allowed to bind port {port} on {host} "
                 f"(ports below 1024 need privileges)"
             ) from None
-        raise ServerStartError(f"server {plan.name!r}: cannot listen on {host}:{plan.port}: "
+        raise ServerStartError(f"server {plan.name!r}: cannot listen on {host}:{port}: "
                                f"{error.strerror or error}") from None
     return sock

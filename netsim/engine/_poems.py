@@ -49,7 +49,8 @@ import struct
 import sys
 import termios
 
-from netsim.conditions import Planner, Timeline
+from netsim.conditions import Conditions, Planner, Streams, Timeline, fault_of, replan
+from netsim.engine._gate import Gate
 from netsim.engine._plans import Listener
 from netsim.engine._record import ServerRecord
 from netsim.engine._timers import RUN_SLICE, TimerQueue
@@ -66,7 +67,7 @@ RETRY_ACCEPT = 1.0  # seconds
 # What one read of a client's bytes takes; a poem server drops them.
 READ_SIZE = 64 * 1024  # 64 KiB
 
-# Linux hands an accepted socket the listener's TCP_NODELAY (set in _plans._bind);
+# Linux hands an accepted socket the listener's TCP_NODELAY (set in _plans.bind);
 # elsewhere each accepted socket is set on its own.
 INHERITS_NODELAY = sys.platform.startswith("linux")
 
@@ -86,7 +87,7 @@ class PoemServer:
 
     def __init__(self, listener: Listener, record: ServerRecord, timers: TimerQueue, watcher: Watcher,
                  loop: asyncio.AbstractEventLoop, failed: asyncio.Future[None] | None = None) -> None:
-        self._listener = listener
+        self.gate = Gate(listener, loop, self._accept)
         self._record = record
         self._timers = timers
         self._watcher = watcher
@@ -95,7 +96,6 @@ class PoemServer:
         self._failed = failed  # set with the error when accepting fails for good
         plan = record.plan
         self._planner = Planner(plan.name, plan.chunks, plan.conditions, plan.seed)
-        self._accept_delay = plan.conditions.accept_delay
         self._serial = plan.serial
         # The next deadline of every connection: (due, accept number, connection).
         self._heap: list[tuple[float, int, PoemConnection]] = []
@@ -110,15 +110,15 @@ class PoemServer:
         return f"<PoemServer {self._record.name} {mode} live={len(self.live)} due={len(self._heap)}>"
 
     def start(self) -> None:
-        """Start accepting (a serial server: once it has no connection)."""
+        """Start accepting, whenever the gate is open (a serial server: once it has no connection)."""
         if not self._accepting and not self._closed and not (self._serial and self.serving):
             self._accepting = True
-            self._loop.add_reader(self._listener.sock.fileno(), self._accept)
+            self.gate.want(True)
 
     def _stop_accepting(self) -> None:
         if self._accepting:
             self._accepting = False
-            self._loop.remove_reader(self._listener.sock.fileno())
+            self.gate.want(False)
 
     def close(self) -> None:
         """Stop serving: every connection still open is accounted for (``stopped``) and closed."""
@@ -136,7 +136,7 @@ class PoemServer:
         if not self._accepting:
             return  # a serial server that took a connection since this call was queued
         # socket._accept: the descriptor alone, without a socket object around it.
-        accept = self._listener.sock._accept  # type: ignore[attr-defined]
+        accept = self.gate.sock._accept  # type: ignore[attr-defined]
         until = self._clock() + ACCEPT_SLICE
         while True:
             try:
@@ -156,6 +156,9 @@ class PoemServer:
                 if self._failed is not None and not self._failed.done():
                     self._failed.set_exception(error)  # the run must hear of it, not hang
                 return
+            if self.gate.is_filler(peer):  # what held handshakes back, not a client
+                os.close(fd)
+                continue
             if not INHERITS_NODELAY:  # pragma: no cover (Linux inherits it)
                 view = socket.socket(fileno=fd)
                 view.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -174,15 +177,56 @@ class PoemServer:
         now = self._clock()
         record = self._record
         index = record.next_index()
-        timeline = self._planner.plan(index)
-        conn = PoemConnection(self, fd, peer, index, now, now + self._accept_delay, timeline)
+        planner = self._planner
+        timeline = planner.plan(index)
+        conn = PoemConnection(self, fd, peer, index, now, now + planner.conditions.accept_delay, timeline,
+                              planner.conditions)
         self.live.add(conn)
         self.serving += 1
         record.conn_accepted(now, peer[1], index, timeline.fault)
         self._watcher.watch(fd, conn)
         if timeline.fault != "blackhole":  # a blackhole sends nothing and never closes
-            heapq.heappush(self._heap, (conn.start + timeline.offsets[0], index, conn))
+            conn.due = conn.start + timeline.offsets[0]
+            heapq.heappush(self._heap, (conn.due, index, conn))
         return conn
+
+    def change(self, conditions: Conditions, generation: int) -> None:
+        """Serve with ``conditions`` from now on: new connections, and the rest of every open
+        one's course, planned anew from where it stands (``conditions.replan``), its pauses
+        and slices drawn from the streams of this ``generation`` of changes."""
+        plan = self._record.plan
+        self._planner = Planner(plan.name, plan.chunks, conditions, plan.seed)
+        now = self._clock()
+        for conn in self.live:
+            if conn.closing is not None or conn.silent or conn.timeline.fault == "blackhole":
+                continue  # closed by the server already, or struck: it will never send again
+            fault = fault_of(conditions, plan.seed, plan.name, conn.index)
+            timeline = replan(plan.chunks, conn.timeline, conn.next, conn.conditions, conditions,
+                              fault=fault, streams=Streams(plan.seed, plan.name, conn.index, generation),
+                              now=now - conn.start, accepted=conn.accepted - conn.start)
+            committed = conn.sent + (len(conn.pending) if conn.pending is not None else 0)
+            if conn.timeline.fault == "corrupt" and committed > conn.conditions.fault_after:
+                conn.corrupted = True  # the bytes it was sent stay corrupted, whatever comes next
+            conn.timeline, conn.conditions, conn.next = timeline, conditions, 0
+            if conn.pending is None:  # else it goes back on the heap once its reader catches up
+                conn.due = conn.start + timeline.offsets[0]
+                heapq.heappush(self._heap, (conn.due, conn.index, conn))
+        self.run_due()
+
+    def open_connections(self) -> list[tuple[int, int, int, float]]:
+        """Each open connection's index, peer port, bytes sent and accept time (loop clock)."""
+        return sorted((conn.index, conn.peer_port, conn.sent, conn.accepted) for conn in self.live
+                      if conn.closing is None)
+
+    def reset_open(self) -> int:
+        """Reset every connection still open; how many there were."""
+        now = self._clock()
+        count = 0
+        for conn in list(self.live):
+            if conn.closing is None:
+                conn.conclude(now, "reset")
+                count += 1
+        return count
 
     def wake(self, when: float) -> None:
         """Make sure run_due runs at ``when`` (an entry armed for later goes stale)."""
@@ -205,8 +249,10 @@ class PoemServer:
         until = now + RUN_SLICE
         while heap and heap[0][0] <= now < until:
             due, _, conn = heapq.heappop(heap)
-            if conn.fd < 0 or conn.pending is not None:
-                now = clock()  # gone, or held for its reader (it comes back when writable)
+            if conn.fd < 0 or conn.pending is not None or due != conn.due:
+                # Gone, held for its reader (it comes back when writable), or planned anew
+                # since this entry was pushed (its new deadline has an entry of its own).
+                now = clock()
                 continue
             i = conn.next
             timeline = conn.timeline
@@ -237,7 +283,7 @@ class PoemServer:
             if sent < len(piece):
                 conn.hold(memoryview(piece)[sent:], now)
             else:
-                after = conn.start + timeline.offsets[i]
+                conn.due = after = conn.start + timeline.offsets[i]
                 if conn.held_since is not None and after > now:
                     conn.held_since = None  # caught up with the schedule
                 heapq.heappush(heap, (after, conn.index, conn))
@@ -247,7 +293,7 @@ class PoemServer:
 
     def resume(self, conn: PoemConnection) -> None:
         """A held connection's reader caught up: its next deadline goes back on the heap."""
-        when = conn.start + conn.timeline.offsets[conn.next]
+        conn.due = when = conn.start + conn.timeline.offsets[conn.next]
         heapq.heappush(self._heap, (when, conn.index, conn))
         self.run_due() if when <= self._clock() else self.wake(when)
 
@@ -262,11 +308,12 @@ class PoemServer:
 class PoemConnection:
     """One connection of a poem server: its descriptor, its timeline and where it is."""
 
-    __slots__ = ("accepted", "closing", "end_of_input", "fd", "first_byte", "held_since", "index", "next",
-                 "peer", "pending", "sent", "server", "start", "timeline")
+    __slots__ = ("accepted", "closing", "conditions", "corrupted", "due", "end_of_input", "fd", "first_byte",
+                 "held_since", "index", "next", "peer", "pending", "sent", "server", "silent", "start",
+                 "timeline")
 
     def __init__(self, server: PoemServer, fd: int, peer: tuple[str, int], index: int, accepted: float,
-                 start: float, timeline: Timeline) -> None:
+                 start: float, timeline: Timeline, conditions: Conditions) -> None:
         self.server = server
         self.fd = fd
         self.peer = peer
@@ -274,6 +321,8 @@ class PoemConnection:
         self.accepted = accepted
         self.start = start  # accept + accept_delay: the timeline counts from here
         self.timeline = timeline
+        self.conditions = conditions  # those the timeline was planned under
+        self.due = math.inf  # the deadline of its entry on the server's heap
         self.next = 0  # the next write, or, once all are made, the ending
         self.sent = 0
         self.first_byte: float | None = None  # when the first write went
@@ -281,6 +330,8 @@ class PoemConnection:
         self.held_since: float | None = None  # when the reader fell behind
         self.end_of_input = False  # the client shut down its sending side
         self.closing: float | None = None  # when the server closed its side (FIN sent)
+        self.silent = False  # a stall struck: it sends nothing, ever again
+        self.corrupted = False  # it was sent corrupted bytes before its course was planned anew
 
     def __repr__(self) -> str:
         return f"<PoemConnection #{self.index} peer_port={self.peer_port} sent={self.sent}B next={self.next}>"
@@ -347,6 +398,8 @@ class PoemConnection:
     def end(self, now: float) -> None:
         """The timeline's ending has come: close, or strike its fault."""
         fault = self.timeline.fault
+        if fault == "corrupt":  # its corrupted bytes went with its writes: it ends as any other
+            fault = None
         record = self.server._record
         if fault is not None:
             record.fault_struck(now, self.peer_port, fault, self.sent)
@@ -357,7 +410,8 @@ class PoemConnection:
             self.conclude(now, "reset")
         elif self.end_of_input:  # a stall whose client has already shut down its side
             self.lost(None, now)
-        # stall: keep the connection open and send nothing more, until the client leaves
+        else:  # stall: keep the connection open and send nothing more, until the client leaves
+            self.silent = True
 
     def _close(self, now: float) -> None:
         """Send FIN and wait for the client to close too (or CLOSE_GRACE), the server free."""
@@ -410,8 +464,9 @@ class PoemConnection:
             finally:
                 view.detach()
         ended = now if self.closing is None or how != "closed" else self.closing
+        fault = "corrupt" if self.corrupted and self.timeline.fault is None else self.timeline.fault
         server._record.conn_ended(now, self.peer, self.index, self.accepted, self.first_byte, ended,
-                                  self.sent, acked, how, self.timeline.fault)
+                                  self.sent, acked, how, fault)
         server._watcher.forget(self.fd)
         self.pending = None
         os.close(self.fd)

@@ -11,11 +11,24 @@ time: a client that leaves is noticed at once, as on a poem server.
 from __future__ import annotations
 
 import asyncio
+import errno
 import socket
 from typing import Any
 
-from netsim.conditions import Conditions, Emission, StreamSchedule, fault_of, pause_stream
-from netsim.engine._poems import LINGER_RESET
+from netsim.conditions import (
+    CUTTING_FAULTS,
+    Conditions,
+    Corruption,
+    Draws,
+    Emission,
+    Streams,
+    StreamSchedule,
+    fault_of,
+    pause_stream,
+)
+from netsim.engine._gate import Gate
+from netsim.engine._plans import Listener
+from netsim.engine._poems import LINGER_RESET, RETRY_ACCEPT
 from netsim.engine._record import ServerRecord
 from netsim.engine._shaper import READ_PAUSE, Shaper
 from netsim.engine._timers import TimerQueue
@@ -25,23 +38,77 @@ _PLAIN = Conditions()
 
 
 class ProxyServer:
-    """The factory of one proxy server's connections, and the state they share."""
+    """Accepts one proxy server's connections (the factory of their protocols), and holds
+    the state they share."""
 
-    def __init__(self, record: ServerRecord, timers: TimerQueue,
-                 addresses: dict[str, tuple[str, int]]) -> None:
+    def __init__(self, listener: Listener, record: ServerRecord, timers: TimerQueue,
+                 addresses: dict[str, tuple[str, int]], loop: asyncio.AbstractEventLoop) -> None:
         self.record = record
         self.plan = record.plan
+        self.conditions = record.plan.conditions  # as they are now: a change replaces them
         self.timers = timers
         self.addresses = addresses  # every server of the run, for an upstream given by name
+        self.gate = Gate(listener, loop, self._accept)
+        self._loop = loop
         # The loop forgets a transport that is not reading (paused by backpressure), and
         # a forgotten transport is collected and closes its socket: hold them here.
         self.live: set[ProxyConnection] = set()
+        self._adopting: set[asyncio.Task[Any]] = set()
 
     def __repr__(self) -> str:
         return f"<ProxyServer {self.plan.name} -> {self.plan.upstream} live={len(self.live)}>"
 
     def __call__(self) -> ProxyConnection:
         return ProxyConnection(self)
+
+    def start(self) -> None:
+        """Accept connections whenever the gate is open."""
+        self.gate.want(True)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                sock, peer = self.gate.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except ConnectionAbortedError:  # the client gave up before we got to it
+                continue
+            except OSError as error:
+                if error.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    self.gate.want(False)  # as a poem server does: pause rather than spin
+                    self._loop.call_later(RETRY_ACCEPT, self.start)
+                    return
+                raise
+            if self.gate.is_filler((str(peer[0]), int(peer[1]))):
+                sock.close()
+                continue
+            task = self._loop.create_task(self._loop.connect_accepted_socket(self, sock))
+            self._adopting.add(task)
+            task.add_done_callback(self._adopting.discard)
+
+    def open_connections(self) -> list[tuple[int, int, int, float]]:
+        """Each open connection's index, peer port, bytes sent and accept time (loop clock)."""
+        return sorted((conn.index, conn.peer_port, conn.sent, conn.accepted) for conn in self.live)
+
+    def change(self, conditions: Conditions, generation: int = 0) -> None:
+        """Serve with ``conditions`` from now on: new connections, and the chunks that reach
+        an open one from now on (its fault stays the one it met when it was accepted)."""
+        self.conditions = conditions
+        for conn in self.live:
+            conn.conditions_changed(conditions)
+
+    def reset_open(self) -> int:
+        """Reset every connection still open; how many there were."""
+        count = 0
+        for conn in list(self.live):
+            if conn.reset_now():
+                count += 1
+        return count
+
+    def close(self) -> None:
+        for task in self._adopting:
+            task.cancel()
+        self.gate.close()
 
     def upstream_address(self) -> tuple[str, int]:
         upstream = self.plan.upstream
@@ -82,6 +149,14 @@ class ProxyConnection(asyncio.Protocol):
         return self._peer[1]
 
     @property
+    def peer_port(self) -> int:
+        return self._peer[1]
+
+    @property
+    def accepted(self) -> float:
+        return self._accepted
+
+    @property
     def sent(self) -> int:
         return sum(shaper.sent for shaper in (self._down, self._up) if shaper is not None)
 
@@ -95,7 +170,7 @@ class ProxyConnection(asyncio.Protocol):
         self.index = self._record.next_index()
         self._server.live.add(self)
         plan = self._plan
-        self._fault = fault_of(plan.conditions, plan.seed, plan.name, self.index)
+        self._fault = fault_of(self._server.conditions, plan.seed, plan.name, self.index)
         now = self._accepted = self._loop.time()
         self._record.conn_accepted(now, self._peer_port, self.index, self._fault)
         if self._fault == "blackhole":
@@ -103,7 +178,10 @@ class ProxyConnection(asyncio.Protocol):
             # it would never notice the client leave.
             return
         transport.pause_reading()  # the client's bytes wait until the upstream is there
-        self._connecting = self._loop.create_task(self._connect(now + plan.conditions.accept_delay))
+        conditions = self._server.conditions
+        self._connecting = self._loop.create_task(self._connect(now + conditions.accept_delay))
+        if self._fault in CUTTING_FAULTS and conditions.fault_at is not None:  # a time limit
+            self._server.timers.call_at(now + conditions.fault_at, self._strike_in_time)
 
     def data_received(self, data: bytes) -> None:
         if self._up is None:
@@ -174,12 +252,19 @@ class ProxyConnection(asyncio.Protocol):
     def _shaper(self, direction: str, conditioned: bool, start: float, sink: asyncio.Transport,
                 **callbacks: Any) -> Shaper:
         plan = self._plan
+        slices: Draws | None = None
+        corruption: tuple[Corruption, int] | None = None
         if conditioned:
-            jittered = plan.conditions.jitter > 0
-            pauses = pause_stream(plan.seed, plan.name, self.index, direction) if jittered else None
-            schedule = StreamSchedule(plan.conditions, pauses, start,
-                                      fault_after=plan.conditions.fault_after if self._fault else None)
+            # Drawn even without jitter or slices now: a change may bring them in later.
+            conditions = self._server.conditions
+            counted = self._fault in CUTTING_FAULTS and conditions.fault_at is None  # after bytes
+            schedule = StreamSchedule(conditions, pause_stream(plan.seed, plan.name, self.index, direction),
+                                      start, fault_after=conditions.fault_after if counted else None)
             chunking = plan.chunking
+            streams = Streams(plan.seed, plan.name, self.index)  # each direction its own draws
+            slices = streams.slices
+            if self._fault == "corrupt":
+                corruption = (streams.corruption, conditions.fault_after)
         else:
             schedule = StreamSchedule(_PLAIN, None, start)
             chunking = "all"
@@ -189,8 +274,9 @@ class ProxyConnection(asyncio.Protocol):
                                     held, direction)
 
         # Bytes passed straight through have no schedule to be late against.
-        return Shaper(schedule, sink, chunking=chunking, timers=self._server.timers,
-                      on_chunk=chunk_sent if conditioned else None, on_fault=self._strike, **callbacks)
+        return Shaper(schedule, sink, chunking=chunking, timers=self._server.timers, conditioned=conditioned,
+                      slices=slices, corruption=corruption, on_chunk=chunk_sent if conditioned else None,
+                      on_fault=self._strike, **callbacks)
 
     def upstream_data(self, data: bytes) -> None:
         if self._down is None or self._upstream is None:
@@ -212,7 +298,29 @@ class ProxyConnection(asyncio.Protocol):
         if self._up is not None:
             (self._up.pause if paused else self._up.resume)()
 
+    # Changes.
+
+    def conditions_changed(self, conditions: Conditions) -> None:
+        """The chunks scheduled from now on go under ``conditions``."""
+        for shaper in (self._down, self._up):
+            if shaper is not None and shaper.conditioned:
+                shaper.schedule.conditions = conditions
+
+    def reset_now(self) -> bool:
+        """Reset the client's connection and close the upstream's; False if it had ended."""
+        if self._closed or self._transport is None:
+            return False
+        self._reset()
+        if self._upstream is not None:
+            self._upstream.abort()
+        return True
+
     # The end.
+
+    def _strike_in_time(self) -> None:
+        """A time limit has come: the fault strikes, unless the connection is over already."""
+        if not self._closed and self._transport is not None and not self._silent:
+            self._strike()
 
     def _strike(self) -> None:
         """The fault's moment has come: reset, close, or go silent (stall)."""

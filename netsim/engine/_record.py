@@ -12,14 +12,20 @@ from collections.abc import Callable
 from netsim.engine._plans import ServerPlan
 from netsim.events import (
     ChunkSent,
+    ConditionsChanged,
     ConnAccepted,
     ConnClosed,
     ConnEnded,
     ConnLost,
+    ConnsReset,
     FaultStruck,
+    HandshakesAnswered,
+    HandshakesHeld,
     How,
     PeerShutdown,
+    ServerCameUp,
     ServerEvent,
+    ServerWentDown,
     UpstreamConnected,
     UpstreamFailed,
     UpstreamLost,
@@ -110,3 +116,24 @@ class ServerRecord:
     def upstream_lost(self, now: float, peer_port: int, error: BaseException) -> None:
         if self.detail:
             self.emit(UpstreamLost(now - self.t0, self.name, peer_port, f"{type(error).__name__}: {error}"))
+
+    # A server's own changes go out with or without ``detail``: they are few, and the log
+    # of a run must say when its conditions changed.
+
+    def conditions_changed(self, now: float, changes: dict[str, object], source: str) -> None:
+        self.emit(ConditionsChanged(now - self.t0, self.name, dict(changes), source))
+
+    def went_down(self, now: float, source: str, reset: int) -> None:
+        self.emit(ServerWentDown(now - self.t0, self.name, source, reset))
+
+    def came_up(self, now: float, source: str, error: str | None = None) -> None:
+        self.emit(ServerCameUp(now - self.t0, self.name, source, error))
+
+    def conns_reset(self, now: float, count: int, source: str) -> None:
+        self.emit(ConnsReset(now - self.t0, self.name, count, source))
+
+    def handshakes_held(self, now: float, until: float | None) -> None:
+        self.emit(HandshakesHeld(now - self.t0, self.name, None if until is None else until - self.t0))
+
+    def handshakes_answered(self, now: float) -> None:
+        self.emit(HandshakesAnswered(now - self.t0, self.name))

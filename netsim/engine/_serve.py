@@ -3,8 +3,9 @@
 A poem server's bytes are known when a connection is accepted, so it goes on the path
 of planned timelines (``_poems.py``), whatever its conditions and mode; a proxy's bytes
 come as they come, so it goes on the streaming path (``_proxy.py``). A server whose
-fault is ``refuse`` is bound but never listens: the kernel refuses every connect, and
-there is nothing to serve.
+fault is ``refuse`` is bound but does not listen (its gate refuses): the kernel refuses
+every connect, until a phase or a live change makes it listen. Every server has a
+``ServerControl`` (``_control.py``), which carries out its phases and live changes.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 
-from netsim.engine._plans import BACKLOG, Listener
+from netsim.engine._control import Controls, ServerControl
+from netsim.engine._plans import Listener
 from netsim.engine._poems import PoemServer
 from netsim.engine._proxy import ProxyServer
 from netsim.engine._record import Emit, ServerRecord
@@ -25,12 +27,13 @@ from netsim.events import ServerListening
 
 async def serve(listeners: Sequence[Listener], emit: Emit, t0: float, *,
                 lateness: array.array[float] | None = None, detail: bool = True,
-                on_ready: Callable[[], None] | None = None) -> None:
+                on_ready: Callable[[Controls], None] | None = None) -> None:
     """Serve every listener until cancelled; closes the sockets on the way out.
 
     Every chunk's lateness goes into ``lateness``; events go to ``emit``, all of them
-    with ``detail``, else only the servers' own (listening) ones. ``on_ready`` is called
-    once every listener is being served. Raises the OSError of an accept that failed for
+    with ``detail``, else only the servers' own (listening, changes) ones. Once every
+    listener is being served, the phases begin and ``on_ready`` is called with the
+    servers' controls, for live changes. Raises the OSError of an accept that failed for
     good (not for want of descriptors, which only pauses accepting): the run must hear
     of it rather than leave its clients waiting in a backlog.
     """
@@ -41,8 +44,8 @@ async def serve(listeners: Sequence[Listener], emit: Emit, t0: float, *,
     if lateness is None:
         lateness = array.array("d")
     addresses = {listener.plan.name: listener.address for listener in listeners}
-    poems: list[PoemServer] = []
-    proxies: list[asyncio.Server] = []
+    servers: list[PoemServer | ProxyServer] = []
+    controls: dict[str, ServerControl] = {}
     try:
         for listener in listeners:
             plan = listener.plan
@@ -50,22 +53,24 @@ async def serve(listeners: Sequence[Listener], emit: Emit, t0: float, *,
             host, port = listener.address
             emit(ServerListening(time.monotonic() - t0, plan.name, host, port,
                                  "serial" if plan.serial else "concurrent", plan.refuses))
-            if plan.refuses:
-                continue
+            server: PoemServer | ProxyServer
             if plan.upstream is None:
-                poems.append(PoemServer(listener, record, timers, watcher, loop, failed))
-                poems[-1].start()
+                server = PoemServer(listener, record, timers, watcher, loop, failed)
             else:
-                factory = ProxyServer(record, timers, addresses)
-                proxies.append(await loop.create_server(factory, sock=listener.sock, backlog=BACKLOG))
+                server = ProxyServer(listener, record, timers, addresses, loop)
+            servers.append(server)
+            controls[plan.name] = ServerControl(server, record, timers, loop)
+            server.start()  # accepting whenever its gate is open (a refusing one's is not)
+        everything = Controls(controls)
+        everything.begin(loop.time())
         if on_ready is not None:
-            on_ready()
+            on_ready(everything)
         await failed  # until cancelled, or until an accept fails for good
     finally:
-        for proxy in proxies:
-            proxy.close()
-        for poem in poems:
-            poem.close()
+        for server in servers:
+            server.close()
         watcher.close()
         for listener in listeners:
             listener.sock.close()
+        for server in servers:
+            server.gate.close()

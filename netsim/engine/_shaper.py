@@ -18,7 +18,7 @@ import asyncio
 import collections
 from collections.abc import Callable
 
-from netsim.conditions import Emission, StreamSchedule, cut
+from netsim.conditions import Corruption, Draws, Emission, StreamSchedule, cut, slice_sizes
 from netsim.engine._timers import TimerQueue
 
 ChunkSent = Callable[[Emission, float, bool], None]  # the emission, when it went, held?
@@ -37,8 +37,14 @@ class Shaper:
 
     def __init__(self, schedule: StreamSchedule, sink: asyncio.Transport, *, chunking: str | int,
                  timers: TimerQueue, on_chunk: ChunkSent | None, on_fault: Callable[[], None],
-                 on_done: Callable[[], None], on_drain: Callable[[], None] | None = None) -> None:
+                 on_done: Callable[[], None], on_drain: Callable[[], None] | None = None,
+                 conditioned: bool = True, slices: Draws | None = None,
+                 corruption: tuple[Corruption, int] | None = None) -> None:
         self.schedule = schedule
+        self.conditioned = conditioned  # under the server's conditions (else passed straight through)
+        self._slices = slices  # the draws of slice sizes, when the conditions slice chunks
+        self._corruption = corruption  # the mask, and the bytes that go before it applies
+        self._fed = 0  # bytes taken so far: where the next one stands in the stream
         self._timers = timers
         self._sink = sink
         self._chunking = chunking
@@ -69,12 +75,33 @@ class Shaper:
             self.feed_chunk(piece, arrival=now)
 
     def feed_chunk(self, chunk: bytes, *, arrival: float) -> None:
-        """One chunk, as it is: a pause follows it."""
-        taken = self.schedule.add(len(chunk), arrival)
-        if taken:
-            self._data.append(chunk if taken == len(chunk) else memoryview(chunk)[:taken])
-            self.buffered += taken
+        """One chunk: in the slices the conditions cut it into, if any; a pause follows it."""
+        schedule = self.schedule
+        sizes = [len(chunk)] if self._slices is None else slice_sizes(len(chunk), schedule.conditions,
+                                                                       self._slices)
+        position = 0
+        for number, size in enumerate(sizes):
+            taken = schedule.add(size, arrival, begins=number == 0, ends=number == len(sizes) - 1)
+            if taken:
+                data = chunk[position:position + taken] if len(sizes) > 1 or taken < size else chunk
+                if self._corruption is not None:
+                    data = self._corrupt(data)
+                self._data.append(data)
+                self.buffered += taken
+                self._fed += taken
+            if taken < size:
+                break
+            position += size
         self._arm()
+
+    def _corrupt(self, data: bytes) -> bytes:
+        """``data``, the bytes from ``_fed`` on, with those past ``after`` corrupted."""
+        assert self._corruption is not None
+        mask, after = self._corruption
+        if self._fed + len(data) <= after:
+            return data
+        clean = max(0, after - self._fed)
+        return data[:clean] + mask.apply(data[clean:], self._fed + clean)
 
     def end_input(self) -> None:
         """No more bytes will come: close once everything is sent and the pauses are over."""

@@ -303,3 +303,34 @@ def test_run_reads_a_scenario_from_stdin(tmp_path: Path) -> None:
                           capture_output=True, cwd=tmp_path, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "PASS  blocking  intact == 100%" in done.stdout
+
+
+def test_a_program_is_judged_on_corruption_and_dropped_handshakes_from_the_servers_side(
+        write_scenario: ScenarioWriter, tmp_path: Path) -> None:
+    """A program's corrupted connection is not intact; a connect to a server that drops SYNs
+    is a timeout while connecting; the program's own time scale comes in its environment."""
+    program = write_program(tmp_path, "tries.py", """\
+import os, socket, sys
+corrupt, dropped = (int(port) for port in sys.argv[1:])
+print("scale", os.environ["NETSIM_TIME_SCALE"])
+with socket.create_connection(("127.0.0.1", corrupt)) as sock:
+    while sock.recv(1024):
+        pass
+try:
+    socket.create_connection(("127.0.0.1", dropped), timeout=0.3)
+except TimeoutError:
+    print("timed out")
+""")
+    result = run(write_scenario, f"""\
+netsim: 1
+name: broken
+servers:
+  - {{name: corrupt, poem: "{POEM}", fault: {{kind: corrupt, after: 5}}}}
+  - {{name: dropped, poem: "{POEM}", fault: {{kind: syn_drop}}}}
+clients: [{{model: command, run: [{PYTHON}, {program}, "{{ports}}"]}}]
+""", time_scale=0.5)
+    corrupted, dropped = result.connections
+    assert (corrupted.bytes, corrupted.intact, corrupted.error) == (20, False, None)
+    assert "corrupt" in (corrupted.message or "")
+    assert (dropped.error, dropped.phase) == ("timeout", "connect")
+    assert result.program is not None and result.program.stdout == "scale 0.5\ntimed out\n"

@@ -237,3 +237,41 @@ def test_a_reset_fault_is_accounted_as_the_servers_reset(harness: list[Harness])
     ended = one.events[-1]
     assert isinstance(ended, ConnEnded)
     assert (ended.how, ended.fault, ended.bytes, ended.acked, ended.ended) == ("reset", "reset", 2, 2, 1.0)
+
+
+def test_a_change_replans_an_open_connection_from_where_it_stands(harness: list[Harness]) -> None:
+    """Changed at 1.5 s from 1 s pauses to 100 ms, the next chunk goes at once and the rest
+    100 ms apart; changed to 3 s, nothing goes at the old deadline."""
+    one = make(harness, (b"11", b"22", b"33", b"44"), delay=1.0)
+    client = one.connect()
+    one.at(1.0)
+    assert waiting(client) == b"1122"
+    one.at(1.5)
+    one.server.change(Conditions(delay=0.1), 1)
+    assert waiting(client) == b"33"
+    one.at(1.61)
+    assert waiting(client) == b"44"
+    one.at(1.71)
+    assert waiting(client) == b""
+
+    other = make(harness, (b"11", b"22"), delay=1.0)
+    slow = other.connect()
+    assert waiting(slow) == b"11"
+    other.at(0.5)
+    other.server.change(Conditions(delay=3.0), 1)
+    other.at(2.999)
+    assert waiting(slow) is None  # the entry for 1 s was stale, and wrote nothing
+    other.at(3.0)
+    assert waiting(slow) == b"22"
+
+
+def test_reset_open_resets_every_open_connection(harness: list[Harness]) -> None:
+    """reset_open resets the connections still open, counts them, and accounts for each as reset."""
+    one = make(harness, (b"11", b"22"), delay=1.0)
+    clients = [one.connect(), one.connect()]
+    assert one.server.reset_open() == 2
+    for client in clients:
+        assert waiting(client) == b"11"
+        with pytest.raises(ConnectionResetError):
+            client.recv(16)
+    assert [event.how for event in one.events if isinstance(event, ConnEnded)] == ["reset", "reset"]

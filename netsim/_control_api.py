@@ -1,0 +1,235 @@
+"""The live control API of ``netsim serve --control HOST:PORT``: JSON over HTTP.
+
+::
+
+    GET   /servers              every server: up or down, handshakes, conditions, open connections
+    GET   /servers/NAME         one of them
+    PATCH /servers/NAME         {"delay": "500ms", "fault": {"kind": "reset", "after": 10}}
+    POST  /servers/NAME/down    optional body {"reset": true}: reset the open connections too
+    POST  /servers/NAME/up
+    POST  /servers/NAME/reset   reset its open connections
+
+A change answers ``200`` once it has taken effect in the server process, with ``t``, when
+it did (seconds since the servers started: the ``t`` of the event log) and
+``applied_in``, how long after the request arrived. A bad request answers ``400`` (a key
+or value a scenario would refuse, named), ``404`` (no such server or path), ``405`` (a
+method the path does not take), ``409`` (the port was taken while the server was down),
+``413`` (a body over 64 KiB); ``503`` once the servers have stopped. Every request is
+logged with its time.
+
+HTTP is parsed by the standard library's ``http.server`` (a ThreadingHTTPServer: one
+thread per request, so a slow client of the API holds up no other): well kept, and no
+dependency. The API acts on anything with the methods of ``Serving`` below (``Servers``),
+so that this module sits below it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Protocol
+
+from netsim._errors import PortBusyError, RunError
+
+MAX_BODY = 64 * 1024  # 64 KiB: a change is a few keys
+# How often the serving thread looks for shutdown(): stopping waits no longer than this.
+SHUTDOWN_POLL = 0.05  # seconds
+
+Log = Callable[[str], None]
+
+
+class Servers(Protocol):
+    """What the API drives: ``netsim._serving.Serving``."""
+
+    t0: float  # when the servers started, on time.monotonic()'s clock
+
+    def set(self, name: str, **conditions: Any) -> float: ...
+
+    def down(self, name: str, *, reset: bool = False) -> float: ...
+
+    def up(self, name: str) -> float: ...
+
+    def reset(self, name: str) -> int: ...
+
+    def states(self) -> list[dict[str, Any]]: ...
+
+
+class ControlServer:
+    """The API, served from a thread of its own on ``host:port`` (0: any free port)."""
+
+    def __init__(self, servers: Servers, host: str, port: int, *, log: Log | None = None) -> None:
+        handler = type("Handler", (_Handler,), {"servers": servers, "log": staticmethod(log or _quiet)})
+        try:
+            self._http = ThreadingHTTPServer((host, port), handler)
+        except OSError as error:
+            raise PortBusyError(f"--control {host}:{port}: cannot listen there: "
+                                f"{error.strerror or error}") from None
+        self._http.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    def __repr__(self) -> str:
+        host, port = self.address
+        return f"<ControlServer http://{host}:{port}>"
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, port = self._http.server_address[:2]
+        return (str(host), int(port))
+
+    def start(self) -> ControlServer:
+        self._thread = threading.Thread(target=self._http.serve_forever, args=(SHUTDOWN_POLL,),
+                                        name="netsim-control", daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        """Stop answering; safe to call twice."""
+        if self._thread is not None:
+            self._http.shutdown()
+            self._thread.join()
+            self._thread = None
+        self._http.server_close()
+
+    def __enter__(self) -> ControlServer:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def _quiet(_line: str) -> None:
+    pass
+
+
+class _BadRequest(Exception):
+    """A request the API refuses: its status and why (and, for 405, the methods allowed)."""
+
+    def __init__(self, status: HTTPStatus, message: str, allow: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.status = status
+        self.allow = allow
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """One request: routed, carried out through ``servers``, answered in JSON."""
+
+    servers: Servers
+    log: Log
+    server_version = "netsim-control"
+    protocol_version = "HTTP/1.1"  # keep-alive: a test driving the API pays one connect
+    # The headers and the body go in two writes: with Nagle's algorithm the body would wait
+    # for the client's delayed ACK of the headers, 40 ms a request.
+    disable_nagle_algorithm = True
+
+    def do_GET(self) -> None:  # http.server finds a method by its name: do_ and the verb
+        self._answer("GET")
+
+    def do_PATCH(self) -> None:
+        self._answer("PATCH")
+
+    def do_POST(self) -> None:
+        self._answer("POST")
+
+    def do_PUT(self) -> None:
+        self._answer("PUT")
+
+    def do_DELETE(self) -> None:
+        self._answer("DELETE")
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # every request is logged once answered, with its body and time (_answer)
+
+    def _answer(self, method: str) -> None:
+        arrived = time.monotonic()
+        body: object = None
+        allow: tuple[str, ...] = ()
+        try:
+            body = self._body()
+            status, payload = HTTPStatus.OK, self._route(method, body, arrived)
+        except _BadRequest as error:
+            status, payload, allow = error.status, {"error": str(error)}, error.allow
+        except KeyError as error:
+            status, payload = HTTPStatus.NOT_FOUND, {"error": str(error.args[0])}
+        except ValueError as error:
+            status, payload = HTTPStatus.BAD_REQUEST, {"error": str(error)}
+        except PortBusyError as error:
+            status, payload = HTTPStatus.CONFLICT, {"error": str(error)}
+        except RunError as error:
+            status, payload = HTTPStatus.SERVICE_UNAVAILABLE, {"error": str(error)}
+        data = (json.dumps(payload) + "\n").encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        if allow:
+            self.send_header("Allow", ", ".join(allow))
+        self.end_headers()
+        self.wfile.write(data)
+        shown = "" if body is None else " " + json.dumps(body)
+        self.log(f"{arrived - self.servers.t0:.6f}  {method} {self.path}{shown} -> {status.value}"
+                 + (f" {payload['error']}" if "error" in payload else ""))
+
+    def _body(self) -> object:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY:
+            self.close_connection = True  # what is left of the body is not read
+            raise _BadRequest(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the body is over {MAX_BODY} bytes")
+        if not length:
+            return None
+        raw = self.rfile.read(length)
+        try:
+            return json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as error:
+            raise _BadRequest(HTTPStatus.BAD_REQUEST, f"the body is not JSON: {error}") from None
+
+    def _route(self, method: str, body: object, arrived: float) -> dict[str, Any]:
+        parts = [part for part in self.path.split("?", 1)[0].split("/") if part]
+        if not parts or parts[0] != "servers" or len(parts) > 3:
+            raise _BadRequest(HTTPStatus.NOT_FOUND, f"no such path {self.path!r}: the API is under /servers")
+        servers = self.servers
+        if len(parts) == 1:
+            _allow(method, "GET")
+            return {"servers": servers.states()}
+        name = parts[1]
+        if len(parts) == 2:
+            _allow(method, "GET", "PATCH")
+            if method == "GET":
+                return _one(servers.states(), name)
+            if not isinstance(body, dict):
+                raise _BadRequest(HTTPStatus.BAD_REQUEST, 'PATCH takes a JSON object of condition keys, '
+                                                          'like {"delay": "500ms"}')
+            return self._done(name, servers.set(name, **body), arrived)
+        action = parts[2]
+        if action not in ("down", "up", "reset"):
+            raise _BadRequest(HTTPStatus.NOT_FOUND, f"no action {action!r}: down, up or reset")
+        _allow(method, "POST")
+        if action == "down":
+            reset = isinstance(body, dict) and body.get("reset") is True
+            if body is not None and not (isinstance(body, dict) and set(body) <= {"reset"}):
+                raise _BadRequest(HTTPStatus.BAD_REQUEST, 'down takes no body, or {"reset": true}')
+            return self._done(name, servers.down(name, reset=reset), arrived)
+        if action == "up":
+            return self._done(name, servers.up(name), arrived)
+        return {"server": name, "reset": servers.reset(name)}
+
+    def _done(self, name: str, t: float, arrived: float) -> dict[str, Any]:
+        return {"server": name, "t": t, "applied_in": self.servers.t0 + t - arrived}
+
+
+def _allow(method: str, *allowed: str) -> None:
+    if method not in allowed:
+        raise _BadRequest(HTTPStatus.METHOD_NOT_ALLOWED, f"{method} is not allowed here: "
+                                                         f"{' or '.join(allowed)}", allowed)
+
+
+def _one(states: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    for state in states:
+        if state["name"] == name:
+            return state
+    raise KeyError(f"no server {name!r}; the servers are: {', '.join(state['name'] for state in states)}")
+
+
+__all__ = ["ControlServer", "Servers"]

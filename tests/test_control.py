@@ -1,0 +1,260 @@
+"""Live control: changes to running servers from a test (``net.set/down/up/reset``) and over
+HTTP (``netsim serve --control``), on real sockets."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import statistics
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import netsim
+from netsim._control_api import ControlServer
+from netsim._serving import Serving
+from tests.conftest import ScenarioWriter
+from tests.test_cli import netsim_process, run_cli
+
+SLOW = """\
+netsim: 1
+name: live
+servers:
+  - {name: a, poem: "1\\n2\\n3\\n4\\n", delay: 10s}
+  - {name: b, poem: "1\\n", delay: 100ms}
+  - {name: p, upstream: b}
+"""
+
+
+@pytest.fixture
+def net() -> Iterator[Serving]:
+    with netsim.serving(SLOW) as served:
+        yield served
+
+
+def first_line(net: Serving, name: str = "a") -> socket.socket:
+    """A client of the server ``name`` that has read its first chunk."""
+    sock = socket.create_connection(net.address(name), timeout=5)
+    assert sock.recv(16) == b"1\n"
+    return sock
+
+
+def read_all(sock: socket.socket) -> bytes:
+    data = b""
+    while chunk := sock.recv(1024):
+        data += chunk
+    return data
+
+
+def test_a_change_reaches_an_open_connection_within_5ms(net: Serving) -> None:
+    """With 10 s left to wait, `delay: 0` sends the rest at once: the change takes effect (the
+    rest of the poem is written) within 5 ms of the request, and the bytes are there by the
+    time set() returns. Measured over ten connections, the median is checked; the slowest
+    is printed."""
+    took, after = [], []
+    for _ in range(10):
+        net.set("a", delay="10s")
+        with first_line(net) as sock:
+            asked = time.monotonic()
+            effect = net.t0 + net.set("a", delay="0")
+            returned = time.monotonic()
+            sock.settimeout(1)
+            rest = read_all(sock)
+            arrived = time.monotonic()
+        assert rest == b"2\n3\n4\n"
+        took.append(effect - asked)
+        after.append(arrived - returned)
+    print(f"request to effect: median {statistics.median(took) * 1e3:.2f} ms, max {max(took) * 1e3:.2f} ms; "
+          f"return to last byte: median {statistics.median(after) * 1e3:.2f} ms")
+    assert statistics.median(took) <= 0.005
+    assert statistics.median(after) <= 0.005
+
+
+def test_down_refuses_up_serves_again_on_the_same_port_and_reset_resets(net: Serving) -> None:
+    """down: connects are refused while an open connection goes on; up: the same port serves
+    again; reset: the open connections are reset, and counted."""
+    port = net.address("a")[1]
+    with first_line(net) as kept:
+        net.down("a")
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(net.address("a"), timeout=1)
+        net.up("a")
+        assert net.address("a")[1] == port
+        with first_line(net) as second:
+            assert net.reset("a") == 2
+            for sock in (kept, second):
+                with pytest.raises(ConnectionResetError):
+                    read_all(sock)
+    with first_line(net) as third:
+        net.down("a", reset=True)
+        with pytest.raises(ConnectionResetError):
+            read_all(third)
+    net.up("a")
+
+
+def test_handshakes_can_be_held_and_answered_again(net: Serving) -> None:
+    """`fault: {kind: syn_drop}` leaves a connect unanswered until its timeout; `fault: null`
+    answers again; `handshake_delay` holds them for that long from the change on."""
+    net.set("b", fault={"kind": "syn_drop"})
+    assert net.states()[1]["handshakes"] == "held"
+    with pytest.raises(TimeoutError):
+        socket.create_connection(net.address("b"), timeout=0.3)
+    net.set("b", fault=None)
+    socket.create_connection(net.address("b"), timeout=1).close()
+    net.set("b", handshake_delay="300ms")
+    with pytest.raises(TimeoutError):
+        socket.create_connection(net.address("b"), timeout=0.2)
+    time.sleep(0.2)
+    socket.create_connection(net.address("b"), timeout=1).close()
+
+
+def test_a_proxy_takes_a_change_for_its_new_connections(net: Serving) -> None:
+    """A proxy's accept_delay set live delays the connections it accepts from then on."""
+    net.set("p", accept_delay="300ms")
+    began = time.monotonic()
+    with socket.create_connection(net.address("p"), timeout=5) as sock:
+        assert read_all(sock) == b"1\n"
+    assert time.monotonic() - began >= 0.3
+
+
+def test_the_state_of_every_server_reads_as_a_scenario(net: Serving) -> None:
+    """states() gives each server's conditions in scenario units, and its open connections."""
+    net.set("a", rate="1KB/s", fault={"kind": "reset", "after": 5})
+    with first_line(net) as sock:
+        (a, *_) = net.states()
+        assert (a["name"], a["up"], a["handshakes"]) == ("a", True, "answered")
+        assert a["conditions"]["delay"] == "10s" and a["conditions"]["rate"] == "1000B/s"
+        assert a["conditions"]["fault"] == {"kind": "reset", "after": 5}
+        assert [conn["peer_port"] for conn in a["connections"]] == [sock.getsockname()[1]]
+
+
+@pytest.mark.parametrize(("name", "changes", "error", "words"), [
+    ("a", {"dealy": "1s"}, ValueError, "unknown key 'dealy' (did you mean 'delay'?)"),
+    ("a", {"delay": "soon"}, ValueError, "delay: 'soon' is not a duration"),
+    ("a", {"fault": {"kind": "reset", "after": 99}}, ValueError, "would never happen"),
+    ("a", {}, ValueError, "nothing to change"),
+    ("zz", {"delay": "1s"}, KeyError, "no server 'zz'"),
+])
+def test_a_change_a_scenario_would_refuse_is_refused_naming_the_key(
+        net: Serving, name: str, changes: dict[str, Any], error: type[Exception], words: str) -> None:
+    """set() checks a change as the loader checks a phase, and says what is wrong with which key."""
+    with pytest.raises(error, match=words.replace("(", r"\(").replace(")", r"\)").replace("?", r"\?")):
+        net.set(name, **changes)
+
+
+# The HTTP API.
+
+
+def call(address: tuple[str, int], method: str, path: str, body: object = None,
+         raw: bytes | None = None) -> tuple[int, dict[str, Any]]:
+    connection = http.client.HTTPConnection(*address, timeout=5)
+    try:
+        data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+        connection.request(method, path, body=data, headers={"Content-Type": "application/json"})
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        connection.close()
+
+
+@pytest.fixture
+def api(net: Serving) -> Iterator[tuple[tuple[str, int], list[str]]]:
+    lines: list[str] = []
+    with ControlServer(net, "127.0.0.1", 0, log=lines.append) as server:
+        yield server.address, lines
+
+
+def test_the_api_changes_servers_and_says_when(net: Serving, api: tuple[tuple[str, int], list[str]]) -> None:
+    """PATCH, POST down/up/reset and GET answer JSON; a change says when it took effect, and
+    every request is logged with its time."""
+    address, lines = api
+    with first_line(net) as sock:
+        status, answer = call(address, "PATCH", "/servers/a", {"delay": "0"})
+        assert status == 200 and answer["server"] == "a" and answer["applied_in"] < 0.05
+        sock.settimeout(1)
+        assert read_all(sock) == b"2\n3\n4\n"
+    assert call(address, "POST", "/servers/a/down", {"reset": True})[0] == 200
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(net.address("a"), timeout=1)
+    assert call(address, "POST", "/servers/a/up")[0] == 200
+    assert call(address, "POST", "/servers/a/reset") == (200, {"server": "a", "reset": 0})
+    status, servers = call(address, "GET", "/servers")
+    assert status == 200 and [server["name"] for server in servers["servers"]] == ["a", "b", "p"]
+    assert call(address, "GET", "/servers/b")[1]["conditions"]["delay"] == "100ms"
+    assert [line.split("  ", 1)[1] for line in lines] == [
+        'PATCH /servers/a {"delay": "0"} -> 200', 'POST /servers/a/down {"reset": true} -> 200',
+        "POST /servers/a/up -> 200", "POST /servers/a/reset -> 200", "GET /servers -> 200",
+        "GET /servers/b -> 200"]
+    assert all(float(line.split()[0]) > 0 for line in lines)
+
+
+def test_a_change_over_http_answers_in_a_few_milliseconds(api: tuple[tuple[str, int], list[str]]) -> None:
+    """On one kept-alive connection, a PATCH is answered well within the 40 ms that Nagle's
+    algorithm and a delayed ACK would add to each answer (median of ten)."""
+    address, _ = api
+    connection = http.client.HTTPConnection(*address, timeout=5)
+    rounds = []
+    try:
+        for _ in range(10):
+            began = time.monotonic()
+            connection.request("PATCH", "/servers/a", body=json.dumps({"delay": "1s"}))
+            assert connection.getresponse().read()
+            rounds.append(time.monotonic() - began)
+    finally:
+        connection.close()
+    assert statistics.median(rounds) < 0.02
+
+
+@pytest.mark.parametrize(("method", "path", "body", "status", "words"), [
+    ("PATCH", "/servers/a", {"dealy": "1s"}, 400, "unknown key 'dealy'"),
+    ("PATCH", "/servers/a", ["delay"], 400, "PATCH takes a JSON object"),
+    ("PATCH", "/servers/a", b"{delay", 400, "the body is not JSON"),
+    ("PATCH", "/servers/zz", {"delay": "1s"}, 404, "no server 'zz'"),
+    ("POST", "/servers/a/restart", None, 404, "no action 'restart'"),
+    ("GET", "/nothing", None, 404, "the API is under /servers"),
+    ("DELETE", "/servers/a", None, 405, "DELETE is not allowed here: GET or PATCH"),
+    ("POST", "/servers/a/down", {"reset": True, "now": True}, 400, 'down takes no body, or {"reset": true}'),
+    ("PATCH", "/servers/a", b"{" + b" " * 70_000 + b"}", 413, "over 65536 bytes"),
+])
+def test_a_bad_request_gets_a_4xx_with_a_message(api: tuple[tuple[str, int], list[str]], method: str,
+                                                 path: str, body: object, status: int, words: str) -> None:
+    """Each mistake has its status and a message that says what is wrong."""
+    address, _ = api
+    raw = body if isinstance(body, bytes) else None
+    got, answer = call(address, method, path, None if raw is not None else body, raw)
+    assert got == status
+    assert words in answer["error"]
+
+
+def test_serve_refuses_a_control_address_outside_loopback(
+        write_scenario: ScenarioWriter, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--control` on another address than loopback exits 2 before any server starts."""
+    path = write_scenario(SLOW)
+    assert run_cli("serve", path, "--control", "10.1.2.3:9000") == 2
+    out, err = capsys.readouterr()
+    assert "--control 10.1.2.3:9000 is outside loopback" in err and "--allow-external" in err
+    assert "listening" not in out
+
+
+@pytest.mark.slow
+def test_serve_answers_the_control_api_from_its_ready_line(write_scenario: ScenarioWriter) -> None:
+    """`netsim serve --control 127.0.0.1:0` says where the API is before `ready`, answers it,
+    logs each request on stderr, and stops on Ctrl-C."""
+    path = write_scenario(SLOW)
+    with netsim_process("serve", path, "--control", "127.0.0.1:0") as process:
+        assert process.stdout is not None and process.stderr is not None
+        where = process.stderr.readline().strip()
+        assert where.startswith("control: control API on http://127.0.0.1:")
+        host, port = where.rsplit("/", 1)[1].rsplit(":", 1)
+        while process.stdout.readline().strip() != "ready":
+            pass
+        status, answer = call((host, int(port)), "PATCH", "/servers/a", {"delay": "1ms"})
+        assert (status, answer["server"]) == (200, "a")
+        assert process.stderr.readline().strip().endswith('PATCH /servers/a {"delay": "1ms"} -> 200')
+        os.killpg(process.pid, signal.SIGINT)
+        assert process.wait(timeout=10) == 130
