@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import socket
 import time
@@ -95,9 +96,14 @@ def test_only_the_named_direction_is_slowed() -> None:
         return times
 
     round_trips, events = asyncio.run(through_proxy(plan, ping))
-    assert {event.direction for event in events if isinstance(event, ChunkSent)} == {"upstream"}
-    # Each ping waits out the 20 ms pause after the previous one, so rounds after the first are paced.
-    assert all(trip >= 0.015 for trip in round_trips[1:])
+    sent = [event for event in events if isinstance(event, ChunkSent)]
+    assert {event.direction for event in sent} == {"upstream"}
+    # Each ping goes no sooner than 20 ms after the one before (a client slow to send the next
+    # one waits less: the pause counts from when the previous ping went)...
+    assert len(sent) == 5
+    assert all(later.t - earlier.t >= 0.02 - 0.0005 for earlier, later in itertools.pairwise(sent))
+    # ...and the first, with no pause before it, comes back at once: the replies are not paced.
+    assert round_trips[0] < 0.015
 
 
 def test_an_unreachable_upstream_resets_the_client() -> None:
