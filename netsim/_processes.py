@@ -39,6 +39,7 @@ from netsim._errors import PortBusyError, ServerStartError
 from netsim.clients import ClientModel, ModelLimitError, Recorder, Target
 from netsim.engine import Controls, Listener, ServerPlan, new_event_loop, open_listeners, serve
 from netsim.events import (
+    Accounts,
     BringUp,
     ChangeConditions,
     ClientFinished,
@@ -345,11 +346,15 @@ async def _serve_until_stopped(listeners: Sequence[Listener], t0: float, conn: C
     loop = asyncio.get_running_loop()
     pending: list[Event] = []
     lateness = array.array("d")
+    accounts = Accounts()
 
     def send_held() -> None:
         if pending:
             _send(conn, EventBatch(pending.copy()))
             pending.clear()
+        batch = accounts.take()
+        if batch is not None:
+            _send(conn, batch)
         if lateness:
             _send(conn, LatenessBatch(lateness.tobytes()))
             del lateness[:]
@@ -369,7 +374,7 @@ async def _serve_until_stopped(listeners: Sequence[Listener], t0: float, conn: C
                               loop.time() - t0))
 
     serving = asyncio.create_task(serve(listeners, pending.append, t0, lateness=lateness,
-                                        detail=detail, on_ready=ready))
+                                        detail=detail, accounts=accounts, on_ready=ready))
     loop.call_later(FLUSH_INTERVAL, flush)
 
     def on_control() -> None:

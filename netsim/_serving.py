@@ -45,6 +45,7 @@ from netsim._processes import STOP_TIMEOUT, ServerProcess, wait_for
 from netsim.conditions import CONDITION_KEYS, Conditions, changes_of
 from netsim.engine import BACKLOG
 from netsim.events import (
+    AccountBatch,
     BringUp,
     ChangeConditions,
     ConnEnded,
@@ -213,6 +214,8 @@ class Serving:
                 return
             if isinstance(message, EventBatch):
                 self._keep(message.events)
+            elif isinstance(message, AccountBatch):
+                self._keep(message.events())
             elif isinstance(message, LatenessBatch):
                 with self._lock:
                     self._lateness.extend(_doubles(message.packed))

@@ -29,6 +29,7 @@ from netsim.clients import ClientModel, ClientOptions, Target, get_model
 from netsim.conditions import Conditions, changes_of
 from netsim.engine import PhasePlan, ServerPlan
 from netsim.events import (
+    AccountBatch,
     ClientMessage,
     ClientStarted,
     Crashed,
@@ -466,6 +467,8 @@ def _collect(message: ServerMessage | ClientMessage, correlator: Correlator) -> 
     """Keep what a child sent about the run: events, or packed chunk lateness."""
     if isinstance(message, EventBatch):
         correlator.add(message.events)
+    elif isinstance(message, AccountBatch):
+        correlator.add(message.events())
     elif isinstance(message, LatenessBatch):
         correlator.add_lateness(message.packed)
 

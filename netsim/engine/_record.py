@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from netsim.engine._plans import ServerPlan
 from netsim.events import (
+    Accounts,
     ChunkSent,
     ConditionsChanged,
     ConnAccepted,
@@ -43,13 +44,14 @@ class ServerRecord:
     """
 
     def __init__(self, plan: ServerPlan, emit: Emit, t0: float, lateness: array.array[float], *,
-                 detail: bool = True) -> None:
+                 detail: bool = True, accounts: Accounts | None = None) -> None:
         self.plan = plan
         self.name = plan.name
         self.emit = emit
         self.t0 = t0
         self.lateness = lateness
         self.detail = detail
+        self.accounts = accounts  # where accounts go without detail, packed (else to emit)
         self.accepted = 0  # connections so far
 
     def __repr__(self) -> str:
@@ -96,9 +98,13 @@ class ServerRecord:
                    fault: str | None) -> None:
         """A connection's account, sent with or without ``detail``: the servers' side of a run."""
         t0 = self.t0
-        self.emit(ConnEnded(now - t0, self.name, peer[1], peer[0], index, accepted - t0,
-                            None if first_byte is None else first_byte - t0, ended - t0, sent, acked,
-                            how, fault))
+        event = ConnEnded(now - t0, self.name, peer[1], peer[0], index, accepted - t0,
+                          None if first_byte is None else first_byte - t0, ended - t0, sent, acked,
+                          how, fault)
+        if self.detail or self.accounts is None:
+            self.emit(event)
+        else:
+            self.accounts.add(event)
 
     def peer_shutdown(self, now: float, peer_port: int, sent: int) -> None:
         if self.detail:

@@ -22,16 +22,18 @@ from netsim.engine._proxy import ProxyServer
 from netsim.engine._record import Emit, ServerRecord
 from netsim.engine._timers import TimerQueue
 from netsim.engine._watch import Watcher
-from netsim.events import ServerListening
+from netsim.events import Accounts, ServerListening
 
 
 async def serve(listeners: Sequence[Listener], emit: Emit, t0: float, *,
                 lateness: array.array[float] | None = None, detail: bool = True,
+                accounts: Accounts | None = None,
                 on_ready: Callable[[Controls], None] | None = None) -> None:
     """Serve every listener until cancelled; closes the sockets on the way out.
 
     Every chunk's lateness goes into ``lateness``; events go to ``emit``, all of them
-    with ``detail``, else only the servers' own (listening, changes) ones. Once every
+    with ``detail``, else only the servers' own (listening, changes) ones, and each
+    connection's account into ``accounts`` (to ``emit`` when there is none). Once every
     listener is being served, the phases begin and ``on_ready`` is called with the
     servers' controls, for live changes. Raises the OSError of an accept that failed for
     good (not for want of descriptors, which only pauses accepting): the run must hear
@@ -49,7 +51,7 @@ async def serve(listeners: Sequence[Listener], emit: Emit, t0: float, *,
     try:
         for listener in listeners:
             plan = listener.plan
-            record = ServerRecord(plan, emit, t0, lateness, detail=detail)
+            record = ServerRecord(plan, emit, t0, lateness, detail=detail, accounts=accounts)
             host, port = listener.address
             emit(ServerListening(time.monotonic() - t0, plan.name, host, port,
                                  "serial" if plan.serial else "concurrent", plan.refuses))
