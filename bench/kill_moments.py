@@ -19,9 +19,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# From the servers' start (about 0.4 s after the command, on this machine) to the end of
+# From the servers' start (about 0.5 s after the command, on this machine) to the end of
 # the blocking client's 1.2 s run, and between the models' runs.
-MOMENTS = "0.35,0.4,0.45,0.5,0.6,0.9,1.3,1.7,2.1,2.6"
+MOMENTS = "0.5,0.55,0.6,0.7,0.9,1.2,1.5,1.9,2.3,2.8"
 
 
 def descendants(pid: int) -> set[int]:
