@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import socket
 from collections.abc import Callable
 from typing import Literal
@@ -30,6 +31,26 @@ from netsim._errors import PortBusyError
 from netsim.engine._plans import BACKLOG, Listener, bind
 
 GateState = Literal["open", "held", "refusing"]
+
+# How long accepting pauses when the process runs out of descriptors or memory.
+RETRY_ACCEPT = 1.0  # seconds
+_SHORT_OF = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
+
+def accept_failed(error: OSError, loop: asyncio.AbstractEventLoop, *, stop: Callable[[], None],
+                  resume: Callable[[], None], failed: asyncio.Future[None] | None) -> None:
+    """What an accept that raised means, for poem servers and proxies alike.
+
+    Out of descriptors or memory, accepting pauses for RETRY_ACCEPT: the backlog stays
+    readable, and retrying at once would spin on failing accepts. Anything else stops it
+    for good and fails ``failed``, so that the run hears of it rather than leave its
+    clients waiting in the backlog.
+    """
+    stop()
+    if error.errno in _SHORT_OF:
+        loop.call_later(RETRY_ACCEPT, resume)
+    elif failed is not None and not failed.done():
+        failed.set_exception(error)
 
 
 class Gate:

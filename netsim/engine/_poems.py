@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import errno
 import fcntl
 import functools
 import heapq
@@ -51,7 +50,7 @@ import sys
 import termios
 
 from netsim.conditions import Conditions, Planner, Streams, Timeline, fault_of, replan
-from netsim.engine._gate import Gate
+from netsim.engine._gate import Gate, accept_failed
 from netsim.engine._plans import Listener
 from netsim.engine._record import ServerRecord
 from netsim.engine._timers import RUN_SLICE, TimerQueue
@@ -61,9 +60,6 @@ from netsim.events import How
 # How long one wake-up may spend accepting before it sends what has come due: a ramp of
 # thousands of connections a second never keeps the timers waiting for longer.
 ACCEPT_SLICE = 0.5e-3  # seconds
-
-# How long accepting pauses when the process runs out of descriptors.
-RETRY_ACCEPT = 1.0  # seconds
 
 # What one read of a client's bytes takes; a poem server drops them.
 READ_SIZE = 64 * 1024  # 64 KiB
@@ -152,16 +148,9 @@ class PoemServer:
             except ConnectionAbortedError:  # the client gave up before we got to it
                 continue
             except OSError as error:
-                if error.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                    # Out of descriptors or memory: the backlog stays readable, so stop
-                    # watching it for a while rather than spin on failing accepts.
-                    self._stop_accepting()
-                    self._loop.call_later(RETRY_ACCEPT, self.start)
-                    break
-                self._stop_accepting()
-                if self._failed is not None and not self._failed.done():
-                    self._failed.set_exception(error)  # the run must hear of it, not hang
-                return
+                accept_failed(error, self._loop, stop=self._stop_accepting, resume=self.start,
+                              failed=self._failed)
+                break
             if self.gate.is_filler(peer):  # what held handshakes back, not a client
                 os.close(fd)
                 continue

@@ -11,7 +11,6 @@ time: a client that leaves is noticed at once, as on a poem server.
 from __future__ import annotations
 
 import asyncio
-import errno
 import socket
 from typing import Any
 
@@ -26,9 +25,9 @@ from netsim.conditions import (
     fault_of,
     pause_stream,
 )
-from netsim.engine._gate import Gate
+from netsim.engine._gate import Gate, accept_failed
 from netsim.engine._plans import Listener
-from netsim.engine._poems import LINGER_RESET, RETRY_ACCEPT
+from netsim.engine._poems import LINGER_RESET
 from netsim.engine._record import ServerRecord
 from netsim.engine._shaper import READ_PAUSE, Shaper
 from netsim.engine._timers import TimerQueue
@@ -42,7 +41,8 @@ class ProxyServer:
     the state they share."""
 
     def __init__(self, listener: Listener, record: ServerRecord, timers: TimerQueue,
-                 addresses: dict[str, tuple[str, int]], loop: asyncio.AbstractEventLoop) -> None:
+                 addresses: dict[str, tuple[str, int]], loop: asyncio.AbstractEventLoop,
+                 failed: asyncio.Future[None] | None = None) -> None:
         self.record = record
         self.plan = record.plan
         self.conditions = record.plan.conditions  # as they are now: a change replaces them
@@ -50,6 +50,7 @@ class ProxyServer:
         self.addresses = addresses  # every server of the run, for an upstream given by name
         self.gate = Gate(listener, loop, self._accept)
         self._loop = loop
+        self._failed = failed  # set with the error when accepting fails for good
         # The loop forgets a transport that is not reading (paused by backpressure), and
         # a forgotten transport is collected and closes its socket: hold them here.
         self.live: set[ProxyConnection] = set()
@@ -74,11 +75,9 @@ class ProxyServer:
             except ConnectionAbortedError:  # the client gave up before we got to it
                 continue
             except OSError as error:
-                if error.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                    self.gate.want(False)  # as a poem server does: pause rather than spin
-                    self._loop.call_later(RETRY_ACCEPT, self.start)
-                    return
-                raise
+                accept_failed(error, self._loop, stop=lambda: self.gate.want(False), resume=self.start,
+                              failed=self._failed)
+                return
             if self.gate.is_filler((str(peer[0]), int(peer[1]))):
                 sock.close()
                 continue

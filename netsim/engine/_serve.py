@@ -59,7 +59,7 @@ async def serve(listeners: Sequence[Listener], emit: Emit, t0: float, *,
             if plan.upstream is None:
                 server = PoemServer(listener, record, timers, watcher, loop, failed)
             else:
-                server = ProxyServer(listener, record, timers, addresses, loop)
+                server = ProxyServer(listener, record, timers, addresses, loop, failed)
             servers.append(server)
             controls[plan.name] = ServerControl(server, record, timers, loop)
             server.start()  # accepting whenever its gate is open (a refusing one's is not)

@@ -4,6 +4,7 @@ full accept queue) or refused, on one port, with real connects."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import socket
 import time
 from collections.abc import Iterator
@@ -82,3 +83,27 @@ def test_a_client_waiting_in_the_backlog_stays_there_while_handshakes_are_held(g
         assert accepted_peers(gate) == [client.getsockname()]
     finally:
         client.close()
+
+
+@pytest.mark.parametrize(("code", "paused"), [(errno.EMFILE, True), (errno.ENOMEM, True),
+                                              (errno.EINVAL, False)])
+def test_a_failed_accept_pauses_or_fails_the_run(code: int, paused: bool) -> None:
+    """Out of descriptors or memory, accepting stops and resumes after RETRY_ACCEPT; any other
+    failure stops it for good and fails the run's future (poem servers and proxies alike)."""
+    from netsim.engine._gate import RETRY_ACCEPT, accept_failed
+    from tests.engine.fakeloop import FakeLoop
+
+    loop, calls = FakeLoop(), []
+    real = asyncio.new_event_loop()  # only to make the future the run would await
+    try:
+        failed: asyncio.Future[None] = real.create_future()
+        accept_failed(OSError(code, "no"), loop, stop=lambda: calls.append("stop"),  # type: ignore[arg-type]
+                      resume=lambda: calls.append("resume"), failed=failed)
+        assert calls == ["stop"]
+        loop.advance(RETRY_ACCEPT)
+        assert calls == (["stop", "resume"] if paused else ["stop"])
+        assert failed.done() is not paused
+        if not paused:
+            assert failed.exception().errno == code  # type: ignore[union-attr]
+    finally:
+        real.close()
