@@ -38,6 +38,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from netsim._faults import CUTTING_FAULTS, LISTENER_FAULTS
+
 try:  # CPython's own BLAKE2: importing hashlib would also map OpenSSL, 4 MB a server process
     from _blake2 import blake2b
 except ImportError:  # pragma: no cover (another Python)
@@ -51,12 +53,6 @@ if TYPE_CHECKING:
 SLICE = 0.01  # seconds
 
 
-# Faults that strike at the listener, for every connection: the kernel refuses the
-# connect (`refuse`: bound, not listening) or never answers its SYN (`syn_drop`).
-LISTENER_FAULTS = frozenset({"refuse", "syn_drop"})
-# Faults that end a connection early, when the first byte beyond `after` is due or `at`
-# after its accept.
-CUTTING_FAULTS = frozenset({"reset", "close", "stall"})
 
 # The keys of a scenario that are conditions: what a phase or a live change may set.
 CONDITION_KEYS = ("delay", "jitter", "rate", "initial_delay", "accept_delay", "close_delay",
@@ -150,11 +146,6 @@ class Conditions:
                 fault["probability"] = f"{self.fault_probability:.0%}"
             shown["fault"] = fault
         return shown
-
-    @property
-    def listener_fault(self) -> str | None:
-        """``refuse`` or ``syn_drop``: a fault every connect meets at the listener."""
-        return self.fault if self.fault in LISTENER_FAULTS else None
 
 
 # The fields of Conditions behind a scenario's key, where they are not the key itself.

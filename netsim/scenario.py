@@ -37,6 +37,7 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
 from netsim import _placeholders, _plugins
+from netsim._faults import CUTTING_FAULTS, LISTENER_FAULTS
 from netsim._poem_files import DEFAULT_MAX_POEM_TEXT
 from netsim._units import parse_duration, parse_rate, parse_size
 from netsim.expectations import METRICS, OPERATORS, Expectation, parse_expectation
@@ -178,11 +179,6 @@ class ByteChunks(_Model):
                     "number with a unit (4KB = 4000, 4KiB = 4096).",
         examples=[64])
 
-
-# Faults that end a connection early, after `after` bytes or at a time limit `at`.
-CUTTING_FAULTS = ("reset", "close", "stall")
-# Faults of the listener: every connect meets them, so they take no `probability`.
-LISTENER_FAULTS = ("refuse", "syn_drop")
 
 
 class Fault(_Model):

@@ -49,11 +49,6 @@ class TimerQueue:
     def __len__(self) -> int:
         return len(self._heap)
 
-    @property
-    def armed_for(self) -> float:
-        """When the loop's one timer fires next (inf: it is not set)."""
-        return self._armed_for
-
     def call_at(self, when: float, callback: Callable[[], None]) -> None:
         heapq.heappush(self._heap, (when, next(self._order), callback))
         if not self._running and when < self._armed_for:
