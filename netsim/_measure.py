@@ -57,9 +57,6 @@ class Correlator:
     def __repr__(self) -> str:
         return f"<Correlator client={self.client!r} events={len(self.events)} held={len(self._held)}>"
 
-    def add_lateness(self, packed: bytes) -> None:
-        self.lateness.frombytes(packed)
-
     def add(self, batch: Sequence[Event]) -> None:
         for event in batch:
             if self.client is None:

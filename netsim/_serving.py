@@ -218,7 +218,7 @@ class Serving:
                 self._keep(message.events())
             elif isinstance(message, LatenessBatch):
                 with self._lock:
-                    self._lateness.extend(_doubles(message.packed))
+                    self._lateness.extend(message.values())
             elif isinstance(message, Flushed):
                 self._flushed.set()
             elif isinstance(message, ControlDone | ServerStates):
@@ -490,14 +490,6 @@ def _changes(conditions: dict[str, Any]) -> ConditionChanges:
             raise ValueError(f"unknown key {key!r}{hint}; a change takes "
                              f"{', '.join(CONDITION_KEYS)}") from None
         raise ValueError(f"{key}: {first['msg'].removeprefix('Value error, ')}") from None
-
-
-def _doubles(packed: bytes) -> list[float]:
-    import array
-
-    values = array.array("d")
-    values.frombytes(packed)
-    return values.tolist()
 
 
 __all__ = ["Checked", "ServedResult", "Serving", "load", "serve_scenario", "serving"]

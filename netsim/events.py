@@ -527,6 +527,11 @@ class LatenessBatch(_Wire):
 
     packed: bytes
 
+    def values(self) -> array.array[float]:
+        unpacked = array.array("d")
+        unpacked.frombytes(self.packed)
+        return unpacked
+
 
 @_wire
 @dataclass(slots=True)

@@ -470,7 +470,7 @@ def _collect(message: ServerMessage | ClientMessage, correlator: Correlator) -> 
     elif isinstance(message, AccountBatch):
         correlator.add(message.events())
     elif isinstance(message, LatenessBatch):
-        correlator.add_lateness(message.packed)
+        correlator.lateness.extend(message.values())
 
 
 def fidelity(lateness: Sequence[float]) -> str:
