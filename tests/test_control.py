@@ -175,7 +175,8 @@ def test_the_api_changes_servers_and_says_when(net: Serving, api: tuple[tuple[st
     address, lines = api
     with first_line(net) as sock:
         status, answer = call(address, "PATCH", "/servers/a", {"delay": "0"})
-        assert status == 200 and answer["server"] == "a" and answer["applied_in"] < 0.05
+        # (how soon: the median test below; one request can meet a loaded machine's stall)
+        assert status == 200 and answer["server"] == "a" and answer["applied_in"] >= 0
         sock.settimeout(1)
         assert read_all(sock) == b"2\n3\n4\n"
     assert call(address, "POST", "/servers/a/down", {"reset": True})[0] == 200
@@ -195,19 +196,21 @@ def test_the_api_changes_servers_and_says_when(net: Serving, api: tuple[tuple[st
 
 def test_a_change_over_http_answers_in_a_few_milliseconds(api: tuple[tuple[str, int], list[str]]) -> None:
     """On one kept-alive connection, a PATCH is answered well within the 40 ms that Nagle's
-    algorithm and a delayed ACK would add to each answer (median of ten)."""
+    algorithm and a delayed ACK would add to each answer, and takes effect within 5 ms of
+    arriving (medians of ten)."""
     address, _ = api
     connection = http.client.HTTPConnection(*address, timeout=5)
-    rounds = []
+    rounds, applied = [], []
     try:
         for _ in range(10):
             began = time.monotonic()
             connection.request("PATCH", "/servers/a", body=json.dumps({"delay": "1s"}))
-            assert connection.getresponse().read()
+            applied.append(json.loads(connection.getresponse().read())["applied_in"])
             rounds.append(time.monotonic() - began)
     finally:
         connection.close()
     assert statistics.median(rounds) < 0.02
+    assert statistics.median(applied) <= 0.005
 
 
 @pytest.mark.parametrize(("method", "path", "body", "status", "words"), [
