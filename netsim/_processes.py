@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import gc
 import logging
 import math
@@ -314,7 +315,7 @@ def _server_main(plans: list[ServerPlan], t0: float, conn: Connection, detail: b
     except (PortBusyError, ServerStartError) as error:
         _send(conn, StartFailed(isinstance(error, PortBusyError), str(error)))
         return
-    with asyncio.Runner(loop_factory=new_event_loop) as runner_:
+    with asyncio.Runner(loop_factory=functools.partial(new_event_loop, collect_in_gaps=True)) as runner_:
         runner_.run(_serve_until_stopped(listeners, t0, conn, detail))
     usage = resource.getrusage(resource.RUSAGE_SELF)
     _send(conn, Stopped(usage.ru_utime + usage.ru_stime, _peak_rss_mb(usage)))

@@ -21,6 +21,8 @@ import sys
 import time
 from typing import Any
 
+from netsim.engine._collector import MIDDLE_GAP, collect_in_gap, defer_old_generations
+
 # The last stretch before a deadline is spent polling rather than sleeping: waking a
 # sleeping process takes 60-500 µs on this kind of machine (the scheduler, the
 # hypervisor; the longer it slept, the longer), and a server that must send on time pays
@@ -62,9 +64,10 @@ def _libc() -> Any:
 class PreciseEpollSelector(selectors.EpollSelector):
     """An epoll selector whose timeouts are kept by a timerfd, to the microsecond."""
 
-    def __init__(self, libc: Any) -> None:
+    def __init__(self, libc: Any, collect_in_gaps: bool = False) -> None:
         super().__init__()
         self._libc = libc
+        self._collect_in_gaps = collect_in_gaps  # see _collector
         self._timer = libc.timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)
         if self._timer < 0:
             raise OSError(ctypes.get_errno(), "timerfd_create failed")
@@ -76,6 +79,11 @@ class PreciseEpollSelector(selectors.EpollSelector):
         self._epoll().register(self._timer, select.EPOLLIN)
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        if self._collect_in_gaps and (timeout is None or timeout >= MIDDLE_GAP):
+            began = time.monotonic()
+            collect_in_gap(timeout)
+            if timeout is not None:
+                timeout = max(0.0, timeout - (time.monotonic() - began))
         spin = self.spin
         if timeout is not None and 0 < timeout <= spin:
             return self._spin(timeout)
@@ -128,19 +136,23 @@ class PreciseEpollSelector(selectors.EpollSelector):
 PR_SET_TIMERSLACK = 29
 
 
-def new_event_loop() -> asyncio.AbstractEventLoop:
+def new_event_loop(collect_in_gaps: bool = False) -> asyncio.AbstractEventLoop:
     """A loop with the precise selector where it can be had, asyncio's default otherwise.
 
     It also asks the kernel for the least timer slack for this process: by default the
     kernel may fire a timer up to 50 µs late to save wake-ups, and this process exists
-    to be on time.
+    to be on time. With ``collect_in_gaps`` (for a process of its own: it sets the
+    process's collector thresholds), the older generations of Python's garbage are
+    collected in the waits between deadlines (see ``_collector``).
     """
     libc = _libc()
     if libc is None:
         return asyncio.new_event_loop()
     libc.prctl(PR_SET_TIMERSLACK, 1, 0, 0, 0)  # 1 ns; harmless if refused
     try:
-        selector = PreciseEpollSelector(libc)
+        selector = PreciseEpollSelector(libc, collect_in_gaps)
     except OSError:
         return asyncio.new_event_loop()
+    if collect_in_gaps:
+        defer_old_generations()
     return asyncio.SelectorEventLoop(selector)
