@@ -158,7 +158,7 @@ class PoemServer:
                 view = socket.socket(fileno=fd)
                 view.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 view.detach()
-            self.adopt(fd, (str(peer[0]), int(peer[1])))
+            self.adopt(fd, peer)
             if self._serial:
                 self._stop_accepting()  # the others wait in the backlog until this one ends
                 break
@@ -174,11 +174,14 @@ class PoemServer:
         index = record.next_index()
         planner = self._planner
         timeline = planner.plan(index)
-        conn = PoemConnection(self, fd, peer, index, now, now + planner.conditions.accept_delay, timeline,
-                              planner.conditions)
+        delay = planner.conditions.accept_delay
+        # One string for every connection from the same host, and a start that is the
+        # accept itself when nothing delays it: at ten thousand, each is a megabyte.
+        conn = PoemConnection(self, fd, sys.intern(str(peer[0])), int(peer[1]), index, now,
+                              now + delay if delay else now, timeline, planner.conditions)
         self.live.add(conn)
         self.serving += 1
-        record.conn_accepted(now, peer[1], index, timeline.fault)
+        record.conn_accepted(now, conn.peer_port, index, timeline.fault)
         self._watcher.watch(fd, conn)
         if timeline.fault != "blackhole":  # a blackhole sends nothing and never closes
             conn.due = conn.start + timeline.offsets[0]
@@ -325,14 +328,15 @@ class PoemConnection:
     """One connection of a poem server: its descriptor, its timeline and where it is."""
 
     __slots__ = ("accepted", "closing", "conditions", "corrupted", "due", "end_of_input", "fd", "first_byte",
-                 "held_since", "index", "next", "peer", "pending", "sent", "server", "silent", "start",
-                 "timeline")
+                 "held_since", "host", "index", "next", "peer_port", "pending", "sent", "server", "silent",
+                 "start", "timeline")
 
-    def __init__(self, server: PoemServer, fd: int, peer: tuple[str, int], index: int, accepted: float,
+    def __init__(self, server: PoemServer, fd: int, host: str, peer_port: int, index: int, accepted: float,
                  start: float, timeline: Timeline, conditions: Conditions) -> None:
         self.server = server
         self.fd = fd
-        self.peer = peer
+        self.host = host  # the client's address, one string per host (sys.intern)
+        self.peer_port = peer_port
         self.index = index
         self.accepted = accepted
         self.start = start  # accept + accept_delay: the timeline counts from here
@@ -351,10 +355,6 @@ class PoemConnection:
 
     def __repr__(self) -> str:
         return f"<PoemConnection #{self.index} peer_port={self.peer_port} sent={self.sent}B next={self.next}>"
-
-    @property
-    def peer_port(self) -> int:
-        return self.peer[1]
 
     @property
     def has_more(self) -> bool:
@@ -477,7 +477,7 @@ class PoemConnection:
                 view.detach()
         ended = now if self.closing is None or how != "closed" else self.closing
         fault = "corrupt" if self.corrupted and self.timeline.fault is None else self.timeline.fault
-        server._record.conn_ended(now, self.peer, self.index, self.accepted, self.first_byte, ended,
+        server._record.conn_ended(now, (self.host, self.peer_port), self.index, self.accepted, self.first_byte, ended,
                                   self.sent, acked, how, fault)
         server._closing.pop(self.index, None)
         server._watcher.forget(self.fd)
