@@ -671,29 +671,42 @@ class Planner:
         plain = plan_timeline(self._chunks, dataclasses.replace(conditions, jitter=0.0, slice_bytes=None,
                                                                 fault=None))
         self._pieces, self._numbers = plain.pieces, plain.chunks
+        # What a jittered connection without rate or fault shares with every other: all
+        # but its offsets (``course``); these are the unjittered ones.
+        self._template = plain
 
     def __repr__(self) -> str:
         return f"<Planner {self._name} shared={len(self._shared)}>"
 
     def plan(self, index: int) -> Timeline:
         """The timeline of connection ``index`` (1-based, in accept order)."""
+        timeline, offsets = self.course(index)
+        return timeline if timeline.offsets is offsets else dataclasses.replace(timeline, offsets=offsets)
+
+    def course(self, index: int) -> tuple[Timeline, Sequence[float]]:
+        """``plan(index)`` in two parts, for a server that keeps thousands of them: a
+        timeline that may be shared with other connections, and this connection's offsets
+        (its own with jitter: a jittered connection without rate or fault shares the rest
+        of its timeline, ``offsets`` aside, with every other)."""
         conditions = self._conditions
         fault = fault_of(conditions, self._seed, self._name, index)
         if conditions.slice_bytes is not None or fault == "corrupt":  # drawn per connection
-            return plan_course(self._chunks, conditions, fault=fault,
-                               streams=Streams(self._seed, self._name, index))
+            timeline = plan_course(self._chunks, conditions, fault=fault,
+                                   streams=Streams(self._seed, self._name, index))
+            return timeline, timeline.offsets
         if not conditions.jitter:
-            timeline = self._shared.get(fault)
-            if timeline is None:
-                timeline = self._shared[fault] = plan_timeline(self._chunks, conditions, fault=fault)
-            return timeline
+            shared = self._shared.get(fault)
+            if shared is None:
+                shared = self._shared[fault] = plan_timeline(self._chunks, conditions, fault=fault)
+            return shared, shared.offsets
         pauses = pause_stream(self._seed, self._name, index)
         if fault is None and conditions.rate is None:
-            return self._jittered(pauses)
-        return plan_timeline(self._chunks, conditions, fault=fault, pauses=pauses)
+            return self._template, self._jittered(pauses)
+        timeline = plan_timeline(self._chunks, conditions, fault=fault, pauses=pauses)
+        return timeline, timeline.offsets
 
-    def _jittered(self, pauses: Draws) -> Timeline:
-        """plan_timeline's floats for a jittered connection without rate or fault, at a
+    def _jittered(self, pauses: Draws) -> array.array[float]:
+        """plan_timeline's offsets for a jittered connection without rate or fault, at a
         third of its cost: this is what a server does at every accept of a jittered ramp.
 
         Each pause is ``max(0, delay + (-jitter + 2 jitter u))`` with ``u = n / 2**32``,
@@ -709,9 +722,9 @@ class Planner:
         else:
             drawn = [max(0.0, delay + (-jitter + scale * number)) for number in numbers]
         begins = list(itertools.accumulate(drawn, initial=conditions.initial_delay))
-        offsets = array.array("d", [begins[number] for number in self._numbers])
+        offsets = [begins[number] for number in self._numbers]
         offsets.append(begins[-1] + conditions.close_delay)
-        return Timeline(offsets, self._pieces, self._numbers)
+        return array.array("d", offsets)  # exactly as long: appending would leave room to spare
 
 
 def mean_pause(delay: float, jitter: float) -> float:

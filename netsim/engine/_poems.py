@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import fcntl
 import functools
 import heapq
@@ -48,6 +49,7 @@ import socket
 import struct
 import sys
 import termios
+from collections.abc import Sequence
 
 from netsim.conditions import Conditions, Planner, Streams, Timeline, fault_of, replan
 from netsim.engine._gate import Gate, accept_failed
@@ -173,18 +175,18 @@ class PoemServer:
         record = self._record
         index = record.next_index()
         planner = self._planner
-        timeline = planner.plan(index)
+        timeline, offsets = planner.course(index)
         delay = planner.conditions.accept_delay
         # One string for every connection from the same host, and a start that is the
         # accept itself when nothing delays it: at ten thousand, each is a megabyte.
         conn = PoemConnection(self, fd, sys.intern(str(peer[0])), int(peer[1]), index, now,
-                              now + delay if delay else now, timeline, planner.conditions)
+                              now + delay if delay else now, timeline, offsets, planner.conditions)
         self.live.add(conn)
         self.serving += 1
         record.conn_accepted(now, conn.peer_port, index, timeline.fault)
         self._watcher.watch(fd, conn)
         if timeline.fault != "blackhole":  # a blackhole sends nothing and never closes
-            conn.due = conn.start + timeline.offsets[0]
+            conn.due = conn.start + offsets[0]
             heapq.heappush(self._heap, (conn.due, index, conn))
         return conn
 
@@ -199,13 +201,14 @@ class PoemServer:
             if conn.closing is not None or conn.silent or conn.timeline.fault == "blackhole":
                 continue  # closed by the server already, or struck: it will never send again
             fault = fault_of(conditions, plan.seed, plan.name, conn.index)
-            timeline = replan(plan.chunks, conn.timeline, conn.next, conn.conditions, conditions,
+            timeline = replan(plan.chunks, conn.planned, conn.next, conn.conditions, conditions,
                               fault=fault, streams=Streams(plan.seed, plan.name, conn.index, generation),
                               now=now - conn.start, accepted=conn.accepted - conn.start)
             committed = conn.sent + (len(conn.pending) if conn.pending is not None else 0)
             if conn.timeline.fault == "corrupt" and committed > conn.conditions.fault_after:
                 conn.corrupted = True  # the bytes it was sent stay corrupted, whatever comes next
-            conn.timeline, conn.conditions, conn.next = timeline, conditions, 0
+            conn.timeline, conn.offsets, conn.conditions = timeline, timeline.offsets, conditions
+            conn.next = 0
             if conn.pending is None:  # else it goes back on the heap once its reader catches up
                 conn.due = conn.start + timeline.offsets[0]
                 heapq.heappush(self._heap, (conn.due, conn.index, conn))
@@ -281,7 +284,7 @@ class PoemServer:
             if sent < len(piece):
                 conn.hold(memoryview(piece)[sent:], now)
             else:
-                conn.due = after = conn.start + timeline.offsets[i]
+                conn.due = after = conn.start + conn.offsets[i]
                 if conn.held_since is not None and after > now:
                     conn.held_since = None  # caught up with the schedule
                 heapq.heappush(heap, (after, conn.index, conn))
@@ -291,7 +294,7 @@ class PoemServer:
 
     def resume(self, conn: PoemConnection) -> None:
         """A held connection's reader caught up: its next deadline goes back on the heap."""
-        conn.due = when = conn.start + conn.timeline.offsets[conn.next]
+        conn.due = when = conn.start + conn.offsets[conn.next]
         heapq.heappush(self._heap, (when, conn.index, conn))
         self.run_due() if when <= self._clock() else self.wake(when)
 
@@ -328,11 +331,11 @@ class PoemConnection:
     """One connection of a poem server: its descriptor, its timeline and where it is."""
 
     __slots__ = ("accepted", "closing", "conditions", "corrupted", "due", "end_of_input", "fd", "first_byte",
-                 "held_since", "host", "index", "next", "peer_port", "pending", "sent", "server", "silent",
-                 "start", "timeline")
+                 "held_since", "host", "index", "next", "offsets", "peer_port", "pending", "sent", "server",
+                 "silent", "start", "timeline")
 
     def __init__(self, server: PoemServer, fd: int, host: str, peer_port: int, index: int, accepted: float,
-                 start: float, timeline: Timeline, conditions: Conditions) -> None:
+                 start: float, timeline: Timeline, offsets: Sequence[float], conditions: Conditions) -> None:
         self.server = server
         self.fd = fd
         self.host = host  # the client's address, one string per host (sys.intern)
@@ -340,7 +343,10 @@ class PoemConnection:
         self.index = index
         self.accepted = accepted
         self.start = start  # accept + accept_delay: the timeline counts from here
+        # Its course: the writes and the ending of ``timeline`` (which other connections may
+        # share) at ``offsets``, its own with jitter (see ``Planner.course``).
         self.timeline = timeline
+        self.offsets = offsets
         self.conditions = conditions  # those the timeline was planned under
         self.due = math.inf  # the deadline of its entry on the server's heap
         self.next = 0  # the next write, or, once all are made, the ending
@@ -355,6 +361,12 @@ class PoemConnection:
 
     def __repr__(self) -> str:
         return f"<PoemConnection #{self.index} peer_port={self.peer_port} sent={self.sent}B next={self.next}>"
+
+    @property
+    def planned(self) -> Timeline:
+        """Its course as one Timeline."""
+        timeline, offsets = self.timeline, self.offsets
+        return timeline if timeline.offsets is offsets else dataclasses.replace(timeline, offsets=offsets)
 
     @property
     def has_more(self) -> bool:
@@ -477,8 +489,8 @@ class PoemConnection:
                 view.detach()
         ended = now if self.closing is None or how != "closed" else self.closing
         fault = "corrupt" if self.corrupted and self.timeline.fault is None else self.timeline.fault
-        server._record.conn_ended(now, (self.host, self.peer_port), self.index, self.accepted, self.first_byte, ended,
-                                  self.sent, acked, how, fault)
+        server._record.conn_ended(now, (self.host, self.peer_port), self.index, self.accepted,
+                                  self.first_byte, ended, self.sent, acked, how, fault)
         server._closing.pop(self.index, None)
         server._watcher.forget(self.fd)
         self.pending = None
