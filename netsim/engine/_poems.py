@@ -18,10 +18,12 @@ dropped), or can take more after pushing back.
 Every connection ends with an account (``ConnEnded``), sent even without a detailed
 log: when it was accepted and got its first byte, how many bytes went and how many the
 client's kernel acknowledged (the send queue's unacknowledged count, ``SIOCOUTQ``), and
-how it ended. That is what measures a client netsim cannot instrument. To read the
-acknowledged count at the end, the server closes its side with a FIN and keeps the
-socket until the client closes too (``CLOSE_GRACE`` at most); a serial server takes its
-next client at the FIN, as a real one would at its close.
+how it ended. That is what measures a client netsim cannot instrument. When the
+server's time to close comes, a client that has read on time has acknowledged every
+byte, and the socket is closed there and then. Otherwise, to read the acknowledged
+count at the end, the server closes its side with a FIN and keeps the socket until the
+client closes too (``CLOSE_GRACE`` at most); a serial server takes its next client at
+the FIN, as a real one would at its close.
 
 A client that shuts down its sending side (EOF) while bytes remain to be sent is only
 half gone (``nc`` and many HTTP clients half-close): it still gets the rest, and the
@@ -442,7 +444,13 @@ class PoemConnection:
             self.silent = True
 
     def _close(self, now: float) -> None:
-        """Send FIN and wait for the client to close too (or CLOSE_GRACE), the server free."""
+        """Close now if the client's kernel has acknowledged every byte; else send FIN and wait
+        for the client to close too (or CLOSE_GRACE), the server free."""
+        if not _unacknowledged(self.fd):
+            # A client that reads on time: its account is complete already, and a close now
+            # spares the server a wake-up, a read and two epoll changes at each of its ends.
+            self.conclude(now, "closed")
+            return
         self.closing = now
         self.server.released()
         try:

@@ -90,7 +90,9 @@ def test_each_chunk_goes_at_its_deadline_and_no_sooner(harness: list[Harness]) -
         one.at(due)
         assert waiting(client) == chunk
     assert list(one.record.lateness) == [0.0, 0.0, 0.0]
-    assert isinstance(one.events[-1], ConnClosed) and one.events[-1].bytes == 6
+    closed, ended = one.events[-2:]
+    assert isinstance(closed, ConnClosed) and closed.bytes == 6
+    assert isinstance(ended, ConnEnded) and ended.ended == 3.0
 
 
 def test_a_late_wake_catches_up_without_moving_the_schedule(harness: list[Harness]) -> None:
@@ -185,35 +187,64 @@ def test_a_stalled_connection_ends_when_its_client_leaves(harness: list[Harness]
 
 
 def test_every_connection_ends_with_its_account(harness: list[Harness]) -> None:
-    """A client that reads to the end and closes: the server's account says when it was accepted,
-    first written to and closed, and that the client's kernel acknowledged every byte."""
+    """The server's account says when the connection was accepted, first written to and
+    closed, and that the client's kernel acknowledged every byte; with every byte
+    acknowledged by its close, the server closes at once, without waiting for the client."""
     one = make(harness, (b"11", b"22", b"33"), delay=1.0)
     one.at(0.25)
     client = one.connect()
     port = client.getsockname()[1]
     one.at(3.25)
-    assert client.recv(100) == b"112233" and client.recv(100) == b""
-    client.close()
-    one.clients.remove(client)
-    one.at(3.3)
     ended = one.events[-1]
     assert isinstance(ended, ConnEnded)
     assert (ended.how, ended.bytes, ended.acked, ended.fault) == ("closed", 6, 6, None)
-    assert (ended.accepted, ended.first_byte, ended.ended, ended.t) == (0.25, 0.25, 3.25, 3.3)
+    assert (ended.accepted, ended.first_byte, ended.ended, ended.t) == (0.25, 0.25, 3.25, 3.25)
     assert (ended.peer_host, ended.peer_port) == ("127.0.0.1", port)
+    assert client.recv(100) == b"112233" and client.recv(100) == b""
+    assert not one.server.live
+
+
+def unacknowledged_at_the_close(harness: list[Harness]) -> tuple[Harness, socket.socket]:
+    """A connection whose client reads nothing through a small window: when the server's time
+    to close comes, most of its 256 KiB chunk is still unacknowledged in its send buffer."""
+    one = make(harness, (bytes(256 * 1024),), delay=1.0)
+    client = one.connect()
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    one.at(1.0)
+    assert not any(isinstance(event, ConnEnded) for event in one.events)
+    return one, client
 
 
 def test_a_client_that_never_closes_is_let_go_after_the_grace(harness: list[Harness]) -> None:
-    """After its FIN the server waits CLOSE_GRACE for the client to close, then accounts for it."""
+    """With bytes unacknowledged at its close, the server sends FIN and waits CLOSE_GRACE
+    for the client to close, then accounts for what was acknowledged by then."""
     from netsim.engine._poems import CLOSE_GRACE
 
-    one = make(harness, (b"11",), delay=1.0)
-    one.connect()
-    one.at(1.0)
+    one, _ = unacknowledged_at_the_close(harness)
+    one.at(1.0 + CLOSE_GRACE - 0.01)
     assert not any(isinstance(event, ConnEnded) for event in one.events)
     one.at(1.0 + CLOSE_GRACE)
     ended = one.events[-1]
-    assert isinstance(ended, ConnEnded) and (ended.how, ended.ended, ended.acked) == ("closed", 1.0, 2)
+    assert isinstance(ended, ConnEnded) and (ended.how, ended.ended) == ("closed", 1.0)
+    assert ended.acked is not None and ended.acked < ended.bytes == 256 * 1024
+
+
+def test_a_client_that_reads_the_rest_after_the_fin_is_accounted_for_all_of_it(
+        harness: list[Harness]) -> None:
+    """The wait after the FIN is what lets the account count the bytes a slow reader takes
+    after the server's close."""
+    one, client = unacknowledged_at_the_close(harness)
+    client.setblocking(True)
+    received = 0
+    while data := client.recv(1 << 16):
+        received += len(data)
+    client.close()
+    one.clients.remove(client)
+    one.at(1.5)
+    ended = one.events[-1]
+    assert received == 256 * 1024
+    assert isinstance(ended, ConnEnded)
+    assert (ended.how, ended.ended, ended.acked) == ("closed", 1.0, 256 * 1024)
 
 
 def test_bytes_a_client_never_took_are_not_acknowledged(harness: list[Harness]) -> None:
