@@ -413,9 +413,11 @@ def serve_scenario(
             if control_log is not None:
                 host, port = api.address
                 control_log(f"control API on http://{f'[{host}]' if ':' in host else host}:{port}")
-        if on_listening is not None:
-            on_listening([(name, host, port) for name, (host, port) in net.addresses.items()])
         try:
+            # Inside the try: a stop that comes as soon as "ready" is out (a script that
+            # waits for it, then sends SIGTERM) still gets on_stopped.
+            if on_listening is not None:
+                on_listening([(name, host, port) for name, (host, port) in net.addresses.items()])
             while net.alive():
                 time.sleep(POLL)
         finally:

@@ -174,3 +174,23 @@ def test_serving_a_proxy_to_another_machine_needs_allow_external(netsim_servers:
     with netsim.serving(FORWARDING, allow_external=True) as net:
         assert set(net.addresses) == {"p"}
     assert set(netsim_servers(FORWARDING, allow_external=True).addresses) == {"p"}
+
+
+def test_a_stop_that_comes_as_soon_as_the_servers_are_listening_still_reports_it() -> None:
+    """A SIGTERM sent the moment `serve` says ready (here: raised from the listening callback
+    itself) still stops the servers through on_stopped, which prints the fidelity and
+    writes --json; before, it could land between the two and skip it."""
+    from netsim._serving import load, serve_scenario
+
+    heard: list[str] = []
+
+    def listening(addresses: list[tuple[str, str, int]]) -> None:
+        heard.append(f"listening {len(addresses)}")
+        raise KeyboardInterrupt
+
+    def stopped(net: netsim.Serving) -> None:
+        heard.append(f"stopped {sorted(net.addresses)}")
+
+    with pytest.raises(KeyboardInterrupt):
+        serve_scenario(load(TEXT), free_ports=True, on_listening=listening, on_stopped=stopped)
+    assert heard == ["listening 2", "stopped ['a', 'b']"]
