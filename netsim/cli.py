@@ -309,7 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="write the HTML report: one self-contained file (no network needed to open "
                           "it) with the table, a timeline per client model and every verdict")
     run.add_argument("--trace", type=Path, metavar="PATH",
-                     help="write the run in the Chrome Trace Event format, for ui.perfetto.dev")
+                     help="write the run in the Chrome Trace Event format, for ui.perfetto.dev "
+                          "(also a run stopped by a timeout or a crash, up to where it stopped)")
     run.add_argument("--timeline", action=argparse.BooleanOptionalAction, default=None,
                      help="draw each client model's connections on a time axis after the table "
                           "(default: on a terminal, for runs of up to 50 connections; never with -q)")

@@ -193,6 +193,7 @@ def run_session(
                 on_client=progress.client_started)
         except RunError as error:
             _write_junit_error(outputs.junit, scenario.name, str(scenario_path), error)
+            _write_trace_error(outputs.trace, tracer, scenario.name, error)
             raise
         finally:
             if log is not None:
@@ -467,6 +468,18 @@ def _write_junit_error(path: Path | None, scenario: str, scenario_file: str, err
         write_output(path, junit_error_xml(scenario, message, file=scenario_file))
     except OSError as failure:
         error.add_note(f"cannot write --junit {path}: {failure.strerror or failure}")
+
+
+def _write_trace_error(path: Path | None, tracer: TraceRecorder | None, scenario: str,
+                       error: RunError) -> None:
+    """A run that could not be carried out still leaves its trace, up to where it stopped:
+    what happened before a timeout or a crash is what its reader wants to see."""
+    if path is None or tracer is None:
+        return
+    try:
+        write_output(path, tracer.text(scenario=scenario))
+    except OSError as failure:
+        error.add_note(f"cannot write --trace {path}: {failure.strerror or failure}")
 
 
 class _Silent:

@@ -72,6 +72,19 @@ def test_a_run_that_cannot_be_carried_out_leaves_its_junit_and_raises(write_scen
     assert error is not None and "did not finish within" in error.get("message", "")
 
 
+def test_a_run_that_cannot_be_carried_out_leaves_its_trace_up_to_where_it_stopped(
+        write_scenario: ScenarioWriter, tmp_path: Path) -> None:
+    """A timeout still writes --trace, with what the client did before it was stopped."""
+    trace = tmp_path / "trace.json"
+    with pytest.raises(RunTimeoutError):
+        run_session(write_scenario(demo_text(clients="blocking")), time_scale=0.1, timeout=0.5,
+                    outputs=Outputs(trace=trace))
+    records = json.loads(trace.read_text())["traceEvents"]
+    names = {record["args"]["name"] for record in records if record.get("name") == "process_name"}
+    assert "client blocking" in names
+    assert any(record.get("ph") == "X" and record.get("pid") != 1 for record in records)
+
+
 def test_flag_mistakes_are_found_before_anything_runs(write_scenario: ScenarioWriter) -> None:
     """--max-regression without --baseline is a UsageError before the progress hears of a start."""
     progress = Recorder()
