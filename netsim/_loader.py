@@ -373,10 +373,19 @@ def load_scenario(path: str | Path, *, client_models: Iterable[str] | None = Non
     ``allow_paths``, and at most ``max_poem_bytes`` long. Raises ScenarioError listing
     every problem, each with file:line:col.
     """
+    return load_scenario_and_text(path, client_models=client_models, allow_paths=allow_paths,
+                                  max_poem_bytes=max_poem_bytes)[0]
+
+
+def load_scenario_and_text(path: str | Path, *, client_models: Iterable[str] | None = None,
+                           allow_paths: bool = False,
+                           max_poem_bytes: int = DEFAULT_MAX_POEM_BYTES) -> tuple[Scenario, str]:
+    """``load_scenario``, with the text it loaded: read once, so that a result that quotes
+    its scenario quotes the one that ran, even if the file changes meanwhile."""
     path = Path(path)
-    return load_scenario_text(_read(path), filename=str(path), base_dir=path.parent,
-                              client_models=client_models, allow_paths=allow_paths,
-                              max_poem_bytes=max_poem_bytes)
+    text = _read(path)
+    return load_scenario_text(text, filename=str(path), base_dir=path.parent, client_models=client_models,
+                              allow_paths=allow_paths, max_poem_bytes=max_poem_bytes), text
 
 
 def _read(path: Path) -> str:

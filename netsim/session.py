@@ -326,22 +326,17 @@ def load_scenario_argument(path: str | Path, *, allow_paths: bool = False,
 
 
 def _load_with_text(path: str | Path, *, allow_paths: bool = False,
-                    max_poem_bytes: int = DEFAULT_MAX_POEM_BYTES) -> tuple[Scenario, str | None]:
-    """The scenario a command names, and its text for the result (None: it could not be read
-    again)."""
+                    max_poem_bytes: int = DEFAULT_MAX_POEM_BYTES) -> tuple[Scenario, str]:
+    """The scenario a command names, and the text it was loaded from (read once)."""
     import sys
 
-    from netsim._loader import load_scenario, load_scenario_text
+    from netsim._loader import load_scenario_and_text, load_scenario_text
 
     if str(path) == "-":
         text = sys.stdin.read()
         return load_scenario_text(text, filename="<stdin>", allow_paths=allow_paths,
                                   max_poem_bytes=max_poem_bytes), text
-    scenario = load_scenario(path, allow_paths=allow_paths, max_poem_bytes=max_poem_bytes)
-    try:
-        return scenario, Path(path).read_text(encoding="utf-8", errors="replace")
-    except OSError:  # gone since it loaded: the result goes without its text
-        return scenario, None
+    return load_scenario_and_text(path, allow_paths=allow_paths, max_poem_bytes=max_poem_bytes)
 
 
 def _dumps(data: Mapping[str, Any]) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from netsim._errors import RunTimeoutError, UsageError
+from netsim.outcome import Outcome
 from netsim.results import RunResult
 from netsim.session import Outputs, Plan, check_outputs, run_session, time_scale_warnings
 from tests.conftest import ScenarioWriter, demo_text
@@ -106,3 +107,34 @@ def test_time_scales_below_the_floor_are_warned_about() -> None:
     assert time_scale_warnings(0.001) == [] and time_scale_warnings(1.0) == []
     [warning] = time_scale_warnings(1e-9)
     assert warning.startswith("time scale 1e-09 is below 0.001") and "1e+06 s of scenario time" in warning
+
+
+def test_a_scenario_from_a_pipe_is_read_once_and_its_result_quotes_it(write_scenario: ScenarioWriter,
+                                                                     tmp_path: Path) -> None:
+    """`netsim run <(make-scenario)` names a pipe, which gives its text once: the run loads
+    that text and its result quotes the same (a second read would wait for a writer forever)."""
+    import os
+    import threading
+
+    text = demo_text(clients="select", expect="expect:\n  all: [errors == 0]\n")
+    fifo = tmp_path / "scenario.yaml"
+    os.mkfifo(fifo)
+
+    def write() -> None:
+        with fifo.open("w") as pipe:
+            pipe.write(text)
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    outcomes: list[Outcome] = []
+    runner = threading.Thread(target=lambda: outcomes.append(run_session(fifo, time_scale=SCALE)),
+                              daemon=True)
+    runner.start()
+    runner.join(timeout=30)
+    if runner.is_alive():  # let the stuck read go, so that the suite does not hang
+        with fifo.open("w"):
+            pass
+        runner.join(timeout=10)
+        pytest.fail("the run read its scenario's pipe a second time, and waited for a writer")
+    (outcome,) = outcomes
+    assert outcome.passed and outcome.to_dict()["source"]["text"] == text
