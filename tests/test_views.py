@@ -20,7 +20,7 @@ from netsim.session import Outputs, run_session
 from netsim.views._picture import MAX_ROWS, ResultFormatError, picture_of
 from netsim.views.html import html_report
 from netsim.views.timeline import AUTO_CONNECTIONS, render, wanted
-from tests.conftest import demo_text
+from tests.conftest import ScenarioWriter, demo_text
 
 SCALE = 0.02  # the demo's 12 s in a quarter of a second
 
@@ -293,6 +293,29 @@ def test_the_trace_has_a_process_per_client_model_and_one_for_the_servers(demo: 
     tracks = Counter(record["pid"] for record in records if record["name"] == "thread_name" and record["tid"])
     assert tracks[processes["client blocking"]] == 3 and tracks[processes["client select"]] == 3
     assert tracks[processes["servers"]] == 6
+
+
+def test_the_trace_marks_each_change_of_the_servers_across_their_process(
+        write_scenario: ScenarioWriter, tmp_path: Path) -> None:
+    """A phase (and any live change or outage) is a process-wide instant on the servers'
+    process, at its scenario time, with what changed and why."""
+    path = write_scenario("""\
+        netsim: 1
+        name: phased
+        servers:
+          - {name: a, poem: "1\\n2\\n3\\n4\\n", delay: 250ms, phases: [{at: 500ms, delay: 100ms}]}
+        clients: [asyncio]
+        """)
+    trace = tmp_path / "trace.json"
+    run_session(path, time_scale=0.2, outputs=Outputs(trace=trace))
+    records = json.loads(trace.read_text())["traceEvents"]
+    (changed,) = [record for record in records if record["name"] == "conditions_changed"]
+    assert (changed["ph"], changed["s"], changed["pid"]) == ("i", "p", 1)
+    # A phase counts from when the servers were ready; the trace, from the run's start.
+    (listening,) = [record for record in records if record["name"] == "server_listening"]
+    assert changed["ts"] - listening["ts"] == pytest.approx(500_000, abs=50_000)  # µs of scenario time
+    assert changed["args"]["server"] == "a" and changed["args"]["source"] == "phase 1"
+    assert "delay" in changed["args"]["changes"]
 
 
 def test_the_trace_has_spans_arrivals_emissions_and_counters(demo: dict[str, Any]) -> None:

@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from netsim.events import (
+    SERVER_STATE_EVENTS,
     BytesReceived,
     ChunkSent,
     ClientFinished,
@@ -247,6 +248,9 @@ class _Run:
                                         lateness=self.seconds(event.lateness), index=event.index,
                                         held=event.held)
                     yield from counted.sample(self.ts(event.t), self.servers.sent)
+                case _ if isinstance(event, SERVER_STATE_EVENTS):
+                    # A phase, a live change, an outage: a line across the servers' process.
+                    yield self._marker(pid, event.name, event.t, **_args(event, skip=("t", "client")))
                 case _ if isinstance(event, _SPANNED) or not hasattr(event, "peer_port"):
                     continue
                 case _:
@@ -273,7 +277,12 @@ class _Run:
                 "dur": max(self.ts(end) - self.ts(start), 0.0), "args": args}
 
     def _instant(self, pid: int, tid: int, name: str, t: float, **args: Any) -> Record:
+        """A moment on its thread's track."""
         return {"ph": "i", "s": "t", "name": name, "pid": pid, "tid": tid, "ts": self.ts(t), "args": args}
+
+    def _marker(self, pid: int, name: str, t: float, **args: Any) -> Record:
+        """A moment drawn across the whole of its process."""
+        return {"ph": "i", "s": "p", "name": name, "pid": pid, "tid": 0, "ts": self.ts(t), "args": args}
 
 
 class _Counter:
