@@ -344,6 +344,11 @@ class Timeline:
     def end(self) -> float:
         return self.offsets[-1]
 
+    def at(self, offsets: Sequence[float]) -> Timeline:
+        """This timeline with ``offsets`` (itself when they are its own): how a connection
+        that shares a timeline but has offsets of its own (``Planner.course``) is whole."""
+        return self if offsets is self.offsets else dataclasses.replace(self, offsets=offsets)
+
 
 BLACKHOLE = Timeline((0.0,), (), (), "blackhole")
 
@@ -670,7 +675,6 @@ class Planner:
         # offsets differ with jitter (see _jittered).
         plain = plan_timeline(self._chunks, dataclasses.replace(conditions, jitter=0.0, slice_bytes=None,
                                                                 fault=None))
-        self._pieces, self._numbers = plain.pieces, plain.chunks
         # What a jittered connection without rate or fault shares with every other: all
         # but its offsets (``course``); these are the unjittered ones.
         self._template = plain
@@ -681,7 +685,7 @@ class Planner:
     def plan(self, index: int) -> Timeline:
         """The timeline of connection ``index`` (1-based, in accept order)."""
         timeline, offsets = self.course(index)
-        return timeline if timeline.offsets is offsets else dataclasses.replace(timeline, offsets=offsets)
+        return timeline.at(offsets)
 
     def course(self, index: int) -> tuple[Timeline, Sequence[float]]:
         """``plan(index)`` in two parts, for a server that keeps thousands of them: a
@@ -722,7 +726,7 @@ class Planner:
         else:
             drawn = [max(0.0, delay + (-jitter + scale * number)) for number in numbers]
         begins = list(itertools.accumulate(drawn, initial=conditions.initial_delay))
-        offsets = [begins[number] for number in self._numbers]
+        offsets = [begins[number] for number in self._template.chunks]
         offsets.append(begins[-1] + conditions.close_delay)
         return array.array("d", offsets)  # exactly as long: appending would leave room to spare
 

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import dataclasses
 import fcntl
 import functools
 import heapq
@@ -367,8 +366,7 @@ class PoemConnection:
     @property
     def planned(self) -> Timeline:
         """Its course as one Timeline."""
-        timeline, offsets = self.timeline, self.offsets
-        return timeline if timeline.offsets is offsets else dataclasses.replace(timeline, offsets=offsets)
+        return self.timeline.at(self.offsets)
 
     @property
     def has_more(self) -> bool:
