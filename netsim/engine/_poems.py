@@ -444,10 +444,11 @@ class PoemConnection:
     def _close(self, now: float) -> None:
         """Close now if the client's kernel has acknowledged every byte; else send FIN and wait
         for the client to close too (or CLOSE_GRACE), the server free."""
-        if not _unacknowledged(self.fd):
+        unacknowledged = _unacknowledged(self.fd)
+        if not unacknowledged:
             # A client that reads on time: its account is complete already, and a close now
             # spares the server a wake-up, a read and two epoll changes at each of its ends.
-            self.conclude(now, "closed")
+            self.conclude(now, "closed", unacknowledged)
             return
         self.closing = now
         self.server.released()
@@ -480,13 +481,16 @@ class PoemConnection:
             how = "error"
         self.conclude(now, how)
 
-    def conclude(self, now: float, how: How) -> None:
+    def conclude(self, now: float, how: How, unacknowledged: int | None = None) -> None:
         """The connection is over: account for it, and close the descriptor now (a heap entry
-        left finds it gone). A server's reset goes out here, as the socket closes."""
+        left finds it gone). A server's reset goes out here, as the socket closes.
+        ``unacknowledged``: the send queue's count, if the caller has just read it."""
         if self.fd < 0:
             return
         server = self.server
-        acked = self.sent - max(0, _unacknowledged(self.fd) - (self.closing is not None))
+        if unacknowledged is None:
+            unacknowledged = _unacknowledged(self.fd)
+        acked = self.sent - max(0, unacknowledged - (self.closing is not None))
         if how == "reset":
             view = socket.socket(fileno=self.fd)
             try:
