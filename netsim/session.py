@@ -192,8 +192,7 @@ def run_session(
                 allow_external=allow_external, seed=seed, on_run=measured,
                 on_client=progress.client_started)
         except RunError as error:
-            _write_junit_error(outputs.junit, scenario.name, str(scenario_path), error)
-            _write_trace_error(outputs.trace, tracer, scenario.name, error)
+            _write_after_error(outputs, tracer, scenario.name, str(scenario_path), error)
             raise
         finally:
             if log is not None:
@@ -452,29 +451,24 @@ def _write_outputs(outputs: Outputs, outcome: Outcome, scenario_file: str,
         raise OutputError("; ".join(failures))
 
 
-def _write_junit_error(path: Path | None, scenario: str, scenario_file: str, error: RunError) -> None:
-    """A run that could not be carried out still leaves a JUnit report for CI to show."""
-    if path is None:
-        return
-    message = str(error)
-    if isinstance(error, ClientCrashError):
-        message += " (this is a bug in the client model)"
-    try:
-        write_output(path, junit_error_xml(scenario, message, file=scenario_file))
-    except OSError as failure:
-        error.add_note(f"cannot write --junit {path}: {failure.strerror or failure}")
-
-
-def _write_trace_error(path: Path | None, tracer: TraceRecorder | None, scenario: str,
+def _write_after_error(outputs: Outputs, tracer: TraceRecorder | None, scenario: str, scenario_file: str,
                        error: RunError) -> None:
-    """A run that could not be carried out still leaves its trace, up to where it stopped:
-    what happened before a timeout or a crash is what its reader wants to see."""
-    if path is None or tracer is None:
-        return
-    try:
-        write_output(path, tracer.text(scenario=scenario))
-    except OSError as failure:
-        error.add_note(f"cannot write --trace {path}: {failure.strerror or failure}")
+    """A run that could not be carried out still leaves a JUnit report for CI to show, and
+    its trace up to where it stopped (what happened before a timeout or a crash is what
+    its reader wants to see); an output that cannot be written becomes a note on ``error``."""
+    writes: list[tuple[str, Path, str]] = []
+    if outputs.junit is not None:
+        message = str(error)
+        if isinstance(error, ClientCrashError):
+            message += " (this is a bug in the client model)"
+        writes.append(("--junit", outputs.junit, junit_error_xml(scenario, message, file=scenario_file)))
+    if outputs.trace is not None and tracer is not None:
+        writes.append(("--trace", outputs.trace, tracer.text(scenario=scenario)))
+    for flag, path, text in writes:
+        try:
+            write_output(path, text)
+        except OSError as failure:
+            error.add_note(f"cannot write {flag} {path}: {failure.strerror or failure}")
 
 
 class _Silent:
