@@ -84,6 +84,39 @@ def _stat_fields(pid: int) -> list[str]:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
 
 
+def living_parents() -> dict[int, int]:
+    """The parent of every process alive now (zombies left out)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = _stat_fields(int(entry.name))
+            except OSError:
+                continue  # gone meanwhile
+            if fields[0] != "Z":
+                parents[int(entry.name)] = int(fields[1])
+    return parents
+
+
+def descendants(pid: int) -> set[int]:
+    """Every living process below ``pid``."""
+    parents = living_parents()
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Is ``pid`` a process that has not exited (a zombie has)?"""
+    try:
+        return _stat_fields(pid)[0] != "Z"
+    except OSError:
+        return False
+
+
 def cpu_seconds(pid: int) -> float:
     """utime + stime of ``pid`` (fields 14 and 15 of its stat line, in clock ticks)."""
     fields = _stat_fields(pid)

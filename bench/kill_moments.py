@@ -18,34 +18,12 @@ import sys
 import time
 from pathlib import Path
 
+from _proc import alive, descendants
+
 ROOT = Path(__file__).resolve().parent.parent
 # From the servers' start (about 0.5 s after the command, on this machine) to the end of
 # the blocking client's 1.2 s run, and between the models' runs.
 MOMENTS = "0.5,0.55,0.6,0.7,0.9,1.2,1.5,1.9,2.3,2.8"
-
-
-def descendants(pid: int) -> set[int]:
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if fields[0] != "Z":
-                parents[int(entry.name)] = int(fields[1])
-    found, frontier = set(), {pid}
-    while frontier:
-        frontier = {child for child, parent in parents.items() if parent in frontier} - found
-        found |= frontier
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def main() -> None:

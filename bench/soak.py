@@ -18,6 +18,8 @@ import statistics
 import time
 from pathlib import Path
 
+from _proc import living_parents
+
 import netsim
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,18 +38,8 @@ def rss_mb() -> float:
 
 def children() -> list[int]:
     """Processes whose parent is this one, zombies left out."""
-    found = []
-    me = str(os.getpid())
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[1] == me and fields[0] != "Z":
-            found.append(int(entry.name))
-    return found
+    me = os.getpid()
+    return [child for child, parent in living_parents().items() if parent == me]
 
 
 def main() -> None:
