@@ -37,19 +37,22 @@ from collections.abc import Iterator, Sequence
 from multiprocessing.connection import Connection
 
 from netsim._errors import PortBusyError, ServerStartError
+from netsim._sender import LoopSender
 from netsim.clients import ClientModel, ModelLimitError, Recorder, Target
 from netsim.engine import Controls, Listener, ServerPlan, new_event_loop, open_listeners, serve
 from netsim.events import (
-    Accounts,
     BringUp,
+    BytesReceived,
     ChangeConditions,
+    ChunkSent,
+    ClientEvent,
     ClientFinished,
     ClientMessage,
     ClientStarted,
+    ConnEnded,
     ControlDone,
     ControlMessage,
     Crashed,
-    Event,
     EventBatch,
     Finished,
     Flush,
@@ -57,6 +60,7 @@ from netsim.events import (
     LatenessBatch,
     LimitReached,
     Listening,
+    Outbox,
     ReportStates,
     ResetConnections,
     ServerMessage,
@@ -345,19 +349,19 @@ def _peak_rss_mb(usage: resource.struct_rusage) -> float:
 async def _serve_until_stopped(listeners: Sequence[Listener], t0: float, conn: Connection,
                                detail: bool) -> None:
     loop = asyncio.get_running_loop()
-    pending: list[Event] = []
+    sender = LoopSender(conn, loop)  # the loop never waits for the runner to read
+    # Chunks are most of the events with detail; accounts are most of them without.
+    pending = Outbox(ChunkSent)
     lateness = array.array("d")
-    accounts = Accounts()
+    accounts = Outbox(ConnEnded)
 
     def send_held() -> None:
-        if pending:
-            _send(conn, EventBatch(pending.copy()))
-            pending.clear()
-        batch = accounts.take()
-        if batch is not None:
-            _send(conn, batch)
+        for outbox in (pending, accounts):
+            batch = outbox.take()
+            if batch is not None:
+                sender.send(batch)
         if lateness:
-            _send(conn, LatenessBatch(lateness.tobytes()))
+            sender.send(LatenessBatch(lateness.tobytes()))
             del lateness[:]
 
     def flush() -> None:
@@ -371,10 +375,10 @@ async def _serve_until_stopped(listeners: Sequence[Listener], t0: float, conn: C
         # Only now: a client started before the loop serves would wait in the backlog,
         # and that wait (the loop's start, a first import) would count in its time.
         controls.append(servers)
-        _send(conn, Listening({listener.plan.name: listener.address for listener in listeners},
+        sender.send(Listening({listener.plan.name: listener.address for listener in listeners},
                               loop.time() - t0))
 
-    serving = asyncio.create_task(serve(listeners, pending.append, t0, lateness=lateness,
+    serving = asyncio.create_task(serve(listeners, pending.add, t0, lateness=lateness,
                                         detail=detail, accounts=accounts, on_ready=ready))
     loop.call_later(FLUSH_INTERVAL, flush)
 
@@ -388,20 +392,23 @@ async def _serve_until_stopped(listeners: Sequence[Listener], t0: float, conn: C
             message = None
         if isinstance(message, Flush):
             send_held()
-            _send(conn, Flushed())
+            sender.send(Flushed())
             return
         if isinstance(message, _CONTROL):
             answer = _carry_out(message, controls, t0)
             send_held()
-            _send(conn, answer)
+            sender.send(answer)
             return
         loop.remove_reader(conn.fileno())
         serving.cancel()
 
     loop.add_reader(conn.fileno(), on_control)
-    with contextlib.suppress(asyncio.CancelledError):
-        await serving
-    flush()
+    try:
+        with contextlib.suppress(asyncio.CancelledError):
+            await serving
+        flush()
+    finally:
+        sender.close()
 
 
 def _carry_out(request: ControlMessage, controls: list[Controls], t0: float) -> ServerMessage:
@@ -418,7 +425,7 @@ def _client_main(model: ClientModel, label: str, targets: list[Target], t0: floa
     for host in {target.host for target in targets}:
         with contextlib.suppress(OSError):
             socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
-    recorder = Recorder(label, t0, lambda batch: _send(conn, EventBatch(batch)), every_receive=detail)
+    recorder = Recorder(label, t0, lambda batch: _send(conn, _packed(batch)), every_receive=detail)
     recorder.record(ClientStarted(recorder.now(), label, model.name, len(targets)))
     try:
         model.run(targets, recorder)
@@ -434,6 +441,14 @@ def _client_main(model: ClientModel, label: str, targets: list[Target], t0: floa
     recorder.record(ClientFinished(recorder.now(), label))
     recorder.flush()
     _send(conn, Finished())
+
+
+def _packed(events: list[ClientEvent]) -> EventBatch:
+    """A client's batch to send, its arrivals packed (with detail, there is one a read)."""
+    outbox = Outbox(BytesReceived)
+    for event in events:
+        outbox.add(event)
+    return outbox.take() or EventBatch([])
 
 
 def wait_for(children: Sequence[ChildProcess], deadline: float) -> list[ChildProcess]:

@@ -45,7 +45,6 @@ from netsim._processes import STOP_TIMEOUT, ServerProcess, wait_for
 from netsim.conditions import CONDITION_KEYS, Conditions, changes_of
 from netsim.engine import BACKLOG
 from netsim.events import (
-    AccountBatch,
     BringUp,
     ChangeConditions,
     ConnEnded,
@@ -213,8 +212,6 @@ class Serving:
                     self._failure = "the server process ended unexpectedly"
                 return
             if isinstance(message, EventBatch):
-                self._keep(message.events)
-            elif isinstance(message, AccountBatch):
                 self._keep(message.events())
             elif isinstance(message, LatenessBatch):
                 with self._lock:

@@ -29,7 +29,6 @@ from netsim.clients import ClientModel, ClientOptions, Target, get_model
 from netsim.conditions import Conditions, changes_of
 from netsim.engine import PhasePlan, ServerPlan
 from netsim.events import (
-    AccountBatch,
     ClientMessage,
     ClientStarted,
     Crashed,
@@ -466,9 +465,7 @@ def _stop_servers(servers: ServerProcess, correlator: Correlator) -> dict[str, f
 def _collect(message: ServerMessage | ClientMessage, correlator: Correlator) -> None:
     """Keep what a child sent about the run: events, or packed chunk lateness."""
     if isinstance(message, EventBatch):
-        correlator.add(message.events)
-    elif isinstance(message, AccountBatch):
-        correlator.add(message.events())
+        correlator.take(message)
     elif isinstance(message, LatenessBatch):
         correlator.lateness.extend(message.values())
 

@@ -11,7 +11,6 @@ from collections.abc import Callable
 
 from netsim.engine._plans import ServerPlan
 from netsim.events import (
-    Accounts,
     ChunkSent,
     ConditionsChanged,
     ConnAccepted,
@@ -23,6 +22,7 @@ from netsim.events import (
     HandshakesAnswered,
     HandshakesHeld,
     How,
+    Outbox,
     PeerShutdown,
     ServerCameUp,
     ServerEvent,
@@ -44,7 +44,7 @@ class ServerRecord:
     """
 
     def __init__(self, plan: ServerPlan, emit: Emit, t0: float, lateness: array.array[float], *,
-                 detail: bool = True, accounts: Accounts | None = None) -> None:
+                 detail: bool = True, accounts: Outbox | None = None) -> None:
         self.plan = plan
         self.name = plan.name
         self.emit = emit

@@ -22,12 +22,12 @@ from netsim.engine._proxy import ProxyServer
 from netsim.engine._record import Emit, ServerRecord
 from netsim.engine._timers import TimerQueue
 from netsim.engine._watch import Watcher
-from netsim.events import Accounts, ServerListening
+from netsim.events import Outbox, ServerListening
 
 
 async def serve(listeners: Sequence[Listener], emit: Emit, t0: float, *,
                 lateness: array.array[float] | None = None, detail: bool = True,
-                accounts: Accounts | None = None,
+                accounts: Outbox | None = None,
                 on_ready: Callable[[Controls], None] | None = None) -> None:
     """Serve every listener until cancelled; closes the sockets on the way out.
 
