@@ -234,8 +234,11 @@ class Deadlines:
     """When each connection gives up waiting, for models that multiplex many sockets.
 
     Every byte moves a connection's deadline on; the earliest deadline is what a
-    select() loop may sleep until. A heap keeps that cheap for ten thousand sockets: an
-    entry whose deadline has since moved on is simply skipped when it comes up.
+    select() loop may sleep until. A heap keeps that cheap for ten thousand sockets, with
+    one entry per connection at or before its deadline: a read only notes the new
+    deadline, and an entry that comes up before its connection's deadline is moved to it
+    then. (An entry a read, a hundred thousand at ten thousand connections, took most of
+    this class's time in pushing and popping stale ones.)
     """
 
     def __init__(self) -> None:
@@ -250,18 +253,28 @@ class Deadlines:
         if timeout is None:
             return
         deadline = time.monotonic() + timeout
+        previous = self._current.get(fd)
         self._current[fd] = deadline
-        heapq.heappush(self._heap, (deadline, fd))
+        if previous is None or deadline < previous:
+            # Else its entry, at or before the previous deadline, is early enough.
+            heapq.heappush(self._heap, (deadline, fd))
 
     def forget(self, fd: int) -> None:
         self._current.pop(fd, None)
 
     def earliest(self) -> float | None:
         """The next deadline, or None when no connection has one."""
-        heap = self._heap
-        while heap and self._current.get(heap[0][1]) != heap[0][0]:
-            heapq.heappop(heap)  # stale: that connection's deadline moved on, or it is gone
-        return heap[0][0] if heap else None
+        heap, current = self._heap, self._current
+        while heap:
+            deadline, fd = heap[0]
+            due = current.get(fd)
+            if due == deadline:
+                return deadline
+            if due is None:
+                heapq.heappop(heap)  # its connection is gone (the descriptor may be another's by now)
+            else:
+                heapq.heapreplace(heap, (due, fd))  # it has read since: on to its deadline
+        return None
 
     def expired(self, now: float) -> list[int]:
         """The descriptors whose deadline has passed; they are forgotten."""
@@ -271,4 +284,3 @@ class Deadlines:
             del self._current[fd]
             gone.append(fd)
         return gone
-
