@@ -16,16 +16,22 @@ from netsim.events import (
     ChunkSent,
     ClientFinished,
     ClientStarted,
+    ConditionsChanged,
     ConnectionEvent,
     ConnEnded,
     ConnEstablished,
     ConnFailed,
+    ConnsReset,
     ConnStarted,
     EofReceived,
     Event,
     EventBatch,
+    HandshakesAnswered,
+    HandshakesHeld,
     Observer,
     ProgramExited,
+    ServerCameUp,
+    ServerWentDown,
 )
 from netsim.results import (
     ACTIVITY_SLICES,
@@ -35,8 +41,12 @@ from netsim.results import (
     ConnectionResult,
     Lateness,
     Served,
+    ServerChange,
     lateness_of,
 )
+
+# What a server's changes are while a client model runs (a result's `changes`).
+Change = ConditionsChanged | ServerWentDown | ServerCameUp | ConnsReset | HandshakesHeld | HandshakesAnswered
 
 
 class Correlator:
@@ -136,6 +146,7 @@ class Measured:
     program: ProgramExited | None  # a command client's program
     activity: Activity | None = None  # the run in time slices
     started: float = math.nan  # when the client model began, in seconds since the run began
+    changes: tuple[ServerChange, ...] = ()  # of its servers, while it ran
 
 
 @dataclass
@@ -173,6 +184,7 @@ def measure(events: Sequence[Event], lateness: Sequence[float], slots: Sequence[
     arrivals: list[tuple[float, int]] = []  # every one of the run, for its Activity
     conns = {number: _Conn() for number in range(1, len(slots) + 1)}
     keep = KEPT_POINTS if len(slots) <= KEPT_CONNECTIONS else 0
+    changes: list[Change] = []
     for event in events:
         match event:
             case ClientStarted():
@@ -185,6 +197,9 @@ def measure(events: Sequence[Event], lateness: Sequence[float], slots: Sequence[
                 ended.append(event)
             case ChunkSent():
                 sent.append(event)
+            case (ConditionsChanged() | ServerWentDown() | ServerCameUp() | ConnsReset() | HandshakesHeld()
+                  | HandshakesAnswered()):
+                changes.append(event)
             case ConnStarted():
                 conns[event.conn].start = event.t
             case ConnEstablished():
@@ -248,7 +263,34 @@ def measure(events: Sequence[Event], lateness: Sequence[float], slots: Sequence[
                            [(since(chunk.t), chunk.lateness / time_scale) for chunk in sent],
                            span=since(finished))
     return Measured(finished - started, results, summary, summary.p99 * time_scale, program, activity,
-                    started)
+                    started, tuple(ServerChange(since(event.t), event.server, *_change_of(event))
+                                   for event in changes))
+
+
+def _change_of(event: Change) -> tuple[str, str]:
+    """What a server's change was, in a few words, and what made it (a phase, the control API)."""
+    match event:
+        case ConditionsChanged():
+            return ", ".join(f"{key} {_written(value)}" for key, value in event.changes.items()), event.source
+        case ServerWentDown():
+            return "down" + (f", {event.reset} reset" if event.reset else ""), event.source
+        case ServerCameUp():
+            return ("up" if event.error is None else f"not up: {event.error}"), event.source
+        case ConnsReset():
+            return f"{event.count} reset", event.source
+        case HandshakesHeld():
+            return "handshakes held", ""
+        case HandshakesAnswered():
+            return "handshakes answered", ""
+
+
+def _written(value: object) -> str:
+    """A condition's value as a scenario would write it: ``500ms``, ``true``, ``{kind: reset}``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{key}: {_written(item)}" for key, item in value.items()) + "}"
+    return str(value)
 
 
 def activity_of(connections: Sequence[ConnectionResult], arrivals: Sequence[tuple[float, int]],

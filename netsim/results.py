@@ -149,6 +149,19 @@ class Program:
 
 
 @dataclass(frozen=True)
+class ServerChange:
+    """A server changed while a client model ran: its conditions, going down or up, a reset."""
+
+    t: float  # scenario seconds since the client model started
+    server: str
+    what: str  # in a few words: "delay 500ms", "down, 2 reset", "up", "3 reset", "handshakes held"
+    source: str  # "phase N" (its N-th phase) or "control"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"t": json_number(self.t), "server": self.server, "what": self.what, "source": self.source}
+
+
+@dataclass(frozen=True)
 class RunResult:
     """One client model's run against fresh servers, and its verdicts."""
 
@@ -166,6 +179,7 @@ class RunResult:
     program: Program | None = None  # a `command` client's program
     activity: Activity | None = None  # the run in time slices
     detail: bool = False  # every arrival and emission was recorded (else each connection's first arrival)
+    changes: tuple[ServerChange, ...] = ()  # of its servers, in time order
 
     @property
     def overhead(self) -> float:
@@ -213,6 +227,7 @@ class RunResult:
             **({"program": self.program.to_dict()} if self.program is not None else {}),
             "detail": self.detail,
             "activity": None if self.activity is None else self.activity.to_dict(),
+            "changes": [change.to_dict() for change in self.changes],
             "expectations": [
                 {"text": verdict.expectation.text, "passed": verdict.passed,
                  "actual": json_number(verdict.actual), "bound": verdict.bound}

@@ -299,7 +299,7 @@ def _run_client(
         wall_elapsed=measured.wall_elapsed, connections=connections, lateness=measured.lateness,
         lateness_wall_p99=measured.lateness_wall_p99,
         server_cpu=usage.get("cpu_seconds", math.nan), server_max_rss_mb=usage.get("max_rss_mb", math.nan),
-        program=program, activity=measured.activity, detail=detail)
+        program=program, activity=measured.activity, detail=detail, changes=measured.changes)
 
 
 def _options(scenario: Scenario, client: Client, time_scale: float) -> ClientOptions:

@@ -345,3 +345,87 @@ def test_outputs_land_where_asked(demo: dict[str, Any]) -> None:
     folder: Path = demo["folder"]
     assert sorted(path.name for path in folder.iterdir()) == ["demo.yaml", "report.html", "result.json",
                                                                "trace.json"]
+
+
+# --- the servers' changes --------------------------------------------------------------------
+
+
+def test_measure_keeps_each_change_of_the_servers_in_words_and_scenario_seconds() -> None:
+    """Conditions, outages, resets and held handshakes become changes, timed from the client's start."""
+    from netsim.events import (
+        ConditionsChanged,
+        ConnsReset,
+        HandshakesHeld,
+        ServerCameUp,
+        ServerListening,
+        ServerWentDown,
+    )
+
+    events: list[Any] = [
+        ServerListening(0.9, "a", "127.0.0.1", 1, "concurrent", False),
+        ClientStarted(1.0, "c", "m", 0),
+        ConditionsChanged(1.1, "a", {"delay": "500ms", "fault": {"kind": "reset", "after": 2}}, "phase 1"),
+        ServerWentDown(1.2, "a", "control", 3),
+        ServerCameUp(1.3, "a", "phase 2", "port 10000 is in use"),
+        ConnsReset(1.4, "a", 2, "control"),
+        HandshakesHeld(1.5, "a", None),
+        ClientFinished(2.0, "c"),
+    ]
+    measured = measure(events, [], [], 0.5)
+    changes = [(round(change.t, 6), change.server, change.what, change.source) for change in measured.changes]
+    assert changes == [
+        (0.2, "a", "delay 500ms, fault {kind: reset, after: 2}", "phase 1"),
+        (0.4, "a", "down, 3 reset", "control"),
+        (0.6, "a", "not up: port 10000 is in use", "phase 2"),
+        (0.8, "a", "2 reset", "control"),
+        (1.0, "a", "handshakes held", ""),
+    ]
+
+
+PHASED = """\
+    netsim: 1
+    name: phased
+    servers:
+      - name: a
+        poem: "1\\n2\\n3\\n4\\n"
+        delay: 250ms
+        # The poem ends at 700 ms: its last chunk at 600 ms, 100 ms before the close.
+        phases: [{at: 500ms, delay: 100ms}, {at: 650ms, down: true}]
+    clients: [asyncio]
+    """
+
+
+def test_a_run_keeps_its_servers_changes_and_both_pictures_draw_them(
+        write_scenario: ScenarioWriter, tmp_path: Path) -> None:
+    """The JSON result lists each phase's change at its time; the HTML report draws a line and
+    names it under the timeline; the terminal timeline marks it on a row and says what it was."""
+    path = write_scenario(PHASED)
+    outputs = Outputs(json=tmp_path / "result.json", html=tmp_path / "report.html")
+    run_session(path, time_scale=0.2, outputs=outputs)
+    result = json.loads((tmp_path / "result.json").read_text())
+    changes = run_of(result, "asyncio")["changes"]
+    assert [(change["server"], change["what"], change["source"]) for change in changes] == [
+        ("a", "delay 100ms", "phase 1"), ("a", "down", "phase 2")]
+    # A phase counts from when the servers were ready, some ms (a fork) before the client
+    # started, from which a result counts: the changes come a little before their `at`.
+    first, second = (change["t"] for change in changes)
+    assert 0.0 < first <= 0.5 and second - first == pytest.approx(0.15, abs=0.02)
+
+    html = (tmp_path / "report.html").read_text()
+    assert html.count('<g class="server-change" data-server="a">') == 2
+    listed = re.findall(r'<li data-server="a">([^<]*)</li>', html)
+    assert [item.split(" ", 1)[1] for item in listed] == ["a: delay 100ms (phase 1)", "a: down (phase 2)"]
+
+    text = render(picture_of(result), width=100)
+    marks = next(line for line in text.splitlines() if line.startswith("  servers"))
+    assert marks.count("▼") == 2
+    assert re.search(r"▼ \S+\s+a: delay 100ms \(phase 1\)", text)
+    assert re.search(r"▼ \S+\s+a: down \(phase 2\)", text)
+    assert "▼ server changed" in text
+
+
+def test_a_run_without_changes_draws_none(demo: dict[str, Any]) -> None:
+    """No change, no marks: the result's list is empty and neither picture has a change row."""
+    assert all(run["changes"] == [] for run in demo["result"]["runs"])
+    assert "server-change" not in demo["html"] and 'class="changes"' not in demo["html"]
+    assert "servers" not in render(picture_of(demo["result"]), width=100)

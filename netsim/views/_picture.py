@@ -78,6 +78,21 @@ class Activity:
 
 
 @dataclass(frozen=True)
+class Change:
+    """A server's change while the client model ran (netsim.results.ServerChange, read back)."""
+
+    t: float
+    server: str
+    what: str
+    source: str
+
+    @property
+    def text(self) -> str:
+        """``a: delay 500ms (phase 1)``."""
+        return f"{self.server}: {self.what}" + (f" ({self.source})" if self.source else "")
+
+
+@dataclass(frozen=True)
 class Verdict:
     text: str
     passed: bool
@@ -111,6 +126,7 @@ class ClientPicture:
     lateness_bins: tuple[tuple[float, int], ...]  # (upper bound, emissions); inf for the last
     detail: bool  # every arrival was recorded
     verdicts: tuple[Verdict, ...]
+    changes: tuple[Change, ...] = ()  # of the servers, in time order
 
     def summarised(self, rows: int = MAX_ROWS) -> bool:
         """Are there more connections than ``rows``, so that the run is drawn as a summary?"""
@@ -215,7 +231,16 @@ def _client(data: object, where: str) -> ClientPicture:
         else (),
         detail=bool(run.get("detail", False)),
         verdicts=verdicts,
+        # A result from before netsim kept the servers' changes has none.
+        changes=tuple(_change(change, f"{where}.changes[{index}]") for index, change
+                      in enumerate(_list(run, "changes", where) if "changes" in run else ())),
     )
+
+
+def _change(data: object, where: str) -> Change:
+    change = _mapping(data, where)
+    return Change(t=_number(change, "t", where), server=_text(change, "server", where),
+                  what=_text(change, "what", where), source=str(change.get("source") or ""))
 
 
 def _row(data: object, where: str) -> Row:

@@ -46,7 +46,7 @@ SUMMARY_ROW = 70  # each chart of a summarised run
 STYLE = """
 :root { --ink: #1f2933; --muted: #667085; --line: #d0d5dd; --bg: #ffffff; --panel: #f8f9fb;
   --pass: #12805c; --fail: #c4320a; --conn: #2e90fa; --arrival: #12b76a; --emission: #7a5af8;
-  --ideal: #f79009; }
+  --ideal: #f79009; --change: #c11574; }
 * { box-sizing: border-box; }
 body { margin: 0; padding: 28px 36px 48px; color: var(--ink); background: var(--bg);
   font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; }
@@ -89,6 +89,9 @@ svg .area { fill: #d1e9ff; stroke: var(--conn); }
 svg .column { fill: var(--arrival); }
 svg .late { fill: var(--ideal); }
 svg .hist { fill: var(--emission); }
+svg .change { stroke: var(--change); stroke-width: 1.5; stroke-dasharray: 6 3; }
+svg .change-mark { fill: var(--change); }
+ul.changes { margin: 4px 0 0; padding-left: 18px; color: var(--muted); font-size: 13px; }
 .legend { display: flex; flex-wrap: wrap; gap: 18px; color: var(--muted); font-size: 13px;
   margin: 6px 0 4px; }
 .legend svg { width: 26px; height: 14px; display: inline-block; vertical-align: middle; }
@@ -199,7 +202,7 @@ def _timelines(picture: Picture) -> str:
         figures.append(
             f'<figure class="client {status}" data-client="{escape(client.client)}">'
             f'<figcaption><b>{escape(client.client)}</b> <span class="facts">{escape(" · ".join(facts))}'
-            f"</span></figcaption>{svg}</figure>")
+            f"</span></figcaption>{svg}{_changes_list(client)}</figure>")
     return ('<section id="timelines"><h2>Timelines</h2>'
             '<p class="muted">Every client model on one axis: scenario seconds since it started.</p>'
             f"{_legend()}{''.join(figures)}</section>")
@@ -215,6 +218,7 @@ def _legend() -> str:
         ('<path d="M8 2 L18 12 M18 2 L8 12" class="error"/>', "error"),
         ('<rect x="1" y="3" width="24" height="9" class="ghost"/>', "ideal course"),
         ('<line x1="13" y1="0" x2="13" y2="14" class="ideal"/>', "ideal end"),
+        ('<line x1="13" y1="0" x2="13" y2="14" class="change"/>', "a server changed"),
     ]
     return '<div class="legend">' + "".join(
         f'<span><svg viewBox="0 0 26 14" aria-hidden="true">{mark}</svg> {escape(text)}</span>'
@@ -306,6 +310,7 @@ def _rows_svg(client: ClientPicture, span: float) -> str:
                      f"<title>ideal end of the run: {duration_text(client.ideal)}</title></line>")
     for index, conn in enumerate(client.rows):
         parts.append(_row_svg(conn, client, scale, AXIS + index * row, row))
+    parts.append(_changes_svg(client, scale, height))
     parts.append("</svg>")
     return "".join(parts)
 
@@ -390,8 +395,31 @@ def _summary_svg(client: ClientPicture, span: float) -> str:
         x = scale.x(client.ideal)
         parts.append(f'<line x1="{x}" y1="{AXIS - 4}" x2="{x}" y2="{height - 4}" class="ideal">'
                      f"<title>ideal end of the run: {duration_text(client.ideal)}</title></line>")
+    parts.append(_changes_svg(client, scale, height))
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _changes_svg(client: ClientPicture, scale: _Scale, height: float) -> str:
+    """A line across the timeline where each server change came, marked above the rows."""
+    parts = []
+    for change in client.changes:
+        x = scale.x(change.t)
+        label = f"{duration_text(change.t)} {change.text}"
+        parts.append(f'<g class="server-change" data-server="{escape(change.server)}">'
+                     f'<line x1="{x}" y1="{AXIS - 4}" x2="{x}" y2="{height - 2}" class="change"/>'
+                     f'<path d="M{x - 4} {AXIS - 8} h8 l-4 6 Z" class="change-mark"/>'
+                     f"<title>{escape(label)}</title></g>")
+    return "".join(parts)
+
+
+def _changes_list(client: ClientPicture) -> str:
+    """The server changes, in words, under the timeline."""
+    if not client.changes:
+        return ""
+    items = "".join(f'<li data-server="{escape(change.server)}">{escape(duration_text(change.t))} '
+                    f"{escape(change.text)}</li>" for change in client.changes)
+    return f'<ul class="changes" aria-label="server changes">{items}</ul>'
 
 
 def _series(values: Sequence[float], peak: float, width: float, scale: _Scale, top: float, bottom: float,

@@ -39,7 +39,9 @@ EOF = ("┤", "cyan")
 CUT = ("┤", "red")
 ERROR = ("✕", "bold red")
 IDEAL = ("┊", "yellow")
+CHANGE = ("▼", "magenta")
 _EMPTY = (" ", "")
+SHOWN_CHANGES = 6  # a client model's server changes listed in words; the rest are counted
 LEGEND = ((START, "connect"), (ARRIVAL, "bytes arrived"), (EOF, "EOF"), (ERROR, "error"),
           (IDEAL, "ideal end"))
 
@@ -70,7 +72,7 @@ def lines(picture: Picture, width: int) -> list[Text]:
     from rich.text import Text
 
     drawn = [client for client in picture.clients if not client.summarised()]
-    labels = [f"  {row.label}" for client in drawn for row in client.rows] + ["  lateness"]
+    labels = [f"  {row.label}" for client in drawn for row in client.rows] + ["  lateness", "  servers"]
     label_width = max(len(label) for label in labels) + 1
     info_width = 2 + 8 + 2 + max([len(row.ending) for client in drawn for row in client.rows] + [8])
     axis = Axis(picture.span, max(width - label_width - info_width, MIN_AXIS))
@@ -83,8 +85,14 @@ def lines(picture: Picture, width: int) -> list[Text]:
             out += _summary(client, axis, label_width)
         else:
             out += [_row(row, client, axis, label_width) for row in client.rows]
+        out += _changes(client, axis, label_width)
+    changed = any(client.changes for client in picture.clients)
     legend = Text(" " * label_width)
-    for (mark, style), meaning in LEGEND:
+    for (mark, style), meaning in LEGEND + (((CHANGE, "server changed"),) if changed else ()):
+        if len(legend) + len(meaning) + 2 > width and len(legend) > label_width:
+            legend.rstrip()
+            out.append(legend)  # the rest on a line of its own
+            legend = Text(" " * label_width)
         legend.append(mark, style=style)
         legend.append(f" {meaning}  ", style="dim")
     legend.rstrip()
@@ -186,6 +194,28 @@ def _row(row: Row, client: ClientPicture, axis: Axis, label_width: int) -> Text:
     line.append(f"  {format_duration(end - row.start):>8}  ", style="dim")
     line.append(row.ending, style="red" if failed else "dim")
     return line
+
+
+def _changes(client: ClientPicture, axis: Axis, label_width: int) -> list[Text]:
+    """A row marking where the servers changed, and what each change was."""
+    from rich.text import Text
+
+    if not client.changes:
+        return []
+    cells: list[Cell] = [_EMPTY] * axis.columns
+    for change in client.changes:
+        cells[axis.column(change.t)] = CHANGE
+    line = Text("  servers".ljust(label_width))
+    _append(line, cells)
+    out = [line]
+    for change in client.changes[:SHOWN_CHANGES]:
+        said = Text(" " * label_width)
+        said.append(CHANGE[0], style=CHANGE[1])
+        said.append(f" {format_duration(change.t)}  {change.text}", style="dim")
+        out.append(said)
+    if len(client.changes) > SHOWN_CHANGES:
+        out.append(Text(" " * label_width + f"  and {len(client.changes) - SHOWN_CHANGES} more", style="dim"))
+    return out
 
 
 def _summary(client: ClientPicture, axis: Axis, label_width: int) -> list[Text]:
