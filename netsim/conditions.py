@@ -278,8 +278,8 @@ class StreamSchedule:
             return 0
         begin = max(arrival, self._next_free)
         allowed = size
-        if self._fault_after is not None:
-            allowed = min(size, self._fault_after - self._accepted)
+        if self._fault_after is not None:  # (a limit brought in later may be behind already)
+            allowed = max(0, min(size, self._fault_after - self._accepted))
         rate = self.conditions.rate
         self._emit(begin, allowed, rate, begins)
         self._accepted += allowed
@@ -293,6 +293,12 @@ class StreamSchedule:
         self._next_free = end + self._pause()
         self._chunks += 1
         return size
+
+    def limit(self, fault_after: int | None) -> None:
+        """Cut the stream after ``fault_after`` bytes from its start from now on (None: no
+        more): a fault brought in while it runs. A limit already passed cuts the next chunk."""
+        if self.fault_at is None:
+            self._fault_after = fault_after
 
     def close_time(self, input_ended: float) -> float:
         """When the connection closes, if its input ended (EOF) at ``input_ended``."""

@@ -23,8 +23,8 @@ The model is a small simulation of the scenario's timeline, not a table of const
   and stalls included): that is how a stalled or blackholed connection ends;
 * a client that ``retry``-s tries a refused connect again that much later;
 * a proxy whose upstream is a server of the scenario passes that server's schedule
-  through its own conditions (those of the moment each piece reaches it); one whose
-  upstream is outside the scenario has no ideal (NaN).
+  through its own conditions (those of the moment each piece reaches it, its fault
+  included); one whose upstream is outside the scenario has no ideal (NaN).
 
 Times are in scenario seconds (before any time scale).
 """
@@ -367,34 +367,47 @@ def _ending(timeline: Timeline, arrivals: list[tuple[float, bytes | memoryview]]
 
 def _serve_proxy(proxy: Server, eras: Mapping[str, Sequence[_Era]], upstream: Server,
                  servers: Mapping[str, Server], seed: int, accepted: Counter[str], start: float) -> _Service:
-    """A proxied connection: its fault and accept_delay those of its accept, each piece it
-    forwards paced by the conditions of the moment it arrives, as the proxy does."""
+    """A proxied connection: its accept_delay that of its accept, each piece it forwards
+    paced by the conditions of the moment it arrives, and its fault the one of the moment
+    too, as the proxy does: a fault a change brings in counts the bytes already forwarded,
+    or the time since the accept (``_later_fault``)."""
     own = eras[proxy.name]
-    conditions = _era_at(own, start).conditions
+    accept_era = _era_at(own, start)
+    conditions = accept_era.conditions
     index = accepted[proxy.name]
     fault = fault_of(conditions, seed, proxy.name, index)
     resets = [era.begins for era in own if era.resets and era.begins > start]
     if fault == "blackhole":
         return _Service([], resets[0] if resets else None, "reset" if resets else None)
+    limit, limiting, silent = _later_fault(own, start, fault, conditions, seed, proxy.name, index)
     connected = start + conditions.accept_delay
     if _gate_at(eras[upstream.name], connected) == "refused":  # the proxy resets the client
         return _Service([], connected, "reset")
     accepted[upstream.name] += 1
     source = _serve(upstream, eras, servers, seed, accepted, connected)
-    limit = start + conditions.fault_at if fault in CUTTING_FAULTS and conditions.fault_at is not None \
-        else None
     if (proxy.direction or "downstream") == "upstream":
         # Downstream passes straight through; the proxy's fault counts the client's bytes,
         # and a client model sends none, so it never strikes (but by the clock).
-        return _cut_by_reset(_cut_by_limit(source, limit, fault), resets)
+        if silent is not None and (source.end is None or math.isnan(source.end) or silent < source.end):
+            source = _Service([arrival for arrival in source.arrivals if arrival[0] < silent], None, None)
+        return _cut_by_reset(_cut_by_limit(source, limit, limiting), resets)
     counted = fault in CUTTING_FAULTS and conditions.fault_at is None
     schedule = StreamSchedule(conditions, pause_stream(seed, proxy.name, index), connected,
                               fault_after=conditions.fault_after if counted else None)
     slices = Streams(seed, proxy.name, index).slices
     chunking = proxy.chunk if isinstance(proxy.chunk, str) else proxy.chunk.bytes
     forwarded = bytearray()
+    current = accept_era
     for when, data in source.arrivals:
-        schedule.conditions = _era_at(own, when).conditions
+        if silent is not None and when >= silent:
+            break
+        era = _era_at(own, when)
+        schedule.conditions = era.conditions
+        if era is not current:  # changed since the last piece: its fault from now on
+            current = era
+            fault = fault_of(era.conditions, seed, proxy.name, index)
+            counted = fault in CUTTING_FAULTS and era.conditions.fault_at is None
+            schedule.limit(era.conditions.fault_after if counted else None)
         for piece in cut(bytes(data), chunking):
             sizes = slice_sizes(len(piece), schedule.conditions, slices)
             position = 0
@@ -405,6 +418,10 @@ def _serve_proxy(proxy: Server, eras: Mapping[str, Sequence[_Era]], upstream: Se
                 if taken < size:
                     break
     arrivals = _pieces(schedule, bytes(forwarded))
+    if silent is not None and (source.end is None or math.isnan(source.end) or silent < source.end):
+        # A blackhole brought in: nothing more goes, and the proxy never closes.
+        service = _Service([arrival for arrival in arrivals if arrival[0] < silent], None, None)
+        return _cut_by_reset(service, resets)
     if schedule.fault_at is not None:
         service = _struck(fault, arrivals, schedule.fault_at)
     elif source.end is None or math.isnan(source.end):
@@ -414,7 +431,31 @@ def _serve_proxy(proxy: Server, eras: Mapping[str, Sequence[_Era]], upstream: Se
     else:
         schedule.conditions = _era_at(own, source.end).conditions
         service = _Service(arrivals, schedule.close_time(source.end), None)
-    return _cut_by_reset(_cut_by_limit(service, limit, fault), resets)
+    return _cut_by_reset(_cut_by_limit(service, limit, limiting), resets)
+
+
+def _later_fault(own: Sequence[_Era], start: float, fault: str | None, conditions: Conditions, seed: int,
+                 name: str, index: int) -> tuple[float | None, str | None, float | None]:
+    """A proxied connection's time limit (a fault ``at`` a time after its accept) with that
+    fault, and when it goes silent (a ``blackhole`` brought in), as the changes after its
+    accept leave them: a change sets its own fault's limit anew (or none), unless the
+    limit in force has struck by then."""
+    def limit_of(fault: str | None, conditions: Conditions, since: float) -> float | None:
+        if fault in CUTTING_FAULTS and conditions.fault_at is not None:
+            return max(start + conditions.fault_at, since)
+        return None
+
+    limit = limit_of(fault, conditions, start)
+    for era in own:
+        if era.begins <= start or not era.changed:
+            continue
+        if limit is not None and limit <= era.begins:
+            break  # it has struck
+        fault = fault_of(era.conditions, seed, name, index)
+        if fault == "blackhole":
+            return None, None, era.begins
+        limit = limit_of(fault, era.conditions, era.begins)
+    return limit, fault, None
 
 
 def _cut_by_limit(service: _Service, limit: float | None, fault: str | None) -> _Service:

@@ -261,3 +261,59 @@ def test_serve_answers_the_control_api_from_its_ready_line(write_scenario: Scena
         assert process.stderr.readline().strip().endswith('PATCH /servers/a {"delay": "1ms"} -> 200')
         os.killpg(process.pid, signal.SIGINT)
         assert process.wait(timeout=10) == 130
+
+
+MIDRUN = """\
+netsim: 1
+name: faults-mid-run
+servers:
+  - {name: a, poem: "1\\n2\\n3\\n4\\n", delay: 100ms}
+  - {name: b, poem: "1\\n2\\n3\\n4\\n", delay: 100ms}
+  - {name: p, upstream: b}
+  - {name: q, upstream: b, fault: {kind: reset, after: 5}}
+"""
+
+
+def _after_a_change(net: Serving, name: str, **change: Any) -> tuple[bytes, str]:
+    """Read the first line from ``name``, make ``change``, read the rest: the bytes and the ending."""
+    with socket.create_connection(net.address(name), timeout=1) as sock:
+        data = sock.recv(16)
+        net.set(name, **change)
+        try:
+            while chunk := sock.recv(1024):
+                data += chunk
+        except ConnectionResetError:
+            return data, "reset"
+        except TimeoutError:
+            return data, "silent"
+        return data, "eof"
+
+
+@pytest.mark.parametrize(("fault", "received", "ending"), [
+    ({"kind": "reset", "after": 1}, b"1\n", "reset"),  # passed already: the next chunk is cut
+    ({"kind": "reset", "after": 5}, b"1\n2\n3", "reset"),
+    ({"kind": "close", "at": "250ms"}, b"1\n2\n3\n", "eof"),  # 250 ms after the accept
+    ({"kind": "stall", "after": 4}, b"1\n2\n", "silent"),
+    ({"kind": "blackhole"}, b"1\n", "silent"),
+])
+def test_a_fault_brought_in_mid_run_strikes_open_proxy_connections_as_poem_ones(
+        fault: dict[str, Any], received: bytes, ending: str) -> None:
+    """A proxy's open connection meets a fault set live where a poem server's does: after as
+    many bytes, or as long after its accept."""
+    with netsim.serving(MIDRUN) as net:
+        assert _after_a_change(net, "a", fault=fault) == (received, ending)
+        assert _after_a_change(net, "p", fault=fault) == (received, ending)
+
+
+def test_corruption_brought_in_mid_run_spares_the_bytes_before_after() -> None:
+    """`corrupt` set live on a proxy changes the open connection's bytes from `after` on, and only those."""
+    with netsim.serving(MIDRUN) as net:
+        data, ending = _after_a_change(net, "p", fault={"kind": "corrupt", "after": 3})
+    assert ending == "eof" and len(data) == 8
+    assert data[:3] == b"1\n2" and data[3:] != b"\n3\n4\n"
+
+
+def test_a_fault_taken_away_mid_run_spares_open_proxy_connections() -> None:
+    """`fault: null` set live lets a connection that was to be reset after 5 bytes read the whole poem."""
+    with netsim.serving(MIDRUN) as net:
+        assert _after_a_change(net, "q", fault=None) == (b"1\n2\n3\n4\n", "eof")

@@ -75,6 +75,17 @@ CASES = {
         """- {name: g, poem: "1111\\n2222\\n3333\\n4444\\n", delay: 100ms,
              fault: {kind: corrupt, after: 5}}""",
         "{model: selectors}", 0.4, {}, 0.0),
+    # The same through a proxy, the fault set on the proxy: its open connection meets it.
+    "a fault brought in reaches a proxy's open connection": Case(
+        '- {name: up, poem: "1\\n2\\n3\\n4\\n5\\n6\\n", delay: 200ms}\n'
+        "- {name: p, upstream: up, phases: [{at: 500ms, fault: {kind: reset, after: 4}}]}",
+        "{model: blocking, targets: [p]}", 0.6, {"reset": 1}, 0.0),
+    # A time limit brought in at 300 ms counts from the accept: the proxy closes at 500 ms,
+    # after the lines of 0, 0.2 and 0.4 s.
+    "a time limit brought in closes a proxy's open connection": Case(
+        '- {name: up, poem: "1\\n2\\n3\\n4\\n5\\n6\\n", delay: 200ms}\n'
+        "- {name: p, upstream: up, phases: [{at: 300ms, fault: {kind: close, at: 500ms}}]}",
+        "{model: asyncio, targets: [p]}", 0.5, {}, 0.0),
     "a time limit resets the connection at its moment": Case(
         """- {name: h, poem: "1111\\n2222\\n3333\\n4444\\n", delay: 300ms,
              fault: {kind: reset, at: 700ms}}""",

@@ -11,6 +11,7 @@ time: a client that leaves is noticed at once, as on a poem server.
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
 from typing import Any
 
@@ -91,7 +92,8 @@ class ProxyServer:
 
     def change(self, conditions: Conditions, generation: int = 0) -> None:
         """Serve with ``conditions`` from now on: new connections, and the chunks that reach
-        an open one from now on (its fault stays the one it met when it was accepted)."""
+        an open one from now on, with the fault the new conditions give it (as a poem
+        server's open connections get theirs)."""
         self.conditions = conditions
         for conn in self.live:
             conn.conditions_changed(conditions)
@@ -135,6 +137,7 @@ class ProxyConnection(asyncio.Protocol):
         self._accepted = 0.0
         self._how: How | None = None  # how the proxy itself ended it, if it did
         self._fault: str | None = None
+        self._faults = 0  # how many times its fault was set: a time limit of an earlier one is stale
         self._silent = False  # a stall struck: nothing will ever be sent again
         self._closed = False
         self.index = 0
@@ -179,8 +182,7 @@ class ProxyConnection(asyncio.Protocol):
         transport.pause_reading()  # the client's bytes wait until the upstream is there
         conditions = self._server.conditions
         self._connecting = self._loop.create_task(self._connect(now + conditions.accept_delay))
-        if self._fault in CUTTING_FAULTS and conditions.fault_at is not None:  # a time limit
-            self._server.timers.call_at(now + conditions.fault_at, self._strike_in_time)
+        self._limit_in_time(conditions)
 
     def data_received(self, data: bytes) -> None:
         if self._up is None:
@@ -300,10 +302,37 @@ class ProxyConnection(asyncio.Protocol):
     # Changes.
 
     def conditions_changed(self, conditions: Conditions) -> None:
-        """The chunks scheduled from now on go under ``conditions``."""
+        """The chunks scheduled from now on go under ``conditions``, and so does its fault:
+        one brought in strikes where it would have had it been there from the accept (after
+        as many bytes, at as long after the accept), at once if that moment has passed; one
+        taken away no longer will (the bytes it cut stay cut)."""
         for shaper in (self._down, self._up):
             if shaper is not None and shaper.conditioned:
                 shaper.schedule.conditions = conditions
+        if self._closed or self._silent:
+            return
+        plan = self._plan
+        fault = fault_of(conditions, plan.seed, plan.name, self.index)
+        self._fault, self._faults = fault, self._faults + 1
+        if fault == "blackhole":  # from now on it sends nothing, and never closes
+            self._go_silent()
+            return
+        # A limit in bytes cuts the chunks that come from now on (the next, if it has passed).
+        counted = fault in CUTTING_FAULTS and conditions.fault_at is None
+        for shaper in (self._down, self._up):
+            if shaper is None or not shaper.conditioned:
+                continue
+            shaper.schedule.limit(conditions.fault_after if counted else None)
+            shaper.corrupt((Streams(plan.seed, plan.name, self.index).corruption, conditions.fault_after)
+                           if fault == "corrupt" else None)
+        if self._transport is not None:
+            self._limit_in_time(conditions)
+
+    def _limit_in_time(self, conditions: Conditions) -> None:
+        """A fault with a time limit strikes that long after the accept (now, if that has passed)."""
+        if self._fault in CUTTING_FAULTS and conditions.fault_at is not None:
+            when = max(self._accepted + conditions.fault_at, self._loop.time())
+            self._server.timers.call_at(when, functools.partial(self._strike_in_time, self._faults))
 
     def reset_now(self) -> bool:
         """Reset the client's connection and close the upstream's; False if it had ended."""
@@ -316,9 +345,10 @@ class ProxyConnection(asyncio.Protocol):
 
     # The end.
 
-    def _strike_in_time(self) -> None:
-        """A time limit has come: the fault strikes, unless the connection is over already."""
-        if not self._closed and self._transport is not None and not self._silent:
+    def _strike_in_time(self, faults: int) -> None:
+        """A time limit has come: the fault strikes, unless the connection is over already or
+        its fault has been set anew since (``faults``)."""
+        if faults == self._faults and not self._closed and self._transport is not None and not self._silent:
             self._strike()
 
     def _strike(self) -> None:
@@ -330,12 +360,16 @@ class ProxyConnection(asyncio.Protocol):
         elif self._fault == "close":
             self._close()
         if self._fault == "stall":
-            self._silent = True
-            for shaper in (self._down, self._up):
-                if shaper is not None:
-                    shaper.cancel()
+            self._go_silent()
         elif self._upstream is not None:
             self._upstream.abort()
+
+    def _go_silent(self) -> None:
+        """Send nothing more, either way, and keep the connection open until the client leaves."""
+        self._silent = True
+        for shaper in (self._down, self._up):
+            if shaper is not None:
+                shaper.cancel()
 
     def _reset(self) -> None:
         assert self._transport is not None

@@ -117,6 +117,10 @@ class Shaper:
         self._paused = False
         self._step()
 
+    def corrupt(self, corruption: tuple[Corruption, int] | None) -> None:
+        """Corrupt the bytes fed from now on past the stream's ``after`` (None: no longer)."""
+        self._corruption = corruption
+
     def cancel(self) -> None:
         self.finished = True  # a step still queued on the timers will find this and stop
 
