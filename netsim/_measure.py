@@ -286,6 +286,8 @@ def _change_of(event: Change) -> tuple[str, str]:
 
 def _written(value: object) -> str:
     """A condition's value as a scenario would write it: ``500ms``, ``true``, ``{kind: reset}``."""
+    if value is None:
+        return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, dict):

@@ -364,10 +364,12 @@ async def _serve_until_stopped(listeners: Sequence[Listener], t0: float, conn: C
             sender.send(LatenessBatch(lateness.tobytes()))
             del lateness[:]
 
+    beat: list[asyncio.TimerHandle] = []
+
     def flush() -> None:
         send_held()
         if not serving.done():
-            loop.call_later(FLUSH_INTERVAL, flush)  # events and lateness travel on this beat
+            beat[:] = [loop.call_later(FLUSH_INTERVAL, flush)]  # events and lateness travel on this beat
 
     controls: list[Controls] = []
 
@@ -380,7 +382,7 @@ async def _serve_until_stopped(listeners: Sequence[Listener], t0: float, conn: C
 
     serving = asyncio.create_task(serve(listeners, pending.add, t0, lateness=lateness,
                                         detail=detail, accounts=accounts, on_ready=ready))
-    loop.call_later(FLUSH_INTERVAL, flush)
+    beat.append(loop.call_later(FLUSH_INTERVAL, flush))
 
     def on_control() -> None:
         # Flush: send what is held. A control request: carry it out, then send the events
@@ -408,6 +410,8 @@ async def _serve_until_stopped(listeners: Sequence[Listener], t0: float, conn: C
             await serving
         flush()
     finally:
+        for handle in beat:
+            handle.cancel()  # nothing may be sent once the sender is closed
         sender.close()
 
 

@@ -80,7 +80,10 @@ class LoopSender:
             self._loop.remove_writer(self._sock.fileno())
 
     def close(self) -> None:
-        """Write the backlog, blocking until the runner has taken it, and let go of the socket."""
+        """Write the backlog, blocking until the runner has taken it, and let go of the socket
+        (once: a second call does nothing)."""
+        if self._sock.fileno() < 0:
+            return
         self._loop.remove_writer(self._sock.fileno())
         try:
             if self._backlog:

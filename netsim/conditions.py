@@ -295,10 +295,41 @@ class StreamSchedule:
         return size
 
     def limit(self, fault_after: int | None) -> None:
-        """Cut the stream after ``fault_after`` bytes from its start from now on (None: no
-        more): a fault brought in while it runs. A limit already passed cuts the next chunk."""
+        """Cut the chunks added from now on after ``fault_after`` bytes from the stream's
+        start (None: no more): a fault brought in while it runs. A limit already passed
+        cuts the next chunk. (``Shaper.limit`` cuts what is queued.)"""
         if self.fault_at is None:
             self._fault_after = fault_after
+
+    def cut_queued(self, fault_after: int, sent: int, first_queued: int = 0) -> int:
+        """Cut the emissions still queued (from ``first_queued`` on, ``sent`` bytes having
+        gone before them) after ``fault_after`` bytes of the stream: a limit brought in
+        while they wait. The fault strikes when the first byte dropped was due. Returns how
+        many bytes are dropped (0: the queue is within the limit, or it was cut already)."""
+        emissions = self.emissions
+        if self.fault_at is not None or first_queued >= len(emissions):
+            return 0
+        left = max(0, fault_after - sent)
+        kept = deque(itertools.islice(emissions, first_queued))
+        dropped, cut_at = 0, None
+        for emission in itertools.islice(emissions, first_queued, None):
+            if cut_at is None and emission.size <= left:
+                kept.append(emission)
+                left -= emission.size
+                continue
+            if cut_at is None:
+                cut_at = emission.due
+                if left:
+                    kept.append(emission._replace(size=left))
+                dropped += emission.size - left
+                left = 0
+            else:
+                dropped += emission.size
+        if cut_at is None:
+            return 0
+        self.emissions, self.fault_at = kept, cut_at
+        self._accepted -= dropped
+        return dropped
 
     def close_time(self, input_ended: float) -> float:
         """When the connection closes, if its input ended (EOF) at ``input_ended``."""

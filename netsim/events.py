@@ -24,7 +24,8 @@ Process messages travel on the pipe between the runner and its children: a child
 ``Listening`` (servers) once every server accepts connections, ``EventBatch`` and
 ``LatenessBatch`` as the run goes on, and ends with ``Finished``, ``Crashed`` or
 ``LimitReached`` (a client) or ``Stopped`` (servers, after the runner's ``Stop``);
-``StartFailed`` instead of ``Listening`` when a server cannot listen. Live control asks
+``StartFailed`` instead of ``Listening`` when a server cannot listen. An ``EventBatch``
+may carry its most frequent kind ``Packed`` (see ``Outbox``). Live control asks
 the servers with a ``ControlMessage`` and hears back ``ControlDone`` or ``ServerStates``.
 """
 
@@ -856,6 +857,8 @@ __all__ = [
     "Listening",
     "Message",
     "Observer",
+    "Outbox",
+    "Packed",
     "PeerShutdown",
     "ProgramExited",
     "ProgramOutput",

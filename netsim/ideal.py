@@ -31,6 +31,7 @@ Times are in scenario seconds (before any time scale).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -397,17 +398,31 @@ def _serve_proxy(proxy: Server, eras: Mapping[str, Sequence[_Era]], upstream: Se
     slices = Streams(seed, proxy.name, index).slices
     chunking = proxy.chunk if isinstance(proxy.chunk, str) else proxy.chunk.bytes
     forwarded = bytearray()
-    current = accept_era
+    changes = [era for era in own if era.begins > start and era.changed]
+
+    def change_fault(era: _Era) -> None:
+        """A change's fault from its moment on: a limit in bytes cuts what is still queued
+        past it, or else a piece to come (as ``Shaper.limit`` does); a cut decided stays."""
+        nonlocal fault
+        if schedule.fault_at is not None:
+            return
+        fault = fault_of(era.conditions, seed, proxy.name, index)
+        counted = fault in CUTTING_FAULTS and era.conditions.fault_at is None
+        schedule.limit(era.conditions.fault_after if counted else None)
+        if counted:
+            queued = next((number for number, emission in enumerate(schedule.emissions)
+                           if emission.due >= era.begins), len(schedule.emissions))
+            sent = sum(emission.size for emission in itertools.islice(schedule.emissions, queued))
+            dropped = schedule.cut_queued(era.conditions.fault_after, sent, queued)
+            if dropped:
+                del forwarded[len(forwarded) - dropped:]
+
     for when, data in source.arrivals:
         if silent is not None and when >= silent:
             break
-        era = _era_at(own, when)
-        schedule.conditions = era.conditions
-        if era is not current:  # changed since the last piece: its fault from now on
-            current = era
-            fault = fault_of(era.conditions, seed, proxy.name, index)
-            counted = fault in CUTTING_FAULTS and era.conditions.fault_at is None
-            schedule.limit(era.conditions.fault_after if counted else None)
+        while changes and changes[0].begins <= when:
+            change_fault(changes.pop(0))
+        schedule.conditions = _era_at(own, when).conditions
         for piece in cut(bytes(data), chunking):
             sizes = slice_sizes(len(piece), schedule.conditions, slices)
             position = 0
@@ -417,9 +432,14 @@ def _serve_proxy(proxy: Server, eras: Mapping[str, Sequence[_Era]], upstream: Se
                 position += size
                 if taken < size:
                     break
+    for era in changes:  # those after the last piece: they may still cut what is queued
+        if silent is None or era.begins < silent:
+            change_fault(era)
     arrivals = _pieces(schedule, bytes(forwarded))
-    if silent is not None and (source.end is None or math.isnan(source.end) or silent < source.end):
-        # A blackhole brought in: nothing more goes, and the proxy never closes.
+    # A blackhole brought in: nothing more goes, and the proxy never closes; unless a cut
+    # came first (decided by a piece before it), or the connection ended before it.
+    if silent is not None and schedule.fault_at is None and (
+            source.end is None or math.isnan(source.end) or silent < schedule.close_time(source.end)):
         service = _Service([arrival for arrival in arrivals if arrival[0] < silent], None, None)
         return _cut_by_reset(service, resets)
     if schedule.fault_at is not None:

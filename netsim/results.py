@@ -152,7 +152,7 @@ class Program:
 class ServerChange:
     """A server changed while a client model ran: its conditions, going down or up, a reset."""
 
-    t: float  # scenario seconds since the client model started
+    t: float  # scenario seconds since the client model started (negative: before it did)
     server: str
     what: str  # in a few words: "delay 500ms", "down, 2 reset", "up", "3 reset", "handshakes held"
     source: str  # "phase N" (its N-th phase) or "control"

@@ -271,13 +271,23 @@ servers:
   - {name: b, poem: "1\\n2\\n3\\n4\\n", delay: 100ms}
   - {name: p, upstream: b}
   - {name: q, upstream: b, fault: {kind: reset, after: 5}}
+  # A proxy that holds what its upstream sent at once and paces it out itself.
+  - {name: whole, poem: "1\\n2\\n3\\n4\\n", chunk: all}
+  - {name: r, upstream: whole, chunk: line, delay: 100ms}
+  - {name: s, upstream: whole, chunk: line, delay: 100ms, fault: {kind: reset, after: 5}}
+  - {name: w, upstream: whole, accept_delay: 300ms}
+  - {name: wa, poem: "1\\n2\\n3\\n4\\n", accept_delay: 300ms}
+  - {name: h, upstream: b, fault: {kind: blackhole}}
 """
 
 
-def _after_a_change(net: Serving, name: str, **change: Any) -> tuple[bytes, str]:
-    """Read the first line from ``name``, make ``change``, read the rest: the bytes and the ending."""
+def _after_a_change(net: Serving, name: str, *, first: bool = True, **change: Any) -> tuple[bytes, str]:
+    """Read the first line from ``name`` (or, not ``first``, wait 100 ms), make ``change``,
+    read the rest: the bytes and the ending."""
     with socket.create_connection(net.address(name), timeout=1) as sock:
-        data = sock.recv(16)
+        data = sock.recv(16) if first else b""
+        if not first:
+            time.sleep(0.1)
         net.set(name, **change)
         try:
             while chunk := sock.recv(1024):
@@ -317,3 +327,33 @@ def test_a_fault_taken_away_mid_run_spares_open_proxy_connections() -> None:
     """`fault: null` set live lets a connection that was to be reset after 5 bytes read the whole poem."""
     with netsim.serving(MIDRUN) as net:
         assert _after_a_change(net, "q", fault=None) == (b"1\n2\n3\n4\n", "eof")
+
+
+def test_a_limit_brought_in_cuts_what_a_proxy_holds_queued() -> None:
+    """Bytes a proxy holds to pace them out are cut by a limit set live, as a poem server's are."""
+    with netsim.serving(MIDRUN) as net:
+        assert _after_a_change(net, "r", fault={"kind": "reset", "after": 5}) == (b"1\n2\n3", "reset")
+
+
+def test_a_cut_already_made_stays_when_its_fault_is_taken_away() -> None:
+    """A proxy that has cut the bytes it holds (on their arrival) still strikes: they are gone.
+    Its connection ends as the fault said, and is accounted for."""
+    with netsim.serving(MIDRUN) as net:
+        assert _after_a_change(net, "s", fault=None) == (b"1\n2\n3", "reset")
+        (account,) = [conn for conn in net.result().connections if conn.server == "s"]
+    assert account.error == "reset" and account.bytes == 5
+
+
+def test_a_blackhole_brought_in_during_the_accept_delay_keeps_the_proxy_silent() -> None:
+    """Set while a proxy holds a connection before connecting upstream, a blackhole silences it
+    from then on, as it does a poem server's."""
+    with netsim.serving(MIDRUN) as net:
+        assert _after_a_change(net, "wa", first=False, fault={"kind": "blackhole"}) == (b"", "silent")
+        assert _after_a_change(net, "w", first=False, fault={"kind": "blackhole"}) == (b"", "silent")
+
+
+def test_a_blackholed_connection_stays_silent_whatever_fault_comes_later() -> None:
+    """A connection blackholed at its accept is not reset by a time limit set later."""
+    with netsim.serving(MIDRUN) as net:
+        later = {"kind": "reset", "at": "300ms"}
+        assert _after_a_change(net, "h", first=False, fault=later) == (b"", "silent")

@@ -86,6 +86,13 @@ CASES = {
         '- {name: up, poem: "1\\n2\\n3\\n4\\n5\\n6\\n", delay: 200ms}\n'
         "- {name: p, upstream: up, phases: [{at: 300ms, fault: {kind: close, at: 500ms}}]}",
         "{model: asyncio, targets: [p]}", 0.5, {}, 0.0),
+    # The upstream sends its whole poem at once; the proxy paces it out a line every 200 ms
+    # (0, 0.2, 0.4, ...). At 300 ms `after: 5` cuts what it holds: of the line due at 0.4 s
+    # only "3" goes, and the fault strikes with it, as on a poem server.
+    "a limit brought in cuts what a proxy holds queued": Case(
+        '- {name: up, poem: "1\\n2\\n3\\n4\\n5\\n6\\n", chunk: all}\n'
+        "- {name: p, upstream: up, delay: 200ms, phases: [{at: 300ms, fault: {kind: reset, after: 5}}]}",
+        "{model: blocking, targets: [p]}", 0.4, {"reset": 1}, 0.0),
     "a time limit resets the connection at its moment": Case(
         """- {name: h, poem: "1111\\n2222\\n3333\\n4444\\n", delay: 300ms,
              fault: {kind: reset, at: 700ms}}""",

@@ -37,8 +37,8 @@ def test_sending_to_a_runner_that_does_not_read_never_blocks_the_loop() -> None:
     """With nobody reading, 4 MiB of sends return at once; the loop then writes them as the reader reads."""
     ours, theirs = multiprocessing.Pipe()  # a socketpair, as between the runner and its servers
     loop = asyncio.new_event_loop()
+    sender = LoopSender(theirs, loop)
     try:
-        sender = LoopSender(theirs, loop)
         began = time.monotonic()
         for message in _messages():
             sender.send(message)
@@ -56,8 +56,8 @@ def test_sending_to_a_runner_that_does_not_read_never_blocks_the_loop() -> None:
         loop.run_until_complete(asyncio.wait_for(read_all(), timeout=30))
         assert received == _messages()
         assert sender.backlog == 0
-        sender.close()
     finally:
+        sender.close()
         loop.close()
         ours.close()
         theirs.close()
@@ -69,8 +69,8 @@ def test_close_writes_the_backlog_before_it_returns() -> None:
     loop = asyncio.new_event_loop()
     received: list[LatenessBatch] = []
     reader = threading.Thread(target=lambda: received.extend(ours.recv() for _ in range(MESSAGES + 1)))
+    sender = LoopSender(theirs, loop)
     try:
-        sender = LoopSender(theirs, loop)
         for message in _messages():
             sender.send(message)
         assert sender.backlog > 0
@@ -80,6 +80,7 @@ def test_close_writes_the_backlog_before_it_returns() -> None:
         reader.join(timeout=30)
         assert received == [*_messages(), LatenessBatch(b"after")]
     finally:
+        sender.close()  # (closed already, unless an assertion came first)
         loop.close()
         ours.close()
         theirs.close()
@@ -90,12 +91,13 @@ def test_small_and_odd_sized_messages_cross_whole(size: int) -> None:
     """Messages of every size, from empty to just past Connection's own split point, cross unchanged."""
     ours, theirs = multiprocessing.Pipe()
     loop = asyncio.new_event_loop()
+    sender = LoopSender(theirs, loop)
     try:
-        sender = LoopSender(theirs, loop)
         sender.send(LatenessBatch(b"x" * size))
         sender.close()
         assert ours.recv() == LatenessBatch(b"x" * size)
     finally:
+        sender.close()
         loop.close()
         ours.close()
         theirs.close()

@@ -178,6 +178,7 @@ class ProxyConnection(asyncio.Protocol):
         if self._fault == "blackhole":
             # Accept, never send, never close. It still reads (and drops what comes), or
             # it would never notice the client leave.
+            self._silent = True
             return
         transport.pause_reading()  # the client's bytes wait until the upstream is there
         conditions = self._server.conditions
@@ -229,6 +230,8 @@ class ProxyConnection(asyncio.Protocol):
 
     async def _connect(self, when: float) -> None:
         await asyncio.sleep(max(0.0, when - self._loop.time()))
+        if self._silent:  # a blackhole brought in meanwhile: it never sends
+            return
         host, port = self._server.upstream_address()
         try:
             upstream, _ = await self._loop.create_connection(lambda: _Upstream(self), host, port)
@@ -311,22 +314,24 @@ class ProxyConnection(asyncio.Protocol):
                 shaper.schedule.conditions = conditions
         if self._closed or self._silent:
             return
+        shapers = [shaper for shaper in (self._down, self._up) if shaper is not None]
+        if any(shaper.schedule.fault_at is not None for shaper in shapers):
+            return  # its fault has cut its bytes already, and will strike: it stays
         plan = self._plan
         fault = fault_of(conditions, plan.seed, plan.name, self.index)
         self._fault, self._faults = fault, self._faults + 1
         if fault == "blackhole":  # from now on it sends nothing, and never closes
             self._go_silent()
             return
-        # A limit in bytes cuts the chunks that come from now on (the next, if it has passed).
+        # A limit in bytes cuts what is queued past it, or else the next chunk.
         counted = fault in CUTTING_FAULTS and conditions.fault_at is None
         for shaper in (self._down, self._up):
             if shaper is None or not shaper.conditioned:
                 continue
-            shaper.schedule.limit(conditions.fault_after if counted else None)
+            shaper.limit(conditions.fault_after if counted else None)
             shaper.corrupt((Streams(plan.seed, plan.name, self.index).corruption, conditions.fault_after)
                            if fault == "corrupt" else None)
-        if self._transport is not None:
-            self._limit_in_time(conditions)
+        self._limit_in_time(conditions)
 
     def _limit_in_time(self, conditions: Conditions) -> None:
         """A fault with a time limit strikes that long after the accept (now, if that has passed)."""

@@ -85,7 +85,7 @@ class Shaper:
             if taken:
                 data = chunk[position:position + taken] if len(sizes) > 1 or taken < size else chunk
                 if self._corruption is not None:
-                    data = self._corrupt(data)
+                    data = self._masked(data, self._fed)
                 self._data.append(data)
                 self.buffered += taken
                 self._fed += taken
@@ -94,14 +94,14 @@ class Shaper:
             position += size
         self._arm()
 
-    def _corrupt(self, data: bytes) -> bytes:
-        """``data``, the bytes from ``_fed`` on, with those past ``after`` corrupted."""
+    def _masked(self, data: bytes, position: int) -> bytes:
+        """``data``, the stream's bytes from ``position`` on, with those past ``after`` corrupted."""
         assert self._corruption is not None
         mask, after = self._corruption
-        if self._fed + len(data) <= after:
+        if position + len(data) <= after:
             return data
-        clean = max(0, after - self._fed)
-        return data[:clean] + mask.apply(data[clean:], self._fed + clean)
+        clean = max(0, after - position)
+        return data[:clean] + mask.apply(data[clean:], position + clean)
 
     def end_input(self) -> None:
         """No more bytes will come: close once everything is sent and the pauses are over."""
@@ -117,9 +117,40 @@ class Shaper:
         self._paused = False
         self._step()
 
+    def limit(self, fault_after: int | None) -> None:
+        """Cut the stream after ``fault_after`` bytes from its start, those queued here
+        included (None: no limit for what comes from now on); what the sink has taken
+        stays sent. A cut within the queue strikes when the first byte it drops was due."""
+        schedule = self.schedule
+        schedule.limit(fault_after)
+        if fault_after is None:
+            return
+        dropped = schedule.cut_queued(fault_after, sent=self._fed - self.buffered)
+        if not dropped:
+            return  # the queue is within the limit: a chunk to come meets it
+        keep = self.buffered - dropped
+        data: collections.deque[bytes | memoryview] = collections.deque()
+        left = keep
+        for item in self._data:
+            if not left:
+                break
+            data.append(item if len(item) <= left else memoryview(item)[:left])
+            left -= len(data[-1])
+        self._data, self.buffered, self._fed = data, keep, self._fed - dropped
+        self._arm()
+
     def corrupt(self, corruption: tuple[Corruption, int] | None) -> None:
-        """Corrupt the bytes fed from now on past the stream's ``after`` (None: no longer)."""
+        """Corrupt the stream's bytes past its ``after`` from now on, those queued here
+        included (None: no longer, for the bytes fed from now on)."""
+        corrupting = corruption is not None and self._corruption is None
         self._corruption = corruption
+        if corrupting:
+            position = self._fed - self.buffered
+            masked: collections.deque[bytes | memoryview] = collections.deque()
+            for item in self._data:
+                masked.append(self._masked(bytes(item), position))
+                position += len(item)
+            self._data = masked
 
     def cancel(self) -> None:
         self.finished = True  # a step still queued on the timers will find this and stop
