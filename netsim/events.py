@@ -52,15 +52,18 @@ class _Wire:
         return (type(self), type(self)._values(self))
 
 
-def _wire(cls: type[_W]) -> type[_W]:
-    names = [field.name for field in dataclasses.fields(cls)]  # type: ignore[arg-type]
+def _getter(names: list[str]) -> Callable[[Any], tuple[Any, ...]]:
+    """The values of these attributes of an object, always as a tuple."""
     if len(names) > 1:
-        cls._values = operator.attrgetter(*names)
-    elif names:
+        return operator.attrgetter(*names)
+    if names:
         one = operator.attrgetter(names[0])
-        cls._values = lambda item: (one(item),)
-    else:
-        cls._values = lambda item: ()
+        return lambda item: (one(item),)
+    return lambda item: ()
+
+
+def _wire(cls: type[_W]) -> type[_W]:
+    cls._values = _getter([field.name for field in dataclasses.fields(cls)])  # type: ignore[arg-type]
     if issubclass(cls, _Event):
         cls.name = _snake_case(cls.__name__)
     return cls
@@ -714,15 +717,6 @@ class _Codec:
         made = [(values[at] if kind is float else kind(values[at])) if number else others[at]
                 for number, at, kind in self.plan]
         return self.kind(*made)  # type: ignore[return-value]
-
-
-def _getter(names: list[str]) -> Callable[[Any], tuple[Any, ...]]:
-    if len(names) > 1:
-        return operator.attrgetter(*names)
-    if names:
-        one = operator.attrgetter(names[0])
-        return lambda item: (one(item),)
-    return lambda item: ()
 
 
 _CODECS: dict[type[_Event], _Codec] = {}

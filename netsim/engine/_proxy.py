@@ -309,12 +309,11 @@ class ProxyConnection(asyncio.Protocol):
         one brought in strikes where it would have had it been there from the accept (after
         as many bytes, at as long after the accept), at once if that moment has passed; one
         taken away no longer will (the bytes it cut stay cut)."""
-        for shaper in (self._down, self._up):
-            if shaper is not None and shaper.conditioned:
-                shaper.schedule.conditions = conditions
+        shapers = [shaper for shaper in (self._down, self._up) if shaper is not None and shaper.conditioned]
+        for shaper in shapers:
+            shaper.schedule.conditions = conditions
         if self._closed or self._silent:
             return
-        shapers = [shaper for shaper in (self._down, self._up) if shaper is not None]
         if any(shaper.schedule.fault_at is not None for shaper in shapers):
             return  # its fault has cut its bytes already, and will strike: it stays
         plan = self._plan
@@ -325,9 +324,7 @@ class ProxyConnection(asyncio.Protocol):
             return
         # A limit in bytes cuts what is queued past it, or else the next chunk.
         counted = fault in CUTTING_FAULTS and conditions.fault_at is None
-        for shaper in (self._down, self._up):
-            if shaper is None or not shaper.conditioned:
-                continue
+        for shaper in shapers:
             shaper.limit(conditions.fault_after if counted else None)
             shaper.corrupt((Streams(plan.seed, plan.name, self.index).corruption, conditions.fault_after)
                            if fault == "corrupt" else None)
