@@ -39,7 +39,15 @@ from multiprocessing.connection import Connection
 from netsim._errors import PortBusyError, ServerStartError
 from netsim._sender import LoopSender
 from netsim.clients import ClientModel, ModelLimitError, Recorder, Target
-from netsim.engine import Controls, Listener, ServerPlan, new_event_loop, open_listeners, serve
+from netsim.engine import (
+    Controls,
+    Listener,
+    ServerPlan,
+    ask_for_priority,
+    new_event_loop,
+    open_listeners,
+    serve,
+)
 from netsim.events import (
     BringUp,
     BytesReceived,
@@ -82,9 +90,6 @@ FRESH_SERVERS_FROM = 1000  # connections in a run
 
 # Server events travel to the runner in batches at most this far apart.
 FLUSH_INTERVAL = 0.05  # seconds
-
-# The niceness the server process asks for: ahead of the client, far from real time.
-SERVER_NICENESS = -10
 
 # How long a child may take to start, or to stop once asked, before it is killed.
 START_TIMEOUT = 10.0  # seconds
@@ -290,18 +295,6 @@ def _die_with(runner: int) -> None:
         os._exit(1)
 
 
-def _ask_for_priority() -> None:
-    """Let the servers run before the client when both are ready, where that is allowed.
-
-    On two cores shared with a client that reads as fast as it can, the scheduler
-    otherwise makes a server wait its turn now and then, and a chunk goes out late.
-    Raising priority needs privileges (root, or CAP_SYS_NICE); without them the servers
-    keep the normal priority, and the run measures that.
-    """
-    with contextlib.suppress(OSError):
-        os.setpriority(os.PRIO_PROCESS, 0, SERVER_NICENESS)
-
-
 def _ignore_interrupts() -> None:
     # Ctrl-C goes to the whole process group; the runner alone handles it, and stops
     # its children with SIGTERM, which must kill them rather than run its handler.
@@ -313,7 +306,7 @@ def _ignore_interrupts() -> None:
 def _server_main(plans: list[ServerPlan], t0: float, conn: Connection, detail: bool,
                  runners_end: int | None, runner: int) -> None:
     _settle_child(runners_end, runner)
-    _ask_for_priority()
+    ask_for_priority()
     try:
         listeners = open_listeners(plans)
     except (PortBusyError, ServerStartError) as error:

@@ -133,26 +133,6 @@ def test_fresh_server_processes_serve_like_forked_ones(write_scenario: ScenarioW
     assert run.server_max_rss_mb > 0 and run.server_cpu > 0
 
 
-def test_the_server_process_asks_for_priority_where_allowed() -> None:
-    """The server process raises its priority when it may, and carries on at normal priority when not."""
-    import os
-
-    from netsim._processes import SERVER_NICENESS
-
-    script = (
-        "import os\n"
-        "from netsim._processes import _ask_for_priority\n"
-        "_ask_for_priority()\n"
-        "print(os.getpriority(os.PRIO_PROCESS, 0))\n"
-    )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-    niceness = int(done.stdout)
-    if os.geteuid() == 0:
-        assert niceness == SERVER_NICENESS
-    else:  # without the privilege the call fails quietly and nothing changes
-        assert niceness == os.getpriority(os.PRIO_PROCESS, 0)
-
-
 def test_fresh_servers_do_not_run_the_callers_script_again(tmp_path: Path) -> None:
     """A script without a main guard, at a scale that starts fresh servers, runs once."""
     scenario = tmp_path / "many.yaml"

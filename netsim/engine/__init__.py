@@ -15,7 +15,9 @@ in this list:
 * ``_control``: each server's conditions over time, its phases and live changes
   (``ServerControl``, ``Controls``);
 * ``_serve``: ``serve()``, which puts every server of a run on the path that suits it;
-* ``_precise``: the event loop the server process runs, on time to the microsecond.
+* ``_precise``: the event loop the server process runs, on time to the microsecond;
+* ``_priority``: the scheduling the server process asks the kernel for (real time,
+  where it is safe and allowed).
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from __future__ import annotations
 from netsim.engine._control import Controls
 from netsim.engine._plans import BACKLOG, Listener, PhasePlan, ServerPlan, open_listeners
 from netsim.engine._precise import new_event_loop
+from netsim.engine._priority import Priority, ask_for_priority
 from netsim.engine._serve import serve
 
-__all__ = ["BACKLOG", "Controls", "Listener", "PhasePlan", "ServerPlan", "new_event_loop", "open_listeners",
-           "serve"]
+__all__ = ["BACKLOG", "Controls", "Listener", "PhasePlan", "Priority", "ServerPlan", "ask_for_priority",
+           "new_event_loop", "open_listeners", "serve"]
