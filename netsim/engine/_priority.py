@@ -7,9 +7,10 @@ and a sleeping server that wakes may wait behind them for a few milliseconds, or
 queued behind one while the other core idles. At 10,000 connections those waits set the
 run's p99 and max lateness (docs/performance.md, "Real-time servers").
 
-So the server process asks for the lowest real-time priority (``SCHED_FIFO``, 1): its
+So the server process asks for the lowest real-time priority (``SCHED_RR``, 1): its
 wake-ups then preempt every normal task at once, and the kernel moves it to a free core
-rather than leave it queued. A real-time process that computed without pause would take
+rather than leave it queued. (Round-robin rather than FIFO: the servers of runs made
+side by side take turns among themselves.) A real-time process that computed without pause would take
 a core from everything else, so three guards come with it:
 
 - it is asked for only where the process may use two cores or more, so that one is
@@ -47,7 +48,7 @@ REALTIME_BUDGET = 0.5
 class Priority(enum.Enum):
     """What the kernel granted the server process."""
 
-    REALTIME = "real-time"  # SCHED_FIFO at REALTIME_PRIORITY
+    REALTIME = "real-time"  # SCHED_RR at REALTIME_PRIORITY
     RAISED = "raised"  # the normal policy at SERVER_NICENESS
     NORMAL = "normal"  # nothing granted
 
@@ -69,7 +70,7 @@ def ask_for_priority() -> Priority:
         previous = signal.signal(signal.SIGXCPU, _leave_realtime)
         try:
             resource.setrlimit(resource.RLIMIT_RTTIME, (int(REALTIME_BUDGET * 1e6), resource.RLIM_INFINITY))
-            policy = os.SCHED_FIFO | os.SCHED_RESET_ON_FORK
+            policy = os.SCHED_RR | os.SCHED_RESET_ON_FORK
             os.sched_setscheduler(0, policy, os.sched_param(REALTIME_PRIORITY))
         except (OSError, ValueError):
             signal.signal(signal.SIGXCPU, previous)
@@ -81,7 +82,7 @@ def ask_for_priority() -> Priority:
 
 
 def _can_be_realtime() -> bool:
-    needed = ("SCHED_FIFO", "SCHED_RESET_ON_FORK", "sched_setscheduler", "sched_getaffinity")
+    needed = ("SCHED_RR", "SCHED_RESET_ON_FORK", "sched_setscheduler", "sched_getaffinity")
     if not sys.platform.startswith("linux") or not all(hasattr(os, name) for name in needed):
         return False
     if not hasattr(resource, "RLIMIT_RTTIME"):

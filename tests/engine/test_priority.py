@@ -35,7 +35,7 @@ REALTIME_POSSIBLE = PRIVILEGED and TWO_CORES and sys.platform.startswith("linux"
 
 
 def test_the_server_asks_for_real_time_where_allowed_and_a_raised_niceness_where_not() -> None:
-    """Granted real time: SCHED_FIFO at priority 1, a CPU budget, and children at normal
+    """Granted real time: SCHED_RR at priority 1, a CPU budget, and children at normal
     policy. Refused: the raised niceness, or nothing; the answer says which."""
     result = _run("""
         granted = _priority.ask_for_priority()
@@ -54,7 +54,7 @@ def test_the_server_asks_for_real_time_where_allowed_and_a_raised_niceness_where
     """)
     if REALTIME_POSSIBLE:
         assert result["granted"] == Priority.REALTIME.value
-        assert result["policy"] == os.SCHED_FIFO
+        assert result["policy"] == os.SCHED_RR
         assert result["priority"] == _priority.REALTIME_PRIORITY
         assert result["budget"] == int(_priority.REALTIME_BUDGET * 1e6)
         assert result["child_policy"] == os.SCHED_OTHER  # not inherited
