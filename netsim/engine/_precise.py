@@ -30,13 +30,21 @@ from netsim.engine._priority import Priority, granted
 # that on every timer. So the selector measures how late its timer wakes it and spins
 # for a little more than that: at least SPIN, at most MAX_SPIN, forgetting a slow wake
 # by DECAY per wake. Spinning costs CPU, but only this long per deadline, and only when
-# nothing else is ready. A real-time process does not spin: its wake-ups preempt
-# whatever else runs (see _priority), and at 10,000 connections a process that spins
-# never sleeps, so every other task's turn on its core comes out of its deadlines.
+# nothing else is ready.
 SPIN = 150e-6  # seconds
 MAX_SPIN = 1e-3  # seconds
 DECAY = 0.98
 MARGIN = 1.25  # spin this much longer than the latest wake-ups were late
+
+# A real-time process (see _priority) spins within a budget: it leaves its core free,
+# asleep, at least 1 - BUSY_SHARE of the time, for the tasks its priority puts behind
+# it. (One that never sleeps, as a server at 10,000 connections would if it spun before
+# every deadline, starves them, and the kernel then stops it for tens of milliseconds
+# to let them run.) Sleeping earns spin, working and spinning spend it; the balance is
+# kept within CREDIT_CAP either way, so that neither a long sleep nor a long burst of
+# work counts for long.
+BUSY_SHARE = 0.7
+CREDIT_CAP = 2e-3  # seconds
 
 CLOCK_MONOTONIC = 1
 TFD_NONBLOCK = os.O_NONBLOCK
@@ -77,6 +85,9 @@ class PreciseEpollSelector(selectors.EpollSelector):
         self._spec = _Itimerspec()
         self._armed = False
         self.spin = SPIN  # how long before a deadline to stop sleeping (learned)
+        self._credit = 0.0  # spin a real-time process has earned by sleeping (seconds)
+        self._entered = time.monotonic()  # when the last wait began
+        self._slept = 0.0  # how long it slept
         # Registered with the epoll object itself, not as a selector key: its readiness
         # wakes the wait and is then ignored by the selector's own bookkeeping.
         self._epoll().register(self._timer, select.EPOLLIN)
@@ -87,8 +98,15 @@ class PreciseEpollSelector(selectors.EpollSelector):
             collect_in_gap(timeout)
             if timeout is not None:
                 timeout = max(0.0, timeout - (time.monotonic() - began))
-        # A real-time process wakes on time without spinning (see _priority).
-        spin = 0.0 if granted() is Priority.REALTIME else self.spin
+        now = time.monotonic()
+        # The core was free while the last wait slept, and owes 1 - BUSY_SHARE of all the
+        # time since it began.
+        credit = self._credit + self._slept - (1 - BUSY_SHARE) * (now - self._entered)
+        self._credit = credit = min(CREDIT_CAP, max(-CREDIT_CAP, credit))
+        self._entered, self._slept = now, 0.0
+        spin = self.spin
+        if granted() is Priority.REALTIME:
+            spin = min(spin, max(0.0, credit))
         if timeout is not None and 0 < timeout <= spin:
             return self._spin(timeout)
         wake = math.inf
@@ -104,6 +122,8 @@ class PreciseEpollSelector(selectors.EpollSelector):
             self._set(0)  # disarm: a stale expiry must not wake a longer wait
             self._armed = False
         ready = super().select(timeout)
+        if timeout != 0:
+            self._slept = time.monotonic() - now
         if self._armed:
             try:
                 os.read(self._timer, 8)  # consume the expiry, so the fd is quiet again

@@ -20,8 +20,10 @@ a core from everything else, so three guards come with it:
   policy (at niceness ``SERVER_NICENESS``) for the rest of its life;
 - children do not inherit it (``SCHED_RESET_ON_FORK``).
 
-A real-time server has no need to spin before its deadlines (see ``_precise``): its
-timer's wake-up is prompt. Where real time is refused (no root or CAP_SYS_NICE, a
+A real-time server still spins before its deadlines (see ``_precise``), since waking
+a halted virtual CPU can take milliseconds, but within a budget that leaves its core
+asleep at least 30% of the time, for the tasks it would otherwise starve. Where real
+time is refused (no root or CAP_SYS_NICE, a
 container without real-time runtime), the process asks for niceness -10 instead, and
 failing that keeps the normal priority; the run measures what it got.
 """
