@@ -44,6 +44,7 @@ from netsim.engine import (
     Listener,
     ServerPlan,
     ask_for_priority,
+    left_realtime,
     new_event_loop,
     open_listeners,
     serve,
@@ -315,7 +316,7 @@ def _server_main(plans: list[ServerPlan], t0: float, conn: Connection, detail: b
     with asyncio.Runner(loop_factory=functools.partial(new_event_loop, collect_in_gaps=True)) as runner_:
         runner_.run(_serve_until_stopped(listeners, t0, conn, detail))
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    _send(conn, Stopped(usage.ru_utime + usage.ru_stime, _peak_rss_mb(usage)))
+    _send(conn, Stopped(usage.ru_utime + usage.ru_stime, _peak_rss_mb(usage), left_realtime()))
 
 
 def _send(conn: Connection, message: ServerMessage | ClientMessage) -> None:

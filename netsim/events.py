@@ -557,10 +557,11 @@ class LimitReached(_Wire):
 @_wire
 @dataclass(slots=True)
 class Stopped(_Wire):
-    """The servers stopped: what they cost."""
+    """The servers stopped: what they cost, and whether they left real time (see engine._priority)."""
 
     cpu_seconds: float
     max_rss_mb: float
+    left_realtime: bool = False
 
 
 @_wire

@@ -176,6 +176,8 @@ class RunResult:
     expectations: list[Verdict] = field(default_factory=list)
     server_cpu: float = math.nan  # CPU seconds the server process used over the run
     server_max_rss_mb: float = math.nan  # its peak resident memory
+    # It ran real-time and used up its budget of CPU without a pause (engine._priority).
+    server_left_realtime: bool = False
     program: Program | None = None  # a `command` client's program
     activity: Activity | None = None  # the run in time slices
     detail: bool = False  # every arrival and emission was recorded (else each connection's first arrival)

@@ -123,6 +123,10 @@ def run_scenario(
         f"late (p99, wall time): this machine was too busy to keep the schedule, so the "
         f"timings of this run say more about the machine than about the client"
         for run in judged if run.lateness_wall_p99 > LATENESS_WARNING
+    ] + [
+        f"{run.client}: the server process used up its real-time budget (CPU time without a pause) "
+        f"and ran at normal priority for the rest of the run, where other tasks can hold it back"
+        for run in judged if run.server_left_realtime
     ]
     return ScenarioResult(scenario.name, time_scale, judged, warnings, seed)
 
@@ -299,7 +303,8 @@ def _run_client(
         wall_elapsed=measured.wall_elapsed, connections=connections, lateness=measured.lateness,
         lateness_wall_p99=measured.lateness_wall_p99,
         server_cpu=usage.get("cpu_seconds", math.nan), server_max_rss_mb=usage.get("max_rss_mb", math.nan),
-        program=program, activity=measured.activity, detail=detail, changes=measured.changes)
+        server_left_realtime=bool(usage.get("left_realtime", False)), program=program,
+        activity=measured.activity, detail=detail, changes=measured.changes)
 
 
 def _options(scenario: Scenario, client: Client, time_scale: float) -> ClientOptions:
@@ -455,7 +460,8 @@ def _stop_servers(servers: ServerProcess, correlator: Correlator) -> dict[str, f
         if message is None:
             break
         if isinstance(message, Stopped):
-            return {"cpu_seconds": message.cpu_seconds, "max_rss_mb": message.max_rss_mb}
+            return {"cpu_seconds": message.cpu_seconds, "max_rss_mb": message.max_rss_mb,
+                    "left_realtime": message.left_realtime}
         _collect(message, correlator)
     return {}
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import math
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 
@@ -242,6 +245,43 @@ def test_a_refused_connection_is_an_error_not_a_crash(write_scenario: ScenarioWr
     assert run.metrics()["errors"] == 1 and run.metrics()["intact"] == pytest.approx(2 / 3)
     assert (run.metrics()["errors.refused"], run.metrics()["errors.reset"]) == (1, 0)
     assert not result.passed
+
+
+def test_a_server_that_leaves_real_time_is_flagged(write_scenario: ScenarioWriter,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real-time server that computes past its budget without a pause falls back to the
+    normal policy, and the result says so. (Where real time is refused, there is nothing to
+    leave and no warning.) The server process is forked from this one, so it inherits a
+    budget of 10 ms and a start that computes for 100 ms before it listens."""
+    from netsim import _processes
+    from netsim.engine import _priority
+
+    real_open = _processes.open_listeners
+
+    def open_after_computing(plans: Any) -> Any:
+        began = time.thread_time()
+        while time.thread_time() - began < 0.1:
+            pass
+        return real_open(plans)
+
+    monkeypatch.setattr(_priority, "REALTIME_BUDGET", 0.01)
+    monkeypatch.setattr(_processes, "open_listeners", open_after_computing)
+    result = netsim.run_scenario(load_demo(write_scenario, "select"), time_scale=0.02)
+    left = [warning for warning in result.warnings if "real-time budget" in warning]
+    if _real_time_is_granted():
+        assert left == ["select: the server process used up its real-time budget (CPU time without a "
+                        "pause) and ran at normal priority for the rest of the run, where other tasks "
+                        "can hold it back"]
+        assert result.runs[0].server_left_realtime
+    else:
+        assert left == []
+    assert result.passed  # the run itself went on
+
+
+def _real_time_is_granted() -> bool:
+    script = "from netsim.engine import _priority; print(_priority.ask_for_priority().value)"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    return done.stdout.strip() == "real-time"
 
 
 def test_a_run_on_a_busy_machine_is_flagged(write_scenario: ScenarioWriter,

@@ -1,13 +1,15 @@
 """The scheduling the server process asks for: real time where safe and allowed, and its guards.
 
-Each case runs in a subprocess of its own, since a process's scheduling policy is the
-kernel's and cannot be undone by a test that raised it.
+The cases that change a process's policy run in a subprocess of their own, since the
+policy is the kernel's and a test that raised it could not undo it; the selector's
+spin budget is checked in this process, with the grant stood in for.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import selectors
 import subprocess
 import sys
 import textwrap
@@ -27,17 +29,11 @@ def _run(body: str) -> dict[str, object]:
     return result
 
 
-# Whether this machine lets a process take real time: root (or CAP_SYS_NICE) on two cores
-# or more. CI runs as root on two cores; elsewhere the cases check the fallback instead.
-PRIVILEGED = os.geteuid() == 0
-TWO_CORES = hasattr(os, "sched_getaffinity") and len(os.sched_getaffinity(0)) >= 2
-REALTIME_POSSIBLE = PRIVILEGED and TWO_CORES and sys.platform.startswith("linux")
-
-
-def test_the_server_asks_for_real_time_where_allowed_and_a_raised_niceness_where_not() -> None:
-    """Granted real time: SCHED_RR at priority 1, a CPU budget, and children at normal
-    policy. Refused: the raised niceness, or nothing; the answer says which."""
+def test_the_server_says_what_it_was_granted_and_is_in_that_state() -> None:
+    """Granted real time: SCHED_RR at priority 1, the CPU budget and its hard limit, and
+    children at normal policy. Refused: the raised niceness, or nothing changed."""
     result = _run("""
+        before = os.getpriority(os.PRIO_PROCESS, 0)
         granted = _priority.ask_for_priority()
         child = os.fork()
         if child == 0:
@@ -47,34 +43,40 @@ def test_the_server_asks_for_real_time_where_allowed_and_a_raised_niceness_where
             "granted": granted.value,
             "policy": os.sched_getscheduler(0) & ~os.SCHED_RESET_ON_FORK,
             "priority": os.sched_getparam(0).sched_priority,
-            "budget": resource.getrlimit(resource.RLIMIT_RTTIME)[0],
+            "budget": resource.getrlimit(resource.RLIMIT_RTTIME),
             "child_policy": os.waitstatus_to_exitcode(status),
             "niceness": os.getpriority(os.PRIO_PROCESS, 0),
+            "before": before,
+            "cores": len(os.sched_getaffinity(0)),
         }))
     """)
-    if REALTIME_POSSIBLE:
-        assert result["granted"] == Priority.REALTIME.value
+    if result["granted"] == Priority.REALTIME.value:
+        assert result["cores"] >= 2  # never on one core
         assert result["policy"] == os.SCHED_RR
         assert result["priority"] == _priority.REALTIME_PRIORITY
-        assert result["budget"] == int(_priority.REALTIME_BUDGET * 1e6)
+        assert result["budget"] == [int(_priority.REALTIME_BUDGET * 1e6), int(_priority.REALTIME_LIMIT * 1e6)]
         assert result["child_policy"] == os.SCHED_OTHER  # not inherited
-    elif PRIVILEGED:  # one core: real time would leave nothing for the rest
-        assert result["granted"] == Priority.RAISED.value
-        assert result["niceness"] == SERVER_NICENESS
-    else:  # without the privilege nothing changes, quietly
-        assert result["granted"] == Priority.NORMAL.value
-        assert result["niceness"] == os.getpriority(os.PRIO_PROCESS, 0)
+    elif result["granted"] == Priority.RAISED.value:
         assert result["policy"] == os.SCHED_OTHER
+        assert result["niceness"] == SERVER_NICENESS
+    else:  # nothing granted, nothing changed
+        assert result["granted"] == Priority.NORMAL.value
+        assert result["policy"] == os.SCHED_OTHER
+        assert result["niceness"] == result["before"]
+    if os.geteuid() == 0 and sys.platform.startswith("linux") and len(os.sched_getaffinity(0)) >= 2:
+        # As on CI: root on two cores. (A container without CAP_SYS_NICE or real-time
+        # runtime would refuse; the branches above check what it then says.)
+        assert result["granted"] == Priority.REALTIME.value
 
 
-@pytest.mark.skipif(not REALTIME_POSSIBLE,
-                    reason="needs root on two cores: here real time is refused, which the test above checks")
 def test_a_real_time_server_that_computes_past_its_budget_goes_back_to_normal_policy() -> None:
     """A server that runs without waiting for longer than its budget gets SIGXCPU from the
-    kernel and carries on at the normal policy and the raised niceness."""
+    kernel and carries on at the normal policy and the raised niceness, and says so."""
     result = _run("""
         _priority.REALTIME_BUDGET = 0.05  # seconds of CPU without blocking
-        assert _priority.ask_for_priority() is _priority.Priority.REALTIME
+        if _priority.ask_for_priority() is not _priority.Priority.REALTIME:
+            print(json.dumps({"refused": True}))
+            sys.exit(0)
         import time
         began = time.process_time()
         while _priority.granted() is _priority.Priority.REALTIME and time.process_time() - began < 5:
@@ -82,14 +84,18 @@ def test_a_real_time_server_that_computes_past_its_budget_goes_back_to_normal_po
         print(json.dumps({
             "cpu": time.process_time() - began,
             "granted": _priority.granted().value,
+            "left": _priority.left_realtime(),
             "policy": os.sched_getscheduler(0) & ~os.SCHED_RESET_ON_FORK,
             "niceness": os.getpriority(os.PRIO_PROCESS, 0),
         }))
     """)
-    assert result["granted"] == Priority.RAISED.value
+    if result.get("refused"):
+        pytest.skip("real time is refused here (the test above checks what is granted instead)")
+    assert result["granted"] == Priority.RAISED.value and result["left"] is True
     assert result["policy"] == os.SCHED_OTHER
     assert result["niceness"] == SERVER_NICENESS
-    assert isinstance(result["cpu"], float) and 0.05 <= result["cpu"] < 5
+    # The kernel counts the budget in scheduler ticks (4 ms here), so a little either side.
+    assert isinstance(result["cpu"], float) and 0.04 <= result["cpu"] < 5
 
 
 @pytest.mark.skipif(_precise._libc() is None, reason="timerfd is Linux's")
@@ -132,20 +138,46 @@ def test_a_real_time_process_spins_only_on_what_it_earned_by_sleeping(
 
 
 @pytest.mark.skipif(_precise._libc() is None, reason="timerfd is Linux's")
-def test_a_real_time_process_waiting_back_to_back_leaves_its_core_free(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """A real-time loop whose every wait is shorter than its spin would poll all the time;
-    within its budget it leaves a share of its core free."""
+def test_a_wait_cut_short_by_the_budget_does_not_unlearn_the_spin(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the selector learned of late wake-ups stays when the budget allows no spin."""
     selector = _precise.PreciseEpollSelector(_precise._libc())
     monkeypatch.setattr(_priority, "_granted", Priority.REALTIME)
     try:
-        cpu, wall = time.thread_time(), time.monotonic()
+        began = time.thread_time()
+        while time.thread_time() - began < 0.01:
+            pass  # no credit left
+        selector.spin = _precise.MAX_SPIN
+        selector.select(0.005)  # slept on the timer: too little credit to spin
+        assert selector.spin >= _precise.MAX_SPIN * _precise.DECAY
+    finally:
+        selector.close()
+
+
+@pytest.mark.skipif(_precise._libc() is None, reason="timerfd is Linux's")
+def test_a_real_time_process_waiting_back_to_back_leaves_its_core_free(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real-time loop whose every wait is shorter than its spin would poll all the time;
+    within its budget it polls at most BUSY_SHARE of the time and sleeps the rest."""
+    selector = _precise.PreciseEpollSelector(_precise._libc())
+    monkeypatch.setattr(_priority, "_granted", Priority.REALTIME)
+    spun = []
+    spin = selector._spin
+
+    def timed_spin(timeout: float) -> list[tuple[selectors.SelectorKey, int]]:
+        began = time.monotonic()
+        try:
+            return spin(timeout)
+        finally:
+            spun.append(time.monotonic() - began)
+
+    monkeypatch.setattr(selector, "_spin", timed_spin)
+    try:
+        wall = time.monotonic()
         while time.monotonic() - wall < 0.3:
             selector.spin = _precise.MAX_SPIN
             selector.select(0.4e-3)
-        share = (time.thread_time() - cpu) / (time.monotonic() - wall)
+        share = sum(spun) / (time.monotonic() - wall)
     finally:
         selector.close()
-    # BUSY_SHARE is 0.7 of the time; each wake-up from a sleep costs this machine 0.1-0.2 ms
-    # of CPU besides, which the budget counts as sleep (measured: 0.8 of the CPU).
-    assert share < 0.9
+    # Wall time, so that being preempted while polling counts as polling.
+    assert 0 < share <= _precise.BUSY_SHARE
