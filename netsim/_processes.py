@@ -246,6 +246,7 @@ class ClientProcess(ChildProcess):
 
 
 PR_SET_PDEATHSIG = 1
+PR_SET_NAME = 15
 _STOPPING = {signal.SIGINT, signal.SIGTERM}
 
 
@@ -265,8 +266,12 @@ def _signals_held() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
-def _settle_child(runners_end: int | None, runner: int) -> None:
-    """What every child does first: die with the runner, leave Ctrl-C to it, spare the collector.
+def _settle_child(runners_end: int | None, runner: int, name: str) -> None:
+    """What every child does first: take its name, die with the runner, leave Ctrl-C to it,
+    spare the collector.
+
+    The name (at most 15 bytes, Linux) is what top, ps and the kernel's traces show for the
+    process, where every process of a run would otherwise be "python".
 
     A forked child holds a copy of the runner's end of their pipe; closed here, the pipe
     reaches EOF when the runner goes, however it goes. And the kernel is asked to kill the
@@ -279,12 +284,19 @@ def _settle_child(runners_end: int | None, runner: int) -> None:
     """
     if runners_end is not None:
         os.close(runners_end)
+    _take_name(name)
     _die_with(runner)
     _ignore_interrupts()
     gc.freeze()
     # asyncio warns on stderr about every write to a connection its client has just
     # dropped; the run reports those connections itself.
     logging.getLogger("asyncio").setLevel(logging.ERROR)
+
+
+def _take_name(name: str) -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_NAME, ctypes.c_char_p(name.encode()[:15]), 0, 0, 0)
 
 
 def _die_with(runner: int) -> None:
@@ -306,7 +318,7 @@ def _ignore_interrupts() -> None:
 
 def _server_main(plans: list[ServerPlan], t0: float, conn: Connection, detail: bool,
                  runners_end: int | None, runner: int) -> None:
-    _settle_child(runners_end, runner)
+    _settle_child(runners_end, runner, "netsim-server")
     ask_for_priority()
     try:
         listeners = open_listeners(plans)
@@ -417,7 +429,7 @@ def _carry_out(request: ControlMessage, controls: list[Controls], t0: float) -> 
 
 def _client_main(model: ClientModel, label: str, targets: list[Target], t0: float,
                  conn: Connection, detail: bool, runners_end: int, runner: int) -> None:
-    _settle_child(runners_end, runner)
+    _settle_child(runners_end, runner, "netsim-client")
     # The first name lookup of a process loads the resolver's configuration and
     # libraries (about 5 ms); that cost belongs to no client model, so pay it here.
     for host in {target.host for target in targets}:

@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 
 import netsim
+from netsim.clients import ClientModel
+from netsim.clients import selectors as netsim_selectors
 from tests.conftest import ScenarioWriter
 from tests.test_lifetime import alive, descendants
 
@@ -159,6 +161,28 @@ def test_serving_keeps_poem_files_in_the_scenarios_folder_unless_allowed(tmp_pat
         netsim.serving(path, allow_paths=True, max_poem_bytes=4)
     with netsim.serving(path, allow_paths=True) as net:
         assert read(net.address("a")) == b"1111\n"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="process names are set with Linux's prctl")
+def test_the_processes_of_a_run_go_by_their_roles(tmp_path: Path) -> None:
+    """top, ps and the kernel's traces show the server process as netsim-server and a
+    client model's as netsim-client, not as one more "python"."""
+    path = tmp_path / "one.yaml"
+    path.write_text('netsim: 1\nname: one\nservers: [{name: a, poem: "1\\n"}]\n')
+    with netsim.serving(path):
+        names = {Path(f"/proc/{pid}/comm").read_text().strip() for pid in descendants(os.getpid())}
+    assert "netsim-server" in names
+
+    seen = tmp_path / "client-name"
+
+    def naming(targets: Any, recorder: Any) -> None:
+        seen.write_text(Path("/proc/self/comm").read_text().strip())
+        netsim_selectors.run(targets, recorder)
+
+    model = ClientModel("selectors", "reads its own name", True, naming)
+    path.write_text(path.read_text() + "clients: [{model: selectors}]\n")
+    netsim.run_scenario(netsim.load_scenario(path), time_scale=0.01, models={"selectors": model})
+    assert seen.read_text() == "netsim-client"
 
 
 FORWARDING = """\
