@@ -293,17 +293,21 @@ def _settle_child(runners_end: int | None, runner: int, name: str) -> None:
     logging.getLogger("asyncio").setLevel(logging.ERROR)
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    # Finding the library runs ldconfig (2-4 ms): once per process.
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
 def _take_name(name: str) -> None:
     with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(PR_SET_NAME, ctypes.c_char_p(name.encode()[:15]), 0, 0, 0)
+        _libc().prctl(PR_SET_NAME, ctypes.c_char_p(name.encode()[:15]), 0, 0, 0)
 
 
 def _die_with(runner: int) -> None:
     """Ask for SIGKILL when the runner (our parent) dies, and leave now if it already has."""
     with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        _libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != runner:  # it died before the request was in place
         os._exit(1)
 

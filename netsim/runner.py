@@ -302,8 +302,9 @@ def _run_client(
         client=client.label, model=model.name, elapsed=measured.wall_elapsed / time_scale, ideal=ideal,
         wall_elapsed=measured.wall_elapsed, connections=connections, lateness=measured.lateness,
         lateness_wall_p99=measured.lateness_wall_p99,
-        server_cpu=usage.get("cpu_seconds", math.nan), server_max_rss_mb=usage.get("max_rss_mb", math.nan),
-        server_left_realtime=bool(usage.get("left_realtime", False)), program=program,
+        server_cpu=math.nan if usage is None else usage.cpu_seconds,
+        server_max_rss_mb=math.nan if usage is None else usage.max_rss_mb,
+        server_left_realtime=usage is not None and usage.left_realtime, program=program,
         activity=measured.activity, detail=detail, changes=measured.changes)
 
 
@@ -451,8 +452,9 @@ def _follow(client: ClientProcess, servers: ServerProcess, correlator: Correlato
                     _collect(message, correlator)
 
 
-def _stop_servers(servers: ServerProcess, correlator: Correlator) -> dict[str, float]:
-    """Ask the servers to stop, collect the events they still hold, return their usage."""
+def _stop_servers(servers: ServerProcess, correlator: Correlator) -> Stopped | None:
+    """Ask the servers to stop, collect the events they still hold, return what they cost
+    (None: they did not say in time)."""
     servers.request_stop()
     deadline = time.monotonic() + STOP_TIMEOUT
     while wait_for([servers], deadline):
@@ -460,10 +462,9 @@ def _stop_servers(servers: ServerProcess, correlator: Correlator) -> dict[str, f
         if message is None:
             break
         if isinstance(message, Stopped):
-            return {"cpu_seconds": message.cpu_seconds, "max_rss_mb": message.max_rss_mb,
-                    "left_realtime": message.left_realtime}
+            return message
         _collect(message, correlator)
-    return {}
+    return None
 
 
 

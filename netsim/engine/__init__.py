@@ -25,8 +25,8 @@ from __future__ import annotations
 from netsim.engine._control import Controls
 from netsim.engine._plans import BACKLOG, Listener, PhasePlan, ServerPlan, open_listeners
 from netsim.engine._precise import new_event_loop
-from netsim.engine._priority import REALTIME_BUDGET, Priority, ask_for_priority, left_realtime
+from netsim.engine._priority import Priority, ask_for_priority, left_realtime
 from netsim.engine._serve import serve
 
-__all__ = ["BACKLOG", "REALTIME_BUDGET", "Controls", "Listener", "PhasePlan", "Priority", "ServerPlan",
+__all__ = ["BACKLOG", "Controls", "Listener", "PhasePlan", "Priority", "ServerPlan",
            "ask_for_priority", "left_realtime", "new_event_loop", "open_listeners", "serve"]

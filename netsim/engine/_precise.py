@@ -101,14 +101,15 @@ class PreciseEpollSelector(selectors.EpollSelector):
             collect_in_gap(timeout)
             if timeout is not None:
                 timeout = max(0.0, timeout - (time.monotonic() - began))
-        now = time.monotonic()
-        # The core was free while the last wait slept, and owes 1 - BUSY_SHARE of all the
-        # time since it began.
-        credit = self._credit + self._slept - (1 - BUSY_SHARE) * (now - self._entered)
-        self._credit = credit = min(CREDIT_CAP, max(-CREDIT_CAP, credit))
-        self._entered, self._slept = now, 0.0
         spin = self.spin
-        if granted() is Priority.REALTIME:
+        realtime = granted() is Priority.REALTIME
+        if realtime:
+            now = time.monotonic()
+            # The core was free while the last wait slept, and owes 1 - BUSY_SHARE of all
+            # the time since it began.
+            credit = self._credit + self._slept - (1 - BUSY_SHARE) * (now - self._entered)
+            self._credit = credit = min(CREDIT_CAP, max(-CREDIT_CAP, credit))
+            self._entered, self._slept = now, 0.0
             spin = min(spin, max(0.0, credit))
         if timeout is not None and 0 < timeout <= spin:
             return self._spin(timeout)
@@ -125,7 +126,7 @@ class PreciseEpollSelector(selectors.EpollSelector):
             self._set(0)  # disarm: a stale expiry must not wake a longer wait
             self._armed = False
         ready = super().select(timeout)
-        if timeout != 0:
+        if realtime and timeout != 0:
             self._slept = time.monotonic() - now
         if self._armed:
             try:
