@@ -44,6 +44,7 @@ class Run:
     cpu: float | None = None  # s, server utime + stime from ready to the client's end
     cpu_per_1k_chunks: float | None = None  # s, cpu / (chunks / 1000)
     peak_rss: int | None = None  # bytes, server VmHWM
+    steal: float | None = None  # s, the hypervisor's steal time over the same span, all CPUs
     measured: str | None = None  # the command line of the process measured
     client_cpu: float | None = None  # s, the load client's utime + stime
     connect_lag: dict[str, float | None] = field(default_factory=dict)  # client behind its ramp (s)
@@ -69,7 +70,8 @@ def table(runs: list[Run], repeats: int) -> str:
     width = max(len("design"), *(len(text) for text in labels))
     header = (f"{'design':<{width}}  {'lateness p50':>12} {'p99':>7} {'max':>7}  "
               f"{'client p99':>10} {'max':>7}  {'ttfb p50':>8} {'p99':>7}  {'intact':>13}  "
-              f"{'rss MB':>6}  {'cpu s':>5}  {'cpu s/1k chunks':>15}  {'elapsed s':>9}  status")
+              f"{'rss MB':>6}  {'cpu s':>5}  {'cpu s/1k chunks':>15}  {'elapsed s':>9}  {'steal s':>7}  "
+              f"status")
     rows = [header, "-" * len(header)]
     for text, run in zip(labels, runs, strict=True):
         intact = "n/a" if run.intact is None else f"{run.intact:,}/{run.connections:,}"
@@ -79,7 +81,7 @@ def table(runs: list[Run], repeats: int) -> str:
             f"{ms(run.client_error.get('max')):>7}  {ms(run.first_byte.get('p50')):>8} "
             f"{ms(run.first_byte.get('p99')):>7}  {intact:>13}  {number(run.peak_rss, 2**20, 1):>6}  "
             f"{number(run.cpu):>5}  {number(run.cpu_per_1k_chunks):>15}  {number(run.elapsed):>9}  "
-            f"{run.status}"
+            f"{number(run.steal):>7}  {run.status}"
         )
         rows.extend(f"{'':<{width}}  note: {note}" for note in run.notes)
     return "\n".join(rows)

@@ -65,6 +65,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import resource
@@ -78,6 +79,8 @@ from pathlib import Path
 
 from _proc import STOP_CAP, Server, command_line, cpu_seconds, kill_group, listener_holder, peak_rss
 from _report import Run, goals, ms, table
+
+from netsim._machine import steal_seconds
 
 BENCH = Path(__file__).resolve().parent
 TREE = BENCH.parent  # the source tree this benchmark belongs to: the design "netsim"
@@ -202,6 +205,7 @@ def run_one(design: Design, workload: Workload, n: int, repeat: int, scenario: P
                 run.notes.append("no single process holds the listener: measured the one started")
             run.measured = command_line(pid)
             cpu_before = cpu_seconds(pid)
+            steal_before = steal_seconds()
 
             client = subprocess.Popen(client_command(port, n, workload, tick), stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, text=True, start_new_session=True)
@@ -213,6 +217,8 @@ def run_one(design: Design, workload: Workload, n: int, repeat: int, scenario: P
                 run.timed_out = True
                 run.notes.append(f"client killed after {client_cap:.0f} s")
 
+            steal = steal_seconds() - steal_before
+            run.steal = None if math.isnan(steal) else steal
             if server.process.poll() is None:
                 run.cpu = cpu_seconds(pid) - cpu_before
                 run.peak_rss = peak_rss(pid)

@@ -39,6 +39,7 @@ from typing import Any
 
 from netsim._control_api import ControlServer
 from netsim._errors import PortBusyError, RunError, UsageError
+from netsim._machine import Machine, StealClock
 from netsim._measure import Slot, served_connections
 from netsim._poem_files import DEFAULT_MAX_POEM_BYTES
 from netsim._processes import STOP_TIMEOUT, ServerProcess, wait_for
@@ -103,6 +104,7 @@ class ServedResult:
     connections: list[ConnectionResult]  # in the order they were accepted
     lateness: Lateness
     elapsed: float
+    machine: Machine | None = None  # its CPUs and their steal time while the servers ran
 
     def metrics(self) -> dict[str, float]:
         """The values ``check`` judges: those of ``netsim run`` that the servers can tell."""
@@ -123,7 +125,8 @@ class ServedResult:
     def to_dict(self) -> dict[str, Any]:
         return {"scenario": self.scenario, "time_scale": self.time_scale, "elapsed": self.elapsed,
                 "connections": [conn.to_dict() for conn in self.connections],
-                "lateness": self.lateness.to_dict()}
+                "lateness": self.lateness.to_dict(),
+                **({"machine": self.machine.to_dict()} if self.machine is not None else {})}
 
 
 class Serving:
@@ -147,7 +150,10 @@ class Serving:
         self._ended: list[ConnEnded] = []
         self._lateness: list[float] = []
         self._failure: str | None = None
-        self.usage: dict[str, float] = {}
+        self._steal: StealClock | None = None  # from the start
+        self._machine: Machine | None = None  # read when the servers stopped
+        # The server process used up its real-time budget (engine._priority).
+        self.left_realtime = False
         # Live control: each request is numbered; the collector files its answer here.
         self._requests = itertools.count(1)
         self._answers: dict[int, ControlDone | ServerStates] = {}
@@ -169,6 +175,7 @@ class Serving:
         # Started from the caller's thread, which must outlive the servers: the kernel ends
         # a child when the thread that started it ends (PR_SET_PDEATHSIG).
         self.t0 = time.monotonic()
+        self._steal = StealClock()
         self._process = ServerProcess.start(self._plans, self.t0, detail=self._observer is not None,
                                             fresh=True)
         self._collector = threading.Thread(target=self._collect, name="netsim-serving", daemon=True)
@@ -192,6 +199,14 @@ class Serving:
         """Are the servers still serving (not stopped, and their process not dead)?"""
         return self._failure is None and not self._stopping.is_set() and (
             self._collector is not None and self._collector.is_alive())
+
+    @property
+    def machine(self) -> Machine | None:
+        """The machine's CPUs and the steal time taken from them since the servers started
+        (until they stopped); None before they start."""
+        if self._machine is not None or self._steal is None:
+            return self._machine
+        return self._steal.read()
 
     @property
     def wall_lateness(self) -> list[float]:
@@ -223,7 +238,9 @@ class Serving:
                     self._answers[message.request] = message
                     self._answered.notify_all()
             elif isinstance(message, Stopped):
-                self.usage = {"cpu_seconds": message.cpu_seconds, "max_rss_mb": message.max_rss_mb}
+                self.left_realtime = message.left_realtime
+                if self._steal is not None:
+                    self._machine = self._steal.read()
                 return
 
     def _keep(self, events: Sequence[Event]) -> None:
@@ -372,7 +389,7 @@ class Serving:
         else:
             elapsed = 0.0
         return ServedResult(self.scenario.name, self.time_scale, connections,
-                            lateness_of(lateness, self.time_scale), elapsed)
+                            lateness_of(lateness, self.time_scale), elapsed, self.machine)
 
 
 def serve_scenario(

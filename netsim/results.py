@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from netsim._machine import Machine
 from netsim.expectations import Verdict
 
 # What a result keeps of each connection's course, so that its timeline can be drawn
@@ -182,6 +183,7 @@ class RunResult:
     activity: Activity | None = None  # the run in time slices
     detail: bool = False  # every arrival and emission was recorded (else each connection's first arrival)
     changes: tuple[ServerChange, ...] = ()  # of its servers, in time order
+    machine: Machine | None = None  # its CPUs and their steal time over the run
 
     @property
     def overhead(self) -> float:
@@ -230,6 +232,7 @@ class RunResult:
             "detail": self.detail,
             "activity": None if self.activity is None else self.activity.to_dict(),
             "changes": [change.to_dict() for change in self.changes],
+            **({"machine": self.machine.to_dict()} if self.machine is not None else {}),
             "expectations": [
                 {"text": verdict.expectation.text, "passed": verdict.passed,
                  "actual": json_number(verdict.actual), "bound": verdict.bound}

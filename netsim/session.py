@@ -97,7 +97,7 @@ class ServeProgress(Protocol):
     """What a caller hears while a scenario is served."""
 
     def warn(self, message: str) -> None:
-        """Something the user should know before the servers start."""
+        """Something the user should know: before the servers start, or how they ran once stopped."""
 
     def listening(self, addresses: list[tuple[str, str, int]]) -> None:
         """Every server accepts connections: ``(name, host, port)`` of each."""
@@ -272,7 +272,7 @@ def serve_session(
     ``control_log`` gets a line for each request it answers.
     """
     from netsim._serving import Serving, serve_scenario
-    from netsim.runner import fidelity
+    from netsim.runner import LEFT_REALTIME, fidelity
 
     progress = progress or _Silent()
     scenario = load_scenario_argument(scenario_path, allow_paths=allow_paths,
@@ -283,7 +283,9 @@ def serve_session(
     failed: list[OSError] = []
 
     def stopped(net: Serving) -> None:
-        progress.stopped(fidelity(net.wall_lateness))
+        progress.stopped(fidelity(net.wall_lateness, net.machine))
+        if net.left_realtime:
+            progress.warn(LEFT_REALTIME)
         if json is not None:
             try:
                 write_output(json, _dumps(net.result().to_dict()))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import socket
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 
 import netsim
+from netsim._machine import Machine
 from netsim.clients import ClientModel, Recorder, Target, get_model, model_names
 from netsim.events import BytesReceived, ChunkSent, Event, ServerListening
 from netsim.runner import check_request
@@ -295,3 +297,85 @@ def test_a_run_on_a_busy_machine_is_flagged(write_scenario: ScenarioWriter,
     assert warning.startswith("select: the servers sent chunks up to") and "too busy" in warning
     monkeypatch.setattr(runner, "LATENESS_WARNING", 10.0)
     assert netsim.run_scenario(load_demo(write_scenario, "select"), time_scale=0.02).warnings == []
+
+
+class _Taken:
+    """Stands in for the hypervisor, which no test can make take CPU time on demand: a
+    StealClock whose reading says that ``share`` of the machine's CPU time was taken."""
+
+    share = 0.0
+    window = 4.0  # seconds
+
+    def read(self) -> Machine:
+        return Machine(cpus=2, steal=self.share * 2 * self.window, window=self.window)
+
+
+@pytest.mark.parametrize(("share", "window", "expect", "warned"), [
+    (0.03, 4.0, "elapsed <= 1s", True),  # a timing expectation failed with 3% taken
+    (0.03, 4.0, "elapsed <= 10s", False),  # nothing failed: nothing to explain
+    (0.03, 4.0, "bytes <= 1B", False),  # a failure that time does not explain
+    (0.005, 4.0, "elapsed <= 1s", False),  # too little taken to matter
+    (0.03, 0.25, "elapsed <= 1s", False),  # 15 ms: a tick or two, which says little
+])
+def test_steal_time_is_named_beside_a_failed_timing_expectation(
+        write_scenario: ScenarioWriter, monkeypatch: pytest.MonkeyPatch,
+        share: float, window: float, expect: str, warned: bool) -> None:
+    """A run whose timing expectation failed while the hypervisor took over 1% of the
+    machine's CPU time (and 30 ms at least) says so, with how much was taken; other runs
+    do not."""
+    from netsim import runner
+
+    monkeypatch.setattr(_Taken, "share", share)
+    monkeypatch.setattr(_Taken, "window", window)
+    monkeypatch.setattr(runner, "StealClock", _Taken)
+    scenario = load_demo(write_scenario, "select", expect=f"expect:\n  select: [{expect}]\n")
+    result = netsim.run_scenario(scenario, time_scale=0.02)
+    assert not result.passed if expect != "elapsed <= 10s" else result.passed
+    assert result.runs[0].machine == Machine(cpus=2, steal=share * 2 * window, window=window)
+    if warned:
+        assert result.warnings == [
+            "select: the hypervisor took 240ms of this machine's CPU time while it ran (steal time, "
+            "3.0% of 2 CPUs): a server sends nothing while its CPU is taken, so a timing expectation "
+            "that failed in this run may have failed for the machine, not the client; run it again, "
+            "or on a quieter machine, before blaming the client"]
+    else:
+        assert result.warnings == []
+
+
+def test_steal_time_is_named_beside_late_servers(write_scenario: ScenarioWriter,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the servers fell behind and some CPU time was taken, one warning says both."""
+    from netsim import runner
+
+    monkeypatch.setattr(runner, "LATENESS_WARNING", -1.0)
+    monkeypatch.setattr(_Taken, "share", 0.005)
+    monkeypatch.setattr(runner, "StealClock", _Taken)
+    (warning,) = netsim.run_scenario(load_demo(write_scenario, "select"), time_scale=0.02).warnings
+    assert ", and the hypervisor took 40ms of this machine's CPU time while it ran (steal time, 0.5% of " \
+           "2 CPUs): this machine was too busy" in warning
+
+
+def test_a_run_records_the_machine_it_ran_on(write_scenario: ScenarioWriter) -> None:
+    """Each run's result (and its JSON) gives the machine's CPUs and the steal time counted
+    over the run, which on Linux is a real count."""
+    result = netsim.run_scenario(load_demo(write_scenario, "select"), time_scale=0.02)
+    machine = result.runs[0].machine
+    assert machine is not None and machine.cpus == os.cpu_count()
+    assert machine.window >= result.runs[0].wall_elapsed
+    data = result.runs[0].to_dict()["machine"]
+    assert data["cpus"] == os.cpu_count()
+    if os.path.exists("/proc/stat"):
+        assert data["steal_seconds"] >= 0
+
+
+def test_the_fidelity_line_names_the_steal_when_there_was_enough() -> None:
+    """`netsim serve`'s closing line adds the hypervisor's steal time when it is worth a word."""
+    from netsim.runner import fidelity
+
+    lateness = [0.0001, 0.0002, 0.0004]
+    assert fidelity(lateness) == "3 chunks, lateness p50 0.200 ms, p99 0.396 ms, max 0.400 ms"
+    assert fidelity(lateness, Machine(cpus=2, steal=0.02, window=100.0)) == fidelity(lateness)
+    assert fidelity(lateness, Machine(cpus=2, steal=0.5, window=100.0)) == (
+        "3 chunks, lateness p50 0.200 ms, p99 0.396 ms, max 0.400 ms; the hypervisor took 500ms of "
+        "this machine's CPU time while it ran (steal time, 0.2% of 2 CPUs)")
+    assert fidelity([], Machine(cpus=2, steal=math.nan, window=1.0)) == "no chunks sent"

@@ -70,6 +70,19 @@ def test_the_result_inside_the_block_has_the_connections_finished_so_far() -> No
         assert len(net.result().connections) == 2
 
 
+def test_the_result_counts_the_machines_steal_while_the_servers_ran() -> None:
+    """The result gives the machine's CPUs and the steal time counted from the start of the
+    servers: within the block up to now, after it up to their stop."""
+    with netsim.serving(TEXT) as net:
+        inside = net.result().machine
+        assert inside is not None and inside.cpus == os.cpu_count()
+    after = net.result().machine
+    assert after is not None and after.window >= inside.window
+    assert after == net.result().machine  # counted once, when the servers stopped
+    if os.path.exists("/proc/stat"):  # a real count on Linux
+        assert after.steal >= inside.steal >= 0
+
+
 def test_the_servers_stop_whatever_ends_the_block() -> None:
     """An exception in the block stops the server process, which leaves nothing behind."""
     with pytest.raises(ZeroDivisionError), netsim.serving(TEXT) as net:  # noqa: PT012
@@ -140,6 +153,7 @@ def test_serve_reads_stdin_and_writes_what_the_servers_saw(tmp_path: Path) -> No
     assert served["scenario"] == "served"
     assert [(conn["server"], conn["bytes"], conn["intact"])
             for conn in served["connections"]] == [("a", 10, True)]
+    assert served["machine"]["cpus"] == os.cpu_count()
 
 
 def test_the_plugin_leaves_a_serve_only_scenario_alone(pytester: pytest.Pytester) -> None:
