@@ -84,3 +84,41 @@ def test_a_killed_runner_takes_its_children_along(write_scenario: ScenarioWriter
             runner.kill()
         for pid in descendants(runner.pid):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_a_killed_runner_takes_a_programs_own_children_along(write_scenario: ScenarioWriter) -> None:
+    """SIGKILL of `netsim run` while a `command` client's program runs ends what the program
+    started too (here a shell's two `sleep`s), not only the program, within 2 s."""
+    path = write_scenario(SLOW.replace(
+        "clients: [blocking]", """clients: [{model: command, run: "sh -c 'sleep 37 & sleep 38'"}]"""))
+    runner = subprocess.Popen([sys.executable, "-m", "netsim", "run", str(path), "--free-ports"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while len(sleeps := _named(descendants(runner.pid), "sleep")) < 2:
+            assert time.monotonic() < deadline and runner.poll() is None, "the program's sleeps never ran"
+            time.sleep(0.02)
+        children = descendants(runner.pid)
+        runner.send_signal(signal.SIGKILL)
+        runner.wait(5)
+        deadline = time.monotonic() + 2.0
+        while any(alive(pid) for pid in children) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not [pid for pid in sleeps if alive(pid)], "the program's children outlived the runner"
+        assert not [pid for pid in children if alive(pid)], "children outlived their runner"
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+        for pid in descendants(runner.pid) | set(_named(descendants(os.getpid()), "sleep")):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _named(pids: set[int], name: str) -> list[int]:
+    found = []
+    for pid in pids:
+        try:
+            if Path(f"/proc/{pid}/comm").read_text().strip() == name:
+                found.append(pid)
+        except OSError:
+            pass
+    return found

@@ -21,6 +21,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import dataclasses
+import functools
 import os
 import signal
 import subprocess
@@ -64,30 +65,47 @@ class _Program:
         environment = {**os.environ, "NETSIM_ADDRESSES": " ".join(
             _placeholders.expand(["{addresses}"], addresses)),
             "NETSIM_TIME_SCALE": f"{self.options.time_scale:g}"}
-        try:
-            program = subprocess.Popen(
-                argv, cwd=self.options.folder, env=environment, stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-                preexec_fn=_die_with_parent)
-        except OSError as error:
-            recorder.record(ProgramExited(recorder.now(), recorder.client, argv, NOT_STARTED, "",
-                                          f"netsim: cannot run {argv[0]!r}: {error.strerror or error}"))
-            return
+        started: list[subprocess.Popen[bytes]] = []
+
         def stopped(_signal: int, _frame: object) -> None:
-            # The runner stops a client process with SIGTERM: the program goes with it.
-            _end_group(program, at_once=True)
+            # The runner stops a client process with SIGTERM, and the kernel sends it one
+            # when the runner dies (see below): the program's whole group goes with it.
+            # No wait for the program here: this may have interrupted one, which holds the
+            # lock a second wait would block on. Once this process is gone, init reaps them.
+            for program in started:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(program.pid, signal.SIGKILL)
             os._exit(128 + signal.SIGTERM)
 
         previous = signal.signal(signal.SIGTERM, stopped)
-        readers = [_Reader(program.stdout, "stdout", recorder), _Reader(program.stderr, "stderr", recorder)]
-        timed_out = False
+        # This process dies with its runner by SIGKILL, and the program with this process;
+        # but what the program started (`sh -c 'a & b'`, make, npm) would be left behind.
+        # While the program runs, the runner's death comes as SIGTERM instead, whose handler
+        # ends the program's whole process group first.
+        _on_parent_death(signal.SIGTERM)
         try:
-            program.wait(self.timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            _end_group(program)
+            try:
+                program = subprocess.Popen(
+                    argv, cwd=self.options.folder, env=environment, stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                    preexec_fn=_die_with_parent)
+            except OSError as error:
+                recorder.record(ProgramExited(recorder.now(), recorder.client, argv, NOT_STARTED, "",
+                                              f"netsim: cannot run {argv[0]!r}: {error.strerror or error}"))
+                return
+            started.append(program)
+            readers = [_Reader(program.stdout, "stdout", recorder),
+                       _Reader(program.stderr, "stderr", recorder)]
+            timed_out = False
+            try:
+                program.wait(self.timeout)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                _end_group(program)
+            finally:
+                _end_group(program, at_once=True)  # whatever it left running in its group
         finally:
-            _end_group(program, at_once=True)  # whatever it left running in its group
+            _on_parent_death(signal.SIGKILL)
             signal.signal(signal.SIGTERM, previous)
         for reader in readers:
             reader.join()
@@ -143,9 +161,20 @@ def _end_group(program: subprocess.Popen[bytes], *, at_once: bool = False) -> No
 
 def _die_with_parent() -> None:
     """In the program, before it starts: the kernel kills it if the client process dies."""
+    _on_parent_death(signal.SIGKILL)
+
+
+def _on_parent_death(signum: int) -> None:
+    """Ask the kernel for ``signum`` when this process's parent dies (Linux; elsewhere nothing)."""
     with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        _libc().prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0)
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    # Found once, in the client process (finding it runs ldconfig): the program's fork
+    # inherits it, and only calls it.
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
 
 
 def _not_configured(_targets: Sequence[Target], _recorder: Recorder) -> None:
