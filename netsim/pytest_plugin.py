@@ -68,9 +68,12 @@ if TYPE_CHECKING:
     from netsim.results import ScenarioResult
     from netsim.scenario import Scenario
 
-# Top-level keys: at the start of a line, outside any indentation.
-_SCENARIO_KEY = re.compile(rb"^netsim[ \t]*:", re.MULTILINE)
-_CLIENTS_KEY = re.compile(rb"^clients[ \t]*:", re.MULTILINE)
+# The top-level key of a scenario: at the start of a line (block style, quoted or not),
+# or the first key of a flow mapping that opens the document (`{netsim: 1, ...}`).
+_SCENARIO_KEY = re.compile(
+    rb"""^["']?netsim["']?[ \t]*:"""
+    rb"""|\A(?:[ \t]*(?:#[^\n]*|---[^\n]*|%[^\n]*)?\r?\n)*[ \t]*\{\s*["']?netsim["']?[ \t]*:""",
+    re.MULTILINE)
 _SUFFIXES = (".yaml", ".yml")
 # How much of a YAML file is looked at for those keys: the loader takes 4 MiB of text,
 # at most 16 MiB of UTF-8; a longer file with the keys is collected, and refused by it.
@@ -203,17 +206,19 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> ScenarioFi
 
 
 def _is_scenario(path: Path) -> bool:
-    """A scenario with clients to run (one meant only for serving has no items).
+    """A file with a scenario's top-level key: collected, so that a broken one is an error
+    rather than a test that silently never ran (a valid one meant only for serving, with
+    no clients, has no items).
 
     Only the first _MOST_BYTES are looked at: a YAML file of gigabytes is not read whole
-    to find two keys. (pytest offers regular files only: a FIFO never gets here.)
+    to find a key. (pytest offers regular files only: a FIFO never gets here.)
     """
     try:
         with path.open("rb") as handle:
             text = handle.read(_MOST_BYTES)
     except OSError:
         return False
-    return _SCENARIO_KEY.search(text) is not None and _CLIENTS_KEY.search(text) is not None
+    return _SCENARIO_KEY.search(text) is not None
 
 
 @pytest.fixture

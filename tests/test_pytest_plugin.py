@@ -129,6 +129,19 @@ def test_an_invalid_scenario_is_a_collection_error_with_file_line_and_column(
     assert "Traceback" not in result.stdout.str()
 
 
+def test_a_scenario_whose_clients_key_is_mistyped_is_an_error_not_skipped(pytester: pytest.Pytester) -> None:
+    """A file with the scenario key is collected whatever else it holds: a mistyped `clients`
+    is a collection error, and a scenario written as one flow mapping runs, so that neither
+    is a test that silently never ran."""
+    pytester.makefile(".yaml", typo=PASSING.replace("clients:", "client:"),
+                      flow='{netsim: 1, name: flow, servers: [{name: a, poem: "x\\n", delay: 10ms}], '
+                           'clients: [select], expect: {select: [elapsed <= 1ms]}}\n')
+    result = pytester.runpytest_subprocess("--continue-on-collection-errors")
+    result.assert_outcomes(failed=1, errors=1)
+    result.stdout.fnmatch_lines(["*ERROR collecting typo.yaml*", "*unknown key 'client'*",
+                                 "FAILED flow.yaml::select - expectation failed: elapsed <= 1ms"])
+
+
 def test_a_run_that_cannot_be_carried_out_is_an_error_of_its_items(pytester: pytest.Pytester) -> None:
     """A RunError (a timeout, a busy port) errors every item of the file with its message alone."""
     pytester.makefile(".yaml", passing=PASSING)
@@ -368,6 +381,6 @@ def test_collection_looks_only_at_the_head_of_a_yaml_file(tmp_path: Path,
     head = tmp_path / "head.yaml"
     head.write_text(PASSING)
     tail = tmp_path / "tail.yaml"
-    tail.write_text(PASSING.replace("clients:", "#" * 200 + "\nclients:"))
+    tail.write_text("#" * 200 + "\n" + PASSING)
     assert pytest_plugin._is_scenario(head)
     assert not pytest_plugin._is_scenario(tail)
