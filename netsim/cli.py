@@ -515,7 +515,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     from netsim.session import report_session
 
     data = report_session(args.result, html=args.html)
-    if args.html is None:
+    if args.html is None and data.get("error"):  # nothing to draw: say why
+        print(f"{data.get('scenario')}: the run did not finish: {data['error']}", file=_STDOUT)
+    elif args.html is None:
         _STDOUT.write(_timeline(data))
     else:
         print(f"wrote {args.html}", file=_STDOUT)

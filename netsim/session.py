@@ -192,7 +192,11 @@ def run_session(
                 allow_external=allow_external, seed=seed, on_run=measured,
                 on_client=progress.client_started)
         except RunError as error:
-            _write_after_error(outputs, tracer, scenario.name, str(scenario_path), error)
+            _write_after_error(outputs, tracer, scenario.name, str(scenario_path), error,
+                               time_scale=time_scale)
+            raise
+        except KeyboardInterrupt:
+            _write_unfinished_json(outputs, scenario.name, time_scale, "interrupted")
             raise
         finally:
             if log is not None:
@@ -454,11 +458,14 @@ def _write_outputs(outputs: Outputs, outcome: Outcome, scenario_file: str,
 
 
 def _write_after_error(outputs: Outputs, tracer: TraceRecorder | None, scenario: str, scenario_file: str,
-                       error: RunError) -> None:
-    """A run that could not be carried out still leaves a JUnit report for CI to show, and
-    its trace up to where it stopped (what happened before a timeout or a crash is what
-    its reader wants to see); an output that cannot be written becomes a note on ``error``."""
+                       error: RunError, *, time_scale: float) -> None:
+    """A run that could not be carried out still leaves a JUnit report for CI to show, its
+    trace up to where it stopped (what happened before a timeout or a crash is what its
+    reader wants to see), and a JSON result that says it failed, in place of whatever an
+    earlier run left there; an output that cannot be written becomes a note on ``error``."""
     writes: list[tuple[str, Path, str]] = []
+    if outputs.json is not None:
+        writes.append(("--json", outputs.json, _unfinished(scenario, time_scale, str(error))))
     if outputs.junit is not None:
         message = str(error)
         if isinstance(error, ClientCrashError):
@@ -471,6 +478,21 @@ def _write_after_error(outputs: Outputs, tracer: TraceRecorder | None, scenario:
             write_output(path, text)
         except OSError as failure:
             error.add_note(f"cannot write {flag} {path}: {failure.strerror or failure}")
+
+
+def _write_unfinished_json(outputs: Outputs, scenario: str, time_scale: float, why: str) -> None:
+    """An interrupted run replaces an earlier run's --json too: a script must not read that
+    one as this run's (best effort: the interrupt is what the user hears of)."""
+    if outputs.json is not None:
+        with contextlib.suppress(OSError):
+            write_output(outputs.json, _unfinished(scenario, time_scale, why))
+
+
+def _unfinished(scenario: str, time_scale: float, why: str) -> str:
+    """The JSON result of a run that did not finish: it did not pass, and says why."""
+    data = {"scenario": scenario, "time_scale": time_scale, "passed": False, "error": why,
+            "warnings": [f"the run did not finish: {why}"], "runs": []}
+    return json.dumps(data, indent=2) + "\n"
 
 
 class _Silent:

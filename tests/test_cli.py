@@ -126,6 +126,25 @@ def test_a_timeout_exits_3(write_scenario: ScenarioWriter, capsys: pytest.Captur
     assert "did not finish within" in capsys.readouterr().err
 
 
+def test_a_run_that_did_not_finish_replaces_an_earlier_json_result(
+        write_scenario: ScenarioWriter, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """After exit 3, --json holds a result that did not pass and says why, not what an earlier
+    run left there; `netsim report` of it says so and draws it."""
+    path = write_scenario(demo_text(clients="blocking"))
+    out, page = tmp_path / "result.json", tmp_path / "report.html"
+    out.write_text('{"scenario": "demo", "passed": true, "runs": []}\n')
+    assert run_cli("run", path, "--time-scale", "0.1", "--timeout", "100ms", "--json", out) == 3
+    data = json.loads(out.read_text())
+    assert data["passed"] is False and data["runs"] == []
+    assert data["error"].startswith("client 'blocking' did not finish within 100ms")
+    capsys.readouterr()
+    assert run_cli("report", out) == 0
+    shown = capsys.readouterr().out
+    assert shown.startswith(f"{data['scenario']}: the run did not finish: client 'blocking'")
+    assert run_cli("report", out, "--html", page) == 0
+    assert "the run did not finish" in page.read_text()
+
+
 def test_json_result_has_the_documented_keys(write_scenario: ScenarioWriter, tmp_path: Path) -> None:
     """--json writes the keys DESIGN.md promises, durations in scenario time."""
     path = write_scenario(demo_text(expect=PASSING))

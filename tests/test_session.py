@@ -138,3 +138,25 @@ def test_a_scenario_from_a_pipe_is_read_once_and_its_result_quotes_it(write_scen
         pytest.fail("the run read its scenario's pipe a second time, and waited for a writer")
     (outcome,) = outcomes
     assert outcome.passed and outcome.to_dict()["source"]["text"] == text
+
+
+class Interrupting(Recorder):
+    """A Progress through which Ctrl-C arrives as the second client model starts."""
+
+    def client_started(self, client: str, ideal: float, connections: int) -> None:
+        super().client_started(client, ideal, connections)
+        if client == "select":
+            raise KeyboardInterrupt
+
+
+def test_an_interrupted_run_replaces_an_earlier_json_result(write_scenario: ScenarioWriter,
+                                                            tmp_path: Path) -> None:
+    """Ctrl-C leaves in --json a result that did not pass, saying it was interrupted, not the
+    result an earlier run left there."""
+    out = tmp_path / "result.json"
+    out.write_text('{"scenario": "demo", "passed": true, "runs": []}\n')
+    with pytest.raises(KeyboardInterrupt):
+        run_session(write_scenario(demo_text()), time_scale=SCALE, progress=Interrupting(),
+                    outputs=Outputs(json=out))
+    data = json.loads(out.read_text())
+    assert (data["passed"], data["error"], data["runs"]) == (False, "interrupted", [])
