@@ -168,7 +168,8 @@ class _Conn:
 
 
 def measure(events: Sequence[Event], lateness: Sequence[float], slots: Sequence[Slot], time_scale: float,
-            *, instrumented: bool = True, ideals: Sequence[tuple[float, float]] = ()) -> Measured:
+            *, instrumented: bool = True, ideals: Sequence[tuple[float, float]] = (),
+            program_timeout: float | None = None) -> Measured:
     """Measure a run from its events: each connection from the client's side when the model
     reports its connections (``instrumented``), else from the servers' accounts alone; the
     servers' side is attached to each connection either way (``served``).
@@ -176,6 +177,8 @@ def measure(events: Sequence[Event], lateness: Sequence[float], slots: Sequence[
     Each connection also gets its course (start, end, arrivals and its server's emissions,
     the points bounded by KEPT_POINTS and KEPT_CONNECTIONS), and the run its Activity.
     ``ideals`` gives each connection's ideal start and end, in the order of ``slots``.
+    ``program_timeout`` (wall seconds) is when a program that netsim had to end at its
+    timeout was ended: its connections that closed then are timeouts.
     """
     started = finished = math.nan
     program: ProgramExited | None = None
@@ -248,7 +251,9 @@ def measure(events: Sequence[Event], lateness: Sequence[float], slots: Sequence[
             "emission_count": conn.emission_count,
         }
         if not instrumented:
-            results.append(_from_the_server(number, slot, seen, **course))
+            cut = (program is not None and program.timed_out and program_timeout is not None
+                   and account is not None and account.ended >= started + program_timeout)
+            results.append(_from_the_server(number, slot, seen, cut=cut, **course))
             continue
         if not conn.ended:  # the model returned without finishing this connection
             conn.error, conn.message, conn.end = "error", "the client model never finished it", finished
@@ -379,9 +384,11 @@ _ENDINGS: dict[str, tuple[str | None, str]] = {
 }
 
 
-def _from_the_server(number: int, slot: Slot, served: Served | None, **course: Any) -> ConnectionResult:
-    """A connection of a client that reports none, from its server's account; ``course``:
-    the fields of its course that the account does not give."""
+def _from_the_server(number: int, slot: Slot, served: Served | None, *, cut: bool = False,
+                     **course: Any) -> ConnectionResult:
+    """A connection of a client that reports none, from its server's account; ``cut``: it
+    ended when netsim ended the client's program at its timeout; ``course``: the fields of
+    its course that the account does not give."""
     if served is None:
         phase: str | None = "connect"
         if slot.refuses:
@@ -400,6 +407,8 @@ def _from_the_server(number: int, slot: Slot, served: Served | None, **course: A
     if served.how == "client_closed" and served.fault in ("stall", "blackhole"):
         # Nothing more was coming: the client gave up waiting, as its timeout would.
         error, message = "timeout", f"the client left the silent connection (a {served.fault} fault)"
+    elif cut and served.how in ("client_closed", "client_reset"):
+        error, message = "timeout", "still open when netsim ended the program at its timeout"
     received = served.bytes if served.acked is None else served.acked
     intact = None if slot.expected is None or served.acked is None else (
         served.how == "closed" and served.acked == slot.expected and served.fault != "corrupt")

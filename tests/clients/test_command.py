@@ -165,6 +165,30 @@ time.sleep(60)
     assert result.connections[0].error == "missing"
 
 
+def test_a_connection_open_when_the_program_is_ended_at_its_timeout_is_a_timeout(
+        write_scenario: ScenarioWriter, tmp_path: Path) -> None:
+    """A program still reading a slow poem at its timeout is ended, and that connection
+    counts as a timeout (`errors.timeout`), not as one the program chose to close; one it
+    finished before stays whole."""
+    program = write_program(tmp_path, "reads.py", IN_TURN)
+    result = run(write_scenario, f"""\
+        netsim: 1
+        name: slow
+        servers:
+          - {{name: quick, poem: "x\\n"}}
+          - {{name: slow, poem: "1\\n2\\n3\\n4\\n", delay: 1s}}
+        clients: [{{model: command, run: [{PYTHON}, {program}, "{{port:quick}}", "{{port:slow}}"],
+                    timeout: 2.5s}}]
+        expect:
+          command: [errors.timeout == 1, exit_code < 0]
+    """, time_scale=0.5)
+    assert result.program is not None and result.program.timed_out
+    assert [(conn.server, conn.error) for conn in result.connections] == [
+        ("quick", None), ("slow", "timeout")]
+    assert result.connections[1].message == "still open when netsim ended the program at its timeout"
+    assert result.passed
+
+
 def test_a_program_that_cannot_start_exits_127(write_scenario: ScenarioWriter) -> None:
     """A program that is not there is reported as exit code 127 with the reason on stderr."""
     result = run(write_scenario, """\
