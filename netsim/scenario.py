@@ -950,6 +950,21 @@ def speedups_name_clients(parts: Parts) -> Iterator[Finding]:
                        f"{_suggest(expectation.other, labels)}")
 
 
+def exit_codes_are_of_programs(parts: Parts) -> Iterator[Finding]:
+    """``exit_code`` is judged for a client that runs a program (``model: command``) alone."""
+    models = {client.label: client.model for client in parts.clients.values()}
+    for key, expectations in parts.expect.items():
+        others = sorted(label for label, model in models.items()
+                        if model != "command" and key in (ALL, label))
+        for position, expectation in expectations.items():
+            if expectation.metric == "exit_code" and others:
+                which = "clients" if len(others) > 1 else "client"
+                yield (("expect", key, position),
+                       f"exit_code is the exit code of a `command` client's program, and {which} "
+                       f"{', '.join(map(repr, others))} run{'s' * (len(others) == 1)} no program; "
+                       f"list it under the command client's name")
+
+
 def command_placeholders_are_known(parts: Parts) -> Iterator[Finding]:
     """A command's placeholders are ones netsim fills in, naming servers of the scenario."""
     names = list(_server_names(parts))
@@ -971,7 +986,8 @@ RULES: tuple[Rule, ...] = (
 # since the name may be that of the one that failed.
 RULES_NAMING_SERVERS: tuple[Rule, ...] = (upstreams_are_known, targets_are_known,
                                           command_placeholders_are_known)
-RULES_NAMING_CLIENTS: tuple[Rule, ...] = (expect_keys_name_clients, speedups_name_clients)
+RULES_NAMING_CLIENTS: tuple[Rule, ...] = (expect_keys_name_clients, speedups_name_clients,
+                                          exit_codes_are_of_programs)
 
 
 def check_references(scenario: Scenario) -> list[Finding]:

@@ -420,6 +420,22 @@ def test_speedups_name_clients() -> None:
                       "speedup(blockin) names no client of this scenario (did you mean 'blocking'?)")]
 
 
+def test_exit_codes_are_of_programs() -> None:
+    """exit_code under a client that runs no program, or under `all` beside one, is reported
+    at its expectation; under a `command` client it is fine."""
+    found = list(rules.exit_codes_are_of_programs(
+        parts(clients=["select", "blocking", {"model": "command", "run": ["true"]}],
+              expect={"all": ["errors == 0", "exit_code == 0"], "select": ["exit_code == 0"],
+                      "command": ["exit_code == 0"]})))
+    assert found == [
+        (("expect", "all", 1), "exit_code is the exit code of a `command` client's program, and "
+                               "clients 'blocking', 'select' run no program; list it under the "
+                               "command client's name"),
+        (("expect", "select", 0), "exit_code is the exit code of a `command` client's program, and "
+                                  "client 'select' runs no program; list it under the command "
+                                  "client's name")]
+
+
 @pytest.mark.parametrize(("every_server", "every_client", "paths"), [
     (True, True, [("servers", 1, "name"), ("clients", 0, "targets", 0), ("expect", "nobody")]),
     (False, True, [("servers", 1, "name"), ("expect", "nobody")]),
