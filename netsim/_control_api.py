@@ -46,6 +46,7 @@ class Servers(Protocol):
     """What the API drives: ``netsim._serving.Serving``."""
 
     t0: float  # when the servers started, on time.monotonic()'s clock
+    time_scale: float  # the changes answer in scenario seconds: wall seconds / time_scale
 
     def set(self, name: str, **conditions: Any) -> float: ...
 
@@ -216,7 +217,10 @@ class _Handler(BaseHTTPRequestHandler):
         return {"server": name, "reset": servers.reset(name)}
 
     def _done(self, name: str, t: float, arrived: float) -> dict[str, Any]:
-        return {"server": name, "t": t, "applied_in": self.servers.t0 + t - arrived}
+        """The answer to a change that took effect at ``t`` (scenario seconds, as the log has
+        it): also in wall seconds, and how long after the request arrived (wall)."""
+        wall = t * self.servers.time_scale
+        return {"server": name, "t": t, "wall": wall, "applied_in": self.servers.t0 + wall - arrived}
 
 
 def _allow(method: str, *allowed: str) -> None:

@@ -289,7 +289,7 @@ class Serving:
         scenario: ``net.set("a", delay="500ms", fault={"kind": "reset", "after": 10})``.
 
         Open connections feel it from their next byte on. Returns when it took effect: the
-        ``t`` of the log (seconds since the servers started). Raises KeyError for an unknown
+        ``t`` of the log (scenario seconds since the servers started). Raises KeyError for an unknown
         server, ValueError (naming the key) for a key or value a scenario would refuse.
         """
         server = self._server(name)
@@ -348,13 +348,13 @@ class Serving:
                 raise RunError(f"the servers did not answer within {STOP_TIMEOUT:g}s")
             return self._answers.pop(number)
 
-    @staticmethod
-    def _done(answer: ControlDone | ServerStates, error: type[RunError] = RunError) -> float:
-        """When a change took effect; raises ``error`` with what the servers said if it did not."""
+    def _done(self, answer: ControlDone | ServerStates, error: type[RunError] = RunError) -> float:
+        """When a change took effect, in scenario seconds since the servers started (the log's
+        ``t``); raises ``error`` with what the servers said if it did not take effect."""
         assert isinstance(answer, ControlDone)
         if answer.error is not None:
             raise error(answer.error)
-        return answer.t
+        return answer.t / self.time_scale  # the servers answer in wall seconds
 
     def _state(self, state: ServerState) -> dict[str, Any]:
         conditions = Conditions(**state.conditions).scaled(1 / self.time_scale)

@@ -37,6 +37,15 @@ def net() -> Iterator[Serving]:
         yield served
 
 
+def test_a_change_says_when_in_the_logs_scenario_seconds() -> None:
+    """At time scale 0.5, set() returns the log's `t`: twice the wall seconds since the start."""
+    with netsim.serving(SLOW, time_scale=0.5) as net:
+        before = time.monotonic() - net.t0
+        t = net.set("a", delay="0")
+        after = time.monotonic() - net.t0
+    assert before / 0.5 <= t <= after / 0.5
+
+
 def first_line(net: Serving, name: str = "a") -> socket.socket:
     """A client of the server ``name`` that has read its first chunk."""
     sock = socket.create_connection(net.address(name), timeout=5)
@@ -177,6 +186,9 @@ def test_the_api_changes_servers_and_says_when(net: Serving, api: tuple[tuple[st
         status, answer = call(address, "PATCH", "/servers/a", {"delay": "0"})
         # (how soon: the median test below; one request can meet a loaded machine's stall)
         assert status == 200 and answer["server"] == "a" and answer["applied_in"] >= 0
+        # `t` is the log's: scenario seconds, the wall seconds over the time scale
+        assert answer["t"] == pytest.approx(answer["wall"] / net.time_scale)
+        assert answer["wall"] <= time.monotonic() - net.t0
         sock.settimeout(1)
         assert read_all(sock) == b"2\n3\n4\n"
     assert call(address, "POST", "/servers/a/down", {"reset": True})[0] == 200
