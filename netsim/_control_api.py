@@ -67,8 +67,10 @@ class ControlServer:
         try:
             self._http = ThreadingHTTPServer((host, port), handler)
         except OSError as error:
-            raise PortBusyError(f"--control {host}:{port}: cannot listen there: "
-                                f"{error.strerror or error}") from None
+            # A RunError, not a PortBusyError: --free-ports, which that error suggests, does
+            # not move the control port.
+            raise RunError(f"--control {host}:{port}: cannot listen there: {error.strerror or error}; "
+                           f"give another port, or port 0 for any free one") from None
         self._http.daemon_threads = True
         self._thread: threading.Thread | None = None
 

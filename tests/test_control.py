@@ -256,6 +256,20 @@ def test_serve_refuses_a_control_address_outside_loopback(
     assert "listening" not in out
 
 
+def test_a_busy_control_port_exits_3_without_the_free_ports_hint(
+        write_scenario: ScenarioWriter, capsys: pytest.CaptureFixture[str]) -> None:
+    """A control port another program holds: exit 3, saying so, and not suggesting
+    --free-ports, which moves the servers and not the control port."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        assert run_cli("serve", write_scenario(SLOW), "--free-ports", "--control", f"127.0.0.1:{port}") == 3
+    err = capsys.readouterr().err
+    assert f"--control 127.0.0.1:{port}: cannot listen there" in err and "port 0 for any free one" in err
+    assert "--free-ports" not in err
+
+
 @pytest.mark.slow
 def test_serve_answers_the_control_api_from_its_ready_line(write_scenario: ScenarioWriter) -> None:
     """`netsim serve --control 127.0.0.1:0` says where the API is before `ready`, answers it,
