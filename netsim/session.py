@@ -224,6 +224,7 @@ def report_session(result_path: str | Path, *, html: Path | None = None) -> dict
 
     path = Path(result_path)
     if html is not None:
+        _not_standard_output("--html", html)
         if html.resolve() == path.resolve():
             raise UsageError(f"--html {html} is the result file itself: write the report elsewhere")
         try:
@@ -368,6 +369,7 @@ def check_outputs(scenario_path: str | Path, outputs: Mapping[str, Path]) -> Non
     source = Path(scenario_path).resolve()
     seen: dict[Path, str] = {}
     for flag, output in outputs.items():
+        _not_standard_output(flag, output)
         target = output.resolve()
         if target == source:
             raise UsageError(f"{flag} {output} is the scenario file itself: write results elsewhere")
@@ -378,6 +380,14 @@ def check_outputs(scenario_path: str | Path, outputs: Mapping[str, Path]) -> Non
         except OSError as error:
             raise UsageError(f"cannot write {flag} {output}: {error.strerror or error}") from None
         seen[target] = flag
+
+
+def _not_standard_output(flag: str, output: Path) -> None:
+    """Refuse ``-`` as an output: it reads standard input as a scenario, so a user may well
+    mean standard output by it, and would find a file named "-" instead."""
+    if str(output) == "-":
+        raise UsageError(f"{flag} -: netsim writes {flag} to a file, not to standard output; "
+                         f"give the file's path")
 
 
 def _baseline_for(path: Path | None, max_regression: float | None, *, scenario: Scenario,

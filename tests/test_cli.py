@@ -838,3 +838,16 @@ def _wait_gone(pgid: int, seconds: float = 5.0) -> bool:
             return False
         time.sleep(0.05)
     return True
+
+
+@pytest.mark.parametrize("flag", ["--json", "--log-json", "--junit", "--html", "--trace"])
+def test_dash_is_not_taken_for_a_file_named_dash(write_scenario: ScenarioWriter, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str], flag: str) -> None:
+    """`-` as an output (standard input, for a scenario) is refused with exit 2 before the run,
+    rather than written as a file named '-'."""
+    path = write_scenario(demo_text(clients="select"))
+    monkeypatch.chdir(tmp_path)
+    assert run_cli("run", path, "--time-scale", SCALE, flag, "-") == 2
+    assert f"{flag} -: netsim writes {flag} to a file, not to standard output" in capsys.readouterr().err
+    assert not (tmp_path / "-").exists()
