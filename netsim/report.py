@@ -10,15 +10,17 @@ expectation held. Figures keep a readable length at any time scale.
 from __future__ import annotations
 
 import math
+import signal
 import textwrap
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from netsim._units import format_duration, format_size
 from netsim.baseline import BaselineReport
+from netsim.clients.command import NOT_STARTED
 from netsim.expectations import Expectation
 from netsim.repeat import ExpectationTally, RepeatResult, Spread
-from netsim.results import RunResult
+from netsim.results import Program, RunResult
 from netsim.scenario import Scenario
 
 if TYPE_CHECKING:
@@ -224,6 +226,48 @@ def verdicts(result: RepeatResult) -> str:
     return "\n".join(lines)
 
 
+# How much of a failed program's standard error the terminal shows: its last lines,
+# each cut to a line's width (the JSON result keeps 64 KiB of it).
+STDERR_LINES = 3
+STDERR_WIDTH = 100  # characters
+
+
+def programs(result: RepeatResult) -> str:
+    """Why each ``command`` client's program failed, where one did: it could not be
+    started, netsim ended it at its timeout, or it exited non-zero; with the end of its
+    standard error. Empty when every program exited 0 (over repeats: the first failure of
+    each client)."""
+    failed: dict[str, Program] = {}
+    for run in (run for scenario in result.results for run in scenario.runs):
+        program = run.program
+        if program is not None and run.client not in failed and (program.exit_code or program.timed_out):
+            failed[run.client] = program
+    if not failed:
+        return ""
+    width = max(len(client) for client in failed)
+    lines = ["programs"]
+    for client, program in failed.items():
+        lines.append(f"  {client:<{width}}  {_ending(program)}")
+        tail = [line.strip() for line in program.stderr.strip().splitlines()[-STDERR_LINES:]]
+        lines += [f"  {'':<{width}}  | {textwrap.shorten(line, STDERR_WIDTH, placeholder=' ...')}"
+                  for line in tail if line]
+    return "\n".join(lines)
+
+
+def _ending(program: Program) -> str:
+    code = program.exit_code
+    if code == NOT_STARTED and program.stderr.startswith("netsim: cannot run"):
+        return "could not be started (exit 127):"
+    shown = f"exit {code}"
+    if code < 0:
+        try:
+            shown += f" ({signal.Signals(-code).name})"
+        except ValueError:
+            pass
+    said = ", its stderr ends:" if program.stderr.strip() else ", nothing on its stderr"
+    return f"ended by netsim at its timeout: {shown}{said}" if program.timed_out else shown + said
+
+
 def _range(tallied: ExpectationTally) -> str:
     """``range MIN .. MAX`` of the values measured over the runs; empty when they look alike."""
     low, high = (measured_text(tallied.expectation, value)
@@ -303,6 +347,9 @@ def conclude(outcome: Outcome, out: Writer, err: Writer, *, quiet: bool = False,
     for warning in result.warnings:
         print(f"warning: {warning}", file=err)
     print(verdicts(result), file=out)
+    failed_programs = programs(result)
+    if failed_programs:
+        print(failed_programs, file=out)
     if outcome.baseline is not None:
         print(baseline_lines(outcome.baseline), file=out)
     print(summary(result), file=out)

@@ -851,3 +851,35 @@ def test_dash_is_not_taken_for_a_file_named_dash(write_scenario: ScenarioWriter,
     assert run_cli("run", path, "--time-scale", SCALE, flag, "-") == 2
     assert f"{flag} -: netsim writes {flag} to a file, not to standard output" in capsys.readouterr().err
     assert not (tmp_path / "-").exists()
+
+
+def test_a_failed_program_is_explained_under_the_verdicts(write_scenario: ScenarioWriter,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """Under the verdicts, each `command` client whose program failed says how (not started,
+    ended at its timeout, or its exit code) with the end of its stderr; one that exited 0
+    is not listed."""
+    path = write_scenario("""\
+netsim: 1
+name: programs
+servers: [{name: a, poem: "1\\n"}]
+clients:
+  - {model: command, name: missing, run: [./no-such-program]}
+  - {model: command, name: slow, run: [sleep, "5"], timeout: 200ms}
+  - {model: command, name: fails,
+     run: [sh, -c, "echo one >&2; echo two >&2; echo three >&2; echo four >&2; exit 4"]}
+  - {model: command, name: fine, run: ["true"]}
+""")
+    assert run_cli("run", path, "--free-ports", "--time-scale", "0.5", "--no-timeline") == 1
+    out = capsys.readouterr().out
+    shown = out[out.index("\nprograms\n") + 1:].splitlines()
+    assert shown[:8] == [
+        "programs",
+        "  missing  could not be started (exit 127):",
+        "           | netsim: cannot run './no-such-program': No such file or directory",
+        "  slow     ended by netsim at its timeout: exit -15 (SIGTERM), nothing on its stderr",
+        "  fails    exit 4, its stderr ends:",
+        "           | two",
+        "           | three",
+        "           | four",
+    ]
+    assert shown[8].startswith("FAILED: ")

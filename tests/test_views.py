@@ -240,6 +240,18 @@ def test_a_result_from_before_the_course_still_draws(demo: dict[str, Any]) -> No
     assert html_report(old).count("no course recorded") == 6
 
 
+def test_a_connection_its_server_never_saw_says_so(demo: dict[str, Any]) -> None:
+    """A program's connection with no server account (it never connected) is named as that,
+    not taken for a result from an older netsim."""
+    missing = copy.deepcopy(demo["result"])
+    conn = missing["runs"][0]["connections"][0]
+    for key in ("start", "connected", "end", "arrivals"):
+        conn.pop(key)
+    conn["error"] = "missing"
+    assert "(missing: its server saw no connection)" in render(picture_of(missing), width=100)
+    assert "missing: its server saw no connection" in html_report(missing)
+
+
 # --- the HTML report ------------------------------------------------------------------------------
 
 

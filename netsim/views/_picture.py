@@ -64,6 +64,14 @@ class Row:
         """Is there a course to draw (a start)?"""
         return not math.isnan(self.start)
 
+    @property
+    def why_not_drawn(self) -> str:
+        """Why a row has no course: a program's connection is known from its server's
+        account, so without one its server saw none; else the result predates courses."""
+        if self.error is not None:
+            return f"{self.error}: its server saw no connection"
+        return "no course recorded: a result from an older netsim"
+
 
 @dataclass(frozen=True)
 class Activity:

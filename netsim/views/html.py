@@ -328,7 +328,8 @@ def _row_svg(conn: Row, client: ClientPicture, scale: _Scale, top: float, height
                      f'height="{bar + 6}" class="ghost"><title>ideal: {duration_text(conn.ideal_start)} to '
                      f"{duration_text(conn.ideal_end)}</title></rect>")
     if not conn.drawn:
-        parts.append(f'<text x="{LABEL + 4}" y="{middle + 4}" class="tick">no course recorded</text></g>')
+        parts.append(f'<text x="{LABEL + 4}" y="{middle + 4}" class="tick">'
+                     f"{escape(conn.why_not_drawn)}</text></g>")
         return "".join(parts)
     end = conn.end if not math.isnan(conn.end) else client.elapsed
     connected = conn.connected if not math.isnan(conn.connected) else conn.start

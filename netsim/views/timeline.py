@@ -172,7 +172,7 @@ def _row(row: Row, client: ClientPicture, axis: Axis, label_width: int) -> Text:
 
     line = Text(f"  {row.label}".ljust(label_width))
     if not row.drawn:
-        line.append("(no course recorded: a result from an older netsim)", style="dim")
+        line.append(f"({row.why_not_drawn})", style="dim")
         return line
     cells: list[Cell] = [_EMPTY] * axis.columns
     end = row.end if not math.isnan(row.end) else client.elapsed
