@@ -339,9 +339,10 @@ def activity_of(connections: Sequence[ConnectionResult], arrivals: Sequence[tupl
 def served_connections(ended: Sequence[ConnEnded], slots: Sequence[Slot],
                        time_scale: float) -> list[ConnectionResult]:
     """Connections measured from their servers' accounts alone, one per slot, in order; times
-    count from the first accept."""
+    count from the first accept. Served for a client outside netsim, a connection still
+    open when the servers stopped was cut by their stop, not by a client's timeout."""
     origin = min((event.accepted for event in ended), default=0.0)
-    return [_from_the_server(number, slot, _served(event, origin, time_scale))
+    return [_from_the_server(number, slot, _served(event, origin, time_scale), serving=True)
             for number, (event, slot) in enumerate(zip(ended, slots, strict=True), start=1)]
 
 
@@ -385,10 +386,12 @@ _ENDINGS: dict[str, tuple[str | None, str]] = {
 
 
 def _from_the_server(number: int, slot: Slot, served: Served | None, *, cut: bool = False,
-                     **course: Any) -> ConnectionResult:
+                     serving: bool = False, **course: Any) -> ConnectionResult:
     """A connection of a client that reports none, from its server's account; ``cut``: it
-    ended when netsim ended the client's program at its timeout; ``course``: the fields of
-    its course that the account does not give."""
+    ended when netsim ended the client's program at its timeout; ``serving``: the servers
+    were serving a client outside netsim (``serving()``, ``netsim serve``), so they stopped
+    on their own account, not at the end of a client's run; ``course``: the fields of its
+    course that the account does not give."""
     if served is None:
         phase: str | None = "connect"
         if slot.refuses:
@@ -404,6 +407,8 @@ def _from_the_server(number: int, slot: Slot, served: Served | None, *, cut: boo
     error: str | None
     message: str | None
     error, message = _ENDINGS[served.how]
+    if serving and served.how == "stopped":
+        error, message = "stopped", "still open when the servers stopped"
     if served.how == "client_closed" and served.fault in ("stall", "blackhole"):
         # Nothing more was coming: the client gave up waiting, as its timeout would.
         error, message = "timeout", f"the client left the silent connection (a {served.fault} fault)"

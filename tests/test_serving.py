@@ -83,6 +83,22 @@ def test_the_result_counts_the_machines_steal_while_the_servers_ran() -> None:
         assert after.steal >= inside.steal >= 0
 
 
+def test_a_connection_open_when_the_servers_stop_is_cut_by_the_stop() -> None:
+    """A client still reading when the block ends was cut by the servers' stop: its error
+    is `stopped`, not a timeout of a client netsim does not run."""
+    sock = None
+    try:
+        with netsim.serving(TEXT.replace("delay: 20ms", "delay: 10s")) as net:
+            sock = socket.create_connection(net.address("a"), timeout=5)
+            assert sock.recv(16) == b"1111\n"  # accepted, and its first line sent
+    finally:  # the servers stopped with the connection open
+        if sock is not None:
+            sock.close()
+    (conn,) = net.result().connections
+    assert (conn.error, conn.message, conn.bytes) == ("stopped", "still open when the servers stopped", 5)
+    assert net.result().check(["errors.timeout == 0", "errors == 1"]).passed
+
+
 def test_the_servers_stop_whatever_ends_the_block() -> None:
     """An exception in the block stops the server process, which leaves nothing behind."""
     with pytest.raises(ZeroDivisionError), netsim.serving(TEXT) as net:  # noqa: PT012
