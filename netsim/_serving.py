@@ -302,8 +302,11 @@ class Serving:
 
     def down(self, name: str, *, reset: bool = False) -> float:
         """Take the server ``name`` down: connects are refused until ``up``; with ``reset``, its
-        open connections are reset too. Returns when it took effect (as ``set``)."""
+        open connections are reset too. Returns when it took effect (as ``set``). Raises
+        TypeError for a ``reset`` that is not a bool (``"yes"`` would be taken for true)."""
         self._server(name)
+        if not isinstance(reset, bool):
+            raise TypeError(f"reset takes True or False, not {reset!r}")
         return self._done(self._ask(lambda request: TakeDown(request, name, reset)))
 
     def up(self, name: str) -> float:

@@ -475,7 +475,7 @@ def _follow(client: ClientProcess, servers: ServerProcess, correlator: Correlato
         if time.monotonic() >= deadline:
             raise RunTimeoutError(
                 f"client {label!r} did not finish within {format_duration(wall_timeout)} "
-                f"(wall time) and was stopped; pass --timeout to allow longer")
+                f"(wall time) and was stopped; pass --timeout (timeout= in Python) to allow longer")
         for child in wait_for([client, servers], deadline):
             message = child.receive()
             if message is None:

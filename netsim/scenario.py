@@ -412,8 +412,9 @@ class Server(_Model):
         json_schema_extra=default_reads("none: give `poem` or `poem_file`"))
     poem_file: Path | None = Field(
         default=None,
-        description=f"A file whose text to serve, relative to the scenario file's folder; it is "
-                    f"sent byte for byte. It must be a regular file of at most "
+        description=f"A file of UTF-8 text to serve, relative to the scenario file's folder; "
+                    f"its bytes are sent as they are, line endings included. It must be a "
+                    f"regular file of at most "
                     f"{DEFAULT_MAX_POEM_TEXT} (more with `--max-poem-size`), in the scenario's "
                     f"folder or below it (anywhere with `--allow-paths`).",
         examples=["poems/harbour.txt"],

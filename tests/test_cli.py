@@ -68,7 +68,8 @@ def test_a_failing_expectation_exits_1(write_scenario: ScenarioWriter,
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--time-scale", "0"], "must be greater than 0"),
+        (["--time-scale", "0"], "must be a finite number greater than 0, got 0"),
+        (["--time-scale", "inf"], "must be a finite number greater than 0, got inf"),
         (["--time-scale", "fast"], "is not a number"),
         (["--client", "nobody"], "no client 'nobody'"),
         (["--timeout", "soon"], "is not a duration"),

@@ -84,6 +84,13 @@ def test_a_change_reaches_an_open_connection_within_5ms(net: Serving) -> None:
     assert statistics.median(after) <= 0.005
 
 
+def test_down_takes_a_bool_for_reset(net: Serving) -> None:
+    """`reset="yes"` is a TypeError, not taken for true; the server stays up."""
+    with pytest.raises(TypeError, match="reset takes True or False, not 'yes'"):
+        net.down("a", reset="yes")  # type: ignore[arg-type]
+    socket.create_connection(net.address("a"), timeout=1).close()
+
+
 def test_down_refuses_up_serves_again_on_the_same_port_and_reset_resets(net: Serving) -> None:
     """down: connects are refused while an open connection goes on; up: the same port serves
     again; reset: the open connections are reset, and counted."""
