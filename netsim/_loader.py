@@ -437,10 +437,19 @@ def load_scenario_text(
     # `type() is not int`: pydantic would take `netsim: true` and `netsim: 1.0` for 1.
     if "netsim" in data and (type(data["netsim"]) is not int or data["netsim"] != 1):
         line, column = document.locate(("netsim",))
-        problems.append(Problem(filename, line, column, "netsim",
-                                f"format version {data['netsim']!r} is not supported: "
-                                f"this netsim reads `netsim: 1`"))
-        raise ScenarioError(problems)
+        version = data["netsim"]
+        if version in ("1", 1.0) and type(version) is not bool:
+            # Version 1 written as a string or a float: say how to write it, and check the
+            # rest as version 1, so that its other problems are not left for a second round.
+            problems.append(Problem(filename, line, column, "netsim",
+                                    f"write the format version as the whole number 1 "
+                                    f"(`netsim: 1`), not {version!r}"))
+            data = {**data, "netsim": 1}
+        else:
+            problems.append(Problem(filename, line, column, "netsim",
+                                    f"format version {version!r} is not one this netsim reads: "
+                                    f"it reads version 1 (`netsim: 1`)"))
+            raise ScenarioError(problems)
     context = {"client_models": list(client_models)}
     try:
         scenario = Scenario.model_validate(data, context=context)

@@ -255,13 +255,23 @@ ONE_PROBLEM = {
     "a-list-not-a-mapping": ("- a\n- b\n", 1, 1, "", ("a scenario is a mapping", "netsim: 1")),
     "a-word-not-a-mapping": ("hello\n", 1, 1, "", ("a scenario is a mapping",)),
     "version-2": (GOOD.replace("netsim: 1", "netsim: 2"), 1, 9, "netsim",
-                  ("format version 2 is not supported", "`netsim: 1`")),
+                  ("format version 2 is not one this netsim reads", "`netsim: 1`")),
     "version-as-text": (GOOD.replace("netsim: 1", 'netsim: "1"'), 1, 9, "netsim",
-                        ("format version '1' is not supported",)),
+                        ("write the format version as the whole number 1 (`netsim: 1`), not '1'",)),
     "version-as-true": (GOOD.replace("netsim: 1", "netsim: true"), 1, 9, "netsim",
-                        ("format version True is not supported",)),
+                        ("format version True is not one this netsim reads",)),
     "version-missing": (GOOD.replace("netsim: 1\n", ""), 1, 1, "", ("missing required key 'netsim'",)),
 }
+
+
+def test_version_1_as_text_is_reported_beside_the_documents_other_problems(tmp_path: Path) -> None:
+    """`netsim: "1"` is version 1 misspelt: the rest is checked as version 1 in the same round."""
+    path = tmp_path / "s.yaml"
+    path.write_text(GOOD.replace("netsim: 1", 'netsim: "1"').replace("delay:", "dealy:", 1))
+    with pytest.raises(netsim.ScenarioError) as caught:
+        netsim.load_scenario(path)
+    assert [problem.path for problem in caught.value.problems][:1] == ["netsim"]
+    assert any("unknown key 'dealy'" in problem.message for problem in caught.value.problems)
 
 
 @pytest.mark.parametrize(("text", "line", "column", "path", "words"),
