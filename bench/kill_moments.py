@@ -1,6 +1,6 @@
 """SIGKILL ``netsim run`` at moments through its start and its run; check nothing outlives it.
 
-Run:  python bench/kill_moments.py [--moments 0.05,0.1,...]
+Run:  python bench/kill_moments.py [--moments 0.05,0.1,...] [--scenario PATH] [--time-scale F]
 
 For each moment the script starts ``netsim run scenarios/three_ports.yaml --time-scale
 0.1 --free-ports`` in a session of its own, waits that long, notes every process below
@@ -29,12 +29,16 @@ MOMENTS = "0.5,0.55,0.6,0.7,0.9,1.2,1.5,1.9,2.3,2.8"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--moments", default=MOMENTS, help="seconds after the start, comma-separated")
+    parser.add_argument("--scenario", default=str(ROOT / "scenarios" / "three_ports.yaml"),
+                        help="the scenario to run (a command client's program, and what it starts, "
+                             "must go too)")
+    parser.add_argument("--time-scale", default="0.1", help="the run's time scale")
     args = parser.parse_args()
     total_left = 0
     for moment in (float(text) for text in args.moments.split(",")):
         runner = subprocess.Popen(
-            [sys.executable, "-m", "netsim", "run", str(ROOT / "scenarios" / "three_ports.yaml"),
-             "--time-scale", "0.1", "--free-ports", "-q"],
+            [sys.executable, "-m", "netsim", "run", args.scenario,
+             "--time-scale", args.time_scale, "--free-ports", "-q"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
         time.sleep(moment)
         below = descendants(runner.pid)
