@@ -66,9 +66,10 @@ LATENESS_WARNING = 0.005  # 5 ms
 
 # Steal time (netsim._machine) above this share of the machine's CPU time over a run is
 # named beside a failed timing expectation: the hypervisor then takes 20 ms of every
-# second of two CPUs, in stretches of milliseconds, as long as the bounds the c10k
-# scenario sets on lateness (docs/performance.md has the runs behind these figures).
-# Below STEAL_NOTED it is not worth a word anywhere.
+# second of two CPUs, in stretches of milliseconds as long as the bounds the c10k
+# scenario sets on lateness. It is where steal becomes worth naming, not where runs
+# start to fail (c10k runs passed with up to 2.6%: docs/performance.md). Below
+# STEAL_NOTED it is not worth a word anywhere.
 STEAL_WARNING = 0.01  # 1%
 STEAL_NOTED = 0.002  # 0.2%
 # The kernel counts steal in clock ticks (10 ms here), so a tick or two in a short run
