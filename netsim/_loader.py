@@ -33,7 +33,7 @@ import dataclasses
 import difflib
 import types
 import typing
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -498,11 +498,27 @@ def _check_valid_parts(data: dict[Any, Any], context: dict[str, Any],
                for key, items in raw_expect.items() if isinstance(key, str)}
               if isinstance(raw_expect, dict) else {})
     _, unread = files.read(servers)
+    # An entry that failed validation may still say its name: with every one known, a
+    # name elsewhere can be called unknown (or a duplicate) in this same round.
+    names = _entry_names(raw_servers, lambda item: item.get("name") if isinstance(item, dict) else None)
+    labels = _entry_names(raw_clients, lambda item: item if isinstance(item, str) else (
+        item.get("name") or item.get("model") if isinstance(item, dict) else None))
     return [*unread, *_unhinted(check_parts(
         servers, clients, expect,
-        every_server=isinstance(raw_servers, list) and len(servers) == len(raw_servers),
-        every_client=isinstance(raw_clients, list) and len(clients) == len(raw_clients),
+        every_server=isinstance(raw_servers, list) and len(names) == len(raw_servers),
+        every_client=isinstance(raw_clients, list) and len(labels) == len(raw_clients),
+        names=names, labels=labels,
     ))]
+
+
+def _entry_names(items: object, name_of: Callable[[Any], object]) -> dict[int, str]:
+    """The name each entry of a YAML list gives itself, by index, where it gives one."""
+    found = {}
+    for index, item in enumerate(items if isinstance(items, list) else []):
+        name = name_of(item)
+        if isinstance(name, str):
+            found[index] = name
+    return found
 
 
 _Finding = tuple[Location, str, str]  # where a problem stands, what it is, and how to fix it

@@ -829,6 +829,18 @@ class Parts:
     servers: Mapping[int, Server]
     clients: Mapping[int, Client]
     expect: Mapping[str, Mapping[int, Expectation]]
+    # Of a document that failed validation: each server's name and each client's label
+    # that could be read from its entry, valid or not, by index (None: the valid parts').
+    names: Mapping[int, str] | None = None
+    labels: Mapping[int, str] | None = None
+
+    def server_names(self) -> Mapping[int, str]:
+        return self.names if self.names is not None else {
+            index: server.name for index, server in self.servers.items()}
+
+    def client_labels(self) -> Mapping[int, str]:
+        return self.labels if self.labels is not None else {
+            index: client.label for index, client in self.clients.items()}
 
 
 Rule = Callable[[Parts], Iterator[Finding]]
@@ -836,12 +848,12 @@ Rule = Callable[[Parts], Iterator[Finding]]
 
 def server_names_are_unique(parts: Parts) -> Iterator[Finding]:
     first: dict[str, int] = {}
-    for index, server in parts.servers.items():
-        if server.name in first:
+    for index, name in sorted(parts.server_names().items()):
+        if name in first:
             yield (("servers", index, "name"),
-                   f"server name {server.name!r} is already used by servers[{first[server.name]}]")
+                   f"server name {name!r} is already used by servers[{first[name]}]")
         else:
-            first[server.name] = index
+            first[name] = index
 
 
 def ports_are_unique_per_address(parts: Parts) -> Iterator[Finding]:
@@ -915,13 +927,13 @@ def no_client_is_named_all(parts: Parts) -> Iterator[Finding]:
 
 def client_labels_are_unique(parts: Parts) -> Iterator[Finding]:
     first: dict[str, int] = {}
-    for index, client in parts.clients.items():
-        if client.label in first:
+    for index, label in sorted(parts.client_labels().items()):
+        if label in first:
             yield (("clients", index),
-                   f"client {client.label!r} is already listed as clients[{first[client.label]}]; "
+                   f"client {label!r} is already listed as clients[{first[label]}]; "
                    f"give one of them a `name:` of its own")
         else:
-            first[client.label] = index
+            first[label] = index
 
 
 def targets_are_known(parts: Parts) -> Iterator[Finding]:
@@ -1010,14 +1022,17 @@ def check_parts(
     *,
     every_server: bool = True,
     every_client: bool = True,
+    names: Mapping[int, str] | None = None,
+    labels: Mapping[int, str] | None = None,
 ) -> list[Finding]:
     """``check_references`` over the parts of a document that are valid, by their index.
 
     The loader uses it to report these problems beside those of a document that failed
-    validation: ``every_server`` (``every_client``) says that no server (client) is
-    missing from the parts, and only then may a name be called unknown.
+    validation: ``every_server`` (``every_client``) says that the name (label) of every
+    server (client) is known, and only then may a name be called unknown. ``names`` and
+    ``labels`` give them, by index, read from every entry that has one, valid or not.
     """
-    parts = Parts(servers, clients, expect)
+    parts = Parts(servers, clients, expect, names, labels)
     rules = [*RULES, *(RULES_NAMING_SERVERS if every_server else ()),
              *(RULES_NAMING_CLIENTS if every_client else ())]
     return [finding for rule in rules for finding in rule(parts)]
@@ -1045,11 +1060,11 @@ def _upstream_name(server: Server) -> str | None:
 
 
 def _server_names(parts: Parts) -> dict[str, int]:
-    return {server.name: index for index, server in reversed(list(parts.servers.items()))}
+    return {name: index for index, name in sorted(parts.server_names().items(), reverse=True)}
 
 
 def _client_labels(parts: Parts) -> dict[str, int]:
-    return {client.label: index for index, client in reversed(list(parts.clients.items()))}
+    return {label: index for index, label in sorted(parts.client_labels().items(), reverse=True)}
 
 
 def _suggest(word: str, candidates: Mapping[str, int]) -> str:

@@ -331,10 +331,22 @@ def test_every_problem_of_a_file_is_reported_at_once_in_line_order(tmp_path: Pat
         (7, 26, "servers[2].poem_file"),
         (8, 12, "servers[3].name"),
         (10, 5, "clients[0].model"),
+        (11, 34, "clients[1].targets[1]"),
         (14, 7, "expect.all[0]"),
     ]
     assert "server name 'c' is already used by servers[2]" in problems[4].message
-    # `zz` is not reported: it might be the name of servers[1], which failed.
+    # servers[1] failed, but its name is b: `zz` can be called unknown in the same round.
+    assert "unknown server 'zz'" in problems[6].message
+
+
+def test_names_that_invalid_entries_give_count_for_the_rules_across_parts(tmp_path: Path) -> None:
+    """A failed server's name still clashes with another's, and a failed client's label still
+    answers to its `expect` key, while a key naming no entry at all is reported, all at once."""
+    text = scenario('{name: a, poem: "x\\n", port: 70000}\n  - {name: a, poem: "y\\n"}',
+                    clients="  - blockin\n", tail="expect:\n  blockin: [errors == 0]\n  nobody: [errors == 0]\n")
+    problems = problems_of(text, tmp_path)
+    assert [p.path for p in problems] == ["servers[0].port", "servers[1].name", "clients[0].model",
+                                          "expect.nobody"]
 
 
 def test_names_of_invalid_parts_are_not_reported_unknown(tmp_path: Path) -> None:
