@@ -343,7 +343,8 @@ def test_names_that_invalid_entries_give_count_for_the_rules_across_parts(tmp_pa
     """A failed server's name still clashes with another's, and a failed client's label still
     answers to its `expect` key, while a key naming no entry at all is reported, all at once."""
     text = scenario('{name: a, poem: "x\\n", port: 70000}\n  - {name: a, poem: "y\\n"}',
-                    clients="  - blockin\n", tail="expect:\n  blockin: [errors == 0]\n  nobody: [errors == 0]\n")
+                    clients="  - blockin\n",
+                    tail="expect:\n  blockin: [errors == 0]\n  nobody: [errors == 0]\n")
     problems = problems_of(text, tmp_path)
     assert [p.path for p in problems] == ["servers[0].port", "servers[1].name", "clients[0].model",
                                           "expect.nobody"]
