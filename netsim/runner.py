@@ -43,7 +43,7 @@ from netsim.events import (
 )
 from netsim.expectations import Expectation, evaluate, parse_expectation
 from netsim.ideal import elapsed_of, ideal_timeline, syn_times
-from netsim.results import ConnectionResult, Program, RunResult, ScenarioResult, percentile
+from netsim.results import NOT_PRINTED, ConnectionResult, Program, RunResult, ScenarioResult, percentile
 from netsim.scenario import Client, Phase, Scenario, Server
 
 # A run may take this multiple of its ideal wall time, plus the margin, before it is
@@ -381,7 +381,7 @@ def _check_output(connections: list[ConnectionResult], stdout: str,
             texts.add(server.poem)
         if conn.intact and not any(text.strip() in stdout for text in texts):
             conn = dataclasses.replace(conn, intact=False, message=(
-                f"the program's output does not contain the poem of {conn.server} (output: poems)"))
+                f"the program's output does not contain the poem of {conn.server} {NOT_PRINTED}"))
         checked.append(conn)
     return checked
 

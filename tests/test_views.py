@@ -7,6 +7,7 @@ import copy
 import json
 import math
 import re
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -238,6 +239,29 @@ def test_a_result_from_before_the_course_still_draws(demo: dict[str, Any]) -> No
                 conn.pop(key)
     assert "no course recorded" in render(picture_of(old), width=100)
     assert html_report(old).count("no course recorded") == 6
+
+
+def test_a_poem_the_program_did_not_print_is_not_drawn_as_cut_short(write_scenario: ScenarioWriter,
+                                                                    tmp_path: Path) -> None:
+    """With `output: poems`, a connection whose every byte arrived but whose poem the program
+    did not print ends as "not in its output", not as cut short."""
+    result = tmp_path / "result.json"
+    (tmp_path / "reads.py").write_text(
+        "import socket, sys\n"
+        "sock = socket.create_connection(('127.0.0.1', int(sys.argv[1])))\n"
+        "while sock.recv(9):\n"
+        "    pass\n")
+    path = write_scenario(f"""\
+netsim: 1
+name: silent
+servers: [{{name: a, poem: "1\\n2\\n"}}]
+clients:
+  - {{model: command, run: [{sys.executable}, {tmp_path / "reads.py"}, "{{port:a}}"], output: poems}}
+""")
+    run_session(path, outputs=Outputs(json=result))
+    picture = picture_of(json.loads(result.read_text()))
+    (row,) = picture.clients[0].rows
+    assert (row.intact, row.ending) == (False, "eof, not in its output")
 
 
 def test_a_connection_its_server_never_saw_says_so(demo: dict[str, Any]) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from netsim.results import LATENESS_BINS
+from netsim.results import LATENESS_BINS, NOT_PRINTED
 
 # More connections than this in one client model, and its timeline is a summary over
 # time (connections open, arrivals, lateness) instead of a row per connection.
@@ -45,6 +45,7 @@ class Row:
     arrival_count: int  # every arrival, the ones not kept included
     emissions: tuple[tuple[float, int, float], ...]  # (t, bytes, lateness)
     emission_count: int
+    message: str = ""  # why it ended as it did, where the result says
 
     @property
     def label(self) -> str:
@@ -57,6 +58,8 @@ class Row:
             return self.error
         if math.isnan(self.end):
             return "unknown"
+        if self.intact is False and self.message.endswith(NOT_PRINTED):
+            return "eof, not in its output"
         return "eof, cut short" if self.intact is False else "eof"
 
     @property
@@ -271,6 +274,7 @@ def _row(data: object, where: str) -> Row:
         emissions=tuple((_float(item[0]), int(_float(item[1])), _float(item[2]))
                         for item in conn.get("emissions") or () if _is_point(item, 3)),
         emission_count=int(_number(conn, "emission_count", where, default=0)),
+        message=str(conn.get("message") or ""),
     )
 
 
