@@ -192,11 +192,17 @@ def run_session(
                 allow_external=allow_external, seed=seed, on_run=measured,
                 on_client=progress.client_started)
         except RunError as error:
-            _write_after_error(outputs, tracer, scenario.name, str(scenario_path), error,
-                               time_scale=time_scale)
+            message = str(error) + (" (this is a bug in the client model)"
+                                    if isinstance(error, ClientCrashError) else "")
+            for failure in _write_unfinished(outputs, tracer, scenario.name, str(scenario_path),
+                                             str(error), message, time_scale=time_scale):
+                error.add_note(failure)
             raise
-        except KeyboardInterrupt:
-            _write_unfinished_json(outputs, scenario.name, time_scale, "interrupted")
+        except (KeyboardInterrupt, Exception) as error:  # stopped, or a bug: exit 130/143 or 3
+            why = ("stopped before it finished (Ctrl-C or SIGTERM)" if isinstance(error, KeyboardInterrupt)
+                   else f"unexpected {type(error).__name__}: {error} (a bug in netsim)")
+            _write_unfinished(outputs, tracer, scenario.name, str(scenario_path), why, why,
+                              time_scale=time_scale)  # best effort: the error is what the user hears of
             raise
         finally:
             if log is not None:
@@ -467,35 +473,28 @@ def _write_outputs(outputs: Outputs, outcome: Outcome, scenario_file: str,
         raise OutputError("; ".join(failures))
 
 
-def _write_after_error(outputs: Outputs, tracer: TraceRecorder | None, scenario: str, scenario_file: str,
-                       error: RunError, *, time_scale: float) -> None:
-    """A run that could not be carried out still leaves a JUnit report for CI to show, its
-    trace up to where it stopped (what happened before a timeout or a crash is what its
-    reader wants to see), and a JSON result that says it failed, in place of whatever an
-    earlier run left there; an output that cannot be written becomes a note on ``error``."""
+def _write_unfinished(outputs: Outputs, tracer: TraceRecorder | None, scenario: str, scenario_file: str,
+                      why: str, junit_message: str, *, time_scale: float) -> list[str]:
+    """A run that did not finish (it could not be carried out, was stopped, or met a bug)
+    still leaves a JUnit report for CI to show, its trace up to where it stopped (what
+    happened before a timeout or a crash is what its reader wants to see), and a JSON
+    result that says it did not pass and ``why``, each in place of whatever an earlier run
+    left there. Returns what could not be written."""
     writes: list[tuple[str, Path, str]] = []
     if outputs.json is not None:
-        writes.append(("--json", outputs.json, _unfinished(scenario, time_scale, str(error))))
+        writes.append(("--json", outputs.json, _unfinished(scenario, time_scale, why)))
     if outputs.junit is not None:
-        message = str(error)
-        if isinstance(error, ClientCrashError):
-            message += " (this is a bug in the client model)"
-        writes.append(("--junit", outputs.junit, junit_error_xml(scenario, message, file=scenario_file)))
+        junit = junit_error_xml(scenario, junit_message, file=scenario_file)
+        writes.append(("--junit", outputs.junit, junit))
     if outputs.trace is not None and tracer is not None:
         writes.append(("--trace", outputs.trace, tracer.text(scenario=scenario)))
+    failures = []
     for flag, path, text in writes:
         try:
             write_output(path, text)
         except OSError as failure:
-            error.add_note(f"cannot write {flag} {path}: {failure.strerror or failure}")
-
-
-def _write_unfinished_json(outputs: Outputs, scenario: str, time_scale: float, why: str) -> None:
-    """An interrupted run replaces an earlier run's --json too: a script must not read that
-    one as this run's (best effort: the interrupt is what the user hears of)."""
-    if outputs.json is not None:
-        with contextlib.suppress(OSError):
-            write_output(outputs.json, _unfinished(scenario, time_scale, why))
+            failures.append(f"cannot write {flag} {path}: {failure.strerror or failure}")
+    return failures
 
 
 def _unfinished(scenario: str, time_scale: float, why: str) -> str:

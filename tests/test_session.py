@@ -140,23 +140,33 @@ def test_a_scenario_from_a_pipe_is_read_once_and_its_result_quotes_it(write_scen
     assert outcome.passed and outcome.to_dict()["source"]["text"] == text
 
 
-class Interrupting(Recorder):
-    """A Progress through which Ctrl-C arrives as the second client model starts."""
+class Raising(Recorder):
+    """A Progress through which an exception arrives as the second client model starts."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__()
+        self.error = error
 
     def client_started(self, client: str, ideal: float, connections: int) -> None:
         super().client_started(client, ideal, connections)
         if client == "select":
-            raise KeyboardInterrupt
+            raise self.error
 
 
-def test_an_interrupted_run_replaces_an_earlier_json_result(write_scenario: ScenarioWriter,
-                                                            tmp_path: Path) -> None:
-    """Ctrl-C leaves in --json a result that did not pass, saying it was interrupted, not the
-    result an earlier run left there."""
-    out = tmp_path / "result.json"
+@pytest.mark.parametrize(("error", "why"), [
+    (KeyboardInterrupt(), "stopped before it finished (Ctrl-C or SIGTERM)"),
+    (RuntimeError("boom"), "unexpected RuntimeError: boom (a bug in netsim)"),
+])
+def test_a_run_stopped_or_broken_replaces_earlier_results(write_scenario: ScenarioWriter, tmp_path: Path,
+                                                          error: BaseException, why: str) -> None:
+    """Ctrl-C, or a bug, leaves in --json a result that did not pass and says why, and in
+    --junit an error, not what an earlier run left there."""
+    out, junit = tmp_path / "result.json", tmp_path / "junit.xml"
     out.write_text('{"scenario": "demo", "passed": true, "runs": []}\n')
-    with pytest.raises(KeyboardInterrupt):
-        run_session(write_scenario(demo_text()), time_scale=SCALE, progress=Interrupting(),
-                    outputs=Outputs(json=out))
+    junit.write_text("<testsuites/>\n")
+    with pytest.raises(type(error)):
+        run_session(write_scenario(demo_text()), time_scale=SCALE, progress=Raising(error),
+                    outputs=Outputs(json=out, junit=junit))
     data = json.loads(out.read_text())
-    assert (data["passed"], data["error"], data["runs"]) == (False, "interrupted", [])
+    assert (data["passed"], data["error"], data["runs"]) == (False, why, [])
+    assert why in junit.read_text()
