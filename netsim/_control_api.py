@@ -172,7 +172,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
         shown = "" if body is None else " " + json.dumps(body)
-        self.log(f"{arrived - self.servers.t0:.6f}  {method} {self.path}{shown} -> {status.value}"
+        t = (arrived - self.servers.t0) / self.servers.time_scale  # the log's clock
+        self.log(f"{t:.6f}  {method} {self.path}{shown} -> {status.value}"
                  + (f" {payload['error']}" if "error" in payload else ""))
 
     def _body(self) -> object:

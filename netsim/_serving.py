@@ -363,7 +363,9 @@ class Serving:
         conditions = Conditions(**state.conditions).scaled(1 / self.time_scale)
         return {"name": state.name, "host": state.host, "port": state.port, "up": state.up,
                 "handshakes": state.handshakes, "conditions": conditions.described(every=True),
-                "connections": [{"index": index, "peer_port": peer_port, "bytes": sent, "accepted": accepted}
+                # `accepted` on the log's clock, as `t` of a change: scenario seconds
+                "connections": [{"index": index, "peer_port": peer_port, "bytes": sent,
+                                 "accepted": accepted / self.time_scale}
                                 for index, peer_port, sent, accepted in state.connections]}
 
     def result(self) -> ServedResult:
