@@ -279,8 +279,9 @@ def _run_client(
     servers = scenario.targets_of(client)
     starts = scenario.start_offsets(client)
     everything = {server.name: server for server in scenario.servers}
-    if model.configure is not None:
-        model = model.configure(_options(scenario, client, time_scale))
+    configure = model.configure
+    if configure is not None:  # what it needs for the ideal (a program's timeout comes below)
+        model = configure(_options(scenario, client, time_scale, program_timeout=None))
     # A program's own timeouts are its business: the ideal assumes the default's.
     given = client.timeout if model.instrumented else None
     syn = syn_times(time_scale)  # SYN retransmissions keep wall time: in scenario time they scale
@@ -291,10 +292,19 @@ def _run_client(
     ideal = elapsed_of(ideal_course)
     plans = plans_of(_needed(servers, everything), time_scale=time_scale, seed=seed,
                    free_ports=free_ports)
+    program_timeout = None
+    if not model.instrumented and timeout is None:
+        # A program without a timeout of its own gets one from the ideal, so that one that
+        # hangs is ended and judged (its open connections timeouts), not a run stopped.
+        program_timeout = _program_timeout(client, ideal, time_scale)
+        if configure is not None:
+            model = configure(_options(scenario, client, time_scale, program_timeout=program_timeout))
+    elif not model.instrumented and client.timeout is not None:
+        program_timeout = client.timeout * time_scale
     if timeout is not None:
         wall_timeout = timeout
-    elif not model.instrumented:  # the program has a timeout of its own: let it come first
-        wall_timeout = _program_timeout(client, ideal, time_scale) + TIMEOUT_MARGIN
+    elif program_timeout is not None:  # the program's timeout comes first
+        wall_timeout = program_timeout + TIMEOUT_MARGIN
     elif math.isfinite(ideal):
         wall_timeout = TIMEOUT_FACTOR * ideal * time_scale + TIMEOUT_MARGIN
     else:  # a proxy to a service outside the scenario: nothing to derive it from
@@ -335,7 +345,7 @@ def _run_client(
         ideal = elapsed_of(ideal_course)
     measured = measure(events, correlator.lateness, slots, time_scale, instrumented=model.instrumented,
                        ideals=[(conn.start, conn.end) for conn in ideal_course],
-                       program_timeout=None if client.timeout is None else client.timeout * time_scale)
+                       program_timeout=program_timeout)
     connections = measured.connections
     program = None
     if measured.program is not None:
@@ -352,13 +362,14 @@ def _run_client(
         activity=measured.activity, detail=detail, changes=measured.changes, machine=machine)
 
 
-def _options(scenario: Scenario, client: Client, time_scale: float) -> ClientOptions:
-    """What a model configured by its client entry (``command``) is told."""
+def _options(scenario: Scenario, client: Client, time_scale: float, *,
+             program_timeout: float | None) -> ClientOptions:
+    """What a model configured by its client entry (``command``) is told; ``program_timeout``
+    (wall seconds) stands in for a client without a ``timeout`` of its own."""
     cycle = len(scenario.servers if client.targets is None else client.targets)
+    timeout = client.timeout * time_scale if client.timeout is not None else program_timeout
     return ClientOptions(run=client.run, concurrent=client.concurrent, output=client.output,
-                         time_scale=time_scale,
-                         timeout=None if client.timeout is None else client.timeout * time_scale,
-                         folder=scenario.folder, cycle=cycle)
+                         time_scale=time_scale, timeout=timeout, folder=scenario.folder, cycle=cycle)
 
 
 def _program_timeout(client: Client, ideal: float, time_scale: float) -> float:

@@ -647,9 +647,9 @@ class Client(_Model):
         default=None,
         description="The longest a connection waits for its next byte (connecting included) "
                     "before it ends as a timeout, counted by `errors.timeout`. For a `command` "
-                    "client, whose waits are its program's own: the longest the program may run; "
-                    "then its whole process group is ended, and the connections it still had "
-                    "open are timeouts.",
+                    "client, whose waits are its program's own: the longest the program may run "
+                    "(by default three times its ideal, plus 10s); then its whole process group "
+                    "is ended, and the connections it still had open are timeouts.",
         examples=["2s"],
         json_schema_extra=default_reads("twice the longest silence the scenario expects, plus 1s"))
     connections: int = Field(

@@ -189,6 +189,29 @@ def test_a_connection_open_when_the_program_is_ended_at_its_timeout_is_a_timeout
     assert result.passed
 
 
+def test_a_hung_program_without_a_timeout_is_ended_and_judged(
+        write_scenario: ScenarioWriter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A program with no `timeout` of its own is ended at one derived from the ideal (three
+    times it, plus a margin), and judged by its exit code, not a run that could not be
+    carried out. (Its connection got the whole poem before that: it is no timeout.)"""
+    from netsim import runner
+
+    monkeypatch.setattr(runner, "TIMEOUT_MARGIN", 0.5)  # seconds, for the test's sake
+    program = write_program(tmp_path, "hangs.py", "import socket, sys, time\n"
+                            "sock = socket.create_connection(('127.0.0.1', int(sys.argv[1])))\n"
+                            "time.sleep(60)\n")
+    result = run(write_scenario, f"""\
+        netsim: 1
+        name: hangs
+        servers: [{{name: a, poem: "1\\n2\\n", delay: 100ms}}]
+        clients: [{{model: command, run: [{PYTHON}, {program}, "{{port:a}}"]}}]
+    """)
+    assert result.program is not None and result.program.timed_out
+    assert result.wall_elapsed == pytest.approx(3 * 0.2 + 0.5, abs=0.5)
+    assert [(conn.error, conn.intact) for conn in result.connections] == [(None, True)]
+    assert not result.passed  # exit_code == 0 is expected of a program by default
+
+
 def test_a_program_that_cannot_start_exits_127(write_scenario: ScenarioWriter) -> None:
     """A program that is not there is reported as exit code 127 with the reason on stderr."""
     result = run(write_scenario, """\
