@@ -271,9 +271,11 @@ def test_a_connection_its_server_never_saw_says_so(demo: dict[str, Any]) -> None
     conn = missing["runs"][0]["connections"][0]
     for key in ("start", "connected", "end", "arrivals"):
         conn.pop(key)
-    conn["error"] = "missing"
+    conn["error"], conn["served"] = "missing", None
     assert "(missing: its server saw no connection)" in render(picture_of(missing), width=100)
     assert "missing: its server saw no connection" in html_report(missing)
+    del conn["served"]  # a result from before servers' accounts: no telling, so it says so
+    assert "(no course recorded: a result from an older netsim)" in render(picture_of(missing), width=100)
 
 
 # --- the HTML report ------------------------------------------------------------------------------

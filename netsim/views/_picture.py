@@ -46,6 +46,7 @@ class Row:
     emissions: tuple[tuple[float, int, float], ...]  # (t, bytes, lateness)
     emission_count: int
     message: str = ""  # why it ended as it did, where the result says
+    unseen: bool = False  # the result says its server saw no connection (`served` is null)
 
     @property
     def label(self) -> str:
@@ -71,8 +72,8 @@ class Row:
     def why_not_drawn(self) -> str:
         """Why a row has no course: a program's connection is known from its server's
         account, so without one its server saw none; else the result predates courses."""
-        if self.error is not None:
-            return f"{self.error}: its server saw no connection"
+        if self.unseen:
+            return f"{self.error or 'no connection'}: its server saw no connection"
         return "no course recorded: a result from an older netsim"
 
 
@@ -275,6 +276,7 @@ def _row(data: object, where: str) -> Row:
                         for item in conn.get("emissions") or () if _is_point(item, 3)),
         emission_count=int(_number(conn, "emission_count", where, default=0)),
         message=str(conn.get("message") or ""),
+        unseen="served" in conn and conn["served"] is None,
     )
 
 
