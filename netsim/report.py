@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from netsim._units import format_duration, format_size
 from netsim.baseline import BaselineReport
-from netsim.clients.command import NOT_STARTED
+from netsim.clients.command import CANNOT_RUN, NOT_STARTED
 from netsim.expectations import Expectation
 from netsim.repeat import ExpectationTally, RepeatResult, Spread
 from netsim.results import Program, RunResult
@@ -234,13 +234,17 @@ STDERR_WIDTH = 100  # characters
 
 def programs(result: RepeatResult) -> str:
     """Why each ``command`` client's program failed, where one did: it could not be
-    started, netsim ended it at its timeout, or it exited non-zero; with the end of its
-    standard error. Empty when every program exited 0 (over repeats: the first failure of
+    started, netsim ended it at its timeout, or its exit code failed its expectation; with
+    the end of its standard error. Empty when none did (over repeats: the first failure of
     each client)."""
     failed: dict[str, Program] = {}
     for run in (run for scenario in result.results for run in scenario.runs):
         program = run.program
-        if program is not None and run.client not in failed and (program.exit_code or program.timed_out):
+        if program is None or run.client in failed:
+            continue
+        exit_failed = any(not verdict.passed and verdict.expectation.metric == "exit_code"
+                          for verdict in run.expectations)
+        if exit_failed or program.timed_out or _not_started(program):
             failed[run.client] = program
     if not failed:
         return ""
@@ -254,10 +258,14 @@ def programs(result: RepeatResult) -> str:
     return "\n".join(lines)
 
 
+def _not_started(program: Program) -> bool:
+    return program.exit_code == NOT_STARTED and program.stderr.startswith(CANNOT_RUN)
+
+
 def _ending(program: Program) -> str:
     code = program.exit_code
-    if code == NOT_STARTED and program.stderr.startswith("netsim: cannot run"):
-        return "could not be started (exit 127):"
+    if _not_started(program):
+        return f"could not be started (exit {NOT_STARTED}):"
     shown = f"exit {code}"
     if code < 0:
         try:

@@ -857,8 +857,8 @@ def test_dash_is_not_taken_for_a_file_named_dash(write_scenario: ScenarioWriter,
 def test_a_failed_program_is_explained_under_the_verdicts(write_scenario: ScenarioWriter,
                                                           capsys: pytest.CaptureFixture[str]) -> None:
     """Under the verdicts, each `command` client whose program failed says how (not started,
-    ended at its timeout, or its exit code) with the end of its stderr; one that exited 0
-    is not listed."""
+    ended at its timeout, or its exit code) with the end of its stderr; one that exited 0,
+    or with the code its expectation asks for, is not listed."""
     path = write_scenario("""\
 netsim: 1
 name: programs
@@ -869,6 +869,9 @@ clients:
   - {model: command, name: fails,
      run: [sh, -c, "echo one >&2; echo two >&2; echo three >&2; echo four >&2; exit 4"]}
   - {model: command, name: fine, run: ["true"]}
+  - {model: command, name: expected, run: [sh, -c, "echo fine >&2; exit 3"]}
+expect:
+  expected: [exit_code == 3]
 """)
     assert run_cli("run", path, "--free-ports", "--time-scale", "0.5", "--no-timeline") == 1
     out = capsys.readouterr().out

@@ -37,8 +37,10 @@ from netsim.events import ProgramExited, ProgramOutput
 OUTPUT_LIMIT = 64 * 1024  # 64 KiB
 # After the program is asked to stop (SIGTERM to its group), how long before SIGKILL.
 KILL_GRACE = 1.0  # seconds
-# The exit code of a program that could not be started, as shells report it.
+# The exit code of a program that could not be started, as shells report it, and how
+# the stderr netsim gives it begins.
 NOT_STARTED = 127
+CANNOT_RUN = "netsim: cannot run"
 PR_SET_PDEATHSIG = 1
 
 
@@ -91,7 +93,7 @@ class _Program:
                     preexec_fn=_die_with_parent)
             except OSError as error:
                 recorder.record(ProgramExited(recorder.now(), recorder.client, argv, NOT_STARTED, "",
-                                              f"netsim: cannot run {argv[0]!r}: {error.strerror or error}"))
+                                              f"{CANNOT_RUN} {argv[0]!r}: {error.strerror or error}"))
                 return
             started.append(program)
             readers = [_Reader(program.stdout, "stdout", recorder),
