@@ -68,11 +68,15 @@ if TYPE_CHECKING:
     from netsim.results import ScenarioResult
     from netsim.scenario import Scenario
 
-# The top-level key of a scenario: at the start of a line (block style, quoted or not),
-# or the first key of a flow mapping that opens the document (`{netsim: 1, ...}`).
+# The top-level key of a scenario with its value (`netsim: 1`; a `netsim:` section of
+# another tool's file is left alone): at the start of a line (block style, quoted or
+# not), or the first key of a flow mapping that opens the document (`{netsim: 1, ...}`,
+# after `---` too). A UTF-8 byte order mark, which some editors write, may come first.
+_BOM = rb"(?:\xef\xbb\xbf)?"
 _SCENARIO_KEY = re.compile(
-    rb"""^["']?netsim["']?[ \t]*:"""
-    rb"""|\A(?:[ \t]*(?:#[^\n]*|---[^\n]*|%[^\n]*)?\r?\n)*[ \t]*\{\s*["']?netsim["']?[ \t]*:""",
+    rb"^" + _BOM + rb"""["']?netsim["']?[ \t]*:[ \t]*[^\s#]"""
+    rb"|\A" + _BOM + rb"(?:[ \t]*(?:#[^\n]*|---[^\n]*|%[^\n]*)?\r?\n)*"
+    rb"""[ \t]*(?:---[ \t]+)?\{\s*["']?netsim["']?[ \t]*:""",
     re.MULTILINE)
 _SUFFIXES = (".yaml", ".yml")
 # How much of a YAML file is looked at for those keys: the loader takes 4 MiB of text,

@@ -384,3 +384,20 @@ def test_collection_looks_only_at_the_head_of_a_yaml_file(tmp_path: Path,
     tail.write_text("#" * 200 + "\n" + PASSING)
     assert pytest_plugin._is_scenario(head)
     assert not pytest_plugin._is_scenario(tail)
+
+
+@pytest.mark.parametrize(("text", "collected"), [
+    ("\ufeff" + PASSING, True),  # a byte order mark first, as some editors write
+    ("--- {netsim: 1, name: flow, servers: [], clients: []}\n", True),
+    ("# settings of another tool\nnetsim:\n  time_scale: 0.1\n", False),  # a section, no version
+    (UNRELATED, False),
+])
+def test_a_scenario_is_told_by_its_key_and_version(tmp_path: Path, text: str, collected: bool) -> None:
+    """A file is collected when its top level has `netsim:` with a value: a byte order mark
+    or a flow mapping after `---` does not hide it; another tool's `netsim:` section is no
+    scenario."""
+    from netsim import pytest_plugin
+
+    path = tmp_path / "file.yaml"
+    path.write_text(text, encoding="utf-8")
+    assert pytest_plugin._is_scenario(path) is collected
