@@ -168,8 +168,7 @@ class _Conn:
 
 
 def measure(events: Sequence[Event], lateness: Sequence[float], slots: Sequence[Slot], time_scale: float,
-            *, instrumented: bool = True, ideals: Sequence[tuple[float, float]] = (),
-            program_timeout: float | None = None) -> Measured:
+            *, instrumented: bool = True, ideals: Sequence[tuple[float, float]] = ()) -> Measured:
     """Measure a run from its events: each connection from the client's side when the model
     reports its connections (``instrumented``), else from the servers' accounts alone; the
     servers' side is attached to each connection either way (``served``).
@@ -177,8 +176,8 @@ def measure(events: Sequence[Event], lateness: Sequence[float], slots: Sequence[
     Each connection also gets its course (start, end, arrivals and its server's emissions,
     the points bounded by KEPT_POINTS and KEPT_CONNECTIONS), and the run its Activity.
     ``ideals`` gives each connection's ideal start and end, in the order of ``slots``.
-    ``program_timeout`` (wall seconds) is when a program that netsim had to end at its
-    timeout was ended: its connections that closed then are timeouts.
+    A program that netsim had to end at its timeout leaves timeouts: its connections that
+    closed once netsim began to end it.
     """
     started = finished = math.nan
     program: ProgramExited | None = None
@@ -251,8 +250,8 @@ def measure(events: Sequence[Event], lateness: Sequence[float], slots: Sequence[
             "emission_count": conn.emission_count,
         }
         if not instrumented:
-            cut = (program is not None and program.timed_out and program_timeout is not None
-                   and account is not None and account.ended >= started + program_timeout)
+            cut = (program is not None and program.stopped is not None and account is not None
+                   and account.ended >= program.stopped)
             results.append(_from_the_server(number, slot, seen, cut=cut, **course))
             continue
         if not conn.ended:  # the model returned without finishing this connection

@@ -470,7 +470,8 @@ class ProgramExited(_Event):
     """A ``command`` client's program ended: its exit code and (the start of) its output.
 
     ``exit_code`` is negative when a signal ended it, 127 when it could not be started;
-    ``timed_out``: netsim ended it (and its process group) at the client's timeout.
+    ``timed_out``: netsim ended it (and its process group) at the client's timeout, which
+    it began to do at ``stopped`` (the run's clock, as ``t``).
     """
 
     t: float
@@ -480,6 +481,7 @@ class ProgramExited(_Event):
     stdout: str
     stderr: str
     timed_out: bool = False
+    stopped: float | None = None
 
 
 ClientEvent = (ClientStarted | ClientFinished | ConnStarted | ConnEstablished | BytesReceived

@@ -35,7 +35,7 @@ from netsim.events import Event
 _LEADING = ("event", "t", "wall", "client", "server", "conn")
 
 # The times an event carries: seconds of the run's clock (or, for lateness, a span of it).
-_TIMES = ("t", "scheduled", "lateness", "accepted", "first_byte", "ended")
+_TIMES = ("t", "scheduled", "lateness", "accepted", "first_byte", "ended", "stopped")
 
 # How long an event is held back for the ones of the other process to catch up: batches
 # come every 50 ms from each process (netsim/_processes.py, netsim/clients/_base.py),

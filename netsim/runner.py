@@ -344,8 +344,7 @@ def _run_client(
                                       ready=(server_process.ready - started) / time_scale)
         ideal = elapsed_of(ideal_course)
     measured = measure(events, correlator.lateness, slots, time_scale, instrumented=model.instrumented,
-                       ideals=[(conn.start, conn.end) for conn in ideal_course],
-                       program_timeout=program_timeout)
+                       ideals=[(conn.start, conn.end) for conn in ideal_course])
     connections = measured.connections
     program = None
     if measured.program is not None:

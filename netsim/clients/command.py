@@ -98,11 +98,11 @@ class _Program:
             started.append(program)
             readers = [_Reader(program.stdout, "stdout", recorder),
                        _Reader(program.stderr, "stderr", recorder)]
-            timed_out = False
+            timed_out, stopping = False, None
             try:
                 program.wait(self.timeout)
             except subprocess.TimeoutExpired:
-                timed_out = True
+                timed_out, stopping = True, recorder.now()
                 _end_group(program)
             finally:
                 _end_group(program, at_once=True)  # whatever it left running in its group
@@ -113,7 +113,7 @@ class _Program:
             reader.join()
         assert program.returncode is not None
         recorder.record(ProgramExited(recorder.now(), recorder.client, argv, program.returncode,
-                                      readers[0].kept(), readers[1].kept(), timed_out))
+                                      readers[0].kept(), readers[1].kept(), timed_out, stopping))
 
 
 class _Reader(threading.Thread):
