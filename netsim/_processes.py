@@ -17,8 +17,6 @@ from __future__ import annotations
 import array
 import asyncio
 import contextlib
-import ctypes
-import ctypes.util
 import functools
 import gc
 import logging
@@ -37,6 +35,7 @@ from collections.abc import Iterator, Sequence
 from multiprocessing.connection import Connection
 
 from netsim._errors import PortBusyError, ServerStartError
+from netsim._libc import die_with, take_name
 from netsim._sender import LoopSender
 from netsim.clients import ClientModel, ModelLimitError, Recorder, Target
 from netsim.engine import (
@@ -245,8 +244,6 @@ class ClientProcess(ChildProcess):
         return cls(process, ours)
 
 
-PR_SET_PDEATHSIG = 1
-PR_SET_NAME = 15
 _STOPPING = {signal.SIGINT, signal.SIGTERM}
 
 
@@ -284,32 +281,13 @@ def _settle_child(runners_end: int | None, runner: int, name: str) -> None:
     """
     if runners_end is not None:
         os.close(runners_end)
-    _take_name(name)
-    _die_with(runner)
+    take_name(name)
+    die_with(runner)
     _ignore_interrupts()
     gc.freeze()
     # asyncio warns on stderr about every write to a connection its client has just
     # dropped; the run reports those connections itself.
     logging.getLogger("asyncio").setLevel(logging.ERROR)
-
-
-@functools.cache
-def _libc() -> ctypes.CDLL:
-    # Finding the library runs ldconfig (2-4 ms): once per process.
-    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-
-
-def _take_name(name: str) -> None:
-    with contextlib.suppress(OSError, AttributeError):
-        _libc().prctl(PR_SET_NAME, ctypes.c_char_p(name.encode()[:15]), 0, 0, 0)
-
-
-def _die_with(runner: int) -> None:
-    """Ask for SIGKILL when the runner (our parent) dies, and leave now if it already has."""
-    with contextlib.suppress(OSError, AttributeError):
-        _libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != runner:  # it died before the request was in place
-        os._exit(1)
 
 
 def _ignore_interrupts() -> None:

@@ -93,6 +93,7 @@ def test_a_killed_runner_takes_a_programs_own_children_along(write_scenario: Sce
         "clients: [blocking]", """clients: [{model: command, run: "sh -c 'sleep 37 & sleep 38'"}]"""))
     runner = subprocess.Popen([sys.executable, "-m", "netsim", "run", str(path), "--free-ports"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    sleeps: list[int] = []
     try:
         deadline = time.monotonic() + 20
         while len(sleeps := _named(descendants(runner.pid), "sleep")) < 2:
@@ -109,7 +110,8 @@ def test_a_killed_runner_takes_a_programs_own_children_along(write_scenario: Sce
     finally:
         if runner.poll() is None:
             runner.kill()
-        for pid in descendants(runner.pid) | set(_named(descendants(os.getpid()), "sleep")):
+        # Orphans belong to init, not to the runner: the sleeps are ended by their pids.
+        for pid in descendants(runner.pid) | set(_named(set(sleeps), "sleep")):
             os.kill(pid, signal.SIGKILL)
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from netsim.engine import _precise
 
-pytestmark = pytest.mark.skipif(_precise._libc() is None, reason="timerfd is Linux's")
+pytestmark = pytest.mark.skipif(_precise._timerfd_libc() is None, reason="timerfd is Linux's")
 
 
 def lateness_of_timers(ahead: float, count: int) -> list[float]:
@@ -46,7 +46,7 @@ def test_a_timer_due_in_a_fraction_of_a_millisecond_is_not_rounded_up() -> None:
 def test_the_spin_grows_to_cover_a_late_wake_and_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     """When the timer's wake-up comes late, the selector spins longer before later deadlines,
     never beyond MAX_SPIN."""
-    libc = _precise._libc()
+    libc = _precise._timerfd_libc()
     selector = _precise.PreciseEpollSelector(libc)
     epoll_select = selectors.EpollSelector.select
 

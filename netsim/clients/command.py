@@ -18,8 +18,6 @@ scenario's to say (``concurrent``, true by default): the ideal needs to know.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import dataclasses
 import functools
 import os
@@ -30,6 +28,7 @@ from collections.abc import Sequence
 from typing import IO, Literal
 
 from netsim import _placeholders
+from netsim._libc import die_with, on_parent_death
 from netsim.clients._base import ClientModel, ClientOptions, Recorder, Target
 from netsim.events import ProgramExited, ProgramOutput
 
@@ -41,7 +40,6 @@ KILL_GRACE = 1.0  # seconds
 # the stderr netsim gives it begins.
 NOT_STARTED = 127
 CANNOT_RUN = "netsim: cannot run"
-PR_SET_PDEATHSIG = 1
 
 
 def configure(options: ClientOptions) -> ClientModel:
@@ -84,18 +82,23 @@ class _Program:
         # but what the program started (`sh -c 'a & b'`, make, npm) would be left behind.
         # While the program runs, the runner's death comes as SIGTERM instead, whose handler
         # ends the program's whole process group first.
-        _on_parent_death(signal.SIGTERM)
+        on_parent_death(signal.SIGTERM)
         try:
+            # Held from the fork until the handler knows the program, which it must end.
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
             try:
                 program = subprocess.Popen(
                     argv, cwd=self.options.folder, env=environment, stdin=subprocess.DEVNULL,
                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-                    preexec_fn=_die_with_parent)
+                    preexec_fn=functools.partial(_in_the_program, os.getpid()))
             except OSError as error:
                 recorder.record(ProgramExited(recorder.now(), recorder.client, argv, NOT_STARTED, "",
                                               f"{CANNOT_RUN} {argv[0]!r}: {error.strerror or error}"))
                 return
-            started.append(program)
+            else:
+                started.append(program)
+            finally:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
             readers = [_Reader(program.stdout, "stdout", recorder),
                        _Reader(program.stderr, "stderr", recorder)]
             timed_out, stopping = False, None
@@ -106,8 +109,9 @@ class _Program:
                 _end_group(program)
             finally:
                 _end_group(program, at_once=True)  # whatever it left running in its group
+                started.clear()  # reaped: its pid may be another process's before long
         finally:
-            _on_parent_death(signal.SIGKILL)
+            on_parent_death(signal.SIGKILL)
             signal.signal(signal.SIGTERM, previous)
         for reader in readers:
             reader.join()
@@ -161,22 +165,11 @@ def _end_group(program: subprocess.Popen[bytes], *, at_once: bool = False) -> No
     program.wait()
 
 
-def _die_with_parent() -> None:
-    """In the program, before it starts: the kernel kills it if the client process dies."""
-    _on_parent_death(signal.SIGKILL)
-
-
-def _on_parent_death(signum: int) -> None:
-    """Ask the kernel for ``signum`` when this process's parent dies (Linux; elsewhere nothing)."""
-    with contextlib.suppress(OSError, AttributeError):
-        _libc().prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0)
-
-
-@functools.cache
-def _libc() -> ctypes.CDLL:
-    # Found once, in the client process (finding it runs ldconfig): the program's fork
-    # inherits it, and only calls it.
-    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+def _in_the_program(client: int) -> None:
+    """In the program, before it starts: let SIGTERM through again (held around its fork),
+    and have the kernel kill it when the client process dies, or at once if it has."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+    die_with(client)
 
 
 def _not_configured(_targets: Sequence[Target], _recorder: Recorder) -> None:

@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import ctypes.util
 import math
 import os
 import select
 import selectors
-import sys
 import time
 from typing import Any
 
+from netsim._libc import PR_SET_TIMERSLACK, libc, prctl
 from netsim.engine._collector import MIDDLE_GAP, collect_in_gap, defer_old_generations
 from netsim.engine._priority import Priority, granted
 
@@ -62,17 +61,18 @@ class _Itimerspec(ctypes.Structure):
     _fields_ = [("it_interval", _Timespec), ("it_value", _Timespec)]
 
 
-def _libc() -> Any:
-    if not sys.platform.startswith("linux"):
+def _timerfd_libc() -> Any:
+    """The C library, with the argument types of its timerfd calls; None where there is none."""
+    library = libc()
+    if library is None:
         return None
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.timerfd_create.argtypes = [ctypes.c_int, ctypes.c_int]
-        libc.timerfd_settime.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.POINTER(_Itimerspec),
-                                         ctypes.c_void_p]
-    except (OSError, AttributeError):
+        library.timerfd_create.argtypes = [ctypes.c_int, ctypes.c_int]
+        library.timerfd_settime.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.POINTER(_Itimerspec),
+                                            ctypes.c_void_p]
+    except AttributeError:
         return None
-    return libc
+    return library
 
 
 class PreciseEpollSelector(selectors.EpollSelector):
@@ -162,9 +162,6 @@ class PreciseEpollSelector(selectors.EpollSelector):
             super().close()
 
 
-PR_SET_TIMERSLACK = 29
-
-
 def new_event_loop(collect_in_gaps: bool = False) -> asyncio.AbstractEventLoop:
     """A loop with the precise selector where it can be had, asyncio's default otherwise.
 
@@ -174,12 +171,12 @@ def new_event_loop(collect_in_gaps: bool = False) -> asyncio.AbstractEventLoop:
     process's collector thresholds), the older generations of Python's garbage are
     collected in the waits between deadlines (see ``_collector``).
     """
-    libc = _libc()
-    if libc is None:
+    library = _timerfd_libc()
+    if library is None:
         return asyncio.new_event_loop()
-    libc.prctl(PR_SET_TIMERSLACK, 1, 0, 0, 0)  # 1 ns; harmless if refused
+    prctl(PR_SET_TIMERSLACK, 1)  # 1 ns; harmless if refused
     try:
-        selector = PreciseEpollSelector(libc, collect_in_gaps)
+        selector = PreciseEpollSelector(library, collect_in_gaps)
     except OSError:
         return asyncio.new_event_loop()
     if collect_in_gaps:

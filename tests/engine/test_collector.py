@@ -80,7 +80,7 @@ def test_the_whole_heap_waits_for_a_wider_gap_than_the_middle(collections: list[
     assert collections[-1] == 2
 
 
-@pytest.mark.skipif(_precise._libc() is None, reason="the precise selector is Linux's")
+@pytest.mark.skipif(_precise._timerfd_libc() is None, reason="the precise selector is Linux's")
 def test_a_server_loop_collects_while_it_waits_for_its_next_deadline(collections: list[int]) -> None:
     loop = _precise.new_event_loop(collect_in_gaps=True)
     try:

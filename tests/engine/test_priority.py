@@ -98,13 +98,13 @@ def test_a_real_time_server_that_computes_past_its_budget_goes_back_to_normal_po
     assert isinstance(result["cpu"], float) and 0.04 <= result["cpu"] < 5
 
 
-@pytest.mark.skipif(_precise._libc() is None, reason="timerfd is Linux's")
+@pytest.mark.skipif(_precise._timerfd_libc() is None, reason="timerfd is Linux's")
 def test_a_real_time_process_spins_only_on_what_it_earned_by_sleeping(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """With the spin learned at its longest, a wait shorter than it is spent polling. A
     real-time process polls only once it has slept enough to afford it: straight after
     work it sleeps on its timer instead."""
-    selector = _precise.PreciseEpollSelector(_precise._libc())
+    selector = _precise.PreciseEpollSelector(_precise._timerfd_libc())
     wait = 0.9 * _precise.MAX_SPIN
 
     def cpu_of_one_wait() -> float:
@@ -137,10 +137,10 @@ def test_a_real_time_process_spins_only_on_what_it_earned_by_sleeping(
     assert max(after_sleep) > wait / 2  # polled, as at normal priority
 
 
-@pytest.mark.skipif(_precise._libc() is None, reason="timerfd is Linux's")
+@pytest.mark.skipif(_precise._timerfd_libc() is None, reason="timerfd is Linux's")
 def test_a_wait_cut_short_by_the_budget_does_not_unlearn_the_spin(monkeypatch: pytest.MonkeyPatch) -> None:
     """What the selector learned of late wake-ups stays when the budget allows no spin."""
-    selector = _precise.PreciseEpollSelector(_precise._libc())
+    selector = _precise.PreciseEpollSelector(_precise._timerfd_libc())
     monkeypatch.setattr(_priority, "_granted", Priority.REALTIME)
     try:
         began = time.thread_time()
@@ -153,12 +153,12 @@ def test_a_wait_cut_short_by_the_budget_does_not_unlearn_the_spin(monkeypatch: p
         selector.close()
 
 
-@pytest.mark.skipif(_precise._libc() is None, reason="timerfd is Linux's")
+@pytest.mark.skipif(_precise._timerfd_libc() is None, reason="timerfd is Linux's")
 def test_a_real_time_process_waiting_back_to_back_leaves_its_core_free(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """A real-time loop whose every wait is shorter than its spin would poll all the time;
     within its budget it polls at most BUSY_SHARE of the time and sleeps the rest."""
-    selector = _precise.PreciseEpollSelector(_precise._libc())
+    selector = _precise.PreciseEpollSelector(_precise._timerfd_libc())
     monkeypatch.setattr(_priority, "_granted", Priority.REALTIME)
     spun = []
     spin = selector._spin
