@@ -966,16 +966,18 @@ def speedups_name_clients(parts: Parts) -> Iterator[Finding]:
 def exit_codes_are_of_programs(parts: Parts) -> Iterator[Finding]:
     """``exit_code`` is judged for a client that runs a program (``model: command``) alone."""
     models = {client.label: client.model for client in parts.clients.values()}
+    where = ("list it under the command client's name" if COMMAND in models.values()
+             else "this scenario has no `command` client: remove it")
     for key, expectations in parts.expect.items():
         others = sorted(label for label, model in models.items()
-                        if model != "command" and key in (ALL, label))
+                        if model != COMMAND and key in (ALL, label))
         for position, expectation in expectations.items():
             if expectation.metric == "exit_code" and others:
                 which = "clients" if len(others) > 1 else "client"
                 yield (("expect", key, position),
                        f"exit_code is the exit code of a `command` client's program, and {which} "
                        f"{', '.join(map(repr, others))} run{'s' * (len(others) == 1)} no program; "
-                       f"list it under the command client's name")
+                       f"{where}")
 
 
 def command_placeholders_are_known(parts: Parts) -> Iterator[Finding]:

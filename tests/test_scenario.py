@@ -434,6 +434,9 @@ def test_exit_codes_are_of_programs() -> None:
         (("expect", "select", 0), "exit_code is the exit code of a `command` client's program, and "
                                   "client 'select' runs no program; list it under the command "
                                   "client's name")]
+    (alone,) = rules.exit_codes_are_of_programs(
+        parts(clients=["select"], expect={"select": ["exit_code == 0"]}))
+    assert alone[1].endswith("runs no program; this scenario has no `command` client: remove it")
 
 
 @pytest.mark.parametrize(("every_server", "every_client", "paths"), [
