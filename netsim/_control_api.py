@@ -25,6 +25,7 @@ so that this module sits below it.
 
 from __future__ import annotations
 
+import errno
 import json
 import threading
 import time
@@ -69,8 +70,10 @@ class ControlServer:
         except OSError as error:
             # A RunError, not a PortBusyError: --free-ports, which that error suggests, does
             # not move the control port.
-            raise RunError(f"--control {host}:{port}: cannot listen there: {error.strerror or error}; "
-                           f"give another port, or port 0 for any free one") from None
+            fix = ("; give another port, or port 0 for any free one"
+                   if error.errno == errno.EADDRINUSE else "")
+            raise RunError(f"--control {host}:{port}: cannot listen there: "
+                           f"{error.strerror or error}{fix}") from None
         self._http.daemon_threads = True
         self._thread: threading.Thread | None = None
 

@@ -79,6 +79,10 @@ class StealClock:
 
     def read(self) -> Machine:
         ticks, began = _steal_ticks(self._stat), self._ticks
-        # In whole ticks, so that 13 ticks are 0.13 s and not 0.12999999999999545.
-        steal = math.nan if ticks is None or began is None else (ticks - began) / _TICKS_PER_SECOND
+        # In whole ticks, so that 13 ticks are 0.13 s and not 0.12999999999999545. A count
+        # that went back (some hypervisors' quirk) says nothing.
+        if ticks is None or began is None or ticks < began:
+            steal = math.nan
+        else:
+            steal = (ticks - began) / _TICKS_PER_SECOND
         return Machine(cpus=os.cpu_count() or 1, steal=steal, window=time.monotonic() - self._began)

@@ -24,12 +24,12 @@ KEPT_POINTS = 100
 KEPT_CONNECTIONS = 200
 ACTIVITY_SLICES = 200  # slices of a run's Activity: finer than any picture of it
 
-# Upper bounds of the lateness histogram's bins, in scenario seconds: 1-2-5 steps from
-# 10 µs to 10 s, then everything later.
 # How the message of a connection whose poem a `command` client's program did not print
 # (`output: poems`) ends: all its bytes may have arrived, so it is not "cut short".
 NOT_PRINTED = "(output: poems)"
 
+# Upper bounds of the lateness histogram's bins, in scenario seconds: 1-2-5 steps from
+# 10 µs to 10 s, then everything later.
 LATENESS_BINS = (*(round(step * 10.0 ** power, 6) for power in range(-5, 1) for step in (1, 2, 5)), 10.0,
                  math.inf)
 

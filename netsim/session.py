@@ -294,9 +294,9 @@ def serve_session(
     failed: list[OSError] = []
 
     def stopped(net: Serving) -> None:
-        progress.stopped(fidelity(net.wall_lateness, net.machine))
-        if net.left_realtime:
+        if net.left_realtime:  # before the closing lines, which end with `stopped`
             progress.warn(LEFT_REALTIME)
+        progress.stopped(fidelity(net.wall_lateness, net.machine))
         if json is not None:
             try:
                 write_output(json, _dumps(net.result().to_dict()))

@@ -45,6 +45,14 @@ def test_the_clock_counts_only_what_was_taken_since_it_started(tmp_path: Path) -
     assert machine.cpus == os.cpu_count() and 0 < machine.window < 5
 
 
+def test_a_count_that_went_back_says_nothing(tmp_path: Path) -> None:
+    """A steal count lower at the end than at the start (a hypervisor's quirk) is unknown,
+    never a negative time."""
+    clock = StealClock(stat_file(tmp_path / "stat", 5000))
+    stat_file(tmp_path / "stat", 4000)
+    assert math.isnan(clock.read().steal)
+
+
 def test_the_share_is_of_all_the_cpus_time_over_the_window() -> None:
     """1 s taken from 2 CPUs over 10 s is 5% of their time; an unknown steal stays unknown."""
     assert Machine(cpus=2, steal=1.0, window=10.0).steal_share == pytest.approx(0.05)
