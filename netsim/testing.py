@@ -100,11 +100,15 @@ def check_client_model(model: ClientModel) -> Conformance:
        when the third line was due (200 ms); ``close`` after 10 bytes is no error but not
        intact; ``stall`` after 10 bytes and ``blackhole`` end as ``timeout`` once the
        target's ``timeout`` (300 ms) passes without a byte.
-    4. **Nothing to wait for.** A model whose only server refuses returns at once, and
+    4. **Handshake.** A ``syn_drop`` server, which never answers a handshake, ends its
+       connection as ``timeout`` in the ``connect`` phase at the target's ``timeout``
+       (300 ms), with no bytes; a concurrent model reads a healthy server meanwhile (the
+       run takes 300 ms), a sequential one after it (500 ms).
+    5. **Nothing to wait for.** A model whose only server refuses returns at once, and
        one given no targets returns at once without recording anything.
-    5. **Ramp.** With five connections spread over a ramp of 200 ms, no connection
+    6. **Ramp.** With five connections spread over a ramp of 200 ms, no connection
        starts before its turn, and a concurrent model starts each on time (within 30 ms).
-    6. **Limit.** A model with a ``limit`` is refused, before anything runs, a client
+    7. **Limit.** A model with a ``limit`` is refused, before anything runs, a client
        with more connections than that, with a message naming the limit.
 
     Raises ConformanceError, whose message lists every check, when a check fails;
@@ -222,6 +226,27 @@ def _check_faults(model: ClientModel) -> list[str]:
     return problems
 
 
+def _check_handshake(model: ClientModel) -> list[str]:
+    servers = ['{name: mute, poem: "x\\n", fault: {kind: syn_drop}}', _server("healthy")]
+    run = _run(model, _scenario(model, servers, f"{{model: {model.name}, targets: [mute, healthy], "
+                                                f"timeout: 300ms}}"))
+    mute, healthy = run.connections
+    problems = [f"the healthy server's connection suffered: {problem}" for problem in _intact([healthy])]
+    seen = (mute.error, mute.phase, mute.bytes)
+    if seen != ("timeout", "connect", 0):
+        problems.append(f"syn_drop: ended as (error, phase, bytes) = {seen}, expected ('timeout', "
+                        f"'connect', 0) ({mute.message})")
+    if not 0.3 * 0.97 <= mute.duration <= 0.3 + SLACK:
+        problems.append(f"syn_drop: gave up after {mute.duration:.3f}s, expected the timeout, 0.30s")
+    # Sequential: the handshake's timeout, then the healthy poem; concurrent: the longer.
+    expected = 0.3 if model.concurrent else 0.5
+    if not expected * 0.97 <= run.elapsed <= expected + SLACK:
+        shape = ("a concurrent model waits for a handshake while it reads the others"
+                 if model.concurrent else "a sequential model waits for one, then reads the next")
+        problems.append(f"took {run.elapsed:.3f}s, expected {expected:.1f}s: {shape}")
+    return problems
+
+
 def _check_nothing_to_wait_for(model: ClientModel) -> list[str]:
     problems = []
     scenario = _scenario(model, ['{name: gone, poem: "x\\n", fault: {kind: refuse}}'],
@@ -290,6 +315,8 @@ def _check_limit(model: ClientModel) -> list[str]:
 _CHECKS: tuple[tuple[str, Callable[[ClientModel], list[str]]], ...] = (
     ("timing: sequential times add up, concurrent ones overlap; events in order", _check_timing),
     ("faults: refuse, reset, close, stall and blackhole end as they should", _check_faults),
+    ("handshake: an unanswered one times out, and a concurrent model reads the others meanwhile",
+     _check_handshake),
     ("nothing to wait for: a refusing server alone, or no targets, returns at once",
      _check_nothing_to_wait_for),
     ("ramp: no connection starts before its turn", _check_ramp),

@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import errno
 import heapq
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -284,3 +286,31 @@ class Deadlines:
             del self._current[fd]
             gone.append(fd)
         return gone
+
+
+def start_connecting(target: Target) -> socket.socket:
+    """A non-blocking socket whose connect to ``target`` has begun: it turns writable when
+    the handshake is over, one way or the other (``finish_connecting`` says which).
+
+    A loop that multiplexes connections must not wait in ``connect()``: a server can hold
+    a handshake back for seconds (a ``syn_drop`` or ``handshake_delay`` fault), and every
+    other connection would wait with it. Raises OSError when the connect fails at once.
+    """
+    host, port = target.address
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setblocking(False)
+    code = sock.connect_ex(address)
+    if code not in (0, errno.EINPROGRESS):
+        sock.close()
+        raise OSError(code, os.strerror(code))  # e.g. ConnectionRefusedError
+    return sock
+
+
+def finish_connecting(sock: socket.socket) -> None:
+    """The handshake of a socket from ``start_connecting`` is over (it is writable): raise
+    the OSError it ended in (``ConnectionRefusedError``...), if it did not succeed."""
+    code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    if code:
+        raise OSError(code, os.strerror(code))
+

@@ -1,10 +1,11 @@
 """The select() client: every connection open at once, one loop watching them all.
 
 The sockets are non-blocking, and ``select.select()`` sleeps until at least one of them
-has something to read, so the client waits for whichever server speaks next instead
-of for one server in particular. The servers' times *overlap*: three servers that take
-4 s each take 4 s together. ``select()`` handles at most ``FD_SETSIZE`` (1024) sockets
-and rescans every one of them on each call; the ``selectors`` model lifts both limits.
+is ready (writable when its handshake is over, readable when bytes came), so the client
+waits for whichever server speaks next instead of for one server in particular. The
+servers' times *overlap*: three servers that take 4 s each take 4 s together.
+``select()`` handles at most ``FD_SETSIZE`` (1024) sockets and rescans every one of them
+on each call; the ``selectors`` model lifts both limits.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from netsim.clients._base import (
     ModelLimitError,
     Recorder,
     Target,
+    finish_connecting,
+    start_connecting,
 )
 
 # select() takes descriptor sets of a fixed size: no socket numbered this or above fits.
@@ -32,24 +35,26 @@ FD_SETSIZE = 1024
 def run(targets: Sequence[Target], recorder: Recorder) -> None:
     started = time.monotonic()
     waiting = collections.deque(sorted(targets, key=lambda target: target.start_at))
-    open_conns: dict[int, tuple[socket.socket, ConnectionRecord]] = {}  # by descriptor
+    connecting: dict[int, tuple[socket.socket, ConnectionRecord]] = {}  # by descriptor
+    open_conns: dict[int, tuple[socket.socket, ConnectionRecord]] = {}
     deadlines = Deadlines()  # a connection silent past its timeout is given up
 
     def forget(sock: socket.socket) -> None:
         deadlines.forget(sock.fileno())
-        del open_conns[sock.fileno()]
+        connecting.pop(sock.fileno(), None)
+        open_conns.pop(sock.fileno(), None)
         sock.close()
 
     try:
-        while waiting or open_conns:
-            # Connect every target whose time has come (all at once, without a ramp).
+        while waiting or connecting or open_conns:
+            # Begin connecting to every target whose time has come, without waiting for
+            # the handshakes: a server may hold one back for seconds, and the loop
+            # overlaps that wait too.
             while waiting and started + waiting[0].start_at <= time.monotonic():
                 target = waiting.popleft()
                 conn = recorder.open(target)
                 try:
-                    # Connecting blocks, but only for a loopback handshake; the slow part,
-                    # waiting for the poem, is what the select() loop overlaps.
-                    sock = socket.create_connection(target.address, timeout=target.timeout)
+                    sock = start_connecting(target)
                 except OSError as exc:
                     conn.failed(exc)
                     continue
@@ -59,21 +64,31 @@ def run(targets: Sequence[Target], recorder: Recorder) -> None:
                         f"select() cannot watch descriptor {sock.fileno()}: FD_SETSIZE is "
                         f"{FD_SETSIZE}; use the selectors or asyncio model for this many "
                         f"connections")
-                conn.connected(sock.getsockname()[1])
-                sock.setblocking(False)
-                open_conns[sock.fileno()] = (sock, conn)
+                connecting[sock.fileno()] = (sock, conn)
                 deadlines.set(sock.fileno(), target.timeout)
 
-            if not open_conns and not waiting:
+            if not connecting and not open_conns and not waiting:
                 break  # every connection failed to connect: there is nothing to wait for
 
-            # Sleep until a socket is readable, a connection is due, or one times out.
+            # Sleep until a handshake is over (the socket turns writable), a socket is
+            # readable, a connection is due, or one times out.
             wake_ups = [deadlines.earliest()]
             if waiting:
                 wake_ups.append(started + waiting[0].start_at)
             due = min((t for t in wake_ups if t is not None), default=None)
             wait = None if due is None else max(0.0, due - time.monotonic())
-            readable, _, _ = select.select(list(open_conns), [], [], wait)
+            readable, writable, _ = select.select(list(open_conns), list(connecting), [], wait)
+            for fd in writable:
+                sock, conn = connecting.pop(fd)
+                try:
+                    finish_connecting(sock)
+                except OSError as exc:
+                    conn.failed(exc)
+                    forget(sock)
+                    continue
+                conn.connected(sock.getsockname()[1])
+                open_conns[fd] = (sock, conn)
+                deadlines.set(fd, conn.target.timeout)
             for fd in readable:
                 sock, conn = open_conns[fd]
                 if _read(sock, conn):
@@ -81,11 +96,15 @@ def run(targets: Sequence[Target], recorder: Recorder) -> None:
                 else:
                     forget(sock)
             for fd in deadlines.expired(time.monotonic()):
-                sock, conn = open_conns[fd]
-                conn.failed(TimeoutError("no data within the timeout"))
+                if fd in connecting:
+                    sock, conn = connecting[fd]
+                    conn.failed(TimeoutError("no handshake within the timeout"))
+                else:
+                    sock, conn = open_conns[fd]
+                    conn.failed(TimeoutError("no data within the timeout"))
                 forget(sock)
     finally:
-        for sock, _ in open_conns.values():
+        for sock, _ in [*connecting.values(), *open_conns.values()]:
             sock.close()
 
 

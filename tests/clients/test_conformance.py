@@ -12,6 +12,7 @@ import pytest
 
 from netsim.clients import ClientModel, Recorder, Target, get_model, model_names
 from netsim.clients import blocking as blocking_module
+from netsim.clients import selectors as selectors_module
 from netsim.testing import ConformanceError, check_client_model
 
 # Every installed model that runs as it is; `command` runs a scenario's program instead.
@@ -36,8 +37,31 @@ def test_a_model_that_claims_to_overlap_but_does_not_fails_on_timing() -> None:
     with pytest.raises(ConformanceError) as failure:
         check_client_model(impostor)
     conformance = failure.value.conformance
-    assert [check.name.split(":")[0] for check in conformance.checks if not check.passed] == ["timing"]
+    assert [check.name.split(":")[0] for check in conformance.checks if not check.passed] == [
+        "timing", "handshake"]
     assert "the longest server's time" in str(failure.value)
+
+
+def _connect_and_wait(target: Target) -> socket.socket:
+    """start_connecting as netsim's select and selectors models did before 2026-12-03:
+    the whole handshake waited for in connect(), the loop and every other connection with it."""
+    sock = socket.create_connection(target.address, timeout=target.timeout)
+    sock.setblocking(False)
+    return sock
+
+
+def test_a_model_that_waits_in_connect_fails_on_handshakes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A concurrent model that overlaps its reads but not its handshakes (the selectors
+    model, waiting in connect()) keeps every clause but the handshake one, which says what
+    it should have done. (The model runs in a process forked from this one: it inherits
+    the patch.)"""
+    monkeypatch.setattr(selectors_module, "start_connecting", _connect_and_wait)
+    waits = dataclasses.replace(selectors_module.MODEL, name="waits")
+    with pytest.raises(ConformanceError) as failure:
+        check_client_model(waits)
+    failed = [check for check in failure.value.conformance.checks if not check.passed]
+    assert [check.name.split(":")[0] for check in failed] == ["handshake"]
+    assert "a concurrent model waits for a handshake while it reads the others" in str(failure.value)
 
 
 def _without_ports(targets: Sequence[Target], recorder: Recorder) -> None:
