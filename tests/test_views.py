@@ -264,6 +264,26 @@ clients:
     assert (row.intact, row.ending) == (False, "eof, not in its output")
 
 
+@pytest.mark.parametrize(("received", "served", "ending"), [
+    (20, {"bytes": 20, "fault": "corrupt"}, "eof, corrupted"),
+    (20, {"bytes": 20, "fault": None}, "eof, not intact"),  # all that was sent, yet not the poem
+    (10, {"bytes": 20, "fault": None}, "eof, cut short"),
+    (10, None, "eof, cut short"),  # no server's account to tell by
+])
+def test_a_connection_that_is_not_intact_says_how(demo: dict[str, Any], received: int,
+                                                   served: dict[str, Any] | None, ending: str) -> None:
+    """Not intact is "cut short" only when fewer bytes arrived than its server sent; a
+    corrupt fault, or every byte arriving yet not the poem, is named as that."""
+    data = copy.deepcopy(demo["result"])
+    conn = data["runs"][0]["connections"][0]
+    conn.update(bytes=received, intact=False, error=None)
+    if served is None:
+        conn.pop("served", None)
+    else:
+        conn["served"] = {**(conn.get("served") or {}), **served}
+    assert picture_of(data).clients[0].rows[0].ending == ending
+
+
 def test_a_connection_its_server_never_saw_says_so(demo: dict[str, Any]) -> None:
     """A program's connection with no server account (it never connected) is named as that,
     not taken for a result from an older netsim."""

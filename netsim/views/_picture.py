@@ -47,6 +47,8 @@ class Row:
     emission_count: int
     message: str = ""  # why it ended as it did, where the result says
     unseen: bool = False  # the result says its server saw no connection (`served` is null)
+    sent: int | None = None  # the bytes its server sent, where the result has its account
+    fault: str | None = None  # the fault its server struck it with, as that account says
 
     @property
     def label(self) -> str:
@@ -54,14 +56,21 @@ class Row:
 
     @property
     def ending(self) -> str:
-        """How it ended, in a word: ``eof``, ``eof, cut short`` or the error's kind."""
+        """How it ended, in a word: ``eof`` (``eof, cut short``, ``eof, corrupted``...: not
+        intact) or the error's kind."""
         if self.error is not None:
             return self.error
         if math.isnan(self.end):
             return "unknown"
-        if self.intact is False and self.message.endswith(NOT_PRINTED):
+        if self.intact is not False:
+            return "eof"
+        if self.message.endswith(NOT_PRINTED):
             return "eof, not in its output"
-        return "eof, cut short" if self.intact is False else "eof"
+        if self.fault == "corrupt":
+            return "eof, corrupted"
+        if self.sent is not None and self.bytes >= self.sent:
+            return "eof, not intact"  # every byte sent arrived, yet not the poem
+        return "eof, cut short"
 
     @property
     def drawn(self) -> bool:
@@ -259,6 +268,8 @@ def _row(data: object, where: str) -> Row:
     conn = _mapping(data, where)
     error = conn.get("error")
     intact = conn.get("intact")
+    served = conn.get("served")
+    account = served if isinstance(served, dict) else {}  # the server's, where the result has it
     return Row(
         conn=int(_number(conn, "conn", where)),
         server=_text(conn, "server", where),
@@ -277,6 +288,8 @@ def _row(data: object, where: str) -> Row:
         emission_count=int(_number(conn, "emission_count", where, default=0)),
         message=str(conn.get("message") or ""),
         unseen="served" in conn and conn["served"] is None,
+        sent=account.get("bytes") if isinstance(account.get("bytes"), int) else None,
+        fault=str(account["fault"]) if account.get("fault") else None,
     )
 
 
