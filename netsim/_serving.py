@@ -63,10 +63,14 @@ from netsim.events import (
     Stopped,
     TakeDown,
 )
-from netsim.expectations import Verdict, evaluate, parse_expectation
+from netsim.expectations import METRICS, Verdict, evaluate, parse_expectation
 from netsim.results import ConnectionResult, Lateness, RunResult, lateness_of
 from netsim.runner import DESCRIPTOR_MARGIN, check_request, ensure_descriptors, plans_of, seed_for
 from netsim.scenario import ConditionChanges, Scenario, Server
+
+# The metrics of `netsim run` that the servers' account of their connections cannot tell.
+_UNTOLD = ("ideal", "overhead", "speedup", "exit_code")
+_TOLD = [name for name in METRICS if name not in _UNTOLD]
 
 # How often the collector looks for a stop request between messages.
 POLL = 0.1  # seconds
@@ -116,11 +120,20 @@ class ServedResult:
     def check(self, expectations: Sequence[str]) -> Checked:
         """Judge expectations written as in a scenario (``errors == 0``, ``ttfb.max <= 1s``).
 
-        Raises ValueError for one that does not parse; one over a metric the servers cannot
-        tell (``ideal``, ``speedup``, ``exit_code``) fails, its measured value NaN.
+        Raises ValueError for one that does not parse, and for one that needs what only a
+        run of ``netsim run`` has (``ideal``, ``overhead``, ``speedup(OTHER)``,
+        ``exit_code``): the servers cannot tell it, so it could never pass.
         """
+        parsed = [parse_expectation(text) for text in expectations]
+        for expectation in parsed:
+            if expectation.metric in _UNTOLD or expectation.uses_ideal:
+                needs = "the ideal" if expectation.uses_ideal or expectation.metric in (
+                    "ideal", "overhead") else f"{expectation.metric}"
+                raise ValueError(f"{expectation.text!r} needs {needs}, which a client model's run of "
+                                 f"`netsim run` has and the servers' account does not; the servers "
+                                 f"can tell {', '.join(_TOLD)}")
         metrics = self.metrics()
-        return Checked([evaluate(parse_expectation(text), metrics, {}) for text in expectations])
+        return Checked([evaluate(expectation, metrics, {}) for expectation in parsed])
 
     def to_dict(self) -> dict[str, Any]:
         return {"scenario": self.scenario, "time_scale": self.time_scale, "elapsed": self.elapsed,
