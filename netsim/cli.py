@@ -343,7 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Check scenario files with the loader `netsim run` uses, and report every "
                     "problem of every file as file:line:col.",
         epilog=EPILOG_VALIDATE, formatter_class=argparse.RawDescriptionHelpFormatter)
-    validate.add_argument("scenarios", nargs="+", metavar="SCENARIO", help="the scenario files (YAML)")
+    validate.add_argument("scenarios", nargs="+", metavar="SCENARIO", help="the scenario files (YAML); - reads one from standard input")
     _add_file_options(validate)
     validate.set_defaults(handler=cmd_validate)
 
@@ -559,12 +559,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from netsim._errors import ScenarioError
-    from netsim._loader import format_problem, load_scenario
+    from netsim._loader import format_problem
+    from netsim.session import load_scenario_argument
 
     invalid, problems = 0, 0
     for path in args.scenarios:
         try:
-            load_scenario(path, **_file_options(args))
+            load_scenario_argument(path, **_file_options(args))  # `-`: standard input
         except ScenarioError as error:  # a finding to report, not a failure of the command
             for problem in error.problems:
                 print(format_problem(problem), file=sys.stderr)

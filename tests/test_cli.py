@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import os
 import resource
@@ -364,6 +365,18 @@ def test_validate_of_valid_files_exits_0(write_scenario: ScenarioWriter,
     path = write_scenario(demo_text())
     assert run_cli("validate", path) == 0
     assert capsys.readouterr().out.splitlines()[-1] == "netsim: 1 file checked, all valid"
+
+
+def test_validate_reads_a_scenario_from_standard_input(write_scenario: ScenarioWriter,
+                                                       monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """`netsim validate -` checks the scenario on standard input, as `run -` runs it."""
+    monkeypatch.setattr(sys, "stdin", io.StringIO(demo_text().replace("delay:", "dealy:", 1)))
+    assert run_cli("validate", "-") == 2
+    assert "<stdin>:" in capsys.readouterr().err
+    monkeypatch.setattr(sys, "stdin", io.StringIO(demo_text()))
+    assert run_cli("validate", "-") == 0
+    assert capsys.readouterr().out.splitlines() == ["-: ok", "netsim: 1 file checked, all valid"]
 
 
 def test_new_writes_a_starter_that_validates_and_passes(
