@@ -343,7 +343,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Check scenario files with the loader `netsim run` uses, and report every "
                     "problem of every file as file:line:col.",
         epilog=EPILOG_VALIDATE, formatter_class=argparse.RawDescriptionHelpFormatter)
-    validate.add_argument("scenarios", nargs="+", metavar="SCENARIO", help="the scenario files (YAML); - reads one from standard input")
+    validate.add_argument("scenarios", nargs="+", metavar="SCENARIO",
+                          help="the scenario files (YAML); - reads one from standard input")
     _add_file_options(validate)
     validate.set_defaults(handler=cmd_validate)
 
