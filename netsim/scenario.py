@@ -14,7 +14,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import shlex
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
@@ -980,6 +980,40 @@ def exit_codes_are_of_programs(parts: Parts) -> Iterator[Finding]:
                        f"{where}")
 
 
+def outside_services_are_not_judged_on_what_is_unknown(parts: Parts) -> Iterator[Finding]:
+    """A client that reads a proxy to a service outside the scenario (``upstream:
+    HOST:PORT``) has no ideal, and no poem to call its bytes intact by when that is all it
+    reads: an expectation on either could never pass."""
+    by_name = {server.name: server for server in parts.servers.values()}
+    outside = {name for name, server in by_name.items()
+               if server.is_proxy and _upstream_name(server) is None}
+    if not outside:
+        return
+    reads = {client.label: set(client.targets if client.targets is not None else by_name)
+             for client in parts.clients.values()}
+    for key, expectations in parts.expect.items():
+        judged = {label: targets for label, targets in reads.items() if key in (ALL, label)}
+        for position, expectation in expectations.items():
+            proxies = f"{', '.join(sorted(outside))}, a proxy to a service outside the scenario"
+            if expectation.uses_ideal or expectation.metric in ("ideal", "overhead"):
+                unknown = sorted(label for label, targets in judged.items() if targets & outside)
+                what = f"{proxies}: there is no ideal to compare with; compare elapsed with a duration"
+            elif expectation.metric == "intact":
+                unknown = sorted(label for label, targets in judged.items()
+                                 if targets and targets <= outside)
+                what = (f"only {proxies}: netsim has no poem to judge those bytes by, so intact is "
+                        f"not judged there")
+            else:
+                continue
+            if unknown:
+                yield (("expect", key, position),
+                       f"{_clients(unknown)} read{'s' * (len(unknown) == 1)} {what}")
+
+
+def _clients(labels: Sequence[str]) -> str:
+    return f"client{'s' * (len(labels) > 1)} {', '.join(map(repr, labels))}"
+
+
 def command_placeholders_are_known(parts: Parts) -> Iterator[Finding]:
     """A command's placeholders are ones netsim fills in, naming servers of the scenario."""
     names = list(_server_names(parts))
@@ -1002,7 +1036,8 @@ RULES: tuple[Rule, ...] = (
 RULES_NAMING_SERVERS: tuple[Rule, ...] = (upstreams_are_known, targets_are_known,
                                           command_placeholders_are_known)
 RULES_NAMING_CLIENTS: tuple[Rule, ...] = (expect_keys_name_clients, speedups_name_clients,
-                                          exit_codes_are_of_programs)
+                                          exit_codes_are_of_programs,
+                                          outside_services_are_not_judged_on_what_is_unknown)
 
 
 def check_references(scenario: Scenario) -> list[Finding]:

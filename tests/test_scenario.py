@@ -439,6 +439,26 @@ def test_exit_codes_are_of_programs() -> None:
     assert alone[1].endswith("runs no program; this scenario has no `command` client: remove it")
 
 
+def test_outside_services_are_not_judged_on_what_is_unknown() -> None:
+    """A client reading a proxy to HOST:PORT has no ideal (so an expectation over it is
+    reported), and no poem to judge intact by when that proxy is all it reads; a proxy to
+    a server of the scenario, and other metrics, are fine."""
+    servers = [poem("a"), {"name": "out", "upstream": "127.0.0.1:9"}, {"name": "in", "upstream": "a"}]
+    clients = [{"model": "select", "targets": ["out"]}, {"model": "blocking", "targets": ["a", "in"]},
+               {"model": "asyncio", "name": "mixed", "targets": ["a", "out"]}]
+    found = list(rules.outside_services_are_not_judged_on_what_is_unknown(parts(
+        servers, clients=clients,
+        expect={"all": ["elapsed <= ideal + 1s", "intact == 100%", "errors == 0", "elapsed < 2s"],
+                "blocking": ["overhead < 1s"]})))
+    assert found == [
+        (("expect", "all", 0), "clients 'mixed', 'select' read out, a proxy to a service outside the "
+                               "scenario: there is no ideal to compare with; compare elapsed with a "
+                               "duration"),
+        (("expect", "all", 1), "client 'select' reads only out, a proxy to a service outside the "
+                               "scenario: netsim has no poem to judge those bytes by, so intact is not "
+                               "judged there")]
+
+
 @pytest.mark.parametrize(("every_server", "every_client", "paths"), [
     (True, True, [("servers", 1, "name"), ("clients", 0, "targets", 0), ("expect", "nobody")]),
     (False, True, [("servers", 1, "name"), ("expect", "nobody")]),
