@@ -266,14 +266,14 @@ clients:
 
 @pytest.mark.parametrize(("received", "served", "ending"), [
     (20, {"bytes": 20, "fault": "corrupt"}, "eof, corrupted"),
-    (20, {"bytes": 20, "fault": None}, "eof, not intact"),  # all that was sent, yet not the poem
+    (10, {"bytes": 10, "fault": "close"}, "eof, cut short"),  # the server closed early
     (10, {"bytes": 20, "fault": None}, "eof, cut short"),
     (10, None, "eof, cut short"),  # no server's account to tell by
 ])
 def test_a_connection_that_is_not_intact_says_how(demo: dict[str, Any], received: int,
                                                    served: dict[str, Any] | None, ending: str) -> None:
-    """Not intact is "cut short" only when fewer bytes arrived than its server sent; a
-    corrupt fault, or every byte arriving yet not the poem, is named as that."""
+    """A connection that is not intact because a corrupt fault garbled it ends "corrupted";
+    one that got less than the poem, "cut short"."""
     data = copy.deepcopy(demo["result"])
     conn = data["runs"][0]["connections"][0]
     conn.update(bytes=received, intact=False, error=None)
@@ -282,6 +282,16 @@ def test_a_connection_that_is_not_intact_says_how(demo: dict[str, Any], received
     else:
         conn["served"] = {**(conn.get("served") or {}), **served}
     assert picture_of(data).clients[0].rows[0].ending == ending
+
+
+def test_a_long_label_is_cut_to_stay_out_of_the_plot(demo: dict[str, Any]) -> None:
+    """A server name longer than the label column is cut with an ellipsis in the HTML
+    timeline, and given whole in the label's title (shown on hover)."""
+    data = copy.deepcopy(demo["result"])
+    name = "a-server-whose-name-runs-on-and-on"
+    data["runs"][0]["connections"][0]["server"] = name
+    page = html_report(data)
+    assert f"<title>#1 {name}</title>#1 a-server-whose…</text>" in page
 
 
 def test_a_connection_its_server_never_saw_says_so(demo: dict[str, Any]) -> None:

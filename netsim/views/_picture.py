@@ -47,8 +47,7 @@ class Row:
     emission_count: int
     message: str = ""  # why it ended as it did, where the result says
     unseen: bool = False  # the result says its server saw no connection (`served` is null)
-    sent: int | None = None  # the bytes its server sent, where the result has its account
-    fault: str | None = None  # the fault its server struck it with, as that account says
+    fault: str | None = None  # the fault its server struck it with, where the result says
 
     @property
     def label(self) -> str:
@@ -56,8 +55,8 @@ class Row:
 
     @property
     def ending(self) -> str:
-        """How it ended, in a word: ``eof`` (``eof, cut short``, ``eof, corrupted``...: not
-        intact) or the error's kind."""
+        """How it ended, in a word: ``eof``, not intact (``eof, cut short``, ``eof,
+        corrupted``, ``eof, not in its output``) or the error's kind."""
         if self.error is not None:
             return self.error
         if math.isnan(self.end):
@@ -68,8 +67,6 @@ class Row:
             return "eof, not in its output"
         if self.fault == "corrupt":
             return "eof, corrupted"
-        if self.sent is not None and self.bytes >= self.sent:
-            return "eof, not intact"  # every byte sent arrived, yet not the poem
         return "eof, cut short"
 
     @property
@@ -288,7 +285,6 @@ def _row(data: object, where: str) -> Row:
         emission_count=int(_number(conn, "emission_count", where, default=0)),
         message=str(conn.get("message") or ""),
         unseen="served" in conn and conn["served"] is None,
-        sent=account.get("bytes") if isinstance(account.get("bytes"), int) else None,
         fault=str(account["fault"]) if account.get("fault") else None,
     )
 

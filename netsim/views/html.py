@@ -37,7 +37,8 @@ HTML_ROWS = 100
 
 # The timeline's geometry, in SVG units (the picture scales to the page's width).
 WIDTH = 1100
-LABEL = 96  # the connection's label, left of the plot
+LABEL = 130  # the connection's label, left of the plot
+LABEL_CHARS = 18  # what fits of it at the font's size; a longer one is cut (whole on hover)
 INFO = 150  # its duration and ending, right of it
 PLOT = WIDTH - LABEL - INFO
 AXIS = 30  # the time labels above the rows
@@ -315,13 +316,20 @@ def _rows_svg(client: ClientPicture, span: float) -> str:
     return "".join(parts)
 
 
+def _label(text: str, y: float) -> str:
+    """A row's label, cut to LABEL_CHARS so that it stays out of the plot; whole in its title."""
+    if len(text) <= LABEL_CHARS:
+        return f'<text x="6" y="{y}">{escape(text)}</text>'
+    return f'<text x="6" y="{y}"><title>{escape(text)}</title>{escape(text[:LABEL_CHARS - 1])}…</text>'
+
+
 def _row_svg(conn: Row, client: ClientPicture, scale: _Scale, top: float, height: float) -> str:
     middle = top + height / 2
     bar = max(height * 0.36, 4)
     ending = conn.ending
     parts = [f'<g class="row" data-client="{escape(client.client)}" data-conn="{conn.conn}" '
              f'data-ending="{escape(ending)}">',
-             f'<text x="6" y="{middle + 4}">#{conn.conn} {escape(conn.server)}</text>']
+             _label(f"#{conn.conn} {conn.server}", middle + 4)]
     if not (math.isnan(conn.ideal_start) or math.isnan(conn.ideal_end)):
         x0, x1 = scale.x(conn.ideal_start), scale.x(conn.ideal_end)
         parts.append(f'<rect x="{x0}" y="{middle - bar / 2 - 3}" width="{max(x1 - x0, 1)}" '
@@ -451,8 +459,11 @@ def _histogram_svg(client: ClientPicture, shown: range) -> str:
     title = f"<h3>{escape(client.client)}</h3>"
     if not any(count for _, count in bins):
         return f'<div data-client="{escape(client.client)}">{title}<p class="muted">no chunk sent</p></div>'
-    width, height, base = 340, 150, 118
+    width, base = 340, 118
     step = (width - 20) / len(bins)
+    # Bin labels are up to 30 units wide: where the bins leave less room, they are slanted.
+    slanted = step < 40
+    height = 170 if slanted else 150
     peak = max(count for _, count in bins)
     parts = [f'<div data-client="{escape(client.client)}">{title}<svg viewBox="0 0 {width} {height}" '
              f'role="img" aria-label="lateness of {escape(client.client)}">']
@@ -466,7 +477,12 @@ def _histogram_svg(client: ClientPicture, shown: range) -> str:
         if count:
             parts.append(f'<text x="{x + step / 2:.1f}" y="{base - tall - 4:.1f}" text-anchor="middle" '
                          f'class="tick">{count}</text>')
-        parts.append(f'<text x="{x + step / 2:.1f}" y="{base + 14}" text-anchor="middle" class="tick" '
-                     f'font-size="10">{escape(label)}</text>')
+        if slanted:
+            parts.append(f'<text x="{x + step / 2 + 3:.1f}" y="{base + 12}" text-anchor="end" class="tick" '
+                         f'font-size="10" transform="rotate(-40 {x + step / 2 + 3:.1f} {base + 12})">'
+                         f"{escape(label)}</text>")
+        else:
+            parts.append(f'<text x="{x + step / 2:.1f}" y="{base + 14}" text-anchor="middle" class="tick" '
+                         f'font-size="10">{escape(label)}</text>')
     parts.append(f'<line x1="10" y1="{base}" x2="{width - 10}" y2="{base}" class="grid"/></svg></div>')
     return "".join(parts)
