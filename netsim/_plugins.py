@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import importlib.util
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -63,12 +64,29 @@ def load(name: str) -> Any:
     try:
         return point.load()
     except ModuleNotFoundError as error:
-        raise PluginError(f"client model {name!r} needs the module {error.name!r}, which is not "
-                          f"installed; {_install_hint(point, error.name or '')}") from None
+        missing = error.name or ""
+        if _within_its_own_package(point, missing):  # installed, yet without that module
+            where = f"the {point.dist.name} package" if point.dist is not None else "its package"
+            raise PluginError(f"client model {name!r} is {point.value}, but {where} has no module "
+                              f"{missing!r}: its entry point names a module that is not there "
+                              f"(a mistake in that package, not something to install)") from None
+        raise PluginError(f"client model {name!r} needs the module {missing!r}, which is not "
+                          f"installed; {_install_hint(point, missing)}") from None
     except Exception as error:  # any failure of a third party's import
         where = f" (from {point.dist.name})" if point.dist is not None else ""
         raise PluginError(f"client model {name!r}{where} failed to import: "
                           f"{type(error).__name__}: {error}") from None
+
+
+def _within_its_own_package(point: importlib.metadata.EntryPoint, missing: str) -> bool:
+    """Is ``missing`` a module of the very package the entry point is in, which is there?"""
+    top = point.module.split(".")[0]
+    if missing.split(".")[0] != top or missing == top:
+        return False
+    try:
+        return importlib.util.find_spec(top) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def _install_hint(point: importlib.metadata.EntryPoint, missing: str) -> str:

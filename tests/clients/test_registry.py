@@ -59,6 +59,19 @@ def test_a_model_that_cannot_be_imported_says_what_to_install(
     assert isinstance(models()["blocking"], ClientModel)
 
 
+def test_an_entry_point_naming_a_module_its_package_lacks_says_so(
+        extra_entry_points: dict[str, importlib.metadata.EntryPoint]) -> None:
+    """An entry point into an installed package, naming a module that package does not have,
+    is called a mistake in that package, with no install hint (installing would not help)."""
+    extra_entry_points["broken"] = importlib.metadata.EntryPoint(
+        "broken", "netsim.clients.no_such_model:MODEL", _plugins.GROUP)
+    with pytest.raises(ModelUnavailableError) as failure:
+        get_model("broken")
+    message = str(failure.value)
+    assert "has no module 'netsim.clients.no_such_model'" in message and "not something to install" in message
+    assert "pip install" not in message
+
+
 def test_an_entry_point_that_is_not_a_model_is_refused(
         extra_entry_points: dict[str, importlib.metadata.EntryPoint]) -> None:
     """An entry point naming something other than a ClientModel is unavailable, saying what it named."""
