@@ -260,10 +260,12 @@ class ScenarioResult:
         return all(run.passed for run in self.runs)
 
     def run(self, client: str) -> RunResult:
+        """The run of the client labelled ``client``; KeyError, naming the labels, if none."""
         for run in self.runs:
             if run.client == client:
                 return run
-        raise KeyError(client)
+        raise KeyError(f"no run of client {client!r}; the runs are of: "
+                       f"{', '.join(run.client for run in self.runs) or 'no client'}")
 
     def to_dict(self) -> dict[str, Any]:
         return {"scenario": self.scenario, "time_scale": self.time_scale, "seed": self.seed,

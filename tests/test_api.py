@@ -35,3 +35,12 @@ def test_the_version_needs_no_heavy_imports() -> None:
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert done.stdout.splitlines() == [f"netsim {netsim.__version__}", "[]"]
+
+
+def test_asking_for_a_run_that_is_not_there_names_the_runs() -> None:
+    """ScenarioResult.run of an unknown label is a KeyError naming the labels there are."""
+    from netsim.results import ScenarioResult
+
+    result = ScenarioResult("s", 1.0, [])
+    with pytest.raises(KeyError, match="no run of client 'nope'; the runs are of: no client"):
+        result.run("nope")

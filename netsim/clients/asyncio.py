@@ -33,7 +33,10 @@ async def _fetch(target: Target, recorder: Recorder, started: float) -> None:
         # asyncio.timeout(None) never expires: no timeout, no special case.
         async with asyncio.timeout(target.timeout):
             reader, writer = await asyncio.open_connection(*target.address)
-    except OSError as exc:  # TimeoutError is an OSError too
+    except TimeoutError as exc:  # asyncio.timeout's own says nothing: say what ran out
+        conn.failed(exc if str(exc) else TimeoutError("no handshake within the timeout"))
+        return
+    except OSError as exc:
         conn.failed(exc)
         return
     conn.connected(writer.get_extra_info("sockname")[1])
@@ -46,6 +49,8 @@ async def _fetch(target: Target, recorder: Recorder, started: float) -> None:
                 break
             conn.received(data)
         conn.eof()
+    except TimeoutError as exc:
+        conn.failed(exc if str(exc) else TimeoutError("no data within the timeout"))
     except OSError as exc:
         conn.failed(exc)
     finally:
