@@ -43,12 +43,30 @@ def entry_points() -> dict[str, importlib.metadata.EntryPoint]:
     # (with the email and zipfile modules it brings) would cost it 2 MB.
     import importlib.metadata
 
-    found = {point.name: point for point in importlib.metadata.entry_points(group=GROUP)}
+    found: dict[str, importlib.metadata.EntryPoint] = {}
+    for point in importlib.metadata.entry_points(group=GROUP):
+        if point.name not in found or _own(point):  # netsim's own keeps its name
+            found[point.name] = point
     points = {name: found.pop(name) if name in found
               else importlib.metadata.EntryPoint(name, f"netsim.clients.{name}:MODEL", GROUP)
               for name in OWN}
     points.update(sorted(found.items()))
     return points
+
+
+def shadowed() -> list[str]:
+    """The entry points of the group that lose their name to another (netsim's own, or one
+    met first), each as ``NAME = VALUE (from DIST)``: they are never loaded."""
+    import importlib.metadata
+
+    kept = entry_points()
+    return [f"{point.name} = {point.value}" + (f" (from {point.dist.name})" if point.dist else "")
+            for point in importlib.metadata.entry_points(group=GROUP)
+            if point.name in kept and point.value != kept[point.name].value]
+
+
+def _own(point: importlib.metadata.EntryPoint) -> bool:
+    return point.name in OWN and point.value == f"netsim.clients.{point.name}:MODEL"
 
 
 def client_model_names() -> list[str]:

@@ -618,4 +618,8 @@ def cmd_clients(args: argparse.Namespace) -> int:
         else:
             shape = "concurrent" if model.concurrent else "sequential"
             print(f"{name:<{width}}  {shape:<11}  {model.summary}", file=_STDOUT)
+    from netsim._plugins import shadowed
+
+    for point in shadowed():
+        print(f"netsim: the client model {point} is not used: another model has its name", file=sys.stderr)
     return EXIT_PASSED

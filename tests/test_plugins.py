@@ -52,6 +52,19 @@ def test_entry_points_name_the_models_built_in_first(monkeypatch: pytest.MonkeyP
     assert asked == ["netsim.clients"]
 
 
+def test_a_third_party_model_under_a_built_in_name_is_shadowed_and_said_so(
+        monkeypatch: pytest.MonkeyPatch, fresh_cache: None) -> None:
+    """Netsim's own `blocking` keeps its name whichever order the entry points come in; the
+    third party's under that name is never loaded, and shadowed() names it."""
+    own = EntryPoint(name="blocking", value="netsim.clients.blocking:MODEL", group=_plugins.GROUP)
+    theirs = EntryPoint(name="blocking", value="their_package.model:MODEL", group=_plugins.GROUP)
+    for order in ([own, theirs], [theirs, own]):
+        _plugins.entry_points.cache_clear()
+        monkeypatch.setattr(importlib.metadata, "entry_points", lambda group, order=order: order)
+        assert _plugins.entry_points()["blocking"].value == "netsim.clients.blocking:MODEL"
+        assert _plugins.shadowed() == ["blocking = their_package.model:MODEL"]
+
+
 def test_listing_the_models_imports_none_of_them() -> None:
     """Listing the model names (what the schema does) leaves every model's module unimported."""
     code = textwrap.dedent("""\
