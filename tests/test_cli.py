@@ -711,7 +711,7 @@ def test_an_unexpected_error_of_a_command_without_v_exits_3(
     def broken(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("the loader broke")
 
-    monkeypatch.setattr("netsim._loader.load_scenario", broken)
+    monkeypatch.setattr("netsim._loader.load_scenario_and_text", broken)
     assert run_cli("validate", write_scenario(demo_text())) == 3
     err = capsys.readouterr().err
     assert "unexpected RuntimeError: the loader broke" in err and "-v" not in err
