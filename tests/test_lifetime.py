@@ -57,6 +57,16 @@ def wait_for_line(stream: object, marker: str, timeout: float = 20.0) -> None:
     raise AssertionError(f"no {marker!r} within {timeout}s")
 
 
+def kill_and_wait(runner: subprocess.Popen[str], children: set[int]) -> list[int]:
+    """SIGKILL the runner, and give its children 2 s to follow; those still alive then."""
+    runner.send_signal(signal.SIGKILL)
+    runner.wait(5)
+    deadline = time.monotonic() + 2.0
+    while any(alive(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return [pid for pid in children if alive(pid)]
+
+
 @pytest.mark.parametrize("command", ["run", "serve"])
 def test_a_killed_runner_takes_its_children_along(write_scenario: ScenarioWriter, command: str) -> None:
     """SIGKILL of `netsim run` (forked children) or `netsim serve` (a fresh interpreter) leaves no
@@ -71,12 +81,7 @@ def test_a_killed_runner_takes_its_children_along(write_scenario: ScenarioWriter
             wait_for_line(runner.stderr, "chunk_sent")  # both children are up and busy
         children = descendants(runner.pid)
         assert children, "the runner has no child processes to test with"
-        runner.send_signal(signal.SIGKILL)
-        runner.wait(5)
-        deadline = time.monotonic() + 2.0
-        while any(alive(pid) for pid in children) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert not [pid for pid in children if alive(pid)], "children outlived their runner"
+        assert not kill_and_wait(runner, children), "children outlived their runner"
         _, errors = runner.communicate(timeout=5)
         assert "Traceback" not in errors
     finally:
@@ -99,14 +104,9 @@ def test_a_killed_runner_takes_a_programs_own_children_along(write_scenario: Sce
         while len(sleeps := _named(descendants(runner.pid), "sleep")) < 2:
             assert time.monotonic() < deadline and runner.poll() is None, "the program's sleeps never ran"
             time.sleep(0.02)
-        children = descendants(runner.pid)
-        runner.send_signal(signal.SIGKILL)
-        runner.wait(5)
-        deadline = time.monotonic() + 2.0
-        while any(alive(pid) for pid in children) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert not [pid for pid in sleeps if alive(pid)], "the program's children outlived the runner"
-        assert not [pid for pid in children if alive(pid)], "children outlived their runner"
+        left = kill_and_wait(runner, descendants(runner.pid))
+        assert not set(sleeps) & set(left), "the program's children outlived the runner"
+        assert not left, "children outlived their runner"
     finally:
         if runner.poll() is None:
             runner.kill()
