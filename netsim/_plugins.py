@@ -47,9 +47,11 @@ def entry_points() -> dict[str, importlib.metadata.EntryPoint]:
     for point in importlib.metadata.entry_points(group=GROUP):
         if point.name not in found or _own(point):  # netsim's own keeps its name
             found[point.name] = point
-    points = {name: found.pop(name) if name in found
-              else importlib.metadata.EntryPoint(name, f"netsim.clients.{name}:MODEL", GROUP)
-              for name in OWN}
+    points: dict[str, importlib.metadata.EntryPoint] = {}
+    for name in OWN:  # netsim's own, whatever the metadata has (a source tree has none)
+        registered = found.pop(name) if name in found else None
+        points[name] = registered if registered is not None and _own(registered) else (
+            importlib.metadata.EntryPoint(name, f"netsim.clients.{name}:MODEL", GROUP))
     points.update(sorted(found.items()))
     return points
 
@@ -102,9 +104,11 @@ def _within_its_own_package(point: importlib.metadata.EntryPoint, missing: str) 
     if missing.split(".")[0] != top or missing == top:
         return False
     try:
-        return importlib.util.find_spec(top) is not None
+        spec = importlib.util.find_spec(top)
     except (ImportError, ValueError):
         return False
+    # A namespace package (no origin) is shared: another distribution may bring the module.
+    return spec is not None and spec.origin is not None
 
 
 def _install_hint(point: importlib.metadata.EntryPoint, missing: str) -> str:

@@ -984,12 +984,15 @@ def outside_services_are_not_judged_on_what_is_unknown(parts: Parts) -> Iterator
     """A client that reads a proxy to a service outside the scenario (``upstream:
     HOST:PORT``) has no ideal, and no poem to call its bytes intact by when that is all it
     reads: an expectation on either could never pass."""
-    by_name = {server.name: server for server in parts.servers.values()}
-    outside = {name for name, server in by_name.items()
-               if server.is_proxy and _upstream_name(server) is None}
+    # A proxy that refuses or ignores every handshake, or goes down and up on its phases,
+    # has an ideal after all (the connect's own), or one this rule cannot tell: left alone.
+    outside = {server.name for server in parts.servers.values()
+               if server.is_proxy and _upstream_name(server) is None and not server.phases
+               and (server.fault is None or server.fault.kind not in ("refuse", "syn_drop"))}
     if not outside:
         return
-    reads = {client.label: set(client.targets if client.targets is not None else by_name)
+    every = set(parts.server_names().values())  # a failed entry's name counts, not as outside
+    reads = {client.label: set(client.targets if client.targets is not None else every)
              for client in parts.clients.values()}
     for key, expectations in parts.expect.items():
         judged = {label: targets for label, targets in reads.items() if key in (ALL, label)}

@@ -58,7 +58,7 @@ def test_a_third_party_model_under_a_built_in_name_is_shadowed_and_said_so(
     third party's under that name is never loaded, and shadowed() names it."""
     own = EntryPoint(name="blocking", value="netsim.clients.blocking:MODEL", group=_plugins.GROUP)
     theirs = EntryPoint(name="blocking", value="their_package.model:MODEL", group=_plugins.GROUP)
-    for order in ([own, theirs], [theirs, own]):
+    for order in ([own, theirs], [theirs, own], [theirs]):  # the last: a source tree, no metadata
         _plugins.entry_points.cache_clear()
         monkeypatch.setattr(importlib.metadata, "entry_points", lambda group, order=order: order)
         assert _plugins.entry_points()["blocking"].value == "netsim.clients.blocking:MODEL"

@@ -457,6 +457,10 @@ def test_outside_services_are_not_judged_on_what_is_unknown() -> None:
         (("expect", "all", 1), "client 'select' reads only out, a proxy to a service outside the "
                                "scenario: netsim has no poem to judge those bytes by, so intact is not "
                                "judged there")]
+    # A proxy that ignores every handshake has the connect's ideal: nothing to report.
+    servers[1]["fault"] = {"kind": "syn_drop"}
+    assert not list(rules.outside_services_are_not_judged_on_what_is_unknown(parts(
+        servers, clients=clients, expect={"all": ["elapsed <= ideal + 1s"]})))
 
 
 @pytest.mark.parametrize(("every_server", "every_client", "paths"), [

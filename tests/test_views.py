@@ -154,7 +154,9 @@ def test_the_timeline_shows_the_staircase_against_the_overlap(demo: dict[str, An
     starts = [re.search(r"[├●]", row).start() for row in rows]  # type: ignore[union-attr]
     ends = [row.index("┤") for row in rows]
     assert starts[0] < starts[1] < starts[2] and ends[0] < ends[1] < ends[2]  # blocking: a staircase
-    assert starts[3] == starts[4] == starts[5] == starts[0]  # select: all at once, from 0
+    # select: all at once, from 0 (a column is 3 ms of wall time here: a loaded machine's
+    # connect may take one more; blocking's next start is 33 columns on)
+    assert all(abs(start - starts[0]) <= 1 for start in starts[3:])
     assert ends[3] < ends[1]  # select is done before blocking's second connection is
     assert all(row.count("●") == 4 and row.rstrip().endswith("eof") for row in rows)
     assert "ideal end" in text and "blocking" in text and "select" in text

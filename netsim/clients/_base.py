@@ -297,14 +297,18 @@ def start_connecting(target: Target) -> socket.socket:
     other connection would wait with it. Raises OSError when the connect fails at once.
     """
     host, port = target.address
-    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-    sock = socket.socket(family, kind, proto)
-    sock.setblocking(False)
-    code = sock.connect_ex(address)
-    if code not in (0, errno.EINPROGRESS):
+    failure: OSError | None = None
+    # Each address the host has, in turn, as socket.create_connection does; a connect that
+    # is under way (EINPROGRESS, or interrupted: it goes on) is the caller's to watch.
+    for family, kind, proto, _, address in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM):
+        sock = socket.socket(family, kind, proto)
+        sock.setblocking(False)
+        code = sock.connect_ex(address)
+        if code in (0, errno.EINPROGRESS, errno.EINTR, errno.EWOULDBLOCK):
+            return sock
         sock.close()
-        raise OSError(code, os.strerror(code))  # e.g. ConnectionRefusedError
-    return sock
+        failure = OSError(code, os.strerror(code))  # e.g. ConnectionRefusedError
+    raise failure or OSError(f"{host!r} has no address to connect to")
 
 
 def finish_connecting(sock: socket.socket) -> None:
@@ -313,4 +317,3 @@ def finish_connecting(sock: socket.socket) -> None:
     code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
     if code:
         raise OSError(code, os.strerror(code))
-

@@ -42,7 +42,7 @@ def run(targets: Sequence[Target], recorder: Recorder) -> None:
 
         try:
             while waiting or selector.get_map():
-                # Connect every target whose time has come (all at once, without a ramp).
+                # Begin connecting to every target whose time has come (its turn on a ramp).
                 while waiting and started + waiting[0].start_at <= time.monotonic():
                     target = waiting.popleft()
                     conn = recorder.open(target)
@@ -59,7 +59,8 @@ def run(targets: Sequence[Target], recorder: Recorder) -> None:
                 if not selector.get_map() and not waiting:
                     break  # every connection failed to connect: there is nothing to wait for
 
-                # Sleep until a socket is readable, a connection is due, or one times out.
+                # Sleep until a handshake is over (the socket turns writable), a socket is
+                # readable, a connection is due, or one times out.
                 wake_ups = [deadlines.earliest()]
                 if waiting:
                     wake_ups.append(started + waiting[0].start_at)

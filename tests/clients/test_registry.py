@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 from collections.abc import Iterator
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -70,6 +71,20 @@ def test_an_entry_point_naming_a_module_its_package_lacks_says_so(
     message = str(failure.value)
     assert "has no module 'netsim.clients.no_such_model'" in message and "not something to install" in message
     assert "pip install" not in message
+
+
+def test_a_module_missing_from_a_namespace_package_is_something_to_install(
+        extra_entry_points: dict[str, importlib.metadata.EntryPoint], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A namespace package is shared by distributions: a module missing from it may come
+    with another one, so the message says to install it rather than blame the package."""
+    (tmp_path / "netsim_space").mkdir()  # no __init__.py: a namespace package
+    (tmp_path / "netsim_space" / "plug.py").write_text("import netsim_space.core\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    extra_entry_points["spaced"] = importlib.metadata.EntryPoint(
+        "spaced", "netsim_space.plug:MODEL", _plugins.GROUP)
+    with pytest.raises(ModelUnavailableError, match=r"needs the module 'netsim_space\.core'.*pip install"):
+        get_model("spaced")
 
 
 def test_an_entry_point_that_is_not_a_model_is_refused(
