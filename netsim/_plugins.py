@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import collections
 import functools
-import importlib.util
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -100,6 +99,8 @@ def load(name: str) -> Any:
 
 def _within_its_own_package(point: importlib.metadata.EntryPoint, missing: str) -> bool:
     """Is ``missing`` a module of the very package the entry point is in, which is there?"""
+    import importlib.util  # here: only a failed import asks, and a server process imports this module
+
     top = point.module.split(".")[0]
     if missing.split(".")[0] != top or missing == top:
         return False
