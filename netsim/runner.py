@@ -292,15 +292,17 @@ def _run_client(
     ideal = elapsed_of(ideal_course)
     plans = plans_of(_needed(servers, everything), time_scale=time_scale, seed=seed,
                    free_ports=free_ports)
-    program_timeout = None
-    if not model.instrumented and timeout is None:
+    program_timeout = None  # wall seconds a client's program may run (None: no program)
+    if not model.instrumented:
         # A program without a timeout of its own gets one from the ideal, so that one that
-        # hangs is ended and judged (its open connections timeouts), not a run stopped.
-        program_timeout = _program_timeout(client, ideal, time_scale)
-        if configure is not None:
+        # hangs is ended and judged (its open connections timeouts), not a run stopped;
+        # under --timeout the run's limit is the program's too.
+        if timeout is None:
+            program_timeout = _program_timeout(client, ideal, time_scale)
+        elif client.timeout is not None:
+            program_timeout = client.timeout * time_scale
+        if configure is not None and client.timeout is None and program_timeout is not None:
             model = configure(_options(scenario, client, time_scale, program_timeout=program_timeout))
-    elif not model.instrumented and client.timeout is not None:
-        program_timeout = client.timeout * time_scale
     if timeout is not None:
         wall_timeout = timeout
     elif program_timeout is not None:  # the program's timeout comes first
@@ -535,12 +537,13 @@ def fidelity(lateness: Sequence[float], machine: Machine | None = None) -> str:
     """One line on how well the servers kept their schedule: ``N chunks, lateness p50 ...``,
     and the hypervisor's steal time over ``machine``'s window when there was enough."""
     taken = steal_taken(machine)
+    steal = f"; {taken}" if taken else ""
     if not lateness:
-        return "no chunks sent" + (f"; {taken}" if taken else "")
+        return "no chunks sent" + steal
     values = sorted(lateness)
     p50, p99 = (percentile(values, pct, ordered=True) for pct in (50, 99))
     return (f"{len(values)} chunks, lateness p50 {p50 * 1e3:.3f} ms, "
-            f"p99 {p99 * 1e3:.3f} ms, max {values[-1] * 1e3:.3f} ms" + (f"; {taken}" if taken else ""))
+            f"p99 {p99 * 1e3:.3f} ms, max {values[-1] * 1e3:.3f} ms{steal}")
 
 
 __all__ = ["check_request", "ensure_descriptors", "fidelity", "judge", "plans_of", "run_scenario",

@@ -973,11 +973,9 @@ def exit_codes_are_of_programs(parts: Parts) -> Iterator[Finding]:
                         if model != COMMAND and key in (ALL, label))
         for position, expectation in expectations.items():
             if expectation.metric == "exit_code" and others:
-                which = "clients" if len(others) > 1 else "client"
                 yield (("expect", key, position),
-                       f"exit_code is the exit code of a `command` client's program, and {which} "
-                       f"{', '.join(map(repr, others))} run{'s' * (len(others) == 1)} no program; "
-                       f"{where}")
+                       f"exit_code is the exit code of a `command` client's program, and "
+                       f"{_clients(others)} run{'s' * (len(others) == 1)} no program; {where}")
 
 
 def outside_services_are_not_judged_on_what_is_unknown(parts: Parts) -> Iterator[Finding]:
