@@ -109,6 +109,7 @@ class ServedResult:
     lateness: Lateness
     elapsed: float
     machine: Machine | None = None  # its CPUs and their steal time while the servers ran
+    seed: int | None = None  # what drew the jitter and the faults: the same seed serves them again
 
     def metrics(self) -> dict[str, float]:
         """The values ``check`` judges: those of ``netsim run`` that the servers can tell."""
@@ -138,7 +139,7 @@ class ServedResult:
     def to_dict(self) -> dict[str, Any]:
         return {"scenario": self.scenario, "time_scale": self.time_scale, "elapsed": self.elapsed,
                 "connections": [conn.to_dict() for conn in self.connections],
-                "lateness": self.lateness.to_dict(),
+                "lateness": self.lateness.to_dict(), "seed": self.seed,
                 **({"machine": self.machine.to_dict()} if self.machine is not None else {})}
 
 
@@ -407,7 +408,7 @@ class Serving:
         else:
             elapsed = 0.0
         return ServedResult(self.scenario.name, self.time_scale, connections,
-                            lateness_of(lateness, self.time_scale), elapsed, self.machine)
+                            lateness_of(lateness, self.time_scale), elapsed, self.machine, self.seed)
 
 
 def serve_scenario(

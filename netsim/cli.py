@@ -96,6 +96,13 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM: netsim stops as on Ctrl-C (every process it started with it), and exits 143."""
 
 
+# `--json` writes what each command has to write.
+JSON_HELP = {
+    "run": "write the whole result as JSON",
+    "serve": "write what the servers saw of every connection as JSON, once they stop",
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``netsim`` command with ``argv`` (default: the process's) and return its exit code."""
     previous = signal.signal(signal.SIGTERM, _terminate)
@@ -256,32 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands",
                                      help="what to do; `netsim COMMAND --help` says more")
 
-    # What `run` and `serve` share: the scenario, how it is scaled, seeded and bound, and its log.
-    scenario = argparse.ArgumentParser(add_help=False)
-    scenario.add_argument("scenario", metavar="SCENARIO",
-                          help="the scenario file (YAML), or - to read it from standard input")
-    scenario.add_argument("--time-scale", type=_time_scale, default=1.0, metavar="F",
-                          help="multiply every duration by F (0.01 runs the 12 s demo in 0.12 s); "
-                               "results stay in scenario time")
-    scenario.add_argument("--seed", type=int, metavar="N",
-                          help="fix jitter and faults with this seed (default: the scenario's, or a "
-                               "fresh one, which `run --json` reports)")
-    scenario.add_argument("--free-ports", action="store_true",
-                          help="bind every server to any free port instead of its fixed one")
-    scenario.add_argument("--allow-external", action="store_true",
-                          help="allow servers to bind addresses outside loopback, and proxies to "
-                               "forward to them")
-    _add_file_options(scenario)
-    scenario.add_argument("--json", type=Path, metavar="PATH",
-                          help="write the result as JSON: `run`'s whole result; what `serve`'s "
-                               "servers saw of every connection, once stopped")
-    scenario.add_argument("--log-json", type=Path, metavar="PATH",
-                          help="write every event as a JSON line (structlog)")
-    scenario.add_argument("-v", "--verbose", action="store_true",
-                          help="print the live event log on stderr (and a traceback for a bug)")
-
     run = commands.add_parser(
-        "run", parents=[scenario], help="run a scenario's client models and check its expectations",
+        "run", parents=[_scenario_options("run")],
+        help="run a scenario's client models and check its expectations",
         description="Start fresh servers for each client model of the scenario, run it, "
                     "print what it measured against the ideal, and check the expectations.",
         epilog=EPILOG_RUN, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -327,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(handler=cmd_report)
 
     serve = commands.add_parser(
-        "serve", parents=[scenario], help="start only the servers, until Ctrl-C",
+        "serve", parents=[_scenario_options("serve")], help="start only the servers, until Ctrl-C",
         description="Start the scenario's servers and keep them up for clients that are not "
                     "part of netsim. Prints `listening NAME HOST:PORT` per server, then `ready`.",
         epilog=EPILOG_SERVE, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -379,6 +363,36 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     clients.set_defaults(handler=cmd_clients)
     return parser
+
+
+def _scenario_options(command: str) -> argparse.ArgumentParser:
+    """What `run` and `serve` share: the scenario, how it is scaled, seeded and bound, and
+    its outputs; one definition, with ``command``'s own words where they differ."""
+    import argparse
+    from pathlib import Path
+
+    scenario = argparse.ArgumentParser(add_help=False)
+    scenario.add_argument("scenario", metavar="SCENARIO",
+                          help="the scenario file (YAML), or - to read it from standard input")
+    scenario.add_argument("--time-scale", type=_time_scale, default=1.0, metavar="F",
+                          help="multiply every duration by F (0.01 runs the 12 s demo in 0.12 s); "
+                               "results stay in scenario time")
+    scenario.add_argument("--seed", type=int, metavar="N",
+                          help="fix jitter and faults with this seed (default: the scenario's, or a "
+                               "fresh one, which --json reports)")
+    scenario.add_argument("--free-ports", action="store_true",
+                          help="bind every server to any free port instead of its fixed one")
+    scenario.add_argument("--allow-external", action="store_true",
+                          help="allow servers to bind addresses outside loopback, and proxies to "
+                               "forward to them")
+    _add_file_options(scenario)
+    scenario.add_argument("--json", type=Path, metavar="PATH",
+                          help=JSON_HELP[command])
+    scenario.add_argument("--log-json", type=Path, metavar="PATH",
+                          help="write every event as a JSON line (structlog)")
+    scenario.add_argument("-v", "--verbose", action="store_true",
+                          help="print the live event log on stderr (and a traceback for a bug)")
+    return scenario
 
 
 def _add_file_options(parser: argparse.ArgumentParser) -> None:

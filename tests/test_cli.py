@@ -244,7 +244,8 @@ def test_every_command_and_option_has_help_text() -> None:
 
 @pytest.mark.parametrize("command", ["run", "serve"])
 def test_run_and_serve_share_their_scenario_options(command: str) -> None:
-    """run and serve take the same scenario, time scale, seed, port, log and -v options, with one help."""
+    """run and serve take the same scenario, time scale, seed, port, log and -v options, with one
+    help; only --json says what each command writes."""
     args = build_parser().parse_args([command, "s.yaml", "--time-scale", "0.5", "--seed", "7", "--free-ports",
                                       "--allow-external", "--log-json", "e.jsonl", "-v"])
     assert (args.scenario, args.time_scale, args.seed, args.free_ports, args.allow_external,
@@ -252,7 +253,12 @@ def test_run_and_serve_share_their_scenario_options(command: str) -> None:
     run, serve = subcommands()["run"], subcommands()["serve"]
     serve_only = {"help", "control"}
     shared = {action.dest: action.help for action in serve._actions if action.dest not in serve_only}
-    assert {action.dest: action.help for action in run._actions if action.dest in shared} == shared
+    helps = {action.dest: action.help for action in run._actions if action.dest in shared}
+    assert {dest: help for dest, help in helps.items() if dest != "json"} == {
+        dest: help for dest, help in shared.items() if dest != "json"}
+    assert (helps["json"], shared["json"]) == ("write the whole result as JSON",
+                                               "write what the servers saw of every connection as JSON, "
+                                               "once they stop")
 
 
 def test_version_prints_the_version(capsys: pytest.CaptureFixture[str]) -> None:

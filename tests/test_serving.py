@@ -83,6 +83,29 @@ def test_the_result_counts_the_machines_steal_while_the_servers_ran() -> None:
         assert after.steal >= inside.steal >= 0
 
 
+def test_the_result_names_the_seed_that_serves_the_same_faults_again() -> None:
+    """Without a seed, the servers draw one; the result names it, and serving with it strikes
+    the same connections again."""
+    text = """\
+netsim: 1
+name: halves
+servers:
+  - {name: a, poem: "33\\n44\\n", delay: 20ms, fault: {kind: reset, after: 3, probability: 50%}}
+"""
+
+    def struck(seed: int | None) -> tuple[int, list[bool]]:
+        with netsim.serving(text, seed=seed) as net:
+            for _ in range(12):
+                read(net.address("a"))
+        result = net.result()
+        assert result.seed is not None
+        return result.seed, [conn.error is not None for conn in result.connections]
+
+    seed, first = struck(None)
+    assert 0 < sum(first) < 12  # a coin per connection, not all or none
+    assert struck(seed) == (seed, first)
+
+
 def test_a_connection_open_when_the_servers_stop_is_cut_by_the_stop() -> None:
     """A client still reading when the block ends was cut by the servers' stop: its error
     is `stopped`, not a timeout of a client netsim does not run."""
@@ -144,9 +167,10 @@ def test_a_check_over_what_the_servers_cannot_tell_is_refused(text: str, needs: 
 
 def test_serve_reads_stdin_and_writes_what_the_servers_saw(tmp_path: Path) -> None:
     """`netsim serve - --json PATH`: the scenario comes from stdin; on Ctrl-C it exits 130 and the
-    JSON holds every connection."""
+    JSON holds every connection, and the seed that serves them again."""
     result = tmp_path / "served.json"
-    serve = subprocess.Popen([sys.executable, "-m", "netsim", "serve", "-", "--json", str(result)],
+    serve = subprocess.Popen([sys.executable, "-m", "netsim", "serve", "-", "--json", str(result),
+                              "--seed", "41"],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert serve.stdin is not None and serve.stdout is not None
@@ -174,6 +198,7 @@ def test_serve_reads_stdin_and_writes_what_the_servers_saw(tmp_path: Path) -> No
     assert [(conn["server"], conn["bytes"], conn["intact"])
             for conn in served["connections"]] == [("a", 10, True)]
     assert served["machine"]["cpus"] == os.cpu_count()
+    assert served["seed"] == 41
 
 
 def test_the_plugin_leaves_a_serve_only_scenario_alone(pytester: pytest.Pytester) -> None:
