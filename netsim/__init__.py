@@ -40,6 +40,7 @@ _EXPORTS = {
     "run_scenario": "netsim.runner",
     "serve_scenario": "netsim._serving",
     "serving": "netsim._serving",
+    "Checked": "netsim._serving",
     "Serving": "netsim._serving",
     "ServedResult": "netsim._serving",
     "Scenario": "netsim.scenario",
@@ -58,7 +59,7 @@ if TYPE_CHECKING:
         UsageError,
     )
     from netsim._loader import load_scenario, load_scenario_text
-    from netsim._serving import ServedResult, Serving, serve_scenario, serving
+    from netsim._serving import Checked, ServedResult, Serving, serve_scenario, serving
     from netsim.expectations import Expectation, Verdict
     from netsim.results import ConnectionResult, Lateness, RunResult, ScenarioResult
     from netsim.runner import run_scenario
@@ -79,6 +80,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "Checked",
     "ClientCrashError",
     "ConnectionResult",
     "Expectation",

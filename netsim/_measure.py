@@ -377,7 +377,8 @@ def _served(event: ConnEnded, started: float, time_scale: float) -> Served:
 _ENDINGS: dict[str, tuple[str | None, str]] = {
     "closed": (None, ""),
     "reset": ("reset", "the server reset it (a reset fault, or its server went down with a reset)"),
-    "client_reset": ("reset", "the client reset it"),
+    # errors.reset counts resets that came to the client: one it sent is its own leaving.
+    "client_reset": ("error", "the client reset it (it closed with bytes unread)"),
     "client_closed": ("error", "the client closed it before the server's end"),
     "error": ("error", "the connection failed"),
     "stopped": ("timeout", "still open when the client's run ended"),

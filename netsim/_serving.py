@@ -38,7 +38,7 @@ from types import TracebackType
 from typing import Any
 
 from netsim._control_api import ControlServer
-from netsim._errors import PortBusyError, RunError, UsageError
+from netsim._errors import PortBusyError, Problem, RunError, ScenarioError, UsageError
 from netsim._machine import Machine, StealClock
 from netsim._measure import Slot, served_connections
 from netsim._poem_files import DEFAULT_MAX_POEM_BYTES
@@ -70,7 +70,9 @@ from netsim.scenario import ConditionChanges, Scenario, Server
 
 # The metrics of `netsim run` that the servers' account of their connections cannot tell.
 _UNTOLD = ("ideal", "overhead", "speedup", "exit_code")
-_TOLD = [name for name in METRICS if name not in _UNTOLD]
+# A connection refused, or whose handshake went unanswered, never reaches the servers.
+_UNSEEN = "errors.refused"
+_TOLD = [name for name in METRICS if name not in _UNTOLD and name != _UNSEEN]
 
 # How often the collector looks for a stop request between messages.
 POLL = 0.1  # seconds
@@ -78,7 +80,9 @@ POLL = 0.1  # seconds
 
 @dataclass(frozen=True)
 class Checked:
-    """The verdicts of ``ServedResult.check``; its repr lists them, as ``netsim run`` does."""
+    """The verdicts of ``ServedResult.check``: true when every one passed, so that
+    ``assert result.check([...])`` fails a test on any failed verdict; str() lists them
+    a line each, as ``netsim run`` does, and repr() on one line, for a test's report."""
 
     verdicts: list[Verdict]
 
@@ -86,13 +90,18 @@ class Checked:
     def passed(self) -> bool:
         return all(verdict.passed for verdict in self.verdicts)
 
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def lines(self) -> list[str]:
+        return [f"{'PASS' if verdict.passed else 'FAIL'}  {verdict.expectation.text}  "
+                f"measured {verdict.actual_text()}  bound {verdict.bound}" for verdict in self.verdicts]
+
     def __str__(self) -> str:
-        return "\n".join(f"{'PASS' if verdict.passed else 'FAIL'}  {verdict.expectation.text}  "
-                         f"measured {verdict.actual_text()}  bound {verdict.bound}"
-                         for verdict in self.verdicts)
+        return "\n".join(self.lines())
 
     def __repr__(self) -> str:
-        return f"<Checked {'passed' if self.passed else 'FAILED'}:\n{self}\n>"
+        return f"<Checked {'passed' if self.passed else 'FAILED'}: {'; '.join(self.lines())}>"
 
 
 @dataclass(frozen=True)
@@ -118,14 +127,18 @@ class ServedResult:
                            lateness=self.lateness, lateness_wall_p99=math.nan)
         return as_run.metrics()
 
-    def check(self, expectations: Sequence[str]) -> Checked:
-        """Judge expectations written as in a scenario (``errors == 0``, ``ttfb.max <= 1s``).
+    def check(self, expectations: str | Sequence[str]) -> Checked:
+        """Judge expectations written as in a scenario (``errors == 0``, ``ttfb.max <= 1s``):
+        one, or a list of them. The result is true when every one passed.
 
-        Raises ValueError for one that does not parse, and for one that needs what only a
-        run of ``netsim run`` has (``ideal``, ``overhead``, ``speedup(OTHER)``,
-        ``exit_code``): the servers cannot tell it, so it could never pass.
+        Raises ValueError for one that does not parse, for one that needs what only a run of
+        ``netsim run`` has (``ideal``, ``overhead``, ``speedup(OTHER)``, ``exit_code``), and
+        for ``errors.refused``: the servers cannot tell it, so it could never mean anything.
+        ``errors`` counts the connections the servers accepted: one refused, or whose
+        handshake went unanswered (``syn_drop``, a server down), never reached them.
         """
-        parsed = [parse_expectation(text) for text in expectations]
+        parsed = [parse_expectation(text)
+                  for text in ([expectations] if isinstance(expectations, str) else expectations)]
         for expectation in parsed:
             if expectation.metric in _UNTOLD or expectation.uses_ideal:
                 needs = "the ideal" if expectation.uses_ideal or expectation.metric in (
@@ -133,6 +146,10 @@ class ServedResult:
                 raise ValueError(f"{expectation.text!r} needs {needs}, which a client model's run of "
                                  f"`netsim run` has and the servers' account does not; the servers "
                                  f"can tell {', '.join(_TOLD)}")
+            if expectation.metric == _UNSEEN:
+                raise ValueError(f"{expectation.text!r}: a refused connection never reaches the servers, "
+                                 f"so their account cannot count it; count refusals in the client "
+                                 f"(errors here are of connections the servers accepted)")
         metrics = self.metrics()
         return Checked([evaluate(expectation, metrics, {}) for expectation in parsed])
 
@@ -158,6 +175,7 @@ class Serving:
                                free_ports=free_ports)
         self._process: ServerProcess | None = None
         self._collector: threading.Thread | None = None
+        self._starter: threading.Thread | None = None  # the servers end when it does
         self._stopping = threading.Event()
         self._flushed = threading.Event()
         self._lock = threading.Lock()
@@ -183,11 +201,17 @@ class Serving:
     def start(self) -> Serving:
         """Start the servers; return once every one accepts connections.
 
-        Raises PortBusyError or ServerStartError when a server cannot listen.
+        Raises PortBusyError or ServerStartError when a server cannot listen, and RunError
+        when this Serving has been started before (each serves once: call ``serving()``
+        again for another block).
         """
+        if self._process is not None:
+            raise RunError(f"the servers of {self.scenario.name!r} were started already: a Serving "
+                           f"serves once; call netsim.serving() again for another block")
         ensure_descriptors(BACKLOG + DESCRIPTOR_MARGIN)
         # Started from the caller's thread, which must outlive the servers: the kernel ends
         # a child when the thread that started it ends (PR_SET_PDEATHSIG).
+        self._starter = threading.current_thread()
         self.t0 = time.monotonic()
         self._steal = StealClock()
         self._process = ServerProcess.start(self._plans, self.t0, detail=self._observer is not None,
@@ -239,6 +263,12 @@ class Serving:
             if message is None:
                 if not self._stopping.is_set():
                     self._failure = "the server process ended unexpectedly"
+                    if self._starter is not None and not self._starter.is_alive():
+                        self._failure = (f"the server process ended with the thread that started it "
+                                         f"({self._starter.name}): servers stop when that thread "
+                                         f"ends, so start them from one that outlives their use")
+                    with self._answered:  # a request waiting for its answer gets none
+                        self._answered.notify_all()
                 return
             if isinstance(message, EventBatch):
                 self._keep(message.events())
@@ -361,8 +391,11 @@ class Serving:
         number = next(self._requests)
         process.send(request(number))
         with self._answered:
-            if not self._answered.wait_for(lambda: number in self._answers, STOP_TIMEOUT):
+            if not self._answered.wait_for(lambda: number in self._answers or self._failure is not None,
+                                           STOP_TIMEOUT):
                 raise RunError(f"the servers did not answer within {STOP_TIMEOUT:g}s")
+            if number not in self._answers:
+                raise RunError(self._failure)
             return self._answers.pop(number)
 
     def _done(self, answer: ControlDone | ServerStates, error: type[RunError] = RunError) -> float:
@@ -481,8 +514,9 @@ def serving(scenario: str | Path | Scenario, *, time_scale: float = 1.0, seed: i
 
     ``scenario`` is a path to a scenario file, the text of one (YAML with a newline in
     it), or a loaded ``Scenario``; it needs no ``clients:``. Use it as ``with`` or
-    ``async with``: the servers start on entry and stop on exit, whatever happens.
-    ``allow_external`` lets servers listen, and proxies connect, outside loopback;
+    ``async with``: the servers start on entry and stop on exit, whatever happens, and
+    also when the thread that started them ends (so that they never outlive it). A
+    Serving serves once. ``allow_external`` lets servers listen, and proxies connect, outside loopback;
     ``allow_paths`` and ``max_poem_bytes`` are as for ``load_scenario``.
 
     Raises ScenarioError for a scenario that does not load, UsageError for a request it
@@ -504,6 +538,17 @@ def load(scenario: str | Path | Scenario, *, allow_paths: bool = False,
     if isinstance(scenario, str) and "\n" in scenario:
         return load_scenario_text(scenario, filename="<scenario text>", allow_paths=allow_paths,
                                   max_poem_bytes=max_poem_bytes)
+    path = Path(scenario)
+    if not path.exists():
+        text = str(scenario).lstrip()
+        if text.startswith("{") or ": " in text:
+            message = ("no such file; this looks like scenario text, which is taken as text only "
+                       "with a newline in it")
+        elif not path.is_absolute():
+            message = f"no such file in the current folder ({Path.cwd()})"
+        else:
+            message = "no such file"
+        raise ScenarioError([Problem(str(scenario), 1, 1, "", message)])
     return load_scenario(scenario, allow_paths=allow_paths, max_poem_bytes=max_poem_bytes)
 
 

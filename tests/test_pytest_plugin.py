@@ -129,6 +129,30 @@ def test_an_invalid_scenario_is_a_collection_error_with_file_line_and_column(
     assert "Traceback" not in result.stdout.str()
 
 
+def test_a_scenario_the_fixture_cannot_load_fails_the_test_with_its_message_alone(
+    pytester: pytest.Pytester,
+) -> None:
+    """netsim_servers given a scenario with a mistake raises the ScenarioError with file:line:col,
+    from the test's own line: none of netsim's frames stand between the test and the message."""
+    pytester.makepyfile(test_mine="""
+        import netsim, pytest
+
+        def test_typo(netsim_servers):
+            netsim_servers("netsim: 1\\nname: t\\nservers: [{name: a, poem: x, dealy: 1s}]\\n")
+
+        def test_raises(netsim_servers):
+            with pytest.raises(netsim.ScenarioError, match="dealy"):
+                netsim_servers("netsim: 1\\nname: t\\nservers: [{name: a, poem: x, dealy: 1s}]\\n")
+    """)
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines([
+        "E  *ScenarioError: <scenario text>:3:30: servers?0?: unknown key 'dealy' (did you mean 'delay'?)",
+        "test_mine.py:4: ScenarioError",
+    ])
+    assert "netsim/" not in result.stdout.str()
+
+
 def test_a_scenario_whose_clients_key_is_mistyped_is_an_error_not_skipped(pytester: pytest.Pytester) -> None:
     """A file with the scenario key is collected whatever else it holds: a mistyped `clients`
     is a collection error, and a scenario written as one flow mapping runs, so that neither

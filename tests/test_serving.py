@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -146,6 +148,54 @@ def test_async_with_serves_too() -> None:
     assert asyncio.run(main()) == b"1111\n2222\n"
 
 
+def test_a_serving_serves_once() -> None:
+    """A second start of the same Serving is a RunError saying to call serving() again; the
+    first servers stay stopped and no second process is left behind."""
+    net = netsim.serving(TEXT)
+    with net:
+        read(net.address("a"))
+    with pytest.raises(netsim.RunError, match=r"serves once; call netsim\.serving"):
+        net.start()
+    with pytest.raises(netsim.RunError, match="serves once"), net:
+        pass
+    assert not net.alive() and len(net.result().connections) == 1
+
+
+def test_servers_started_from_a_thread_that_ended_say_why_they_stopped() -> None:
+    """The servers end with the thread that started them; a call after that says so."""
+    import threading
+
+    started: list[netsim.Serving] = []
+    starter = threading.Thread(target=lambda: started.append(netsim.serving(TEXT).start()), name="starter")
+    starter.start()
+    starter.join()
+    (net,) = started
+    try:
+        deadline = time.monotonic() + 5
+        while net.alive() and time.monotonic() < deadline:  # until the process's end is seen
+            time.sleep(0.02)
+        with pytest.raises(netsim.RunError, match=r"ended with the thread that started it \(starter\)"):
+            net.states()
+    finally:
+        net.stop()
+
+
+@pytest.mark.parametrize(("given", "says"), [
+    ("{netsim: 1, name: x, servers: []}", "looks like scenario text, which is taken as text only "
+                                          "with a newline"),
+    ("no/such/scenario.yaml", "no such file in the current folder"),
+])
+def test_a_scenario_that_is_not_there_says_what_was_taken_for_a_path(given: str, says: str) -> None:
+    """Text without a newline is taken as a path: a missing one says why, or where it looked."""
+    with pytest.raises(netsim.ScenarioError, match=re.escape(says)):
+        netsim.serving(given)
+
+
+def test_the_package_ships_its_types() -> None:
+    """netsim is typed for its users' mypy (PEP 561's marker file)."""
+    assert (Path(netsim.__file__).parent / "py.typed").is_file()
+
+
 def test_a_server_that_is_not_there_is_named() -> None:
     """Asking for an unknown server's address names the servers there are."""
     with netsim.serving(TEXT) as net, pytest.raises(KeyError, match="its servers are: a, b"):
@@ -163,6 +213,31 @@ def test_a_check_over_what_the_servers_cannot_tell_is_refused(text: str, needs: 
     with pytest.raises(ValueError, match=f"needs {needs}, .* the servers can tell elapsed, ttfb.p50"):
         net.result().check(["errors == 0", text])
     assert net.result().check(["errors == 0"]).passed
+
+
+def test_a_check_is_true_only_when_every_verdict_passed() -> None:
+    """`assert result.check([...])` fails on any failed verdict, and its repr names each one
+    on one line (what a test report shows); check() takes one expectation as well as a list."""
+    with netsim.serving(TEXT) as net:
+        read(net.address("a"))
+    failed = net.result().check(["errors == 0", "bytes == 3B"])
+    assert not failed and not failed.passed
+    assert repr(failed) == ("<Checked FAILED: PASS  errors == 0  measured 0  bound == 0; "
+                            "FAIL  bytes == 3B  measured 10B  bound == 3B>")
+    assert str(failed).splitlines()[1] == "FAIL  bytes == 3B  measured 10B  bound == 3B"
+    assert net.result().check(["errors == 0", "bytes == 10B"])
+    assert net.result().check("bytes == 10B") and not net.result().check("bytes == 3B")
+
+
+def test_a_check_of_refusals_is_refused_since_the_servers_never_see_them() -> None:
+    """A refused connect never reaches the servers: errors.refused is a ValueError saying so,
+    not a count that stays 0 however many the client met."""
+    text = "netsim: 1\nname: door\nservers: [{name: a, poem: x, fault: {kind: refuse}}]\n"
+    with netsim.serving(text) as net, pytest.raises(ConnectionRefusedError):
+        read(net.address("a"))
+    with pytest.raises(ValueError, match="a refused connection never reaches the servers"):
+        net.result().check("errors.refused == 1")
+    assert net.result().check("errors == 0")  # what the servers accepted: nothing
 
 
 def test_serve_reads_stdin_and_writes_what_the_servers_saw(tmp_path: Path) -> None:

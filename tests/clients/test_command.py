@@ -255,7 +255,7 @@ def test_output_poems_wants_every_poem_in_the_output(write_scenario: ScenarioWri
 def test_a_program_that_leaves_early_is_seen_by_the_server(write_scenario: ScenarioWriter,
                                                           tmp_path: Path) -> None:
     """A program that reads one line and closes is measured as an error with the bytes its
-    kernel took; one that resets is measured as reset."""
+    kernel took; one that resets is an error too, not a reset (which counts the server's)."""
     program = write_program(tmp_path, "early.py", """\
 import socket, struct, sys
 for port, how in zip(sys.argv[1:], ["close", "reset"]):
@@ -276,7 +276,8 @@ for port, how in zip(sys.argv[1:], ["close", "reset"]):
     closed, reset = result.connections
     assert (closed.error, closed.bytes, closed.intact) == ("error", 5, False)
     assert closed.served is not None and closed.served.how == "client_closed"
-    assert (reset.error, reset.intact) == ("reset", False)
+    assert (reset.error, reset.message, reset.intact) == (
+        "error", "the client reset it (it closed with bytes unread)", False)
     assert reset.served is not None and reset.served.how == "client_reset"
 
 
