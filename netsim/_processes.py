@@ -90,6 +90,10 @@ FRESH_SERVERS_FROM = 1000  # connections in a run
 
 # Server events travel to the runner in batches at most this far apart.
 FLUSH_INTERVAL = 0.05  # seconds
+# Asked to stop, the servers first let a proxy connection whose client has left finish
+# passing the end on (its upstream's answer, the close), for this long at most: a client
+# that closed just before the stop did not leave a connection open.
+WIND_DOWN = 0.25  # seconds
 
 # How long a child may take to start, or to stop once asked, before it is killed.
 START_TIMEOUT = 10.0  # seconds
@@ -390,6 +394,18 @@ async def _serve_until_stopped(listeners: Sequence[Listener], t0: float, conn: C
             sender.send(answer)
             return
         loop.remove_reader(conn.fileno())
+        if message is None:  # the runner is gone: nobody waits for an account
+            serving.cancel()
+        else:
+            winding.append(loop.create_task(wind_down()))
+
+    winding: list[asyncio.Task[None]] = []
+
+    async def wind_down() -> None:
+        deadline = loop.time() + WIND_DOWN
+        await asyncio.sleep(0)  # what came with the stop request is read first
+        while controls and controls[0].ending() and loop.time() < deadline:
+            await asyncio.sleep(0.002)
         serving.cancel()
 
     loop.add_reader(conn.fileno(), on_control)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import random
 import socket
 import time
@@ -14,7 +15,7 @@ import pytest
 import netsim
 from netsim.conditions import Conditions
 from netsim.engine import ServerPlan, open_listeners, serve
-from netsim.events import ChunkSent, ServerEvent, UpstreamFailed
+from netsim.events import ChunkSent, ConnEnded, ServerEvent, UpstreamFailed
 from tests.conftest import ScenarioWriter
 
 PAYLOAD = random.Random(3).randbytes(4 * 1024 * 1024)  # 4 MiB that no bug could fake
@@ -108,6 +109,31 @@ def test_only_the_named_direction_is_slowed() -> None:
     assert all(event.t >= event.scheduled and event.lateness >= 0 for event in sent)
     # ...and the first, with no pause before it, comes back at once: the replies are not paced.
     assert round_trips[0] < 0.015
+
+
+def test_a_connection_open_when_the_proxy_stops_is_accounted_for() -> None:
+    """The servers stopping with a proxy connection open account for it there and then
+    (`stopped`), as a poem server does; the loop would never get round to it."""
+    plan = ServerPlan(name="p", conditions=Conditions(), chunking="all")
+    held: list[socket.socket] = []
+
+    async def ping(address: tuple[str, int]) -> bytes:
+        reader, writer = await asyncio.open_connection(*address)
+        writer.write(b"ping\n")
+        answer = await reader.readexactly(5)
+        # A descriptor of its own keeps the connection open past this loop's end.
+        held.append(socket.socket(fileno=os.dup(writer.get_extra_info("socket").fileno())))
+        writer.transport.abort()
+        return answer  # the servers stop now, with the connection still open
+
+    try:
+        answer, events = asyncio.run(through_proxy(plan, ping))
+    finally:
+        for sock in held:
+            sock.close()
+    assert answer == b"ping\n"
+    (ended,) = [event for event in events if isinstance(event, ConnEnded)]
+    assert (ended.how, ended.bytes) == ("stopped", 5)  # what it sent the client
 
 
 def test_an_unreachable_upstream_resets_the_client() -> None:

@@ -148,6 +148,38 @@ def test_async_with_serves_too() -> None:
     assert asyncio.run(main()) == b"1111\n2222\n"
 
 
+def test_a_proxy_connection_its_client_closed_just_before_the_stop_ends_as_closed() -> None:
+    """A client that talks through a proxy and closes right before the block ends left no
+    connection open: the stop lets the proxy pass the end on, and the account is `closed`,
+    neither missing nor `stopped`."""
+    import threading
+
+    upstream = socket.create_server(("127.0.0.1", 0))
+
+    def echo() -> None:
+        while True:
+            try:
+                conn, _ = upstream.accept()
+            except OSError:
+                return
+            with conn:
+                while data := conn.recv(1024):
+                    conn.sendall(data)
+
+    threading.Thread(target=echo, daemon=True).start()
+    port = upstream.getsockname()[1]
+    text = f"netsim: 1\nname: e\nservers: [{{name: echo, upstream: '127.0.0.1:{port}'}}]\n"
+    try:
+        for _ in range(5):
+            with netsim.serving(text) as net, socket.create_connection(net.address("echo"), 3) as sock:
+                sock.sendall(b"ping")
+                assert sock.recv(16) == b"ping"
+            (conn,) = net.result().connections
+            assert (conn.error, conn.served.how if conn.served else None) == (None, "closed")
+    finally:
+        upstream.close()
+
+
 def test_a_serving_serves_once() -> None:
     """A second start of the same Serving is a RunError saying to call serving() again; the
     first servers stay stopped and no second process is left behind."""

@@ -177,6 +177,11 @@ class Controls:
         for control in self.servers.values():
             control.begin(ready)
 
+    def ending(self) -> bool:
+        """Is a proxy still passing on the end of a connection whose client has left?"""
+        return any(isinstance(control.server, ProxyServer) and control.server.ending()
+                   for control in self.servers.values())
+
     def handle(self, request: ControlMessage, t0: float) -> ControlDone | ServerStates:
         """Carry out a request and say how it went, and when it took effect (seconds after
         ``t0``, the run's start)."""

@@ -106,10 +106,19 @@ class ProxyServer:
                 count += 1
         return count
 
+    def ending(self) -> bool:
+        """Is a connection whose client has left still passing the end on (see ``close``)?"""
+        return any(conn.ending for conn in self.live)
+
     def close(self) -> None:
+        """Stop serving: every connection still open is accounted for and closed. (A stop
+        lets those that are ``ending`` end first, for a moment: a client that closed just
+        before it did not leave a connection open.)"""
         for task in self._adopting:
             task.cancel()
         self.gate.close()
+        for conn in list(self.live):
+            conn.conclude()
 
     def upstream_address(self) -> tuple[str, int]:
         upstream = self.plan.upstream
@@ -140,6 +149,8 @@ class ProxyConnection(asyncio.Protocol):
         self._faults = 0  # how many times its fault was set: a time limit of an earlier one is stale
         self._silent = False  # a stall struck: nothing will ever be sent again
         self._closed = False
+        self._client_eof = False  # the client has shut down its side: the end is on its way
+        self._accounted = False  # its ConnEnded is recorded
         self.index = 0
 
     def __repr__(self) -> str:
@@ -192,7 +203,14 @@ class ProxyConnection(asyncio.Protocol):
         if self._up.buffered > READ_PAUSE and self._transport is not None:
             self._transport.pause_reading()
 
+    @property
+    def ending(self) -> bool:
+        """Has its client left, the proxy still passing the end on (its upstream's last bytes,
+        its close)?"""
+        return self._client_eof and not self._accounted
+
     def eof_received(self) -> bool:
+        self._client_eof = True
         # Reading is paused until the upstream is connected, so no shaper means a blackhole.
         if self._up is None or self._silent:
             return False  # nothing will ever be sent: the client has left, let it close
@@ -208,6 +226,8 @@ class ProxyConnection(asyncio.Protocol):
             self._down.resume()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._accounted:  # concluded when the servers stopped
+            return
         now = self._loop.time()
         how = self._how
         if not self._closed:
@@ -217,12 +237,26 @@ class ProxyConnection(asyncio.Protocol):
                 how = "client_closed"
             else:
                 how = "client_reset" if isinstance(exc, ConnectionResetError | BrokenPipeError) else "error"
+        self._account(now, how or "stopped")
+
+    def conclude(self) -> None:
+        """The servers stop with this connection open: account for it now (``stopped``, unless
+        the proxy had ended it already) and close both sides; the loop would not get round
+        to it."""
+        if self._accounted or self._transport is None:
+            return
+        self._closed = True
+        self._account(self._loop.time(), self._how or "stopped")
+        self._transport.abort()
+
+    def _account(self, now: float, how: How) -> None:
+        self._accounted = True
         down = self._down
         # What the client's kernel acknowledged cannot be told once asyncio has closed the
         # socket: a proxy's account leaves it open (None).
         self._record.conn_ended(now, self._peer, self.index, self._accepted,
                                 None if down is None else down.first_write, now,
-                                0 if down is None else down.sent, None, how or "stopped", self._fault)
+                                0 if down is None else down.sent, None, how, self._fault)
         self._stop()
         self._server.live.discard(self)
 
