@@ -20,6 +20,7 @@ import sys
 PR_SET_PDEATHSIG = 1
 PR_SET_NAME = 15
 PR_SET_TIMERSLACK = 29
+PR_SET_CHILD_SUBREAPER = 36
 
 
 @functools.cache
@@ -60,3 +61,21 @@ def die_with(parent: int) -> None:
     on_parent_death(signal.SIGKILL)
     if os.getppid() != parent:
         os._exit(1)
+
+
+def adopt_orphans() -> bool:
+    """Become the reaper of this process's descendants: one whose parent dies is this
+    process's child from then on, not init's, however it detached (``setsid``, a double
+    fork), so that it can be found and ended. False where the kernel does not offer it."""
+    return prctl(PR_SET_CHILD_SUBREAPER, 1)
+
+
+def children() -> list[int]:
+    """The process ids of this process's children (those it adopted too), from /proc."""
+    found: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in os.listdir("/proc/self/task"):
+            with contextlib.suppress(OSError), open(f"/proc/self/task/{task}/children",
+                                                    encoding="ascii") as listed:
+                found += [int(pid) for pid in listed.read().split()]
+    return found

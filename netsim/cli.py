@@ -273,8 +273,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run only this client (repeatable); clients its speedup() "
                           "expectations compare against run too")
     run.add_argument("--timeout", type=_wall_duration, metavar="DURATION",
-                     help="stop a client model that runs longer than this wall time "
-                          "(default: 3 × its ideal + 10s)")
+                     help="stop a client model that runs longer than this wall time, and "
+                          "the run with it (exit 3); a command client's program is ended at it "
+                          "and judged instead, and the run goes on (default: 3 × its ideal + "
+                          "10s)")
     run.add_argument("--repeat", type=_count, default=1, metavar="N",
                      help="run every client model N times; report min, median and max, and how "
                           "many runs passed")

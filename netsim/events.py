@@ -471,7 +471,10 @@ class ProgramExited(_Event):
 
     ``exit_code`` is negative when a signal ended it, 127 when it could not be started;
     ``timed_out``: netsim ended it (and its process group) at the client's timeout, which
-    it began to do at ``stopped`` (the run's clock, as ``t``).
+    it began to do at ``stopped`` (the run's clock, as ``t``). ``left_running``: how many
+    processes it had started that were still running when it exited, which netsim ended
+    then. ``printed``: with ``output: poems``, the servers whose poem its whole standard
+    output held (None: not looked for).
     """
 
     t: float
@@ -482,6 +485,8 @@ class ProgramExited(_Event):
     stderr: str
     timed_out: bool = False
     stopped: float | None = None
+    left_running: int = 0
+    printed: list[str] | None = None
 
 
 ClientEvent = (ClientStarted | ClientFinished | ConnStarted | ConnEstablished | BytesReceived

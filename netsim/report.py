@@ -244,7 +244,7 @@ def programs(result: RepeatResult) -> str:
             continue
         exit_failed = any(not verdict.passed and verdict.expectation.metric == "exit_code"
                           for verdict in run.expectations)
-        if exit_failed or program.timed_out or _not_started(program):
+        if exit_failed or program.timed_out or _not_started(program) or program.left_running:
             failed[run.client] = program
     if not failed:
         return ""
@@ -253,9 +253,17 @@ def programs(result: RepeatResult) -> str:
     for client, program in failed.items():
         lines.append(f"  {client:<{width}}  {_ending(program)}")
         tail = [line.strip() for line in program.stderr.strip().splitlines()[-STDERR_LINES:]]
-        lines += [f"  {'':<{width}}  | {textwrap.shorten(line, STDERR_WIDTH, placeholder=' ...')}"
-                  for line in tail if line]
+        lines += [f"  {'':<{width}}  | {_clip(line, STDERR_WIDTH)}" for line in tail if line]
     return "\n".join(lines)
+
+
+def _clip(line: str, width: int) -> str:
+    """``line`` cut in its middle to ``width``: an error's beginning and its end (where a
+    message such as "No such file or directory" stands) both stay."""
+    if len(line) <= width:
+        return line
+    head = width * 2 // 5
+    return f"{line[:head]} ... {line[len(line) - (width - head - 5):]}"
 
 
 def _not_started(program: Program) -> bool:
@@ -272,6 +280,9 @@ def _ending(program: Program) -> str:
             shown += f" ({signal.Signals(-code).name})"
         except ValueError:
             pass
+    if program.left_running:
+        shown += (f", leaving {program.left_running} process{'es' if program.left_running > 1 else ''} "
+                  f"running, which netsim ended")
     said = ", its stderr ends:" if program.stderr.strip() else ", nothing on its stderr"
     return f"ended by netsim at its timeout: {shown}{said}" if program.timed_out else shown + said
 

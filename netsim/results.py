@@ -142,15 +142,18 @@ class Program:
     stdout: str  # the first 64 KiB of each stream
     stderr: str
     timed_out: bool = False  # netsim ended it at its timeout
+    left_running: int = 0  # processes it started that outlived it, which netsim ended
+    printed: tuple[str, ...] | None = None  # `output: poems`: servers whose poem it printed
 
     @classmethod
     def of(cls, event: Any) -> Program:
         """From the ``ProgramExited`` event that reported it."""
-        return cls(list(event.argv), event.exit_code, event.stdout, event.stderr, event.timed_out)
+        return cls(list(event.argv), event.exit_code, event.stdout, event.stderr, event.timed_out,
+                   event.left_running, None if event.printed is None else tuple(event.printed))
 
     def to_dict(self) -> dict[str, Any]:
         return {"argv": self.argv, "exit_code": self.exit_code, "stdout": self.stdout,
-                "stderr": self.stderr, "timed_out": self.timed_out}
+                "stderr": self.stderr, "timed_out": self.timed_out, "left_running": self.left_running}
 
 
 @dataclass(frozen=True)

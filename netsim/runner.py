@@ -294,19 +294,18 @@ def _run_client(
                    free_ports=free_ports)
     program_timeout = None  # wall seconds a client's program may run (None: no program)
     if not model.instrumented:
-        # A program without a timeout of its own gets one from the ideal, so that one that
-        # hangs is ended and judged (its open connections timeouts), not a run stopped;
-        # under --timeout the run's limit is the program's too.
-        if timeout is None:
-            program_timeout = _program_timeout(client, ideal, time_scale)
-        elif client.timeout is not None:
-            program_timeout = client.timeout * time_scale
-        if configure is not None and client.timeout is None and program_timeout is not None:
+        # A program is ended at its timeout and judged (its open connections timeouts),
+        # never left to stop the run: its client's `timeout`, or --timeout if shorter, or
+        # one from the ideal.
+        program_timeout = _program_timeout(client, ideal, time_scale)
+        if timeout is not None:
+            program_timeout = min(program_timeout, timeout) if client.timeout is not None else timeout
+        if configure is not None:
             model = configure(_options(scenario, client, time_scale, program_timeout=program_timeout))
-    if timeout is not None:
-        wall_timeout = timeout
-    elif program_timeout is not None:  # the program's timeout comes first
+    if program_timeout is not None:  # the program's timeout comes first
         wall_timeout = program_timeout + TIMEOUT_MARGIN
+    elif timeout is not None:
+        wall_timeout = timeout
     elif math.isfinite(ideal):
         wall_timeout = TIMEOUT_FACTOR * ideal * time_scale + TIMEOUT_MARGIN
     else:  # a proxy to a service outside the scenario: nothing to derive it from
@@ -352,7 +351,7 @@ def _run_client(
     if measured.program is not None:
         program = Program.of(measured.program)
         if client.output == "poems":
-            connections = _check_output(connections, program.stdout, everything)
+            connections = _check_output(connections, program.printed or ())
     return RunResult(
         client=client.label, model=model.name, elapsed=measured.wall_elapsed / time_scale, ideal=ideal,
         wall_elapsed=measured.wall_elapsed, connections=connections, lateness=measured.lateness,
@@ -368,9 +367,18 @@ def _options(scenario: Scenario, client: Client, time_scale: float, *,
     """What a model configured by its client entry (``command``) is told; ``program_timeout``
     (wall seconds) stands in for a client without a ``timeout`` of its own."""
     cycle = len(scenario.servers if client.targets is None else client.targets)
-    timeout = client.timeout * time_scale if client.timeout is not None else program_timeout
+    timeout = program_timeout if program_timeout is not None else (
+        client.timeout * time_scale if client.timeout is not None else None)
+    poems = {}
+    if client.output == "poems":
+        for server in scenario.servers:
+            texts = {server.payload().decode("utf-8", "replace").strip()}
+            if server.poem is not None:
+                texts.add(server.poem.strip())
+            poems[server.name] = tuple(sorted(text for text in texts if text))
     return ClientOptions(run=client.run, concurrent=client.concurrent, output=client.output,
-                         time_scale=time_scale, timeout=timeout, folder=scenario.folder, cycle=cycle)
+                         poems=poems, time_scale=time_scale, timeout=timeout, folder=scenario.folder,
+                         cycle=cycle)
 
 
 def _program_timeout(client: Client, ideal: float, time_scale: float) -> float:
@@ -382,16 +390,12 @@ def _program_timeout(client: Client, ideal: float, time_scale: float) -> float:
     return UNKNOWN_IDEAL_TIMEOUT
 
 
-def _check_output(connections: list[ConnectionResult], stdout: str,
-                  servers: Mapping[str, Server]) -> list[ConnectionResult]:
-    """``output: poems``: a connection whose poem is not in the program's output is not intact."""
+def _check_output(connections: list[ConnectionResult], printed: Sequence[str]) -> list[ConnectionResult]:
+    """``output: poems``: a connection whose poem is not in the program's output is not intact
+    (``printed``: the servers whose poem its whole output held, as the client process saw)."""
     checked = []
     for conn in connections:
-        server = servers[conn.server]
-        texts = {server.payload().decode("utf-8", "replace")}
-        if server.poem is not None:
-            texts.add(server.poem)
-        if conn.intact and not any(text.strip() in stdout for text in texts):
+        if conn.intact and conn.server not in printed:
             conn = dataclasses.replace(conn, intact=False, message=(
                 f"the program's output does not contain the poem of {conn.server} {NOT_PRINTED}"))
         checked.append(conn)

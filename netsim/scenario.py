@@ -648,8 +648,9 @@ class Client(_Model):
         description="The longest a connection waits for its next byte (connecting included) "
                     "before it ends as a timeout, counted by `errors.timeout`. For a `command` "
                     "client, whose waits are its program's own: the longest the program may run "
-                    "(by default three times its ideal, plus 10s); then its whole process group "
-                    "is ended, and the connections it still had open are timeouts.",
+                    "(by default three times its ideal, plus 10 s of wall time; `run --timeout` "
+                    "when it is shorter); then its whole process group is ended, and the "
+                    "connections it still had open are timeouts.",
         examples=["2s"],
         json_schema_extra=default_reads("twice the longest silence the scenario expects, plus 1s"))
     connections: int = Field(
@@ -679,8 +680,9 @@ class Client(_Model):
     output: Literal["poems"] | None = Field(
         default=None,
         description="For `model: command`: `poems` requires the program's standard output to "
-                    "contain the text of every poem it read; a connection whose poem is missing "
-                    "is not intact.",
+                    "contain the text of every poem it read, each in one piece (the whole output "
+                    "is searched, however long); a connection whose poem is missing is not "
+                    "intact.",
         examples=["poems"], json_schema_extra=default_reads("none: the output is not checked"))
     retry: Duration | None = Field(
         default=None,

@@ -33,8 +33,8 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from netsim.events import (
@@ -84,6 +84,8 @@ class ClientOptions:
     run: Sequence[str] | None = None  # a command: its argv, placeholders not yet filled in
     concurrent: bool | None = None
     output: str | None = None  # "poems": the output must hold every poem
+    # With output "poems": each server's poem, as the output may hold it (any one will do).
+    poems: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     timeout: float | None = None  # wall seconds
     folder: Path = Path()  # the scenario file's folder
     cycle: int = 0  # how many of the targets are the client's own list (the rest repeat it)

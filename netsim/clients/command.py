@@ -8,8 +8,11 @@ the program: with the servers' addresses filled into its arguments (``{ports}``,
 ``{addresses}``, ``{port:NAME}``, ``{host}``; ``NETSIM_ADDRESSES`` in its environment, and
 ``NETSIM_TIME_SCALE``, by which it may scale waits of its own), in the scenario file's
 folder, in a process group of its own, so that at the client's ``timeout`` the whole
-group (the program's own children too) is ended. Its output is logged line by line and
-kept, up to ``OUTPUT_LIMIT`` a stream, with its exit code.
+group (the program's own children too) is ended. What it leaves running when it exits
+is ended then, even a process that left its group (``setsid``, a daemon's double fork):
+this process adopts its orphans. Its output is logged line by line and kept, up to
+``OUTPUT_LIMIT`` a stream, with its exit code; with ``output: poems``, the whole of its
+standard output is searched for each poem as it streams by, in bounded memory.
 
 ``elapsed`` runs from its start to its exit. Whether its connections overlap is the
 scenario's to say (``concurrent``, true by default): the ideal needs to know.
@@ -24,16 +27,25 @@ import os
 import signal
 import subprocess
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
 from typing import IO, Literal
 
 from netsim import _placeholders
-from netsim._libc import die_with, on_parent_death
+from netsim._libc import adopt_orphans, children, die_with, on_parent_death
 from netsim.clients._base import ClientModel, ClientOptions, Recorder, Target
 from netsim.events import ProgramExited, ProgramOutput
 
-# What is kept of each of the program's streams for the result; the log has every line.
+# What is kept of each of the program's streams for the result.
 OUTPUT_LIMIT = 64 * 1024  # 64 KiB
+# What of each stream goes to the log, a line at a time, and the longest line it takes: a
+# program that prints without end must not fill the runner's memory.
+LOG_LIMIT = 1024 * 1024  # 1 MiB
+LINE_LIMIT = 4 * 1024  # 4 KiB
+READ_SIZE = 64 * 1024  # 64 KiB
+# How long the end of a program's output may take after it exited and what it left
+# running was ended (a process netsim could not end may hold it open for good).
+OUTPUT_GRACE = 1.0  # seconds
 # After the program is asked to stop (SIGTERM to its group), how long before SIGKILL.
 KILL_GRACE = 1.0  # seconds
 # The exit code of a program that could not be started, as shells report it, and how
@@ -69,12 +81,14 @@ class _Program:
 
         def stopped(_signal: int, _frame: object) -> None:
             # The runner stops a client process with SIGTERM, and the kernel sends it one
-            # when the runner dies (see below): the program's whole group goes with it.
-            # No wait for the program here: this may have interrupted one, which holds the
-            # lock a second wait would block on. Once this process is gone, init reaps them.
+            # when the runner dies (see below): the program's whole group goes with it, and
+            # what of it had left the group. No wait for the program here: this may have
+            # interrupted one, which holds the lock a second wait would block on. Once this
+            # process is gone, init reaps them.
             for program in started:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(program.pid, signal.SIGKILL)
+            _end(children())
             os._exit(128 + signal.SIGTERM)
 
         previous = signal.signal(signal.SIGTERM, stopped)
@@ -83,6 +97,7 @@ class _Program:
         # While the program runs, the runner's death comes as SIGTERM instead, whose handler
         # ends the program's whole process group first.
         on_parent_death(signal.SIGTERM)
+        adopt_orphans()
         try:
             # Held from the fork until the handler knows the program, which it must end.
             signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
@@ -99,7 +114,7 @@ class _Program:
                 started.append(program)
             finally:
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
-            readers = [_Reader(program.stdout, "stdout", recorder),
+            readers = [_Reader(program.stdout, "stdout", recorder, self.options.poems),
                        _Reader(program.stderr, "stderr", recorder)]
             timed_out, stopping = False, None
             try:
@@ -108,23 +123,31 @@ class _Program:
                 timed_out, stopping = True, recorder.now()
                 _end_group(program)
             finally:
-                _end_group(program, at_once=True)  # whatever it left running in its group
+                # What it left running is this process's now (adopt_orphans): count it before
+                # its group goes, then end whatever of it left the group as well.
+                left = {pid for pid in children() if not _dead(pid)}
+                _end_group(program, at_once=True)
                 started.clear()  # reaped: its pid may be another process's before long
+            exited = recorder.now()
+            left |= _end_orphans()
         finally:
             on_parent_death(signal.SIGKILL)
             signal.signal(signal.SIGTERM, previous)
         for reader in readers:
-            reader.join()
+            reader.join(OUTPUT_GRACE)
         assert program.returncode is not None
-        recorder.record(ProgramExited(recorder.now(), recorder.client, argv, program.returncode,
-                                      readers[0].kept(), readers[1].kept(), timed_out, stopping))
+        recorder.record(ProgramExited(exited, recorder.client, argv, program.returncode,
+                                      readers[0].kept(), readers[1].kept(), timed_out, stopping, len(left),
+                                      readers[0].printed() if self.options.output == "poems" else None))
 
 
 class _Reader(threading.Thread):
-    """Passes one stream of the program on to the log, a line at a time, and keeps its start."""
+    """Passes one stream of the program on: to the log a line at a time (LOG_LIMIT of it),
+    to the result (its first OUTPUT_LIMIT bytes), and, for ``output: poems``, past a
+    search for each poem that sees the whole stream while holding only a poem's length."""
 
     def __init__(self, stream: IO[bytes] | None, name: Literal["stdout", "stderr"],
-                 recorder: Recorder) -> None:
+                 recorder: Recorder, poems: Mapping[str, tuple[str, ...]] | None = None) -> None:
         super().__init__(name=f"netsim-{name}", daemon=True)
         assert stream is not None
         self._stream = stream
@@ -132,23 +155,61 @@ class _Reader(threading.Thread):
         self._recorder = recorder
         self._kept = bytearray()
         self._cut = False
+        self._line = bytearray()  # the line being read, up to LINE_LIMIT
+        self._logged = 0
+        self._looking = {server: [text.encode() for text in texts] for server, texts in (poems or {}).items()}
+        self._found: set[str] = set()
+        longest = max((len(text) for texts in self._looking.values() for text in texts), default=1)
+        self._overlap = longest - 1  # what of the last read a poem may begin in
+        self._tail = b""
         self.start()
 
     def run(self) -> None:
+        read = getattr(self._stream, "read1", self._stream.read)
         with self._stream:
-            for raw in self._stream:
+            while data := read(READ_SIZE):
                 if len(self._kept) < OUTPUT_LIMIT:
-                    self._kept += raw[:OUTPUT_LIMIT - len(self._kept)]
-                    self._cut = self._cut or len(self._kept) == OUTPUT_LIMIT
-                else:
-                    self._cut = True
-                line = raw.decode("utf-8", "replace").rstrip("\r\n")
-                self._recorder.record(ProgramOutput(self._recorder.now(), self._recorder.client,
-                                                    self._name, line))
+                    self._kept += data[:OUTPUT_LIMIT - len(self._kept)]
+                self._cut = self._cut or len(self._kept) + len(data) > OUTPUT_LIMIT
+                if self._looking:
+                    self._look(data)
+                self._log(data)
+        if self._line:
+            self._log_line()
+
+    def _look(self, data: bytes) -> None:
+        window = self._tail + data
+        for server, texts in list(self._looking.items()):
+            if any(text in window for text in texts):
+                self._found.add(server)
+                del self._looking[server]
+        self._tail = window[-self._overlap:] if self._overlap else b""
+
+    def _log(self, data: bytes) -> None:
+        start = 0
+        while (end := data.find(b"\n", start)) != -1:
+            self._line += data[start:end][:max(0, LINE_LIMIT - len(self._line))]
+            self._log_line()
+            start = end + 1
+        self._line += data[start:][:max(0, LINE_LIMIT - len(self._line))]
+
+    def _log_line(self) -> None:
+        if self._logged < LOG_LIMIT:
+            self._logged += len(self._line) + 1
+            line = self._line.decode("utf-8", "replace").rstrip("\r")
+            if self._logged >= LOG_LIMIT:
+                line += f" [netsim: the log takes no more of its {self._name}]"
+            self._recorder.record(ProgramOutput(self._recorder.now(), self._recorder.client,
+                                                self._name, line))
+        self._line.clear()
 
     def kept(self) -> str:
         text = self._kept.decode("utf-8", "replace")
         return text + f"\n[netsim: cut at {OUTPUT_LIMIT // 1024} KiB]" if self._cut else text
+
+    def printed(self) -> list[str]:
+        """The servers whose poem the stream held (all of it, read to its end)."""
+        return sorted(self._found)
 
 
 def _end_group(program: subprocess.Popen[bytes], *, at_once: bool = False) -> None:
@@ -163,6 +224,44 @@ def _end_group(program: subprocess.Popen[bytes], *, at_once: bool = False) -> No
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(program.pid, signal.SIGKILL)
     program.wait()
+
+
+def _end(pids: Sequence[int]) -> None:
+    """SIGKILL each process and its process group (never this process's own group)."""
+    own = os.getpgrp()
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            group = os.getpgid(pid)
+            if group != own:
+                os.killpg(group, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _end_orphans() -> set[int]:
+    """End what the program left running outside its group, now this process's children
+    (``adopt_orphans``), until none is left: each one ended may leave children of its own
+    to adopt. Which there were."""
+    ended: set[int] = set()
+    deadline = time.monotonic() + KILL_GRACE
+    while (found := children()) and time.monotonic() < deadline:
+        running = [pid for pid in found if pid not in ended and not _dead(pid)]
+        _end(running)
+        ended.update(running)
+        for pid in found:  # reap the dead; one that could not be ended is left to init
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.001)
+    return ended
+
+
+def _dead(pid: int) -> bool:
+    """Has the process exited (a zombie, not yet reaped), or gone?"""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            return stat.read().rpartition(")")[2].split()[0] in ("Z", "X")
+    except OSError:
+        return True
 
 
 def _in_the_program(client: int) -> None:

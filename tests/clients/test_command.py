@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import netsim
+from netsim import events as netsim_events
 from tests.conftest import ScenarioWriter
 
 PYTHON = sys.executable
@@ -210,6 +211,95 @@ def test_a_hung_program_without_a_timeout_is_ended_and_judged(
     assert result.wall_elapsed == pytest.approx(3 * 0.2 + 0.5, abs=0.5)
     assert [(conn.error, conn.intact) for conn in result.connections] == [(None, True)]
     assert not result.passed  # exit_code == 0 is expected of a program by default
+
+
+def test_what_a_program_leaves_running_is_ended_even_if_it_left_its_group(
+        write_scenario: ScenarioWriter, tmp_path: Path) -> None:
+    """A program that exits leaving a daemon (double fork, setsid, still holding its stdout)
+    and a child in its own group is judged at its exit, not held until the run's limit;
+    both are ended and counted, and its output was read to the end."""
+    marker = tmp_path / "pids"
+    program = write_program(tmp_path, "daemon.py", f"""\
+import os, socket, subprocess, sys, time
+sock = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+while sock.recv(1024):
+    pass
+print("1111")
+sys.stdout.flush()
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:  # the daemon: another session, stdout still open
+        with open({str(marker)!r}, "w") as pids:
+            pids.write(f"{{os.getpid()}} {{child.pid}}")
+        time.sleep(60)
+    os._exit(0)
+while not os.path.exists({str(marker)!r}):
+    time.sleep(0.01)
+""")
+    started = time.monotonic()
+    result = run(write_scenario, f"""\
+        netsim: 1
+        name: daemons
+        servers: [{{name: a, poem: "1111\\n"}}]
+        clients: [{{model: command, run: [{PYTHON}, {program}, "{{port:a}}"], timeout: 20s, output: poems}}]
+    """)
+    assert time.monotonic() - started < 8  # judged at its exit, not at its timeout
+    assert result.program is not None and not result.program.timed_out
+    assert (result.program.exit_code, result.program.left_running) == (0, 2)
+    assert result.passed  # its output held the poem: read to the end
+    time.sleep(0.2)
+    for pid in map(int, marker.read_text().split()):
+        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+
+
+def test_output_poems_reads_the_whole_output_and_logs_a_bounded_part(
+        write_scenario: ScenarioWriter, tmp_path: Path) -> None:
+    """The poems are looked for in all of the program's output, past the 64 KiB the result
+    keeps and across reads; the log takes at most LOG_LIMIT of it, with a note."""
+    from netsim.clients import command
+
+    program = write_program(tmp_path, "noisy.py", OVERLAPPING.replace(
+        "asyncio.run(main())", "sys.stdout.write('debug ' * 40_000 + '\\n' + 'x\\n' * 600_000)\n"
+                               "asyncio.run(main())"))
+    lines: list[str] = []
+
+    def observe(event: object) -> None:
+        if isinstance(event, netsim_events.ProgramOutput) and event.stream == "stdout":
+            lines.append(event.line)
+
+    scenario = netsim.load_scenario(write_scenario(f"""\
+        netsim: 1
+        name: noisy
+        servers: [{{name: a, poem: "{POEM}", delay: 10ms}}, {{name: b, poem: "5555\\n6666\\n"}}]
+        clients: [{{model: command, run: [{PYTHON}, {program}, "{{ports}}"], output: poems}}]
+    """))
+    (result,) = netsim.run_scenario(scenario, observer=observe).runs
+    assert [(conn.server, conn.intact) for conn in result.connections] == [("a", True), ("b", True)]
+    assert result.program is not None and result.program.stdout.endswith("[netsim: cut at 64 KiB]")
+    assert len(lines[0]) == command.LINE_LIMIT  # the long line, cut
+    assert sum(len(line) + 1 for line in lines) < command.LOG_LIMIT + command.LINE_LIMIT + 100
+    assert lines[-1].endswith("[netsim: the log takes no more of its stdout]")
+
+
+def test_the_runs_timeout_ends_a_program_and_judges_it_and_the_next_client_still_runs(
+        write_scenario: ScenarioWriter, tmp_path: Path) -> None:
+    """Under --timeout (timeout= here), a hung program is ended at it and judged (exit 1's
+    ground, not a run that could not be carried out), and the clients after it run."""
+    program = write_program(tmp_path, "hangs.py", "import time; time.sleep(60)\n")
+    scenario = netsim.load_scenario(write_scenario(f"""\
+        netsim: 1
+        name: class
+        servers: [{{name: a, poem: "x\\n"}}]
+        clients:
+          - {{model: command, name: frank, run: [{PYTHON}, {program}]}}
+          - {{model: command, name: grace, run: [{PYTHON}, -c, "pass"]}}
+    """))
+    started = time.monotonic()
+    frank, grace = netsim.run_scenario(scenario, timeout=1.5).runs
+    assert time.monotonic() - started < 10
+    assert frank.program is not None and frank.program.timed_out and not frank.passed
+    assert grace.program is not None and grace.program.exit_code == 0
 
 
 def test_a_program_that_cannot_start_exits_127(write_scenario: ScenarioWriter) -> None:
