@@ -147,6 +147,8 @@ class Measured:
     activity: Activity | None = None  # the run in time slices
     started: float = math.nan  # when the client model began, in seconds since the run began
     changes: tuple[ServerChange, ...] = ()  # of its servers, while it ran
+    # Connections a program made beyond its targets (each target judged by its fullest).
+    extra_connections: int = 0
 
 
 @dataclass
@@ -268,7 +270,7 @@ def measure(events: Sequence[Event], lateness: Sequence[float], slots: Sequence[
                            span=since(finished))
     return Measured(finished - started, results, summary, summary.p99 * time_scale, program, activity,
                     started, tuple(ServerChange(since(event.t), event.server, *_change_of(event))
-                                   for event in changes))
+                                   for event in changes), len(ended) - len(served) if not instrumented else 0)
 
 
 def _change_of(event: Change) -> tuple[str, str]:
@@ -350,18 +352,26 @@ def _match(ended: Sequence[ConnEnded], slots: Sequence[Slot], instrumented: bool
 
     The runner has matched an instrumented model's connections by port already (``conn``);
     a program's are taken to be made in its order of targets: a server's first accepted
-    connection is the first connection to it, and so on.
+    connection is the first connection to it, and so on. A program that made more
+    connections to a server than it has targets there (one that checks a port first, or
+    reads twice) is judged by those that carried the most, in the order they came: a
+    probe that carried nothing is not taken for its reading.
     """
     if instrumented:
         return {event.conn: event for event in ended if event.conn is not None}
     waiting: dict[str, list[int]] = {}
     for number, slot in enumerate(slots, start=1):
         waiting.setdefault(slot.server, []).append(number)
+    accounts: dict[str, list[ConnEnded]] = {}
+    for event in ended:
+        accounts.setdefault(event.server, []).append(event)
     matched = {}
-    for event in sorted(ended, key=lambda event: (event.server, event.index)):
-        numbers = waiting.get(event.server)
-        if numbers:
-            matched[numbers.pop(0)] = event
+    for server, events in accounts.items():
+        numbers = waiting.get(server, [])
+        fullest = sorted(events, key=lambda event: (-(event.bytes if event.acked is None else event.acked),
+                                                    event.index))[:len(numbers)]
+        for number, event in zip(numbers, sorted(fullest, key=lambda event: event.index), strict=False):
+            matched[number] = event
     return matched
 
 

@@ -235,7 +235,8 @@ STDERR_WIDTH = 100  # characters
 def programs(result: RepeatResult) -> str:
     """Why each ``command`` client's program failed, where one did: it could not be
     started, netsim ended it at its timeout, or its exit code failed its expectation; with
-    the end of its standard error. Empty when none did (over repeats: the first failure of
+    the end of its standard error. Also a program that left processes running, or made
+    more connections than its targets. Empty when none did (over repeats: the first failure of
     each client)."""
     failed: dict[str, Program] = {}
     for run in (run for scenario in result.results for run in scenario.runs):
@@ -244,7 +245,8 @@ def programs(result: RepeatResult) -> str:
             continue
         exit_failed = any(not verdict.passed and verdict.expectation.metric == "exit_code"
                           for verdict in run.expectations)
-        if exit_failed or program.timed_out or _not_started(program) or program.left_running:
+        if (exit_failed or program.timed_out or _not_started(program) or program.left_running
+                or program.extra_connections):
             failed[run.client] = program
     if not failed:
         return ""
@@ -280,6 +282,9 @@ def _ending(program: Program) -> str:
             shown += f" ({signal.Signals(-code).name})"
         except ValueError:
             pass
+    if program.extra_connections:
+        shown += (f", {program.extra_connections} connection{'s' if program.extra_connections > 1 else ''} "
+                  f"more than its targets (each judged by its fullest)")
     if program.left_running:
         shown += (f", leaving {program.left_running} process{'es' if program.left_running > 1 else ''} "
                   f"running, which netsim ended")

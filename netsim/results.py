@@ -144,6 +144,7 @@ class Program:
     timed_out: bool = False  # netsim ended it at its timeout
     left_running: int = 0  # processes it started that outlived it, which netsim ended
     printed: tuple[str, ...] | None = None  # `output: poems`: servers whose poem it printed
+    extra_connections: int = 0  # made beyond its targets; each target judged by its fullest
 
     @classmethod
     def of(cls, event: Any) -> Program:
@@ -153,7 +154,8 @@ class Program:
 
     def to_dict(self) -> dict[str, Any]:
         return {"argv": self.argv, "exit_code": self.exit_code, "stdout": self.stdout,
-                "stderr": self.stderr, "timed_out": self.timed_out, "left_running": self.left_running}
+                "stderr": self.stderr, "timed_out": self.timed_out, "left_running": self.left_running,
+                "extra_connections": self.extra_connections}
 
 
 @dataclass(frozen=True)

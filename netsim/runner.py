@@ -349,7 +349,8 @@ def _run_client(
     connections = measured.connections
     program = None
     if measured.program is not None:
-        program = Program.of(measured.program)
+        program = dataclasses.replace(Program.of(measured.program),
+                                      extra_connections=measured.extra_connections)
         if client.output == "poems":
             connections = _check_output(connections, program.printed or ())
     return RunResult(

@@ -873,11 +873,18 @@ def test_dash_is_not_taken_for_a_file_named_dash(write_scenario: ScenarioWriter,
     assert not (tmp_path / "-").exists()
 
 
+# A program that checks its server is up (a connection it closes at once), then reads.
+PROBE = ("import socket, sys; address = ('127.0.0.1', int(sys.argv[1])); "
+         "socket.create_connection(address).close(); sock = socket.create_connection(address); "
+         "all(iter(lambda: sock.recv(64), b''))")
+
+
 def test_a_program_that_leaves_processes_running_is_named_and_a_long_error_keeps_its_end(
         write_scenario: ScenarioWriter, capsys: pytest.CaptureFixture[str]) -> None:
     """A program that exited with processes of its own still running is listed with how many
-    netsim ended, though it exited 0; a stderr line too long for the terminal is cut in its
-    middle, so that the end of the message stays."""
+    netsim ended, though it exited 0, and so is one that made more connections than its
+    targets; a stderr line too long for the terminal is cut in its middle, so that the end
+    of the message stays."""
     path = write_scenario(f"""\
 netsim: 1
 name: leftovers
@@ -886,15 +893,18 @@ clients:
   - {{model: command, name: leaves, run: [sh, -c, "sleep 30 & sleep 30 & exit 0"]}}
   - {{model: command, name: long,
      run: [sh, -c, "echo 'cannot open /{'d' * 120}/x.py: No such file' >&2; exit 2"]}}
+  - {{model: command, name: probe, run: [{sys.executable}, -c, "{PROBE}", "{{port:a}}"]}}
 """)
     assert run_cli("run", path, "--free-ports", "--no-timeline") == 1
     out = capsys.readouterr().out
     shown = out[out.index("\nprograms\n") + 1:].splitlines()
-    assert shown[:4] == [
+    assert shown[:5] == [
         "programs",
         "  leaves  exit 0, leaving 2 processes running, which netsim ended, nothing on its stderr",
         "  long    exit 2, its stderr ends:",
         f"          | cannot open /{'d' * 27} ... {'d' * 36}/x.py: No such file",
+        "  probe   exit 0, 1 connection more than its targets (each judged by its fullest), "
+        "nothing on its stderr",
     ]
 
 

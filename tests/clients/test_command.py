@@ -253,6 +253,28 @@ while not os.path.exists({str(marker)!r}):
         assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
 
 
+def test_a_program_that_probes_before_it_reads_is_judged_by_its_reads(
+        write_scenario: ScenarioWriter, tmp_path: Path) -> None:
+    """A program that opens and closes each port first (to see it is up), then reads each
+    poem, is judged by the connections that carried the poems, and its extra connections
+    are counted."""
+    program = write_program(tmp_path, "probes.py", """\
+import socket, sys
+for port in sys.argv[1:]:
+    socket.create_connection(("127.0.0.1", int(port))).close()
+""" + IN_TURN.split("\n", 1)[1])
+    result = run(write_scenario, f"""\
+        netsim: 1
+        name: probes
+        servers: [{{name: a, poem: "{POEM}", delay: 20ms}}, {{name: b, poem: "{POEM}", delay: 20ms}}]
+        clients: [{{model: command, run: [{PYTHON}, {program}, "{{ports}}"], output: poems}}]
+    """)
+    assert [(conn.server, conn.bytes, conn.intact, conn.error) for conn in result.connections] == [
+        ("a", 20, True, None), ("b", 20, True, None)]
+    assert result.program is not None and result.program.extra_connections == 2
+    assert result.passed
+
+
 def test_output_poems_reads_the_whole_output_and_logs_a_bounded_part(
         write_scenario: ScenarioWriter, tmp_path: Path) -> None:
     """The poems are looked for in all of the program's output, past the 64 KiB the result
