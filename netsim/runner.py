@@ -160,7 +160,31 @@ def fidelity_warnings(run: RunResult) -> list[str]:
                         f"not the client; run it again, or on a quieter machine, before blaming the client")
     if run.server_left_realtime:
         warnings.append(f"{run.client}: {LEFT_REALTIME}")
+    if timing_failed and run.program is not None:
+        warnings += _start_up(run)
     return warnings
+
+
+def _start_up(run: RunResult) -> list[str]:
+    """A program's start before its first connection, when it is a part of a failed timing
+    worth naming: time scaling shrinks the scenario's waits, never an interpreter's start."""
+    lags = [(conn.start - (conn.ideal_start if math.isfinite(conn.ideal_start) else 0.0), conn.start)
+            for conn in run.connections if math.isfinite(conn.start)]
+    if not lags or run.elapsed <= 0:
+        return []
+    lag, _ = min(lags, key=lambda pair: pair[1])
+    if lag < START_UP_NOTED:
+        return []
+    scale = run.wall_elapsed / run.elapsed
+    return [f"{run.client}: its program made its first connection {format_duration(lag)} later than the "
+            f"ideal ({format_duration(lag * scale)} of wall time): its start-up (an interpreter's, its "
+            f"imports) counts in elapsed, and time scale {scale:.3g} makes each wall second "
+            f"{1 / scale:.3g} scenario seconds; at a larger --time-scale it weighs less"]
+
+
+# A program's first connection this much later than the ideal's (scenario seconds) is
+# named beside a failed timing expectation (see _start_up).
+START_UP_NOTED = 0.05  # seconds
 
 
 def steal_taken(machine: Machine | None) -> str:

@@ -343,6 +343,48 @@ def test_steal_time_is_named_beside_a_failed_timing_expectation(
         assert result.warnings == []
 
 
+# A client that connects at once: bash's start is a few milliseconds.
+AT_ONCE = "exec 3<>/dev/tcp/127.0.0.1/$0; cat <&3 >/dev/null"
+# One that starts a Python interpreter and waits 0.3 s more before it connects.
+LATE = ("import socket, sys, time; time.sleep(0.3); "
+        "sock = socket.create_connection(('127.0.0.1', int(sys.argv[1]))); "
+        "all(iter(lambda: sock.recv(64), b''))")
+
+
+@pytest.mark.parametrize(("program", "expect", "warned"), [
+    ("late", "elapsed <= ideal + 100ms", True),  # 0.3 s of wall time before it connects: 3 s here
+    ("late", "elapsed <= ideal + 10s", False),  # nothing failed: nothing to explain
+    ("at once", "elapsed <= ideal * 0.5", False),  # failed, but not for a late start
+])
+def test_a_programs_late_first_connection_is_named_beside_a_failed_timing_expectation(
+        write_scenario: ScenarioWriter, monkeypatch: pytest.MonkeyPatch, program: str, expect: str,
+        warned: bool) -> None:
+    """A program whose first connection came well after the ideal's (its start-up, which no
+    time scale shrinks) is named beside a failed timing expectation, with the wall time."""
+    from netsim import runner
+
+    monkeypatch.setattr(runner, "LATENESS_WARNING", 10.0)  # a loaded machine's own lateness aside
+    run = f'[{sys.executable}, -c, "{LATE}", "{{port:a}}"]' if program == "late" else \
+        f'[bash, -c, "{AT_ONCE}", "{{port:a}}"]'
+    scenario = netsim.load_scenario(write_scenario(f"""\
+        netsim: 1
+        name: late
+        servers: [{{name: a, poem: "1\\n2\\n", delay: 1s}}]
+        clients: [{{model: command, name: mine, run: {run}}}]
+        expect:
+          mine: [{expect}]
+    """))
+    result = netsim.run_scenario(scenario, time_scale=0.1 if program == "late" else 1.0)
+    (warning,) = result.warnings if warned else (None,)
+    if warned:
+        assert not result.passed
+        assert warning is not None and warning.startswith("mine: its program made its first connection ")
+        assert "of wall time): its start-up (an interpreter's, its imports) counts in elapsed, and " \
+               "time scale 0.1 makes each wall second 10 scenario seconds" in warning
+    else:
+        assert result.warnings == []
+
+
 def test_steal_time_is_named_beside_late_servers(write_scenario: ScenarioWriter,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """When the servers fell behind and some CPU time was taken, one warning says both."""
