@@ -4,12 +4,15 @@ One ``<testsuite>`` per client model (named ``SCENARIO.CLIENT``, its time the cl
 wall time), one ``<testcase>`` per expectation (named by its text). A failed
 expectation carries a ``<failure>`` whose message gives the measured value and the
 bound. A baseline comparison adds a test case per client; a run that could not be
-carried out is one test case with an ``<error>``.
+carried out is one test case with an ``<error>``. A ``command`` client's suite carries its
+program's ending, troubled connections and output (``<system-out>``) and its stderr
+(``<system-err>``), of its first failed run.
 """
 
 from __future__ import annotations
 
 import datetime
+import shlex
 import socket
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
@@ -18,7 +21,7 @@ from functools import partial
 from netsim._version import __version__
 from netsim.baseline import BaselineReport
 from netsim.repeat import ExpectationTally, RepeatResult, tally
-from netsim.report import change_text, measured_text, percent_text
+from netsim.report import change_text, connection_problems, measured_text, percent_text, program_ending
 from netsim.results import ScenarioResult
 
 
@@ -53,6 +56,16 @@ def junit_xml(
         if baseline is not None:
             _judge_baseline(suite, classname, client.client, baseline)
         _count(suite)
+        shown = next((run for run in runs if not run.passed), runs[0])
+        program = shown.program
+        if program is not None:  # what a CI page shows beside the cases: why, in its words
+            troubled = connection_problems(shown)
+            ended = program_ending(program).removesuffix(":")
+            ET.SubElement(suite, "system-out").text = "\n".join(
+                [f"program: {shlex.join(program.argv)}", f"ended: {ended}",
+                 *(["connections:", *(f"  {line}" for line in troubled)] if troubled else []),
+                 "stdout:", program.stdout])
+            ET.SubElement(suite, "system-err").text = program.stderr
     _count(root)
     return _text(root)
 

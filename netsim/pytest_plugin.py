@@ -439,7 +439,24 @@ class ClientItem(pytest.Item):
         if judged.comparison is not None and not judged.comparison.passed:
             lines += _regression(judged.comparison, judged.baseline_source)
         if lines:
-            raise ExpectationsFailed("\n".join([*lines, self._summary(judged)]))
+            raise ExpectationsFailed("\n".join([*lines, self._summary(judged), *self._why(judged)]))
+
+    def _why(self, judged: Judged) -> list[str]:
+        """What went wrong in the first run that failed: its troubled connections, and how
+        its program ended."""
+        from netsim.report import connection_problems, program_lines
+
+        run = next((run for result in judged.runs for run in result.runs
+                    if run.client == self.name and not run.passed), None)
+        if run is None:
+            return []
+        lines = [f"  {line}" for line in connection_problems(run)]
+        if lines:
+            lines.insert(0, "connections:")
+        if run.program is not None and (run.program.exit_code != 0 or run.program.timed_out
+                                        or run.program.left_running or run.program.extra_connections):
+            lines += program_lines("program: ", run.program)
+        return lines
 
     def _failed_expectations(self, tallied: ClientTally) -> list[str]:
         lines = []

@@ -253,10 +253,27 @@ def programs(result: RepeatResult) -> str:
     width = max(len(client) for client in failed)
     lines = ["programs"]
     for client, program in failed.items():
-        lines.append(f"  {client:<{width}}  {_ending(program)}")
-        tail = [line.strip() for line in program.stderr.strip().splitlines()[-STDERR_LINES:]]
-        lines += [f"  {'':<{width}}  | {_clip(line, STDERR_WIDTH)}" for line in tail if line]
+        lines += program_lines(f"  {client:<{width}}  ", program)
     return "\n".join(lines)
+
+
+def program_lines(lead: str, program: Program) -> list[str]:
+    """How ``program`` ended after ``lead``, then the last lines of its stderr below it."""
+    tail = [line.strip() for line in program.stderr.strip().splitlines()[-STDERR_LINES:]]
+    return [f"{lead}{program_ending(program)}",
+            *(f"{'':<{len(lead)}}| {_clip(line, STDERR_WIDTH)}" for line in tail if line)]
+
+
+def connection_problems(run: RunResult, most: int = 5) -> list[str]:
+    """A line for each connection of ``run`` that failed or is not intact (``most`` of them)."""
+    lines = []
+    troubled = [conn for conn in run.connections if conn.error is not None or not conn.intact]
+    for conn in troubled[:most]:
+        what = conn.error or "not intact"
+        lines.append(f"#{conn.conn} {conn.server}: {what}{': ' + conn.message if conn.message else ''}")
+    if len(troubled) > most:
+        lines.append(f"... and {len(troubled) - most} more")
+    return lines
 
 
 def _clip(line: str, width: int) -> str:
@@ -272,7 +289,8 @@ def _not_started(program: Program) -> bool:
     return program.exit_code == NOT_STARTED and program.stderr.startswith(CANNOT_RUN)
 
 
-def _ending(program: Program) -> str:
+def program_ending(program: Program) -> str:
+    """How a program ended, in a few words: its exit code and signal, netsim's part."""
     code = program.exit_code
     if _not_started(program):
         return f"could not be started (exit {NOT_STARTED}):"

@@ -56,6 +56,30 @@ def test_each_expectation_is_a_test_case_and_a_failure_carries_the_numbers(
     assert found[("demo.blocking", "elapsed == 12s ± 50%")].find("failure") is None
 
 
+def test_a_programs_suite_carries_its_ending_troubled_connections_and_output(
+    write_scenario: ScenarioWriter, tmp_path: Path
+) -> None:
+    """A `command` client's suite has the program's ending, the connections that went wrong
+    and its stdout in <system-out>, its stderr in <system-err>: what a CI page shows."""
+    path = write_scenario("""\
+netsim: 1
+name: graded
+servers: [{name: a, poem: "1\\n"}]
+clients:
+  - {model: command, name: eve, run: [sh, -c, "echo hello; echo oops >&2; exit 2"]}
+""")
+    report = tmp_path / "junit.xml"
+    assert run_cli("run", path, "--junit", report, "-q") == 1
+    (suite,) = ET.parse(report).getroot().iter("testsuite")
+    out, err = suite.find("system-out"), suite.find("system-err")
+    assert out is not None and err is not None
+    assert (out.text or "").splitlines() == [
+        "program: sh -c 'echo hello; echo oops >&2; exit 2'", "ended: exit 2, its stderr ends",
+        "connections:", "  #1 a: missing: the client made no connection to a for this one",
+        "stdout:", "hello"]
+    assert err.text == "oops\n"
+
+
 def test_repeats_report_how_often_an_expectation_held() -> None:
     """With repeats a failure says in how many runs it held, what it needed, and the spread."""
     root = ET.fromstring(junit_xml(tally(fake_results([4.0, 4.5, 4.6], "elapsed <= 4.2s in 50% of runs"))))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import textwrap
 from pathlib import Path
 
@@ -111,6 +112,40 @@ def test_a_failure_shows_the_expectation_the_measurement_the_bound_and_the_line(
         "FAILED failing.yaml::select - expectation failed: elapsed < 1ms",
     ])
     assert "Traceback" not in result.stdout.str() and "netsim/" not in result.stdout.str()
+
+
+def test_a_failed_item_says_which_connections_went_wrong_and_how_its_program_ended(
+    pytester: pytest.Pytester,
+) -> None:
+    """Under the failed expectations: each troubled connection with why, and the program's
+    ending with the end of its stderr, where a student's failure shows."""
+    pytester.makefile(".yaml", student=f"""\
+netsim: 1
+name: student
+servers: [{{name: a, poem: "1\\n"}}, {{name: b, poem: "2\\n"}}]
+clients:
+  - {{model: command, name: eve, run: [{sys.executable}, -c, "import sys; sys.exit('eve forgot b')"]}}
+expect:
+  eve: [intact == 100%]
+""")
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "expectation failed: intact == 100%",
+        "*",
+        "*",
+        "*",
+        "expectation failed: exit_code == 0",
+        "*",
+        "*",
+        "*",
+        "eve: 0 of 2 expectations held*",
+        "connections:",
+        "  #1 a: missing: the client made no connection to a for this one",
+        "  #2 b: missing: the client made no connection to b for this one",
+        "program: exit 1, its stderr ends:",
+        "         | eve forgot b",
+    ])
 
 
 def test_an_invalid_scenario_is_a_collection_error_with_file_line_and_column(

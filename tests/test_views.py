@@ -266,6 +266,32 @@ clients:
     assert (row.intact, row.ending) == (False, "eof, not in its output")
 
 
+def test_the_report_shows_each_programs_argv_ending_and_streams(write_scenario: ScenarioWriter,
+                                                                  tmp_path: Path) -> None:
+    """A `command` client's program has its own part of the report: how it was run, how it
+    ended (with what it left running), the end of its stderr and the start of its stdout."""
+    result = tmp_path / "result.json"
+    path = write_scenario("""\
+netsim: 1
+name: programs
+servers: [{name: a, poem: "1\\n"}]
+clients:
+  - {model: command, name: crashes,
+     run: [sh, -c, "echo 'a<b>' ; sleep 30 & echo 'Traceback: boom' >&2; exit 3"]}
+  - {model: blocking}
+""")
+    run_session(path, outputs=Outputs(json=result))
+    page = html_report(json.loads(result.read_text()))
+    section = page[page.index('<section id="programs">'):]
+    section = section[:section.index("</section>")]
+    assert '<div class="program fail" data-client="crashes">' in section
+    assert "data-client=\"blocking\"" not in section  # no program, no part
+    assert "<code>sh -c &#x27;echo" in section
+    assert "<p>exit 3, leaving 1 process running, which netsim ended</p>" in section
+    assert "<h4>stderr</h4><pre>Traceback: boom</pre>" in section
+    assert "<pre>a&lt;b&gt;</pre>" in section
+
+
 @pytest.mark.parametrize(("received", "served", "ending"), [
     (20, {"bytes": 20, "fault": "corrupt"}, "eof, corrupted"),
     (10, {"bytes": 10, "fault": "close"}, "eof, cut short"),  # the server closed early

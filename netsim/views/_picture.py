@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from netsim.results import LATENESS_BINS, NOT_PRINTED
+from netsim.results import LATENESS_BINS, NOT_PRINTED, Program
 
 # More connections than this in one client model, and its timeline is a summary over
 # time (connections open, arrivals, lateness) instead of a row per connection.
@@ -145,6 +145,7 @@ class ClientPicture:
     detail: bool  # every arrival was recorded
     verdicts: tuple[Verdict, ...]
     changes: tuple[Change, ...] = ()  # of the servers, in time order
+    program: Program | None = None  # a `command` client's program
 
     def summarised(self, rows: int = MAX_ROWS) -> bool:
         """Are there more connections than ``rows``, so that the run is drawn as a summary?"""
@@ -252,7 +253,18 @@ def _client(data: object, where: str) -> ClientPicture:
         # A result from before netsim kept the servers' changes has none.
         changes=tuple(_change(change, f"{where}.changes[{index}]") for index, change
                       in enumerate(_list(run, "changes", where) if "changes" in run else ())),
+        program=_program(run.get("program"), f"{where}.program") if run.get("program") is not None else None,
     )
+
+
+def _program(data: object, where: str) -> Program:
+    program = _mapping(data, where)
+    return Program(argv=[str(arg) for arg in _list(program, "argv", where)],
+                   exit_code=int(_number(program, "exit_code", where)),
+                   stdout=str(program.get("stdout") or ""), stderr=str(program.get("stderr") or ""),
+                   timed_out=bool(program.get("timed_out")),
+                   left_running=int(program.get("left_running") or 0),
+                   extra_connections=int(program.get("extra_connections") or 0))
 
 
 def _change(data: object, where: str) -> Change:

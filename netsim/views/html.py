@@ -16,12 +16,13 @@ client model's figure, ``data-conn`` and ``data-ending`` on each timeline row,
 from __future__ import annotations
 
 import math
+import shlex
 from collections.abc import Sequence
 from html import escape
 
 from netsim._units import format_size
 from netsim._version import __version__
-from netsim.report import duration_text
+from netsim.report import duration_text, program_ending
 from netsim.views._picture import (
     ClientPicture,
     Picture,
@@ -123,6 +124,7 @@ def html_report(result: object) -> str:
         _timelines(picture),
         _histograms(picture),
         _expectations(picture),
+        _programs(picture),
         _warnings(picture),
         _source(picture),
         f'<footer>drawn by netsim {escape(__version__)} from the JSON result alone; times in '
@@ -256,6 +258,38 @@ def _expectations(picture: Picture) -> str:
                 '<th class="text">expectation</th><th>measured</th><th>bound</th></tr></thead>'
                 f'<tbody>{"".join(rows)}</tbody></table>')
     return f'<section id="expectations"><h2>Expectations</h2>{body}</section>'
+
+
+# What the report shows of a program's streams: the start of its output, the end of its
+# errors (the JSON keeps 64 KiB of each).
+SHOWN_LINES = 40
+
+
+def _programs(picture: Picture) -> str:
+    """Each `command` client's program: how it was run, how it ended, what it wrote."""
+    parts = []
+    for client in picture.clients:
+        program = client.program
+        if program is None:
+            continue
+        status = "pass" if client.passed else "fail"
+        stdout = program.stdout.splitlines()
+        stderr = program.stderr.splitlines()
+        streams = []
+        if stderr:
+            cut = " (its last lines)" if len(stderr) > SHOWN_LINES else ""
+            streams.append(f"<h4>stderr{cut}</h4><pre>{escape(chr(10).join(stderr[-SHOWN_LINES:]))}</pre>")
+        if stdout:
+            cut = " (its first lines)" if len(stdout) > SHOWN_LINES else ""
+            streams.append(f"<details><summary>stdout{cut}, {len(program.stdout):,} characters kept</summary>"
+                           f"<pre>{escape(chr(10).join(stdout[:SHOWN_LINES]))}</pre></details>")
+        ending = program_ending(program).removesuffix(", its stderr ends:")
+        parts.append(f'<div class="program {status}" data-client="{escape(client.client)}">'
+                     f"<h3>{escape(client.client)}</h3><p><code>{escape(shlex.join(program.argv))}</code></p>"
+                     f"<p>{escape(ending)}</p>{''.join(streams)}</div>")
+    if not parts:
+        return ""
+    return f'<section id="programs"><h2>Programs</h2>{"".join(parts)}</section>'
 
 
 def _warnings(picture: Picture) -> str:
