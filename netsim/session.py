@@ -149,7 +149,7 @@ def run_session(
     progress = progress or _Silent()
     scenario, source = _load_with_text(scenario_path, allow_paths=allow_paths,
                                        max_poem_bytes=max_poem_bytes)
-    check_outputs(scenario_path, outputs.named())
+    check_outputs(scenario_path, outputs.named(), scenario)
     selected = select_clients(scenario, clients)
     reference = _baseline_for(baseline, max_regression, scenario=scenario, time_scale=time_scale)
     notices = time_scale_warnings(time_scale)
@@ -288,7 +288,7 @@ def serve_session(
     progress = progress or _Silent()
     scenario = load_scenario_argument(scenario_path, allow_paths=allow_paths,
                                       max_poem_bytes=max_poem_bytes)
-    check_outputs(scenario_path, Outputs(log_json=log_json, json=json).named())
+    check_outputs(scenario_path, Outputs(log_json=log_json, json=json).named(), scenario)
     for notice in time_scale_warnings(time_scale):
         progress.warn(notice)
     failed: list[OSError] = []
@@ -365,20 +365,24 @@ def time_scale_warnings(time_scale: float) -> list[str]:
             f"--time-scale {TIME_SCALE_FLOOR:g} or more"]
 
 
-def check_outputs(scenario_path: str | Path, outputs: Mapping[str, Path]) -> None:
+def check_outputs(scenario_path: str | Path, outputs: Mapping[str, Path],
+                  scenario: Scenario | None = None) -> None:
     """Refuse, before anything runs, an output that cannot be written or would destroy something.
 
-    Never over the scenario file, never two results into one file (special files such as
-    /dev/null excepted), never a folder, and only where a file can be written.
-    Raises UsageError.
+    Never over the scenario file or a file it uses (a poem file, a program a client runs),
+    never two results into one file (special files such as /dev/null excepted), never a
+    folder, and only where a file can be written. Raises UsageError.
     """
     source = Path(scenario_path).resolve()
+    used = _files_used(scenario) if scenario is not None else {}
     seen: dict[Path, str] = {}
     for flag, output in outputs.items():
         _not_standard_output(flag, output)
         target = output.resolve()
         if target == source:
             raise UsageError(f"{flag} {output} is the scenario file itself: write results elsewhere")
+        if target in used:
+            raise UsageError(f"{flag} {output} is {used[target]}: write results elsewhere")
         if target in seen and not is_special(output):
             raise UsageError(f"{seen[target]} and {flag} both name {output}: give each its own file")
         try:
@@ -386,6 +390,21 @@ def check_outputs(scenario_path: str | Path, outputs: Mapping[str, Path]) -> Non
         except OSError as error:
             raise UsageError(f"cannot write {flag} {output}: {error.strerror or error}") from None
         seen[target] = flag
+
+
+def _files_used(scenario: Scenario) -> dict[Path, str]:
+    """The files the scenario reads or runs, with what each is to it: its poem files, and the
+    arguments of its programs that name a file in its folder (a program, a script)."""
+    used = {}
+    for server in scenario.servers:
+        if server.poem_file is not None:
+            used[(scenario.folder / server.poem_file).resolve()] = f"the poem file of server {server.name!r}"
+    for client in scenario.clients:
+        for argument in client.run or ():
+            path = scenario.folder / argument
+            if "{" not in argument and path.is_file():
+                used.setdefault(path.resolve(), f"a file client {client.label!r} runs ({argument})")
+    return used
 
 
 def _not_standard_output(flag: str, output: Path) -> None:

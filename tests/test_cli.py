@@ -192,6 +192,28 @@ def test_results_are_never_written_over_the_scenario(write_scenario: ScenarioWri
     assert path.read_text() == before
 
 
+@pytest.mark.parametrize("flag", ["--json", "--html", "--log-json"])
+def test_results_are_never_written_over_a_file_the_scenario_uses(
+        write_scenario: ScenarioWriter, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        flag: str) -> None:
+    """An output naming a program a client runs, or a poem file, is refused (exit 2) and
+    the file is left as it was: a student's submission is not overwritten by its grade."""
+    (tmp_path / "alice.py").write_text("print('hi')\n")
+    (tmp_path / "poem.txt").write_text("1111\n")
+    path = write_scenario(f"""\
+netsim: 1
+name: class
+servers: [{{name: a, poem_file: poem.txt}}]
+clients: [{{model: command, name: alice, run: [{sys.executable}, alice.py, "{{ports}}"]}}]
+""")
+    for used, says in (("alice.py", "is a file client 'alice' runs (alice.py)"),
+                       ("poem.txt", "is the poem file of server 'a'")):
+        assert run_cli("run", path, flag, str(tmp_path / used)) == 2
+        assert says in capsys.readouterr().err
+    assert (tmp_path / "alice.py").read_text() == "print('hi')\n"
+    assert (tmp_path / "poem.txt").read_text() == "1111\n"
+
+
 def test_quiet_prints_only_verdicts_and_verbose_adds_events(
     write_scenario: ScenarioWriter, capsys: pytest.CaptureFixture[str]
 ) -> None:
