@@ -552,6 +552,23 @@ def load(scenario: str | Path | Scenario, *, allow_paths: bool = False,
     return load_scenario(scenario, allow_paths=allow_paths, max_poem_bytes=max_poem_bytes)
 
 
+def _keys_within(path: Sequence[str]) -> list[str]:
+    """The keys of the mapping at ``path`` in a change (``["fault"]``: a fault's keys)."""
+    import typing
+
+    from pydantic import BaseModel
+
+    model: type[BaseModel] = ConditionChanges
+    for key in path:
+        field = model.model_fields.get(key)
+        kinds = [*typing.get_args(field.annotation), field.annotation] if field is not None else []
+        nested = [kind for kind in kinds if isinstance(kind, type) and issubclass(kind, BaseModel)]
+        if not nested:
+            return []
+        model = nested[0]
+    return [field.alias or name for name, field in model.model_fields.items()]
+
+
 def _changes(conditions: dict[str, Any]) -> ConditionChanges:
     """Condition keys as a scenario writes them, checked as a phase's are. Raises ValueError
     naming the key at fault (and the key probably meant)."""
@@ -565,10 +582,12 @@ def _changes(conditions: dict[str, Any]) -> ConditionChanges:
         first = error.errors()[0]
         key = ".".join(str(part) for part in first["loc"])
         if first["type"] == "extra_forbidden":
-            close = difflib.get_close_matches(key, CONDITION_KEYS, n=1)
+            *within, last = (str(part) for part in first["loc"])
+            allowed = _keys_within(within) if within else list(CONDITION_KEYS)
+            close = difflib.get_close_matches(last, allowed, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ValueError(f"unknown key {key!r}{hint}; a change takes "
-                             f"{', '.join(CONDITION_KEYS)}") from None
+            takes = f"`{'.'.join(within)}` takes" if within else "a change takes"
+            raise ValueError(f"unknown key {key!r}{hint}; {takes} {', '.join(allowed)}") from None
         raise ValueError(f"{key}: {first['msg'].removeprefix('Value error, ')}") from None
 
 

@@ -49,6 +49,10 @@ clients:                      # `netsim clients` lists the models
   # - model: asyncio          # a mapping gives options:
   #   name: asyncio-b         #   a label of its own (default: the model's name)
   #   targets: [b]            #   the servers to connect to (default: all of them)
+  # - model: command          # your own program, judged from the servers' side:
+  #   name: mine
+  #   run: [python3, my_client.py, "{{ports}}"]   # the servers' ports as arguments
+  #   output: poems           #   its output must hold every poem it read
 
 expect:                       # per client, by name; `all` applies to every client
   blocking:

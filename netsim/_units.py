@@ -6,6 +6,7 @@ exist only at the edges (YAML, expectations, reports).
 
 from __future__ import annotations
 
+import datetime
 import math
 import re
 from decimal import Context, Decimal, localcontext
@@ -51,7 +52,7 @@ SIZE_UNITS: dict[str, Bytes] = {
 
 
 def parse_duration(value: object) -> Seconds:
-    """Return seconds for ``250ms``, ``1.5s``, ``2`` (seconds) and the like.
+    """Return seconds for ``250ms``, ``1.5s``, ``2`` (seconds), a ``timedelta`` and the like.
 
     Raises ValueError with a message fit for users when the text is not a duration,
     is negative or is longer than ``MAX_DURATION``.
@@ -63,6 +64,8 @@ def parse_duration(value: object) -> Seconds:
         seconds = float(min(max(value, -1), math.ceil(MAX_DURATION) + 1))
     elif isinstance(value, float):
         seconds = value
+    elif isinstance(value, datetime.timedelta):  # from Python: serving().set(delay=timedelta(...))
+        seconds = value.total_seconds()
     elif isinstance(value, str):
         match = _QUANTITY.match(value)
         if match is None or match.group(2) not in DURATION_UNITS:

@@ -324,6 +324,13 @@ class Expectation:
         """A measured value of the metric with its unit: ``12.004s``, ``16B``, ``3.01x``."""
         if self.kind == "factor" and not math.isnan(value):
             return f"{value:.2f}x"
+        if self.kind == "share" and not math.isnan(value):
+            # Three figures (one of three connections: 33.3%), more where three would round a
+            # share short of the whole up to it.
+            shown = f"{value * 100:.3g}"
+            if float(shown) == 100 and value < 1:
+                shown = f"{value * 100:.6g}"
+            return f"{shown}%"
         return _format(self.kind, value)
 
     def __str__(self) -> str:

@@ -667,9 +667,10 @@ class Client(_Model):
         default=None, min_length=1,
         description="For `model: command`: the program to run, as a list of arguments or one "
                     "string split as a shell would (never run through a shell). Placeholders: "
-                    "`{ports}` and `{addresses}` (an argument each per target), `{port:NAME}`, "
-                    "`{host}`; the environment has `NETSIM_ADDRESSES`. It runs in the scenario "
-                    "file's folder.",
+                    "`{ports}` and `{addresses}` (an argument each per target, when they are the "
+                    "whole argument; within a longer one, as in `--ports={ports}`, joined by "
+                    "spaces), `{port:NAME}`, `{host}`; the environment has `NETSIM_ADDRESSES`. It "
+                    "runs in the scenario file's folder.",
         examples=[["python3", "my_client.py", "{ports}"]],
         json_schema_extra=default_reads("none (required by `model: command`)"))
     concurrent: bool | None = Field(
@@ -701,7 +702,8 @@ class Client(_Model):
             return self
         given = [key for key in ("run", "concurrent", "output", "retry") if getattr(self, key) is not None]
         if given:
-            raise ValueError(f"`{'`, `'.join(given)}` apply to `model: command` only")
+            raise ValueError(f"`{'`, `'.join(given)}` {'applies' if len(given) == 1 else 'apply'} to "
+                             f"`model: command` only")
         return self
 
     @field_validator("model")

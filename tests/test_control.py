@@ -151,6 +151,8 @@ def test_the_state_of_every_server_reads_as_a_scenario(net: Serving) -> None:
 
 @pytest.mark.parametrize(("name", "changes", "error", "words"), [
     ("a", {"dealy": "1s"}, ValueError, "unknown key 'dealy' (did you mean 'delay'?)"),
+    ("a", {"fault": {"kind": "reset", "aftr": 5}}, ValueError,
+     "unknown key 'fault.aftr' (did you mean 'after'?); `fault` takes kind, after, at, probability"),
     ("a", {"delay": "soon"}, ValueError, "delay: 'soon' is not a duration"),
     ("a", {"fault": {"kind": "reset", "after": 99}}, ValueError, "would never happen"),
     ("a", {}, ValueError, "nothing to change"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import math
 import re
 import time
@@ -110,10 +111,10 @@ def test_models_are_frozen() -> None:
 @pytest.mark.parametrize(("text", "seconds"), [
     ("250ms", 0.25), ("1s", 1.0), ("1.5s", 1.5), ("2", 2.0), (2, 2.0), (0.5, 0.5), (0, 0.0),
     ("100us", 1e-4), ("100\u00b5s", 1e-4), ("1m", 60.0), ("1min", 60.0), ("1h", 3600.0),
-    (" 3 s ", 3.0), (".5s", 0.5), ("1.s", 1.0), ("0ms", 0.0),
+    (" 3 s ", 3.0), (".5s", 0.5), ("1.s", 1.0), ("0ms", 0.0), (datetime.timedelta(milliseconds=250), 0.25),
 ])
 def test_parse_duration(text: object, seconds: float) -> None:
-    """A duration is a number with a unit, or a bare number of seconds."""
+    """A duration is a number with a unit, a bare number of seconds, or (from Python) a timedelta."""
     assert parse_duration(text) == pytest.approx(seconds)
 
 

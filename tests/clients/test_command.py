@@ -411,7 +411,7 @@ def test_netsims_own_models_report_both_sides(write_scenario: ScenarioWriter) ->
 
 @pytest.mark.parametrize(("client", "message"), [
     ("{model: command}", "`model: command` runs your program"),
-    ("{model: select, run: [x]}", "`run` apply to `model: command` only"),
+    ("{model: select, run: [x]}", "`run` applies to `model: command` only"),
     ("{model: command, run: [x, '{port:z}']}", "{port:z} names no server"),
     ("{model: command, run: [x, '{sockets}']}", "unknown placeholder {sockets}"),
     ("{model: command, run: \"x 'unclosed\"}", "cannot split"),
