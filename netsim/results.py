@@ -26,7 +26,7 @@ ACTIVITY_SLICES = 200  # slices of a run's Activity: finer than any picture of i
 
 # How the message of a connection whose poem a `command` client's program did not print
 # (`output: poems`) ends: all its bytes may have arrived, so it is not "cut short".
-NOT_PRINTED = "(output: poems)"
+NOT_PRINTED = ("(output: poems)", "(output: lines)")
 
 # Upper bounds of the lateness histogram's bins, in scenario seconds: 1-2-5 steps from
 # 10 µs to 10 s, then everything later.

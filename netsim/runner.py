@@ -43,7 +43,7 @@ from netsim.events import (
 )
 from netsim.expectations import Expectation, evaluate, parse_expectation
 from netsim.ideal import elapsed_of, ideal_timeline, syn_times
-from netsim.results import NOT_PRINTED, ConnectionResult, Program, RunResult, ScenarioResult, percentile
+from netsim.results import ConnectionResult, Program, RunResult, ScenarioResult, percentile
 from netsim.scenario import Client, Phase, Scenario, Server
 
 # A run may take this multiple of its ideal wall time, plus the margin, before it is
@@ -375,8 +375,8 @@ def _run_client(
     if measured.program is not None:
         program = dataclasses.replace(Program.of(measured.program),
                                       extra_connections=measured.extra_connections)
-        if client.output == "poems":
-            connections = _check_output(connections, program.printed or ())
+        if client.output is not None:
+            connections = _check_output(connections, program.printed or (), client.output)
     return RunResult(
         client=client.label, model=model.name, elapsed=measured.wall_elapsed / time_scale, ideal=ideal,
         wall_elapsed=measured.wall_elapsed, connections=connections, lateness=measured.lateness,
@@ -395,12 +395,13 @@ def _options(scenario: Scenario, client: Client, time_scale: float, *,
     timeout = program_timeout if program_timeout is not None else (
         client.timeout * time_scale if client.timeout is not None else None)
     poems = {}
-    if client.output == "poems":
-        for server in scenario.servers:
-            texts = {server.payload().decode("utf-8", "replace").strip()}
-            if server.poem is not None:
-                texts.add(server.poem.strip())
-            poems[server.name] = tuple(sorted(text for text in texts if text))
+    for server in scenario.servers if client.output is not None else ():
+        texts = {server.payload().decode("utf-8", "replace").strip()}
+        if server.poem is not None:
+            texts.add(server.poem.strip())
+        if client.output == "lines":  # the poem as written keeps its lines, if it has any
+            texts = {server.poem.strip()} if server.poem is not None else texts
+        poems[server.name] = tuple(sorted(text for text in texts if text))
     return ClientOptions(run=client.run, concurrent=client.concurrent, output=client.output,
                          poems=poems, time_scale=time_scale, timeout=timeout, folder=scenario.folder,
                          cycle=cycle)
@@ -415,14 +416,15 @@ def _program_timeout(client: Client, ideal: float, time_scale: float) -> float:
     return UNKNOWN_IDEAL_TIMEOUT
 
 
-def _check_output(connections: list[ConnectionResult], printed: Sequence[str]) -> list[ConnectionResult]:
+def _check_output(connections: list[ConnectionResult], printed: Sequence[str],
+                  mode: str) -> list[ConnectionResult]:
     """``output: poems``: a connection whose poem is not in the program's output is not intact
     (``printed``: the servers whose poem its whole output held, as the client process saw)."""
     checked = []
     for conn in connections:
         if conn.intact and conn.server not in printed:
             conn = dataclasses.replace(conn, intact=False, message=(
-                f"the program's output does not contain the poem of {conn.server} {NOT_PRINTED}"))
+                f"the program's output does not contain the poem of {conn.server} (output: {mode})"))
         checked.append(conn)
     return checked
 

@@ -678,13 +678,16 @@ class Client(_Model):
         description="For `model: command`: do the program's connections overlap? The ideal "
                     "time is worked out that way.",
         examples=[False], json_schema_extra=default_reads("true (`model: command` only)"))
-    output: Literal["poems"] | None = Field(
+    output: Literal["poems", "lines"] | None = Field(
         default=None,
-        description="For `model: command`: `poems` requires the program's standard output to "
-                    "contain the text of every poem it read, each in one piece (the whole output "
-                    "is searched, however long); a connection whose poem is missing is not "
-                    "intact.",
-        examples=["poems"], json_schema_extra=default_reads("none: the output is not checked"))
+        description="For `model: command`: what the program's standard output must hold of each "
+                    "poem it read (the whole output is searched, however long); a connection "
+                    "whose poem is missing is not intact. `poems`: each poem's text in one piece. "
+                    "`lines`: each poem's lines in order, each on a line of its own, where the "
+                    "lines of different poems may come between them (a client that prints "
+                    "lines as they arrive); an output line may begin with a label, such as "
+                    "`a: 1111`.",
+        examples=["poems", "lines"], json_schema_extra=default_reads("none: the output is not checked"))
     retry: Duration | None = Field(
         default=None,
         description="For `model: command`: the program tries a refused connect again after "

@@ -83,8 +83,8 @@ class ClientOptions:
 
     run: Sequence[str] | None = None  # a command: its argv, placeholders not yet filled in
     concurrent: bool | None = None
-    output: str | None = None  # "poems": the output must hold every poem
-    # With output "poems": each server's poem, as the output may hold it (any one will do).
+    output: str | None = None  # "poems" or "lines": what the output must hold of every poem
+    # With an output to check: each server's poem, as the output may hold it (any one will do).
     poems: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     timeout: float | None = None  # wall seconds
     folder: Path = Path()  # the scenario file's folder

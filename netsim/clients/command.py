@@ -114,7 +114,8 @@ class _Program:
                 started.append(program)
             finally:
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
-            readers = [_Reader(program.stdout, "stdout", recorder, self.options.poems),
+            readers = [_Reader(program.stdout, "stdout", recorder, self.options.poems,
+                               by_lines=self.options.output == "lines"),
                        _Reader(program.stderr, "stderr", recorder)]
             timed_out, stopping = False, None
             try:
@@ -138,7 +139,7 @@ class _Program:
         assert program.returncode is not None
         recorder.record(ProgramExited(exited, recorder.client, argv, program.returncode,
                                       readers[0].kept(), readers[1].kept(), timed_out, stopping, len(left),
-                                      readers[0].printed() if self.options.output == "poems" else None))
+                                      readers[0].printed() if self.options.output is not None else None))
 
 
 class _Reader(threading.Thread):
@@ -147,7 +148,8 @@ class _Reader(threading.Thread):
     search for each poem that sees the whole stream while holding only a poem's length."""
 
     def __init__(self, stream: IO[bytes] | None, name: Literal["stdout", "stderr"],
-                 recorder: Recorder, poems: Mapping[str, tuple[str, ...]] | None = None) -> None:
+                 recorder: Recorder, poems: Mapping[str, tuple[str, ...]] | None = None, *,
+                 by_lines: bool = False) -> None:
         super().__init__(name=f"netsim-{name}", daemon=True)
         assert stream is not None
         self._stream = stream
@@ -162,6 +164,11 @@ class _Reader(threading.Thread):
         longest = max((len(text) for texts in self._looking.values() for text in texts), default=1)
         self._overlap = longest - 1  # what of the last read a poem may begin in
         self._tail = b""
+        # output: lines: each poem's lines not yet seen, and the output line being read.
+        self._by_lines = by_lines
+        self._awaited = {server: [line.strip() for line in texts[0].splitlines() if line.strip()]
+                         for server, texts in self._looking.items() if texts} if by_lines else {}
+        self._pending = bytearray()
         self.start()
 
     def run(self) -> None:
@@ -171,11 +178,37 @@ class _Reader(threading.Thread):
                 if len(self._kept) < OUTPUT_LIMIT:
                     self._kept += data[:OUTPUT_LIMIT - len(self._kept)]
                 self._cut = self._cut or len(self._kept) + len(data) > OUTPUT_LIMIT
-                if self._looking:
+                if self._by_lines:
+                    self._look_by_lines(data)
+                elif self._looking:
                     self._look(data)
                 self._log(data)
         if self._line:
             self._log_line()
+        if self._pending:
+            self._match_line(bytes(self._pending))
+
+    def _look_by_lines(self, data: bytes) -> None:
+        start = 0
+        while (end := data.find(b"\n", start)) != -1:
+            self._pending += data[start:end]
+            self._match_line(bytes(self._pending))
+            self._pending.clear()
+            start = end + 1
+        self._pending += data[start:][:max(0, READ_SIZE - len(self._pending))]
+
+    def _match_line(self, raw: bytes) -> None:
+        """Give an output line to the first poem whose next line it is (its whole text, or
+        its end after a label: ``a: 1111``)."""
+        line = raw.strip()
+        if not line:
+            return
+        for server, awaited in self._awaited.items():
+            if awaited and _ends_with_line(line, awaited[0]):
+                awaited.pop(0)
+                if not awaited:
+                    self._found.add(server)
+                return
 
     def _look(self, data: bytes) -> None:
         window = self._tail + data
@@ -210,6 +243,14 @@ class _Reader(threading.Thread):
     def printed(self) -> list[str]:
         """The servers whose poem the stream held (all of it, read to its end)."""
         return sorted(self._found)
+
+
+def _ends_with_line(line: bytes, expected: bytes) -> bool:
+    """Is ``line`` the poem's line ``expected``, alone or after a label and a separator?"""
+    if not line.endswith(expected):
+        return False
+    before = line[:len(line) - len(expected)]
+    return not before or not before[-1:].isalnum()
 
 
 def _end_group(program: subprocess.Popen[bytes], *, at_once: bool = False) -> None:

@@ -364,6 +364,49 @@ def test_output_poems_wants_every_poem_in_the_output(write_scenario: ScenarioWri
     assert conn.message is not None and "does not contain the poem of a" in conn.message
 
 
+# Prints each line as it arrives, from whichever server sent it, after a label: "a: 1111".
+STREAMING = """\
+import selectors, socket, sys
+selector = selectors.DefaultSelector()
+for name, port in zip("abc", sys.argv[1:]):
+    sock = socket.create_connection(("127.0.0.1", int(port)))
+    selector.register(sock, selectors.EVENT_READ, [name, b""])
+while selector.get_map():
+    for key, _ in selector.select():
+        data = key.fileobj.recv(1024)
+        key.data[1] += data
+        *lines, key.data[1] = key.data[1].split(b"\\n")
+        for line in lines:
+            print(f"{key.data[0]}: {line.decode()}", flush=True)
+        if not data:
+            selector.unregister(key.fileobj)
+"""
+
+
+@pytest.mark.parametrize(("output", "drop", "intact"), [
+    ("lines", None, [True, True, True]),
+    ("lines", "c: 3333", [True, True, False]),  # one line of c's poem never printed
+    ("poems", None, [False, False, False]),  # no poem in one piece
+])
+def test_output_lines_takes_each_poems_lines_in_order_among_the_others(
+        write_scenario: ScenarioWriter, tmp_path: Path, output: str, drop: str | None,
+        intact: list[bool]) -> None:
+    """`output: lines` wants each poem's lines in order, each on a line of its own and perhaps
+    after a label, with other poems' lines between them; three identical poems need three
+    copies of each line. `output: poems` wants each poem in one piece."""
+    text = STREAMING if drop is None else STREAMING.replace(
+        'print(f"{key.data[0]}: {line.decode()}", flush=True)',
+        f'shown = f"{{key.data[0]}}: {{line.decode()}}"\n            '
+        f'print(shown if shown != {drop!r} else "", flush=True)')
+    program = write_program(tmp_path, "streams.py", text)
+    result = run(write_scenario, three_servers(
+        f'{{model: command, run: [{PYTHON}, {program}, "{{ports}}"], output: {output}}}'), time_scale=0.2)
+    assert [conn.intact for conn in result.connections] == intact
+    assert [conn.message for conn in result.connections if not conn.intact] == [
+        f"the program's output does not contain the poem of {conn.server} (output: {output})"
+        for conn in result.connections if not conn.intact]
+
+
 def test_a_program_that_leaves_early_is_seen_by_the_server(write_scenario: ScenarioWriter,
                                                           tmp_path: Path) -> None:
     """A program that reads one line and closes is measured as an error with the bytes its
