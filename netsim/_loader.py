@@ -690,11 +690,16 @@ def _problem(filename: str, document: _Document, detail: ErrorDetails) -> Proble
         message = f"expected a mapping of keys to values (got {detail['input']!r})"
     elif kind == "too_short" and detail.get("ctx", {}).get("min_length") == 1:
         message = f"must not be empty: give at least one entry (got {detail['input']!r})"
+    elif kind == "string_type" and isinstance(detail["input"], int | float):
+        number = detail["input"]
+        message = f"expected a string, got the number {number!r}: write it in quotes, like \"{number!r}\""
     elif kind in ("list_type", "string_type", "int_type", "int_parsing",
                   "too_short", "greater_than_equal", "less_than_equal",
                   "greater_than", "bool_type"):
         message = f"{message} (got {detail['input']!r})"
-    explained = kind in _SELF_EXPLAINED or " like " in message or "did you mean" in message
+    # A rule of a whole entry (its loc ends at the entry) says all there is to say itself.
+    whole_entry = kind == "value_error" and bool(loc) and isinstance(loc[-1], int)
+    explained = whole_entry or kind in _SELF_EXPLAINED or " like " in message or "did you mean" in message
     hint = "" if explained else _field_hint(loc)
     return Problem(filename, line, column, format_path(loc), message, hint)
 

@@ -589,6 +589,18 @@ def test_a_bad_value_comes_with_a_hint_unless_the_message_says_it(tmp_path: Path
     assert explained.path == "servers[0].mode" and explained.hint == ""
 
 
+def test_a_rule_of_a_whole_entry_needs_no_hint_and_a_number_for_a_string_says_to_quote_it(
+        tmp_path: Path) -> None:
+    """A rule broken by a client entry as a whole is its own explanation (the hint of what
+    `clients` takes would not help); a number where text belongs says to quote it."""
+    entry, number = problems_of(scenario('{name: a, poem: "x\\n"}', clients=(
+        "  - {model: select, run: [x]}\n  - {model: command, run: [python3, 5]}\n")), tmp_path)
+    assert (entry.path, entry.message, entry.hint) == (
+        "clients[0]", "`run` applies to `model: command` only", "")
+    assert (number.path, number.message) == (
+        "clients[1].run[1]", 'expected a string, got the number 5: write it in quotes, like "5"')
+
+
 def test_a_document_that_is_not_a_scenario_points_at_netsim_new(tmp_path: Path) -> None:
     """An empty file, or one that is not a mapping, suggests `netsim new`."""
     for text in ("", "- a list\n"):
