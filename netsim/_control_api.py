@@ -8,6 +8,7 @@
     POST  /servers/NAME/down    optional body {"reset": true}: reset the open connections too
     POST  /servers/NAME/up
     POST  /servers/NAME/reset   reset its open connections
+    POST  /servers/NAME/restore the conditions its scenario gives it, every change undone
 
 A change answers ``200`` once it has taken effect in the server process, with ``t``, when
 it did (seconds since the servers started: the ``t`` of the event log) and
@@ -56,6 +57,8 @@ class Servers(Protocol):
     def up(self, name: str) -> float: ...
 
     def reset(self, name: str) -> int: ...
+
+    def restore(self, name: str) -> float: ...
 
     def states(self) -> list[dict[str, Any]]: ...
 
@@ -210,8 +213,8 @@ class _Handler(BaseHTTPRequestHandler):
                                                           'like {"delay": "500ms"}')
             return self._done(name, servers.set(name, **body), arrived)
         action = parts[2]
-        if action not in ("down", "up", "reset"):
-            raise _BadRequest(HTTPStatus.NOT_FOUND, f"no action {action!r}: down, up or reset")
+        if action not in ("down", "up", "reset", "restore"):
+            raise _BadRequest(HTTPStatus.NOT_FOUND, f"no action {action!r}: down, up, reset or restore")
         _allow(method, "POST")
         if action == "down":
             reset = isinstance(body, dict) and body.get("reset") is True
@@ -220,6 +223,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._done(name, servers.down(name, reset=reset), arrived)
         if action == "up":
             return self._done(name, servers.up(name), arrived)
+        if action == "restore":
+            return self._done(name, servers.restore(name), arrived)
         return {"server": name, "reset": servers.reset(name)}
 
     def _done(self, name: str, t: float, arrived: float) -> dict[str, Any]:

@@ -367,6 +367,14 @@ class Serving:
         self._done(answer)
         return answer.count
 
+    def restore(self, name: str) -> float:
+        """Give the server ``name`` back the conditions its scenario gives it (its phases
+        aside): every ``set`` undone, as removing a toxic does. It stays down if it is
+        down (``up`` brings it back). Returns when it took effect (as ``set``)."""
+        self._server(name)
+        plan = next(plan for plan in self._plans if plan.name == name)
+        return self.set(name, **plan.conditions.scaled(1 / self.time_scale).described(every=True))
+
     def states(self) -> list[dict[str, Any]]:
         """Every server as it is now: up or down, whether it answers handshakes, its conditions
         as a scenario writes them, and its open connections (``accepted``: the ``t`` of the log)."""

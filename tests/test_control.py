@@ -165,6 +165,24 @@ def test_a_change_a_scenario_would_refuse_is_refused_naming_the_key(
         net.set(name, **changes)
 
 
+def test_restore_gives_a_server_back_its_scenarios_conditions(net: Serving) -> None:
+    """restore() undoes every change of a server's conditions, and an open connection feels
+    it from its next byte on, as with set()."""
+    net.set("b", delay="5s")
+    net.set("a", delay="0", fault={"kind": "reset", "after": 3})
+    t = net.restore("a")
+    assert t > 0
+    (a, b, _) = net.states()
+    assert a["conditions"]["delay"] == "10s" and a["conditions"]["fault"] is None
+    assert b["conditions"]["delay"] == "5s"  # another server's change stays
+    with first_line(net, "b") as sock:
+        net.restore("b")
+        sock.settimeout(2)
+        assert read_all(sock) == b""  # closed after its own 100 ms, not the 5 s set
+    with pytest.raises(KeyError, match="no server 'zz'"):
+        net.restore("zz")
+
+
 # The HTTP API.
 
 
@@ -207,7 +225,7 @@ def api(net: Serving) -> Iterator[tuple[tuple[str, int], list[str]]]:
 
 
 def test_the_api_changes_servers_and_says_when(net: Serving, api: tuple[tuple[str, int], list[str]]) -> None:
-    """PATCH, POST down/up/reset and GET answer JSON; a change says when it took effect, and
+    """PATCH, POST down/up/reset/restore and GET answer JSON; a change says when it took effect, and
     every request is logged with its time."""
     address, lines = api
     with first_line(net) as sock:
@@ -221,13 +239,15 @@ def test_the_api_changes_servers_and_says_when(net: Serving, api: tuple[tuple[st
         socket.create_connection(net.address("a"), timeout=1)
     assert call(address, "POST", "/servers/a/up")[0] == 200
     assert call(address, "POST", "/servers/a/reset") == (200, {"server": "a", "reset": 0})
+    assert call(address, "POST", "/servers/a/restore")[0] == 200
+    assert call(address, "GET", "/servers/a")[1]["conditions"]["delay"] == "10s"
     status, servers = call(address, "GET", "/servers")
     assert status == 200 and [server["name"] for server in servers["servers"]] == ["a", "b", "p"]
     assert call(address, "GET", "/servers/b")[1]["conditions"]["delay"] == "100ms"
     assert [line.split("  ", 1)[1] for line in lines] == [
         'PATCH /servers/a {"delay": "0"} -> 200', 'POST /servers/a/down {"reset": true} -> 200',
-        "POST /servers/a/up -> 200", "POST /servers/a/reset -> 200", "GET /servers -> 200",
-        "GET /servers/b -> 200"]
+        "POST /servers/a/up -> 200", "POST /servers/a/reset -> 200", "POST /servers/a/restore -> 200",
+        "GET /servers/a -> 200", "GET /servers -> 200", "GET /servers/b -> 200"]
     assert all(float(line.split()[0]) > 0 for line in lines)
 
 
@@ -255,7 +275,7 @@ def test_a_change_over_http_answers_in_a_few_milliseconds(api: tuple[tuple[str, 
     ("PATCH", "/servers/a", ["delay"], 400, "PATCH takes a JSON object"),
     ("PATCH", "/servers/a", b"{delay", 400, "the body is not JSON"),
     ("PATCH", "/servers/zz", {"delay": "1s"}, 404, "no server 'zz'"),
-    ("POST", "/servers/a/restart", None, 404, "no action 'restart'"),
+    ("POST", "/servers/a/restart", None, 404, "no action 'restart': down, up, reset or restore"),
     ("GET", "/nothing", None, 404, "the API is under /servers"),
     ("DELETE", "/servers/a", None, 405, "DELETE is not allowed here: GET or PATCH"),
     ("POST", "/servers/a/down", {"reset": True, "now": True}, 400, 'down takes no body, or {"reset": true}'),
