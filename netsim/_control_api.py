@@ -50,7 +50,7 @@ class Servers(Protocol):
     t0: float  # when the servers started, on time.monotonic()'s clock
     time_scale: float  # the changes answer in scenario seconds: wall seconds / time_scale
 
-    def set(self, name: str, **conditions: Any) -> float: ...
+    def set(self, name: str, /, **conditions: Any) -> float: ...
 
     def down(self, name: str, *, reset: bool = False) -> float: ...
 
@@ -149,6 +149,12 @@ class _Handler(BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:
         self._answer("DELETE")
 
+    def do_OPTIONS(self) -> None:
+        self._answer("OPTIONS")
+
+    def do_HEAD(self) -> None:  # answered as any method the path does not take (405)
+        self._answer("HEAD")
+
     def log_message(self, format: str, *args: Any) -> None:
         pass  # every request is logged once answered, with its body and time (_answer)
 
@@ -176,13 +182,18 @@ class _Handler(BaseHTTPRequestHandler):
         if allow:
             self.send_header("Allow", ", ".join(allow))
         self.end_headers()
-        self.wfile.write(data)
+        if method != "HEAD":  # a HEAD answer has the headers alone
+            self.wfile.write(data)
         shown = "" if body is None else " " + json.dumps(body)
         t = (arrived - self.servers.t0) / self.servers.time_scale  # the log's clock
         self.log(f"{t:.6f}  {method} {self.path}{shown} -> {status.value}"
                  + (f" {payload['error']}" if "error" in payload else ""))
 
     def _body(self) -> object:
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            self.close_connection = True  # its chunks are not read
+            raise _BadRequest(HTTPStatus.LENGTH_REQUIRED, "send the body with a Content-Length, "
+                                                          "not in chunks")
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_BODY:
             self.close_connection = True  # what is left of the body is not read
@@ -217,10 +228,13 @@ class _Handler(BaseHTTPRequestHandler):
             raise _BadRequest(HTTPStatus.NOT_FOUND, f"no action {action!r}: down, up, reset or restore")
         _allow(method, "POST")
         if action == "down":
-            reset = isinstance(body, dict) and body.get("reset") is True
-            if body is not None and not (isinstance(body, dict) and set(body) <= {"reset"}):
+            if body is not None and not (isinstance(body, dict) and set(body) <= {"reset"}
+                                         and isinstance(body.get("reset", False), bool)):
                 raise _BadRequest(HTTPStatus.BAD_REQUEST, 'down takes no body, or {"reset": true}')
+            reset = isinstance(body, dict) and body.get("reset") is True
             return self._done(name, servers.down(name, reset=reset), arrived)
+        if body is not None and body != {}:
+            raise _BadRequest(HTTPStatus.BAD_REQUEST, f"{action} takes no body")
         if action == "up":
             return self._done(name, servers.up(name), arrived)
         if action == "restore":

@@ -328,7 +328,7 @@ class Serving:
 
     # Live control.
 
-    def set(self, name: str, **conditions: Any) -> float:
+    def set(self, name: str, /, **conditions: Any) -> float:
         """Change the conditions of the server ``name`` from now on, with keys written as in a
         scenario: ``net.set("a", delay="500ms", fault={"kind": "reset", "after": 10})``.
 

@@ -204,14 +204,17 @@ class RunResult:
 
     def metrics(self) -> dict[str, float]:
         """The values expectations are checked against, keyed by metric name."""
-        ttfbs = [conn.ttfb for conn in self.connections if not math.isnan(conn.ttfb)]
+        # A connection that got no byte counts as infinitely late: the median can still be
+        # told while fewer than half got none, the maximum cannot (n/a).
+        ttfbs = sorted(conn.ttfb for conn in self.connections if not math.isnan(conn.ttfb))
         missing = len(ttfbs) < len(self.connections)
+        median = percentile([*ttfbs, *[math.inf] * (len(self.connections) - len(ttfbs))], 50, ordered=True)
         checked = [conn.intact for conn in self.connections if conn.intact is not None]
         return {
             "elapsed": self.elapsed,
             "ideal": self.ideal,
             "overhead": self.overhead,
-            "ttfb.p50": math.nan if missing or not ttfbs else percentile(ttfbs, 50),
+            "ttfb.p50": median if math.isfinite(median) else math.nan,
             "ttfb.max": math.nan if missing or not ttfbs else max(ttfbs),
             "bytes": float(sum(conn.bytes for conn in self.connections)),
             "errors": float(sum(conn.error is not None for conn in self.connections)),
@@ -286,6 +289,8 @@ def percentile(values: Sequence[float], pct: float, *, ordered: bool = False) ->
         values = sorted(values)
     rank = (len(values) - 1) * pct / 100
     low = math.floor(rank)
+    if rank == low:  # on a value: itself (an infinite neighbour would make inf * 0)
+        return values[low]
     high = min(low + 1, len(values) - 1)
     return values[low] + (values[high] - values[low]) * (rank - low)
 

@@ -165,6 +165,19 @@ def test_a_change_a_scenario_would_refuse_is_refused_naming_the_key(
         net.set(name, **changes)
 
 
+def test_a_change_leaves_an_open_connections_first_byte_where_it_was(net: Serving) -> None:
+    """The servers' account of a connection open across a change keeps the time of its first
+    write, not that of the first write planned anew after the change."""
+    with first_line(net) as sock:
+        time.sleep(0.3)
+        net.set("a", delay="0")
+        sock.settimeout(2)
+        assert read_all(sock) == b"2\n3\n4\n"
+    time.sleep(0.1)
+    (conn,) = [conn for conn in net.result().connections if conn.server == "a"]
+    assert conn.ttfb < 0.2  # sent at the accept; the change came 0.3 s later
+
+
 def test_restore_gives_a_server_back_its_scenarios_conditions(net: Serving) -> None:
     """restore() undoes every change of a server's conditions, and an open connection feels
     it from its next byte on, as with set()."""
@@ -270,6 +283,28 @@ def test_a_change_over_http_answers_in_a_few_milliseconds(api: tuple[tuple[str, 
     assert statistics.median(applied) <= 0.005
 
 
+def test_a_chunked_body_or_a_head_request_gets_a_4xx(api: tuple[tuple[str, int], list[str]]) -> None:
+    """A body sent in chunks is refused for want of a length (411), not read as a bad one; a
+    HEAD request is a method the path does not take (405), answered without a body."""
+    address, _ = api
+    connection = http.client.HTTPConnection(*address, timeout=5)
+    try:
+        connection.request("PATCH", "/servers/a", body=iter([b'{"delay": "1s"}']),
+                           headers={"Content-Type": "application/json"}, encode_chunked=True)
+        response = connection.getresponse()
+        assert (response.status, json.loads(response.read())["error"]) == (
+            411, "send the body with a Content-Length, not in chunks")
+    finally:
+        connection.close()
+    connection = http.client.HTTPConnection(*address, timeout=5)
+    try:
+        connection.request("HEAD", "/servers/a")
+        response = connection.getresponse()
+        assert (response.status, response.getheader("Allow"), response.read()) == (405, "GET, PATCH", b"")
+    finally:
+        connection.close()
+
+
 @pytest.mark.parametrize(("method", "path", "body", "status", "words"), [
     ("PATCH", "/servers/a", {"dealy": "1s"}, 400, "unknown key 'dealy'"),
     ("PATCH", "/servers/a", ["delay"], 400, "PATCH takes a JSON object"),
@@ -280,6 +315,11 @@ def test_a_change_over_http_answers_in_a_few_milliseconds(api: tuple[tuple[str, 
     ("DELETE", "/servers/a", None, 405, "DELETE is not allowed here: GET or PATCH"),
     ("POST", "/servers/a/down", {"reset": True, "now": True}, 400, 'down takes no body, or {"reset": true}'),
     ("PATCH", "/servers/a", b"{" + b" " * 70_000 + b"}", 413, "over 65536 bytes"),
+    ("PATCH", "/servers/a", {"name": "x"}, 400, "unknown key 'name'"),
+    ("PATCH", "/servers/a", {"self": 1}, 400, "unknown key 'self'"),
+    ("POST", "/servers/a/down", {"reset": "yes"}, 400, 'down takes no body, or {"reset": true}'),
+    ("POST", "/servers/a/up", {"x": 1}, 400, "up takes no body"),
+    ("OPTIONS", "/servers/a", None, 405, "OPTIONS is not allowed here: GET or PATCH"),
 ])
 def test_a_bad_request_gets_a_4xx_with_a_message(api: tuple[tuple[str, int], list[str]], method: str,
                                                  path: str, body: object, status: int, words: str) -> None:

@@ -506,3 +506,24 @@ def test_a_pass_rate_does_not_change_a_single_verdict() -> None:
         rated = evaluate(parse_expectation("elapsed <= 4.2s in 90% of runs"),
                          run_metrics(elapsed=elapsed), {})
         assert (rated.passed, rated.bound) == (plain.passed, plain.bound)
+
+
+@pytest.mark.parametrize(("ttfbs", "p50", "worst"), [
+    ([0.005, 0.010, 0.017, math.nan], 0.0135, math.nan),  # one refused: the median stands
+    ([0.005, 0.010, math.nan], 0.010, math.nan),
+    ([0.005, math.nan], math.nan, math.nan),  # half got no byte: no median to tell
+    ([0.005, 0.010], 0.0075, 0.010),
+])
+def test_a_connection_without_a_first_byte_counts_as_never(ttfbs: list[float], p50: float,
+                                                            worst: float) -> None:
+    """ttfb.p50 counts a connection that got no byte as infinitely late, so it is told while
+    fewer than half got none; ttfb.max cannot be told once one got none (n/a)."""
+    from netsim.results import ConnectionResult, Lateness, RunResult
+
+    connections = [ConnectionResult(conn=number, server="a", port=1, bytes=0, intact=True, error=None,
+                                    ttfb=ttfb, duration=0.1) for number, ttfb in enumerate(ttfbs, start=1)]
+    metrics = RunResult(client="c", model="select", elapsed=1.0, ideal=1.0, wall_elapsed=1.0,
+                        connections=connections, lateness=Lateness(0, 0, 0, 0), lateness_wall_p99=0).metrics()
+    for name, expected in (("ttfb.p50", p50), ("ttfb.max", worst)):
+        measured = metrics[name]
+        assert (math.isnan(measured) and math.isnan(expected)) or measured == pytest.approx(expected)

@@ -265,7 +265,7 @@ class PoemServer:
             held = conn.held_since is not None and conn.held_since <= due
             chunk = timeline.chunks[i]
             piece = timeline.pieces[i]
-            if i == 0:
+            if conn.first_byte is None:  # (a course planned anew starts again at its write 0)
                 conn.first_byte = now
             if chunk >= 0:  # a write that begins a chunk: the chunk is sent now
                 if detail:
