@@ -271,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG_RUN, formatter_class=argparse.RawDescriptionHelpFormatter)
     run.add_argument("--client", action="append", metavar="NAME", dest="clients",
                      help="run only this client (repeatable); clients its speedup() "
-                          "expectations compare against run too")
+                          "expectations compare against run too, without their own verdicts")
     run.add_argument("--timeout", type=_wall_duration, metavar="DURATION",
                      help="stop a client model that runs longer than this wall time, and "
                           "the run with it (exit 3); a command client's program is ended at it "
