@@ -178,7 +178,10 @@ def run_session(
                 tracer.next_run(number, repeat)
             progress.repeat_started(number)
 
+        finished: list[RunResult] = []  # what a run that does not finish still reports
+
         def measured(run: RunResult) -> None:
+            finished.append(run)
             if log is not None:
                 log.flush()  # every event of this client model's run is in: the log catches up
             if tracer is not None:
@@ -195,14 +198,15 @@ def run_session(
             message = str(error) + (" (this is a bug in the client model)"
                                     if isinstance(error, ClientCrashError) else "")
             for failure in _write_unfinished(outputs, tracer, scenario.name, str(scenario_path),
-                                             str(error), message, time_scale=time_scale):
+                                             str(error), message, time_scale=time_scale, runs=finished):
                 error.add_note(failure)
             raise
         except (KeyboardInterrupt, Exception) as error:  # stopped, or a bug: exit 130/143 or 3
             why = ("stopped before it finished (Ctrl-C or SIGTERM)" if isinstance(error, KeyboardInterrupt)
                    else f"unexpected {type(error).__name__}: {error} (a bug in netsim)")
             _write_unfinished(outputs, tracer, scenario.name, str(scenario_path), why, why,
-                              time_scale=time_scale)  # best effort: the error is what the user hears of
+                              time_scale=time_scale, runs=finished)  # best effort: the error is what
+            # the user hears of
             raise
         finally:
             if log is not None:
@@ -493,15 +497,18 @@ def _write_outputs(outputs: Outputs, outcome: Outcome, scenario_file: str,
 
 
 def _write_unfinished(outputs: Outputs, tracer: TraceRecorder | None, scenario: str, scenario_file: str,
-                      why: str, junit_message: str, *, time_scale: float) -> list[str]:
+                      why: str, junit_message: str, *, time_scale: float,
+                      runs: Sequence[RunResult] = ()) -> list[str]:
     """A run that did not finish (it could not be carried out, was stopped, or met a bug)
     still leaves a JUnit report for CI to show, its trace up to where it stopped (what
     happened before a timeout or a crash is what its reader wants to see), and a JSON
-    result that says it did not pass and ``why``, each in place of whatever an earlier run
-    left there. Returns what could not be written."""
+    result that says it did not pass and ``why``, with the client models' ``runs`` that
+    were measured (not judged), each in place of whatever an earlier run left there.
+    Returns what could not be written, and says so of an HTML report (there is no whole
+    result to draw)."""
     writes: list[tuple[str, Path, str]] = []
     if outputs.json is not None:
-        writes.append(("--json", outputs.json, _unfinished(scenario, time_scale, why)))
+        writes.append(("--json", outputs.json, _unfinished(scenario, time_scale, why, runs)))
     if outputs.junit is not None:
         junit = junit_error_xml(scenario, junit_message, file=scenario_file)
         writes.append(("--junit", outputs.junit, junit))
@@ -513,13 +520,19 @@ def _write_unfinished(outputs: Outputs, tracer: TraceRecorder | None, scenario: 
             write_output(path, text)
         except OSError as failure:
             failures.append(f"cannot write {flag} {path}: {failure.strerror or failure}")
+    if outputs.html is not None:
+        failures.append(f"--html {outputs.html} not written: the run did not finish (--json keeps "
+                        f"what it measured)" if outputs.json is not None else
+                        f"--html {outputs.html} not written: the run did not finish")
     return failures
 
 
-def _unfinished(scenario: str, time_scale: float, why: str) -> str:
-    """The JSON result of a run that did not finish: it did not pass, and says why."""
+def _unfinished(scenario: str, time_scale: float, why: str, runs: Sequence[RunResult] = ()) -> str:
+    """The JSON result of a run that did not finish: it did not pass, says why, and has the
+    runs measured before it stopped, without verdicts."""
     data = {"scenario": scenario, "time_scale": time_scale, "passed": False, "error": why,
-            "warnings": [f"the run did not finish: {why}"], "runs": []}
+            "warnings": [f"the run did not finish: {why}"],
+            "runs": [{**run.to_dict(), "passed": None} for run in runs]}  # measured, not judged
     return json.dumps(data, indent=2) + "\n"
 
 
