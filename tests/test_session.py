@@ -159,8 +159,9 @@ class Raising(Recorder):
 ])
 def test_a_run_stopped_or_broken_replaces_earlier_results(write_scenario: ScenarioWriter, tmp_path: Path,
                                                           error: BaseException, why: str) -> None:
-    """Ctrl-C, or a bug, leaves in --json a result that did not pass and says why, and in
-    --junit an error, not what an earlier run left there."""
+    """Ctrl-C, or a bug, leaves in --json a result that did not pass and says why, with the
+    client models measured before (not judged), and in --junit an error, not what an
+    earlier run left there."""
     out, junit = tmp_path / "result.json", tmp_path / "junit.xml"
     out.write_text('{"scenario": "demo", "passed": true, "runs": []}\n')
     junit.write_text("<testsuites/>\n")
@@ -168,5 +169,6 @@ def test_a_run_stopped_or_broken_replaces_earlier_results(write_scenario: Scenar
         run_session(write_scenario(demo_text()), time_scale=SCALE, progress=Raising(error),
                     outputs=Outputs(json=out, junit=junit))
     data = json.loads(out.read_text())
-    assert (data["passed"], data["error"], data["runs"]) == (False, why, [])
+    assert (data["passed"], data["error"]) == (False, why)
+    assert [(run["client"], run["passed"]) for run in data["runs"]] == [("blocking", None)]
     assert why in junit.read_text()
