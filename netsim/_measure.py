@@ -340,10 +340,10 @@ def activity_of(connections: Sequence[ConnectionResult], arrivals: Sequence[tupl
 def served_connections(ended: Sequence[ConnEnded], slots: Sequence[Slot],
                        time_scale: float) -> list[ConnectionResult]:
     """Connections measured from their servers' accounts alone, one per slot, in order; times
-    count from the first accept. Served for a client outside netsim, a connection still
-    open when the servers stopped was cut by their stop, not by a client's timeout."""
-    origin = min((event.accepted for event in ended), default=0.0)
-    return [_from_the_server(number, slot, _served(event, origin, time_scale), serving=True)
+    count from the servers' start, as the log's ``t`` and the control API's do. Served for
+    a client outside netsim, a connection still open when the servers stopped was cut by
+    their stop, not by a client's timeout."""
+    return [_from_the_server(number, slot, _served(event, 0.0, time_scale), serving=True)
             for number, (event, slot) in enumerate(zip(ended, slots, strict=True), start=1)]
 
 

@@ -48,6 +48,7 @@ from netsim.engine import BACKLOG
 from netsim.events import (
     BringUp,
     ChangeConditions,
+    ConnAccepted,
     ConnEnded,
     ControlDone,
     ControlMessage,
@@ -108,8 +109,9 @@ class Checked:
 class ServedResult:
     """What the servers of a ``serving()`` block saw, connection by connection.
 
-    Times are in scenario seconds. ``elapsed`` runs from the first accept to the end of
-    the last connection: how long the servers were busy with their clients.
+    Times are in scenario seconds since the servers started (the log's ``t``). ``elapsed``
+    runs from the first accept to the end of the last connection: how long the servers
+    were busy with their clients.
     """
 
     scenario: str
@@ -180,6 +182,9 @@ class Serving:
         self._flushed = threading.Event()
         self._lock = threading.Lock()
         self._ended: list[ConnEnded] = []
+        # For the log (with an observer): each connection's number, by (server, its port).
+        self._numbers: dict[tuple[str, int], int] = {}
+        self._accepted = itertools.count(1)
         self._lateness: list[float] = []
         self._failure: str | None = None
         self._steal: StealClock | None = None  # from the start
@@ -291,7 +296,15 @@ class Serving:
         with self._lock:
             self._ended += [event for event in events if isinstance(event, ConnEnded)]
         if self._observer is not None:
+            numbers = self._numbers
             for event in events:
+                # Each connection's events carry its number, in accept order over every
+                # server: the number result() gives it (conn).
+                if isinstance(event, ConnAccepted):
+                    numbers[(event.server, event.peer_port)] = next(self._accepted)
+                port = getattr(event, "peer_port", None)
+                if port is not None and getattr(event, "conn", 0) is None:
+                    event.conn = numbers.get((event.server, port))  # type: ignore[union-attr]
                 self._observer(event)
 
     def __enter__(self) -> Serving:

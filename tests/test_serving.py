@@ -180,6 +180,24 @@ def test_a_proxy_connection_its_client_closed_just_before_the_stop_ends_as_close
         upstream.close()
 
 
+def test_the_log_numbers_each_connection_as_the_result_does() -> None:
+    """Under an observer (serve --log-json), every event of a connection carries its `conn`,
+    the number result() gives it, counted in accept order over every server."""
+    from netsim._serving import load
+    from netsim.events import ChunkSent, ConnAccepted, ConnEnded
+
+    events: list[object] = []
+    net = netsim.Serving(load(TEXT), observer=events.append)
+    with net:
+        for name in ("a", "b", "a"):
+            read(net.address(name))
+    numbered = [(type(event).__name__, event.server, event.conn) for event in events
+                if isinstance(event, ConnAccepted | ConnEnded | ChunkSent) and event.server == "a"]
+    assert {conn for _, _, conn in numbered} == {1, 3}
+    assert [(conn.conn, conn.server) for conn in net.result().connections] == [(1, "a"), (2, "b"), (3, "a")]
+    assert all(conn is not None for _, _, conn in numbered)
+
+
 def test_a_serving_serves_once() -> None:
     """A second start of the same Serving is a RunError saying to call serving() again; the
     first servers stay stopped and no second process is left behind."""
