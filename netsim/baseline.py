@@ -188,15 +188,17 @@ def parse_regression(text: str) -> float:
     return float(match[1] + "e-2")
 
 
-def check_fits(baseline: Baseline, *, scenario: str, time_scale: float, path: str | Path) -> None:
-    """Refuse a baseline made for another scenario or at another time scale (BaselineError)."""
+def check_fits(baseline: Baseline, *, scenario: str, time_scale: float, path: str | Path,
+               time_scale_option: str = "--time-scale") -> None:
+    """Refuse a baseline made for another scenario or at another time scale (BaselineError);
+    ``time_scale_option``: how the caller's user sets the time scale."""
     if baseline.scenario != scenario:
         raise BaselineError(f"baseline {path} is of scenario {baseline.scenario!r}, not {scenario!r}")
     if not math.isclose(baseline.time_scale, time_scale, rel_tol=1e-9):
         raise BaselineError(
             f"baseline {path} was made at time scale {baseline.time_scale:g}, this run is at "
             f"{time_scale:g}: overhead ratios only compare at one time scale; pass "
-            f"--time-scale {baseline.time_scale:g}, or save a new baseline")
+            f"{time_scale_option} {baseline.time_scale:g}, or save a new baseline")
 
 
 @dataclass(frozen=True)

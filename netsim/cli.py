@@ -111,13 +111,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     verbose: bool | None = None
     try:
         parser = build_parser()
-        args = parser.parse_args(argv)
+        args, unknown = parser.parse_known_args(argv)
+        if unknown:  # the command's own usage says what it takes, not the top level's
+            (args.parser if getattr(args, "parser", None) else parser).error(
+                f"unrecognized arguments: {' '.join(unknown)}")
         verbose = getattr(args, "verbose", None)
         if args.command is None:
             _STDOUT.write(parser.format_help())
             return EXIT_INVALID
         handler: Callable[[argparse.Namespace], int] = args.handler
-        return handler(args)
+        code = handler(args)
+        _STDOUT.flush()  # here, where a failure to write still becomes an exit code
+        return code
     except (Exception, KeyboardInterrupt) as error:
         return _exit_code(error, verbose=verbose)
     finally:
@@ -148,6 +153,9 @@ def _exit_code(error: BaseException, *, verbose: bool | None) -> int:
 
     from netsim._errors import ClientCrashError, PortBusyError, RunError, ScenarioError, UsageError
 
+    if isinstance(error, StdoutFailed):
+        _error(str(error))
+        return EXIT_RUN_ERROR
     if isinstance(error, ScenarioError):
         _problems(error)
         return EXIT_INVALID
@@ -198,6 +206,13 @@ def _problems(error: ScenarioError) -> None:
     print(f"netsim: {count} problem{'s' * (count != 1)}; nothing was run", file=sys.stderr)
 
 
+class StdoutFailed(Exception):
+    """Standard output could not be written (its reader gone is not this: see _Stdout)."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(f"cannot write to standard output: {error.strerror or error}")
+
+
 class _Stdout:
     """sys.stdout until its reader goes away (``netsim run ... | head``).
 
@@ -217,6 +232,9 @@ class _Stdout:
                 sys.stdout.write(text)
             except BrokenPipeError:
                 self._drop()
+            except OSError as error:  # a full disk, /dev/full: say so, as exit 3
+                self._drop()
+                raise StdoutFailed(error) from None
         return len(text)
 
     def flush(self) -> None:
@@ -225,6 +243,9 @@ class _Stdout:
                 sys.stdout.flush()
             except BrokenPipeError:
                 self._drop()
+            except OSError as error:
+                self._drop()
+                raise StdoutFailed(error) from None
 
     def _drop(self) -> None:
         import os
@@ -300,7 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--timeline", action=argparse.BooleanOptionalAction, default=None,
                      help="draw each client model's connections on a time axis after the table "
                           "(default: on a terminal, for runs of up to 50 connections; never with -q)")
-    run.set_defaults(handler=cmd_run)
+    run.set_defaults(handler=cmd_run, parser=run)
 
     report = commands.add_parser(
         "report", help="draw the report of a saved result (run --json)",
@@ -310,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("result", type=Path, metavar="RESULT.json", help="a result `run --json` wrote")
     report.add_argument("--html", type=Path, metavar="PATH",
                         help="write the HTML report here (without it, the timeline is printed)")
-    report.set_defaults(handler=cmd_report)
+    report.set_defaults(handler=cmd_report, parser=report)
 
     serve = commands.add_parser(
         "serve", parents=[_scenario_options("serve")], help="start only the servers, until Ctrl-C",
@@ -322,7 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "PATCH /servers/NAME with condition keys ({\"delay\": \"500ms\"}), "
                             "POST /servers/NAME/down|up|reset; loopback only, unless "
                             "--allow-external")
-    serve.set_defaults(handler=cmd_serve)
+    serve.set_defaults(handler=cmd_serve, parser=serve)
 
     validate = commands.add_parser(
         "validate", help="check scenario files without running them",
@@ -332,7 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("scenarios", nargs="+", metavar="SCENARIO",
                           help="the scenario files (YAML); - reads one from standard input")
     _add_file_options(validate)
-    validate.set_defaults(handler=cmd_validate)
+    validate.set_defaults(handler=cmd_validate, parser=validate)
 
     new = commands.add_parser(
         "new", help="write a commented starter scenario",
@@ -343,7 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     new.add_argument("--schema", metavar="REF",
                      help="what the modeline names: a URL or a path relative to the new file "
                           "(default: the nearest netsim.schema.json)")
-    new.set_defaults(handler=cmd_new)
+    new.set_defaults(handler=cmd_new, parser=new)
 
     schema = commands.add_parser(
         "schema", help="print the JSON Schema of the scenario format",
@@ -356,14 +377,14 @@ def build_parser() -> argparse.ArgumentParser:
     schema.add_argument("--markdown", action="store_true",
                         help="print the reference of every key (type, default, example, meaning) "
                              "as Markdown instead")
-    schema.set_defaults(handler=cmd_schema)
+    schema.set_defaults(handler=cmd_schema, parser=schema)
 
     clients = commands.add_parser(
         "clients", help="list the client models",
         description="List the client models, one line each.",
         epilog="example:\n  netsim clients",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    clients.set_defaults(handler=cmd_clients)
+    clients.set_defaults(handler=cmd_clients, parser=clients)
     return parser
 
 
@@ -589,7 +610,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
             invalid += 1
             problems += len(error.problems)
         else:
-            print(f"{path}: ok", file=_STDOUT)
+            print(f"{'<stdin>' if path == '-' else path}: ok", file=_STDOUT)  # as its problems name it
     files = len(args.scenarios)
     checked = f"{files} file{'s' * (files != 1)} checked"
     if not invalid:

@@ -392,7 +392,8 @@ class ScenarioFile(pytest.File):
         elif reference.scenario != self.scenario.name:
             return None, None, ""  # the one baseline given is another scenario's
         try:
-            check_fits(reference, scenario=self.scenario.name, time_scale=settings.time_scale, path=path)
+            check_fits(reference, scenario=self.scenario.name, time_scale=settings.time_scale, path=path,
+                       time_scale_option="--netsim-time-scale")
         except BaselineError as error:
             return f"{self.shown}: {error}"
         report = compare(reference, baseline_of(tallied), max_regression=settings.max_regression, path=path)

@@ -420,7 +420,7 @@ def test_validate_reads_a_scenario_from_standard_input(write_scenario: ScenarioW
     assert "<stdin>:" in capsys.readouterr().err
     monkeypatch.setattr(sys, "stdin", io.StringIO(demo_text()))
     assert run_cli("validate", "-") == 0
-    assert capsys.readouterr().out.splitlines() == ["-: ok", "netsim: 1 file checked, all valid"]
+    assert capsys.readouterr().out.splitlines() == ["<stdin>: ok", "netsim: 1 file checked, all valid"]
 
 
 def test_new_writes_a_starter_that_validates_and_passes(
@@ -846,6 +846,18 @@ def test_a_closed_stdout_does_not_change_the_verdict(write_scenario: ScenarioWri
         assert process.stderr is not None
         assert "Traceback" not in process.stderr.read()
     assert json.loads(result.read_text())["passed"] is False
+
+
+def test_a_full_stdout_is_exit_3_with_a_message_not_a_bug(tmp_path: Path) -> None:
+    """Standard output on a full device (/dev/full) cannot be written: exit 3, saying so,
+    with no traceback and no "bug in netsim"."""
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full on this system")
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-m", "netsim", "clients"], stdout=full,
+                              stderr=subprocess.PIPE, text=True, timeout=60)
+    assert done.returncode == 3
+    assert done.stderr == "netsim: error: cannot write to standard output: No space left on device\n"
 
 
 def test_a_tiny_time_scale_warns_and_keeps_figures_short(write_scenario: ScenarioWriter,

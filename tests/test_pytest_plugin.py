@@ -386,7 +386,8 @@ def test_a_baseline_that_does_not_fit_is_an_error_and_a_bad_option_stops_the_ses
     pytester.makefile(".yaml", passing=PASSING)
     result = pytester.runpytest_subprocess("--netsim-baseline", "base.json")
     result.assert_outcomes(errors=2)
-    result.stdout.fnmatch_lines(["passing.yaml: baseline base.json was made at time scale 0.5, *"])
+    result.stdout.fnmatch_lines(["passing.yaml: baseline base.json was made at time scale 0.5, *"
+                                 "pass --netsim-time-scale 0.5, or save a new baseline*"])
     for options, message in [
         (["--netsim-max-regression", "5%"], "*--netsim-max-regression needs --netsim-baseline PATH*"),
         (["--netsim-baseline", "missing.json"], "*--netsim-baseline: baseline missing.json does not exist*"),
