@@ -5,7 +5,7 @@ from __future__ import annotations
 import array
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -225,6 +225,8 @@ def measure(events: Sequence[Event], lateness: Sequence[float], slots: Sequence[
                     conn.intact = event.intact
                     if isinstance(event, ConnFailed):
                         conn.error, conn.message, conn.phase = event.error, event.message, event.phase
+    if program is not None:  # a program's run ends at its exit, not when its leftovers were cleared
+        finished = program.t
     served = _match(ended, slots, instrumented)
     by_port = {(event.server, event.peer_port): number for number, event in served.items()}
     for chunk in sent:
@@ -270,7 +272,7 @@ def measure(events: Sequence[Event], lateness: Sequence[float], slots: Sequence[
                            span=since(finished))
     return Measured(finished - started, results, summary, summary.p99 * time_scale, program, activity,
                     started, tuple(ServerChange(since(event.t), event.server, *_change_of(event))
-                                   for event in changes), len(ended) - len(served) if not instrumented else 0)
+                                   for event in changes), 0 if instrumented else _extra(ended, slots, served))
 
 
 def _change_of(event: Change) -> tuple[str, str]:
@@ -345,6 +347,13 @@ def served_connections(ended: Sequence[ConnEnded], slots: Sequence[Slot],
     their stop, not by a client's timeout."""
     return [_from_the_server(number, slot, _served(event, 0.0, time_scale), serving=True)
             for number, (event, slot) in enumerate(zip(ended, slots, strict=True), start=1)]
+
+
+def _extra(ended: Sequence[ConnEnded], slots: Sequence[Slot], served: Mapping[int, ConnEnded]) -> int:
+    """How many connections a program made to its targets beyond them (a proxy's upstream
+    connections, which the servers account for too, are not the program's)."""
+    targets = {slot.server for slot in slots}
+    return sum(event.server in targets for event in ended) - len(served)
 
 
 def _match(ended: Sequence[ConnEnded], slots: Sequence[Slot], instrumented: bool) -> dict[int, ConnEnded]:

@@ -93,7 +93,7 @@ FLUSH_INTERVAL = 0.05  # seconds
 # Asked to stop, the servers first let a proxy connection whose client has left finish
 # passing the end on (its upstream's answer, the close), for this long at most: a client
 # that closed just before the stop did not leave a connection open.
-WIND_DOWN = 0.25  # seconds
+WIND_DOWN = 0.5  # seconds
 
 # How long a child may take to start, or to stop once asked, before it is killed.
 START_TIMEOUT = 10.0  # seconds
@@ -376,6 +376,8 @@ async def _serve_until_stopped(listeners: Sequence[Listener], t0: float, conn: C
                                         detail=detail, accounts=accounts, on_ready=ready))
     beat.append(loop.call_later(FLUSH_INTERVAL, flush))
 
+    winding: list[asyncio.Task[None]] = []  # the stop under way (a task must be held)
+
     def on_control() -> None:
         # Flush: send what is held. A control request: carry it out, then send the events
         # it made before its answer, so that the change is logged before it is reported
@@ -398,8 +400,6 @@ async def _serve_until_stopped(listeners: Sequence[Listener], t0: float, conn: C
             serving.cancel()
         else:
             winding.append(loop.create_task(wind_down()))
-
-    winding: list[asyncio.Task[None]] = []
 
     async def wind_down() -> None:
         deadline = loop.time() + WIND_DOWN

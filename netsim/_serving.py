@@ -26,11 +26,13 @@ server process, answered once the change has taken effect there. ``netsim serve
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import difflib
 import itertools
 import math
 import threading
 import time
+import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -305,6 +307,8 @@ class Serving:
                 port = getattr(event, "peer_port", None)
                 if port is not None and getattr(event, "conn", 0) is None:
                     event.conn = numbers.get((event.server, port))  # type: ignore[union-attr]
+                if isinstance(event, ConnEnded):  # its last event: a long serve holds no more
+                    numbers.pop((event.server, event.peer_port), None)
                 self._observer(event)
 
     def __enter__(self) -> Serving:
@@ -385,8 +389,11 @@ class Serving:
         aside): every ``set`` undone, as removing a toxic does. It stays down if it is
         down (``up`` brings it back). Returns when it took effect (as ``set``)."""
         self._server(name)
-        plan = next(plan for plan in self._plans if plan.name == name)
-        return self.set(name, **plan.conditions.scaled(1 / self.time_scale).described(every=True))
+        own = next(plan for plan in self._plans if plan.name == name).conditions  # wall seconds
+        # The fields as they are, not through their written form, which rounds (12.5% to 12%).
+        fields = {field.name: getattr(own, field.name) for field in dataclasses.fields(own)}
+        written = own.scaled(1 / self.time_scale).described(every=True)
+        return self._done(self._ask(lambda request: ChangeConditions(request, name, fields, written)))
 
     def states(self) -> list[dict[str, Any]]:
         """Every server as it is now: up or down, whether it answers handshakes, its conditions
@@ -560,7 +567,11 @@ def load(scenario: str | Path | Scenario, *, allow_paths: bool = False,
         return load_scenario_text(scenario, filename="<scenario text>", allow_paths=allow_paths,
                                   max_poem_bytes=max_poem_bytes)
     path = Path(scenario)
-    if not path.exists():
+    try:
+        there = path.exists()
+    except OSError:  # a name too long to be a file's: text, most likely
+        there = False
+    if not there:
         text = str(scenario).lstrip()
         if text.startswith("{") or ": " in text:
             message = ("no such file; this looks like scenario text, which is taken as text only "
@@ -575,8 +586,6 @@ def load(scenario: str | Path | Scenario, *, allow_paths: bool = False,
 
 def _keys_within(path: Sequence[str]) -> list[str]:
     """The keys of the mapping at ``path`` in a change (``["fault"]``: a fault's keys)."""
-    import typing
-
     from pydantic import BaseModel
 
     model: type[BaseModel] = ConditionChanges

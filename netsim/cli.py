@@ -153,9 +153,6 @@ def _exit_code(error: BaseException, *, verbose: bool | None) -> int:
 
     from netsim._errors import ClientCrashError, PortBusyError, RunError, ScenarioError, UsageError
 
-    if isinstance(error, StdoutFailed):
-        _error(str(error))
-        return EXIT_RUN_ERROR
     if isinstance(error, ScenarioError):
         _problems(error)
         return EXIT_INVALID
@@ -206,11 +203,12 @@ def _problems(error: ScenarioError) -> None:
     print(f"netsim: {count} problem{'s' * (count != 1)}; nothing was run", file=sys.stderr)
 
 
-class StdoutFailed(Exception):
-    """Standard output could not be written (its reader gone is not this: see _Stdout)."""
+def _stdout_failed(error: OSError) -> Exception:
+    """Standard output could not be written (its reader gone is not this: see _Stdout): the
+    run could not be carried out (a RunError, exit 3), wherever it was raised."""
+    from netsim._errors import RunError
 
-    def __init__(self, error: OSError) -> None:
-        super().__init__(f"cannot write to standard output: {error.strerror or error}")
+    return RunError(f"cannot write to standard output: {error.strerror or error}")
 
 
 class _Stdout:
@@ -234,7 +232,7 @@ class _Stdout:
                 self._drop()
             except OSError as error:  # a full disk, /dev/full: say so, as exit 3
                 self._drop()
-                raise StdoutFailed(error) from None
+                raise _stdout_failed(error) from None
         return len(text)
 
     def flush(self) -> None:
@@ -245,7 +243,7 @@ class _Stdout:
                 self._drop()
             except OSError as error:
                 self._drop()
-                raise StdoutFailed(error) from None
+                raise _stdout_failed(error) from None
 
     def _drop(self) -> None:
         import os

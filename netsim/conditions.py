@@ -143,7 +143,7 @@ class Conditions:
             elif self.fault_after:
                 fault["after"] = self.fault_after
             if self.fault_probability < 1:
-                fault["probability"] = f"{self.fault_probability:.0%}"
+                fault["probability"] = f"{self.fault_probability * 100:.6g}%"
             shown["fault"] = fault
         return shown
 

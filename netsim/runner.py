@@ -13,7 +13,7 @@ import math
 import random
 import resource
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 
 from netsim._errors import ClientCrashError, RunError, RunTimeoutError, UsageError
 from netsim._machine import Machine, StealClock
@@ -77,6 +77,9 @@ STEAL_NOTED = 0.002  # 0.2%
 STEAL_FLOOR = 0.03  # seconds
 # The kinds of metric that time tells: a CPU taken away moves them.
 TIMED = ("duration", "factor")
+# A program's first connection this much later than the ideal's (scenario seconds) is
+# named beside a failed timing expectation (see _start_up).
+START_UP_NOTED = 0.05  # seconds
 
 LEFT_REALTIME = ("the server process used up its real-time budget (CPU time without a pause) and "
                  "ran at normal priority for the rest of the run, where other tasks can hold it back")
@@ -184,11 +187,6 @@ def _start_up(run: RunResult) -> list[str]:
             f"ideal ({format_duration(lag * scale)} of wall time): its start-up (an interpreter's, its "
             f"imports) counts in elapsed, and time scale {scale:.3g} makes each wall second "
             f"{1 / scale:.3g} scenario seconds; at a larger --time-scale it weighs less"]
-
-
-# A program's first connection this much later than the ideal's (scenario seconds) is
-# named beside a failed timing expectation (see _start_up).
-START_UP_NOTED = 0.05  # seconds
 
 
 def steal_taken(machine: Machine | None) -> str:
@@ -321,15 +319,14 @@ def _run_client(
     plans = plans_of(_needed(servers, everything), time_scale=time_scale, seed=seed,
                    free_ports=free_ports)
     program_timeout = None  # wall seconds a client's program may run (None: no program)
-    if not model.instrumented:
+    if not model.instrumented and configure is not None:
         # A program is ended at its timeout and judged (its open connections timeouts),
-        # never left to stop the run: its client's `timeout`, or --timeout if shorter, or
-        # one from the ideal.
+        # never left to stop the run: its client's `timeout` (or --timeout, if shorter),
+        # else --timeout, else one from the ideal.
         program_timeout = _program_timeout(client, ideal, time_scale)
         if timeout is not None:
             program_timeout = min(program_timeout, timeout) if client.timeout is not None else timeout
-        if configure is not None:
-            model = configure(_options(scenario, client, time_scale, program_timeout=program_timeout))
+        model = configure(_options(scenario, client, time_scale, program_timeout=program_timeout))
     if program_timeout is not None:  # the program's timeout comes first
         wall_timeout = program_timeout + TIMEOUT_MARGIN
     elif timeout is not None:
@@ -380,7 +377,8 @@ def _run_client(
         program = dataclasses.replace(Program.of(measured.program),
                                       extra_connections=measured.extra_connections)
         if client.output is not None:
-            connections = _check_output(connections, program.printed or (), client.output)
+            connections = _check_output(connections, program.printed or (), client.output,
+                                        _poems_to_find(scenario, client))
     return RunResult(
         client=client.label, model=model.name, elapsed=measured.wall_elapsed / time_scale, ideal=ideal,
         wall_elapsed=measured.wall_elapsed, connections=connections, lateness=measured.lateness,
@@ -398,17 +396,24 @@ def _options(scenario: Scenario, client: Client, time_scale: float, *,
     cycle = len(scenario.servers if client.targets is None else client.targets)
     timeout = program_timeout if program_timeout is not None else (
         client.timeout * time_scale if client.timeout is not None else None)
-    poems = {}
-    for server in scenario.servers if client.output is not None else ():
-        texts = {server.payload().decode("utf-8", "replace").strip()}
-        if server.poem is not None:
-            texts.add(server.poem.strip())
-        if client.output == "lines":  # the poem as written keeps its lines, if it has any
-            texts = {server.poem.strip()} if server.poem is not None else texts
-        poems[server.name] = tuple(sorted(text for text in texts if text))
     return ClientOptions(run=client.run, concurrent=client.concurrent, output=client.output,
-                         poems=poems, time_scale=time_scale, timeout=timeout, folder=scenario.folder,
-                         cycle=cycle)
+                         poems=_poems_to_find(scenario, client), time_scale=time_scale, timeout=timeout,
+                         folder=scenario.folder, cycle=cycle)
+
+
+def _poems_to_find(scenario: Scenario, client: Client) -> dict[str, tuple[str, ...]]:
+    """With ``output:``, each poem server the client reads, with the texts of its poem the
+    output may hold (any one will do): as sent, and as written (its lines, if ``newline:
+    strip`` sends it without them). A proxy's bytes are its upstream's: not looked for."""
+    poems = {}
+    for server in scenario.targets_of(client) if client.output is not None else ():
+        if server.is_proxy or server.name in poems:
+            continue
+        texts = {server.text.strip()}
+        if client.output == "poems":
+            texts.add(server.payload().decode("utf-8", "replace").strip())
+        poems[server.name] = tuple(sorted(text for text in texts if text))
+    return poems
 
 
 def _program_timeout(client: Client, ideal: float, time_scale: float) -> float:
@@ -420,13 +425,13 @@ def _program_timeout(client: Client, ideal: float, time_scale: float) -> float:
     return UNKNOWN_IDEAL_TIMEOUT
 
 
-def _check_output(connections: list[ConnectionResult], printed: Sequence[str],
-                  mode: str) -> list[ConnectionResult]:
+def _check_output(connections: list[ConnectionResult], printed: Sequence[str], mode: str,
+                  looked_for: Collection[str]) -> list[ConnectionResult]:
     """``output: poems``: a connection whose poem is not in the program's output is not intact
     (``printed``: the servers whose poem its whole output held, as the client process saw)."""
     checked = []
     for conn in connections:
-        if conn.intact and conn.server not in printed:
+        if conn.intact and conn.server in looked_for and conn.server not in printed:
             conn = dataclasses.replace(conn, intact=False, message=(
                 f"the program's output does not contain the poem of {conn.server} (output: {mode})"))
         checked.append(conn)

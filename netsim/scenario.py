@@ -648,9 +648,10 @@ class Client(_Model):
         description="The longest a connection waits for its next byte (connecting included) "
                     "before it ends as a timeout, counted by `errors.timeout`. For a `command` "
                     "client, whose waits are its program's own: the longest the program may run "
-                    "(by default three times its ideal, plus 10 s of wall time; `run --timeout` "
-                    "when it is shorter); then its whole process group is ended, and the "
-                    "connections it still had open are timeouts.",
+                    "(by default `run --timeout`, or three times its ideal plus 10 s of wall "
+                    "time; a `timeout` here is cut to `run --timeout` when that is shorter); then "
+                    "its whole process group is ended, and the connections it still had open are "
+                    "timeouts.",
         examples=["2s"],
         json_schema_extra=default_reads("twice the longest silence the scenario expects, plus 1s"))
     connections: int = Field(
@@ -686,7 +687,8 @@ class Client(_Model):
                     "`lines`: each poem's lines in order, each on a line of its own, where the "
                     "lines of different poems may come between them (a client that prints "
                     "lines as they arrive); an output line may begin with a label, such as "
-                    "`a: 1111`.",
+                    "`a: 1111`, which is not read: a line counts for the first poem whose next "
+                    "line it is.",
         examples=["poems", "lines"], json_schema_extra=default_reads("none: the output is not checked"))
     retry: Duration | None = Field(
         default=None,

@@ -178,10 +178,11 @@ def run_session(
                 tracer.next_run(number, repeat)
             progress.repeat_started(number)
 
-        finished: list[RunResult] = []  # what a run that does not finish still reports
+        # What a run that does not finish still reports: each model measured, by its repeat.
+        finished: list[tuple[int | None, RunResult]] = []
 
         def measured(run: RunResult) -> None:
-            finished.append(run)
+            finished.append((current[0] if repeat > 1 else None, run))
             if log is not None:
                 log.flush()  # every event of this client model's run is in: the log catches up
             if tracer is not None:
@@ -202,11 +203,11 @@ def run_session(
                 error.add_note(failure)
             raise
         except (KeyboardInterrupt, Exception) as error:  # stopped, or a bug: exit 130/143 or 3
+            # Best effort: the error is what the user hears of.
             why = ("stopped before it finished (Ctrl-C or SIGTERM)" if isinstance(error, KeyboardInterrupt)
                    else f"unexpected {type(error).__name__}: {error} (a bug in netsim)")
             _write_unfinished(outputs, tracer, scenario.name, str(scenario_path), why, why,
-                              time_scale=time_scale, runs=finished)  # best effort: the error is what
-            # the user hears of
+                              time_scale=time_scale, runs=finished)
             raise
         finally:
             if log is not None:
@@ -498,7 +499,7 @@ def _write_outputs(outputs: Outputs, outcome: Outcome, scenario_file: str,
 
 def _write_unfinished(outputs: Outputs, tracer: TraceRecorder | None, scenario: str, scenario_file: str,
                       why: str, junit_message: str, *, time_scale: float,
-                      runs: Sequence[RunResult] = ()) -> list[str]:
+                      runs: Sequence[tuple[int | None, RunResult]] = ()) -> list[str]:
     """A run that did not finish (it could not be carried out, was stopped, or met a bug)
     still leaves a JUnit report for CI to show, its trace up to where it stopped (what
     happened before a timeout or a crash is what its reader wants to see), and a JSON
@@ -527,12 +528,15 @@ def _write_unfinished(outputs: Outputs, tracer: TraceRecorder | None, scenario: 
     return failures
 
 
-def _unfinished(scenario: str, time_scale: float, why: str, runs: Sequence[RunResult] = ()) -> str:
+def _unfinished(scenario: str, time_scale: float, why: str,
+                runs: Sequence[tuple[int | None, RunResult]] = ()) -> str:
     """The JSON result of a run that did not finish: it did not pass, says why, and has the
-    runs measured before it stopped, without verdicts."""
+    runs measured before it stopped, without verdicts (with ``repeat``, the number of the
+    run each was measured in)."""
     data = {"scenario": scenario, "time_scale": time_scale, "passed": False, "error": why,
             "warnings": [f"the run did not finish: {why}"],
-            "runs": [{**run.to_dict(), "passed": None} for run in runs]}  # measured, not judged
+            "runs": [{**run.to_dict(), "passed": None, **({"repeat": number} if number else {})}
+                     for number, run in runs]}  # measured, not judged
     return json.dumps(data, indent=2) + "\n"
 
 

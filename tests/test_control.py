@@ -196,6 +196,18 @@ def test_restore_gives_a_server_back_its_scenarios_conditions(net: Serving) -> N
         net.restore("zz")
 
 
+def test_restore_gives_back_a_faults_probability_exactly() -> None:
+    """restore() sends the scenario's conditions as they are: a fault striking 12.5% of the
+    connections comes back at 12.5%, not at the 12% its written form would round it to."""
+    text = ("netsim: 1\nname: p\n"
+            "servers: [{name: a, poem: \"12\\n\", fault: {kind: reset, probability: 12.5%}}]\n")
+    with netsim.serving(text) as net:
+        net.set("a", fault=None)
+        assert net.states()[0]["conditions"]["fault"] is None
+        net.restore("a")
+        assert net.states()[0]["conditions"]["fault"] == {"kind": "reset", "probability": "12.5%"}
+
+
 # The HTTP API.
 
 

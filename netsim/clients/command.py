@@ -41,6 +41,7 @@ OUTPUT_LIMIT = 64 * 1024  # 64 KiB
 # What of each stream goes to the log, a line at a time, and the longest line it takes: a
 # program that prints without end must not fill the runner's memory.
 LOG_LIMIT = 1024 * 1024  # 1 MiB
+LOG_LINES = 10_000  # and no more lines: an event each, however short
 LINE_LIMIT = 4 * 1024  # 4 KiB
 READ_SIZE = 64 * 1024  # 64 KiB
 # How long the end of a program's output may take after it exited and what it left
@@ -114,8 +115,10 @@ class _Program:
                 started.append(program)
             finally:
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
-            readers = [_Reader(program.stdout, "stdout", recorder, self.options.poems,
-                               by_lines=self.options.output == "lines"),
+            search = (None if self.options.output is None else
+                      _LineSearch(self.options.poems) if self.options.output == "lines" else
+                      _PoemSearch(self.options.poems))
+            readers = [_Reader(program.stdout, "stdout", recorder, search),
                        _Reader(program.stderr, "stderr", recorder)]
             timed_out, stopping = False, None
             try:
@@ -139,84 +142,42 @@ class _Program:
         assert program.returncode is not None
         recorder.record(ProgramExited(exited, recorder.client, argv, program.returncode,
                                       readers[0].kept(), readers[1].kept(), timed_out, stopping, len(left),
-                                      readers[0].printed() if self.options.output is not None else None))
+                                      None if search is None else sorted(search.found)))
 
 
 class _Reader(threading.Thread):
-    """Passes one stream of the program on: to the log a line at a time (LOG_LIMIT of it),
-    to the result (its first OUTPUT_LIMIT bytes), and, for ``output: poems``, past a
-    search for each poem that sees the whole stream while holding only a poem's length."""
+    """Passes one stream of the program on: to the log a line at a time (LOG_LIMIT and
+    LOG_LINES of it), to the result (its first OUTPUT_LIMIT bytes), and to a ``search`` for
+    the poems (``output:``), which sees the whole stream."""
 
     def __init__(self, stream: IO[bytes] | None, name: Literal["stdout", "stderr"],
-                 recorder: Recorder, poems: Mapping[str, tuple[str, ...]] | None = None, *,
-                 by_lines: bool = False) -> None:
+                 recorder: Recorder, search: _PoemSearch | _LineSearch | None = None) -> None:
         super().__init__(name=f"netsim-{name}", daemon=True)
         assert stream is not None
         self._stream = stream
         self._name: Literal["stdout", "stderr"] = name
         self._recorder = recorder
+        self.search = search
         self._kept = bytearray()
         self._cut = False
         self._line = bytearray()  # the line being read, up to LINE_LIMIT
-        self._logged = 0
-        self._looking = {server: [text.encode() for text in texts] for server, texts in (poems or {}).items()}
-        self._found: set[str] = set()
-        longest = max((len(text) for texts in self._looking.values() for text in texts), default=1)
-        self._overlap = longest - 1  # what of the last read a poem may begin in
-        self._tail = b""
-        # output: lines: each poem's lines not yet seen, and the output line being read.
-        self._by_lines = by_lines
-        self._awaited = {server: [line.strip() for line in texts[0].splitlines() if line.strip()]
-                         for server, texts in self._looking.items() if texts} if by_lines else {}
-        self._pending = bytearray()
+        self._logged = self._lines = 0
         self.start()
 
     def run(self) -> None:
         read = getattr(self._stream, "read1", self._stream.read)
         with self._stream:
             while data := read(READ_SIZE):
-                if len(self._kept) < OUTPUT_LIMIT:
-                    self._kept += data[:OUTPUT_LIMIT - len(self._kept)]
-                self._cut = self._cut or len(self._kept) + len(data) > OUTPUT_LIMIT
-                if self._by_lines:
-                    self._look_by_lines(data)
-                elif self._looking:
-                    self._look(data)
+                room = OUTPUT_LIMIT - len(self._kept)
+                self._kept += data[:max(0, room)]
+                self._cut = self._cut or len(data) > room
+                if self.search is not None:
+                    self.search.feed(data)
                 self._log(data)
         if self._line:
             self._log_line()
-        if self._pending:
-            self._match_line(bytes(self._pending))
-
-    def _look_by_lines(self, data: bytes) -> None:
-        start = 0
-        while (end := data.find(b"\n", start)) != -1:
-            self._pending += data[start:end]
-            self._match_line(bytes(self._pending))
-            self._pending.clear()
-            start = end + 1
-        self._pending += data[start:][:max(0, READ_SIZE - len(self._pending))]
-
-    def _match_line(self, raw: bytes) -> None:
-        """Give an output line to the first poem whose next line it is (its whole text, or
-        its end after a label: ``a: 1111``)."""
-        line = raw.strip()
-        if not line:
-            return
-        for server, awaited in self._awaited.items():
-            if awaited and _ends_with_line(line, awaited[0]):
-                awaited.pop(0)
-                if not awaited:
-                    self._found.add(server)
-                return
-
-    def _look(self, data: bytes) -> None:
-        window = self._tail + data
-        for server, texts in list(self._looking.items()):
-            if any(text in window for text in texts):
-                self._found.add(server)
-                del self._looking[server]
-        self._tail = window[-self._overlap:] if self._overlap else b""
+        if self.search is not None:
+            self.search.end()
 
     def _log(self, data: bytes) -> None:
         start = 0
@@ -227,10 +188,11 @@ class _Reader(threading.Thread):
         self._line += data[start:][:max(0, LINE_LIMIT - len(self._line))]
 
     def _log_line(self) -> None:
-        if self._logged < LOG_LIMIT:
+        if self._logged < LOG_LIMIT and self._lines < LOG_LINES:
             self._logged += len(self._line) + 1
+            self._lines += 1
             line = self._line.decode("utf-8", "replace").rstrip("\r")
-            if self._logged >= LOG_LIMIT:
+            if self._logged >= LOG_LIMIT or self._lines == LOG_LINES:
                 line += f" [netsim: the log takes no more of its {self._name}]"
             self._recorder.record(ProgramOutput(self._recorder.now(), self._recorder.client,
                                                 self._name, line))
@@ -240,9 +202,64 @@ class _Reader(threading.Thread):
         text = self._kept.decode("utf-8", "replace")
         return text + f"\n[netsim: cut at {OUTPUT_LIMIT // 1024} KiB]" if self._cut else text
 
-    def printed(self) -> list[str]:
-        """The servers whose poem the stream held (all of it, read to its end)."""
-        return sorted(self._found)
+
+class _PoemSearch:
+    """``output: poems``: each poem's text in one piece, anywhere in a stream fed to it a
+    read at a time, holding no more of it than the longest poem."""
+
+    def __init__(self, poems: Mapping[str, tuple[str, ...]]) -> None:
+        self._looking = {server: [text.encode() for text in texts] for server, texts in poems.items()}
+        self.found: set[str] = set()
+        longest = max((len(text) for texts in self._looking.values() for text in texts), default=1)
+        self._overlap = longest - 1  # what of the last read a poem may begin in
+        self._tail = b""
+
+    def feed(self, data: bytes) -> None:
+        window = self._tail + data
+        for server, texts in list(self._looking.items()):
+            if any(text in window for text in texts):
+                self.found.add(server)
+                del self._looking[server]
+        self._tail = window[-self._overlap:] if self._overlap else b""
+
+    def end(self) -> None:
+        pass
+
+
+class _LineSearch:
+    """``output: lines``: each poem's lines in order, each on an output line of its own (its
+    end, after a label), other lines between them. Labels are not read: a line goes to the
+    first poem whose next line it is."""
+
+    def __init__(self, poems: Mapping[str, tuple[str, ...]]) -> None:
+        self._awaited = {server: [line.strip() for line in texts[0].encode().splitlines() if line.strip()]
+                         for server, texts in poems.items() if texts}
+        self.found: set[str] = set()
+        self._pending = bytearray()  # the output line being read, up to READ_SIZE
+
+    def feed(self, data: bytes) -> None:
+        start = 0
+        while (end := data.find(b"\n", start)) != -1:
+            self._pending += data[start:end]
+            self._match(bytes(self._pending))
+            self._pending.clear()
+            start = end + 1
+        self._pending += data[start:][:max(0, READ_SIZE - len(self._pending))]
+
+    def end(self) -> None:
+        if self._pending:
+            self._match(bytes(self._pending))
+
+    def _match(self, raw: bytes) -> None:
+        line = raw.strip()
+        if not line:
+            return
+        for server, awaited in self._awaited.items():
+            if awaited and _ends_with_line(line, awaited[0]):
+                awaited.pop(0)
+                if not awaited:
+                    self.found.add(server)
+                return
 
 
 def _ends_with_line(line: bytes, expected: bytes) -> bool:

@@ -283,7 +283,7 @@ def _programs(picture: Picture) -> str:
             cut = " (its first lines)" if len(stdout) > SHOWN_LINES else ""
             streams.append(f"<details><summary>stdout{cut}, {len(program.stdout):,} characters kept</summary>"
                            f"<pre>{escape(chr(10).join(stdout[:SHOWN_LINES]))}</pre></details>")
-        ending = program_ending(program).removesuffix(", its stderr ends:")
+        ending = program_ending(program).removesuffix(", its stderr ends:").removesuffix(":")
         parts.append(f'<div class="program {status}" data-client="{escape(client.client)}">'
                      f"<h3>{escape(client.client)}</h3><p><code>{escape(shlex.join(program.argv))}</code></p>"
                      f"<p>{escape(ending)}</p>{''.join(streams)}</div>")

@@ -278,11 +278,12 @@ for port in sys.argv[1:]:
 def test_output_poems_reads_the_whole_output_and_logs_a_bounded_part(
         write_scenario: ScenarioWriter, tmp_path: Path) -> None:
     """The poems are looked for in all of the program's output, past the 64 KiB the result
-    keeps and across reads; the log takes at most LOG_LIMIT of it, with a note."""
+    keeps and across reads; the log takes at most LOG_LINES lines of it, with a note, and
+    cuts a long line at LINE_LIMIT."""
     from netsim.clients import command
 
     program = write_program(tmp_path, "noisy.py", OVERLAPPING.replace(
-        "asyncio.run(main())", "sys.stdout.write('debug ' * 40_000 + '\\n' + 'x\\n' * 600_000)\n"
+        "asyncio.run(main())", "sys.stdout.write('debug ' * 40_000 + '\\n' + 'x\\n' * 20_000)\n"
                                "asyncio.run(main())"))
     lines: list[str] = []
 
@@ -300,8 +301,20 @@ def test_output_poems_reads_the_whole_output_and_logs_a_bounded_part(
     assert [(conn.server, conn.intact) for conn in result.connections] == [("a", True), ("b", True)]
     assert result.program is not None and result.program.stdout.endswith("[netsim: cut at 64 KiB]")
     assert len(lines[0]) == command.LINE_LIMIT  # the long line, cut
-    assert sum(len(line) + 1 for line in lines) < command.LOG_LIMIT + command.LINE_LIMIT + 100
+    assert len(lines) == command.LOG_LINES
     assert lines[-1].endswith("[netsim: the log takes no more of its stdout]")
+
+
+def test_output_under_the_kept_limit_is_kept_whole(write_scenario: ScenarioWriter, tmp_path: Path) -> None:
+    """40 KiB of output, read in pieces, is kept as it is: no note that it was cut."""
+    program = write_program(tmp_path, "chatty.py", "import sys\nsys.stdout.write('y' * 40_000)\n")
+    result = run(write_scenario, f"""\
+        netsim: 1
+        name: chatty
+        servers: [{{name: a, poem: "x\\n", fault: {{kind: refuse}}}}]
+        clients: [{{model: command, run: [{PYTHON}, {program}]}}]
+    """)
+    assert result.program is not None and result.program.stdout == "y" * 40_000
 
 
 def test_the_runs_timeout_ends_a_program_and_judges_it_and_the_next_client_still_runs(
