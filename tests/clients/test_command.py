@@ -305,6 +305,26 @@ def test_output_poems_reads_the_whole_output_and_logs_a_bounded_part(
     assert lines[-1].endswith("[netsim: the log takes no more of its stdout]")
 
 
+def test_output_poems_beside_a_proxy_looks_only_for_poems_and_counts_no_extra_connections(
+        write_scenario: ScenarioWriter, tmp_path: Path) -> None:
+    """With a proxy among the targets, `output: poems` looks for the poem servers' poems
+    only, and the proxy's own upstream connection is not taken for one of the program's."""
+    program = write_program(tmp_path, "both.py", OVERLAPPING)
+    result = run(write_scenario, f"""\
+        netsim: 1
+        name: proxied
+        servers:
+          - {{name: a, poem: "{POEM}", delay: 10ms}}
+          - {{name: b, poem: "{POEM}", delay: 10ms}}
+          - {{name: p, upstream: b}}
+        clients: [{{model: command, targets: [a, p], run: [{PYTHON}, {program}, "{{ports}}"],
+                    output: poems}}]
+    """)
+    assert [(conn.server, conn.intact) for conn in result.connections] == [("a", True), ("p", None)]
+    assert result.program is not None and result.program.extra_connections == 0
+    assert result.passed
+
+
 def test_output_under_the_kept_limit_is_kept_whole(write_scenario: ScenarioWriter, tmp_path: Path) -> None:
     """40 KiB of output, read in pieces, is kept as it is: no note that it was cut."""
     program = write_program(tmp_path, "chatty.py", "import sys\nsys.stdout.write('y' * 40_000)\n")
