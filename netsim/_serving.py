@@ -484,6 +484,7 @@ def serve_scenario(
     seed: int | None = None,
     control: tuple[str, int] | None = None,
     control_log: Callable[[str], None] | None = None,
+    on_control: Callable[[tuple[str, int]], None] | None = None,
 ) -> None:
     """Serve the scenario's servers until interrupted (KeyboardInterrupt), then stop them.
 
@@ -491,8 +492,9 @@ def serve_scenario(
     connections; events go to ``observer`` as they come; ``on_stopped(serving)`` is called
     once they have stopped, before the interrupt goes on, with what they saw
     (``serving.result()``, ``serving.wall_lateness``). With ``control`` (HOST, PORT), the
-    live control API answers there from before ``on_listening`` on, and ``control_log``
-    hears where, and every request it answers. Raises UsageError (a control address
+    live control API answers there from before ``on_listening`` on, ``on_control`` is given
+    its address (the port it took, for a port 0), and ``control_log`` hears where, and
+    every request it answers. Raises UsageError (a control address
     outside loopback without ``allow_external`` too), PortBusyError or ServerStartError,
     and RunError if the server process dies.
     """
@@ -507,6 +509,8 @@ def serve_scenario(
             if control_log is not None:
                 host, port = api.address
                 control_log(f"control API on http://{f'[{host}]' if ':' in host else host}:{port}")
+            if on_control is not None:
+                on_control(api.address)
         try:
             # Inside the try: a stop that comes as soon as "ready" is out (a script that
             # waits for it, then sends SIGTERM) still gets on_stopped.

@@ -416,6 +416,11 @@ class ServeLines:
     def warn(self, message: str) -> None:
         print(f"warning: {message}", file=self._err, flush=True)
 
+    def control(self, address: tuple[str, int]) -> None:
+        """Where the control API answers (`--control`), before the servers' lines."""
+        host, port = address
+        print(f"control {f'[{host}]' if ':' in host else host}:{port}", file=self._out, flush=True)
+
     def listening(self, addresses: list[tuple[str, str, int]]) -> None:
         for name, host, port in addresses:
             shown = f"[{host}]" if ":" in host else host

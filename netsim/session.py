@@ -314,7 +314,8 @@ def serve_session(
             serve_scenario(scenario, time_scale=time_scale, observer=log,
                            on_listening=progress.listening, on_stopped=stopped, seed=seed,
                            free_ports=free_ports, allow_external=allow_external,
-                           control=control, control_log=_line_writer(control_log))
+                           control=control, control_log=_line_writer(control_log),
+                           on_control=getattr(progress, "control", None))
         except KeyboardInterrupt:
             if failed:
                 raise OutputError(f"cannot write --json {json}: {failed[0].strerror}") from None

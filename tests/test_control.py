@@ -369,16 +369,20 @@ def test_a_busy_control_port_exits_3_without_the_free_ports_hint(
 
 @pytest.mark.slow
 def test_serve_answers_the_control_api_from_its_ready_line(write_scenario: ScenarioWriter) -> None:
-    """`netsim serve --control 127.0.0.1:0` says where the API is before `ready`, answers it,
-    logs each request on stderr, and stops on Ctrl-C."""
+    """`netsim serve --control 127.0.0.1:0` says where the API is before `ready`, on stdout
+    (`control HOST:PORT`, the port it took) as on stderr, answers it, logs each request on
+    stderr, and stops on Ctrl-C."""
     path = write_scenario(SLOW)
     with netsim_process("serve", path, "--control", "127.0.0.1:0") as process:
         assert process.stdout is not None and process.stderr is not None
         where = process.stderr.readline().strip()
         assert where.startswith("control: control API on http://127.0.0.1:")
         host, port = where.rsplit("/", 1)[1].rsplit(":", 1)
-        while process.stdout.readline().strip() != "ready":
-            pass
+        lines = [process.stdout.readline().strip()]
+        while lines[-1] != "ready":
+            lines.append(process.stdout.readline().strip())
+        assert lines[0] == f"control {host}:{port}"
+        assert [line.split()[0] for line in lines[1:]] == ["listening"] * 3 + ["ready"]
         status, answer = call((host, int(port)), "PATCH", "/servers/a", {"delay": "1ms"})
         assert (status, answer["server"]) == (200, "a")
         assert process.stderr.readline().strip().endswith('PATCH /servers/a {"delay": "1ms"} -> 200')
