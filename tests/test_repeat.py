@@ -91,3 +91,13 @@ def test_repeat_scenario_needs_at_least_one_run(write_scenario: ScenarioWriter) 
     scenario = netsim.load_scenario(write_scenario(demo_text()))
     with pytest.raises(ValueError, match="at least once"):
         repeat_scenario(scenario, 0)
+
+
+def test_the_bound_shown_is_that_of_the_run_measured_nearest_the_median() -> None:
+    """Where each run's bound differs (an ideal that moves a little), the bound beside the
+    median measurement is the one that run was judged by, not the first run's."""
+    runs = [fake_run("select", elapsed, "elapsed <= ideal + 1s", ideal=ideal)
+            for elapsed, ideal in ((4.1, 4.0), (5.1, 5.0), (4.6, 4.5))]
+    (expectation,) = tally([ScenarioResult("demo", 1.0, [run]) for run in runs]).clients[0].expectations
+    assert expectation.actual.median == pytest.approx(4.6)
+    assert expectation.bound == runs[2].expectations[0].bound == "<= 5.500s"
