@@ -266,6 +266,24 @@ clients:
     assert (row.intact, row.ending) == (False, "eof, not in its output")
 
 
+def test_a_repeated_runs_report_gives_the_verdicts_over_every_run(demo: dict[str, Any]) -> None:
+    """With repeats, the report's verdicts are those over every run (held in 2 of 3: FAIL,
+    with the median measured), not the first run's, and the header says so."""
+    result = json.loads(json.dumps(demo["result"]))
+    first = run_of(result, "blocking")["expectations"][0]
+    assert first["passed"] is True  # the first run alone passed it
+    result["repeat"] = {"count": 3, "runs_passed": 2, "clients": [
+        {"client": "blocking", "passed": False, "runs": 3, "runs_passed": 2, "expectations": [
+            {"text": first["text"], "passed": False, "passes": 2, "runs": 3, "pass_rate": None,
+             "actual": {"min": 11.9, "median": 12.1, "max": 19.0}, "bound": first["bound"]}]}]}
+    page = html_report(result)
+    section = page[page.index('<section id="expectations">'):]
+    row = section[section.index('data-client="blocking"'):]
+    row = row[:row.index("</tr>")]
+    assert '"fail"' in row and ">FAIL<" in row and "held in 2 of 3 runs" in row and ">12.100s<" in row
+    assert "3 runs (verdicts over them all, pictures of the first)" in page
+
+
 def test_the_report_shows_each_programs_argv_ending_and_streams(write_scenario: ScenarioWriter,
                                                                   tmp_path: Path) -> None:
     """A `command` client's program has its own part of the report: how it was run, how it

@@ -11,6 +11,7 @@ known (a result written before netsim kept each connection's course has none).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -114,8 +115,9 @@ class Change:
 class Verdict:
     text: str
     passed: bool
-    actual: float
+    actual: float  # with repeats, the median over the runs
     bound: str
+    held: str = ""  # with repeats: "held 2 of 3 runs"
 
     @property
     def measured(self) -> str:
@@ -216,11 +218,32 @@ def picture_of(data: object) -> Picture:
         seed=top.get("seed") if isinstance(top.get("seed"), int) else None,
         passed=bool(top.get("passed")),
         warnings=tuple(str(warning) for warning in top.get("warnings") or ()),
-        clients=tuple(_client(run, f"runs[{index}]") for index, run in enumerate(runs)),
+        clients=tuple(_tallied(_client(run, f"runs[{index}]"), repeat) for index, run in enumerate(runs)),
         repeat=int(repeat.get("count", 1)) if isinstance(repeat, Mapping) else 1,
         source_file=source.get("file") if isinstance(source.get("file"), str) else None,
         source_text=source.get("text") if isinstance(source.get("text"), str) else None,
     )
+
+
+def _tallied(client: ClientPicture, repeat: object) -> ClientPicture:
+    """With repeats, a client's verdicts over every run (as the terminal gives them: passed
+    often enough, the median measured), in place of its first run's; its pictures stay
+    those of the first run."""
+    tallies = repeat.get("clients") if isinstance(repeat, Mapping) else None
+    tally = next((one for one in tallies or ()
+                  if isinstance(one, Mapping) and one.get("client") == client.client), None)
+    if tally is None or not isinstance(tally.get("expectations"), list):
+        return client
+    verdicts = []
+    for one in tally["expectations"]:
+        if not isinstance(one, Mapping):
+            return client
+        actual = one.get("actual") if isinstance(one.get("actual"), Mapping) else {}
+        assert isinstance(actual, Mapping)
+        verdicts.append(Verdict(str(one.get("text", "")), bool(one.get("passed")),
+                                _float(actual.get("median")), str(one.get("bound", "")),
+                                f"held in {one.get('passes')} of {one.get('runs')} runs"))
+    return dataclasses.replace(client, verdicts=tuple(verdicts), passed=bool(tally.get("passed")))
 
 
 def _client(data: object, where: str) -> ClientPicture:

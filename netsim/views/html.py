@@ -146,7 +146,7 @@ def _header(picture: Picture) -> str:
     facts = [f"{len(picture.clients)} client model{'s' * (len(picture.clients) != 1)}",
              f"{held} of {len(verdicts)} expectations held" if verdicts else "no expectations"]
     if picture.repeat > 1:
-        facts.append(f"{picture.repeat} runs (pictures of the first)")
+        facts.append(f"{picture.repeat} runs (verdicts over them all, pictures of the first)")
     if picture.time_scale != 1:
         facts.append(f"time scale {picture.time_scale:g}")
     if picture.seed is not None:
@@ -249,13 +249,16 @@ def _expectations(picture: Picture) -> str:
                 f'<tr class="{status}" data-client="{escape(client.client)}" data-verdict="{status}">'
                 f'<td class="verdict">{"PASS" if verdict.passed else "FAIL"}</td>'
                 f'<td class="text">{escape(client.client)}</td><td class="text"><code>{escape(verdict.text)}'
-                f"</code></td><td>{escape(verdict.measured)}</td><td>{escape(verdict.bound)}</td></tr>")
+                f"</code></td><td>{escape(verdict.measured)}</td><td>{escape(verdict.bound)}</td>"
+                + (f'<td class="text">{escape(verdict.held)}</td>' if picture.repeat > 1 else "") + "</tr>")
     if not rows:
         body = ('<p class="muted">No expectations: the scenario has no <code>expect:</code> for these '
                 "clients.</p>")
     else:
+        held = '<th class="text">over the runs</th>' if picture.repeat > 1 else ""
+        measured = "measured (median)" if picture.repeat > 1 else "measured"
         body = ('<table><thead><tr><th>verdict</th><th class="text">client</th>'
-                '<th class="text">expectation</th><th>measured</th><th>bound</th></tr></thead>'
+                f'<th class="text">expectation</th><th>{measured}</th><th>bound</th>{held}</tr></thead>'
                 f'<tbody>{"".join(rows)}</tbody></table>')
     return f'<section id="expectations"><h2>Expectations</h2>{body}</section>'
 
