@@ -266,6 +266,20 @@ clients:
     assert (row.intact, row.ending) == (False, "eof, not in its output")
 
 
+def test_a_handshake_that_never_completed_is_drawn_as_connecting_not_open(demo: dict[str, Any]) -> None:
+    """A connection that never connected (an unanswered handshake) is the dashed connecting
+    line from its start to its end, with why, and no bar, which would read as connected."""
+    result = json.loads(json.dumps(demo["result"]))
+    conn = run_of(result, "select")["connections"][0]
+    conn.update(connected=None, error="timeout", bytes=0, intact=False, arrivals=[], arrival_count=0,
+                message="no handshake within the timeout", phase="connect")
+    page = html_report(result)
+    group = page[page.index(f'data-client="select" data-conn="{conn["conn"]}"'):]
+    group = group[:group.index("</g>")]
+    assert 'class="bar"' not in group
+    assert 'class="connecting"><title>connecting: ' in group and ": no handshake within the timeout" in group
+
+
 def test_a_repeated_runs_report_gives_the_verdicts_over_every_run(demo: dict[str, Any]) -> None:
     """With repeats, the report's verdicts are those over every run (held in 2 of 3: FAIL,
     with the median measured), not the first run's, and the header says so."""

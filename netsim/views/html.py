@@ -377,15 +377,22 @@ def _row_svg(conn: Row, client: ClientPicture, scale: _Scale, top: float, height
                      f"{escape(conn.why_not_drawn)}</text></g>")
         return "".join(parts)
     end = conn.end if not math.isnan(conn.end) else client.elapsed
-    connected = conn.connected if not math.isnan(conn.connected) else conn.start
+    # A connection that failed without a byte and was never known to connect (an
+    # unanswered handshake) was connecting all along: no bar for it, which would read as
+    # connected, then silent.
+    never = math.isnan(conn.connected) and conn.error is not None and not conn.bytes
+    connected = end if never else conn.connected if not math.isnan(conn.connected) else conn.start
     x_start, x_open, x_end = scale.x(conn.start), scale.x(connected), scale.x(end)
+    why = f": {conn.message}" if conn.message else ""
     if x_open > x_start:
         parts.append(f'<line x1="{x_start}" y1="{middle}" x2="{x_open}" y2="{middle}" class="connecting">'
-                     f"<title>connecting: {duration_text(connected - conn.start)}</title></line>")
-    parts.append(f'<rect x="{x_open}" y="{middle - bar / 2}" width="{max(x_end - x_open, 1)}" height="{bar}" '
-                 f'rx="2" class="bar"><title>#{conn.conn} to {escape(conn.server)}: '
-                 f"{duration_text(conn.start)} to {duration_text(end)}, {format_size(conn.bytes)}, "
-                 f"{escape(ending)}</title></rect>")
+                     f"<title>connecting: {duration_text(connected - conn.start)}"
+                     f"{escape(why) if never else ''}</title></line>")
+    if not never:
+        parts.append(f'<rect x="{x_open}" y="{middle - bar / 2}" width="{max(x_end - x_open, 1)}" '
+                     f'height="{bar}" rx="2" class="bar"><title>#{conn.conn} to {escape(conn.server)}: '
+                     f"{duration_text(conn.start)} to {duration_text(end)}, {format_size(conn.bytes)}, "
+                     f"{escape(ending)}{escape(why)}</title></rect>")
     mark = min(height * 0.3, 6)
     for t, size, lateness in conn.emissions:
         x = scale.x(t)
