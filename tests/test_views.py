@@ -170,6 +170,22 @@ def test_the_timeline_fits_the_width_it_is_given(demo: dict[str, Any], width: in
     assert len(connection_rows(text)) == 6
 
 
+def test_a_long_server_name_is_cut_and_every_row_keeps_its_end(demo: dict[str, Any]) -> None:
+    """A 64-character server name is cut with "…" in the timeline's labels, so that at 80
+    columns every row still shows its duration and how it ended."""
+    result = json.loads(json.dumps(demo["result"]))
+    long_name = "the-primary-authoritative-poetry-server-of-the-eastern-district-1"
+    for run in result["runs"]:
+        for conn in run["connections"]:
+            if conn["server"] == "a":
+                conn["server"] = long_name
+    text = render(picture_of(result), width=80)
+    assert max(len(line) for line in text.splitlines()) <= 80
+    rows = connection_rows(text)
+    assert len(rows) == 6 and all(row.rstrip().endswith("eof") for row in rows)
+    assert any("#1 the-primary-author…" in row for row in rows)
+
+
 def test_the_timeline_has_colour_only_when_asked(demo: dict[str, Any]) -> None:
     """Plain text off a terminal; ANSI colours when asked for."""
     picture = picture_of(demo["result"])

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 # Up to this many connections in all, a run on a terminal draws its timeline by default.
 AUTO_CONNECTIONS = 50
 MIN_AXIS = 20  # columns: narrower than this, a timeline says nothing
+MAX_LABEL = 24  # columns of a row's label ("  #1 a"): a longer server name is cut with "…"
 LEVELS = " ▁▂▃▄▅▆▇█"  # a sparkline's heights, from nothing to the peak
 
 # What each mark is, and its style.
@@ -73,7 +74,7 @@ def lines(picture: Picture, width: int) -> list[Text]:
 
     drawn = [client for client in picture.clients if not client.summarised()]
     labels = [f"  {row.label}" for client in drawn for row in client.rows] + ["  lateness", "  servers"]
-    label_width = max(len(label) for label in labels) + 1
+    label_width = min(max(len(label) for label in labels), MAX_LABEL) + 1
     info_width = 2 + 8 + 2 + max([len(row.ending) for client in drawn for row in client.rows] + [8])
     axis = Axis(picture.span, max(width - label_width - info_width, MIN_AXIS))
     out = [Text("timeline: scenario seconds since each client model started", style="bold"),
@@ -170,14 +171,16 @@ def _heading(client: ClientPicture) -> Text:
 def _row(row: Row, client: ClientPicture, axis: Axis, label_width: int) -> Text:
     from rich.text import Text
 
-    line = Text(f"  {row.label}".ljust(label_width))
+    line = Text(_fit(f"  {row.label}", label_width - 1).ljust(label_width))
     if not row.drawn:
         line.append(f"({row.why_not_drawn})", style="dim")
         return line
     cells: list[Cell] = [_EMPTY] * axis.columns
     end = row.end if not math.isnan(row.end) else client.elapsed
     first, last = axis.column(row.start), axis.column(end)
-    connected = axis.column(row.connected) if not math.isnan(row.connected) else first
+    # Never connected (an unanswered handshake): connecting all along, as the HTML draws it.
+    never = math.isnan(row.connected) and row.error is not None and not row.bytes
+    connected = last + 1 if never else axis.column(row.connected) if not math.isnan(row.connected) else first
     for column in range(first, last + 1):
         cells[column] = HANDSHAKE if column < connected else OPEN
     if not math.isnan(row.ideal_end):
@@ -194,6 +197,11 @@ def _row(row: Row, client: ClientPicture, axis: Axis, label_width: int) -> Text:
     line.append(f"  {format_duration(end - row.start):>8}  ", style="dim")
     line.append(row.ending, style="red" if failed else "dim")
     return line
+
+
+def _fit(text: str, width: int) -> str:
+    """``text``, cut to ``width`` columns with "…" when it is longer."""
+    return text if len(text) <= width else text[:width - 1] + "…"
 
 
 def _changes(client: ClientPicture, axis: Axis, label_width: int) -> list[Text]:
