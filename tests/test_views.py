@@ -213,6 +213,21 @@ def test_many_connections_are_drawn_as_a_summary(demo: dict[str, Any]) -> None:
     assert len(connection_rows(text)) == 3  # select's, still a row each
 
 
+def test_a_summary_marks_where_connections_failed_and_keeps_only_the_marks_it_draws(
+        demo: dict[str, Any]) -> None:
+    """A summarised run's failed connections get a row of ✕ with their count and kinds; with
+    every run summarised, the legend leaves out the per-connection marks none of them shows."""
+    result = with_connections(demo["result"], MAX_ROWS + 1)
+    result["runs"] = result["runs"][:1]
+    run = result["runs"][0]
+    for conn in run["connections"][:3]:
+        conn["error"] = "reset"
+    text = render(picture_of(result), width=100)
+    (errors,) = [line for line in text.splitlines() if line.startswith("  errors ")]
+    assert "✕" in errors and errors.rstrip().endswith("3 (reset)")
+    assert "bytes arrived" not in text and "error" in text.splitlines()[-1]
+
+
 def test_an_error_is_marked_and_named(demo: dict[str, Any]) -> None:
     """A connection that ended in an error ends on ✕ and says which error."""
     text = render(picture_of(with_connections(demo["result"], 1, error="reset")), width=100)

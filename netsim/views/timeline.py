@@ -89,7 +89,9 @@ def lines(picture: Picture, width: int) -> list[Text]:
         out += _changes(client, axis, label_width)
     changed = any(client.changes for client in picture.clients)
     legend = Text(" " * label_width)
-    for (mark, style), meaning in LEGEND + (((CHANGE, "server changed"),) if changed else ()):
+    # A summary's rows are sparklines: of the per-connection marks, only its errors' stay.
+    marks = LEGEND if drawn else tuple(entry for entry in LEGEND if entry[0] in (ERROR, IDEAL))
+    for (mark, style), meaning in marks + (((CHANGE, "server changed"),) if changed else ()):
         if len(legend) + len(meaning) + 2 > width and len(legend) > label_width:
             legend.rstrip()
             out.append(legend)  # the rest on a line of its own
@@ -253,6 +255,16 @@ def _summary(client: ClientPicture, axis: Axis, label_width: int) -> list[Text]:
             cells[axis.column(client.ideal)] = IDEAL
         _append(line, cells)
         line.append(f"  {caption(peak)}" if peak > 0 else "  none", style="dim")
+        out.append(line)
+    failed = [row for row in client.rows if row.error is not None and not math.isnan(row.end)]
+    if failed:  # where connections failed: the one thing a summary must not hide
+        line = Text("  errors".ljust(label_width))
+        cells = [_EMPTY] * axis.columns
+        for row in failed:
+            cells[axis.column(row.end)] = ERROR
+        _append(line, cells)
+        kinds = sorted({row.error for row in failed if row.error is not None})
+        line.append(f"  {len(failed)} ({', '.join(kinds)})", style="red")
         out.append(line)
     return out
 
