@@ -12,7 +12,6 @@ program's ending, troubled connections and output (``<system-out>``) and its std
 from __future__ import annotations
 
 import datetime
-import shlex
 import socket
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
@@ -21,7 +20,14 @@ from functools import partial
 from netsim._version import __version__
 from netsim.baseline import BaselineReport
 from netsim.repeat import ExpectationTally, RepeatResult, tally
-from netsim.report import change_text, connection_problems, measured_text, percent_text, program_ending
+from netsim.report import (
+    change_text,
+    command_line,
+    connection_problems,
+    measured_text,
+    percent_text,
+    program_ending,
+)
 from netsim.results import ScenarioResult
 
 
@@ -62,7 +68,7 @@ def junit_xml(
             troubled = connection_problems(shown)
             ended = program_ending(program).removesuffix(":")
             ET.SubElement(suite, "system-out").text = "\n".join(
-                [f"program: {shlex.join(program.argv)}", f"ended: {ended}",
+                [f"program: {command_line(program.argv)}", f"ended: {ended}",
                  *(["connections:", *(f"  {line}" for line in troubled)] if troubled else []),
                  "stdout:", program.stdout])
             ET.SubElement(suite, "system-err").text = program.stderr

@@ -257,6 +257,20 @@ def programs(result: RepeatResult) -> str:
     return "\n".join(lines)
 
 
+def command_line(argv: Sequence[str]) -> str:
+    """``argv`` as a shell would take it back, quoted for reading: an argument with spaces
+    or single quotes goes in double quotes where that needs no escapes."""
+    import shlex
+
+    shown = []
+    for argument in argv:
+        quoted = shlex.quote(argument)
+        if quoted != argument and not any(char in argument for char in '"$`\\!'):
+            quoted = f'"{argument}"'
+        shown.append(quoted)
+    return " ".join(shown)
+
+
 def program_lines(lead: str, program: Program) -> list[str]:
     """How ``program`` ended after ``lead``, then the last lines of its stderr below it."""
     tail = [line.strip() for line in program.stderr.strip().splitlines()[-STDERR_LINES:]]

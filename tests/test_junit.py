@@ -74,7 +74,7 @@ clients:
     out, err = suite.find("system-out"), suite.find("system-err")
     assert out is not None and err is not None
     assert (out.text or "").splitlines() == [
-        "program: sh -c 'echo hello; echo oops >&2; exit 2'", "ended: exit 2, its stderr ends",
+        'program: sh -c "echo hello; echo oops >&2; exit 2"', "ended: exit 2, its stderr ends",
         "connections:", "  #1 a: missing: the client made no connection to a for this one",
         "stdout:", "hello"]
     assert err.text == "oops\n"

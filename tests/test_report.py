@@ -105,3 +105,19 @@ def test_the_table_widens_for_long_client_names() -> None:
     header, row = out.getvalue().splitlines()[-2:]
     assert row.startswith("select-with-a-very-long-label  ")
     assert header.index("elapsed") + len("elapsed") == row.index("4.000s") + len("4.000s")
+
+
+@pytest.mark.parametrize(("argv", "shown"), [
+    (["python3", "-c", "import sys; sys.exit('boom')"], "python3 -c \"import sys; sys.exit('boom')\""),
+    (["sh", "-c", "echo $HOME"], "sh -c 'echo $HOME'"),  # double quotes would expand it
+    (["a b", "plain"], '"a b" plain'),
+])
+def test_a_command_line_is_quoted_for_reading_and_still_a_shells(argv: list[str], shown: str) -> None:
+    """An argument with spaces or single quotes is shown in double quotes where that needs no
+    escape, else as shlex quotes it: either way a shell takes it back as it was."""
+    import shlex
+
+    from netsim.report import command_line
+
+    assert command_line(argv) == shown
+    assert shlex.split(shown) == argv

@@ -349,7 +349,7 @@ clients:
     section = section[:section.index("</section>")]
     assert '<div class="program fail" data-client="crashes">' in section
     assert "data-client=\"blocking\"" not in section  # no program, no part
-    assert "<code>sh -c &#x27;echo" in section
+    assert "<code>sh -c &quot;echo &#x27;a&lt;b&gt;&#x27; ; sleep 30 &amp; echo" in section
     assert "<p>exit 3, leaving 1 process running, which netsim ended</p>" in section
     assert "<h4>stderr</h4><pre>Traceback: boom</pre>" in section
     assert "<pre>a&lt;b&gt;</pre>" in section

@@ -16,13 +16,12 @@ client model's figure, ``data-conn`` and ``data-ending`` on each timeline row,
 from __future__ import annotations
 
 import math
-import shlex
 from collections.abc import Sequence
 from html import escape
 
 from netsim._units import format_size
 from netsim._version import __version__
-from netsim.report import duration_text, program_ending
+from netsim.report import command_line, duration_text, program_ending
 from netsim.views._picture import (
     ClientPicture,
     Picture,
@@ -288,7 +287,7 @@ def _programs(picture: Picture) -> str:
                            f"<pre>{escape(chr(10).join(stdout[:SHOWN_LINES]))}</pre></details>")
         ending = program_ending(program).removesuffix(", its stderr ends:").removesuffix(":")
         parts.append(f'<div class="program {status}" data-client="{escape(client.client)}">'
-                     f"<h3>{escape(client.client)}</h3><p><code>{escape(shlex.join(program.argv))}</code></p>"
+                     f"<h3>{escape(client.client)}</h3><p><code>{escape(command_line(program.argv))}</code></p>"
                      f"<p>{escape(ending)}</p>{''.join(streams)}</div>")
     if not parts:
         return ""
