@@ -100,6 +100,7 @@ ul.changes { margin: 4px 0 0; padding-left: 18px; color: var(--muted); font-size
 .warnings li { color: var(--fail); }
 pre { background: var(--panel); border: 1px solid var(--line); border-radius: 6px; padding: 12px 14px;
   overflow-x: auto; font: 13px/1.5 ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace; }
+td.name { max-width: 16em; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 footer { margin-top: 36px; color: var(--muted); font-size: 13px; }
 """
 
@@ -178,7 +179,8 @@ def _summary(picture: Picture) -> str:
                  f"{held} of {len(client.verdicts)}"]
         status = "pass" if client.passed else "fail"
         rows.append(f'<tr class="{status}" data-client="{escape(client.client)}">'
-                    + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
+                    f'<td class="name" title="{escape(client.client)}">{cells[0]}</td>'
+                    + "".join(f"<td>{cell}</td>" for cell in cells[1:]) + "</tr>")
     head = "".join(f"<th>{escape(name)}</th>" for name in _COLUMNS)
     return (f'<section id="summary"><h2>Summary</h2><table><thead><tr>{head}</tr></thead>'
             f'<tbody>{"".join(rows)}</tbody></table></section>')

@@ -163,7 +163,7 @@ def _heading(client: ClientPicture) -> Text:
              f"elapsed {format_duration(client.elapsed)}", f"ideal {format_duration(client.ideal)}",
              f"{len(client.rows)} connection{'s' * (len(client.rows) != 1)}"]
     if client.summarised():
-        facts.append(f"more than {MAX_ROWS}: a summary over time")
+        facts.append("a summary over time")
     elif not client.detail and client.rows:
         facts.append("only each connection's first arrival recorded")
     heading.append("  " + ", ".join(fact for fact in facts if fact), style="dim")
