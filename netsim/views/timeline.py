@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from netsim._units import format_duration
-from netsim.views._picture import MAX_ROWS, ClientPicture, Picture, Row, seconds_label, ticks
+from netsim.views._picture import ClientPicture, Picture, Row, seconds_label, ticks
 
 if TYPE_CHECKING:
     from rich.text import Text
