@@ -16,6 +16,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from netsim._units import format_address
+
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
 PLAIN = ("ports", "addresses", "host")
 
@@ -46,7 +48,7 @@ def problems(argv: Sequence[str], servers: Sequence[str]) -> list[str]:
 def expand(argv: Sequence[str], targets: Sequence[tuple[str, str, int]]) -> list[str]:
     """``argv`` with its placeholders filled in; ``targets`` are (server, host, port) in order."""
     ports = [str(port) for _, _, port in targets]
-    addresses = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}" for _, host, port in targets]
+    addresses = [format_address(host, port) for _, host, port in targets]
     by_name = {server: port for server, _, port in reversed(targets)}  # the first of each server
     host = targets[0][1] if targets else "127.0.0.1"
     expanded: list[str] = []

@@ -45,6 +45,7 @@ from netsim._machine import Machine, StealClock
 from netsim._measure import Slot, served_connections
 from netsim._poem_files import DEFAULT_MAX_POEM_BYTES
 from netsim._processes import STOP_TIMEOUT, ServerProcess, wait_for
+from netsim._units import format_address
 from netsim.conditions import CONDITION_KEYS, Conditions, changes_of
 from netsim.engine import BACKLOG
 from netsim.events import (
@@ -507,8 +508,7 @@ def serve_scenario(
         if control is not None:
             api = stack.enter_context(ControlServer(net, *control, log=control_log))
             if control_log is not None:
-                host, port = api.address
-                control_log(f"control API on http://{f'[{host}]' if ':' in host else host}:{port}")
+                control_log(f"control API on http://{format_address(*api.address)}")
             if on_control is not None:
                 on_control(api.address)
         try:

@@ -137,6 +137,11 @@ def format_duration(seconds: Seconds) -> str:
     return f"{seconds * 1e6:.0f}µs"
 
 
+def format_address(host: str, port: int) -> str:
+    """``HOST:PORT``, an IPv6 host in brackets (``[::1]:8080``) so that its port stands apart."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def format_size(count: float) -> str:
     """Render a byte count: 16B, 4.1KB, 2.0MB (1000-based, as the scenario writes them)."""
     if count < 1000:

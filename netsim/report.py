@@ -15,7 +15,7 @@ import textwrap
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
-from netsim._units import format_duration, format_size
+from netsim._units import format_address, format_duration, format_size
 from netsim.baseline import BaselineReport
 from netsim.clients.command import CANNOT_RUN, NOT_STARTED
 from netsim.expectations import Expectation
@@ -432,13 +432,11 @@ class ServeLines:
 
     def control(self, address: tuple[str, int]) -> None:
         """Where the control API answers (`--control`), before the servers' lines."""
-        host, port = address
-        print(f"control {f'[{host}]' if ':' in host else host}:{port}", file=self._out, flush=True)
+        print(f"control {format_address(*address)}", file=self._out, flush=True)
 
     def listening(self, addresses: list[tuple[str, str, int]]) -> None:
         for name, host, port in addresses:
-            shown = f"[{host}]" if ":" in host else host
-            print(f"listening {name} {shown}:{port}", file=self._out)
+            print(f"listening {name} {format_address(host, port)}", file=self._out)
         print("ready", file=self._out, flush=True)
 
     def stopped(self, fidelity: str) -> None:
