@@ -160,8 +160,8 @@ class _Reader(threading.Thread):
         self.search = search
         self._kept = bytearray()
         self._cut = False
-        self._line = bytearray()  # the line being read, up to LINE_LIMIT
-        self._logged = self._lines = 0
+        self._lines = _Lines(LINE_LIMIT)
+        self._logged = self._logged_lines = 0
         self.start()
 
     def run(self) -> None:
@@ -173,34 +173,52 @@ class _Reader(threading.Thread):
                 self._cut = self._cut or len(data) > room
                 if self.search is not None:
                     self.search.feed(data)
-                self._log(data)
-        if self._line:
-            self._log_line()
+                for line in self._lines.feed(data):
+                    self._log(line)
+        if (rest := self._lines.rest()) is not None:
+            self._log(rest)
         if self.search is not None:
             self.search.end()
 
-    def _log(self, data: bytes) -> None:
-        start = 0
-        while (end := data.find(b"\n", start)) != -1:
-            self._line += data[start:end][:max(0, LINE_LIMIT - len(self._line))]
-            self._log_line()
-            start = end + 1
-        self._line += data[start:][:max(0, LINE_LIMIT - len(self._line))]
-
-    def _log_line(self) -> None:
-        if self._logged < LOG_LIMIT and self._lines < LOG_LINES:
-            self._logged += len(self._line) + 1
-            self._lines += 1
-            line = self._line.decode("utf-8", "replace").rstrip("\r")
-            if self._logged >= LOG_LIMIT or self._lines == LOG_LINES:
+    def _log(self, raw: bytes) -> None:
+        if self._logged < LOG_LIMIT and self._logged_lines < LOG_LINES:
+            self._logged += len(raw) + 1
+            self._logged_lines += 1
+            line = raw.decode("utf-8", "replace").rstrip("\r")
+            if self._logged >= LOG_LIMIT or self._logged_lines == LOG_LINES:
                 line += f" [netsim: the log takes no more of its {self._name}]"
             self._recorder.record(ProgramOutput(self._recorder.now(), self._recorder.client,
                                                 self._name, line))
-        self._line.clear()
 
     def kept(self) -> str:
         text = self._kept.decode("utf-8", "replace")
         return text + f"\n[netsim: cut at {OUTPUT_LIMIT // 1024} KiB]" if self._cut else text
+
+
+class _Lines:
+    """A stream fed a read at a time, cut into its lines (without their newline), each kept to
+    ``limit`` bytes: what follows the last newline waits for the next read, or ``rest``."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._line = bytearray()  # the line being read
+
+    def feed(self, data: bytes) -> list[bytes]:
+        lines, start = [], 0
+        while (end := data.find(b"\n", start)) != -1:
+            self._take(data[start:end])
+            lines.append(bytes(self._line))
+            self._line.clear()
+            start = end + 1
+        self._take(data[start:])
+        return lines
+
+    def rest(self) -> bytes | None:
+        """The last line, if the stream did not end with a newline."""
+        return bytes(self._line) if self._line else None
+
+    def _take(self, piece: bytes) -> None:
+        self._line += piece[:max(0, self._limit - len(self._line))]
 
 
 class _PoemSearch:
@@ -235,20 +253,15 @@ class _LineSearch:
         self._awaited = {server: [line.strip() for line in texts[0].encode().splitlines() if line.strip()]
                          for server, texts in poems.items() if texts}
         self.found: set[str] = set()
-        self._pending = bytearray()  # the output line being read, up to READ_SIZE
+        self._lines = _Lines(READ_SIZE)
 
     def feed(self, data: bytes) -> None:
-        start = 0
-        while (end := data.find(b"\n", start)) != -1:
-            self._pending += data[start:end]
-            self._match(bytes(self._pending))
-            self._pending.clear()
-            start = end + 1
-        self._pending += data[start:][:max(0, READ_SIZE - len(self._pending))]
+        for line in self._lines.feed(data):
+            self._match(line)
 
     def end(self) -> None:
-        if self._pending:
-            self._match(bytes(self._pending))
+        if (rest := self._lines.rest()) is not None:
+            self._match(rest)
 
     def _match(self, raw: bytes) -> None:
         line = raw.strip()
