@@ -55,6 +55,12 @@ class Row:
         return f"#{self.conn} {self.server}"
 
     @property
+    def never_connected(self) -> bool:
+        """Did it fail without a byte, never known to connect (an unanswered handshake)? It
+        was connecting all along, and is drawn so: not as connected, then silent."""
+        return math.isnan(self.connected) and self.error is not None and not self.bytes
+
+    @property
     def ending(self) -> str:
         """How it ended, in a word: ``eof``, not intact (``eof, cut short``, ``eof,
         corrupted``, ``eof, not in its output``) or the error's kind."""
@@ -179,6 +185,11 @@ class Picture:
     def span(self) -> float:
         """The shared time axis: up to the latest end of any client model's run."""
         return max((client.end for client in self.clients), default=0.0)
+
+
+def cut(text: str, width: int) -> str:
+    """``text``, cut to ``width`` characters with "…" when it is longer."""
+    return text if len(text) <= width else text[:width - 1] + "…"
 
 
 def ticks(span: float, most: int) -> list[float]:

@@ -27,6 +27,7 @@ from netsim.views._picture import (
     Picture,
     ResultFormatError,
     Row,
+    cut,
     picture_of,
     seconds_label,
     ticks,
@@ -356,9 +357,9 @@ def _rows_svg(client: ClientPicture, span: float) -> str:
 
 def _label(text: str, y: float) -> str:
     """A row's label, cut to LABEL_CHARS so that it stays out of the plot; whole in its title."""
-    if len(text) <= LABEL_CHARS:
-        return f'<text x="6" y="{y}">{escape(text)}</text>'
-    return f'<text x="6" y="{y}"><title>{escape(text)}</title>{escape(text[:LABEL_CHARS - 1])}…</text>'
+    shown = cut(text, LABEL_CHARS)
+    title = f"<title>{escape(text)}</title>" if shown != text else ""
+    return f'<text x="6" y="{y}">{title}{escape(shown)}</text>'
 
 
 def _row_svg(conn: Row, client: ClientPicture, scale: _Scale, top: float, height: float) -> str:
@@ -378,10 +379,7 @@ def _row_svg(conn: Row, client: ClientPicture, scale: _Scale, top: float, height
                      f"{escape(conn.why_not_drawn)}</text></g>")
         return "".join(parts)
     end = conn.end if not math.isnan(conn.end) else client.elapsed
-    # A connection that failed without a byte and was never known to connect (an
-    # unanswered handshake) was connecting all along: no bar for it, which would read as
-    # connected, then silent.
-    never = math.isnan(conn.connected) and conn.error is not None and not conn.bytes
+    never = conn.never_connected  # connecting all along: no bar
     connected = end if never else conn.connected if not math.isnan(conn.connected) else conn.start
     x_start, x_open, x_end = scale.x(conn.start), scale.x(connected), scale.x(end)
     why = f": {conn.message}" if conn.message else ""

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from netsim._units import format_duration
-from netsim.views._picture import ClientPicture, Picture, Row, seconds_label, ticks
+from netsim.views._picture import ClientPicture, Picture, Row, cut, seconds_label, ticks
 
 if TYPE_CHECKING:
     from rich.text import Text
@@ -173,16 +173,17 @@ def _heading(client: ClientPicture) -> Text:
 def _row(row: Row, client: ClientPicture, axis: Axis, label_width: int) -> Text:
     from rich.text import Text
 
-    line = Text(_fit(f"  {row.label}", label_width - 1).ljust(label_width))
+    line = Text(cut(f"  {row.label}", label_width - 1).ljust(label_width))
     if not row.drawn:
         line.append(f"({row.why_not_drawn})", style="dim")
         return line
     cells: list[Cell] = [_EMPTY] * axis.columns
     end = row.end if not math.isnan(row.end) else client.elapsed
     first, last = axis.column(row.start), axis.column(end)
-    # Never connected (an unanswered handshake): connecting all along, as the HTML draws it.
-    never = math.isnan(row.connected) and row.error is not None and not row.bytes
-    connected = last + 1 if never else axis.column(row.connected) if not math.isnan(row.connected) else first
+    if row.never_connected:  # connecting all along
+        connected = last + 1
+    else:
+        connected = axis.column(row.connected) if not math.isnan(row.connected) else first
     for column in range(first, last + 1):
         cells[column] = HANDSHAKE if column < connected else OPEN
     if not math.isnan(row.ideal_end):
@@ -199,11 +200,6 @@ def _row(row: Row, client: ClientPicture, axis: Axis, label_width: int) -> Text:
     line.append(f"  {format_duration(end - row.start):>8}  ", style="dim")
     line.append(row.ending, style="red" if failed else "dim")
     return line
-
-
-def _fit(text: str, width: int) -> str:
-    """``text``, cut to ``width`` columns with "…" when it is longer."""
-    return text if len(text) <= width else text[:width - 1] + "…"
 
 
 def _changes(client: ClientPicture, axis: Axis, label_width: int) -> list[Text]:
