@@ -445,7 +445,7 @@ class ClientItem(pytest.Item):
     def _why(self, judged: Judged) -> list[str]:
         """What went wrong in the first run that failed: its troubled connections, and how
         its program ended."""
-        from netsim.report import connection_problems, program_lines
+        from netsim.report import connection_problems, program_lines, program_to_explain
 
         run = next((run for result in judged.runs for run in result.runs
                     if run.client == self.name and not run.passed), None)
@@ -454,9 +454,9 @@ class ClientItem(pytest.Item):
         lines = [f"  {line}" for line in connection_problems(run)]
         if lines:
             lines.insert(0, "connections:")
-        if run.program is not None and (run.program.exit_code != 0 or run.program.timed_out
-                                        or run.program.left_running or run.program.extra_connections):
-            lines += program_lines("program: ", run.program)
+        program = program_to_explain(run)
+        if program is not None:
+            lines += program_lines("program: ", program)
         return lines
 
     def _failed_expectations(self, tallied: ClientTally) -> list[str]:

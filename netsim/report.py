@@ -240,13 +240,8 @@ def programs(result: RepeatResult) -> str:
     each client)."""
     failed: dict[str, Program] = {}
     for run in (run for scenario in result.results for run in scenario.runs):
-        program = run.program
-        if program is None or run.client in failed:
-            continue
-        exit_failed = any(not verdict.passed and verdict.expectation.metric == "exit_code"
-                          for verdict in run.expectations)
-        if (exit_failed or program.timed_out or _not_started(program) or program.left_running
-                or program.extra_connections):
+        program = program_to_explain(run)
+        if program is not None and run.client not in failed:
             failed[run.client] = program
     if not failed:
         return ""
@@ -255,6 +250,21 @@ def programs(result: RepeatResult) -> str:
     for client, program in failed.items():
         lines += program_lines(f"  {client:<{width}}  ", program)
     return "\n".join(lines)
+
+
+def program_to_explain(run: RunResult) -> Program | None:
+    """A run's program when there is something to say of how it ended: it could not be
+    started, netsim ended it at its timeout, its exit code failed its expectation, it left
+    processes running or made more connections than its targets."""
+    program = run.program
+    if program is None:
+        return None
+    exit_failed = any(not verdict.passed and verdict.expectation.metric == "exit_code"
+                      for verdict in run.expectations)
+    if (exit_failed or program.timed_out or _not_started(program) or program.left_running
+            or program.extra_connections):
+        return program
+    return None
 
 
 def command_line(argv: Sequence[str]) -> str:
