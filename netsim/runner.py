@@ -306,8 +306,9 @@ def _run_client(
     starts = scenario.start_offsets(client)
     everything = {server.name: server for server in scenario.servers}
     configure = model.configure
+    poems = _poems_to_find(scenario, client)
     if configure is not None:  # what it needs for the ideal (a program's timeout comes below)
-        model = configure(_options(scenario, client, time_scale, program_timeout=None))
+        model = configure(_options(scenario, client, time_scale, poems, program_timeout=None))
     # A program's own timeouts are its business: the ideal assumes the default's.
     given = client.timeout if model.instrumented else None
     syn = syn_times(time_scale)  # SYN retransmissions keep wall time: in scenario time they scale
@@ -326,7 +327,7 @@ def _run_client(
         program_timeout = _program_timeout(client, ideal, time_scale)
         if timeout is not None:
             program_timeout = min(program_timeout, timeout) if client.timeout is not None else timeout
-        model = configure(_options(scenario, client, time_scale, program_timeout=program_timeout))
+        model = configure(_options(scenario, client, time_scale, poems, program_timeout=program_timeout))
     if program_timeout is not None:  # the program's timeout comes first
         wall_timeout = program_timeout + TIMEOUT_MARGIN
     elif timeout is not None:
@@ -377,8 +378,7 @@ def _run_client(
         program = dataclasses.replace(Program.of(measured.program),
                                       extra_connections=measured.extra_connections)
         if client.output is not None:
-            connections = _check_output(connections, program.printed or (), client.output,
-                                        _poems_to_find(scenario, client))
+            connections = _check_output(connections, program.printed or (), client.output, poems)
     return RunResult(
         client=client.label, model=model.name, elapsed=measured.wall_elapsed / time_scale, ideal=ideal,
         wall_elapsed=measured.wall_elapsed, connections=connections, lateness=measured.lateness,
@@ -389,15 +389,16 @@ def _run_client(
         activity=measured.activity, detail=detail, changes=measured.changes, machine=machine)
 
 
-def _options(scenario: Scenario, client: Client, time_scale: float, *,
+def _options(scenario: Scenario, client: Client, time_scale: float, poems: Mapping[str, tuple[str, ...]], *,
              program_timeout: float | None) -> ClientOptions:
-    """What a model configured by its client entry (``command``) is told; ``program_timeout``
-    (wall seconds) stands in for a client without a ``timeout`` of its own."""
+    """What a model configured by its client entry (``command``) is told: ``poems`` to look
+    for in its output (``_poems_to_find``); ``program_timeout`` (wall seconds) stands in for
+    a client without a ``timeout`` of its own."""
     cycle = len(scenario.servers if client.targets is None else client.targets)
     timeout = program_timeout if program_timeout is not None else (
         client.timeout * time_scale if client.timeout is not None else None)
     return ClientOptions(run=client.run, concurrent=client.concurrent, output=client.output,
-                         poems=_poems_to_find(scenario, client), time_scale=time_scale, timeout=timeout,
+                         poems=poems, time_scale=time_scale, timeout=timeout,
                          folder=scenario.folder, cycle=cycle)
 
 
