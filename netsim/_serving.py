@@ -392,7 +392,7 @@ class Serving:
         self._server(name)
         own = next(plan for plan in self._plans if plan.name == name).conditions  # wall seconds
         # The fields as they are, not through their written form, which rounds (12.5% to 12%).
-        fields = {field.name: getattr(own, field.name) for field in dataclasses.fields(own)}
+        fields = dataclasses.asdict(own)
         written = own.scaled(1 / self.time_scale).described(every=True)
         return self._done(self._ask(lambda request: ChangeConditions(request, name, fields, written)))
 
