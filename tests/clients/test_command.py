@@ -13,6 +13,7 @@ import pytest
 import netsim
 from netsim import events as netsim_events
 from tests.conftest import ScenarioWriter
+from tests.test_lifetime import alive
 
 PYTHON = sys.executable
 POEM = "1111\\n2222\\n3333\\n4444\\n"  # four lines of 5 bytes, as YAML writes them
@@ -162,7 +163,7 @@ time.sleep(60)
     assert result.program is not None and result.program.timed_out
     assert result.program.exit_code < 0  # ended by a signal
     child = int(marker.read_text())
-    assert not Path(f"/proc/{child}").exists() or "Z" in Path(f"/proc/{child}/stat").read_text().split()[2]
+    assert not alive(child)
     assert result.connections[0].error == "missing"
 
 
@@ -250,7 +251,7 @@ while not os.path.exists({str(marker)!r}):
     assert result.passed  # its output held the poem: read to the end
     time.sleep(0.2)
     for pid in map(int, marker.read_text().split()):
-        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+        assert not alive(pid)
 
 
 def test_a_program_that_probes_before_it_reads_is_judged_by_its_reads(
