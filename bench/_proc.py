@@ -168,7 +168,7 @@ def listener_holder(group: int, port: int) -> int | None:
     server's. None when no process, or more than one, holds it.
 
     Found by the socket, not by the shape of the process tree: ``netsim serve`` serves
-    from a child interpreter (``python -m netsim._processes FD``) today, and an engine
+    from a child interpreter (``python -m netsim._fresh_server FD``) today, and an engine
     that serves otherwise is still measured where its connections are. A parent that
     shares the listener with its child (a fork) gives way to the child.
     """

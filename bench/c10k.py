@@ -149,7 +149,7 @@ class Design:
     def environment(self) -> dict[str, str] | None:
         if self.tree is None:
             return None
-        # `netsim serve` starts its servers as `python -m netsim._processes FD`, which
+        # `netsim serve` starts its servers as `python -m netsim._fresh_server FD`, which
         # inherits the cwd and this environment, so it imports the same tree.
         path = [str(self.tree), *filter(None, [os.environ.get("PYTHONPATH")])]
         return {**os.environ, "PYTHONPATH": os.pathsep.join(path)}

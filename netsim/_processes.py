@@ -82,8 +82,9 @@ _CONTROL = (ChangeConditions, TakeDown, BringUp, ResetConnections, ReportStates)
 
 _fork = multiprocessing.get_context("fork")
 # A forked child shares the runner's pages, pydantic's among them, and counts them in
-# its resident memory; at scale the servers start in a fresh interpreter that never
-# imports them (about 100 ms more to start, 25 MB less to hold). It is started with
+# its resident memory; at scale the servers start in a fresh interpreter
+# (``netsim._fresh_server``) that never imports them, nor ssl (about 100 ms more to
+# start, 30 MB less to hold). It is started with
 # subprocess, not multiprocessing's "spawn", which would import the caller's __main__
 # again: a script without a main guard would run twice, and stdin cannot be imported.
 FRESH_SERVERS_FROM = 1000  # connections in a run
@@ -182,7 +183,7 @@ class ServerProcess(ChildProcess):
             # in the new interpreter's imports as a traceback: it ignores it, then lets go.
             with _signals_held():
                 popen = subprocess.Popen(
-                    [sys.executable, "-m", "netsim._processes", str(theirs_sock.fileno()),
+                    [sys.executable, "-m", "netsim._fresh_server", str(theirs_sock.fileno()),
                      str(os.getpid())],
                     pass_fds=[theirs_sock.fileno()])
             theirs_sock.close()
@@ -315,6 +316,18 @@ def _server_main(plans: list[ServerPlan], t0: float, conn: Connection, detail: b
         runner_.run(_serve_until_stopped(listeners, t0, conn, detail))
     usage = resource.getrusage(resource.RUSAGE_SELF)
     _send(conn, Stopped(usage.ru_utime + usage.ru_stime, _peak_rss_mb(usage), left_realtime()))
+
+
+def serve_fresh(channel_fd: int, runner: int) -> int:
+    """The servers of a fresh interpreter (``netsim._fresh_server``): their plans come over
+    the socket ``channel_fd`` from the runner ``runner``; the exit status."""
+    channel = Connection(channel_fd)
+    try:
+        plans, t0, detail = channel.recv()
+    except (EOFError, OSError):  # the runner died before it sent the plans
+        return 1
+    _server_main(plans, t0, channel, detail, None, runner)
+    return 0
 
 
 def _send(conn: Connection, message: ServerMessage | ClientMessage) -> None:
@@ -467,12 +480,3 @@ def wait_for(children: Sequence[ChildProcess], deadline: float) -> list[ChildPro
 
 
 __all__ = ["ChildProcess", "ClientProcess", "ServerProcess", "wait_for"]
-
-
-if __name__ == "__main__":  # a fresh server process: python -m netsim._processes FD RUNNER_PID
-    _channel = Connection(int(sys.argv[1]))
-    try:
-        _plans, _t0, _detail = _channel.recv()
-    except (EOFError, OSError):  # the runner died before it sent the plans
-        sys.exit(1)
-    _server_main(_plans, _t0, _channel, _detail, None, int(sys.argv[2]))

@@ -80,10 +80,10 @@ def test_listing_the_models_imports_none_of_them() -> None:
 
 
 def test_a_server_process_imports_no_plugin_machinery() -> None:
-    """What a fresh server process imports (netsim._processes) leaves importlib.metadata and
+    """What a fresh server process imports (netsim._fresh_server) leaves importlib.metadata and
     importlib.util out: only finding or failing to load a model needs them, and every module
     is memory the server's peak RSS (32 MB at 10,000 connections) pays for."""
-    code = ("import sys\nimport netsim._processes\n"
+    code = ("import sys\nimport netsim._fresh_server\n"
             "wanted = ('importlib.metadata', 'importlib.util')\n"
             "print(sorted(name for name in wanted if name in sys.modules))\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
