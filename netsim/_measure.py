@@ -227,6 +227,8 @@ def measure(events: Sequence[Event], lateness: Sequence[float], slots: Sequence[
                         conn.error, conn.message, conn.phase = event.error, event.message, event.phase
     if program is not None:  # a program's run ends at its exit, not when its leftovers were cleared
         finished = program.t
+    if not instrumented:  # a program's connections are told from the proxies' own upstream ones
+        ended = _clients(ended)
     served = _match(ended, slots, instrumented)
     by_port = {(event.server, event.peer_port): number for number, event in served.items()}
     for chunk in sent:
@@ -349,9 +351,19 @@ def served_connections(ended: Sequence[ConnEnded], slots: Sequence[Slot],
             for number, (event, slot) in enumerate(zip(ended, slots, strict=True), start=1)]
 
 
+def _clients(ended: Sequence[ConnEnded]) -> list[ConnEnded]:
+    """The accounts of connections that clients made: those a proxy made to a server of the
+    run, for a client's connection to the proxy, are left out (the proxy's account names
+    them: its upstream and the local port it connected from)."""
+    forwarded = {(event.upstream, event.upstream_port) for event in ended if event.upstream_port is not None}
+    if not forwarded:
+        return list(ended)
+    return [event for event in ended if (event.server, event.peer_port) not in forwarded]
+
+
 def _extra(ended: Sequence[ConnEnded], slots: Sequence[Slot], served: Mapping[int, ConnEnded]) -> int:
-    """How many connections a program made to its targets beyond them (a proxy's upstream
-    connections, which the servers account for too, are not the program's)."""
+    """How many connections a program made to its targets beyond them (``ended``: the
+    clients' own, ``_clients``)."""
     targets = {slot.server for slot in slots}
     return sum(event.server in targets for event in ended) - len(served)
 

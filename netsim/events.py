@@ -199,7 +199,10 @@ class ConnEnded(_Event):
     (a reset fault); the client left first (``client_closed``, ``client_reset``); the
     socket failed (``error``); or it was still open when the servers stopped
     (``stopped``). ``acked`` is how many of the ``bytes`` sent the client's kernel
-    acknowledged before the end (None where it cannot be told: proxies).
+    acknowledged before the end (None where it cannot be told: proxies). A proxy's
+    account names its ``upstream`` (as the scenario does) and the local port of its
+    connection there (``upstream_port``; None if it never connected): the upstream's own
+    account of that connection is the proxy's, not a client's.
     """
 
     t: float
@@ -216,6 +219,8 @@ class ConnEnded(_Event):
     fault: str | None = None
     client: str | None = None
     conn: int | None = None
+    upstream: str | None = None
+    upstream_port: int | None = None
 
 
 @_wire

@@ -139,6 +139,7 @@ class ProxyConnection(asyncio.Protocol):
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._upstream: asyncio.Transport | None = None
+        self._upstream_port: int | None = None  # its local port toward the upstream
         self._down: Shaper | None = None  # upstream -> client
         self._up: Shaper | None = None  # client -> upstream
         self._connecting: asyncio.Task[None] | None = None
@@ -256,7 +257,8 @@ class ProxyConnection(asyncio.Protocol):
         # socket: a proxy's account leaves it open (None).
         self._record.conn_ended(now, self._peer, self.index, self._accepted,
                                 None if down is None else down.first_write, now,
-                                0 if down is None else down.sent, None, how, self._fault)
+                                0 if down is None else down.sent, None, how, self._fault,
+                                self._upstream_port)
         self._stop()
         self._server.live.discard(self)
 
@@ -273,6 +275,8 @@ class ProxyConnection(asyncio.Protocol):
             self._record.upstream_failed(self._loop.time(), self._peer_port, f"{host}:{port}", error)
             self._reset()  # the client learns that something broke, as from a real proxy
             return
+        local = upstream.get_extra_info("sockname")
+        self._upstream_port = int(local[1]) if local else None
         if self._closed:  # the client left while we connected
             upstream.close()
             return

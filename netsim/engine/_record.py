@@ -95,12 +95,13 @@ class ServerRecord:
 
     def conn_ended(self, now: float, peer: tuple[str, int], index: int, accepted: float,
                    first_byte: float | None, ended: float, sent: int, acked: int | None, how: How,
-                   fault: str | None) -> None:
-        """A connection's account, sent with or without ``detail``: the servers' side of a run."""
+                   fault: str | None, upstream_port: int | None = None) -> None:
+        """A connection's account, sent with or without ``detail``: the servers' side of a run
+        (a proxy's with the local port of its connection to its upstream)."""
         t0 = self.t0
         event = ConnEnded(now - t0, self.name, peer[1], peer[0], index, accepted - t0,
                           None if first_byte is None else first_byte - t0, ended - t0, sent, acked,
-                          how, fault)
+                          how, fault, upstream=self.plan.upstream, upstream_port=upstream_port)
         if self.detail or self.accounts is None:
             self.emit(event)
         else:

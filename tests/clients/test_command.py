@@ -326,6 +326,35 @@ def test_output_poems_beside_a_proxy_looks_only_for_poems_and_counts_no_extra_co
     assert result.passed
 
 
+def test_a_program_reading_a_server_directly_and_through_a_proxy_is_judged_by_its_own_connection(
+        write_scenario: ScenarioWriter, tmp_path: Path) -> None:
+    """A program that reads a whole poem through a proxy to `a` and leaves its own connection
+    to `a` after one line is judged by that connection: the proxy's connection to `a`
+    (which carried more) is the proxy's, not the program's, nor one extra."""
+    program = write_program(tmp_path, "both_ways.py", """\
+import socket, sys
+proxied, direct = (int(port) for port in sys.argv[1:])
+with socket.create_connection(("127.0.0.1", proxied)) as sock:
+    while sock.recv(1024):
+        pass
+with socket.create_connection(("127.0.0.1", direct)) as sock:
+    print(sock.recv(5).decode())  # the first line only: it leaves after it
+""")
+    result = run(write_scenario, f"""\
+        netsim: 1
+        name: both-ways
+        servers:
+          - {{name: a, poem: "{POEM}", delay: 50ms}}
+          - {{name: p, upstream: a}}
+        clients: [{{model: command, targets: [p, a], run: [{PYTHON}, {program}, "{{ports}}"]}}]
+    """)
+    proxied, direct = result.connections
+    assert (proxied.server, proxied.bytes, proxied.error) == ("p", 20, None)
+    assert direct.server == "a" and direct.error == "error" and direct.served is not None
+    assert direct.served.how in ("client_closed", "client_reset") and direct.served.bytes < 20
+    assert result.program is not None and result.program.extra_connections == 0
+
+
 def test_output_under_the_kept_limit_is_kept_whole(write_scenario: ScenarioWriter, tmp_path: Path) -> None:
     """40 KiB of output, read in pieces, is kept as it is: no note that it was cut."""
     program = write_program(tmp_path, "chatty.py", "import sys\nsys.stdout.write('y' * 40_000)\n")
