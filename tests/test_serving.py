@@ -136,7 +136,7 @@ def test_the_servers_stop_whatever_ends_the_block() -> None:
 
 def test_the_server_process_maps_no_openssl() -> None:
     """The servers' process (a fresh interpreter) loads no OpenSSL library: asyncio's import
-    of ssl would map it, about 4.5 MB of the process's memory, for TLS it never speaks."""
+    of ssl would map it, about 4.2 MB of the process's memory, for TLS it never speaks."""
     with netsim.serving(TEXT) as net:
         assert read(net.address("a")) == b"1111\n2222\n"  # serving, after its imports
         (server,) = descendants(os.getpid())
