@@ -476,14 +476,18 @@ def load_scenario_text(
 
 
 def _unavailable_models(scenario: Scenario) -> list[tuple[Location, str]]:
-    """Installed models the scenario names that cannot be imported (an extra not installed)."""
+    """Installed models the scenario names that cannot be used: one that cannot be imported
+    (an extra not installed), one whose entry point names something else, a name that two
+    packages give."""
+    from netsim.clients import ModelUnavailableError, get_model  # a model's import brings it anyway
+
     problems: list[tuple[Location, str]] = []
     for index, client in enumerate(scenario.clients):
         if client.model not in _plugins.entry_points():
             continue  # a model the caller supplies itself (netsim.testing), not an installed one
         try:
-            _plugins.load(client.model)
-        except _plugins.PluginError as error:
+            get_model(client.model)
+        except ModelUnavailableError as error:
             problems.append((("clients", index, "model"), str(error)))
     return problems
 

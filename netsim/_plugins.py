@@ -60,10 +60,29 @@ def shadowed() -> list[str]:
     met first), each as ``NAME = VALUE (from DIST)``: they are never loaded."""
     import importlib.metadata
 
-    kept = entry_points()
+    kept, clashing = entry_points(), clashes()
     return [f"{point.name} = {point.value}" + (f" (from {point.dist.name})" if point.dist else "")
             for point in importlib.metadata.entry_points(group=GROUP)
-            if point.name in kept and point.value != kept[point.name].value]
+            if point.name in kept and point.name not in clashing and point.value != kept[point.name].value]
+
+
+@functools.cache
+def clashes() -> dict[str, list[importlib.metadata.EntryPoint]]:
+    """The names that two or more other packages give different models, none of them
+    netsim's own: which one a scenario means cannot be told, so none of them is used."""
+    import importlib.metadata
+
+    by_name: dict[str, dict[str, importlib.metadata.EntryPoint]] = {}
+    for point in importlib.metadata.entry_points(group=GROUP):
+        by_name.setdefault(point.name, {}).setdefault(point.value, point)
+    return {name: list(points.values()) for name, points in sorted(by_name.items())
+            if len(points) > 1 and name not in OWN}
+
+
+def origin(name: str) -> str:
+    """`` (from DIST)`` for a model a package provides, or nothing where that is not known."""
+    point = entry_points().get(name)
+    return f" (from {point.dist.name})" if point is not None and point.dist is not None else ""
 
 
 def _own(point: importlib.metadata.EntryPoint) -> bool:
@@ -78,8 +97,15 @@ def client_model_names() -> list[str]:
 @functools.cache
 def load(name: str) -> Any:
     """The object an entry point names. Raises KeyError for an unknown name, PluginError
-    when it cannot be imported (with what to install, where that can be told)."""
+    when it cannot be imported (with what to install, where that can be told) or when
+    two packages give the name to different models."""
     point = entry_points()[name]
+    clashing = clashes().get(name)
+    if clashing:
+        raise PluginError(f"client model {name!r} is given by {len(clashing)} packages: "
+                          + ", ".join(f"{point.value}" + (f" (from {point.dist.name})" if point.dist else "")
+                                      for point in clashing)
+                          + "; which one a scenario means cannot be told: uninstall all but one")
     try:
         return point.load()
     except ModuleNotFoundError as error:
@@ -91,9 +117,8 @@ def load(name: str) -> Any:
                               f"(a mistake in that package, not something to install)") from None
         raise PluginError(f"client model {name!r} needs the module {missing!r}, which is not "
                           f"installed; {_install_hint(point, missing)}") from None
-    except Exception as error:  # any failure of a third party's import
-        where = f" (from {point.dist.name})" if point.dist is not None else ""
-        raise PluginError(f"client model {name!r}{where} failed to import: "
+    except (Exception, SystemExit) as error:  # any failure of a third party's import, exit() too
+        raise PluginError(f"client model {name!r}{origin(name)} failed to import: "
                           f"{type(error).__name__}: {error}") from None
 
 

@@ -22,9 +22,12 @@ def entry(name: str) -> EntryPoint:
 @pytest.fixture
 def fresh_cache() -> Iterator[None]:
     """The entry points are read once per process; these tests read them again."""
-    _plugins.entry_points.cache_clear()
+    caches = (_plugins.entry_points, _plugins.clashes, _plugins.load)
+    for cache in caches:
+        cache.cache_clear()
     yield
-    _plugins.entry_points.cache_clear()
+    for cache in caches:
+        cache.cache_clear()
 
 
 def test_without_entry_points_the_built_in_models_are_known(monkeypatch: pytest.MonkeyPatch,
@@ -63,6 +66,30 @@ def test_a_third_party_model_under_a_built_in_name_is_shadowed_and_said_so(
         monkeypatch.setattr(importlib.metadata, "entry_points", lambda group, order=order: order)
         assert _plugins.entry_points()["blocking"].value == "netsim.clients.blocking:MODEL"
         assert _plugins.shadowed() == ["blocking = their_package.model:MODEL"]
+
+
+def test_a_name_two_other_packages_give_is_no_model_of_either(monkeypatch: pytest.MonkeyPatch,
+                                                              fresh_cache: None) -> None:
+    """Two third-party packages registering `pooled` for different models: loading it fails
+    naming both (which one a scenario means cannot be told), whatever their order; the same
+    entry point met twice, or a third party's under a built-in name, is no such clash."""
+    ours = EntryPoint(name="pooled", value="extra_models.pooled:MODEL", group=_plugins.GROUP)
+    theirs = EntryPoint(name="pooled", value="dup_models:TWIN", group=_plugins.GROUP)
+    for order in ([ours, theirs], [theirs, ours]):
+        for cache in (_plugins.entry_points, _plugins.clashes, _plugins.load):
+            cache.cache_clear()
+        monkeypatch.setattr(importlib.metadata, "entry_points", lambda group, order=order: [*order, order[0]])
+        assert "pooled" in _plugins.client_model_names()
+        with pytest.raises(_plugins.PluginError, match=r"'pooled' is given by 2 packages: "
+                                                       r"(extra_models\.pooled:MODEL, dup_models:TWIN|"
+                                                       r"dup_models:TWIN, extra_models\.pooled:MODEL); "
+                                                       r"which one a scenario means cannot be told"):
+            _plugins.load("pooled")
+        assert _plugins.shadowed() == []  # said once, by the model's own line
+    _plugins.clashes.cache_clear()
+    theirs_blocking = EntryPoint(name="blocking", value="their_package.model:MODEL", group=_plugins.GROUP)
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: [theirs_blocking, ours])
+    assert _plugins.clashes() == {}
 
 
 def test_listing_the_models_imports_none_of_them() -> None:

@@ -46,8 +46,8 @@ def get_model(name: str) -> ClientModel:
     except _plugins.PluginError as error:
         raise ModelUnavailableError(str(error)) from None
     if not isinstance(model, ClientModel):
-        raise ModelUnavailableError(f"client model {name!r}: its entry point names "
-                                    f"{type(model).__name__}, not a netsim.clients.ClientModel")
+        raise ModelUnavailableError(f"client model {name!r}{_plugins.origin(name)}: its entry point "
+                                    f"names {type(model).__name__}, not a netsim.clients.ClientModel")
     return model
 
 

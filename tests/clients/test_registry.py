@@ -96,6 +96,36 @@ def test_an_entry_point_that_is_not_a_model_is_refused(
         get_model("odd")
 
 
+def test_a_model_whose_import_exits_is_unavailable_and_netsim_goes_on(
+        extra_entry_points: dict[str, importlib.metadata.EntryPoint], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model module that calls sys.exit() at import (a missing setting, say) is unavailable
+    with what it said, like any other failed import: the listing still lists the others."""
+    (tmp_path / "netsim_exiting_model.py").write_text('import sys\nsys.exit("please set FOO_CONFIG")\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    extra_entry_points["exiter"] = importlib.metadata.EntryPoint(
+        "exiter", "netsim_exiting_model:MODEL", _plugins.GROUP)
+    with pytest.raises(ModelUnavailableError,
+                       match=r"'exiter' failed to import: SystemExit: please set FOO_CONFIG"):
+        get_model("exiter")
+    listed = models()
+    assert isinstance(listed["exiter"], ModelUnavailableError) and isinstance(listed["blocking"], ClientModel)
+
+
+def test_a_scenario_naming_an_entry_point_that_is_not_a_model_is_invalid(
+        extra_entry_points: dict[str, importlib.metadata.EntryPoint]) -> None:
+    """Loading a scenario whose client names an entry point that is not a ClientModel is a
+    problem at the model's line, as one that cannot be imported is (validate says so too)."""
+    extra_entry_points["odd"] = importlib.metadata.EntryPoint(
+        "odd", "netsim.clients:get_model", _plugins.GROUP)
+    text = 'netsim: 1\nname: s\nservers: [{name: a, poem: "x"}]\nclients:\n  - blocking\n  - odd\n'
+    with pytest.raises(ScenarioError) as failure:
+        load_scenario_text(text, client_models=model_names())
+    (problem,) = failure.value.problems
+    assert (problem.line, problem.path) == (6, "clients[1].model")
+    assert "names function, not a netsim.clients.ClientModel" in problem.message
+
+
 def test_the_install_hint_names_the_extra_that_brings_the_module() -> None:
     """When the model's package has an extra requiring the missing module, the hint installs that extra."""
     dist = SimpleNamespace(name="netsim", requires=['pytest>=8; extra == "test"',
