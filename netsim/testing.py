@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -30,7 +31,7 @@ from netsim.clients import ClientModel, Recorder
 from netsim.events import BytesReceived, ClientEvent, ConnEstablished, ConnStarted, EofReceived, Event
 from netsim.results import ConnectionResult, RunResult
 from netsim.runner import run_scenario
-from netsim.scenario import Scenario
+from netsim.scenario import NAME_PATTERN, Scenario
 
 POEM = "1111\\n2222\\n3333\\n4444\\n"  # four chunks of 5 bytes, as YAML writes them
 POEM_BYTES = 20
@@ -92,8 +93,10 @@ def check_client_model(model: ClientModel) -> Conformance:
        and at most ``SLACK`` more; every poem arrives intact.
     2. **Events.** Each connection reports, in this order and on a clock that never runs
        back: ``recorder.open(target)`` before connecting, ``connected(local_port)`` with
-       the client's own port (distinct per connection), ``received(data)`` for what each
-       read returned, and ``eof()`` when the server closed.
+       the client's own port (its socket's ``getsockname()`` port: the server saw the
+       connection come from it, which is how the servers' account of it is found),
+       ``received(data)`` for what each read returned, and ``eof()`` when the server
+       closed.
     3. **Faults.** Beside a healthy server, each fault ends its connection as it should,
        and the healthy connection is untouched: ``refuse`` fails at once as ``refused``
        with no bytes; ``reset`` after 10 bytes fails as ``reset`` with exactly those 10,
@@ -111,10 +114,22 @@ def check_client_model(model: ClientModel) -> Conformance:
     7. **Limit.** A model with a ``limit`` is refused, before anything runs, a client
        with more connections than that, with a message naming the limit.
 
+    A model with a ``limit`` below what a check opens at once (six connections for the
+    faults, five for the ramp, three for the timing) is checked with as many as it
+    holds: the faults a few at a time, beside the healthy server while it holds two.
+
     Raises ConformanceError, whose message lists every check, when a check fails;
-    ValueError for a model that needs a scenario's options to run (``command``: a
+    TypeError for something other than a ClientModel; ValueError for a model whose name
+    no scenario could use, or that needs a scenario's options to run (``command``: a
     program is judged by a scenario of its own, not by this contract).
     """
+    __tracebackhide__ = True  # pytest shows the test's line, not this one
+    if not isinstance(model, ClientModel):
+        raise TypeError(f"check_client_model() takes a netsim.clients.ClientModel, not "
+                        f"{type(model).__name__}")
+    if not re.fullmatch(NAME_PATTERN, model.name) or len(model.name) > 64:
+        raise ValueError(f"client model name {model.name!r} is no name a scenario can use: letters, "
+                         f"digits, '_', '-' and '.', starting with a letter or '_', at most 64")
     if model.configure is not None or not model.instrumented:
         raise ValueError(f"client model {model.name!r} runs what a scenario tells it to "
                          f"(it is configured by its client entry): judge it with a scenario")
@@ -133,6 +148,17 @@ def _run_check(check: Callable[[ClientModel], list[str]], model: ClientModel) ->
         return check(model)
     except RunError as error:  # a hang, a crash: that check failed, the others still run
         return [f"the run could not be carried out: {error}"]
+
+
+def _room(model: ClientModel, wanted: int) -> int:
+    """How many connections a check opens at once: ``wanted``, or what a model with a
+    smaller ``limit`` holds."""
+    return wanted if model.limit is None else max(1, min(wanted, model.limit))
+
+
+def _client(model: ClientModel, options: str = "") -> str:
+    """The scenario's client entry for ``model``."""
+    return f"{{model: {model.name}{', ' + options if options else ''}}}"
 
 
 def _scenario(model: ClientModel, servers: Sequence[str], client: str) -> Scenario:
@@ -154,25 +180,34 @@ def _server(name: str, extra: str = "") -> str:
 
 
 def _check_timing(model: ClientModel) -> list[str]:
-    scenario = _scenario(model, [_server(name) for name in "abc"], f"{{model: {model.name}}}")
+    count = _room(model, 3)
+    scenario = _scenario(model, [_server(name) for name in "abc"[:count]], _client(model))
     events: list[Event] = []
     run = _run(model, scenario, events)
-    problems = _intact(run.connections)
-    expected = 0.2 if model.concurrent else 0.6
+    problems = _intact(run.connections) + _seen_by_the_servers(run.connections)
+    expected = 0.2 if model.concurrent else 0.2 * count
     shape = "concurrent: the longest server's time" if model.concurrent else "sequential: the sum"
     if not expected * 0.97 <= run.elapsed <= expected + SLACK:
-        problems.append(f"took {run.elapsed:.3f}s against three 200 ms servers; {shape} is "
+        problems.append(f"took {run.elapsed:.3f}s against {count} servers of 200 ms; {shape} is "
                         f"{expected:.1f}s (allowed up to {expected + SLACK:.2f}s)")
-    return problems + _event_order(events)
+    return problems + _event_order(events, count)
 
 
-def _intact(connections: Sequence[ConnectionResult]) -> list[str]:
-    return [f"connection {conn.conn} to {conn.server}: {conn.bytes} bytes, intact={conn.intact}, "
-            f"error={conn.error} ({conn.message})"
+def _intact(connections: Sequence[ConnectionResult], of: int = POEM_BYTES) -> list[str]:
+    return [f"connection {conn.conn} to {conn.server}: {conn.bytes} of {of} bytes, "
+            f"intact={conn.intact}, error={conn.error} ({conn.message})"
             for conn in connections if not (conn.intact and conn.error is None)]
 
 
-def _event_order(events: Sequence[Event]) -> list[str]:
+def _seen_by_the_servers(connections: Sequence[ConnectionResult]) -> list[str]:
+    """A connection whose reported port no server saw a connection from: the servers'
+    account of it is lost (its bytes as sent, how it ended, its lateness)."""
+    return [f"connection {conn.conn} to {conn.server}: the server saw no connection from the port "
+            f"it reported; connected(local_port) must give the socket's own port (getsockname()[1])"
+            for conn in connections if conn.served is None]
+
+
+def _event_order(events: Sequence[Event], made: int) -> list[str]:
     problems = []
     by_conn: dict[int, list[ConnStarted | ConnEstablished | BytesReceived | EofReceived]] = {}
     for event in events:
@@ -191,8 +226,8 @@ def _event_order(events: Sequence[Event]) -> list[str]:
         ports += [event.local_port for event in own if isinstance(event, ConnEstablished)]
     if len(set(ports)) != len(ports) or not all(port > 0 for port in ports):
         problems.append(f"connected(local_port) gave {ports}: each connection's own port is expected")
-    if len(by_conn) != 3:
-        problems.append(f"{len(by_conn)} connections reported events, 3 were made")
+    if len(by_conn) != made:
+        problems.append(f"{len(by_conn)} connections reported events, {made} were made")
     return problems
 
 
@@ -200,14 +235,31 @@ def _check_faults(model: ClientModel) -> list[str]:
     kinds = {"refuse": "{kind: refuse}", "reset": "{kind: reset, after: 10}",
              "close": "{kind: close, after: 10}", "stall": "{kind: stall, after: 10}",
              "blackhole": "{kind: blackhole}"}
-    servers = [_server("healthy")] + [
-        f'{{name: {kind}, poem: "{POEM}", delay: 100ms, fault: {fault}}}' for kind, fault in kinds.items()]
-    targets = ", ".join(["healthy", *kinds])
-    run = _run(model, _scenario(model, servers, f"{{model: {model.name}, targets: [{targets}], "
-                                               f"timeout: 300ms}}"))
-    by_server = {conn.server: conn for conn in run.connections}
-    problems = [f"the healthy server's connection suffered: {problem}"
-                for problem in _intact([by_server["healthy"]])]
+    # Beside the healthy server, as many faults at a time as the model holds connections.
+    room = _room(model, len(kinds) + 1)
+    healthy = ["healthy"] if room > 1 else []
+    names = list(kinds)
+    each = max(1, room - len(healthy))
+    problems: list[str] = []
+    by_server: dict[str, ConnectionResult] = {}
+    for start in range(0, len(names), each):
+        batch = [*healthy, *names[start:start + each]]
+        servers = [_server("healthy")] * bool(healthy) + [
+            f'{{name: {kind}, poem: "{POEM}", delay: 100ms, fault: {kinds[kind]}}}'
+            for kind in batch if kind != "healthy"]
+        run = _run(model, _scenario(model, servers, _client(model, f"targets: [{', '.join(batch)}], "
+                                                                   f"timeout: 300ms")))
+        by_server = {conn.server: conn for conn in run.connections}
+        if healthy:
+            problems += [f"the healthy server's connection suffered: {problem}"
+                         for problem in _intact([by_server["healthy"]])]
+        problems += _faults_ended(by_server)
+    return problems
+
+
+def _faults_ended(by_server: dict[str, ConnectionResult]) -> list[str]:
+    """How each faulty server's connection among ``by_server`` ended, against the contract."""
+    problems: list[str] = []
     # (error, bytes, intact), and the duration's bounds in seconds
     wanted = {"refuse": (("refused", 0, False), 0.0, SLACK),
               "reset": (("reset", 10, False), 0.2, 0.2 + SLACK),
@@ -215,23 +267,28 @@ def _check_faults(model: ClientModel) -> list[str]:
               "stall": (("timeout", 10, False), 0.4, 0.4 + SLACK),
               "blackhole": (("timeout", 0, False), 0.3, 0.3 + SLACK)}
     for kind, (outcome, shortest, longest) in wanted.items():
+        if kind not in by_server:
+            continue  # in another batch
         conn = by_server[kind]
         seen = (conn.error, conn.bytes, conn.intact)
         if seen != outcome:
             problems.append(f"{kind}: ended as (error, bytes, intact) = {seen}, expected {outcome} "
                             f"({conn.message})")
-        if not shortest * 0.97 <= conn.duration <= longest:
+        if math.isnan(conn.duration):
+            problems.append(f"{kind}: the model never ended this connection (no eof() or failed())")
+        elif not shortest * 0.97 <= conn.duration <= longest:
             problems.append(f"{kind}: lasted {conn.duration:.3f}s, expected {shortest:.2f}s to "
                             f"{longest:.2f}s")
     return problems
 
 
 def _check_handshake(model: ClientModel) -> list[str]:
-    servers = ['{name: mute, poem: "x\\n", fault: {kind: syn_drop}}', _server("healthy")]
-    run = _run(model, _scenario(model, servers, f"{{model: {model.name}, targets: [mute, healthy], "
-                                                f"timeout: 300ms}}"))
-    mute, healthy = run.connections
-    problems = [f"the healthy server's connection suffered: {problem}" for problem in _intact([healthy])]
+    beside = _room(model, 2) > 1  # the healthy server beside it, where the model holds two
+    servers = ['{name: mute, poem: "x\\n", fault: {kind: syn_drop}}', *[_server("healthy")] * beside]
+    run = _run(model, _scenario(model, servers, _client(
+        model, f"targets: [{'mute, healthy' if beside else 'mute'}], timeout: 300ms")))
+    mute, *others = run.connections
+    problems = [f"the healthy server's connection suffered: {problem}" for problem in _intact(others)]
     seen = (mute.error, mute.phase, mute.bytes)
     if seen != ("timeout", "connect", 0):
         problems.append(f"syn_drop: ended as (error, phase, bytes) = {seen}, expected ('timeout', "
@@ -239,7 +296,7 @@ def _check_handshake(model: ClientModel) -> list[str]:
     if not 0.3 * 0.97 <= mute.duration <= 0.3 + SLACK:
         problems.append(f"syn_drop: gave up after {mute.duration:.3f}s, expected the timeout, 0.30s")
     # Sequential: the handshake's timeout, then the healthy poem; concurrent: the longer.
-    expected = 0.3 if model.concurrent else 0.5
+    expected = 0.3 if model.concurrent or not beside else 0.5
     if not expected * 0.97 <= run.elapsed <= expected + SLACK:
         shape = ("a concurrent model waits for a handshake while it reads the others"
                  if model.concurrent else "a sequential model waits for one, then reads the next")
@@ -250,7 +307,7 @@ def _check_handshake(model: ClientModel) -> list[str]:
 def _check_nothing_to_wait_for(model: ClientModel) -> list[str]:
     problems = []
     scenario = _scenario(model, ['{name: gone, poem: "x\\n", fault: {kind: refuse}}'],
-                         f"{{model: {model.name}, timeout: 1s}}")
+                         _client(model, "timeout: 1s"))
     started = time.monotonic()
     run = _run(model, scenario)
     took = time.monotonic() - started
@@ -275,26 +332,28 @@ def _check_nothing_to_wait_for(model: ClientModel) -> list[str]:
 
 
 def _check_ramp(model: ClientModel) -> list[str]:
+    count = _room(model, 5)
     scenario = _scenario(model, ['{name: s, poem: "1\\n2\\n", delay: 20ms}'],
-                         f"{{model: {model.name}, connections: 5, ramp: 200ms}}")
+                         _client(model, f"connections: {count}, ramp: 200ms"))
     events: list[Event] = []
     run = _run(model, scenario, events)
-    problems = _intact(run.connections)
+    problems = _intact(run.connections, of=4)
     started = next(event.t for event in events if event.name == "client_started")
     starts = [event.t - started for event in events if isinstance(event, ConnStarted)]
-    turns = [index * 0.04 for index in range(5)]
+    step = 0.2 / count
+    turns = [index * step for index in range(count)]
     early = [f"#{n + 1} at {start * 1e3:.1f} ms, due {turn * 1e3:.0f} ms"
              for n, (start, turn) in enumerate(zip(starts, turns, strict=False)) if start < turn - 0.002]
     if early:
         problems.append(f"connections started before their turn on the ramp: {', '.join(early)}")
     if model.concurrent:
         gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
-        off = [f"{gap * 1e3:.1f} ms" for gap in gaps if not math.isclose(gap, 0.04, abs_tol=0.03)]
+        off = [f"{gap * 1e3:.1f} ms" for gap in gaps if not math.isclose(gap, step, abs_tol=0.03)]
         if off:
-            problems.append(f"a concurrent model starts each connection on its turn, 40 ms apart; "
-                            f"gaps were {off}")
-    if len(starts) != 5:
-        problems.append(f"{len(starts)} connections started, 5 were asked for")
+            problems.append(f"a concurrent model starts each connection on its turn, "
+                            f"{step * 1e3:.0f} ms apart; gaps were {off}")
+    if len(starts) != count:
+        problems.append(f"{len(starts)} connections started, {count} were asked for")
     return problems
 
 
@@ -302,7 +361,7 @@ def _check_limit(model: ClientModel) -> list[str]:
     if model.limit is None:
         return []
     scenario = _scenario(model, ['{name: s, poem: "1\\n"}'],
-                         f"{{model: {model.name}, connections: {model.limit + 1}}}")
+                         _client(model, f"connections: {model.limit + 1}"))
     try:
         _run(model, scenario)
     except UsageError as error:

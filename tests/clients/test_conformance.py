@@ -96,3 +96,52 @@ def test_a_model_that_dawdles_with_nothing_to_do_fails() -> None:
         check_client_model(model)
     failed = [check.name.split(":")[0] for check in failure.value.conformance.checks if not check.passed]
     assert "nothing to wait for" in failed
+
+
+@pytest.mark.parametrize("limit", [1, 2])
+def test_a_model_holding_few_connections_is_checked_within_its_limit(limit: int) -> None:
+    """A model with a limit below what a check opens (six for the faults) is checked with as
+    many connections as it holds, and passes."""
+    model = dataclasses.replace(get_model("threads"), name=f"pool-of-{limit}", limit=limit,
+                                limit_reason=f"a pool of {limit}")
+    conformance = check_client_model(model)
+    assert conformance.passed and len(conformance.checks) == 6
+
+
+def _claiming_the_servers_port(targets: Sequence[Target], recorder: Recorder) -> None:
+    for target in targets:
+        conn = recorder.open(target)
+        try:
+            with socket.create_connection(target.address, timeout=target.timeout) as sock:
+                conn.connected(target.port)  # the server's port, not the client's own
+                while data := sock.recv(65536):
+                    conn.received(data)
+                conn.eof()
+        except OSError as error:
+            conn.failed(error)
+
+
+def test_a_model_reporting_a_port_no_server_saw_fails_on_timing() -> None:
+    """A model that reports the server's port as its own passes every other clause, but the
+    servers' account of its connections is lost, and the timing clause says why."""
+    model = ClientModel(name="misported", summary="the server's port", concurrent=False,
+                        run=_claiming_the_servers_port)
+    with pytest.raises(ConformanceError) as failure:
+        check_client_model(model)
+    failed = [check.name.split(":")[0] for check in failure.value.conformance.checks if not check.passed]
+    assert failed == ["timing"]
+    assert "the server saw no connection from the port it reported" in str(failure.value)
+
+
+def test_something_other_than_a_model_is_a_type_error() -> None:
+    """check_client_model of a function (the model's run, say) says what it takes."""
+    with pytest.raises(TypeError, match=r"takes a netsim\.clients\.ClientModel, not function"):
+        check_client_model(_one_by_one)  # type: ignore[arg-type]
+
+
+def test_a_model_whose_name_no_scenario_can_use_is_refused_before_any_run() -> None:
+    """A name with a space or a colon could never be named by a scenario: a ValueError saying
+    what a name may hold, not a YAML error from inside the suite."""
+    model = dataclasses.replace(get_model("blocking"), name="my pooled: v2")
+    with pytest.raises(ValueError, match=r"'my pooled: v2' is no name a scenario can use: letters"):
+        check_client_model(model)
