@@ -328,6 +328,16 @@ class PoemServer:
             self._loop.call_soon(self._accept)  # whoever waits is in the backlog already
 
 
+def _socket_error(fd: int) -> OSError | None:
+    """The error pending on socket ``fd`` (SO_ERROR, which reading clears), if any."""
+    view = socket.socket(fileno=fd)
+    try:
+        code = view.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    finally:
+        view.detach()
+    return OSError(code, os.strerror(code)) if code else None
+
+
 class PoemConnection:
     """One connection of a poem server: its descriptor, its timeline and where it is."""
 
@@ -397,6 +407,12 @@ class PoemConnection:
             return
         if not self.has_more:
             self.lost(None, now)
+            return
+        if self.end_of_input:
+            # Past its EOF a read says EOF again and never the error, while epoll, which
+            # cannot be told not to, reports the hang-up or error that came since: the
+            # reset a closed client's kernel answers a write with. That is the end.
+            self.lost(_socket_error(self.fd), now)
             return
         # A half-close: the rest of the poem still goes (see the module's docstring).
         self.end_of_input = True

@@ -169,6 +169,25 @@ def test_a_half_close_is_noted_and_the_poem_goes_on(harness: list[Harness]) -> N
     assert not any(isinstance(event, ConnLost) for event in one.events)
 
 
+def test_a_client_that_closes_early_ends_at_the_reset_its_close_brings(harness: list[Harness]) -> None:
+    """A client that reads the first line and closes: its EOF is noted once (it might be a
+    half-close), the next write brings its kernel's reset, and the connection ends there
+    and then, where the server was woken for the reset again and again until a write failed."""
+    one = make(harness, (b"11", b"22", b"33"), delay=1.0)
+    client = one.connect()
+    assert waiting(client) == b"11"
+    client.close()
+    one.clients.remove(client)
+    one.at(0.5)  # the EOF
+    one.at(1.0)  # the second line, which the client's kernel answers with a reset
+    for _ in range(3):  # the loop polling while the reset stands
+        one.watcher.poll()
+    assert sum(isinstance(event, PeerShutdown) for event in one.events) == 1
+    ended = [event for event in one.events if isinstance(event, ConnEnded)]
+    assert [(event.how, event.bytes, event.ended) for event in ended] == [("client_reset", 4, 1.0)]
+    assert not one.server.live
+
+
 def test_a_stalled_connection_ends_when_its_client_leaves(harness: list[Harness]) -> None:
     """A stall keeps the connection silent and open; the client's close ends it at once."""
     one = make(harness, (b"11", b"22"), delay=1.0, fault="stall", fault_after=2)
