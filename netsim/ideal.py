@@ -9,7 +9,8 @@ The model is a small simulation of the scenario's timeline, not a table of const
 * a server's phases change its conditions at their ``at`` (counted from the client's
   start, when its servers are ready): an open connection's course is planned anew from
   where it stands (``conditions.replan``), as the server does; a server that is down
-  refuses connects, and one that goes down with ``reset`` ends its open connections;
+  refuses connects, and one that goes down with ``reset`` ends its open connections
+  (those waiting their turn at a serial server too);
 * a connect meets the server's listener as it is then: refused (down, ``refuse``),
   answered, or held (``syn_drop``, ``handshake_delay``), in which case the client's
   kernel sends its SYN again 1 s, 3 s, 7 s... later (wall seconds: these do not scale
@@ -232,6 +233,15 @@ def ideal_timeline(
             clock = failed.end
             continue
         served = max(answered, free_at.get(server.name, 0.0)) if server.mode == "serial" else answered
+        # A client waiting its turn at a serial server is reset with the open ones by a down
+        # with reset, before the server ever takes it.
+        reset = next((era.begins for era in eras[server.name] if era.resets and answered < era.begins <= served),
+                     None)
+        if reset is not None:
+            conn = _as_seen_by_client(server.name, connect, _Service([], reset, "reset"), timeout)
+            timeline.append(conn)
+            clock = conn.end
+            continue
         accepted[server.name] += 1
         service = _serve(server, eras, by_name, seed, accepted, served)
         conn = _as_seen_by_client(server.name, connect, service, timeout)

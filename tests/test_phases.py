@@ -54,6 +54,17 @@ CASES = {
     "a server down refuses new connections, not open ones": Case(
         """- {name: b, poem: "1\\n2\\n", delay: 300ms, phases: [{at: 1.5s, down: true}, {at: 2.5s}]}""",
         "{model: blocking, targets: [b, b, b, b]}", 1.8, {"refused": 1}, 0.75),
+    # A serial server taken down at 0.4 s, while it serves the first of three clients that
+    # have all connected: the first goes on to 0.6 s, the two waiting their turn are served
+    # after it, while it is still down (0.6-1.2, 1.2-1.8), as open connections go on.
+    "a serial server down keeps the clients waiting their turn": Case(
+        """- {name: s, poem: "1\\n2\\n", delay: 300ms, mode: serial,
+             phases: [{at: 400ms, down: true}, {at: 1.5s}]}""",
+        "{model: select, targets: [s, s, s]}", 1.8, {}),
+    "a serial server down with a reset resets the clients waiting their turn too": Case(
+        """- {name: t, poem: "1\\n2\\n", delay: 300ms, mode: serial,
+             phases: [{at: 400ms, down: {reset: true}}]}""",
+        "{model: select, targets: [t, t, t]}", 0.4, {"reset": 3}, 0.0),
     "down with a reset ends the open connections": Case(
         """- {name: c, poem: "1\\n2\\n3\\n4\\n5\\n6\\n", delay: 200ms,
              phases: [{at: 500ms, down: {reset: true}}]}""",

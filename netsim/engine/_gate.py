@@ -68,9 +68,17 @@ class Gate:
         self._reading = False
         self._fillers: list[socket.socket] = []
         self._discard: set[tuple[str, int]] = set()  # fillers queued, to close once accepted
+        # Told of the listening socket just before it closes (to refuse): what waits in its
+        # backlog is reset by the close unless this takes it out first.
+        self.on_closing: Callable[[socket.socket], None] | None = None
 
     def __repr__(self) -> str:
         return f"<Gate {self.plan.name} {self.state} {self.address[0]}:{self.address[1]}>"
+
+    @property
+    def listening(self) -> bool:
+        """Does the socket listen (open, or held), so that there may be a connection to accept?"""
+        return self.state != "refusing"
 
     def want(self, wanted: bool) -> None:
         """Accept connections whenever the gate is open (or stop)."""
@@ -129,6 +137,8 @@ class Gate:
     def _rebind(self) -> None:
         """A fresh socket on the same address, bound and not listening: connects are refused."""
         self._unwatch()
+        if self.on_closing is not None and self.listening:
+            self.on_closing(self.sock)
         self.sock.close()  # the kernel resets what waits in its backlog
         self.sock = bind(self.plan, self.address[1], listen=False)
 

@@ -104,6 +104,11 @@ class PoemServer:
         self._closed = False
         self.live: set[PoemConnection] = set()
         self.serving = 0  # connections not yet closed by the server: a serial one holds one
+        # A serial server's clients taken out of its backlog when its listener closed (down,
+        # or a refuse fault), in their order: connected, they wait their turn here.
+        self._waiting: collections.deque[tuple[int, tuple[str, int]]] = collections.deque()
+        if self._serial:
+            self.gate.on_closing = self._keep_backlog
         # Connections the server has closed (FIN sent), waiting for their clients to close,
         # oldest first: one timer entry lets go of those past CLOSE_GRACE, and a connection
         # whose client closes leaves at once (at ten thousand, an entry each held 8 MB).
@@ -136,10 +141,12 @@ class PoemServer:
                         else "client_closed" if connection.end_of_input else "stopped")
             connection.conclude(now, how)
         self._heap.clear()
+        while self._waiting:
+            os.close(self._waiting.popleft()[0])
 
     def _accept(self) -> None:
-        if not self._accepting:
-            return  # a serial server that took a connection since this call was queued
+        if not self._accepting or not self.gate.listening:
+            return  # a serial server that took a connection since this call was queued, or is down
         # socket._accept: the descriptor alone, without a socket object around it.
         accept = self.gate.sock._accept  # type: ignore[attr-defined]
         until = self._clock() + ACCEPT_SLICE
@@ -157,17 +164,38 @@ class PoemServer:
             if self.gate.is_filler(peer):  # what held handshakes back, not a client
                 os.close(fd)
                 continue
-            if not INHERITS_NODELAY:  # pragma: no cover (Linux inherits it)
-                view = socket.socket(fileno=fd)
-                view.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                view.detach()
-            self.adopt(fd, peer)
+            self._adopt_accepted(fd, peer)
             if self._serial:
                 self._stop_accepting()  # the others wait in the backlog until this one ends
                 break
             if self._clock() >= until:
                 break  # the rest of the backlog is still readable: the loop comes back
         self.run_due()  # send what has come due, the new connections' first writes included
+
+    def _adopt_accepted(self, fd: int, peer: tuple[str, int]) -> None:
+        if not INHERITS_NODELAY:  # pragma: no cover (Linux inherits it)
+            view = socket.socket(fileno=fd)
+            view.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            view.detach()
+        self.adopt(fd, peer)
+
+    def _keep_backlog(self, sock: socket.socket) -> None:
+        """The listener is about to close: take its waiting clients out of the backlog, where
+        the close would reset them (they have connected: open connections go on)."""
+        accept = sock._accept  # type: ignore[attr-defined]
+        while True:
+            try:
+                fd, peer = accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except ConnectionAbortedError:  # that client gave up already
+                continue
+            except OSError:
+                return  # what is left is reset with the socket, as it was before
+            if self.gate.is_filler(peer):
+                os.close(fd)
+            else:
+                self._waiting.append((fd, peer))
 
     def adopt(self, fd: int, peer: tuple[str, int]) -> PoemConnection:
         """Serve a connected socket on its timeline from now on; ``run_due`` makes its first write."""
@@ -221,13 +249,19 @@ class PoemServer:
                       if conn.closing is None)
 
     def reset_open(self) -> int:
-        """Reset every connection still open; how many there were."""
+        """Reset every connection still open (a serial server's waiting clients too); how
+        many there were."""
         now = self._clock()
         count = 0
         for conn in list(self.live):
             if conn.closing is None:
                 conn.conclude(now, "reset")
                 count += 1
+        while self._waiting:
+            view = socket.socket(fileno=self._waiting.popleft()[0])
+            view.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RESET)
+            view.close()
+            count += 1
         return count
 
     def wake(self, when: float) -> None:
@@ -321,11 +355,22 @@ class PoemServer:
             conn.conclude(now, "closed")  # takes it out of `closing`
 
     def released(self) -> None:
-        """A connection no longer holds the server: a serial one takes the next from its backlog."""
+        """A connection no longer holds the server: a serial one takes its next client."""
         self.serving -= 1
         if self._serial and not self.serving:
-            self.start()
-            self._loop.call_soon(self._accept)  # whoever waits is in the backlog already
+            self._loop.call_soon(self._next_client)
+
+    def _next_client(self) -> None:
+        """A serial server's turn for its next client: one kept from a closed backlog first,
+        else whoever waits in the backlog (when the server listens)."""
+        if self._closed or self.serving:
+            return
+        if self._waiting:
+            self._adopt_accepted(*self._waiting.popleft())
+            self.run_due()
+            return
+        self.start()
+        self._accept()
 
 
 def _socket_error(fd: int) -> OSError | None:
