@@ -235,8 +235,8 @@ def ideal_timeline(
         served = max(answered, free_at.get(server.name, 0.0)) if server.mode == "serial" else answered
         # A client waiting its turn at a serial server is reset with the open ones by a down
         # with reset, before the server ever takes it.
-        reset = next((era.begins for era in eras[server.name] if era.resets and answered < era.begins <= served),
-                     None)
+        reset = next((era.begins for era in eras[server.name]
+                      if era.resets and answered < era.begins <= served), None)
         if reset is not None:
             conn = _as_seen_by_client(server.name, connect, _Service([], reset, "reset"), timeout)
             timeline.append(conn)

@@ -551,13 +551,15 @@ def _follow(client: ClientProcess, servers: ServerProcess, correlator: Correlato
 
 def _stop_servers(servers: ServerProcess, correlator: Correlator) -> Stopped | None:
     """Ask the servers to stop, collect the events they still hold, return what they cost
-    (None: they did not say in time)."""
+    (None: they did not say in time). Raises RunError if their process ended without its
+    account: it ended during the run (its death can reach the runner after the client's
+    end), and the run's measurements from the servers' side are not whole."""
     servers.request_stop()
     deadline = time.monotonic() + STOP_TIMEOUT
     while wait_for([servers], deadline):
         message = servers.receive()
         if message is None:
-            break
+            raise RunError("the server process ended unexpectedly during the run")
         if isinstance(message, Stopped):
             return message
         _collect(message, correlator)

@@ -227,6 +227,32 @@ def test_a_crashing_client_model_is_reported_not_hidden(
     assert "_crash" in caught.value.detail
 
 
+def test_a_server_process_that_dies_without_its_account_fails_the_run(
+        write_scenario: ScenarioWriter, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server process that ends without sending its account (here: at the stop, after the
+    client finished, where its end raced the client's) is a run that could not be carried
+    out, not a pass with the servers' side missing. (The forked server inherits the patch.)"""
+    from netsim import _processes
+    from netsim.events import Stopped
+
+    real_send = _processes._send
+
+    def dies_at_the_stop(conn: Any, message: Any) -> None:
+        if isinstance(message, Stopped):
+            os._exit(1)
+        real_send(conn, message)
+
+    monkeypatch.setattr(_processes, "_send", dies_at_the_stop)
+    scenario = netsim.load_scenario(write_scenario("""\
+        netsim: 1
+        name: dies
+        servers: [{name: a, poem: "1\\n"}]
+        clients: [blocking]
+    """))
+    with pytest.raises(netsim.RunError, match="the server process ended unexpectedly during the run"):
+        netsim.run_scenario(scenario, time_scale=0.1)
+
+
 def test_a_refused_connection_is_an_error_not_a_crash(write_scenario: ScenarioWriter) -> None:
     """A target nobody listens on ends as error 'refused'; ttfb is not measured, the run goes on."""
     closed = socket.socket()
