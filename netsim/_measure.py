@@ -228,7 +228,7 @@ def measure(events: Sequence[Event], lateness: Sequence[float], slots: Sequence[
     if program is not None:  # a program's run ends at its exit, not when its leftovers were cleared
         finished = program.t
     if not instrumented:  # a program's connections are told from the proxies' own upstream ones
-        ended = _clients(ended)
+        ended = clients_own(ended)
     served = _match(ended, slots, instrumented)
     by_port = {(event.server, event.peer_port): number for number, event in served.items()}
     for chunk in sent:
@@ -351,7 +351,7 @@ def served_connections(ended: Sequence[ConnEnded], slots: Sequence[Slot],
             for number, (event, slot) in enumerate(zip(ended, slots, strict=True), start=1)]
 
 
-def _clients(ended: Sequence[ConnEnded]) -> list[ConnEnded]:
+def clients_own(ended: Sequence[ConnEnded]) -> list[ConnEnded]:
     """The accounts of connections that clients made: those a proxy made to a server of the
     run, for a client's connection to the proxy, are left out (the proxy's account names
     them: its upstream and the local port it connected from)."""
@@ -363,7 +363,7 @@ def _clients(ended: Sequence[ConnEnded]) -> list[ConnEnded]:
 
 def _extra(ended: Sequence[ConnEnded], slots: Sequence[Slot], served: Mapping[int, ConnEnded]) -> int:
     """How many connections a program made to its targets beyond them (``ended``: the
-    clients' own, ``_clients``)."""
+    clients' own, ``clients_own``)."""
     targets = {slot.server for slot in slots}
     return sum(event.server in targets for event in ended) - len(served)
 

@@ -42,7 +42,7 @@ from typing import Any
 from netsim._control_api import ControlServer
 from netsim._errors import PortBusyError, Problem, RunError, ScenarioError, UsageError
 from netsim._machine import Machine, StealClock
-from netsim._measure import Slot, served_connections
+from netsim._measure import Slot, clients_own, served_connections
 from netsim._poem_files import DEFAULT_MAX_POEM_BYTES
 from netsim._processes import STOP_TIMEOUT, ServerProcess, wait_for
 from netsim._units import format_address
@@ -456,7 +456,7 @@ class Serving:
             self._process.request_flush()
             self._flushed.wait(STOP_TIMEOUT)
         with self._lock:
-            ended = sorted(self._ended, key=lambda event: event.accepted)
+            ended = clients_own(sorted(self._ended, key=lambda event: event.accepted))
             lateness = list(self._lateness)
         payloads = {server.name: None if server.is_proxy else len(server.payload())
                     for server in self.scenario.servers}

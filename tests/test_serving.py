@@ -146,6 +146,18 @@ def test_the_server_process_maps_no_openssl() -> None:
     assert "libssl" not in maps and "_ssl." not in maps
 
 
+def test_the_result_counts_a_proxied_read_once_not_the_proxys_own_connection_too() -> None:
+    """A client that reads through a proxy made one connection: the proxy's connection to its
+    upstream is the proxy's, not the client's, and its bytes are not counted twice."""
+    text = ('netsim: 1\nname: proxied\nservers:\n  - {name: a, poem: "1111\\n2222\\n"}\n'
+            "  - {name: p, upstream: a}\n")
+    with netsim.serving(text) as net:
+        assert read(net.address("p")) == b"1111\n2222\n"
+    result = net.result()  # every account is in once the servers have stopped
+    assert [(conn.server, conn.bytes) for conn in result.connections] == [("p", 10)]
+    assert result.check(["bytes == 10B", "errors == 0"])
+
+
 def test_async_with_serves_too() -> None:
     """`async with netsim.serving(...)` serves for the block, for asyncio code."""
 
