@@ -448,8 +448,19 @@ def _client_main(model: ClientModel, label: str, targets: list[Target], t0: floa
             socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
     recorder = Recorder(label, t0, lambda batch: _send(conn, _packed(batch)), every_receive=detail)
     recorder.record(ClientStarted(recorder.now(), label, model.name, len(targets)))
+    # A model's own threads: one that dies of an exception is as much a crash as run()
+    # raising, though run() returns as if nothing happened (Python only prints it).
+    escaped: list[BaseException] = []
+
+    def thread_died(died: threading.ExceptHookArgs) -> None:
+        if died.exc_value is not None and not isinstance(died.exc_value, SystemExit):
+            escaped.append(died.exc_value)
+
+    threading.excepthook = thread_died
     try:
         model.run(targets, recorder)
+        if escaped:
+            raise escaped[0]
     except ModelLimitError as error:
         recorder.flush()
         _send(conn, LimitReached(str(error)))
@@ -457,7 +468,8 @@ def _client_main(model: ClientModel, label: str, targets: list[Target], t0: floa
     except BaseException as error:  # a bug in a model must reach the user, not vanish
         recorder.flush()
         where = "".join(traceback.format_exception(error))
-        _send(conn, Crashed(f"{type(error).__name__}: {error}", where))
+        in_thread = " (in a thread of the model)" if escaped and error is escaped[0] else ""
+        _send(conn, Crashed(f"{type(error).__name__}: {error}{in_thread}", where))
         return
     recorder.record(ClientFinished(recorder.now(), label))
     recorder.flush()

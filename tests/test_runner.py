@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -214,6 +215,29 @@ def test_a_proxy_on_this_machine_needs_no_permission(upstream: str) -> None:
 
 def _crash(targets: Sequence[Target], recorder: Recorder) -> None:
     raise ZeroDivisionError("a bug in a client model")
+
+
+def _crash_in_a_thread(targets: Sequence[Target], recorder: Recorder) -> None:
+    def fetch(target: Target) -> None:
+        get_model("blocking").run([target], recorder)
+        raise RuntimeError("a bug in a worker thread")
+
+    workers = [threading.Thread(target=fetch, args=(target,)) for target in targets]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+
+
+def test_a_model_whose_thread_dies_of_an_exception_crashed(write_scenario: ScenarioWriter) -> None:
+    """An exception that kills one of a model's threads is a crash of the model (exit 3's
+    ClientCrashError), though run() returned as usual, not a pass with a printed traceback."""
+    threaded = ClientModel("threaded", "a thread a connection", True, _crash_in_a_thread)
+    scenario = load_demo(write_scenario, "threaded", models=["threaded"])
+    crashed = r"RuntimeError: a bug in a worker thread \(in a thread of the model\)"
+    with pytest.raises(netsim.ClientCrashError, match=crashed) as caught:
+        netsim.run_scenario(scenario, time_scale=0.02, models={"threaded": threaded})
+    assert "fetch" in caught.value.detail
 
 
 def test_a_crashing_client_model_is_reported_not_hidden(
