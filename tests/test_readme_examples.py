@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import netsim
+from netsim.testing import check_client_model
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -22,6 +23,18 @@ def example(name: str) -> str:
     match = re.search(rf"<!-- example: {name} -->\n```\w*\n(.*?)```", README, re.S)
     assert match, f"the README has no example {name!r}"
     return match.group(1)
+
+
+def test_the_client_model_example_keeps_the_contract(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The model written out in docs/client-models.md passes check_client_model as it is."""
+    text = (ROOT / "docs" / "client-models.md").read_text(encoding="utf-8")
+    match = re.search(r"<!-- example: model -->\n```python\n(.*?)```", text, re.S)
+    assert match, "docs/client-models.md has its example model"
+    (tmp_path / "doc_example_model.py").write_text(match.group(1))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from doc_example_model import MODEL  # type: ignore[import-not-found]
+
+    assert check_client_model(MODEL).passed
 
 
 def test_the_command_example_grades_a_program(tmp_path: Path) -> None:

@@ -1,10 +1,11 @@
 """Client models: ways of writing a client that reads slow servers, side by side.
 
 Each model lives in a module of its own, written the way its concurrency model is
-idiomatically written, and is found through the entry-point group ``netsim.clients``
-(see ``netsim._plugins``): netsim's own are registered there just as a third party's
-are, so adding a model means adding a module and one line of metadata, and
-``netsim.testing.check_client_model`` is the contract it must pass.
+idiomatically written, and is found through the entry-point group ``netsim.clients``:
+netsim's own are registered there just as a third party's are, so adding a model means
+adding a module and one line of metadata, and ``netsim.testing.check_client_model`` is
+the contract it must pass. ``ClientModel`` and ``Recorder`` (``netsim.clients._base``)
+are the interface; docs/client-models.md sets it out for a model of one's own.
 """
 
 from __future__ import annotations
