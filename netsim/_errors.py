@@ -62,7 +62,12 @@ class ServerStartError(RunError):
 
 
 class RunTimeoutError(RunError):
-    """A client model did not finish within its timeout and was stopped."""
+    """A client model did not finish within its timeout and was stopped; ``unfinished``:
+    the connections it had opened and not ended, as (number, server)."""
+
+    def __init__(self, message: str, unfinished: tuple[tuple[int, str], ...] = ()) -> None:
+        super().__init__(message)
+        self.unfinished = unfinished
 
 
 class ClientCrashError(RunError):

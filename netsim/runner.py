@@ -32,7 +32,10 @@ from netsim.engine import PhasePlan, ServerPlan
 from netsim.events import (
     ClientMessage,
     ClientStarted,
+    ConnFailed,
+    ConnStarted,
     Crashed,
+    EofReceived,
     EventBatch,
     Finished,
     LatenessBatch,
@@ -349,7 +352,9 @@ def _run_client(
                            [start * time_scale for start in starts])
         client_process = ClientProcess.start(model, client.label, targets, t0, detail=detail)
         _follow(client_process, server_process, correlator, client.label,
-                deadline=time.monotonic() + wall_timeout, wall_timeout=wall_timeout)
+                deadline=time.monotonic() + wall_timeout, wall_timeout=wall_timeout,
+                derived=program_timeout is None and timeout is None,
+                conn_timeout=conn_timeout * time_scale if model.instrumented else None)
         usage = _stop_servers(server_process, correlator)
         machine = steal.read()
         grace = STOP_TIMEOUT  # both said they are done: let them exit by themselves
@@ -523,13 +528,16 @@ def _targets(servers: Sequence[Server], addresses: dict[str, tuple[str, int]],
 
 
 def _follow(client: ClientProcess, servers: ServerProcess, correlator: Correlator, label: str,
-            *, deadline: float, wall_timeout: float) -> None:
-    """Collect both children's events until the client model has finished."""
+            *, deadline: float, wall_timeout: float, derived: bool = False,
+            conn_timeout: float | None = None) -> None:
+    """Collect both children's events until the client model has finished. ``derived``:
+    the wall timeout was worked out from the ideal, not given; ``conn_timeout``: how long
+    the model's connections were to wait for a byte (wall seconds; None: not its to apply)."""
     while True:
         if time.monotonic() >= deadline:
-            raise RunTimeoutError(
-                f"client {label!r} did not finish within {format_duration(wall_timeout)} "
-                f"(wall time) and was stopped; pass --timeout (timeout= in Python) to allow longer")
+            unfinished = _unfinished(correlator)
+            raise RunTimeoutError(_stopped_at_timeout(label, wall_timeout, unfinished, derived=derived,
+                                                      conn_timeout=conn_timeout), tuple(unfinished))
         for child in wait_for([client, servers], deadline):
             message = child.receive()
             if message is None:
@@ -547,6 +555,35 @@ def _follow(client: ClientProcess, servers: ServerProcess, correlator: Correlato
                                            message.traceback)
                 case _:
                     _collect(message, correlator)
+
+
+def _unfinished(correlator: Correlator) -> list[tuple[int, str]]:
+    """The connections a client model opened and never ended, as (number, server)."""
+    opened: dict[int, str] = {}
+    for event in correlator.finish():
+        if isinstance(event, ConnStarted):
+            opened[event.conn] = event.server
+        elif isinstance(event, EofReceived | ConnFailed):
+            opened.pop(event.conn, None)
+    return sorted(opened.items())
+
+
+def _stopped_at_timeout(label: str, wall_timeout: float, unfinished: Sequence[tuple[int, str]], *,
+                        derived: bool, conn_timeout: float | None) -> str:
+    """What a run stopped at its wall timeout says: which connections were still open and,
+    where the timeout came from the ideal, that the model does not end them itself."""
+    text = (f"client {label!r} did not finish within {format_duration(wall_timeout)} (wall time) "
+            f"and was stopped")
+    if unfinished:
+        listed = ", ".join(f"#{number} to {server}" for number, server in unfinished[:5])
+        more = f" and {len(unfinished) - 5} more" if len(unfinished) > 5 else ""
+        text += f"; still open: {listed}{more}"
+        if derived and conn_timeout is not None and math.isfinite(conn_timeout):
+            return (f"{text}. The time allowed was worked out from the ideal, which has every "
+                    f"connection end once it waits {format_duration(conn_timeout)} (its target's "
+                    f"timeout) for a byte: a client model gives such a connection up itself "
+                    f"(conn.failed(TimeoutError(...))); pass --timeout (timeout= in Python) to allow longer")
+    return f"{text}; pass --timeout (timeout= in Python) to allow longer"
 
 
 def _stop_servers(servers: ServerProcess, correlator: Correlator) -> Stopped | None:

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from netsim._errors import RunError, UsageError
+from netsim._errors import RunError, RunTimeoutError, UsageError
 from netsim._loader import load_scenario_text
 from netsim.clients import ClientModel, Recorder
 from netsim.events import BytesReceived, ClientEvent, ConnEstablished, ConnStarted, EofReceived, Event
@@ -39,7 +39,7 @@ POEM_BYTES = 20
 # start, the handshakes, a late wake-up. Every duration checked below is at least twice
 # this, so a model that does not overlap, or waits too long, cannot pass.
 SLACK = 0.15  # seconds
-RUN_TIMEOUT = 20.0  # wall seconds: a model that hangs fails its check instead
+RUN_TIMEOUT = 5.0  # wall seconds: a model that hangs fails its check instead
 
 
 @dataclass(frozen=True)
@@ -146,7 +146,12 @@ def check_client_model(model: ClientModel) -> Conformance:
 def _run_check(check: Callable[[ClientModel], list[str]], model: ClientModel) -> list[str]:
     try:
         return check(model)
-    except RunError as error:  # a hang, a crash: that check failed, the others still run
+    except RunTimeoutError as error:  # a hang: that check failed, the others still run
+        still = ", ".join(f"#{number} to {server}" for number, server in error.unfinished[:6])
+        return [f"did not finish within {RUN_TIMEOUT:.0f}s (each run here takes well under 1s)"
+                + (f"; still open: {still}. A model gives a connection up itself once its target's "
+                   f"timeout passes without a byte (conn.failed(TimeoutError(...)))" if still else "")]
+    except RunError as error:  # a crash: that check failed, the others still run
         return [f"the run could not be carried out: {error}"]
 
 

@@ -155,6 +155,39 @@ def test_a_run_past_its_timeout_is_stopped(write_scenario: ScenarioWriter) -> No
     assert time.monotonic() - started < 5
 
 
+def _without_timeouts(targets: Sequence[Target], recorder: Recorder) -> None:
+    for target in targets:
+        conn = recorder.open(target)
+        with socket.create_connection(target.address, timeout=None) as sock:  # target.timeout ignored
+            conn.connected(sock.getsockname()[1])
+            while data := sock.recv(65536):
+                conn.received(data)
+        conn.eof()
+
+
+def test_a_model_that_ignores_its_targets_timeout_is_told_so(write_scenario: ScenarioWriter,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stopped at the time worked out from the ideal, with a connection still open that its
+    target's timeout should have ended, the message names the connection and what the model
+    should have done, not only that --timeout allows longer."""
+    from netsim import runner
+
+    monkeypatch.setattr(runner, "TIMEOUT_MARGIN", 0.5)  # 3 x 0.2 s + 0.5 s, not + 10 s
+    patient = ClientModel("patient", "waits for ever", False, _without_timeouts)
+    scenario = netsim.load_scenario(write_scenario("""\
+        netsim: 1
+        name: patient
+        servers: [{name: hole, poem: "1\\n", fault: {kind: blackhole}}]
+        clients: [{model: patient, timeout: 200ms}]
+    """), client_models=["patient"])
+    with pytest.raises(netsim.RunTimeoutError) as stopped:
+        netsim.run_scenario(scenario, models={"patient": patient})
+    message = str(stopped.value)
+    assert "still open: #1 to hole" in message
+    assert "waits 200ms (its target's timeout) for a byte: a client model gives such a connection up itself" \
+        in message
+
+
 def test_a_busy_fixed_port_is_a_run_error(write_scenario: ScenarioWriter) -> None:
     """A scenario whose fixed port is taken fails with PortBusyError naming the server and the port."""
     holder = socket.socket()

@@ -145,3 +145,33 @@ def test_a_model_whose_name_no_scenario_can_use_is_refused_before_any_run() -> N
     model = dataclasses.replace(get_model("blocking"), name="my pooled: v2")
     with pytest.raises(ValueError, match=r"'my pooled: v2' is no name a scenario can use: letters"):
         check_client_model(model)
+
+
+def _ignoring_timeouts(targets: Sequence[Target], recorder: Recorder) -> None:
+    for target in targets:
+        conn = recorder.open(target)
+        try:
+            with socket.create_connection(target.address, timeout=None) as sock:  # target.timeout unused
+                conn.connected(sock.getsockname()[1])
+                while data := sock.recv(65536):
+                    conn.received(data)
+            conn.eof()
+        except OSError as error:
+            conn.failed(error)
+
+
+def test_a_model_that_ignores_its_targets_timeout_is_told_which_connections_it_kept(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model that waits on a silent connection for ever fails the faults clause with the
+    connection it kept open and what it should have done, not advice to allow longer."""
+    from netsim import testing
+
+    monkeypatch.setattr(testing, "RUN_TIMEOUT", 2.0)
+    model = ClientModel(name="patient", summary="never gives up", concurrent=False, run=_ignoring_timeouts)
+    with pytest.raises(ConformanceError) as failure:
+        check_client_model(model)
+    faults = next(check for check in failure.value.conformance.checks if check.name.startswith("faults"))
+    (problem,) = faults.problems
+    assert problem.startswith("did not finish within 2s")
+    assert "still open: #5 to stall" in problem and "gives a connection up itself" in problem
+    assert "--timeout" not in str(failure.value)
