@@ -147,7 +147,8 @@ class Measured:
     activity: Activity | None = None  # the run in time slices
     started: float = math.nan  # when the client model began, in seconds since the run began
     changes: tuple[ServerChange, ...] = ()  # of its servers, while it ran
-    # Connections a program made beyond its targets (each target judged by its fullest).
+    # Connections a program made beyond its targets (each target judged by its fullest);
+    # of an instrumented model, those to its targets it never reported.
     extra_connections: int = 0
 
 
@@ -227,8 +228,7 @@ def measure(events: Sequence[Event], lateness: Sequence[float], slots: Sequence[
                         conn.error, conn.message, conn.phase = event.error, event.message, event.phase
     if program is not None:  # a program's run ends at its exit, not when its leftovers were cleared
         finished = program.t
-    if not instrumented:  # a program's connections are told from the proxies' own upstream ones
-        ended = clients_own(ended)
+    ended = clients_own(ended)  # a client's connections, told from the proxies' own upstream ones
     served = _match(ended, slots, instrumented)
     by_port = {(event.server, event.peer_port): number for number, event in served.items()}
     for chunk in sent:
@@ -274,7 +274,8 @@ def measure(events: Sequence[Event], lateness: Sequence[float], slots: Sequence[
                            span=since(finished))
     return Measured(finished - started, results, summary, summary.p99 * time_scale, program, activity,
                     started, tuple(ServerChange(since(event.t), event.server, *_change_of(event))
-                                   for event in changes), 0 if instrumented else _extra(ended, slots, served))
+                                   for event in changes),
+                    _unreported(ended, slots) if instrumented else _extra(ended, slots, served))
 
 
 def _change_of(event: Change) -> tuple[str, str]:
@@ -359,6 +360,16 @@ def clients_own(ended: Sequence[ConnEnded]) -> list[ConnEnded]:
     if not forwarded:
         return list(ended)
     return [event for event in ended if (event.server, event.peer_port) not in forwarded]
+
+
+def _unreported(ended: Sequence[ConnEnded], slots: Sequence[Slot]) -> int:
+    """How many connections to its targets an instrumented model carried bytes over and
+    never reported by its port (connected(local_port)): the servers accounted for them,
+    and no connection of the model's is theirs. (One the client gave up before its
+    handshake was answered carried nothing.)"""
+    targets = {slot.server for slot in slots}
+    return sum(1 for event in ended if event.conn is None and event.server in targets
+               and (event.acked if event.acked is not None else event.bytes) > 0)
 
 
 def _extra(ended: Sequence[ConnEnded], slots: Sequence[Slot], served: Mapping[int, ConnEnded]) -> int:

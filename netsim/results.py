@@ -193,6 +193,9 @@ class RunResult:
     detail: bool = False  # every arrival and emission was recorded (else each connection's first arrival)
     changes: tuple[ServerChange, ...] = ()  # of its servers, in time order
     machine: Machine | None = None  # its CPUs and their steal time over the run
+    # Connections to its targets that carried bytes and that the model never reported
+    # (made and not told of, or told of under another port): measured by nobody.
+    unreported_connections: int = 0
 
     @property
     def overhead(self) -> float:

@@ -151,9 +151,10 @@ def run_scenario(
 
 
 def fidelity_warnings(run: RunResult) -> list[str]:
-    """What the run says of the machine's part in its timings: servers that fell behind
+    """What the run says of the machine's part in its timings (servers that fell behind
     their schedule, the hypervisor's steal beside failed timing expectations, a server
-    that left real time."""
+    that left real time, a program's start) and of what it could not measure (a model's
+    connections it did not report)."""
     warnings = []
     taken = steal_taken(run.machine)
     timing_failed = any(not verdict.passed and verdict.expectation.kind in TIMED
@@ -170,6 +171,12 @@ def fidelity_warnings(run: RunResult) -> list[str]:
                         f"not the client; run it again, or on a quieter machine, before blaming the client")
     if run.server_left_realtime:
         warnings.append(f"{run.client}: {LEFT_REALTIME}")
+    if run.unreported_connections:
+        count = run.unreported_connections
+        warnings.append(f"{run.client}: the servers served {count} connection{'s' * (count > 1)} to its "
+                        f"targets that the model did not report (a model reports every connection it "
+                        f"makes, with its own port: connected(local_port)); this run measured "
+                        f"{'them' if count > 1 else 'it'} nowhere")
     if timing_failed and run.program is not None:
         warnings += _start_up(run)
     return warnings
@@ -391,7 +398,8 @@ def _run_client(
         server_cpu=math.nan if usage is None else usage.cpu_seconds,
         server_max_rss_mb=math.nan if usage is None else usage.max_rss_mb,
         server_left_realtime=usage is not None and usage.left_realtime, program=program,
-        activity=measured.activity, detail=detail, changes=measured.changes, machine=machine)
+        activity=measured.activity, detail=detail, changes=measured.changes, machine=machine,
+        unreported_connections=measured.extra_connections if model.instrumented else 0)
 
 
 def _options(scenario: Scenario, client: Client, time_scale: float, poems: Mapping[str, tuple[str, ...]], *,

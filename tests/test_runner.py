@@ -188,6 +188,58 @@ def test_a_model_that_ignores_its_targets_timeout_is_told_so(write_scenario: Sce
         in message
 
 
+def _probing_first(targets: Sequence[Target], recorder: Recorder) -> None:
+    for target in targets:  # a look at each server first, of which it tells nothing
+        with socket.create_connection(target.address) as probe:
+            probe.recv(1)
+    _misported(targets, recorder)
+
+
+def _misported(targets: Sequence[Target], recorder: Recorder) -> None:
+    for target in targets:
+        conn = recorder.open(target)
+        with socket.create_connection(target.address) as sock:
+            conn.connected(target.port)  # the server's port, not its own
+            while data := sock.recv(65536):
+                conn.received(data)
+        conn.eof()
+
+
+@pytest.mark.parametrize(("run", "unreported"), [(_probing_first, 4), (_misported, 2)])
+def test_connections_a_model_did_not_report_are_counted_and_warned_of(
+        write_scenario: ScenarioWriter, run: Any, unreported: int) -> None:
+    """Connections that carried bytes and that the model never reported by its port (made
+    on the side, or reported under the server's port) are counted, with a warning, where
+    the run said nothing of them."""
+    model = ClientModel("sloppy", "reports badly", False, run)
+    scenario = netsim.load_scenario(write_scenario("""\
+        netsim: 1
+        name: sloppy
+        servers: [{name: a, poem: "1\\n"}, {name: b, poem: "2\\n"}]
+        clients: [sloppy]
+    """), client_models=["sloppy"])
+    result = netsim.run_scenario(scenario, time_scale=0.1, models={"sloppy": model})
+    assert result.runs[0].unreported_connections == unreported
+    (warning,) = result.warnings
+    assert warning.startswith(f"sloppy: the servers served {unreported} connections to its targets that "
+                              f"the model did not report")
+
+
+def test_a_well_behaved_model_leaves_nothing_unreported(write_scenario: ScenarioWriter) -> None:
+    """netsim's own models report every connection: nothing unreported, no warning (a
+    refused one and one given up before its handshake carried nothing)."""
+    scenario = netsim.load_scenario(write_scenario("""\
+        netsim: 1
+        name: tidy
+        servers: [{name: a, poem: "1\\n"}, {name: r, poem: "x\\n", fault: {kind: refuse}},
+                  {name: h, poem: "y\\n", handshake_delay: 2s}]
+        clients: [{model: selectors, timeout: 300ms}]
+    """))
+    result = netsim.run_scenario(scenario, time_scale=0.5)
+    assert result.runs[0].unreported_connections == 0
+    assert not [warning for warning in result.warnings if "did not report" in warning]
+
+
 def test_a_busy_fixed_port_is_a_run_error(write_scenario: ScenarioWriter) -> None:
     """A scenario whose fixed port is taken fails with PortBusyError naming the server and the port."""
     holder = socket.socket()
