@@ -238,9 +238,12 @@ class PoemServer:
                 conn.corrupted = True  # the bytes it was sent stay corrupted, whatever comes next
             conn.timeline, conn.offsets, conn.conditions = timeline, timeline.offsets, conditions
             conn.next = 0
-            if conn.pending is None:  # else it goes back on the heap once its reader catches up
-                conn.due = conn.start + timeline.offsets[0]
-                heapq.heappush(self._heap, (conn.due, conn.index, conn))
+            due = conn.start + timeline.offsets[0]
+            # Else it goes back on the heap once its reader catches up; and an entry for the
+            # same moment is on the heap already (a second would make the write twice).
+            if conn.pending is None and due != conn.due:
+                conn.due = due
+                heapq.heappush(self._heap, (due, conn.index, conn))
         self.run_due()
 
     def open_connections(self) -> list[tuple[int, int, int, float]]:

@@ -315,6 +315,19 @@ def test_a_change_replans_an_open_connection_from_where_it_stands(harness: list[
     assert waiting(slow) == b"22"
 
 
+def test_a_change_that_keeps_the_next_deadline_makes_each_write_once(harness: list[Harness]) -> None:
+    """A stall brought in at 0.5 s that keeps the next write at 1 s: two bytes of the next
+    line go then and the fault strikes once, where the old and the new heap entry for that
+    same moment each took the connection on, and the stall struck twice."""
+    one = make(harness, (b"1111\n", b"2222\n", b"3333\n"), delay=1.0)
+    client = one.connect()
+    one.at(0.5)
+    one.server.change(Conditions(delay=1.0, fault="stall", fault_after=7), 1)
+    one.at(1.0)
+    assert waiting(client) == b"1111\n22"
+    assert sum(isinstance(event, FaultStruck) for event in one.events) == 1
+
+
 def test_reset_open_resets_every_open_connection(harness: list[Harness]) -> None:
     """reset_open resets the connections still open, counts them, and accounts for each as reset."""
     one = make(harness, (b"11", b"22"), delay=1.0)
