@@ -79,10 +79,16 @@ def clashes() -> dict[str, list[importlib.metadata.EntryPoint]]:
             if len(points) > 1 and name not in OWN}
 
 
+def provider(name: str) -> str | None:
+    """The name of the package that provides the model ``name``; None where it is not known."""
+    point = entry_points().get(name)
+    return point.dist.name if point is not None and point.dist is not None else None
+
+
 def origin(name: str) -> str:
     """`` (from DIST)`` for a model a package provides, or nothing where that is not known."""
-    point = entry_points().get(name)
-    return f" (from {point.dist.name})" if point is not None and point.dist is not None else ""
+    dist = provider(name)
+    return f" (from {dist})" if dist is not None else ""
 
 
 def _own(point: importlib.metadata.EntryPoint) -> bool:

@@ -643,6 +643,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_clients(args: argparse.Namespace) -> int:
+    from netsim._plugins import provider
     from netsim.clients import models
 
     found = models()
@@ -652,7 +653,9 @@ def cmd_clients(args: argparse.Namespace) -> int:
             print(f"{name:<{width}}  {'unavailable':<11}  {model}", file=_STDOUT)
         else:
             shape = "concurrent" if model.concurrent else "sequential"
-            print(f"{name:<{width}}  {shape:<11}  {model.summary}", file=_STDOUT)
+            dist = provider(name)  # a third party's model: which package brings it
+            origin = f" (from {dist})" if dist is not None and dist != "netsim" else ""
+            print(f"{name:<{width}}  {shape:<11}  {model.summary}{origin}", file=_STDOUT)
     from netsim._plugins import shadowed
 
     for point in shadowed():

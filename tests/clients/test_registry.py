@@ -6,6 +6,7 @@ import importlib.metadata
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -124,6 +125,28 @@ def test_a_scenario_naming_an_entry_point_that_is_not_a_model_is_invalid(
     (problem,) = failure.value.problems
     assert (problem.line, problem.path) == (6, "clients[1].model")
     assert "names function, not a netsim.clients.ClientModel" in problem.message
+
+
+class _Provided(importlib.metadata.EntryPoint):
+    """An entry point of an installed package (a plain EntryPoint has no distribution)."""
+
+    @property
+    def dist(self) -> Any:
+        return SimpleNamespace(name="netsim-extra", requires=[])
+
+
+def test_netsim_clients_names_the_package_of_a_third_partys_model(
+        extra_entry_points: dict[str, importlib.metadata.EntryPoint],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """`netsim clients` says which package brings a third party's model, and nothing of the
+    kind for netsim's own."""
+    from netsim.cli import main
+
+    extra_entry_points["pooled"] = _Provided("pooled", "netsim.clients.threads:MODEL", _plugins.GROUP)
+    assert main(["clients"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert lines["pooled"].endswith("(from netsim-extra)")
+    assert "(from" not in lines["blocking"]
 
 
 def test_the_install_hint_names_the_extra_that_brings_the_module() -> None:
