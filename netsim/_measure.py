@@ -273,9 +273,14 @@ def measure(events: Sequence[Event], lateness: Sequence[float], slots: Sequence[
                            [(since(chunk.t), chunk.lateness / time_scale) for chunk in sent],
                            span=since(finished))
     return Measured(finished - started, results, summary, summary.p99 * time_scale, program, activity,
-                    started, tuple(ServerChange(since(event.t), event.server, *_change_of(event))
-                                   for event in changes),
+                    started, server_changes(changes, started, time_scale),
                     _unreported(ended, slots) if instrumented else _extra(ended, slots, served))
+
+
+def server_changes(events: Sequence[Event], started: float, time_scale: float) -> tuple[ServerChange, ...]:
+    """The servers' changes among ``events``, their times in scenario seconds since ``started``."""
+    return tuple(ServerChange((event.t - started) / time_scale, event.server, *_change_of(event))
+                 for event in events if isinstance(event, Change))
 
 
 def _change_of(event: Change) -> tuple[str, str]:

@@ -42,7 +42,7 @@ from typing import Any
 from netsim._control_api import ControlServer
 from netsim._errors import PortBusyError, Problem, RunError, ScenarioError, UsageError
 from netsim._machine import Machine, StealClock
-from netsim._measure import Slot, clients_own, served_connections
+from netsim._measure import Slot, clients_own, served_connections, server_changes
 from netsim._poem_files import DEFAULT_MAX_POEM_BYTES
 from netsim._processes import STOP_TIMEOUT, ServerProcess, wait_for
 from netsim._units import format_address
@@ -68,7 +68,7 @@ from netsim.events import (
     TakeDown,
 )
 from netsim.expectations import METRICS, Verdict, evaluate, parse_expectation
-from netsim.results import ConnectionResult, Lateness, RunResult, lateness_of
+from netsim.results import ConnectionResult, Lateness, RunResult, ServerChange, lateness_of
 from netsim.runner import DESCRIPTOR_MARGIN, check_request, ensure_descriptors, plans_of, seed_for
 from netsim.scenario import ConditionChanges, Scenario, Server
 
@@ -124,6 +124,8 @@ class ServedResult:
     elapsed: float
     machine: Machine | None = None  # its CPUs and their steal time while the servers ran
     seed: int | None = None  # what drew the jitter and the faults: the same seed serves them again
+    # What changed the servers while they served (phases, the control API), in time order.
+    changes: tuple[ServerChange, ...] = ()
 
     def metrics(self) -> dict[str, float]:
         """The values ``check`` judges: those of ``netsim run`` that the servers can tell."""
@@ -162,6 +164,7 @@ class ServedResult:
         return {"scenario": self.scenario, "time_scale": self.time_scale, "elapsed": self.elapsed,
                 "connections": [conn.to_dict() for conn in self.connections],
                 "lateness": self.lateness.to_dict(), "seed": self.seed,
+                "changes": [change.to_dict() for change in self.changes],
                 **({"machine": self.machine.to_dict()} if self.machine is not None else {})}
 
 
@@ -185,6 +188,7 @@ class Serving:
         self._flushed = threading.Event()
         self._lock = threading.Lock()
         self._ended: list[ConnEnded] = []
+        self._changes: list[ServerChange] = []
         # For the log (with an observer): each connection's number, by (server, its port).
         self._numbers: dict[tuple[str, int], int] = {}
         self._accepted = itertools.count(1)
@@ -298,6 +302,7 @@ class Serving:
     def _keep(self, events: Sequence[Event]) -> None:
         with self._lock:
             self._ended += [event for event in events if isinstance(event, ConnEnded)]
+            self._changes += server_changes(events, 0.0, self.time_scale)
         if self._observer is not None:
             numbers = self._numbers
             for event in events:
@@ -469,8 +474,10 @@ class Serving:
             elapsed = (max(event.ended for event in ended) - ended[0].accepted) / self.time_scale
         else:
             elapsed = 0.0
+        with self._lock:
+            changes = tuple(sorted(self._changes, key=lambda change: change.t))
         return ServedResult(self.scenario.name, self.time_scale, connections,
-                            lateness_of(lateness, self.time_scale), elapsed, self.machine, self.seed)
+                            lateness_of(lateness, self.time_scale), elapsed, self.machine, self.seed, changes)
 
 
 def serve_scenario(

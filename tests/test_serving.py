@@ -158,6 +158,22 @@ def test_the_result_counts_a_proxied_read_once_not_the_proxys_own_connection_too
     assert result.check(["bytes == 10B", "errors == 0"])
 
 
+def test_the_result_says_what_changed_the_servers_and_when() -> None:
+    """Live changes (set, down, up, restore) are in the result, in time order with the
+    control as their source, and in its dict (what serve --json writes)."""
+    with netsim.serving(TEXT) as net:
+        net.set("a", delay="40ms")
+        net.down("b")
+        net.up("b")
+        net.restore("a")
+    changes = net.result().changes
+    assert [(change.server, change.what.split(",")[0], change.source) for change in changes] == [
+        ("a", "delay 40ms", "control"), ("b", "down", "control"), ("b", "up", "control"),
+        ("a", "delay 20ms", "control")]
+    assert [change.t for change in changes] == sorted(change.t for change in changes)
+    assert net.result().to_dict()["changes"][1] == changes[1].to_dict()
+
+
 def test_async_with_serves_too() -> None:
     """`async with netsim.serving(...)` serves for the block, for asyncio code."""
 
