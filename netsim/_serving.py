@@ -507,7 +507,12 @@ def serve_scenario(
     and RunError if the server process dies.
     """
     if control is not None and not allow_external and not _is_loopback(control[0]):
-        raise UsageError(f"--control {control[0]}:{control[1]} is outside loopback: anyone who can "
+        where = format_address(*control)
+        if not _is_address(control[0]):
+            raise UsageError(f"--control {where}: {control[0]!r} is not an address netsim can tell is "
+                             f"this machine's loopback; give 127.0.0.1 (or ::1), or pass "
+                             f"--allow-external to listen wherever that name leads")
+        raise UsageError(f"--control {where} is outside loopback: anyone who can "
                          f"reach it could change the servers; pass --allow-external if that is intended")
     net = Serving(scenario, time_scale=time_scale, seed=seed, observer=observer, free_ports=free_ports,
                   allow_external=allow_external)
@@ -533,6 +538,16 @@ def serve_scenario(
                 if on_stopped is not None:
                     on_stopped(net)
     raise RunError("the server process ended unexpectedly")
+
+
+def _is_address(host: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
 
 
 def _is_loopback(host: str) -> bool:

@@ -353,6 +353,17 @@ def test_serve_refuses_a_control_address_outside_loopback(
     assert "listening" not in out
 
 
+def test_serve_refuses_a_control_host_name_it_cannot_tell_is_loopback(
+        write_scenario: ScenarioWriter, capsys: pytest.CaptureFixture[str]) -> None:
+    """A host name that is not an address is not called "outside loopback" (netsim cannot
+    tell): the message says to give a loopback address, exit 2."""
+    path = write_scenario(SLOW)
+    assert run_cli("serve", path, "--control", "controlhost:0") == 2
+    err = capsys.readouterr().err
+    assert "--control controlhost:0: 'controlhost' is not an address netsim can tell is this machine's " \
+           "loopback; give 127.0.0.1" in err
+
+
 def test_a_busy_control_port_exits_3_without_the_free_ports_hint(
         write_scenario: ScenarioWriter, capsys: pytest.CaptureFixture[str]) -> None:
     """A control port another program holds: exit 3, saying so, and not suggesting
