@@ -162,8 +162,14 @@ def _install_hint(point: importlib.metadata.EntryPoint, missing: str) -> str:
         if bringing:
             best = min(bringing, key=lambda extra: (_normal(extra) != top, size[extra]))
             return f"install it with: pip install '{dist.name}[{best}]'"
-        return f"install it with: pip install {missing.split('.')[0]} (the {dist.name} package needs it)"
-    return f"install it with: pip install {missing.split('.')[0]}"
+        return f"the {dist.name} package needs it: {_provider_hint(missing)}"
+    return _provider_hint(missing)
+
+
+def _provider_hint(missing: str) -> str:
+    top = missing.split(".")[0]
+    # A distribution is often, not always, named as its module (cv2 comes with opencv-python).
+    return f"install the package that provides {top!r} (often: pip install {top})"
 
 
 def _normal(name: str) -> str:

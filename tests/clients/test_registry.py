@@ -158,6 +158,15 @@ def test_the_install_hint_names_the_extra_that_brings_the_module() -> None:
     assert hint == "install it with: pip install 'netsim[twisted]'"
 
 
+def test_without_an_extra_the_hint_does_not_claim_the_packages_name() -> None:
+    """A module no extra of the model's package brings is named as such: the package that
+    provides it is often, not always, called as the module is (cv2 is opencv-python's)."""
+    dist = SimpleNamespace(name="netsim-broken", requires=[])
+    hint = _plugins._install_hint(SimpleNamespace(dist=dist), "cv2.dnn")  # type: ignore[arg-type]
+    assert hint == ("the netsim-broken package needs it: install the package that provides 'cv2' "
+                    "(often: pip install cv2)")
+
+
 def test_the_install_hint_prefers_the_models_own_extra_to_a_bundle() -> None:
     """An extra that brings many packages (netsim's `test`) is not suggested over the module's own."""
     dist = SimpleNamespace(name="netsim", requires=['pytest>=8; extra == "test"',
