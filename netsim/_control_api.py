@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import errno
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -38,6 +39,11 @@ from typing import Any, Protocol
 from netsim._errors import PortBusyError, RunError
 
 MAX_BODY = 64 * 1024  # 64 KiB: a change is a few keys
+# Answered without reading its body (chunked, or too big), a request's connection is
+# closed only once the client has sent the rest, or after this long: a close with bytes
+# unread resets the connection, and the client's send of them fails before it can read
+# the answer ("lingering close", as web servers do it).
+LINGER = 1.0  # seconds
 # How often the serving thread looks for shutdown(): stopping waits no longer than this.
 SHUTDOWN_POLL = 0.05  # seconds
 
@@ -133,6 +139,7 @@ class _Handler(BaseHTTPRequestHandler):
     # The headers and the body go in two writes: with Nagle's algorithm the body would wait
     # for the client's delayed ACK of the headers, 40 ms a request.
     disable_nagle_algorithm = True
+    _unread = False  # a body left unread: the close lingers for it (LINGER)
 
     def do_GET(self) -> None:  # http.server finds a method by its name: do_ and the verb
         self._answer("GET")
@@ -157,6 +164,24 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # every request is logged once answered, with its body and time (_answer)
+
+    def finish(self) -> None:
+        if self._unread:
+            self._linger()
+        super().finish()
+
+    def _linger(self) -> None:
+        """Let the client finish sending the body left unread before the close (LINGER)."""
+        try:
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_WR)  # the answer is whole: the client reads it
+            deadline = time.monotonic() + LINGER
+            while (left := deadline - time.monotonic()) > 0:
+                self.connection.settimeout(left)
+                if not self.connection.recv(64 * 1024):
+                    return  # the client has sent all and closed
+        except OSError:  # gone already, or the time is up: close as it is
+            return
 
     def _answer(self, method: str) -> None:
         arrived = time.monotonic()
@@ -191,12 +216,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _body(self) -> object:
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            self.close_connection = True  # its chunks are not read
+            self.close_connection = self._unread = True  # its chunks are not read
             raise _BadRequest(HTTPStatus.LENGTH_REQUIRED, "send the body with a Content-Length, "
                                                           "not in chunks")
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_BODY:
-            self.close_connection = True  # what is left of the body is not read
+            self.close_connection = self._unread = True  # what is left of the body is not read
             raise _BadRequest(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the body is over {MAX_BODY} bytes")
         if not length:
             return None

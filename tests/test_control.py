@@ -317,6 +317,27 @@ def test_a_chunked_body_or_a_head_request_gets_a_4xx(api: tuple[tuple[str, int],
         connection.close()
 
 
+def test_a_body_too_big_to_read_is_answered_and_the_client_can_read_the_answer(
+        api: tuple[tuple[str, int], list[str]]) -> None:
+    """A 4 MB body, over the limit, is answered 413 at its headers without being read; the
+    server lets the client send it all before it closes (where the close reset the
+    connection under the client's send), and then ends the connection cleanly."""
+    address, _ = api
+    body = b"x" * 4_000_000
+    with socket.create_connection(address, timeout=5) as sock:
+        sock.sendall(b"PATCH /servers/a HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n" % len(body))
+        answer = b""
+        while b"\r\n\r\n" not in answer:  # the answer comes before the body is sent
+            answer += sock.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 413 ")
+        sock.sendall(body)  # raised BrokenPipeError or ConnectionResetError before
+        sock.shutdown(socket.SHUT_WR)
+        while data := sock.recv(65536):
+            answer += data
+    assert b"the body is over 65536 bytes" in answer
+
+
 @pytest.mark.parametrize(("method", "path", "body", "status", "words"), [
     ("PATCH", "/servers/a", {"dealy": "1s"}, 400, "unknown key 'dealy'"),
     ("PATCH", "/servers/a", ["delay"], 400, "PATCH takes a JSON object"),
