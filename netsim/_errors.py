@@ -62,12 +62,12 @@ class ServerStartError(RunError):
 
 
 class RunTimeoutError(RunError):
-    """A client model did not finish within its timeout and was stopped; ``unfinished``:
-    the connections it had opened and not ended, as (number, server)."""
+    """A client model did not finish within its timeout and was stopped; ``held_open``:
+    the connections its servers still held open then, as (server, how many)."""
 
-    def __init__(self, message: str, unfinished: tuple[tuple[int, str], ...] = ()) -> None:
+    def __init__(self, message: str, held_open: tuple[tuple[str, int], ...] = ()) -> None:
         super().__init__(message)
-        self.unfinished = unfinished
+        self.held_open = held_open
 
 
 class ClientCrashError(RunError):

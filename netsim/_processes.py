@@ -38,7 +38,6 @@ from netsim._errors import PortBusyError, ServerStartError
 from netsim._libc import die_with, take_name
 from netsim._sender import LoopSender
 from netsim.clients import ClientModel, ModelLimitError, Recorder, Target
-from netsim.clients._base import FLUSH_INTERVAL as RECORDER_FLUSH
 from netsim.engine import (
     Controls,
     Listener,
@@ -458,24 +457,8 @@ def _client_main(model: ClientModel, label: str, targets: list[Target], t0: floa
             escaped.append(died.exc_value)
 
     threading.excepthook = thread_died
-    # The recorder sends what it holds when the model records its next event: a model
-    # that waits for ever records none, and the runner (a live log, a timeout's message)
-    # would never hear of the connections it opened. So it is also sent now and then.
-    done = threading.Event()
-
-    def send_now_and_then() -> None:
-        while not done.wait(RECORDER_FLUSH):
-            recorder.flush()
-
-    sender = threading.Thread(target=send_now_and_then, name="netsim-recorder", daemon=True)
-    sender.start()
     try:
-        try:
-            model.run(targets, recorder)
-            finished = recorder.now()  # the model's end, not the sender's
-        finally:
-            done.set()
-            sender.join()
+        model.run(targets, recorder)
         if escaped:
             raise escaped[0]
     except ModelLimitError as error:
@@ -488,7 +471,7 @@ def _client_main(model: ClientModel, label: str, targets: list[Target], t0: floa
         in_thread = " (in a thread of the model)" if escaped and error is escaped[0] else ""
         _send(conn, Crashed(f"{type(error).__name__}: {error}{in_thread}", where))
         return
-    recorder.record(ClientFinished(finished, label))
+    recorder.record(ClientFinished(recorder.now(), label))
     recorder.flush()
     _send(conn, Finished())
 

@@ -32,16 +32,15 @@ from netsim.engine import PhasePlan, ServerPlan
 from netsim.events import (
     ClientMessage,
     ClientStarted,
-    ConnFailed,
-    ConnStarted,
     Crashed,
-    EofReceived,
     EventBatch,
     Finished,
     LatenessBatch,
     LimitReached,
     Observer,
+    ReportStates,
     ServerMessage,
+    ServerStates,
     Stopped,
 )
 from netsim.expectations import Expectation, evaluate, parse_expectation
@@ -53,6 +52,8 @@ from netsim.scenario import Client, Phase, Scenario, Server
 # stopped: generous, because a loaded machine is slow, but never a hang.
 TIMEOUT_FACTOR = 3.0
 TIMEOUT_MARGIN = 10.0  # seconds
+# How long a run stopped at its timeout waits for the servers to say what they hold open.
+STATES_TIMEOUT = 1.0  # seconds
 
 # Descriptors a process needs besides its connections: listeners, pipes, stdio, imports.
 DESCRIPTOR_MARGIN = 64
@@ -543,9 +544,9 @@ def _follow(client: ClientProcess, servers: ServerProcess, correlator: Correlato
     the model's connections were to wait for a byte (wall seconds; None: not its to apply)."""
     while True:
         if time.monotonic() >= deadline:
-            unfinished = _unfinished(correlator)
-            raise RunTimeoutError(_stopped_at_timeout(label, wall_timeout, unfinished, derived=derived,
-                                                      conn_timeout=conn_timeout), tuple(unfinished))
+            held = _held_open(servers, correlator)
+            raise RunTimeoutError(_stopped_at_timeout(label, wall_timeout, held, derived=derived,
+                                                      conn_timeout=conn_timeout), tuple(held))
         for child in wait_for([client, servers], deadline):
             message = child.receive()
             if message is None:
@@ -565,27 +566,33 @@ def _follow(client: ClientProcess, servers: ServerProcess, correlator: Correlato
                     _collect(message, correlator)
 
 
-def _unfinished(correlator: Correlator) -> list[tuple[int, str]]:
-    """The connections a client model opened and never ended, as (number, server)."""
-    opened: dict[int, str] = {}
-    for event in correlator.finish():
-        if isinstance(event, ConnStarted):
-            opened[event.conn] = event.server
-        elif isinstance(event, EofReceived | ConnFailed):
-            opened.pop(event.conn, None)
-    return sorted(opened.items())
+def _held_open(servers: ServerProcess, correlator: Correlator) -> list[tuple[str, int]]:
+    """How many connections each server still holds open, as (server, count), asked of the
+    servers themselves: a model that hangs may not have told of them."""
+    try:
+        servers.send(ReportStates(0))
+    except OSError:  # the server process is gone
+        return []
+    deadline = time.monotonic() + STATES_TIMEOUT
+    while wait_for([servers], deadline):
+        message = servers.receive()
+        if message is None:
+            return []
+        if isinstance(message, ServerStates):
+            return [(state.name, len(state.connections)) for state in message.servers if state.connections]
+        _collect(message, correlator)
+    return []
 
 
-def _stopped_at_timeout(label: str, wall_timeout: float, unfinished: Sequence[tuple[int, str]], *,
+def _stopped_at_timeout(label: str, wall_timeout: float, held: Sequence[tuple[str, int]], *,
                         derived: bool, conn_timeout: float | None) -> str:
-    """What a run stopped at its wall timeout says: which connections were still open and,
-    where the timeout came from the ideal, that the model does not end them itself."""
+    """What a run stopped at its wall timeout says: the connections the servers still held
+    open and, where the timeout came from the ideal, that the model does not end them itself."""
     text = (f"client {label!r} did not finish within {format_duration(wall_timeout)} (wall time) "
             f"and was stopped")
-    if unfinished:
-        listed = ", ".join(f"#{number} to {server}" for number, server in unfinished[:5])
-        more = f" and {len(unfinished) - 5} more" if len(unfinished) > 5 else ""
-        text += f"; still open: {listed}{more}"
+    if held:
+        listed = ", ".join(f"{count} to {server}" for server, count in held)
+        text += f"; the servers still held connections open: {listed}"
         if derived and conn_timeout is not None and math.isfinite(conn_timeout):
             return (f"{text}. The time allowed was worked out from the ideal, which has every "
                     f"connection end once it waits {format_duration(conn_timeout)} (its target's "

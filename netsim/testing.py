@@ -147,10 +147,11 @@ def _run_check(check: Callable[[ClientModel], list[str]], model: ClientModel) ->
     try:
         return check(model)
     except RunTimeoutError as error:  # a hang: that check failed, the others still run
-        still = ", ".join(f"#{number} to {server}" for number, server in error.unfinished[:6])
+        held = ", ".join(f"{count} to {server}" for server, count in error.held_open)
         return [f"did not finish within {RUN_TIMEOUT:.0f}s (each run here takes well under 1s)"
-                + (f"; still open: {still}. A model gives a connection up itself once its target's "
-                   f"timeout passes without a byte (conn.failed(TimeoutError(...)))" if still else "")]
+                + (f"; the servers still held connections open: {held}. A model gives a connection "
+                   f"up itself once its target's timeout passes without a byte "
+                   f"(conn.failed(TimeoutError(...)))" if held else "")]
     except RunError as error:  # a crash: that check failed, the others still run
         return [f"the run could not be carried out: {error}"]
 

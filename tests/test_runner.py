@@ -168,8 +168,9 @@ def _without_timeouts(targets: Sequence[Target], recorder: Recorder) -> None:
 def test_a_model_that_ignores_its_targets_timeout_is_told_so(write_scenario: ScenarioWriter,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """Stopped at the time worked out from the ideal, with a connection still open that its
-    target's timeout should have ended, the message names the connection and what the model
-    should have done, not only that --timeout allows longer."""
+    target's timeout should have ended, the message says where the servers still held one
+    open (asked of them: a hung model tells nothing) and what the model should have done,
+    not only that --timeout allows longer."""
     from netsim import runner
 
     monkeypatch.setattr(runner, "TIMEOUT_MARGIN", 0.5)  # 3 x 0.2 s + 0.5 s, not + 10 s
@@ -183,7 +184,7 @@ def test_a_model_that_ignores_its_targets_timeout_is_told_so(write_scenario: Sce
     with pytest.raises(netsim.RunTimeoutError) as stopped:
         netsim.run_scenario(scenario, models={"patient": patient})
     message = str(stopped.value)
-    assert "still open: #1 to hole" in message
+    assert "the servers still held connections open: 1 to hole" in message
     assert "waits 200ms (its target's timeout) for a byte: a client model gives such a connection up itself" \
         in message
 
