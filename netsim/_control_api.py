@@ -201,6 +201,11 @@ class _Handler(BaseHTTPRequestHandler):
         except RunError as error:
             status, payload = HTTPStatus.SERVICE_UNAVAILABLE, {"error": str(error)}
         data = (json.dumps(payload) + "\n").encode()
+        # Logged before it is answered: whoever has the answer finds the request logged.
+        shown = "" if body is None else " " + json.dumps(body)
+        t = (arrived - self.servers.t0) / self.servers.time_scale  # the log's clock
+        self.log(f"{t:.6f}  {method} {self.path}{shown} -> {status.value}"
+                 + (f" {payload['error']}" if "error" in payload else ""))
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -209,10 +214,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if method != "HEAD":  # a HEAD answer has the headers alone
             self.wfile.write(data)
-        shown = "" if body is None else " " + json.dumps(body)
-        t = (arrived - self.servers.t0) / self.servers.time_scale  # the log's clock
-        self.log(f"{t:.6f}  {method} {self.path}{shown} -> {status.value}"
-                 + (f" {payload['error']}" if "error" in payload else ""))
 
     def _body(self) -> object:
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
