@@ -56,13 +56,13 @@ def entry_points() -> dict[str, importlib.metadata.EntryPoint]:
 
 
 def shadowed() -> list[str]:
-    """The entry points of the group that lose their name to another (netsim's own, or one
-    met first), each as ``NAME = VALUE (from DIST)``: they are never loaded."""
+    """The entry points of the group that lose their name to netsim's own model, each as
+    ``NAME = VALUE (from DIST)``: they are never loaded. (Two other packages giving one
+    name is a clash, ``clashes()``: neither is used.)"""
     import importlib.metadata
 
     kept, clashing = entry_points(), clashes()
-    return [f"{point.name} = {point.value}" + (f" (from {point.dist.name})" if point.dist else "")
-            for point in importlib.metadata.entry_points(group=GROUP)
+    return [f"{point.name} = {_described(point)}" for point in importlib.metadata.entry_points(group=GROUP)
             if point.name in kept and point.name not in clashing and point.value != kept[point.name].value]
 
 
@@ -91,6 +91,11 @@ def origin(name: str) -> str:
     return f" (from {dist})" if dist is not None else ""
 
 
+def _described(point: importlib.metadata.EntryPoint) -> str:
+    """``VALUE (from DIST)``: what an entry point names, and the package it is in."""
+    return point.value + (f" (from {point.dist.name})" if point.dist is not None else "")
+
+
 def _own(point: importlib.metadata.EntryPoint) -> bool:
     return point.name in OWN and point.value == f"netsim.clients.{point.name}:MODEL"
 
@@ -109,9 +114,8 @@ def load(name: str) -> Any:
     clashing = clashes().get(name)
     if clashing:
         raise PluginError(f"client model {name!r} is given by {len(clashing)} packages: "
-                          + ", ".join(f"{point.value}" + (f" (from {point.dist.name})" if point.dist else "")
-                                      for point in clashing)
-                          + "; which one a scenario means cannot be told: uninstall all but one")
+                          f"{', '.join(_described(each) for each in clashing)}; which one a scenario "
+                          f"means cannot be told: uninstall all but one")
     try:
         return point.load()
     except ModuleNotFoundError as error:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import difflib
+import ipaddress
 import itertools
 import math
 import threading
@@ -463,6 +464,7 @@ class Serving:
         with self._lock:
             ended = clients_own(sorted(self._ended, key=lambda event: event.accepted))
             lateness = list(self._lateness)
+            changes = tuple(sorted(self._changes, key=lambda change: change.t))
         payloads = {server.name: None if server.is_proxy else len(server.payload())
                     for server in self.scenario.servers}
         ports = {name: port for name, (_, port) in (self._process.addresses.items()
@@ -474,8 +476,6 @@ class Serving:
             elapsed = (max(event.ended for event in ended) - ended[0].accepted) / self.time_scale
         else:
             elapsed = 0.0
-        with self._lock:
-            changes = tuple(sorted(self._changes, key=lambda change: change.t))
         return ServedResult(self.scenario.name, self.time_scale, connections,
                             lateness_of(lateness, self.time_scale), elapsed, self.machine, self.seed, changes)
 
@@ -541,24 +541,20 @@ def serve_scenario(
 
 
 def _is_address(host: str) -> bool:
-    import ipaddress
-
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return True
+    return _ip_address(host) is not None
 
 
 def _is_loopback(host: str) -> bool:
-    import ipaddress
+    address = _ip_address(host)
+    return host == "localhost" or (address is not None and address.is_loopback)
 
-    if host == "localhost":
-        return True
+
+def _ip_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """``host`` as an IP address (brackets around IPv6 allowed); None for a name."""
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        return ipaddress.ip_address(host.strip("[]"))
     except ValueError:
-        return False
+        return None
 
 
 def serving(scenario: str | Path | Scenario, *, time_scale: float = 1.0, seed: int | None = None,

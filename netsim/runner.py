@@ -13,6 +13,7 @@ import math
 import random
 import resource
 import time
+import typing
 from collections.abc import Callable, Collection, Mapping, Sequence
 
 from netsim._errors import ClientCrashError, RunError, RunTimeoutError, UsageError
@@ -54,6 +55,8 @@ TIMEOUT_FACTOR = 3.0
 TIMEOUT_MARGIN = 10.0  # seconds
 # How long a run stopped at its timeout waits for the servers to say what they hold open.
 STATES_TIMEOUT = 1.0  # seconds
+
+Answer = typing.TypeVar("Answer", Stopped, ServerStates)
 
 # Descriptors a process needs besides its connections: listeners, pipes, stdio, imports.
 DESCRIPTOR_MARGIN = 64
@@ -571,17 +574,12 @@ def _held_open(servers: ServerProcess, correlator: Correlator) -> list[tuple[str
     servers themselves: a model that hangs may not have told of them."""
     try:
         servers.send(ReportStates(0))
-    except OSError:  # the server process is gone
+        states = _answer_of(servers, ServerStates, correlator, STATES_TIMEOUT)
+    except (OSError, RunError):  # the server process is gone
         return []
-    deadline = time.monotonic() + STATES_TIMEOUT
-    while wait_for([servers], deadline):
-        message = servers.receive()
-        if message is None:
-            return []
-        if isinstance(message, ServerStates):
-            return [(state.name, len(state.connections)) for state in message.servers if state.connections]
-        _collect(message, correlator)
-    return []
+    if states is None:
+        return []
+    return [(state.name, len(state.connections)) for state in states.servers if state.connections]
 
 
 def _stopped_at_timeout(label: str, wall_timeout: float, held: Sequence[tuple[str, int]], *,
@@ -607,12 +605,19 @@ def _stop_servers(servers: ServerProcess, correlator: Correlator) -> Stopped | N
     account: it ended during the run (its death can reach the runner after the client's
     end), and the run's measurements from the servers' side are not whole."""
     servers.request_stop()
-    deadline = time.monotonic() + STOP_TIMEOUT
+    return _answer_of(servers, Stopped, correlator, STOP_TIMEOUT)
+
+
+def _answer_of(servers: ServerProcess, kind: type[Answer], correlator: Correlator,
+               timeout: float) -> Answer | None:
+    """The servers' next message of ``kind``, collecting what comes before it; None if none
+    came within ``timeout``. Raises RunError if their process ended first."""
+    deadline = time.monotonic() + timeout
     while wait_for([servers], deadline):
         message = servers.receive()
         if message is None:
             raise RunError("the server process ended unexpectedly during the run")
-        if isinstance(message, Stopped):
+        if isinstance(message, kind):
             return message
         _collect(message, correlator)
     return None

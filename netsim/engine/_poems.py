@@ -261,9 +261,9 @@ class PoemServer:
                 conn.conclude(now, "reset")
                 count += 1
         while self._waiting:
-            view = socket.socket(fileno=self._waiting.popleft()[0])
-            view.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RESET)
-            view.close()
+            fd = self._waiting.popleft()[0]
+            _reset_at_close(fd)
+            os.close(fd)
             count += 1
         return count
 
@@ -374,6 +374,15 @@ class PoemServer:
             return
         self.start()
         self._accept()
+
+
+def _reset_at_close(fd: int) -> None:
+    """Make closing socket ``fd`` send RST rather than FIN (SO_LINGER on, timeout 0)."""
+    view = socket.socket(fileno=fd)
+    try:
+        view.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RESET)
+    finally:
+        view.detach()
 
 
 def _socket_error(fd: int) -> OSError | None:
@@ -556,11 +565,7 @@ class PoemConnection:
             unacknowledged = _unacknowledged(self.fd)
         acked = self.sent - max(0, unacknowledged - (self.closing is not None))
         if how == "reset":
-            view = socket.socket(fileno=self.fd)
-            try:
-                view.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RESET)
-            finally:
-                view.detach()
+            _reset_at_close(self.fd)
         ended = now if self.closing is None or how != "closed" else self.closing
         fault = "corrupt" if self.corrupted and self.timeline.fault is None else self.timeline.fault
         server._record.conn_ended(now, (self.host, self.peer_port), self.index, self.accepted,
