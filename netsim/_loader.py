@@ -46,6 +46,7 @@ from netsim._errors import Problem, ScenarioError
 from netsim._poem_files import DEFAULT_MAX_POEM_BYTES, PoemFileError, read_poem_file
 from netsim.expectations import Expectation
 from netsim.scenario import (
+    NAME_RULE,
     Client,
     ClientEntry,
     ExpectationText,
@@ -685,8 +686,7 @@ def _problem(filename: str, document: _Document, detail: ErrorDetails) -> Proble
     for prefix in ("Value error, ", "Assertion failed, "):
         message = message.removeprefix(prefix)
     if kind == "string_pattern_mismatch":
-        message = (f"{detail['input']!r} is not a valid name: use letters, digits, '_', '-' "
-                   f"and '.', starting with a letter or '_'")
+        message = f"{detail['input']!r} is not a valid name: use {NAME_RULE}"
     elif kind == "literal_error":
         message = f"{detail['input']!r} is not allowed: {message[0].lower()}{message[1:]}"
     elif kind in ("dict_type", "model_type"):

@@ -147,9 +147,10 @@ class Measured:
     activity: Activity | None = None  # the run in time slices
     started: float = math.nan  # when the client model began, in seconds since the run began
     changes: tuple[ServerChange, ...] = ()  # of its servers, while it ran
-    # Connections a program made beyond its targets (each target judged by its fullest);
-    # of an instrumented model, those to its targets it never reported.
-    extra_connections: int = 0
+    # Accounts at its targets that none of its connections was matched to: a program's
+    # beyond its targets (each target judged by its fullest), or an instrumented model's
+    # that it never reported (with bytes).
+    left_over: int = 0
 
 
 @dataclass

@@ -24,9 +24,13 @@ KEPT_POINTS = 100
 KEPT_CONNECTIONS = 200
 ACTIVITY_SLICES = 200  # slices of a run's Activity: finer than any picture of it
 
-# How the message of a connection whose poem a `command` client's program did not print
-# (`output: poems`) ends: all its bytes may have arrived, so it is not "cut short".
-NOT_PRINTED = ("(output: poems)", "(output: lines)")
+def not_printed(mode: str) -> str:
+    """How the message of a connection whose poem a `command` client's program did not print
+    (``output: MODE``) ends: all its bytes may have arrived, so it is not "cut short"."""
+    return f"(output: {mode})"
+
+
+NOT_PRINTED = tuple(not_printed(mode) for mode in ("poems", "lines"))  # the ends it may have
 
 # Upper bounds of the lateness histogram's bins, in scenario seconds: 1-2-5 steps from
 # 10 µs to 10 s, then everything later.

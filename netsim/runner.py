@@ -46,7 +46,7 @@ from netsim.events import (
 )
 from netsim.expectations import Expectation, evaluate, parse_expectation
 from netsim.ideal import elapsed_of, ideal_timeline, syn_times
-from netsim.results import ConnectionResult, Program, RunResult, ScenarioResult, percentile
+from netsim.results import ConnectionResult, Program, RunResult, ScenarioResult, not_printed, percentile
 from netsim.scenario import Client, Phase, Scenario, Server
 
 # A run may take this multiple of its ideal wall time, plus the margin, before it is
@@ -392,7 +392,7 @@ def _run_client(
     program = None
     if measured.program is not None:
         program = dataclasses.replace(Program.of(measured.program),
-                                      extra_connections=measured.extra_connections)
+                                      extra_connections=measured.left_over)
         if client.output is not None:
             connections = _check_output(connections, program.printed or (), client.output, poems)
     return RunResult(
@@ -403,7 +403,7 @@ def _run_client(
         server_max_rss_mb=math.nan if usage is None else usage.max_rss_mb,
         server_left_realtime=usage is not None and usage.left_realtime, program=program,
         activity=measured.activity, detail=detail, changes=measured.changes, machine=machine,
-        unreported_connections=measured.extra_connections if model.instrumented else 0)
+        unreported_connections=measured.left_over if model.instrumented else 0)
 
 
 def _options(scenario: Scenario, client: Client, time_scale: float, poems: Mapping[str, tuple[str, ...]], *,
@@ -451,7 +451,7 @@ def _check_output(connections: list[ConnectionResult], printed: Sequence[str], m
     for conn in connections:
         if conn.intact and conn.server in looked_for and conn.server not in printed:
             conn = dataclasses.replace(conn, intact=False, message=(
-                f"the program's output does not contain the poem of {conn.server} (output: {mode})"))
+                f"the program's output does not contain the poem of {conn.server} {not_printed(mode)}"))
         checked.append(conn)
     return checked
 

@@ -128,14 +128,16 @@ ExpectationText = Annotated[
     }),
 ]
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]*$"
-Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=64)]
+NAME_MAX = 64  # characters
+NAME_RULE = "letters, digits, '_', '-' and '.', starting with a letter or '_'"  # NAME_PATTERN, said
+Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=NAME_MAX)]
 
 
 def _model_name_schema() -> JsonSchemaValue:
     # The installed models are suggestions that editors complete, not the only names the
     # schema takes: a model installed after the schema was written must not be underlined.
     return {"anyOf": [{"type": "string", "enum": list(_plugins.client_model_names())},
-                      {"type": "string", "pattern": NAME_PATTERN, "maxLength": 64}],
+                      {"type": "string", "pattern": NAME_PATTERN, "maxLength": NAME_MAX}],
             "description": "A client model's name: `netsim clients` lists them."}
 
 

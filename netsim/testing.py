@@ -31,7 +31,7 @@ from netsim.clients import ClientModel, Recorder
 from netsim.events import BytesReceived, ClientEvent, ConnEstablished, ConnStarted, EofReceived, Event
 from netsim.results import ConnectionResult, RunResult
 from netsim.runner import run_scenario
-from netsim.scenario import NAME_PATTERN, Scenario
+from netsim.scenario import NAME_MAX, NAME_PATTERN, NAME_RULE, Scenario
 
 POEM = "1111\\n2222\\n3333\\n4444\\n"  # four chunks of 5 bytes, as YAML writes them
 POEM_BYTES = 20
@@ -127,9 +127,9 @@ def check_client_model(model: ClientModel) -> Conformance:
     if not isinstance(model, ClientModel):
         raise TypeError(f"check_client_model() takes a netsim.clients.ClientModel, not "
                         f"{type(model).__name__}")
-    if not re.fullmatch(NAME_PATTERN, model.name) or len(model.name) > 64:
-        raise ValueError(f"client model name {model.name!r} is no name a scenario can use: letters, "
-                         f"digits, '_', '-' and '.', starting with a letter or '_', at most 64")
+    if not re.fullmatch(NAME_PATTERN, model.name) or len(model.name) > NAME_MAX:
+        raise ValueError(f"client model name {model.name!r} is no name a scenario can use: "
+                         f"{NAME_RULE}, at most {NAME_MAX}")
     if model.configure is not None or not model.instrumented:
         raise ValueError(f"client model {model.name!r} runs what a scenario tells it to "
                          f"(it is configured by its client entry): judge it with a scenario")
@@ -247,7 +247,6 @@ def _check_faults(model: ClientModel) -> list[str]:
     names = list(kinds)
     each = max(1, room - len(healthy))
     problems: list[str] = []
-    by_server: dict[str, ConnectionResult] = {}
     for start in range(0, len(names), each):
         batch = [*healthy, *names[start:start + each]]
         servers = [_server("healthy")] * bool(healthy) + [
