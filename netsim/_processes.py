@@ -176,6 +176,15 @@ class ServerProcess(ChildProcess):
 
         Raises PortBusyError or ServerStartError when a server cannot listen.
         """
+        child = cls.spawn(plans, t0, detail=detail, fresh=fresh)
+        child.listening(START_TIMEOUT)
+        return child
+
+    @classmethod
+    def spawn(cls, plans: Sequence[ServerPlan], t0: float, *, detail: bool = True,
+              fresh: bool = False) -> ServerProcess:
+        """Start the process, as ``start`` does, without waiting for its servers to listen:
+        ``listening()`` does, once its pipe is readable (an event loop can wait for that)."""
         process: multiprocessing.process.BaseProcess | _Interpreter
         if fresh:
             ours_sock, theirs_sock = socket.socketpair()
@@ -200,21 +209,25 @@ class ServerProcess(ChildProcess):
             theirs.close()
         child = cls(process, ours)
         child._sending = threading.Lock()
+        return child
+
+    def listening(self, timeout: float) -> None:
+        """Wait ``timeout`` seconds at most for the servers to listen; then the addresses are
+        known. Raises PortBusyError or ServerStartError (the process is closed then)."""
         try:
-            if not ours.poll(START_TIMEOUT):
+            if not self.conn.poll(timeout):
                 raise ServerStartError(f"the servers did not start within {START_TIMEOUT:g}s")
-            message = child.receive()
+            message = self.receive()
             if message is None:
                 raise ServerStartError("the server process ended before it listened")
             if isinstance(message, StartFailed):
                 raise (PortBusyError if message.port_busy else ServerStartError)(message.message)
             assert isinstance(message, Listening), message
-            child.addresses = message.addresses
-            child.ready = message.ready
+            self.addresses = message.addresses
+            self.ready = message.ready
         except BaseException:
-            child.close()
+            self.close()
             raise
-        return child
 
     def request_stop(self) -> None:
         self.send(Stop())

@@ -10,7 +10,8 @@
 
 The servers run in a process of their own (a fresh interpreter, so that a test process
 with threads is never forked), on free ports, with the time scale and seed asked for;
-they stop when the block ends, however it ends. ``async with`` works the same way.
+they stop when the block ends, however it ends. ``async with`` works the same way; under
+asyncio the loop goes on while the servers start and stop.
 
 Every connection is measured from the servers' side, as a ``command`` client's are:
 what was sent and what the client's kernel acknowledged, time to first byte, how it
@@ -25,6 +26,7 @@ server process, answered once the change has taken effect there. ``netsim serve
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import difflib
@@ -45,7 +47,7 @@ from netsim._errors import PortBusyError, Problem, RunError, ScenarioError, Usag
 from netsim._machine import Machine, StealClock
 from netsim._measure import Slot, clients_own, served_connections, server_changes
 from netsim._poem_files import DEFAULT_MAX_POEM_BYTES
-from netsim._processes import STOP_TIMEOUT, ServerProcess, wait_for
+from netsim._processes import START_TIMEOUT, STOP_TIMEOUT, ServerProcess, wait_for
 from netsim._units import format_address
 from netsim.conditions import CONDITION_KEYS, Conditions, changes_of
 from netsim.engine import BACKLOG
@@ -218,6 +220,10 @@ class Serving:
         when this Serving has been started before (each serves once: call ``serving()``
         again for another block).
         """
+        self._spawn().listening(START_TIMEOUT)
+        return self._serve()
+
+    def _spawn(self) -> ServerProcess:
         if self._process is not None:
             raise RunError(f"the servers of {self.scenario.name!r} were started already: a Serving "
                            f"serves once; call netsim.serving() again for another block")
@@ -227,8 +233,12 @@ class Serving:
         self._starter = threading.current_thread()
         self.t0 = time.monotonic()
         self._steal = StealClock()
-        self._process = ServerProcess.start(self._plans, self.t0, detail=self._observer is not None,
+        self._process = ServerProcess.spawn(self._plans, self.t0, detail=self._observer is not None,
                                             fresh=True)
+        return self._process
+
+    def _serve(self) -> Serving:
+        """The servers listen: keep what they report from now on."""
         self._collector = threading.Thread(target=self._collect, name="netsim-serving", daemon=True)
         self._collector.start()
         return self
@@ -326,12 +336,41 @@ class Serving:
         self.stop()
 
     async def __aenter__(self) -> Serving:
-        # Not in a worker thread: the servers end when the thread that started them does.
-        return self.start()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # another async library's loop (trio's): the start holds it
+            return self.start()
+        # Started from the loop's thread (the servers end when the thread that started them
+        # does); the loop goes on while the server process starts.
+        process = self._spawn()
+        listening: asyncio.Future[None] = loop.create_future()
+
+        def readable() -> None:
+            if not listening.done():
+                listening.set_result(None)
+
+        fd = process.conn.fileno()
+        loop.add_reader(fd, readable)
+        try:
+            try:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(listening, START_TIMEOUT)
+            finally:
+                loop.remove_reader(fd)
+        except BaseException:  # cancelled while the servers started
+            process.close()
+            raise
+        process.listening(0.0)  # raises, closing the process, if they did not start
+        return self._serve()
 
     async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
                         traceback: TracebackType | None) -> None:
-        self.stop()
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # another async library's loop: the stop holds it
+            self.stop()
+            return
+        await asyncio.to_thread(self.stop)  # any thread may stop them
 
     # What the servers are, and what they saw.
 

@@ -188,6 +188,74 @@ def test_async_with_serves_too() -> None:
     assert asyncio.run(main()) == b"1111\n2222\n"
 
 
+def test_async_with_lets_the_loop_run_while_the_servers_start() -> None:
+    """Under asyncio, the loop's other tasks go on while the server process starts (a
+    fresh interpreter: a tenth of a second and more); the block begins once it listens."""
+
+    async def main() -> tuple[int, bool]:
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.005)
+
+        ticker = asyncio.create_task(tick())
+        await asyncio.sleep(0)
+        before = ticks
+        async with netsim.serving(TEXT) as net:
+            during = ticks - before
+            with socket.create_connection(net.address("a")):
+                pass
+        ticker.cancel()
+        return during, net.alive()
+
+    during, alive = asyncio.run(main())
+    assert during >= 2  # it ran while the servers started, not only before or after
+    assert not alive
+
+
+def test_async_with_serves_under_trio_too() -> None:
+    """On trio's loop, where asyncio's is not running, `async with` serves as well (its
+    start and stop hold the loop)."""
+    import trio  # the test extras install it (netsim[trio])
+
+    async def main() -> bytes:
+        async with netsim.serving(TEXT) as net:
+            stream = await trio.open_tcp_stream(*net.address("a"))
+            data = b""
+            while chunk := await stream.receive_some():
+                data += chunk
+            await stream.aclose()
+            return data
+
+    assert trio.run(main) == b"1111\n2222\n"
+
+
+def test_async_with_cancelled_while_the_servers_start_leaves_no_process() -> None:
+    """A task cancelled while its servers start takes the server process with it."""
+
+    async def main() -> tuple[set[int], bool]:
+        async def serve() -> None:
+            async with netsim.serving(TEXT):
+                raise AssertionError("the block began: the start was not cancelled")
+
+        task = asyncio.create_task(serve())
+        await asyncio.sleep(0.02)  # the process is starting: a fresh interpreter takes longer
+        starting = descendants(os.getpid())
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            return starting, True
+        return starting, False
+
+    starting, cancelled = asyncio.run(main())
+    assert starting and cancelled
+    assert not any(alive(pid) for pid in starting)
+
+
 def test_a_proxy_connection_its_client_closed_just_before_the_stop_ends_as_closed() -> None:
     """A client that talks through a proxy and closes right before the block ends left no
     connection open: the stop lets the proxy pass the end on, and the account is `closed`,
