@@ -72,7 +72,7 @@ _NUMBERS = frozenset({_YAML + "int", _YAML + "float"})
 _STARTER_HINT = "`netsim new FILE` writes a starter scenario, with a comment on every key"
 # Problems whose message already says what the key takes: a hint would repeat it.
 _SELF_EXPLAINED = frozenset({"literal_error", "string_pattern_mismatch", "too_short", "greater_than",
-                             "greater_than_equal", "less_than", "less_than_equal"})
+                             "greater_than_equal", "less_than", "less_than_equal", "out_of_order"})
 # PyYAML's words for the slips people make most, and what to do about each.
 _SYNTAX_HINTS = (
     ("mapping values are not allowed", "a value that holds ': ' needs quotes, "
@@ -671,6 +671,8 @@ def _in_order(problems: list[Problem]) -> list[Problem]:
 def _problem(filename: str, document: _Document, detail: ErrorDetails) -> Problem:
     loc = _clean_loc(detail["loc"])
     kind = detail["type"]
+    # A rule over a list that finds one entry at fault says which (scenario.Server's phases).
+    loc += tuple(detail.get("ctx", {}).get("within", ()))
     if kind == "extra_forbidden":
         line, column = document.locate(loc, key=True)
         allowed = _allowed_keys(loc[:-1])

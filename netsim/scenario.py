@@ -34,7 +34,7 @@ from pydantic import (
 )
 from pydantic.config import JsonDict
 from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import CoreSchema
+from pydantic_core import CoreSchema, PydanticCustomError
 
 from netsim import _placeholders, _plugins
 from netsim._faults import CUTTING_FAULTS, LISTENER_FAULTS
@@ -558,9 +558,12 @@ class Server(_Model):
     def _phases_in_order(cls, phases: list[Phase]) -> list[Phase]:
         for number in range(1, len(phases)):
             if phases[number].at <= phases[number - 1].at:
-                raise ValueError(f"phases[{number}] begins at {phases[number].at:g}s, not after "
-                                 f"phases[{number - 1}] ({phases[number - 1].at:g}s): list the "
-                                 f"phases in the order of their `at`")
+                # `within`: the loader points at that phase's `at`, not at the list
+                raise PydanticCustomError(
+                    "out_of_order", "phases[{number}] begins at {at}, not after phases[{previous}] "
+                    "({previous_at}): list the phases in the order of their `at`",
+                    {"number": number, "at": f"{phases[number].at:g}s", "previous": number - 1,
+                     "previous_at": f"{phases[number - 1].at:g}s", "within": (number, "at")})
         return phases
 
     @property

@@ -243,6 +243,10 @@ ONE_PROBLEM = {
     "expect-not-a-mapping": (
         scenario(tail="expect: [elapsed <= 4s]\n"), 7, 9, "expect", ("expected a mapping",),
     ),
+    "phases-out-of-order": (
+        scenario('{name: a, poem: "x\\n", phases: [{at: 2s}, {at: 3s}, {at: 1s}]}'), 4, 62,
+        "servers[0].phases[2].at", ("phases[2] begins at 1s, not after phases[1] (3s)", "in the order"),
+    ),
     "duplicate-yaml-key": (
         scenario('{name: a, poem: "x\\n", port: 1, port: 2}'), 4, 37, "servers[0].port",
         ("duplicate key 'port'", "already given above"),
