@@ -462,14 +462,20 @@ def _from_the_server(number: int, slot: Slot, served: Served | None, *, cut: boo
         error, message = "timeout", f"the client left the silent connection (a {served.fault} fault)"
     elif cut and served.how in ("client_closed", "client_reset"):
         error, message = "timeout", "still open when netsim ended the program at its timeout"
+    elif served.how == "client_closed" and served.fault is None and served.acked == slot.expected:
+        # It had every byte (a close with bytes unread would have been a reset): a client that
+        # knows where the poem ends need not wait out the server's last pause.
+        error, message = None, "the client closed it with the whole poem, before the server's end"
     received = served.bytes if served.acked is None else served.acked
     intact = None if slot.expected is None or served.acked is None else (
-        served.how == "closed" and served.acked == slot.expected and served.fault != "corrupt")
+        served.how in ("closed", "client_closed") and served.acked == slot.expected
+        and served.fault != "corrupt")
     if error is None and served.fault == "corrupt":
         message = "the server sent it corrupted bytes (a corrupt fault)"
-    elif error is None:
-        message = (f"the client's kernel acknowledged {received} of {slot.expected} bytes"
-                   if intact is False else None)
+    elif error is None and intact is False:
+        message = f"the client's kernel acknowledged {received} of {slot.expected} bytes"
+    elif error is None and served.how == "closed":
+        message = None
     return ConnectionResult(conn=number, server=slot.server, port=slot.port, bytes=received,
                             intact=intact, error=error, ttfb=served.ttfb, duration=served.duration,
                             message=message, served=served, start=served.accepted,

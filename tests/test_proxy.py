@@ -136,6 +136,44 @@ def test_a_connection_open_when_the_proxy_stops_is_accounted_for() -> None:
     assert (ended.how, ended.bytes) == ("stopped", 5)  # what it sent the client
 
 
+def test_a_client_that_closes_early_ends_as_its_close_not_as_the_reset_that_answers() -> None:
+    """A client that reads one line through the proxy and closes: the proxy's next write
+    brings its kernel's reset, and the connection ends as the client's close
+    (`client_closed`), as on a poem server, not as a reset the client sent."""
+    events: list[ServerEvent] = []
+
+    async def lines(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for line in (b"11\n", b"22\n", b"33\n"):  # deaf to the client's EOF, as a slow server is
+            writer.write(line)
+            await writer.drain()
+            await asyncio.sleep(0.1)
+        writer.close()
+
+    async def main() -> None:
+        upstream = await asyncio.start_server(lines, "127.0.0.1", 0)
+        port = upstream.sockets[0].getsockname()[1]
+        plan = ServerPlan(name="p", conditions=Conditions(), chunking="all", upstream=f"127.0.0.1:{port}")
+        (listener,) = open_listeners([plan])
+        serving = asyncio.create_task(serve([listener], events.append, time.monotonic()))
+        try:
+            reader, writer = await asyncio.open_connection(*listener.address)
+            assert await reader.readline() == b"11\n"
+            writer.close()
+            for _ in range(100):  # until the proxy has accounted for it
+                await asyncio.sleep(0.01)
+                if any(isinstance(event, ConnEnded) for event in events):
+                    break
+        finally:
+            serving.cancel()
+            await asyncio.gather(serving, return_exceptions=True)
+            upstream.close()
+            await upstream.wait_closed()
+
+    asyncio.run(main())
+    (ended,) = [event for event in events if isinstance(event, ConnEnded)]
+    assert ended.how == "client_closed" and ended.bytes >= 6  # the line it read, and one more
+
+
 def test_an_unreachable_upstream_resets_the_client() -> None:
     """When the proxy cannot reach its upstream, the client's connection is reset."""
     closed = socket.socket()

@@ -546,7 +546,8 @@ class PoemConnection:
             self.conclude(now, "closed")
             return
         self.server._record.conn_lost(now, self.peer_port, self.sent, error)
-        if error is None:
+        if error is None or (self.end_of_input and isinstance(error, ConnectionResetError | BrokenPipeError)):
+            # (After its EOF, a reset is its kernel's answer to a write: it had closed for good.)
             how: How = "client_closed"
         elif isinstance(error, ConnectionResetError | BrokenPipeError):
             how = "client_reset"

@@ -234,8 +234,8 @@ class ProxyConnection(asyncio.Protocol):
         if not self._closed:
             self._record.conn_lost(now, self._peer_port, self.sent, exc)
             self._closed = True
-            if exc is None:
-                how = "client_closed"
+            if exc is None or (self._client_eof and isinstance(exc, ConnectionResetError | BrokenPipeError)):
+                how = "client_closed"  # (after its EOF, a reset answers a write: it had closed)
             else:
                 how = "client_reset" if isinstance(exc, ConnectionResetError | BrokenPipeError) else "error"
         self._account(now, how or "stopped")

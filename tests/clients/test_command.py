@@ -473,12 +473,19 @@ def test_output_lines_takes_each_poems_lines_in_order_among_the_others(
 def test_a_program_that_leaves_early_is_seen_by_the_server(write_scenario: ScenarioWriter,
                                                           tmp_path: Path) -> None:
     """A program that reads one line and closes is measured as an error with the bytes its
-    kernel took; one that resets is an error too, not a reset (which counts the server's)."""
+    kernel took; one that resets is an error too, not a reset (which counts the server's).
+    One that reads the whole poem and closes in the server's last pause is intact and no
+    error: it knew where the poem ends."""
     program = write_program(tmp_path, "early.py", """\
 import socket, struct, sys
-for port, how in zip(sys.argv[1:], ["close", "reset"]):
+for port, how in zip(sys.argv[1:], ["close", "reset", "whole"]):
     sock = socket.create_connection(("127.0.0.1", int(port)))
-    sock.recv(5)
+    if how == "whole":
+        received = b""
+        while len(received) < 20:
+            received += sock.recv(20 - len(received))
+    else:
+        sock.recv(5)
     if how == "reset":
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     sock.close()
@@ -489,9 +496,13 @@ for port, how in zip(sys.argv[1:], ["close", "reset"]):
         servers:
           - {{name: a, poem: "{POEM}", delay: 200ms}}
           - {{name: b, poem: "{POEM}", delay: 200ms}}
+          - {{name: c, poem: "{POEM}", delay: 200ms}}
         clients: [{{model: command, run: [{PYTHON}, {program}, "{{ports}}"]}}]
     """)
-    closed, reset = result.connections
+    closed, reset, whole = result.connections
+    assert (whole.error, whole.bytes, whole.intact) == (None, 20, True)
+    assert whole.served is not None and whole.served.how == "client_closed"
+    assert whole.message == "the client closed it with the whole poem, before the server's end"
     assert (closed.error, closed.bytes, closed.intact) == ("error", 5, False)
     assert closed.served is not None and closed.served.how == "client_closed"
     assert (reset.error, reset.message, reset.intact) == (

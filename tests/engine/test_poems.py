@@ -172,7 +172,8 @@ def test_a_half_close_is_noted_and_the_poem_goes_on(harness: list[Harness]) -> N
 def test_a_client_that_closes_early_ends_at_the_reset_its_close_brings(harness: list[Harness]) -> None:
     """A client that reads the first line and closes: its EOF is noted once (it might be a
     half-close), the next write brings its kernel's reset, and the connection ends there
-    and then, where the server was woken for the reset again and again until a write failed."""
+    and then, where the server was woken for the reset again and again until a write failed.
+    It ends as the client's close (the reset only answered the write), not as its reset."""
     one = make(harness, (b"11", b"22", b"33"), delay=1.0)
     client = one.connect()
     assert waiting(client) == b"11"
@@ -184,7 +185,7 @@ def test_a_client_that_closes_early_ends_at_the_reset_its_close_brings(harness: 
         one.watcher.poll()
     assert sum(isinstance(event, PeerShutdown) for event in one.events) == 1
     ended = [event for event in one.events if isinstance(event, ConnEnded)]
-    assert [(event.how, event.bytes, event.ended) for event in ended] == [("client_reset", 4, 1.0)]
+    assert [(event.how, event.bytes, event.ended) for event in ended] == [("client_closed", 4, 1.0)]
     assert not one.server.live
 
 
