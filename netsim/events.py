@@ -478,8 +478,8 @@ class ProgramExited(_Event):
     ``timed_out``: netsim ended it (and its process group) at the client's timeout, which
     it began to do at ``stopped`` (the run's clock, as ``t``). ``left_running``: how many
     processes it had started that were still running when it exited, which netsim ended
-    then. ``printed``: with ``output: poems``, the servers whose poem its whole standard
-    output held (None: not looked for).
+    then. ``printed``: with ``output:``, a server's name for each of its poems that its
+    whole standard output held, one a connection (None: not looked for).
     """
 
     t: float

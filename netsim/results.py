@@ -147,7 +147,7 @@ class Program:
     stderr: str
     timed_out: bool = False  # netsim ended it at its timeout
     left_running: int = 0  # processes it started that outlived it, which netsim ended
-    printed: tuple[str, ...] | None = None  # `output: poems`: servers whose poem it printed
+    printed: tuple[str, ...] | None = None  # `output:`: a server's name for each poem it printed
     extra_connections: int = 0  # made beyond its targets; each target judged by its fullest
 
     @classmethod

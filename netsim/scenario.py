@@ -687,13 +687,14 @@ class Client(_Model):
     output: Literal["poems", "lines"] | None = Field(
         default=None,
         description="For `model: command`: what the program's standard output must hold of each "
-                    "poem it read (the whole output is searched, however long); a connection "
-                    "whose poem is missing is not intact. `poems`: each poem's text in one piece. "
-                    "`lines`: each poem's lines in order, each on a line of its own, where the "
-                    "lines of different poems may come between them (a client that prints "
-                    "lines as they arrive); an output line may begin with a label, such as "
-                    "`a: 1111`, which is not read: a line counts for the first poem whose next "
-                    "line it is.",
+                    "poem it read (the whole output is searched, however long), once for each "
+                    "connection: three servers sending one poem want it three times; a "
+                    "connection whose poem is missing is not intact. `poems`: each poem's text "
+                    "in one piece, no two copies overlapping. `lines`: each poem's lines in "
+                    "order, each on a line of its own, where the lines of different poems may "
+                    "come between them (a client that prints lines as they arrive); an output "
+                    "line may begin with a label, such as `a: 1111`, which is not read: a line "
+                    "that two poems share counts for whichever makes both whole.",
         examples=["poems", "lines"], json_schema_extra=default_reads("none: the output is not checked"))
     retry: Duration | None = Field(
         default=None,

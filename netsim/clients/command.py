@@ -20,6 +20,7 @@ scenario's to say (``concurrent``, true by default): the ideal needs to know.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import functools
@@ -44,6 +45,10 @@ LOG_LIMIT = 1024 * 1024  # 1 MiB
 LOG_LINES = 10_000  # and no more lines: an event each, however short
 LINE_LIMIT = 4 * 1024  # 4 KiB
 READ_SIZE = 64 * 1024  # 64 KiB
+# How many ways of giving ``output: lines`` its poems' lines are followed at once, at
+# most: only lines that several poems share make more than one, and this bounds a
+# program that prints such lines without end.
+MAX_WAYS = 256
 # How long the end of a program's output may take after it exited and what it left
 # running was ended (a process netsim could not end may hold it open for good).
 OUTPUT_GRACE = 1.0  # seconds
@@ -115,9 +120,10 @@ class _Program:
                 started.append(program)
             finally:
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+            wanted = collections.Counter(target.server for target in own)
             search = (None if self.options.output is None else
-                      _LineSearch(self.options.poems) if self.options.output == "lines" else
-                      _PoemSearch(self.options.poems))
+                      _LineSearch(self.options.poems, wanted) if self.options.output == "lines" else
+                      _PoemSearch(self.options.poems, wanted))
             readers = [_Reader(program.stdout, "stdout", recorder, search),
                        _Reader(program.stderr, "stderr", recorder)]
             timed_out, stopping = False, None
@@ -222,38 +228,84 @@ class _Lines:
 
 
 class _PoemSearch:
-    """``output: poems``: each poem's text in one piece, anywhere in a stream fed to it a
-    read at a time, holding no more of it than the longest poem."""
+    """``output: poems``: each connection's poem in one piece, anywhere in a stream fed to it a
+    read at a time, one occurrence a connection and no two overlapping: three servers that
+    send one poem want it printed three times, and a poem found inside another's printing
+    does not count for both. The stream is read as a scanner reads, from the left, taking
+    at each place the longest poem still wanted; it holds no more of it than the longest
+    poem. ``found``: a server's name for each poem found."""
 
-    def __init__(self, poems: Mapping[str, tuple[str, ...]]) -> None:
-        self._looking = {server: [text.encode() for text in texts] for server, texts in poems.items()}
-        self.found: set[str] = set()
-        longest = max((len(text) for texts in self._looking.values() for text in texts), default=1)
-        self._overlap = longest - 1  # what of the last read a poem may begin in
-        self._tail = b""
+    def __init__(self, poems: Mapping[str, tuple[str, ...]], wanted: Mapping[str, int]) -> None:
+        self._wanted = {server: count for server, count in wanted.items() if server in poems}
+        self._variants = {server: len(texts) for server, texts in poems.items()}
+        self._servers_of: dict[bytes, list[str]] = {}  # a text: the servers it is a poem of
+        for server, texts in poems.items():
+            for text in texts:
+                self._servers_of.setdefault(text.encode(), []).append(server)
+        self.found: list[str] = []
+        self._longest = max(map(len, self._servers_of), default=1)
+        self._tail = b""  # the stream from the first place not yet read
 
     def feed(self, data: bytes) -> None:
-        window = self._tail + data
-        for server, texts in list(self._looking.items()):
-            if any(text in window for text in texts):
-                self.found.add(server)
-                del self._looking[server]
-        self._tail = window[-self._overlap:] if self._overlap else b""
+        self._scan(self._tail + data, final=False)
 
     def end(self) -> None:
-        pass
+        self._scan(self._tail, final=True)
+
+    def _scan(self, window: bytes, *, final: bool) -> None:
+        # A poem may begin before `limit`: any that begins there is in the window whole.
+        limit = len(window) if final else len(window) - self._longest + 1
+        at = 0
+        while texts := [text for text, servers in self._servers_of.items()
+                        if any(self._wanted.get(server) for server in servers)]:
+            best: tuple[int, bytes] | None = None
+            for text in texts:
+                place = window.find(text, at)
+                if place != -1 and place < limit and (
+                        best is None or place < best[0] or (place == best[0] and len(text) > len(best[1]))):
+                    best = (place, text)
+            if best is None:
+                break
+            place, text = best
+            # Of the servers that send it, one that has no other way of being printed first.
+            server = min((server for server in self._servers_of[text] if self._wanted.get(server)),
+                         key=self._variants.__getitem__)
+            self._wanted[server] -= 1
+            self.found.append(server)
+            at = place + len(text)
+        else:
+            self._tail = b""  # every poem found: the rest need not be read
+            return
+        self._tail = window[max(at, limit, 0):]
 
 
 class _LineSearch:
-    """``output: lines``: each poem's lines in order, each on an output line of its own (its
-    end, after a label), other lines between them. Labels are not read: a line goes to the
-    first poem whose next line it is."""
+    """``output: lines``: each connection's poem line by line, in order, each line on an
+    output line of its own (at its end, after a label), other lines between them. Labels
+    are not read, so a line that two poems share could be either's: every way of taking the
+    lines is followed, as far as each goes (one that is at least as far along in every
+    poem stands for another), and ``found`` names a server for each poem whole in the best.
+    """
 
-    def __init__(self, poems: Mapping[str, tuple[str, ...]]) -> None:
-        self._awaited = {server: [line.strip() for line in texts[0].encode().splitlines() if line.strip()]
-                         for server, texts in poems.items() if texts}
-        self.found: set[str] = set()
+    def __init__(self, poems: Mapping[str, tuple[str, ...]], wanted: Mapping[str, int]) -> None:
+        lines = {server: tuple(line.strip() for line in texts[0].encode().splitlines() if line.strip())
+                 for server, texts in poems.items() if texts}
+        # One sequence of lines a connection.
+        self._servers = [server for server, count in wanted.items() if server in lines for _ in range(count)]
+        self._poems = [lines[server] for server in self._servers]
+        # How far along each poem the ways of reading it have come (none dominated by another).
+        self._ways: set[tuple[int, ...]] = {tuple(0 for _ in self._poems)}
+        self._complete = not self._poems  # a way has every poem whole: the rest need not be read
         self._lines = _Lines(READ_SIZE)
+
+    @property
+    def found(self) -> list[str]:
+        best = max(self._ways, key=self._whole)
+        return [server for server, done, poem in zip(self._servers, best, self._poems, strict=True)
+                if done == len(poem)]
+
+    def _whole(self, way: tuple[int, ...]) -> tuple[int, int]:
+        return (sum(done == len(poem) for done, poem in zip(way, self._poems, strict=True)), sum(way))
 
     def feed(self, data: bytes) -> None:
         for line in self._lines.feed(data):
@@ -265,14 +317,31 @@ class _LineSearch:
 
     def _match(self, raw: bytes) -> None:
         line = raw.strip()
-        if not line:
+        if not line or self._complete:
             return
-        for server, awaited in self._awaited.items():
-            if awaited and _ends_with_line(line, awaited[0]):
-                awaited.pop(0)
-                if not awaited:
-                    self.found.add(server)
-                return
+        ways = set(self._ways)  # each way may also leave the line to no poem
+        for way in self._ways:
+            # Two connections with one poem, as far along in it, are one choice, not two.
+            taken: set[tuple[tuple[bytes, ...], int]] = set()
+            for index, (done, poem) in enumerate(zip(way, self._poems, strict=True)):
+                if done < len(poem) and (poem, done) not in taken and _ends_with_line(line, poem[done]):
+                    taken.add((poem, done))
+                    ways.add((*way[:index], done + 1, *way[index + 1:]))
+        if len(ways) > len(self._ways):
+            self._ways = _farthest(ways)
+            self._complete = any(self._whole(way)[0] == len(self._poems) for way in self._ways)
+
+
+def _farthest(ways: set[tuple[int, ...]]) -> set[tuple[int, ...]]:
+    """The ways no other is at least as far along in every poem as, MAX_WAYS at most."""
+    ordered = sorted(ways, key=sum, reverse=True)
+    kept: list[tuple[int, ...]] = []
+    for way in ordered:
+        if not any(all(mine >= theirs for mine, theirs in zip(other, way, strict=True)) for other in kept):
+            kept.append(way)
+            if len(kept) == MAX_WAYS:
+                break
+    return set(kept)
 
 
 def _ends_with_line(line: bytes, expected: bytes) -> bool:

@@ -7,11 +7,13 @@ import math
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import netsim
 from netsim import events as netsim_events
+from netsim.clients import command
 from tests.conftest import ScenarioWriter
 from tests.test_lifetime import alive
 
@@ -427,6 +429,20 @@ def test_output_poems_wants_every_poem_in_the_output(write_scenario: ScenarioWri
     assert conn.message is not None and "does not contain the poem of a" in conn.message
 
 
+def test_output_poems_wants_a_copy_for_each_connection(write_scenario: ScenarioWriter,
+                                                       tmp_path: Path) -> None:
+    """Three servers that send one poem: a program that reads all three and prints one copy
+    has one intact connection, and the others say the output holds the poem only once."""
+    program = write_program(tmp_path, "once.py", OVERLAPPING.replace(
+        "    for poem in await asyncio.gather(", "    for poem in (await asyncio.gather(").replace(
+        "for port in sys.argv[1:])):", "for port in sys.argv[1:])))[:1]:"))
+    result = run(write_scenario, three_servers(
+        f'{{model: command, run: [{PYTHON}, {program}, "{{ports}}"], output: poems}}'), time_scale=0.2)
+    assert [conn.intact for conn in result.connections] == [True, False, False]
+    assert [conn.message for conn in result.connections[1:]] == [
+        f"the program's output does not contain the poem of {name} (output: poems)" for name in "bc"]
+
+
 # Prints each line as it arrives, from whichever server sent it, after a label: "a: 1111".
 STREAMING = """\
 import selectors, socket, sys
@@ -611,3 +627,76 @@ clients: [{{model: command, run: [{PYTHON}, {program}, "{{ports}}"]}}]
     assert "corrupt" in (corrupted.message or "")
     assert (dropped.error, dropped.phase) == ("timeout", "connect")
     assert result.program is not None and result.program.stdout == "scale 0.5\ntimed out\n"
+
+
+def searched(search: Any, output: bytes, piece: int) -> list[str]:
+    """What ``search`` finds in ``output`` fed ``piece`` bytes at a time."""
+    for start in range(0, len(output), piece):
+        search.feed(output[start:start + piece])
+    search.end()
+    return sorted(search.found)
+
+
+@pytest.mark.parametrize("piece", [1, 3, 1000])
+@pytest.mark.parametrize(("poems", "wanted", "output", "found"), [
+    # three servers with one poem want it three times
+    ({"a": ("1111\n2222",), "b": ("1111\n2222",), "c": ("1111\n2222",)}, {"a": 1, "b": 1, "c": 1},
+     b"1111\n2222\n", ["a"]),
+    ({"a": ("1111\n2222",), "b": ("1111\n2222",), "c": ("1111\n2222",)}, {"a": 1, "b": 1, "c": 1},
+     b"1111\n2222\n" * 3, ["a", "b", "c"]),
+    # one server read twice wants its poem twice
+    ({"a": ("x\ny",)}, {"a": 2}, b"x\ny\n", ["a"]),
+    ({"a": ("x\ny",)}, {"a": 2}, b"x\ny\nx\ny\n", ["a", "a"]),
+    # a poem inside another's counts apart from it, wherever it stands
+    ({"a": ("1111\n2222",), "b": ("2222",)}, {"a": 1, "b": 1}, b"1111\n2222\n", ["a"]),
+    ({"a": ("1111\n2222",), "b": ("2222",)}, {"a": 1, "b": 1}, b"1111\n2222\n2222\n", ["a", "b"]),
+    ({"a": ("1111\n2222",), "b": ("2222",)}, {"a": 1, "b": 1}, b"2222\n1111\n2222\n", ["a", "b"]),
+    # either of a server's texts will do (as sent, or as written)
+    ({"a": ("11112222", "1111\n2222")}, {"a": 1}, b"-11112222-", ["a"]),
+])
+def test_output_poems_wants_one_copy_of_a_poem_a_connection(
+        poems: dict[str, tuple[str, ...]], wanted: dict[str, int], output: bytes, found: list[str],
+        piece: int) -> None:
+    """`output: poems` finds each connection's poem once, no copy counting for two
+    connections, and a poem inside another's apart from it, however the output is cut."""
+    assert searched(command._PoemSearch(poems, wanted), output, piece) == found
+
+
+REFRAIN = {"a": ("Roses are red\nViolets are blue\nSugar is sweet",),
+           "b": ("Violets are blue\nthe sky is too",)}
+
+
+@pytest.mark.parametrize("piece", [1, 1000])
+@pytest.mark.parametrize(("poems", "wanted", "output", "found"), [
+    # a line two poems share, first taken by the one that reads it later
+    (REFRAIN, {"a": 1, "b": 1},
+     b"a: Roses are red\nb: Violets are blue\nb: the sky is too\na: Violets are blue\na: Sugar is sweet\n",
+     ["a", "b"]),
+    (REFRAIN, {"a": 1, "b": 1},
+     b"Roses are red\nViolets are blue\nViolets are blue\nthe sky is too\nSugar is sweet\n", ["a", "b"]),
+    # the shared line printed once serves one poem only
+    (REFRAIN, {"a": 1, "b": 1},
+     b"Roses are red\nViolets are blue\nthe sky is too\nSugar is sweet\n", ["b"]),
+    # one poem three times, other lines between
+    ({"a": ("1\n2",)}, {"a": 3}, b"1\n1\nnoise\n2\n1\n2\n2\n", ["a", "a", "a"]),
+    ({"a": ("1\n2",)}, {"a": 3}, b"1\n2\n1\n2\n", ["a", "a"]),
+])
+def test_output_lines_follows_every_way_of_giving_lines_to_poems(
+        poems: dict[str, tuple[str, ...]], wanted: dict[str, int], output: bytes, found: list[str],
+        piece: int) -> None:
+    """`output: lines` finds each connection's lines in order, a line two poems share going
+    to whichever makes them whole, and never one line to two poems."""
+    assert searched(command._LineSearch(poems, wanted), output, piece) == found
+
+
+def test_output_lines_holds_a_bounded_number_of_ways() -> None:
+    """A program that prints a line many poems share, again and again, keeps the search to
+    MAX_WAYS ways at most, and the poems are still found."""
+    poems = {name: ("same\n" * 5 + name,) for name in "abcdefgh"}
+    search = command._LineSearch(poems, dict.fromkeys(poems, 1))
+    search.feed(b"same\n" * 20)  # 8 poems half through their shared lines: thousands of ways
+    assert len(search._ways) == command.MAX_WAYS
+    search.feed(b"same\n" * 20)
+    search.feed(b"".join(f"{name}\n".encode() for name in "abcdefgh"))
+    search.end()
+    assert sorted(search.found) == list("abcdefgh")
