@@ -177,3 +177,14 @@ def _shown(value: object) -> str:
     """``value`` for a message, cut short: a 5,000-digit number would fill the terminal."""
     text = repr(value)
     return text if len(text) <= 40 else f"{text[:30]}...({len(text)} characters)"
+
+
+def printable(text: str) -> str:
+    """``text`` safe for a terminal: what a program wrote that is not printable (an escape
+    sequence that could retitle the window or recolour the rest, a bell) shown as its
+    escape (``\\x1b``), tabs kept."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() or char == "\t"
+                   else char.encode("unicode_escape").decode("ascii") for char in text)
+

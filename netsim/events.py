@@ -472,7 +472,7 @@ class ProgramOutput(_Event):
 @_wire
 @dataclass(slots=True)
 class ProgramExited(_Event):
-    """A ``command`` client's program ended: its exit code and (the start of) its output.
+    """A ``command`` client's program ended: its exit code and its output (64 KiB of it at most).
 
     ``exit_code`` is negative when a signal ended it, 127 when it could not be started;
     ``timed_out``: netsim ended it (and its process group) at the client's timeout, which

@@ -29,6 +29,7 @@ from typing import Any, TextIO
 import structlog
 from structlog.typing import EventDict, WrappedLogger
 
+from netsim._units import printable
 from netsim.events import Event
 
 # Field order of JSON lines: what, when and where first, then what the event carries.
@@ -70,7 +71,8 @@ def _console_line(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> 
                     if value is not None and value is not False)
     # At time scale 1 the wall time is the scenario time: shown once.
     when = f"{t:10.6f}" if wall is None or wall == t else f"{t:10.6f} (wall {wall:.6f})"
-    return f"{when}  {event:<17} {who:<18} {rest}".rstrip()
+    # A program's output is logged as it wrote it: its escape sequences must not reach a terminal.
+    return printable(f"{when}  {event:<17} {who:<18} {rest}".rstrip())
 
 
 class EventLog:

@@ -15,7 +15,7 @@ import textwrap
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
-from netsim._units import format_address, format_duration, format_size
+from netsim._units import format_address, format_duration, format_size, printable
 from netsim.baseline import BaselineReport
 from netsim.clients.command import CANNOT_RUN, NOT_STARTED
 from netsim.expectations import Expectation
@@ -285,7 +285,7 @@ def program_lines(lead: str, program: Program) -> list[str]:
     """How ``program`` ended after ``lead``, then the last lines of its stderr below it."""
     tail = [line.strip() for line in program.stderr.strip().splitlines()[-STDERR_LINES:]]
     return [f"{lead}{program_ending(program)}",
-            *(f"{'':<{len(lead)}}| {_clip(line, STDERR_WIDTH)}" for line in tail if line)]
+            *(f"{'':<{len(lead)}}| {_clip(printable(line), STDERR_WIDTH)}" for line in tail if line)]
 
 
 def connection_problems(run: RunResult, most: int = 5) -> list[str]:

@@ -143,7 +143,7 @@ class Program:
 
     argv: list[str]
     exit_code: int  # negative: ended by that signal; 127: could not be started
-    stdout: str  # the first 64 KiB of each stream
+    stdout: str  # each stream up to 64 KiB, else its first and last 32 KiB
     stderr: str
     timed_out: bool = False  # netsim ended it at its timeout
     left_running: int = 0  # processes it started that outlived it, which netsim ended

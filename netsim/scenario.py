@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -632,6 +633,16 @@ def _split_command(value: object) -> object:
         raise ValueError(f"cannot split {value!r} into arguments: {error}") from None
 
 
+def _no_nul(argument: str) -> str:
+    if "\0" in argument:
+        raise ValueError(f"{argument!r} holds a NUL character (\\0), which no program's argument can "
+                         f"hold: an argument ends at it")
+    return argument
+
+
+Argument = Annotated[str, AfterValidator(_no_nul)]
+
+
 class Client(_Model):
     """A client model to run, with the servers it connects to."""
 
@@ -669,7 +680,7 @@ class Client(_Model):
         description="Spreads the starts of the connections evenly over this long, instead of "
                     "opening them all at once.",
         examples=["1s"])
-    run: Annotated[list[str], BeforeValidator(_split_command)] | None = Field(
+    run: Annotated[list[Argument], BeforeValidator(_split_command)] | None = Field(
         default=None, min_length=1,
         description="For `model: command`: the program to run, as a list of arguments or one "
                     "string split as a shell would (never run through a shell). Placeholders: "

@@ -958,6 +958,26 @@ clients:
     ]
 
 
+def test_a_programs_escape_sequences_reach_the_terminal_as_text(
+        write_scenario: ScenarioWriter, capsys: pytest.CaptureFixture[str]) -> None:
+    """What a program writes to its stderr is shown under the verdicts, and in the -v log,
+    with its escape sequences (a window title, a colour, a bell) as text, not acted on."""
+    path = write_scenario(r"""
+netsim: 1
+name: escapes
+servers: [{name: a, poem: "1\n"}]
+clients:
+  - {model: command, name: rude,
+     run: [PYTHON, -c, 'import sys; sys.stderr.write("title \x1b]0;pwned\x07 red \x1b[31mX\n"); sys.exit(1)']}
+""".replace("PYTHON", sys.executable))
+    assert run_cli("run", path, "--free-ports", "--no-timeline", "-v") == 1
+    captured = capsys.readouterr()
+    assert "\x1b" not in captured.out + captured.err and "\x07" not in captured.out + captured.err
+    assert r"| title \x1b]0;pwned\x07 red \x1b[31mX" in captured.out  # under the verdicts
+    logged = [line for line in captured.err.splitlines() if "program_output" in line]
+    assert logged and logged[0].endswith(r"line=title \x1b]0;pwned\x07 red \x1b[31mX")
+
+
 def test_a_failed_program_is_explained_under_the_verdicts(write_scenario: ScenarioWriter,
                                                           capsys: pytest.CaptureFixture[str]) -> None:
     """Under the verdicts, each `command` client whose program failed says how (not started,

@@ -243,6 +243,10 @@ ONE_PROBLEM = {
     "expect-not-a-mapping": (
         scenario(tail="expect: [elapsed <= 4s]\n"), 7, 9, "expect", ("expected a mapping",),
     ),
+    "run-with-a-nul": (
+        scenario(clients='  - {model: command, run: [echo, "a\\0b"]}\n'), 6, 34, "clients[0].run[1]",
+        ("holds a NUL character",),
+    ),
     "phases-out-of-order": (
         scenario('{name: a, poem: "x\\n", phases: [{at: 2s}, {at: 3s}, {at: 1s}]}'), 4, 62,
         "servers[0].phases[2].at", ("phases[2] begins at 1s, not after phases[1] (3s)", "in the order"),

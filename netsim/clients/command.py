@@ -37,7 +37,8 @@ from netsim._libc import adopt_orphans, children, die_with, on_parent_death
 from netsim.clients._base import ClientModel, ClientOptions, Recorder, Target
 from netsim.events import ProgramExited, ProgramOutput
 
-# What is kept of each of the program's streams for the result.
+# What is kept of each of the program's streams for the result: all of it up to this, else
+# its first and its last half of this (where a crash's traceback stands), a note between.
 OUTPUT_LIMIT = 64 * 1024  # 64 KiB
 # What of each stream goes to the log, a line at a time, and the longest line it takes: a
 # program that prints without end must not fill the runner's memory.
@@ -153,7 +154,7 @@ class _Program:
 
 class _Reader(threading.Thread):
     """Passes one stream of the program on: to the log a line at a time (LOG_LIMIT and
-    LOG_LINES of it), to the result (its first OUTPUT_LIMIT bytes), and to a ``search`` for
+    LOG_LINES of it), to the result (OUTPUT_LIMIT bytes of it), and to a ``search`` for
     the poems (``output:``), which sees the whole stream."""
 
     def __init__(self, stream: IO[bytes] | None, name: Literal["stdout", "stderr"],
@@ -164,8 +165,9 @@ class _Reader(threading.Thread):
         self._name: Literal["stdout", "stderr"] = name
         self._recorder = recorder
         self.search = search
-        self._kept = bytearray()
-        self._cut = False
+        self._kept = bytearray()  # its beginning, OUTPUT_LIMIT at most
+        self._last = b""  # its last OUTPUT_LIMIT // 2 bytes
+        self._length = 0
         self._lines = _Lines(LINE_LIMIT)
         self._logged = self._logged_lines = 0
         self.start()
@@ -174,9 +176,9 @@ class _Reader(threading.Thread):
         read = getattr(self._stream, "read1", self._stream.read)
         with self._stream:
             while data := read(READ_SIZE):
-                room = OUTPUT_LIMIT - len(self._kept)
-                self._kept += data[:max(0, room)]
-                self._cut = self._cut or len(data) > room
+                self._kept += data[:max(0, OUTPUT_LIMIT - len(self._kept))]
+                self._last = (self._last + data)[-(OUTPUT_LIMIT // 2):]
+                self._length += len(data)
                 if self.search is not None:
                     self.search.feed(data)
                 for line in self._lines.feed(data):
@@ -197,8 +199,16 @@ class _Reader(threading.Thread):
                                                 self._name, line))
 
     def kept(self) -> str:
-        text = self._kept.decode("utf-8", "replace")
-        return text + f"\n[netsim: cut at {OUTPUT_LIMIT // 1024} KiB]" if self._cut else text
+        """The stream, or, past OUTPUT_LIMIT, its beginning and its end (from a line's start)."""
+        if self._length <= OUTPUT_LIMIT:
+            return self._kept.decode("utf-8", "replace")
+        head = self._kept[:OUTPUT_LIMIT // 2]
+        tail = self._last
+        if (newline := tail.find(b"\n", 0, len(tail) - 1)) != -1:
+            tail = tail[newline + 1:]
+        left_out = self._length - len(head) - len(tail)
+        return (f"{head.decode('utf-8', 'replace')}\n[netsim: {left_out:,} bytes of its {self._name} "
+                f"left out here]\n{tail.decode('utf-8', 'replace')}")
 
 
 class _Lines:

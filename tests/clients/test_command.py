@@ -302,7 +302,15 @@ def test_output_poems_reads_the_whole_output_and_logs_a_bounded_part(
     """))
     (result,) = netsim.run_scenario(scenario, observer=observe).runs
     assert [(conn.server, conn.intact) for conn in result.connections] == [("a", True), ("b", True)]
-    assert result.program is not None and result.program.stdout.endswith("[netsim: cut at 64 KiB]")
+    assert result.program is not None
+    kept = result.program.stdout
+    head, _, rest = kept.partition("\n[netsim: ")
+    note, _, tail = rest.partition("]\n")
+    assert head == ("debug " * 40_000)[:32 * 1024]  # its first half of 64 KiB, then its end
+    poems = "1111\n2222\n3333\n4444\n\n5555\n6666\n\n"  # printed last
+    left_out = len("debug " * 40_000) + 1 + 2 * 20_000 + len(poems) - 32 * 1024 - len(tail)
+    assert note == f"{left_out:,} bytes of its stdout left out here"
+    assert tail.endswith("x\n" * 100 + poems) and len(tail) <= 32 * 1024
     assert len(lines[0]) == command.LINE_LIMIT  # the long line, cut
     assert len(lines) == command.LOG_LINES
     assert lines[-1].endswith("[netsim: the log takes no more of its stdout]")
