@@ -13,6 +13,7 @@ import dataclasses
 import math
 import random
 import resource
+import signal
 import time
 import typing
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -56,6 +57,9 @@ TIMEOUT_FACTOR = 3.0
 TIMEOUT_MARGIN = 10.0  # seconds
 # How long a run stopped at its timeout waits for the servers to say what they hold open.
 STATES_TIMEOUT = 1.0  # seconds
+# How long a client process whose pipe closed early may take to be reaped, so that what
+# ended it (a signal, an exit code) can be said.
+REAP_TIMEOUT = 1.0  # seconds
 
 Answer = typing.TypeVar("Answer", Stopped, ServerStates)
 
@@ -366,7 +370,8 @@ def _run_client(
         _follow(client_process, server_process, correlator, client.label,
                 deadline=time.monotonic() + wall_timeout, wall_timeout=wall_timeout,
                 derived=program_timeout is None and timeout is None,
-                conn_timeout=conn_timeout * time_scale if model.instrumented else None)
+                conn_timeout=conn_timeout * time_scale if model.instrumented else None,
+                program=program_timeout is not None)
         usage = _stop_servers(server_process, correlator)
         machine = steal.read()
         grace = STOP_TIMEOUT  # both said they are done: let them exit by themselves
@@ -533,6 +538,25 @@ def _needed(targets: Sequence[Server], servers: dict[str, Server]) -> list[Serve
     return list(needed.values())
 
 
+def _ended_early(client: ClientProcess, label: str, *, runs_a_program: bool) -> RunError:
+    """What to say of a client process that ended before its model finished: a crash of
+    the model unless something killed it (the kernel's OOM killer, a user, or the program
+    it ran: it is that program's parent)."""
+    client.process.join(REAP_TIMEOUT)  # its pipe closes a moment before it can be reaped
+    code = client.process.exitcode
+    if code is None or code >= 0:
+        return ClientCrashError(f"client {label!r} ended without finishing (exit code {code})")
+    try:
+        how = signal.Signals(-code).name
+    except ValueError:
+        how = f"signal {-code}"
+    if runs_a_program:
+        return RunError(f"client {label!r}: netsim's process that runs its program was killed by "
+                        f"{how} before the program ended (the program may have done it: that process "
+                        f"is its parent)")
+    return RunError(f"client {label!r}: its process was killed by {how} before it finished")
+
+
 def _targets(servers: Sequence[Server], addresses: dict[str, tuple[str, int]],
              everything: dict[str, Server], timeout: float, starts: Sequence[float]) -> list[Target]:
     payloads: dict[str, bytes | None] = {}  # by server: ten thousand targets, few servers
@@ -554,10 +578,11 @@ def _targets(servers: Sequence[Server], addresses: dict[str, tuple[str, int]],
 
 def _follow(client: ClientProcess, servers: ServerProcess, correlator: Correlator, label: str,
             *, deadline: float, wall_timeout: float, derived: bool = False,
-            conn_timeout: float | None = None) -> None:
+            conn_timeout: float | None = None, program: bool = False) -> None:
     """Collect both children's events until the client model has finished. ``derived``:
     the wall timeout was worked out from the ideal, not given; ``conn_timeout``: how long
-    the model's connections were to wait for a byte (wall seconds; None: not its to apply)."""
+    the model's connections were to wait for a byte (wall seconds; None: not its to apply);
+    ``program``: the model runs the user's program (``command``)."""
     while True:
         if time.monotonic() >= deadline:
             held = _held_open(servers, correlator)
@@ -568,8 +593,7 @@ def _follow(client: ClientProcess, servers: ServerProcess, correlator: Correlato
             if message is None:
                 if child is servers:
                     raise RunError("the server process ended unexpectedly during the run")
-                raise ClientCrashError(f"client {label!r} ended without finishing "
-                                       f"(exit code {client.process.exitcode})")
+                raise _ended_early(client, label, runs_a_program=program)
             match message:
                 case Finished():
                     return

@@ -708,3 +708,36 @@ def test_output_lines_holds_a_bounded_number_of_ways() -> None:
     search.feed(b"".join(f"{name}\n".encode() for name in "abcdefgh"))
     search.end()
     assert sorted(search.found) == list("abcdefgh")
+
+
+def test_a_program_that_kills_netsims_process_is_not_called_a_bug_of_the_model(
+        write_scenario: ScenarioWriter, tmp_path: Path) -> None:
+    """A program that kills its parent (netsim's process running it) stops the run (exit 3)
+    with what killed that process and who may have done it, not as a crash of the model
+    with an unknown exit code; the program goes with it."""
+    program = write_program(tmp_path, "parricide.py", "import os, signal, time\n"
+                            "os.kill(os.getppid(), signal.SIGKILL)\ntime.sleep(30)\n")
+    scenario = netsim.load_scenario(write_scenario(f"""\
+        netsim: 1
+        name: parricide
+        servers: [{{name: a, poem: "x\\n"}}]
+        clients: [{{model: command, name: rude, run: [{PYTHON}, {program}]}}]
+    """))
+    with pytest.raises(netsim.RunError) as caught:
+        netsim.run_scenario(scenario)
+    assert not isinstance(caught.value, netsim.ClientCrashError)
+    assert str(caught.value) == (
+        "client 'rude': netsim's process that runs its program was killed by SIGKILL before the "
+        "program ended (the program may have done it: that process is its parent)")
+    deadline = time.monotonic() + 5.0
+    while running := [entry for entry in Path("/proc").iterdir() if entry.name.isdigit()
+                      and program.encode() in _cmdline(entry)]:
+        assert time.monotonic() < deadline, f"the program outlived the run: {running}"
+        time.sleep(0.05)
+
+
+def _cmdline(entry: Path) -> bytes:
+    try:
+        return (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+    except OSError:
+        return b""
