@@ -7,7 +7,7 @@ import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from netsim.events import (
     CONNECTION_EVENTS,
@@ -153,6 +153,9 @@ class Measured:
     left_over: int = 0
 
 
+Point = TypeVar("Point")
+
+
 @dataclass
 class _Conn:
     start: float = math.nan
@@ -169,6 +172,17 @@ class _Conn:
     arrival_count: int = 0
     emissions: list[tuple[float, int, float]] = field(default_factory=list)
     emission_count: int = 0
+
+
+def _spread(points: list[Point], most: int) -> list[Point]:
+    """``most`` of ``points`` at most, spread evenly over all of them, the first and the last
+    among them: a picture of a long connection still shows it busy to its end."""
+    if len(points) <= most:
+        return points
+    if most < 2:
+        return points[:most]
+    last = len(points) - 1
+    return [points[round(index * last / (most - 1))] for index in range(most)]
 
 
 def measure(events: Sequence[Event], lateness: Sequence[float], slots: Sequence[Slot], time_scale: float,
@@ -215,7 +229,7 @@ def measure(events: Sequence[Event], lateness: Sequence[float], slots: Sequence[
                 if math.isnan(conn.first_byte):
                     conn.first_byte = event.t
                 conn.arrival_count += 1
-                if len(conn.arrivals) < keep:
+                if keep:
                     conn.arrivals.append((event.t, event.bytes))
                 arrivals.append((event.t, event.bytes))
             case EofReceived() | ConnFailed():
@@ -237,7 +251,7 @@ def measure(events: Sequence[Event], lateness: Sequence[float], slots: Sequence[
         if number is not None and number in conns:
             conn = conns[number]
             conn.emission_count += 1
-            if len(conn.emissions) < keep:
+            if keep:
                 conn.emissions.append((chunk.t, chunk.bytes, chunk.lateness))
 
     def since(t: float) -> float:  # the run's wall clock to scenario seconds since the model started
@@ -251,9 +265,10 @@ def measure(events: Sequence[Event], lateness: Sequence[float], slots: Sequence[
         ideal_start, ideal_end = ideals[number - 1] if ideals else (math.nan, math.nan)
         course: dict[str, Any] = {
             "ideal_start": ideal_start, "ideal_end": ideal_end,
-            "arrivals": tuple((since(t), size) for t, size in conn.arrivals),
+            "arrivals": tuple((since(t), size) for t, size in _spread(conn.arrivals, keep)),
             "arrival_count": conn.arrival_count,
-            "emissions": tuple((since(t), size, late / time_scale) for t, size, late in conn.emissions),
+            "emissions": tuple((since(t), size, late / time_scale)
+                               for t, size, late in _spread(conn.emissions, keep)),
             "emission_count": conn.emission_count,
         }
         if not instrumented:

@@ -77,7 +77,7 @@ class ConnectionResult:
     end: float = math.nan  # EOF, the error, or its server's end
     ideal_start: float = math.nan  # when the ideal model has it start and end
     ideal_end: float = math.nan
-    arrivals: tuple[tuple[float, int], ...] = ()  # (t, bytes) of its first KEPT_POINTS reads
+    arrivals: tuple[tuple[float, int], ...] = ()  # (t, bytes) of KEPT_POINTS reads, first to last
     arrival_count: int = 0  # every read that brought bytes, kept or not
     emissions: tuple[tuple[float, int, float], ...] = ()  # (t, bytes, lateness) its server sent
     emission_count: int = 0

@@ -4,6 +4,7 @@ HTML report and the trace, drawn from one real run of the demo."""
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import math
 import re
@@ -94,9 +95,10 @@ def test_the_activity_counts_what_happened_in_each_slice(demo: dict[str, Any]) -
         assert sum(count for _, count in run["lateness"]["histogram"]) == run["lateness"]["count"] == 12
 
 
-def test_a_connection_keeps_its_first_arrivals_and_counts_the_rest() -> None:
-    """Past KEPT_POINTS arrivals a connection keeps counting them; past KEPT_CONNECTIONS none are kept
-    per connection, and the activity still counts them all."""
+def test_a_connection_keeps_arrivals_spread_over_its_course_and_counts_them_all() -> None:
+    """Past KEPT_POINTS arrivals a connection keeps KEPT_POINTS of them spread evenly from its
+    first to its last (a picture shows it busy to its end) and counts them all; past
+    KEPT_CONNECTIONS none are kept per connection, and the activity still counts them all."""
     from netsim._measure import Slot
 
     def events(connections: int, reads: int) -> list[Any]:
@@ -109,9 +111,13 @@ def test_a_connection_keeps_its_first_arrivals_and_counts_the_rest() -> None:
         made.append(ClientFinished(1.0, "c"))
         return made
 
-    long = measure(events(1, KEPT_POINTS + 50), [], [Slot("s", 1, None)], 1.0)
+    long = measure(events(1, 4 * KEPT_POINTS), [], [Slot("s", 1, None)], 1.0)
     [conn] = long.connections
-    assert len(conn.arrivals) == KEPT_POINTS and conn.arrival_count == KEPT_POINTS + 50
+    assert len(conn.arrivals) == KEPT_POINTS and conn.arrival_count == 4 * KEPT_POINTS
+    times = [t for t, _ in conn.arrivals]
+    assert times[0] == pytest.approx(0.001) and times[-1] == pytest.approx(0.001 * 4 * KEPT_POINTS)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+    assert max(gaps) < 0.0051 and min(gaps) > 0.0029  # three to five reads apart, every one
     many = KEPT_CONNECTIONS + 1
     wide = measure(events(many, 2), [], [Slot("s", 1, None)] * many, 1.0)
     assert all(conn.arrivals == () and conn.arrival_count == 2 for conn in wide.connections)
@@ -309,6 +315,22 @@ def test_a_handshake_that_never_completed_is_drawn_as_connecting_not_open(demo: 
     group = group[:group.index("</g>")]
     assert 'class="bar"' not in group
     assert 'class="connecting"><title>connecting: ' in group and ": no handshake within the timeout" in group
+
+
+def test_a_row_that_draws_part_of_its_reads_says_so(demo: dict[str, Any]) -> None:
+    """A connection whose result keeps part of its reads and sends says on its bar how many
+    of how many are drawn; one that keeps them all says nothing of it."""
+    result = json.loads(json.dumps(demo["result"]))
+    first, second = run_of(result, "select")["connections"][:2]
+    first.update(arrival_count=len(first["arrivals"]) + 300)
+    page = html_report(result)
+    bars = {conn["conn"]: page[page.index(f'data-client="select" data-conn="{conn["conn"]}"'):]
+            for conn in (first, second)}
+    bars = {number: group[group.index('class="bar"><title>'):] for number, group in bars.items()}
+    bars = {number: bar[:bar.index("</title></rect>")] for number, bar in bars.items()}
+    assert bars[first["conn"]].endswith(
+        f"({len(first['arrivals'])} of {len(first['arrivals']) + 300} reads drawn, spread over its course)")
+    assert "drawn" not in bars[second["conn"]]
 
 
 def test_a_repeated_runs_report_gives_the_verdicts_over_every_run(demo: dict[str, Any]) -> None:

@@ -391,7 +391,7 @@ def _row_svg(conn: Row, client: ClientPicture, scale: _Scale, top: float, height
         parts.append(f'<rect x="{x_open}" y="{middle - bar / 2}" width="{max(x_end - x_open, 1)}" '
                      f'height="{bar}" rx="2" class="bar"><title>#{conn.conn} to {escape(conn.server)}: '
                      f"{duration_text(conn.start)} to {duration_text(end)}, {format_size(conn.bytes)}, "
-                     f"{escape(ending)}{escape(why)}</title></rect>")
+                     f"{escape(ending)}{escape(why)}{_drawn(conn)}</title></rect>")
     mark = min(height * 0.3, 6)
     for t, size, lateness in conn.emissions:
         x = scale.x(t)
@@ -415,6 +415,14 @@ def _row_svg(conn: Row, client: ClientPicture, scale: _Scale, top: float, height
     style = ' class="failed"' if failed else ""
     parts.append(f'<text x="{LABEL + PLOT + 10}" y="{middle + 4}"{style}>{escape(info)}</text></g>')
     return "".join(parts)
+
+
+def _drawn(conn: Row) -> str:
+    """What of a long connection's reads and sends its row draws, where not all of them."""
+    parts = [f"{len(points)} of {count} {what}" for points, count, what in (
+        (conn.arrivals, conn.arrival_count, "reads"), (conn.emissions, conn.emission_count, "sends"))
+             if count > len(points)]
+    return f" ({' and '.join(parts)} drawn, spread over its course)" if parts else ""
 
 
 def _summary_svg(client: ClientPicture, span: float) -> str:
