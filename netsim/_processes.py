@@ -459,7 +459,8 @@ def _client_main(model: ClientModel, label: str, targets: list[Target], t0: floa
     for host in {target.host for target in targets}:
         with contextlib.suppress(OSError):
             socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
-    recorder = Recorder(label, t0, lambda batch: _send(conn, _packed(batch)), every_receive=detail)
+    recorder = Recorder(label, t0, lambda batch: _send(conn, _packed(batch)), every_receive=detail,
+                        quiet_flush=True)
     recorder.record(ClientStarted(recorder.now(), label, model.name, len(targets)))
     # A model's own threads: one that dies of an exception is as much a crash as run()
     # raising, though run() returns as if nothing happened (Python only prints it).
@@ -475,17 +476,17 @@ def _client_main(model: ClientModel, label: str, targets: list[Target], t0: floa
         if escaped:
             raise escaped[0]
     except ModelLimitError as error:
-        recorder.flush()
+        recorder.close()
         _send(conn, LimitReached(str(error)))
         return
     except BaseException as error:  # a bug in a model must reach the user, not vanish
-        recorder.flush()
+        recorder.close()
         where = "".join(traceback.format_exception(error))
         in_thread = " (in a thread of the model)" if escaped and error is escaped[0] else ""
         _send(conn, Crashed(f"{type(error).__name__}: {error}{in_thread}", where))
         return
     recorder.record(ClientFinished(recorder.now(), label))
-    recorder.flush()
+    recorder.close()
     _send(conn, Finished())
 
 

@@ -562,3 +562,24 @@ def test_the_fidelity_line_names_the_steal_when_there_was_enough() -> None:
         "3 chunks, lateness p50 0.200 ms, p99 0.396 ms, max 0.400 ms; the hypervisor took 500ms of "
         "this machine's CPU time while it ran (steal time, 0.2% of 2 CPUs)")
     assert fidelity([], Machine(cpus=2, steal=math.nan, window=1.0)) == "no chunks sent"
+
+
+def test_a_quiet_models_events_reach_the_runner_while_it_waits() -> None:
+    """A blocking model that waits out a server's pause is still heard of: its first read
+    reaches the runner (a live log, the progress line) during the pause, not with the read
+    after it."""
+    text = """
+netsim: 1
+name: pause
+servers: [{name: a, poem: "1\\n2\\n", delay: 1s}]
+clients: [blocking]
+"""
+    heard: list[float] = []
+
+    def observe(event: Event) -> None:
+        if isinstance(event, BytesReceived):
+            heard.append(time.monotonic())
+
+    netsim.run_scenario(netsim.load_scenario_text(text), observer=observe, detail=True, time_scale=0.5)
+    first, second = heard
+    assert second - first >= 0.25  # the pause is 0.5 s of wall time; the first came well within it

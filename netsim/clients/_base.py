@@ -30,12 +30,14 @@ from __future__ import annotations
 import errno
 import heapq
 import os
+import signal
 import socket
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 
 from netsim.events import (
     BytesReceived,
@@ -52,6 +54,13 @@ EventSink = Callable[[list[ClientEvent]], None]
 # How often buffered events travel to the runner: often enough for a live log, rarely
 # enough that sending them costs the measured client nothing worth noticing.
 FLUSH_INTERVAL = 0.05  # seconds
+# How long events may wait for a model that has gone quiet (blocked in a read, waiting
+# out a server's pause) before the recorder sends them anyway. Twice the interval: a busy
+# model sends its own in time, and the timer then finds nothing to do.
+QUIET_FLUSH = 2 * FLUSH_INTERVAL  # seconds
+# When the timer finds the batch in the middle of being added to or sent, it tries again
+# this much later.
+RETRY_FLUSH = 0.01  # seconds
 
 # Read size of every model. Small poems arrive whole; large ones in pieces of this.
 RECV_SIZE = 64 * 1024  # 64 KiB
@@ -130,7 +139,8 @@ def classify_error(error: BaseException) -> ErrorKind:
 class Recorder:
     """Timestamps a client model's events and sends them to the runner in batches."""
 
-    def __init__(self, client: str, t0: float, sink: EventSink, *, every_receive: bool = True) -> None:
+    def __init__(self, client: str, t0: float, sink: EventSink, *, every_receive: bool = True,
+                 quiet_flush: bool = False) -> None:
         self.client = client
         # Every read an event (for logs), or only a connection's first (for ttfb).
         self.every_receive = every_receive
@@ -141,6 +151,17 @@ class Recorder:
         # The threads model records from many threads at once.
         self._lock = threading.Lock()
         self._send_lock = threading.Lock()
+        # With `quiet_flush` (the client process), a one-shot timer (SIGALRM) sends what
+        # waits once the model has been quiet for QUIET_FLUSH. A signal rather than a
+        # thread: a thread that looked now and then would take the GIL from a busy model,
+        # which shows in its timings at ten thousand connections; the signal's handler
+        # runs in the main thread, between two of its steps (a blocking call is resumed).
+        self._timed = quiet_flush
+        self._armed = False
+        self._closed = False
+        self._previous: signal.Handlers | Callable[[int, FrameType | None], object] | int | None = None
+        if quiet_flush:
+            self._previous = signal.signal(signal.SIGALRM, self._on_alarm)
 
     def __repr__(self) -> str:
         return f"<Recorder client={self.client!r} pending={len(self._pending)}>"
@@ -158,22 +179,69 @@ class Recorder:
             self._pending.append(event)
             now = time.monotonic()
             if now - self._last_flush < FLUSH_INTERVAL:
+                if self._timed and not self._armed:
+                    self._arm(self._last_flush + QUIET_FLUSH - now)
                 return
             batch, self._pending = self._pending, []
             self._last_flush = now
         self._send(batch)
 
     def flush(self) -> None:
-        with self._lock:
-            batch, self._pending = self._pending, []
-        if batch:
-            self._send(batch)
+        """Send every event held now."""
+        with self._send_lock:  # after a batch in flight, in order
+            with self._lock:
+                batch, self._pending = self._pending, []
+                self._last_flush = time.monotonic()
+            if batch:
+                self._sink(batch)
+
+    def close(self) -> None:
+        """Send every event held, and nothing more on the recorder's own (the timer is
+        stopped): what the caller sends next on the same pipe comes after them."""
+        if self._timed and not self._closed:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, signal.SIG_DFL if self._previous is None else self._previous)
+        self._closed = True
+        self.flush()
 
     def _send(self, batch: list[ClientEvent]) -> None:
         # The pipe takes one writer at a time; a thread sending must not hold up the
         # others' timestamps (the runner puts events in time order itself).
         with self._send_lock:
             self._sink(batch)
+
+    def _arm(self, delay: float) -> None:
+        self._armed = True
+        signal.setitimer(signal.ITIMER_REAL, max(delay, RETRY_FLUSH))
+
+    def _on_alarm(self, _signal: int, _frame: FrameType | None) -> None:
+        """Send what waits, if the model has sent nothing for QUIET_FLUSH. This interrupts
+        the main thread wherever it is: in the middle of adding to the batch or sending
+        one, it leaves them be and tries again shortly."""
+        self._armed = False
+        if self._closed:
+            return
+        if not self._send_lock.acquire(blocking=False):
+            self._arm(RETRY_FLUSH)
+            return
+        try:
+            if not self._lock.acquire(blocking=False):
+                self._arm(RETRY_FLUSH)
+                return
+            try:
+                if not self._pending:
+                    return
+                quiet = time.monotonic() - self._last_flush
+                if quiet < QUIET_FLUSH:  # the model sent its own meanwhile: wait from then
+                    self._arm(QUIET_FLUSH - quiet)
+                    return
+                batch, self._pending = self._pending, []
+                self._last_flush = time.monotonic()
+            finally:
+                self._lock.release()
+            self._sink(batch)
+        finally:
+            self._send_lock.release()
 
     def open(self, target: Target) -> ConnectionRecord:
         """Start the clock of one connection; call it just before connecting."""
