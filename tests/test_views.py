@@ -219,6 +219,19 @@ def test_many_connections_are_drawn_as_a_summary(demo: dict[str, Any]) -> None:
     assert len(connection_rows(text)) == 3  # select's, still a row each
 
 
+@pytest.mark.parametrize("width", [60, 80, 120])
+def test_a_summarys_captions_keep_their_units_at_any_width(demo: dict[str, Any], width: int) -> None:
+    """A summary's captions fit beside its sparklines, the arrivals' time unit included, where
+    the terminal's width used to cut it (`peak 64 per 300.8m`)."""
+    result = with_connections(demo["result"], MAX_ROWS + 1)
+    activity = result["runs"][0]["activity"]
+    activity["arrivals"] = [count * 1000 for count in activity["arrivals"]]  # peaks in the thousands
+    text = render(picture_of(result), width=width)
+    (arrivals,) = [line for line in text.splitlines() if line.startswith("  arrivals ")]
+    assert re.search(r"peak \d+ per [0-9.]+(ms|s|µs)$", arrivals.rstrip()), arrivals
+    assert all(len(line) <= width for line in text.splitlines())
+
+
 def test_a_summary_marks_where_connections_failed_and_keeps_only_the_marks_it_draws(
         demo: dict[str, Any]) -> None:
     """A summarised run's failed connections get a row of ✕ with their count and kinds; with
@@ -232,6 +245,16 @@ def test_a_summary_marks_where_connections_failed_and_keeps_only_the_marks_it_dr
     (errors,) = [line for line in text.splitlines() if line.startswith("  errors ")]
     assert "✕" in errors and errors.rstrip().endswith("3 (reset)")
     assert "bytes arrived" not in text and "error" in text.splitlines()[-1]
+
+
+def test_the_legend_explains_the_handshake_mark_where_one_is_drawn(demo: dict[str, Any]) -> None:
+    """`╌` (connecting) is in the legend when a row draws a handshake, and only then."""
+    assert "connecting" not in render(picture_of(demo["result"]), width=100)
+    result = copy.deepcopy(demo["result"])
+    conn = run_of(result, "select")["connections"][0]
+    conn["connected"] = conn["start"] + (conn["end"] - conn["start"]) / 2  # half its course
+    text = render(picture_of(result), width=100)
+    assert "╌" in "".join(connection_rows(text)) and "╌ connecting" in text
 
 
 def test_an_error_is_marked_and_named(demo: dict[str, Any]) -> None:

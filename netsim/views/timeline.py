@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 # Up to this many connections in all, a run on a terminal draws its timeline by default.
 AUTO_CONNECTIONS = 50
 MIN_AXIS = 20  # columns: narrower than this, a timeline says nothing
+# Room after a summary's sparklines for their captions, the longest "  peak 10000 per 300.8ms".
+SUMMARY_INFO = 26
 MAX_LABEL = 24  # columns of a row's label ("  #1 a"): a longer server name is cut with "…"
 LEVELS = " ▁▂▃▄▅▆▇█"  # a sparkline's heights, from nothing to the peak
 
@@ -76,6 +78,8 @@ def lines(picture: Picture, width: int) -> list[Text]:
     labels = [f"  {row.label}" for client in drawn for row in client.rows] + ["  lateness", "  servers"]
     label_width = min(max(len(label) for label in labels), MAX_LABEL) + 1
     info_width = 2 + 8 + 2 + max([len(row.ending) for client in drawn for row in client.rows] + [8])
+    if len(drawn) < len(picture.clients):  # a summary's captions: "peak 10000 per 300.8ms"
+        info_width = max(info_width, SUMMARY_INFO)
     axis = Axis(picture.span, max(width - label_width - info_width, MIN_AXIS))
     out = [Text("timeline: scenario seconds since each client model started", style="bold"),
            Text(" " * label_width) + axis.labels(),
@@ -91,6 +95,8 @@ def lines(picture: Picture, width: int) -> list[Text]:
     legend = Text(" " * label_width)
     # A summary's rows are sparklines: of the per-connection marks, only its errors' stay.
     marks = LEGEND if drawn else tuple(entry for entry in LEGEND if entry[0] in (ERROR, IDEAL))
+    if any(_connecting_shown(row, axis) for client in drawn for row in client.rows):
+        marks = (marks[0], (HANDSHAKE, "connecting"), *marks[1:])
     for (mark, style), meaning in marks + (((CHANGE, "server changed"),) if changed else ()):
         if len(legend) + len(meaning) + 2 > width and len(legend) > label_width:
             legend.rstrip()
@@ -103,6 +109,15 @@ def lines(picture: Picture, width: int) -> list[Text]:
     if picture.repeat > 1:
         out.append(Text(f"(the first of {picture.repeat} runs)", style="dim"))
     return out
+
+
+def _connecting_shown(row: Row, axis: Axis) -> bool:
+    """Does the row draw a ``╌`` between its start and its end (as ``_row`` does)?"""
+    if not row.drawn or math.isnan(row.end) or (math.isnan(row.connected) and not row.never_connected):
+        return False
+    first, last = axis.column(row.start), axis.column(row.end)
+    connected = last + 1 if row.never_connected else axis.column(row.connected)
+    return min(connected, last) > first + 1
 
 
 class Axis:
