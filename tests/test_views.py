@@ -356,6 +356,20 @@ def test_a_row_that_draws_part_of_its_reads_says_so(demo: dict[str, Any]) -> Non
     assert "drawn" not in bars[second["conn"]]
 
 
+def test_a_report_of_a_run_that_did_not_finish_says_so_first(demo: dict[str, Any]) -> None:
+    """The report of a result whose run did not finish says why at the top, counts the client
+    models that finished, and does not claim the scenario has no expectations."""
+    assert 'id="unfinished"' not in html_report(demo["result"])
+    result = copy.deepcopy(demo["result"])
+    result.update(passed=False, error="client 'select' did not finish within 500ms", runs=result["runs"][:0])
+    page = html_report(result)
+    assert ("The run did not finish: client &#x27;select&#x27; did not finish within 500ms. "
+            "Nothing finished.") in page
+    assert "0 client models finished · no expectations judged" in page
+    assert "No expectations: the scenario has no" not in page
+    assert "None judged: the run did not finish" in page
+
+
 def test_a_repeated_runs_report_gives_the_verdicts_over_every_run(demo: dict[str, Any]) -> None:
     """With repeats, the report's verdicts are those over every run (held in 2 of 3: FAIL,
     with the median measured), not the first run's, and the header says so."""

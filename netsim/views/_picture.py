@@ -180,6 +180,7 @@ class Picture:
     repeat: int  # how many runs; the pictures are of the first
     source_file: str | None
     source_text: str | None
+    error: str | None = None  # why the run did not finish (its `clients` are those that did)
 
     @property
     def span(self) -> float:
@@ -233,6 +234,7 @@ def picture_of(data: object) -> Picture:
         repeat=int(repeat.get("count", 1)) if isinstance(repeat, Mapping) else 1,
         source_file=source.get("file") if isinstance(source.get("file"), str) else None,
         source_text=source.get("text") if isinstance(source.get("text"), str) else None,
+        error=str(top["error"]) if top.get("error") is not None else None,
     )
 
 

@@ -98,7 +98,8 @@ ul.changes { margin: 4px 0 0; padding-left: 18px; color: var(--muted); font-size
   margin: 6px 0 4px; }
 .legend svg { width: 26px; height: 14px; display: inline-block; vertical-align: middle; }
 .histograms { display: grid; grid-template-columns: repeat(auto-fill, minmax(330px, 1fr)); gap: 12px 28px; }
-.warnings li { color: var(--fail); }
+.warnings li, .unfinished { color: var(--fail); }
+.unfinished { font-weight: 600; }
 pre { background: var(--panel); border: 1px solid var(--line); border-radius: 6px; padding: 12px 14px;
   overflow-x: auto; font: 13px/1.5 ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace; }
 td.name { max-width: 16em; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
@@ -144,8 +145,10 @@ __all__ = ["ResultFormatError", "html_report"]
 def _header(picture: Picture) -> str:
     verdicts = [verdict for client in picture.clients for verdict in client.verdicts]
     held = sum(verdict.passed for verdict in verdicts)
-    facts = [f"{len(picture.clients)} client model{'s' * (len(picture.clients) != 1)}",
-             f"{held} of {len(verdicts)} expectations held" if verdicts else "no expectations"]
+    finished = " finished" if picture.error is not None else ""
+    facts = [f"{len(picture.clients)} client model{'s' * (len(picture.clients) != 1)}{finished}",
+             f"{held} of {len(verdicts)} expectations held" if verdicts
+             else "no expectations judged" if picture.error is not None else "no expectations"]
     if picture.repeat > 1:
         facts.append(f"{picture.repeat} runs (verdicts over them all, pictures of the first)")
     if picture.time_scale != 1:
@@ -154,8 +157,11 @@ def _header(picture: Picture) -> str:
         facts.append(f"seed {picture.seed}")
     badge = "PASSED" if picture.passed else "FAILED"
     description = f"<p>{escape(picture.description.strip())}</p>" if picture.description.strip() else ""
+    unfinished = (f'<p class="unfinished" id="unfinished">The run did not finish: {escape(picture.error)}. '
+                  f"{'What finished before is drawn below.' if picture.clients else 'Nothing finished.'}</p>"
+                  if picture.error is not None else "")
     return (f'<header><h1>{escape(picture.scenario)} <span class="badge" id="verdict">{badge}</span></h1>'
-            f'{description}<p class="muted">{escape(" · ".join(facts))}</p></header>')
+            f'{description}<p class="muted">{escape(" · ".join(facts))}</p>{unfinished}</header>')
 
 
 _COLUMNS = ("client", "elapsed", "ideal", "overhead", "ttfb.p50", "bytes", "errors", "intact",
@@ -253,7 +259,10 @@ def _expectations(picture: Picture) -> str:
                 f'<td class="text">{escape(client.client)}</td><td class="text"><code>{escape(verdict.text)}'
                 f"</code></td><td>{escape(verdict.measured)}</td><td>{escape(verdict.bound)}</td>"
                 + (f'<td class="text">{escape(verdict.held)}</td>' if picture.repeat > 1 else "") + "</tr>")
-    if not rows:
+    if not rows and picture.error is not None:
+        body = ('<p class="muted">None judged: the run did not finish (see above), and no client model '
+                "with expectations finished before.</p>")
+    elif not rows:
         body = ('<p class="muted">No expectations: the scenario has no <code>expect:</code> for these '
                 "clients.</p>")
     else:
