@@ -252,6 +252,33 @@ def programs(result: RepeatResult) -> str:
     return "\n".join(lines)
 
 
+def connections(result: RepeatResult) -> str:
+    """Which connections failed, under a client whose expectation on them failed (``intact``,
+    ``errors``, ``bytes``), and why: a poem missing from a program's output, a connection
+    its client closed early. Empty when there is none (over repeats: the first such run of
+    each client)."""
+    troubled: dict[str, list[str]] = {}
+    for run in (run for scenario in result.results for run in scenario.runs):
+        if run.client in troubled or not any(
+                not verdict.passed and verdict.expectation.metric.split(".")[0] in _ABOUT_CONNECTIONS
+                for verdict in run.expectations):
+            continue
+        if problems := connection_problems(run):
+            troubled[run.client] = problems
+    if not troubled:
+        return ""
+    width = max(len(client) for client in troubled)
+    lines = ["connections"]
+    for client, problems in troubled.items():
+        lines += [f"  {client if number == 0 else '':<{width}}  {problem}"
+                  for number, problem in enumerate(problems)]
+    return "\n".join(lines)
+
+
+# The metrics whose failure the connections' own account explains.
+_ABOUT_CONNECTIONS = frozenset({"intact", "errors", "bytes"})
+
+
 def program_to_explain(run: RunResult) -> Program | None:
     """A run's program when there is something to say of how it ended: it could not be
     started, netsim ended it at its timeout, its exit code failed its expectation, it left
@@ -416,6 +443,9 @@ def conclude(outcome: Outcome, out: Writer, err: Writer, *, quiet: bool = False,
     failed_programs = programs(result)
     if failed_programs:
         print(failed_programs, file=out)
+    failed_connections = connections(result)
+    if failed_connections:
+        print(failed_connections, file=out)
     if outcome.baseline is not None:
         print(baseline_lines(outcome.baseline), file=out)
     print(summary(result), file=out)

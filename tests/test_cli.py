@@ -958,6 +958,31 @@ clients:
     ]
 
 
+def test_a_failed_expectation_on_connections_lists_which_failed_and_why(
+        write_scenario: ScenarioWriter, capsys: pytest.CaptureFixture[str]) -> None:
+    """Under the verdicts, a client whose `intact`, `errors` or `bytes` expectation failed
+    has its failed connections listed with why; one whose expectations held is not listed."""
+    path = write_scenario("""\
+netsim: 1
+name: graded
+servers: [{name: a, poem: "1\\n"}, {name: b, poem: "2\\n"}]
+clients:
+  - {model: command, name: lazy, run: ["true"]}
+  - blocking
+expect:
+  all: [intact == 100%]
+""")
+    assert run_cli("run", path, "--free-ports", "--no-timeline") == 1
+    out = capsys.readouterr().out
+    shown = out[out.index("\nconnections\n") + 1:].splitlines()
+    assert shown[:4] == [
+        "connections",
+        "  lazy  #1 a: missing: the client made no connection to a for this one",
+        "        #2 b: missing: the client made no connection to b for this one",
+        "FAILED: 2 of 3 expectations held (2 passed, 1 failed)",
+    ]
+
+
 def test_a_programs_escape_sequences_reach_the_terminal_as_text(
         write_scenario: ScenarioWriter, capsys: pytest.CaptureFixture[str]) -> None:
     """What a program writes to its stderr is shown under the verdicts, and in the -v log,
