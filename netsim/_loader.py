@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -691,6 +692,10 @@ def _problem(filename: str, document: _Document, detail: ErrorDetails) -> Proble
         message = f"{detail['input']!r} is not a valid name: use {NAME_RULE}"
     elif kind == "literal_error":
         message = f"{detail['input']!r} is not allowed: {message[0].lower()}{message[1:]}"
+        allowed = re.findall(r"'([^']*)'", str(detail.get("ctx", {}).get("expected", "")))
+        close = difflib.get_close_matches(str(detail["input"]), allowed, n=1)
+        if isinstance(detail["input"], str) and close:
+            message += f" (did you mean {close[0]!r}?)"
     elif kind in ("dict_type", "model_type"):
         # pydantic says "a valid dictionary or instance of Server": YAML users write mappings.
         message = f"expected a mapping of keys to values (got {detail['input']!r})"

@@ -13,6 +13,7 @@ model expands them when the servers' ports are known.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Sequence
 
@@ -30,15 +31,22 @@ def problems(argv: Sequence[str], servers: Sequence[str]) -> list[str]:
             name = match.group(1)
             if name is None or name in PLAIN:
                 continue
-            kind, _, server = name.partition(":")
+            kind, colon, server = name.partition(":")
             if kind == "port" and server in servers:
                 continue
-            if kind == "port":
-                found.append(f"{{port:{server}}} names no server of this scenario; "
-                             f"its servers are: {', '.join(servers)}")
+            if kind == "port" and not colon:
+                found.append(f"{{port}} needs a server's name, {{port:NAME}} (NAME one of: "
+                             f"{', '.join(servers)}); {{ports}} gives every target's port")
+            elif kind == "port":
+                close = difflib.get_close_matches(server, servers, n=1)
+                found.append(f"{{port:{server}}} names no server of this scenario"
+                             + (f" (did you mean {{port:{close[0]}}}?)" if close else "")
+                             + f"; its servers are: {', '.join(servers)}")
             else:
-                found.append(f"unknown placeholder {{{name}}} in {argument!r}: use {{ports}}, "
-                             f"{{addresses}}, {{port:NAME}} or {{host}} (write {{{{ for a brace)")
+                close = difflib.get_close_matches(name, PLAIN, n=1)
+                found.append(f"unknown placeholder {{{name}}} in {argument!r}"
+                             + (f" (did you mean {{{close[0]}}}?)" if close else "")
+                             + ": use {ports}, {addresses}, {port:NAME} or {host} (write {{ for a brace)")
         stray = _PLACEHOLDER.sub("", argument)
         if "{" in stray or "}" in stray:
             found.append(f"an unmatched brace in {argument!r} (write {{{{ or }}}} for a brace)")

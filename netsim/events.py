@@ -474,7 +474,8 @@ class ProgramOutput(_Event):
 class ProgramExited(_Event):
     """A ``command`` client's program ended: its exit code and its output (64 KiB of it at most).
 
-    ``exit_code`` is negative when a signal ended it, 127 when it could not be started;
+    ``exit_code`` is negative when a signal ended it, 127 when it could not be found and 126
+    when it could not be run (as shells say);
     ``timed_out``: netsim ended it (and its process group) at the client's timeout, which
     it began to do at ``stopped`` (the run's clock, as ``t``). ``left_running``: how many
     processes it had started that were still running when it exited, which netsim ended

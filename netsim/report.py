@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from netsim._units import format_address, format_duration, format_size, printable
 from netsim.baseline import BaselineReport
-from netsim.clients.command import CANNOT_RUN, NOT_STARTED
+from netsim.clients.command import CANNOT_RUN, NOT_RUNNABLE, NOT_STARTED
 from netsim.expectations import Expectation
 from netsim.repeat import ExpectationTally, RepeatResult, Spread
 from netsim.results import Program, RunResult
@@ -337,14 +337,14 @@ def _clip(line: str, width: int) -> str:
 
 
 def _not_started(program: Program) -> bool:
-    return program.exit_code == NOT_STARTED and program.stderr.startswith(CANNOT_RUN)
+    return program.exit_code in (NOT_STARTED, NOT_RUNNABLE) and program.stderr.startswith(CANNOT_RUN)
 
 
 def program_ending(program: Program) -> str:
     """How a program ended, in a few words: its exit code and signal, netsim's part."""
     code = program.exit_code
     if _not_started(program):
-        return f"could not be started (exit {NOT_STARTED}):"
+        return f"could not be started (exit {program.exit_code}):"
     shown = f"exit {code}"
     if code < 0:
         try:

@@ -142,7 +142,7 @@ class Program:
     """What a ``command`` client's program did: how it was run, how it ended, what it wrote."""
 
     argv: list[str]
-    exit_code: int  # negative: ended by that signal; 127: could not be started
+    exit_code: int  # negative: ended by that signal; 127: not found, 126: could not be run
     stdout: str  # each stream up to 64 KiB, else its first and last 32 KiB
     stderr: str
     timed_out: bool = False  # netsim ended it at its timeout

@@ -1043,7 +1043,8 @@ def _clients(labels: Sequence[str]) -> str:
 
 def command_placeholders_are_known(parts: Parts) -> Iterator[Finding]:
     """A command's placeholders are ones netsim fills in, naming servers of the scenario."""
-    names = list(_server_names(parts))
+    found = _server_names(parts)
+    names = sorted(found, key=found.__getitem__)  # in the scenario's order
     for index, client in parts.clients.items():
         for problem in _placeholders.problems(client.run or [], names):
             yield (("clients", index, "run"), problem)

@@ -141,7 +141,11 @@ ONE_PROBLEM = {
     ),
     "chunk-not-line-or-all": (
         scenario('{name: a, poem: "x\\n", chunk: lines}'), 4, 35, "servers[0].chunk",
-        ("'lines' is not allowed", "'line' or 'all'"),
+        ("'lines' is not allowed", "'line' or 'all' (did you mean 'line'?)"),
+    ),
+    "output-misspelt": (
+        scenario(clients="  - {model: command, run: [x], output: poem}\n"), 6, 40, "clients[0].output",
+        ("'poem' is not allowed: input should be 'poems' or 'lines' (did you mean 'poems'?)",),
     ),
     "chunk-of-zero-bytes": (
         scenario('{name: a, poem: "x\\n", chunk: {bytes: 0}}'), 4, 43, "servers[0].chunk.bytes",

@@ -55,9 +55,10 @@ MAX_WAYS = 256
 OUTPUT_GRACE = 1.0  # seconds
 # After the program is asked to stop (SIGTERM to its group), how long before SIGKILL.
 KILL_GRACE = 1.0  # seconds
-# The exit code of a program that could not be started, as shells report it, and how
+# The exit codes of a program that could not be started, as shells report them, and how
 # the stderr netsim gives it begins.
-NOT_STARTED = 127
+NOT_STARTED = 127  # not found
+NOT_RUNNABLE = 126  # found, but not to be run: no permission, not a program
 CANNOT_RUN = "netsim: cannot run"
 
 
@@ -114,7 +115,8 @@ class _Program:
                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
                     preexec_fn=functools.partial(_in_the_program, os.getpid()))
             except OSError as error:
-                recorder.record(ProgramExited(recorder.now(), recorder.client, argv, NOT_STARTED, "",
+                code = NOT_STARTED if isinstance(error, FileNotFoundError) else NOT_RUNNABLE
+                recorder.record(ProgramExited(recorder.now(), recorder.client, argv, code, "",
                                               f"{CANNOT_RUN} {argv[0]!r}: {error.strerror or error}"))
                 return
             else:

@@ -397,17 +397,24 @@ def test_the_runs_timeout_ends_a_program_and_judges_it_and_the_next_client_still
     assert grace.program is not None and grace.program.exit_code == 0
 
 
-def test_a_program_that_cannot_start_exits_127(write_scenario: ScenarioWriter) -> None:
-    """A program that is not there is reported as exit code 127 with the reason on stderr."""
-    result = run(write_scenario, """\
+@pytest.mark.parametrize(("program", "code", "why"), [
+    ("./no-such-program", 127, "No such file or directory"),
+    ("./not-executable.py", 126, "Permission denied"),
+])
+def test_a_program_that_cannot_start_exits_as_a_shell_says(write_scenario: ScenarioWriter, tmp_path: Path,
+                                                           program: str, code: int, why: str) -> None:
+    """A program that is not there is reported as exit code 127, one that cannot be run (not
+    executable) as 126, as shells report them, with the reason on stderr."""
+    write_program(tmp_path, "not-executable.py", "print('never')\n")
+    result = run(write_scenario, f"""\
         netsim: 1
         name: nothing
-        servers: [{name: a, poem: "x\\n"}]
-        clients: [{model: command, run: [./no-such-program]}]
+        servers: [{{name: a, poem: "x\\n"}}]
+        clients: [{{model: command, run: [{program}]}}]
     """)
     assert result.program is not None
-    assert result.program.exit_code == 127
-    assert "cannot run './no-such-program'" in result.program.stderr
+    assert result.program.exit_code == code
+    assert result.program.stderr == f"netsim: cannot run {program!r}: {why}"
     assert not result.passed
 
 
@@ -555,15 +562,19 @@ def test_netsims_own_models_report_both_sides(write_scenario: ScenarioWriter) ->
     ("{model: select, run: [x]}", "`run` applies to `model: command` only"),
     ("{model: command, run: [x, '{port:z}']}", "{port:z} names no server"),
     ("{model: command, run: [x, '{sockets}']}", "unknown placeholder {sockets}"),
+    ("{model: command, run: [x, '{adresses}']}", "{adresses} in '{adresses}' (did you mean {addresses}?)"),
+    ("{model: command, run: [x, '{port}']}", "{port} needs a server's name, {port:NAME} (NAME one of: b, a)"),
+    ("{model: command, run: [x, '{port:aa}']}", "(did you mean {port:a}?); its servers are: b, a"),
     ("{model: command, run: \"x 'unclosed\"}", "cannot split"),
 ])
 def test_a_command_client_is_checked_when_the_scenario_loads(write_scenario: ScenarioWriter,
                                                             client: str, message: str) -> None:
-    """Mistakes in a command client's keys are load errors, with the client's line."""
+    """Mistakes in a command client's keys are load errors, with the client's line, the
+    placeholder probably meant, and the servers in the scenario's order."""
     path = write_scenario(f"""\
         netsim: 1
         name: bad
-        servers: [{{name: a, poem: "x\\n"}}]
+        servers: [{{name: b, poem: "x\\n"}}, {{name: a, poem: "x\\n"}}]
         clients:
           - {client}
     """)
