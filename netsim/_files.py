@@ -37,7 +37,14 @@ def check_writable(path: str | Path) -> None:
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
     if info is not None and not stat.S_ISREG(info.st_mode):
         return
-    fd, temporary = tempfile.mkstemp(dir=_folder(_resolved(path)), prefix=".netsim-check.", suffix=".tmp")
+    folder = _folder(_resolved(path))
+    try:
+        fd, temporary = tempfile.mkstemp(dir=folder, prefix=".netsim-check.", suffix=".tmp")
+    except OSError as error:
+        # Its folder takes no new file (the temporary file a replacement goes through): say
+        # so, where the bare reason ("No such file or directory") would deny the file is there.
+        raise OSError(error.errno, f"its folder {folder} takes no new file ({error.strerror})",
+                      str(path)) from None
     os.close(fd)
     os.unlink(temporary)
 

@@ -248,10 +248,14 @@ def report_session(result_path: str | Path, *, html: Path | None = None) -> dict
         raise UsageError(f"cannot read {path}: {error.strerror or error}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise UsageError(f"{path} is not a JSON result (as `netsim run --json` writes): {error}") from None
+    if isinstance(data, dict) and "traceEvents" in data:
+        raise UsageError(f"{path} is a trace (as `netsim run --trace` writes, for ui.perfetto.dev), "
+                         f"not a result: give the file `netsim run --json` wrote")
     try:
         page = html_report(data)
     except ResultFormatError as error:
-        raise UsageError(f"{path} is not a netsim result: {error}") from None
+        why = str(error).removeprefix("the result: ")
+        raise UsageError(f"{path} is not a netsim result: {why}") from None
     if html is not None:
         try:
             write_output(html, page)

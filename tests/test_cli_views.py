@@ -49,11 +49,13 @@ def test_report_without_html_prints_the_timeline(write_scenario: ScenarioWriter,
 @pytest.mark.parametrize(("content", "message"), [
     (None, "cannot read"),
     ("{not json", "is not a JSON result"),
-    ('{"scenario": "x"}', "is not a netsim result: the result: missing the list 'runs'"),
+    ('{"scenario": "x"}', "is not a netsim result: missing the list 'runs'"),
+    ('{"traceEvents": []}', "is a trace (as `netsim run --trace` writes, for ui.perfetto.dev), not a result"),
 ])
 def test_report_of_something_that_is_no_result_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                        content: str | None, message: str) -> None:
-    """A missing file, text that is not JSON, or JSON that is not a result: exit 2, a message, no page."""
+    """A missing file, text that is not JSON, JSON that is not a result, or a trace: exit 2, a
+    message saying which, no page."""
     result, page = tmp_path / "result.json", tmp_path / "page.html"
     if content is not None:
         result.write_text(content)

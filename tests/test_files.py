@@ -97,6 +97,13 @@ def test_check_writable_refuses_what_cannot_be_written(tmp_path: Path, name: str
         check_writable(tmp_path / name)
 
 
+def test_a_file_whose_folder_takes_no_new_file_is_refused_saying_so() -> None:
+    """A file that is there but cannot be replaced, as its folder takes no new file (/proc),
+    is refused with that reason, not the bare "No such file or directory" of the attempt."""
+    with pytest.raises(OSError, match=r"its folder /proc takes no new file \(No such file or directory\)"):
+        check_writable("/proc/version")
+
+
 def test_check_writable_writes_nothing(tmp_path: Path) -> None:
     """A new file's folder is checked without leaving a file; an existing one is left as it is."""
     existing = tmp_path / "kept.json"
