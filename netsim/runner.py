@@ -166,15 +166,18 @@ def fidelity_warnings(run: RunResult) -> list[str]:
     connections it did not report)."""
     warnings = []
     taken = steal_taken(run.machine)
-    timing_failed = any(not verdict.passed and verdict.expectation.kind in TIMED
-                        for verdict in run.expectations)
+    missed = _missed_by(run)
+    timing_failed = bool(missed)
+    # Scenario seconds of the run in a wall second: what the machine took counts as much.
+    scale = run.elapsed / run.wall_elapsed if run.wall_elapsed > 0 and run.elapsed > 0 else 1.0
     if run.lateness_wall_p99 > LATENESS_WARNING:
         late = format_duration(run.lateness_wall_p99)
         warnings.append(f"{run.client}: the servers sent chunks up to {late} late (p99, wall time)"
                         f"{', and ' + taken if taken else ''}: this machine was too busy to keep the "
                         f"schedule, so the timings of this run say more about the machine than about "
                         f"the client")
-    elif taken and run.machine is not None and run.machine.steal_share >= STEAL_WARNING and timing_failed:
+    elif (taken and run.machine is not None and run.machine.steal_share >= STEAL_WARNING
+          and min(missed, default=math.inf) <= run.machine.steal * scale):
         warnings.append(f"{run.client}: {taken}: a server sends nothing while its CPU is taken, so a "
                         f"timing expectation that failed in this run may have failed for the machine, "
                         f"not the client; run it again, or on a quieter machine, before blaming the client")
@@ -187,19 +190,44 @@ def fidelity_warnings(run: RunResult) -> list[str]:
                         f"makes, with its own port: connected(local_port)); this run measured "
                         f"{'them' if count > 1 else 'it'} nowhere")
     if timing_failed and run.program is not None:
-        warnings += _start_up(run)
+        warnings += _start_up(run, min(missed))
     return warnings
 
 
-def _start_up(run: RunResult) -> list[str]:
-    """A program's start before its first connection, when it is a part of a failed timing
-    worth naming: time scaling shrinks the scenario's waits, never an interpreter's start."""
+def _missed_by(run: RunResult) -> list[float]:
+    """How far each failed timing expectation of ``run`` missed its bound, in scenario
+    seconds of the run's elapsed time (0 where that cannot be said): what the machine took,
+    or a program's start, is named beside a failure only if it could account for it."""
+    missed = []
+    ideal = run.ideal
+    for verdict in run.expectations:
+        expectation = verdict.expectation
+        if verdict.passed or expectation.kind not in TIMED:
+            continue
+        low, high = expectation.bound(ideal if expectation.uses_ideal else math.nan)
+        actual = verdict.actual
+        if math.isnan(actual) or math.isnan(low) or math.isnan(high):
+            missed.append(0.0)
+        elif expectation.kind == "duration":
+            missed.append(max(actual - high, low - actual, 0.0))
+        elif expectation.op in (">", ">=") and low > 0 and math.isfinite(run.elapsed):
+            # speedup(OTHER) = OTHER's elapsed / this one's: it held at an elapsed this much shorter.
+            missed.append(max(run.elapsed * (1 - actual / low), 0.0))
+        else:
+            missed.append(0.0)
+    return missed
+
+
+def _start_up(run: RunResult, missed: float) -> list[str]:
+    """A program's start before its first connection, when it makes half or more of a failed
+    timing (``missed``: the least a failed one missed by, scenario seconds): time scaling
+    shrinks the scenario's waits, never an interpreter's start."""
     lags = [(conn.start - (conn.ideal_start if math.isfinite(conn.ideal_start) else 0.0), conn.start)
             for conn in run.connections if math.isfinite(conn.start)]
     if not lags or run.elapsed <= 0:
         return []
     lag, _ = min(lags, key=lambda pair: pair[1])
-    if lag < START_UP_NOTED:
+    if lag < START_UP_NOTED or lag < missed / 2:
         return []
     scale = run.wall_elapsed / run.elapsed
     return [f"{run.client}: its program made its first connection {format_duration(lag)} later than the "
