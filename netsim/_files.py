@@ -41,8 +41,10 @@ def check_writable(path: str | Path) -> None:
     try:
         fd, temporary = tempfile.mkstemp(dir=folder, prefix=".netsim-check.", suffix=".tmp")
     except OSError as error:
-        # Its folder takes no new file (the temporary file a replacement goes through): say
-        # so, where the bare reason ("No such file or directory") would deny the file is there.
+        if info is None:
+            raise
+        # The file is there, but its folder takes no new file (the temporary file a replacement
+        # goes through): say so, where the bare reason ("No such file or directory") denies it.
         raise OSError(error.errno, f"its folder {folder} takes no new file ({error.strerror})",
                       str(path)) from None
     os.close(fd)

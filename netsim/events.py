@@ -493,6 +493,7 @@ class ProgramExited(_Event):
     stopped: float | None = None
     left_running: int = 0
     printed: list[str] | None = None
+    started: bool = True  # False: it could not be started (exit 126 or 127, and why on stderr)
 
 
 ClientEvent = (ClientStarted | ClientFinished | ConnStarted | ConnEstablished | BytesReceived

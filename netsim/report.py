@@ -337,7 +337,9 @@ def _clip(line: str, width: int) -> str:
 
 
 def _not_started(program: Program) -> bool:
-    return program.exit_code in (NOT_STARTED, NOT_RUNNABLE) and program.stderr.startswith(CANNOT_RUN)
+    # (A result written before `started` was kept says so only in the exit code and stderr.)
+    return not program.started or (program.exit_code in (NOT_STARTED, NOT_RUNNABLE)
+                                   and program.stderr.startswith(CANNOT_RUN))
 
 
 def program_ending(program: Program) -> str:

@@ -149,17 +149,19 @@ class Program:
     left_running: int = 0  # processes it started that outlived it, which netsim ended
     printed: tuple[str, ...] | None = None  # `output:`: a server's name for each poem it printed
     extra_connections: int = 0  # made beyond its targets; each target judged by its fullest
+    started: bool = True  # False: it could not be started (not found: 127; not runnable: 126)
 
     @classmethod
     def of(cls, event: Any) -> Program:
         """From the ``ProgramExited`` event that reported it."""
         return cls(list(event.argv), event.exit_code, event.stdout, event.stderr, event.timed_out,
-                   event.left_running, None if event.printed is None else tuple(event.printed))
+                   event.left_running, None if event.printed is None else tuple(event.printed),
+                   started=event.started)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"argv": self.argv, "exit_code": self.exit_code, "stdout": self.stdout,
-                "stderr": self.stderr, "timed_out": self.timed_out, "left_running": self.left_running,
-                "extra_connections": self.extra_connections}
+        return {"argv": self.argv, "started": self.started, "exit_code": self.exit_code,
+                "stdout": self.stdout, "stderr": self.stderr, "timed_out": self.timed_out,
+                "left_running": self.left_running, "extra_connections": self.extra_connections}
 
 
 @dataclass(frozen=True)
@@ -238,10 +240,10 @@ class RunResult:
             "client": self.client,
             "model": self.model,
             "passed": self.passed,
-            "elapsed": self.elapsed,
-            "ideal": self.ideal,
-            "overhead": self.overhead,
-            "wall_elapsed": self.wall_elapsed,
+            "elapsed": json_number(self.elapsed),  # null: not measured (a program never started)
+            "ideal": json_number(self.ideal),
+            "overhead": json_number(self.overhead),
+            "wall_elapsed": json_number(self.wall_elapsed),
             "metrics": {name: json_number(value) for name, value in self.metrics().items()},
             "connections": [conn.to_dict() for conn in self.connections],
             "lateness": self.lateness.to_dict(),

@@ -429,8 +429,10 @@ def _run_client(
                                       extra_connections=measured.left_over)
         if client.output is not None:
             connections = _check_output(connections, program.printed or (), client.output, poems)
+    # A program that could not be started has no elapsed time: a timing expectation fails.
+    elapsed = math.nan if program is not None and not program.started else measured.wall_elapsed / time_scale
     return RunResult(
-        client=client.label, model=model.name, elapsed=measured.wall_elapsed / time_scale, ideal=ideal,
+        client=client.label, model=model.name, elapsed=elapsed, ideal=ideal,
         wall_elapsed=measured.wall_elapsed, connections=connections, lateness=measured.lateness,
         lateness_wall_p99=measured.lateness_wall_p99,
         server_cpu=math.nan if usage is None else usage.cpu_seconds,

@@ -117,7 +117,8 @@ class _Program:
             except OSError as error:
                 code = NOT_STARTED if isinstance(error, FileNotFoundError) else NOT_RUNNABLE
                 recorder.record(ProgramExited(recorder.now(), recorder.client, argv, code, "",
-                                              f"{CANNOT_RUN} {argv[0]!r}: {error.strerror or error}"))
+                                              f"{CANNOT_RUN} {argv[0]!r}: {error.strerror or error}",
+                                              started=False))
                 return
             else:
                 started.append(program)

@@ -300,7 +300,8 @@ def _program(data: object, where: str) -> Program:
                    stdout=str(program.get("stdout") or ""), stderr=str(program.get("stderr") or ""),
                    timed_out=bool(program.get("timed_out")),
                    left_running=int(program.get("left_running") or 0),
-                   extra_connections=int(program.get("extra_connections") or 0))
+                   extra_connections=int(program.get("extra_connections") or 0),
+                   started=program.get("started") is not False)
 
 
 def _change(data: object, where: str) -> Change:

@@ -404,18 +404,25 @@ def test_the_runs_timeout_ends_a_program_and_judges_it_and_the_next_client_still
 def test_a_program_that_cannot_start_exits_as_a_shell_says(write_scenario: ScenarioWriter, tmp_path: Path,
                                                            program: str, code: int, why: str) -> None:
     """A program that is not there is reported as exit code 127, one that cannot be run (not
-    executable) as 126, as shells report them, with the reason on stderr."""
+    executable) as 126, as shells report them, with the reason on stderr; it was not started,
+    so it has no elapsed time, and a timing expectation fails rather than holds."""
     write_program(tmp_path, "not-executable.py", "print('never')\n")
     result = run(write_scenario, f"""\
         netsim: 1
         name: nothing
         servers: [{{name: a, poem: "x\\n"}}]
         clients: [{{model: command, run: [{program}]}}]
+        expect:
+          all: [elapsed <= 10s]
     """)
-    assert result.program is not None
+    assert result.program is not None and not result.program.started
     assert result.program.exit_code == code
     assert result.program.stderr == f"netsim: cannot run {program!r}: {why}"
-    assert not result.passed
+    assert math.isnan(result.elapsed)
+    assert [(verdict.expectation.text, verdict.passed) for verdict in result.expectations] == [
+        ("elapsed <= 10s", False), ("exit_code == 0", False)]
+    saved = result.to_dict()
+    assert saved["elapsed"] is None and saved["program"]["started"] is False
 
 
 def test_the_program_runs_in_the_scenarios_folder(write_scenario: ScenarioWriter, tmp_path: Path) -> None:
