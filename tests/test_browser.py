@@ -123,3 +123,25 @@ def test_chromium_renders_a_large_run_as_a_summary(write_scenario: ScenarioWrite
     assert dom.count("g", class_="row") == {}
     png = tmp_path / "many.png"
     assert screenshot(page, png, tmp_path / "profile", height=900) == (1280, 900)
+
+
+MEASURE = """<script>
+const label = document.querySelector("figure.client svg text").getBoundingClientRect();
+document.body.dataset.label = label.height.toFixed(1);
+document.body.dataset.page = String(document.documentElement.scrollWidth);
+document.body.dataset.window = String(window.innerWidth);
+</script></body>"""
+
+
+@pytest.mark.parametrize("width", [375, 700, 1280, 1920])
+def test_the_timelines_text_stays_readable_at_every_width(report: Path, tmp_path: Path, width: int) -> None:
+    """A timeline's labels render at about the page's own small text (9 to 16 px tall) on a
+    phone and on a wide screen alike, where they shrank to 3 px and grew to 20; and the page
+    itself is no wider than the window (a wide table or timeline scrolls in its own box)."""
+    page = tmp_path / "measured.html"  # the report, with a script that writes what it measures
+    page.write_text(report.read_text(encoding="utf-8").replace("</body>", MEASURE), encoding="utf-8")
+    dom = Elements(chromium(page, tmp_path / "profile", "--dump-dom", f"--window-size={width},900"))
+    (body,) = [attrs for tag, attrs in dom.found if tag == "body"]
+    assert 9.0 <= float(body["data-label"] or 0) <= 16.0
+    # (Headless Chromium lays a page out 500 pixels wide at least, whatever the window.)
+    assert int(body["data-page"] or 0) <= int(body["data-window"] or 0) <= max(width, 500)

@@ -74,6 +74,10 @@ figure { margin: 10px 0 22px; }
 figcaption { margin-bottom: 2px; }
 figcaption b { font-size: 15px; }
 svg { width: 100%; height: auto; display: block; }
+/* A timeline keeps its text readable: drawn at its own size at most (12px text), and on a
+   narrow screen no smaller than 880 units wide, scrolled sideways rather than shrunk. */
+.plot, .scroll { overflow-x: auto; }
+.plot > svg { min-width: 880px; max-width: 1100px; }
 svg text { font: 12px system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif;
   fill: var(--ink); }
 svg .tick { fill: var(--muted); }
@@ -97,7 +101,9 @@ ul.changes { margin: 4px 0 0; padding-left: 18px; color: var(--muted); font-size
 .legend { display: flex; flex-wrap: wrap; gap: 18px; color: var(--muted); font-size: 13px;
   margin: 6px 0 4px; }
 .legend svg { width: 26px; height: 14px; display: inline-block; vertical-align: middle; }
-.histograms { display: grid; grid-template-columns: repeat(auto-fill, minmax(330px, 1fr)); gap: 12px 28px; }
+.histograms { display: grid; grid-template-columns: repeat(auto-fill, minmax(min(330px, 100%), 1fr));
+  gap: 12px 28px; }
+@media (max-width: 600px) { body { padding: 16px 14px 32px; } }
 .warnings li, .unfinished { color: var(--fail); }
 .unfinished { font-weight: 600; }
 pre { background: var(--panel); border: 1px solid var(--line); border-radius: 6px; padding: 12px 14px;
@@ -189,8 +195,8 @@ def _summary(picture: Picture) -> str:
                     f'<td class="name" title="{escape(client.client)}">{cells[0]}</td>'
                     + "".join(f"<td>{cell}</td>" for cell in cells[1:]) + "</tr>")
     head = "".join(f"<th>{escape(name)}</th>" for name in _COLUMNS)
-    return (f'<section id="summary"><h2>Summary</h2><table><thead><tr>{head}</tr></thead>'
-            f'<tbody>{"".join(rows)}</tbody></table></section>')
+    return (f'<section id="summary"><h2>Summary</h2><div class="scroll"><table><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table></div></section>')
 
 
 def _timelines(picture: Picture) -> str:
@@ -213,7 +219,7 @@ def _timelines(picture: Picture) -> str:
         figures.append(
             f'<figure class="client {status}" data-client="{escape(client.client)}">'
             f'<figcaption><b>{escape(client.client)}</b> <span class="facts">{escape(" · ".join(facts))}'
-            f"</span></figcaption>{svg}{_changes_list(client)}</figure>")
+            f'</span></figcaption><div class="plot">{svg}</div>{_changes_list(client)}</figure>')
     return ('<section id="timelines"><h2>Timelines</h2>'
             '<p class="muted">Every client model on one axis: scenario seconds since it started.</p>'
             f"{_legend()}{''.join(figures)}</section>")
@@ -268,9 +274,9 @@ def _expectations(picture: Picture) -> str:
     else:
         held = '<th class="text">over the runs</th>' if picture.repeat > 1 else ""
         measured = "measured (median)" if picture.repeat > 1 else "measured"
-        body = ('<table><thead><tr><th>verdict</th><th class="text">client</th>'
+        body = ('<div class="scroll"><table><thead><tr><th>verdict</th><th class="text">client</th>'
                 f'<th class="text">expectation</th><th>{measured}</th><th>bound</th>{held}</tr></thead>'
-                f'<tbody>{"".join(rows)}</tbody></table>')
+                f'<tbody>{"".join(rows)}</tbody></table></div>')
     return f'<section id="expectations"><h2>Expectations</h2>{body}</section>'
 
 
