@@ -370,6 +370,24 @@ def test_a_report_of_a_run_that_did_not_finish_says_so_first(demo: dict[str, Any
     assert "None judged: the run did not finish" in page
 
 
+def test_a_repeated_runs_report_shows_the_spread_over_the_runs(demo: dict[str, Any]) -> None:
+    """With repeats, the summary says it is the first run's, and a table beside it gives each
+    client's runs passed and the min / median / max the terminal prints; one run has none."""
+    assert 'id="spreads"' not in html_report(demo["result"])
+    result = json.loads(json.dumps(demo["result"]))
+    spread = {"elapsed": {"min": 4.0, "median": 4.5, "max": 5.0},
+              "overhead": {"min": 0.001, "median": 0.002, "max": 0.25},
+              "lateness.p99": {"min": 0.0001, "median": 0.0002, "max": 0.0003}}
+    result["repeat"] = {"count": 3, "runs_passed": 2, "clients": [
+        {"client": "select", "passed": True, "runs": 3, "runs_passed": 2, "metrics": spread,
+         "expectations": []}]}
+    page = html_report(result)
+    assert "<h2>Summary of the first of 3 runs</h2>" in page
+    table = page[page.index('id="spreads"'):]
+    assert ('<tr data-client="select"><td>select</td><td>2 of 3</td><td>4.000s / 4.500s / 5.000s</td>'
+            "<td>1ms / 2ms / 250ms</td><td>300µs</td></tr>") in table
+
+
 def test_a_repeated_runs_report_gives_the_verdicts_over_every_run(demo: dict[str, Any]) -> None:
     """With repeats, the report's verdicts are those over every run (held in 2 of 3: FAIL,
     with the median measured), not the first run's, and the header says so."""

@@ -154,6 +154,9 @@ class ClientPicture:
     verdicts: tuple[Verdict, ...]
     changes: tuple[Change, ...] = ()  # of the servers, in time order
     program: Program | None = None  # a `command` client's program
+    # Over repeated runs: each metric's (min, median, max), and how many runs passed.
+    spreads: Mapping[str, tuple[float, float, float]] | None = None
+    runs_passed: int | None = None
 
     def summarised(self, rows: int = MAX_ROWS) -> bool:
         """Are there more connections than ``rows``, so that the run is drawn as a summary?"""
@@ -256,7 +259,14 @@ def _tallied(client: ClientPicture, repeat: object) -> ClientPicture:
         verdicts.append(Verdict(str(one.get("text", "")), bool(one.get("passed")),
                                 _float(actual.get("median")), str(one.get("bound", "")),
                                 f"held in {one.get('passes')} of {one.get('runs')} runs"))
-    return dataclasses.replace(client, verdicts=tuple(verdicts), passed=bool(tally.get("passed")))
+    metrics = tally.get("metrics") if isinstance(tally.get("metrics"), Mapping) else {}
+    assert isinstance(metrics, Mapping)
+    spreads = {str(name): (_float(spread.get("min")), _float(spread.get("median")), _float(spread.get("max")))
+               for name, spread in metrics.items() if isinstance(spread, Mapping)}
+    passed_runs = tally.get("runs_passed")
+    return dataclasses.replace(client, verdicts=tuple(verdicts), passed=bool(tally.get("passed")),
+                               spreads=spreads,
+                               runs_passed=passed_runs if isinstance(passed_runs, int) else None)
 
 
 def _client(data: object, where: str) -> ClientPicture:

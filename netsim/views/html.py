@@ -195,8 +195,30 @@ def _summary(picture: Picture) -> str:
                     f'<td class="name" title="{escape(client.client)}">{cells[0]}</td>'
                     + "".join(f"<td>{cell}</td>" for cell in cells[1:]) + "</tr>")
     head = "".join(f"<th>{escape(name)}</th>" for name in _COLUMNS)
-    return (f'<section id="summary"><h2>Summary</h2><div class="scroll"><table><thead><tr>{head}</tr></thead>'
-            f'<tbody>{"".join(rows)}</tbody></table></div></section>')
+    title = "Summary" if picture.repeat == 1 else f"Summary of the first of {picture.repeat} runs"
+    return (f'<section id="summary"><h2>{title}</h2><div class="scroll"><table><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table></div>{_spreads(picture)}</section>')
+
+
+def _spreads(picture: Picture) -> str:
+    """Over repeated runs, each client's spread: the table the terminal prints above its verdicts."""
+    clients = [client for client in picture.clients if client.spreads]
+    if picture.repeat == 1 or not clients:
+        return ""
+    rows = []
+    for client in clients:
+        assert client.spreads is not None
+        cells = [escape(client.client), f"{client.runs_passed} of {picture.repeat}"]
+        for metric in ("elapsed", "overhead"):
+            low, middle, high = client.spreads.get(metric, (math.nan,) * 3)
+            cells.append(" / ".join(duration_text(value) for value in (low, middle, high)))
+        cells.append(duration_text(client.spreads.get("lateness.p99", (math.nan,) * 3)[2]))
+        rows.append(f'<tr data-client="{escape(client.client)}">'
+                    + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
+    head = "".join(f"<th>{name}</th>" for name in ("client", "runs passed", "elapsed min / median / max",
+                                                   "overhead min / median / max", "lateness.p99 max"))
+    return (f'<h3 id="spreads">Over the {picture.repeat} runs</h3><div class="scroll"><table><thead><tr>'
+            f'{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
 
 
 def _timelines(picture: Picture) -> str:
