@@ -257,6 +257,20 @@ def test_the_legend_explains_the_handshake_mark_where_one_is_drawn(demo: dict[st
     assert "╌" in "".join(connection_rows(text)) and "╌ connecting" in text
 
 
+def test_a_row_without_reads_of_its_own_draws_its_servers_sends(demo: dict[str, Any]) -> None:
+    """A connection whose client reports no reads (a `command` client's program) is drawn with
+    its server's sends, `○`, named in the legend; rows with reads draw only those."""
+    text = render(picture_of(demo["result"]), width=100)
+    assert "○" not in text
+    result = copy.deepcopy(demo["result"])
+    conn = run_of(result, "select")["connections"][0]
+    assert conn["emissions"]
+    conn.update(arrivals=[], arrival_count=0)
+    rows = connection_rows(render(picture_of(result), width=100))
+    assert sum("○" in row for row in rows) == 1 and sum("●" in row for row in rows) == 5
+    assert "○ server sent (no reads reported)" in render(picture_of(result), width=100)
+
+
 def test_an_error_is_marked_and_named(demo: dict[str, Any]) -> None:
     """A connection that ended in an error ends on ✕ and says which error."""
     text = render(picture_of(with_connections(demo["result"], 1, error="reset")), width=100)

@@ -38,6 +38,7 @@ START = ("├", "cyan")
 HANDSHAKE = ("╌", "cyan dim")
 OPEN = ("─", "cyan")
 ARRIVAL = ("●", "green")
+SENT = ("○", "green")  # a chunk its server sent: where the client reports no reads (a program)
 EOF = ("┤", "cyan")
 CUT = ("┤", "red")
 ERROR = ("✕", "bold red")
@@ -97,6 +98,8 @@ def lines(picture: Picture, width: int) -> list[Text]:
     marks = LEGEND if drawn else tuple(entry for entry in LEGEND if entry[0] in (ERROR, IDEAL))
     if any(_connecting_shown(row, axis) for client in drawn for row in client.rows):
         marks = (marks[0], (HANDSHAKE, "connecting"), *marks[1:])
+    if any(_sends_drawn(row) for client in drawn for row in client.rows):
+        marks = (*marks[:2], (SENT, "server sent (no reads reported)"), *marks[2:])
     for (mark, style), meaning in marks + (((CHANGE, "server changed"),) if changed else ()):
         if len(legend) + len(meaning) + 2 > width and len(legend) > label_width:
             legend.rstrip()
@@ -109,6 +112,12 @@ def lines(picture: Picture, width: int) -> list[Text]:
     if picture.repeat > 1:
         out.append(Text(f"(the first of {picture.repeat} runs)", style="dim"))
     return out
+
+
+def _sends_drawn(row: Row) -> bool:
+    """Does the row draw its server's sends (``○``)? Where the client reports no reads of its
+    own (a ``command`` client's program), they are what shows when its bytes went."""
+    return row.drawn and not row.arrivals and not row.arrival_count and bool(row.emissions)
 
 
 def _connecting_shown(row: Row, axis: Axis) -> bool:
@@ -208,6 +217,9 @@ def _row(row: Row, client: ClientPicture, axis: Axis, label_width: int) -> Text:
     cells[first] = START
     for t, _ in row.arrivals:
         cells[axis.column(t)] = ARRIVAL
+    if _sends_drawn(row):
+        for t, _, _ in row.emissions:
+            cells[axis.column(t)] = SENT
     if not math.isnan(row.end):
         cells[last] = ERROR if row.error is not None else CUT if row.intact is False else EOF
     _append(line, cells)
