@@ -429,11 +429,18 @@ def baseline_summary(report: BaselineReport) -> str:
             f"({len(report.comparisons)} client{'s' * (len(report.comparisons) != 1)} compared)")
 
 
+# Under the table when a program ran: its ttfb is not the client-side figure of the models.
+PROGRAM_TTFB = ("(a program's ttfb is taken at its servers, from their accept to their first byte sent;\n"
+                " netsim's models take theirs from their connect to their first read)")
+
+
 def conclude(outcome: Outcome, out: Writer, err: Writer, *, quiet: bool = False, timeline: str = "") -> None:
     """Everything printed once a run is over: spreads, the ``timeline`` (drawn already, if
     any), warnings, verdicts and summaries."""
     result = outcome.result
     if not quiet:
+        if any(run.program is not None for scenario in result.results for run in scenario.runs):
+            print(PROGRAM_TTFB, file=out)
         print(file=out)
         if result.count > 1:
             print(spread_table(result), end="\n\n", file=out)

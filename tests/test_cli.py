@@ -54,6 +54,7 @@ def test_a_passing_scenario_exits_0_with_a_table_and_verdicts(
     assert out.count("PASS") == 6 and "FAIL" not in out
     assert "PASS  select    speedup(blocking) >= 1.5  measured" in out
     assert out.rstrip().endswith("passed: 6 of 6 expectations held (6 passed, 0 failed)")
+    assert "a program's ttfb" not in out  # no program ran: the models' ttfb need no note
 
 
 def test_a_failing_expectation_exits_1(write_scenario: ScenarioWriter,
@@ -974,6 +975,8 @@ expect:
 """)
     assert run_cli("run", path, "--free-ports", "--no-timeline") == 1
     out = capsys.readouterr().out
+    assert ("(a program's ttfb is taken at its servers, from their accept to their first byte sent;\n"
+            " netsim's models take theirs from their connect to their first read)") in out
     shown = out[out.index("\nconnections\n") + 1:].splitlines()
     assert shown[:4] == [
         "connections",
