@@ -238,18 +238,8 @@ def programs(result: RepeatResult) -> str:
     the end of its standard error. Also a program that left processes running, or made
     more connections than its targets. Empty when none did (over repeats: the first failure of
     each client)."""
-    failed: dict[str, Program] = {}
-    for run in (run for scenario in result.results for run in scenario.runs):
-        program = program_to_explain(run)
-        if program is not None and run.client not in failed:
-            failed[run.client] = program
-    if not failed:
-        return ""
-    width = max(len(client) for client in failed)
-    lines = ["programs"]
-    for client, program in failed.items():
-        lines += program_lines(f"  {client:<{width}}  ", program)
-    return "\n".join(lines)
+    return _under_verdicts("programs", result, lambda run: (
+        [] if (program := program_to_explain(run)) is None else program_lines("", program)))
 
 
 def connections(result: RepeatResult) -> str:
@@ -257,22 +247,25 @@ def connections(result: RepeatResult) -> str:
     ``errors``, ``bytes``), and why: a poem missing from a program's output, a connection
     its client closed early. Empty when there is none (over repeats: the first such run of
     each client)."""
-    troubled: dict[str, list[str]] = {}
+    return _under_verdicts("connections", result, lambda run: connection_problems(run) if any(
+        not verdict.passed and verdict.expectation.metric.split(".")[0] in _ABOUT_CONNECTIONS
+        for verdict in run.expectations) else [])
+
+
+def _under_verdicts(title: str, result: RepeatResult, say: Callable[[RunResult], list[str]]) -> str:
+    """A section under the verdicts: what ``say`` has to say of each client's first run it
+    says anything of, the client named on its first line. Empty when it says nothing."""
+    said: dict[str, list[str]] = {}
     for run in (run for scenario in result.results for run in scenario.runs):
-        if run.client in troubled or not any(
-                not verdict.passed and verdict.expectation.metric.split(".")[0] in _ABOUT_CONNECTIONS
-                for verdict in run.expectations):
-            continue
-        if problems := connection_problems(run):
-            troubled[run.client] = problems
-    if not troubled:
+        if run.client not in said and (lines := say(run)):
+            said[run.client] = lines
+    if not said:
         return ""
-    width = max(len(client) for client in troubled)
-    lines = ["connections"]
-    for client, problems in troubled.items():
-        lines += [f"  {client if number == 0 else '':<{width}}  {problem}"
-                  for number, problem in enumerate(problems)]
-    return "\n".join(lines)
+    width = max(len(client) for client in said)
+    out = [title]
+    for client, lines in said.items():
+        out += [f"  {client if number == 0 else '':<{width}}  {line}" for number, line in enumerate(lines)]
+    return "\n".join(out)
 
 
 # The metrics whose failure the connections' own account explains.
