@@ -39,6 +39,7 @@ from netsim.results import (
     KEPT_POINTS,
     Activity,
     ConnectionResult,
+    ExtraConnection,
     Lateness,
     Served,
     ServerChange,
@@ -151,6 +152,7 @@ class Measured:
     # beyond its targets (each target judged by its fullest), or an instrumented model's
     # that it never reported (with bytes).
     left_over: int = 0
+    extra: tuple[ExtraConnection, ...] = ()  # a program's, as their servers saw them (in part)
 
 
 Point = TypeVar("Point")
@@ -288,9 +290,12 @@ def measure(events: Sequence[Event], lateness: Sequence[float], slots: Sequence[
     activity = activity_of(results, [(since(t), size) for t, size in arrivals],
                            [(since(chunk.t), chunk.lateness / time_scale) for chunk in sent],
                            span=since(finished))
+    extra = () if instrumented else tuple(
+        ExtraConnection(event.server, _served(event, started, time_scale))
+        for event in _beyond_targets(ended, slots, served)[:KEPT_CONNECTIONS])
     return Measured(finished - started, results, summary, summary.p99 * time_scale, program, activity,
                     started, server_changes(changes, started, time_scale),
-                    _unreported(ended, slots) if instrumented else _extra(ended, slots, served))
+                    _unreported(ended, slots) if instrumented else _extra(ended, slots, served), extra)
 
 
 def server_changes(events: Sequence[Event], started: float, time_scale: float) -> tuple[ServerChange, ...]:
@@ -398,6 +403,16 @@ def _extra(ended: Sequence[ConnEnded], slots: Sequence[Slot], served: Mapping[in
     clients' own, ``clients_own``)."""
     targets = {slot.server for slot in slots}
     return sum(event.server in targets for event in ended) - len(served)
+
+
+def _beyond_targets(ended: Sequence[ConnEnded], slots: Sequence[Slot],
+                    served: Mapping[int, ConnEnded]) -> list[ConnEnded]:
+    """A program's connections to its targets' servers that no target was matched to, in the
+    order they were accepted."""
+    targets = {slot.server for slot in slots}
+    matched = {id(event) for event in served.values()}
+    return sorted((event for event in ended if event.server in targets and id(event) not in matched),
+                  key=lambda event: event.accepted)
 
 
 def _match(ended: Sequence[ConnEnded], slots: Sequence[Slot], instrumented: bool) -> dict[int, ConnEnded]:

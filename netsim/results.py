@@ -58,6 +58,18 @@ class Served:
 
 
 @dataclass(frozen=True)
+class ExtraConnection:
+    """A connection a program made to a target's server beyond its targets (a port it
+    probed first, a second read), as the server saw it: no target is judged by it."""
+
+    server: str
+    served: Served
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"server": self.server, **self.served.to_dict()}
+
+
+@dataclass(frozen=True)
 class ConnectionResult:
     """What one connection of a client model saw."""
 
@@ -150,6 +162,7 @@ class Program:
     printed: tuple[str, ...] | None = None  # `output:`: a server's name for each poem it printed
     extra_connections: int = 0  # made beyond its targets; each target judged by its fullest
     started: bool = True  # False: it could not be started (not found: 127; not runnable: 126)
+    extra: tuple[ExtraConnection, ...] = ()  # those connections (KEPT_CONNECTIONS at most)
 
     @classmethod
     def of(cls, event: Any) -> Program:
@@ -161,7 +174,8 @@ class Program:
     def to_dict(self) -> dict[str, Any]:
         return {"argv": self.argv, "started": self.started, "exit_code": self.exit_code,
                 "stdout": self.stdout, "stderr": self.stderr, "timed_out": self.timed_out,
-                "left_running": self.left_running, "extra_connections": self.extra_connections}
+                "left_running": self.left_running, "extra_connections": self.extra_connections,
+                "extra": [connection.to_dict() for connection in self.extra]}
 
 
 @dataclass(frozen=True)

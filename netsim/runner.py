@@ -426,7 +426,7 @@ def _run_client(
     program = None
     if measured.program is not None:
         program = dataclasses.replace(Program.of(measured.program),
-                                      extra_connections=measured.left_over)
+                                      extra_connections=measured.left_over, extra=measured.extra)
         if client.output is not None:
             connections = _check_output(connections, program.printed or (), client.output, poems)
     # A program that could not be started has no elapsed time: a timing expectation fails.

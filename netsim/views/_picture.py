@@ -49,10 +49,11 @@ class Row:
     message: str = ""  # why it ended as it did, where the result says
     unseen: bool = False  # the result says its server saw no connection (`served` is null)
     fault: str | None = None  # the fault its server struck it with, where the result says
+    extra: bool = False  # a program's connection beyond its targets (`message`: how it ended)
 
     @property
     def label(self) -> str:
-        return f"#{self.conn} {self.server}"
+        return f"+ {self.server}" if self.extra else f"#{self.conn} {self.server}"
 
     @property
     def never_connected(self) -> bool:
@@ -64,6 +65,8 @@ class Row:
     def ending(self) -> str:
         """How it ended, in a word: ``eof``, not intact (``eof, cut short``, ``eof,
         corrupted``, ``eof, not in its output``) or the error's kind."""
+        if self.extra:
+            return f"beyond its targets, {self.message.replace('_', ' ')}"
         if self.error is not None:
             return self.error
         if math.isnan(self.end):
@@ -157,6 +160,14 @@ class ClientPicture:
     # Over repeated runs: each metric's (min, median, max), and how many runs passed.
     spreads: Mapping[str, tuple[float, float, float]] | None = None
     runs_passed: int | None = None
+
+    @property
+    def counted(self) -> str:
+        """``3 connections``, and ``and 6 beyond its targets`` where a program made more."""
+        extra = sum(row.extra for row in self.rows)
+        targets = len(self.rows) - extra
+        return (f"{targets} connection{'s' * (targets != 1)}"
+                + (f" and {extra} beyond its targets" if extra else ""))
 
     def summarised(self, rows: int = MAX_ROWS) -> bool:
         """Are there more connections than ``rows``, so that the run is drawn as a summary?"""
@@ -273,6 +284,10 @@ def _client(data: object, where: str) -> ClientPicture:
     run = _mapping(data, where)
     rows = tuple(_row(conn, f"{where}.connections[{index}]")
                  for index, conn in enumerate(_list(run, "connections", where)))
+    program = run.get("program") if isinstance(run.get("program"), Mapping) else {}
+    assert isinstance(program, Mapping)
+    rows += tuple(_extra_row(extra, f"{where}.program.extra[{index}]")
+                  for index, extra in enumerate(program.get("extra") or ()))
     metrics = run.get("metrics") if isinstance(run.get("metrics"), Mapping) else {}
     assert isinstance(metrics, Mapping)
     lateness = run.get("lateness") if isinstance(run.get("lateness"), Mapping) else {}
@@ -301,6 +316,18 @@ def _client(data: object, where: str) -> ClientPicture:
                       in enumerate(_list(run, "changes", where) if "changes" in run else ())),
         program=_program(run.get("program"), f"{where}.program") if run.get("program") is not None else None,
     )
+
+
+def _extra_row(data: object, where: str) -> Row:
+    """A program's connection beyond its targets, drawn after its targets' rows."""
+    extra = _mapping(data, where)
+    start = _number(extra, "accepted", where)
+    acked = extra.get("acked")
+    return Row(conn=0, server=_text(extra, "server", where), start=start, connected=start,
+               end=start + _number(extra, "duration", where), ideal_start=math.nan, ideal_end=math.nan,
+               bytes=int(acked if isinstance(acked, int) else _number(extra, "bytes", where)), error=None,
+               intact=None, arrivals=(), arrival_count=0, emissions=(), emission_count=0,
+               message=str(extra.get("how") or ""), extra=True)
 
 
 def _program(data: object, where: str) -> Program:

@@ -225,7 +225,7 @@ def _timelines(picture: Picture) -> str:
     span = picture.span if picture.span > 0 else 1.0
     figures = []
     for client in picture.clients:
-        facts = [f"{len(client.rows)} connection{'s' * (len(client.rows) != 1)}",
+        facts = [client.counted,
                  f"elapsed {duration_text(client.elapsed)}", f"ideal {duration_text(client.ideal)}"]
         if client.model and client.model != client.client:
             facts.insert(0, f"model {client.model}")
@@ -419,7 +419,7 @@ def _row_svg(conn: Row, client: ClientPicture, scale: _Scale, top: float, height
     never = conn.never_connected  # connecting all along: no bar
     connected = end if never else conn.connected if not math.isnan(conn.connected) else conn.start
     x_start, x_open, x_end = scale.x(conn.start), scale.x(connected), scale.x(end)
-    why = f": {conn.message}" if conn.message else ""
+    why = f": {conn.message}" if conn.message and not conn.extra else ""
     if x_open > x_start:
         parts.append(f'<line x1="{x_start}" y1="{middle}" x2="{x_open}" y2="{middle}" class="connecting">'
                      f"<title>connecting: {duration_text(connected - conn.start)}"

@@ -185,7 +185,7 @@ def _heading(client: ClientPicture) -> Text:
     heading = Text(client.client, style="bold")
     facts = [f"{client.model}" if client.model != client.client else "",
              f"elapsed {format_duration(client.elapsed)}", f"ideal {format_duration(client.ideal)}",
-             f"{len(client.rows)} connection{'s' * (len(client.rows) != 1)}"]
+             client.counted]
     if client.summarised():
         facts.append("a summary over time")
     elif not client.detail and client.rows:

@@ -260,7 +260,8 @@ def test_a_program_that_probes_before_it_reads_is_judged_by_its_reads(
         write_scenario: ScenarioWriter, tmp_path: Path) -> None:
     """A program that opens and closes each port first (to see it is up), then reads each
     poem, is judged by the connections that carried the poems, and its extra connections
-    are counted."""
+    are counted and kept, as their servers saw them, for the pictures: rows after the
+    targets', the probes first in time."""
     program = write_program(tmp_path, "probes.py", """\
 import socket, sys
 for port in sys.argv[1:]:
@@ -276,6 +277,18 @@ for port in sys.argv[1:]:
         ("a", 20, True, None), ("b", 20, True, None)]
     assert result.program is not None and result.program.extra_connections == 2
     assert result.passed
+    extra = result.program.extra
+    assert [connection.server for connection in extra] == ["a", "b"]
+    assert all(connection.served.bytes < 20 for connection in extra)  # a line at most: not a poem
+    assert all(connection.served.accepted < result.connections[0].start for connection in extra)
+    from netsim.views._picture import picture_of
+    from netsim.views.timeline import render
+
+    text = render(picture_of({"scenario": "probes", "time_scale": 1.0, "runs": [result.to_dict()]}))
+    assert "1 connection" not in text and "2 connections and 2 beyond its targets" in text
+    rows = [line for line in text.splitlines() if line.startswith(("  #", "  +"))]
+    assert [row.split()[:2] for row in rows] == [["#1", "a"], ["#2", "b"], ["+", "a"], ["+", "b"]]
+    assert all("beyond its targets, client" in row for row in rows[2:])  # closed, or reset
 
 
 def test_output_poems_reads_the_whole_output_and_logs_a_bounded_part(
