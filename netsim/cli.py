@@ -9,6 +9,7 @@ could not be carried out, or netsim hit a bug (a crash never exits 1); 130 inter
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -518,7 +519,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     timeline: bool | None = False if args.quiet else args.timeline
     if timeline is None and not _is_terminal(sys.stdout):
         timeline = False
-    progress: Progress = report.LiveTable(_STDOUT, sys.stderr, quiet=args.quiet)
+    progress: Progress = report.LiveTable(_STDOUT, sys.stderr, quiet=args.quiet, width=_table_width())
     live = None
     if not (args.quiet or args.verbose) and _is_terminal(sys.stderr):
         from netsim.views.progress import LiveProgress
@@ -558,6 +559,16 @@ def cmd_report(args: argparse.Namespace) -> int:
     else:
         print(f"wrote {args.html}", file=_STDOUT)
     return EXIT_PASSED
+
+
+def _table_width() -> int | None:
+    """The terminal's width for the table of runs: where standard output is one, or COLUMNS
+    says (rich reads both); None where neither does, for a log keeps its lines whole."""
+    if not (_is_terminal(sys.stdout) or os.environ.get("COLUMNS")):
+        return None
+    from rich.console import Console
+
+    return Console(file=sys.stdout).width
 
 
 def _timeline(data: object) -> str:

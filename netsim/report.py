@@ -37,6 +37,10 @@ _COLUMNS = (
     ("intact", ">", 6),
     ("lateness.p99", ">", 12),
 )
+# The same, as tight as the figures allow, one space apart: for a terminal narrower than
+# the table above (96 columns with its 12 of client names), where a row would wrap. The
+# demo's table then takes 80 columns.
+_TIGHT = (6, 8, 8, 9, 8, 6, 6, 6, 12)
 
 # From here on (scenario seconds, about a day) a duration is shown in scientific
 # notation: a tiny time scale divides a run's wall time into figures that, written out
@@ -100,11 +104,13 @@ def _signed(seconds: float) -> str:
 # --- while it runs ----------------------------------------------------------------------
 
 
-def title(scenario: Scenario, clients: int, time_scale: float, repeat: int = 1) -> str:
-    """What is about to run: the scenario's name and description, and the run's shape."""
+def title(scenario: Scenario, clients: int, time_scale: float, repeat: int = 1, *, width: int = 88) -> str:
+    """What is about to run: the scenario's name and description (wrapped at ``width``), and
+    the run's shape."""
     lines = [f"netsim: {scenario.name}"]
     if scenario.description.strip():
-        lines += textwrap.wrap(scenario.description.strip(), width=88,
+        # (Never at a hyphen: "--time-scale" stays whole.)
+        lines += textwrap.wrap(scenario.description.strip(), width=max(width, 40), break_on_hyphens=False,
                                initial_indent="  ", subsequent_indent="  ")
     servers = len(scenario.servers)
     scale = f", time scale {time_scale:g}" if time_scale != 1 else ""
@@ -114,17 +120,23 @@ def title(scenario: Scenario, clients: int, time_scale: float, repeat: int = 1) 
     return "\n".join(lines)
 
 
-def columns(client_width: int = 12) -> str:
+def columns(client_width: int = 12, *, tight: bool = False) -> str:
     """The header of the table of runs, its first column ``client_width`` wide (or wider)."""
-    return _row([name for name, _, _ in _COLUMNS], client_width)
+    return _row([name for name, _, _ in _COLUMNS], client_width, tight=tight)
+
+
+def table_width(client_width: int, *, tight: bool = False) -> int:
+    """How many columns a row of the table takes at most."""
+    widths = _TIGHT if tight else tuple(width for _, _, width in _COLUMNS)
+    return max(client_width, widths[0]) + sum(widths[1:]) + (1 if tight else 2) * (len(widths) - 1)
 
 
 def client_width(labels: Sequence[str]) -> int:
     """How wide the table's client column is for these client labels: as wide as the longest."""
-    return max([_COLUMNS[0][2], *(len(label) for label in labels)])
+    return max([_TIGHT[0], *(len(label) for label in labels)])  # (the wide table keeps 12 at least)
 
 
-def run_row(run: RunResult, client_width: int = 12) -> str:
+def run_row(run: RunResult, client_width: int = 12, *, tight: bool = False) -> str:
     """One client model's run as a row of the table."""
     metrics = run.metrics()
     return _row([
@@ -137,14 +149,15 @@ def run_row(run: RunResult, client_width: int = 12) -> str:
         f"{metrics['errors']:.0f}",
         "n/a" if math.isnan(metrics["intact"]) else f"{metrics['intact']:.0%}",
         duration_text(run.lateness.p99),
-    ], client_width)
+    ], client_width, tight=tight)
 
 
-def _row(cells: Sequence[str], client_width: int) -> str:
-    widths = [max(client_width, _COLUMNS[0][2]), *(width for _, _, width in _COLUMNS[1:])]
+def _row(cells: Sequence[str], client_width: int, *, tight: bool = False) -> str:
+    fixed = _TIGHT if tight else tuple(width for _, _, width in _COLUMNS)
+    widths = [max(client_width, fixed[0]), *fixed[1:]]
     padded = (f"{cell:{align}{width}}"
               for cell, (_, align, _), width in zip(cells, _COLUMNS, widths, strict=True))
-    return "  ".join(padded).rstrip()
+    return (" " if tight else "  ").join(padded).rstrip()
 
 
 class LiveTable:
@@ -154,10 +167,12 @@ class LiveTable:
     port) leaves no empty table above its error. With ``quiet``, only warnings are printed.
     """
 
-    def __init__(self, out: Writer, err: Writer, *, quiet: bool = False) -> None:
+    def __init__(self, out: Writer, err: Writer, *, quiet: bool = False, width: int | None = None) -> None:
         self._out = out
         self._err = err
         self._quiet = quiet
+        self._columns = width  # of the terminal, where one is known: a narrower one gets a tight table
+        self._tight = False
         self._repeat = 1
         self._width = client_width([])  # of the client column: the longest label of the plan
         self._pending: list[str] = []  # what goes above the next row
@@ -171,8 +186,10 @@ class LiveTable:
     def started(self, plan: Plan) -> None:
         self._repeat = plan.repeat
         self._width = client_width([client.label for client in plan.clients])
-        self._say(title(plan.scenario, len(plan.clients), plan.time_scale, plan.repeat))
-        self._pending = ["", columns(self._width)]
+        self._tight = self._columns is not None and table_width(self._width) > self._columns
+        self._say(title(plan.scenario, len(plan.clients), plan.time_scale, plan.repeat,
+                        width=min(88, self._columns or 88)))
+        self._pending = ["", columns(self._width, tight=self._tight)]
 
     def repeat_started(self, number: int) -> None:
         if self._repeat > 1:
@@ -182,7 +199,7 @@ class LiveTable:
         pass  # the row comes once the client model is measured
 
     def measured(self, run: RunResult) -> None:
-        self._say(*self._pending, run_row(run, self._width))
+        self._say(*self._pending, run_row(run, self._width, tight=self._tight))
         self._pending = []
 
     def _say(self, *lines: str) -> None:

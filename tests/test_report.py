@@ -107,6 +107,34 @@ def test_the_table_widens_for_long_client_names() -> None:
     assert header.index("elapsed") + len("elapsed") == row.index("4.000s") + len("4.000s")
 
 
+@pytest.mark.parametrize(("width", "widest"), [(None, 96), (120, 96), (80, 80)])
+def test_a_narrow_terminal_gets_a_table_that_fits_it(width: int | None, widest: int) -> None:
+    """On a terminal narrower than the table (96 columns), the table tightens to fit 80 with the
+    demo's labels, its figures still under their headings; a log (no width known) keeps the
+    wide one, and so does a terminal wide enough."""
+    scenario = load_scenario_text(demo_text(clients="blocking, selectors"))
+    out, err = io.StringIO(), io.StringIO()
+    table = report.LiveTable(out, err, width=width)
+    table.started(Plan(scenario, list(scenario.clients), repeat=1, time_scale=1.0))
+    run = fake_results([12.004])[0].runs[0]
+    table.measured(dataclasses.replace(run, client="selectors"))
+    header, row = out.getvalue().splitlines()[-2:]
+    assert max(len(header), len(row)) == widest
+    for heading, figure in (("elapsed", "12.004s"), ("lateness.p99", row.split()[-1])):
+        assert header.index(heading) + len(heading) == row.index(figure) + len(figure)
+
+
+def test_the_description_wraps_at_the_terminals_width_and_never_at_a_hyphen() -> None:
+    """The scenario's description is wrapped to the terminal (88 columns at most), keeping an
+    option such as --time-scale whole."""
+    scenario = load_scenario_text(demo_text(clients="select").replace(
+        "name: demo\n", "name: demo\ndescription: " + "word " * 8 + "run it at --time-scale 0.5 or more, "
+        + "word " * 20 + "\n"))
+    lines = report.title(scenario, 1, 1.0, width=60).splitlines()[1:-1]
+    assert len(lines) > 2 and all(len(line) <= 60 for line in lines)
+    assert "--time-scale" in " ".join(lines).split()
+
+
 @pytest.mark.parametrize(("argv", "shown"), [
     (["python3", "-c", "import sys; sys.exit('boom')"], "python3 -c \"import sys; sys.exit('boom')\""),
     (["sh", "-c", "echo $HOME"], "sh -c 'echo $HOME'"),  # double quotes would expand it
