@@ -170,10 +170,19 @@ def test_the_timeline_shows_the_staircase_against_the_overlap(demo: dict[str, An
 
 @pytest.mark.parametrize("width", [60, 80, 140])
 def test_the_timeline_fits_the_width_it_is_given(demo: dict[str, Any], width: int) -> None:
-    """No line is wider than the terminal; a wider terminal gets a longer axis."""
+    """No line is wider than the terminal; a wider terminal gets a longer axis; a line cut
+    to fit says so with "…"."""
     text = render(picture_of(demo["result"]), width=width)
     assert max(len(line) for line in text.splitlines()) <= width
     assert len(connection_rows(text)) == 6
+
+
+
+def test_a_line_cut_to_a_narrow_terminal_ends_with_an_ellipsis(demo: dict[str, Any]) -> None:
+    """Too narrow for a row's end (its duration and how it ended), the row is cut with "…"."""
+    lines = render(picture_of(demo["result"]), width=40).splitlines()
+    cut = [line for line in connection_rows("\n".join(lines)) if len(line) == 40]
+    assert cut and all(line.endswith("…") for line in cut)
 
 
 def test_a_long_server_name_is_cut_and_every_row_keeps_its_end(demo: dict[str, Any]) -> None:

@@ -67,7 +67,7 @@ def render(picture: Picture, *, width: int = 100, color: bool = False) -> str:
     console = Console(file=buffer, width=width, force_terminal=color, no_color=not color,
                       color_system="standard" if color else None, highlight=False, emoji=False)
     for line in lines(picture, width):
-        console.print(line, no_wrap=True, overflow="crop", crop=True)
+        console.print(line, no_wrap=True, overflow="ellipsis", crop=True)
     return buffer.getvalue()
 
 
