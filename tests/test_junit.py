@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -78,6 +79,27 @@ clients:
         "connections:", "  #1 a: missing: the client made no connection to a for this one",
         "stdout:", "hello"]
     assert err.text == "oops\n"
+
+
+def test_a_programs_control_characters_leave_the_report_well_formed(
+    write_scenario: ScenarioWriter, tmp_path: Path
+) -> None:
+    """What XML cannot hold (a colour code, a NUL, a bell) in a program's output is written as
+    its escape, so that a passing run's report still parses, as pytest's does."""
+    program = 'import sys; print("\\x1b[32mOK\\x1b[0m \\x00\\x07"); sys.stderr.write("\\x01\\x0b")'
+    path = write_scenario(f"""\
+netsim: 1
+name: colour
+servers: [{{name: a, poem: "1\\n"}}]
+clients:
+  - {{model: command, name: tty, run: [{sys.executable}, -c, '{program}']}}
+""")
+    report = tmp_path / "junit.xml"
+    assert run_cli("run", path, "--junit", report, "-q") == 0
+    (suite,) = ET.parse(report).getroot().iter("testsuite")  # parses
+    out, err = suite.find("system-out"), suite.find("system-err")
+    assert out is not None and (out.text or "").endswith("stdout:\n\\x1b[32mOK\\x1b[0m \\x00\\x07\n")
+    assert err is not None and err.text == "\\x01\\x0b"
 
 
 def test_repeats_report_how_often_an_expectation_held() -> None:
