@@ -115,6 +115,35 @@ def test_a_killed_runner_takes_a_programs_own_children_along(write_scenario: Sce
             os.kill(pid, signal.SIGKILL)
 
 
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
+def test_a_stopped_runner_takes_a_programs_detached_daemon_along(write_scenario: ScenarioWriter,
+                                                                 stop: signal.Signals) -> None:
+    """SIGTERM, Ctrl-C or SIGKILL of `netsim run` while a `command` client's program runs ends a
+    daemon the program detached (`setsid`) as well, within 2 s: it is adopted only once the
+    program has died, and the client process waits for that before it goes."""
+    path = write_scenario(SLOW.replace(
+        "clients: [blocking]", """clients: [{model: command, run: "sh -c 'setsid sleep 39 & sleep 38'"}]"""))
+    runner = subprocess.Popen([sys.executable, "-m", "netsim", "run", str(path), "--free-ports"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    daemon: list[int] = []
+    try:
+        deadline = time.monotonic() + 20
+        while not (daemon := _named(descendants(runner.pid), "sleep")) or len(daemon) < 2:
+            assert time.monotonic() < deadline and runner.poll() is None, "the program's sleeps never ran"
+            time.sleep(0.02)
+        runner.send_signal(stop)
+        runner.wait(10)
+        deadline = time.monotonic() + 2.0
+        while any(alive(pid) for pid in daemon) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not [pid for pid in daemon if alive(pid)], "the detached daemon outlived the run"
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+        for pid in _named(set(daemon), "sleep"):
+            os.kill(pid, signal.SIGKILL)
+
+
 def _named(pids: set[int], name: str) -> list[int]:
     found = []
     for pid in pids:

@@ -90,13 +90,14 @@ class _Program:
         def stopped(_signal: int, _frame: object) -> None:
             # The runner stops a client process with SIGTERM, and the kernel sends it one
             # when the runner dies (see below): the program's whole group goes with it, and
-            # what of it had left the group. No wait for the program here: this may have
-            # interrupted one, which holds the lock a second wait would block on. Once this
-            # process is gone, init reaps them.
+            # what of it had left the group, which this process adopts only once the program
+            # has died: so until no child is left (_end_orphans reaps by pid, never through
+            # Popen.wait, which this may have interrupted holding the lock a second would
+            # block on).
             for program in started:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(program.pid, signal.SIGKILL)
-            _end(children())
+            _end_orphans()
             os._exit(128 + signal.SIGTERM)
 
         previous = signal.signal(signal.SIGTERM, stopped)
