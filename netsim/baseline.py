@@ -38,6 +38,8 @@ from netsim.results import ScenarioResult, json_number
 FORMAT = "netsim-baseline"
 FORMAT_VERSION = 1
 DEFAULT_MAX_REGRESSION = 0.10  # 10 percentage points of the ideal
+# A client's ideal this much (relative) away from the baseline's says the scenario changed.
+IDEAL_CHANGED = 0.01  # 1%
 
 _PERCENT = re.compile(r"\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*%\s*")
 
@@ -235,6 +237,7 @@ class BaselineReport:
     max_regression: float
     comparisons: list[Comparison]
     skipped: list[str]  # why a client of the run was not compared, one sentence each
+    notes: list[str] = field(default_factory=list)  # of clients compared all the same
 
     @property
     def passed(self) -> bool:
@@ -245,13 +248,13 @@ class BaselineReport:
                 "scenario": self.baseline.scenario, "created": self.baseline.created,
                 "netsim_version": self.baseline.netsim_version,
                 "clients": [comparison.to_dict() for comparison in self.comparisons],
-                "skipped": list(self.skipped)}
+                "skipped": list(self.skipped), "notes": list(self.notes)}
 
 
 def compare(baseline: Baseline, current: Baseline, *, max_regression: float,
             path: str | Path = "") -> BaselineReport:
     """Compare each client of ``current`` with ``baseline`` (made with :func:`baseline_of`)."""
-    comparisons, skipped = [], []
+    comparisons, skipped, notes = [], [], []
     for label, client in current.clients.items():
         before = baseline.clients.get(label)
         if before is None:
@@ -259,6 +262,10 @@ def compare(baseline: Baseline, current: Baseline, *, max_regression: float,
         elif math.isnan(before.overhead_ratio) or math.isnan(client.overhead_ratio):
             skipped.append(f"{label}: its ideal is 0 or unknown, so its overhead has no ratio to compare")
         else:
+            if not math.isclose(before.ideal, client.ideal, rel_tol=IDEAL_CHANGED):
+                notes.append(f"{label}: its ideal is {client.ideal:.3f}s against "
+                               f"{before.ideal:.3f}s in the baseline: the scenario changed since it was "
+                               f"saved; save a new one")
             comparisons.append(Comparison(label, before.overhead_ratio, client.overhead_ratio,
                                           max_regression))
-    return BaselineReport(str(path), baseline, max_regression, comparisons, skipped)
+    return BaselineReport(str(path), baseline, max_regression, comparisons, skipped, notes)

@@ -426,6 +426,7 @@ def baseline_lines(report: BaselineReport) -> str:
             f"ideal, baseline {percent_text(comparison.baseline_ratio)}: "
             f"{change_text(comparison.regression)}, {verdict} {limit}")
     lines += [f"  skipped {reason}" for reason in report.skipped]
+    lines += [f"  note    {note}" for note in report.notes]
     return "\n".join(lines)
 
 
@@ -435,6 +436,9 @@ def baseline_summary(report: BaselineReport) -> str:
     if regressed:
         return (f"FAILED: the overhead of {', '.join(regressed)} regressed more than {limit} of "
                 f"ideal against baseline {report.path}")
+    if not report.comparisons:  # a guard that guards nothing must not read as a pass
+        return (f"nothing compared against baseline {report.path}: none of this run's clients is "
+                f"in it with a ratio to compare (save a new one with --save-baseline)")
     return (f"passed: no overhead regressed more than {limit} of ideal against baseline {report.path} "
             f"({len(report.comparisons)} client{'s' * (len(report.comparisons) != 1)} compared)")
 

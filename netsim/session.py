@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
@@ -220,6 +220,16 @@ def run_session(
                              else max_regression)
     outcome = Outcome(plan, result, comparison, outputs.save_baseline, notices,
                       source_file=str(scenario_path), source_text=source)
+    if outputs.save_baseline is not None and not outcome.passed:
+        # A failed run is no baseline: with --baseline and --save-baseline naming one file,
+        # a regression would become the next run's reference and pass from then on.
+        unsaved = (f"--save-baseline {outputs.save_baseline} not written: the run failed (an "
+                   f"expectation{', or the baseline check' if comparison is not None else ''}); a "
+                   f"baseline is saved from a run that passed")
+        notices.append(unsaved)  # for the JSON result's warnings
+        progress.warn(unsaved)
+        outputs = replace(outputs, save_baseline=None)
+        outcome = replace(outcome, saved_baseline=None)
     _write_outputs(outputs, outcome, str(scenario_path), tracer)
     return outcome
 

@@ -640,6 +640,52 @@ def test_a_baseline_is_saved_and_a_regression_beyond_the_bound_exits_1(
     assert [client["passed"] for client in data["baseline"]["clients"]] == [True, False]
 
 
+def test_a_failed_run_saves_no_baseline_and_the_one_it_checked_against_stays(
+    write_scenario: ScenarioWriter, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With --baseline and --save-baseline naming one file, a run that regressed leaves the
+    file as it was (else the regression would be the next run's reference), and says so."""
+    path = write_scenario(demo_text(clients="select"))
+    base = tmp_path / "base.json"
+    assert run_cli("run", path, "--time-scale", "0.05", "--save-baseline", base, "-q") == 0
+    saved = json.loads(base.read_text())
+    del saved["clients"]["select"]["elapsed"]
+    saved["clients"]["select"]["overhead_ratio"] = -0.5  # a baseline no run meets
+    base.write_text(json.dumps(saved))
+    before = base.read_text()
+    capsys.readouterr()
+    assert run_cli("run", path, "--time-scale", "0.05", "--baseline", base, "--save-baseline", base,
+                   "-q") == 1
+    assert base.read_text() == before
+    assert (f"warning: --save-baseline {base} not written: the run failed (an expectation, or the "
+            f"baseline check); a baseline is saved from a run that passed") in capsys.readouterr().err
+
+
+def test_a_baseline_that_compares_nothing_or_another_scenario_says_so(
+    write_scenario: ScenarioWriter, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A baseline none of whose clients ran does not read as a pass, and a client whose ideal
+    moved since the baseline was saved (the scenario changed) is noted beside its line."""
+    path = write_scenario(demo_text(clients="select"))
+    base = tmp_path / "base.json"
+    assert run_cli("run", path, "--time-scale", "0.05", "--save-baseline", base, "-q") == 0
+    saved = json.loads(base.read_text())
+    saved["clients"]["select"]["ideal"] *= 2
+    saved["clients"]["select"]["elapsed"] *= 2
+    saved["clients"]["other"] = saved["clients"].pop("select")
+    base.write_text(json.dumps(saved))
+    capsys.readouterr()
+    assert run_cli("run", path, "--time-scale", "0.05", "--baseline", base, "--max-regression", "100%") == 0
+    out = capsys.readouterr().out
+    assert out.rstrip().endswith(f"nothing compared against baseline {base}: none of this run's clients is "
+                                 f"in it with a ratio to compare (save a new one with --save-baseline)")
+    saved["clients"]["select"] = saved["clients"].pop("other")
+    base.write_text(json.dumps(saved))
+    assert run_cli("run", path, "--time-scale", "0.05", "--baseline", base, "--max-regression", "100%") == 0
+    out = capsys.readouterr().out
+    assert "  note    select: its ideal is 4.000s against 8.000s in the baseline: the scenario changed" in out
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--max-regression", "10%"], "--max-regression needs --baseline"),
     (["--baseline", "nothing.json"], "does not exist"),
