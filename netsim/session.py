@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
-from netsim._errors import ClientCrashError, OutputError, RunError, UsageError
+from netsim._errors import ClientCrashError, OutputError, RunError, ScenarioError, UsageError
 from netsim._files import check_writable, is_special, open_log, write_output
 from netsim._poem_files import DEFAULT_MAX_POEM_BYTES
 from netsim.baseline import (
@@ -147,8 +147,12 @@ def run_session(
         raise ValueError(f"a scenario runs at least once, got repeat={repeat}")
     outputs = outputs or Outputs()
     progress = progress or _Silent()
-    scenario, source = _load_with_text(scenario_path, allow_paths=allow_paths,
-                                       max_poem_bytes=max_poem_bytes)
+    try:
+        scenario, source = _load_with_text(scenario_path, allow_paths=allow_paths,
+                                           max_poem_bytes=max_poem_bytes)
+    except ScenarioError as error:
+        _report_invalid(outputs, scenario_path, error)
+        raise
     check_outputs(scenario_path, outputs.named(), scenario)
     selected = select_clients(scenario, clients)
     reference = _baseline_for(baseline, max_regression, scenario=scenario, time_scale=time_scale)
@@ -510,6 +514,25 @@ def _write_outputs(outputs: Outputs, outcome: Outcome, scenario_file: str,
             failures.append(f"cannot write {flag} {path}: {error.strerror or error}")
     if failures:
         raise OutputError("; ".join(failures))
+
+
+def _report_invalid(outputs: Outputs, scenario_path: str | Path, error: ScenarioError) -> None:
+    """An invalid scenario runs nothing, but its --junit report says why, as pytest's does of a
+    collection error: a CI that uploads the file never shows an earlier run's as this one.
+    Best effort: the error is what the user hears of."""
+    junit = outputs.junit
+    if junit is None or str(scenario_path) == "-" or Path(junit).resolve() == Path(scenario_path).resolve():
+        return
+    # Nothing else a user wrote is written over: the scenario could not say which files are its.
+    if Path(junit).is_file() and not Path(junit).read_bytes()[:4096].lstrip().startswith(b"<?xml"):
+        return
+    from netsim._loader import format_problem
+
+    message = "the scenario is invalid:\n" + "\n".join(format_problem(problem) for problem in error.problems)
+    with contextlib.suppress(OSError):
+        check_writable(junit)
+        write_output(junit, junit_error_xml(Path(scenario_path).stem, message,
+                                                    file=str(scenario_path)))
 
 
 def _write_unfinished(outputs: Outputs, tracer: TraceRecorder | None, scenario: str, scenario_file: str,

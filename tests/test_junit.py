@@ -127,6 +127,27 @@ def test_a_run_that_cannot_be_carried_out_leaves_an_error_case(
     assert "did not finish within" in capsys.readouterr().err
 
 
+def test_an_invalid_scenario_leaves_an_error_case_not_an_earlier_report(
+    write_scenario: ScenarioWriter, tmp_path: Path
+) -> None:
+    """An invalid scenario exits 2 with nothing run, and its JUnit file says why (one case in
+    error, the problem with its line), where an earlier run's passing report stood; a file
+    there that is no XML report is left alone."""
+    path = write_scenario(demo_text(clients="blocking").replace("delay:", "dealy:", 1))
+    report = tmp_path / "junit.xml"
+    report.write_text('<?xml version="1.0"?><testsuites tests="2" failures="0"/>')
+    assert run_cli("run", path, "--junit", report) == 2
+    root = ET.parse(report).getroot()
+    assert (root.get("tests"), root.get("errors"), root.get("failures")) == ("1", "1", "0")
+    error = root.find(".//error")
+    assert error is not None and "the scenario is invalid" in error.get("message", "")
+    assert "unknown key 'dealy' (did you mean 'delay'?)" in error.get("message", "")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    assert run_cli("run", path, "--junit", notes) == 2
+    assert notes.read_text() == "mine"
+
+
 def test_the_error_report_is_well_formed_with_any_message() -> None:
     """Markup in a message is escaped, not interpreted."""
     root = ET.fromstring(junit_error_xml("demo", "port <10000> & more"))
