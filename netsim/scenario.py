@@ -130,7 +130,8 @@ ExpectationText = Annotated[
 ]
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]*$"
 NAME_MAX = 64  # characters
-NAME_RULE = "letters, digits, '_', '-' and '.', starting with a letter or '_'"  # NAME_PATTERN, said
+# NAME_PATTERN, said:
+NAME_RULE = "ASCII letters (a-z, A-Z), digits, '_', '-' and '.', starting with a letter or '_'"
 Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=NAME_MAX)]
 
 

@@ -143,7 +143,7 @@ def test_a_model_whose_name_no_scenario_can_use_is_refused_before_any_run() -> N
     """A name with a space or a colon could never be named by a scenario: a ValueError saying
     what a name may hold, not a YAML error from inside the suite."""
     model = dataclasses.replace(get_model("blocking"), name="my pooled: v2")
-    with pytest.raises(ValueError, match=r"'my pooled: v2' is no name a scenario can use: letters"):
+    with pytest.raises(ValueError, match=r"'my pooled: v2' is no name a scenario can use: ASCII letters"):
         check_client_model(model)
 
 
