@@ -38,6 +38,8 @@ def check_writable(path: str | Path) -> None:
     if info is not None and not stat.S_ISREG(info.st_mode):
         return
     folder = _folder(_resolved(path))
+    if info is None and not folder.is_dir():
+        raise FileNotFoundError(errno.ENOENT, f"its folder {folder} does not exist", str(path))
     try:
         fd, temporary = tempfile.mkstemp(dir=folder, prefix=".netsim-check.", suffix=".tmp")
     except OSError as error:

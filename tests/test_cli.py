@@ -817,7 +817,7 @@ def test_an_output_that_cannot_be_written_is_refused_before_the_run(
     target = tmp_path / "missing" / "out"
     assert run_cli("run", path, flag, target) == 2
     out, err = capsys.readouterr()
-    assert f"cannot write {flag} {target}: No such file or directory" in err
+    assert f"cannot write {flag} {target}: its folder {target.parent} does not exist" in err
     assert out == ""  # nothing ran: not even the title
 
 
