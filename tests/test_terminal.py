@@ -55,13 +55,15 @@ def netsim(*args: str) -> list[str]:
 
 def test_a_run_on_a_terminal_shows_its_progress_then_its_timeline(write_scenario: ScenarioWriter) -> None:
     """While blocking runs, its line tells the connections done and the time against the ideal, in
-    place; then the table, the timeline (one row per connection) and the verdicts."""
+    place, beside a bar in the connections' cyan (rich's own red-pink reads as a failure); then
+    the table, the timeline (one row per connection) and the verdicts."""
     path = write_scenario(demo_text(delay="1s"))
     code, screen = in_a_terminal(*netsim("run", str(path), "--time-scale", "0.1"))
     assert code == 0, screen
     plain = ANSI.sub("", screen)
     assert re.search(r"blocking \[1/2\]\s+\S+ of ideal 12\.000s\s+[0-3]/3 connections done", plain)
     assert "\x1b[2K" in screen or "\x1b[1A" in screen  # the progress line is cleared, not left behind
+    assert "\x1b[36m━" in screen and "38;5;197" not in screen  # its bar cyan, not rich's red-pink
     assert "timeline: scenario seconds" in plain
     assert len(re.findall(r"^  #\d \w .*eof\s*$", plain, re.MULTILINE)) == 6
     assert plain.index("client ") < plain.index("timeline:") < plain.index("no expectations")

@@ -49,6 +49,8 @@ class _Client:
     acked: int = 0  # bytes their clients' kernels acknowledged
 
 
+PROGRESS_STYLE = "cyan"  # the bar's, as the timeline draws a connection
+
 class LiveProgress:
     """A live line per client model under way, on a terminal ``stream``, around ``inner``."""
 
@@ -149,10 +151,12 @@ class LiveProgress:
             return Text("")
         grid = Table.grid(padding=(0, 1))
         ideal = client.ideal if math.isfinite(client.ideal) and client.ideal > 0 else None
+        # rich's own bar is pink-red, which reads as a failure: netsim's connections' cyan.
         if client.started is None or ideal is None:  # a pulse: nothing to measure against yet
-            bar = ProgressBar(total=None, width=20)
+            bar = ProgressBar(total=None, width=20, pulse_style=PROGRESS_STYLE)
         else:
             elapsed = (time.monotonic() - client.started) / self._time_scale
-            bar = ProgressBar(total=ideal, completed=min(elapsed, ideal), width=20)
+            bar = ProgressBar(total=ideal, completed=min(elapsed, ideal), width=20,
+                              complete_style=PROGRESS_STYLE, finished_style=PROGRESS_STYLE)
         grid.add_row(bar, Text(text, overflow="ellipsis", no_wrap=True))
         return grid
