@@ -60,7 +60,9 @@ def test_each_connection_keeps_its_course_in_scenario_seconds(demo: dict[str, An
     for before, after in zip(blocking["connections"], blocking["connections"][1:], strict=False):
         assert after["start"] >= before["end"]
     assert [conn["ideal_end"] for conn in blocking["connections"]] == pytest.approx([4.0, 8.0, 12.0])
-    assert ends == pytest.approx([4.0, 8.0, 12.0], abs=0.5)
+    # At time scale 0.02 a scenario second is 20 ms of wall time, what a loaded machine's
+    # scheduler can take from a client between two connections (a CI run once took 12 ms).
+    assert ends == pytest.approx([4.0, 8.0, 12.0], abs=1.0)
     assert max(conn["start"] for conn in select["connections"]) < 0.5
     for conn in blocking["connections"] + select["connections"]:
         assert conn["start"] <= conn["connected"] <= conn["arrivals"][0][0] <= conn["end"]
