@@ -94,16 +94,10 @@ def test_a_killed_runner_takes_its_children_along(write_scenario: ScenarioWriter
 def test_a_killed_runner_takes_a_programs_own_children_along(write_scenario: ScenarioWriter) -> None:
     """SIGKILL of `netsim run` while a `command` client's program runs ends what the program
     started too (here a shell's two `sleep`s), not only the program, within 2 s."""
-    path = write_scenario(SLOW.replace(
-        "clients: [blocking]", """clients: [{model: command, run: "sh -c 'sleep 37 & sleep 38'"}]"""))
-    runner = subprocess.Popen([sys.executable, "-m", "netsim", "run", str(path), "--free-ports"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    runner = _running_program(write_scenario, "sh -c 'sleep 37 & sleep 38'")
     sleeps: list[int] = []
     try:
-        deadline = time.monotonic() + 20
-        while len(sleeps := _named(descendants(runner.pid), "sleep")) < 2:
-            assert time.monotonic() < deadline and runner.poll() is None, "the program's sleeps never ran"
-            time.sleep(0.02)
+        sleeps = _sleeps_of(runner)
         left = kill_and_wait(runner, descendants(runner.pid))
         assert not set(sleeps) & set(left), "the program's children outlived the runner"
         assert not left, "children outlived their runner"
@@ -121,16 +115,10 @@ def test_a_stopped_runner_takes_a_programs_detached_daemon_along(write_scenario:
     """SIGTERM, Ctrl-C or SIGKILL of `netsim run` while a `command` client's program runs ends a
     daemon the program detached (`setsid`) as well, within 2 s: it is adopted only once the
     program has died, and the client process waits for that before it goes."""
-    path = write_scenario(SLOW.replace(
-        "clients: [blocking]", """clients: [{model: command, run: "sh -c 'setsid sleep 39 & sleep 38'"}]"""))
-    runner = subprocess.Popen([sys.executable, "-m", "netsim", "run", str(path), "--free-ports"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    runner = _running_program(write_scenario, "sh -c 'setsid sleep 39 & sleep 38'")
     daemon: list[int] = []
     try:
-        deadline = time.monotonic() + 20
-        while not (daemon := _named(descendants(runner.pid), "sleep")) or len(daemon) < 2:
-            assert time.monotonic() < deadline and runner.poll() is None, "the program's sleeps never ran"
-            time.sleep(0.02)
+        daemon = _sleeps_of(runner)
         runner.send_signal(stop)
         runner.wait(10)
         deadline = time.monotonic() + 2.0
@@ -142,6 +130,22 @@ def test_a_stopped_runner_takes_a_programs_detached_daemon_along(write_scenario:
             runner.kill()
         for pid in _named(set(daemon), "sleep"):
             os.kill(pid, signal.SIGKILL)
+
+
+def _running_program(write_scenario: ScenarioWriter, run: str) -> subprocess.Popen[str]:
+    """`netsim run` of a slow scenario whose one client is the program ``run``."""
+    path = write_scenario(SLOW.replace("clients: [blocking]", f'clients: [{{model: command, run: "{run}"}}]'))
+    return subprocess.Popen([sys.executable, "-m", "netsim", "run", str(path), "--free-ports"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _sleeps_of(runner: subprocess.Popen[str]) -> list[int]:
+    """The two `sleep`s the runner's program starts, once both run."""
+    deadline = time.monotonic() + 20
+    while len(sleeps := _named(descendants(runner.pid), "sleep")) < 2:
+        assert time.monotonic() < deadline and runner.poll() is None, "the program's sleeps never ran"
+        time.sleep(0.02)
+    return sleeps
 
 
 def _named(pids: set[int], name: str) -> list[int]:
