@@ -400,20 +400,24 @@ def check_outputs(scenario_path: str | Path, outputs: Mapping[str, Path],
     source = Path(scenario_path).resolve()
     used = _files_used(scenario) if scenario is not None else {}
     seen: dict[Path, str] = {}
+    problems = []  # every output's, in one message: a CI user fixes them in one go
     for flag, output in outputs.items():
         _not_standard_output(flag, output)
         target = output.resolve()
         if target == source:
-            raise UsageError(f"{flag} {output} is the scenario file itself: write results elsewhere")
-        if target in used:
-            raise UsageError(f"{flag} {output} is {used[target]}: write results elsewhere")
-        if target in seen and not is_special(output):
-            raise UsageError(f"{seen[target]} and {flag} both name {output}: give each its own file")
-        try:
-            check_writable(output)
-        except OSError as error:
-            raise UsageError(f"cannot write {flag} {output}: {error.strerror or error}") from None
+            problems.append(f"{flag} {output} is the scenario file itself: write results elsewhere")
+        elif target in used:
+            problems.append(f"{flag} {output} is {used[target]}: write results elsewhere")
+        elif target in seen and not is_special(output):
+            problems.append(f"{seen[target]} and {flag} both name {output}: give each its own file")
+        else:
+            try:
+                check_writable(output)
+            except OSError as error:
+                problems.append(f"cannot write {flag} {output}: {error.strerror or error}")
         seen[target] = flag
+    if problems:
+        raise UsageError("; ".join(problems))
 
 
 def _files_used(scenario: Scenario) -> dict[Path, str]:

@@ -821,6 +821,20 @@ def test_an_output_that_cannot_be_written_is_refused_before_the_run(
     assert out == ""  # nothing ran: not even the title
 
 
+def test_every_output_that_cannot_be_written_is_named_at_once(
+    write_scenario: ScenarioWriter, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Several outputs that cannot be written are all named in the one message (exit 2), so
+    that a CI job is fixed in one go, not one flag a run."""
+    path = write_scenario(demo_text(clients="select"))
+    json_out, junit_out = tmp_path / "a" / "r.json", tmp_path / "b" / "r.xml"
+    assert run_cli("run", path, "--json", json_out, "--junit", junit_out, "--html", path) == 2
+    err = capsys.readouterr().err
+    assert f"cannot write --json {json_out}: its folder {json_out.parent} does not exist" in err
+    assert f"cannot write --junit {junit_out}: its folder {junit_out.parent} does not exist" in err
+    assert f"--html {path} is the scenario file itself" in err
+
+
 @pytest.mark.parametrize("flag", ["--json", "--log-json"])
 def test_an_output_on_a_full_disk_exits_3(write_scenario: ScenarioWriter,
                                           capsys: pytest.CaptureFixture[str], flag: str) -> None:
