@@ -58,7 +58,7 @@ class Servers(Protocol):
 
     def set(self, name: str, /, **conditions: Any) -> float: ...
 
-    def down(self, name: str, *, reset: bool = False) -> float: ...
+    def take_down(self, name: str, *, reset: bool = False) -> tuple[float, int]: ...
 
     def up(self, name: str) -> float: ...
 
@@ -258,7 +258,8 @@ class _Handler(BaseHTTPRequestHandler):
                                          and isinstance(body.get("reset", False), bool)):
                 raise _BadRequest(HTTPStatus.BAD_REQUEST, 'down takes no body, or {"reset": true}')
             reset = isinstance(body, dict) and body.get("reset") is True
-            return self._done(name, servers.down(name, reset=reset), arrived)
+            t, count = servers.take_down(name, reset=reset)
+            return {**self._done(name, t, arrived), **({"reset": count} if reset else {})}
         if body is not None and body != {}:
             raise _BadRequest(HTTPStatus.BAD_REQUEST, f"{action} takes no body")
         if action == "up":

@@ -411,10 +411,16 @@ class Serving:
         """Take the server ``name`` down: connects are refused until ``up``; with ``reset``, its
         open connections are reset too. Returns when it took effect (as ``set``). Raises
         TypeError for a ``reset`` that is not a bool (``"yes"`` would be taken for true)."""
+        return self.take_down(name, reset=reset)[0]
+
+    def take_down(self, name: str, *, reset: bool = False) -> tuple[float, int]:
+        """As ``down``, and how many open connections it reset (0 without ``reset``)."""
         self._server(name)
         if not isinstance(reset, bool):
             raise TypeError(f"reset takes True or False, not {reset!r}")
-        return self._done(self._ask(lambda request: TakeDown(request, name, reset)))
+        answer = self._ask(lambda request: TakeDown(request, name, reset))
+        assert isinstance(answer, ControlDone)
+        return self._done(answer), answer.count
 
     def up(self, name: str) -> float:
         """Bring the server ``name`` back up on its port. Returns when it took effect (as

@@ -249,6 +249,24 @@ def api(net: Serving) -> Iterator[tuple[tuple[str, int], list[str]]]:
         yield server.address, lines
 
 
+def test_down_with_a_reset_answers_how_many_it_reset(net: Serving,
+                                                     api: tuple[tuple[str, int], list[str]]) -> None:
+    """`POST /down {"reset": true}` answers how many open connections it reset, as `/reset`
+    does; `down` without a reset answers no count; `net.take_down` gives both."""
+    address, _ = api
+    with first_line(net):
+        status, answer = call(address, "POST", "/servers/a/down", {"reset": True})
+        assert status == 200 and answer["reset"] == 1 and answer["server"] == "a" and answer["t"] >= 0
+    assert call(address, "POST", "/servers/a/up")[0] == 200
+    status, answer = call(address, "POST", "/servers/a/down")
+    assert status == 200 and "reset" not in answer
+    net.up("a")
+    with first_line(net):
+        t, count = net.take_down("a", reset=True)
+        assert count == 1 and t >= answer["t"]
+    net.up("a")
+
+
 def test_the_api_changes_servers_and_says_when(net: Serving, api: tuple[tuple[str, int], list[str]]) -> None:
     """PATCH, POST down/up/reset/restore and GET answer JSON; a change says when it took effect, and
     every request is logged with its time."""
