@@ -308,7 +308,8 @@ def _change_of(event: Change) -> tuple[str, str]:
     """What a server's change was, in a few words, and what made it (a phase, the control API)."""
     match event:
         case ConditionsChanged():
-            return ", ".join(f"{key} {_written(value)}" for key, value in event.changes.items()), event.source
+            said = ", ".join(f"{key} {_written(value)}" for key, value in event.changes.items())
+            return said or "no change", event.source
         case ServerWentDown():
             return "down" + (f", {event.reset} reset" if event.reset else ""), event.source
         case ServerCameUp():

@@ -445,7 +445,10 @@ class Serving:
         # The fields as they are, not through their written form, which rounds (12.5% to 12%).
         fields = dataclasses.asdict(own)
         written = own.scaled(1 / self.time_scale).described(every=True)
-        return self._done(self._ask(lambda request: ChangeConditions(request, name, fields, written)))
+        # The log and `changes` say what the restore changed back, not every key it sets.
+        now = next(state for state in self.states() if state["name"] == name)["conditions"]
+        changed = {key: value for key, value in written.items() if now.get(key) != value}
+        return self._done(self._ask(lambda request: ChangeConditions(request, name, fields, changed)))
 
     def states(self) -> list[dict[str, Any]]:
         """Every server as it is now: up or down, whether it answers handshakes, its conditions

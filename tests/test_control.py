@@ -188,6 +188,10 @@ def test_restore_gives_a_server_back_its_scenarios_conditions(net: Serving) -> N
     (a, b, _) = net.states()
     assert a["conditions"]["delay"] == "10s" and a["conditions"]["fault"] is None
     assert b["conditions"]["delay"] == "5s"  # another server's change stays
+    # What it changed back, in the log and `changes`, not every key it set.
+    assert net.result().changes[-1].what == "delay 10s, fault null"
+    net.restore("a")
+    assert net.result().changes[-1].what == "no change"
     with first_line(net, "b") as sock:
         net.restore("b")
         sock.settimeout(2)
