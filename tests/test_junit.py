@@ -148,6 +148,22 @@ def test_an_invalid_scenario_leaves_an_error_case_not_an_earlier_report(
     assert notes.read_text() == "mine"
 
 
+@pytest.mark.parametrize("path", ["baselines/demo.json", "/ci/cache/other-name.json"])
+def test_the_baseline_case_keeps_its_name_wherever_the_baseline_lies(path: str) -> None:
+    """The overhead regression's test case is named by its bound alone, so that a CI's history
+    of it survives the baseline file moving; a failure names the file in its message."""
+    from netsim.baseline import Baseline, ClientBaseline, compare
+
+    before = Baseline("demo", 1.0, {"select": ClientBaseline(ideal=4.0, elapsed=4.0)})
+    now = Baseline("demo", 1.0, {"select": ClientBaseline(ideal=4.0, elapsed=6.0)})
+    report = compare(before, now, max_regression=0.10, path=path)
+    root = ET.fromstring(junit_xml(tally(fake_results([6.0], "errors == 0")), baseline=report))
+    (case,) = [case for case in root.iter("testcase") if "regression" in (case.get("name") or "")]
+    assert case.get("name") == "overhead regression <= 10% of ideal"
+    failure = case.find("failure")
+    assert failure is not None and f"in the baseline ({path})" in failure.get("message", "")
+
+
 def test_the_error_report_is_well_formed_with_any_message() -> None:
     """Markup in a message is escaped, not interpreted."""
     root = ET.fromstring(junit_error_xml("demo", "port <10000> & more"))
