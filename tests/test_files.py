@@ -32,9 +32,12 @@ def reading_fifo(path: Path) -> Iterator[list[bytes]]:
     try:
         yield received
     finally:
+        reader.join(timeout=0.5)
         if reader.is_alive():  # nothing opened it for writing: let the reader go
-            with open(path, "wb"):
-                pass
+            # Not blocking: should the reader finish meanwhile, a blocking open for writing
+            # would wait for a reader for ever (a CI run once did, for 120 s).
+            with contextlib.suppress(OSError):
+                os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
         reader.join(timeout=5)
 
 
