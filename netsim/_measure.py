@@ -290,12 +290,12 @@ def measure(events: Sequence[Event], lateness: Sequence[float], slots: Sequence[
     activity = activity_of(results, [(since(t), size) for t, size in arrivals],
                            [(since(chunk.t), chunk.lateness / time_scale) for chunk in sent],
                            span=since(finished))
-    extra = () if instrumented else tuple(
-        ExtraConnection(event.server, _served(event, started, time_scale))
-        for event in _beyond_targets(ended, slots, served)[:KEPT_CONNECTIONS])
+    beyond = [] if instrumented else _beyond_targets(ended, slots, served)
+    extra = tuple(ExtraConnection(event.server, _served(event, started, time_scale))
+                  for event in beyond[:KEPT_CONNECTIONS])
     return Measured(finished - started, results, summary, summary.p99 * time_scale, program, activity,
                     started, server_changes(changes, started, time_scale),
-                    _unreported(ended, slots) if instrumented else _extra(ended, slots, served), extra)
+                    _unreported(ended, slots) if instrumented else len(beyond), extra)
 
 
 def server_changes(events: Sequence[Event], started: float, time_scale: float) -> tuple[ServerChange, ...]:
@@ -399,17 +399,11 @@ def _unreported(ended: Sequence[ConnEnded], slots: Sequence[Slot]) -> int:
                and (event.acked if event.acked is not None else event.bytes) > 0)
 
 
-def _extra(ended: Sequence[ConnEnded], slots: Sequence[Slot], served: Mapping[int, ConnEnded]) -> int:
-    """How many connections a program made to its targets beyond them (``ended``: the
-    clients' own, ``clients_own``)."""
-    targets = {slot.server for slot in slots}
-    return sum(event.server in targets for event in ended) - len(served)
-
-
 def _beyond_targets(ended: Sequence[ConnEnded], slots: Sequence[Slot],
                     served: Mapping[int, ConnEnded]) -> list[ConnEnded]:
-    """A program's connections to its targets' servers that no target was matched to, in the
-    order they were accepted."""
+    """A program's connections to its targets' servers beyond its targets, those no target
+    was matched to (``ended``: the clients' own, ``clients_own``), in the order they were
+    accepted."""
     targets = {slot.server for slot in slots}
     matched = {id(event) for event in served.values()}
     return sorted((event for event in ended if event.server in targets and id(event) not in matched),
