@@ -96,7 +96,7 @@ def lines(picture: Picture, width: int) -> list[Text]:
     legend = Text(" " * label_width)
     # A summary's rows are sparklines: of the per-connection marks, only its errors' stay.
     marks = LEGEND if drawn else tuple(entry for entry in LEGEND if entry[0] in (ERROR, IDEAL))
-    if any(_connecting_shown(row, axis) for client in drawn for row in client.rows):
+    if any(_connecting_shown(row, client, axis) for client in drawn for row in client.rows):
         marks = (marks[0], (HANDSHAKE, "connecting"), *marks[1:])
     if any(_sends_drawn(row) for client in drawn for row in client.rows):
         marks = (*marks[:2], (SENT, "server sent (no reads reported)"), *marks[2:])
@@ -120,12 +120,21 @@ def _sends_drawn(row: Row) -> bool:
     return row.drawn and not row.arrivals and not row.arrival_count and bool(row.emissions)
 
 
-def _connecting_shown(row: Row, axis: Axis) -> bool:
-    """Does the row draw a ``╌`` between its start and its end (as ``_row`` does)?"""
-    if not row.drawn or math.isnan(row.end) or (math.isnan(row.connected) and not row.never_connected):
+def _columns(row: Row, client: ClientPicture, axis: Axis) -> tuple[int, int, int]:
+    """Where the row begins, is connected (``╌`` before, ``─`` from there) and ends; a
+    handshake never answered connects past its end."""
+    end = row.end if not math.isnan(row.end) else client.elapsed
+    first, last = axis.column(row.start), axis.column(end)
+    if row.never_connected:  # connecting all along
+        return first, last + 1, last
+    return first, axis.column(row.connected) if not math.isnan(row.connected) else first, last
+
+
+def _connecting_shown(row: Row, client: ClientPicture, axis: Axis) -> bool:
+    """Does the row draw a ``╌`` (a column between its start's and its end's marks)?"""
+    if not row.drawn:
         return False
-    first, last = axis.column(row.start), axis.column(row.end)
-    connected = last + 1 if row.never_connected else axis.column(row.connected)
+    first, connected, last = _columns(row, client, axis)
     return min(connected, last) > first + 1
 
 
@@ -203,11 +212,7 @@ def _row(row: Row, client: ClientPicture, axis: Axis, label_width: int) -> Text:
         return line
     cells: list[Cell] = [_EMPTY] * axis.columns
     end = row.end if not math.isnan(row.end) else client.elapsed
-    first, last = axis.column(row.start), axis.column(end)
-    if row.never_connected:  # connecting all along
-        connected = last + 1
-    else:
-        connected = axis.column(row.connected) if not math.isnan(row.connected) else first
+    first, connected, last = _columns(row, client, axis)
     for column in range(first, last + 1):
         cells[column] = HANDSHAKE if column < connected else OPEN
     if not math.isnan(row.ideal_end):
