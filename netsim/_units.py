@@ -187,4 +187,3 @@ def printable(text: str) -> str:
         return text
     return "".join(char if char.isprintable() or char == "\t"
                    else char.encode("unicode_escape").decode("ascii") for char in text)
-

@@ -527,16 +527,17 @@ def _report_invalid(outputs: Outputs, scenario_path: str | Path, error: Scenario
     junit = outputs.junit
     if junit is None or str(scenario_path) == "-" or Path(junit).resolve() == Path(scenario_path).resolve():
         return
-    # Nothing else a user wrote is written over: the scenario could not say which files are its.
-    if Path(junit).is_file() and not Path(junit).read_bytes()[:4096].lstrip().startswith(b"<?xml"):
-        return
     from netsim._loader import format_problem
 
-    message = "the scenario is invalid:\n" + "\n".join(format_problem(problem) for problem in error.problems)
+    message = "the scenario is invalid:\n" + "\n".join(map(format_problem, error.problems))
     with contextlib.suppress(OSError):
+        # Nothing else a user wrote is written over: the scenario could not say which files are its.
+        if Path(junit).is_file():
+            with open(junit, "rb") as existing:
+                if not existing.read(4096).lstrip().startswith(b"<?xml"):
+                    return
         check_writable(junit)
-        write_output(junit, junit_error_xml(Path(scenario_path).stem, message,
-                                                    file=str(scenario_path)))
+        write_output(junit, junit_error_xml(Path(scenario_path).stem, message, file=str(scenario_path)))
 
 
 def _write_unfinished(outputs: Outputs, tracer: TraceRecorder | None, scenario: str, scenario_file: str,

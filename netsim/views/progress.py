@@ -51,6 +51,7 @@ class _Client:
 
 PROGRESS_STYLE = "cyan"  # the bar's, as the timeline draws a connection
 
+
 class LiveProgress:
     """A live line per client model under way, on a terminal ``stream``, around ``inner``."""
 
