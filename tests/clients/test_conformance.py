@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pytest
 
@@ -64,22 +64,29 @@ def test_a_model_that_waits_in_connect_fails_on_handshakes(monkeypatch: pytest.M
     assert "a concurrent model waits for a handshake while it reads the others" in str(failure.value)
 
 
-def _without_ports(targets: Sequence[Target], recorder: Recorder) -> None:
-    for target in targets:
-        conn = recorder.open(target)
-        try:
-            with socket.create_connection(target.address, timeout=target.timeout) as sock:
-                conn.connected(0)  # the contract wants the client's own port here
-                while data := sock.recv(65536):
-                    conn.received(data)
-                conn.eof()
-        except OSError as error:
-            conn.failed(error)
+def _misreporting(port_of: Callable[[Target], int]) -> Callable[[Sequence[Target], Recorder], None]:
+    """A model's run that reads each target in turn but reports ``port_of(target)`` as its
+    own port, where the contract wants the client's (``sock.getsockname()[1]``)."""
+
+    def run(targets: Sequence[Target], recorder: Recorder) -> None:
+        for target in targets:
+            conn = recorder.open(target)
+            try:
+                with socket.create_connection(target.address, timeout=target.timeout) as sock:
+                    conn.connected(port_of(target))
+                    while data := sock.recv(65536):
+                        conn.received(data)
+                    conn.eof()
+            except OSError as error:
+                conn.failed(error)
+
+    return run
 
 
 def test_a_model_that_hides_its_port_fails_on_events() -> None:
     """A model that reports port 0 instead of its own fails the events clause, naming the ports."""
-    model = ClientModel(name="portless", summary="reports no port", concurrent=False, run=_without_ports)
+    model = ClientModel(name="portless", summary="reports no port", concurrent=False,
+                        run=_misreporting(lambda _target: 0))
     with pytest.raises(ConformanceError, match=r"connected\(local_port\) gave \[0, 0, 0\]"):
         check_client_model(model)
 
@@ -108,24 +115,11 @@ def test_a_model_holding_few_connections_is_checked_within_its_limit(limit: int)
     assert conformance.passed and len(conformance.checks) == 6
 
 
-def _claiming_the_servers_port(targets: Sequence[Target], recorder: Recorder) -> None:
-    for target in targets:
-        conn = recorder.open(target)
-        try:
-            with socket.create_connection(target.address, timeout=target.timeout) as sock:
-                conn.connected(target.port)  # the server's port, not the client's own
-                while data := sock.recv(65536):
-                    conn.received(data)
-                conn.eof()
-        except OSError as error:
-            conn.failed(error)
-
-
 def test_a_model_reporting_a_port_no_server_saw_fails_on_timing() -> None:
     """A model that reports the server's port as its own passes every other clause, but the
     servers' account of its connections is lost, and the timing clause says why."""
     model = ClientModel(name="misported", summary="the server's port", concurrent=False,
-                        run=_claiming_the_servers_port)
+                        run=_misreporting(lambda target: target.port))  # the server's port
     with pytest.raises(ConformanceError) as failure:
         check_client_model(model)
     failed = [check.name.split(":")[0] for check in failure.value.conformance.checks if not check.passed]
