@@ -431,16 +431,19 @@ class ClientItem(pytest.Item):
 
     def runtest(self) -> None:
         judged = self.judged
-        for result in judged.runs:
-            for warning in result.warnings:
-                self.warn(NetsimWarning(warning))
+        notes = [warning for result in judged.runs for warning in result.warnings]
         if judged.baseline_note is not None:
-            self.warn(NetsimWarning(judged.baseline_note))
+            notes.append(judged.baseline_note)
         lines = self._failed_expectations(judged.tally)
         if judged.comparison is not None and not judged.comparison.passed:
             lines += _regression(judged.comparison, judged.baseline_source)
         if lines:
-            raise ExpectationsFailed("\n".join([*lines, self._summary(judged), *self._why(judged)]))
+            # The warnings go with the failure they may explain (a busy machine), not to
+            # the summary at the end, where -W error would have raised them first.
+            raise ExpectationsFailed("\n".join([*lines, self._summary(judged), *self._why(judged),
+                                                *(f"warning: {note}" for note in notes)]))
+        for note in notes:
+            self.warn(NetsimWarning(note))
 
     def _why(self, judged: Judged) -> list[str]:
         """What went wrong in the first run that failed: its troubled connections, and how
@@ -495,6 +498,8 @@ class ClientItem(pytest.Item):
                      style: Any = None) -> str | Any:
         if isinstance(excinfo.value, ExpectationsFailed):
             return str(excinfo.value)
+        if isinstance(excinfo.value, NetsimWarning):  # a warning made an error (-W error)
+            return f"{excinfo.value}\n(a NetsimWarning, which this run's warning filters make an error)"
         return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self) -> tuple[Path, int, str]:

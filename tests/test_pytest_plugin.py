@@ -378,6 +378,28 @@ def test_a_baseline_folder_gives_each_scenario_its_own_file(pytester: pytest.Pyt
     ])
 
 
+def test_a_warning_goes_with_a_failure_and_under_w_error_is_a_failure_without_traceback(
+    pytester: pytest.Pytester,
+) -> None:
+    """A failed item's warnings are in its failure text; -W error fails a passing one with the
+    warning's text alone, not pytest's frames."""
+    pytester.makefile(".yaml", passing=PASSING, failing=FAILING)
+    (pytester.path / "baselines").mkdir()
+    result = pytester.runpytest_subprocess("--netsim-baseline", "baselines", "-W", "error::UserWarning")
+    result.assert_outcomes(failed=4)
+    result.stdout.fnmatch_lines([
+        "*_ netsim failing.yaml::select _*",
+        "expectation failed: elapsed < 1ms",
+        "*",
+        "warning: no baseline for failing.yaml: baselines*failing.json does not exist",
+        "*_ netsim passing.yaml::blocking _*",
+        "no baseline for passing.yaml: baselines*passing.json does not exist",
+        "(a NetsimWarning, which this run's warning filters make an error)",
+    ])
+    result.stdout.no_fnmatch_line("*warn_explicit*")
+    result.stdout.no_fnmatch_line("*nodes.py*")
+
+
 def test_a_baseline_that_does_not_fit_is_an_error_and_a_bad_option_stops_the_session(
     pytester: pytest.Pytester,
 ) -> None:
