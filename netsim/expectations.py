@@ -234,7 +234,9 @@ def _parse_tolerance(kind: str, label: str, text: str) -> tuple[float, bool]:
         raise ValueError(f"expected a tolerance after '±', like ± 5% or {example}")
     quantity = _split_quantity(text)
     if quantity is not None and quantity[1] == "%":
-        return float(quantity[0] + "e-2"), True
+        # Of a share, a percentage is points of it (intact == 90% ± 5% is 85% .. 95%), as
+        # anyone reading it would take it; of anything else, a fraction of the value.
+        return float(quantity[0] + "e-2"), kind != "share"
     try:
         return _parse_amount(kind, label, text), False
     except ValueError:

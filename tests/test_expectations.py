@@ -258,6 +258,10 @@ def test_unknown_metric_message_is_exactly_the_suggestion() -> None:
         ("elapsed > 1.05 * ideal", 4.0, 4.2, math.inf),
         ("errors == 0", 4.0, 0.0, 0.0),
         ("bytes == 100B ± 10B", 4.0, 90.0, 110.0),
+        ("bytes == 100B ± 10%", 4.0, 90.0, 110.0),
+        # A share's percentage tolerance is points of it, not a tenth of 90%.
+        ("intact == 90% ± 10%", 4.0, 0.8, 1.0),
+        ("intact == 66.7% ± 1%", 4.0, 0.657, 0.677),
     ],
 )
 def test_bound_is_the_range_the_value_may_take(
@@ -282,6 +286,7 @@ def test_plain_value_ignores_a_nan_ideal() -> None:
         ("speedup(blocking) >= 2.5", 4.0, ">= 2.5"),
         ("speedup(blocking) == 3 ± 0.5x", 4.0, "2.5 .. 3.5"),
         ("intact == 100%", 4.0, "== 100%"),
+        ("intact == 90% ± 5%", 4.0, "85% .. 95%"),
         ("intact >= 0.995", 4.0, ">= 99.5%"),
         ("errors == 0", 4.0, "== 0"),
         ("errors < 3", 4.0, "< 3"),
