@@ -39,6 +39,7 @@ from pydantic_core import PydanticUndefined
 
 from netsim.scenario import (
     DEFAULT_TEXT,
+    Command,
     Duration,
     ExpectationText,
     ModelName,
@@ -74,6 +75,7 @@ NAMED_TYPES: tuple[tuple[Any, str], ...] = (
     (SizeSpan, "sizes A..B"),
     (ExpectationText, "expectation"),
     (ModelName, "model name"),
+    (Command, "list of strings, or one string"),
 )
 
 
@@ -280,8 +282,12 @@ def type_text(prop: dict[str, Any], definitions: dict[str, Any]) -> str:
     if "$ref" in core:
         return f"mapping (`{models_by_ref(core['$ref'])}`)"
     if "anyOf" in core:
-        parts = [type_text(part, definitions) for part in core["anyOf"] if part != {"type": "null"}]
-        return " or ".join(dict.fromkeys(parts))
+        parts = [part for part in core["anyOf"] if part != {"type": "null"}]
+        # A named type that is itself a choice, made optional (pydantic flattens the two).
+        named = _named_types().get(json.dumps({"anyOf": parts}, sort_keys=True))
+        if named is not None:
+            return named
+        return " or ".join(dict.fromkeys(type_text(part, definitions) for part in parts))
     if "const" in core:
         return f"`{core['const']}`"
     if "enum" in core:

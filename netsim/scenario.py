@@ -628,6 +628,8 @@ def _split_command(value: object) -> object:
     """`run:` given as one string is split as a shell would split it (it is never run by one)."""
     if not isinstance(value, str):
         return value
+    if not value.strip():
+        raise ValueError("is empty: give the program to run and its arguments")
     try:
         return shlex.split(value)
     except ValueError as error:
@@ -642,6 +644,13 @@ def _no_nul(argument: str) -> str:
 
 
 Argument = Annotated[str, AfterValidator(_no_nul)]
+
+# A program and its arguments: a list, or one string split as a shell would.
+Command = Annotated[
+    list[Argument], Field(min_length=1), BeforeValidator(_split_command),
+    WithJsonSchema({"anyOf": [{"type": "array", "items": {"type": "string"}, "minItems": 1},
+                              {"type": "string", "minLength": 1}]}),
+]
 
 
 class Client(_Model):
@@ -681,8 +690,8 @@ class Client(_Model):
         description="Spreads the starts of the connections evenly over this long, instead of "
                     "opening them all at once.",
         examples=["1s"])
-    run: Annotated[list[Argument], BeforeValidator(_split_command)] | None = Field(
-        default=None, min_length=1,
+    run: Command | None = Field(
+        default=None,
         description="For `model: command`: the program to run, as a list of arguments or one "
                     "string split as a shell would (never run through a shell). Placeholders: "
                     "`{ports}` and `{addresses}` (an argument each per target, when they are the "

@@ -166,8 +166,11 @@ def test_the_schema_catches_common_mistakes(change: dict[str, Any], where: list[
 
 
 def test_shorthands_that_validators_allow_are_in_the_schema(schema: dict[str, Any]) -> None:
-    """`- blocking` for a client, `probability: 25%` and a pass rate all pass the schema."""
-    document = {"netsim": 1, "name": "s", "clients": ["blocking", {"model": "select"}],
+    """`- blocking` for a client, `probability: 25%`, a pass rate and `run:` as one string all
+    pass the schema."""
+    document = {"netsim": 1, "name": "s",
+                "clients": ["blocking", {"model": "select"},
+                            {"model": "command", "run": "python3 client.py {ports}"}],
                 "servers": [{"name": "a", "poem": "x\n", "fault": {"kind": "reset", "probability": "25%"}}],
                 "expect": {"all": ["elapsed <= 4.2s in 90% of runs", "speedup(blocking) >= 2"]}}
     assert list(jsonschema.Draft7Validator(schema).iter_errors(document)) == []
