@@ -79,6 +79,16 @@ LINGER_RESET = struct.pack("ii", 1, 0)
 # that reads to the end closes at once; this bounds one that never does.
 CLOSE_GRACE = 2.0  # seconds
 
+# A silent connection (a stall struck, or a blackhole) whose client sent its EOF is
+# accounted for as left then, but its socket stays open, unanswered: the EOF may be a
+# half-close (nc and HTTP/1.0-style clients shut their side after the request) of a
+# client that still waits, and a close would hand it an end of file where a stalled
+# server gives it silence until its own timeout. Whether it has gone for good no packet
+# tells, so such sockets are closed PARK_GRACE later, when the server stops, or, past
+# PARK_MOST of them, the oldest first.
+PARK_GRACE = 60.0  # seconds
+PARK_MOST = 4096
+
 _GONE = select.EPOLLERR | select.EPOLLHUP | select.EPOLLIN | select.EPOLLRDHUP
 
 
@@ -114,6 +124,10 @@ class PoemServer:
         # whose client closes leaves at once (at ten thousand, an entry each held 8 MB).
         self._closing: collections.OrderedDict[int, PoemConnection] = collections.OrderedDict()
         self._sweep_armed = False
+        # Silent connections accounted for, their sockets kept open (see PARK_GRACE): the
+        # descriptor and when it was parked, oldest first.
+        self._parked: collections.OrderedDict[int, float] = collections.OrderedDict()
+        self._unpark_armed = False
 
     def __repr__(self) -> str:
         mode = "serial" if self._serial else "concurrent"
@@ -143,6 +157,8 @@ class PoemServer:
         self._heap.clear()
         while self._waiting:
             os.close(self._waiting.popleft()[0])
+        while self._parked:
+            os.close(self._parked.popitem(last=False)[0])
 
     def _accept(self) -> None:
         if not self._accepting or not self.gate.listening:
@@ -357,6 +373,29 @@ class PoemServer:
                 return
             conn.conclude(now, "closed")  # takes it out of `closing`
 
+    def park(self, fd: int, now: float) -> None:
+        """Keep the socket of a silent connection that was accounted for open, unanswered."""
+        parked = self._parked
+        parked[fd] = now
+        if len(parked) > PARK_MOST:
+            os.close(parked.popitem(last=False)[0])
+        if not self._unpark_armed:
+            self._unpark_armed = True
+            self._timers.call_at(now + PARK_GRACE, self._unpark)
+
+    def _unpark(self) -> None:
+        """Close the parked sockets kept PARK_GRACE."""
+        self._unpark_armed = False
+        parked, now = self._parked, self._clock()
+        while parked:
+            fd, since = next(iter(parked.items()))
+            if since + PARK_GRACE > now:
+                self._unpark_armed = True
+                self._timers.call_at(since + PARK_GRACE, self._unpark)
+                return
+            del parked[fd]
+            os.close(fd)
+
     def released(self) -> None:
         """A connection no longer holds the server: a serial one takes its next client."""
         self.serving -= 1
@@ -509,10 +548,10 @@ class PoemConnection:
             self._close(now)
         elif fault == "reset":
             self.conclude(now, "reset")
-        elif self.end_of_input:  # a stall whose client has already shut down its side
-            self.lost(None, now)
         else:  # stall: keep the connection open and send nothing more, until the client leaves
             self.silent = True
+            if self.end_of_input:  # its client has shut down its side already: it stays silent
+                self.lost(None, now)
 
     def _close(self, now: float) -> None:
         """Close now if the client's kernel has acknowledged every byte; else send FIN and wait
@@ -541,7 +580,8 @@ class PoemConnection:
         self.server.wait_for_close(self)
 
     def lost(self, error: OSError | None, now: float) -> None:
-        """The client left (EOF: ``error`` None, or a reset), or the socket failed."""
+        """The client left (EOF: ``error`` None, or a reset), or the socket failed. A silent
+        connection's EOF keeps its socket open (see PARK_GRACE)."""
         if self.closing is not None:  # after the server's FIN: a reset there is still its end
             self.conclude(now, "closed")
             return
@@ -553,12 +593,16 @@ class PoemConnection:
             how = "client_reset"
         else:
             how = "error"
-        self.conclude(now, how)
+        # Silent, or with only a stall to come: what it sends next is silence.
+        silent = self.silent or (self.timeline.fault in ("blackhole", "stall") and not self.has_more)
+        self.conclude(now, how, keep_open=error is None and silent)
 
-    def conclude(self, now: float, how: How, unacknowledged: int | None = None) -> None:
+    def conclude(self, now: float, how: How, unacknowledged: int | None = None, *,
+                 keep_open: bool = False) -> None:
         """The connection is over: account for it, and close the descriptor now (a heap entry
-        left finds it gone). A server's reset goes out here, as the socket closes.
-        ``unacknowledged``: the send queue's count, if the caller has just read it."""
+        left finds it gone), or park it (``keep_open``). A server's reset goes out here, as
+        the socket closes. ``unacknowledged``: the send queue's count, if the caller has
+        just read it."""
         if self.fd < 0:
             return
         server = self.server
@@ -574,7 +618,10 @@ class PoemConnection:
         server._closing.pop(self.index, None)
         server._watcher.forget(self.fd)
         self.pending = None
-        os.close(self.fd)
+        if keep_open:
+            server.park(self.fd, now)
+        else:
+            os.close(self.fd)
         self.fd = -1
         server.live.discard(self)
         if self.closing is None:

@@ -206,6 +206,47 @@ def test_a_stalled_connection_ends_when_its_client_leaves(harness: list[Harness]
     assert not one.server.live
 
 
+@pytest.mark.parametrize(("conditions", "sent"), [
+    ({"fault": "stall", "fault_after": 2}, b"11"),  # shut before the stall strikes
+    ({"fault": "stall", "fault_after": 4}, b"1122"),  # shut while its last chunk is out
+    ({"fault": "blackhole"}, b""),
+])
+def test_a_silent_connection_stays_silent_for_a_client_that_half_closes(
+        harness: list[Harness], conditions: dict[str, Any], sent: bytes) -> None:
+    """A client that shuts down its sending side (nc, an HTTP/1.0 request) gets silence from a
+    stall or a blackhole, never an end of file, until PARK_GRACE; its account is of the
+    server's view: the client's EOF is when it left."""
+    from netsim.engine._poems import PARK_GRACE
+
+    one = make(harness, (b"11", b"22", b"33"), delay=1.0, **conditions)
+    client = one.connect()
+    one.at(0.5 if conditions.get("fault_after") != 4 else 1.5)
+    client.shutdown(socket.SHUT_WR)
+    one.at(1.9)
+    one.at(5.0)
+    if sent:
+        assert waiting(client) == sent
+    assert waiting(client) is None  # nothing (more), and no end of file
+    ended = one.events[-1]
+    assert isinstance(ended, ConnEnded) and (ended.how, ended.bytes) == ("client_closed", len(sent))
+    assert not one.server.live
+    one.at(1.9 + PARK_GRACE - 0.1)
+    assert waiting(client) is None
+    one.at(1.9 + PARK_GRACE)
+    assert waiting(client) == b""  # let go at last
+
+
+def test_a_silent_connection_parked_is_closed_when_the_server_stops(harness: list[Harness]) -> None:
+    """A parked socket does not outlive its server."""
+    one = make(harness, (b"11",), delay=1.0, fault="blackhole")
+    client = one.connect()
+    client.shutdown(socket.SHUT_WR)
+    one.at(0.5)
+    assert waiting(client) is None
+    one.server.close()
+    assert waiting(client) == b""
+
+
 def test_every_connection_ends_with_its_account(harness: list[Harness]) -> None:
     """The server's account says when the connection was accepted, first written to and
     closed, and that the client's kernel acknowledged every byte; with every byte
