@@ -222,6 +222,10 @@ def ideal_timeline(
         syn = syn_times(1.0)
     accepted: Counter[str] = Counter()  # connections each server has accepted so far
     free_at: dict[str, float] = {}  # when each serial server can accept its next connection
+    # The serial servers whose last connection ended by the client's own timeout: the next
+    # one waits until the server sees that close, strictly after, so its own timeout
+    # falling at the same moment comes first.
+    freed_by_timeout: set[str] = set()
     timeline: list[IdealConnection] = []
     clock = 0.0
     for position, server in enumerate(targets):
@@ -244,9 +248,14 @@ def ideal_timeline(
             continue
         accepted[server.name] += 1
         service = _serve(server, eras, by_name, seed, accepted, served)
-        conn = _as_seen_by_client(server.name, connect, service, timeout)
+        queued = served > answered and server.name in freed_by_timeout
+        conn = _as_seen_by_client(server.name, connect, service, timeout, tie_times_out=queued)
         if server.mode == "serial":
             free_at[server.name] = max(served, conn.end)
+            if conn.outcome == "timeout" and conn.end >= served:
+                freed_by_timeout.add(server.name)
+            else:
+                freed_by_timeout.discard(server.name)
         timeline.append(conn)
         clock = conn.end
     return timeline
@@ -295,15 +304,17 @@ def _connect(name: str, eras: Sequence[_Era], connect: float, timeout: float, sy
     return attempt, IdealConnection(name, connect, math.nan, attempt, "refused", phase="connect")
 
 
-def _as_seen_by_client(name: str, connect: float, service: _Service, timeout: float) -> IdealConnection:
-    """Apply the client's timeout to the server's course: a long enough silence ends it."""
+def _as_seen_by_client(name: str, connect: float, service: _Service, timeout: float, *,
+                       tie_times_out: bool = False) -> IdealConnection:
+    """Apply the client's timeout to the server's course: a long enough silence ends it.
+    ``tie_times_out``: a first byte due just as the timeout passes comes after it."""
     last = connect
     silence = 0.0
     received = 0
     first = math.nan
     for when, data in service.arrivals:
         gap = when - last
-        if gap > timeout:
+        if gap > timeout or (tie_times_out and math.isnan(first) and gap >= timeout):
             return IdealConnection(name, connect, first, last + timeout, "timeout", received,
                                    max(silence, gap))
         silence = max(silence, gap)

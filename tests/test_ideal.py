@@ -72,6 +72,31 @@ def test_serial_queues_are_per_server() -> None:
     assert ideal_elapsed([a, b, a, b], concurrent=True) == 8.0
 
 
+@pytest.mark.parametrize(("after", "outcomes", "ends"), [
+    # The first gives up at 0.5 s; the server sees that close only then, so the second,
+    # waiting since 0 with the same timeout, has given up already: never served.
+    (2, ["timeout", "timeout"], [0.5, 0.5]),
+    # The first gives up at 0.6 s (its second line came at 0.1): the second is gone by then.
+    (5, ["timeout", "timeout"], [0.6, 0.5]),
+])
+def test_a_connection_queued_behind_a_timeout_times_out_at_the_same_moment(
+        after: int, outcomes: list[str], ends: list[float]) -> None:
+    """Queued at a serial server behind a connection that ends by the client's own timeout,
+    a connection whose timeout falls at that moment times out: the server frees up after."""
+    stalling = server("s", delay=0.1, poem="ab\ncd\n", fault={"kind": "stall", "after": after})
+    timeline = ideal_timeline([stalling, stalling], concurrent=True, timeout=0.5)
+    assert [conn.outcome for conn in timeline] == outcomes
+    assert [conn.end for conn in timeline] == pytest.approx(ends)
+
+
+def test_a_connection_queued_behind_a_close_is_served_at_that_moment() -> None:
+    """Behind a connection the server closes, the next is served at once, even when its
+    timeout falls at the same moment (the server's write goes in the same wake-up)."""
+    a = server("a", delay=0.25, poem="1\n2\n")
+    timeline = ideal_timeline([a, a], concurrent=True, timeout=0.5)
+    assert [(conn.outcome, conn.ttfb) for conn in timeline] == [(None, 0.0), (None, 0.5)]
+
+
 @pytest.mark.parametrize(("concurrent", "elapsed"), [(True, 4.0), (False, 5.125)])
 def test_mixed_delays(concurrent: bool, elapsed: float) -> None:
     """Different delays add up for a sequential client; a concurrent one waits for the slowest."""
