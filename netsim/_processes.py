@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import functools
 import gc
+import inspect
 import logging
 import math
 import multiprocessing
@@ -472,7 +473,12 @@ def _client_main(model: ClientModel, label: str, targets: list[Target], t0: floa
 
     threading.excepthook = thread_died
     try:
-        model.run(targets, recorder)
+        returned = model.run(targets, recorder)  # type: ignore[func-returns-value]
+        if inspect.isawaitable(returned):  # an async __call__, which the model's check missed
+            if inspect.iscoroutine(returned):
+                returned.close()  # never awaited: said here, not in a RuntimeWarning
+            raise TypeError("run returned an awaitable, which netsim cannot await: make run a plain "
+                            "function that runs the event loop itself, as asyncio.run(...) does")
         if escaped:
             raise escaped[0]
     except ModelLimitError as error:
@@ -487,7 +493,16 @@ def _client_main(model: ClientModel, label: str, targets: list[Target], t0: floa
         return
     recorder.record(ClientFinished(recorder.now(), label))
     recorder.close()
-    _send(conn, Finished())
+    left = [thread for thread in threading.enumerate()
+            if thread is not threading.current_thread() and not thread.daemon and thread.is_alive()]
+    _send(conn, Finished(len(left)))
+    if left:
+        # Python would wait for them before the process could exit, and the runner for the
+        # process STOP_TIMEOUT: the model has said it is done by returning.
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(0)
 
 
 def _packed(events: list[ClientEvent]) -> EventBatch:

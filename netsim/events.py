@@ -548,7 +548,10 @@ class LatenessBatch(_Wire):
 @_wire
 @dataclass(slots=True)
 class Finished(_Wire):
-    """The client model returned."""
+    """The client model returned, leaving ``threads_left`` threads of its own running (its
+    process ends without waiting for them)."""
+
+    threads_left: int = 0
 
 
 @_wire

@@ -216,6 +216,8 @@ class RunResult:
     # Connections to its targets that carried bytes and that the model never reported
     # (made and not told of, or told of under another port): measured by nobody.
     unreported_connections: int = 0
+    # Threads of the model still running when its run() returned (not waited for).
+    threads_left: int = 0
 
     @property
     def overhead(self) -> float:

@@ -189,6 +189,11 @@ def fidelity_warnings(run: RunResult) -> list[str]:
                         f"targets that the model did not report (a model reports every connection it "
                         f"makes, with its own port: connected(local_port)); this run measured "
                         f"{'them' if count > 1 else 'it'} nowhere")
+    if run.threads_left:
+        count = run.threads_left
+        warnings.append(f"{run.client}: the model returned with {count} thread{'s' * (count > 1)} of its own "
+                        f"still running, which its process did not wait for (a model joins the threads "
+                        f"it starts before it returns, or makes them daemons)")
     if timing_failed and run.program is not None:
         warnings += _start_up(run, min(missed))
     return warnings
@@ -395,7 +400,7 @@ def _run_client(
         targets = _targets(servers, server_process.addresses, everything, conn_timeout * time_scale,
                            [start * time_scale for start in starts])
         client_process = ClientProcess.start(model, client.label, targets, t0, detail=detail)
-        _follow(client_process, server_process, correlator, client.label,
+        finished = _follow(client_process, server_process, correlator, client.label,
                 deadline=time.monotonic() + wall_timeout, wall_timeout=wall_timeout,
                 derived=program_timeout is None and timeout is None,
                 conn_timeout=conn_timeout * time_scale if model.instrumented else None,
@@ -439,7 +444,8 @@ def _run_client(
         server_max_rss_mb=math.nan if usage is None else usage.max_rss_mb,
         server_left_realtime=usage is not None and usage.left_realtime, program=program,
         activity=measured.activity, detail=detail, changes=measured.changes, machine=machine,
-        unreported_connections=measured.left_over if model.instrumented else 0)
+        unreported_connections=measured.left_over if model.instrumented else 0,
+        threads_left=finished.threads_left)
 
 
 def _options(scenario: Scenario, client: Client, time_scale: float, poems: Mapping[str, tuple[str, ...]], *,
@@ -608,8 +614,9 @@ def _targets(servers: Sequence[Server], addresses: dict[str, tuple[str, int]],
 
 def _follow(client: ClientProcess, servers: ServerProcess, correlator: Correlator, label: str,
             *, deadline: float, wall_timeout: float, derived: bool = False,
-            conn_timeout: float | None = None, program: bool = False) -> None:
-    """Collect both children's events until the client model has finished. ``derived``:
+            conn_timeout: float | None = None, program: bool = False) -> Finished:
+    """Collect both children's events until the client model has finished (its word on
+    that is returned). ``derived``:
     the wall timeout was worked out from the ideal, not given; ``conn_timeout``: how long
     the model's connections were to wait for a byte (wall seconds; None: not its to apply);
     ``program``: the model runs the user's program (``command``)."""
@@ -626,7 +633,7 @@ def _follow(client: ClientProcess, servers: ServerProcess, correlator: Correlato
                 raise _ended_early(client, label, runs_a_program=program)
             match message:
                 case Finished():
-                    return
+                    return message
                 case LimitReached():
                     raise RunError(f"client {label!r}: {message.message}")
                 case Crashed():

@@ -16,6 +16,7 @@ import pytest
 
 import netsim
 from netsim._machine import Machine
+from netsim._processes import STOP_TIMEOUT
 from netsim.clients import ClientModel, Recorder, Target, get_model, model_names
 from netsim.events import BytesReceived, ChunkSent, Event, ServerListening
 from netsim.runner import check_request
@@ -226,6 +227,30 @@ def test_connections_a_model_did_not_report_are_counted_and_warned_of(
                               f"the model did not report")
 
 
+def _leaves_a_thread(targets: Sequence[Target], recorder: Recorder) -> None:
+    threading.Thread(target=time.sleep, args=(30,), name="forgotten").start()  # not a daemon
+    _misported(targets, recorder)
+
+
+def test_a_model_that_leaves_a_thread_running_ends_at_once_with_a_warning(
+        write_scenario: ScenarioWriter) -> None:
+    """A model whose run() returns with a thread of its own still running: its process ends
+    without waiting for the thread (the runner waited STOP_TIMEOUT), and the run says so."""
+    model = ClientModel("leaky", "leaves a thread", False, _leaves_a_thread)
+    scenario = netsim.load_scenario(write_scenario("""\
+        netsim: 1
+        name: leaky
+        servers: [{name: a, poem: "1\\n"}]
+        clients: [leaky]
+    """), client_models=["leaky"])
+    started = time.monotonic()
+    result = netsim.run_scenario(scenario, time_scale=0.1, models={"leaky": model})
+    assert time.monotonic() - started < STOP_TIMEOUT
+    assert result.runs[0].threads_left == 1
+    assert any(warning.startswith("leaky: the model returned with 1 thread of its own still running")
+               for warning in result.warnings)
+
+
 def test_a_well_behaved_model_leaves_nothing_unreported(write_scenario: ScenarioWriter) -> None:
     """netsim's own models report every connection: nothing unreported, no warning (a
     refused one and one given up before its handshake carried nothing)."""
@@ -335,6 +360,23 @@ def test_a_crashing_client_model_is_reported_not_hidden(
     with pytest.raises(netsim.ClientCrashError, match="ZeroDivisionError: a bug in a client model") as caught:
         netsim.run_scenario(scenario, time_scale=0.02, models={"crashy": crashy})
     assert "_crash" in caught.value.detail
+
+
+class _AsyncCall:
+    """A run that is an object with an async __call__: no check where a model is made sees it."""
+
+    async def __call__(self, targets: Sequence[Target], recorder: Recorder) -> None:
+        pass
+
+
+def test_a_model_whose_run_returns_a_coroutine_crashed_saying_so(write_scenario: ScenarioWriter) -> None:
+    """A run that returns an awaitable (nothing ran) is a crash of the model that says what
+    to do, not a run whose connections all went missing."""
+    waiting = ClientModel("awaiting", "async call", True, _AsyncCall())
+    scenario = load_demo(write_scenario, "awaiting", models=["awaiting"])
+    with pytest.raises(netsim.ClientCrashError, match=r"TypeError: run returned an awaitable, which netsim "
+                                                      r"cannot await: make run a plain function"):
+        netsim.run_scenario(scenario, time_scale=0.02, models={"awaiting": waiting})
 
 
 def test_a_server_process_that_dies_without_its_account_fails_the_run(

@@ -10,6 +10,8 @@ are the interface; docs/client-models.md sets it out for a model of one's own.
 
 from __future__ import annotations
 
+import re
+
 from netsim import _plugins
 from netsim.clients._base import (
     ClientModel,
@@ -20,6 +22,7 @@ from netsim.clients._base import (
     Recorder,
     Target,
 )
+from netsim.scenario import NAME_MAX, NAME_PATTERN, NAME_RULE
 
 
 class ModelUnavailableError(LookupError):
@@ -46,9 +49,17 @@ def get_model(name: str) -> ClientModel:
         model = _plugins.load(name)
     except _plugins.PluginError as error:
         raise ModelUnavailableError(str(error)) from None
+    origin = _plugins.origin(name)
     if not isinstance(model, ClientModel):
-        raise ModelUnavailableError(f"client model {name!r}{_plugins.origin(name)}: its entry point "
+        raise ModelUnavailableError(f"client model {name!r}{origin}: its entry point "
                                     f"names {type(model).__name__}, not a netsim.clients.ClientModel")
+    if not re.fullmatch(NAME_PATTERN, name) or len(name) > NAME_MAX:
+        raise ModelUnavailableError(f"client model {name!r}{origin}: no scenario can name it: a model's "
+                                    f"name (its entry point's) is {NAME_RULE}, at most {NAME_MAX} characters")
+    if model.name != name:
+        raise ModelUnavailableError(f"client model {name!r}{origin}: its entry point is named {name!r}, "
+                                    f"the model it names {model.name!r}; the two must be the same, "
+                                    f"as results and reports give the model's own")
     return model
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import errno
 import heapq
+import inspect
 import os
 import signal
 import socket
@@ -117,6 +118,23 @@ class ClientModel:
     instrumented: bool = True
     # Makes the model a scenario's client entry asks for, from the entry's options.
     configure: Callable[[ClientOptions], ClientModel] | None = None
+
+    def __post_init__(self) -> None:
+        # Checked where the model is made: a package's mistake shows when its model is
+        # first loaded, naming the package, not as a crash in the middle of a run.
+        if not callable(self.run):
+            raise TypeError(f"client model {self.name!r}: run must be a function "
+                            f"run(targets, recorder), not {type(self.run).__name__}")
+        if inspect.iscoroutinefunction(self.run):
+            raise TypeError(f"client model {self.name!r}: run is a coroutine function (async def), "
+                            f"which netsim cannot await: make run a plain function that runs the "
+                            f"event loop itself, as asyncio.run(main(targets, recorder)) does")
+        if not isinstance(self.concurrent, bool):
+            raise TypeError(f"client model {self.name!r}: concurrent must be True or False, "
+                            f"not {self.concurrent!r}")
+        if self.limit is not None and (not isinstance(self.limit, int) or self.limit < 1):
+            raise ValueError(f"client model {self.name!r}: limit must be a whole number of "
+                             f"connections, 1 or more (or None for no limit of its own), not {self.limit!r}")
 
 
 class ModelLimitError(Exception):

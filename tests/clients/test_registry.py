@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -26,6 +27,32 @@ def extra_entry_points(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, im
     _plugins.load.cache_clear()
 
 
+# Models of a package of the test's own (see odd_models).
+MODEL_MODULE = """\
+import dataclasses
+
+from netsim.clients import ClientModel, blocking, threads
+
+def run(targets, recorder):
+    pass
+
+async def arun(targets, recorder):
+    pass
+
+TWO_FAST = ClientModel("2fast", "a name no scenario can write", False, run)
+ELSEWHERE = ClientModel("elsewhere", "named otherwise than its entry point", False, run)
+AGAIN = dataclasses.replace(blocking.MODEL, name="again")
+POOLED = dataclasses.replace(threads.MODEL, name="pooled")
+"""
+
+
+@pytest.fixture
+def odd_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The module netsim_odd_models, with MODEL_MODULE's models, importable."""
+    (tmp_path / "netsim_odd_models.py").write_text(MODEL_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+
 def test_netsims_own_models_are_registered_in_teaching_order() -> None:
     """The five built-in models come first, from blocking to threads, each under its own name."""
     assert model_names()[:5] == ["blocking", "select", "selectors", "asyncio", "threads"]
@@ -42,12 +69,12 @@ def test_an_unknown_model_is_a_key_error_listing_the_known_ones() -> None:
 
 
 def test_a_third_party_model_is_found_by_its_entry_point(
-        extra_entry_points: dict[str, importlib.metadata.EntryPoint]) -> None:
+        extra_entry_points: dict[str, importlib.metadata.EntryPoint], odd_models: None) -> None:
     """A model registered under netsim.clients is listed after netsim's own and loads by name."""
     extra_entry_points["again"] = importlib.metadata.EntryPoint(
-        "again", "netsim.clients.blocking:MODEL", _plugins.GROUP)
+        "again", "netsim_odd_models:AGAIN", _plugins.GROUP)
     assert model_names()[-1] == "again"
-    assert get_model("again") is get_model("blocking")
+    assert get_model("again").run is get_model("blocking").run
 
 
 def test_a_model_that_cannot_be_imported_says_what_to_install(
@@ -113,6 +140,44 @@ def test_a_model_whose_import_exits_is_unavailable_and_netsim_goes_on(
     assert isinstance(listed["exiter"], ModelUnavailableError) and isinstance(listed["blocking"], ClientModel)
 
 
+
+
+@pytest.mark.parametrize(("name", "value", "words"), [
+    ("2fast", "netsim_odd_models:TWO_FAST", "'2fast': no scenario can name it: a model's name"),
+    ("misnamed", "netsim_odd_models:ELSEWHERE",
+     "'misnamed': its entry point is named 'misnamed', the model it names 'elsewhere'"),
+])
+def test_a_model_that_no_scenario_could_use_is_unavailable(
+        extra_entry_points: dict[str, importlib.metadata.EntryPoint], odd_models: None,
+        name: str, value: str, words: str) -> None:
+    """An entry point whose name is no name a scenario can write, or that names a model
+    calling itself otherwise, is listed as unavailable, saying why."""
+    extra_entry_points[name] = importlib.metadata.EntryPoint(name, value, _plugins.GROUP)
+    with pytest.raises(ModelUnavailableError, match=re.escape(words)):
+        get_model(name)
+    assert isinstance(models()[name], ModelUnavailableError)
+
+
+@pytest.mark.parametrize(("fields", "words"), [
+    ({"run": "netsim_odd_models.arun"}, "run is a coroutine function (async def), which netsim cannot await"),
+    ({"run": None}, "run must be a function run(targets, recorder), not NoneType"),
+    ({"limit": 0}, "limit must be a whole number of connections, 1 or more"),
+    ({"concurrent": "yes"}, "concurrent must be True or False, not 'yes'"),
+])
+def test_a_model_made_wrong_says_so_when_it_is_made(odd_models: None, fields: dict[str, Any],
+                                                   words: str) -> None:
+    """A ClientModel with an async run, no run, a limit below 1 or a concurrent that is no
+    bool is refused where it is made (so a package's mistake shows when its model is
+    loaded), not in the middle of a run."""
+    import netsim_odd_models  # type: ignore[import-not-found]
+
+    given = {"name": "wrong", "summary": "made wrong", "concurrent": False, "run": netsim_odd_models.run}
+    given.update({key: netsim_odd_models.arun if value == "netsim_odd_models.arun" else value
+                  for key, value in fields.items()})
+    with pytest.raises((TypeError, ValueError), match=re.escape(f"client model 'wrong': {words}")):
+        ClientModel(**given)
+
+
 class _Provided(importlib.metadata.EntryPoint):
     """An entry point of an installed package (a plain EntryPoint has no distribution)."""
 
@@ -123,12 +188,12 @@ class _Provided(importlib.metadata.EntryPoint):
 
 def test_netsim_clients_names_the_package_of_a_third_partys_model(
         extra_entry_points: dict[str, importlib.metadata.EntryPoint],
-        capsys: pytest.CaptureFixture[str]) -> None:
+        capsys: pytest.CaptureFixture[str], odd_models: None) -> None:
     """`netsim clients` says which package brings a third party's model, and nothing of the
     kind for netsim's own."""
     from netsim.cli import main
 
-    extra_entry_points["pooled"] = _Provided("pooled", "netsim.clients.threads:MODEL", _plugins.GROUP)
+    extra_entry_points["pooled"] = _Provided("pooled", "netsim_odd_models:POOLED", _plugins.GROUP)
     assert main(["clients"]) == 0
     lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
     assert lines["pooled"].endswith("(from netsim-extra)")
