@@ -18,6 +18,7 @@ import time
 import typing
 from collections.abc import Callable, Collection, Mapping, Sequence
 
+from netsim import _plugins
 from netsim._errors import ClientCrashError, RunError, RunTimeoutError, UsageError
 from netsim._machine import Machine, StealClock
 from netsim._measure import Correlator, Slot, measure
@@ -400,7 +401,7 @@ def _run_client(
         targets = _targets(servers, server_process.addresses, everything, conn_timeout * time_scale,
                            [start * time_scale for start in starts])
         client_process = ClientProcess.start(model, client.label, targets, t0, detail=detail)
-        finished = _follow(client_process, server_process, correlator, client.label,
+        finished = _follow(client_process, server_process, correlator, _who(client.label, model),
                 deadline=time.monotonic() + wall_timeout, wall_timeout=wall_timeout,
                 derived=program_timeout is None and timeout is None,
                 conn_timeout=conn_timeout * time_scale if model.instrumented else None,
@@ -574,23 +575,33 @@ def _needed(targets: Sequence[Server], servers: dict[str, Server]) -> list[Serve
     return list(needed.values())
 
 
-def _ended_early(client: ClientProcess, label: str, *, runs_a_program: bool) -> RunError:
+def _who(label: str, model: ClientModel) -> str:
+    """How a run's errors name a client: its label, and its model where that says more (a
+    label of its own, a model another package provides: whose bug a crash is)."""
+    dist = _plugins.provider(model.name) if model.name in _plugins.entry_points() else None
+    origin = f" from {dist}" if dist is not None and dist != "netsim" else ""
+    if label == model.name and not origin:
+        return f"client {label!r}"
+    return f"client {label!r} (model {model.name!r}{origin})"
+
+
+def _ended_early(client: ClientProcess, who: str, *, runs_a_program: bool) -> RunError:
     """What to say of a client process that ended before its model finished: a crash of
     the model unless something killed it (the kernel's OOM killer, a user, or the program
     it ran: it is that program's parent)."""
     client.process.join(REAP_TIMEOUT)  # its pipe closes a moment before it can be reaped
     code = client.process.exitcode
     if code is None or code >= 0:
-        return ClientCrashError(f"client {label!r} ended without finishing (exit code {code})")
+        return ClientCrashError(f"{who} ended without finishing (exit code {code})")
     try:
         how = signal.Signals(-code).name
     except ValueError:
         how = f"signal {-code}"
     if runs_a_program:
-        return RunError(f"client {label!r}: netsim's process that runs its program was killed by "
+        return RunError(f"{who}: netsim's process that runs its program was killed by "
                         f"{how} before the program ended (the program may have done it: that process "
                         f"is its parent)")
-    return RunError(f"client {label!r}: its process was killed by {how} before it finished")
+    return RunError(f"{who}: its process was killed by {how} before it finished")
 
 
 def _targets(servers: Sequence[Server], addresses: dict[str, tuple[str, int]],
@@ -612,7 +623,7 @@ def _targets(servers: Sequence[Server], addresses: dict[str, tuple[str, int]],
     return targets
 
 
-def _follow(client: ClientProcess, servers: ServerProcess, correlator: Correlator, label: str,
+def _follow(client: ClientProcess, servers: ServerProcess, correlator: Correlator, who: str,
             *, deadline: float, wall_timeout: float, derived: bool = False,
             conn_timeout: float | None = None, program: bool = False) -> Finished:
     """Collect both children's events until the client model has finished (its word on
@@ -623,21 +634,21 @@ def _follow(client: ClientProcess, servers: ServerProcess, correlator: Correlato
     while True:
         if time.monotonic() >= deadline:
             held = _held_open(servers, correlator)
-            raise RunTimeoutError(_stopped_at_timeout(label, wall_timeout, held, derived=derived,
+            raise RunTimeoutError(_stopped_at_timeout(who, wall_timeout, held, derived=derived,
                                                       conn_timeout=conn_timeout), tuple(held))
         for child in wait_for([client, servers], deadline):
             message = child.receive()
             if message is None:
                 if child is servers:
                     raise RunError("the server process ended unexpectedly during the run")
-                raise _ended_early(client, label, runs_a_program=program)
+                raise _ended_early(client, who, runs_a_program=program)
             match message:
                 case Finished():
                     return message
                 case LimitReached():
-                    raise RunError(f"client {label!r}: {message.message}")
+                    raise RunError(f"{who}: {message.message}")
                 case Crashed():
-                    raise ClientCrashError(f"client {label!r} crashed: {message.message}",
+                    raise ClientCrashError(f"{who} crashed: {message.message}",
                                            message.traceback)
                 case _:
                     _collect(message, correlator)
@@ -656,11 +667,11 @@ def _held_open(servers: ServerProcess, correlator: Correlator) -> list[tuple[str
     return [(state.name, len(state.connections)) for state in states.servers if state.connections]
 
 
-def _stopped_at_timeout(label: str, wall_timeout: float, held: Sequence[tuple[str, int]], *,
+def _stopped_at_timeout(who: str, wall_timeout: float, held: Sequence[tuple[str, int]], *,
                         derived: bool, conn_timeout: float | None) -> str:
     """What a run stopped at its wall timeout says: the connections the servers still held
     open and, where the timeout came from the ideal, that the model does not end them itself."""
-    text = (f"client {label!r} did not finish within {format_duration(wall_timeout)} (wall time) "
+    text = (f"{who} did not finish within {format_duration(wall_timeout)} (wall time) "
             f"and was stopped")
     if held:
         listed = ", ".join(f"{count} to {server}" for server, count in held)

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from netsim._errors import RunError, RunTimeoutError, UsageError
+from netsim._errors import ClientCrashError, RunError, RunTimeoutError, UsageError
 from netsim._loader import load_scenario_text
 from netsim.clients import ClientModel
 from netsim.events import BytesReceived, ConnEstablished, ConnStarted, EofReceived, Event
@@ -148,11 +148,22 @@ def _run_check(check: Callable[[ClientModel], list[str]], model: ClientModel) ->
     except RunTimeoutError as error:  # a hang: that check failed, the others still run
         held = ", ".join(f"{count} to {server}" for server, count in error.held_open)
         return [f"did not finish within {RUN_TIMEOUT:.0f}s (each run here takes well under 1s)"
-                + (f"; the servers still held connections open: {held}. A model gives a connection "
-                   f"up itself once its target's timeout passes without a byte "
-                   f"(conn.failed(TimeoutError(...)))" if held else "")]
-    except RunError as error:  # a crash: that check failed, the others still run
+                + (f"; the servers still held connections open: {held}" if held else "")
+                + ". A model gives up a connect, or a wait for the next byte, itself once its "
+                  "target's timeout passes (conn.failed(TimeoutError(...)))"]
+    except ClientCrashError as error:  # a crash: that check failed, the others still run
+        return [f"{error}{_where(error.detail)}"]
+    except RunError as error:
         return [f"the run could not be carried out: {error}"]
+
+
+def _where(traceback: str) -> str:
+    """`` at FILE:LINE in FUNCTION: CODE``: the innermost frame of a crash's traceback."""
+    frames = re.findall(r'^  File "([^"]+)", line (\d+), in (\S+)\n(?:    (.+)\n)?', traceback, re.MULTILINE)
+    if not frames:
+        return ""
+    path, line, function, code = frames[-1]
+    return f" (at {path}:{line}, in {function}{': ' + code.strip() if code else ''})"
 
 
 def _room(model: ClientModel, wanted: int) -> int:
@@ -212,6 +223,11 @@ def _seen_by_the_servers(connections: Sequence[ConnectionResult]) -> list[str]:
             for conn in connections if conn.served is None]
 
 
+# What a model called to record each event, as the contract names the calls.
+_CALLS = {"conn_started": "recorder.open(target)", "conn_established": "connected(local_port)",
+          "bytes_received": "received(data)", "eof_received": "eof()"}
+
+
 def _event_order(events: Sequence[Event], made: int) -> list[str]:
     problems = []
     by_conn: dict[int, list[ConnStarted | ConnEstablished | BytesReceived | EofReceived]] = {}
@@ -223,8 +239,9 @@ def _event_order(events: Sequence[Event], made: int) -> list[str]:
         names = [event.name for event in own]
         if names[:2] != ["conn_started", "conn_established"] or names[-1] != "eof_received" or \
                 set(names[2:-1]) != {"bytes_received"}:
-            problems.append(f"connection {conn} reported {names}; expected conn_started, "
-                            f"conn_established, bytes_received..., eof_received")
+            calls = ", ".join(_CALLS[name] for name in names)
+            problems.append(f"connection {conn} made the calls {calls}; expected recorder.open(target), "
+                            f"connected(local_port) once, received(data) for each read, then eof()")
         times = [event.t for event in own]
         if times != sorted(times):
             problems.append(f"connection {conn}: its events' times run back: {times}")
@@ -297,7 +314,10 @@ def _check_handshake(model: ClientModel) -> list[str]:
     if seen != ("timeout", "connect", 0):
         problems.append(f"syn_drop: ended as (error, phase, bytes) = {seen}, expected ('timeout', "
                         f"'connect', 0) ({mute.message})")
-    if not 0.3 * 0.97 <= mute.duration <= 0.3 + SLACK:
+    if math.isnan(mute.duration):
+        problems.append("syn_drop: the model never ended the connection it was connecting: once its "
+                        "target's timeout passes, a connect is given up with conn.failed(TimeoutError(...))")
+    elif not 0.3 * 0.97 <= mute.duration <= 0.3 + SLACK:
         problems.append(f"syn_drop: gave up after {mute.duration:.3f}s, expected the timeout, 0.30s")
     # Sequential: the handshake's timeout, then the healthy poem; concurrent: the longer.
     expected = 0.3 if model.concurrent or not beside else 0.5

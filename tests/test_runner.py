@@ -362,6 +362,15 @@ def test_a_crashing_client_model_is_reported_not_hidden(
     assert "_crash" in caught.value.detail
 
 
+def test_a_crash_of_a_labelled_client_names_its_model(write_scenario: ScenarioWriter) -> None:
+    """A client with a label of its own that crashes is named with its model: whose bug it is."""
+    crashy = ClientModel("crashy", "raises", True, _crash)
+    scenario = load_demo(write_scenario, "{model: crashy, name: mine}", models=["crashy"])
+    with pytest.raises(netsim.ClientCrashError, match=r"^client 'mine' \(model 'crashy'\) crashed: "
+                                                      r"ZeroDivisionError"):
+        netsim.run_scenario(scenario, time_scale=0.02, models={"crashy": crashy})
+
+
 class _AsyncCall:
     """A run that is an object with an async __call__: no check where a model is made sees it."""
 

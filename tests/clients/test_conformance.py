@@ -96,6 +96,37 @@ def _slow_to_give_up(targets: Sequence[Target], recorder: Recorder) -> None:
     _one_by_one(targets, recorder)
 
 
+def _crashes_after_connecting(targets: Sequence[Target], recorder: Recorder) -> None:
+    for target in targets:
+        recorder.open(target)
+        raise RuntimeError("a bug after the first open")
+
+
+def _never_calls_eof(targets: Sequence[Target], recorder: Recorder) -> None:
+    for target in targets:
+        conn = recorder.open(target)
+        with socket.create_connection(target.address, timeout=target.timeout) as sock:
+            conn.connected(sock.getsockname()[1])
+            while data := sock.recv(65536):
+                conn.received(data)
+
+
+def test_a_crash_is_named_with_where_it_happened_and_missing_calls_by_their_names() -> None:
+    """A model that crashes fails each check with the line it crashed at; one that forgets
+    eof() is told which calls it made, by the names of the recorder's calls."""
+    crashing = ClientModel(name="crashing", summary="raises", concurrent=False, run=_crashes_after_connecting)
+    with pytest.raises(ConformanceError) as failure:
+        check_client_model(crashing)
+    assert "RuntimeError: a bug after the first open (at " in str(failure.value)
+    assert ", in _crashes_after_connecting: raise RuntimeError(\"a bug after the first open\"))" in str(
+        failure.value)
+    forgetful = ClientModel(name="forgetful", summary="no eof()", concurrent=False, run=_never_calls_eof)
+    with pytest.raises(ConformanceError, match=r"made the calls recorder\.open\(target\), "
+                                               r"connected\(local_port\), received\(data\)(, received\(data\))*; "
+                                               r"expected .* then eof\(\)"):
+        check_client_model(forgetful)
+
+
 def test_a_model_that_dawdles_with_nothing_to_do_fails() -> None:
     """A model that takes half a second before its first connection fails the 'returns at once' clause."""
     model = dataclasses.replace(get_model("blocking"), name="dawdler", run=_slow_to_give_up)
@@ -168,5 +199,5 @@ def test_a_model_that_ignores_its_targets_timeout_is_told_which_connections_it_k
     (problem,) = faults.problems
     assert problem.startswith("did not finish within 2s")
     assert "the servers still held connections open: 1 to stall" in problem
-    assert "gives a connection up itself" in problem
+    assert "gives up a connect, or a wait for the next byte, itself" in problem
     assert "--timeout" not in str(failure.value)
