@@ -685,6 +685,18 @@ def _problem(filename: str, document: _Document, detail: ErrorDetails) -> Proble
         return Problem(filename, line, column, format_path(loc[:-1]),
                        f"missing required key {loc[-1]!r}", _field_hint(loc, "add it: "))
     line, column = document.locate(loc)
+    message = explain(detail)
+    # A rule of a whole entry (its loc ends at the entry) says all there is to say itself.
+    whole_entry = kind == "value_error" and bool(loc) and isinstance(loc[-1], int)
+    explained = whole_entry or kind in _SELF_EXPLAINED or " like " in message or "did you mean" in message
+    hint = "" if explained else _field_hint(loc)
+    return Problem(filename, line, column, format_path(loc), message, hint)
+
+
+def explain(detail: ErrorDetails) -> str:
+    """A pydantic error in a scenario writer's words: what was wrong with the value given
+    (its place aside), where pydantic speaks of Python types."""
+    kind = detail["type"]
     message = detail["msg"]
     for prefix in ("Value error, ", "Assertion failed, "):
         message = message.removeprefix(prefix)
@@ -708,11 +720,7 @@ def _problem(filename: str, document: _Document, detail: ErrorDetails) -> Proble
                   "too_short", "greater_than_equal", "less_than_equal",
                   "greater_than", "bool_type"):
         message = f"{message} (got {detail['input']!r})"
-    # A rule of a whole entry (its loc ends at the entry) says all there is to say itself.
-    whole_entry = kind == "value_error" and bool(loc) and isinstance(loc[-1], int)
-    explained = whole_entry or kind in _SELF_EXPLAINED or " like " in message or "did you mean" in message
-    hint = "" if explained else _field_hint(loc)
-    return Problem(filename, line, column, format_path(loc), message, hint)
+    return message
 
 
 def _field_hint(loc: Location, prefix: str = "") -> str:

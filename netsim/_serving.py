@@ -42,8 +42,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from netsim import _schema
 from netsim._control_api import ControlServer
 from netsim._errors import PortBusyError, Problem, RunError, ScenarioError, UsageError
+from netsim._loader import explain
 from netsim._machine import Machine, StealClock
 from netsim._measure import Slot, clients_own, served_connections, server_changes
 from netsim._poem_files import DEFAULT_MAX_POEM_BYTES
@@ -130,6 +132,12 @@ class ServedResult:
     # What changed the servers while they served (phases, the control API), in time order.
     changes: tuple[ServerChange, ...] = ()
 
+    def __repr__(self) -> str:
+        # The fields would be every connection in full: a failed assert in a test shows this.
+        errors = sum(conn.error is not None for conn in self.connections)
+        return (f"<ServedResult {self.scenario} connections={len(self.connections)} errors={errors} "
+                f"elapsed={self.elapsed:.3f}s>")
+
     def metrics(self) -> dict[str, float]:
         """The values ``check`` judges: those of ``netsim run`` that the servers can tell."""
         as_run = RunResult(client="served", model="", elapsed=self.elapsed, ideal=math.nan,
@@ -147,8 +155,15 @@ class ServedResult:
         ``errors`` counts the connections the servers accepted: one refused, or whose
         handshake went unanswered (``syn_drop``, a server down), never reached them.
         """
-        parsed = [parse_expectation(text)
-                  for text in ([expectations] if isinstance(expectations, str) else expectations)]
+        texts = [expectations] if isinstance(expectations, str) else list(expectations)
+        if not texts:
+            raise ValueError("no expectations to check: give one or more, like check(['errors == 0']); "
+                             "an empty list would pass with nothing judged")
+        for text in texts:
+            if not isinstance(text, str):
+                raise TypeError(f"an expectation is a string, like 'errors == 0', not {type(text).__name__} "
+                                f"({text!r})")
+        parsed = [parse_expectation(text) for text in texts]
         for expectation in parsed:
             if expectation.metric in _UNTOLD or expectation.uses_ideal:
                 needs = "the ideal" if expectation.uses_ideal or expectation.metric in (
@@ -260,6 +275,12 @@ class Serving:
         """Are the servers still serving (not stopped, and their process not dead)?"""
         return self._failure is None and not self._stopping.is_set() and (
             self._collector is not None and self._collector.is_alive())
+
+    @property
+    def failure(self) -> str | None:
+        """Why the servers ended on their own (their process died, say); None while they
+        serve, and after a stop that was asked for."""
+        return self._failure
 
     @property
     def machine(self) -> Machine | None:
@@ -470,7 +491,9 @@ class Serving:
         """Send a request and wait for its answer. Raises RunError if none comes."""
         process = self._process
         if process is None or not self.alive():
-            raise RunError(self._failure or "the servers are not serving")
+            stopped = "the servers have stopped (their `with` block has ended, or stop() was called)"
+            raise RunError(self._failure or (stopped if self._stopping.is_set()
+                                             else "the servers are not serving"))
         number = next(self._requests)
         process.send(request(number))
         with self._answered:
@@ -688,7 +711,9 @@ def _changes(conditions: dict[str, Any]) -> ConditionChanges:
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             takes = f"`{'.'.join(within)}` takes" if within else "a change takes"
             raise ValueError(f"unknown key {key!r}{hint}; {takes} {', '.join(allowed)}") from None
-        raise ValueError(f"{key}: {first['msg'].removeprefix('Value error, ')}") from None
+        message = explain(first)
+        hint = _schema.hint("Phase", str(first["loc"][0])) if " like " not in message else ""
+        raise ValueError(f"{key}: {message}" + (f"; {hint}" if hint else "")) from None
 
 
 __all__ = ["Checked", "ServedResult", "Serving", "load", "serve_scenario", "serving"]

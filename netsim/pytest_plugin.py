@@ -253,8 +253,13 @@ def netsim_servers(pytestconfig: pytest.Config) -> Iterator[Callable[..., Servin
     try:
         yield serve
     finally:
+        # A test that asked nothing of its servers after they died would pass without a word.
+        failures = [net.failure for net in started if net.failure is not None]
         for net in reversed(started):
             net.stop()
+    if failures:
+        pytest.fail("netsim_servers: the servers did not serve the whole test: " + "; ".join(failures),
+                    pytrace=False)
 
 
 @dataclass(frozen=True)

@@ -271,6 +271,9 @@ def check_request(scenario: Scenario, time_scale: float, allow_external: bool) -
     positive number, and, unless ``allow_external``, a server that listens outside loopback
     or a proxy that connects out to another machine. Raises UsageError.
     """
+    if isinstance(time_scale, bool) or not isinstance(time_scale, int | float):
+        raise TypeError(f"the time scale must be a number, like 0.1, not {type(time_scale).__name__} "
+                        f"({time_scale!r})")
     if not (time_scale > 0 and math.isfinite(time_scale)):
         raise UsageError(f"the time scale must be a number greater than 0, got {time_scale:g}")
     if allow_external:
@@ -279,14 +282,15 @@ def check_request(scenario: Scenario, time_scale: float, allow_external: bool) -
         if not server.is_loopback():
             raise UsageError(
                 f"server {server.name!r} binds {server.host}, outside loopback: other "
-                f"machines could connect to it; pass --allow-external if that is intended")
+                f"machines could connect to it; pass --allow-external (allow_external=True in "
+                f"Python) if that is intended")
         # A scenario that forwards to any address it names could reach into the network
         # of whoever runs it (or serves it), as a listener could be reached from outside.
         if not server.upstream_is_loopback():
             raise UsageError(
                 f"server {server.name!r} forwards to {server.upstream}, outside loopback: every "
                 f"client of the proxy makes netsim connect to another machine; pass "
-                f"--allow-external if that is intended")
+                f"--allow-external (allow_external=True in Python) if that is intended")
 
 
 def _model(name: str, given: Mapping[str, ClientModel] | None) -> ClientModel:

@@ -573,7 +573,7 @@ def test_serve_refuses_a_proxy_to_another_machine_without_allow_external(
     assert run_cli("serve", path) == 2
     out, err = capsys.readouterr()
     assert "netsim: error: server 'db' forwards to 10.1.2.3:5432, outside loopback" in err
-    assert "pass --allow-external if that is intended" in err
+    assert "pass --allow-external (allow_external=True in Python) if that is intended" in err
     assert "listening" not in out
 
 

@@ -188,6 +188,26 @@ def test_a_scenario_the_fixture_cannot_load_fails_the_test_with_its_message_alon
     assert "netsim/" not in result.stdout.str()
 
 
+def test_servers_that_died_during_a_test_are_an_error_of_the_test(pytester: pytest.Pytester) -> None:
+    """A test whose servers died (killed from outside, here) is not a pass because it asked
+    nothing of them afterwards: the fixture's teardown says they did not serve the whole test."""
+    pytester.makepyfile(test_mine="""
+        import os, signal, time
+
+        def test_quiet(netsim_servers):
+            net = netsim_servers("netsim: 1\\nname: t\\nservers: [{name: a, poem: x}]\\n")
+            os.kill(net._process.process.pid, signal.SIGKILL)  # as the OOM killer would
+            deadline = time.monotonic() + 5
+            while net.alive() and time.monotonic() < deadline:
+                time.sleep(0.02)
+    """)
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*ERROR at teardown of test_quiet*",
+                                 "netsim_servers: the servers did not serve the whole test: the server "
+                                 "process ended unexpectedly*"])
+
+
 def test_a_scenario_whose_clients_key_is_mistyped_is_an_error_not_skipped(pytester: pytest.Pytester) -> None:
     """A file with the scenario key is collected whatever else it holds: a mistyped `clients`
     is a collection error, and a scenario written as one flow mapping runs, so that neither

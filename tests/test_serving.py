@@ -388,6 +388,37 @@ def test_a_check_is_true_only_when_every_verdict_passed() -> None:
     assert net.result().check("bytes == 10B") and not net.result().check("bytes == 3B")
 
 
+def test_a_check_of_nothing_or_of_no_string_is_refused() -> None:
+    """check([]) is a ValueError (an empty list would pass with nothing judged), and an
+    entry that is not a string a TypeError naming it, not an AttributeError from within."""
+    with netsim.serving(TEXT) as net:
+        read(net.address("a"))
+    with pytest.raises(ValueError, match=r"no expectations to check"):
+        net.result().check([])
+    with pytest.raises(TypeError, match=r"an expectation is a string, like 'errors == 0', not int \(5\)"):
+        net.result().check(["errors == 0", 5])  # type: ignore[list-item]
+
+
+def test_the_result_reads_short_in_a_failed_assert() -> None:
+    """A result's repr is a line, not every connection in full: what pytest shows of it."""
+    with netsim.serving(TEXT) as net:
+        read(net.address("a"))
+    elapsed = net.result().elapsed
+    assert repr(net.result()) == f"<ServedResult served connections=1 errors=0 elapsed={elapsed:.3f}s>"
+
+
+def test_a_change_after_the_block_says_the_servers_stopped_and_bad_arguments_say_what_is_wanted() -> None:
+    """After the block, a change says the servers have stopped; a fault given as a word, or
+    a time scale as a string, says what is wanted."""
+    word = r"fault: expected a mapping of keys to values \(got 'reset'\); fault takes a mapping"
+    with netsim.serving(TEXT) as net, pytest.raises(ValueError, match=word):
+        net.set("a", fault="reset")
+    with pytest.raises(netsim.RunError, match=r"the servers have stopped \(their `with` block has ended"):
+        net.set("a", delay="1s")
+    with pytest.raises(TypeError, match=r"the time scale must be a number, like 0\.1, not str \('0\.1'\)"):
+        netsim.serving(TEXT, time_scale="0.1")  # type: ignore[arg-type]
+
+
 def test_a_check_of_refusals_is_refused_since_the_servers_never_see_them() -> None:
     """A refused connect never reaches the servers: errors.refused is a ValueError saying so,
     not a count that stays 0 however many the client met."""
