@@ -142,6 +142,17 @@ def format_address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def format_share(fraction: float) -> str:
+    """A share as a percentage of three figures (one of three: 33.3%), more where three
+    would round a share short of the whole up to it (99.99%); ``n/a`` for NaN."""
+    if math.isnan(fraction):
+        return "n/a"
+    shown = f"{fraction * 100:.3g}"
+    if float(shown) == 100 and fraction < 1:
+        shown = f"{fraction * 100:.6g}"
+    return f"{shown}%"
+
+
 def format_size(count: float) -> str:
     """Render a byte count: 16B, 4.1KB, 2.0MB (1000-based, as the scenario writes them)."""
     if count < 1000:

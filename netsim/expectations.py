@@ -34,6 +34,7 @@ from netsim._units import (
     DURATION_UNITS,
     SIZE_UNITS,
     format_duration,
+    format_share,
     format_size,
     parse_duration,
     parse_size,
@@ -195,7 +196,8 @@ def _parse_value(kind: str, label: str, text: str) -> tuple[float, float]:
     if kind != "duration":
         raise ValueError(f"only durations can be written over ideal: {label} takes {_TAKES[kind]}")
     match = _OVER_IDEAL.fullmatch(text)
-    if match is None or (match["before"] and match["after"]):
+    if (match is None or (match["before"] and match["after"])
+            or (match["offset"] and _MENTIONS_IDEAL.search(match["offset"]))):
         raise ValueError(
             f"'{text}' is not an expression over ideal: "
             "write ideal, ideal * 1.05, 1.05 * ideal, ideal + 100ms or ideal - 50ms"
@@ -327,12 +329,7 @@ class Expectation:
         if self.kind == "factor" and not math.isnan(value):
             return f"{value:.2f}x"
         if self.kind == "share" and not math.isnan(value):
-            # Three figures (one of three connections: 33.3%), more where three would round a
-            # share short of the whole up to it.
-            shown = f"{value * 100:.3g}"
-            if float(shown) == 100 and value < 1:
-                shown = f"{value * 100:.6g}"
-            return f"{shown}%"
+            return format_share(value)
         return _format(self.kind, value)
 
     def __str__(self) -> str:

@@ -15,7 +15,7 @@ import textwrap
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
-from netsim._units import format_address, format_duration, format_size, printable
+from netsim._units import format_address, format_duration, format_share, format_size, printable
 from netsim.baseline import BaselineReport
 from netsim.clients.command import CANNOT_RUN, NOT_RUNNABLE, NOT_STARTED
 from netsim.expectations import Expectation
@@ -96,7 +96,8 @@ def _points(points: float) -> str:
     return f"{points:.3g} points" if points >= _LONG_PERCENT else f"{points:.2f} points"
 
 
-def _signed(seconds: float) -> str:
+def signed_duration_text(seconds: float) -> str:
+    """A duration that may be either side of zero, with its sign: ``+12.5ms``, ``-3ms``."""
     text = duration_text(seconds)
     return text if text.startswith("-") or text == "n/a" else f"+{text}"
 
@@ -143,11 +144,11 @@ def run_row(run: RunResult, client_width: int = 12, *, tight: bool = False) -> s
         run.client,
         duration_text(run.elapsed),
         duration_text(run.ideal),
-        _signed(run.overhead),
+        signed_duration_text(run.overhead),
         duration_text(metrics["ttfb.p50"]),
         format_size(metrics["bytes"]),
         f"{metrics['errors']:.0f}",
-        "n/a" if math.isnan(metrics["intact"]) else f"{metrics['intact']:.0%}",
+        format_share(metrics["intact"]),
         duration_text(run.lateness.p99),
     ], client_width, tight=tight)
 
@@ -402,7 +403,7 @@ def spread_table(result: RepeatResult) -> str:
         overhead = client.metrics["overhead"]
         lines.append(
             f"{client.client:<{width}}  {f'{client.runs_passed} of {client.runs}':>11}  "
-            f"{_triple(elapsed, duration_text):>30}  {_triple(overhead, _signed):>30}  "
+            f"{_triple(elapsed, duration_text):>30}  {_triple(overhead, signed_duration_text):>30}  "
             f"{duration_text(client.metrics['lateness.p99'].max):>16}")
     return "\n".join(lines)
 

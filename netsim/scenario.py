@@ -738,6 +738,14 @@ class Client(_Model):
                              f"`model: command` only")
         return self
 
+    @field_validator("timeout")
+    @classmethod
+    def _timeout_is_some_time(cls, timeout: float | None) -> float | None:
+        if timeout is not None and timeout <= 0:
+            raise ValueError("a timeout must be more than 0: with none at all every connection is given "
+                             "up before it starts; leave it out for the default")
+        return timeout
+
     @field_validator("model")
     @classmethod
     def _model_is_known(cls, model: str, info: ValidationInfo) -> str:
@@ -993,10 +1001,20 @@ def speedups_name_clients(parts: Parts) -> Iterator[Finding]:
     labels = _client_labels(parts)
     for key, expectations in parts.expect.items():
         for position, expectation in expectations.items():
-            if expectation.other is not None and expectation.other not in labels:
+            other = expectation.other
+            if other is None:
+                continue
+            if other not in labels:
                 yield (("expect", key, position),
-                       f"speedup({expectation.other}) names no client of this scenario"
-                       f"{_suggest(expectation.other, labels)}")
+                       f"speedup({other}) names no client of this scenario{_suggest(other, labels)}")
+            elif key == other:
+                yield (("expect", key, position),
+                       f"speedup({other}) under {other} compares it with itself, which is always 1: "
+                       f"name another client, or put it under the client to compare with {other}")
+            elif key == ALL:
+                yield (("expect", key, position),
+                       f"speedup({other}) under `all` applies to {other} too, comparing it with itself "
+                       f"(always 1): put it under each client to compare with {other}")
 
 
 def exit_codes_are_of_programs(parts: Parts) -> Iterator[Finding]:

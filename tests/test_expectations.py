@@ -215,6 +215,7 @@ PARSE_ERRORS = [
     ("elapsed <= 4s 5s", "unexpected '5s' after '4s'"),
     ("elapsed <= ideal + 250ms foo", "unexpected 'foo' after '250ms'"),
     ("elapsed == 12s ± 5% foo", "unexpected 'foo' after '5%'"),
+    ("elapsed < ideal + ideal", "'ideal + ideal' is not an expression over ideal: write ideal, ideal * 1.05"),
     ("elapsed == 12s ±", "expected a tolerance after '±'"),
     ("elapsed == 12s ± 5% ± 1s", "more than one tolerance"),
     ("elapsed == 12s ± 5KB", "tolerance '5KB' does not fit elapsed"),

@@ -107,6 +107,21 @@ def test_the_table_widens_for_long_client_names() -> None:
     assert header.index("elapsed") + len("elapsed") == row.index("4.000s") + len("4.000s")
 
 
+def test_the_table_gives_intact_as_the_verdicts_do() -> None:
+    """One connection of eight intact reads 12.5% in the table, as in the verdict below it,
+    not a rounded 12%."""
+    from netsim.results import ConnectionResult
+
+    scenario = load_scenario_text(demo_text(clients="select"))
+    out, err = io.StringIO(), io.StringIO()
+    table = report.LiveTable(out, err)
+    table.started(Plan(scenario, list(scenario.clients), repeat=1, time_scale=1.0))
+    connections = [ConnectionResult(conn, "a", 1, 4, conn == 1, None, 0.0, 1.0) for conn in range(1, 9)]
+    table.measured(dataclasses.replace(fake_results([4.0])[0].runs[0], connections=connections))
+    header, row = out.getvalue().splitlines()[-2:]
+    assert row.split()[header.split().index("intact")] == "12.5%"
+
+
 @pytest.mark.parametrize(("width", "widest"), [(None, 96), (120, 96), (80, 80)])
 def test_a_narrow_terminal_gets_a_table_that_fits_it(width: int | None, widest: int) -> None:
     """On a terminal narrower than the table (96 columns), the table tightens to fit 80 with the

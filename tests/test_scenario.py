@@ -14,7 +14,7 @@ from pydantic import TypeAdapter, ValidationError
 from netsim import scenario as rules
 from netsim._units import format_duration, parse_duration, parse_rate, parse_size
 from netsim.expectations import parse_expectation
-from netsim.scenario import ClientEntry, Parts, Scenario, Server, check_parts, check_references
+from netsim.scenario import Client, ClientEntry, Parts, Scenario, Server, check_parts, check_references
 
 
 def server(poem: str = "1111\n2222\n", **fields: Any) -> Server:
@@ -413,12 +413,26 @@ def test_expect_keys_name_clients() -> None:
 
 
 def test_speedups_name_clients() -> None:
-    """speedup(OTHER) naming no client is reported at its expectation."""
+    """speedup(OTHER) naming no client, or its own client (always 1), under it or under
+    `all`, is reported at its expectation."""
     found = list(rules.speedups_name_clients(
         parts(clients=["blocking", "select"],
-              expect={"select": ["errors == 0", "speedup(blockin) >= 2", "speedup(blocking) >= 2"]})))
-    assert found == [(("expect", "select", 1),
-                      "speedup(blockin) names no client of this scenario (did you mean 'blocking'?)")]
+              expect={"select": ["errors == 0", "speedup(blockin) >= 2", "speedup(blocking) >= 2"],
+                      "blocking": ["speedup(blocking) == 1 ± 5%"], "all": ["speedup(select) <= 1"]})))
+    assert found == [
+        (("expect", "select", 1),
+         "speedup(blockin) names no client of this scenario (did you mean 'blocking'?)"),
+        (("expect", "blocking", 0), "speedup(blocking) under blocking compares it with itself, which is "
+                                    "always 1: name another client, or put it under the client to compare "
+                                    "with blocking"),
+        (("expect", "all", 0), "speedup(select) under `all` applies to select too, comparing it with "
+                               "itself (always 1): put it under each client to compare with select")]
+
+
+def test_a_timeout_of_no_time_is_refused() -> None:
+    """A client's timeout of 0 (every connection given up before it starts) is a problem."""
+    with pytest.raises(ValidationError, match="a timeout must be more than 0"):
+        Client.model_validate({"model": "select", "timeout": 0})
 
 
 def test_exit_codes_are_of_programs() -> None:

@@ -162,9 +162,9 @@ def test_the_timeline_shows_the_staircase_against_the_overlap(demo: dict[str, An
     starts = [re.search(r"[├●]", row).start() for row in rows]  # type: ignore[union-attr]
     ends = [row.index("┤") for row in rows]
     assert starts[0] < starts[1] < starts[2] and ends[0] < ends[1] < ends[2]  # blocking: a staircase
-    # select: all at once, from 0 (a column is 3 ms of wall time here: a loaded machine's
-    # connect may take one more; blocking's next start is 33 columns on)
-    assert all(abs(start - starts[0]) <= 1 for start in starts[3:])
+    # select: all at once, from 0 (a column is 3 ms of wall time here, and a loaded machine
+    # can hold a connect back a few: blocking's next start is 33 columns on)
+    assert all(abs(start - starts[0]) <= 5 for start in starts[3:])
     assert ends[3] < ends[1]  # select is done before blocking's second connection is
     assert all(row.count("●") == 4 and row.rstrip().endswith("eof") for row in rows)
     assert "ideal end" in text and "blocking" in text and "select" in text
@@ -397,11 +397,12 @@ def test_a_report_of_a_run_that_did_not_finish_says_so_first(demo: dict[str, Any
 
 def test_a_repeated_runs_report_shows_the_spread_over_the_runs(demo: dict[str, Any]) -> None:
     """With repeats, the summary says it is the first run's, and a table beside it gives each
-    client's runs passed and the min / median / max the terminal prints; one run has none."""
+    client's runs passed and the min / median / max the terminal prints (an overhead with
+    its sign); one run has none."""
     assert 'id="spreads"' not in html_report(demo["result"])
     result = json.loads(json.dumps(demo["result"]))
     spread = {"elapsed": {"min": 4.0, "median": 4.5, "max": 5.0},
-              "overhead": {"min": 0.001, "median": 0.002, "max": 0.25},
+              "overhead": {"min": -0.001, "median": 0.002, "max": 0.25},
               "lateness.p99": {"min": 0.0001, "median": 0.0002, "max": 0.0003}}
     result["repeat"] = {"count": 3, "runs_passed": 2, "clients": [
         {"client": "select", "passed": True, "runs": 3, "runs_passed": 2, "metrics": spread,
@@ -410,7 +411,7 @@ def test_a_repeated_runs_report_shows_the_spread_over_the_runs(demo: dict[str, A
     assert "<h2>Summary of the first of 3 runs</h2>" in page
     table = page[page.index('id="spreads"'):]
     assert ('<tr data-client="select"><td>select</td><td>2 of 3</td><td>4.000s / 4.500s / 5.000s</td>'
-            "<td>1ms / 2ms / 250ms</td><td>300µs</td></tr>") in table
+            "<td>-1ms / +2ms / +250ms</td><td>300µs</td></tr>") in table  # signed, as the terminal
 
 
 def test_a_repeated_runs_report_gives_the_verdicts_over_every_run(demo: dict[str, Any]) -> None:

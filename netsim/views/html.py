@@ -19,9 +19,9 @@ import math
 from collections.abc import Sequence
 from html import escape
 
-from netsim._units import format_size
+from netsim._units import format_share, format_size
 from netsim._version import __version__
-from netsim.report import command_line, duration_text, program_ending
+from netsim.report import command_line, duration_text, program_ending, signed_duration_text
 from netsim.views._picture import (
     ClientPicture,
     Picture,
@@ -182,12 +182,11 @@ def _summary(picture: Picture) -> str:
         intact = metric.get("intact", math.nan)
         held = sum(verdict.passed for verdict in client.verdicts)
         cells = [escape(client.client), duration_text(client.elapsed), duration_text(client.ideal),
-                 duration_text(overhead) if math.isnan(overhead) or overhead < 0
-                 else f"+{duration_text(overhead)}",
+                 signed_duration_text(overhead),
                  duration_text(metric.get("ttfb.p50", math.nan)),
                  "n/a" if math.isnan(metric.get("bytes", math.nan)) else format_size(metric["bytes"]),
                  "n/a" if math.isnan(metric.get("errors", math.nan)) else f"{metric['errors']:.0f}",
-                 "n/a" if math.isnan(intact) else f"{intact:.0%}",
+                 format_share(intact),
                  duration_text(metric.get("lateness.p99", math.nan)),
                  f"{held} of {len(client.verdicts)}"]
         status = "pass" if client.passed else "fail"
@@ -209,9 +208,9 @@ def _spreads(picture: Picture) -> str:
     for client in clients:
         assert client.spreads is not None
         cells = [escape(client.client), f"{client.runs_passed} of {picture.repeat}"]
-        for metric in ("elapsed", "overhead"):
+        for metric, shown in (("elapsed", duration_text), ("overhead", signed_duration_text)):
             low, middle, high = client.spreads.get(metric, (math.nan,) * 3)
-            cells.append(" / ".join(duration_text(value) for value in (low, middle, high)))
+            cells.append(" / ".join(shown(value) for value in (low, middle, high)))
         cells.append(duration_text(client.spreads.get("lateness.p99", (math.nan,) * 3)[2]))
         rows.append(f'<tr data-client="{escape(client.client)}">'
                     + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
