@@ -299,9 +299,22 @@ def measure(events: Sequence[Event], lateness: Sequence[float], slots: Sequence[
 
 
 def server_changes(events: Sequence[Event], started: float, time_scale: float) -> tuple[ServerChange, ...]:
-    """The servers' changes among ``events``, their times in scenario seconds since ``started``."""
-    return tuple(ServerChange((event.t - started) / time_scale, event.server, *_change_of(event))
-                 for event in events if isinstance(event, Change))
+    """The servers' changes among ``events``, their times in scenario seconds since ``started``.
+
+    A server's first state is no change: handshakes held from the start (``syn_drop``,
+    ``handshake_delay``) are logged once the servers are ready, before any client starts.
+    """
+    changed: set[str] = set()  # the servers that have changed so far
+    changes = []
+    for event in events:
+        if not isinstance(event, Change):
+            continue
+        first = event.server not in changed
+        changed.add(event.server)
+        if first and isinstance(event, HandshakesHeld):
+            continue
+        changes.append(ServerChange((event.t - started) / time_scale, event.server, *_change_of(event)))
+    return tuple(changes)
 
 
 def _change_of(event: Change) -> tuple[str, str]:

@@ -644,6 +644,23 @@ def test_measure_keeps_each_change_of_the_servers_in_words_and_scenario_seconds(
     ]
 
 
+def test_a_servers_first_state_of_held_handshakes_is_no_change() -> None:
+    """A server that holds handshakes from the start (syn_drop) has no change for it, where
+    it had one at a negative time before the client started; answering later is one."""
+    from netsim.events import HandshakesAnswered, HandshakesHeld, ServerListening
+
+    events: list[Any] = [
+        ServerListening(0.9, "a", "127.0.0.1", 1, "concurrent", False),
+        HandshakesHeld(0.95, "a", None),
+        ClientStarted(1.0, "c", "m", 0),
+        HandshakesAnswered(1.5, "a"),
+        ClientFinished(2.0, "c"),
+    ]
+    measured = measure(events, [], [], 0.5)
+    changes = [(round(change.t, 6), change.what) for change in measured.changes]
+    assert changes == [(1.0, "handshakes answered")]
+
+
 PHASED = """\
     netsim: 1
     name: phased
