@@ -548,11 +548,16 @@ def _write_unfinished(outputs: Outputs, tracer: TraceRecorder | None, scenario: 
     happened before a timeout or a crash is what its reader wants to see), and a JSON
     result that says it did not pass and ``why``, with the client models' ``runs`` that
     were measured (not judged), each in place of whatever an earlier run left there.
-    Returns what could not be written, and says so of an HTML report (there is no whole
-    result to draw)."""
+    An HTML report draws that result, as ``netsim report`` would, under a banner saying
+    why it is not whole. Returns what could not be written."""
     writes: list[tuple[str, Path, str]] = []
+    unfinished = _unfinished(scenario, time_scale, why, runs)
     if outputs.json is not None:
-        writes.append(("--json", outputs.json, _unfinished(scenario, time_scale, why, runs)))
+        writes.append(("--json", outputs.json, unfinished))
+    if outputs.html is not None:
+        from netsim.views.html import html_report
+
+        writes.append(("--html", outputs.html, html_report(json.loads(unfinished))))
     if outputs.junit is not None:
         junit = junit_error_xml(scenario, junit_message, file=scenario_file)
         writes.append(("--junit", outputs.junit, junit))
@@ -564,10 +569,6 @@ def _write_unfinished(outputs: Outputs, tracer: TraceRecorder | None, scenario: 
             write_output(path, text)
         except OSError as failure:
             failures.append(f"cannot write {flag} {path}: {failure.strerror or failure}")
-    if outputs.html is not None:
-        failures.append(f"--html {outputs.html} not written: the run did not finish (--json keeps "
-                        f"what it measured)" if outputs.json is not None else
-                        f"--html {outputs.html} not written: the run did not finish")
     return failures
 
 
