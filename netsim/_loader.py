@@ -44,10 +44,10 @@ from pydantic_core import ErrorDetails
 
 from netsim import _plugins
 from netsim._errors import Problem, ScenarioError
+from netsim._names import NAME_RULE
 from netsim._poem_files import DEFAULT_MAX_POEM_BYTES, PoemFileError, read_poem_file
 from netsim.expectations import Expectation
 from netsim.scenario import (
-    NAME_RULE,
     Client,
     ClientEntry,
     ExpectationText,

@@ -630,7 +630,7 @@ def _ip_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | No
 
 def serving(scenario: str | Path | Scenario, *, time_scale: float = 1.0, seed: int | None = None,
             allow_external: bool = False, allow_paths: bool = False,
-            max_poem_bytes: int = DEFAULT_MAX_POEM_BYTES) -> Serving:
+            max_poem_bytes: int = DEFAULT_MAX_POEM_BYTES, free_ports: bool = True) -> Serving:
     """Serve a scenario's servers on free ports for a client of your own; a context manager.
 
     ``scenario`` is a path to a scenario file, the text of one (YAML with a newline in
@@ -638,14 +638,16 @@ def serving(scenario: str | Path | Scenario, *, time_scale: float = 1.0, seed: i
     ``async with``: the servers start on entry and stop on exit, whatever happens, and
     also when the thread that started them ends (so that they never outlive it). A
     Serving serves once. ``allow_external`` lets servers listen, and proxies connect, outside loopback;
-    ``allow_paths`` and ``max_poem_bytes`` are as for ``load_scenario``.
+    ``allow_paths`` and ``max_poem_bytes`` are as for ``load_scenario``. ``free_ports=False``
+    binds the ports the scenario gives (``port: 10000``; 0 still takes any free one), for a
+    client that can only be pointed at fixed ports; tests running side by side then clash.
 
     Raises ScenarioError for a scenario that does not load, UsageError for a request it
     cannot meet (a time scale of 0, a host outside loopback), and on entry PortBusyError
     or ServerStartError when a server cannot start.
     """
     return Serving(load(scenario, allow_paths=allow_paths, max_poem_bytes=max_poem_bytes),
-                   time_scale=time_scale, seed=seed, allow_external=allow_external)
+                   time_scale=time_scale, seed=seed, allow_external=allow_external, free_ports=free_ports)
 
 
 def load(scenario: str | Path | Scenario, *, allow_paths: bool = False,

@@ -228,7 +228,7 @@ def _is_scenario(path: Path) -> bool:
 @pytest.fixture
 def netsim_servers(pytestconfig: pytest.Config) -> Iterator[Callable[..., Serving]]:
     """A factory: ``netsim_servers(scenario, time_scale=1.0, seed=None, allow_external=False,
-    allow_paths=..., max_poem_bytes=...)`` serves a scenario (a path, YAML text, or a loaded
+    allow_paths=..., max_poem_bytes=..., free_ports=True)`` serves a scenario (a path, YAML text, or a loaded
     one) on free ports for the test's own client; every server it started stops when the
     test ends. ``allow_paths`` and ``max_poem_bytes`` default to the ini keys."""
     from netsim._errors import NetsimError
@@ -239,11 +239,12 @@ def netsim_servers(pytestconfig: pytest.Config) -> Iterator[Callable[..., Servin
 
     def serve(scenario: str | Path | Scenario, *, time_scale: float = 1.0, seed: int | None = None,
               allow_external: bool = False, allow_paths: bool = settings.allow_paths,
-              max_poem_bytes: int = settings.max_poem_bytes) -> Serving:
+              max_poem_bytes: int = settings.max_poem_bytes, free_ports: bool = True) -> Serving:
         __tracebackhide__ = True
         try:
             net = serving(scenario, time_scale=time_scale, seed=seed, allow_external=allow_external,
-                          allow_paths=allow_paths, max_poem_bytes=max_poem_bytes).start()
+                          allow_paths=allow_paths, max_poem_bytes=max_poem_bytes,
+                          free_ports=free_ports).start()
         except NetsimError as error:
             # The message says what is wrong and where; netsim's frames would only bury it.
             raise error.with_traceback(None) from None

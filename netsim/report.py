@@ -332,6 +332,10 @@ def connection_problems(run: RunResult, most: int = 5) -> list[str]:
     troubled = [conn for conn in run.connections if conn.error is not None or not conn.intact]
     for conn in troubled[:most]:
         what = conn.error or "not intact"
+        if conn.served is not None and conn.bytes > conn.served.bytes:
+            # No network makes bytes: the model counted what it did not receive.
+            what += (f" (the client reported {conn.bytes} bytes where its server sent {conn.served.bytes}: "
+                     f"it counted bytes it did not receive)")
         lines.append(f"#{conn.conn} {conn.server}: {what}{': ' + conn.message if conn.message else ''}")
     if len(troubled) > most:
         lines.append(f"... and {len(troubled) - most} more")

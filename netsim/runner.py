@@ -94,6 +94,12 @@ TIMED = ("duration", "factor")
 # named beside a failed timing expectation (see _start_up).
 START_UP_NOTED = 0.05  # seconds
 
+# A run this much shorter than its ideal, the least time a client of its kind can take,
+# was not the client the ideal describes (a program's `concurrent:` wrong, say): a
+# warning says so. Scheduling never makes a run shorter; a client that gives up sooner
+# than the ideal (a `retry` that starts before the ideal's first try) by a few percent.
+BELOW_IDEAL = 0.2  # 20%
+
 LEFT_REALTIME = ("the server process used up its real-time budget (CPU time without a pause) and "
                  "ran at normal priority for the rest of the run, where other tasks can hold it back")
 
@@ -190,6 +196,14 @@ def fidelity_warnings(run: RunResult) -> list[str]:
                         f"targets that the model did not report (a model reports every connection it "
                         f"makes, with its own port: connected(local_port)); this run measured "
                         f"{'them' if count > 1 else 'it'} nowhere")
+    below = 1 - run.elapsed / run.ideal if run.ideal > 0 and math.isfinite(run.ideal) else math.nan
+    if below > BELOW_IDEAL and not any(conn.error for conn in run.connections):
+        kind = ("is `concurrent:` right for its program? `concurrent: false` adds its connections' "
+                "times up" if run.program is not None else
+                "does the model say rightly whether its connections overlap (concurrent)?")
+        warnings.append(f"{run.client}: it took {format_duration(run.elapsed)}, {below:.0%} less than its "
+                        f"ideal {format_duration(run.ideal)}, the least a client of its kind can take: the "
+                        f"ideal does not describe this client ({kind})")
     if run.threads_left:
         count = run.threads_left
         warnings.append(f"{run.client}: the model returned with {count} thread{'s' * (count > 1)} of its own "
@@ -584,7 +598,7 @@ def _who(label: str, model: ClientModel) -> str:
     label of its own, a model another package provides: whose bug a crash is)."""
     dist = _plugins.provider(model.name) if model.name in _plugins.entry_points() else None
     origin = f" from {dist}" if dist is not None and dist != "netsim" else ""
-    if label == model.name and not origin:
+    if (label == model.name or not model.instrumented) and not origin:  # (a program is the user's)
         return f"client {label!r}"
     return f"client {label!r} (model {model.name!r}{origin})"
 

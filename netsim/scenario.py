@@ -39,6 +39,7 @@ from pydantic_core import CoreSchema, PydanticCustomError
 
 from netsim import _placeholders, _plugins
 from netsim._faults import CUTTING_FAULTS, LISTENER_FAULTS
+from netsim._names import NAME_MAX, NAME_PATTERN
 from netsim._poem_files import DEFAULT_MAX_POEM_TEXT
 from netsim._units import parse_duration, parse_rate, parse_size
 from netsim.expectations import METRICS, OPERATORS, Expectation, parse_expectation
@@ -128,10 +129,6 @@ ExpectationText = Annotated[
                      "intact == 100%", "elapsed <= 4.2s in 90% of runs"],
     }),
 ]
-NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]*$"
-NAME_MAX = 64  # characters
-# NAME_PATTERN, said:
-NAME_RULE = "ASCII letters (a-z, A-Z), digits, '_', '-' and '.', starting with a letter or '_'"
 Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=NAME_MAX)]
 
 

@@ -26,11 +26,12 @@ from dataclasses import dataclass
 
 from netsim._errors import ClientCrashError, RunError, RunTimeoutError, UsageError
 from netsim._loader import load_scenario_text
+from netsim._names import NAME_MAX, NAME_PATTERN, NAME_RULE
 from netsim.clients import ClientModel
 from netsim.events import BytesReceived, ConnEstablished, ConnStarted, EofReceived, Event
 from netsim.results import ConnectionResult, RunResult
 from netsim.runner import run_scenario
-from netsim.scenario import NAME_MAX, NAME_PATTERN, NAME_RULE, Scenario
+from netsim.scenario import Scenario
 
 POEM = "1111\\n2222\\n3333\\n4444\\n"  # four chunks of 5 bytes, as YAML writes them
 POEM_BYTES = 20

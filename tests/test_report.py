@@ -122,6 +122,19 @@ def test_the_table_gives_intact_as_the_verdicts_do() -> None:
     assert row.split()[header.split().index("intact")] == "12.5%"
 
 
+def test_a_client_that_reports_more_bytes_than_were_sent_is_told_so() -> None:
+    """A connection whose client counted more bytes than its server sent is listed with both
+    counts: no network makes bytes, so the model counted what it did not receive."""
+    from netsim.results import ConnectionResult, Served
+
+    served = Served("127.0.0.1:5000", 0.0, 0.0, 1.0, 20, 20, "closed")
+    counted = ConnectionResult(1, "a", 1, 24, False, None, 0.0, 1.0, served=served)
+    run = dataclasses.replace(fake_results([4.0])[0].runs[0], connections=[counted])
+    assert report.connection_problems(run) == [
+        "#1 a: not intact (the client reported 24 bytes where its server sent 20: it counted bytes it "
+        "did not receive)"]
+
+
 @pytest.mark.parametrize(("width", "widest"), [(None, 96), (120, 96), (80, 80)])
 def test_a_narrow_terminal_gets_a_table_that_fits_it(width: int | None, widest: int) -> None:
     """On a terminal narrower than the table (96 columns), the table tightens to fit 80 with the

@@ -314,7 +314,7 @@ def test_a_proxy_to_another_machine_needs_permission(upstream: str) -> None:
         netsim.run_scenario(proxy_to(upstream))
     assert str(caught.value) == (f"server 'p' forwards to {upstream}, outside loopback: every client of "
                                  f"the proxy makes netsim connect to another machine; pass "
-                                 f"--allow-external if that is intended")
+                                 f"--allow-external (allow_external=True in Python) if that is intended")
     check_request(proxy_to(upstream), 1.0, allow_external=True)
 
 
@@ -369,6 +369,20 @@ def test_a_crash_of_a_labelled_client_names_its_model(write_scenario: ScenarioWr
     with pytest.raises(netsim.ClientCrashError, match=r"^client 'mine' \(model 'crashy'\) crashed: "
                                                       r"ZeroDivisionError"):
         netsim.run_scenario(scenario, time_scale=0.02, models={"crashy": crashy})
+
+
+def test_a_run_well_under_its_ideal_says_the_ideal_does_not_describe_it(
+        write_scenario: ScenarioWriter) -> None:
+    """A model that overlaps its connections but says it does not takes a third of the ideal
+    its claim gives (12 s for the demo), which no client can beat: the run warns, naming the
+    claim to check; a model that says it rightly gets no such warning."""
+    claims = ClientModel("claims", "overlaps, says it does not", False, get_model("selectors").run)
+    scenario = load_demo(write_scenario, "claims, selectors", models=["claims"])
+    result = netsim.run_scenario(scenario, time_scale=0.02, models={"claims": claims})
+    (warning,) = [warning for warning in result.warnings if "less than its ideal" in warning]
+    assert warning.startswith("claims: it took 4.")
+    assert "less than its ideal 12.000s, the least a client of its kind can take" in warning
+    assert warning.endswith("(does the model say rightly whether its connections overlap (concurrent)?)")
 
 
 class _AsyncCall:

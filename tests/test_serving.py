@@ -388,6 +388,22 @@ def test_a_check_is_true_only_when_every_verdict_passed() -> None:
     assert net.result().check("bytes == 10B") and not net.result().check("bytes == 3B")
 
 
+def test_free_ports_false_keeps_the_scenarios_own_port() -> None:
+    """serving(..., free_ports=False) binds the port the scenario gives, where by default
+    every server takes a free one."""
+    with socket.socket() as probe:  # a port free a moment ago, for the scenario to name
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    text = f"netsim: 1\nname: fixed\nservers: [{{name: a, poem: x, port: {port}}}]\n"
+    with netsim.serving(text, free_ports=False) as net:
+        assert net.address("a") == ("127.0.0.1", port)
+    with socket.socket() as holder:  # the port taken: a default serving never asks for it
+        holder.bind(("127.0.0.1", port))
+        holder.listen()
+        with netsim.serving(text) as net:
+            assert net.address("a")[1] != port
+
+
 def test_a_check_of_nothing_or_of_no_string_is_refused() -> None:
     """check([]) is a ValueError (an empty list would pass with nothing judged), and an
     entry that is not a string a TypeError naming it, not an AttributeError from within."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 
 from netsim import _plugins
+from netsim._names import NAME_MAX, NAME_PATTERN, NAME_RULE
 from netsim.clients._base import (
     ClientModel,
     ClientOptions,
@@ -22,7 +23,6 @@ from netsim.clients._base import (
     Recorder,
     Target,
 )
-from netsim.scenario import NAME_MAX, NAME_PATTERN, NAME_RULE
 
 
 class ModelUnavailableError(LookupError):
