@@ -218,6 +218,9 @@ class RunResult:
     unreported_connections: int = 0
     # Threads of the model still running when its run() returned (not waited for).
     threads_left: int = 0
+    # When the servers were ready, where their phases count from: scenario seconds since
+    # the model started (below 0: before it, by a process's start; NaN: not known).
+    servers_ready: float = math.nan
 
     @property
     def overhead(self) -> float:
@@ -269,6 +272,8 @@ class RunResult:
             "detail": self.detail,
             "activity": None if self.activity is None else self.activity.to_dict(),
             "changes": [change.to_dict() for change in self.changes],
+            "servers_ready": json_number(self.servers_ready),
+            "threads_left": self.threads_left,
             **({"machine": self.machine.to_dict()} if self.machine is not None else {}),
             "expectations": [
                 {"text": verdict.expectation.text, "passed": verdict.passed,

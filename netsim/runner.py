@@ -94,6 +94,13 @@ TIMED = ("duration", "factor")
 # named beside a failed timing expectation (see _start_up).
 START_UP_NOTED = 0.05  # seconds
 
+# Phases count from when the servers were ready, a process's start (a few milliseconds
+# of wall time) before the client model starts; when that is this much of the scenario
+# (scenario seconds, at a small time scale), a run with phases that failed an expectation
+# (any: a phase moved changes what happens, not only when) warns that they came that much
+# sooner in the client's run than the scenario says.
+PHASES_LAG_NOTED = 0.05  # seconds
+
 # A run this much shorter than its ideal, the least time a client of its kind can take,
 # was not the client the ideal describes (a program's `concurrent:` wrong, say): a
 # warning says so. Scheduling never makes a run shorter; a client that gives up sooner
@@ -204,6 +211,15 @@ def fidelity_warnings(run: RunResult) -> list[str]:
         warnings.append(f"{run.client}: it took {format_duration(run.elapsed)}, {below:.0%} less than its "
                         f"ideal {format_duration(run.ideal)}, the least a client of its kind can take: the "
                         f"ideal does not describe this client ({kind})")
+    lag = -run.servers_ready
+    if lag >= PHASES_LAG_NOTED and not run.passed and any(change.source.startswith("phase")
+                                                          for change in run.changes):
+        scale = run.wall_elapsed / run.elapsed if run.elapsed > 0 else math.nan
+        warnings.append(f"{run.client}: its servers were ready {format_duration(lag)} (scenario time) before "
+                        f"it started, and their phases count from then: a process's start "
+                        f"({format_duration(lag * scale)} of wall time) is that long at this time scale, "
+                        f"so each phase came that much sooner in its run than the scenario says; a larger "
+                        f"time scale keeps the phases where the scenario puts them")
     if run.threads_left:
         count = run.threads_left
         warnings.append(f"{run.client}: the model returned with {count} thread{'s' * (count > 1)} of its own "
@@ -464,7 +480,7 @@ def _run_client(
         server_left_realtime=usage is not None and usage.left_realtime, program=program,
         activity=measured.activity, detail=detail, changes=measured.changes, machine=machine,
         unreported_connections=measured.left_over if model.instrumented else 0,
-        threads_left=finished.threads_left)
+        threads_left=finished.threads_left, servers_ready=(server_process.ready - started) / time_scale)
 
 
 def _options(scenario: Scenario, client: Client, time_scale: float, poems: Mapping[str, tuple[str, ...]], *,

@@ -385,6 +385,26 @@ def test_a_run_well_under_its_ideal_says_the_ideal_does_not_describe_it(
     assert warning.endswith("(does the model say rightly whether its connections overlap (concurrent)?)")
 
 
+def test_phases_that_a_small_time_scale_moves_in_the_clients_run_are_warned_of(
+        write_scenario: ScenarioWriter) -> None:
+    """At time scale 0.005 a process's start (a millisecond or more of wall time) is 200 ms
+    of the scenario and more: a run with phases that failed an expectation says they came
+    that much sooner in the client's run, and when the servers were ready is in its result."""
+    scenario = netsim.load_scenario(write_scenario("""\
+        netsim: 1
+        name: phased
+        servers: [{name: a, poem: "1\\n2\\n", delay: 1s, phases: [{at: 1500ms, delay: 500ms}]}]
+        clients: [blocking]
+        expect: {blocking: [elapsed == 2s ± 5%]}
+    """))
+    result = netsim.run_scenario(scenario, time_scale=0.005)
+    (run,) = result.runs
+    assert run.servers_ready <= -0.2 and run.to_dict()["servers_ready"] == pytest.approx(run.servers_ready)
+    (warning,) = [warning for warning in result.warnings if "phases count from then" in warning]
+    assert warning.startswith("blocking: its servers were ready ")
+    assert warning.endswith("a larger time scale keeps the phases where the scenario puts them")
+
+
 class _AsyncCall:
     """A run that is an object with an async __call__: no check where a model is made sees it."""
 
