@@ -152,6 +152,13 @@ def parse_expectation(text: str) -> Expectation:
     tolerance, relative = (
         _parse_tolerance(kind, label, tolerances[0]) if tolerances else (None, False)
     )
+    if kind == "duration" and not scale and tolerance is not None and not relative \
+            and tolerance >= offset > 0:
+        # `elapsed == 300ms ± 5`: a bare number is seconds, so the bound would start below 0.
+        bare = _split_quantity(tolerances[0]) == (tolerances[0], "")
+        hint = f": did you mean ± {tolerances[0]}%?" if bare else ""
+        raise ValueError(f"the tolerance ± {_format(kind, tolerance)} is as wide as {value_text} itself, so "
+                         f"the bound would take in no time at all{hint}")
     return Expectation(written, metric, other, op, scale, offset, tolerance, relative, pass_rate)
 
 

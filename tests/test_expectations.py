@@ -215,6 +215,9 @@ PARSE_ERRORS = [
     ("elapsed <= 4s 5s", "unexpected '5s' after '4s'"),
     ("elapsed <= ideal + 250ms foo", "unexpected 'foo' after '250ms'"),
     ("elapsed == 12s ± 5% foo", "unexpected 'foo' after '5%'"),
+    ("elapsed == 300ms ± 5", "the tolerance ± 5.000s is as wide as 300ms itself, so the bound would take "
+                             "in no time at all: did you mean ± 5%?"),
+    ("elapsed == 300ms ± 300ms", "the tolerance ± 300ms is as wide as 300ms itself"),
     ("elapsed < ideal + ideal", "'ideal + ideal' is not an expression over ideal: write ideal, ideal * 1.05"),
     ("elapsed == 12s ±", "expected a tolerance after '±'"),
     ("elapsed == 12s ± 5% ± 1s", "more than one tolerance"),
