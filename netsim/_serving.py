@@ -33,6 +33,7 @@ import difflib
 import ipaddress
 import itertools
 import math
+import re
 import threading
 import time
 import typing
@@ -72,7 +73,7 @@ from netsim.events import (
     Stopped,
     TakeDown,
 )
-from netsim.expectations import METRICS, Verdict, evaluate, parse_expectation
+from netsim.expectations import METRICS, Expectation, Verdict, evaluate, parse_expectation
 from netsim.results import ConnectionResult, Lateness, RunResult, ServerChange, lateness_of
 from netsim.runner import DESCRIPTOR_MARGIN, check_request, ensure_descriptors, plans_of, seed_for
 from netsim.scenario import ConditionChanges, Scenario, Server
@@ -163,7 +164,7 @@ class ServedResult:
             if not isinstance(text, str):
                 raise TypeError(f"an expectation is a string, like 'errors == 0', not {type(text).__name__} "
                                 f"({text!r})")
-        parsed = [parse_expectation(text) for text in texts]
+        parsed = [_parsed(text) for text in texts]
         for expectation in parsed:
             if expectation.metric in _UNTOLD or expectation.uses_ideal:
                 needs = "the ideal" if expectation.uses_ideal or expectation.metric in (
@@ -184,6 +185,20 @@ class ServedResult:
                 "lateness": self.lateness.to_dict(), "seed": self.seed,
                 "changes": [change.to_dict() for change in self.changes],
                 **({"machine": self.machine.to_dict()} if self.machine is not None else {})}
+
+
+def _parsed(text: str) -> Expectation:
+    """``text`` parsed, an unknown metric answered with those the servers can tell."""
+    try:
+        return parse_expectation(text)
+    except ValueError as error:
+        unknown = re.match(r"unknown metric '([^']*)'", str(error))
+        if unknown is None:
+            raise
+        close = difflib.get_close_matches(unknown[1], _TOLD, n=2)
+        hint = f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
+        raise ValueError(f"unknown metric {unknown[1]!r}{hint}; the servers can tell "
+                         f"{', '.join(_TOLD)}") from None
 
 
 class Serving:

@@ -413,6 +413,10 @@ def test_a_check_of_nothing_or_of_no_string_is_refused() -> None:
         net.result().check([])
     with pytest.raises(TypeError, match=r"an expectation is a string, like 'errors == 0', not int \(5\)"):
         net.result().check(["errors == 0", 5])  # type: ignore[list-item]
+    # An unknown metric is answered with those the servers can tell, not every metric there is.
+    with pytest.raises(ValueError, match=r"^unknown metric 'latency'; the servers can tell elapsed, "
+                                         r"ttfb\.p50, .*lateness\.max$"):
+        net.result().check("latency < 1s")
 
 
 def test_the_result_reads_short_in_a_failed_assert() -> None:
