@@ -29,6 +29,7 @@ from __future__ import annotations
 import errno
 import json
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -46,6 +47,12 @@ MAX_BODY = 64 * 1024  # 64 KiB: a change is a few keys
 LINGER = 1.0  # seconds
 # How often the serving thread looks for shutdown(): stopping waits no longer than this.
 SHUTDOWN_POLL = 0.05  # seconds
+# Connections waiting to be accepted: parallel test workers drive the API at once, and
+# the standard library's 5 had a few of twenty waiting out a SYN retransmission (1 s).
+BACKLOG = 128
+# How long a request may take to arrive whole: a client that stops halfway through its
+# headers or body holds a thread no longer than this.
+REQUEST_TIMEOUT = 10.0  # seconds
 
 Log = Callable[[str], None]
 
@@ -74,8 +81,9 @@ class ControlServer:
 
     def __init__(self, servers: Servers, host: str, port: int, *, log: Log | None = None) -> None:
         handler = type("Handler", (_Handler,), {"servers": servers, "log": staticmethod(log or _quiet)})
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
         try:
-            self._http = ThreadingHTTPServer((host, port), handler)
+            self._http = _HTTPServer((host.strip("[]"), port), handler, family)
         except OSError as error:
             # A RunError, not a PortBusyError: --free-ports, which that error suggests, does
             # not move the control port.
@@ -120,6 +128,24 @@ def _quiet(_line: str) -> None:
     pass
 
 
+class _HTTPServer(ThreadingHTTPServer):
+    """The standard library's threading HTTP server, on IPv6 too, with a longer backlog,
+    and quiet about a client that left before its answer (it printed a traceback)."""
+
+    request_queue_size = BACKLOG
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler],
+                 family: socket.AddressFamily) -> None:
+        self.address_family = family
+        super().__init__(address, handler)
+
+    def handle_error(self, request: socket.socket | tuple[bytes, socket.socket], client_address: Any) -> None:
+        error = sys.exc_info()[1]
+        if isinstance(error, OSError):  # the client hung up, or its connection failed
+            return
+        super().handle_error(request, client_address)  # a bug of ours: its traceback
+
+
 class _BadRequest(Exception):
     """A request the API refuses: its status and why (and, for 405, the methods allowed)."""
 
@@ -136,6 +162,7 @@ class _Handler(BaseHTTPRequestHandler):
     log: Log
     server_version = "netsim-control"
     protocol_version = "HTTP/1.1"  # keep-alive: a test driving the API pays one connect
+    timeout = REQUEST_TIMEOUT
     # The headers and the body go in two writes: with Nagle's algorithm the body would wait
     # for the client's delayed ACK of the headers, 40 ms a request.
     disable_nagle_algorithm = True
@@ -164,6 +191,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # every request is logged once answered, with its body and time (_answer)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """A request http.server could not parse (no request line, a bad header), answered
+        in JSON as every other error is, not in the standard library's HTML."""
+        status = HTTPStatus(code)
+        text = message or status.phrase
+        self.log(f"{self.requestline or '(no request line)'} -> {status.value} {text}")
+        self.close_connection = True
+        self._send(status, {"error": text})
 
     def finish(self) -> None:
         if self._unread:
@@ -200,33 +236,52 @@ class _Handler(BaseHTTPRequestHandler):
             status, payload = HTTPStatus.CONFLICT, {"error": str(error)}
         except RunError as error:
             status, payload = HTTPStatus.SERVICE_UNAVAILABLE, {"error": str(error)}
-        data = (json.dumps(payload) + "\n").encode()
         # Logged before it is answered: whoever has the answer finds the request logged.
         shown = "" if body is None else " " + json.dumps(body)
         t = (arrived - self.servers.t0) / self.servers.time_scale  # the log's clock
         self.log(f"{t:.6f}  {method} {self.path}{shown} -> {status.value}"
                  + (f" {payload['error']}" if "error" in payload else ""))
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        if allow:
-            self.send_header("Allow", ", ".join(allow))
-        self.end_headers()
-        if method != "HEAD":  # a HEAD answer has the headers alone
-            self.wfile.write(data)
+        self._send(status, payload, allow, head=method == "HEAD")
+
+    def _send(self, status: HTTPStatus, payload: dict[str, Any], allow: tuple[str, ...] = (), *,
+              head: bool = False) -> None:
+        data = (json.dumps(payload) + "\n").encode()
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            if allow:
+                self.send_header("Allow", ", ".join(allow))
+            if self.close_connection:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            if not head:  # a HEAD answer has the headers alone
+                self.wfile.write(data)
+        except OSError:  # the client left before its answer: nothing to tell it
+            self.close_connection = True
 
     def _body(self) -> object:
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
             self.close_connection = self._unread = True  # its chunks are not read
             raise _BadRequest(HTTPStatus.LENGTH_REQUIRED, "send the body with a Content-Length, "
                                                           "not in chunks")
-        length = int(self.headers.get("Content-Length") or 0)
+        given = (self.headers.get("Content-Length") or "0").strip()
+        if not given.isdigit():
+            # Where its body ends cannot be told, so neither can where the next request starts.
+            self.close_connection = True
+            raise _BadRequest(HTTPStatus.BAD_REQUEST, f"Content-Length must be a whole number of bytes, "
+                                                      f"not {given!r}")
+        length = int(given)
         if length > MAX_BODY:
             self.close_connection = self._unread = True  # what is left of the body is not read
             raise _BadRequest(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the body is over {MAX_BODY} bytes")
         if not length:
             return None
         raw = self.rfile.read(length)
+        if len(raw) < length:  # the client stopped sending (or hung up) before its whole body
+            self.close_connection = True
+            raise _BadRequest(HTTPStatus.BAD_REQUEST, f"the body ended after {len(raw)} of the "
+                                                      f"{length} bytes its Content-Length gives")
         try:
             return json.loads(raw)
         except (ValueError, UnicodeDecodeError) as error:

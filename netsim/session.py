@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -348,8 +349,12 @@ def _line_writer(stream: TextIO | None) -> Callable[[str], None] | None:
     if stream is None:
         return None
 
+    lock = threading.Lock()  # each request is answered in a thread of its own
+
     def write(line: str) -> None:
-        print(f"control: {line}", file=stream, flush=True)
+        with lock:  # one write a line: two requests' lines never run together
+            stream.write(f"control: {line}\n")
+            stream.flush()
 
     return write
 

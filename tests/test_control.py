@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import statistics
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -358,6 +359,73 @@ def test_a_body_too_big_to_read_is_answered_and_the_client_can_read_the_answer(
         while data := sock.recv(65536):
             answer += data
     assert b"the body is over 65536 bytes" in answer
+
+
+def _raw(address: tuple[str, int], request: bytes, *, hang_up: bool = False) -> bytes:
+    """Send ``request`` as it is; all the server answers before it closes (or hang up at once)."""
+    with socket.create_connection(address, timeout=5) as sock:
+        sock.sendall(request)
+        if hang_up:
+            return b""
+        answer = b""
+        while data := sock.recv(65536):
+            answer += data
+        return answer
+
+
+@pytest.mark.parametrize(("request_bytes", "words"), [
+    (b"PATCH /servers/a HTTP/1.1\r\nContent-Length: abc\r\n\r\n{}",
+     b'"Content-Length must be a whole number of bytes, not \'abc\'"'),
+    (b"PATCH /servers/a HTTP/1.1\r\nContent-Length: -5\r\n\r\n{}",
+     b'"Content-Length must be a whole number of bytes, not \'-5\'"'),
+    (b"GARBAGE\r\n\r\n", b'{"error": "Bad request syntax'),
+])
+def test_a_request_http_cannot_read_is_answered_in_json_and_its_connection_closed(
+        api: tuple[tuple[str, int], list[str]], request_bytes: bytes, words: bytes) -> None:
+    """A Content-Length that is no length, or a request line that is none, gets a 400 in
+    JSON (not Python's words about int(), nor the standard library's HTML page), and the
+    connection is closed: where such a request ends cannot be told."""
+    address, _ = api
+    answer = _raw(address, request_bytes)  # returns: the server closed the connection
+    if request_bytes.startswith(b"PATCH"):
+        assert answer.startswith(b"HTTP/1.1 400 ") and b"Content-Type: application/json" in answer
+    # (A line that is no request is taken for HTTP/0.9, whose answer is the body alone.)
+    assert words in answer and b"<html" not in answer.lower()
+
+
+def test_a_client_that_hangs_up_before_its_answer_leaves_no_traceback(
+        net: Serving, capfd: pytest.CaptureFixture[str]) -> None:
+    """Clients that hang up mid-body or before their answer are answered to no one, in
+    silence: standard error had a traceback for each. The API answers the next request."""
+    lines: list[str] = []
+    with ControlServer(net, "127.0.0.1", 0, log=lines.append) as server:
+        for _ in range(5):
+            _raw(server.address, b"PATCH /servers/a HTTP/1.1\r\nContent-Length: 50\r\n\r\n{}", hang_up=True)
+            _raw(server.address, b"GET /servers HTTP/1.1\r\n\r\n", hang_up=True)
+        assert call(server.address, "GET", "/servers/a")[0] == 200
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_the_api_listens_on_ipv6_loopback_and_keeps_a_backlog_for_parallel_clients(net: Serving) -> None:
+    """--control [::1]:0 listens on IPv6's loopback; twenty clients at once are all answered
+    promptly (a backlog of 5 left some waiting a second for a SYN retransmission)."""
+    with ControlServer(net, "[::1]", 0) as server:
+        assert server.address[0] == "::1"
+        assert call(server.address, "GET", "/servers/a")[0] == 200
+    with ControlServer(net, "127.0.0.1", 0) as server:
+        results: list[float] = []
+
+        def one() -> None:
+            started = time.monotonic()
+            call(server.address, "GET", "/servers")
+            results.append(time.monotonic() - started)
+
+        workers = [threading.Thread(target=one) for _ in range(20)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        assert len(results) == 20 and max(results) < 0.9  # a SYN retransmission takes 1 s
 
 
 @pytest.mark.parametrize(("method", "path", "body", "status", "words"), [
