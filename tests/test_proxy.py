@@ -79,6 +79,32 @@ def test_several_megabytes_cross_a_delayed_proxy_exactly(direction: str) -> None
     assert directions == ({"downstream", "upstream"} if direction == "both" else {direction})
 
 
+@pytest.mark.parametrize("direction", ["downstream", "upstream", "both"])
+def test_corruption_reaches_an_echoing_clients_in_every_direction(direction: str) -> None:
+    """A corrupting proxy in front of an echo service corrupts what the client gets back in
+    each direction it is set for: with `both`, the two directions' masks differ (one mask
+    flipped the echoed bytes back, and the client saw no corruption at all)."""
+    payload = bytes(range(256)) * 16
+    plan = ServerPlan(name="p", conditions=Conditions(fault="corrupt"), chunking="all", direction=direction)
+
+    async def talk(address: tuple[str, int]) -> bytes:
+        reader, writer = await asyncio.open_connection(*address)
+        writer.write(payload)
+        writer.write_eof()
+        received = await reader.read()
+        writer.close()
+        await writer.wait_closed()
+        return received
+
+    received, _ = asyncio.run(through_proxy(plan, talk))
+    assert len(received) == len(payload)
+    differing = sum(got != sent for got, sent in zip(received, payload, strict=True))
+    if direction == "both":  # two masks: a byte comes back as it was where they agree (1 in 255)
+        assert differing >= len(payload) * 0.95
+    else:  # a mask byte is never 0: every byte differs
+        assert differing == len(payload)
+
+
 def test_only_the_named_direction_is_slowed() -> None:
     """With direction upstream, the client's bytes are paced and the replies are not."""
     plan = ServerPlan(name="p", conditions=Conditions(delay=0.02), chunking="all", direction="upstream")

@@ -303,7 +303,7 @@ class ProxyConnection(asyncio.Protocol):
             schedule = StreamSchedule(conditions, pause_stream(plan.seed, plan.name, self.index, direction),
                                       start, fault_after=conditions.fault_after if counted else None)
             chunking = plan.chunking
-            streams = Streams(plan.seed, plan.name, self.index)  # each direction its own draws
+            streams = self._streams(direction)
             slices = streams.slices
             if self._fault == "corrupt":
                 corruption = (streams.corruption, conditions.fault_after)
@@ -319,6 +319,15 @@ class ProxyConnection(asyncio.Protocol):
         return Shaper(schedule, sink, chunking=chunking, timers=self._server.timers, conditioned=conditioned,
                       slices=slices, corruption=corruption, on_chunk=chunk_sent if conditioned else None,
                       on_fault=self._strike, **callbacks)
+
+    def _streams(self, direction: str) -> Streams:
+        """The seeded draws of one direction (slices, the corruption's mask). Each has its own:
+        with one mask for both, a service that echoes would get its bytes corrupted and send
+        them back corrupted again, the second flip undoing the first, so that a client saw
+        no corruption at all. The downstream ones are the connection's, as for a poem server."""
+        plan = self._plan
+        server = plan.name if direction == "downstream" else f"{plan.name}/upstream"
+        return Streams(plan.seed, server, self.index)
 
     def upstream_data(self, data: bytes) -> None:
         if self._down is None or self._upstream is None:
@@ -362,10 +371,12 @@ class ProxyConnection(asyncio.Protocol):
             return
         # A limit in bytes cuts what is queued past it, or else the next chunk.
         counted = fault in CUTTING_FAULTS and conditions.fault_at is None
-        for shaper in shapers:
-            shaper.limit(conditions.fault_after if counted else None)
-            shaper.corrupt((Streams(plan.seed, plan.name, self.index).corruption, conditions.fault_after)
-                           if fault == "corrupt" else None)
+        for direction, each in (("downstream", self._down), ("upstream", self._up)):
+            if each is None or not each.conditioned:
+                continue
+            each.limit(conditions.fault_after if counted else None)
+            each.corrupt((self._streams(direction).corruption, conditions.fault_after)
+                         if fault == "corrupt" else None)
         self._limit_in_time(conditions)
 
     def _limit_in_time(self, conditions: Conditions) -> None:
