@@ -468,6 +468,8 @@ _ENDINGS: dict[str, tuple[str | None, str]] = {
     "client_closed": ("error", "the client closed it before the server's end"),
     "error": ("error", "the connection failed"),
     "stopped": ("timeout", "still open when the client's run ended"),
+    "upstream_failed": ("reset", "the proxy reset it: its upstream could not be reached, or failed "
+                                 "(the log's upstream_failed or upstream_lost says why)"),
 }
 
 

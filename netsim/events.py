@@ -186,7 +186,7 @@ class ConnLost(_Event):
     conn: int | None = None
 
 
-How = Literal["closed", "reset", "client_closed", "client_reset", "error", "stopped"]
+How = Literal["closed", "reset", "client_closed", "client_reset", "error", "stopped", "upstream_failed"]
 
 
 @_wire

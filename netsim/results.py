@@ -48,7 +48,7 @@ class Served:
     duration: float  # accept to the end
     bytes: int  # sent
     acked: int | None  # of those, acknowledged by the client's kernel; None: not known (proxies)
-    how: str  # closed | reset | client_closed | client_reset | error | stopped
+    how: str  # closed | reset | client_closed | client_reset | error | stopped | upstream_failed
     fault: str | None = None
 
     def to_dict(self) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import random
@@ -227,6 +228,28 @@ def test_an_unreachable_upstream_resets_the_client() -> None:
     outcome = asyncio.run(main())
     assert isinstance(outcome, ConnectionResetError) or outcome == b""
     assert any(isinstance(event, UpstreamFailed) for event in events)
+
+
+def test_a_connection_reset_for_an_unreachable_upstream_says_so() -> None:
+    """The servers' account of a connection reset because the proxy's upstream refused it
+    says that (upstream_failed), not that a reset fault struck."""
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    text = f"netsim: 1\nname: lost\nservers: [{{name: p, upstream: '127.0.0.1:{port}'}}]\n"
+    with netsim.serving(text) as net:
+        # (The reset may come as soon as the connect returns, or at the read.)
+        with contextlib.suppress(ConnectionResetError), \
+                socket.create_connection(net.address("p"), timeout=5) as sock:
+            assert sock.recv(100) == b""
+        deadline = time.monotonic() + 5
+        while not net.result().connections and time.monotonic() < deadline:
+            time.sleep(0.01)
+    (conn,) = net.result().connections
+    assert conn.served is not None and conn.served.how == "upstream_failed"
+    assert conn.error == "reset" and conn.message is not None
+    assert conn.message.startswith("the proxy reset it: its upstream could not be reached")
 
 
 def test_every_client_model_reads_a_poem_through_a_proxy(write_scenario: ScenarioWriter) -> None:

@@ -273,7 +273,7 @@ class ProxyConnection(asyncio.Protocol):
             upstream, _ = await self._loop.create_connection(lambda: _Upstream(self), host, port)
         except OSError as error:
             self._record.upstream_failed(self._loop.time(), self._peer_port, f"{host}:{port}", error)
-            self._reset()  # the client learns that something broke, as from a real proxy
+            self._reset("upstream_failed")  # the client learns that something broke, as from a real proxy
             return
         local = upstream.get_extra_info("sockname")
         self._upstream_port = int(local[1]) if local else None
@@ -343,7 +343,7 @@ class ProxyConnection(asyncio.Protocol):
     def upstream_lost(self, exc: Exception | None) -> None:
         if exc is not None and not self._closed:
             self._record.upstream_lost(self._loop.time(), self._peer_port, exc)
-            self._reset()
+            self._reset("upstream_failed")
 
     def upstream_paused(self, paused: bool) -> None:
         if self._up is not None:
@@ -422,13 +422,15 @@ class ProxyConnection(asyncio.Protocol):
             if shaper is not None:
                 shaper.cancel()
 
-    def _reset(self) -> None:
+    def _reset(self, how: How = "reset") -> None:
+        """Reset the client's connection: a fault's doing, or (``upstream_failed``) what a
+        proxy does when its upstream cannot be reached or fails."""
         assert self._transport is not None
         sock = self._transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RESET)
         self._closed = True
-        self._how = "reset"
+        self._how = how
         self._transport.abort()
 
     def _close(self) -> None:
