@@ -266,10 +266,17 @@ class StreamSchedule:
         return (f"<StreamSchedule chunks={self._chunks} bytes={self._accepted} "
                 f"next_free={self._next_free:.6f} fault_at={self.fault_at}>")
 
-    def add(self, size: int, arrival: float, *, begins: bool = True, ends: bool = True) -> int:
+    @property
+    def next_free(self) -> float:
+        """When the next chunk may begin: after the last one scheduled and its pause."""
+        return self._next_free
+
+    def add(self, size: int, arrival: float, *, begins: bool = True, ends: bool = True,
+            joined: bool = False) -> int:
         """Schedule a chunk of ``size`` bytes available from ``arrival``, or a slice of one:
         one that ``begins`` no chunk is not logged as a chunk sent, and one that ``ends``
-        none is followed by ``slice_delay`` rather than a pause.
+        none is followed by ``slice_delay`` rather than a pause; one ``joined`` to the next
+        part, by nothing (a streaming proxy schedules a long chunk at a rate in parts).
 
         Returns how many of its bytes will go: fewer than ``size`` when the fault cuts it,
         none once the fault has struck.
@@ -287,6 +294,9 @@ class StreamSchedule:
             self.fault_at = begin + (allowed / rate if rate else 0.0)
             return allowed
         end = begin + (size / rate if rate else 0.0)
+        if joined:
+            self._next_free = end
+            return size
         if not ends:
             self._next_free = end + self.conditions.slice_delay
             return size

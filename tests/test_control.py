@@ -524,6 +524,7 @@ servers:
   - {name: whole, poem: "1\\n2\\n3\\n4\\n", chunk: all}
   - {name: r, upstream: whole, chunk: line, delay: 100ms}
   - {name: s, upstream: whole, chunk: line, delay: 100ms, fault: {kind: reset, after: 5}}
+  - {name: u, upstream: whole, chunk: all, rate: 4B/s}
   - {name: w, upstream: whole, accept_delay: 300ms}
   - {name: wa, poem: "1\\n2\\n3\\n4\\n", accept_delay: 300ms}
   - {name: h, upstream: b, fault: {kind: blackhole}}
@@ -584,13 +585,24 @@ def test_a_limit_brought_in_cuts_what_a_proxy_holds_queued() -> None:
         assert _after_a_change(net, "r", fault={"kind": "reset", "after": 5}) == (b"1\n2\n3", "reset")
 
 
-def test_a_cut_already_made_stays_when_its_fault_is_taken_away() -> None:
-    """A proxy that has cut the bytes it holds (on their arrival) still strikes: they are gone.
-    Its connection ends as the fault said, and is accounted for."""
+def test_a_fault_taken_away_before_its_cut_spares_the_bytes_a_proxy_holds() -> None:
+    """A proxy holds the whole poem its upstream sent at once, to pace it out; taking its
+    fault away before the cut's turn spares them all, as a poem server's would be: what a
+    proxy holds is scheduled only as its turn nears, so a change reaches it."""
     with netsim.serving(MIDRUN) as net:
-        assert _after_a_change(net, "s", fault=None) == (b"1\n2\n3", "reset")
+        assert _after_a_change(net, "s", fault=None) == (b"1\n2\n3\n4\n", "eof")
         (account,) = [conn for conn in net.result().connections if conn.server == "s"]
-    assert account.error == "reset" and account.bytes == 5
+    assert account.error is None and account.bytes == 8
+
+
+def test_a_new_rate_reaches_a_chunk_a_proxy_holds() -> None:
+    """A proxy pacing one 8-byte chunk at 4 B/s (2 s) is given 1000 B/s after its first
+    byte: the rest of the chunk goes at the new rate, not the 2 s the old one planned."""
+    with netsim.serving(MIDRUN) as net:
+        started = time.monotonic()
+        assert _after_a_change(net, "u", rate="1000B/s") == (b"1\n2\n3\n4\n", "eof")
+        took = time.monotonic() - started
+    assert took < 1.0  # 0.25 s for the byte under way, then 7 ms; 2 s at the old rate
 
 
 def test_a_blackhole_brought_in_during_the_accept_delay_keeps_the_proxy_silent() -> None:

@@ -7,6 +7,12 @@ schedules each chunk as it arrives and writes it to the other side's transport o
 absolute deadline, run by the process's one ``TimerQueue``: a late wake-up never delays
 the pieces after it, and every chunk's emission records how late it was.
 
+A chunk is scheduled only when its turn is near (``READ_AHEAD``): what has arrived
+beyond that waits unscheduled, so that a change of conditions (a rate, a delay, a fault)
+reaches every byte not yet under way, as toxiproxy's toxics do, rather than only the
+bytes that arrive after it. What a proxy reads ahead can be seconds of data at a low
+rate.
+
 Writes respect backpressure: a shaper hands the transport at most ``WRITE_PIECE`` at a
 time and only while it is below its high-water mark, and a proxy stops reading from
 one side while the other side's shaper holds more than ``READ_PAUSE``.
@@ -16,7 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import math
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
 
 from netsim.conditions import Corruption, Draws, Emission, StreamSchedule, cut, slice_sizes
 from netsim.engine._timers import TimerQueue
@@ -30,6 +39,23 @@ WRITE_PIECE = 64 * 1024  # 64 KiB
 # A proxy stops reading from one side while the other side's shaper holds more than
 # this, and reads again once it is down to a quarter.
 READ_PAUSE = 256 * 1024  # 256 KiB
+
+# How far ahead of its turn a chunk is scheduled: a change of conditions reaches every
+# chunk whose turn is further off than this.
+READ_AHEAD = 0.05  # seconds
+
+
+@dataclass(slots=True)
+class _Unit:
+    """Bytes that have arrived and wait to be scheduled: a chunk, one of its slices, or
+    the rest of either, and what follows them: the chunk's pause, a slice's delay, or
+    (``joined``) more of the same without a gap."""
+
+    data: bytes
+    arrival: float
+    begins: bool = True  # it begins a chunk (logged as a chunk sent)
+    then: Literal["chunk", "slice", "joined"] = "chunk"
+    sliced: bool = False  # cut into its slices already
 
 
 class Shaper:
@@ -53,9 +79,12 @@ class Shaper:
         self._on_done = on_done
         self._on_drain = on_drain
         self._loop = asyncio.get_running_loop()
-        self._data: collections.deque[bytes | memoryview] = collections.deque()  # what waits to go
+        self._data: collections.deque[bytes | memoryview] = collections.deque()  # scheduled, to go
+        self._queued = 0  # the bytes of _data
+        # What has arrived and is not scheduled yet (READ_AHEAD), in the order it goes.
+        self._pending: collections.deque[_Unit] = collections.deque()
+        self._pending_bytes = 0
         self._partial: memoryview | None = None  # the rest of a piece the sink could not take yet
-        self.buffered = 0  # bytes waiting here, not yet handed to the sink
         self._waiting = False  # a step is queued on the timers
         self._paused = False
         self._held_since: float | None = None
@@ -65,34 +94,59 @@ class Shaper:
         self.first_write: float | None = None  # when the first of them was
 
     def __repr__(self) -> str:
-        return (f"<Shaper buffered={self.buffered}B pending={len(self.schedule.emissions)} "
-                f"paused={self._paused} finished={self.finished}>")
+        return (f"<Shaper buffered={self.buffered}B scheduled={len(self.schedule.emissions)} "
+                f"unscheduled={len(self._pending)} paused={self._paused} finished={self.finished}>")
+
+    @property
+    def buffered(self) -> int:
+        """Bytes waiting here, scheduled or not, not yet handed to the sink."""
+        return self._queued + self._pending_bytes
 
     def feed(self, data: bytes | memoryview) -> None:
-        """Bytes to send, available now, cut into chunks."""
+        """Bytes to send, available now, cut into chunks, each scheduled when its turn is near."""
         now = self._loop.time()
         for piece in cut(bytes(data), self._chunking):
-            self.feed_chunk(piece, arrival=now)
+            self._pending.append(_Unit(piece, now))
+            self._pending_bytes += len(piece)
+        self._schedule_ahead(now)
+        self._arm()
 
-    def feed_chunk(self, chunk: bytes, *, arrival: float) -> None:
-        """One chunk: in the slices the conditions cut it into, if any; a pause follows it."""
-        schedule = self.schedule
-        sizes = [len(chunk)] if self._slices is None else slice_sizes(len(chunk), schedule.conditions,
-                                                                       self._slices)
-        position = 0
-        for number, size in enumerate(sizes):
-            taken = schedule.add(size, arrival, begins=number == 0, ends=number == len(sizes) - 1)
+    def _schedule_ahead(self, now: float) -> None:
+        """Schedule what has arrived whose turn comes within READ_AHEAD: a chunk in the slices
+        the conditions cut it into, if any, and at a rate no more than READ_AHEAD's worth of
+        bytes at a time, so that a new rate reaches a large chunk under way."""
+        schedule, pending = self.schedule, self._pending
+        while pending and schedule.fault_at is None and schedule.next_free <= now + READ_AHEAD:
+            unit = pending.popleft()
+            if not unit.sliced and self._slices is not None:
+                sizes = slice_sizes(len(unit.data), schedule.conditions, self._slices)
+                slices, start = [], 0
+                for number, size in enumerate(sizes):
+                    slices.append(_Unit(unit.data[start:start + size], unit.arrival, begins=number == 0,
+                                        then="chunk" if number == len(sizes) - 1 else "slice", sliced=True))
+                    start += size
+                pending.extendleft(reversed(slices))
+                continue
+            data, then = unit.data, unit.then
+            rate = schedule.conditions.rate
+            most = max(1, int(rate * READ_AHEAD)) if rate else 0
+            if most and len(data) > most:  # the rest goes on from where this part ends
+                pending.appendleft(_Unit(data[most:], unit.arrival, begins=False, then=then, sliced=True))
+                data, then = data[:most], "joined"
+            self._pending_bytes -= len(data)
+            taken = schedule.add(len(data), unit.arrival, begins=unit.begins, ends=then == "chunk",
+                                 joined=then == "joined")
             if taken:
-                data = chunk[position:position + taken] if len(sizes) > 1 or taken < size else chunk
+                if taken < len(data):
+                    data = data[:taken]
                 if self._corruption is not None:
                     data = self._masked(data, self._fed)
                 self._data.append(data)
-                self.buffered += taken
+                self._queued += taken
                 self._fed += taken
-            if taken < size:
-                break
-            position += size
-        self._arm()
+        if schedule.fault_at is not None:  # the fault has cut the stream: the rest never goes
+            pending.clear()
+            self._pending_bytes = 0
 
     def _masked(self, data: bytes, position: int) -> bytes:
         """``data``, the stream's bytes from ``position`` on, with those past ``after`` corrupted."""
@@ -125,10 +179,12 @@ class Shaper:
         schedule.limit(fault_after)
         if fault_after is None:
             return
-        dropped = schedule.cut_queued(fault_after, sent=self._fed - self.buffered)
+        dropped = schedule.cut_queued(fault_after, sent=self._fed - self._queued)
         if not dropped:
-            return  # the queue is within the limit: a chunk to come meets it
-        keep = self.buffered - dropped
+            return  # the queue is within the limit: a chunk to come meets it (unscheduled ones too)
+        self._pending.clear()  # past the cut
+        self._pending_bytes = 0
+        keep = self._queued - dropped
         data: collections.deque[bytes | memoryview] = collections.deque()
         left = keep
         for item in self._data:
@@ -136,16 +192,16 @@ class Shaper:
                 break
             data.append(item if len(item) <= left else memoryview(item)[:left])
             left -= len(data[-1])
-        self._data, self.buffered, self._fed = data, keep, self._fed - dropped
+        self._data, self._queued, self._fed = data, keep, self._fed - dropped
         self._arm()
 
     def corrupt(self, corruption: tuple[Corruption, int] | None) -> None:
         """Corrupt the stream's bytes past its ``after`` from now on, those queued here
         included (None: no longer, for the bytes fed from now on)."""
         corrupting = corruption is not None and self._corruption is None
-        self._corruption = corruption
+        self._corruption = corruption  # (unscheduled chunks are masked as they are scheduled)
         if corrupting:
-            position = self._fed - self.buffered
+            position = self._fed - self._queued
             masked: collections.deque[bytes | memoryview] = collections.deque()
             for item in self._data:
                 masked.append(self._masked(bytes(item), position))
@@ -171,6 +227,7 @@ class Shaper:
             self.finished = True
             return
         now = self._loop.time()
+        self._schedule_ahead(now)
         emissions = self.schedule.emissions
         while not self._paused and self._partial is None and emissions and emissions[0].due <= now:
             emission = emissions.popleft()
@@ -185,8 +242,12 @@ class Shaper:
         if self._paused or self._partial is not None:
             return  # resume() steps again
         self._held_since = None
+        # The next chunk not scheduled yet is, READ_AHEAD before its turn.
+        ahead = self.schedule.next_free - READ_AHEAD if self._pending else math.inf
         if emissions:
-            self._later(emissions[0].due)
+            self._later(min(emissions[0].due, ahead))
+        elif self._pending:
+            self._later(max(now, ahead))
         elif self.schedule.fault_at is not None:
             if now >= self.schedule.fault_at:
                 self.finished = True
@@ -209,7 +270,7 @@ class Shaper:
         else:
             view = memoryview(head)
             piece, self._data[0] = view[:size], view[size:]
-        self.buffered -= len(piece)
+        self._queued -= len(piece)
         if self._on_drain is not None and self.buffered < READ_PAUSE // 4:
             self._on_drain()
         return piece
