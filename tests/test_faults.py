@@ -121,6 +121,26 @@ def test_a_serial_server_moves_on_when_a_blackholed_client_leaves(write_scenario
     assert 0.5 - 0.005 <= run.elapsed <= 0.5 + 0.08
 
 
+@pytest.mark.parametrize("fault", ["{kind: stall, after: 5}", "{kind: blackhole}"])
+def test_a_silent_connection_its_client_left_costs_the_server_nothing(
+        write_scenario: ScenarioWriter, fault: str) -> None:
+    """Once its client gives up a stalled or blackholed connection, the server keeps the
+    socket (a half-close may be all it was) without looking at it again: it spun at a
+    whole core for the rest of the run, watching a socket that always read as ready."""
+    scenario = netsim.load_scenario(write_scenario(f"""\
+        netsim: 1
+        name: spin
+        servers:
+          - {{name: freezes, poem: "1111\\n2222\\n", delay: 500ms, fault: {fault}}}
+          - {{name: slow, poem: "1\\n2\\n3\\n4\\n", delay: 500ms}}
+        clients: [{{model: blocking, timeout: 1s}}]
+    """))
+    (run,) = netsim.run_scenario(scenario, time_scale=0.5).runs
+    assert [conn.error for conn in run.connections] == ["timeout", None]
+    # 1.5 s of wall time after the timeout: a spinning server used all of it.
+    assert run.server_cpu < 0.3 * run.wall_elapsed
+
+
 @pytest.mark.parametrize("model", ["blocking", "select", "selectors", "asyncio", "threads", "trio",
                                    "twisted"])
 def test_every_model_says_whether_a_connection_failed_connecting_or_reading(

@@ -616,11 +616,12 @@ class PoemConnection:
         server._record.conn_ended(now, (self.host, self.peer_port), self.index, self.accepted,
                                   self.first_byte, ended, self.sent, acked, how, fault)
         server._closing.pop(self.index, None)
-        server._watcher.forget(self.fd)
         self.pending = None
         if keep_open:
+            server._watcher.unwatch(self.fd)
             server.park(self.fd, now)
         else:
+            server._watcher.forget(self.fd)
             os.close(self.fd)
         self.fd = -1
         server.live.discard(self)

@@ -57,6 +57,12 @@ class Watcher:
         if fd < len(self._owners):
             self._owners[fd] = None
 
+    def unwatch(self, fd: int) -> None:
+        """Stop watching ``fd``, which stays open: a socket left registered and unowned
+        would wake the loop for ever once readable (the epoll is level-triggered)."""
+        self.forget(fd)
+        self._epoll.unregister(fd)
+
     def poll(self) -> None:
         """Tell the owner of every socket that is ready now."""
         owners = self._owners
