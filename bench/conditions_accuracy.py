@@ -38,9 +38,10 @@ def scenario(tmp: Path, text: str) -> netsim.Scenario:
 
 
 def events_of(scn: netsim.Scenario, **options: Any) -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = []
+    """The run's events as the log writes them (``event`` their name, then their fields)."""
+    events: list[Any] = []
     netsim.run_scenario(scn, observer=events.append, **options)
-    return events
+    return [event.fields() for event in events]
 
 
 def client_rate(received: list[tuple[float, int]], total: int) -> float:
