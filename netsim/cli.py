@@ -340,7 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--control", type=_control_address, metavar="HOST:PORT",
                        help="answer the live control API (JSON over HTTP) there: GET /servers, "
                             "PATCH /servers/NAME with condition keys ({\"delay\": \"500ms\"}), "
-                            "POST /servers/NAME/down|up|reset; loopback only, unless "
+                            "POST /servers/NAME/down|up|reset|restore; loopback only, unless "
                             "--allow-external")
     serve.set_defaults(handler=cmd_serve, parser=serve)
 
@@ -397,7 +397,8 @@ def _scenario_options(command: str) -> argparse.ArgumentParser:
     scenario.add_argument("scenario", metavar="SCENARIO",
                           help="the scenario file (YAML), or - to read it from standard input")
     scenario.add_argument("--time-scale", type=_time_scale, default=1.0, metavar="F",
-                          help="multiply every duration by F (0.01 runs the 12 s demo in 0.12 s); "
+                          help="multiply every duration by F (0.1 runs the 12 s demo in 1.2 s; a "
+                               "run's fixed costs grow as F shrinks, so tight timings need a larger F); "
                                "results stay in scenario time")
     scenario.add_argument("--seed", type=int, metavar="N",
                           help="fix jitter and faults with this seed (default: the scenario's, or a "

@@ -526,7 +526,7 @@ def _measured(tallied: ExpectationTally) -> str:
 
 
 def _regression(comparison: Comparison, source: str) -> list[str]:
-    limit = f"{comparison.max_regression * 100:g}%"
+    limit = f"{comparison.max_regression * 100:g} points"
     return [f"overhead regressed: {comparison.regression * 100:.2f} points of the ideal, more than {limit}",
             f"  overhead: {comparison.ratio * 100:+.2f}% of the ideal, baseline "
             f"{comparison.baseline_ratio * 100:+.2f}%",

@@ -637,8 +637,8 @@ def test_a_baseline_is_saved_and_a_regression_beyond_the_bound_exits_1(
     assert code == 1
     assert "FAIL  select    overhead +" in out and "baseline -50.00%: regressed 5" in out
     assert "PASS  blocking  overhead +" in out and "baseline +50.00%: improved " in out
-    assert out.rstrip().endswith(f"FAILED: the overhead of select regressed more than 10% of ideal "
-                                 f"against baseline {base}")
+    assert out.rstrip().endswith(f"FAILED: the overhead of select regressed more than 10 points of the "
+                                 f"ideal against baseline {base}")
     data = json.loads(out_json.read_text())
     assert data["passed"] is False and data["baseline"]["passed"] is False
     assert [client["passed"] for client in data["baseline"]["clients"]] == [True, False]

@@ -374,7 +374,7 @@ def test_a_client_whose_overhead_regressed_past_the_baseline_fails(pytester: pyt
     result.stdout.fnmatch_lines([
         "passing.yaml::blocking FAILED*",
         "passing.yaml::select PASSED*",
-        "overhead regressed: * points of the ideal, more than 10%",
+        "overhead regressed: * points of the ideal, more than 10 points",
         "  overhead: +*% of the ideal, baseline -50.00%",
         "  baseline: base.json (saved ? by netsim ?, 1 run, time scale 1)",
         "blocking: 2 of 2 expectations held; *",
