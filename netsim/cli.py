@@ -664,7 +664,9 @@ def cmd_clients(args: argparse.Namespace) -> int:
         if isinstance(model, Exception):
             print(f"{name:<{width}}  {'unavailable':<11}  {model}", file=_STDOUT)
         else:
-            shape = "concurrent" if model.concurrent else "sequential"
+            # A model a scenario's entry configures (command) is as its `concurrent:` says.
+            shape = "either" if model.configure is not None else (
+                "concurrent" if model.concurrent else "sequential")
             dist = provider(name)  # a third party's model: which package brings it
             origin = f" (from {dist})" if dist is not None and dist != "netsim" else ""
             print(f"{name:<{width}}  {shape:<11}  {model.summary}{origin}", file=_STDOUT)

@@ -432,7 +432,7 @@ def _not_configured(_targets: Sequence[Target], _recorder: Recorder) -> None:
 
 MODEL = ClientModel(
     name="command",
-    summary="your own program (run: [...]), measured from the servers' side",
+    summary="your own program (run: [...]), measured from the servers' side; its concurrent: says which",
     concurrent=True,
     run=_not_configured,
     instrumented=False,
