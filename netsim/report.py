@@ -477,12 +477,30 @@ def conclude(outcome: Outcome, out: Writer, err: Writer, *, quiet: bool = False,
         print(failed_connections, file=out)
     if outcome.baseline is not None:
         print(baseline_lines(outcome.baseline), file=out)
+    seeds = _seeds_to_repeat(outcome)
+    if seeds:
+        print(seeds, file=out)
     print(summary(result), file=out)
     if outcome.baseline is not None:
         print(baseline_summary(outcome.baseline), file=out)
     if outcome.saved_baseline is not None and not quiet:
         print(f"saved baseline {outcome.saved_baseline}", file=err)
     out.flush()
+
+
+def _seeds_to_repeat(outcome: Outcome) -> str:
+    """Where a failed run's course was drawn from a seed netsim chose (jitter, a share of
+    faults): which, so that ``--seed`` draws it again. The scenario's own seed needs no word."""
+    scenario = outcome.plan.scenario
+    if scenario.seed is not None or not any(server.draws for server in scenario.servers):
+        return ""
+    failed = [result.seed for result in outcome.result.results
+              if not result.passed and result.seed is not None]
+    if not failed:
+        return ""
+    listed = ", ".join(str(seed) for seed in dict.fromkeys(failed))
+    return (f"seed{'s' * (len(failed) > 1)} {listed}: --seed {failed[0]} draws the jitter and faults of "
+            f"{'a' if len(failed) > 1 else 'that'} failed run again")
 
 
 class ServeLines:

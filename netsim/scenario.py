@@ -595,6 +595,17 @@ class Server(_Model):
     def is_proxy(self) -> bool:
         return self.upstream is not None
 
+    @property
+    def draws(self) -> bool:
+        """Does the seed decide anything of its course: jitter, a fault's share, slices or
+        corrupted bits, its own or a phase's?"""
+        def drawing(jitter: float | None, fault: Fault | None, sliced: Slice | None) -> bool:
+            return bool(jitter) or sliced is not None or (
+                fault is not None and (fault.probability < 1 or fault.kind == "corrupt"))
+
+        return drawing(self.jitter, self.fault, self.slice) or any(
+            drawing(phase.jitter, phase.fault, phase.slice) for phase in self.phases)
+
     def payload(self) -> bytes:
         """Every byte a connection to this server receives, in order."""
         return b"".join(self.chunks())

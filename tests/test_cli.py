@@ -7,6 +7,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import resource
 import signal
 import socket
@@ -246,6 +247,22 @@ def test_quiet_prints_only_verdicts_and_verbose_adds_events(
     assert run_cli("run", path, "--time-scale", SCALE, "-v") == 0
     verbose = capsys.readouterr()
     assert "chunk_sent" in verbose.err and "select/a#1" in verbose.err
+
+
+def test_a_failed_run_whose_draws_netsim_chose_names_the_seed(
+        write_scenario: ScenarioWriter, capsys: pytest.CaptureFixture[str]) -> None:
+    """A failed run of a jittered scenario without a seed of its own names the seed it drew,
+    so that --seed repeats it; with the scenario's own seed, or nothing drawn, no word."""
+    jittered = ('netsim: 1\nname: jit\nservers: [{name: a, poem: "1\\n2\\n", delay: 100ms, jitter: 50ms}]\n'
+                "clients: [select]\nexpect: {select: [elapsed < 100ms]}\n")
+    assert run_cli("run", write_scenario(jittered), "--time-scale", "0.1", "-q") == 1
+    lines = capsys.readouterr().out.splitlines()
+    said = r"seed (\d+): --seed \1 draws the jitter and faults of that failed run again"
+    assert re.fullmatch(said, lines[-2]) is not None and lines[-1].startswith("FAILED:")
+    seeded = jittered.replace("name: jit\n", "name: jit\nseed: 3\n")
+    for text in (seeded, jittered.replace(", jitter: 50ms", "")):
+        assert run_cli("run", write_scenario(text), "--time-scale", "0.1", "-q") == 1
+        assert "draws the jitter" not in capsys.readouterr().out
 
 
 def test_clients_lists_every_model(capsys: pytest.CaptureFixture[str]) -> None:
