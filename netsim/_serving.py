@@ -529,7 +529,10 @@ class Serving:
 
     def _state(self, state: ServerState) -> dict[str, Any]:
         conditions = Conditions(**state.conditions).scaled(1 / self.time_scale)
-        return {"name": state.name, "host": state.host, "port": state.port, "up": state.up,
+        server = self.scenario.server(state.name)
+        proxy = ({"upstream": server.upstream, "direction": server.direction or "downstream"}
+                 if server.upstream is not None else {})
+        return {"name": state.name, "host": state.host, "port": state.port, "up": state.up, **proxy,
                 "handshakes": state.handshakes, "conditions": conditions.described(every=True),
                 # `accepted` on the log's clock, as `t` of a change: scenario seconds
                 "connections": [{"index": index, "peer_port": peer_port, "bytes": sent,

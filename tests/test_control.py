@@ -148,6 +148,9 @@ def test_the_state_of_every_server_reads_as_a_scenario(net: Serving) -> None:
         assert a["conditions"]["delay"] == "10s" and a["conditions"]["rate"] == "1000B/s"
         assert a["conditions"]["fault"] == {"kind": "reset", "after": 5}
         assert [conn["peer_port"] for conn in a["connections"]] == [sock.getsockname()[1]]
+    # A proxy says what it forwards to, and which way its conditions go; a poem server neither.
+    proxy = next(state for state in net.states() if state["name"] == "p")
+    assert (proxy["upstream"], proxy["direction"]) == ("b", "downstream") and "upstream" not in a
 
 
 @pytest.mark.parametrize(("name", "changes", "error", "words"), [
