@@ -32,6 +32,7 @@ import socket
 import sys
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -283,12 +284,14 @@ class _Handler(BaseHTTPRequestHandler):
             raise _BadRequest(HTTPStatus.BAD_REQUEST, f"the body ended after {len(raw)} of the "
                                                       f"{length} bytes its Content-Length gives")
         try:
-            return json.loads(raw)
+            return json.loads(raw, object_pairs_hook=_once_each)
+        except _DuplicateKey as error:
+            raise _BadRequest(HTTPStatus.BAD_REQUEST, str(error)) from None
         except (ValueError, UnicodeDecodeError) as error:
             raise _BadRequest(HTTPStatus.BAD_REQUEST, f"the body is not JSON: {error}") from None
 
     def _route(self, method: str, body: object, arrived: float) -> dict[str, Any]:
-        parts = [part for part in self.path.split("?", 1)[0].split("/") if part]
+        parts = [urllib.parse.unquote(part) for part in self.path.split("?", 1)[0].split("/") if part]
         if not parts or parts[0] != "servers" or len(parts) > 3:
             raise _BadRequest(HTTPStatus.NOT_FOUND, f"no such path {self.path!r}: the API is under /servers")
         servers = self.servers
@@ -328,6 +331,20 @@ class _Handler(BaseHTTPRequestHandler):
         it): also in wall seconds, and how long after the request arrived (wall)."""
         wall = t * self.servers.time_scale
         return {"server": name, "t": t, "wall": wall, "applied_in": self.servers.t0 + wall - arrived}
+
+
+class _DuplicateKey(Exception):
+    """A JSON object gives a key twice: which value was meant cannot be told."""
+
+
+def _once_each(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object's keys, each given once (json.loads would keep the last silently)."""
+    taken: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in taken:
+            raise _DuplicateKey(f"the key {key!r} is given twice: give each key once")
+        taken[key] = value
+    return taken
 
 
 def _allow(method: str, *allowed: str) -> None:

@@ -446,6 +446,8 @@ def test_the_api_listens_on_ipv6_loopback_and_keeps_a_backlog_for_parallel_clien
     ("POST", "/servers/a/down", {"reset": "yes"}, 400, 'down takes no body, or {"reset": true}'),
     ("POST", "/servers/a/up", {"x": 1}, 400, "up takes no body"),
     ("OPTIONS", "/servers/a", None, 405, "OPTIONS is not allowed here: GET or PATCH"),
+    ("PATCH", "/servers/a", b'{"delay": "1s", "delay": "2s"}', 400, "the key 'delay' is given twice"),
+    ("GET", "/servers/%7a%7a", None, 404, "no server 'zz'"),  # a path's escapes are read as the name
 ])
 def test_a_bad_request_gets_a_4xx_with_a_message(api: tuple[tuple[str, int], list[str]], method: str,
                                                  path: str, body: object, status: int, words: str) -> None:
