@@ -596,8 +596,13 @@ def _compose(text: str, filename: str) -> tuple[_Document, Any]:
         mark = error.problem_mark or error.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         kind = "YAML" if isinstance(error, yaml.constructor.ConstructorError) else "YAML syntax"
+        hint = _syntax_hint(error)
+        if Path(filename).suffix.lower() not in _YAML_SUFFIXES and not filename.startswith("<"):
+            # `netsim run README.md`: the file is not YAML at all, whatever its first slip.
+            hint = (f"{Path(filename).name} is no YAML file: a scenario is a YAML file (.yaml) that starts "
+                    f"with `netsim: 1`")
         raise ScenarioError([Problem(filename, line, column, "", f"{kind}: {_syntax(error)}",
-                                     _syntax_hint(error))]) from None
+                                     hint)]) from None
     except yaml.YAMLError as error:
         raise ScenarioError([Problem(filename, 1, 1, "", f"YAML: {error}")]) from None
     finally:
@@ -611,6 +616,10 @@ def _compose(text: str, filename: str) -> tuple[_Document, Any]:
         raise ScenarioError([Problem(filename, 1, 1, "", "the file is empty: a scenario starts with "
                                      "`netsim: 1`", _STARTER_HINT)])
     return document, data
+
+
+# What a scenario file is called; `-` (standard input) is shown as <stdin>.
+_YAML_SUFFIXES = (".yaml", ".yml")
 
 
 def _syntax(error: yaml.MarkedYAMLError) -> str:

@@ -594,6 +594,21 @@ def test_a_missing_key_comes_with_a_hint_and_an_example(tmp_path: Path) -> None:
     assert problem.hint == "add it: name takes a string, like `name: a`"
 
 
+def test_a_file_that_is_no_yaml_is_told_so_not_given_a_yaml_hint(tmp_path: Path) -> None:
+    """`netsim run README.md`: a file not named .yaml that YAML cannot read is called no
+    YAML file, where the hint spoke of quoting a value; a .yaml file keeps YAML's hint."""
+    text = "# netsim\n\nA tool: it runs scenarios: many.\n"
+    for name, hint in (("README.md", "README.md is no YAML file: a scenario is a YAML file (.yaml) that "
+                                     "starts with `netsim: 1`"),
+                       ("notes.yaml", "a value that holds ': ' needs quotes")):
+        (tmp_path / name).write_text(text)
+        with pytest.raises(netsim.ScenarioError) as failure:
+            netsim.load_scenario(tmp_path / name)
+        (problem,) = failure.value.problems
+        assert problem.message.startswith("YAML syntax: mapping values are not allowed here")
+        assert hint in problem.hint
+
+
 def test_a_bad_value_comes_with_a_hint_unless_the_message_says_it(tmp_path: Path) -> None:
     """A wrong type gets a hint; a message that already shows the way gets none."""
     typed, explained = problems_of(scenario('{name: a, poem: "x\\n", port: [1], mode: parallel}'), tmp_path)
