@@ -54,6 +54,13 @@ def test_times_are_scenario_seconds_with_the_wall_time_beside() -> None:
     assert (line["t"], line["wall"], line["scheduled"], line["lateness"]) == (5.0, 0.5, 4.0, 0.01)
     assert list(line)[:6] == ["event", "t", "wall", "client", "server", "conn"]
     assert console.getvalue().startswith("  5.000000 (wall 0.500000)  chunk_sent")
+    # The console gives every time with six decimals, as the line's own: no 1e-05 among them.
+    small = io.StringIO()
+    log = make_observer(console=small)
+    assert log is not None
+    log(ChunkSent(0.5, "a", 5000, 2, 4, 0.49999, 0.00001, client="c", conn=1))
+    log.close()
+    assert "scheduled=0.499990 lateness=0.000010" in small.getvalue()
 
 
 def test_at_time_scale_1_the_console_shows_one_time() -> None:
