@@ -206,12 +206,16 @@ class Serving:
 
     def __init__(self, scenario: Scenario, *, time_scale: float = 1.0, seed: int | None = None,
                  observer: Observer | None = None, free_ports: bool = True,
-                 allow_external: bool = False) -> None:
+                 allow_external: bool = False, on_warning: Callable[[str], None] | None = None) -> None:
         check_request(scenario, time_scale, allow_external)
         self.scenario = scenario
         self.time_scale = time_scale
         self.seed = seed_for(scenario, seed)
         self._observer = observer
+        # Told once per proxy that its upstream could not be reached: what `serve` prints
+        # without -v, where a client only saw resets.
+        self._on_warning = on_warning
+        self._unreachable: set[str] = set()
         self._plans = plans_of(scenario.servers, time_scale=time_scale, seed=self.seed,
                                free_ports=free_ports)
         self._process: ServerProcess | None = None
@@ -348,8 +352,17 @@ class Serving:
 
     def _keep(self, events: Sequence[Event]) -> None:
         with self._lock:
-            self._ended += [event for event in events if isinstance(event, ConnEnded)]
+            ended = [event for event in events if isinstance(event, ConnEnded)]
+            self._ended += ended
             self._changes += server_changes(events, 0.0, self.time_scale)
+        if self._on_warning is not None:
+            for account in ended:
+                if account.how == "upstream_failed" and account.server not in self._unreachable:
+                    self._unreachable.add(account.server)
+                    upstream = self.scenario.server(account.server).upstream
+                    self._on_warning(f"proxy {account.server!r} could not reach its upstream {upstream} (or "
+                                     f"lost it), and reset its client's connection; so it does with every "
+                                     f"client until the upstream answers (-v shows each, with why)")
         if self._observer is not None:
             numbers = self._numbers
             for event in events:
@@ -582,6 +595,7 @@ def serve_scenario(
     control: tuple[str, int] | None = None,
     control_log: Callable[[str], None] | None = None,
     on_control: Callable[[tuple[str, int]], None] | None = None,
+    on_warning: Callable[[str], None] | None = None,
 ) -> None:
     """Serve the scenario's servers until interrupted (KeyboardInterrupt), then stop them.
 
@@ -604,7 +618,7 @@ def serve_scenario(
         raise UsageError(f"--control {where} is outside loopback: anyone who can "
                          f"reach it could change the servers; pass --allow-external if that is intended")
     net = Serving(scenario, time_scale=time_scale, seed=seed, observer=observer, free_ports=free_ports,
-                  allow_external=allow_external)
+                  allow_external=allow_external, on_warning=on_warning)
     with net, contextlib.ExitStack() as stack:
         if control is not None:
             api = stack.enter_context(ControlServer(net, *control, log=control_log))

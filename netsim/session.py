@@ -98,7 +98,8 @@ class ServeProgress(Protocol):
     """What a caller hears while a scenario is served."""
 
     def warn(self, message: str) -> None:
-        """Something the user should know: before the servers start, or how they ran once stopped."""
+        """Something the user should know: before the servers start, while they serve (a
+        proxy's upstream out of reach), or how they ran once stopped."""
 
     def listening(self, addresses: list[tuple[str, str, int]]) -> None:
         """Every server accepts connections: ``(name, host, port)`` of each."""
@@ -334,7 +335,7 @@ def serve_session(
                            on_listening=progress.listening, on_stopped=stopped, seed=seed,
                            free_ports=free_ports, allow_external=allow_external,
                            control=control, control_log=_line_writer(control_log),
-                           on_control=getattr(progress, "control", None))
+                           on_control=getattr(progress, "control", None), on_warning=progress.warn)
         except KeyboardInterrupt:
             if failed:
                 raise OutputError(f"cannot write --json {json}: {failed[0].strerror}") from None

@@ -252,6 +252,31 @@ def test_a_connection_reset_for_an_unreachable_upstream_says_so() -> None:
     assert conn.message.startswith("the proxy reset it: its upstream could not be reached")
 
 
+def test_serve_warns_once_a_proxys_upstream_is_out_of_reach() -> None:
+    """What `serve` prints without -v: a warning, once per proxy, that its upstream could
+    not be reached and its clients are reset (they saw only resets)."""
+    from netsim._serving import Serving
+
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    warnings: list[str] = []
+    scenario = netsim.load_scenario_text(f"netsim: 1\nname: lost\nservers: [{{name: p, upstream: "
+                                         f"'127.0.0.1:{port}'}}]\n")
+    with Serving(scenario, on_warning=warnings.append) as net:
+        for _ in range(3):
+            with contextlib.suppress(ConnectionResetError), \
+                    socket.create_connection(net.address("p"), timeout=5) as sock:
+                sock.recv(100)
+        deadline = time.monotonic() + 5
+        while len(net.result().connections) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert warnings == [f"proxy 'p' could not reach its upstream 127.0.0.1:{port} (or lost it), and reset "
+                        f"its client's connection; so it does with every client until the upstream "
+                        f"answers (-v shows each, with why)"]
+
+
 def test_every_client_model_reads_a_poem_through_a_proxy(write_scenario: ScenarioWriter) -> None:
     """A proxy in front of a poem server adds its own pauses; every model gets the poem intact."""
     path = write_scenario("""\
