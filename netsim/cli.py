@@ -267,6 +267,33 @@ _STDOUT = _Stdout()
 
 def build_parser() -> argparse.ArgumentParser:
     import argparse
+    import textwrap
+
+    class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+        """Descriptions and epilogs filled to the terminal's width, as argparse fills the help
+        of each option: a paragraph (lines that start at the margin, up to a blank line) is
+        filled anew; an indented line (an example command) stays as it is."""
+
+        def _fill_text(self, text: str, width: int, indent: str) -> str:
+            lines: list[str] = []
+            paragraph: list[str] = []
+
+            def flush() -> None:
+                if paragraph:
+                    lines.extend(textwrap.wrap(" ".join(paragraph), width, initial_indent=indent,
+                                               subsequent_indent=indent, break_on_hyphens=False,
+                                               break_long_words=False))
+                    paragraph.clear()
+
+            for line in text.splitlines():
+                if line and not line[0].isspace() and not line.endswith(":"):
+                    paragraph.append(line.strip())
+                    continue
+                flush()
+                lines.append(indent + line if line else "")
+            flush()
+            return "\n".join(lines)
+
     from pathlib import Path
 
     from netsim._version import __version__
@@ -276,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Slow and faulty TCP servers from a YAML scenario, client models run "
                     "against them, and a timing verdict fit for CI.",
         epilog="example:\n  netsim run scenarios/three_ports.yaml",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"netsim {__version__}",
                         help="print the version and exit")
@@ -288,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="run a scenario's client models and check its expectations",
         description="Start fresh servers for each client model of the scenario, run it, "
                     "print what it measured against the ideal, and check the expectations.",
-        epilog=EPILOG_RUN, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=EPILOG_RUN, formatter_class=_HelpFormatter)
     run.add_argument("--client", action="append", metavar="NAME", dest="clients",
                      help="run only this client (repeatable); clients its speedup() "
                           "expectations compare against run too, without their own verdicts")
@@ -326,7 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
         "report", help="draw the report of a saved result (run --json)",
         description="Draw the HTML report of a result that `netsim run --json` wrote, or print "
                     "its timeline.",
-        epilog=EPILOG_REPORT, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=EPILOG_REPORT, formatter_class=_HelpFormatter)
     report.add_argument("result", type=Path, metavar="RESULT.json", help="a result `run --json` wrote")
     report.add_argument("--html", type=Path, metavar="PATH",
                         help="write the HTML report here (without it, the timeline is printed)")
@@ -336,7 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
         "serve", parents=[_scenario_options("serve")], help="start only the servers, until Ctrl-C",
         description="Start the scenario's servers and keep them up for clients that are not "
                     "part of netsim. Prints `listening NAME HOST:PORT` per server, then `ready`.",
-        epilog=EPILOG_SERVE, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=EPILOG_SERVE, formatter_class=_HelpFormatter)
     serve.add_argument("--control", type=_control_address, metavar="HOST:PORT",
                        help="answer the live control API (JSON over HTTP) there: GET /servers, "
                             "PATCH /servers/NAME with condition keys ({\"delay\": \"500ms\"}), "
@@ -348,7 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
         "validate", help="check scenario files without running them",
         description="Check scenario files with the loader `netsim run` uses, and report every "
                     "problem of every file as file:line:col.",
-        epilog=EPILOG_VALIDATE, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=EPILOG_VALIDATE, formatter_class=_HelpFormatter)
     validate.add_argument("scenarios", nargs="+", metavar="SCENARIO",
                           help="the scenario files (YAML); - reads one from standard input")
     _add_file_options(validate)
@@ -358,7 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
         "new", help="write a commented starter scenario",
         description="Write a starter scenario to PATH, with a comment on every key, ready to "
                     "edit, validate and run. An existing file is never overwritten.",
-        epilog=EPILOG_NEW, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=EPILOG_NEW, formatter_class=_HelpFormatter)
     new.add_argument("path", type=Path, metavar="PATH", help="the new scenario file (.yaml)")
     new.add_argument("--schema", metavar="REF",
                      help="what the modeline names: a URL or a path relative to the new file "
@@ -372,7 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "from a scenario's first line: "
                     "`# yaml-language-server: $schema=netsim.schema.json`.",
         epilog="example:\n  netsim schema > netsim.schema.json\n  netsim schema --markdown | less",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=_HelpFormatter)
     schema.add_argument("--markdown", action="store_true",
                         help="print the reference of every key (type, default, example, meaning) "
                              "as Markdown instead")
@@ -382,7 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
         "clients", help="list the client models",
         description="List the client models, one line each.",
         epilog="example:\n  netsim clients",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=_HelpFormatter)
     clients.set_defaults(handler=cmd_clients, parser=clients)
     return parser
 

@@ -273,6 +273,20 @@ def test_clients_lists_every_model(capsys: pytest.CaptureFixture[str]) -> None:
     assert model_names()[:5] == ["blocking", "select", "selectors", "asyncio", "threads"]
 
 
+def test_every_commands_help_fits_an_80_column_terminal_but_its_examples(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Descriptions and epilogs are filled to the terminal's width, as the options' help is
+    (one ran to 233 columns); only an example command, kept whole, may be longer."""
+    monkeypatch.setenv("COLUMNS", "80")
+    parser = build_parser()
+    subcommands = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    for name in ["", *subcommands]:
+        assert run_cli(*([name] if name else []), "--help") == 0
+        wide = [line for line in capsys.readouterr().out.splitlines()
+                if len(line) > 80 and not line.startswith("  netsim ")]
+        assert wide == [], name
+
+
 def test_every_command_has_help_with_an_example(capsys: pytest.CaptureFixture[str]) -> None:
     """Each subcommand's --help text ends with an example of that command."""
     parser = build_parser()
