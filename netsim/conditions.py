@@ -56,8 +56,9 @@ SLICE = 0.01  # seconds
 
 # The keys of a scenario that are conditions: what a phase or a live change may set.
 CONDITION_KEYS = ("delay", "jitter", "rate", "initial_delay", "accept_delay", "close_delay",
-                  "handshake_delay", "slice", "fault")
-_DURATION_KEYS = ("delay", "jitter", "initial_delay", "accept_delay", "close_delay", "handshake_delay")
+                  "handshake_delay", "latency", "slice", "fault")
+_DURATION_KEYS = ("delay", "jitter", "initial_delay", "accept_delay", "close_delay", "handshake_delay",
+                  "latency")
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ class Conditions:
     handshake_delay: float = 0.0  # SYNs go unanswered for this long once it is set
     slice_bytes: tuple[int, int] | None = None  # each chunk cut into pieces of A..B bytes
     slice_delay: float = 0.0  # between the pieces of one chunk
+    latency: float = 0.0  # a proxy's: each byte goes no sooner than this after it came
 
     @classmethod
     def of(cls, server: Server) -> Conditions:
@@ -115,7 +117,8 @@ class Conditions:
             accept_delay=self.accept_delay * time_scale, close_delay=self.close_delay * time_scale,
             rate=None if self.rate is None else self.rate / time_scale,
             fault_at=None if self.fault_at is None else self.fault_at * time_scale,
-            handshake_delay=self.handshake_delay * time_scale, slice_delay=self.slice_delay * time_scale)
+            handshake_delay=self.handshake_delay * time_scale, slice_delay=self.slice_delay * time_scale,
+            latency=self.latency * time_scale)
 
     def difference(self, other: Conditions) -> dict[str, Any]:
         """The fields of ``other`` that differ from these, by name."""
@@ -271,6 +274,11 @@ class StreamSchedule:
         """When the next chunk may begin: after the last one scheduled and its pause."""
         return self._next_free
 
+    def begin_of(self, arrival: float) -> float:
+        """When bytes available from ``arrival`` would begin: after the chunks before them
+        and their pauses, and a proxy's ``latency`` after they came."""
+        return max(arrival + self.conditions.latency, self._next_free)
+
     def add(self, size: int, arrival: float, *, begins: bool = True, ends: bool = True,
             joined: bool = False) -> int:
         """Schedule a chunk of ``size`` bytes available from ``arrival``, or a slice of one:
@@ -283,7 +291,7 @@ class StreamSchedule:
         """
         if self.fault_at is not None:
             return 0
-        begin = max(arrival, self._next_free)
+        begin = self.begin_of(arrival)
         allowed = size
         if self._fault_after is not None:  # (a limit brought in later may be behind already)
             allowed = max(0, min(size, self._fault_after - self._accepted))
@@ -343,7 +351,7 @@ class StreamSchedule:
 
     def close_time(self, input_ended: float) -> float:
         """When the connection closes, if its input ended (EOF) at ``input_ended``."""
-        return max(input_ended, self._next_free) + self.conditions.close_delay
+        return max(input_ended + self.conditions.latency, self._next_free) + self.conditions.close_delay
 
     def _emit(self, begin: float, size: int, rate: float | None, begins: bool) -> None:
         if size == 0:

@@ -345,6 +345,9 @@ class ConditionChanges(_Model):
     close_delay: _Changed = Field(
         default=None, description="As `servers[].close_delay`, from then on.", examples=["3s"],
         json_schema_extra=_unchanged("as before"))
+    latency: _Changed = Field(
+        default=None, description="As `servers[].latency` (a proxy's), for the bytes not yet under way.",
+        examples=["250ms"], json_schema_extra=_unchanged("as before"))
     handshake_delay: _Changed = Field(
         default=None,
         description="As `servers[].handshake_delay`: handshakes go unanswered for this long "
@@ -465,6 +468,13 @@ class Server(_Model):
         description="How long the server keeps a connection open after the pause that follows "
                     "its last chunk, before it closes it.",
         examples=["1s"])
+    latency: Duration = Field(
+        default=0.0,
+        description="For a proxy: every byte goes no sooner than this after it came, as on a "
+                    "long link (toxiproxy's latency); bytes that come one after another stay "
+                    "that close, where `delay` is a pause after each chunk. The close follows "
+                    "its upstream's as late.",
+        examples=["100ms"])
     fault: Fault | None = Field(
         default=None,
         description="What goes wrong on this server's connections: a mapping with the keys of "
@@ -544,6 +554,9 @@ class Server(_Model):
             return self
         if self.direction is not None:
             raise ValueError("`direction:` applies to proxies only: add `upstream: HOST:PORT`")
+        if self.latency or any(phase.latency for phase in self.phases):
+            raise ValueError("`latency:` applies to proxies only: a poem server knows its bytes from "
+                             "the start; `initial_delay:` delays them all")
         if self.poem is not None and self.poem_file is not None:
             raise ValueError("give either `poem:` or `poem_file:`, not both")
         if self.poem is None and self.poem_file is None:
@@ -613,6 +626,8 @@ class Server(_Model):
     def change_problem(self, changes: ConditionChanges) -> str | None:
         """Why this server cannot take a live change, if it cannot (the rules its own keys
         and its phases are held to when the scenario loads)."""
+        if changes.latency and self.upstream is None:
+            return f"`latency:` applies to proxies only, and {self.name!r} is a poem server"
         fault = changes.fault
         if (fault is not None and fault.kind in (*CUTTING_FAULTS, "corrupt") and fault.at is None
                 and self.poem is not None and fault.after >= len(self.payload())):

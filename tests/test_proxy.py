@@ -106,6 +106,51 @@ def test_corruption_reaches_an_echoing_clients_in_every_direction(direction: str
         assert differing == len(payload)
 
 
+def test_latency_delays_each_piece_by_itself_not_one_after_another() -> None:
+    """A proxy's latency (toxiproxy's): each ping comes back 100 ms after it was sent, even
+    when the next is sent 20 ms later; a `delay` would space them 100 ms apart instead."""
+    plan = ServerPlan(name="p", conditions=Conditions(latency=0.1), chunking="all", direction="downstream")
+
+    async def pings(address: tuple[str, int]) -> list[float]:
+        reader, writer = await asyncio.open_connection(*address)
+        sent: list[float] = []
+        for number in range(3):
+            sent.append(time.monotonic())
+            writer.write(b"ping %d\n" % number)
+            await writer.drain()
+            await asyncio.sleep(0.02)
+        took = []
+        for number in range(3):
+            await reader.readexactly(7)
+            took.append(time.monotonic() - sent[number])
+        writer.close()
+        await writer.wait_closed()
+        return took
+
+    round_trips, events = asyncio.run(through_proxy(plan, pings))
+    assert all(trip >= 0.1 - 0.002 for trip in round_trips)
+    assert all(trip < 0.1 + 0.05 for trip in round_trips)  # pipelined: not 0.1, 0.2, 0.3
+    sent = [event for event in events if isinstance(event, ChunkSent)]
+    assert all(event.lateness >= 0 for event in sent)
+
+
+def test_latency_is_a_proxys_and_the_ideal_adds_it() -> None:
+    """A poem server refuses `latency:` (its bytes are known from the start); through a
+    proxy with latency, a poem and its close come that much later, as the ideal says."""
+    with pytest.raises(netsim.ScenarioError, match="`latency:` applies to proxies only"):
+        netsim.load_scenario_text("netsim: 1\nname: x\nservers: [{name: a, poem: x, latency: 1s}]\n")
+    scenario = netsim.load_scenario_text(
+        "netsim: 1\nname: far\nservers:\n"
+        "  - {name: a, poem: \"1\\n2\\n3\\n4\\n\", delay: 100ms}\n"
+        "  - {name: p, upstream: a, latency: 200ms}\n"
+        "clients: [{model: blocking, targets: [p]}]\n")
+    (run,) = netsim.run_scenario(scenario, time_scale=0.5).runs
+    assert run.ideal == pytest.approx(0.6)  # the close at 0.4 s, 200 ms later
+    assert run.connections[0].intact and run.elapsed == pytest.approx(0.6, abs=0.06)
+    with netsim.serving(scenario) as net, pytest.raises(ValueError, match="applies to proxies only"):
+        net.set("a", latency="1s")
+
+
 def test_only_the_named_direction_is_slowed() -> None:
     """With direction upstream, the client's bytes are paced and the replies are not."""
     plan = ServerPlan(name="p", conditions=Conditions(delay=0.02), chunking="all", direction="upstream")

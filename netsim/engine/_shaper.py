@@ -116,7 +116,8 @@ class Shaper:
         the conditions cut it into, if any, and at a rate no more than READ_AHEAD's worth of
         bytes at a time, so that a new rate reaches a large chunk under way."""
         schedule, pending = self.schedule, self._pending
-        while pending and schedule.fault_at is None and schedule.next_free <= now + READ_AHEAD:
+        horizon = now + READ_AHEAD
+        while pending and schedule.fault_at is None and schedule.begin_of(pending[0].arrival) <= horizon:
             unit = pending.popleft()
             if not unit.sliced and self._slices is not None:
                 sizes = slice_sizes(len(unit.data), schedule.conditions, self._slices)
@@ -243,7 +244,7 @@ class Shaper:
             return  # resume() steps again
         self._held_since = None
         # The next chunk not scheduled yet is, READ_AHEAD before its turn.
-        ahead = self.schedule.next_free - READ_AHEAD if self._pending else math.inf
+        ahead = self.schedule.begin_of(self._pending[0].arrival) - READ_AHEAD if self._pending else math.inf
         if emissions:
             self._later(min(emissions[0].due, ahead))
         elif self._pending:
