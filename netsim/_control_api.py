@@ -70,7 +70,7 @@ class Servers(Protocol):
 
     def up(self, name: str) -> float: ...
 
-    def reset(self, name: str) -> int: ...
+    def take_reset(self, name: str) -> tuple[float, int]: ...
 
     def restore(self, name: str) -> float: ...
 
@@ -324,7 +324,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._done(name, servers.up(name), arrived)
         if action == "restore":
             return self._done(name, servers.restore(name), arrived)
-        return {"server": name, "reset": servers.reset(name)}
+        t, count = servers.take_reset(name)
+        return {**self._done(name, t, arrived), "reset": count}
 
     def _done(self, name: str, t: float, arrived: float) -> dict[str, Any]:
         """The answer to a change that took effect at ``t`` (scenario seconds, as the log has

@@ -479,11 +479,14 @@ class Serving:
 
     def reset(self, name: str) -> int:
         """Reset every connection the server ``name`` has open; how many there were."""
+        return self.take_reset(name)[1]
+
+    def take_reset(self, name: str) -> tuple[float, int]:
+        """As ``reset``, and when it took effect (as ``set``)."""
         self._server(name)
         answer = self._ask(lambda request: ResetConnections(request, name))
         assert isinstance(answer, ControlDone)
-        self._done(answer)
-        return answer.count
+        return self._done(answer), answer.count
 
     def restore(self, name: str) -> float:
         """Give the server ``name`` back the conditions its scenario gives it (its phases
