@@ -10,6 +10,7 @@
         ├── ServerStartError a server could not start for another reason
         ├── RunTimeoutError  a client model ran past its timeout and was stopped
         ├── ClientCrashError a client model raised instead of finishing
+        ├── LimitReachedError a client model met a limit of its own design mid-run
         └── OutputError      a result or the event log could not be written (a full disk)
 
 A failed *expectation* is not an exception: it is a result (exit 1). Any other
@@ -79,6 +80,11 @@ class ClientCrashError(RunError):
     def __init__(self, message: str, detail: str = "") -> None:
         super().__init__(message)
         self.detail = detail
+
+
+class LimitReachedError(RunError):
+    """A client model met a limit of its own design mid-run (it raised
+    ``netsim.clients.ModelLimitError``): not a bug, but the run cannot go on."""
 
 
 class UsageError(NetsimError):

@@ -19,7 +19,7 @@ import typing
 from collections.abc import Callable, Collection, Mapping, Sequence
 
 from netsim import _plugins
-from netsim._errors import ClientCrashError, RunError, RunTimeoutError, UsageError
+from netsim._errors import ClientCrashError, LimitReachedError, RunError, RunTimeoutError, UsageError
 from netsim._machine import Machine, StealClock
 from netsim._measure import Correlator, Slot, measure
 from netsim._processes import (
@@ -680,7 +680,7 @@ def _follow(client: ClientProcess, servers: ServerProcess, correlator: Correlato
                 case Finished():
                     return message
                 case LimitReached():
-                    raise RunError(f"{who}: {message.message}")
+                    raise LimitReachedError(f"{who}: {message.message}")
                 case Crashed():
                     raise ClientCrashError(f"{who} crashed: {message.message}",
                                            message.traceback)

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from netsim._errors import ClientCrashError, RunError, RunTimeoutError, UsageError
+from netsim._errors import ClientCrashError, LimitReachedError, RunError, RunTimeoutError, UsageError
 from netsim._loader import load_scenario_text
 from netsim._names import NAME_MAX, NAME_PATTERN, NAME_RULE
 from netsim.clients import ClientModel
@@ -154,6 +154,10 @@ def _run_check(check: Callable[[ClientModel], list[str]], model: ClientModel) ->
                   "target's timeout passes (conn.failed(TimeoutError(...)))"]
     except ClientCrashError as error:  # a crash: that check failed, the others still run
         return [f"{error}{_where(error.detail)}"]
+    except LimitReachedError as error:
+        return [f"the run could not be carried out: {error}. A model that holds only so many "
+                f"connections says so, ClientModel(limit=N, limit_reason=...): a client asking for "
+                f"more is then refused before it runs, and this suite checks it within that many"]
     except RunError as error:
         return [f"the run could not be carried out: {error}"]
 

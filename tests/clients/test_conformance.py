@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 
 import pytest
 
-from netsim.clients import ClientModel, Recorder, Target, get_model, model_names
+from netsim.clients import ClientModel, ModelLimitError, Recorder, Target, get_model, model_names
 from netsim.clients import blocking as blocking_module
 from netsim.clients import selectors as selectors_module
 from netsim.testing import ConformanceError, check_client_model
@@ -124,6 +124,22 @@ def test_a_crash_is_named_with_where_it_happened_and_missing_calls_by_their_name
     calls = r"recorder\.open\(target\), connected\(local_port\), received\(data\)(, received\(data\))*"
     with pytest.raises(ConformanceError, match=rf"made the calls {calls}; expected .* then eof\(\)"):
         check_client_model(forgetful)
+
+
+def _holds_two(targets: Sequence[Target], recorder: Recorder) -> None:
+    if len(targets) > 2:
+        raise ModelLimitError(f"holds 2 connections, asked for {len(targets)}")
+    get_model("blocking").run(targets, recorder)
+
+
+def test_a_model_that_meets_a_limit_of_its_own_is_told_to_declare_it() -> None:
+    """A model that raises ModelLimitError mid-run fails the checks that open more, and is
+    told to declare its limit (the suite then checks it within that many)."""
+    pair = ClientModel(name="pair", summary="two at most", concurrent=False, run=_holds_two)
+    with pytest.raises(ConformanceError, match=r"holds 2 connections, asked for 3\. A model that holds only "
+                                               r"so many connections says so, ClientModel\(limit=N"):
+        check_client_model(pair)
+    check_client_model(dataclasses.replace(pair, limit=2, limit_reason="two at most"))
 
 
 def test_a_model_that_dawdles_with_nothing_to_do_fails() -> None:
