@@ -80,13 +80,16 @@ def clashes() -> dict[str, list[importlib.metadata.EntryPoint]]:
 
 
 def provider(name: str) -> str | None:
-    """The name of the package that provides the model ``name``; None where it is not known."""
+    """The name of the package that provides the model ``name``, when that is a third
+    party's; None for netsim's own, and where it is not known."""
     point = entry_points().get(name)
-    return point.dist.name if point is not None and point.dist is not None else None
+    if point is None or point.dist is None or _own(point):
+        return None
+    return point.dist.name
 
 
 def origin(name: str) -> str:
-    """`` (from DIST)`` for a model a package provides, or nothing where that is not known."""
+    """`` (from DIST)`` for a model a third party's package provides, or nothing."""
     dist = provider(name)
     return f" (from {dist})" if dist is not None else ""
 

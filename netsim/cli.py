@@ -682,7 +682,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_clients(args: argparse.Namespace) -> int:
-    from netsim._plugins import provider
+    from netsim._plugins import origin
     from netsim.clients import models
 
     found = models()
@@ -694,9 +694,7 @@ def cmd_clients(args: argparse.Namespace) -> int:
             # A model a scenario's entry configures (command) is as its `concurrent:` says.
             shape = "either" if model.configure is not None else (
                 "concurrent" if model.concurrent else "sequential")
-            dist = provider(name)  # a third party's model: which package brings it
-            origin = f" (from {dist})" if dist is not None and dist != "netsim" else ""
-            print(f"{name:<{width}}  {shape:<11}  {model.summary}{origin}", file=_STDOUT)
+            print(f"{name:<{width}}  {shape:<11}  {model.summary}{origin(name)}", file=_STDOUT)
     from netsim._plugins import shadowed
 
     for point in shadowed():

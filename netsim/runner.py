@@ -612,8 +612,8 @@ def _needed(targets: Sequence[Server], servers: dict[str, Server]) -> list[Serve
 def _who(label: str, model: ClientModel) -> str:
     """How a run's errors name a client: its label, and its model where that says more (a
     label of its own, a model another package provides: whose bug a crash is)."""
-    dist = _plugins.provider(model.name) if model.name in _plugins.entry_points() else None
-    origin = f" from {dist}" if dist is not None and dist != "netsim" else ""
+    dist = _plugins.provider(model.name)
+    origin = f" from {dist}" if dist is not None else ""
     if (label == model.name or not model.instrumented) and not origin:  # (a program is the user's)
         return f"client {label!r}"
     return f"client {label!r} (model {model.name!r}{origin})"

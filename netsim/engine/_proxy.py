@@ -356,12 +356,14 @@ class ProxyConnection(asyncio.Protocol):
         one brought in strikes where it would have had it been there from the accept (after
         as many bytes, at as long after the accept), at once if that moment has passed; one
         taken away no longer will (the bytes it cut stay cut)."""
-        shapers = [shaper for shaper in (self._down, self._up) if shaper is not None and shaper.conditioned]
-        for shaper in shapers:
+        shapers = [(direction, shaper)
+                   for direction, shaper in (("downstream", self._down), ("upstream", self._up))
+                   if shaper is not None and shaper.conditioned]
+        for _, shaper in shapers:
             shaper.schedule.conditions = conditions
         if self._closed or self._silent:
             return
-        if any(shaper.schedule.fault_at is not None for shaper in shapers):
+        if any(shaper.schedule.fault_at is not None for _, shaper in shapers):
             return  # its fault has cut its bytes already, and will strike: it stays
         plan = self._plan
         fault = fault_of(conditions, plan.seed, plan.name, self.index)
@@ -371,12 +373,10 @@ class ProxyConnection(asyncio.Protocol):
             return
         # A limit in bytes cuts what is queued past it, or else the next chunk.
         counted = fault in CUTTING_FAULTS and conditions.fault_at is None
-        for direction, each in (("downstream", self._down), ("upstream", self._up)):
-            if each is None or not each.conditioned:
-                continue
-            each.limit(conditions.fault_after if counted else None)
-            each.corrupt((self._streams(direction).corruption, conditions.fault_after)
-                         if fault == "corrupt" else None)
+        for direction, shaper in shapers:
+            shaper.limit(conditions.fault_after if counted else None)
+            shaper.corrupt((self._streams(direction).corruption, conditions.fault_after)
+                           if fault == "corrupt" else None)
         self._limit_in_time(conditions)
 
     def _limit_in_time(self, conditions: Conditions) -> None:
