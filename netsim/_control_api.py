@@ -9,6 +9,7 @@
     POST  /servers/NAME/up
     POST  /servers/NAME/reset   reset its open connections
     POST  /servers/NAME/restore the conditions its scenario gives it, every change undone
+    POST  /restore              every server up, with its scenario's conditions (toxiproxy's reset)
 
 A change answers ``200`` once it has taken effect in the server process, with ``t``, when
 it did (seconds since the servers started: the ``t`` of the event log) and
@@ -73,6 +74,8 @@ class Servers(Protocol):
     def take_reset(self, name: str) -> tuple[float, int]: ...
 
     def restore(self, name: str) -> float: ...
+
+    def restore_all(self) -> float: ...
 
     def states(self) -> list[dict[str, Any]]: ...
 
@@ -292,8 +295,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _route(self, method: str, body: object, arrived: float) -> dict[str, Any]:
         parts = [urllib.parse.unquote(part) for part in self.path.split("?", 1)[0].split("/") if part]
+        if parts == ["restore"]:
+            _allow(method, "POST")
+            if body is not None and body != {}:
+                raise _BadRequest(HTTPStatus.BAD_REQUEST, "restore takes no body")
+            t = self.servers.restore_all()
+            names = [state["name"] for state in self.servers.states()]
+            return {**self._done(None, t, arrived), "servers": names}
         if not parts or parts[0] != "servers" or len(parts) > 3:
-            raise _BadRequest(HTTPStatus.NOT_FOUND, f"no such path {self.path!r}: the API is under /servers")
+            raise _BadRequest(HTTPStatus.NOT_FOUND, f"no such path {self.path!r}: the API is under /servers "
+                                                      f"(and POST /restore)")
         servers = self.servers
         if len(parts) == 1:
             _allow(method, "GET")
@@ -327,11 +338,12 @@ class _Handler(BaseHTTPRequestHandler):
         t, count = servers.take_reset(name)
         return {**self._done(name, t, arrived), "reset": count}
 
-    def _done(self, name: str, t: float, arrived: float) -> dict[str, Any]:
+    def _done(self, name: str | None, t: float, arrived: float) -> dict[str, Any]:
         """The answer to a change that took effect at ``t`` (scenario seconds, as the log has
         it): also in wall seconds, and how long after the request arrived (wall)."""
         wall = t * self.servers.time_scale
-        return {"server": name, "t": t, "wall": wall, "applied_in": self.servers.t0 + wall - arrived}
+        who = {} if name is None else {"server": name}
+        return {**who, "t": t, "wall": wall, "applied_in": self.servers.t0 + wall - arrived}
 
 
 class _DuplicateKey(Exception):

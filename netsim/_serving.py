@@ -502,6 +502,19 @@ class Serving:
         changed = {key: value for key, value in written.items() if now.get(key) != value}
         return self._done(self._ask(lambda request: ChangeConditions(request, name, fields, changed)))
 
+    def restore_all(self) -> float:
+        """Every server back up, with the conditions its scenario entry gives it: every change
+        undone and every server that was taken down brought back (toxiproxy's reset). A test's
+        setup calls it so that an earlier test's changes do not reach it. Phases still to
+        come still come. Returns when the last server took effect (as ``set``); raises
+        PortBusyError if another program took a port while its server was down."""
+        t = 0.0  # (a scenario has a server at least)
+        for state in self.states():
+            if not state["up"]:
+                self.up(state["name"])
+            t = self.restore(state["name"])
+        return t
+
     def states(self) -> list[dict[str, Any]]:
         """Every server as it is now: up or down, whether it answers handshakes, its conditions
         as a scenario writes them, and its open connections (``accepted``: the ``t`` of the log)."""

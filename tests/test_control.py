@@ -216,6 +216,21 @@ def test_restore_gives_back_a_faults_probability_exactly() -> None:
         assert net.states()[0]["conditions"]["fault"] == {"kind": "reset", "probability": "12.5%"}
 
 
+def test_restore_all_brings_every_server_back_up_as_its_scenario_has_it(net: Serving) -> None:
+    """restore_all() undoes every server's changes and brings back those taken down, on their
+    ports: what a test's setup calls, as a toxiproxy user calls reset."""
+    net.set("a", delay="0")
+    net.set("p", latency="1s")
+    net.down("b")
+    t = net.restore_all()
+    a, b, p = net.states()
+    assert t > 0 and b["up"] and a["up"] and p["up"]
+    assert a["conditions"]["delay"] == "10s" and p["conditions"]["latency"] == "0s"
+    with socket.create_connection(net.address("b"), timeout=2) as sock:
+        assert read_all(sock) == b"1\n"  # listening again on its port
+    assert net.restore_all() >= t  # nothing left to undo: still answers
+
+
 # The HTTP API.
 
 
@@ -255,6 +270,24 @@ def api(net: Serving) -> Iterator[tuple[tuple[str, int], list[str]]]:
     lines: list[str] = []
     with ControlServer(net, "127.0.0.1", 0, log=lines.append) as server:
         yield server.address, lines
+
+
+def test_post_restore_restores_every_server(net: Serving, api: tuple[tuple[str, int], list[str]]) -> None:
+    """`POST /restore` brings every server back up with its scenario's conditions and answers
+    when, with the servers it restored; it takes no body and no other method."""
+    address, lines = api
+    call(address, "PATCH", "/servers/a", {"delay": "0"})
+    call(address, "POST", "/servers/b/down")
+    status, answer = call(address, "POST", "/restore")
+    assert status == 200 and answer["servers"] == ["a", "b", "p"]
+    assert {"t", "wall", "applied_in"} <= set(answer)
+    (_, servers) = call(address, "GET", "/servers")
+    assert [server["up"] for server in servers["servers"]] == [True, True, True]
+    assert servers["servers"][0]["conditions"]["delay"] == "10s"
+    assert call(address, "POST", "/restore", {"x": 1}) == (400, {"error": "restore takes no body"})
+    status, answer = call(address, "GET", "/restore")
+    assert status == 405 and "POST" in answer["error"]
+    assert lines[-1].split("  ", 1)[1].startswith("GET /restore -> 405")
 
 
 def test_down_with_a_reset_answers_how_many_it_reset(net: Serving,
