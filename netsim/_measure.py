@@ -466,10 +466,15 @@ _ENDINGS: dict[str, tuple[str | None, str]] = {
     # errors.reset counts resets that came to the client: one it sent is its own leaving.
     "client_reset": ("error", "the client reset it (it closed with bytes unread)"),
     "client_closed": ("error", "the client closed it before the server's end"),
+    # A proxy's: bytes of its upstream's were still to come (held by the proxy's conditions,
+    # or not yet sent), as a poem server's client_closed before its end.
+    "client_closed_early": ("error", "the client closed it before its upstream's end: bytes its upstream "
+                                     "sent came after it had gone"),
     "error": ("error", "the connection failed"),
     "stopped": ("timeout", "still open when the client's run ended"),
-    "upstream_failed": ("reset", "the proxy reset it: its upstream could not be reached, or failed "
-                                 "(the log's upstream_failed or upstream_lost says why)"),
+    # Not counted by errors.reset, which is for the resets a scenario means to send.
+    "upstream_failed": ("error", "the proxy could not reach its upstream (or lost it), and reset the "
+                                 "connection (the log's upstream_failed or upstream_lost says why)"),
 }
 
 
@@ -495,6 +500,7 @@ def _from_the_server(number: int, slot: Slot, served: Served | None, *, cut: boo
     error: str | None
     message: str | None
     error, message = _ENDINGS[served.how]
+    proxy = served.acked is None  # (a poem server's account gives what the client's kernel acked)
     if serving and served.how == "stopped":
         error, message = "stopped", "still open when the servers stopped"
     if served.how == "client_closed" and served.fault in ("stall", "blackhole"):
@@ -502,16 +508,30 @@ def _from_the_server(number: int, slot: Slot, served: Served | None, *, cut: boo
         error, message = "timeout", f"the client left the silent connection (a {served.fault} fault)"
     elif cut and served.how in ("client_closed", "client_reset"):
         error, message = "timeout", "still open when netsim ended the program at its timeout"
+    elif served.how == "client_closed" and served.fault is None and proxy:
+        # It had every byte it had been sent (a close with bytes unread would have been a
+        # reset, bytes coming after it client_closed_early): a client done with a service, say an
+        # HTTP client with its whole answer, leaves before its upstream.
+        error, message = None, "the client closed it first, with every byte its upstream had sent"
     elif served.how == "client_closed" and served.fault is None and served.acked == slot.expected:
         # It had every byte (a close with bytes unread would have been a reset): a client that
         # knows where the poem ends need not wait out the server's last pause.
         error, message = None, "the client closed it with the whole poem, before the server's end"
     received = served.bytes if served.acked is None else served.acked
-    intact = None if slot.expected is None or served.acked is None else (
-        served.how in ("closed", "client_closed") and served.acked == slot.expected
-        and served.fault != "corrupt")
+    if proxy:
+        # A proxy knows no poem, but whether the client had all its upstream sent, as sent: the
+        # fault a proxy's account names is one that cut, stopped or corrupted the stream.
+        intact: bool | None = (error is None and served.how in ("closed", "client_closed")
+                               and served.fault is None)
+    else:
+        intact = None if slot.expected is None else (
+            served.how in ("closed", "client_closed") and served.acked == slot.expected
+            and served.fault != "corrupt")
     if error is None and served.fault == "corrupt":
-        message = "the server sent it corrupted bytes (a corrupt fault)"
+        who = "proxy" if proxy else "server"
+        message = f"the {who} sent it corrupted bytes (a corrupt fault)"
+    elif error is None and intact is False and proxy:
+        message = f"the proxy cut it after {received} bytes (a {served.fault} fault)"
     elif error is None and intact is False:
         message = f"the client's kernel acknowledged {received} of {slot.expected} bytes"
     elif error is None and served.how == "closed":

@@ -186,7 +186,8 @@ class ConnLost(_Event):
     conn: int | None = None
 
 
-How = Literal["closed", "reset", "client_closed", "client_reset", "error", "stopped", "upstream_failed"]
+How = Literal["closed", "reset", "client_closed", "client_reset", "client_closed_early", "error", "stopped",
+              "upstream_failed"]
 
 
 @_wire
@@ -196,7 +197,8 @@ class ConnEnded(_Event):
     or without a detailed log, so that a run can be measured from the servers' side alone.
 
     ``how``: the server ``closed`` it (its schedule done, or a close fault) or ``reset`` it
-    (a reset fault); the client left first (``client_closed``, ``client_reset``); the
+    (a reset fault); the client left first (``client_closed``, ``client_reset``; a proxy's
+    ``client_closed_early``: it closed before bytes its upstream sent, which came after); the
     socket failed (``error``); or it was still open when the servers stopped
     (``stopped``). ``acked`` is how many of the ``bytes`` sent the client's kernel
     acknowledged before the end (None where it cannot be told: proxies). A proxy's

@@ -48,7 +48,8 @@ class Served:
     duration: float  # accept to the end
     bytes: int  # sent
     acked: int | None  # of those, acknowledged by the client's kernel; None: not known (proxies)
-    how: str  # closed | reset | client_closed | client_reset | error | stopped | upstream_failed
+    # closed | reset | client_closed | client_reset | client_closed_early | error | stopped | upstream_failed
+    how: str
     fault: str | None = None
 
     def to_dict(self) -> dict[str, Any]:

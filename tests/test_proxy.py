@@ -8,6 +8,7 @@ import itertools
 import os
 import random
 import socket
+import threading
 import time
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 import netsim
 from netsim.conditions import Conditions
 from netsim.engine import ServerPlan, open_listeners, serve
+from netsim.engine._proxy import RESET_GRACE
 from netsim.events import ChunkSent, ConnEnded, ServerEvent, UpstreamFailed
 from tests.conftest import ScenarioWriter
 
@@ -210,8 +212,9 @@ def test_a_connection_open_when_the_proxy_stops_is_accounted_for() -> None:
 
 def test_a_client_that_closes_early_ends_as_its_close_not_as_the_reset_that_answers() -> None:
     """A client that reads one line through the proxy and closes: the proxy's next write
-    brings its kernel's reset, and the connection ends as the client's close
-    (`client_closed`), as on a poem server, not as a reset the client sent."""
+    brings its kernel's reset, and the connection ends as the client's early close
+    (`client_closed_early`, with the bytes it had before it left), not as a reset the client
+    sent."""
     events: list[ServerEvent] = []
 
     async def lines(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -243,7 +246,7 @@ def test_a_client_that_closes_early_ends_as_its_close_not_as_the_reset_that_answ
 
     asyncio.run(main())
     (ended,) = [event for event in events if isinstance(event, ConnEnded)]
-    assert ended.how == "client_closed" and ended.bytes >= 6  # the line it read, and one more
+    assert ended.how == "client_closed_early" and ended.bytes == 3  # the line it read: not the next
 
 
 def test_an_unreachable_upstream_resets_the_client() -> None:
@@ -293,8 +296,132 @@ def test_a_connection_reset_for_an_unreachable_upstream_says_so() -> None:
             time.sleep(0.01)
     (conn,) = net.result().connections
     assert conn.served is not None and conn.served.how == "upstream_failed"
-    assert conn.error == "reset" and conn.message is not None
-    assert conn.message.startswith("the proxy reset it: its upstream could not be reached")
+    # An error, not counted by errors.reset: that is for the resets a scenario sends.
+    assert conn.error == "error" and conn.message is not None
+    assert conn.message.startswith("the proxy could not reach its upstream")
+    assert net.result().check(["errors.reset == 0", "errors == 1"])
+
+
+@contextlib.contextmanager
+def answering(answer: bytes) -> Any:
+    """A service on a free port that reads one request line and answers ``answer``, then
+    closes: an HTTP/1.0 server, in short. Yields its port."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.1)
+    stop = threading.Event()
+
+    def serve_one(conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(5)
+            with contextlib.suppress(OSError):
+                while b"\n" not in conn.recv(1024):
+                    pass
+                conn.sendall(answer)
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            threading.Thread(target=serve_one, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()
+
+
+def ask(address: tuple[str, int], timeout: float) -> bytes:
+    """Send a request line and read the answer to its end; raises TimeoutError."""
+    with socket.create_connection(address, timeout=timeout) as sock:
+        sock.sendall(b"GET\n")
+        answer = b""
+        while data := sock.recv(1024):
+            answer += data
+        return answer
+
+
+def accounted(net: netsim.Serving, count: int) -> list[netsim.ConnectionResult]:
+    """The connections once the servers have accounted for ``count`` of them (5 s at most)."""
+    deadline = time.monotonic() + 5
+    while len(connections := net.result().connections) < count and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return connections
+
+
+def test_a_client_that_gives_up_before_a_proxys_held_bytes_is_an_error() -> None:
+    """A client that times out before the answer a latency holds back, and closes, is an error
+    with no byte received, not a success with the bytes the proxy wrote after it had gone."""
+    with answering(b"ok\n") as port:
+        text = (f"netsim: 1\nname: held\n"
+                f"servers: [{{name: p, upstream: '127.0.0.1:{port}', latency: 400ms}}]\n")
+        with netsim.serving(text) as net:
+            with pytest.raises(TimeoutError):
+                ask(net.address("p"), timeout=0.1)
+            (conn,) = accounted(net, 1)  # accounted when the held answer meets the closed socket
+    assert conn.served is not None and conn.served.how == "client_closed_early"
+    assert (conn.error, conn.bytes, conn.intact) == ("error", 0, False)
+    assert "before its upstream's end" in (conn.message or "")
+    assert net.result().check(["errors == 1", "intact == 0%", "bytes == 0B"])
+
+
+def test_a_client_that_shuts_down_its_side_and_waits_gets_its_answer_intact() -> None:
+    """A client that sends its request, shuts down its side (as `nc -N` does) and waits out a
+    latency gets the whole answer, and its connection is intact: the bytes that went after
+    its EOF were read, which no reset contradicts."""
+    with answering(b"ok\n") as port:
+        text = (f"netsim: 1\nname: waits\n"
+                f"servers: [{{name: p, upstream: '127.0.0.1:{port}', latency: 200ms}}]\n")
+        with netsim.serving(text) as net:
+            with socket.create_connection(net.address("p"), timeout=2) as sock:
+                sock.sendall(b"GET\n")
+                sock.shutdown(socket.SHUT_WR)
+                answer = b""
+                while data := sock.recv(1024):
+                    answer += data
+            assert answer == b"ok\n"
+            (conn,) = accounted(net, 1)
+    assert (conn.error, conn.intact, conn.bytes) == (None, True, 3)
+    # It ended with the answer's last byte, not after the wait for a reset (the close that
+    # follows the write in one step would take a stall of RESET_GRACE / 2 to be counted late).
+    assert conn.duration - conn.ttfb < RESET_GRACE / 2
+
+
+def test_a_proxied_answer_that_came_whole_is_intact() -> None:
+    """Through a proxy, a connection is intact when the client had every byte its upstream
+    sent, as sent: a whole answer is; a byte limit past the answer's end cuts nothing, so
+    it is too, and its account names no fault."""
+    with answering(b"12345678\n") as port:
+        text = (f"netsim: 1\nname: whole\nservers:\n"
+                f"  - {{name: p, upstream: '127.0.0.1:{port}'}}\n"
+                f"  - {{name: far, upstream: '127.0.0.1:{port}', fault: {{kind: close, after: 100}}}}\n")
+        with netsim.serving(text) as net:
+            assert ask(net.address("p"), timeout=2) == b"12345678\n"
+            assert ask(net.address("far"), timeout=2) == b"12345678\n"
+            connections = accounted(net, 2)
+    assert [(conn.intact, conn.error, conn.bytes) for conn in connections] == [(True, None, 9)] * 2
+    assert [conn.served.fault for conn in connections if conn.served is not None] == [None, None]
+    assert net.result().check(["intact == 100%", "errors == 0"])
+
+
+@pytest.mark.parametrize(("fault", "message"), [
+    ("{kind: corrupt, after: 2}", "the proxy sent it corrupted bytes (a corrupt fault)"),
+    ("{kind: close, after: 4}", "the proxy cut it after 4 bytes (a close fault)"),
+])
+def test_a_proxied_answer_a_fault_changed_is_not_intact(fault: str, message: str) -> None:
+    """A proxy that corrupted or cut its upstream's answer says so: not intact, and why."""
+    with answering(b"12345678\n") as port:
+        text = f"netsim: 1\nname: cut\nservers: [{{name: p, upstream: '127.0.0.1:{port}', fault: {fault}}}]\n"
+        with netsim.serving(text) as net:
+            assert ask(net.address("p"), timeout=2) != b"12345678\n"
+            (conn,) = accounted(net, 1)
+    assert conn.intact is False and conn.message == message
+    assert net.result().check("intact == 0%")
 
 
 def test_serve_warns_once_a_proxys_upstream_is_out_of_reach() -> None:

@@ -11,6 +11,7 @@ time: a client that leaves is noticed at once, as on a poem server.
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
 import socket
 from typing import Any
@@ -35,6 +36,11 @@ from netsim.engine._timers import TimerQueue
 from netsim.events import How
 
 _PLAIN = Conditions()
+# A client that had shut down its side may have closed its socket altogether: the bytes sent
+# after that are answered by a reset, which tells a client that left early from one that
+# waited (nc -N, an HTTP/1.0 client). Before the proxy closes such a connection it waits
+# this long for that reset: a round trip, on loopback far less.
+RESET_GRACE = 0.05  # seconds
 
 
 class ProxyServer:
@@ -149,9 +155,12 @@ class ProxyConnection(asyncio.Protocol):
         self._fault: str | None = None
         self._faults = 0  # how many times its fault was set: a time limit of an earlier one is stale
         self._silent = False  # a stall struck: nothing will ever be sent again
+        self._struck = False  # its fault has cut, stopped or reset the stream
+        self._sent_at_eof: int | None = None  # what the client had been sent when it shut down
         self._closed = False
         self._client_eof = False  # the client has shut down its side: the end is on its way
         self._accounted = False  # its ConnEnded is recorded
+        self._ended: float | None = None  # when it ended, where that was before its account
         self.index = 0
 
     def __repr__(self) -> str:
@@ -190,7 +199,7 @@ class ProxyConnection(asyncio.Protocol):
         if self._fault == "blackhole":
             # Accept, never send, never close. It still reads (and drops what comes), or
             # it would never notice the client leave.
-            self._silent = True
+            self._silent = self._struck = True
             return
         transport.pause_reading()  # the client's bytes wait until the upstream is there
         conditions = self._server.conditions
@@ -212,6 +221,7 @@ class ProxyConnection(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         self._client_eof = True
+        self._sent_at_eof = 0 if self._down is None else self._down.sent
         # Reading is paused until the upstream is connected, so no shaper means a blackhole.
         if self._up is None or self._silent:
             return False  # nothing will ever be sent: the client has left, let it close
@@ -229,13 +239,20 @@ class ProxyConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._accounted:  # concluded when the servers stopped
             return
-        now = self._loop.time()
+        now = self._loop.time() if self._ended is None else self._ended
         how = self._how
         if not self._closed:
             self._record.conn_lost(now, self._peer_port, self.sent, exc)
             self._closed = True
-            if exc is None or (self._client_eof and isinstance(exc, ConnectionResetError | BrokenPipeError)):
-                how = "client_closed"  # (after its EOF, a reset answers a write: it had closed)
+            if exc is None:
+                how = "client_closed"
+            elif self._client_eof and isinstance(exc, ConnectionResetError | BrokenPipeError):
+                # After its EOF, a reset answers a write: the client had closed, not only shut
+                # down its side. If bytes went after that EOF, it left before them (it gave up
+                # waiting out a latency or a slow upstream, or wanted no more); else it left
+                # after everything it had been sent.
+                late = self._down is not None and self._down.sent > (self._sent_at_eof or 0)
+                how = "client_closed_early" if late else "client_closed"
             else:
                 how = "client_reset" if isinstance(exc, ConnectionResetError | BrokenPipeError) else "error"
         self._account(now, how or "stopped")
@@ -253,12 +270,19 @@ class ProxyConnection(asyncio.Protocol):
     def _account(self, now: float, how: How) -> None:
         self._accounted = True
         down = self._down
+        sent = 0 if down is None else down.sent
+        if how == "client_closed_early":
+            sent = self._sent_at_eof or 0  # what went after its close never reached it
+        # The fault it names is one that changed the stream (a proxy's byte limit can lie
+        # past what its upstream ever sends, and then nothing was cut): so a connection
+        # that names none came through as its upstream sent it.
+        altered = self._struck or (self._fault == "corrupt" and any(
+            shaper is not None and shaper.corrupted for shaper in (self._down, self._up)))
         # What the client's kernel acknowledged cannot be told once asyncio has closed the
         # socket: a proxy's account leaves it open (None).
         self._record.conn_ended(now, self._peer, self.index, self._accepted,
-                                None if down is None else down.first_write, now,
-                                0 if down is None else down.sent, None, how, self._fault,
-                                self._upstream_port)
+                                None if down is None else down.first_write, now, sent, None, how,
+                                self._fault if altered else None, self._upstream_port)
         self._stop()
         self._server.live.discard(self)
 
@@ -369,6 +393,7 @@ class ProxyConnection(asyncio.Protocol):
         fault = fault_of(conditions, plan.seed, plan.name, self.index)
         self._fault, self._faults = fault, self._faults + 1
         if fault == "blackhole":  # from now on it sends nothing, and never closes
+            self._struck = True
             self._go_silent()
             return
         # A limit in bytes cuts what is queued past it, or else the next chunk.
@@ -406,6 +431,7 @@ class ProxyConnection(asyncio.Protocol):
         """The fault's moment has come: reset, close, or go silent (stall)."""
         assert self._fault is not None and self._transport is not None
         self._record.fault_struck(self._loop.time(), self._peer_port, self._fault, self.sent)
+        self._struck = True
         if self._fault == "reset":
             self._reset()
         elif self._fault == "close":
@@ -438,8 +464,31 @@ class ProxyConnection(asyncio.Protocol):
         if not self._closed:
             self._closed = True
             self._how = "closed"
-            self._record.conn_closed(self._loop.time(), self._peer_port, self.sent)
+            now = self._loop.time()
+            self._record.conn_closed(now, self._peer_port, self.sent)
+            down, eof = self._down, self._sent_at_eof
+            if eof is not None and down is not None and down.sent > eof:
+                try:
+                    self._transport.write_eof()  # (the close waits for the reset that may answer)
+                except OSError:  # the reset is here already (loopback's comes within the send)
+                    self._how = "client_closed_early"
+                else:
+                    self._loop.call_later(RESET_GRACE, self._close_after_eof, now)
+                    return
             self._transport.close()
+
+    def _close_after_eof(self, closed: float) -> None:
+        """Close a connection whose client had shut down its side before its last bytes went:
+        if a reset answered them, the client had gone (``client_closed_early``)."""
+        transport = self._transport
+        if self._accounted or transport is None:
+            return
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) in (
+                errno.ECONNRESET, errno.EPIPE):
+            self._how = "client_closed_early"
+        self._ended = closed
+        transport.close()
 
     def _close_both(self) -> None:
         self._close()

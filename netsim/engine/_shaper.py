@@ -91,6 +91,7 @@ class Shaper:
         self._input_ended: float | None = None
         self.finished = False
         self.sent = 0  # bytes handed to the sink
+        self._masked_from: int | None = None  # the first position a corruption mask changed
         self.first_write: float | None = None  # when the first of them was
 
     def __repr__(self) -> str:
@@ -156,7 +157,14 @@ class Shaper:
         if position + len(data) <= after:
             return data
         clean = max(0, after - position)
+        if self._masked_from is None or position + clean < self._masked_from:
+            self._masked_from = position + clean
         return data[:clean] + mask.apply(data[clean:], position + clean)
+
+    @property
+    def corrupted(self) -> bool:
+        """Has the sink taken a byte that a corruption mask changed?"""
+        return self._masked_from is not None and self.sent > self._masked_from
 
     def end_input(self) -> None:
         """No more bytes will come: close once everything is sent and the pauses are over."""
