@@ -38,7 +38,7 @@ import threading
 import time
 import typing
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -74,7 +74,7 @@ from netsim.events import (
     TakeDown,
 )
 from netsim.expectations import METRICS, Expectation, Verdict, evaluate, parse_expectation
-from netsim.results import ConnectionResult, Lateness, RunResult, ServerChange, lateness_of
+from netsim.results import ConnectionResult, Lateness, RunResult, ServerChange, lateness_of, troubled_lines
 from netsim.runner import DESCRIPTOR_MARGIN, check_request, ensure_descriptors, plans_of, seed_for
 from netsim.scenario import ConditionChanges, Scenario, Server
 
@@ -95,6 +95,8 @@ class Checked:
     a line each, as ``netsim run`` does, and repr() on one line, for a test's report."""
 
     verdicts: list[Verdict]
+    # Why, where a verdict of intact, errors or bytes failed: a line per connection at fault.
+    problems: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -104,8 +106,9 @@ class Checked:
         return self.passed
 
     def lines(self) -> list[str]:
-        return [f"{'PASS' if verdict.passed else 'FAIL'}  {verdict.expectation.text}  "
-                f"measured {verdict.actual_text()}  bound {verdict.bound}" for verdict in self.verdicts]
+        return [*(f"{'PASS' if verdict.passed else 'FAIL'}  {verdict.expectation.text}  "
+                  f"measured {verdict.actual_text()}  bound {verdict.bound}" for verdict in self.verdicts),
+                *(f"  {line}" for line in self.problems)]
 
     def __str__(self) -> str:
         return "\n".join(self.lines())
@@ -132,6 +135,7 @@ class ServedResult:
     seed: int | None = None  # what drew the jitter and the faults: the same seed serves them again
     # What changed the servers while they served (phases, the control API), in time order.
     changes: tuple[ServerChange, ...] = ()
+    servers: tuple[str, ...] = ()  # the scenario's servers, by name
 
     def __repr__(self) -> str:
         # The fields would be every connection in full: a failed assert in a test shows this.
@@ -144,18 +148,25 @@ class ServedResult:
         as_run = RunResult(client="served", model="", elapsed=self.elapsed, ideal=math.nan,
                            wall_elapsed=self.elapsed * self.time_scale, connections=self.connections,
                            lateness=self.lateness, lateness_wall_p99=math.nan)
-        return as_run.metrics()
+        # Not those it cannot (errors.refused would read 0, whatever was refused).
+        return {name: value for name, value in as_run.metrics().items() if name in _TOLD}
 
-    def check(self, expectations: str | Sequence[str]) -> Checked:
+    def check(self, expectations: str | Sequence[str], *,
+              server: str | Sequence[str] | None = None) -> Checked:
         """Judge expectations written as in a scenario (``errors == 0``, ``ttfb.max <= 1s``):
-        one, or a list of them. The result is true when every one passed.
+        one, or a list of them, over every connection, or those of ``server`` (a name, or a
+        list of names). The result is true when every one passed; where a verdict of
+        ``intact``, ``errors`` or ``bytes`` failed, it lists the connections at fault and why.
 
         Raises ValueError for one that does not parse, for one that needs what only a run of
         ``netsim run`` has (``ideal``, ``overhead``, ``speedup(OTHER)``, ``exit_code``), and
         for ``errors.refused``: the servers cannot tell it, so it could never mean anything.
         ``errors`` counts the connections the servers accepted: one refused, or whose
-        handshake went unanswered (``syn_drop``, a server down), never reached them.
+        handshake went unanswered (``syn_drop``, a server down), never reached them. Raises
+        KeyError for a ``server`` the scenario does not have.
         """
+        if server is not None:
+            return self.only(server).check(expectations)
         texts = [expectations] if isinstance(expectations, str) else list(expectations)
         if not texts:
             raise ValueError("no expectations to check: give one or more, like check(['errors == 0']); "
@@ -177,7 +188,24 @@ class ServedResult:
                                  f"so their account cannot count it; count refusals in the client "
                                  f"(errors here are of connections the servers accepted)")
         metrics = self.metrics()
-        return Checked([evaluate(expectation, metrics, {}) for expectation in parsed])
+        verdicts = [evaluate(expectation, metrics, {}) for expectation in parsed]
+        explained = any(not verdict.passed and verdict.expectation.metric.split(".")[0] in (
+            "intact", "errors", "bytes") for verdict in verdicts)
+        return Checked(verdicts, troubled_lines(self.connections) if explained else [])
+
+    def only(self, server: str | Sequence[str]) -> ServedResult:
+        """The connections of ``server`` alone (a name, or a list of names), and ``elapsed``
+        over them (``lateness`` stays that of every server: chunks are not told apart by
+        server). Raises KeyError for a server the scenario does not have."""
+        names = [server] if isinstance(server, str) else list(server)
+        for name in names:
+            if name not in self.servers:
+                raise KeyError(f"no server {name!r} in scenario {self.scenario!r}; its servers are: "
+                               f"{', '.join(self.servers)}")
+        connections = [conn for conn in self.connections if conn.server in names]
+        ends = [conn.start + conn.duration for conn in connections]
+        elapsed = max(ends) - connections[0].start if connections else 0.0
+        return dataclasses.replace(self, connections=connections, elapsed=elapsed)
 
     def to_dict(self) -> dict[str, Any]:
         return {"scenario": self.scenario, "time_scale": self.time_scale, "elapsed": self.elapsed,
@@ -207,7 +235,7 @@ class Serving:
     def __init__(self, scenario: Scenario, *, time_scale: float = 1.0, seed: int | None = None,
                  observer: Observer | None = None, free_ports: bool = True,
                  allow_external: bool = False, on_warning: Callable[[str], None] | None = None) -> None:
-        check_request(scenario, time_scale, allow_external)
+        check_request(scenario, time_scale, allow_external, free_ports=free_ports)
         self.scenario = scenario
         self.time_scale = time_scale
         self.seed = seed_for(scenario, seed)
@@ -595,7 +623,8 @@ class Serving:
         else:
             elapsed = 0.0
         return ServedResult(self.scenario.name, self.time_scale, connections,
-                            lateness_of(lateness, self.time_scale), elapsed, self.machine, self.seed, changes)
+                            lateness_of(lateness, self.time_scale), elapsed, self.machine, self.seed, changes,
+                            tuple(server.name for server in self.scenario.servers))
 
 
 def serve_scenario(

@@ -20,7 +20,7 @@ from netsim.baseline import BaselineReport
 from netsim.clients.command import CANNOT_RUN, NOT_RUNNABLE, NOT_STARTED
 from netsim.expectations import Expectation
 from netsim.repeat import ExpectationTally, RepeatResult, Spread
-from netsim.results import Program, RunResult
+from netsim.results import Program, RunResult, troubled_lines
 from netsim.scenario import Scenario
 
 if TYPE_CHECKING:
@@ -328,18 +328,7 @@ def program_lines(lead: str, program: Program) -> list[str]:
 
 def connection_problems(run: RunResult, most: int = 5) -> list[str]:
     """A line for each connection of ``run`` that failed or is not intact (``most`` of them)."""
-    lines = []
-    troubled = [conn for conn in run.connections if conn.error is not None or not conn.intact]
-    for conn in troubled[:most]:
-        what = conn.error or "not intact"
-        if conn.served is not None and conn.bytes > conn.served.bytes:
-            # No network makes bytes: the model counted what it did not receive.
-            what += (f" (the client reported {conn.bytes} bytes where its server sent {conn.served.bytes}: "
-                     f"it counted bytes it did not receive)")
-        lines.append(f"#{conn.conn} {conn.server}: {what}{': ' + conn.message if conn.message else ''}")
-    if len(troubled) > most:
-        lines.append(f"... and {len(troubled) - most} more")
-    return lines
+    return troubled_lines(run.connections, most)
 
 
 def _clip(line: str, width: int) -> str:

@@ -349,3 +349,20 @@ def histogram(ordered: Sequence[float], bounds: Sequence[float]) -> tuple[int, .
 def json_number(value: float) -> float | None:
     """JSON has no NaN: a value that could not be measured is null."""
     return None if math.isnan(value) else round(value, 9)
+
+
+def troubled_lines(connections: Sequence[ConnectionResult], most: int = 5) -> list[str]:
+    """A line for each connection that failed or is not intact (``most`` of them): why, as
+    the verdicts of ``intact``, ``errors`` and ``bytes`` are explained under them."""
+    lines = []
+    troubled = [conn for conn in connections if conn.error is not None or not conn.intact]
+    for conn in troubled[:most]:
+        what = conn.error or "not intact"
+        if conn.served is not None and conn.bytes > conn.served.bytes:
+            # No network makes bytes: the model counted what it did not receive.
+            what += (f" (the client reported {conn.bytes} bytes where its server sent {conn.served.bytes}: "
+                     f"it counted bytes it did not receive)")
+        lines.append(f"#{conn.conn} {conn.server}: {what}{': ' + conn.message if conn.message else ''}")
+    if len(troubled) > most:
+        lines.append(f"... and {len(troubled) - most} more")
+    return lines

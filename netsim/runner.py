@@ -147,7 +147,7 @@ def run_scenario(
     model, a non-loopback host without ``allow_external``), RunError when the run cannot
     be carried out (a busy port, a timeout, a crashed client model).
     """
-    check_request(scenario, time_scale, allow_external)
+    check_request(scenario, time_scale, allow_external, free_ports=free_ports)
     if not scenario.clients:
         raise UsageError(f"scenario {scenario.name!r} has no clients to run; serve its servers for "
                          f"a client of your own with `netsim serve` or netsim.serving()")
@@ -296,11 +296,16 @@ def _expectations(scenario: Scenario, run: RunResult) -> list[Expectation]:
     return written
 
 
-def check_request(scenario: Scenario, time_scale: float, allow_external: bool) -> None:
+def check_request(scenario: Scenario, time_scale: float, allow_external: bool, *,
+                  free_ports: bool = False) -> None:
     """Refuse what the scenario may not do without being asked: a time scale that is not a
     positive number, and, unless ``allow_external``, a server that listens outside loopback
-    or a proxy that connects out to another machine. Raises UsageError.
+    or a proxy that connects out to another machine; with ``free_ports``, a proxy that
+    names the address of a server of the scenario, which will listen elsewhere. Raises
+    UsageError.
     """
+    if free_ports:
+        _check_upstreams_stay(scenario)
     if isinstance(time_scale, bool) or not isinstance(time_scale, int | float):
         raise TypeError(f"the time scale must be a number, like 0.1, not {type(time_scale).__name__} "
                         f"({time_scale!r})")
@@ -321,6 +326,26 @@ def check_request(scenario: Scenario, time_scale: float, allow_external: bool) -
                 f"server {server.name!r} forwards to {server.upstream}, outside loopback: every "
                 f"client of the proxy makes netsim connect to another machine; pass "
                 f"--allow-external (allow_external=True in Python) if that is intended")
+
+
+def _check_upstreams_stay(scenario: Scenario) -> None:
+    """Refuse a proxy whose ``upstream: HOST:PORT`` is the port of a server of the scenario:
+    on free ports that server listens elsewhere, and the proxy would find nothing there (or
+    another program), where ``upstream: NAME`` follows it."""
+    fixed = {server.port: server for server in scenario.servers if server.port}
+    for proxy in scenario.servers:
+        if proxy.upstream is None or ":" not in proxy.upstream:
+            continue
+        host, _, port = proxy.upstream.rpartition(":")
+        server = fixed.get(int(port))
+        if server is None or server is proxy:
+            continue
+        if proxy.upstream_is_loopback() or host == server.host:
+            raise UsageError(
+                f"proxy {proxy.name!r} forwards to {proxy.upstream}, the port of server {server.name!r}, "
+                f"which listens on a free port instead: write `upstream: {server.name}` to follow it "
+                f"wherever it listens (or keep the scenario's ports: no --free-ports, free_ports=False "
+                f"in Python)")
 
 
 def _model(name: str, given: Mapping[str, ClientModel] | None) -> ClientModel:

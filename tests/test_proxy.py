@@ -20,6 +20,7 @@ from netsim.engine import ServerPlan, open_listeners, serve
 from netsim.engine._proxy import RESET_GRACE
 from netsim.events import ChunkSent, ConnEnded, ServerEvent, UpstreamFailed
 from tests.conftest import ScenarioWriter
+from tests.test_cli import run_cli
 
 PAYLOAD = random.Random(3).randbytes(4 * 1024 * 1024)  # 4 MiB that no bug could fake
 
@@ -422,6 +423,27 @@ def test_a_proxied_answer_a_fault_changed_is_not_intact(fault: str, message: str
             (conn,) = accounted(net, 1)
     assert conn.intact is False and conn.message == message
     assert net.result().check("intact == 0%")
+
+
+def test_a_proxy_to_a_servers_fixed_port_is_refused_on_free_ports(
+        write_scenario: ScenarioWriter, capsys: pytest.CaptureFixture[str]) -> None:
+    """On free ports, a proxy whose `upstream: HOST:PORT` is the port of a server of the
+    scenario would forward to nothing (that server listens elsewhere): refused before anything
+    starts, naming the fix; on the scenario's own ports it forwards to that server."""
+    free = socket.socket()
+    free.bind(("127.0.0.1", 0))
+    port = free.getsockname()[1]
+    free.close()
+    text = (f"netsim: 1\nname: moved\nservers:\n  - {{name: backend, port: {port}, poem: \"hi\\n\"}}\n"
+            f"  - {{name: px, upstream: '127.0.0.1:{port}'}}\nclients: [blocking]\n")
+    refused = f"proxy 'px' forwards to 127.0.0.1:{port}, the port of server 'backend'.*`upstream: backend`"
+    with pytest.raises(netsim.UsageError, match=refused), netsim.serving(text):
+        pass
+    assert run_cli("run", write_scenario(text), "--free-ports", "--time-scale", "0.1") == 2
+    assert "write `upstream: backend`" in capsys.readouterr().err
+    with netsim.serving(text, free_ports=False) as net, \
+            socket.create_connection(net.address("px"), timeout=2) as sock:
+        assert sock.recv(16) == b"hi\n"
 
 
 def test_serve_warns_once_a_proxys_upstream_is_out_of_reach() -> None:

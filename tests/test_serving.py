@@ -388,6 +388,28 @@ def test_a_check_is_true_only_when_every_verdict_passed() -> None:
     assert net.result().check("bytes == 10B") and not net.result().check("bytes == 3B")
 
 
+def test_a_check_can_take_one_servers_connections_and_says_which_failed() -> None:
+    """check(server=) judges the connections of one server (or a list); a failed verdict of
+    errors lists the connections at fault and why; an unknown server is a KeyError; the
+    metrics are only those the servers can tell."""
+    with netsim.serving(TEXT) as net:
+        assert read(net.address("a")) == b"1111\n2222\n"
+        assert read(net.address("b")) == b"33\n"
+    result = net.result()
+    assert result.check("errors == 0", server="a") and result.check("bytes == 10B", server=["a"])
+    assert result.check("errors.reset == 1", server="b")
+    checked = result.check(["errors == 0"])
+    assert not checked
+    assert checked.problems == ["#2 b: reset: the server reset it (a reset fault, or its server went "
+                                "down with a reset)"]
+    assert str(checked).splitlines()[1] == "  " + checked.problems[0]
+    assert result.check("elapsed < 1s").problems == []  # a verdict the connections do not explain
+    with pytest.raises(KeyError, match="no server 'zz' in scenario 'served'; its servers are: a, b"):
+        result.check("errors == 0", server="zz")
+    assert result.only("a").elapsed < result.elapsed
+    assert "errors.refused" not in result.metrics() and "ideal" not in result.metrics()
+
+
 def test_free_ports_false_keeps_the_scenarios_own_port() -> None:
     """serving(..., free_ports=False) binds the port the scenario gives, where by default
     every server takes a free one."""
