@@ -34,6 +34,7 @@ import ipaddress
 import itertools
 import math
 import re
+import signal
 import threading
 import time
 import typing
@@ -353,7 +354,7 @@ class Serving:
             message = process.receive()
             if message is None:
                 if not self._stopping.is_set():
-                    self._failure = "the server process ended unexpectedly"
+                    self._failure = "the server process ended unexpectedly" + _how_it_ended(process)
                     if self._starter is not None and not self._starter.is_alive():
                         self._failure = (f"the server process ended with the thread that started it "
                                          f"({self._starter.name}): servers stop when that thread "
@@ -625,6 +626,21 @@ class Serving:
         return ServedResult(self.scenario.name, self.time_scale, connections,
                             lateness_of(lateness, self.time_scale), elapsed, self.machine, self.seed, changes,
                             tuple(server.name for server in self.scenario.servers))
+
+
+def _how_it_ended(process: ServerProcess) -> str:
+    """``: killed by SIGKILL`` (from outside: the OOM killer, a user), ``with exit code N``,
+    or nothing, if it has not been reaped yet."""
+    process.process.join(STOP_TIMEOUT)  # its pipe closes a moment before it can be reaped
+    code = process.process.exitcode
+    if code is None:
+        return ""
+    if code >= 0:
+        return f" (with exit code {code})"
+    try:
+        return f": killed by {signal.Signals(-code).name}"
+    except ValueError:
+        return f": killed by signal {-code}"
 
 
 def serve_scenario(

@@ -586,8 +586,12 @@ def default_timeout(targets: Sequence[Server], *, concurrent: bool, seed: int,
 
 
 def seed_for(scenario: Scenario, seed: int | None) -> int:
-    """The seed asked for, else the scenario's, else a fresh one (reported in the result)."""
+    """The seed asked for, else the scenario's, else a fresh one (reported in the result).
+    Raises TypeError for a seed that is not a whole number (``"7"`` or 1.5 would draw
+    differently from what was written, and the result would report it as given)."""
     if seed is not None:
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise TypeError(f"the seed is a whole number, like 7, not {type(seed).__name__} ({seed!r})")
         return seed
     return scenario.seed if scenario.seed is not None else random.SystemRandom().randrange(2**31)
 

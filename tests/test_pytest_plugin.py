@@ -190,7 +190,8 @@ def test_a_scenario_the_fixture_cannot_load_fails_the_test_with_its_message_alon
 
 def test_servers_that_died_during_a_test_are_an_error_of_the_test(pytester: pytest.Pytester) -> None:
     """A test whose servers died (killed from outside, here) is not a pass because it asked
-    nothing of them afterwards: the fixture's teardown says they did not serve the whole test."""
+    nothing of them afterwards: the fixture's teardown says they did not serve the whole test,
+    and what killed them."""
     pytester.makepyfile(test_mine="""
         import os, signal, time
 
@@ -205,7 +206,7 @@ def test_servers_that_died_during_a_test_are_an_error_of_the_test(pytester: pyte
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(["*ERROR at teardown of test_quiet*",
                                  "netsim_servers: the servers did not serve the whole test: the server "
-                                 "process ended unexpectedly*"])
+                                 "process ended unexpectedly: killed by SIGKILL*"])
 
 
 def test_a_scenario_whose_clients_key_is_mistyped_is_an_error_not_skipped(pytester: pytest.Pytester) -> None:

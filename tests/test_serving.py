@@ -410,6 +410,15 @@ def test_a_check_can_take_one_servers_connections_and_says_which_failed() -> Non
     assert "errors.refused" not in result.metrics() and "ideal" not in result.metrics()
 
 
+@pytest.mark.parametrize("seed", ["7", 1.5, True])
+def test_a_seed_that_is_not_a_whole_number_is_refused(seed: object) -> None:
+    """serving(seed=) takes a whole number: a string or a float would draw differently from
+    what was written, and the result would report it as given."""
+    with pytest.raises(TypeError, match="the seed is a whole number, like 7, not"), \
+            netsim.serving(TEXT, seed=seed):  # type: ignore[arg-type]
+        pass
+
+
 def test_free_ports_false_keeps_the_scenarios_own_port() -> None:
     """serving(..., free_ports=False) binds the port the scenario gives, where by default
     every server takes a free one."""
