@@ -317,7 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "print what it measured against the ideal, and check the expectations.",
         epilog=EPILOG_RUN, formatter_class=_HelpFormatter)
     run.add_argument("--client", action="append", metavar="NAME", dest="clients",
-                     help="run only this client (repeatable); clients its speedup() "
+                     help="run only this client (repeatable; a pattern such as 'student-*' "
+                          "takes every client it matches); clients its speedup() "
                           "expectations compare against run too, without their own verdicts")
     run.add_argument("--timeout", type=_wall_duration, metavar="DURATION",
                      help="stop a client model that runs longer than this wall time, and "

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import difflib
+import fnmatch
 import math
 import random
 import resource
@@ -385,15 +387,29 @@ def ensure_descriptors(needed: int) -> None:
 def select_clients(scenario: Scenario, names: Sequence[str] | None) -> list[Client]:
     """The clients to run: those named, plus those their speedup() compares against.
 
-    Raises UsageError for a name that is not a client of the scenario.
+    A name with ``*``, ``?`` or ``[...]`` is a pattern, as a shell's (``'student-*'``): every
+    client it matches. Raises UsageError for a name that is not a client of the scenario,
+    or a pattern that matches none.
     """
     if not names:
         return list(scenario.clients)
     known = [client.label for client in scenario.clients]
+    chosen: list[str] = []
     for name in names:
-        if name not in known:
-            raise UsageError(f"no client {name!r} in scenario {scenario.name!r}; "
+        if any(char in name for char in "*?["):
+            matched = fnmatch.filter(known, name)
+            if not matched:
+                raise UsageError(f"no client of scenario {scenario.name!r} matches {name!r}; "
+                                 f"its clients are: {', '.join(known)}")
+            chosen += matched
+        elif name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise UsageError(f"no client {name!r} in scenario {scenario.name!r}{hint}; "
                              f"its clients are: {', '.join(known)}")
+        else:
+            chosen.append(name)
+    names = chosen
     wanted = set(names)
     for name in names:
         wanted.update(exp.other for exp in scenario.expectations_for(name) if exp.other)

@@ -19,7 +19,7 @@ from netsim._machine import Machine
 from netsim._processes import STOP_TIMEOUT
 from netsim.clients import ClientModel, Recorder, Target, get_model, model_names
 from netsim.events import BytesReceived, ChunkSent, Event, ServerListening
-from netsim.runner import check_request
+from netsim.runner import check_request, select_clients
 from tests.conftest import ScenarioWriter, demo_text
 
 MODELS = model_names()[:5]  # netsim's own
@@ -124,6 +124,23 @@ def test_an_unknown_client_name_is_a_usage_error(write_scenario: ScenarioWriter)
     """Asking for a client the scenario does not have names the clients it has."""
     with pytest.raises(netsim.UsageError, match=r"no client 'nope'.*blocking, select"):
         netsim.run_scenario(load_demo(write_scenario, "blocking, select"), clients=["nope"])
+
+
+def test_a_mistyped_client_name_is_answered_with_the_one_meant(write_scenario: ScenarioWriter) -> None:
+    """`--client selcet` names `select` as the client probably meant."""
+    meant = r"no client 'selcet' in scenario '\S+' \(did you mean 'select'\?\)"
+    with pytest.raises(netsim.UsageError, match=meant):
+        netsim.run_scenario(load_demo(write_scenario, "blocking, select"), clients=["selcet"])
+
+
+def test_a_client_pattern_selects_every_client_it_matches(write_scenario: ScenarioWriter) -> None:
+    """A name with a wildcard selects the clients it matches, as a shell's pattern does (a
+    teacher runs `--client 'student-*'`); one that matches none is a usage error."""
+    scenario = load_demo(write_scenario, "{model: select, name: s-1}, {model: select, name: s-2}, blocking")
+    assert [client.label for client in select_clients(scenario, ["s-*"])] == ["s-1", "s-2"]
+    assert [client.label for client in select_clients(scenario, ["blocking", "s-[2]"])] == ["s-2", "blocking"]
+    with pytest.raises(netsim.UsageError, match=r"no client of scenario '\S+' matches 'x\*'"):
+        select_clients(scenario, ["x*"])
 
 
 def test_events_are_stamped_on_one_clock_and_tagged(write_scenario: ScenarioWriter) -> None:
