@@ -706,12 +706,13 @@ class Client(_Model):
     connections: int = Field(
         default=1, ge=1, le=100_000, strict=True,
         description="How many connections to make to each target, interleaved (a, b, a, b...): "
-                    "`targets: [a, b]` with `connections: 3` makes six.",
+                    "`targets: [a, b]` with `connections: 3` makes six. Not for `model: command`, "
+                    "whose program makes its own (list a target once per connection).",
         examples=[100])
     ramp: Duration = Field(
         default=0.0,
         description="Spreads the starts of the connections evenly over this long, instead of "
-                    "opening them all at once.",
+                    "opening them all at once (not for `model: command`).",
         examples=["1s"])
     run: Command | None = Field(
         default=None,
@@ -754,6 +755,14 @@ class Client(_Model):
                 raise ValueError("`model: command` runs your program: give it as `run: [PROGRAM, "
                                  "ARGUMENT, ...]` (placeholders: {ports}, {addresses}, {port:NAME}, "
                                  "{host})")
+            # The program makes its own connections, when it likes: it is told the targets
+            # ({ports}), not how many times to connect to each, nor when.
+            if self.connections != 1 or self.ramp:
+                keys = " and ".join(f"`{key}`" for key, given in (
+                    ("connections", self.connections != 1), ("ramp", bool(self.ramp))) if given)
+                raise ValueError(f"{keys} shape the connections of netsim's own models; a `command` "
+                                 f"client's program makes its own: list a server in `targets` once for "
+                                 f"each connection it is to make (`{{ports}}` gives a port for each)")
             return self
         given = [key for key in ("run", "concurrent", "output", "retry") if getattr(self, key) is not None]
         if given:

@@ -628,6 +628,17 @@ def test_a_rule_of_a_whole_entry_needs_no_hint_and_a_number_for_a_string_says_to
         "clients[1].run[1]", 'expected a string, got the number 5: write it in quotes, like "5"')
 
 
+def test_connections_and_ramp_are_refused_for_a_program(tmp_path: Path) -> None:
+    """A `command` client's program makes its own connections, told only the targets: a
+    `connections` or `ramp` that it cannot follow is refused, naming how to ask for more."""
+    [problem] = problems_of(scenario('{name: a, poem: "x\n"}', clients=(
+        "  - {model: command, run: [x, '{ports}'], connections: 2, ramp: 1s}\n")), tmp_path)
+    assert problem.path == "clients[0]"
+    assert problem.message.startswith("`connections` and `ramp` shape the connections of netsim's own "
+                                      "models; a `command` client's program makes its own: list a server "
+                                      "in `targets` once for each connection")
+
+
 def test_a_document_that_is_not_a_scenario_points_at_netsim_new(tmp_path: Path) -> None:
     """An empty file, or one that is not a mapping, suggests `netsim new`."""
     for text in ("", "- a list\n"):
