@@ -400,7 +400,8 @@ def _run_client(
     given = client.timeout if model.instrumented else None
     syn = syn_times(time_scale)  # SYN retransmissions keep wall time: in scenario time they scale
     conn_timeout = given if given is not None else default_timeout(
-        servers, concurrent=model.concurrent, seed=seed, servers=everything, starts=starts, syn=syn)
+        servers, concurrent=model.concurrent, seed=seed, servers=everything, starts=starts, syn=syn,
+        retry=client.retry)
     ideal_course = ideal_timeline(servers, concurrent=model.concurrent, seed=seed, timeout=conn_timeout,
                                   servers=everything, starts=starts, syn=syn, retry=client.retry)
     ideal = elapsed_of(ideal_course)
@@ -547,15 +548,17 @@ def _times(found: int) -> str:
 
 def default_timeout(targets: Sequence[Server], *, concurrent: bool, seed: int,
                     servers: dict[str, Server], starts: Sequence[float] | None = None,
-                    syn: Sequence[float] | None = None) -> float:
+                    syn: Sequence[float] | None = None, retry: float | None = None) -> float:
     """A connection's timeout when the scenario sets none (scenario seconds).
 
     Twice the longest silence of the fault-free ideal timeline, plus a second: long
     enough that no healthy connection ever hits it, short enough that a stalled one
-    ends in reasonable time. ``syn``: when a connect's SYNs go (``ideal.syn_times``).
+    ends in reasonable time. ``syn``: when a connect's SYNs go (``ideal.syn_times``);
+    ``retry``: the client's, so that the timeline is the course the client takes (its
+    connections past an outage, not refused in it).
     """
     timeline = ideal_timeline(targets, concurrent=concurrent, seed=seed, servers=servers, faults=False,
-                              starts=starts, syn=syn or syn_times(1.0))
+                              starts=starts, syn=syn or syn_times(1.0), retry=retry)
     silences = [conn.silence for conn in timeline if math.isfinite(conn.silence)]
     return 2 * max(silences, default=0.0) + DEFAULT_TIMEOUT_MARGIN
 
