@@ -402,7 +402,8 @@ class ScenarioFile(pytest.File):
                        time_scale_option="--netsim-time-scale")
         except BaselineError as error:
             return f"{self.shown}: {error}"
-        report = compare(reference, baseline_of(tallied), max_regression=settings.max_regression, path=path)
+        report = compare(reference, baseline_of(tallied, self.scenario),
+                         max_regression=settings.max_regression, path=path)
         source = (f"{path} (saved {reference.created} by netsim {reference.netsim_version}, "
                   f"{reference.runs} run{'s' * (reference.runs != 1)}, time scale {reference.time_scale:g})")
         if report.skipped:

@@ -221,7 +221,7 @@ def run_session(
 
     comparison = None
     if reference is not None:
-        comparison = compare(reference, baseline_of(result), path=baseline or "",
+        comparison = compare(reference, baseline_of(result, scenario), path=baseline or "",
                              max_regression=DEFAULT_MAX_REGRESSION if max_regression is None
                              else max_regression)
     outcome = Outcome(plan, result, comparison, outputs.save_baseline, notices,
@@ -515,7 +515,7 @@ def _write_outputs(outputs: Outputs, outcome: Outcome, scenario_file: str,
         writes.append(("--junit", outputs.junit, lambda path: write_output(path, text)))
     if outputs.save_baseline is not None:
         writes.append(("--save-baseline", outputs.save_baseline,
-                       lambda path: save_baseline(baseline_of(outcome.result), path)))
+                       lambda path: save_baseline(baseline_of(outcome.result, outcome.plan.scenario), path)))
     failures = []
     for flag, path, write in writes:
         try:
