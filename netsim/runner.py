@@ -309,18 +309,10 @@ def check_request(scenario: Scenario, time_scale: float, allow_external: bool) -
     if allow_external:
         return
     for server in scenario.servers:
-        if not server.is_loopback():
-            raise UsageError(
-                f"server {server.name!r} binds {server.host}, outside loopback: other "
-                f"machines could connect to it; pass --allow-external (allow_external=True in "
-                f"Python) if that is intended")
-        # A scenario that forwards to any address it names could reach into the network
-        # of whoever runs it (or serves it), as a listener could be reached from outside.
-        if not server.upstream_is_loopback():
-            raise UsageError(
-                f"server {server.name!r} forwards to {server.upstream}, outside loopback: every "
-                f"client of the proxy makes netsim connect to another machine; pass "
-                f"--allow-external (allow_external=True in Python) if that is intended")
+        outside = server.reaches_outside()
+        if outside is not None:
+            raise UsageError(f"server {server.name!r} {outside[1]}; pass --allow-external "
+                             f"(allow_external=True in Python) if that is intended")
 
 
 def _model(name: str, given: Mapping[str, ClientModel] | None) -> ClientModel:
@@ -335,9 +327,9 @@ def _model(name: str, given: Mapping[str, ClientModel] | None) -> ClientModel:
 def _check_limits(scenario: Scenario, client: Client, model: ClientModel) -> None:
     """Refuse, before anything runs, a client that its model or the system cannot hold."""
     count = scenario.connection_count(client)
-    if model.limit is not None and count > model.limit:
-        raise UsageError(f"client {client.label!r} opens {count} connections, more than the "
-                         f"{model.name} model's limit of {model.limit}: {model.limit_reason}")
+    beyond = model.beyond_limit(count)
+    if beyond is not None:
+        raise UsageError(f"client {client.label!r} opens {count} connections, {beyond}")
     ensure_descriptors(count + DESCRIPTOR_MARGIN)
 
 
