@@ -380,14 +380,16 @@ def load_scenario(path: str | Path, *, client_models: Iterable[str] | None = Non
 
 
 def load_scenario_and_text(path: str | Path, *, client_models: Iterable[str] | None = None,
-                           allow_paths: bool = False,
-                           max_poem_bytes: int = DEFAULT_MAX_POEM_BYTES) -> tuple[Scenario, str]:
+                           allow_paths: bool = False, max_poem_bytes: int = DEFAULT_MAX_POEM_BYTES,
+                           allow_external: bool = True) -> tuple[Scenario, str]:
     """``load_scenario``, with the text it loaded: read once, so that a result that quotes
-    its scenario quotes the one that ran, even if the file changes meanwhile."""
+    its scenario quotes the one that ran, even if the file changes meanwhile.
+    ``allow_external`` as for :func:`load_scenario_text`."""
     path = Path(path)
     text = _read(path)
     return load_scenario_text(text, filename=str(path), base_dir=path.parent, client_models=client_models,
-                              allow_paths=allow_paths, max_poem_bytes=max_poem_bytes), text
+                              allow_paths=allow_paths, max_poem_bytes=max_poem_bytes,
+                              allow_external=allow_external), text
 
 
 def _read(path: Path) -> str:
@@ -415,14 +417,17 @@ def load_scenario_text(
     client_models: Iterable[str] | None = None,
     allow_paths: bool = False,
     max_poem_bytes: int = DEFAULT_MAX_POEM_BYTES,
+    allow_external: bool = True,
 ) -> Scenario:
     """Parse and check a scenario given as text; ``poem_file`` is relative to ``base_dir``.
 
     ``client_models`` are the names a client's ``model`` may take; by default, those of
     the client models installed. A ``poem_file`` must be a regular file in ``base_dir``
-    (or below it) unless ``allow_paths``, and at most ``max_poem_bytes`` long. Raises
-    ScenarioError listing every problem, each with file:line:col; ValueError for a
-    ``max_poem_bytes`` below 1.
+    (or below it) unless ``allow_paths``, and at most ``max_poem_bytes`` long. With
+    ``allow_external=False`` a server that binds or forwards outside loopback is a
+    problem too, as a run refuses it without ``--allow-external``; by default that is
+    left to the run, which is told whether it is allowed. Raises ScenarioError listing
+    every problem, each with file:line:col; ValueError for a ``max_poem_bytes`` below 1.
     """
     if max_poem_bytes < 1:
         raise ValueError(f"max_poem_bytes must be 1 or more, got {max_poem_bytes}")
@@ -469,18 +474,34 @@ def load_scenario_text(
               for key, expectations in scenario.expect.items()}
     scenario = scenario.model_copy(update={"servers": list(servers.values()), "expect": expect})
     scenario._folder = Path(base_dir).resolve()  # a command client runs there
+    external = [] if allow_external else _reaching_outside(scenario)
     for loc, message, hint in [*unread, *_unhinted([*check_references(scenario),
-                                                     *_unavailable_models(scenario)])]:
+                                                     *_unusable_models(scenario)]), *external]:
         problems.append(Problem(filename, *document.locate_entry(loc), format_path(loc), message, hint))
     if problems:
         raise ScenarioError(_in_order(problems))
     return scenario
 
 
-def _unavailable_models(scenario: Scenario) -> list[tuple[Location, str]]:
+def _reaching_outside(scenario: Scenario) -> list[_Finding]:
+    """The servers that bind or forward outside loopback, which a run refuses unless it is
+    given ``--allow-external``."""
+    findings: list[_Finding] = []
+    for index, server in enumerate(scenario.servers):
+        outside = server.reaches_outside()
+        if outside is not None:
+            key, what = outside
+            findings.append((("servers", index, key), f"server {server.name!r} {what}; `netsim run` and "
+                             f"`netsim serve` refuse it without --allow-external",
+                             "pass --allow-external (to `netsim validate` too) if that is intended"))
+    return findings
+
+
+def _unusable_models(scenario: Scenario) -> list[tuple[Location, str]]:
     """Installed models the scenario names that cannot be used: one that cannot be imported
     (an extra not installed), one whose entry point names something else, a name that two
-    packages give."""
+    packages give; and one asked for more connections than it can hold (its limit), which
+    a run refuses before it starts, as `netsim validate` should."""
     from netsim.clients import ModelUnavailableError, get_model  # a model's import brings it anyway
 
     problems: list[tuple[Location, str]] = []
@@ -488,9 +509,15 @@ def _unavailable_models(scenario: Scenario) -> list[tuple[Location, str]]:
         if client.model not in _plugins.entry_points():
             continue  # a model the caller supplies itself (netsim.testing), not an installed one
         try:
-            get_model(client.model)
+            model = get_model(client.model)
         except ModelUnavailableError as error:
             problems.append((("clients", index, "model"), str(error)))
+            continue
+        count = scenario.connection_count(client)
+        beyond = model.beyond_limit(count)
+        if beyond is not None:
+            problems.append((("clients", index, "connections"),
+                             f"client {client.label!r} opens {count} connections, {beyond}"))
     return problems
 
 

@@ -17,11 +17,17 @@ of 4.50 s (+12.5 %), the regression is 12 points, and it fails.
 Ratios depend on the time scale (a fixed overhead is a larger share of a shorter
 ideal), so a baseline is only compared with runs at the time scale it was made at.
 With ``--repeat``, the median elapsed of each client stands for it.
+
+Each client's entry also holds a fingerprint of what it ran against (its entry and its
+servers, the seed left out): a later run whose ideal moved is noted as a change of the
+scenario only when the fingerprint changed too; under another seed, an unchanged
+scenario's jitter and random faults draw another ideal, and its ratio compares the same.
 """
 
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import math
 import re
@@ -34,12 +40,15 @@ from netsim._files import write_output
 from netsim._version import __version__
 from netsim.repeat import RepeatResult
 from netsim.results import ScenarioResult, json_number
+from netsim.scenario import Scenario, Server
 
 FORMAT = "netsim-baseline"
 FORMAT_VERSION = 1
 DEFAULT_MAX_REGRESSION = 0.10  # 10 percentage points of the ideal
-# A client's ideal this much (relative) away from the baseline's says the scenario changed.
+# A client's ideal this much (relative) away from the baseline's says the scenario changed
+# (where the fingerprints do not tell otherwise).
 IDEAL_CHANGED = 0.01  # 1%
+FINGERPRINT_DIGITS = 16  # hex digits of a SHA-256: 64 bits, plenty to tell two versions apart
 
 _PERCENT = re.compile(r"\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*%\s*")
 
@@ -59,6 +68,7 @@ class ClientBaseline:
     ideal: float
     elapsed: float = math.nan  # the median over the runs, when the baseline was made with --repeat
     stated_ratio: float | None = None  # the file's overhead_ratio, when it has no elapsed
+    fingerprint: str | None = None  # of what the client ran against; None in older or hand-made files
 
     @property
     def overhead_ratio(self) -> float:
@@ -84,11 +94,7 @@ class Baseline:
             "format": FORMAT, "version": FORMAT_VERSION,
             "scenario": self.scenario, "time_scale": self.time_scale, "runs": self.runs,
             "netsim_version": self.netsim_version, "created": self.created,
-            "clients": {
-                label: {"ideal": client.ideal, "elapsed": json_number(client.elapsed),
-                        "overhead_ratio": json_number(client.overhead_ratio)}
-                for label, client in self.clients.items()
-            },
+            "clients": {label: _client_dict(client) for label, client in self.clients.items()},
         }
 
     @classmethod
@@ -110,6 +116,15 @@ class Baseline:
             raise ValueError(f"a key is missing or has the wrong type ({error!r})") from None
 
 
+def _client_dict(client: ClientBaseline) -> dict[str, Any]:
+    """One client's entry in a baseline file."""
+    entry: dict[str, Any] = {"ideal": client.ideal, "elapsed": json_number(client.elapsed),
+                             "overhead_ratio": json_number(client.overhead_ratio)}
+    if client.fingerprint is not None:
+        entry["fingerprint"] = client.fingerprint
+    return entry
+
+
 _MISSING = object()
 
 
@@ -122,12 +137,16 @@ def _client_from(label: str, entry: Any) -> ClientBaseline:
     ideal = _number(label, "ideal", entry["ideal"])
     elapsed = entry.get("elapsed", _MISSING)
     ratio = entry.get("overhead_ratio", _MISSING)
+    fingerprint = entry.get("fingerprint")
+    if fingerprint is not None and not isinstance(fingerprint, str):
+        raise ValueError(f"client {label!r}: fingerprint must be a string, got {fingerprint!r}; "
+                         f"remove it to compare without one")
     if elapsed in (_MISSING, None) and ratio is _MISSING:
         raise ValueError(f"client {label!r} has neither elapsed nor overhead_ratio")
     if elapsed in (_MISSING, None):
         stated = math.nan if ratio is None else _number(label, "overhead_ratio", ratio)
-        return ClientBaseline(ideal=ideal, stated_ratio=stated)
-    client = ClientBaseline(ideal=ideal, elapsed=_number(label, "elapsed", elapsed))
+        return ClientBaseline(ideal=ideal, stated_ratio=stated, fingerprint=fingerprint)
+    client = ClientBaseline(ideal=ideal, elapsed=_number(label, "elapsed", elapsed), fingerprint=fingerprint)
     if ratio is not _MISSING:
         stated = math.nan if ratio is None else _number(label, "overhead_ratio", ratio)
         computed = client.overhead_ratio
@@ -147,17 +166,42 @@ def _number(label: str, key: str, value: Any) -> float:
     return float(value)
 
 
-def baseline_of(result: ScenarioResult | RepeatResult) -> Baseline:
-    """The baseline a run (or the median of repeated runs) makes."""
+def baseline_of(result: ScenarioResult | RepeatResult, scenario: Scenario | None = None) -> Baseline:
+    """The baseline a run (or the median of repeated runs) makes; with the ``scenario`` it ran,
+    each client's fingerprint too."""
+    def of(label: str, ideal: float, elapsed: float) -> ClientBaseline:
+        return ClientBaseline(ideal=ideal, elapsed=elapsed,
+                              fingerprint=None if scenario is None else fingerprint(scenario, label))
+
     if isinstance(result, RepeatResult):
         return Baseline(
             scenario=result.scenario, time_scale=result.time_scale, runs=result.count,
-            clients={tally.client: ClientBaseline(ideal=tally.metrics["ideal"].median,
-                                                  elapsed=tally.metrics["elapsed"].median)
+            clients={tally.client: of(tally.client, tally.metrics["ideal"].median,
+                                      tally.metrics["elapsed"].median)
                      for tally in result.clients})
     return Baseline(
         scenario=result.scenario, time_scale=result.time_scale,
-        clients={run.client: ClientBaseline(ideal=run.ideal, elapsed=run.elapsed) for run in result.runs})
+        clients={run.client: of(run.client, run.ideal, run.elapsed) for run in result.runs})
+
+
+def fingerprint(scenario: Scenario, label: str) -> str:
+    """What the client labelled ``label`` runs against, as a short hash: its entry and the
+    servers it connects to (their upstreams too), as loaded (a ``poem_file``'s text
+    included). The scenario's ``seed`` is left out: it draws the jitter and faults of one
+    run, which move the ideal of a scenario that did not change. Values left at their
+    defaults are left out, so that a key a later netsim adds does not change it."""
+    client = scenario.client(label)
+    by_name = {server.name: server for server in scenario.servers}
+    needed: dict[str, Server] = {}
+    for server in scenario.targets_of(client):
+        needed.setdefault(server.name, server)
+        if server.upstream is not None and server.upstream in by_name:
+            needed.setdefault(server.upstream, by_name[server.upstream])
+    shape = {"client": client.model_dump(mode="json", exclude_defaults=True),
+             "servers": [server.model_dump(mode="json", exclude_defaults=True)
+                         for _, server in sorted(needed.items())]}
+    text = json.dumps(shape, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:FINGERPRINT_DIGITS]
 
 
 def save_baseline(baseline: Baseline, path: str | Path) -> None:
@@ -262,10 +306,25 @@ def compare(baseline: Baseline, current: Baseline, *, max_regression: float,
         elif math.isnan(before.overhead_ratio) or math.isnan(client.overhead_ratio):
             skipped.append(f"{label}: its ideal is 0 or unknown, so its overhead has no ratio to compare")
         else:
-            if not math.isclose(before.ideal, client.ideal, rel_tol=IDEAL_CHANGED):
-                notes.append(f"{label}: its ideal is {client.ideal:.3f}s against "
-                               f"{before.ideal:.3f}s in the baseline: the scenario changed since it was "
-                               f"saved; save a new one")
+            note = _moved(label, before, client)
+            if note is not None:
+                notes.append(note)
             comparisons.append(Comparison(label, before.overhead_ratio, client.overhead_ratio,
                                           max_regression))
     return BaselineReport(str(path), baseline, max_regression, comparisons, skipped, notes)
+
+
+def _moved(label: str, before: ClientBaseline, now: ClientBaseline) -> str | None:
+    """A note when the client's ideal moved since the baseline because its scenario changed;
+    None when it did not move, or when only the seed's draws moved it (the fingerprints
+    agree): the ratio compares all the same."""
+    if math.isclose(before.ideal, now.ideal, rel_tol=IDEAL_CHANGED):
+        return None
+    ideals = f"{label}: its ideal is {now.ideal:.3f}s against {before.ideal:.3f}s in the baseline"
+    if before.fingerprint is None or now.fingerprint is None:
+        return (f"{ideals}: the scenario changed since it was saved, or its seed drew other jitter "
+                f"or faults (the baseline has no fingerprint to tell which: an older netsim saved "
+                f"it, or it was written by hand); save a new one")
+    if before.fingerprint == now.fingerprint:
+        return None
+    return f"{ideals}: the scenario changed since it was saved; save a new one"

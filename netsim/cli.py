@@ -375,10 +375,15 @@ def build_parser() -> argparse.ArgumentParser:
     validate = commands.add_parser(
         "validate", help="check scenario files without running them",
         description="Check scenario files with the loader `netsim run` uses, and report every "
-                    "problem of every file as file:line:col.",
+                    "problem of every file as file:line:col: all that `netsim run` would refuse "
+                    "(exit 2) before it runs anything.",
         epilog=EPILOG_VALIDATE, formatter_class=_HelpFormatter)
     validate.add_argument("scenarios", nargs="+", metavar="SCENARIO",
                           help="the scenario files (YAML); - reads one from standard input")
+    validate.add_argument("--allow-external", action="store_true",
+                          help="accept servers that bind addresses outside loopback, and proxies "
+                               "that forward to them, as `run --allow-external` does (without it "
+                               "they are problems: `netsim run` would refuse them)")
     _add_file_options(validate)
     validate.set_defaults(handler=cmd_validate, parser=validate)
 
@@ -641,7 +646,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     invalid, problems = 0, 0
     for path in args.scenarios:
         try:
-            load_scenario_argument(path, **_file_options(args))  # `-`: standard input
+            # `-`: standard input. What a run would refuse of the file is a problem here too.
+            load_scenario_argument(path, **_file_options(args), allow_external=args.allow_external)
         except ScenarioError as error:  # a finding to report, not a failure of the command
             for problem in error.problems:
                 print(format_problem(problem), file=sys.stderr)

@@ -22,7 +22,8 @@ The model is a small simulation of the scenario's timeline, not a table of const
   connections to it queue; a concurrent server serves them all at once;
 * a client gives a connection up after ``timeout`` without a byte (connecting, queueing
   and stalls included): that is how a stalled or blackholed connection ends;
-* a client that ``retry``-s tries a refused connect again that much later;
+* a client that ``retry``-s tries a refused connect again that much later; the time its
+  refused tries took is no silence: the timeout counts from the try that got in;
 * a proxy whose upstream is a server of the scenario passes that server's schedule
   through its own conditions (those of the moment each piece reaches it, its fault
   included); one whose upstream is outside the scenario has no ideal (NaN).
@@ -231,7 +232,7 @@ def ideal_timeline(
     for position, server in enumerate(targets):
         earliest = starts[position] if starts is not None else 0.0
         connect = earliest if concurrent else max(clock, earliest)
-        answered, failed = _connect(server.name, eras[server.name], connect, timeout, syn, retry)
+        tried, answered, failed = _connect(server.name, eras[server.name], connect, timeout, syn, retry)
         if failed is not None:
             timeline.append(failed)
             clock = failed.end
@@ -242,14 +243,15 @@ def ideal_timeline(
         reset = next((era.begins for era in eras[server.name]
                       if era.resets and answered < era.begins <= served), None)
         if reset is not None:
-            conn = _as_seen_by_client(server.name, connect, _Service([], reset, "reset"), timeout)
+            conn = _as_seen_by_client(server.name, connect, _Service([], reset, "reset"), timeout,
+                                      since=tried)
             timeline.append(conn)
             clock = conn.end
             continue
         accepted[server.name] += 1
         service = _serve(server, eras, by_name, seed, accepted, served)
         queued = served > answered and server.name in freed_by_timeout
-        conn = _as_seen_by_client(server.name, connect, service, timeout, tie_times_out=queued)
+        conn = _as_seen_by_client(server.name, connect, service, timeout, since=tried, tie_times_out=queued)
         if server.mode == "serial":
             free_at[server.name] = max(served, conn.end)
             if conn.outcome == "timeout" and conn.end >= served:
@@ -276,10 +278,11 @@ def elapsed_of(timeline: Sequence[IdealConnection]) -> float:
 
 
 def _connect(name: str, eras: Sequence[_Era], connect: float, timeout: float, syn: Sequence[float],
-             retry: float | None) -> tuple[float, IdealConnection | None]:
-    """When the handshake of a connect made at ``connect`` completes; or, instead, how the
-    connection fails: refused (after the retries the client makes), or timed out while
-    its SYNs went unanswered. ``timeout`` bounds each try's wait."""
+             retry: float | None) -> tuple[float, float, IdealConnection | None]:
+    """When the try that got in began and when its handshake completed, for a connect made
+    at ``connect``; or, instead, how the connection fails: refused (after the retries the
+    client makes), or timed out while its SYNs went unanswered. ``timeout`` bounds each
+    try's wait."""
     attempt = connect
     for _ in range(MAX_RETRIES):
         for sent in syn[:-1]:
@@ -288,27 +291,32 @@ def _connect(name: str, eras: Sequence[_Era], connect: float, timeout: float, sy
             when = attempt + sent
             meets = _gate_at(eras, when)
             if meets == "answered":
-                return when, None
+                return attempt, when, None
             if meets == "refused":
                 # Tried again only while a later phase may still bring the server back.
                 if retry is None or when >= eras[-1].begins:
-                    return when, IdealConnection(name, connect, math.nan, when, "refused", phase="connect")
-                attempt = when + retry
+                    return attempt, when, IdealConnection(name, connect, math.nan, when, "refused",
+                                                          phase="connect")
+                # Rounded to the nanosecond: adding 0.3 s ten times to 3 s gives 5.999...,
+                # which would miss a server back at 6 s by one whole retry.
+                attempt = round(when + retry, 9)
                 break
         else:  # the last SYN went unanswered: the client's kernel gives up at last
             sent = syn[-1]
         if meets != "refused":  # held to the end: the client's timeout, or its kernel's
             end = attempt + min(timeout, sent)
-            return end, IdealConnection(name, connect, math.nan, end, "timeout", silence=end - connect,
-                                        phase="connect")
-    return attempt, IdealConnection(name, connect, math.nan, attempt, "refused", phase="connect")
+            return attempt, end, IdealConnection(name, connect, math.nan, end, "timeout",
+                                                 silence=end - attempt, phase="connect")
+    return attempt, attempt, IdealConnection(name, connect, math.nan, attempt, "refused", phase="connect")
 
 
-def _as_seen_by_client(name: str, connect: float, service: _Service, timeout: float, *,
+def _as_seen_by_client(name: str, connect: float, service: _Service, timeout: float, *, since: float,
                        tie_times_out: bool = False) -> IdealConnection:
-    """Apply the client's timeout to the server's course: a long enough silence ends it.
-    ``tie_times_out``: a first byte due just as the timeout passes comes after it."""
-    last = connect
+    """Apply the client's timeout to the server's course: a long enough silence ends it,
+    counted from ``since``, when the try that got in began (a retrying client's refused
+    tries before it were no wait for a byte: it was busy trying). ``tie_times_out``: a
+    first byte due just as the timeout passes comes after it."""
+    last = since
     silence = 0.0
     received = 0
     first = math.nan

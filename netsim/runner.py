@@ -316,18 +316,10 @@ def check_request(scenario: Scenario, time_scale: float, allow_external: bool, *
     if allow_external:
         return
     for server in scenario.servers:
-        if not server.is_loopback():
-            raise UsageError(
-                f"server {server.name!r} binds {server.host}, outside loopback: other "
-                f"machines could connect to it; pass --allow-external (allow_external=True in "
-                f"Python) if that is intended")
-        # A scenario that forwards to any address it names could reach into the network
-        # of whoever runs it (or serves it), as a listener could be reached from outside.
-        if not server.upstream_is_loopback():
-            raise UsageError(
-                f"server {server.name!r} forwards to {server.upstream}, outside loopback: every "
-                f"client of the proxy makes netsim connect to another machine; pass "
-                f"--allow-external (allow_external=True in Python) if that is intended")
+        outside = server.reaches_outside()
+        if outside is not None:
+            raise UsageError(f"server {server.name!r} {outside[1]}; pass --allow-external "
+                             f"(allow_external=True in Python) if that is intended")
 
 
 def _check_upstreams_stay(scenario: Scenario) -> None:
@@ -362,9 +354,9 @@ def _model(name: str, given: Mapping[str, ClientModel] | None) -> ClientModel:
 def _check_limits(scenario: Scenario, client: Client, model: ClientModel) -> None:
     """Refuse, before anything runs, a client that its model or the system cannot hold."""
     count = scenario.connection_count(client)
-    if model.limit is not None and count > model.limit:
-        raise UsageError(f"client {client.label!r} opens {count} connections, more than the "
-                         f"{model.name} model's limit of {model.limit}: {model.limit_reason}")
+    beyond = model.beyond_limit(count)
+    if beyond is not None:
+        raise UsageError(f"client {client.label!r} opens {count} connections, {beyond}")
     ensure_descriptors(count + DESCRIPTOR_MARGIN)
 
 
@@ -441,7 +433,8 @@ def _run_client(
     given = client.timeout if model.instrumented else None
     syn = syn_times(time_scale)  # SYN retransmissions keep wall time: in scenario time they scale
     conn_timeout = given if given is not None else default_timeout(
-        servers, concurrent=model.concurrent, seed=seed, servers=everything, starts=starts, syn=syn)
+        servers, concurrent=model.concurrent, seed=seed, servers=everything, starts=starts, syn=syn,
+        retry=client.retry)
     ideal_course = ideal_timeline(servers, concurrent=model.concurrent, seed=seed, timeout=conn_timeout,
                                   servers=everything, starts=starts, syn=syn, retry=client.retry)
     ideal = elapsed_of(ideal_course)
@@ -588,15 +581,17 @@ def _times(found: int) -> str:
 
 def default_timeout(targets: Sequence[Server], *, concurrent: bool, seed: int,
                     servers: dict[str, Server], starts: Sequence[float] | None = None,
-                    syn: Sequence[float] | None = None) -> float:
+                    syn: Sequence[float] | None = None, retry: float | None = None) -> float:
     """A connection's timeout when the scenario sets none (scenario seconds).
 
     Twice the longest silence of the fault-free ideal timeline, plus a second: long
     enough that no healthy connection ever hits it, short enough that a stalled one
-    ends in reasonable time. ``syn``: when a connect's SYNs go (``ideal.syn_times``).
+    ends in reasonable time. ``syn``: when a connect's SYNs go (``ideal.syn_times``);
+    ``retry``: the client's, so that the timeline is the course the client takes (its
+    connections past an outage, not refused in it).
     """
     timeline = ideal_timeline(targets, concurrent=concurrent, seed=seed, servers=servers, faults=False,
-                              starts=starts, syn=syn or syn_times(1.0))
+                              starts=starts, syn=syn or syn_times(1.0), retry=retry)
     silences = [conn.silence for conn in timeline if math.isfinite(conn.silence)]
     return 2 * max(silences, default=0.0) + DEFAULT_TIMEOUT_MARGIN
 

@@ -646,6 +646,19 @@ class Server(_Model):
         host = self.upstream.rpartition(":")[0].strip("[]")
         return host == "localhost" or ipaddress.ip_address(host).is_loopback
 
+    def reaches_outside(self) -> tuple[str, str] | None:
+        """Where this server reaches beyond this machine, which a run needs
+        ``--allow-external`` for: the key (``host`` or ``upstream``) and what it does, or
+        None when it stays on loopback."""
+        if not self.is_loopback():
+            return "host", f"binds {self.host}, outside loopback: other machines could connect to it"
+        # A scenario that forwards to any address it names could reach into the network
+        # of whoever runs it (or serves it), as a listener could be reached from outside.
+        if not self.upstream_is_loopback():
+            return "upstream", (f"forwards to {self.upstream}, outside loopback: every client of the "
+                                f"proxy makes netsim connect to another machine")
+        return None
+
 
 def _split_command(value: object) -> object:
     """`run:` given as one string is split as a shell would split it (it is never run by one)."""

@@ -221,7 +221,7 @@ def run_session(
 
     comparison = None
     if reference is not None:
-        comparison = compare(reference, baseline_of(result), path=baseline or "",
+        comparison = compare(reference, baseline_of(result, scenario), path=baseline or "",
                              max_regression=DEFAULT_MAX_REGRESSION if max_regression is None
                              else max_regression)
     outcome = Outcome(plan, result, comparison, outputs.save_baseline, notices,
@@ -361,14 +361,18 @@ def _line_writer(stream: TextIO | None) -> Callable[[str], None] | None:
 
 
 def load_scenario_argument(path: str | Path, *, allow_paths: bool = False,
-                           max_poem_bytes: int = DEFAULT_MAX_POEM_BYTES) -> Scenario:
+                           max_poem_bytes: int = DEFAULT_MAX_POEM_BYTES,
+                           allow_external: bool = True) -> Scenario:
     """The scenario a command names: a file, or ``-`` for standard input (its folder: the
-    current one)."""
-    return _load_with_text(path, allow_paths=allow_paths, max_poem_bytes=max_poem_bytes)[0]
+    current one). ``allow_external=False``: a server outside loopback is a problem of the
+    file (``netsim validate``), where a run refuses it with the request."""
+    return _load_with_text(path, allow_paths=allow_paths, max_poem_bytes=max_poem_bytes,
+                           allow_external=allow_external)[0]
 
 
 def _load_with_text(path: str | Path, *, allow_paths: bool = False,
-                    max_poem_bytes: int = DEFAULT_MAX_POEM_BYTES) -> tuple[Scenario, str]:
+                    max_poem_bytes: int = DEFAULT_MAX_POEM_BYTES,
+                    allow_external: bool = True) -> tuple[Scenario, str]:
     """The scenario a command names, and the text it was loaded from (read once)."""
     import sys
 
@@ -377,8 +381,9 @@ def _load_with_text(path: str | Path, *, allow_paths: bool = False,
     if str(path) == "-":
         text = sys.stdin.read()
         return load_scenario_text(text, filename="<stdin>", allow_paths=allow_paths,
-                                  max_poem_bytes=max_poem_bytes), text
-    return load_scenario_and_text(path, allow_paths=allow_paths, max_poem_bytes=max_poem_bytes)
+                                  max_poem_bytes=max_poem_bytes, allow_external=allow_external), text
+    return load_scenario_and_text(path, allow_paths=allow_paths, max_poem_bytes=max_poem_bytes,
+                                  allow_external=allow_external)
 
 
 def _dumps(data: Mapping[str, Any]) -> str:
@@ -515,7 +520,7 @@ def _write_outputs(outputs: Outputs, outcome: Outcome, scenario_file: str,
         writes.append(("--junit", outputs.junit, lambda path: write_output(path, text)))
     if outputs.save_baseline is not None:
         writes.append(("--save-baseline", outputs.save_baseline,
-                       lambda path: save_baseline(baseline_of(outcome.result), path)))
+                       lambda path: save_baseline(baseline_of(outcome.result, outcome.plan.scenario), path)))
     failures = []
     for flag, path, write in writes:
         try:

@@ -376,8 +376,11 @@ def _check_ramp(model: ClientModel) -> list[str]:
 def _check_limit(model: ClientModel) -> list[str]:
     if model.limit is None:
         return []
-    scenario = _scenario(model, ['{name: s, poem: "1\\n"}'],
-                         _client(model, f"connections: {model.limit + 1}"))
+    # Past the limit in Python, not in the text: the loader would refuse it by the limit of
+    # the installed model of that name, and the one under test is the runner's to refuse.
+    scenario = _scenario(model, ['{name: s, poem: "1\\n"}'], _client(model))
+    client = scenario.clients[0].model_copy(update={"connections": model.limit + 1})
+    scenario = scenario.model_copy(update={"clients": [client]})
     try:
         _run(model, scenario)
     except UsageError as error:

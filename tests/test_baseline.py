@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import netsim
 from netsim.baseline import (
     Baseline,
     BaselineError,
@@ -17,11 +18,13 @@ from netsim.baseline import (
     baseline_of,
     check_fits,
     compare,
+    fingerprint,
     load_baseline,
     parse_regression,
     save_baseline,
 )
 from netsim.repeat import tally
+from netsim.session import Outputs, run_session
 from tests.test_repeat import fake_results
 
 
@@ -149,3 +152,76 @@ def test_a_ratio_that_agrees_with_the_elapsed_time_reads_back(tmp_path: Path) ->
     path = write_baseline(tmp_path / "base.json",
                           {"select": {"ideal": 4.0, "elapsed": 4.2, "overhead_ratio": 0.05}})
     assert load_baseline(path).clients["select"] == ClientBaseline(4.0, 4.2)
+
+
+JITTERED = """\
+netsim: 1
+name: jit
+servers: [{name: a, poem: "1\\n2\\n3\\n", delay: 200ms, jitter: 100ms}]
+clients: [select]
+"""
+
+
+def test_a_fingerprint_tells_a_change_of_the_scenario_from_another_seed() -> None:
+    """Another seed keeps a client's fingerprint; a server's delay, a client's option, or a
+    server it does not use added, changes it, or not, as what it runs against changes."""
+    def print_of(text: str, label: str = "select") -> str:
+        return fingerprint(netsim.load_scenario_text(text), label)
+
+    same = print_of(JITTERED)
+    assert print_of(JITTERED.replace("name: jit", "name: jit\nseed: 9")) == same
+    assert print_of(JITTERED.replace("delay: 200ms", "delay: 300ms")) != same
+    assert print_of(JITTERED.replace("[select]", "[{model: select, connections: 2}]")) != same
+    unused = JITTERED.replace("jitter: 100ms}]", "jitter: 100ms}, {name: b, poem: x}]").replace(
+        "[select]", "[{model: select, targets: [a]}]")
+    assert print_of(unused) == print_of(JITTERED.replace("[select]", "[{model: select, targets: [a]}]"))
+
+
+def test_a_moved_ideal_is_a_change_of_the_scenario_only_where_the_fingerprints_differ() -> None:
+    """An ideal 10% away is noted as a changed scenario when the fingerprints differ, not when
+    they agree (another draw of the jitter), and as either when the baseline has none."""
+    before = Baseline("demo", 1.0, {"a": ClientBaseline(4.0, 4.0, fingerprint="f1"),
+                                    "b": ClientBaseline(4.0, 4.0, fingerprint="f1"),
+                                    "c": ClientBaseline(4.0, 4.0)})
+    now = Baseline("demo", 1.0, {"a": ClientBaseline(4.4, 4.4, fingerprint="f1"),
+                                 "b": ClientBaseline(4.4, 4.4, fingerprint="f2"),
+                                 "c": ClientBaseline(4.4, 4.4, fingerprint="f1")})
+    notes = compare(before, now, max_regression=0.10).notes
+    assert [note.split(":")[0] for note in notes] == ["b", "c"]
+    assert notes[0].endswith("its ideal is 4.400s against 4.000s in the baseline: the scenario changed "
+                             "since it was saved; save a new one")
+    assert "or its seed drew other jitter or faults" in notes[1]
+
+
+def test_a_fingerprint_is_saved_and_an_older_baseline_without_one_reads_back(tmp_path: Path) -> None:
+    """The fingerprint is written beside the ratio and read back; an entry without one loads."""
+    path = tmp_path / "base.json"
+    save_baseline(Baseline("demo", 1.0, {"select": ClientBaseline(4.0, 4.2, fingerprint="2fc0")}), path)
+    assert json.loads(path.read_text())["clients"]["select"]["fingerprint"] == "2fc0"
+    assert load_baseline(path).clients["select"].fingerprint == "2fc0"
+    older = write_baseline(tmp_path / "older.json", {"select": {"ideal": 4.0, "elapsed": 4.2}})
+    assert load_baseline(older).clients["select"].fingerprint is None
+    wrong = write_baseline(tmp_path / "wrong.json",
+                           {"select": {"ideal": 4.0, "elapsed": 4.2, "fingerprint": 7}})
+    with pytest.raises(BaselineError, match="fingerprint must be a string"):
+        load_baseline(wrong)
+
+
+def test_a_jittered_scenario_run_under_another_seed_is_no_change(tmp_path: Path) -> None:
+    """Saved with seed 1, run with seed 2: the jitter draws another ideal, 7% away, and the
+    baseline compares it without saying the scenario changed; a new delay still is noted."""
+    path = tmp_path / "jit.yaml"
+    path.write_text(JITTERED)
+    base = tmp_path / "base.json"
+    run_session(path, time_scale=0.5, seed=1, free_ports=True, outputs=Outputs(save_baseline=base))
+    other = run_session(path, time_scale=0.5, seed=2, free_ports=True, baseline=base, max_regression=1.0)
+    assert other.baseline is not None
+    (client,) = other.baseline.baseline.clients.values()
+    assert not math.isclose(baseline_of(other.result).clients["select"].ideal, client.ideal,
+                            rel_tol=0.05)  # another draw
+    assert other.baseline.notes == []
+    path.write_text(JITTERED.replace("delay: 200ms", "delay: 400ms"))
+    changed = run_session(path, time_scale=0.5, seed=1, free_ports=True, baseline=base, max_regression=10.0)
+    assert changed.baseline is not None
+    assert [note.split(": ", 2)[2] for note in changed.baseline.notes] == [
+        "the scenario changed since it was saved; save a new one"]

@@ -459,6 +459,37 @@ def test_validate_reads_a_scenario_from_standard_input(write_scenario: ScenarioW
     assert capsys.readouterr().out.splitlines() == ["<stdin>: ok", "netsim: 1 file checked, all valid"]
 
 
+@pytest.mark.parametrize(("client", "limit"), [("select", 1000), ("threads", 2000)])
+def test_validate_reports_a_client_past_its_models_limit_as_run_would(
+    write_scenario: ScenarioWriter, capsys: pytest.CaptureFixture[str], client: str, limit: int
+) -> None:
+    """More connections than the model holds is a problem at the client's `connections`, for
+    validate and run alike (exit 2, nothing run)."""
+    entry = f"{{model: {client}, connections: "
+    path = write_scenario(demo_text(clients=f"{entry}{limit // 3 + 1}}}"))  # to each of 3 servers
+    assert run_cli("validate", path) == 2
+    column = len("clients: [") + len(entry) + 1
+    problem = (f"{path}:7:{column}: clients[0].connections: client {client!r} opens {3 * (limit // 3 + 1)} "
+               f"connections, more than the {client} model's limit of {limit}: ")
+    assert problem in capsys.readouterr().err
+    assert run_cli("run", path) == 2
+    assert problem in capsys.readouterr().err
+
+
+def test_validate_refuses_a_server_outside_loopback_unless_allow_external(
+    write_scenario: ScenarioWriter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A host outside loopback is a problem at its line with the flag to pass, as run refuses it;
+    with --allow-external, as on run, it is valid."""
+    path = write_scenario(demo_text().replace("name: a,", "name: a, host: 0.0.0.0,", 1))
+    assert run_cli("validate", path) == 2
+    err = capsys.readouterr().err
+    assert ("servers[0].host: server 'a' binds 0.0.0.0, outside loopback: other machines could connect "
+            "to it; `netsim run` and `netsim serve` refuse it without --allow-external\n"
+            "    hint: pass --allow-external (to `netsim validate` too) if that is intended") in err
+    assert run_cli("validate", "--allow-external", path) == 0
+
+
 def test_new_writes_a_starter_that_validates_and_passes(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -701,22 +732,21 @@ def test_a_baseline_that_compares_nothing_or_another_scenario_says_so(
 ) -> None:
     """A baseline none of whose clients ran does not read as a pass, and a client whose ideal
     moved since the baseline was saved (the scenario changed) is noted beside its line."""
-    path = write_scenario(demo_text(clients="select"))
+    path = write_scenario(demo_text(delay="2s", clients="select"))
     base = tmp_path / "base.json"
-    assert run_cli("run", path, "--time-scale", "0.05", "--save-baseline", base, "-q") == 0
+    assert run_cli("run", path, "--time-scale", "0.025", "--save-baseline", base, "-q") == 0
     saved = json.loads(base.read_text())
-    saved["clients"]["select"]["ideal"] *= 2
-    saved["clients"]["select"]["elapsed"] *= 2
     saved["clients"]["other"] = saved["clients"].pop("select")
     base.write_text(json.dumps(saved))
     capsys.readouterr()
-    assert run_cli("run", path, "--time-scale", "0.05", "--baseline", base, "--max-regression", "100%") == 0
+    assert run_cli("run", path, "--time-scale", "0.025", "--baseline", base, "--max-regression", "100%") == 0
     out = capsys.readouterr().out
     assert out.rstrip().endswith(f"nothing compared against baseline {base}: none of this run's clients is "
                                  f"in it with a ratio to compare (save a new one with --save-baseline)")
     saved["clients"]["select"] = saved["clients"].pop("other")
     base.write_text(json.dumps(saved))
-    assert run_cli("run", path, "--time-scale", "0.05", "--baseline", base, "--max-regression", "100%") == 0
+    write_scenario(demo_text(delay="1s", clients="select"))
+    assert run_cli("run", path, "--time-scale", "0.025", "--baseline", base, "--max-regression", "100%") == 0
     out = capsys.readouterr().out
     assert "  note    select: its ideal is 4.000s against 8.000s in the baseline: the scenario changed" in out
 

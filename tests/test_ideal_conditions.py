@@ -13,6 +13,7 @@ import netsim
 from netsim.clients import get_model
 from netsim.conditions import Conditions, StreamSchedule, fault_of, pause_stream
 from netsim.ideal import IdealConnection, ideal_elapsed, ideal_timeline
+from netsim.runner import default_timeout
 from netsim.scenario import Server
 
 FOUR_LINES = "1111\n2222\n3333\n4444\n"  # four chunks of 5 bytes
@@ -331,6 +332,37 @@ def test_a_retrying_client_connects_once_the_server_is_back() -> None:
     late = ideal_timeline([flapping], concurrent=True, starts=[1.2], retry=0.3)[0]
     assert late.first_byte == pytest.approx(2.1)
     assert ideal_timeline([flapping], concurrent=True, starts=[1.2])[0].outcome == "refused"
+
+
+def test_a_retrying_clients_refused_tries_are_no_silence() -> None:
+    """Down from 2 s to 6 s, three reads of 1.5 s in a row: 0-1.5, then 1.5-3.0 (begun before
+    the outage), then refused at 3.0 and tried every 300 ms until 3.0 + 10 * 0.3 = 6.0, done at
+    7.5. The timeout of 2 s (twice the 500 ms pause, plus 1 s) counts from the try that got in:
+    the 3 s of refused tries are no wait for a byte."""
+    flapping = server(delay=0.5, poem="1111\n2222\n3333\n",
+                      phases=[{"at": 2.0, "down": True}, {"at": 6.0}])
+    timeline = ideal_timeline([flapping] * 3, concurrent=False, retry=0.3, timeout=2.0)
+    assert [conn.outcome for conn in timeline] == [None, None, None]
+    assert [(conn.start, conn.first_byte, conn.end) for conn in timeline[2:]] == [(3.0, 6.0, 7.5)]
+    assert timeline[2].silence == 0.5
+
+
+@pytest.mark.parametrize(("pause", "timeout", "end"), [
+    (0.5, 2.0, 4.1),  # 2 * 0.5 + 1: done at 2.1 + 4 * 0.5
+    (1.5, 4.0, 8.1),  # 2 * 1.5 + 1: done at 2.1 + 4 * 1.5, not timed out after its first line
+])
+def test_the_default_timeout_follows_a_retrying_clients_course(pause: float, timeout: float,
+                                                               end: float) -> None:
+    """Down from the start until 2 s: a client retrying every 300 ms gets in at 7 * 0.3 = 2.1 s
+    and reads four lines; the default timeout is twice the longest pause of that course plus
+    1 s (not of a course refused at once, which has no pause)."""
+    down_first = server(delay=pause, phases=[{"at": 0.0, "down": True}, {"at": 2.0}])
+    everything = {"a": down_first}
+    assert default_timeout([down_first], concurrent=False, seed=0, servers=everything,
+                           retry=0.3) == timeout
+    (conn,) = ideal_timeline([down_first], concurrent=False, retry=0.3, timeout=timeout)
+    assert (conn.first_byte, conn.outcome) == (pytest.approx(2.1), None)
+    assert conn.end == pytest.approx(end)
 
 
 def test_the_phases_count_from_when_the_servers_were_ready() -> None:

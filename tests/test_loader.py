@@ -911,3 +911,24 @@ def test_a_mistake_in_a_phases_down_is_reported_once(tmp_path: Path) -> None:
         netsim.load_scenario(path)
     messages = [problem.message for problem in caught.value.problems]
     assert messages == ["unknown key 'now'; allowed here: reset"]
+
+
+def test_a_server_outside_loopback_is_a_problem_only_where_external_is_not_allowed() -> None:
+    """allow_external=False (validate, the pytest plugin) locates a host or an upstream outside
+    loopback, which a run refuses without --allow-external; by default it loads, for the run
+    to judge with its own allow_external."""
+    text = textwrap.dedent("""\
+        netsim: 1
+        name: outside
+        servers:
+          - {name: a, poem: "1\\n", host: 0.0.0.0}
+          - {name: p, upstream: "10.1.2.3:80"}
+    """)
+    assert len(netsim.load_scenario_text(text).servers) == 2
+    with pytest.raises(netsim.ScenarioError) as caught:
+        netsim.load_scenario_text(text, filename="s.yaml", allow_external=False)
+    assert [str(problem).split(", outside")[0] for problem in caught.value.problems] == [
+        "s.yaml:4:34: servers[0].host: server 'a' binds 0.0.0.0",
+        "s.yaml:5:25: servers[1].upstream: server 'p' forwards to 10.1.2.3:80"]
+    assert {problem.hint for problem in caught.value.problems} == {
+        "pass --allow-external (to `netsim validate` too) if that is intended"}

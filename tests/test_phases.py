@@ -9,9 +9,11 @@ these runs) against values of 400 ms and more.
 from __future__ import annotations
 
 import socket
+import sys
 import textwrap
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -210,3 +212,29 @@ def test_a_server_comes_back_on_the_same_port() -> None:
         with socket.create_connection(address, timeout=1) as sock:
             assert sock.recv(16) == b"1\n"
     assert [conn.intact for conn in net.result().connections] == [True, True]
+
+
+RETRYING_CLIENT = Path(__file__).resolve().parent.parent / "examples" / "retrying_poetry_client.py"
+
+
+@pytest.mark.slow
+def test_a_retrying_program_rides_out_an_outage_longer_than_the_default_timeout() -> None:
+    """Down from 2 s to 6 s, three reads of 1.5 s in a row: the third, refused from 3 s and tried
+    every 300 ms, gets in at 6 s and is done at 7.5 s, the ideal (its 3 s of refused tries are
+    longer than the 2 s default timeout, and no silence); the program measures it."""
+    scenario = netsim.load_scenario_text(textwrap.dedent(f"""\
+        netsim: 1
+        name: long-outage
+        servers:
+          - {{name: a, poem: "1111\\n2222\\n3333\\n", delay: 500ms,
+             phases: [{{at: 2s, down: true}}, {{at: 6s}}]}}
+        clients:
+          - {{model: command, name: retrying, run: ["{sys.executable}", "{RETRYING_CLIENT}", "{{ports}}"],
+             targets: [a, a, a], concurrent: false, retry: 300ms, output: poems}}
+    """))
+    (run,) = netsim.run_scenario(scenario, time_scale=SCALE).runs
+    assert abs(run.ideal - 7.5) <= TOLERANCE  # it starts when the servers were ready
+    # The program's start (wall time) may shift its tries by up to one retry: 5% as outage.yaml.
+    assert run.elapsed == pytest.approx(run.ideal, rel=0.05)
+    assert [conn.error for conn in run.connections] == [None, None, None]
+    assert all(conn.intact for conn in run.connections)

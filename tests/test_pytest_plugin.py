@@ -164,6 +164,27 @@ def test_an_invalid_scenario_is_a_collection_error_with_file_line_and_column(
     assert "Traceback" not in result.stdout.str()
 
 
+def test_a_scenario_a_run_would_refuse_is_a_collection_error_not_a_failed_run(
+    pytester: pytest.Pytester,
+) -> None:
+    """A client past its model's limit, and a server outside loopback (the plugin's runs never
+    allow one), are problems of the file at their line, as `netsim validate` reports them."""
+    refused = SERVERS.format(name="refused").replace(
+        "delay: 20ms}", "delay: 20ms, host: 0.0.0.0}", 1).replace(
+        "[blocking, select]", "[blocking, {model: select, connections: 600}]")
+    pytester.makefile(".yaml", refused=refused)
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([
+        "*ERROR collecting refused.yaml*",
+        "refused.yaml:4:50: servers?0?.host: server 'a' binds 0.0.0.0, outside loopback*",
+        "refused.yaml:6:50: clients?1?.connections: client 'select' opens 1200 connections, more than "
+        "the select model's limit of 1000*",
+        "netsim: 2 problems in this scenario",
+    ])
+    assert "could not be carried out" not in result.stdout.str()
+
+
 def test_a_scenario_the_fixture_cannot_load_fails_the_test_with_its_message_alone(
     pytester: pytest.Pytester,
 ) -> None:

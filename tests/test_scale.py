@@ -41,9 +41,16 @@ def test_connections_repeat_the_targets_interleaved(write_scenario: ScenarioWrit
 
 
 def test_select_is_refused_past_its_limit_before_anything_runs(write_scenario: ScenarioWriter) -> None:
-    """More connections than select() can watch is a usage error naming FD_SETSIZE and selectors."""
+    """More connections than select() can watch is a problem of the scenario at its line, and
+    a usage error of a run given such a scenario built in Python; both name FD_SETSIZE and
+    selectors."""
+    with pytest.raises(netsim.ScenarioError, match=r"scenario.yaml:4:40: clients\[0\].connections: client "
+                                                   r"'select' opens 1025 connections, .*FD_SETSIZE \(1024\)"):
+        many(write_scenario, "select", FD_SETSIZE + 1)
+    scenario = many(write_scenario, "select", 1)
+    client = scenario.clients[0].model_copy(update={"connections": FD_SETSIZE + 1})
     with pytest.raises(netsim.UsageError, match=r"FD_SETSIZE \(1024\).*selectors"):
-        netsim.run_scenario(many(write_scenario, "select", FD_SETSIZE + 1))
+        netsim.run_scenario(scenario.model_copy(update={"clients": [client]}))
 
 
 @pytest.fixture

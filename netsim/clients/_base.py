@@ -136,6 +136,13 @@ class ClientModel:
             raise ValueError(f"client model {self.name!r}: limit must be a whole number of "
                              f"connections, 1 or more (or None for no limit of its own), not {self.limit!r}")
 
+    def beyond_limit(self, connections: int) -> str | None:
+        """Why the model cannot hold ``connections`` connections (its limit and the reason
+        for it), or None when it can."""
+        if self.limit is None or connections <= self.limit:
+            return None
+        return f"more than the {self.name} model's limit of {self.limit}: {self.limit_reason}"
+
 
 class ModelLimitError(Exception):
     """A client model met a limit of its own design (not a bug): the run cannot go on."""
