@@ -109,6 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _terminate)
     previous_interrupt = signal.getsignal(signal.SIGINT)
     _STDOUT.gone = False
+    _stand_in_for_closed_streams()
     verbose: bool | None = None
     try:
         parser = build_parser()
@@ -210,6 +211,28 @@ def _stdout_failed(error: OSError) -> Exception:
     from netsim._errors import RunError
 
     return RunError(f"cannot write to standard output: {error.strerror or error}")
+
+
+def _stand_in_for_closed_streams() -> None:
+    """Give a standard stream closed before netsim started (`>&-`, `2>&-`) /dev/null in its place.
+
+    Its output is dropped, as once a pipe's reader has gone (see _Stdout), and the exit code
+    still says how the run went: whoever closed it asked for no output there, and the run's
+    files and exit code are what they read instead. Python leaves such a stream None; its
+    descriptor, left free, would go to the next file or socket netsim opens, which every
+    child and program would then write to as their own stdout or stderr.
+    """
+    for number, name in ((1, "stdout"), (2, "stderr")):
+        if getattr(sys, name) is not None:
+            continue
+        try:
+            os.fstat(number)
+        except OSError:  # free: hold it
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            if devnull != number:
+                os.dup2(devnull, number)
+                os.close(devnull)
+        setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))  # noqa: SIM115 (for the process's life)
 
 
 class _Stdout:

@@ -944,6 +944,29 @@ def test_a_closed_stdout_does_not_change_the_verdict(write_scenario: ScenarioWri
     assert json.loads(result.read_text())["passed"] is False
 
 
+@pytest.mark.parametrize("closed", [1, 2])
+def test_a_stream_closed_from_the_start_drops_its_output_and_keeps_the_verdict(
+        write_scenario: ScenarioWriter, tmp_path: Path, closed: int) -> None:
+    """`netsim run ... >&-` (or `2>&-`): what would go there is dropped, the exit code is the
+    verdict's, --json is written, and nothing is printed to the other stream in its stead."""
+    path = write_scenario(demo_text(expect="expect:\n  select: [elapsed < 1ms]\n"))
+    result = tmp_path / "result.json"
+    # A time scale so small that a warning goes to stderr, and the verdicts to stdout.
+    done = subprocess.run([sys.executable, "-m", "netsim", "run", path, "--time-scale", "0.0005",
+                           "--json", result, "--client", "select"],
+                          capture_output=True, text=True, timeout=60,
+                          preexec_fn=lambda: os.close(closed))  # as the shell's `>&-` does
+    assert done.returncode == 1
+    assert json.loads(result.read_text())["passed"] is False
+    left_open = done.stderr if closed == 1 else done.stdout
+    assert "Traceback" not in left_open and "unexpected" not in left_open
+    assert ("warning: time scale" in left_open) == (closed == 1)
+    assert ("FAIL  select" in left_open) == (closed == 2)
+    validated = subprocess.run([sys.executable, "-m", "netsim", "validate", path], capture_output=True,
+                               text=True, timeout=60, preexec_fn=lambda: os.close(closed))
+    assert validated.returncode == 0 and "Traceback" not in validated.stdout + validated.stderr
+
+
 def test_a_full_stdout_is_exit_3_with_a_message_not_a_bug(tmp_path: Path) -> None:
     """Standard output on a full device (/dev/full) cannot be written: exit 3, saying so,
     with no traceback and no "bug in netsim"."""
