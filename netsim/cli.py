@@ -110,6 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous_interrupt = signal.getsignal(signal.SIGINT)
     _STDOUT.gone = False
     _stand_in_for_closed_streams()
+    _write_what_streams_cannot_encode_as_ascii()
     verbose: bool | None = None
     try:
         parser = build_parser()
@@ -233,6 +234,41 @@ def _stand_in_for_closed_streams() -> None:
                 os.dup2(devnull, number)
                 os.close(devnull)
         setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))  # noqa: SIM115 (for the process's life)
+
+
+# What netsim prints beyond ASCII, as ASCII, where a stream cannot encode it (the timeline's
+# marks come from netsim.views.timeline); anything else is "?".
+ASCII_TWINS = {"±": "+/-", "µ": "u", "×": "x", "→": "->", "←": "<-", "·": "-", "—": "-", "–": "-"}
+
+
+def _write_what_streams_cannot_encode_as_ascii() -> None:
+    """Standard output and error in an encoding without netsim's symbols (``±``, the timeline's
+    box drawing), such as ASCII under LANG=C or PYTHONIOENCODING=latin-1, get ASCII in their
+    place, where Python would raise UnicodeEncodeError in the middle of a report and turn a
+    verdict into exit 3."""
+    import codecs
+
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        try:
+            "±├─●".encode(stream.encoding)
+        except UnicodeEncodeError:
+            codecs.register_error("netsim-ascii", _as_ascii)
+            reconfigure = getattr(stream, "reconfigure", None)
+            if reconfigure is not None:
+                reconfigure(errors="netsim-ascii")
+        except (AttributeError, LookupError, TypeError):  # not a text stream of a codec we know
+            pass
+
+
+def _as_ascii(error: UnicodeError) -> tuple[str, int]:
+    """The codec error handler of a stream that cannot encode what is written to it."""
+    from netsim.views.timeline import ASCII_MARKS
+
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    unencodable = error.object[error.start:error.end]
+    return "".join(ASCII_TWINS.get(char) or ASCII_MARKS.get(char, "?") for char in unencodable), error.end
 
 
 class _Stdout:
