@@ -93,6 +93,10 @@ class Progress(Protocol):
     def measured(self, run: RunResult) -> None:
         """A client model has finished and was measured (its expectations not yet checked)."""
 
+    def unfinished(self, seed: int | None) -> None:
+        """The run stops before it finished (the error is raised next); ``seed`` drew the
+        jitter and faults of the run under way (None if none had started)."""
+
 
 class ServeProgress(Protocol):
     """What a caller hears while a scenario is served."""
@@ -155,6 +159,7 @@ def run_session(
     except ScenarioError as error:
         _report_invalid(outputs, scenario_path, error)
         raise
+    origin = (str(scenario_path), source)  # for a result: the scenario's file and text
     check_outputs(scenario_path, outputs.named(), scenario)
     selected = select_clients(scenario, clients)
     reference = _baseline_for(baseline, max_regression, scenario=scenario, time_scale=time_scale)
@@ -172,12 +177,13 @@ def run_session(
             progress.warn(notice)
         progress.started(plan)
         current = [1]  # the repeat under way, for the event log
+        seeded: list[int | None] = [None]  # its seed, for a run that does not finish
 
         log = _observer(console, log_file, (lambda: {"repeat": current[0]}) if repeat > 1 else None,
                         time_scale=time_scale)
 
-        def start(number: int) -> None:
-            current[0] = number
+        def start(number: int, seed: int) -> None:
+            current[0], seeded[0] = number, seed
             if log is not None:
                 log.flush()  # the next repeat's clock starts at 0 again
             if tracer is not None:
@@ -204,16 +210,18 @@ def run_session(
         except RunError as error:
             message = str(error) + (" (this is a bug in the client model)"
                                     if isinstance(error, ClientCrashError) else "")
-            for failure in _write_unfinished(outputs, tracer, scenario.name, str(scenario_path),
-                                             str(error), message, time_scale=time_scale, runs=finished):
+            for failure in _write_unfinished(outputs, tracer, scenario, origin, str(error), message,
+                                             time_scale=time_scale, runs=finished, seed=seeded[0]):
                 error.add_note(failure)
+            _tell_unfinished(progress, seeded[0])
             raise
         except (KeyboardInterrupt, Exception) as error:  # stopped, or a bug: exit 130/143 or 3
             # Best effort: the error is what the user hears of.
             why = ("stopped before it finished (Ctrl-C or SIGTERM)" if isinstance(error, KeyboardInterrupt)
                    else f"unexpected {type(error).__name__}: {error} (a bug in netsim)")
-            _write_unfinished(outputs, tracer, scenario.name, str(scenario_path), why, why,
-                              time_scale=time_scale, runs=finished)
+            _write_unfinished(outputs, tracer, scenario, origin, why, why,
+                              time_scale=time_scale, runs=finished, seed=seeded[0])
+            _tell_unfinished(progress, seeded[0])
             raise
         finally:
             if log is not None:
@@ -225,7 +233,7 @@ def run_session(
                              max_regression=DEFAULT_MAX_REGRESSION if max_regression is None
                              else max_regression)
     outcome = Outcome(plan, result, comparison, outputs.save_baseline, notices,
-                      source_file=str(scenario_path), source_text=source)
+                      source_file=origin[0], source_text=origin[1])
     if outputs.save_baseline is not None and not outcome.passed:
         # A failed run is no baseline: with --baseline and --save-baseline naming one file,
         # a regression would become the next run's reference and pass from then on.
@@ -546,18 +554,21 @@ def _report_invalid(outputs: Outputs, scenario_path: str | Path, error: Scenario
         write_output(junit, junit_error_xml(Path(scenario_path).stem, message, file=str(scenario_path)))
 
 
-def _write_unfinished(outputs: Outputs, tracer: TraceRecorder | None, scenario: str, scenario_file: str,
-                      why: str, junit_message: str, *, time_scale: float,
-                      runs: Sequence[tuple[int | None, RunResult]] = ()) -> list[str]:
+def _write_unfinished(outputs: Outputs, tracer: TraceRecorder | None, scenario: Scenario,
+                      source: tuple[str, str], why: str, junit_message: str, *, time_scale: float,
+                      runs: Sequence[tuple[int | None, RunResult]] = (),
+                      seed: int | None = None) -> list[str]:
     """A run that did not finish (it could not be carried out, was stopped, or met a bug)
     still leaves a JUnit report for CI to show, its trace up to where it stopped (what
     happened before a timeout or a crash is what its reader wants to see), and a JSON
     result that says it did not pass and ``why``, with the client models' ``runs`` that
     were measured (not judged), each in place of whatever an earlier run left there.
-    An HTML report draws that result, as ``netsim report`` would, under a banner saying
-    why it is not whole. Returns what could not be written."""
+    That result has the ``seed`` of the run under way and the scenario's ``source`` (its
+    file as the command named it, and its text), as a finished run's has. An HTML report
+    draws it, as ``netsim report`` would, under a banner saying why it is not whole.
+    Returns what could not be written."""
     writes: list[tuple[str, Path, str]] = []
-    unfinished = _unfinished(scenario, time_scale, why, runs)
+    unfinished = _unfinished(scenario, time_scale, why, runs, source=source, seed=seed)
     if outputs.json is not None:
         writes.append(("--json", outputs.json, unfinished))
     if outputs.html is not None:
@@ -565,10 +576,10 @@ def _write_unfinished(outputs: Outputs, tracer: TraceRecorder | None, scenario: 
 
         writes.append(("--html", outputs.html, html_report(json.loads(unfinished))))
     if outputs.junit is not None:
-        junit = junit_error_xml(scenario, junit_message, file=scenario_file)
+        junit = junit_error_xml(scenario.name, junit_message, file=source[0])
         writes.append(("--junit", outputs.junit, junit))
     if outputs.trace is not None and tracer is not None:
-        writes.append(("--trace", outputs.trace, tracer.text(scenario=scenario)))
+        writes.append(("--trace", outputs.trace, tracer.text(scenario=scenario.name)))
     failures = []
     for flag, path, text in writes:
         try:
@@ -578,16 +589,28 @@ def _write_unfinished(outputs: Outputs, tracer: TraceRecorder | None, scenario: 
     return failures
 
 
-def _unfinished(scenario: str, time_scale: float, why: str,
-                runs: Sequence[tuple[int | None, RunResult]] = ()) -> str:
+def _unfinished(scenario: Scenario, time_scale: float, why: str,
+                runs: Sequence[tuple[int | None, RunResult]] = (), *, source: tuple[str, str],
+                seed: int | None = None) -> str:
     """The JSON result of a run that did not finish: it did not pass, says why, and has the
     runs measured before it stopped, without verdicts (with ``repeat``, the number of the
-    run each was measured in)."""
-    data = {"scenario": scenario, "time_scale": time_scale, "passed": False, "error": why,
-            "warnings": [f"the run did not finish: {why}"],
-            "runs": [{**run.to_dict(), "passed": None, **({"repeat": number} if number else {})}
-                     for number, run in runs]}  # measured, not judged
+    run each was measured in); its ``seed`` where one was drawn, and its ``source`` as a
+    finished run's result has them."""
+    data: dict[str, Any] = {"scenario": scenario.name, "time_scale": time_scale}
+    if seed is not None:
+        data["seed"] = seed
+    data |= {"passed": False, "error": why, "warnings": [f"the run did not finish: {why}"],
+             "runs": [{**run.to_dict(), "passed": None, **({"repeat": number} if number else {})}
+                      for number, run in runs],  # measured, not judged
+             "source": {"file": source[0], "text": source[1], "description": scenario.description}}
     return json.dumps(data, indent=2) + "\n"
+
+
+def _tell_unfinished(progress: Progress, seed: int | None) -> None:
+    try:
+        progress.unfinished(seed)
+    except (OSError, RunError):  # standard output gone: the error raised next is what matters
+        pass
 
 
 class _Silent:
@@ -606,6 +629,9 @@ class _Silent:
         pass
 
     def measured(self, run: RunResult) -> None:
+        pass
+
+    def unfinished(self, seed: int | None) -> None:
         pass
 
     def listening(self, addresses: list[tuple[str, str, int]]) -> None:

@@ -169,6 +169,32 @@ def test_a_run_that_did_not_finish_keeps_the_client_models_it_measured(
     assert (tmp_path / "again.html").read_text() == drawn
 
 
+def test_a_run_that_did_not_finish_keeps_its_seed_and_source(
+        write_scenario: ScenarioWriter, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A run stopped by --timeout has in --json the seed it drew and the scenario's source, as a
+    finished run has; the terminal names the seed, as under a failed run, and --html shows the
+    scenario's description."""
+    text = ('netsim: 1\nname: stalls\ndescription: Every connection stalls after two lines.\n'
+            'servers: [{name: a, poem: "1\\n2\\n3\\n", delay: 200ms, jitter: 100ms,\n'
+            '           fault: {kind: stall, after: 4B}}]\nclients: [{model: select, timeout: 10s}]\n')
+    path = write_scenario(text)
+    out, page = tmp_path / "result.json", tmp_path / "report.html"
+    assert run_cli("run", path, "--time-scale", "0.1", "--timeout", "300ms", "--json", out,
+                   "--html", page) == 3
+    data = json.loads(out.read_text())
+    assert data["error"].startswith("client 'select' did not finish within 300ms")
+    assert isinstance(data["seed"], int)
+    assert data["source"] == {"file": str(path), "text": text,
+                              "description": "Every connection stalls after two lines."}
+    said = f"seed {data['seed']}: --seed {data['seed']} draws the jitter and faults of that run again"
+    assert capsys.readouterr().out.splitlines()[-1] == said
+    assert "Every connection stalls after two lines." in page.read_text()
+    seeded = write_scenario(text.replace("name: stalls\n", "name: stalls\nseed: 3\n"), "seeded.yaml")
+    assert run_cli("run", seeded, "--time-scale", "0.1", "--timeout", "300ms", "--json", out) == 3
+    assert json.loads(out.read_text())["seed"] == 3
+    assert "draws the jitter" not in capsys.readouterr().out  # the scenario's own seed: no word
+
+
 def test_json_result_has_the_documented_keys(write_scenario: ScenarioWriter, tmp_path: Path) -> None:
     """--json writes the keys DESIGN.md promises, durations in scenario time."""
     path = write_scenario(demo_text(expect=PASSING))

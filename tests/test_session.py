@@ -38,6 +38,9 @@ class Recorder:
     def measured(self, run: RunResult) -> None:
         self.heard.append(f"measured {run.client}")
 
+    def unfinished(self, seed: int | None) -> None:
+        self.heard.append(f"unfinished {seed}")
+
 
 def test_a_session_reports_its_progress_and_returns_the_outcome(write_scenario: ScenarioWriter) -> None:
     """Progress hears the start, each repeat, each client's start (its ideal and connections) and
