@@ -600,6 +600,7 @@ def _file_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from netsim import report
+    from netsim._errors import OutputError
     from netsim.session import Outputs, Progress, run_session
 
     # The timeline: as asked, else on a terminal (for a small run); never with -q.
@@ -622,6 +623,11 @@ def cmd_run(args: argparse.Namespace) -> int:
                             log_json=args.log_json, html=args.html, trace=args.trace),
             console=sys.stderr if args.verbose else None, progress=progress,
             observer=None if live is None else live.observe, timeline=timeline)
+        unwritten = None
+    except OutputError as error:
+        if error.outcome is None:
+            raise
+        outcome, unwritten = error.outcome, error  # the run finished: its verdicts, then the error
     finally:
         if live is not None:
             live.close()
@@ -632,6 +638,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         if wanted(timeline, outcome.plan.connections):
             drawn = _timeline(outcome.to_dict())
     report.conclude(outcome, _STDOUT, sys.stderr, quiet=args.quiet, timeline=drawn)
+    if unwritten is not None:
+        raise unwritten
     return EXIT_PASSED if outcome.passed else EXIT_FAILED
 
 

@@ -9,7 +9,8 @@ single run is a repeat of one), compares with a baseline and writes the result f
 Neither prints: what happens along the way goes to a progress object. Both raise
 ScenarioError or UsageError before anything runs (an invalid scenario, a request it
 cannot meet, an output that cannot be written), RunError when the run cannot be carried
-out (OutputError when a file cannot be written once it is under way), and let
+out (OutputError when a file cannot be written once it is under way: its ``outcome``
+holds the verdicts of a run that finished), and let
 KeyboardInterrupt through once every process they started has stopped.
 """
 
@@ -505,7 +506,7 @@ def _fan_out(*observers: Observer | None) -> Observer | None:
 def _write_outputs(outputs: Outputs, outcome: Outcome, scenario_file: str,
                    tracer: TraceRecorder | None = None) -> None:
     """Write --json, --junit, --save-baseline, --html and --trace; every one is tried before
-    OutputError is raised."""
+    OutputError is raised, with the ``outcome`` (its baseline not saved, if that failed)."""
     writes: list[tuple[str, Path, Callable[[Path], None]]] = []
     data = outcome.to_dict() if outputs.json is not None or outputs.html is not None else {}
     if outputs.json is not None:
@@ -524,14 +525,16 @@ def _write_outputs(outputs: Outputs, outcome: Outcome, scenario_file: str,
     if outputs.save_baseline is not None:
         writes.append(("--save-baseline", outputs.save_baseline,
                        lambda path: save_baseline(baseline_of(outcome.result), path)))
-    failures = []
+    failures = {}
     for flag, path, write in writes:
         try:
             write(path)
         except OSError as error:
-            failures.append(f"cannot write {flag} {path}: {error.strerror or error}")
+            failures[flag] = f"cannot write {flag} {path}: {error.strerror or error}"
     if failures:
-        raise OutputError("; ".join(failures))
+        if "--save-baseline" in failures:
+            outcome = replace(outcome, saved_baseline=None)
+        raise OutputError("; ".join(failures.values()), outcome)
 
 
 def _report_invalid(outputs: Outputs, scenario_path: str | Path, error: ScenarioError) -> None:

@@ -907,6 +907,34 @@ def test_an_output_on_a_full_disk_exits_3(write_scenario: ScenarioWriter,
     assert "Traceback" not in err
 
 
+def test_an_output_that_cannot_be_written_at_the_end_comes_after_the_verdicts(
+        write_scenario: ScenarioWriter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """When the folder of the outputs is gone by the end of the run, the table and verdicts are
+    printed all the same, then the error, exit 3; a baseline not written is not said saved."""
+    path = write_scenario("""\
+netsim: 1
+name: late
+servers: [{name: a, poem: "1\\n2\\n", delay: 100ms}]
+clients:
+  - select
+  - {model: command, name: remover, run: [rmdir, late]}
+expect:
+  select: [errors == 0]
+""")
+    (tmp_path / "late").mkdir()
+    monkeypatch.chdir(tmp_path)  # where the program runs: the scenario's folder
+    assert run_cli("run", path, "--time-scale", SCALE, "--json", "late/r.json", "--save-baseline",
+                   "late/base.json", "--no-timeline") == 3
+    out, err = capsys.readouterr()
+    assert "\nselect " in out and re.search(r"PASS  select +errors == 0", out)
+    assert out.rstrip().endswith("passed: 2 of 2 expectations held (2 passed, 0 failed)")
+    assert err.splitlines()[-1] == ("netsim: error: cannot write --json late/r.json: No such file or "
+                                    "directory; cannot write --save-baseline late/base.json: No such "
+                                    "file or directory")
+    assert "saved baseline" not in err
+
+
 def test_a_log_cut_short_by_a_full_disk_ends_on_a_whole_line(write_scenario: ScenarioWriter,
                                                              tmp_path: Path) -> None:
     """When the log runs out of room mid-run: exit 3, and every line left in it is whole JSON."""
