@@ -47,6 +47,10 @@ if TYPE_CHECKING:
     from netsim.logs import EventLog
     from netsim.views.trace import TraceRecorder
 
+# Why the report of a command that is refused once its scenario has loaded (exit 2) stands
+# in the place of an earlier run's.
+_NOT_RUN = "nothing was run: "
+
 # Below this time scale a run's own overhead (a millisecond or so of wall time per
 # client model) becomes a second or more of scenario time, and timer resolution (tens
 # of microseconds) a noticeable share of every pause: the figures stop meaning much.
@@ -141,7 +145,9 @@ def run_session(
     file to compare each client's overhead ratio with, failing a client whose ratio grew
     by more than ``max_regression`` (default 10 points). ``console`` receives the live
     event log. A run that cannot be carried out still writes its ``outputs.junit``, with
-    the error in it, before the RunError is raised. ``observer`` hears every event as it
+    the error in it, before the RunError is raised, and so does one that a UsageError
+    refuses once the scenario has loaded (an unknown client, a baseline of another
+    scenario), with its JSON and HTML reports. ``observer`` hears every event as it
     arrives (a live display). ``timeline``: the caller draws the timeline (True), does not
     (False), or does for a small run (None, see netsim.views.timeline.wanted); a timeline,
     like ``--json``, ``--html``, ``--trace`` and the event logs, has every arrival and
@@ -162,8 +168,13 @@ def run_session(
         raise
     origin = (str(scenario_path), source)  # for a result: the scenario's file and text
     check_outputs(scenario_path, outputs.named(), scenario)
-    selected = select_clients(scenario, clients)
-    reference = _baseline_for(baseline, max_regression, scenario=scenario, time_scale=time_scale)
+    try:
+        selected = select_clients(scenario, clients)
+        reference = _baseline_for(baseline, max_regression, scenario=scenario, time_scale=time_scale)
+    except UsageError as error:
+        _write_unfinished(outputs, None, scenario, origin, _NOT_RUN + str(error), _NOT_RUN + str(error),
+                          time_scale=time_scale)
+        raise
     notices = time_scale_warnings(time_scale)
     plan = Plan(scenario, selected, repeat, time_scale)
     detail = outputs.need_detail or console is not None or wanted(timeline, plan.connections)
@@ -208,6 +219,10 @@ def run_session(
                 clients=clients, time_scale=time_scale, timeout=timeout, free_ports=free_ports,
                 allow_external=allow_external, seed=seed, on_run=measured,
                 on_client=progress.client_started)
+        except UsageError as error:  # a request the scenario cannot meet, found as the run starts
+            _write_unfinished(outputs, tracer, scenario, origin, _NOT_RUN + str(error), _NOT_RUN + str(error),
+                              time_scale=time_scale)
+            raise
         except RunError as error:
             message = str(error) + (" (this is a bug in the client model)"
                                     if isinstance(error, ClientCrashError) else "")

@@ -761,6 +761,33 @@ def test_baseline_and_output_mistakes_exit_2(write_scenario: ScenarioWriter,
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("args", "message"), [
+    (["--client", "nosuch"], "no client 'nosuch' in scenario 'demo'"),
+    (["--baseline", "base.json"], "baseline base.json was made at time scale 0.5, this run is at 0.02"),
+])
+def test_a_command_line_refused_once_the_scenario_loaded_replaces_earlier_reports(
+        write_scenario: ScenarioWriter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:
+    """Exit 2 for an unknown client or a baseline that does not fit leaves in --junit an error
+    and in --json a result that did not pass, saying why, as an invalid scenario's --junit does:
+    an earlier run's reports never stand in for this one."""
+    from netsim.baseline import FORMAT, FORMAT_VERSION
+
+    monkeypatch.chdir(tmp_path)
+    Path("base.json").write_text(json.dumps({
+        "format": FORMAT, "version": FORMAT_VERSION, "scenario": "demo", "time_scale": 0.5, "runs": 1,
+        "netsim_version": "0", "created": "2024-01-01T00:00:00+00:00", "clients": {}}))
+    Path("old.json").write_text('{"scenario": "demo", "passed": true, "runs": []}\n')
+    Path("old.xml").write_text('<?xml version="1.0"?><testsuites/>\n')
+    path = write_scenario(demo_text())
+    assert run_cli("run", path, "--time-scale", SCALE, *args, "--json", "old.json", "--junit", "old.xml") == 2
+    assert message in capsys.readouterr().err
+    data = json.loads(Path("old.json").read_text())
+    assert data["passed"] is False and data["runs"] == [] and message in data["error"]
+    assert data["error"].startswith("nothing was run: ") and data["source"]["file"] == str(path)
+    assert 'errors="1"' in Path("old.xml").read_text() and message in Path("old.xml").read_text()
+
+
 def test_save_baseline_never_writes_over_the_scenario(write_scenario: ScenarioWriter,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     """--save-baseline naming the scenario file is refused and the file stays as it was."""

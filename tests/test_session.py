@@ -175,3 +175,15 @@ def test_a_run_stopped_or_broken_replaces_earlier_results(write_scenario: Scenar
     assert (data["passed"], data["error"]) == (False, why)
     assert [(run["client"], run["passed"]) for run in data["runs"]] == [("blocking", None)]
     assert why in junit.read_text()
+
+
+def test_a_request_refused_as_the_run_starts_is_reported_as_such(write_scenario: ScenarioWriter,
+                                                                 tmp_path: Path) -> None:
+    """A UsageError from the runner (a scenario without clients) leaves in --json that nothing
+    was run and why, not an unexpected error, and goes on to the caller."""
+    out = tmp_path / "result.json"
+    path = write_scenario('netsim: 1\nname: none\nservers: [{name: a, poem: "x\\n"}]\nclients: []\n')
+    with pytest.raises(UsageError, match="has no clients to run"):
+        run_session(path, time_scale=SCALE, outputs=Outputs(json=out))
+    error = json.loads(out.read_text())["error"]
+    assert error.startswith("nothing was run: scenario 'none' has no clients to run")
