@@ -4,7 +4,7 @@ Every exception ends in :func:`_exit_code`, the one place that turns it into a m
 and an exit code: 0 every expectation held; 1 an expectation failed (a result, never an
 exception); 2 the scenario or the command line is invalid, nothing was run; 3 the run
 could not be carried out, or netsim hit a bug (a crash never exits 1); 130 interrupted
-(Ctrl-C); 143 stopped by SIGTERM.
+(Ctrl-C); 143 stopped by SIGTERM; 129 stopped by SIGHUP (its terminal closed).
 """
 
 from __future__ import annotations
@@ -28,13 +28,15 @@ EXIT_FAILED = 1
 EXIT_INVALID = 2
 EXIT_RUN_ERROR = 3
 EXIT_INTERRUPTED = 130
-EXIT_TERMINATED = 143
+EXIT_TERMINATED = 143  # 128 + SIGTERM's number, as a shell reports a process it ended
+EXIT_HUNG_UP = 129  # 128 + SIGHUP's
 
 EPILOG_RUN = """\
 exit codes: 0 every expectation held; 1 an expectation failed, or an overhead regressed
 past --max-regression; 2 the scenario or the command line is invalid (nothing was run);
 3 the run could not be carried out (busy port, timeout, an output that cannot be written,
-a crash); 130 interrupted (Ctrl-C); 143 stopped by SIGTERM.
+a crash); 130 interrupted (Ctrl-C); 143 stopped by SIGTERM; 129 stopped by SIGHUP (the
+terminal closed). A run stopped by a signal still writes its reports, saying so.
 
 --repeat N runs every client model N times: an expectation must then hold in every run,
 or in the share it names (`elapsed <= 4.2s in 90% of runs`). A baseline stores each
@@ -65,7 +67,7 @@ example:
 
 EPILOG_SERVE = """\
 exit codes: 2 the scenario or the command line is invalid; 3 a server could not start
-(a busy port); 130 stopped by Ctrl-C; 143 stopped by SIGTERM.
+(a busy port); 130 stopped by Ctrl-C; 143 stopped by SIGTERM; 129 stopped by SIGHUP.
 
 example:
   netsim serve scenarios/three_ports.yaml --time-scale 0.5
@@ -94,7 +96,12 @@ example:
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM: netsim stops as on Ctrl-C (every process it started with it), and exits 143."""
+    """SIGTERM or SIGHUP: netsim stops as on Ctrl-C (every process it started with it, its
+    reports written), and exits 128 + the signal's number; its text is the signal's name."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
 # `--json` writes what each command has to write.
@@ -107,6 +114,9 @@ JSON_HELP = {
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``netsim`` command with ``argv`` (default: the process's) and return its exit code."""
     previous = signal.signal(signal.SIGTERM, _terminate)
+    # A terminal that closes sends SIGHUP, whose default would end netsim at once: no
+    # reports written, and children left to die by the kernel's hand.
+    previous_hangup = signal.signal(signal.SIGHUP, _terminate)
     previous_interrupt = signal.getsignal(signal.SIGINT)
     _STDOUT.gone = False
     _stand_in_for_closed_streams()
@@ -131,11 +141,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         _STDOUT.flush()
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGHUP, previous_hangup)
         signal.signal(signal.SIGINT, previous_interrupt)
 
 
-def _terminate(_signum: int, _frame: FrameType | None) -> NoReturn:
-    raise Terminated
+def _terminate(signum: int, _frame: FrameType | None) -> NoReturn:
+    raise Terminated(signum)
 
 
 def _exit_code(error: BaseException, *, verbose: bool | None) -> int:
@@ -146,13 +157,17 @@ def _exit_code(error: BaseException, *, verbose: bool | None) -> int:
     if isinstance(error, KeyboardInterrupt):
         # Every process of the run has stopped by now; a second Ctrl-C while this is
         # printed must not end in a traceback.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        for stopping in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(stopping, signal.SIG_IGN)
         _forget_interrupt()
-        terminated = isinstance(error, Terminated)
-        how = "stopped by SIGTERM" if terminated else "interrupted"
-        print(f"netsim: {how}; every server and client netsim started has stopped", file=sys.stderr)
-        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
+        how = f"stopped by {error}" if isinstance(error, Terminated) else "interrupted"
+        try:
+            print(f"netsim: {how}; every server and client netsim started has stopped", file=sys.stderr)
+        except OSError:  # a terminal that hung up takes no more: the exit code says it
+            pass
+        if isinstance(error, Terminated):
+            return EXIT_HUNG_UP if error.signum == signal.SIGHUP else EXIT_TERMINATED
+        return EXIT_INTERRUPTED
 
     from netsim._errors import ClientCrashError, PortBusyError, RunError, ScenarioError, UsageError
 

@@ -231,9 +231,11 @@ def run_session(
                 error.add_note(failure)
             _tell_unfinished(progress, seeded[0])
             raise
-        except (KeyboardInterrupt, Exception) as error:  # stopped, or a bug: exit 130/143 or 3
-            # Best effort: the error is what the user hears of.
-            why = ("stopped before it finished (Ctrl-C or SIGTERM)" if isinstance(error, KeyboardInterrupt)
+        except (KeyboardInterrupt, Exception) as error:  # stopped, or a bug: exit 130/143/129 or 3
+            # Best effort: the error is what the user hears of. A signal the caller turned into
+            # KeyboardInterrupt names itself (the CLI's SIGTERM and SIGHUP); Ctrl-C does not.
+            why = (f"stopped before it finished ({str(error) or 'Ctrl-C'})"
+                   if isinstance(error, KeyboardInterrupt)
                    else f"unexpected {type(error).__name__}: {error} (a bug in netsim)")
             _write_unfinished(outputs, tracer, scenario, origin, why, why,
                               time_scale=time_scale, runs=finished, seed=seeded[0])

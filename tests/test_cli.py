@@ -410,6 +410,27 @@ def test_ctrl_c_stops_the_run_and_everything_it_started(write_scenario: Scenario
         assert _group_is_gone(process.pid), "a child of netsim outlived it"
 
 
+@pytest.mark.parametrize(("stop", "code"), [(signal.SIGHUP, 129), (signal.SIGTERM, 143)])
+def test_sighup_stops_the_run_as_sigterm_does(write_scenario: ScenarioWriter, tmp_path: Path,
+                                              stop: signal.Signals, code: int) -> None:
+    """SIGHUP to the run's process group (its terminal closed) ends the run as SIGTERM does:
+    every process it started stopped, its reports written saying so, exit 128 + the signal."""
+    path = write_scenario(demo_text(clients="blocking"))
+    out, junit = tmp_path / "result.json", tmp_path / "junit.xml"
+    with netsim_process("run", path, "--time-scale", "0.5", "--json", out, "--junit", junit, "-v") as process:
+        assert process.stderr is not None
+        for line in process.stderr:  # wait until data flows: servers and client are up
+            if "bytes_received" in line:
+                break
+        os.killpg(process.pid, stop)  # as a terminal that closes does, to the whole group
+        assert process.wait(timeout=15) == code
+        assert f"netsim: stopped by {stop.name}; every server and client" in process.stderr.read()
+        assert _wait_gone(process.pid), "a child of netsim outlived it"
+    data = json.loads(out.read_text())
+    assert data["passed"] is False and data["error"] == f"stopped before it finished ({stop.name})"
+    assert f"stopped before it finished ({stop.name})" in junit.read_text()
+
+
 @pytest.mark.slow
 def test_serve_prints_its_addresses_serves_and_stops_on_ctrl_c(write_scenario: ScenarioWriter) -> None:
     """`netsim serve` prints `listening NAME HOST:PORT` lines and `ready`, serves, exits 130 on Ctrl-C."""
