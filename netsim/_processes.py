@@ -263,12 +263,12 @@ class ClientProcess(ChildProcess):
         return cls(process, ours)
 
 
-_STOPPING = {signal.SIGINT, signal.SIGTERM}
+_STOPPING = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 
 
 @contextlib.contextmanager
 def _signals_held() -> Iterator[None]:
-    """Hold Ctrl-C and SIGTERM while a child is forked; they arrive once it is done.
+    """Hold Ctrl-C, SIGTERM and SIGHUP while a child is forked; they arrive once it is done.
 
     Landing in the handlers that run around a fork (logging's, for one), a
     KeyboardInterrupt is printed as "Exception ignored" and lost: the runner would go
@@ -310,9 +310,11 @@ def _settle_child(runners_end: int | None, runner: int, name: str) -> None:
 
 
 def _ignore_interrupts() -> None:
-    # Ctrl-C goes to the whole process group; the runner alone handles it, and stops
-    # its children with SIGTERM, which must kill them rather than run its handler.
+    # Ctrl-C, and SIGHUP when the terminal closes, go to the whole process group; the runner
+    # alone handles them, and stops its children with SIGTERM, which must kill them rather
+    # than run its handler.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPPING)  # held while we were forked
 

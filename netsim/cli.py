@@ -4,7 +4,7 @@ Every exception ends in :func:`_exit_code`, the one place that turns it into a m
 and an exit code: 0 every expectation held; 1 an expectation failed (a result, never an
 exception); 2 the scenario or the command line is invalid, nothing was run; 3 the run
 could not be carried out, or netsim hit a bug (a crash never exits 1); 130 interrupted
-(Ctrl-C); 143 stopped by SIGTERM.
+(Ctrl-C); 143 stopped by SIGTERM; 129 stopped by SIGHUP (its terminal closed).
 """
 
 from __future__ import annotations
@@ -28,13 +28,15 @@ EXIT_FAILED = 1
 EXIT_INVALID = 2
 EXIT_RUN_ERROR = 3
 EXIT_INTERRUPTED = 130
-EXIT_TERMINATED = 143
+EXIT_TERMINATED = 143  # 128 + SIGTERM's number, as a shell reports a process it ended
+EXIT_HUNG_UP = 129  # 128 + SIGHUP's
 
 EPILOG_RUN = """\
 exit codes: 0 every expectation held; 1 an expectation failed, or an overhead regressed
 past --max-regression; 2 the scenario or the command line is invalid (nothing was run);
 3 the run could not be carried out (busy port, timeout, an output that cannot be written,
-a crash); 130 interrupted (Ctrl-C); 143 stopped by SIGTERM.
+a crash); 130 interrupted (Ctrl-C); 143 stopped by SIGTERM; 129 stopped by SIGHUP (the
+terminal closed). A run stopped by a signal still writes its reports, saying so.
 
 --repeat N runs every client model N times: an expectation must then hold in every run,
 or in the share it names (`elapsed <= 4.2s in 90% of runs`). A baseline stores each
@@ -65,7 +67,7 @@ example:
 
 EPILOG_SERVE = """\
 exit codes: 2 the scenario or the command line is invalid; 3 a server could not start
-(a busy port); 130 stopped by Ctrl-C; 143 stopped by SIGTERM.
+(a busy port); 130 stopped by Ctrl-C; 143 stopped by SIGTERM; 129 stopped by SIGHUP.
 
 example:
   netsim serve scenarios/three_ports.yaml --time-scale 0.5
@@ -94,7 +96,12 @@ example:
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM: netsim stops as on Ctrl-C (every process it started with it), and exits 143."""
+    """SIGTERM or SIGHUP: netsim stops as on Ctrl-C (every process it started with it, its
+    reports written), and exits 128 + the signal's number; its text is the signal's name."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
 # `--json` writes what each command has to write.
@@ -107,8 +114,13 @@ JSON_HELP = {
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``netsim`` command with ``argv`` (default: the process's) and return its exit code."""
     previous = signal.signal(signal.SIGTERM, _terminate)
+    # A terminal that closes sends SIGHUP, whose default would end netsim at once: no
+    # reports written, and children left to die by the kernel's hand.
+    previous_hangup = signal.signal(signal.SIGHUP, _terminate)
     previous_interrupt = signal.getsignal(signal.SIGINT)
     _STDOUT.gone = False
+    _stand_in_for_closed_streams()
+    _write_what_streams_cannot_encode_as_ascii()
     verbose: bool | None = None
     try:
         parser = build_parser()
@@ -129,11 +141,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         _STDOUT.flush()
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGHUP, previous_hangup)
         signal.signal(signal.SIGINT, previous_interrupt)
 
 
-def _terminate(_signum: int, _frame: FrameType | None) -> NoReturn:
-    raise Terminated
+def _terminate(signum: int, _frame: FrameType | None) -> NoReturn:
+    raise Terminated(signum)
 
 
 def _exit_code(error: BaseException, *, verbose: bool | None) -> int:
@@ -144,13 +157,17 @@ def _exit_code(error: BaseException, *, verbose: bool | None) -> int:
     if isinstance(error, KeyboardInterrupt):
         # Every process of the run has stopped by now; a second Ctrl-C while this is
         # printed must not end in a traceback.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        for stopping in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(stopping, signal.SIG_IGN)
         _forget_interrupt()
-        terminated = isinstance(error, Terminated)
-        how = "stopped by SIGTERM" if terminated else "interrupted"
-        print(f"netsim: {how}; every server and client netsim started has stopped", file=sys.stderr)
-        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
+        how = f"stopped by {error}" if isinstance(error, Terminated) else "interrupted"
+        try:
+            print(f"netsim: {how}; every server and client netsim started has stopped", file=sys.stderr)
+        except OSError:  # a terminal that hung up takes no more: the exit code says it
+            pass
+        if isinstance(error, Terminated):
+            return EXIT_HUNG_UP if error.signum == signal.SIGHUP else EXIT_TERMINATED
+        return EXIT_INTERRUPTED
 
     from netsim._errors import ClientCrashError, PortBusyError, RunError, ScenarioError, UsageError
 
@@ -210,6 +227,63 @@ def _stdout_failed(error: OSError) -> Exception:
     from netsim._errors import RunError
 
     return RunError(f"cannot write to standard output: {error.strerror or error}")
+
+
+def _stand_in_for_closed_streams() -> None:
+    """Give a standard stream closed before netsim started (`>&-`, `2>&-`) /dev/null in its place.
+
+    Its output is dropped, as once a pipe's reader has gone (see _Stdout), and the exit code
+    still says how the run went: whoever closed it asked for no output there, and the run's
+    files and exit code are what they read instead. Python leaves such a stream None; its
+    descriptor, left free, would go to the next file or socket netsim opens, which every
+    child and program would then write to as their own stdout or stderr.
+    """
+    for number, name in ((1, "stdout"), (2, "stderr")):
+        if getattr(sys, name) is not None:
+            continue
+        try:
+            os.fstat(number)
+        except OSError:  # free: hold it
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            if devnull != number:
+                os.dup2(devnull, number)
+                os.close(devnull)
+        setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))  # noqa: SIM115 (for the process's life)
+
+
+# What netsim prints beyond ASCII, as ASCII, where a stream cannot encode it (the timeline's
+# marks come from netsim.views.timeline); anything else is "?".
+ASCII_TWINS = {"±": "+/-", "µ": "u", "×": "x", "→": "->", "←": "<-", "·": "-", "—": "-", "–": "-"}
+
+
+def _write_what_streams_cannot_encode_as_ascii() -> None:
+    """Standard output and error in an encoding without netsim's symbols (``±``, the timeline's
+    box drawing), such as ASCII under LANG=C or PYTHONIOENCODING=latin-1, get ASCII in their
+    place, where Python would raise UnicodeEncodeError in the middle of a report and turn a
+    verdict into exit 3."""
+    import codecs
+
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        try:
+            "±├─●".encode(stream.encoding)
+        except UnicodeEncodeError:
+            codecs.register_error("netsim-ascii", _as_ascii)
+            reconfigure = getattr(stream, "reconfigure", None)
+            if reconfigure is not None:
+                reconfigure(errors="netsim-ascii")
+        except (AttributeError, LookupError, TypeError):  # not a text stream of a codec we know
+            pass
+
+
+def _as_ascii(error: UnicodeError) -> tuple[str, int]:
+    """The codec error handler of a stream that cannot encode what is written to it."""
+    from netsim.views.timeline import ASCII_MARKS
+
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    unencodable = error.object[error.start:error.end]
+    return "".join(ASCII_TWINS.get(char) or ASCII_MARKS.get(char, "?") for char in unencodable), error.end
 
 
 class _Stdout:
@@ -547,6 +621,7 @@ def _file_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from netsim import report
+    from netsim._errors import OutputError
     from netsim.session import Outputs, Progress, run_session
 
     # The timeline: as asked, else on a terminal (for a small run); never with -q.
@@ -569,6 +644,11 @@ def cmd_run(args: argparse.Namespace) -> int:
                             log_json=args.log_json, html=args.html, trace=args.trace),
             console=sys.stderr if args.verbose else None, progress=progress,
             observer=None if live is None else live.observe, timeline=timeline)
+        unwritten = None
+    except OutputError as error:
+        if error.outcome is None:
+            raise
+        outcome, unwritten = error.outcome, error  # the run finished: its verdicts, then the error
     finally:
         if live is not None:
             live.close()
@@ -579,6 +659,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         if wanted(timeline, outcome.plan.connections):
             drawn = _timeline(outcome.to_dict())
     report.conclude(outcome, _STDOUT, sys.stderr, quiet=args.quiet, timeline=drawn)
+    if unwritten is not None:
+        raise unwritten
     return EXIT_PASSED if outcome.passed else EXIT_FAILED
 
 

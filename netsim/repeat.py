@@ -159,26 +159,30 @@ def repeat_scenario(
     scenario: Scenario,
     count: int,
     *,
-    on_start: Callable[[int], None] | None = None,
+    on_start: Callable[[int, int], None] | None = None,
     on_result: Callable[[int, ScenarioResult], None] | None = None,
     **options: Any,
 ) -> RepeatResult:
     """Run ``scenario`` ``count`` times with :func:`netsim.run_scenario` and sum the runs up.
 
     ``options`` go to every ``run_scenario`` call (``time_scale``, ``clients``,
-    ``free_ports``...); ``on_start(number)`` is called before each run (1-based) and
-    ``on_result(number, result)`` after it. Raises ValueError for a count below 1, and
-    what ``run_scenario`` raises: the first run that cannot be carried out ends the repeat.
+    ``free_ports``...); ``on_start(number, seed)`` is called before each run (1-based) with
+    the seed its jitter and faults are drawn from (``seed`` if given, else the scenario's,
+    else a fresh one for each run), and ``on_result(number, result)`` after it. Raises
+    ValueError for a count below 1, and what ``run_scenario`` raises: the first run that
+    cannot be carried out ends the repeat.
     """
-    from netsim.runner import run_scenario
+    from netsim.runner import run_scenario, seed_for
 
     if count < 1:
         raise ValueError(f"a scenario runs at least once, got count={count}")
     results = []
     for number in range(1, count + 1):
+        # Drawn here rather than by run_scenario: a run that does not finish still reports it.
+        seed = seed_for(scenario, options.get("seed"))
         if on_start is not None:
-            on_start(number)
-        result = run_scenario(scenario, **options)
+            on_start(number, seed)
+        result = run_scenario(scenario, **{**options, "seed": seed})
         if on_result is not None:
             on_result(number, result)
         results.append(result)

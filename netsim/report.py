@@ -177,6 +177,7 @@ class LiveTable:
         self._repeat = 1
         self._width = client_width([])  # of the client column: the longest label of the plan
         self._pending: list[str] = []  # what goes above the next row
+        self._scenario: Scenario | None = None  # once started
 
     def __repr__(self) -> str:
         return f"<LiveTable quiet={self._quiet} pending={self._pending!r}>"
@@ -185,6 +186,7 @@ class LiveTable:
         print(f"warning: {message}", file=self._err, flush=True)
 
     def started(self, plan: Plan) -> None:
+        self._scenario = plan.scenario
         self._repeat = plan.repeat
         self._width = client_width([client.label for client in plan.clients])
         self._tight = self._columns is not None and table_width(self._width) > self._columns
@@ -202,6 +204,13 @@ class LiveTable:
     def measured(self, run: RunResult) -> None:
         self._say(*self._pending, run_row(run, self._width, tight=self._tight))
         self._pending = []
+
+    def unfinished(self, seed: int | None) -> None:
+        if self._scenario is None or seed is None:
+            return
+        line = seeds_line(self._scenario, [seed], "run")
+        if line:  # as under a failed run's verdicts, -q or not
+            print(line, file=self._out, flush=True)
 
     def _say(self, *lines: str) -> None:
         if not self._quiet:
@@ -478,18 +487,21 @@ def conclude(outcome: Outcome, out: Writer, err: Writer, *, quiet: bool = False,
 
 
 def _seeds_to_repeat(outcome: Outcome) -> str:
-    """Where a failed run's course was drawn from a seed netsim chose (jitter, a share of
-    faults): which, so that ``--seed`` draws it again. The scenario's own seed needs no word."""
-    scenario = outcome.plan.scenario
-    if scenario.seed is not None or not any(server.draws for server in scenario.servers):
-        return ""
+    """Where a failed run's course was drawn from a seed netsim chose: which."""
     failed = [result.seed for result in outcome.result.results
               if not result.passed and result.seed is not None]
-    if not failed:
+    return seeds_line(outcome.plan.scenario, failed, "failed run")
+
+
+def seeds_line(scenario: Scenario, seeds: Sequence[int], run: str) -> str:
+    """Where the course of a ``run`` (a failed one, one that did not finish) was drawn from
+    ``seeds`` netsim chose (jitter, a share of faults): which, so that ``--seed`` draws it
+    again. The scenario's own seed needs no word."""
+    if not seeds or scenario.seed is not None or not any(server.draws for server in scenario.servers):
         return ""
-    listed = ", ".join(str(seed) for seed in dict.fromkeys(failed))
-    return (f"seed{'s' * (len(failed) > 1)} {listed}: --seed {failed[0]} draws the jitter and faults of "
-            f"{'a' if len(failed) > 1 else 'that'} failed run again")
+    listed = ", ".join(str(seed) for seed in dict.fromkeys(seeds))
+    return (f"seed{'s' * (len(seeds) > 1)} {listed}: --seed {seeds[0]} draws the jitter and faults of "
+            f"{'a' if len(seeds) > 1 else 'that'} {run} again")
 
 
 class ServeLines:

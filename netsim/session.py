@@ -9,7 +9,8 @@ single run is a repeat of one), compares with a baseline and writes the result f
 Neither prints: what happens along the way goes to a progress object. Both raise
 ScenarioError or UsageError before anything runs (an invalid scenario, a request it
 cannot meet, an output that cannot be written), RunError when the run cannot be carried
-out (OutputError when a file cannot be written once it is under way), and let
+out (OutputError when a file cannot be written once it is under way: its ``outcome``
+holds the verdicts of a run that finished), and let
 KeyboardInterrupt through once every process they started has stopped.
 """
 
@@ -45,6 +46,10 @@ from netsim.scenario import Scenario
 if TYPE_CHECKING:
     from netsim.logs import EventLog
     from netsim.views.trace import TraceRecorder
+
+# Why the report of a command that is refused once its scenario has loaded (exit 2) stands
+# in the place of an earlier run's.
+_NOT_RUN = "nothing was run: "
 
 # Below this time scale a run's own overhead (a millisecond or so of wall time per
 # client model) becomes a second or more of scenario time, and timer resolution (tens
@@ -93,6 +98,10 @@ class Progress(Protocol):
     def measured(self, run: RunResult) -> None:
         """A client model has finished and was measured (its expectations not yet checked)."""
 
+    def unfinished(self, seed: int | None) -> None:
+        """The run stops before it finished (the error is raised next); ``seed`` drew the
+        jitter and faults of the run under way (None if none had started)."""
+
 
 class ServeProgress(Protocol):
     """What a caller hears while a scenario is served."""
@@ -136,7 +145,9 @@ def run_session(
     file to compare each client's overhead ratio with, failing a client whose ratio grew
     by more than ``max_regression`` (default 10 points). ``console`` receives the live
     event log. A run that cannot be carried out still writes its ``outputs.junit``, with
-    the error in it, before the RunError is raised. ``observer`` hears every event as it
+    the error in it, before the RunError is raised, and so does one that a UsageError
+    refuses once the scenario has loaded (an unknown client, a baseline of another
+    scenario), with its JSON and HTML reports. ``observer`` hears every event as it
     arrives (a live display). ``timeline``: the caller draws the timeline (True), does not
     (False), or does for a small run (None, see netsim.views.timeline.wanted); a timeline,
     like ``--json``, ``--html``, ``--trace`` and the event logs, has every arrival and
@@ -155,9 +166,15 @@ def run_session(
     except ScenarioError as error:
         _report_invalid(outputs, scenario_path, error)
         raise
+    origin = (str(scenario_path), source)  # for a result: the scenario's file and text
     check_outputs(scenario_path, outputs.named(), scenario)
-    selected = select_clients(scenario, clients)
-    reference = _baseline_for(baseline, max_regression, scenario=scenario, time_scale=time_scale)
+    try:
+        selected = select_clients(scenario, clients)
+        reference = _baseline_for(baseline, max_regression, scenario=scenario, time_scale=time_scale)
+    except UsageError as error:
+        _write_unfinished(outputs, None, scenario, origin, _NOT_RUN + str(error), _NOT_RUN + str(error),
+                          time_scale=time_scale)
+        raise
     notices = time_scale_warnings(time_scale)
     plan = Plan(scenario, selected, repeat, time_scale)
     detail = outputs.need_detail or console is not None or wanted(timeline, plan.connections)
@@ -172,12 +189,13 @@ def run_session(
             progress.warn(notice)
         progress.started(plan)
         current = [1]  # the repeat under way, for the event log
+        seeded: list[int | None] = [None]  # its seed, for a run that does not finish
 
         log = _observer(console, log_file, (lambda: {"repeat": current[0]}) if repeat > 1 else None,
                         time_scale=time_scale)
 
-        def start(number: int) -> None:
-            current[0] = number
+        def start(number: int, seed: int) -> None:
+            current[0], seeded[0] = number, seed
             if log is not None:
                 log.flush()  # the next repeat's clock starts at 0 again
             if tracer is not None:
@@ -201,19 +219,27 @@ def run_session(
                 clients=clients, time_scale=time_scale, timeout=timeout, free_ports=free_ports,
                 allow_external=allow_external, seed=seed, on_run=measured,
                 on_client=progress.client_started)
+        except UsageError as error:  # a request the scenario cannot meet, found as the run starts
+            _write_unfinished(outputs, tracer, scenario, origin, _NOT_RUN + str(error), _NOT_RUN + str(error),
+                              time_scale=time_scale)
+            raise
         except RunError as error:
             message = str(error) + (" (this is a bug in the client model)"
                                     if isinstance(error, ClientCrashError) else "")
-            for failure in _write_unfinished(outputs, tracer, scenario.name, str(scenario_path),
-                                             str(error), message, time_scale=time_scale, runs=finished):
+            for failure in _write_unfinished(outputs, tracer, scenario, origin, str(error), message,
+                                             time_scale=time_scale, runs=finished, seed=seeded[0]):
                 error.add_note(failure)
+            _tell_unfinished(progress, seeded[0])
             raise
-        except (KeyboardInterrupt, Exception) as error:  # stopped, or a bug: exit 130/143 or 3
-            # Best effort: the error is what the user hears of.
-            why = ("stopped before it finished (Ctrl-C or SIGTERM)" if isinstance(error, KeyboardInterrupt)
+        except (KeyboardInterrupt, Exception) as error:  # stopped, or a bug: exit 130/143/129 or 3
+            # Best effort: the error is what the user hears of. A signal the caller turned into
+            # KeyboardInterrupt names itself (the CLI's SIGTERM and SIGHUP); Ctrl-C does not.
+            why = (f"stopped before it finished ({str(error) or 'Ctrl-C'})"
+                   if isinstance(error, KeyboardInterrupt)
                    else f"unexpected {type(error).__name__}: {error} (a bug in netsim)")
-            _write_unfinished(outputs, tracer, scenario.name, str(scenario_path), why, why,
-                              time_scale=time_scale, runs=finished)
+            _write_unfinished(outputs, tracer, scenario, origin, why, why,
+                              time_scale=time_scale, runs=finished, seed=seeded[0])
+            _tell_unfinished(progress, seeded[0])
             raise
         finally:
             if log is not None:
@@ -225,7 +251,7 @@ def run_session(
                              max_regression=DEFAULT_MAX_REGRESSION if max_regression is None
                              else max_regression)
     outcome = Outcome(plan, result, comparison, outputs.save_baseline, notices,
-                      source_file=str(scenario_path), source_text=source)
+                      source_file=origin[0], source_text=origin[1])
     if outputs.save_baseline is not None and not outcome.passed:
         # A failed run is no baseline: with --baseline and --save-baseline naming one file,
         # a regression would become the next run's reference and pass from then on.
@@ -502,7 +528,7 @@ def _fan_out(*observers: Observer | None) -> Observer | None:
 def _write_outputs(outputs: Outputs, outcome: Outcome, scenario_file: str,
                    tracer: TraceRecorder | None = None) -> None:
     """Write --json, --junit, --save-baseline, --html and --trace; every one is tried before
-    OutputError is raised."""
+    OutputError is raised, with the ``outcome`` (its baseline not saved, if that failed)."""
     writes: list[tuple[str, Path, Callable[[Path], None]]] = []
     data = outcome.to_dict() if outputs.json is not None or outputs.html is not None else {}
     if outputs.json is not None:
@@ -521,14 +547,16 @@ def _write_outputs(outputs: Outputs, outcome: Outcome, scenario_file: str,
     if outputs.save_baseline is not None:
         writes.append(("--save-baseline", outputs.save_baseline,
                        lambda path: save_baseline(baseline_of(outcome.result, outcome.plan.scenario), path)))
-    failures = []
+    failures = {}
     for flag, path, write in writes:
         try:
             write(path)
         except OSError as error:
-            failures.append(f"cannot write {flag} {path}: {error.strerror or error}")
+            failures[flag] = f"cannot write {flag} {path}: {error.strerror or error}"
     if failures:
-        raise OutputError("; ".join(failures))
+        if "--save-baseline" in failures:
+            outcome = replace(outcome, saved_baseline=None)
+        raise OutputError("; ".join(failures.values()), outcome)
 
 
 def _report_invalid(outputs: Outputs, scenario_path: str | Path, error: ScenarioError) -> None:
@@ -551,18 +579,21 @@ def _report_invalid(outputs: Outputs, scenario_path: str | Path, error: Scenario
         write_output(junit, junit_error_xml(Path(scenario_path).stem, message, file=str(scenario_path)))
 
 
-def _write_unfinished(outputs: Outputs, tracer: TraceRecorder | None, scenario: str, scenario_file: str,
-                      why: str, junit_message: str, *, time_scale: float,
-                      runs: Sequence[tuple[int | None, RunResult]] = ()) -> list[str]:
+def _write_unfinished(outputs: Outputs, tracer: TraceRecorder | None, scenario: Scenario,
+                      source: tuple[str, str], why: str, junit_message: str, *, time_scale: float,
+                      runs: Sequence[tuple[int | None, RunResult]] = (),
+                      seed: int | None = None) -> list[str]:
     """A run that did not finish (it could not be carried out, was stopped, or met a bug)
     still leaves a JUnit report for CI to show, its trace up to where it stopped (what
     happened before a timeout or a crash is what its reader wants to see), and a JSON
     result that says it did not pass and ``why``, with the client models' ``runs`` that
     were measured (not judged), each in place of whatever an earlier run left there.
-    An HTML report draws that result, as ``netsim report`` would, under a banner saying
-    why it is not whole. Returns what could not be written."""
+    That result has the ``seed`` of the run under way and the scenario's ``source`` (its
+    file as the command named it, and its text), as a finished run's has. An HTML report
+    draws it, as ``netsim report`` would, under a banner saying why it is not whole.
+    Returns what could not be written."""
     writes: list[tuple[str, Path, str]] = []
-    unfinished = _unfinished(scenario, time_scale, why, runs)
+    unfinished = _unfinished(scenario, time_scale, why, runs, source=source, seed=seed)
     if outputs.json is not None:
         writes.append(("--json", outputs.json, unfinished))
     if outputs.html is not None:
@@ -570,10 +601,10 @@ def _write_unfinished(outputs: Outputs, tracer: TraceRecorder | None, scenario: 
 
         writes.append(("--html", outputs.html, html_report(json.loads(unfinished))))
     if outputs.junit is not None:
-        junit = junit_error_xml(scenario, junit_message, file=scenario_file)
+        junit = junit_error_xml(scenario.name, junit_message, file=source[0])
         writes.append(("--junit", outputs.junit, junit))
     if outputs.trace is not None and tracer is not None:
-        writes.append(("--trace", outputs.trace, tracer.text(scenario=scenario)))
+        writes.append(("--trace", outputs.trace, tracer.text(scenario=scenario.name)))
     failures = []
     for flag, path, text in writes:
         try:
@@ -583,16 +614,28 @@ def _write_unfinished(outputs: Outputs, tracer: TraceRecorder | None, scenario: 
     return failures
 
 
-def _unfinished(scenario: str, time_scale: float, why: str,
-                runs: Sequence[tuple[int | None, RunResult]] = ()) -> str:
+def _unfinished(scenario: Scenario, time_scale: float, why: str,
+                runs: Sequence[tuple[int | None, RunResult]] = (), *, source: tuple[str, str],
+                seed: int | None = None) -> str:
     """The JSON result of a run that did not finish: it did not pass, says why, and has the
     runs measured before it stopped, without verdicts (with ``repeat``, the number of the
-    run each was measured in)."""
-    data = {"scenario": scenario, "time_scale": time_scale, "passed": False, "error": why,
-            "warnings": [f"the run did not finish: {why}"],
-            "runs": [{**run.to_dict(), "passed": None, **({"repeat": number} if number else {})}
-                     for number, run in runs]}  # measured, not judged
+    run each was measured in); its ``seed`` where one was drawn, and its ``source`` as a
+    finished run's result has them."""
+    data: dict[str, Any] = {"scenario": scenario.name, "time_scale": time_scale}
+    if seed is not None:
+        data["seed"] = seed
+    data |= {"passed": False, "error": why, "warnings": [f"the run did not finish: {why}"],
+             "runs": [{**run.to_dict(), "passed": None, **({"repeat": number} if number else {})}
+                      for number, run in runs],  # measured, not judged
+             "source": {"file": source[0], "text": source[1], "description": scenario.description}}
     return json.dumps(data, indent=2) + "\n"
+
+
+def _tell_unfinished(progress: Progress, seed: int | None) -> None:
+    try:
+        progress.unfinished(seed)
+    except (OSError, RunError):  # standard output gone: the error raised next is what matters
+        pass
 
 
 class _Silent:
@@ -611,6 +654,9 @@ class _Silent:
         pass
 
     def measured(self, run: RunResult) -> None:
+        pass
+
+    def unfinished(self, seed: int | None) -> None:
         pass
 
     def listening(self, addresses: list[tuple[str, str, int]]) -> None:

@@ -169,6 +169,32 @@ def test_a_run_that_did_not_finish_keeps_the_client_models_it_measured(
     assert (tmp_path / "again.html").read_text() == drawn
 
 
+def test_a_run_that_did_not_finish_keeps_its_seed_and_source(
+        write_scenario: ScenarioWriter, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A run stopped by --timeout has in --json the seed it drew and the scenario's source, as a
+    finished run has; the terminal names the seed, as under a failed run, and --html shows the
+    scenario's description."""
+    text = ('netsim: 1\nname: stalls\ndescription: Every connection stalls after two lines.\n'
+            'servers: [{name: a, poem: "1\\n2\\n3\\n", delay: 200ms, jitter: 100ms,\n'
+            '           fault: {kind: stall, after: 4B}}]\nclients: [{model: select, timeout: 10s}]\n')
+    path = write_scenario(text)
+    out, page = tmp_path / "result.json", tmp_path / "report.html"
+    assert run_cli("run", path, "--time-scale", "0.1", "--timeout", "300ms", "--json", out,
+                   "--html", page) == 3
+    data = json.loads(out.read_text())
+    assert data["error"].startswith("client 'select' did not finish within 300ms")
+    assert isinstance(data["seed"], int)
+    assert data["source"] == {"file": str(path), "text": text,
+                              "description": "Every connection stalls after two lines."}
+    said = f"seed {data['seed']}: --seed {data['seed']} draws the jitter and faults of that run again"
+    assert capsys.readouterr().out.splitlines()[-1] == said
+    assert "Every connection stalls after two lines." in page.read_text()
+    seeded = write_scenario(text.replace("name: stalls\n", "name: stalls\nseed: 3\n"), "seeded.yaml")
+    assert run_cli("run", seeded, "--time-scale", "0.1", "--timeout", "300ms", "--json", out) == 3
+    assert json.loads(out.read_text())["seed"] == 3
+    assert "draws the jitter" not in capsys.readouterr().out  # the scenario's own seed: no word
+
+
 def test_json_result_has_the_documented_keys(write_scenario: ScenarioWriter, tmp_path: Path) -> None:
     """--json writes the keys DESIGN.md promises, durations in scenario time."""
     path = write_scenario(demo_text(expect=PASSING))
@@ -382,6 +408,27 @@ def test_ctrl_c_stops_the_run_and_everything_it_started(write_scenario: Scenario
         while not _group_is_gone(process.pid) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert _group_is_gone(process.pid), "a child of netsim outlived it"
+
+
+@pytest.mark.parametrize(("stop", "code"), [(signal.SIGHUP, 129), (signal.SIGTERM, 143)])
+def test_sighup_stops_the_run_as_sigterm_does(write_scenario: ScenarioWriter, tmp_path: Path,
+                                              stop: signal.Signals, code: int) -> None:
+    """SIGHUP to the run's process group (its terminal closed) ends the run as SIGTERM does:
+    every process it started stopped, its reports written saying so, exit 128 + the signal."""
+    path = write_scenario(demo_text(clients="blocking"))
+    out, junit = tmp_path / "result.json", tmp_path / "junit.xml"
+    with netsim_process("run", path, "--time-scale", "0.5", "--json", out, "--junit", junit, "-v") as process:
+        assert process.stderr is not None
+        for line in process.stderr:  # wait until data flows: servers and client are up
+            if "bytes_received" in line:
+                break
+        os.killpg(process.pid, stop)  # as a terminal that closes does, to the whole group
+        assert process.wait(timeout=15) == code
+        assert f"netsim: stopped by {stop.name}; every server and client" in process.stderr.read()
+        assert _wait_gone(process.pid), "a child of netsim outlived it"
+    data = json.loads(out.read_text())
+    assert data["passed"] is False and data["error"] == f"stopped before it finished ({stop.name})"
+    assert f"stopped before it finished ({stop.name})" in junit.read_text()
 
 
 @pytest.mark.slow
@@ -765,6 +812,33 @@ def test_baseline_and_output_mistakes_exit_2(write_scenario: ScenarioWriter,
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("args", "message"), [
+    (["--client", "nosuch"], "no client 'nosuch' in scenario 'demo'"),
+    (["--baseline", "base.json"], "baseline base.json was made at time scale 0.5, this run is at 0.02"),
+])
+def test_a_command_line_refused_once_the_scenario_loaded_replaces_earlier_reports(
+        write_scenario: ScenarioWriter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:
+    """Exit 2 for an unknown client or a baseline that does not fit leaves in --junit an error
+    and in --json a result that did not pass, saying why, as an invalid scenario's --junit does:
+    an earlier run's reports never stand in for this one."""
+    from netsim.baseline import FORMAT, FORMAT_VERSION
+
+    monkeypatch.chdir(tmp_path)
+    Path("base.json").write_text(json.dumps({
+        "format": FORMAT, "version": FORMAT_VERSION, "scenario": "demo", "time_scale": 0.5, "runs": 1,
+        "netsim_version": "0", "created": "2024-01-01T00:00:00+00:00", "clients": {}}))
+    Path("old.json").write_text('{"scenario": "demo", "passed": true, "runs": []}\n')
+    Path("old.xml").write_text('<?xml version="1.0"?><testsuites/>\n')
+    path = write_scenario(demo_text())
+    assert run_cli("run", path, "--time-scale", SCALE, *args, "--json", "old.json", "--junit", "old.xml") == 2
+    assert message in capsys.readouterr().err
+    data = json.loads(Path("old.json").read_text())
+    assert data["passed"] is False and data["runs"] == [] and message in data["error"]
+    assert data["error"].startswith("nothing was run: ") and data["source"]["file"] == str(path)
+    assert 'errors="1"' in Path("old.xml").read_text() and message in Path("old.xml").read_text()
+
+
 def test_save_baseline_never_writes_over_the_scenario(write_scenario: ScenarioWriter,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     """--save-baseline naming the scenario file is refused and the file stays as it was."""
@@ -911,6 +985,34 @@ def test_an_output_on_a_full_disk_exits_3(write_scenario: ScenarioWriter,
     assert "Traceback" not in err
 
 
+def test_an_output_that_cannot_be_written_at_the_end_comes_after_the_verdicts(
+        write_scenario: ScenarioWriter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """When the folder of the outputs is gone by the end of the run, the table and verdicts are
+    printed all the same, then the error, exit 3; a baseline not written is not said saved."""
+    path = write_scenario("""\
+netsim: 1
+name: late
+servers: [{name: a, poem: "1\\n2\\n", delay: 100ms}]
+clients:
+  - select
+  - {model: command, name: remover, run: [rmdir, late]}
+expect:
+  select: [errors == 0]
+""")
+    (tmp_path / "late").mkdir()
+    monkeypatch.chdir(tmp_path)  # where the program runs: the scenario's folder
+    assert run_cli("run", path, "--time-scale", SCALE, "--json", "late/r.json", "--save-baseline",
+                   "late/base.json", "--no-timeline") == 3
+    out, err = capsys.readouterr()
+    assert "\nselect " in out and re.search(r"PASS  select +errors == 0", out)
+    assert out.rstrip().endswith("passed: 2 of 2 expectations held (2 passed, 0 failed)")
+    assert err.splitlines()[-1] == ("netsim: error: cannot write --json late/r.json: No such file or "
+                                    "directory; cannot write --save-baseline late/base.json: No such "
+                                    "file or directory")
+    assert "saved baseline" not in err
+
+
 def test_a_log_cut_short_by_a_full_disk_ends_on_a_whole_line(write_scenario: ScenarioWriter,
                                                              tmp_path: Path) -> None:
     """When the log runs out of room mid-run: exit 3, and every line left in it is whole JSON."""
@@ -972,6 +1074,29 @@ def test_a_closed_stdout_does_not_change_the_verdict(write_scenario: ScenarioWri
         assert process.stderr is not None
         assert "Traceback" not in process.stderr.read()
     assert json.loads(result.read_text())["passed"] is False
+
+
+@pytest.mark.parametrize("closed", [1, 2])
+def test_a_stream_closed_from_the_start_drops_its_output_and_keeps_the_verdict(
+        write_scenario: ScenarioWriter, tmp_path: Path, closed: int) -> None:
+    """`netsim run ... >&-` (or `2>&-`): what would go there is dropped, the exit code is the
+    verdict's, --json is written, and nothing is printed to the other stream in its stead."""
+    path = write_scenario(demo_text(expect="expect:\n  select: [elapsed < 1ms]\n"))
+    result = tmp_path / "result.json"
+    # A time scale so small that a warning goes to stderr, and the verdicts to stdout.
+    done = subprocess.run([sys.executable, "-m", "netsim", "run", path, "--time-scale", "0.0005",
+                           "--json", result, "--client", "select"],
+                          capture_output=True, text=True, timeout=60,
+                          preexec_fn=lambda: os.close(closed))  # as the shell's `>&-` does
+    assert done.returncode == 1
+    assert json.loads(result.read_text())["passed"] is False
+    left_open = done.stderr if closed == 1 else done.stdout
+    assert "Traceback" not in left_open and "unexpected" not in left_open
+    assert ("warning: time scale" in left_open) == (closed == 1)
+    assert ("FAIL  select" in left_open) == (closed == 2)
+    validated = subprocess.run([sys.executable, "-m", "netsim", "validate", path], capture_output=True,
+                               text=True, timeout=60, preexec_fn=lambda: os.close(closed))
+    assert validated.returncode == 0 and "Traceback" not in validated.stdout + validated.stderr
 
 
 def test_a_full_stdout_is_exit_3_with_a_message_not_a_bug(tmp_path: Path) -> None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -32,6 +35,25 @@ def test_run_writes_a_trace(write_scenario: ScenarioWriter, tmp_path: Path) -> N
     assert sum(record["name"] == "bytes_received" for record in records) == 12
     assert {record["args"]["name"] for record in records if record["name"] == "process_name"} == {
         "servers", "client select"}
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "latin-1"])
+def test_an_output_that_cannot_encode_the_symbols_gets_ascii_and_the_verdict_stands(
+        write_scenario: ScenarioWriter, encoding: str) -> None:
+    """Where standard output cannot encode netsim's symbols (LANG=C, PYTHONIOENCODING), a
+    passing run exits 0, with ``±`` as ``+/-`` (latin-1 has it) and the timeline drawn in ASCII."""
+    path = write_scenario(demo_text(clients="select", expect="expect:\n  select: [elapsed == 4s ± 50%]\n"))
+    done = subprocess.run([sys.executable, "-m", "netsim", "run", str(path), "--time-scale", SCALE,
+                           "--timeline"], capture_output=True, timeout=60,
+                          env={**os.environ, "PYTHONIOENCODING": encoding})
+    assert done.returncode == 0, done.stderr
+    out = done.stdout.decode(encoding)
+    assert ("elapsed == 4s +/- 50%" if encoding == "ascii" else "elapsed == 4s ± 50%") in out
+    row = next(line for line in out.splitlines() if line.startswith("  #1 a "))
+    drawn = row.split()[2]  # the connection from its connect to its EOF
+    assert drawn.endswith("]") and set(drawn) <= set("[.-*:]")
+    assert "[ connect  * bytes arrived  ] EOF  x error  : ideal end" in out
+    assert "?" not in out
 
 
 def test_report_without_html_prints_the_timeline(write_scenario: ScenarioWriter, tmp_path: Path,

@@ -38,6 +38,9 @@ class Recorder:
     def measured(self, run: RunResult) -> None:
         self.heard.append(f"measured {run.client}")
 
+    def unfinished(self, seed: int | None) -> None:
+        self.heard.append(f"unfinished {seed}")
+
 
 def test_a_session_reports_its_progress_and_returns_the_outcome(write_scenario: ScenarioWriter) -> None:
     """Progress hears the start, each repeat, each client's start (its ideal and connections) and
@@ -154,7 +157,7 @@ class Raising(Recorder):
 
 
 @pytest.mark.parametrize(("error", "why"), [
-    (KeyboardInterrupt(), "stopped before it finished (Ctrl-C or SIGTERM)"),
+    (KeyboardInterrupt(), "stopped before it finished (Ctrl-C)"),
     (RuntimeError("boom"), "unexpected RuntimeError: boom (a bug in netsim)"),
 ])
 def test_a_run_stopped_or_broken_replaces_earlier_results(write_scenario: ScenarioWriter, tmp_path: Path,
@@ -172,3 +175,15 @@ def test_a_run_stopped_or_broken_replaces_earlier_results(write_scenario: Scenar
     assert (data["passed"], data["error"]) == (False, why)
     assert [(run["client"], run["passed"]) for run in data["runs"]] == [("blocking", None)]
     assert why in junit.read_text()
+
+
+def test_a_request_refused_as_the_run_starts_is_reported_as_such(write_scenario: ScenarioWriter,
+                                                                 tmp_path: Path) -> None:
+    """A UsageError from the runner (a scenario without clients) leaves in --json that nothing
+    was run and why, not an unexpected error, and goes on to the caller."""
+    out = tmp_path / "result.json"
+    path = write_scenario('netsim: 1\nname: none\nservers: [{name: a, poem: "x\\n"}]\nclients: []\n')
+    with pytest.raises(UsageError, match="has no clients to run"):
+        run_session(path, time_scale=SCALE, outputs=Outputs(json=out))
+    error = json.loads(out.read_text())["error"]
+    assert error.startswith("nothing was run: scenario 'none' has no clients to run")

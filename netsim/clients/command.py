@@ -420,8 +420,10 @@ def _dead(pid: int) -> bool:
 
 def _in_the_program(client: int) -> None:
     """In the program, before it starts: let SIGTERM through again (held around its fork),
+    let SIGHUP end it as it would (the client process ignores it: the runner handles it),
     and have the kernel kill it when the client process dies, or at once if it has."""
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
     die_with(client)
 
 

@@ -99,6 +99,10 @@ class LiveProgress:
         self.close()
         self._inner.measured(run)
 
+    def unfinished(self, seed: int | None) -> None:
+        self.close()
+        self._inner.unfinished(seed)
+
     # --- events -------------------------------------------------------------------------------
 
     def observe(self, event: Event) -> None:

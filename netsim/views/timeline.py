@@ -45,6 +45,11 @@ ERROR = ("✕", "bold red")
 IDEAL = ("┊", "yellow")
 CHANGE = ("▼", "magenta")
 _EMPTY = (" ", "")
+# Each mark (and the ruler's, the sparklines' and a cut label's "…") as ASCII, where the
+# output cannot encode them (a latin-1 or ASCII locale): one column each, so that rows and
+# axis stay aligned.
+ASCII_MARKS = {"├": "[", "╌": ".", "─": "-", "●": "*", "○": "o", "┤": "]", "✕": "x", "┊": ":", "▼": "v",
+               "┼": "+", "…": "~", **dict(zip(LEVELS[1:], ".:-=+*#@", strict=True))}
 SHOWN_CHANGES = 6  # a client model's server changes listed in words; the rest are counted
 LEGEND = ((START, "connect"), (ARRIVAL, "bytes arrived"), (EOF, "EOF"), (ERROR, "error"),
           (IDEAL, "ideal end"))
