@@ -393,6 +393,25 @@ def test_a_client_that_shuts_down_its_side_and_waits_gets_its_answer_intact() ->
     assert conn.duration - conn.ttfb < RESET_GRACE / 2
 
 
+@pytest.mark.parametrize("undo", ["set", "restore"])
+def test_a_latency_taken_away_releases_the_bytes_it_held(undo: str) -> None:
+    """An answer held by a 2 s latency goes as soon as the latency is taken away (set to 0,
+    or the server restored to a scenario without one), as removing toxiproxy's latency
+    toxic forwards what it held, not when the latency would have let it."""
+    with answering(b"ok\n") as port:
+        text = f"netsim: 1\nname: held\nservers: [{{name: p, upstream: '127.0.0.1:{port}'}}]\n"
+        with netsim.serving(text) as net:
+            net.set("p", latency="2s")
+            with socket.create_connection(net.address("p"), timeout=5) as sock:
+                sock.sendall(b"GET\n")
+                time.sleep(0.2)  # the answer is held now
+                asked = time.monotonic()
+                net.set("p", latency="0") if undo == "set" else net.restore("p")
+                assert sock.recv(16) == b"ok\n"
+                took = time.monotonic() - asked
+    assert took < 1.0  # the latency would have held it another 1.8 s
+
+
 def test_a_proxied_answer_that_came_whole_is_intact() -> None:
     """Through a proxy, a connection is intact when the client had every byte its upstream
     sent, as sent: a whole answer is; a byte limit past the answer's end cuts nothing, so

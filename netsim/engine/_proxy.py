@@ -376,10 +376,17 @@ class ProxyConnection(asyncio.Protocol):
     # Changes.
 
     def conditions_changed(self, conditions: Conditions) -> None:
-        """The chunks scheduled from now on go under ``conditions``, and so does its fault:
-        one brought in strikes where it would have had it been there from the accept (after
-        as many bytes, at as long after the accept), at once if that moment has passed; one
-        taken away no longer will (the bytes it cut stay cut)."""
+        """The chunks scheduled from now on go under ``conditions``, those the proxy holds
+        included (a latency taken away releases them), and so does its fault: one brought
+        in strikes where it would have had it been there from the accept (after as many
+        bytes, at as long after the accept), at once if that moment has passed; one taken
+        away no longer will (the bytes it cut stay cut)."""
+        self._change(conditions)
+        for shaper in (self._down, self._up):
+            if shaper is not None and shaper.conditioned:
+                shaper.replan()
+
+    def _change(self, conditions: Conditions) -> None:
         shapers = [(direction, shaper)
                    for direction, shaper in (("downstream", self._down), ("upstream", self._up))
                    if shaper is not None and shaper.conditioned]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -86,6 +87,7 @@ class Shaper:
         self._pending_bytes = 0
         self._partial: memoryview | None = None  # the rest of a piece the sink could not take yet
         self._waiting = False  # a step is queued on the timers
+        self._wakes = 0  # counts the steps: a wake-up armed before the last is void
         self._paused = False
         self._held_since: float | None = None
         self._input_ended: float | None = None
@@ -226,10 +228,24 @@ class Shaper:
 
     def _later(self, when: float) -> None:
         self._waiting = True
-        self._timers.call_at(when, self._step)
+        self._timers.call_at(when, functools.partial(self._wake, self._wakes))
+
+    def _wake(self, wakes: int) -> None:
+        if wakes == self._wakes:  # (else a replan has stepped since, and armed its own)
+            self._step()
+
+    def replan(self) -> None:
+        """The conditions have changed: what is held and not yet scheduled goes by the new
+        ones, at once if they make it due (a latency taken away releases what it held)."""
+        if self.finished:
+            return
+        self._wakes += 1  # the wake-up armed under the old conditions is void
+        self._waiting = False
+        self._step()
 
     def _step(self) -> None:
         self._waiting = False
+        self._wakes += 1
         if self.finished:
             return
         if self._sink.is_closing():  # the client went away: connection_lost follows
