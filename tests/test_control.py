@@ -204,6 +204,53 @@ def test_restore_gives_a_server_back_its_scenarios_conditions(net: Serving) -> N
         net.restore("zz")
 
 
+STALLS = """\
+netsim: 1
+name: hangs
+servers:
+  - {name: a, poem: "1\\n2\\n3\\n", delay: 20ms}
+  - {name: b, poem: "1\\n2\\n3\\n", delay: 20ms}
+  - {name: p, upstream: b}
+"""
+
+
+@pytest.mark.parametrize("undo", ["restore", "fault null"])
+def test_a_stall_taken_away_lets_a_poem_servers_connection_go_on(undo: str) -> None:
+    """A poem server's connection silent under a stall gets the rest of its poem once the
+    stall is taken away, as a hung server that comes back: its bytes are known, none lost."""
+    with netsim.serving(STALLS) as net:
+        net.set("a", fault={"kind": "stall", "after": 2})
+        with socket.create_connection(net.address("a"), timeout=2) as sock:
+            assert sock.recv(16) == b"1\n"
+            sock.settimeout(0.2)
+            with pytest.raises(TimeoutError):
+                sock.recv(16)  # silent
+            net.restore("a") if undo == "restore" else net.set("a", fault=None)
+            sock.settimeout(2)
+            assert read_all(sock) == b"2\n3\n"
+        time.sleep(0.1)
+        (conn,) = net.result().connections
+    assert (conn.error, conn.intact) == (None, True)
+
+
+@pytest.mark.parametrize(("fault", "ends"), [(None, "eof"), ({"kind": "reset"}, "reset")])
+def test_a_stall_taken_away_ends_a_proxys_connection(fault: dict[str, str] | None, ends: str) -> None:
+    """A proxy's connection silent under a stall ends when the stall is taken away (closed, or
+    reset if a reset fault came in): what its upstream sent meanwhile was dropped, so it
+    cannot go on whole, as toxiproxy's timeout toxic ends its connections when removed."""
+    with netsim.serving(STALLS) as net:
+        net.set("p", fault={"kind": "stall", "after": 2})
+        with socket.create_connection(net.address("p"), timeout=2) as sock:
+            assert sock.recv(16) == b"1\n"
+            time.sleep(0.1)  # the stall has struck
+            net.set("p", fault=fault)
+            if ends == "eof":
+                assert sock.recv(16) == b""
+            else:
+                with pytest.raises(ConnectionResetError):
+                    sock.recv(16)
+
+
 def test_restore_gives_back_a_faults_probability_exactly() -> None:
     """restore() sends the scenario's conditions as they are: a fault striking 12.5% of the
     connections comes back at 12.5%, not at the 12% its written form would round it to."""
@@ -653,8 +700,15 @@ def test_a_blackhole_brought_in_during_the_accept_delay_keeps_the_proxy_silent()
         assert _after_a_change(net, "w", first=False, fault={"kind": "blackhole"}) == (b"", "silent")
 
 
-def test_a_blackholed_connection_stays_silent_whatever_fault_comes_later() -> None:
-    """A connection blackholed at its accept is not reset by a time limit set later."""
+def test_a_blackholed_connection_ends_by_a_time_limit_set_later_at_its_moment() -> None:
+    """A connection blackholed at its accept stays silent under another silence, and a reset
+    with a time limit that replaces the blackhole ends it at that moment, not at once."""
     with netsim.serving(MIDRUN) as net:
-        later = {"kind": "reset", "at": "300ms"}
-        assert _after_a_change(net, "h", first=False, fault=later) == (b"", "silent")
+        assert _after_a_change(net, "h", first=False, fault={"kind": "stall"}) == (b"", "silent")
+        net.set("h", fault={"kind": "blackhole"})
+        with socket.create_connection(net.address("h"), timeout=2) as sock:
+            accepted = time.monotonic()
+            net.set("h", fault={"kind": "reset", "at": "300ms"})
+            with pytest.raises(ConnectionResetError):
+                sock.recv(16)
+            assert time.monotonic() - accepted >= 0.25

@@ -243,9 +243,16 @@ class PoemServer:
         self._planner = Planner(plan.name, plan.chunks, conditions, plan.seed)
         now = self._clock()
         for conn in self.live:
-            if conn.closing is not None or conn.silent or conn.timeline.fault == "blackhole":
-                continue  # closed by the server already, or struck: it will never send again
+            if conn.closing is not None:
+                continue  # closed by the server already
             fault = fault_of(conditions, plan.seed, plan.name, conn.index)
+            if conn.silent or conn.timeline.fault == "blackhole":
+                if fault in ("stall", "blackhole"):
+                    continue  # silent still
+                # The silence is over, as a hung server comes back: the rest of its poem goes
+                # from where the stall cut it (a blackhole's from its start), as the new
+                # conditions have it; its bytes are known, so none is lost.
+                conn.silent = False
             timeline = replan(plan.chunks, conn.planned, conn.next, conn.conditions, conditions,
                               fault=fault, streams=Streams(plan.seed, plan.name, conn.index, generation),
                               now=now - conn.start, accepted=conn.accepted - conn.start)

@@ -392,7 +392,25 @@ class ProxyConnection(asyncio.Protocol):
                    if shaper is not None and shaper.conditioned]
         for _, shaper in shapers:
             shaper.schedule.conditions = conditions
-        if self._closed or self._silent:
+        if self._closed:
+            return
+        if self._silent:
+            plan = self._plan
+            fault = fault_of(conditions, plan.seed, plan.name, self.index)
+            if fault in ("stall", "blackhole") or self._transport is None:
+                return
+            # The silence is over, but what its upstream sent meanwhile was dropped: the
+            # stream cannot go on whole, so it ends, as toxiproxy's timeout toxic ends its
+            # connections when taken away: now, or by the reset or close that came in, at
+            # its moment. (Its shapers stay stopped: it sends nothing more.)
+            self._fault, self._faults = fault, self._faults + 1
+            if fault in CUTTING_FAULTS and conditions.fault_at is not None:
+                self._silent = False
+                self._limit_in_time(conditions)
+            elif fault == "reset":
+                self._reset()
+            else:
+                self._close_both()
             return
         if any(shaper.schedule.fault_at is not None for _, shaper in shapers):
             return  # its fault has cut its bytes already, and will strike: it stays
