@@ -395,6 +395,53 @@ def test_a_report_of_a_run_that_did_not_finish_says_so_first(demo: dict[str, Any
     assert "None judged: the run did not finish" in page
 
 
+@pytest.fixture(scope="module")
+def unfinished(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The demo (select, then blocking, each with expectations) stopped by --timeout once select
+    had finished: its JSON result."""
+    from netsim._errors import RunTimeoutError
+
+    folder = tmp_path_factory.mktemp("unfinished")
+    scenario = folder / "demo.yaml"
+    scenario.write_text(demo_text(clients="select, blocking", expect=EXPECT), encoding="utf-8")
+    outputs = Outputs(json=folder / "result.json")
+    with pytest.raises(RunTimeoutError):  # select: 0.4 s; blocking: 1.2 s at the least
+        run_session(scenario, time_scale=0.1, timeout=1.0, outputs=outputs)
+    return json.loads(outputs.json.read_text())  # type: ignore[union-attr,no-any-return]
+
+
+def test_a_model_that_finished_before_the_run_stopped_is_not_judged_nor_failed(
+        unfinished: dict[str, Any]) -> None:
+    """A client model measured before the run stopped reads "not judged (the run stopped)" in the
+    summary, is not styled as failed, and the banner does not deny that it finished."""
+    assert [run["client"] for run in unfinished["runs"]] == ["select"]
+    page = html_report(unfinished)
+    summary = page[page.index('<section id="summary">'):page.index("</section>")]
+    row = summary[summary.index('data-client="select"') - 30:]
+    row = row[:row.index("</tr>")]
+    assert '<tr class="unjudged"' in row and "<td>not judged (the run stopped)</td>" in row
+    assert "0 of 0" not in page and 'class="fail"' not in summary
+    assert '<figure class="client unjudged" data-client="select">' in page
+    assert "no client model with expectations finished before" not in page
+    assert ("None judged: the run did not finish (see above), and the client models that finished "
+            "before it stopped are measured above, not judged.") in page
+
+
+def test_a_model_run_only_for_a_speedup_says_so(demo: dict[str, Any], tmp_path: Path) -> None:
+    """With only select asked for, blocking runs as the baseline of select's speedup(): its row
+    reads "ran for comparison", not "0 of 0", and is not failed."""
+    scenario = tmp_path / "demo.yaml"
+    scenario.write_text(demo_text(expect=EXPECT), encoding="utf-8")
+    outputs = Outputs(json=tmp_path / "result.json")
+    run_session(scenario, time_scale=SCALE, clients=["select"], outputs=outputs)
+    page = html_report(json.loads(outputs.json.read_text()))  # type: ignore[union-attr]
+    summary = page[page.index('<section id="summary">'):page.index("</section>")]
+    row = summary[summary.index('data-client="blocking"') - 30:]
+    row = row[:row.index("</tr>")]
+    assert '<tr class="pass"' in row and "<td>ran for comparison</td>" in row
+    assert "0 of 0" not in summary
+
+
 def test_a_repeated_runs_report_shows_the_spread_over_the_runs(demo: dict[str, Any]) -> None:
     """With repeats, the summary says it is the first run's, and a table beside it gives each
     client's runs passed and the min / median / max the terminal prints (an overhead with

@@ -146,7 +146,7 @@ class ClientPicture:
 
     client: str
     model: str
-    passed: bool
+    passed: bool | None  # None: measured, not judged (the run stopped before its verdicts)
     elapsed: float
     ideal: float
     metrics: Mapping[str, float]
@@ -160,6 +160,22 @@ class ClientPicture:
     # Over repeated runs: each metric's (min, median, max), and how many runs passed.
     spreads: Mapping[str, tuple[float, float, float]] | None = None
     runs_passed: int | None = None
+    compared: bool = False  # another client model's speedup() compares with its run
+
+    @property
+    def status(self) -> str:
+        """``pass``, ``fail``, or ``unjudged`` (the run stopped before its verdicts)."""
+        return "unjudged" if self.passed is None else "pass" if self.passed else "fail"
+
+    @property
+    def judged(self) -> str:
+        """Its expectations in a few words: ``2 of 3`` held, ``not judged (the run stopped)``,
+        ``ran for comparison`` (only another's speedup() names it) or ``none``."""
+        if self.passed is None:
+            return "not judged (the run stopped)"
+        if self.verdicts:
+            return f"{sum(verdict.passed for verdict in self.verdicts)} of {len(self.verdicts)}"
+        return "ran for comparison" if self.compared else "none"
 
     @property
     def counted(self) -> str:
@@ -237,6 +253,8 @@ def picture_of(data: object) -> Picture:
     repeat = top.get("repeat")
     source = top.get("source") if isinstance(top.get("source"), Mapping) else {}
     assert isinstance(source, Mapping)
+    clients = tuple(_tallied(_client(run, f"runs[{index}]"), repeat) for index, run in enumerate(runs))
+    compared = {other for client in clients for other in _compared_with(client)}
     return Picture(
         scenario=_text(top, "scenario", "the result"),
         description=str(source.get("description") or ""),
@@ -244,12 +262,27 @@ def picture_of(data: object) -> Picture:
         seed=top.get("seed") if isinstance(top.get("seed"), int) else None,
         passed=bool(top.get("passed")),
         warnings=tuple(str(warning) for warning in top.get("warnings") or ()),
-        clients=tuple(_tallied(_client(run, f"runs[{index}]"), repeat) for index, run in enumerate(runs)),
+        clients=tuple(dataclasses.replace(client, compared=client.client in compared) for client in clients),
         repeat=int(repeat.get("count", 1)) if isinstance(repeat, Mapping) else 1,
         source_file=source.get("file") if isinstance(source.get("file"), str) else None,
         source_text=source.get("text") if isinstance(source.get("text"), str) else None,
         error=str(top["error"]) if top.get("error") is not None else None,
     )
+
+
+def _compared_with(client: ClientPicture) -> set[str]:
+    """The client models whose run ``client``'s speedup() expectations compare with its own."""
+    from netsim.expectations import parse_expectation
+
+    others = set()
+    for verdict in client.verdicts:
+        try:
+            other = parse_expectation(verdict.text).other
+        except ValueError:  # written by another version of the grammar: no telling
+            continue
+        if other:
+            others.add(other)
+    return others
 
 
 def _tallied(client: ClientPicture, repeat: object) -> ClientPicture:
@@ -298,10 +331,12 @@ def _client(data: object, where: str) -> ClientPicture:
                 _number(verdict, "actual", f"{where}.expectations[{index}]"), str(verdict.get("bound", "")))
         for index, verdict in enumerate(_mapping(item, f"{where}.expectations[{index}]")
                                         for index, item in enumerate(_list(run, "expectations", where))))
+    # A run cut short writes its finished models' runs with `passed: null`: measured, not judged.
+    passed = run.get("passed", all(verdict.passed for verdict in verdicts))
     return ClientPicture(
         client=_text(run, "client", where),
         model=str(run.get("model", "")),
-        passed=bool(run.get("passed", all(verdict.passed for verdict in verdicts))),
+        passed=None if passed is None else bool(passed),
         elapsed=_number(run, "elapsed", where),
         ideal=_number(run, "ideal", where),
         metrics={str(name): _float(value) for name, value in metrics.items()},

@@ -180,7 +180,6 @@ def _summary(picture: Picture) -> str:
         metric = client.metrics
         overhead = metric.get("overhead", math.nan)
         intact = metric.get("intact", math.nan)
-        held = sum(verdict.passed for verdict in client.verdicts)
         cells = [escape(client.client), duration_text(client.elapsed), duration_text(client.ideal),
                  signed_duration_text(overhead),
                  duration_text(metric.get("ttfb.p50", math.nan)),
@@ -188,9 +187,8 @@ def _summary(picture: Picture) -> str:
                  "n/a" if math.isnan(metric.get("errors", math.nan)) else f"{metric['errors']:.0f}",
                  format_share(intact),
                  duration_text(metric.get("lateness.p99", math.nan)),
-                 f"{held} of {len(client.verdicts)}"]
-        status = "pass" if client.passed else "fail"
-        rows.append(f'<tr class="{status}" data-client="{escape(client.client)}">'
+                 client.judged]
+        rows.append(f'<tr class="{client.status}" data-client="{escape(client.client)}">'
                     f'<td class="name" title="{escape(client.client)}">{cells[0]}</td>'
                     + "".join(f"<td>{cell}</td>" for cell in cells[1:]) + "</tr>")
     head = "".join(f"<th>{escape(name)}</th>" for name in _COLUMNS)
@@ -236,9 +234,8 @@ def _timelines(picture: Picture) -> str:
             svg = _rows_svg(client, span)
         else:
             svg = _rows_svg(client, span)
-        status = "pass" if client.passed else "fail"
         figures.append(
-            f'<figure class="client {status}" data-client="{escape(client.client)}">'
+            f'<figure class="client {client.status}" data-client="{escape(client.client)}">'
             f'<figcaption><b>{escape(client.client)}</b> <span class="facts">{escape(" · ".join(facts))}'
             f'</span></figcaption><div class="plot">{svg}</div>{_changes_list(client)}</figure>')
     return ('<section id="timelines"><h2>Timelines</h2>'
@@ -287,8 +284,11 @@ def _expectations(picture: Picture) -> str:
                 f"</code></td><td>{escape(verdict.measured)}</td><td>{escape(verdict.bound)}</td>"
                 + (f'<td class="text">{escape(verdict.held)}</td>' if picture.repeat > 1 else "") + "</tr>")
     if not rows and picture.error is not None:
-        body = ('<p class="muted">None judged: the run did not finish (see above), and no client model '
-                "with expectations finished before.</p>")
+        # A run cut short judges nothing: its verdicts compare client models with one another.
+        finished = ("the client models that finished before it stopped are measured above, not judged"
+                    if picture.clients else "no client model finished before it stopped")
+        body = f'<p class="muted">None judged: the run did not finish (see above), and {finished}.</p>'
+
     elif not rows:
         body = ('<p class="muted">No expectations: the scenario has no <code>expect:</code> for these '
                 "clients.</p>")
@@ -313,7 +313,6 @@ def _programs(picture: Picture) -> str:
         program = client.program
         if program is None:
             continue
-        status = "pass" if client.passed else "fail"
         stdout = program.stdout.splitlines()
         stderr = program.stderr.splitlines()
         streams = []
@@ -325,7 +324,7 @@ def _programs(picture: Picture) -> str:
             streams.append(f"<details><summary>stdout{cut}, {len(program.stdout):,} characters kept</summary>"
                            f"<pre>{escape(chr(10).join(stdout[:SHOWN_LINES]))}</pre></details>")
         ending = program_ending(program).removesuffix(", its stderr ends:").removesuffix(":")
-        parts.append(f'<div class="program {status}" data-client="{escape(client.client)}">'
+        parts.append(f'<div class="program {client.status}" data-client="{escape(client.client)}">'
                      f"<h3>{escape(client.client)}</h3><p><code>{escape(command_line(program.argv))}</code></p>"
                      f"<p>{escape(ending)}</p>{''.join(streams)}</div>")
     if not parts:
