@@ -127,6 +127,7 @@ def run_session(
     max_poem_bytes: int = DEFAULT_MAX_POEM_BYTES,
     observer: Observer | None = None,
     timeline: bool | None = False,
+    on_unfinished: Callable[[dict[str, Any]], None] | None = None,
 ) -> Outcome:
     """Run the scenario at ``scenario_path`` ``repeat`` times and write ``outputs``.
 
@@ -140,7 +141,9 @@ def run_session(
     arrives (a live display). ``timeline``: the caller draws the timeline (True), does not
     (False), or does for a small run (None, see netsim.views.timeline.wanted); a timeline,
     like ``--json``, ``--html``, ``--trace`` and the event logs, has every arrival and
-    emission recorded. Raises ValueError for ``repeat`` < 1.
+    emission recorded. A run that does not finish (a RunError, or stopped) gives
+    ``on_unfinished`` the JSON result ``--json`` gets, with the client models measured
+    before it stopped, before the error goes on. Raises ValueError for ``repeat`` < 1.
     """
     from netsim.runner import select_clients
     from netsim.views.timeline import wanted
@@ -204,16 +207,21 @@ def run_session(
         except RunError as error:
             message = str(error) + (" (this is a bug in the client model)"
                                     if isinstance(error, ClientCrashError) else "")
+            unfinished = _unfinished(scenario.name, time_scale, str(error), finished)
             for failure in _write_unfinished(outputs, tracer, scenario.name, str(scenario_path),
-                                             str(error), message, time_scale=time_scale, runs=finished):
+                                             unfinished, message):
                 error.add_note(failure)
+            if on_unfinished is not None:
+                on_unfinished(json.loads(unfinished))
             raise
         except (KeyboardInterrupt, Exception) as error:  # stopped, or a bug: exit 130/143 or 3
             # Best effort: the error is what the user hears of.
             why = ("stopped before it finished (Ctrl-C or SIGTERM)" if isinstance(error, KeyboardInterrupt)
                    else f"unexpected {type(error).__name__}: {error} (a bug in netsim)")
-            _write_unfinished(outputs, tracer, scenario.name, str(scenario_path), why, why,
-                              time_scale=time_scale, runs=finished)
+            unfinished = _unfinished(scenario.name, time_scale, why, finished)
+            _write_unfinished(outputs, tracer, scenario.name, str(scenario_path), unfinished, why)
+            if on_unfinished is not None:
+                on_unfinished(json.loads(unfinished))
             raise
         finally:
             if log is not None:
@@ -547,17 +555,14 @@ def _report_invalid(outputs: Outputs, scenario_path: str | Path, error: Scenario
 
 
 def _write_unfinished(outputs: Outputs, tracer: TraceRecorder | None, scenario: str, scenario_file: str,
-                      why: str, junit_message: str, *, time_scale: float,
-                      runs: Sequence[tuple[int | None, RunResult]] = ()) -> list[str]:
+                      unfinished: str, junit_message: str) -> list[str]:
     """A run that did not finish (it could not be carried out, was stopped, or met a bug)
     still leaves a JUnit report for CI to show, its trace up to where it stopped (what
-    happened before a timeout or a crash is what its reader wants to see), and a JSON
-    result that says it did not pass and ``why``, with the client models' ``runs`` that
-    were measured (not judged), each in place of whatever an earlier run left there.
-    An HTML report draws that result, as ``netsim report`` would, under a banner saying
-    why it is not whole. Returns what could not be written."""
+    happened before a timeout or a crash is what its reader wants to see), and its JSON
+    result, ``unfinished`` (see _unfinished), each in place of whatever an earlier run
+    left there. An HTML report draws that result, as ``netsim report`` would, under a
+    banner saying why it is not whole. Returns what could not be written."""
     writes: list[tuple[str, Path, str]] = []
-    unfinished = _unfinished(scenario, time_scale, why, runs)
     if outputs.json is not None:
         writes.append(("--json", outputs.json, unfinished))
     if outputs.html is not None:

@@ -82,8 +82,10 @@ def lines(picture: Picture, width: int) -> list[Text]:
     if len(drawn) < len(picture.clients):  # a summary's captions: "peak 10000 per 300.8ms"
         info_width = max(info_width, SUMMARY_INFO)
     axis = Axis(picture.span, max(width - label_width - info_width, MIN_AXIS))
-    out = [Text("timeline: scenario seconds since each client model started", style="bold"),
-           Text(" " * label_width) + axis.labels(),
+    out = [Text("timeline: scenario seconds since each client model started", style="bold")]
+    if picture.error is not None:
+        out.append(Text("(the run did not finish: what finished before it stopped)", style="dim"))
+    out += [Text(" " * label_width) + axis.labels(),
            Text(" " * label_width) + axis.ruler()]
     for client in picture.clients:
         out.append(_heading(client))
