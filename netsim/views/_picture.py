@@ -242,6 +242,16 @@ def seconds_label(seconds: float, unit: float) -> str:
     return f"{seconds * 1e6:g}µs"
 
 
+def count_label(count: int) -> str:
+    """A count in five characters at most: ``980``, ``9.1k``, ``14.8k``, ``148k``, ``1.5M``."""
+    if count < 1000:
+        return str(count)
+    # (From 999,500 on, "1M": "1000k" would take a sixth character.)
+    value, unit = (count / 1e6, "M") if count >= 999_500 else (count / 1e3, "k")
+    text = f"{value:.1f}" if round(value, 1) < 100 else f"{value:.0f}"
+    return text.removesuffix(".0") + unit
+
+
 def picture_of(data: object) -> Picture:
     """Read a JSON result (already parsed) into a Picture.
 

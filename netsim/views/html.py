@@ -27,6 +27,7 @@ from netsim.views._picture import (
     Picture,
     ResultFormatError,
     Row,
+    count_label,
     cut,
     picture_of,
     seconds_label,
@@ -44,6 +45,11 @@ INFO = 150  # its duration and ending, right of it
 PLOT = WIDTH - LABEL - INFO
 AXIS = 30  # the time labels above the rows
 SUMMARY_ROW = 70  # each chart of a summarised run
+# A lateness histogram's geometry: each bin wide enough for its count ("14.8k", 12px text)
+# above its bar and its bound ("500µs", 10px) below, side by side with the next bin's.
+HISTOGRAM_WIDTH = 340
+HISTOGRAM_MARGIN = 10
+HISTOGRAM_STEP = 50
 
 STYLE = """
 :root { --ink: #1f2933; --muted: #667085; --line: #d0d5dd; --bg: #ffffff; --panel: #f8f9fb;
@@ -101,8 +107,7 @@ ul.changes { margin: 4px 0 0; padding-left: 18px; color: var(--muted); font-size
 .legend { display: flex; flex-wrap: wrap; gap: 18px; color: var(--muted); font-size: 13px;
   margin: 6px 0 4px; }
 .legend svg { width: 26px; height: 14px; display: inline-block; vertical-align: middle; }
-.histograms { display: grid; grid-template-columns: repeat(auto-fill, minmax(min(330px, 100%), 1fr));
-  gap: 12px 28px; }
+.histograms { display: grid; gap: 12px 28px; }
 @media (max-width: 600px) { body { padding: 16px 14px 32px; } }
 .warnings li, .unfinished { color: var(--fail); }
 .unfinished { font-weight: 600; }
@@ -266,10 +271,13 @@ def _histograms(picture: Picture) -> str:
               if count]
     shown = range(max(min(filled) - 1, 0), max(filled) + 2) if filled else range(0)
     charts = [_histogram_svg(client, shown) for client in picture.clients]
+    # Each chart's column as wide as its bins need, so that its labels keep their size.
+    columns = f"repeat(auto-fill, minmax(min({_histogram_width(len(shown))}px, 100%), 1fr))"
     return ('<section id="lateness"><h2>Server lateness</h2>'
             '<p class="muted">How late the servers sent their chunks against the schedule, in each client '
             "model's run (scenario time): a bar counts the chunks up to its bound and above the one "
-            f'before it.</p><div class="histograms">{"".join(charts)}</div></section>')
+            f'before it.</p><div class="histograms" style="grid-template-columns: {columns}">'
+            f'{"".join(charts)}</div></section>')
 
 
 def _expectations(picture: Picture) -> str:
@@ -540,35 +548,37 @@ def _series(values: Sequence[float], peak: float, width: float, scale: _Scale, t
     return "".join(columns)
 
 
+def _histogram_width(bins: int) -> int:
+    """How wide (SVG units, drawn at 1:1 where the page has room) each histogram is for ``bins``
+    bins: room for every bin's labels side by side, at least HISTOGRAM_WIDTH."""
+    return max(HISTOGRAM_WIDTH, 2 * HISTOGRAM_MARGIN + bins * HISTOGRAM_STEP)
+
+
 def _histogram_svg(client: ClientPicture, shown: range) -> str:
     bins = [client.lateness_bins[index] for index in shown if index < len(client.lateness_bins)]
     title = f"<h3>{escape(client.client)}</h3>"
     if not any(count for _, count in bins):
         return f'<div data-client="{escape(client.client)}">{title}<p class="muted">no chunk sent</p></div>'
-    width, base = 340, 118
-    step = (width - 20) / len(bins)
-    # Bin labels are up to 30 units wide: where the bins leave less room, they are slanted.
-    slanted = step < 40
-    height = 170 if slanted else 150
+    width, base, height = _histogram_width(len(bins)), 118, 140
+    step = (width - 2 * HISTOGRAM_MARGIN) / len(bins)
     peak = max(count for _, count in bins)
-    parts = [f'<div data-client="{escape(client.client)}">{title}<svg viewBox="0 0 {width} {height}" '
-             f'role="img" aria-label="lateness of {escape(client.client)}">']
+    # Its labels keep a readable size: on a narrow screen it scrolls sideways rather than shrink.
+    parts = [f'<div data-client="{escape(client.client)}">{title}<div class="scroll">'
+             f'<svg viewBox="0 0 {width} {height}" '
+             f'style="min-width: {width * 0.8:.0f}px; max-width: {width * 1.25:.0f}px" role="img" '
+             f'aria-label="lateness of {escape(client.client)}">']
     for index, (upper, count) in enumerate(bins):
-        x = 10 + index * step
+        x = HISTOGRAM_MARGIN + index * step
         tall = count / peak * (base - 18)
         label = "more" if math.isinf(upper) else seconds_label(upper, upper)
         parts.append(f'<rect x="{x + 2:.1f}" y="{base - tall:.1f}" width="{step - 4:.1f}" '
-                     f'height="{tall:.1f}" class="hist"><title>{count} chunks up to {escape(label)}'
+                     f'height="{tall:.1f}" class="hist"><title>{count:,} chunks up to {escape(label)}'
                      "</title></rect>")
         if count:
             parts.append(f'<text x="{x + step / 2:.1f}" y="{base - tall - 4:.1f}" text-anchor="middle" '
-                         f'class="tick">{count}</text>')
-        if slanted:
-            parts.append(f'<text x="{x + step / 2 + 3:.1f}" y="{base + 12}" text-anchor="end" class="tick" '
-                         f'font-size="10" transform="rotate(-40 {x + step / 2 + 3:.1f} {base + 12})">'
-                         f"{escape(label)}</text>")
-        else:
-            parts.append(f'<text x="{x + step / 2:.1f}" y="{base + 14}" text-anchor="middle" class="tick" '
-                         f'font-size="10">{escape(label)}</text>')
-    parts.append(f'<line x1="10" y1="{base}" x2="{width - 10}" y2="{base}" class="grid"/></svg></div>')
+                         f'class="tick count">{count_label(count)}</text>')
+        parts.append(f'<text x="{x + step / 2:.1f}" y="{base + 14}" text-anchor="middle" class="tick bound" '
+                     f'font-size="10">{escape(label)}</text>')
+    parts.append(f'<line x1="{HISTOGRAM_MARGIN}" y1="{base}" x2="{width - HISTOGRAM_MARGIN}" y2="{base}" '
+                 'class="grid"/></svg></div></div>')
     return "".join(parts)
