@@ -188,7 +188,7 @@ def test_a_line_cut_to_a_narrow_terminal_ends_with_an_ellipsis(demo: dict[str, A
 
 
 def test_a_long_server_name_is_cut_and_every_row_keeps_its_end(demo: dict[str, Any]) -> None:
-    """A 64-character server name is cut with "…" in the timeline's labels, so that at 80
+    """A 64-character server name loses its middle to "…" in the timeline's labels, so that at 80
     columns every row still shows its duration and how it ended."""
     result = json.loads(json.dumps(demo["result"]))
     long_name = "the-primary-authoritative-poetry-server-of-the-eastern-district-1"
@@ -200,7 +200,7 @@ def test_a_long_server_name_is_cut_and_every_row_keeps_its_end(demo: dict[str, A
     assert max(len(line) for line in text.splitlines()) <= 80
     rows = connection_rows(text)
     assert len(rows) == 6 and all(row.rstrip().endswith("eof") for row in rows)
-    assert any("#1 the-primary-author…" in row for row in rows)
+    assert any("#1 the-prima…istrict-1" in row for row in rows)
 
 
 def test_the_timeline_has_colour_only_when_asked(demo: dict[str, Any]) -> None:
@@ -526,13 +526,26 @@ def test_a_connection_that_is_not_intact_says_how(demo: dict[str, Any], received
 
 
 def test_a_long_label_is_cut_to_stay_out_of_the_plot(demo: dict[str, Any]) -> None:
-    """A server name longer than the label column is cut with an ellipsis in the HTML
-    timeline, and given whole in the label's title (shown on hover)."""
+    """A server name longer than the label column loses its middle to an ellipsis in the HTML
+    timeline, and is given whole in the label's title (shown on hover)."""
     data = copy.deepcopy(demo["result"])
     name = "a-server-whose-name-runs-on-and-on"
     data["runs"][0]["connections"][0]["server"] = name
     page = html_report(data)
-    assert f"<title>#1 {name}</title>#1 a-server-whose…</text>" in page
+    assert f"<title>#1 {name}</title>#1 a-server…and-on</text>" in page
+
+
+def test_long_names_that_differ_at_their_end_stay_apart(demo: dict[str, Any]) -> None:
+    """Two long server names alike but for their last character keep it in the terminal's and the
+    HTML's labels, where both read `#1 a-really-long-serv…`."""
+    data = copy.deepcopy(demo["result"])
+    first, second = "a-really-long-server-name-chr", "a-really-long-server-name-ch2"
+    for conn, name in zip(data["runs"][0]["connections"], (first, second, first), strict=False):
+        conn["server"] = name
+    rows = connection_rows(render(picture_of(data), width=100))
+    assert [row[:24] for row in rows[:2]] == ["  #1 a-really-…-name-chr", "  #2 a-really-…-name-ch2"]
+    labels = re.findall(r"</title>(#\d a[^<]*)</text>", html_report(data))
+    assert labels[:2] == ["#1 a-really…me-chr", "#2 a-really…me-ch2"]
 
 
 def test_a_connection_its_server_never_saw_says_so(demo: dict[str, Any]) -> None:

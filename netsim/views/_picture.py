@@ -218,9 +218,13 @@ class Picture:
         return max((client.end for client in self.clients), default=0.0)
 
 
-def cut(text: str, width: int) -> str:
-    """``text``, cut to ``width`` characters with "…" when it is longer."""
-    return text if len(text) <= width else text[:width - 1] + "…"
+def elide(text: str, width: int) -> str:
+    """``text`` in ``width`` characters, with "…" in place of its middle when it is longer: names
+    that differ only at their end (``server-1``, ``server-2``) stay apart."""
+    if len(text) <= width:
+        return text
+    tail = (width - 1) * 2 // 5
+    return text[:width - 1 - tail] + "…" + text[len(text) - tail:]
 
 
 def ticks(span: float, most: int) -> list[float]:

@@ -28,7 +28,7 @@ from netsim.views._picture import (
     ResultFormatError,
     Row,
     count_label,
-    cut,
+    elide,
     picture_of,
     seconds_label,
     ticks,
@@ -40,7 +40,7 @@ HTML_ROWS = 100
 # The timeline's geometry, in SVG units (the picture scales to the page's width).
 WIDTH = 1100
 LABEL = 130  # the connection's label, left of the plot
-LABEL_CHARS = 18  # what fits of it at the font's size; a longer one is cut (whole on hover)
+LABEL_CHARS = 18  # what fits of it at the font's size; a longer one loses its middle (whole on hover)
 INFO = 150  # its duration and ending, right of it
 PLOT = WIDTH - LABEL - INFO
 AXIS = 30  # the time labels above the rows
@@ -399,8 +399,8 @@ def _rows_svg(client: ClientPicture, span: float) -> str:
 
 
 def _label(text: str, y: float) -> str:
-    """A row's label, cut to LABEL_CHARS so that it stays out of the plot; whole in its title."""
-    shown = cut(text, LABEL_CHARS)
+    """A row's label, elided to LABEL_CHARS so that it stays out of the plot; whole in its title."""
+    shown = elide(text, LABEL_CHARS)
     title = f"<title>{escape(text)}</title>" if shown != text else ""
     return f'<text x="6" y="{y}">{title}{escape(shown)}</text>'
 

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from netsim._units import format_duration
-from netsim.views._picture import ClientPicture, Picture, Row, cut, seconds_label, ticks
+from netsim.views._picture import ClientPicture, Picture, Row, elide, seconds_label, ticks
 
 if TYPE_CHECKING:
     from rich.text import Text
@@ -30,7 +30,7 @@ AUTO_CONNECTIONS = 50
 MIN_AXIS = 20  # columns: narrower than this, a timeline says nothing
 # Room after a summary's sparklines for their captions, the longest "  peak 10000 per 300.8ms".
 SUMMARY_INFO = 26
-MAX_LABEL = 24  # columns of a row's label ("  #1 a"): a longer server name is cut with "…"
+MAX_LABEL = 24  # columns of a row's label ("  #1 a"): a longer one loses its middle to "…"
 LEVELS = " ▁▂▃▄▅▆▇█"  # a sparkline's heights, from nothing to the peak
 
 # What each mark is, and its style.
@@ -208,7 +208,7 @@ def _heading(client: ClientPicture) -> Text:
 def _row(row: Row, client: ClientPicture, axis: Axis, label_width: int) -> Text:
     from rich.text import Text
 
-    line = Text(cut(f"  {row.label}", label_width - 1).ljust(label_width))
+    line = Text(elide(f"  {row.label}", label_width - 1).ljust(label_width))
     if not row.drawn:
         line.append(f"({row.why_not_drawn})", style="dim")
         return line
