@@ -562,6 +562,35 @@ def test_a_connection_its_server_never_saw_says_so(demo: dict[str, Any]) -> None
     assert "(no course recorded: a result from an older netsim)" in render(picture_of(missing), width=100)
 
 
+def test_the_words_of_a_connection_that_never_happened_stay_clear_of_its_ideal_course(
+        write_scenario: ScenarioWriter, tmp_path: Path) -> None:
+    """A program that could not be started made no connection: its row's words begin past its
+    dotted ideal course and the ideal end's line (where they overflowed both), on a halo that
+    keeps the grid's lines out of them."""
+    path = write_scenario("""\
+netsim: 1
+name: nocmd
+servers:
+  - {name: a, poem: "one\\ntwo\\n", delay: 100ms}
+  - {name: b, poem: "one\\ntwo\\n", delay: 500ms}
+clients:
+  - {model: command, name: ghost, run: [./does-not-exist, "{ports}"]}
+  - {model: select, targets: [b]}  # 1 s: the shared axis goes on past ghost's ideal
+""")
+    result = tmp_path / "result.json"
+    run_session(path, time_scale=SCALE, outputs=Outputs(json=result))
+    page = html_report(json.loads(result.read_text()))
+    row = re.search(r'<g class="row" data-client="ghost" data-conn="1".*?</g>', page)
+    assert row is not None
+    ghost = re.search(r'<rect x="([\d.]+)" [^>]*width="([\d.]+)"[^>]*class="ghost"', row[0])
+    note = re.search(r'<text x="([\d.]+)"[^>]*class="tick note">missing: its server saw no connection</text>',
+                     row[0])
+    ideal = re.search(r'<line x1="([\d.]+)"[^>]*class="ideal"', page)
+    assert ghost is not None and note is not None and ideal is not None
+    assert float(note[1]) > float(ghost[1]) + float(ghost[2]) and float(note[1]) > float(ideal[1])
+    assert re.search(r"svg \.note \{ paint-order: stroke; stroke: var\(--bg\)", page)
+
+
 # --- the HTML report ------------------------------------------------------------------------------
 
 

@@ -45,6 +45,7 @@ INFO = 150  # its duration and ending, right of it
 PLOT = WIDTH - LABEL - INFO
 AXIS = 30  # the time labels above the rows
 SUMMARY_ROW = 70  # each chart of a summarised run
+TEXT_UNITS = 7  # what a character of 12px text takes, about (wider than most)
 # A lateness histogram's geometry: each bin wide enough for its count ("14.8k", 12px text)
 # above its bar and its bound ("500µs", 10px) below, side by side with the next bin's.
 HISTOGRAM_WIDTH = 340
@@ -87,6 +88,7 @@ svg { width: 100%; height: auto; display: block; }
 svg text { font: 12px system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif;
   fill: var(--ink); }
 svg .tick { fill: var(--muted); }
+svg .note { paint-order: stroke; stroke: var(--bg); stroke-width: 4px; stroke-linejoin: round; }
 svg .grid { stroke: #eaecf0; }
 svg .bar { fill: #d1e9ff; stroke: var(--conn); }
 svg .connecting { stroke: var(--conn); stroke-dasharray: 3 2; }
@@ -412,14 +414,18 @@ def _row_svg(conn: Row, client: ClientPicture, scale: _Scale, top: float, height
     parts = [f'<g class="row" data-client="{escape(client.client)}" data-conn="{conn.conn}" '
              f'data-ending="{escape(ending)}">',
              _label(f"#{conn.conn} {conn.server}", middle + 4)]
+    ideal_end = float(LABEL)  # where its ideal course ends, if it has one
     if not (math.isnan(conn.ideal_start) or math.isnan(conn.ideal_end)):
-        x0, x1 = scale.x(conn.ideal_start), scale.x(conn.ideal_end)
-        parts.append(f'<rect x="{x0}" y="{middle - bar / 2 - 3}" width="{max(x1 - x0, 1)}" '
+        x0, ideal_end = scale.x(conn.ideal_start), scale.x(conn.ideal_end)
+        parts.append(f'<rect x="{x0}" y="{middle - bar / 2 - 3}" width="{round(max(ideal_end - x0, 1), 2)}" '
                      f'height="{bar + 6}" class="ghost"><title>ideal: {duration_text(conn.ideal_start)} to '
                      f"{duration_text(conn.ideal_end)}</title></rect>")
     if not conn.drawn:
-        parts.append(f'<text x="{LABEL + 4}" y="{middle + 4}" class="tick">'
-                     f"{escape(conn.why_not_drawn)}</text></g>")
+        # Why there is no course, after the ideal one where it fits there (in it, else); its halo
+        # keeps the lines it crosses (the ideal end) out of its words.
+        why = conn.why_not_drawn
+        x = ideal_end + 6 if ideal_end + 6 + len(why) * TEXT_UNITS <= LABEL + PLOT else LABEL + 4
+        parts.append(f'<text x="{x}" y="{middle + 4}" class="tick note">{escape(why)}</text></g>')
         return "".join(parts)
     end = conn.end if not math.isnan(conn.end) else client.elapsed
     never = conn.never_connected  # connecting all along: no bar
