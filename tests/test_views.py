@@ -17,6 +17,7 @@ import pytest
 
 from netsim._measure import activity_of, measure
 from netsim.events import BytesReceived, ChunkSent, ClientFinished, ClientStarted, ConnStarted, EofReceived
+from netsim.report import duration_text
 from netsim.results import KEPT_CONNECTIONS, KEPT_POINTS, LATENESS_BINS, ConnectionResult, histogram
 from netsim.session import Outputs, run_session
 from netsim.views._picture import MAX_ROWS, ResultFormatError, picture_of
@@ -630,6 +631,80 @@ def test_a_large_run_is_a_summary_in_the_report(demo: dict[str, Any]) -> None:
     page = html_report(with_connections(demo["result"], HTML_ROWS + 1))
     assert page.count('<g class="row" data-client="blocking"') == 0
     assert page.count('<g class="summary" data-client="blocking"') == 3
+
+
+def test_the_legend_explains_a_summarys_series_where_one_is_drawn(demo: dict[str, Any]) -> None:
+    """A run drawn as a summary over time adds the legend's entries for its three series; with every
+    run summarised, the per-connection marks none of them draws are left out; without one, none."""
+    from netsim.views.html import HTML_ROWS
+
+    def legend(result: dict[str, Any]) -> str:
+        page = html_report(result)
+        start = page.index('<div class="legend">')
+        return page[start:page.index("</div>", start)]
+
+    series = ("connections open", "arrivals in each slice",
+              "the servers&#x27; lateness, the most in each slice")
+    assert not any(name in legend(demo["result"]) for name in series)
+    mixed = legend(with_connections(demo["result"], HTML_ROWS + 1))
+    assert all(name in mixed for name in series) and "bytes arrived" in mixed  # select has rows
+    alone = with_connections(demo["result"], HTML_ROWS + 1)
+    alone["runs"] = alone["runs"][:1]
+    summarised = legend(alone)
+    assert all(name in summarised for name in series) and "bytes arrived" not in summarised
+    assert "ideal end" in summarised
+
+
+def contrast(one: str, other: str) -> float:
+    """WCAG's contrast ratio of two colours (#rrggbb)."""
+    def luminance(colour: str) -> float:
+        channels = [int(colour[index:index + 2], 16) / 255 for index in (1, 3, 5)]
+        red, green, blue = (value / 12.92 if value <= 0.03928 else ((value + 0.055) / 1.055) ** 2.4
+                            for value in channels)
+        return 0.2126 * red + 0.7152 * green + 0.0722 * blue
+    high, low = sorted((luminance(one), luminance(other)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def test_the_reports_marks_keep_three_to_one_against_what_they_are_drawn_on(demo: dict[str, Any]) -> None:
+    """WCAG's non-text contrast: an arrival against a connection's bar, the ideal's marks and the
+    lateness bars against the page, 3:1 at least; and lateness no longer wears the ideal's colour."""
+    page = demo["html"]
+    colours = dict(re.findall(r"--([a-z]+): (#[0-9a-f]{6})", page))
+    bar = re.search(r"svg \.bar \{ fill: (#[0-9a-f]{6});", page)
+    assert bar is not None
+    assert contrast(colours["arrival"], bar[1]) >= 3
+    assert contrast(colours["ideal"], colours["bg"]) >= 3 and contrast(colours["late"], colours["bg"]) >= 3
+    assert colours["late"] != colours["ideal"]
+    assert "svg .late { fill: var(--late); }" in page
+    assert "opacity" not in page[page.index("svg .ghost"):][:80]  # (which faded the ideal's course)
+
+
+def test_a_run_stopped_before_any_model_finished_draws_no_empty_sections(demo: dict[str, Any]) -> None:
+    """Nothing finished: no summary, timelines or lateness sections with nothing in them."""
+    result = copy.deepcopy(demo["result"])
+    result.update(passed=False, error="stopped before it finished (Ctrl-C or SIGTERM)", runs=[])
+    page = html_report(result)
+    for section in ("summary", "timelines", "lateness"):
+        assert f'<section id="{section}">' not in page
+        assert f'<section id="{section}">' in demo["html"]
+    assert '<section id="expectations">' in page
+
+
+def test_each_picture_says_what_it_shows_to_a_screen_reader(demo: dict[str, Any]) -> None:
+    """Each SVG's aria-label summarises it: connections, elapsed and ideal; a summary's peak; a
+    histogram's chunks and lateness."""
+    from netsim.views.html import HTML_ROWS
+
+    blocking = run_of(demo["result"], "blocking")
+    page = demo["html"]
+    assert re.search(r'aria-label="timeline of blocking: 3 connections, elapsed [0-9.]+s, ideal 12\.000s"',
+                     page)
+    p99 = duration_text(blocking["lateness"]["p99"])
+    assert f'aria-label="lateness of blocking: 12 chunks, p99 {p99}, max ' in page
+    summary = html_report(with_connections(demo["result"], HTML_ROWS + 1))
+    assert re.search(r'aria-label="summary over time of blocking: 101 connections, elapsed [0-9.]+s, '
+                     r'ideal 12\.000s, at most \d+ open at once"', summary)
 
 
 # --- the trace ----------------------------------------------------------------------------------------

@@ -53,9 +53,11 @@ HISTOGRAM_MARGIN = 10
 HISTOGRAM_STEP = 50
 
 STYLE = """
+/* Marks keep 3:1 against what they are drawn on (WCAG's non-text contrast): an arrival
+   against a bar's fill (#d1e9ff, 3.6:1), the ideal's orange against the page (4.5:1). */
 :root { --ink: #1f2933; --muted: #667085; --line: #d0d5dd; --bg: #ffffff; --panel: #f8f9fb;
-  --pass: #12805c; --fail: #c4320a; --conn: #2e90fa; --arrival: #12b76a; --emission: #7a5af8;
-  --ideal: #f79009; --change: #c11574; }
+  --pass: #12805c; --fail: #c4320a; --conn: #2e90fa; --arrival: #08875a; --emission: #7a5af8;
+  --ideal: #b95e00; --late: #7a5af8; --change: #c11574; }
 * { box-sizing: border-box; }
 body { margin: 0; padding: 28px 36px 48px; color: var(--ink); background: var(--bg);
   font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; }
@@ -95,14 +97,14 @@ svg .connecting { stroke: var(--conn); stroke-dasharray: 3 2; }
 svg .arrival { fill: var(--arrival); stroke: #fff; stroke-width: .8; }
 svg .emission { fill: var(--emission); }
 svg .ideal { stroke: var(--ideal); stroke-width: 2; stroke-dasharray: 4 3; }
-svg .ghost { fill: none; stroke: var(--ideal); stroke-dasharray: 2 2; opacity: .8; }
+svg .ghost { fill: none; stroke: var(--ideal); stroke-dasharray: 2 2; }
 svg .end { stroke: var(--conn); stroke-width: 2; }
 svg .error { stroke: var(--fail); stroke-width: 2.4; }
 svg .failed { fill: var(--fail); }
 svg .area { fill: #d1e9ff; stroke: var(--conn); }
 svg .column { fill: var(--arrival); }
-svg .late { fill: var(--ideal); }
-svg .hist { fill: var(--emission); }
+svg .late { fill: var(--late); }
+svg .hist { fill: var(--late); }
 svg .change { stroke: var(--change); stroke-width: 1.5; stroke-dasharray: 6 3; }
 svg .change-mark { fill: var(--change); }
 ul.changes { margin: 4px 0 0; padding-left: 18px; color: var(--muted); font-size: 13px; }
@@ -182,6 +184,8 @@ _COLUMNS = ("client", "elapsed", "ideal", "overhead", "ttfb.p50", "bytes", "erro
 
 
 def _summary(picture: Picture) -> str:
+    if not picture.clients:  # a run that stopped before any client model finished
+        return ""
     rows = []
     for client in picture.clients:
         metric = client.metrics
@@ -226,6 +230,8 @@ def _spreads(picture: Picture) -> str:
 
 
 def _timelines(picture: Picture) -> str:
+    if not picture.clients:
+        return ""
     span = picture.span if picture.span > 0 else 1.0
     figures = []
     for client in picture.clients:
@@ -247,11 +253,14 @@ def _timelines(picture: Picture) -> str:
             f'</span></figcaption><div class="plot">{svg}</div>{_changes_list(client)}</figure>')
     return ('<section id="timelines"><h2>Timelines</h2>'
             '<p class="muted">Every client model on one axis: scenario seconds since it started.</p>'
-            f"{_legend()}{''.join(figures)}</section>")
+            f"{_legend(picture)}{''.join(figures)}</section>")
 
 
-def _legend() -> str:
-    items = [
+def _legend(picture: Picture) -> str:
+    """What each mark means: of a connection's row where one is drawn, of a summary's series
+    where one is."""
+    summarised = [client.summarised(HTML_ROWS) for client in picture.clients]
+    rows = [
         ('<rect x="1" y="4" width="24" height="7" class="bar"/>', "connection open"),
         ('<line x1="1" y1="7" x2="25" y2="7" class="connecting"/>', "connecting"),
         ('<path d="M9 1 L17 1 L13 7 Z" class="emission"/>', "server sent a chunk"),
@@ -259,9 +268,17 @@ def _legend() -> str:
         ('<line x1="13" y1="0" x2="13" y2="14" class="end"/>', "EOF"),
         ('<path d="M8 2 L18 12 M18 2 L8 12" class="error"/>', "error"),
         ('<rect x="1" y="3" width="24" height="9" class="ghost"/>', "ideal course"),
-        ('<line x1="13" y1="0" x2="13" y2="14" class="ideal"/>', "ideal end"),
-        ('<line x1="13" y1="0" x2="13" y2="14" class="change"/>', "a server changed"),
     ]
+    summaries = [
+        ('<path d="M1 13 L1 8 L9 8 L9 3 L17 3 L17 9 L25 9 L25 13 Z" class="area"/>', "connections open"),
+        ('<path d="M3 13 V6 H7 V13 Z M10 13 V2 H14 V13 Z M17 13 V8 H21 V13 Z" class="column"/>',
+         "arrivals in each slice"),
+        ('<path d="M3 13 V9 H7 V13 Z M10 13 V4 H14 V13 Z M17 13 V7 H21 V13 Z" class="late"/>',
+         "the servers' lateness, the most in each slice"),
+    ]
+    items = [*(rows if not all(summarised) else ()), *(summaries if any(summarised) else ()),
+             ('<line x1="13" y1="0" x2="13" y2="14" class="ideal"/>', "ideal end"),
+             ('<line x1="13" y1="0" x2="13" y2="14" class="change"/>', "a server changed")]
     return '<div class="legend">' + "".join(
         f'<span><svg viewBox="0 0 26 14" aria-hidden="true">{mark}</svg> {escape(text)}</span>'
         for mark, text in items) + "</div>"
@@ -272,6 +289,8 @@ def _histograms(picture: Picture) -> str:
     filled = [index for client in picture.clients for index, (_, count) in enumerate(client.lateness_bins)
               if count]
     shown = range(max(min(filled) - 1, 0), max(filled) + 2) if filled else range(0)
+    if not picture.clients:
+        return ""
     charts = [_histogram_svg(client, shown) for client in picture.clients]
     # Each chart's column as wide as its bins need, so that its labels keep their size.
     columns = f"repeat(auto-fill, minmax(min({_histogram_width(len(shown))}px, 100%), 1fr))"
@@ -388,7 +407,7 @@ def _rows_svg(client: ClientPicture, span: float) -> str:
     row = 26 if count <= 12 else 18 if count <= 40 else 12
     height = AXIS + row * max(count, 1) + 8
     parts = [f'<svg viewBox="0 0 {WIDTH} {height}" role="img" '
-             f'aria-label="timeline of {escape(client.client)}">', _axis(scale, height)]
+             f'aria-label="{escape(_described("timeline", client))}">', _axis(scale, height)]
     if not math.isnan(client.ideal):
         x = scale.x(client.ideal)
         parts.append(f'<line x1="{x}" y1="{AXIS - 4}" x2="{x}" y2="{height - 4}" class="ideal">'
@@ -398,6 +417,26 @@ def _rows_svg(client: ClientPicture, span: float) -> str:
     parts.append(_changes_svg(client, scale, height))
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _described(what: str, client: ClientPicture) -> str:
+    """A picture of ``client``'s run, said in words for those who cannot see it: ``timeline of
+    blocking: 3 connections, elapsed 12.040s, ideal 12.000s, 1 error``."""
+    facts = [client.counted, f"elapsed {duration_text(client.elapsed)}",
+             f"ideal {duration_text(client.ideal)}"]
+    failed = sum(row.error is not None for row in client.rows)
+    if failed:
+        facts.append(f"{failed} error{'s' * (failed != 1)}")
+    return f"{what} of {client.client}: {', '.join(facts)}"
+
+
+def _lateness_described(client: ClientPicture, bins: Sequence[tuple[float, int]]) -> str:
+    """A lateness histogram in words: ``lateness of select: 12 chunks, p99 1.2ms, max 2ms``."""
+    chunks = sum(count for _, count in bins)
+    facts = [f"{chunks:,} chunk{'s' * (chunks != 1)}"]
+    facts += [f"{name} {duration_text(client.metrics[f'lateness.{name}'])}" for name in ("p99", "max")
+              if not math.isnan(client.metrics.get(f"lateness.{name}", math.nan))]
+    return f"lateness of {client.client}: {', '.join(facts)}"
 
 
 def _label(text: str, y: float) -> str:
@@ -478,8 +517,11 @@ def _summary_svg(client: ClientPicture, span: float) -> str:
     scale = _Scale(span)
     activity = client.activity
     height = AXIS + 3 * SUMMARY_ROW + 8
+    most_open = max(activity.open, default=0) if activity is not None else 0
+    described = (_described("summary over time", client)
+                 + f", at most {most_open} open at once" * bool(most_open))
     parts = [f'<svg viewBox="0 0 {WIDTH} {height}" role="img" '
-             f'aria-label="summary of {escape(client.client)}">', _axis(scale, height)]
+             f'aria-label="{escape(described)}">', _axis(scale, height)]
     if activity is None or not activity.open:
         parts.append(f'<text x="{LABEL}" y="{AXIS + 20}" class="tick">no activity recorded</text></svg>')
         return "".join(parts)
@@ -572,7 +614,7 @@ def _histogram_svg(client: ClientPicture, shown: range) -> str:
     parts = [f'<div data-client="{escape(client.client)}">{title}<div class="scroll">'
              f'<svg viewBox="0 0 {width} {height}" '
              f'style="min-width: {width * 0.8:.0f}px; max-width: {width * 1.25:.0f}px" role="img" '
-             f'aria-label="lateness of {escape(client.client)}">']
+             f'aria-label="{escape(_lateness_described(client, bins))}">']
     for index, (upper, count) in enumerate(bins):
         x = HISTOGRAM_MARGIN + index * step
         tall = count / peak * (base - 18)
