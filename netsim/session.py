@@ -573,6 +573,7 @@ def _write_unfinished(outputs: Outputs, tracer: TraceRecorder | None, scenario: 
         junit = junit_error_xml(scenario, junit_message, file=scenario_file)
         writes.append(("--junit", outputs.junit, junit))
     if outputs.trace is not None and tracer is not None:
+        tracer.stopped()
         writes.append(("--trace", outputs.trace, tracer.text(scenario=scenario)))
     failures = []
     for flag, path, text in writes:

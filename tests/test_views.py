@@ -735,8 +735,9 @@ def test_the_trace_marks_each_change_of_the_servers_across_their_process(
     trace = tmp_path / "trace.json"
     run_session(path, time_scale=0.2, outputs=Outputs(trace=trace))
     records = json.loads(trace.read_text())["traceEvents"]
-    (changed,) = [record for record in records if record["name"] == "conditions_changed"]
+    (changed,) = [record for record in records if record.get("cat") == "conditions_changed"]
     assert (changed["ph"], changed["s"], changed["pid"]) == ("i", "p", 1)
+    assert changed["name"] == "a: delay 100ms" and changed["args"]["kind"] == "conditions_changed"
     # A phase counts from when the servers were ready; the trace, from the run's start.
     (listening,) = [record for record in records if record["name"] == "server_listening"]
     assert changed["ts"] - listening["ts"] == pytest.approx(500_000, abs=50_000)  # µs of scenario time
@@ -764,6 +765,52 @@ def test_the_trace_has_spans_arrivals_emissions_and_counters(demo: dict[str, Any
     blocking = spans[:3]
     assert blocking[0]["ts"] + blocking[0]["dur"] <= blocking[1]["ts"]  # in scenario µs: one after another
     assert blocking[2]["ts"] + blocking[2]["dur"] - blocking[0]["ts"] == pytest.approx(12e6, rel=0.1)
+
+
+def test_a_connections_span_is_written_before_the_handshake_it_holds(demo: dict[str, Any]) -> None:
+    """On every connection's track the whole connection's span comes before its `connecting` span,
+    which starts at the same time: chrome://tracing nests spans that start together in the order
+    it reads them."""
+    records = demo["trace"]["traceEvents"]
+    spans = [(index, record) for index, record in enumerate(records)
+             if record["ph"] == "X" and record["tid"] and record["name"] != "served"]
+    tracks = {(record["pid"], record["tid"]) for _, record in spans}
+    assert len(tracks) == 6
+    for track in tracks:
+        (whole_at, whole), (handshake_at, handshake) = [(index, record) for index, record in spans
+                                                        if (record["pid"], record["tid"]) == track]
+        assert whole["name"].endswith(": eof") and handshake["name"] == "connecting"
+        assert whole["ts"] == handshake["ts"] and whole["dur"] > handshake["dur"]
+        assert whole_at < handshake_at
+
+
+def test_a_timed_out_runs_trace_ends_what_was_open_where_it_stopped(write_scenario: ScenarioWriter,
+                                                                     tmp_path: Path) -> None:
+    """A connection to a blackhole, still open when --timeout stopped the run, is a span to the stop
+    (about the timeout after the client began) marked `stopped`, on both sides, not a bare
+    `connecting`; so is the client model's own span."""
+    from netsim._errors import RunTimeoutError
+
+    path = write_scenario("""\
+        netsim: 1
+        name: hung
+        servers: [{name: hole, poem: "a\\n", fault: {kind: blackhole}}]
+        clients: [select]
+        """)
+    trace = tmp_path / "trace.json"
+    with pytest.raises(RunTimeoutError):
+        run_session(path, timeout=0.5, outputs=Outputs(trace=trace))
+    records = json.loads(trace.read_text())["traceEvents"]
+    spans = {record["name"]: record for record in records if record["ph"] == "X"}
+    hung, model = spans["hole: open when the run stopped"], spans["select"]
+    served = spans["served (open when the run stopped)"]
+    assert hung["args"]["ending"] == model["args"]["ending"] == served["args"]["how"] == "stopped"
+    stopped = hung["ts"] + hung["dur"]
+    assert model["ts"] + model["dur"] == pytest.approx(stopped, abs=0.01)  # (µs, each rounded to ns)
+    assert served["ts"] + served["dur"] == pytest.approx(stopped, abs=0.01)
+    assert stopped - model["ts"] == pytest.approx(500_000, abs=100_000)  # µs: the timeout, from its start
+    assert spans["connecting"]["ts"] == hung["ts"]
+    assert records.index(hung) < records.index(spans["connecting"])
 
 
 def test_outputs_land_where_asked(demo: dict[str, Any]) -> None:
