@@ -914,6 +914,33 @@ def test_a_run_keeps_its_servers_changes_and_both_pictures_draw_them(
     assert "▼ server changed" in text
 
 
+def test_the_timeline_names_an_outage_among_more_changes_than_it_lists(write_scenario: ScenarioWriter,
+                                                                        tmp_path: Path) -> None:
+    """Past SHOWN_CHANGES changes, the ones listed in words are the outages first: a `down` with
+    reset that comes last, after seven changes of delay, is named (and the rest counted)."""
+    from netsim.views.timeline import SHOWN_CHANGES
+
+    delays = ", ".join(f"{{at: {100 * step}ms, delay: {100 + step}ms}}" for step in range(1, 8))
+    path = write_scenario(f"""\
+        netsim: 1
+        name: flappy
+        servers:
+          - name: a
+            poem: "1\\n2\\n3\\n4\\n5\\n6\\n7\\n8\\n9\\n"
+            delay: 100ms
+            phases: [{delays}, {{at: 800ms, down: {{reset: true}}}}]
+        clients: [asyncio]
+        """)
+    result = tmp_path / "result.json"
+    run_session(path, time_scale=0.2, outputs=Outputs(json=result))
+    text = render(picture_of(json.loads(result.read_text())), width=100)
+    said = [line for line in text.splitlines() if re.match(r"\s+▼ \S+  a: ", line)]
+    assert len(said) == SHOWN_CHANGES == 6
+    assert re.search(r"a: down, 1 reset \(phase 8\)$", said[-1])
+    assert "a: delay 101ms (phase 1)" in said[0]
+    assert "and 2 more" in text
+
+
 def test_a_run_without_changes_draws_none(demo: dict[str, Any]) -> None:
     """No change, no marks: the result's list is empty and neither picture has a change row."""
     assert all(run["changes"] == [] for run in demo["result"]["runs"])

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from netsim._units import format_duration
-from netsim.views._picture import ClientPicture, Picture, Row, elide, seconds_label, ticks
+from netsim.views._picture import Change, ClientPicture, Picture, Row, elide, seconds_label, ticks
 
 if TYPE_CHECKING:
     from rich.text import Text
@@ -45,7 +45,7 @@ ERROR = ("✕", "bold red")
 IDEAL = ("┊", "yellow")
 CHANGE = ("▼", "magenta")
 _EMPTY = (" ", "")
-SHOWN_CHANGES = 6  # a client model's server changes listed in words; the rest are counted
+SHOWN_CHANGES = 6  # a client model's server changes listed in words (outages first); the rest are counted
 LEGEND = ((START, "connect"), (ARRIVAL, "bytes arrived"), (EOF, "EOF"), (ERROR, "error"),
           (IDEAL, "ideal end"))
 
@@ -248,14 +248,29 @@ def _changes(client: ClientPicture, axis: Axis, label_width: int) -> list[Text]:
     line = Text("  servers".ljust(label_width))
     _append(line, cells)
     out = [line]
-    for change in client.changes[:SHOWN_CHANGES]:
+    shown = _worth_saying(client.changes, SHOWN_CHANGES)
+    for change in shown:
         said = Text(" " * label_width)
         said.append(CHANGE[0], style=CHANGE[1])
         said.append(f" {format_duration(change.t)}  {change.text}", style="dim")
         out.append(said)
-    if len(client.changes) > SHOWN_CHANGES:
-        out.append(Text(" " * label_width + f"  and {len(client.changes) - SHOWN_CHANGES} more", style="dim"))
+    if len(client.changes) > len(shown):
+        out.append(Text(" " * label_width + f"  and {len(client.changes) - len(shown)} more", style="dim"))
     return out
+
+
+def _worth_saying(changes: Sequence[Change], most: int) -> list[Change]:
+    """``most`` of ``changes`` in time order: a server going down, resetting connections or
+    failing to come up (what explains a run's errors) before its coming up, and that before
+    a change of conditions."""
+    def rank(change: Change) -> int:
+        what = change.what
+        if what.startswith(("down", "not up")) or what.endswith("reset"):
+            return 0
+        return 1 if what == "up" else 2
+
+    chosen = sorted(range(len(changes)), key=lambda index: (rank(changes[index]), index))[:most]
+    return [changes[index] for index in sorted(chosen)]
 
 
 def _summary(client: ClientPicture, axis: Axis, label_width: int) -> list[Text]:
