@@ -462,6 +462,22 @@ def test_a_repeated_runs_report_shows_the_spread_over_the_runs(demo: dict[str, A
             "<td>-1ms / +2ms / +250ms</td><td>300µs</td></tr>") in table  # signed, as the terminal
 
 
+def test_a_repeated_runs_report_gives_each_runs_seed(write_scenario: ScenarioWriter, tmp_path: Path) -> None:
+    """With --repeat and no seed given, each run draws its own: the header lists them, one per run,
+    not the first as if it drew them all again; with one seed for every run, it gives that one."""
+    path = write_scenario(demo_text(clients="select"))
+    result = tmp_path / "result.json"
+    run_session(path, repeat=2, time_scale=SCALE, outputs=Outputs(json=result))
+    data = json.loads(result.read_text())
+    first, second = (run["seed"] for run in data["repeat"]["results"])
+    assert first != second
+    page = html_report(data)
+    assert f"a seed per run: {first}, {second}" in page and f"seed {first}" not in page
+    run_session(path, repeat=2, time_scale=SCALE, seed=7, outputs=Outputs(json=result))
+    page = html_report(json.loads(result.read_text()))
+    assert "seed 7" in page and "a seed per run" not in page
+
+
 def test_a_repeated_runs_report_gives_the_verdicts_over_every_run(demo: dict[str, Any]) -> None:
     """With repeats, the report's verdicts are those over every run (held in 2 of 3: FAIL,
     with the median measured), not the first run's, and the header says so."""

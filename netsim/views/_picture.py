@@ -211,6 +211,7 @@ class Picture:
     source_file: str | None
     source_text: str | None
     error: str | None = None  # why the run did not finish (its `clients` are those that did)
+    seeds: tuple[int, ...] = ()  # with repeats, each run's seed, in order
 
     @property
     def span(self) -> float:
@@ -269,6 +270,7 @@ def picture_of(data: object) -> Picture:
     assert isinstance(source, Mapping)
     clients = tuple(_tallied(_client(run, f"runs[{index}]"), repeat) for index, run in enumerate(runs))
     compared = {other for client in clients for other in _compared_with(client)}
+    runs_of_repeat = (repeat.get("results") or ()) if isinstance(repeat, Mapping) else ()
     return Picture(
         scenario=_text(top, "scenario", "the result"),
         description=str(source.get("description") or ""),
@@ -281,6 +283,8 @@ def picture_of(data: object) -> Picture:
         source_file=source.get("file") if isinstance(source.get("file"), str) else None,
         source_text=source.get("text") if isinstance(source.get("text"), str) else None,
         error=str(top["error"]) if top.get("error") is not None else None,
+        seeds=tuple(result["seed"] for result in runs_of_repeat
+                    if isinstance(result, Mapping) and isinstance(result.get("seed"), int)),
     )
 
 

@@ -157,6 +157,9 @@ __all__ = ["ResultFormatError", "html_report"]
 # --- sections ---------------------------------------------------------------------------------
 
 
+SHOWN_SEEDS = 5  # of repeated runs' seeds, in the header (the JSON result keeps every one)
+
+
 def _header(picture: Picture) -> str:
     verdicts = [verdict for client in picture.clients for verdict in client.verdicts]
     held = sum(verdict.passed for verdict in verdicts)
@@ -168,7 +171,10 @@ def _header(picture: Picture) -> str:
         facts.append(f"{picture.repeat} runs (verdicts over them all, pictures of the first)")
     if picture.time_scale != 1:
         facts.append(f"time scale {picture.time_scale:g}")
-    if picture.seed is not None:
+    if len(set(picture.seeds)) > 1:  # each run drew its own: no one seed draws them all again
+        shown = ", ".join(str(seed) for seed in picture.seeds[:SHOWN_SEEDS])
+        facts.append(f"a seed per run: {shown}{', …' if len(picture.seeds) > SHOWN_SEEDS else ''}")
+    elif picture.seed is not None:
         facts.append(f"seed {picture.seed}")
     badge = "PASSED" if picture.passed else "FAILED"
     description = f"<p>{escape(picture.description.strip())}</p>" if picture.description.strip() else ""
