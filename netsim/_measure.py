@@ -313,11 +313,11 @@ def server_changes(events: Sequence[Event], started: float, time_scale: float) -
         changed.add(event.server)
         if first and isinstance(event, HandshakesHeld):
             continue
-        changes.append(ServerChange((event.t - started) / time_scale, event.server, *_change_of(event)))
+        changes.append(ServerChange((event.t - started) / time_scale, event.server, *change_of(event)))
     return tuple(changes)
 
 
-def _change_of(event: Change) -> tuple[str, str]:
+def change_of(event: Change) -> tuple[str, str]:
     """What a server's change was, in a few words, and what made it (a phase, the control API)."""
     match event:
         case ConditionsChanged():

@@ -634,6 +634,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         from netsim.views.progress import LiveProgress
 
         progress = live = LiveProgress(progress, sys.stderr)
+    from netsim.views.timeline import wanted
+
+    stopped: list[dict[str, Any]] = []  # the JSON result of a run that did not finish
     try:
         outcome = run_session(
             args.scenario, repeat=args.repeat, clients=args.clients, time_scale=args.time_scale,
@@ -643,21 +646,27 @@ def cmd_run(args: argparse.Namespace) -> int:
             outputs=Outputs(json=args.json, junit=args.junit, save_baseline=args.save_baseline,
                             log_json=args.log_json, html=args.html, trace=args.trace),
             console=sys.stderr if args.verbose else None, progress=progress,
-            observer=None if live is None else live.observe, timeline=timeline)
+            observer=None if live is None else live.observe, timeline=timeline,
+            on_unfinished=stopped.append)
         unwritten = None
     except OutputError as error:
         if error.outcome is None:
             raise
         outcome, unwritten = error.outcome, error  # the run finished: its verdicts, then the error
+    except (Exception, KeyboardInterrupt):
+        if live is not None:  # its line off the terminal before the timeline comes
+            live.close()
+        # What finished before the run stopped is drawn as a finished run's timeline would be.
+        connections = sum(len(run.get("connections") or ()) for data in stopped for run in data["runs"])
+        if stopped and stopped[0]["runs"] and timeline is not False and wanted(timeline, connections):
+            _STDOUT.write("\n" + _timeline(stopped[0]))
+        raise
     finally:
         if live is not None:
             live.close()
     drawn = ""
-    if timeline is not False:
-        from netsim.views.timeline import wanted
-
-        if wanted(timeline, outcome.plan.connections):
-            drawn = _timeline(outcome.to_dict())
+    if timeline is not False and wanted(timeline, outcome.plan.connections):
+        drawn = _timeline(outcome.to_dict())
     report.conclude(outcome, _STDOUT, sys.stderr, quiet=args.quiet, timeline=drawn)
     if unwritten is not None:
         raise unwritten
@@ -668,9 +677,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     from netsim.session import report_session
 
     data = report_session(args.result, html=args.html)
-    if args.html is None and data.get("error"):  # nothing to draw: say why
-        print(f"{data.get('scenario')}: the run did not finish: {data['error']}", file=_STDOUT)
-    elif args.html is None:
+    if args.html is None and data.get("error"):  # said first: a timeline below is not the whole run
+        finished = "; what finished before is drawn below" if data["runs"] else ""
+        print(f"{data.get('scenario')}: the run did not finish: {data['error']}{finished}", file=_STDOUT)
+    if args.html is None and (data["runs"] or not data.get("error")):
         _STDOUT.write(_timeline(data))
     else:
         print(f"wrote {args.html}", file=_STDOUT)

@@ -127,7 +127,15 @@ class RepeatResult:
 
     @property
     def warnings(self) -> list[str]:
-        return list(dict.fromkeys(warning for result in self.results for warning in result.warnings))
+        """Every run's warnings, once each; with several runs, each says which runs it came
+        from (``run 2 of 3: ...``): a busy machine in one run says nothing of the others."""
+        runs: dict[str, list[int]] = {}
+        for number, result in enumerate(self.results, start=1):
+            for warning in result.warnings:
+                runs.setdefault(warning, []).append(number)
+        if self.count == 1:
+            return list(runs)
+        return [f"{_which_runs(numbers, self.count)}: {warning}" for warning, numbers in runs.items()]
 
     def client(self, label: str) -> ClientTally:
         for client in self.clients:
@@ -153,6 +161,16 @@ class RepeatResult:
             "results": [result.to_dict() for result in self.results],
         }
         return data
+
+
+def _which_runs(numbers: Sequence[int], count: int) -> str:
+    """``run 2 of 3``, ``runs 1 and 3 of 3``, ``every one of 3 runs``."""
+    if len(numbers) == count:
+        return f"every one of {count} runs"
+    if len(numbers) == 1:
+        return f"run {numbers[0]} of {count}"
+    listed = ", ".join(str(number) for number in numbers[:-1])
+    return f"runs {listed} and {numbers[-1]} of {count}"
 
 
 def repeat_scenario(

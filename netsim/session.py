@@ -136,6 +136,7 @@ def run_session(
     max_poem_bytes: int = DEFAULT_MAX_POEM_BYTES,
     observer: Observer | None = None,
     timeline: bool | None = False,
+    on_unfinished: Callable[[dict[str, Any]], None] | None = None,
 ) -> Outcome:
     """Run the scenario at ``scenario_path`` ``repeat`` times and write ``outputs``.
 
@@ -151,7 +152,9 @@ def run_session(
     arrives (a live display). ``timeline``: the caller draws the timeline (True), does not
     (False), or does for a small run (None, see netsim.views.timeline.wanted); a timeline,
     like ``--json``, ``--html``, ``--trace`` and the event logs, has every arrival and
-    emission recorded. Raises ValueError for ``repeat`` < 1.
+    emission recorded. A run that does not finish (a RunError, or stopped) gives
+    ``on_unfinished`` the JSON result ``--json`` gets, with the client models measured
+    before it stopped, before the error goes on. Raises ValueError for ``repeat`` < 1.
     """
     from netsim.runner import select_clients
     from netsim.views.timeline import wanted
@@ -227,7 +230,8 @@ def run_session(
             message = str(error) + (" (this is a bug in the client model)"
                                     if isinstance(error, ClientCrashError) else "")
             for failure in _write_unfinished(outputs, tracer, scenario, origin, str(error), message,
-                                             time_scale=time_scale, runs=finished, seed=seeded[0]):
+                                             time_scale=time_scale, runs=finished, seed=seeded[0],
+                                             on_unfinished=on_unfinished):
                 error.add_note(failure)
             _tell_unfinished(progress, seeded[0])
             raise
@@ -238,7 +242,8 @@ def run_session(
                    if isinstance(error, KeyboardInterrupt)
                    else f"unexpected {type(error).__name__}: {error} (a bug in netsim)")
             _write_unfinished(outputs, tracer, scenario, origin, why, why,
-                              time_scale=time_scale, runs=finished, seed=seeded[0])
+                              time_scale=time_scale, runs=finished, seed=seeded[0],
+                              on_unfinished=on_unfinished)
             _tell_unfinished(progress, seeded[0])
             raise
         finally:
@@ -582,7 +587,8 @@ def _report_invalid(outputs: Outputs, scenario_path: str | Path, error: Scenario
 def _write_unfinished(outputs: Outputs, tracer: TraceRecorder | None, scenario: Scenario,
                       source: tuple[str, str], why: str, junit_message: str, *, time_scale: float,
                       runs: Sequence[tuple[int | None, RunResult]] = (),
-                      seed: int | None = None) -> list[str]:
+                      seed: int | None = None,
+                      on_unfinished: Callable[[dict[str, Any]], None] | None = None) -> list[str]:
     """A run that did not finish (it could not be carried out, was stopped, or met a bug)
     still leaves a JUnit report for CI to show, its trace up to where it stopped (what
     happened before a timeout or a crash is what its reader wants to see), and a JSON
@@ -591,9 +597,11 @@ def _write_unfinished(outputs: Outputs, tracer: TraceRecorder | None, scenario: 
     That result has the ``seed`` of the run under way and the scenario's ``source`` (its
     file as the command named it, and its text), as a finished run's has. An HTML report
     draws it, as ``netsim report`` would, under a banner saying why it is not whole.
-    Returns what could not be written."""
+    ``on_unfinished`` is given that result. Returns what could not be written."""
     writes: list[tuple[str, Path, str]] = []
     unfinished = _unfinished(scenario, time_scale, why, runs, source=source, seed=seed)
+    if on_unfinished is not None:
+        on_unfinished(json.loads(unfinished))
     if outputs.json is not None:
         writes.append(("--json", outputs.json, unfinished))
     if outputs.html is not None:
@@ -604,6 +612,7 @@ def _write_unfinished(outputs: Outputs, tracer: TraceRecorder | None, scenario: 
         junit = junit_error_xml(scenario.name, junit_message, file=source[0])
         writes.append(("--junit", outputs.junit, junit))
     if outputs.trace is not None and tracer is not None:
+        tracer.stopped()
         writes.append(("--trace", outputs.trace, tracer.text(scenario=scenario.name)))
     failures = []
     for flag, path, text in writes:

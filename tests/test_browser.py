@@ -3,6 +3,9 @@ installs) renders it, and the tests read the DOM it rendered and take screenshot
 
 from __future__ import annotations
 
+import itertools
+import json
+import math
 import os
 import shutil
 import struct
@@ -84,7 +87,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     scenario = folder / "demo.yaml"
     scenario.write_text(demo_text(expect=EXPECT), encoding="utf-8")
     page = folder / "report.html"
-    run_session(scenario, time_scale=SCALE, outputs=Outputs(html=page))
+    run_session(scenario, time_scale=SCALE, outputs=Outputs(html=page, json=folder / "result.json"))
     return page
 
 
@@ -145,3 +148,48 @@ def test_the_timelines_text_stays_readable_at_every_width(report: Path, tmp_path
     assert 9.0 <= float(body["data-label"] or 0) <= 16.0
     # (Headless Chromium lays a page out 500 pixels wide at least, whatever the window.)
     assert int(body["data-page"] or 0) <= int(body["data-window"] or 0) <= max(width, 500)
+
+
+# Every histogram label's box, and its chart's: "left,right,top,bottom" each, ";" between labels.
+MEASURE_HISTOGRAMS = """<script>
+const boxes = [];
+for (const chart of document.querySelectorAll("#lateness svg")) {
+  const outer = chart.getBoundingClientRect();
+  document.body.dataset.chart = [outer.left, outer.right].map(v => v.toFixed(1)).join(",");
+  for (const text of chart.querySelectorAll("text")) {
+    const box = text.getBoundingClientRect();
+    boxes.push([text.classList.contains("count") ? "count" : "bound", box.left, box.right, box.top,
+                box.bottom, text.textContent].join(","));
+  }
+}
+document.body.dataset.labels = boxes.join(";");
+</script></body>"""
+
+
+@pytest.mark.parametrize("width", [375, 1280])
+def test_a_lateness_histogram_of_thousands_keeps_its_labels_apart(report: Path, tmp_path: Path,
+                                                                  width: int) -> None:
+    """At c10k's sizes (16 bins, counts in the tens of thousands) every count is compact ("30.4k")
+    and no two of a histogram's labels overlap or leave its chart, on a phone and a desktop."""
+    from netsim.results import LATENESS_BINS
+    from netsim.views.html import html_report
+
+    result = json.loads((report.parent / "result.json").read_text())
+    counts = [152, 242, 801, 954, 1484, 2622, 4058, 9046, 5345, 1200, 4086, 17671, 5135, 16822, 30381]
+    for run in result["runs"]:
+        run["lateness"]["histogram"] = [[bound if bound != math.inf else None, count] for bound, count
+                                        in itertools.zip_longest(LATENESS_BINS, counts, fillvalue=0)]
+    page = tmp_path / "measured.html"
+    page.write_text(html_report(result).replace("</body>", MEASURE_HISTOGRAMS), encoding="utf-8")
+    dom = Elements(chromium(page, tmp_path / "profile", "--dump-dom", f"--window-size={width},900"))
+    (body,) = [attrs for tag, attrs in dom.found if tag == "body"]
+    left, right = (float(value) for value in (body["data-chart"] or "").split(","))
+    labels = [(kind, float(x0), float(x1), float(y0), float(y1), text) for kind, x0, x1, y0, y1, text
+              in (label.split(",") for label in (body["data-labels"] or "").split(";"))]
+    last_chart = labels[-(2 * len(counts) + 1):]  # each count over its bar, each bin's bound
+    assert [text for kind, *_, text in last_chart if kind == "count"][-3:] == ["5.1k", "16.8k", "30.4k"]
+    for kind in ("count", "bound"):
+        row = [label for label in last_chart if label[0] == kind]
+        assert all(left <= x0 and x1 <= right for _, x0, x1, *_ in row), row
+        assert all(one[2] <= two[1] for one, two in itertools.pairwise(row)), row  # side by side, apart
+        assert all(y1 - y0 >= 9 for *_, y0, y1, _ in row)  # readable text, not shrunk to fit

@@ -135,3 +135,22 @@ def test_a_repeated_runs_trace_has_processes_for_each_run(write_scenario: Scenar
     assert {record["args"]["name"] for record in records if record["name"] == "process_name"} == {
         "servers (run 1)", "client select (run 1)", "servers (run 2)", "client select (run 2)"}
     assert sum(record["name"] == "bytes_received" for record in records) == 24
+
+
+def test_a_run_that_did_not_finish_draws_the_timeline_of_what_finished(
+        write_scenario: ScenarioWriter, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """run --timeline stopped by --timeout after select finished still draws select's timeline, and
+    `netsim report` of its JSON says the run did not finish and then draws the same."""
+    path = write_scenario(demo_text(clients="select, blocking"))
+    result = tmp_path / "result.json"
+    assert run_cli("run", path, "--time-scale", "0.1", "--timeout", "1s", "--json", result,
+                   "--timeline") == 3  # select: 0.4 s; blocking: 1.2 s at the least
+    ran = capsys.readouterr().out
+    drawn = ran[ran.index("timeline:"):]
+    assert "\n(the run did not finish: what finished before it stopped)\n" in drawn
+    assert drawn.count(" eof\n") == 3 and "select" in drawn and "blocking" not in drawn
+    assert run_cli("report", result) == 0
+    shown = capsys.readouterr().out
+    assert shown.startswith("demo: the run did not finish: client 'blocking' did not finish within 1.000s")
+    assert "what finished before is drawn below\ntimeline:" in shown
+    assert shown[shown.index("timeline:"):] == drawn

@@ -101,3 +101,17 @@ def test_the_bound_shown_is_that_of_the_run_measured_nearest_the_median() -> Non
     (expectation,) = tally([ScenarioResult("demo", 1.0, [run]) for run in runs]).clients[0].expectations
     assert expectation.actual.median == pytest.approx(4.6)
     assert expectation.bound == runs[2].expectations[0].bound == "<= 5.500s"
+
+
+def test_each_warning_of_repeated_runs_says_which_runs_it_came_from() -> None:
+    """A busy machine in one run of three is warned of as run 2's, one in every run as every
+    run's, each once; a single run's warnings read as they always have."""
+    busy = "select: the servers sent chunks up to 40ms late: this machine was too busy"
+    slow = "select: the server process used up its real-time budget"
+    results = fake_results([4.0, 4.0, 4.0], "elapsed <= 5s")
+    for number, result in enumerate(results, start=1):
+        result.warnings[:] = [slow] + ([busy] if number == 2 else [])
+    assert tally(results).warnings == [f"every one of 3 runs: {slow}", f"run 2 of 3: {busy}"]
+    results[2].warnings.append(busy)
+    assert tally(results).warnings[1] == f"runs 2 and 3 of 3: {busy}"
+    assert tally(results[:1]).warnings == [slow]

@@ -17,6 +17,7 @@ import pytest
 
 from netsim._measure import activity_of, measure
 from netsim.events import BytesReceived, ChunkSent, ClientFinished, ClientStarted, ConnStarted, EofReceived
+from netsim.report import duration_text
 from netsim.results import KEPT_CONNECTIONS, KEPT_POINTS, LATENESS_BINS, ConnectionResult, histogram
 from netsim.session import Outputs, run_session
 from netsim.views._picture import MAX_ROWS, ResultFormatError, picture_of
@@ -188,7 +189,7 @@ def test_a_line_cut_to_a_narrow_terminal_ends_with_an_ellipsis(demo: dict[str, A
 
 
 def test_a_long_server_name_is_cut_and_every_row_keeps_its_end(demo: dict[str, Any]) -> None:
-    """A 64-character server name is cut with "…" in the timeline's labels, so that at 80
+    """A 64-character server name loses its middle to "…" in the timeline's labels, so that at 80
     columns every row still shows its duration and how it ended."""
     result = json.loads(json.dumps(demo["result"]))
     long_name = "the-primary-authoritative-poetry-server-of-the-eastern-district-1"
@@ -200,7 +201,7 @@ def test_a_long_server_name_is_cut_and_every_row_keeps_its_end(demo: dict[str, A
     assert max(len(line) for line in text.splitlines()) <= 80
     rows = connection_rows(text)
     assert len(rows) == 6 and all(row.rstrip().endswith("eof") for row in rows)
-    assert any("#1 the-primary-author…" in row for row in rows)
+    assert any("#1 the-prima…istrict-1" in row for row in rows)
 
 
 def test_the_timeline_has_colour_only_when_asked(demo: dict[str, Any]) -> None:
@@ -395,6 +396,53 @@ def test_a_report_of_a_run_that_did_not_finish_says_so_first(demo: dict[str, Any
     assert "None judged: the run did not finish" in page
 
 
+@pytest.fixture(scope="module")
+def unfinished(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The demo (select, then blocking, each with expectations) stopped by --timeout once select
+    had finished: its JSON result."""
+    from netsim._errors import RunTimeoutError
+
+    folder = tmp_path_factory.mktemp("unfinished")
+    scenario = folder / "demo.yaml"
+    scenario.write_text(demo_text(clients="select, blocking", expect=EXPECT), encoding="utf-8")
+    outputs = Outputs(json=folder / "result.json")
+    with pytest.raises(RunTimeoutError):  # select: 0.4 s; blocking: 1.2 s at the least
+        run_session(scenario, time_scale=0.1, timeout=1.0, outputs=outputs)
+    return json.loads(outputs.json.read_text())  # type: ignore[union-attr,no-any-return]
+
+
+def test_a_model_that_finished_before_the_run_stopped_is_not_judged_nor_failed(
+        unfinished: dict[str, Any]) -> None:
+    """A client model measured before the run stopped reads "not judged (the run stopped)" in the
+    summary, is not styled as failed, and the banner does not deny that it finished."""
+    assert [run["client"] for run in unfinished["runs"]] == ["select"]
+    page = html_report(unfinished)
+    summary = page[page.index('<section id="summary">'):page.index("</section>")]
+    row = summary[summary.index('data-client="select"') - 30:]
+    row = row[:row.index("</tr>")]
+    assert '<tr class="unjudged"' in row and "<td>not judged (the run stopped)</td>" in row
+    assert "0 of 0" not in page and 'class="fail"' not in summary
+    assert '<figure class="client unjudged" data-client="select">' in page
+    assert "no client model with expectations finished before" not in page
+    assert ("None judged: the run did not finish (see above), and the client models that finished "
+            "before it stopped are measured above, not judged.") in page
+
+
+def test_a_model_run_only_for_a_speedup_says_so(demo: dict[str, Any], tmp_path: Path) -> None:
+    """With only select asked for, blocking runs as the baseline of select's speedup(): its row
+    reads "ran for comparison", not "0 of 0", and is not failed."""
+    scenario = tmp_path / "demo.yaml"
+    scenario.write_text(demo_text(expect=EXPECT), encoding="utf-8")
+    outputs = Outputs(json=tmp_path / "result.json")
+    run_session(scenario, time_scale=SCALE, clients=["select"], outputs=outputs)
+    page = html_report(json.loads(outputs.json.read_text()))  # type: ignore[union-attr]
+    summary = page[page.index('<section id="summary">'):page.index("</section>")]
+    row = summary[summary.index('data-client="blocking"') - 30:]
+    row = row[:row.index("</tr>")]
+    assert '<tr class="pass"' in row and "<td>ran for comparison</td>" in row
+    assert "0 of 0" not in summary
+
+
 def test_a_repeated_runs_report_shows_the_spread_over_the_runs(demo: dict[str, Any]) -> None:
     """With repeats, the summary says it is the first run's, and a table beside it gives each
     client's runs passed and the min / median / max the terminal prints (an overhead with
@@ -412,6 +460,22 @@ def test_a_repeated_runs_report_shows_the_spread_over_the_runs(demo: dict[str, A
     table = page[page.index('id="spreads"'):]
     assert ('<tr data-client="select"><td>select</td><td>2 of 3</td><td>4.000s / 4.500s / 5.000s</td>'
             "<td>-1ms / +2ms / +250ms</td><td>300µs</td></tr>") in table  # signed, as the terminal
+
+
+def test_a_repeated_runs_report_gives_each_runs_seed(write_scenario: ScenarioWriter, tmp_path: Path) -> None:
+    """With --repeat and no seed given, each run draws its own: the header lists them, one per run,
+    not the first as if it drew them all again; with one seed for every run, it gives that one."""
+    path = write_scenario(demo_text(clients="select"))
+    result = tmp_path / "result.json"
+    run_session(path, repeat=2, time_scale=SCALE, outputs=Outputs(json=result))
+    data = json.loads(result.read_text())
+    first, second = (run["seed"] for run in data["repeat"]["results"])
+    assert first != second
+    page = html_report(data)
+    assert f"a seed per run: {first}, {second}" in page and f"seed {first}" not in page
+    run_session(path, repeat=2, time_scale=SCALE, seed=7, outputs=Outputs(json=result))
+    page = html_report(json.loads(result.read_text()))
+    assert "seed 7" in page and "a seed per run" not in page
 
 
 def test_a_repeated_runs_report_gives_the_verdicts_over_every_run(demo: dict[str, Any]) -> None:
@@ -479,13 +543,26 @@ def test_a_connection_that_is_not_intact_says_how(demo: dict[str, Any], received
 
 
 def test_a_long_label_is_cut_to_stay_out_of_the_plot(demo: dict[str, Any]) -> None:
-    """A server name longer than the label column is cut with an ellipsis in the HTML
-    timeline, and given whole in the label's title (shown on hover)."""
+    """A server name longer than the label column loses its middle to an ellipsis in the HTML
+    timeline, and is given whole in the label's title (shown on hover)."""
     data = copy.deepcopy(demo["result"])
     name = "a-server-whose-name-runs-on-and-on"
     data["runs"][0]["connections"][0]["server"] = name
     page = html_report(data)
-    assert f"<title>#1 {name}</title>#1 a-server-whose…</text>" in page
+    assert f"<title>#1 {name}</title>#1 a-server…and-on</text>" in page
+
+
+def test_long_names_that_differ_at_their_end_stay_apart(demo: dict[str, Any]) -> None:
+    """Two long server names alike but for their last character keep it in the terminal's and the
+    HTML's labels, where both read `#1 a-really-long-serv…`."""
+    data = copy.deepcopy(demo["result"])
+    first, second = "a-really-long-server-name-chr", "a-really-long-server-name-ch2"
+    for conn, name in zip(data["runs"][0]["connections"], (first, second, first), strict=False):
+        conn["server"] = name
+    rows = connection_rows(render(picture_of(data), width=100))
+    assert [row[:24] for row in rows[:2]] == ["  #1 a-really-…-name-chr", "  #2 a-really-…-name-ch2"]
+    labels = re.findall(r"</title>(#\d a[^<]*)</text>", html_report(data))
+    assert labels[:2] == ["#1 a-really…me-chr", "#2 a-really…me-ch2"]
 
 
 def test_a_connection_its_server_never_saw_says_so(demo: dict[str, Any]) -> None:
@@ -500,6 +577,35 @@ def test_a_connection_its_server_never_saw_says_so(demo: dict[str, Any]) -> None
     assert "missing: its server saw no connection" in html_report(missing)
     del conn["served"]  # a result from before servers' accounts: no telling, so it says so
     assert "(no course recorded: a result from an older netsim)" in render(picture_of(missing), width=100)
+
+
+def test_the_words_of_a_connection_that_never_happened_stay_clear_of_its_ideal_course(
+        write_scenario: ScenarioWriter, tmp_path: Path) -> None:
+    """A program that could not be started made no connection: its row's words begin past its
+    dotted ideal course and the ideal end's line (where they overflowed both), on a halo that
+    keeps the grid's lines out of them."""
+    path = write_scenario("""\
+netsim: 1
+name: nocmd
+servers:
+  - {name: a, poem: "one\\ntwo\\n", delay: 100ms}
+  - {name: b, poem: "one\\ntwo\\n", delay: 500ms}
+clients:
+  - {model: command, name: ghost, run: [./does-not-exist, "{ports}"]}
+  - {model: select, targets: [b]}  # 1 s: the shared axis goes on past ghost's ideal
+""")
+    result = tmp_path / "result.json"
+    run_session(path, time_scale=SCALE, outputs=Outputs(json=result))
+    page = html_report(json.loads(result.read_text()))
+    row = re.search(r'<g class="row" data-client="ghost" data-conn="1".*?</g>', page)
+    assert row is not None
+    ghost = re.search(r'<rect x="([\d.]+)" [^>]*width="([\d.]+)"[^>]*class="ghost"', row[0])
+    note = re.search(r'<text x="([\d.]+)"[^>]*class="tick note">missing: its server saw no connection</text>',
+                     row[0])
+    ideal = re.search(r'<line x1="([\d.]+)"[^>]*class="ideal"', page)
+    assert ghost is not None and note is not None and ideal is not None
+    assert float(note[1]) > float(ghost[1]) + float(ghost[2]) and float(note[1]) > float(ideal[1])
+    assert re.search(r"svg \.note \{ paint-order: stroke; stroke: var\(--bg\)", page)
 
 
 # --- the HTML report ------------------------------------------------------------------------------
@@ -543,6 +649,80 @@ def test_a_large_run_is_a_summary_in_the_report(demo: dict[str, Any]) -> None:
     assert page.count('<g class="summary" data-client="blocking"') == 3
 
 
+def test_the_legend_explains_a_summarys_series_where_one_is_drawn(demo: dict[str, Any]) -> None:
+    """A run drawn as a summary over time adds the legend's entries for its three series; with every
+    run summarised, the per-connection marks none of them draws are left out; without one, none."""
+    from netsim.views.html import HTML_ROWS
+
+    def legend(result: dict[str, Any]) -> str:
+        page = html_report(result)
+        start = page.index('<div class="legend">')
+        return page[start:page.index("</div>", start)]
+
+    series = ("connections open", "arrivals in each slice",
+              "the servers&#x27; lateness, the most in each slice")
+    assert not any(name in legend(demo["result"]) for name in series)
+    mixed = legend(with_connections(demo["result"], HTML_ROWS + 1))
+    assert all(name in mixed for name in series) and "bytes arrived" in mixed  # select has rows
+    alone = with_connections(demo["result"], HTML_ROWS + 1)
+    alone["runs"] = alone["runs"][:1]
+    summarised = legend(alone)
+    assert all(name in summarised for name in series) and "bytes arrived" not in summarised
+    assert "ideal end" in summarised
+
+
+def contrast(one: str, other: str) -> float:
+    """WCAG's contrast ratio of two colours (#rrggbb)."""
+    def luminance(colour: str) -> float:
+        channels = [int(colour[index:index + 2], 16) / 255 for index in (1, 3, 5)]
+        red, green, blue = (value / 12.92 if value <= 0.03928 else ((value + 0.055) / 1.055) ** 2.4
+                            for value in channels)
+        return 0.2126 * red + 0.7152 * green + 0.0722 * blue
+    high, low = sorted((luminance(one), luminance(other)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def test_the_reports_marks_keep_three_to_one_against_what_they_are_drawn_on(demo: dict[str, Any]) -> None:
+    """WCAG's non-text contrast: an arrival against a connection's bar, the ideal's marks and the
+    lateness bars against the page, 3:1 at least; and lateness no longer wears the ideal's colour."""
+    page = demo["html"]
+    colours = dict(re.findall(r"--([a-z]+): (#[0-9a-f]{6})", page))
+    bar = re.search(r"svg \.bar \{ fill: (#[0-9a-f]{6});", page)
+    assert bar is not None
+    assert contrast(colours["arrival"], bar[1]) >= 3
+    assert contrast(colours["ideal"], colours["bg"]) >= 3 and contrast(colours["late"], colours["bg"]) >= 3
+    assert colours["late"] != colours["ideal"]
+    assert "svg .late { fill: var(--late); }" in page
+    assert "opacity" not in page[page.index("svg .ghost"):][:80]  # (which faded the ideal's course)
+
+
+def test_a_run_stopped_before_any_model_finished_draws_no_empty_sections(demo: dict[str, Any]) -> None:
+    """Nothing finished: no summary, timelines or lateness sections with nothing in them."""
+    result = copy.deepcopy(demo["result"])
+    result.update(passed=False, error="stopped before it finished (Ctrl-C or SIGTERM)", runs=[])
+    page = html_report(result)
+    for section in ("summary", "timelines", "lateness"):
+        assert f'<section id="{section}">' not in page
+        assert f'<section id="{section}">' in demo["html"]
+    assert '<section id="expectations">' in page
+
+
+def test_each_picture_says_what_it_shows_to_a_screen_reader(demo: dict[str, Any]) -> None:
+    """Each SVG's aria-label summarises it: connections, elapsed and ideal; a summary's peak; a
+    histogram's chunks and lateness."""
+    from netsim.views.html import HTML_ROWS
+
+    blocking = run_of(demo["result"], "blocking")
+    page = demo["html"]
+    assert re.search(r'aria-label="timeline of blocking: 3 connections, elapsed [0-9.]+s, ideal 12\.000s"',
+                     page)
+    p99 = duration_text(blocking["lateness"]["p99"])
+    assert f'aria-label="lateness of blocking: 12 chunks, p99 {p99}, max ' in page
+    summary = html_report(with_connections(demo["result"], HTML_ROWS + 1))
+    assert re.search(r'aria-label="summary over time of blocking: 101 connections, elapsed [0-9.]+s, '
+                     r'ideal 12\.000s, at most \d+ open at once"', summary)
+
+
 # --- the trace ----------------------------------------------------------------------------------------
 
 
@@ -571,8 +751,9 @@ def test_the_trace_marks_each_change_of_the_servers_across_their_process(
     trace = tmp_path / "trace.json"
     run_session(path, time_scale=0.2, outputs=Outputs(trace=trace))
     records = json.loads(trace.read_text())["traceEvents"]
-    (changed,) = [record for record in records if record["name"] == "conditions_changed"]
+    (changed,) = [record for record in records if record.get("cat") == "conditions_changed"]
     assert (changed["ph"], changed["s"], changed["pid"]) == ("i", "p", 1)
+    assert changed["name"] == "a: delay 100ms" and changed["args"]["kind"] == "conditions_changed"
     # A phase counts from when the servers were ready; the trace, from the run's start.
     (listening,) = [record for record in records if record["name"] == "server_listening"]
     assert changed["ts"] - listening["ts"] == pytest.approx(500_000, abs=50_000)  # µs of scenario time
@@ -600,6 +781,52 @@ def test_the_trace_has_spans_arrivals_emissions_and_counters(demo: dict[str, Any
     blocking = spans[:3]
     assert blocking[0]["ts"] + blocking[0]["dur"] <= blocking[1]["ts"]  # in scenario µs: one after another
     assert blocking[2]["ts"] + blocking[2]["dur"] - blocking[0]["ts"] == pytest.approx(12e6, rel=0.1)
+
+
+def test_a_connections_span_is_written_before_the_handshake_it_holds(demo: dict[str, Any]) -> None:
+    """On every connection's track the whole connection's span comes before its `connecting` span,
+    which starts at the same time: chrome://tracing nests spans that start together in the order
+    it reads them."""
+    records = demo["trace"]["traceEvents"]
+    spans = [(index, record) for index, record in enumerate(records)
+             if record["ph"] == "X" and record["tid"] and record["name"] != "served"]
+    tracks = {(record["pid"], record["tid"]) for _, record in spans}
+    assert len(tracks) == 6
+    for track in tracks:
+        (whole_at, whole), (handshake_at, handshake) = [(index, record) for index, record in spans
+                                                        if (record["pid"], record["tid"]) == track]
+        assert whole["name"].endswith(": eof") and handshake["name"] == "connecting"
+        assert whole["ts"] == handshake["ts"] and whole["dur"] > handshake["dur"]
+        assert whole_at < handshake_at
+
+
+def test_a_timed_out_runs_trace_ends_what_was_open_where_it_stopped(write_scenario: ScenarioWriter,
+                                                                     tmp_path: Path) -> None:
+    """A connection to a blackhole, still open when --timeout stopped the run, is a span to the stop
+    (about the timeout after the client began) marked `stopped`, on both sides, not a bare
+    `connecting`; so is the client model's own span."""
+    from netsim._errors import RunTimeoutError
+
+    path = write_scenario("""\
+        netsim: 1
+        name: hung
+        servers: [{name: hole, poem: "a\\n", fault: {kind: blackhole}}]
+        clients: [select]
+        """)
+    trace = tmp_path / "trace.json"
+    with pytest.raises(RunTimeoutError):
+        run_session(path, timeout=0.5, outputs=Outputs(trace=trace))
+    records = json.loads(trace.read_text())["traceEvents"]
+    spans = {record["name"]: record for record in records if record["ph"] == "X"}
+    hung, model = spans["hole: open when the run stopped"], spans["select"]
+    served = spans["served (open when the run stopped)"]
+    assert hung["args"]["ending"] == model["args"]["ending"] == served["args"]["how"] == "stopped"
+    stopped = hung["ts"] + hung["dur"]
+    assert model["ts"] + model["dur"] == pytest.approx(stopped, abs=0.01)  # (µs, each rounded to ns)
+    assert served["ts"] + served["dur"] == pytest.approx(stopped, abs=0.01)
+    assert stopped - model["ts"] == pytest.approx(500_000, abs=100_000)  # µs: the timeout, from its start
+    assert spans["connecting"]["ts"] == hung["ts"]
+    assert records.index(hung) < records.index(spans["connecting"])
 
 
 def test_outputs_land_where_asked(demo: dict[str, Any]) -> None:
@@ -701,6 +928,33 @@ def test_a_run_keeps_its_servers_changes_and_both_pictures_draw_them(
     assert re.search(r"▼ \S+\s+a: delay 100ms \(phase 1\)", text)
     assert re.search(r"▼ \S+\s+a: down \(phase 2\)", text)
     assert "▼ server changed" in text
+
+
+def test_the_timeline_names_an_outage_among_more_changes_than_it_lists(write_scenario: ScenarioWriter,
+                                                                        tmp_path: Path) -> None:
+    """Past SHOWN_CHANGES changes, the ones listed in words are the outages first: a `down` with
+    reset that comes last, after seven changes of delay, is named (and the rest counted)."""
+    from netsim.views.timeline import SHOWN_CHANGES
+
+    delays = ", ".join(f"{{at: {100 * step}ms, delay: {100 + step}ms}}" for step in range(1, 8))
+    path = write_scenario(f"""\
+        netsim: 1
+        name: flappy
+        servers:
+          - name: a
+            poem: "1\\n2\\n3\\n4\\n5\\n6\\n7\\n8\\n9\\n"
+            delay: 100ms
+            phases: [{delays}, {{at: 800ms, down: {{reset: true}}}}]
+        clients: [asyncio]
+        """)
+    result = tmp_path / "result.json"
+    run_session(path, time_scale=0.2, outputs=Outputs(json=result))
+    text = render(picture_of(json.loads(result.read_text())), width=100)
+    said = [line for line in text.splitlines() if re.match(r"\s+▼ \S+  a: ", line)]
+    assert len(said) == SHOWN_CHANGES == 6
+    assert re.search(r"a: down, 1 reset \(phase 8\)$", said[-1])
+    assert "a: delay 101ms (phase 1)" in said[0]
+    assert "and 2 more" in text
 
 
 def test_a_run_without_changes_draws_none(demo: dict[str, Any]) -> None:

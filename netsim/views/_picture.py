@@ -146,7 +146,7 @@ class ClientPicture:
 
     client: str
     model: str
-    passed: bool
+    passed: bool | None  # None: measured, not judged (the run stopped before its verdicts)
     elapsed: float
     ideal: float
     metrics: Mapping[str, float]
@@ -160,6 +160,22 @@ class ClientPicture:
     # Over repeated runs: each metric's (min, median, max), and how many runs passed.
     spreads: Mapping[str, tuple[float, float, float]] | None = None
     runs_passed: int | None = None
+    compared: bool = False  # another client model's speedup() compares with its run
+
+    @property
+    def status(self) -> str:
+        """``pass``, ``fail``, or ``unjudged`` (the run stopped before its verdicts)."""
+        return "unjudged" if self.passed is None else "pass" if self.passed else "fail"
+
+    @property
+    def judged(self) -> str:
+        """Its expectations in a few words: ``2 of 3`` held, ``not judged (the run stopped)``,
+        ``ran for comparison`` (only another's speedup() names it) or ``none``."""
+        if self.passed is None:
+            return "not judged (the run stopped)"
+        if self.verdicts:
+            return f"{sum(verdict.passed for verdict in self.verdicts)} of {len(self.verdicts)}"
+        return "ran for comparison" if self.compared else "none"
 
     @property
     def counted(self) -> str:
@@ -195,6 +211,7 @@ class Picture:
     source_file: str | None
     source_text: str | None
     error: str | None = None  # why the run did not finish (its `clients` are those that did)
+    seeds: tuple[int, ...] = ()  # with repeats, each run's seed, in order
 
     @property
     def span(self) -> float:
@@ -202,9 +219,13 @@ class Picture:
         return max((client.end for client in self.clients), default=0.0)
 
 
-def cut(text: str, width: int) -> str:
-    """``text``, cut to ``width`` characters with "…" when it is longer."""
-    return text if len(text) <= width else text[:width - 1] + "…"
+def elide(text: str, width: int) -> str:
+    """``text`` in ``width`` characters, with "…" in place of its middle when it is longer: names
+    that differ only at their end (``server-1``, ``server-2``) stay apart."""
+    if len(text) <= width:
+        return text
+    tail = (width - 1) * 2 // 5
+    return text[:width - 1 - tail] + "…" + text[len(text) - tail:]
 
 
 def ticks(span: float, most: int) -> list[float]:
@@ -226,6 +247,16 @@ def seconds_label(seconds: float, unit: float) -> str:
     return f"{seconds * 1e6:g}µs"
 
 
+def count_label(count: int) -> str:
+    """A count in five characters at most: ``980``, ``9.1k``, ``14.8k``, ``148k``, ``1.5M``."""
+    if count < 1000:
+        return str(count)
+    # (From 999,500 on, "1M": "1000k" would take a sixth character.)
+    value, unit = (count / 1e6, "M") if count >= 999_500 else (count / 1e3, "k")
+    text = f"{value:.1f}" if round(value, 1) < 100 else f"{value:.0f}"
+    return text.removesuffix(".0") + unit
+
+
 def picture_of(data: object) -> Picture:
     """Read a JSON result (already parsed) into a Picture.
 
@@ -237,6 +268,9 @@ def picture_of(data: object) -> Picture:
     repeat = top.get("repeat")
     source = top.get("source") if isinstance(top.get("source"), Mapping) else {}
     assert isinstance(source, Mapping)
+    clients = tuple(_tallied(_client(run, f"runs[{index}]"), repeat) for index, run in enumerate(runs))
+    compared = {other for client in clients for other in _compared_with(client)}
+    runs_of_repeat = (repeat.get("results") or ()) if isinstance(repeat, Mapping) else ()
     return Picture(
         scenario=_text(top, "scenario", "the result"),
         description=str(source.get("description") or ""),
@@ -244,12 +278,29 @@ def picture_of(data: object) -> Picture:
         seed=top.get("seed") if isinstance(top.get("seed"), int) else None,
         passed=bool(top.get("passed")),
         warnings=tuple(str(warning) for warning in top.get("warnings") or ()),
-        clients=tuple(_tallied(_client(run, f"runs[{index}]"), repeat) for index, run in enumerate(runs)),
+        clients=tuple(dataclasses.replace(client, compared=client.client in compared) for client in clients),
         repeat=int(repeat.get("count", 1)) if isinstance(repeat, Mapping) else 1,
         source_file=source.get("file") if isinstance(source.get("file"), str) else None,
         source_text=source.get("text") if isinstance(source.get("text"), str) else None,
         error=str(top["error"]) if top.get("error") is not None else None,
+        seeds=tuple(result["seed"] for result in runs_of_repeat
+                    if isinstance(result, Mapping) and isinstance(result.get("seed"), int)),
     )
+
+
+def _compared_with(client: ClientPicture) -> set[str]:
+    """The client models whose run ``client``'s speedup() expectations compare with its own."""
+    from netsim.expectations import parse_expectation
+
+    others = set()
+    for verdict in client.verdicts:
+        try:
+            other = parse_expectation(verdict.text).other
+        except ValueError:  # written by another version of the grammar: no telling
+            continue
+        if other:
+            others.add(other)
+    return others
 
 
 def _tallied(client: ClientPicture, repeat: object) -> ClientPicture:
@@ -298,10 +349,12 @@ def _client(data: object, where: str) -> ClientPicture:
                 _number(verdict, "actual", f"{where}.expectations[{index}]"), str(verdict.get("bound", "")))
         for index, verdict in enumerate(_mapping(item, f"{where}.expectations[{index}]")
                                         for index, item in enumerate(_list(run, "expectations", where))))
+    # A run cut short writes its finished models' runs with `passed: null`: measured, not judged.
+    passed = run.get("passed", all(verdict.passed for verdict in verdicts))
     return ClientPicture(
         client=_text(run, "client", where),
         model=str(run.get("model", "")),
-        passed=bool(run.get("passed", all(verdict.passed for verdict in verdicts))),
+        passed=None if passed is None else bool(passed),
         elapsed=_number(run, "elapsed", where),
         ideal=_number(run, "ideal", where),
         metrics={str(name): _float(value) for name, value in metrics.items()},

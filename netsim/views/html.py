@@ -27,7 +27,8 @@ from netsim.views._picture import (
     Picture,
     ResultFormatError,
     Row,
-    cut,
+    count_label,
+    elide,
     picture_of,
     seconds_label,
     ticks,
@@ -39,16 +40,24 @@ HTML_ROWS = 100
 # The timeline's geometry, in SVG units (the picture scales to the page's width).
 WIDTH = 1100
 LABEL = 130  # the connection's label, left of the plot
-LABEL_CHARS = 18  # what fits of it at the font's size; a longer one is cut (whole on hover)
+LABEL_CHARS = 18  # what fits of it at the font's size; a longer one loses its middle (whole on hover)
 INFO = 150  # its duration and ending, right of it
 PLOT = WIDTH - LABEL - INFO
 AXIS = 30  # the time labels above the rows
 SUMMARY_ROW = 70  # each chart of a summarised run
+TEXT_UNITS = 7  # what a character of 12px text takes, about (wider than most)
+# A lateness histogram's geometry: each bin wide enough for its count ("14.8k", 12px text)
+# above its bar and its bound ("500µs", 10px) below, side by side with the next bin's.
+HISTOGRAM_WIDTH = 340
+HISTOGRAM_MARGIN = 10
+HISTOGRAM_STEP = 50
 
 STYLE = """
+/* Marks keep 3:1 against what they are drawn on (WCAG's non-text contrast): an arrival
+   against a bar's fill (#d1e9ff, 3.6:1), the ideal's orange against the page (4.5:1). */
 :root { --ink: #1f2933; --muted: #667085; --line: #d0d5dd; --bg: #ffffff; --panel: #f8f9fb;
-  --pass: #12805c; --fail: #c4320a; --conn: #2e90fa; --arrival: #12b76a; --emission: #7a5af8;
-  --ideal: #f79009; --change: #c11574; }
+  --pass: #12805c; --fail: #c4320a; --conn: #2e90fa; --arrival: #08875a; --emission: #7a5af8;
+  --ideal: #b95e00; --late: #7a5af8; --change: #c11574; }
 * { box-sizing: border-box; }
 body { margin: 0; padding: 28px 36px 48px; color: var(--ink); background: var(--bg);
   font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; }
@@ -81,28 +90,28 @@ svg { width: 100%; height: auto; display: block; }
 svg text { font: 12px system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif;
   fill: var(--ink); }
 svg .tick { fill: var(--muted); }
+svg .note { paint-order: stroke; stroke: var(--bg); stroke-width: 4px; stroke-linejoin: round; }
 svg .grid { stroke: #eaecf0; }
 svg .bar { fill: #d1e9ff; stroke: var(--conn); }
 svg .connecting { stroke: var(--conn); stroke-dasharray: 3 2; }
 svg .arrival { fill: var(--arrival); stroke: #fff; stroke-width: .8; }
 svg .emission { fill: var(--emission); }
 svg .ideal { stroke: var(--ideal); stroke-width: 2; stroke-dasharray: 4 3; }
-svg .ghost { fill: none; stroke: var(--ideal); stroke-dasharray: 2 2; opacity: .8; }
+svg .ghost { fill: none; stroke: var(--ideal); stroke-dasharray: 2 2; }
 svg .end { stroke: var(--conn); stroke-width: 2; }
 svg .error { stroke: var(--fail); stroke-width: 2.4; }
 svg .failed { fill: var(--fail); }
 svg .area { fill: #d1e9ff; stroke: var(--conn); }
 svg .column { fill: var(--arrival); }
-svg .late { fill: var(--ideal); }
-svg .hist { fill: var(--emission); }
+svg .late { fill: var(--late); }
+svg .hist { fill: var(--late); }
 svg .change { stroke: var(--change); stroke-width: 1.5; stroke-dasharray: 6 3; }
 svg .change-mark { fill: var(--change); }
 ul.changes { margin: 4px 0 0; padding-left: 18px; color: var(--muted); font-size: 13px; }
 .legend { display: flex; flex-wrap: wrap; gap: 18px; color: var(--muted); font-size: 13px;
   margin: 6px 0 4px; }
 .legend svg { width: 26px; height: 14px; display: inline-block; vertical-align: middle; }
-.histograms { display: grid; grid-template-columns: repeat(auto-fill, minmax(min(330px, 100%), 1fr));
-  gap: 12px 28px; }
+.histograms { display: grid; gap: 12px 28px; }
 @media (max-width: 600px) { body { padding: 16px 14px 32px; } }
 .warnings li, .unfinished { color: var(--fail); }
 .unfinished { font-weight: 600; }
@@ -148,6 +157,9 @@ __all__ = ["ResultFormatError", "html_report"]
 # --- sections ---------------------------------------------------------------------------------
 
 
+SHOWN_SEEDS = 5  # of repeated runs' seeds, in the header (the JSON result keeps every one)
+
+
 def _header(picture: Picture) -> str:
     verdicts = [verdict for client in picture.clients for verdict in client.verdicts]
     held = sum(verdict.passed for verdict in verdicts)
@@ -159,7 +171,10 @@ def _header(picture: Picture) -> str:
         facts.append(f"{picture.repeat} runs (verdicts over them all, pictures of the first)")
     if picture.time_scale != 1:
         facts.append(f"time scale {picture.time_scale:g}")
-    if picture.seed is not None:
+    if len(set(picture.seeds)) > 1:  # each run drew its own: no one seed draws them all again
+        shown = ", ".join(str(seed) for seed in picture.seeds[:SHOWN_SEEDS])
+        facts.append(f"a seed per run: {shown}{', …' if len(picture.seeds) > SHOWN_SEEDS else ''}")
+    elif picture.seed is not None:
         facts.append(f"seed {picture.seed}")
     badge = "PASSED" if picture.passed else "FAILED"
     description = f"<p>{escape(picture.description.strip())}</p>" if picture.description.strip() else ""
@@ -175,12 +190,13 @@ _COLUMNS = ("client", "elapsed", "ideal", "overhead", "ttfb.p50", "bytes", "erro
 
 
 def _summary(picture: Picture) -> str:
+    if not picture.clients:  # a run that stopped before any client model finished
+        return ""
     rows = []
     for client in picture.clients:
         metric = client.metrics
         overhead = metric.get("overhead", math.nan)
         intact = metric.get("intact", math.nan)
-        held = sum(verdict.passed for verdict in client.verdicts)
         cells = [escape(client.client), duration_text(client.elapsed), duration_text(client.ideal),
                  signed_duration_text(overhead),
                  duration_text(metric.get("ttfb.p50", math.nan)),
@@ -188,9 +204,8 @@ def _summary(picture: Picture) -> str:
                  "n/a" if math.isnan(metric.get("errors", math.nan)) else f"{metric['errors']:.0f}",
                  format_share(intact),
                  duration_text(metric.get("lateness.p99", math.nan)),
-                 f"{held} of {len(client.verdicts)}"]
-        status = "pass" if client.passed else "fail"
-        rows.append(f'<tr class="{status}" data-client="{escape(client.client)}">'
+                 client.judged]
+        rows.append(f'<tr class="{client.status}" data-client="{escape(client.client)}">'
                     f'<td class="name" title="{escape(client.client)}">{cells[0]}</td>'
                     + "".join(f"<td>{cell}</td>" for cell in cells[1:]) + "</tr>")
     head = "".join(f"<th>{escape(name)}</th>" for name in _COLUMNS)
@@ -221,6 +236,8 @@ def _spreads(picture: Picture) -> str:
 
 
 def _timelines(picture: Picture) -> str:
+    if not picture.clients:
+        return ""
     span = picture.span if picture.span > 0 else 1.0
     figures = []
     for client in picture.clients:
@@ -236,18 +253,20 @@ def _timelines(picture: Picture) -> str:
             svg = _rows_svg(client, span)
         else:
             svg = _rows_svg(client, span)
-        status = "pass" if client.passed else "fail"
         figures.append(
-            f'<figure class="client {status}" data-client="{escape(client.client)}">'
+            f'<figure class="client {client.status}" data-client="{escape(client.client)}">'
             f'<figcaption><b>{escape(client.client)}</b> <span class="facts">{escape(" · ".join(facts))}'
             f'</span></figcaption><div class="plot">{svg}</div>{_changes_list(client)}</figure>')
     return ('<section id="timelines"><h2>Timelines</h2>'
             '<p class="muted">Every client model on one axis: scenario seconds since it started.</p>'
-            f"{_legend()}{''.join(figures)}</section>")
+            f"{_legend(picture)}{''.join(figures)}</section>")
 
 
-def _legend() -> str:
-    items = [
+def _legend(picture: Picture) -> str:
+    """What each mark means: of a connection's row where one is drawn, of a summary's series
+    where one is."""
+    summarised = [client.summarised(HTML_ROWS) for client in picture.clients]
+    rows = [
         ('<rect x="1" y="4" width="24" height="7" class="bar"/>', "connection open"),
         ('<line x1="1" y1="7" x2="25" y2="7" class="connecting"/>', "connecting"),
         ('<path d="M9 1 L17 1 L13 7 Z" class="emission"/>', "server sent a chunk"),
@@ -255,9 +274,17 @@ def _legend() -> str:
         ('<line x1="13" y1="0" x2="13" y2="14" class="end"/>', "EOF"),
         ('<path d="M8 2 L18 12 M18 2 L8 12" class="error"/>', "error"),
         ('<rect x="1" y="3" width="24" height="9" class="ghost"/>', "ideal course"),
-        ('<line x1="13" y1="0" x2="13" y2="14" class="ideal"/>', "ideal end"),
-        ('<line x1="13" y1="0" x2="13" y2="14" class="change"/>', "a server changed"),
     ]
+    summaries = [
+        ('<path d="M1 13 L1 8 L9 8 L9 3 L17 3 L17 9 L25 9 L25 13 Z" class="area"/>', "connections open"),
+        ('<path d="M3 13 V6 H7 V13 Z M10 13 V2 H14 V13 Z M17 13 V8 H21 V13 Z" class="column"/>',
+         "arrivals in each slice"),
+        ('<path d="M3 13 V9 H7 V13 Z M10 13 V4 H14 V13 Z M17 13 V7 H21 V13 Z" class="late"/>',
+         "the servers' lateness, the most in each slice"),
+    ]
+    items = [*(rows if not all(summarised) else ()), *(summaries if any(summarised) else ()),
+             ('<line x1="13" y1="0" x2="13" y2="14" class="ideal"/>', "ideal end"),
+             ('<line x1="13" y1="0" x2="13" y2="14" class="change"/>', "a server changed")]
     return '<div class="legend">' + "".join(
         f'<span><svg viewBox="0 0 26 14" aria-hidden="true">{mark}</svg> {escape(text)}</span>'
         for mark, text in items) + "</div>"
@@ -268,11 +295,16 @@ def _histograms(picture: Picture) -> str:
     filled = [index for client in picture.clients for index, (_, count) in enumerate(client.lateness_bins)
               if count]
     shown = range(max(min(filled) - 1, 0), max(filled) + 2) if filled else range(0)
+    if not picture.clients:
+        return ""
     charts = [_histogram_svg(client, shown) for client in picture.clients]
+    # Each chart's column as wide as its bins need, so that its labels keep their size.
+    columns = f"repeat(auto-fill, minmax(min({_histogram_width(len(shown))}px, 100%), 1fr))"
     return ('<section id="lateness"><h2>Server lateness</h2>'
             '<p class="muted">How late the servers sent their chunks against the schedule, in each client '
             "model's run (scenario time): a bar counts the chunks up to its bound and above the one "
-            f'before it.</p><div class="histograms">{"".join(charts)}</div></section>')
+            f'before it.</p><div class="histograms" style="grid-template-columns: {columns}">'
+            f'{"".join(charts)}</div></section>')
 
 
 def _expectations(picture: Picture) -> str:
@@ -287,8 +319,11 @@ def _expectations(picture: Picture) -> str:
                 f"</code></td><td>{escape(verdict.measured)}</td><td>{escape(verdict.bound)}</td>"
                 + (f'<td class="text">{escape(verdict.held)}</td>' if picture.repeat > 1 else "") + "</tr>")
     if not rows and picture.error is not None:
-        body = ('<p class="muted">None judged: the run did not finish (see above), and no client model '
-                "with expectations finished before.</p>")
+        # A run cut short judges nothing: its verdicts compare client models with one another.
+        finished = ("the client models that finished before it stopped are measured above, not judged"
+                    if picture.clients else "no client model finished before it stopped")
+        body = f'<p class="muted">None judged: the run did not finish (see above), and {finished}.</p>'
+
     elif not rows:
         body = ('<p class="muted">No expectations: the scenario has no <code>expect:</code> for these '
                 "clients.</p>")
@@ -313,7 +348,6 @@ def _programs(picture: Picture) -> str:
         program = client.program
         if program is None:
             continue
-        status = "pass" if client.passed else "fail"
         stdout = program.stdout.splitlines()
         stderr = program.stderr.splitlines()
         streams = []
@@ -325,7 +359,7 @@ def _programs(picture: Picture) -> str:
             streams.append(f"<details><summary>stdout{cut}, {len(program.stdout):,} characters kept</summary>"
                            f"<pre>{escape(chr(10).join(stdout[:SHOWN_LINES]))}</pre></details>")
         ending = program_ending(program).removesuffix(", its stderr ends:").removesuffix(":")
-        parts.append(f'<div class="program {status}" data-client="{escape(client.client)}">'
+        parts.append(f'<div class="program {client.status}" data-client="{escape(client.client)}">'
                      f"<h3>{escape(client.client)}</h3><p><code>{escape(command_line(program.argv))}</code></p>"
                      f"<p>{escape(ending)}</p>{''.join(streams)}</div>")
     if not parts:
@@ -379,7 +413,7 @@ def _rows_svg(client: ClientPicture, span: float) -> str:
     row = 26 if count <= 12 else 18 if count <= 40 else 12
     height = AXIS + row * max(count, 1) + 8
     parts = [f'<svg viewBox="0 0 {WIDTH} {height}" role="img" '
-             f'aria-label="timeline of {escape(client.client)}">', _axis(scale, height)]
+             f'aria-label="{escape(_described("timeline", client))}">', _axis(scale, height)]
     if not math.isnan(client.ideal):
         x = scale.x(client.ideal)
         parts.append(f'<line x1="{x}" y1="{AXIS - 4}" x2="{x}" y2="{height - 4}" class="ideal">'
@@ -391,9 +425,29 @@ def _rows_svg(client: ClientPicture, span: float) -> str:
     return "".join(parts)
 
 
+def _described(what: str, client: ClientPicture) -> str:
+    """A picture of ``client``'s run, said in words for those who cannot see it: ``timeline of
+    blocking: 3 connections, elapsed 12.040s, ideal 12.000s, 1 error``."""
+    facts = [client.counted, f"elapsed {duration_text(client.elapsed)}",
+             f"ideal {duration_text(client.ideal)}"]
+    failed = sum(row.error is not None for row in client.rows)
+    if failed:
+        facts.append(f"{failed} error{'s' * (failed != 1)}")
+    return f"{what} of {client.client}: {', '.join(facts)}"
+
+
+def _lateness_described(client: ClientPicture, bins: Sequence[tuple[float, int]]) -> str:
+    """A lateness histogram in words: ``lateness of select: 12 chunks, p99 1.2ms, max 2ms``."""
+    chunks = sum(count for _, count in bins)
+    facts = [f"{chunks:,} chunk{'s' * (chunks != 1)}"]
+    facts += [f"{name} {duration_text(client.metrics[f'lateness.{name}'])}" for name in ("p99", "max")
+              if not math.isnan(client.metrics.get(f"lateness.{name}", math.nan))]
+    return f"lateness of {client.client}: {', '.join(facts)}"
+
+
 def _label(text: str, y: float) -> str:
-    """A row's label, cut to LABEL_CHARS so that it stays out of the plot; whole in its title."""
-    shown = cut(text, LABEL_CHARS)
+    """A row's label, elided to LABEL_CHARS so that it stays out of the plot; whole in its title."""
+    shown = elide(text, LABEL_CHARS)
     title = f"<title>{escape(text)}</title>" if shown != text else ""
     return f'<text x="6" y="{y}">{title}{escape(shown)}</text>'
 
@@ -405,14 +459,18 @@ def _row_svg(conn: Row, client: ClientPicture, scale: _Scale, top: float, height
     parts = [f'<g class="row" data-client="{escape(client.client)}" data-conn="{conn.conn}" '
              f'data-ending="{escape(ending)}">',
              _label(f"#{conn.conn} {conn.server}", middle + 4)]
+    ideal_end = float(LABEL)  # where its ideal course ends, if it has one
     if not (math.isnan(conn.ideal_start) or math.isnan(conn.ideal_end)):
-        x0, x1 = scale.x(conn.ideal_start), scale.x(conn.ideal_end)
-        parts.append(f'<rect x="{x0}" y="{middle - bar / 2 - 3}" width="{max(x1 - x0, 1)}" '
+        x0, ideal_end = scale.x(conn.ideal_start), scale.x(conn.ideal_end)
+        parts.append(f'<rect x="{x0}" y="{middle - bar / 2 - 3}" width="{round(max(ideal_end - x0, 1), 2)}" '
                      f'height="{bar + 6}" class="ghost"><title>ideal: {duration_text(conn.ideal_start)} to '
                      f"{duration_text(conn.ideal_end)}</title></rect>")
     if not conn.drawn:
-        parts.append(f'<text x="{LABEL + 4}" y="{middle + 4}" class="tick">'
-                     f"{escape(conn.why_not_drawn)}</text></g>")
+        # Why there is no course, after the ideal one where it fits there (in it, else); its halo
+        # keeps the lines it crosses (the ideal end) out of its words.
+        why = conn.why_not_drawn
+        x = ideal_end + 6 if ideal_end + 6 + len(why) * TEXT_UNITS <= LABEL + PLOT else LABEL + 4
+        parts.append(f'<text x="{x}" y="{middle + 4}" class="tick note">{escape(why)}</text></g>')
         return "".join(parts)
     end = conn.end if not math.isnan(conn.end) else client.elapsed
     never = conn.never_connected  # connecting all along: no bar
@@ -465,8 +523,11 @@ def _summary_svg(client: ClientPicture, span: float) -> str:
     scale = _Scale(span)
     activity = client.activity
     height = AXIS + 3 * SUMMARY_ROW + 8
+    most_open = max(activity.open, default=0) if activity is not None else 0
+    described = (_described("summary over time", client)
+                 + f", at most {most_open} open at once" * bool(most_open))
     parts = [f'<svg viewBox="0 0 {WIDTH} {height}" role="img" '
-             f'aria-label="summary of {escape(client.client)}">', _axis(scale, height)]
+             f'aria-label="{escape(described)}">', _axis(scale, height)]
     if activity is None or not activity.open:
         parts.append(f'<text x="{LABEL}" y="{AXIS + 20}" class="tick">no activity recorded</text></svg>')
         return "".join(parts)
@@ -541,35 +602,37 @@ def _series(values: Sequence[float], peak: float, width: float, scale: _Scale, t
     return "".join(columns)
 
 
+def _histogram_width(bins: int) -> int:
+    """How wide (SVG units, drawn at 1:1 where the page has room) each histogram is for ``bins``
+    bins: room for every bin's labels side by side, at least HISTOGRAM_WIDTH."""
+    return max(HISTOGRAM_WIDTH, 2 * HISTOGRAM_MARGIN + bins * HISTOGRAM_STEP)
+
+
 def _histogram_svg(client: ClientPicture, shown: range) -> str:
     bins = [client.lateness_bins[index] for index in shown if index < len(client.lateness_bins)]
     title = f"<h3>{escape(client.client)}</h3>"
     if not any(count for _, count in bins):
         return f'<div data-client="{escape(client.client)}">{title}<p class="muted">no chunk sent</p></div>'
-    width, base = 340, 118
-    step = (width - 20) / len(bins)
-    # Bin labels are up to 30 units wide: where the bins leave less room, they are slanted.
-    slanted = step < 40
-    height = 170 if slanted else 150
+    width, base, height = _histogram_width(len(bins)), 118, 140
+    step = (width - 2 * HISTOGRAM_MARGIN) / len(bins)
     peak = max(count for _, count in bins)
-    parts = [f'<div data-client="{escape(client.client)}">{title}<svg viewBox="0 0 {width} {height}" '
-             f'role="img" aria-label="lateness of {escape(client.client)}">']
+    # Its labels keep a readable size: on a narrow screen it scrolls sideways rather than shrink.
+    parts = [f'<div data-client="{escape(client.client)}">{title}<div class="scroll">'
+             f'<svg viewBox="0 0 {width} {height}" '
+             f'style="min-width: {width * 0.8:.0f}px; max-width: {width * 1.25:.0f}px" role="img" '
+             f'aria-label="{escape(_lateness_described(client, bins))}">']
     for index, (upper, count) in enumerate(bins):
-        x = 10 + index * step
+        x = HISTOGRAM_MARGIN + index * step
         tall = count / peak * (base - 18)
         label = "more" if math.isinf(upper) else seconds_label(upper, upper)
         parts.append(f'<rect x="{x + 2:.1f}" y="{base - tall:.1f}" width="{step - 4:.1f}" '
-                     f'height="{tall:.1f}" class="hist"><title>{count} chunks up to {escape(label)}'
+                     f'height="{tall:.1f}" class="hist"><title>{count:,} chunks up to {escape(label)}'
                      "</title></rect>")
         if count:
             parts.append(f'<text x="{x + step / 2:.1f}" y="{base - tall - 4:.1f}" text-anchor="middle" '
-                         f'class="tick">{count}</text>')
-        if slanted:
-            parts.append(f'<text x="{x + step / 2 + 3:.1f}" y="{base + 12}" text-anchor="end" class="tick" '
-                         f'font-size="10" transform="rotate(-40 {x + step / 2 + 3:.1f} {base + 12})">'
-                         f"{escape(label)}</text>")
-        else:
-            parts.append(f'<text x="{x + step / 2:.1f}" y="{base + 14}" text-anchor="middle" class="tick" '
-                         f'font-size="10">{escape(label)}</text>')
-    parts.append(f'<line x1="10" y1="{base}" x2="{width - 10}" y2="{base}" class="grid"/></svg></div>')
+                         f'class="tick count">{count_label(count)}</text>')
+        parts.append(f'<text x="{x + step / 2:.1f}" y="{base + 14}" text-anchor="middle" class="tick bound" '
+                     f'font-size="10">{escape(label)}</text>')
+    parts.append(f'<line x1="{HISTOGRAM_MARGIN}" y1="{base}" x2="{width - HISTOGRAM_MARGIN}" y2="{base}" '
+                 'class="grid"/></svg></div></div>')
     return "".join(parts)

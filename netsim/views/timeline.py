@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from netsim._units import format_duration
-from netsim.views._picture import ClientPicture, Picture, Row, cut, seconds_label, ticks
+from netsim.views._picture import Change, ClientPicture, Picture, Row, elide, seconds_label, ticks
 
 if TYPE_CHECKING:
     from rich.text import Text
@@ -30,7 +30,7 @@ AUTO_CONNECTIONS = 50
 MIN_AXIS = 20  # columns: narrower than this, a timeline says nothing
 # Room after a summary's sparklines for their captions, the longest "  peak 10000 per 300.8ms".
 SUMMARY_INFO = 26
-MAX_LABEL = 24  # columns of a row's label ("  #1 a"): a longer server name is cut with "…"
+MAX_LABEL = 24  # columns of a row's label ("  #1 a"): a longer one loses its middle to "…"
 LEVELS = " ▁▂▃▄▅▆▇█"  # a sparkline's heights, from nothing to the peak
 
 # What each mark is, and its style.
@@ -50,7 +50,7 @@ _EMPTY = (" ", "")
 # axis stay aligned.
 ASCII_MARKS = {"├": "[", "╌": ".", "─": "-", "●": "*", "○": "o", "┤": "]", "✕": "x", "┊": ":", "▼": "v",
                "┼": "+", "…": "~", **dict(zip(LEVELS[1:], ".:-=+*#@", strict=True))}
-SHOWN_CHANGES = 6  # a client model's server changes listed in words; the rest are counted
+SHOWN_CHANGES = 6  # a client model's server changes listed in words (outages first); the rest are counted
 LEGEND = ((START, "connect"), (ARRIVAL, "bytes arrived"), (EOF, "EOF"), (ERROR, "error"),
           (IDEAL, "ideal end"))
 
@@ -87,8 +87,10 @@ def lines(picture: Picture, width: int) -> list[Text]:
     if len(drawn) < len(picture.clients):  # a summary's captions: "peak 10000 per 300.8ms"
         info_width = max(info_width, SUMMARY_INFO)
     axis = Axis(picture.span, max(width - label_width - info_width, MIN_AXIS))
-    out = [Text("timeline: scenario seconds since each client model started", style="bold"),
-           Text(" " * label_width) + axis.labels(),
+    out = [Text("timeline: scenario seconds since each client model started", style="bold")]
+    if picture.error is not None:
+        out.append(Text("(the run did not finish: what finished before it stopped)", style="dim"))
+    out += [Text(" " * label_width) + axis.labels(),
            Text(" " * label_width) + axis.ruler()]
     for client in picture.clients:
         out.append(_heading(client))
@@ -211,7 +213,7 @@ def _heading(client: ClientPicture) -> Text:
 def _row(row: Row, client: ClientPicture, axis: Axis, label_width: int) -> Text:
     from rich.text import Text
 
-    line = Text(cut(f"  {row.label}", label_width - 1).ljust(label_width))
+    line = Text(elide(f"  {row.label}", label_width - 1).ljust(label_width))
     if not row.drawn:
         line.append(f"({row.why_not_drawn})", style="dim")
         return line
@@ -251,14 +253,29 @@ def _changes(client: ClientPicture, axis: Axis, label_width: int) -> list[Text]:
     line = Text("  servers".ljust(label_width))
     _append(line, cells)
     out = [line]
-    for change in client.changes[:SHOWN_CHANGES]:
+    shown = _worth_saying(client.changes, SHOWN_CHANGES)
+    for change in shown:
         said = Text(" " * label_width)
         said.append(CHANGE[0], style=CHANGE[1])
         said.append(f" {format_duration(change.t)}  {change.text}", style="dim")
         out.append(said)
-    if len(client.changes) > SHOWN_CHANGES:
-        out.append(Text(" " * label_width + f"  and {len(client.changes) - SHOWN_CHANGES} more", style="dim"))
+    if len(client.changes) > len(shown):
+        out.append(Text(" " * label_width + f"  and {len(client.changes) - len(shown)} more", style="dim"))
     return out
+
+
+def _worth_saying(changes: Sequence[Change], most: int) -> list[Change]:
+    """``most`` of ``changes`` in time order: a server going down, resetting connections or
+    failing to come up (what explains a run's errors) before its coming up, and that before
+    a change of conditions."""
+    def rank(change: Change) -> int:
+        what = change.what
+        if what.startswith(("down", "not up")) or what.endswith("reset"):
+            return 0
+        return 1 if what == "up" else 2
+
+    chosen = sorted(range(len(changes)), key=lambda index: (rank(changes[index]), index))[:most]
+    return [changes[index] for index in sorted(chosen)]
 
 
 def _summary(client: ClientPicture, axis: Axis, label_width: int) -> list[Text]:

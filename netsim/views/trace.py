@@ -3,11 +3,17 @@ chrome://tracing open as they are.
 
 The layout: a process per client model and one for its servers (``servers``), each
 with a track per connection. A client's connection track has a span for the whole
-connection and, inside it, one for the handshake (``connecting``); an instant for each
-arrival of bytes and for its end. A server's connection track has a span from accept
-to end (``served``) and an instant for each chunk sent. Counters add up the bytes each
-client model received and each set of servers sent. With ``--repeat``, each run has
-processes of its own.
+connection and, inside it, one for the handshake (``connecting``), written after the
+span that holds it (chrome://tracing nests spans that start together in the order it
+reads them); an instant for each arrival of bytes and for its end. A server's
+connection track has a span from accept to end (``served``) and an instant for each
+chunk sent. Each change of a server (a phase, a live change, an outage) is a line
+across the servers' process, named with the server and the change (``a: delay
+100ms``), its kind in ``cat``. Counters add up the bytes each client model received and
+each set of servers sent. With ``--repeat``, each run has processes of its own.
+
+A run that did not finish (``stopped``) ends every connection and client model still
+open then with a span to that moment, its ``ending`` ``stopped``.
 
 Times (``ts``, ``dur``) are scenario microseconds since the run began; the ``scheduled``
 and ``lateness`` args are scenario seconds. An arrival's ``scheduled`` is when its
@@ -23,10 +29,12 @@ from __future__ import annotations
 import bisect
 import json
 import math
+import time
 from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
 
+from netsim._measure import Change, change_of
 from netsim.events import (
     SERVER_STATE_EVENTS,
     BytesReceived,
@@ -66,18 +74,29 @@ class TraceRecorder:
         self._pids = _Pids()
         self._servers: _Servers | None = None  # the process of this run's servers, once it has one
         self._suffix = ""
+        # When the run began on this process's monotonic clock, at the latest: an event's
+        # time counts from then, and it arrives a moment after it happened.
+        self._began = math.inf
+        self._stopped: float | None = None  # when the run stopped before it finished (run seconds)
 
     def __repr__(self) -> str:
         return f"<TraceRecorder records={len(self._lines)} pending={len(self._pending)}>"
 
     def __call__(self, event: Event) -> None:
         self._pending.append(event)
+        self._began = min(self._began, time.monotonic() - event.t)
 
     def next_run(self, number: int, count: int) -> None:
         """The events from here on are of repeat ``number`` of ``count``."""
         self.finish_client()
         self._suffix = f" (run {number})" if count > 1 else ""
         self._servers = None
+        self._began = math.inf  # each run's clock starts at 0
+
+    def stopped(self) -> None:
+        """The run stopped now, before it finished: what was still open ends here."""
+        if math.isfinite(self._began):
+            self._stopped = time.monotonic() - self._began
 
     def finish_client(self) -> None:
         """Turn the events so far (a client model's whole run) into records."""
@@ -96,7 +115,7 @@ class TraceRecorder:
         for client, theirs in by_client.items():
             label = client if client is not None else "unmatched"
             pid = pids.process(f"client {label}{self._suffix}")
-            records += _Run(theirs, self.time_scale, pid, self._servers, pids).records()
+            records += _Run(theirs, self.time_scale, pid, self._servers, pids, self._stopped).records()
         meta, pids.records = pids.records, []
         self._lines += [json.dumps(record, separators=(",", ":")) for record in meta + records]
 
@@ -150,8 +169,9 @@ class _Run:
     """The records of one client model's run: its connections, and its servers' side of them."""
 
     def __init__(self, events: list[Event], time_scale: float, client_pid: int, servers: _Servers,
-                 pids: _Pids) -> None:
+                 pids: _Pids, stopped: float | None = None) -> None:
         self.events = events
+        self.stopped = stopped  # when the run stopped before it finished (run seconds)
         self.scale = time_scale
         self.client_pid = client_pid
         self.servers = servers
@@ -180,7 +200,7 @@ class _Run:
     def _client(self) -> Iterator[Record]:
         pid = self.client_pid
         opened: dict[int, ConnStarted] = {}
-        established: dict[int, float] = {}
+        connecting: dict[int, Record] = {}  # each handshake's span, written after the one holding it
         received: dict[int, int] = defaultdict(int)
         total = 0
         counted = _Counter(pid, "bytes received")
@@ -196,10 +216,10 @@ class _Run:
                     opened[event.conn] = event
                     self.pids.thread(pid, event.conn, f"#{event.conn} → {event.server}")
                 case ConnEstablished():
-                    established[event.conn] = event.t
-                    if event.conn in opened:
-                        yield self._span(pid, event.conn, "connecting", opened[event.conn].t, event.t,
-                                         local_port=event.local_port)
+                    start = opened.get(event.conn)
+                    if start is not None:
+                        connecting[event.conn] = self._span(pid, event.conn, "connecting", start.t, event.t,
+                                                            local_port=event.local_port)
                 case BytesReceived():
                     received[event.conn] += event.bytes
                     total += event.bytes
@@ -207,14 +227,25 @@ class _Run:
                                         **self._due(event.conn, received[event.conn], event.t))
                     yield from counted.sample(self.ts(event.t), total)
                 case EofReceived() | ConnFailed():
-                    start = opened.get(event.conn)
+                    start = opened.pop(event.conn, None)
                     if start is not None:
                         how = event.error if isinstance(event, ConnFailed) else "eof"
                         yield self._span(pid, event.conn, f"{start.server}: {how}", start.t, event.t,
                                          server=start.server, port=start.port, bytes=event.bytes,
                                          ending=how, intact=event.intact)
+                    if event.conn in connecting:
+                        yield connecting.pop(event.conn)
                     yield self._instant(pid, event.conn, event.name, event.t,
                                         **_args(event, skip=("t", "client", "server", "conn")))
+        if self.stopped is not None:  # what was open when the run stopped ends there
+            if started is not None and not any(isinstance(event, ClientFinished) for event in self.events):
+                yield self._span(pid, 0, started.model, started.t, self.stopped,
+                                 connections=started.connections, ending="stopped")
+            for conn, start in opened.items():
+                yield self._span(pid, conn, f"{start.server}: open when the run stopped", start.t,
+                                 self.stopped, server=start.server, port=start.port, bytes=received[conn],
+                                 ending="stopped")
+        yield from connecting.values()
         yield from counted.last()
 
     def _due(self, conn: int, received: int, t: float) -> dict[str, float]:
@@ -230,13 +261,17 @@ class _Run:
     def _servers(self) -> Iterator[Record]:
         pid = self.servers.pid
         counted = _Counter(pid, "bytes sent")
+        accepted: dict[int, ConnAccepted] = {}  # by track, until they end
         for event in self.events:
             match event:
+                case ConnAccepted():
+                    accepted[self._server_tid(event.server, event.conn, event.peer_port)] = event
                 case ServerListening():
                     yield self._instant(pid, 0, event.name, event.t,
                                         **_args(event, skip=("t", "client")))
                 case ConnEnded():
                     tid = self._server_tid(event.server, event.conn, event.peer_port)
+                    accepted.pop(tid, None)
                     yield self._span(pid, tid, "served", event.accepted, event.ended, how=event.how,
                                      bytes=event.bytes, acked=event.acked, fault=event.fault,
                                      peer=f"{event.peer_host}:{event.peer_port}")
@@ -248,9 +283,13 @@ class _Run:
                                         lateness=self.seconds(event.lateness), index=event.index,
                                         held=event.held)
                     yield from counted.sample(self.ts(event.t), self.servers.sent)
-                case _ if isinstance(event, SERVER_STATE_EVENTS):
+                case _ if isinstance(event, Change):
                     # A phase, a live change, an outage: a line across the servers' process.
-                    yield self._marker(pid, event.name, event.t, **_args(event, skip=("t", "client")))
+                    what, _ = change_of(event)
+                    yield self._marker(pid, f"{event.server}: {what}", event.name, event.t,
+                                       **_args(event, skip=("t", "client")))
+                case _ if isinstance(event, SERVER_STATE_EVENTS):
+                    continue  # (none but those above)
                 case _ if isinstance(event, _SPANNED) or not hasattr(event, "peer_port"):
                     continue
                 case _:
@@ -258,6 +297,10 @@ class _Run:
                                            getattr(event, "peer_port", 0))
                     yield self._instant(pid, tid, event.name, event.t,
                                         **_args(event, skip=("t", "client", "server", "conn", "peer_port")))
+        if self.stopped is not None:
+            for tid, event in accepted.items():
+                yield self._span(pid, tid, "served (open when the run stopped)", event.t, self.stopped,
+                                 how="stopped", fault=event.fault, peer=f"port {event.peer_port}")
         yield from counted.last()
 
     def _server_tid(self, server: str, conn: int | None, peer_port: int) -> int:
@@ -280,9 +323,10 @@ class _Run:
         """A moment on its thread's track."""
         return {"ph": "i", "s": "t", "name": name, "pid": pid, "tid": tid, "ts": self.ts(t), "args": args}
 
-    def _marker(self, pid: int, name: str, t: float, **args: Any) -> Record:
-        """A moment drawn across the whole of its process."""
-        return {"ph": "i", "s": "p", "name": name, "pid": pid, "tid": 0, "ts": self.ts(t), "args": args}
+    def _marker(self, pid: int, name: str, kind: str, t: float, **args: Any) -> Record:
+        """A moment drawn across the whole of its process, its ``kind`` in ``cat`` and args."""
+        return {"ph": "i", "s": "p", "name": name, "cat": kind, "pid": pid, "tid": 0, "ts": self.ts(t),
+                "args": {"kind": kind, **args}}
 
 
 class _Counter:
