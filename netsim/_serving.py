@@ -33,12 +33,13 @@ import difflib
 import ipaddress
 import itertools
 import math
+import os
 import re
 import signal
 import threading
 import time
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -721,13 +722,16 @@ def _ip_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | No
         return None
 
 
-def serving(scenario: str | Path | Scenario, *, time_scale: float = 1.0, seed: int | None = None,
+def serving(scenario: str | Path | Scenario | Mapping[str, Any], *, time_scale: float = 1.0,
+            seed: int | None = None,
             allow_external: bool = False, allow_paths: bool = False,
             max_poem_bytes: int = DEFAULT_MAX_POEM_BYTES, free_ports: bool = True) -> Serving:
     """Serve a scenario's servers on free ports for a client of your own; a context manager.
 
     ``scenario`` is a path to a scenario file, the text of one (YAML with a newline in
-    it), or a loaded ``Scenario``; it needs no ``clients:``. Use it as ``with`` or
+    it), a mapping of its keys (``{"netsim": 1, "name": ..., "servers": [...]}``: what a
+    test builds with a port it learns at run time, a proxy's upstream), or a loaded
+    ``Scenario``; it needs no ``clients:``. Use it as ``with`` or
     ``async with``: the servers start on entry and stop on exit, whatever happens, and
     also when the thread that started them ends (so that they never outlive it). A
     Serving serves once. ``allow_external`` lets servers listen, and proxies connect, outside loopback;
@@ -735,7 +739,8 @@ def serving(scenario: str | Path | Scenario, *, time_scale: float = 1.0, seed: i
     binds the ports the scenario gives (``port: 10000``; 0 still takes any free one), for a
     client that can only be pointed at fixed ports; tests running side by side then clash.
 
-    Raises ScenarioError for a scenario that does not load, UsageError for a request it
+    Raises ScenarioError for a scenario that does not load (TypeError for one of another
+    type), UsageError for a request it
     cannot meet (a time scale of 0, a host outside loopback), and on entry PortBusyError
     or ServerStartError when a server cannot start.
     """
@@ -743,14 +748,30 @@ def serving(scenario: str | Path | Scenario, *, time_scale: float = 1.0, seed: i
                    time_scale=time_scale, seed=seed, allow_external=allow_external, free_ports=free_ports)
 
 
-def load(scenario: str | Path | Scenario, *, allow_paths: bool = False,
+def load(scenario: str | Path | Scenario | Mapping[str, Any], *, allow_paths: bool = False,
          max_poem_bytes: int = DEFAULT_MAX_POEM_BYTES) -> Scenario:
-    """A scenario from a path, YAML text (its poem files relative to the current folder),
-    or as it is."""
+    """A scenario from a path, YAML text or a mapping of its keys (its poem files relative
+    to the current folder), or as it is. Raises ScenarioError, and TypeError for anything
+    else."""
     from netsim._loader import load_scenario, load_scenario_text
 
     if isinstance(scenario, Scenario):
         return scenario
+    if isinstance(scenario, Mapping):
+        # As the YAML it stands for, so that it is checked as a file is (a problem's line is
+        # that of this text, and its path, servers[0].delay, says where).
+        import yaml
+
+        try:
+            text = yaml.safe_dump(dict(scenario), sort_keys=False, allow_unicode=True)
+        except yaml.YAMLError as error:
+            raise TypeError(f"a scenario given as a mapping holds only what YAML can (str, int, float, "
+                            f"bool, None, lists and mappings of them): {error}") from None
+        return load_scenario_text(text, filename="<scenario mapping>", allow_paths=allow_paths,
+                                  max_poem_bytes=max_poem_bytes)
+    if not isinstance(scenario, str | os.PathLike):
+        raise TypeError(f"a scenario is a path, YAML text, a mapping of its keys or a loaded Scenario, "
+                        f"not {type(scenario).__name__}")
     if isinstance(scenario, str) and "\n" in scenario:
         return load_scenario_text(scenario, filename="<scenario text>", allow_paths=allow_paths,
                                   max_poem_bytes=max_poem_bytes)

@@ -52,7 +52,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -228,16 +228,17 @@ def _is_scenario(path: Path) -> bool:
 @pytest.fixture
 def netsim_servers(pytestconfig: pytest.Config) -> Iterator[Callable[..., Serving]]:
     """A factory: ``netsim_servers(scenario, time_scale=1.0, seed=None, allow_external=False,
-    allow_paths=..., max_poem_bytes=..., free_ports=True)`` serves a scenario (a path, YAML text, or a loaded
-    one) on free ports for the test's own client; every server it started stops when the
-    test ends. ``allow_paths`` and ``max_poem_bytes`` default to the ini keys."""
+    allow_paths=..., max_poem_bytes=..., free_ports=True)`` serves a scenario (a path, YAML text, a
+    mapping of its keys, or a loaded one) on free ports for the test's own client; every server
+    it started stops when the test ends. ``allow_paths`` and ``max_poem_bytes`` default to the ini keys."""
     from netsim._errors import NetsimError
     from netsim._serving import serving
 
     settings = pytestconfig.stash[_SETTINGS]
     started: list[Serving] = []
 
-    def serve(scenario: str | Path | Scenario, *, time_scale: float = 1.0, seed: int | None = None,
+    def serve(scenario: str | Path | Scenario | Mapping[str, Any], *, time_scale: float = 1.0,
+              seed: int | None = None,
               allow_external: bool = False, allow_paths: bool = settings.allow_paths,
               max_poem_bytes: int = settings.max_poem_bytes, free_ports: bool = True) -> Serving:
         __tracebackhide__ = True

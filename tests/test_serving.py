@@ -419,6 +419,22 @@ def test_a_seed_that_is_not_a_whole_number_is_refused(seed: object) -> None:
         pass
 
 
+def test_a_scenario_given_as_a_mapping_is_served_and_checked_as_a_file_is() -> None:
+    """serving() takes a mapping of a scenario's keys, as a test builds one around a port it
+    learns at run time; a bad value in it is a ScenarioError naming its key, anything YAML
+    cannot hold (or a scenario of another type altogether) a TypeError."""
+    scenario = {"netsim": 1, "name": "built", "servers": [{"name": "a", "poem": "hi\n"}]}
+    with netsim.serving(scenario) as net:
+        assert read(net.address("a")) == b"hi\n"
+    with pytest.raises(netsim.ScenarioError, match=r"<scenario mapping>:\d+:\d+: servers\[0\]\.delay: '1q'"):
+        netsim.serving({**scenario, "servers": [{"name": "a", "poem": "hi\n", "delay": "1q"}]})
+    with pytest.raises(TypeError, match="holds only what YAML can"):
+        netsim.serving({**scenario, "name": object()})
+    with pytest.raises(TypeError, match="a scenario is a path, YAML text, a mapping of its keys or a "
+                                        "loaded Scenario, not int"):
+        netsim.serving(5)  # type: ignore[arg-type]
+
+
 def test_free_ports_false_keeps_the_scenarios_own_port() -> None:
     """serving(..., free_ports=False) binds the port the scenario gives, where by default
     every server takes a free one."""
