@@ -344,7 +344,11 @@ class ScenarioFile(pytest.File):
         for index, alone in enumerate(runs[label]):
             elapsed_of = {name: runs[name][index].runs[0].elapsed for name in needed}
             run = runner.judge(self.scenario, alone.runs[0], elapsed_of)
-            judged.append(ScenarioResult(alone.scenario, alone.time_scale, [run], alone.warnings, alone.seed))
+            # Its warnings again, now that it is judged: those that explain a failed timing
+            # expectation (a program's start, the hypervisor's steal, phases come early) could
+            # not be given by the run, which judged none of this client's expectations.
+            judged.append(ScenarioResult(alone.scenario, alone.time_scale, [run],
+                                         runner.fidelity_warnings(run), alone.seed))
         tallied = tally(judged)
         compared = self._compare(tallied)
         if isinstance(compared, str):
@@ -441,8 +445,12 @@ class ClientItem(pytest.Item):
         self.judged = judged
 
     def runtest(self) -> None:
+        from netsim.runner import time_scale_warnings
+
         judged = self.judged
-        notes = [warning for result in judged.runs for warning in result.warnings]
+        # As `netsim run` gives them: the time scale's, then each run's, each once.
+        notes = list(dict.fromkeys([*time_scale_warnings(judged.runs[0].time_scale, "--netsim-time-scale"),
+                                    *(warning for result in judged.runs for warning in result.warnings)]))
         if judged.baseline_note is not None:
             notes.append(judged.baseline_note)
         lines = self._failed_expectations(judged.tally)

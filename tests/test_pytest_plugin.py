@@ -525,3 +525,48 @@ def test_a_scenario_is_told_by_its_key_and_version(tmp_path: Path, text: str, co
     path = tmp_path / "file.yaml"
     path.write_text(text, encoding="utf-8")
     assert pytest_plugin._is_scenario(path) is collected
+
+
+# A program that takes 400 ms to start, as an interpreter with heavy imports may, then
+# reads both servers one after the other.
+LATE_PROGRAM = """\
+import socket, sys, time
+time.sleep(0.4)
+for port in sys.argv[1:]:
+    with socket.create_connection(("127.0.0.1", int(port))) as conn:
+        while conn.recv(4096):
+            pass
+"""
+
+
+def test_a_failed_timing_gives_the_warnings_that_explain_it_as_netsim_run_does(
+    pytester: pytest.Pytester,
+) -> None:
+    """A program whose start made it miss a timing expectation fails with netsim run's warning
+    on its start-up, which can only be given once the expectation is judged."""
+    (pytester.path / "late.py").write_text(LATE_PROGRAM)
+    pytester.makefile(".yaml", late=SERVERS.format(name="late").replace(
+        "clients: [blocking, select]",
+        f"clients:\n  - {{model: command, name: eve, concurrent: false,"
+        f" run: [{sys.executable}, late.py, '{{port:a}}', '{{port:b}}']}}")
+        + "expect:\n  eve: [elapsed <= ideal + 100ms]\n")
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "expectation failed: elapsed <= ideal + 100ms",
+        "*",
+        "warning: eve: its program made its first connection * later than the ideal (* of wall time): "
+        "its start-up (an interpreter's, its imports) counts in elapsed*",
+    ])
+
+
+def test_a_failed_item_at_a_tiny_time_scale_is_warned_of_the_scale(pytester: pytest.Pytester) -> None:
+    """Below time scale 0.001 a failed item carries netsim run's warning on the scale, naming
+    the plugin's own option."""
+    pytester.makefile(".yaml", failing=FAILING)
+    result = pytester.runpytest_subprocess("--netsim-time-scale", "0.0009")
+    result.stdout.fnmatch_lines([
+        "expectation failed: elapsed < 1ms",
+        "*",
+        "warning: time scale 0.0009 is below 0.001: * try --netsim-time-scale 0.001 or more",
+    ])
