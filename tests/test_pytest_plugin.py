@@ -570,3 +570,61 @@ def test_a_failed_item_at_a_tiny_time_scale_is_warned_of_the_scale(pytester: pyt
         "*",
         "warning: time scale 0.0009 is below 0.001: * try --netsim-time-scale 0.001 or more",
     ])
+
+
+# Jitter on server a: the seed decides the pauses, so a failure names the seed netsim chose.
+JITTERED = FAILING.replace("delay: 20ms}", "delay: 20ms, jitter: 5ms}", 1).replace("failing", "jittered")
+
+
+def test_a_failed_item_names_the_seed_netsim_chose_and_netsim_seed_draws_it_again(
+    pytester: pytest.Pytester,
+) -> None:
+    """A failed item whose run drew from a seed netsim chose names it, in the terminal and the
+    JUnit XML, with the option that draws that run again; --netsim-seed (or the ini key
+    netsim_seed) is the seed every run draws from, and anything but a whole number stops pytest."""
+    import xml.etree.ElementTree as ET
+
+    pytester.makefile(".yaml", jittered=JITTERED)
+    pytester.makeconftest(RECORDING)
+    result = pytester.runpytest_subprocess("--junitxml=report.xml")
+    result.assert_outcomes(passed=1, failed=1)
+    [chosen] = {call["seed"] for call in calls(pytester)}
+    line = f"seed {chosen}: --netsim-seed {chosen} draws the jitter and faults of that failed run again"
+    result.stdout.fnmatch_lines(["expectation failed: elapsed < 1ms", line])
+    cases = ET.parse(pytester.path / "report.xml").iter("testcase")
+    failures = [case.findtext("failure") or "" for case in cases]
+    assert [line in text for text in failures] == [False, True]
+
+    (pytester.path / "calls.jsonl").unlink()
+    again = pytester.runpytest_subprocess("--netsim-seed", str(chosen))
+    again.stdout.fnmatch_lines([line])
+    assert {call["seed"] for call in calls(pytester)} == {chosen}
+
+    (pytester.path / "calls.jsonl").unlink()
+    pytester.makeini("[pytest]\nnetsim_seed = 7\n")
+    pytester.runpytest_subprocess().assert_outcomes(passed=1, failed=1)
+    assert {call["seed"] for call in calls(pytester)} == {7}
+    refused = pytester.runpytest_subprocess("--netsim-seed", "1.5")
+    assert refused.ret == pytest.ExitCode.USAGE_ERROR
+    refused.stderr.fnmatch_lines(["*netsim: the seed must be a whole number, like 7, got '1.5'*"])
+
+
+def test_a_run_that_did_not_finish_names_the_seed_it_drew_from(pytester: pytest.Pytester) -> None:
+    """A run of a jittered scenario that cannot be carried out says which seed netsim chose for it."""
+    pytester.makefile(".yaml", jittered=JITTERED)
+    pytester.makeconftest("""\
+        import netsim.runner
+        from netsim import RunTimeoutError
+
+
+        def timing_out(scenario, **options):
+            raise RunTimeoutError(f"timed out with seed {options['seed']}")
+
+
+        netsim.runner.run_scenario = timing_out
+    """)
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(errors=2)
+    seed = result.stdout.str().split("timed out with seed ")[1].split()[0]
+    result.stdout.fnmatch_lines([f"seed {seed}: --netsim-seed {seed} draws the jitter and faults of that run "
+                                 f"again"])
