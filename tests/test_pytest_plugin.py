@@ -628,3 +628,23 @@ def test_a_run_that_did_not_finish_names_the_seed_it_drew_from(pytester: pytest.
     seed = result.stdout.str().split("timed out with seed ")[1].split()[0]
     result.stdout.fnmatch_lines([f"seed {seed}: --netsim-seed {seed} draws the jitter and faults of that run "
                                  f"again"])
+
+
+def test_junitxml_names_the_class_by_the_scenario_file_without_its_suffix(pytester: pytest.Pytester) -> None:
+    """In --junitxml an item's classname is its file's dotted path without `.yaml` (a CI server
+    takes the part after the last dot for the class), with --junit-prefix first; node ids and
+    -k keep the file name."""
+    import xml.etree.ElementTree as ET
+
+    (pytester.path / "scen").mkdir()
+    (pytester.path / "scen" / "failing.yaml").write_text(FAILING)
+    (pytester.path / "scen" / "three_ports.yml").write_text(PASSING)
+    result = pytester.runpytest_subprocess("--junitxml=report.xml", "-v", "-k", "select")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["scen/failing.yaml::select FAILED*", "scen/three_ports.yml::select PASSED*"])
+    cases = ET.parse(pytester.path / "report.xml").iter("testcase")
+    assert [(case.get("classname"), case.get("name")) for case in cases] == [
+        ("scen.failing", "select"), ("scen.three_ports", "select")]
+    pytester.runpytest_subprocess("--junitxml=prefixed.xml", "--junit-prefix=ci", "scen/failing.yaml")
+    cases = ET.parse(pytester.path / "prefixed.xml").iter("testcase")
+    assert [case.get("classname") for case in cases] == ["ci.scen.failing", "ci.scen.failing"]
