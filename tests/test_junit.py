@@ -212,3 +212,23 @@ clients:
     assert warning in (failure.text or "")
     err = suite.findtext("system-err") or ""
     assert err.startswith(warning) and err.endswith("--time-scale 0.001 or more\nstderr:\noops\n")
+
+
+def test_an_expectation_under_a_client_and_under_all_is_one_test_case(
+    write_scenario: ScenarioWriter, tmp_path: Path
+) -> None:
+    """An expectation written for a client and restated under `all` is judged once: one test
+    case at the client's line, never two of one name, which a CI server would merge."""
+    path = write_scenario("""\
+netsim: 1
+name: restated
+servers: [{name: a, poem: "1\\n"}]
+clients: [blocking]
+expect:
+  blocking: [errors == 0]
+  all: [intact == 100%, errors == 0]
+""")
+    report = tmp_path / "junit.xml"
+    assert run_cli("run", path, "--junit", report, "-q") == 0
+    found = [(case.get("name"), case.get("line")) for case in ET.parse(report).iter("testcase")]
+    assert found == [("errors == 0", "6"), ("intact == 100%", "7")]
