@@ -7,6 +7,12 @@ bound. A baseline comparison adds a test case per client; a run that could not b
 carried out is one test case with an ``<error>``. A ``command`` client's suite carries its
 program's ending, troubled connections and output (``<system-out>``) and its stderr
 (``<system-err>``), of its first failed run.
+
+The warnings ``netsim run`` prints for a client (a busy machine, the hypervisor's steal, a
+program's start-up, a time scale too small) go in each of its failures' text, which is
+what GitLab shows of a failed case (it ignores ``<system-err>``) and Jenkins shows as its
+stack trace, and in its suite's ``<system-err>``, which Jenkins shows on the page of every
+case of the suite, passed ones too, as their standard error.
 """
 
 from __future__ import annotations
@@ -37,14 +43,17 @@ def junit_xml(
     *,
     file: str | None = None,
     baseline: BaselineReport | None = None,
+    notices: Sequence[str] = (),
 ) -> str:
     """The JUnit XML of a run, or of repeated runs (a single run is a repeat of one).
 
     ``file`` puts a ``file`` attribute on each test case, and an expectation read from
-    a scenario file gives its ``line``.
+    a scenario file gives its ``line``. ``notices`` are warnings on the whole run (its
+    time scale), given with every client's own.
     """
     repeated = result if isinstance(result, RepeatResult) else tally([result])
     scenario = repeated.scenario
+    labels = [client.client for client in repeated.clients]
     root = ET.Element("testsuites", name=f"netsim {scenario}")
     stamp = datetime.datetime.now(datetime.UTC).replace(microsecond=0).isoformat()
     for client in repeated.clients:
@@ -57,9 +66,11 @@ def junit_xml(
         for name, value in (("netsim_version", __version__), ("time_scale", f"{repeated.time_scale:g}"),
                             ("model", runs[0].model), ("runs", str(len(runs)))):
             ET.SubElement(properties, "property", name=name, value=value)
+        warned = "".join(f"warning: {warning}\n"
+                         for warning in _warnings_of(client.client, labels, [*notices, *repeated.warnings]))
         for expectation in client.expectations:
             case = _case(suite, classname, expectation.expectation.text, file, expectation.expectation.line)
-            _judge(case, expectation)
+            _judge(case, expectation, warned)
         if baseline is not None:
             _judge_baseline(suite, classname, client.client, baseline)
         _count(suite)
@@ -72,7 +83,10 @@ def junit_xml(
                 [f"program: {command_line(program.argv)}", f"ended: {ended}",
                  *(["connections:", *(f"  {line}" for line in troubled)] if troubled else []),
                  "stdout:", program.stdout])
-            ET.SubElement(suite, "system-err").text = program.stderr
+            ET.SubElement(suite, "system-err").text = (f"{warned}stderr:\n{program.stderr}" if warned
+                                                       else program.stderr)
+        elif warned:
+            ET.SubElement(suite, "system-err").text = warned
     _count(root)
     return _text(root)
 
@@ -99,7 +113,14 @@ def _case(suite: ET.Element, classname: str, name: str, file: str | None, line: 
     return case
 
 
-def _judge(case: ET.Element, tallied: ExpectationTally) -> None:
+def _warnings_of(client: str, labels: Sequence[str], warnings: Sequence[str]) -> list[str]:
+    """The warnings that concern ``client``: its own, which start with its label (a label
+    holds no colon), and those that start with no client's, on the whole run."""
+    others = tuple(f"{label}: " for label in labels if label != client)
+    return list(dict.fromkeys(warning for warning in warnings if not warning.startswith(others)))
+
+
+def _judge(case: ET.Element, tallied: ExpectationTally, warned: str) -> None:
     if tallied.passed:
         return
     measured = _measured(tallied)
@@ -110,7 +131,8 @@ def _judge(case: ET.Element, tallied: ExpectationTally) -> None:
         held = f"{tallied.passes} of {tallied.runs} runs (needs {tallied.required})"
         message = f"held in {held}; measured {measured}, bound {tallied.bound}"
         text = f"{tallied.expectation.text}\nheld: {held}\nmeasured: {measured}\nbound: {tallied.bound}\n"
-    ET.SubElement(case, "failure", message=message, type="expectation").text = text
+    # Beside the failure they may explain, where every CI shows it.
+    ET.SubElement(case, "failure", message=message, type="expectation").text = text + warned
 
 
 def _measured(tallied: ExpectationTally) -> str:

@@ -22,6 +22,10 @@ Options (and ini keys):
 - ``--netsim-repeat N`` (``netsim_repeat``; default 1) runs each client N times, as
   ``netsim run --repeat`` does: an expectation must hold in every run, or in the share
   its pass rate names (``elapsed <= 4.2s in 90% of runs``);
+- ``--netsim-seed N`` (``netsim_seed``; default: the scenario's ``seed``, else one drawn
+  for each file) draws jitter and faults from N, as ``netsim run --seed`` does; a failed
+  item whose run drew from a seed netsim chose names it, so that this option draws that
+  run again;
 - ``--netsim-baseline PATH`` compares each client's overhead ratio with a baseline
   that ``netsim run --save-baseline`` wrote: PATH is one such file (for the scenario it
   names) or a folder of them, ``NAME.json`` for ``NAME.yaml``; ``--netsim-max-regression
@@ -95,6 +99,7 @@ class Settings:
 
     time_scale: float = 1.0
     repeat: int = 1
+    seed: int | None = None  # None: the scenario's, else one drawn for each file
     baseline: Path | None = None  # a baseline file, or a folder of them
     reference: Baseline | None = None  # the baseline file's contents, when it is a file
     max_regression: float = 0.10
@@ -115,6 +120,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="run each client model N times; an expectation must hold in every run, "
                          "or in the share its pass rate names. Default: the ini key netsim_repeat, "
                          "else 1.")
+    group.addoption("--netsim-seed", dest="netsim_seed", metavar="N", default=None,
+                    help="draw jitter and faults from seed N, as `netsim run --seed` does. Default: the "
+                         "ini key netsim_seed, else the scenario's seed, else one drawn for each file "
+                         "(a failed item names it).")
     group.addoption("--netsim-baseline", dest="netsim_baseline", metavar="PATH", default=None,
                     help="compare each client's overhead ratio with this baseline (made by `netsim "
                          "run --save-baseline`), or with NAME.json in this folder for NAME.yaml")
@@ -124,6 +133,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "than PCT of its ideal (default 10%%)")
     parser.addini("netsim_time_scale", "time scale of netsim scenario runs (default 1)", default="1")
     parser.addini("netsim_repeat", "runs of each netsim client model (default 1)", default="1")
+    parser.addini("netsim_seed", "seed of jitter and faults of netsim scenario runs (default: the "
+                  "scenario's, else one drawn for each file)", default="")
     parser.addini("netsim_allow_paths", "let a scenario's poem_file name files outside its folder "
                   "(default false)", type="bool", default=False)
     parser.addini("netsim_max_poem_size", f"the largest poem_file a scenario may read (default "
@@ -155,7 +166,7 @@ def _settings(config: pytest.Config) -> Settings:
     if max_poem_bytes < 1:
         raise pytest.UsageError(f"netsim: netsim_max_poem_size must be greater than 0, got {size_text!r}")
     baseline, reference, max_regression = _baseline_settings(config)
-    return Settings(time_scale=_time_scale(config), repeat=repeat, baseline=baseline,
+    return Settings(time_scale=_time_scale(config), repeat=repeat, seed=_seed(config), baseline=baseline,
                     reference=reference, max_regression=max_regression,
                     allow_paths=bool(config.getini("netsim_allow_paths")), max_poem_bytes=max_poem_bytes)
 
@@ -175,6 +186,16 @@ def _time_scale(config: pytest.Config) -> float:
     if not (value > 0 and math.isfinite(value)):
         raise pytest.UsageError(f"netsim: the time scale must be a number greater than 0, got {text!r}")
     return value
+
+
+def _seed(config: pytest.Config) -> int | None:
+    text = _option(config, "netsim_seed").strip()
+    if not text:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise pytest.UsageError(f"netsim: the seed must be a whole number, like 7, got {text!r}") from None
 
 
 def _baseline_settings(config: pytest.Config) -> tuple[Path | None, Baseline | None, float]:
@@ -345,7 +366,11 @@ class ScenarioFile(pytest.File):
         for index, alone in enumerate(runs[label]):
             elapsed_of = {name: runs[name][index].runs[0].elapsed for name in needed}
             run = runner.judge(self.scenario, alone.runs[0], elapsed_of)
-            judged.append(ScenarioResult(alone.scenario, alone.time_scale, [run], alone.warnings, alone.seed))
+            # Its warnings again, now that it is judged: those that explain a failed timing
+            # expectation (a program's start, the hypervisor's steal, phases come early) could
+            # not be given by the run, which judged none of this client's expectations.
+            judged.append(ScenarioResult(alone.scenario, alone.time_scale, [run],
+                                         runner.fidelity_warnings(run), alone.seed))
         tallied = tally(judged)
         compared = self._compare(tallied)
         if isinstance(compared, str):
@@ -366,18 +391,23 @@ class ScenarioFile(pytest.File):
         settings = self.settings
         if not self._seeds:
             # One seed per repeat for the whole file: a speedup() compares runs of one schedule.
-            self._seeds = [runner.seed_for(self.scenario, None) for _ in range(settings.repeat)]
+            self._seeds = [runner.seed_for(self.scenario, settings.seed) for _ in range(settings.repeat)]
         # Without its expectations, the runner runs this client alone (not those its
         # speedup() names: they run in their own items); judge() gives the verdicts.
         alone = self.scenario.model_copy(update={"expect": {}})
         results = []
+        seed = self._seeds[0]
         try:
             for seed in self._seeds:
                 # Looked up at run time, so that a conftest.py can wrap it.
                 results.append(runner.run_scenario(alone, clients=[label], time_scale=settings.time_scale,
                                                    free_ports=True, seed=seed))
         except RunError as error:
-            return f"{self.shown}: the run could not be carried out: {error}"
+            from netsim.report import seeds_line
+
+            why = f"{self.shown}: the run could not be carried out: {error}"
+            drawn = seeds_line(self.scenario, [seed], "run", "--netsim-seed")  # where it drew its course
+            return f"{why}\n{drawn}" if drawn else why
         except UsageError as error:  # what the machine does not allow (too few file descriptors)
             return f"{self.shown}: cannot be run here: {error}"
         return results
@@ -434,6 +464,7 @@ class ClientItem(pytest.Item):
         return self.parent
 
     def setup(self) -> None:
+        self._name_class_in_junit_xml()
         # The client runs here, so that a run that cannot be carried out is an error of the
         # item (not a failure), reported with this text alone.
         judged = self.scenario_file.judge(self.name)
@@ -441,9 +472,35 @@ class ClientItem(pytest.Item):
             pytest.fail(judged, pytrace=False)
         self.judged = judged
 
+    def _name_class_in_junit_xml(self) -> None:
+        """Give ``--junitxml`` the file's dotted path without its suffix as this item's
+        classname (``scenarios.three_ports``), as a Python test module's is named.
+
+        pytest's own, made from the node id as a Python module's path, keeps ``.yaml``: CI
+        servers take the part after the last dot for the class, and Jenkins showed every
+        scenario as class ``yaml`` of package ``scenarios.three_ports``. An attribute set
+        before the report is what pytest keeps over its own (as ``record_xml_attribute``
+        sets one); the node id, and so ``-k``, stay as they are.
+        """
+        try:
+            from _pytest.junitxml import xml_key
+        except ImportError:  # a pytest that keeps it elsewhere: its own classname then
+            return
+        xml = self.config.stash.get(xml_key, None)
+        if xml is None:
+            return
+        path = self.scenario_file.nodeid
+        dotted = path.removesuffix(self.scenario_file.path.suffix).replace("/", ".")
+        classname = f"{xml.prefix}.{dotted}" if xml.prefix else dotted
+        xml.node_reporter(self.nodeid).add_attribute("classname", classname)
+
     def runtest(self) -> None:
+        from netsim.runner import time_scale_warnings
+
         judged = self.judged
-        notes = [warning for result in judged.runs for warning in result.warnings]
+        # As `netsim run` gives them: the time scale's, then each run's, each once.
+        notes = list(dict.fromkeys([*time_scale_warnings(judged.runs[0].time_scale, "--netsim-time-scale"),
+                                    *(warning for result in judged.runs for warning in result.warnings)]))
         if judged.baseline_note is not None:
             notes.append(judged.baseline_note)
         lines = self._failed_expectations(judged.tally)
@@ -453,6 +510,7 @@ class ClientItem(pytest.Item):
             # The warnings go with the failure they may explain (a busy machine), not to
             # the summary at the end, where -W error would have raised them first.
             raise ExpectationsFailed("\n".join([*lines, self._summary(judged), *self._why(judged),
+                                                *self._seeds(judged),
                                                 *(f"warning: {note}" for note in notes)]))
         for note in notes:
             self.warn(NetsimWarning(note))
@@ -473,6 +531,14 @@ class ClientItem(pytest.Item):
         if program is not None:
             lines += program_lines("program: ", program)
         return lines
+
+    def _seeds(self, judged: Judged) -> list[str]:
+        """The seeds netsim chose that its failed runs drew from, as `netsim run` names them."""
+        from netsim.report import seeds_line
+
+        failed = [result.seed for result in judged.runs if not result.passed and result.seed is not None]
+        line = seeds_line(self.scenario_file.scenario, failed, "failed run", "--netsim-seed")
+        return [line] if line else []
 
     def _failed_expectations(self, tallied: ClientTally) -> list[str]:
         lines = []

@@ -493,14 +493,14 @@ def _seeds_to_repeat(outcome: Outcome) -> str:
     return seeds_line(outcome.plan.scenario, failed, "failed run")
 
 
-def seeds_line(scenario: Scenario, seeds: Sequence[int], run: str) -> str:
+def seeds_line(scenario: Scenario, seeds: Sequence[int], run: str, option: str = "--seed") -> str:
     """Where the course of a ``run`` (a failed one, one that did not finish) was drawn from
-    ``seeds`` netsim chose (jitter, a share of faults): which, so that ``--seed`` draws it
-    again. The scenario's own seed needs no word."""
+    ``seeds`` netsim chose (jitter, a share of faults): which, so that ``option`` (the pytest
+    plugin's is another) draws it again. The scenario's own seed needs no word."""
     if not seeds or scenario.seed is not None or not any(server.draws for server in scenario.servers):
         return ""
     listed = ", ".join(str(seed) for seed in dict.fromkeys(seeds))
-    return (f"seed{'s' * (len(seeds) > 1)} {listed}: --seed {seeds[0]} draws the jitter and faults of "
+    return (f"seed{'s' * (len(seeds) > 1)} {listed}: {option} {seeds[0]} draws the jitter and faults of "
             f"{'a' if len(seeds) > 1 else 'that'} {run} again")
 
 

@@ -109,6 +109,11 @@ PHASES_LAG_NOTED = 0.05  # seconds
 # than the ideal (a `retry` that starts before the ideal's first try) by a few percent.
 BELOW_IDEAL = 0.2  # 20%
 
+# Below this time scale a run's own overhead (a millisecond or so of wall time per
+# client model) becomes a second or more of scenario time, and timer resolution (tens
+# of microseconds) a noticeable share of every pause: the figures stop meaning much.
+TIME_SCALE_FLOOR = 0.001
+
 LEFT_REALTIME = ("the server process used up its real-time budget (CPU time without a pause) and "
                  "ran at normal priority for the rest of the run, where other tasks can hold it back")
 
@@ -173,6 +178,17 @@ def run_scenario(
               for run in runs]
     warnings = [warning for run in judged for warning in fidelity_warnings(run)]
     return ScenarioResult(scenario.name, time_scale, judged, warnings, seed)
+
+
+def time_scale_warnings(time_scale: float, option: str = "--time-scale") -> list[str]:
+    """A warning when the time scale is too small for the figures to mean much; ``option``
+    is the flag that sets it where the warning is read (the pytest plugin's is another)."""
+    if time_scale >= TIME_SCALE_FLOOR:
+        return []
+    return [f"time scale {time_scale:g} is below {TIME_SCALE_FLOOR:g}: a millisecond of the "
+            f"machine's own overhead becomes {1e-3 / time_scale:.3g} s of scenario time, so the "
+            f"timings will say more about the machine than about the clients; try "
+            f"{option} {TIME_SCALE_FLOOR:g} or more"]
 
 
 def fidelity_warnings(run: RunResult) -> list[str]:

@@ -898,8 +898,12 @@ class Scenario(_Model):
         return self._folder if self._folder is not None else Path.cwd()
 
     def expectations_for(self, label: str) -> list[Expectation]:
-        """The expectations of the client called ``label``, then those under ``all``."""
-        return [*self.expect.get(label, []), *self.expect.get(ALL, [])]
+        """The expectations of the client called ``label``, then those under ``all`` that it
+        does not have already (judged once, and one test case in a JUnit report)."""
+        own = self.expect.get(label, [])
+        texts = {expectation.text for expectation in own}
+        return [*own, *(expectation for expectation in self.expect.get(ALL, [])
+                        if expectation.text not in texts)]
 
 
 # --- rules across the parts of a document ------------------------------------------------
@@ -1062,6 +1066,23 @@ def speedups_name_clients(parts: Parts) -> Iterator[Finding]:
                        f"(always 1): put it under each client to compare with {other}")
 
 
+def expectations_are_not_repeated(parts: Parts) -> Iterator[Finding]:
+    """An expectation written twice in one list is a copy that was meant to be changed: the
+    same check twice says nothing more, and would be two test cases of one name in a JUnit
+    report, which CI servers merge. (One under a client and under `all` too restates a rule
+    for every client: ``Scenario.expectations_for`` judges it once.)"""
+    for key, expectations in parts.expect.items():
+        first: dict[str, int] = {}
+        for position, expectation in sorted(expectations.items()):
+            text = expectation.text
+            if text in first:
+                yield (("expect", key, position),
+                       f"{text!r} is already expect.{key}[{first[text]}]: the same check twice; "
+                       f"remove one, or change it to the check that was meant")
+            else:
+                first[text] = position
+
+
 def exit_codes_are_of_programs(parts: Parts) -> Iterator[Finding]:
     """``exit_code`` is judged for a client that runs a program (``model: command``) alone."""
     models = {client.label: client.model for client in parts.clients.values()}
@@ -1131,6 +1152,7 @@ RULES: tuple[Rule, ...] = (
     upstreams_are_poem_servers,
     no_client_is_named_all,
     client_labels_are_unique,
+    expectations_are_not_repeated,
 )
 # The rules that call a name unknown: they apply only when no server (no client) failed,
 # since the name may be that of the one that failed.

@@ -51,12 +51,6 @@ if TYPE_CHECKING:
 # in the place of an earlier run's.
 _NOT_RUN = "nothing was run: "
 
-# Below this time scale a run's own overhead (a millisecond or so of wall time per
-# client model) becomes a second or more of scenario time, and timer resolution (tens
-# of microseconds) a noticeable share of every pause: the figures stop meaning much.
-TIME_SCALE_FLOOR = 0.001
-
-
 @dataclass(frozen=True)
 class Outputs:
     """The files a run writes besides its report; None where none is asked for."""
@@ -156,7 +150,7 @@ def run_session(
     ``on_unfinished`` the JSON result ``--json`` gets, with the client models measured
     before it stopped, before the error goes on. Raises ValueError for ``repeat`` < 1.
     """
-    from netsim.runner import select_clients
+    from netsim.runner import select_clients, time_scale_warnings
     from netsim.views.timeline import wanted
 
     if repeat < 1:
@@ -339,7 +333,7 @@ def serve_session(
     ``control_log`` gets a line for each request it answers.
     """
     from netsim._serving import Serving, serve_scenario
-    from netsim.runner import LEFT_REALTIME, fidelity
+    from netsim.runner import LEFT_REALTIME, fidelity, time_scale_warnings
 
     progress = progress or _Silent()
     scenario = load_scenario_argument(scenario_path, allow_paths=allow_paths,
@@ -419,16 +413,6 @@ def _load_with_text(path: str | Path, *, allow_paths: bool = False,
 
 def _dumps(data: Mapping[str, Any]) -> str:
     return json.dumps(data, indent=2) + "\n"
-
-
-def time_scale_warnings(time_scale: float) -> list[str]:
-    """A warning when the time scale is too small for the figures to mean much."""
-    if time_scale >= TIME_SCALE_FLOOR:
-        return []
-    return [f"time scale {time_scale:g} is below {TIME_SCALE_FLOOR:g}: a millisecond of the "
-            f"machine's own overhead becomes {1e-3 / time_scale:.3g} s of scenario time, so the "
-            f"timings will say more about the machine than about the clients; try "
-            f"--time-scale {TIME_SCALE_FLOOR:g} or more"]
 
 
 def check_outputs(scenario_path: str | Path, outputs: Mapping[str, Path],
@@ -547,7 +531,8 @@ def _write_outputs(outputs: Outputs, outcome: Outcome, scenario_file: str,
         writes.append(("--trace", outputs.trace,
                        lambda path: write_output(path, tracer.text(scenario=outcome.result.scenario))))
     if outputs.junit is not None:
-        text = junit_xml(outcome.result, file=scenario_file, baseline=outcome.baseline)
+        text = junit_xml(outcome.result, file=scenario_file, baseline=outcome.baseline,
+                         notices=outcome.notices)
         writes.append(("--junit", outputs.junit, lambda path: write_output(path, text)))
     if outputs.save_baseline is not None:
         writes.append(("--save-baseline", outputs.save_baseline,

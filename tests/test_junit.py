@@ -10,9 +10,10 @@ import pytest
 
 from netsim.junit import junit_error_xml, junit_xml
 from netsim.repeat import tally
+from netsim.results import ScenarioResult
 from tests.conftest import ScenarioWriter, demo_text
 from tests.test_cli import SCALE, run_cli
-from tests.test_repeat import fake_results
+from tests.test_repeat import fake_results, fake_run
 
 MIXED = """\
     expect:
@@ -169,3 +170,65 @@ def test_the_error_report_is_well_formed_with_any_message() -> None:
     root = ET.fromstring(junit_error_xml("demo", "port <10000> & more"))
     error = root.find(".//error")
     assert error is not None and error.get("message") == "port <10000> & more"
+
+
+def test_each_client_carries_its_own_warnings_and_the_runs_in_its_failures_and_system_err() -> None:
+    """A client's warnings (and those on the whole run) are in the text of each of its failures,
+    which GitLab shows, and in its suite's <system-err>, which Jenkins shows on every case's
+    page; another client's are in neither."""
+    busy = "select: the servers sent chunks up to 12ms late (p99, wall time): this machine was too busy"
+    other = "select.v2: it took 1s, 50% less than its ideal 2s"
+    runs = [fake_run("select", 4.5, "elapsed <= 4.2s"), fake_run("select.v2", 1.0, "elapsed <= 4.2s")]
+    scale = "time scale 0.0009 is below 0.001: try --time-scale 0.001 or more"
+    root = ET.fromstring(junit_xml(ScenarioResult("demo", 0.0009, runs, [busy, other]), notices=[scale]))
+    suites = {suite.get("name"): suite for suite in root.iter("testsuite")}
+    failure = suites["demo.select"].find(".//failure")
+    assert failure is not None
+    assert (failure.text or "").endswith(f"bound: <= 4.200s\nwarning: {scale}\nwarning: {busy}\n")
+    assert suites["demo.select"].findtext("system-err") == f"warning: {scale}\nwarning: {busy}\n"
+    # A passed client keeps its warnings too, where Jenkins shows them.
+    assert suites["demo.select.v2"].find(".//failure") is None
+    assert suites["demo.select.v2"].findtext("system-err") == f"warning: {scale}\nwarning: {other}\n"
+
+
+def test_a_runs_warnings_reach_the_junit_report_of_netsim_run(
+    write_scenario: ScenarioWriter, tmp_path: Path
+) -> None:
+    """netsim run --junit puts the warning it prints on a tiny time scale beside each failure
+    and in the suite's <system-err>, before a program's stderr."""
+    path = write_scenario("""\
+netsim: 1
+name: graded
+servers: [{name: a, poem: "1\\n"}]
+clients:
+  - {model: command, name: eve, run: [sh, -c, "echo oops >&2; exit 2"]}
+""")
+    report = tmp_path / "junit.xml"
+    assert run_cli("run", path, "--time-scale", "0.0009", "--junit", report, "-q") == 1
+    (suite,) = ET.parse(report).getroot().iter("testsuite")
+    failure = suite.find(".//failure")
+    assert failure is not None
+    warning = "warning: time scale 0.0009 is below 0.001: "
+    assert warning in (failure.text or "")
+    err = suite.findtext("system-err") or ""
+    assert err.startswith(warning) and err.endswith("--time-scale 0.001 or more\nstderr:\noops\n")
+
+
+def test_an_expectation_under_a_client_and_under_all_is_one_test_case(
+    write_scenario: ScenarioWriter, tmp_path: Path
+) -> None:
+    """An expectation written for a client and restated under `all` is judged once: one test
+    case at the client's line, never two of one name, which a CI server would merge."""
+    path = write_scenario("""\
+netsim: 1
+name: restated
+servers: [{name: a, poem: "1\\n"}]
+clients: [blocking]
+expect:
+  blocking: [errors == 0]
+  all: [intact == 100%, errors == 0]
+""")
+    report = tmp_path / "junit.xml"
+    assert run_cli("run", path, "--junit", report, "-q") == 0
+    found = [(case.get("name"), case.get("line")) for case in ET.parse(report).iter("testcase")]
+    assert found == [("errors == 0", "6"), ("intact == 100%", "7")]

@@ -227,6 +227,10 @@ ONE_PROBLEM = {
         scenario(tail="expect:\n  blocking:\n    - elapsed <=\n"), 9, 7, "expect.blocking[0]",
         ("expected a value after 'elapsed <='",),
     ),
+    "expectation-written-twice": (
+        scenario(tail="expect:\n  blocking: [elapsed < 1s, elapsed  <  1s]\n"), 8, 28, "expect.blocking[1]",
+        ("'elapsed < 1s' is already expect.blocking[0]: the same check twice", "remove one"),
+    ),
     "expectation-not-a-string": (
         scenario(tail="expect:\n  blocking:\n    - 5\n"), 9, 7, "expect.blocking[0]",
         ("an expectation is a string",),

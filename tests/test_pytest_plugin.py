@@ -525,3 +525,126 @@ def test_a_scenario_is_told_by_its_key_and_version(tmp_path: Path, text: str, co
     path = tmp_path / "file.yaml"
     path.write_text(text, encoding="utf-8")
     assert pytest_plugin._is_scenario(path) is collected
+
+
+# A program that takes 400 ms to start, as an interpreter with heavy imports may, then
+# reads both servers one after the other.
+LATE_PROGRAM = """\
+import socket, sys, time
+time.sleep(0.4)
+for port in sys.argv[1:]:
+    with socket.create_connection(("127.0.0.1", int(port))) as conn:
+        while conn.recv(4096):
+            pass
+"""
+
+
+def test_a_failed_timing_gives_the_warnings_that_explain_it_as_netsim_run_does(
+    pytester: pytest.Pytester,
+) -> None:
+    """A program whose start made it miss a timing expectation fails with netsim run's warning
+    on its start-up, which can only be given once the expectation is judged."""
+    (pytester.path / "late.py").write_text(LATE_PROGRAM)
+    pytester.makefile(".yaml", late=SERVERS.format(name="late").replace(
+        "clients: [blocking, select]",
+        f"clients:\n  - {{model: command, name: eve, concurrent: false,"
+        f" run: [{sys.executable}, late.py, '{{port:a}}', '{{port:b}}']}}")
+        + "expect:\n  eve: [elapsed <= ideal + 100ms]\n")
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "expectation failed: elapsed <= ideal + 100ms",
+        "*",
+        "warning: eve: its program made its first connection * later than the ideal (* of wall time): "
+        "its start-up (an interpreter's, its imports) counts in elapsed*",
+    ])
+
+
+def test_a_failed_item_at_a_tiny_time_scale_is_warned_of_the_scale(pytester: pytest.Pytester) -> None:
+    """Below time scale 0.001 a failed item carries netsim run's warning on the scale, naming
+    the plugin's own option."""
+    pytester.makefile(".yaml", failing=FAILING)
+    result = pytester.runpytest_subprocess("--netsim-time-scale", "0.0009")
+    result.stdout.fnmatch_lines([
+        "expectation failed: elapsed < 1ms",
+        "*",
+        "warning: time scale 0.0009 is below 0.001: * try --netsim-time-scale 0.001 or more",
+    ])
+
+
+# Jitter on server a: the seed decides the pauses, so a failure names the seed netsim chose.
+JITTERED = FAILING.replace("delay: 20ms}", "delay: 20ms, jitter: 5ms}", 1).replace("failing", "jittered")
+
+
+def test_a_failed_item_names_the_seed_netsim_chose_and_netsim_seed_draws_it_again(
+    pytester: pytest.Pytester,
+) -> None:
+    """A failed item whose run drew from a seed netsim chose names it, in the terminal and the
+    JUnit XML, with the option that draws that run again; --netsim-seed (or the ini key
+    netsim_seed) is the seed every run draws from, and anything but a whole number stops pytest."""
+    import xml.etree.ElementTree as ET
+
+    pytester.makefile(".yaml", jittered=JITTERED)
+    pytester.makeconftest(RECORDING)
+    result = pytester.runpytest_subprocess("--junitxml=report.xml")
+    result.assert_outcomes(passed=1, failed=1)
+    [chosen] = {call["seed"] for call in calls(pytester)}
+    line = f"seed {chosen}: --netsim-seed {chosen} draws the jitter and faults of that failed run again"
+    result.stdout.fnmatch_lines(["expectation failed: elapsed < 1ms", line])
+    cases = ET.parse(pytester.path / "report.xml").iter("testcase")
+    failures = [case.findtext("failure") or "" for case in cases]
+    assert [line in text for text in failures] == [False, True]
+
+    (pytester.path / "calls.jsonl").unlink()
+    again = pytester.runpytest_subprocess("--netsim-seed", str(chosen))
+    again.stdout.fnmatch_lines([line])
+    assert {call["seed"] for call in calls(pytester)} == {chosen}
+
+    (pytester.path / "calls.jsonl").unlink()
+    pytester.makeini("[pytest]\nnetsim_seed = 7\n")
+    pytester.runpytest_subprocess().assert_outcomes(passed=1, failed=1)
+    assert {call["seed"] for call in calls(pytester)} == {7}
+    refused = pytester.runpytest_subprocess("--netsim-seed", "1.5")
+    assert refused.ret == pytest.ExitCode.USAGE_ERROR
+    refused.stderr.fnmatch_lines(["*netsim: the seed must be a whole number, like 7, got '1.5'*"])
+
+
+def test_a_run_that_did_not_finish_names_the_seed_it_drew_from(pytester: pytest.Pytester) -> None:
+    """A run of a jittered scenario that cannot be carried out says which seed netsim chose for it."""
+    pytester.makefile(".yaml", jittered=JITTERED)
+    pytester.makeconftest("""\
+        import netsim.runner
+        from netsim import RunTimeoutError
+
+
+        def timing_out(scenario, **options):
+            raise RunTimeoutError(f"timed out with seed {options['seed']}")
+
+
+        netsim.runner.run_scenario = timing_out
+    """)
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(errors=2)
+    seed = result.stdout.str().split("timed out with seed ")[1].split()[0]
+    result.stdout.fnmatch_lines([f"seed {seed}: --netsim-seed {seed} draws the jitter and faults of that run "
+                                 f"again"])
+
+
+def test_junitxml_names_the_class_by_the_scenario_file_without_its_suffix(pytester: pytest.Pytester) -> None:
+    """In --junitxml an item's classname is its file's dotted path without `.yaml` (a CI server
+    takes the part after the last dot for the class), with --junit-prefix first; node ids and
+    -k keep the file name."""
+    import xml.etree.ElementTree as ET
+
+    (pytester.path / "scen").mkdir()
+    (pytester.path / "scen" / "failing.yaml").write_text(FAILING)
+    (pytester.path / "scen" / "three_ports.yml").write_text(PASSING)
+    result = pytester.runpytest_subprocess("--junitxml=report.xml", "-v", "-k", "select")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["scen/failing.yaml::select FAILED*", "scen/three_ports.yml::select PASSED*"])
+    cases = ET.parse(pytester.path / "report.xml").iter("testcase")
+    assert [(case.get("classname"), case.get("name")) for case in cases] == [
+        ("scen.failing", "select"), ("scen.three_ports", "select")]
+    pytester.runpytest_subprocess("--junitxml=prefixed.xml", "--junit-prefix=ci", "scen/failing.yaml")
+    cases = ET.parse(pytester.path / "prefixed.xml").iter("testcase")
+    assert [case.get("classname") for case in cases] == ["ci.scen.failing", "ci.scen.failing"]

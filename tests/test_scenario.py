@@ -258,9 +258,12 @@ def test_server_and_client_lookups() -> None:
     ({"blocking": ["elapsed <= 4s"]}, "pair", []),
     ({"all": ["errors == 0", "intact == 100%"], "pair": ["elapsed <= 4s", "speedup(blocking) >= 2"]},
      "pair", ["elapsed <= 4s", "speedup(blocking) >= 2", "errors == 0", "intact == 100%"]),
+    ({"all": ["errors == 0", "elapsed < 1s"], "pair": ["elapsed < 1s"]},
+     "pair", ["elapsed < 1s", "errors == 0"]),
 ])
 def test_expectations_for(expect: dict[str, list[str]], label: str, texts: list[str]) -> None:
-    """A client's expectations are its own, in order, then those under `all`."""
+    """A client's expectations are its own, in order, then those under `all` that it does not
+    have already."""
     assert [e.text for e in demo(expect=expect).expectations_for(label)] == texts
 
 
@@ -427,6 +430,18 @@ def test_speedups_name_clients() -> None:
                                     "with blocking"),
         (("expect", "all", 0), "speedup(select) under `all` applies to select too, comparing it with "
                                "itself (always 1): put it under each client to compare with select")]
+
+
+def test_an_expectation_written_twice_in_one_list_is_reported_at_the_second() -> None:
+    """The same expectation twice under one key (whitespace aside) is a problem at the copy;
+    once under a client and once under `all` is not."""
+    found = list(rules.expectations_are_not_repeated(
+        parts(clients=["blocking", "select"],
+              expect={"blocking": ["elapsed < 1s", "errors == 0", "elapsed  < 1s"],
+                      "select": ["elapsed < 1s"], "all": ["errors == 0", "elapsed < 1s"]})))
+    assert found == [(("expect", "blocking", 2), "'elapsed < 1s' is already expect.blocking[0]: the same "
+                                                 "check twice; remove one, or change it to the check that "
+                                                 "was meant")]
 
 
 def test_a_timeout_of_no_time_is_refused() -> None:

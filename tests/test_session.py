@@ -11,7 +11,8 @@ import pytest
 from netsim._errors import RunTimeoutError, UsageError
 from netsim.outcome import Outcome
 from netsim.results import RunResult
-from netsim.session import Outputs, Plan, check_outputs, run_session, time_scale_warnings
+from netsim.runner import time_scale_warnings
+from netsim.session import Outputs, Plan, check_outputs, run_session
 from tests.conftest import ScenarioWriter, demo_text
 
 SCALE = 0.02
