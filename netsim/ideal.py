@@ -36,7 +36,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from netsim.conditions import (
@@ -375,8 +375,10 @@ def _serve_poem(server: Server, eras: Sequence[_Era], seed: int, index: int, ser
             break  # closed (or reset) before the change
         if later.resets:
             return _Service(arrivals, when, "reset")
-        if later.changed and not silent:
+        if later.changed:
             fault = fault_of(later.conditions, seed, server.name, index)
+            if silent and fault in ("stall", "blackhole"):
+                continue  # silent still; else the silence is over, and its poem goes on
             timeline = replan(chunks, timeline, done, conditions, later.conditions, fault=fault,
                               streams=Streams(seed, server.name, index, later.generation),
                               now=when - start, accepted=served - start)
@@ -407,8 +409,14 @@ def _serve_proxy(proxy: Server, eras: Mapping[str, Sequence[_Era]], upstream: Se
     index = accepted[proxy.name]
     fault = fault_of(conditions, seed, proxy.name, index)
     resets = [era.begins for era in own if era.resets and era.begins > start]
+    # Where its silence (a blackhole, a stall that struck) ends: by a change that takes it
+    # away, the proxy ends the connection (what its upstream sent meanwhile was dropped).
+    def hushed(arrivals: list[tuple[float, bytes | memoryview]], since: float) -> _Service:
+        ends = _silence_ends(own, since, start, seed, proxy.name, index)
+        return _Service(arrivals, None, None) if ends is None else _Service(arrivals, *ends)
+
     if fault == "blackhole":
-        return _Service([], resets[0] if resets else None, "reset" if resets else None)
+        return _cut_by_reset(hushed([], start), resets)
     limit, limiting, silent = _later_fault(own, start, fault, conditions, seed, proxy.name, index)
     connected = start + conditions.accept_delay
     if _gate_at(eras[upstream.name], connected) == "refused":  # the proxy resets the client
@@ -419,8 +427,8 @@ def _serve_proxy(proxy: Server, eras: Mapping[str, Sequence[_Era]], upstream: Se
         # Downstream passes straight through; the proxy's fault counts the client's bytes,
         # and a client model sends none, so it never strikes (but by the clock).
         if silent is not None and (source.end is None or math.isnan(source.end) or silent < source.end):
-            source = _Service([arrival for arrival in source.arrivals if arrival[0] < silent], None, None)
-        return _cut_by_reset(_cut_by_limit(source, limit, limiting), resets)
+            source = hushed([arrival for arrival in source.arrivals if arrival[0] < silent], silent)
+        return _cut_by_reset(_cut_by_limit(source, limit, limiting, hushed), resets)
     counted = fault in CUTTING_FAULTS and conditions.fault_at is None
     schedule = StreamSchedule(conditions, pause_stream(seed, proxy.name, index), connected,
                               fault_after=conditions.fault_after if counted else None)
@@ -469,10 +477,10 @@ def _serve_proxy(proxy: Server, eras: Mapping[str, Sequence[_Era]], upstream: Se
     # came first (decided by a piece before it), or the connection ended before it.
     if silent is not None and schedule.fault_at is None and (
             source.end is None or math.isnan(source.end) or silent < schedule.close_time(source.end)):
-        service = _Service([arrival for arrival in arrivals if arrival[0] < silent], None, None)
+        service = hushed([arrival for arrival in arrivals if arrival[0] < silent], silent)
         return _cut_by_reset(service, resets)
     if schedule.fault_at is not None:
-        service = _struck(fault, arrivals, schedule.fault_at)
+        service = _struck(fault, arrivals, schedule.fault_at, hushed)
     elif source.end is None or math.isnan(source.end):
         service = _Service(arrivals, source.end, source.outcome)
     elif source.outcome == "reset":  # the proxy passes the upstream's reset on at once
@@ -480,7 +488,29 @@ def _serve_proxy(proxy: Server, eras: Mapping[str, Sequence[_Era]], upstream: Se
     else:
         schedule.conditions = _era_at(own, source.end).conditions
         service = _Service(arrivals, schedule.close_time(source.end), None)
-    return _cut_by_reset(_cut_by_limit(service, limit, limiting), resets)
+    return _cut_by_reset(_cut_by_limit(service, limit, limiting, hushed), resets)
+
+
+# A proxied connection gone silent at a moment, as it ends (``_serve_proxy``'s hushed).
+_Hushed = Callable[[list[tuple[float, bytes | memoryview]], float], _Service]
+
+
+def _silence_ends(own: Sequence[_Era], since: float, accepted: float, seed: int, name: str,
+                  index: int) -> tuple[float, str | None] | None:
+    """When, and how, a proxied connection silent from ``since`` ends: at the first change
+    after that whose fault is no silence, closed (reset, for a reset), or at the moment of
+    a reset or close with a time limit that it brings in; None if no change does."""
+    for era in own:
+        if era.begins <= since or not era.changed:
+            continue
+        fault = fault_of(era.conditions, seed, name, index)
+        if fault in ("stall", "blackhole"):
+            continue
+        when = era.begins
+        if fault in CUTTING_FAULTS and era.conditions.fault_at is not None:
+            when = max(accepted + era.conditions.fault_at, era.begins)
+        return when, "reset" if fault == "reset" else None
+    return None
 
 
 def _later_fault(own: Sequence[_Era], start: float, fault: str | None, conditions: Conditions, seed: int,
@@ -507,11 +537,11 @@ def _later_fault(own: Sequence[_Era], start: float, fault: str | None, condition
     return limit, fault, None
 
 
-def _cut_by_limit(service: _Service, limit: float | None, fault: str | None) -> _Service:
+def _cut_by_limit(service: _Service, limit: float | None, fault: str | None, hushed: _Hushed) -> _Service:
     """The service, cut by a fault's time limit if it comes while the connection is open."""
     if limit is None or (service.end is not None and not math.isnan(service.end) and service.end <= limit):
         return service
-    return _struck(fault, [arrival for arrival in service.arrivals if arrival[0] < limit], limit)
+    return _struck(fault, [arrival for arrival in service.arrivals if arrival[0] < limit], limit, hushed)
 
 
 def _cut_by_reset(service: _Service, resets: Sequence[float]) -> _Service:
@@ -522,11 +552,12 @@ def _cut_by_reset(service: _Service, resets: Sequence[float]) -> _Service:
     return service
 
 
-def _struck(fault: str | None, arrivals: list[tuple[float, bytes | memoryview]], fault_at: float) -> _Service:
-    """How a connection ends once its fault has struck: a stall never ends, a reset ends in
-    the error, a close ends cleanly."""
+def _struck(fault: str | None, arrivals: list[tuple[float, bytes | memoryview]], fault_at: float,
+            hushed: _Hushed) -> _Service:
+    """How a connection ends once its fault has struck: a stall when a change takes it away
+    (``hushed``; never, if none does), a reset in the error, a close cleanly."""
     if fault == "stall":
-        return _Service(arrivals, None, None)
+        return hushed(arrivals, fault_at)
     return _Service(arrivals, fault_at, "reset" if fault == "reset" else None)
 
 

@@ -106,6 +106,19 @@ CASES = {
         '- {name: up, poem: "1\\n2\\n3\\n4\\n5\\n6\\n", chunk: all}\n'
         "- {name: p, upstream: up, delay: 200ms, phases: [{at: 300ms, fault: {kind: reset, after: 5}}]}",
         "{model: blocking, targets: [p]}", 0.4, {"reset": 1}, 0.0),
+    # "1" at 0 and "2" at 0.2 s, then the stall (after 4 bytes) silences it from 0.4 s, until
+    # it is taken away at 1 s: the pause under way is long over, so "3" goes at once, "4"
+    # at 1.2 s, and the close at 1.4 s.
+    "a stall taken away lets a poem server's connection go on": Case(
+        """- {name: k, poem: "1\\n2\\n3\\n4\\n", delay: 200ms, fault: {kind: stall, after: 4},
+             phases: [{at: 1s, fault: null}]}""",
+        "{model: asyncio}", 1.4, {}),
+    # Through a proxy the same stall ends the connection when taken away: what the upstream
+    # sent meanwhile was dropped. The client has "1", "2" and its end at 1 s.
+    "a stall taken away ends a proxy's connection": Case(
+        '- {name: up, poem: "1\\n2\\n3\\n4\\n5\\n6\\n", delay: 200ms}\n'
+        "- {name: p, upstream: up, fault: {kind: stall, after: 4}, phases: [{at: 1s, fault: null}]}",
+        "{model: asyncio, targets: [p]}", 1.0, {}, 0.0),
     "a time limit resets the connection at its moment": Case(
         """- {name: h, poem: "1111\\n2222\\n3333\\n4444\\n", delay: 300ms,
              fault: {kind: reset, at: 700ms}}""",
