@@ -81,7 +81,7 @@ from netsim.runner import DESCRIPTOR_MARGIN, check_request, ensure_descriptors, 
 from netsim.scenario import ConditionChanges, Scenario, Server
 
 # The metrics of `netsim run` that the servers' account of their connections cannot tell.
-_UNTOLD = ("ideal", "overhead", "speedup", "exit_code")
+_UNTOLD = ("ideal", "overhead", "speedup", "exit_code", "extra_connections")
 # A connection refused, or whose handshake went unanswered, never reaches the servers.
 _UNSEEN = "errors.refused"
 _TOLD = [name for name in METRICS if name not in _UNTOLD and name != _UNSEEN]

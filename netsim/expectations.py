@@ -56,6 +56,8 @@ METRICS: dict[str, str] = {
     "lateness.p99": "duration",
     "lateness.max": "duration",
     "exit_code": "count",  # a `command` client's program's exit code
+    # the connections a `command` client's program made to its servers beyond its targets
+    "extra_connections": "count",
 }
 OPERATORS = ("<", "<=", ">", ">=", "==")
 

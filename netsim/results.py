@@ -253,6 +253,7 @@ class RunResult:
             "lateness.p99": self.lateness.p99,
             "lateness.max": self.lateness.max,
             "exit_code": math.nan if self.program is None else float(self.program.exit_code),
+            "extra_connections": math.nan if self.program is None else float(self.program.extra_connections),
         }
 
     def to_dict(self) -> dict[str, Any]:

@@ -1083,8 +1083,14 @@ def expectations_are_not_repeated(parts: Parts) -> Iterator[Finding]:
                 first[text] = position
 
 
+# The metrics of a program's run, and what each is of it.
+_PROGRAMS_OWN = {"exit_code": "the exit code of",
+                 "extra_connections": "the count of the connections beyond its targets made by"}
+
+
 def exit_codes_are_of_programs(parts: Parts) -> Iterator[Finding]:
-    """``exit_code`` is judged for a client that runs a program (``model: command``) alone."""
+    """``exit_code`` and ``extra_connections`` are judged for a client that runs a program
+    (``model: command``) alone."""
     models = {client.label: client.model for client in parts.clients.values()}
     where = ("list it under the command client's name" if COMMAND in models.values()
              else "this scenario has no `command` client: remove it")
@@ -1092,10 +1098,11 @@ def exit_codes_are_of_programs(parts: Parts) -> Iterator[Finding]:
         others = sorted(label for label, model in models.items()
                         if model != COMMAND and key in (ALL, label))
         for position, expectation in expectations.items():
-            if expectation.metric == "exit_code" and others:
+            if expectation.metric in _PROGRAMS_OWN and others:
                 yield (("expect", key, position),
-                       f"exit_code is the exit code of a `command` client's program, and "
-                       f"{_clients(others)} run{'s' * (len(others) == 1)} no program; {where}")
+                       f"{expectation.metric} is {_PROGRAMS_OWN[expectation.metric]} a `command` "
+                       f"client's program, and {_clients(others)} run{'s' * (len(others) == 1)} no "
+                       f"program; {where}")
 
 
 def outside_services_are_not_judged_on_what_is_unknown(parts: Parts) -> Iterator[Finding]:

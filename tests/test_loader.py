@@ -632,6 +632,16 @@ def test_a_rule_of_a_whole_entry_needs_no_hint_and_a_number_for_a_string_says_to
         "clients[1].run[1]", 'expected a string, got the number 5: write it in quotes, like "5"')
 
 
+def test_extra_connections_is_judged_for_a_program_alone(tmp_path: Path) -> None:
+    """`extra_connections`, as `exit_code`, is of a `command` client's program: under a model
+    that runs none it is a load error saying so."""
+    [problem] = problems_of(scenario('{name: a, poem: "x\n"}', clients="  - select\n",
+                                     tail="expect:\n  select: [extra_connections == 0]\n"), tmp_path)
+    assert problem.message.startswith("extra_connections is the count of the connections beyond its "
+                                      "targets made by a `command` client's program, and client 'select' "
+                                      "runs no program")
+
+
 def test_connections_and_ramp_are_refused_for_a_program(tmp_path: Path) -> None:
     """A `command` client's program makes its own connections, told only the targets: a
     `connections` or `ramp` that it cannot follow is refused, naming how to ask for more."""

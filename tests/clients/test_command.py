@@ -277,6 +277,7 @@ for port in sys.argv[1:]:
         ("a", 20, True, None), ("b", 20, True, None)]
     assert result.program is not None and result.program.extra_connections == 2
     assert result.passed
+    assert result.metrics()["extra_connections"] == 2  # what `extra_connections == 0` judges
     extra = result.program.extra
     assert [connection.server for connection in extra] == ["a", "b"]
     assert all(connection.served.bytes < 20 for connection in extra)  # a line at most: not a poem
