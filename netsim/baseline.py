@@ -40,7 +40,7 @@ from netsim._files import write_output
 from netsim._version import __version__
 from netsim.repeat import RepeatResult
 from netsim.results import ScenarioResult, json_number
-from netsim.scenario import Scenario, Server
+from netsim.scenario import Scenario, Server, chain_of
 
 FORMAT = "netsim-baseline"
 FORMAT_VERSION = 1
@@ -193,10 +193,9 @@ def fingerprint(scenario: Scenario, label: str) -> str:
     client = scenario.client(label)
     by_name = {server.name: server for server in scenario.servers}
     needed: dict[str, Server] = {}
-    for server in scenario.targets_of(client):
-        needed.setdefault(server.name, server)
-        if server.upstream is not None and server.upstream in by_name:
-            needed.setdefault(server.upstream, by_name[server.upstream])
+    for target in scenario.targets_of(client):
+        for server in chain_of(target, by_name):
+            needed.setdefault(server.name, server)
     shape = {"client": client.model_dump(mode="json", exclude_defaults=True),
              "servers": [server.model_dump(mode="json", exclude_defaults=True)
                          for _, server in sorted(needed.items())]}

@@ -52,7 +52,7 @@ from netsim.events import (
 from netsim.expectations import Expectation, evaluate, parse_expectation
 from netsim.ideal import elapsed_of, ideal_timeline, syn_times
 from netsim.results import ConnectionResult, Program, RunResult, ScenarioResult, not_printed, percentile
-from netsim.scenario import Client, Phase, Scenario, Server
+from netsim.scenario import Client, Phase, Scenario, Server, chain_of
 
 # A run may take this multiple of its ideal wall time, plus the margin, before it is
 # stopped: generous, because a loaded machine is slow, but never a hang.
@@ -656,12 +656,12 @@ def _timed(targets: Sequence[Server], servers: dict[str, Server]) -> bool:
 
 
 def _needed(targets: Sequence[Server], servers: dict[str, Server]) -> list[Server]:
-    """The servers a client's run needs: its targets and the upstreams of its proxies."""
+    """The servers a client's run needs: its targets and the upstreams of its proxies (and
+    theirs, for a proxy in front of a proxy)."""
     needed: dict[str, Server] = {}
-    for server in targets:
-        needed.setdefault(server.name, server)
-        if server.upstream is not None and server.upstream in servers:
-            needed.setdefault(server.upstream, servers[server.upstream])
+    for target in targets:
+        for server in chain_of(target, servers):
+            needed.setdefault(server.name, server)
     return list(needed.values())
 
 
@@ -700,12 +700,9 @@ def _targets(servers: Sequence[Server], addresses: dict[str, tuple[str, int]],
     targets = []
     for number, (server, start_at) in enumerate(zip(servers, starts, strict=True), start=1):
         if server.name not in payloads:
-            if server.upstream is None:
-                payloads[server.name] = server.payload()
-            elif server.upstream in everything:
-                payloads[server.name] = everything[server.upstream].payload()
-            else:
-                payloads[server.name] = None  # whatever the outside service sends
+            source = chain_of(server, everything)[-1]
+            # A proxy to HOST:PORT at the end: whatever the outside service sends.
+            payloads[server.name] = None if source.is_proxy else source.payload()
         expected = payloads[server.name]
         host, port = addresses[server.name]
         targets.append(Target(conn=number, server=server.name, host=host, port=port,

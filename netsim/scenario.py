@@ -484,8 +484,9 @@ class Server(_Model):
     upstream: str | None = Field(
         default=None,
         description="Makes the server a proxy: it forwards what a real service sends (HOST:PORT, "
-                    "or the name of another server of the scenario) under its own conditions, "
-                    "instead of serving a poem. A HOST outside loopback needs `--allow-external`.",
+                    "or the name of another server of the scenario, a proxy too if need be) under "
+                    "its own conditions, instead of serving a poem. A HOST outside loopback needs "
+                    "`--allow-external`.",
         examples=["127.0.0.1:8080"], json_schema_extra=default_reads("none: serve the poem"))
     handshake_delay: Duration = Field(
         default=0.0,
@@ -865,6 +866,12 @@ class Scenario(_Model):
                 return server
         raise KeyError(name)
 
+    def chain(self, server: Server) -> list[Server]:
+        """``server`` and, for a proxy, the servers of the scenario its bytes come through,
+        in turn: a proxy's upstream, that one's if it is a proxy too, down to a poem server
+        (or a proxy to HOST:PORT, outside the scenario)."""
+        return chain_of(server, {each.name: each for each in self.servers})
+
     def client(self, label: str) -> Client:
         for client in self.clients:
             if client.label == label:
@@ -998,17 +1005,24 @@ def upstreams_are_known(parts: Parts) -> Iterator[Finding]:
                    f"scenario or give HOST:PORT")
 
 
-def upstreams_are_poem_servers(parts: Parts) -> Iterator[Finding]:
-    """A proxy forwards a poem server, never itself or another proxy."""
+def upstreams_lead_somewhere(parts: Parts) -> Iterator[Finding]:
+    """A proxy forwards a poem server, another proxy (one condition in front of another:
+    a latency upstream, a rate downstream) or HOST:PORT, never itself, nor in a circle."""
     by_name = {server.name: server for server in parts.servers.values()}
     for index, server in parts.servers.items():
         upstream = by_name.get(_upstream_name(server) or "")
         if upstream is server:
             yield ("servers", index, "upstream"), "a proxy cannot forward to itself"
         elif upstream is not None and upstream.is_proxy:
-            yield (("servers", index, "upstream"),
-                   f"{server.upstream!r} is a proxy itself; a proxy's upstream must be a poem "
-                   f"server or HOST:PORT")
+            names, seen = [server.name], {server.name}
+            while upstream is not None and upstream.name not in seen:
+                names.append(upstream.name)
+                seen.add(upstream.name)
+                upstream = by_name.get(_upstream_name(upstream) or "")
+            if upstream is not None:
+                yield (("servers", index, "upstream"),
+                       f"these proxies forward in a circle: {' -> '.join([*names, upstream.name])}; "
+                       f"one of them must forward a poem server or HOST:PORT")
 
 
 def no_client_is_named_all(parts: Parts) -> Iterator[Finding]:
@@ -1111,9 +1125,11 @@ def outside_services_are_not_judged_on_what_is_unknown(parts: Parts) -> Iterator
     reads: an expectation on either could never pass."""
     # A proxy that refuses or ignores every handshake, or goes down and up on its phases,
     # has an ideal after all (the connect's own), or one this rule cannot tell: left alone.
+    by_name = {server.name: server for server in parts.servers.values()}
     outside = {server.name for server in parts.servers.values()
-               if server.is_proxy and _upstream_name(server) is None and not server.phases
-               and (server.fault is None or server.fault.kind not in ("refuse", "syn_drop"))}
+               if server.is_proxy and not any(each.phases or (each.fault is not None and each.fault.kind in (
+                   "refuse", "syn_drop")) for each in chain_of(server, by_name))
+               and chain_of(server, by_name)[-1].is_proxy}
     if not outside:
         return
     every = set(parts.server_names().values())  # a failed entry's name counts, not as outside
@@ -1156,7 +1172,7 @@ RULES: tuple[Rule, ...] = (
     server_names_are_unique,
     ports_are_unique_per_address,
     faults_strike_within_the_poem,
-    upstreams_are_poem_servers,
+    upstreams_lead_somewhere,
     no_client_is_named_all,
     client_labels_are_unique,
     expectations_are_not_repeated,
@@ -1217,6 +1233,15 @@ def _overlap(one: _Address, two: _Address) -> bool:
     """Would listening sockets of one family, on one port, take the same address?"""
     # An unspecified address (0.0.0.0, ::) takes the port on every address of its family.
     return one == two or one.is_unspecified or two.is_unspecified
+
+
+def chain_of(server: Server, by_name: Mapping[str, Server]) -> list[Server]:
+    """``server`` and the servers its bytes come through, in turn (see ``Scenario.chain``);
+    a circle (refused when a scenario loads) is followed once round."""
+    chain = [server]
+    while (upstream := by_name.get(_upstream_name(chain[-1]) or "")) is not None and upstream not in chain:
+        chain.append(upstream)
+    return chain
 
 
 def _upstream_name(server: Server) -> str | None:

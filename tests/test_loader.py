@@ -642,6 +642,17 @@ def test_extra_connections_is_judged_for_a_program_alone(tmp_path: Path) -> None
                                       "runs no program")
 
 
+def test_proxies_that_forward_in_a_circle_are_refused(tmp_path: Path) -> None:
+    """A proxy may forward another proxy, but proxies that forward one another in a circle
+    would never reach a service: refused, naming the circle."""
+    text = ("netsim: 1\nname: c\nservers:\n  - {name: a, upstream: b}\n  - {name: b, upstream: c}\n"
+            "  - {name: c, upstream: a}\n")
+    problems = problems_of(text, tmp_path)
+    assert problems[0].message == (
+        "these proxies forward in a circle: a -> b -> c -> a; one of them must forward a poem server "
+        "or HOST:PORT")
+
+
 def test_connections_and_ramp_are_refused_for_a_program(tmp_path: Path) -> None:
     """A `command` client's program makes its own connections, told only the targets: a
     `connections` or `ramp` that it cannot follow is refused, naming how to ask for more."""

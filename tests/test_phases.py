@@ -119,6 +119,13 @@ CASES = {
         '- {name: up, poem: "1\\n2\\n3\\n4\\n5\\n6\\n", delay: 200ms}\n'
         "- {name: p, upstream: up, fault: {kind: stall, after: 4}, phases: [{at: 1s, fault: null}]}",
         "{model: asyncio, targets: [p]}", 1.0, {}, 0.0),
+    # Two proxies in a row, each with its own latency: the poem's lines (0 to 0.3 s, closed
+    # at 0.4 s) come 100 + 200 ms later, and the close as late: 0.7 s.
+    "a proxy in front of a proxy adds both latencies": Case(
+        '- {name: up, poem: "1\\n2\\n3\\n4\\n", delay: 100ms}\n'
+        "- {name: near, upstream: up, latency: 100ms}\n"
+        "- {name: far, upstream: near, latency: 200ms}",
+        "{model: selectors, targets: [far]}", 0.7, {}),
     "a time limit resets the connection at its moment": Case(
         """- {name: h, poem: "1111\\n2222\\n3333\\n4444\\n", delay: 300ms,
              fault: {kind: reset, at: 700ms}}""",

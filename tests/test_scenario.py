@@ -374,14 +374,18 @@ def test_upstreams_are_known() -> None:
                        "or give HOST:PORT")
 
 
-def test_upstreams_are_poem_servers() -> None:
-    """A proxy cannot forward to itself or to another proxy; a poem server or HOST:PORT is fine."""
+def test_upstreams_lead_somewhere() -> None:
+    """A proxy cannot forward to itself, nor proxies to one another in a circle; a poem
+    server, HOST:PORT or another proxy that leads to one is fine."""
     servers = [poem("origin"), {"name": "p", "upstream": "p"}, {"name": "q", "upstream": "origin"},
-               {"name": "r", "upstream": "q"}, {"name": "s", "upstream": "nowhere"}]
-    assert list(rules.upstreams_are_poem_servers(parts(servers))) == [
+               {"name": "r", "upstream": "q"}, {"name": "s", "upstream": "nowhere"},
+               {"name": "t", "upstream": "u"}, {"name": "u", "upstream": "t"}]
+    assert list(rules.upstreams_lead_somewhere(parts(servers))) == [
         (("servers", 1, "upstream"), "a proxy cannot forward to itself"),
-        (("servers", 3, "upstream"),
-         "'q' is a proxy itself; a proxy's upstream must be a poem server or HOST:PORT"),
+        (("servers", 5, "upstream"), "these proxies forward in a circle: t -> u -> t; one of them must "
+                                     "forward a poem server or HOST:PORT"),
+        (("servers", 6, "upstream"), "these proxies forward in a circle: u -> t -> u; one of them must "
+                                     "forward a poem server or HOST:PORT"),
     ]
 
 
