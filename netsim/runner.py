@@ -52,7 +52,7 @@ from netsim.events import (
 from netsim.expectations import Expectation, evaluate, parse_expectation
 from netsim.ideal import elapsed_of, ideal_timeline, syn_times
 from netsim.results import ConnectionResult, Program, RunResult, ScenarioResult, not_printed, percentile
-from netsim.scenario import Client, Phase, Scenario, Server
+from netsim.scenario import COMMAND, Client, Phase, Scenario, Server
 
 # A run may take this multiple of its ideal wall time, plus the margin, before it is
 # stopped: generous, because a loaded machine is slow, but never a hang.
@@ -171,8 +171,36 @@ def run_scenario(
     # A client that ran only for a named one's speedup() is measured, not judged.
     judged = [judge(scenario, run, elapsed_of) if not clients or run.client in clients else run
               for run in runs]
-    warnings = [warning for run in judged for warning in fidelity_warnings(run)]
+    warnings = unread_warnings(scenario, [client.label for client in selected
+                                          if not clients or client.label in clients])
+    warnings += [warning for run in judged for warning in fidelity_warnings(run)]
     return ScenarioResult(scenario.name, time_scale, judged, warnings, seed)
+
+
+# What the servers' account of a connection tells of a program: what its kernel acknowledged.
+_ACKNOWLEDGED = ("intact", "bytes")
+
+
+def unread_warnings(scenario: Scenario, labels: Collection[str] | None = None) -> list[str]:
+    """A warning for each ``command`` client (of ``labels``, or every one) without ``output:``
+    whose ``intact`` or ``bytes`` expectations would pass a program that never read: from the
+    servers' side they judge what its kernel acknowledged, which a socket's receive buffer
+    does whether or not the program reads it."""
+    warnings = []
+    for client in scenario.clients:
+        if client.model != COMMAND or client.output is not None or (labels is not None
+                                                                   and client.label not in labels):
+            continue
+        metrics = {expectation.metric for expectation in scenario.expectations_for(client.label)}
+        named = [metric for metric in _ACKNOWLEDGED if metric in metrics]
+        if named:
+            said = " and ".join(f"`{metric}`" for metric in named)
+            warnings.append(
+                f"{client.label}: without `output:`, {said} judge{'s' * (len(named) == 1)} what its "
+                f"program's kernel acknowledged, not what the program read: one that connects and "
+                f"never reads passes {'them' if len(named) > 1 else 'it'}; add `output: poems` (or "
+                f"`output: lines`) to judge what it printed")
+    return warnings
 
 
 def fidelity_warnings(run: RunResult) -> list[str]:
@@ -806,4 +834,4 @@ def fidelity(lateness: Sequence[float], machine: Machine | None = None) -> str:
 
 
 __all__ = ["check_request", "ensure_descriptors", "fidelity", "judge", "plans_of", "run_scenario",
-           "seed_for", "select_clients"]
+           "seed_for", "select_clients", "unread_warnings"]

@@ -1289,3 +1289,21 @@ expect:
         "           | four",
     ]
     assert shown[8].startswith("FAILED: ")
+
+
+def test_validate_warns_of_intact_judged_without_output(write_scenario: ScenarioWriter,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """A valid scenario whose command client has an `intact` expectation and no `output:` is
+    valid (exit 0), with a warning that `intact` then judges what the program's kernel took in."""
+    path = write_scenario("""\
+        netsim: 1
+        name: unread
+        servers: [{name: a, poem: "x\\n"}]
+        clients: [{model: command, name: student, run: [./client, "{ports}"]}]
+        expect:
+          student: [intact == 100%]
+    """)
+    assert run_cli("validate", path) == 0
+    err = capsys.readouterr().err
+    assert (f"{path}: warning: student: without `output:`, `intact` judges what its program's kernel "
+            f"acknowledged, not what the program read") in err

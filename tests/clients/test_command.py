@@ -776,3 +776,36 @@ def _cmdline(entry: Path) -> bytes:
         return (entry / "cmdline").read_bytes().replace(b"\0", b" ")
     except OSError:
         return b""
+
+
+# Connects to every port, reads nothing, and stays until the poems have ended.
+NEVER_READS = """\
+import socket, sys, time
+socks = [socket.create_connection(("127.0.0.1", int(port))) for port in sys.argv[1:]]
+time.sleep(0.5)
+"""
+
+
+def test_intact_without_output_warns_that_it_judges_the_kernel_not_the_program(
+        write_scenario: ScenarioWriter, tmp_path: Path) -> None:
+    """A program that never reads passes `intact` and `bytes` (its kernel acknowledged every
+    byte): without `output:` the run warns that they judge the kernel, and says to add it;
+    with `output: poems` it fails, and there is nothing to warn of."""
+    program = write_program(tmp_path, "never_reads.py", NEVER_READS)
+    scenario = netsim.load_scenario(write_scenario(f"""\
+        netsim: 1
+        name: unread
+        servers: [{{name: a, poem: "{POEM}", delay: 10ms}}]
+        clients:
+          - {{model: command, name: blind, run: [{PYTHON}, {program}, "{{ports}}"]}}
+          - {{model: command, name: seen, run: [{PYTHON}, {program}, "{{ports}}"], output: poems}}
+        expect:
+          all: [intact == 100%, bytes == 20B]
+    """))
+    result = netsim.run_scenario(scenario)
+    blind, seen = result.runs
+    assert blind.passed and not seen.passed
+    assert [warning for warning in result.warnings if "`output:`" in warning] == [
+        "blind: without `output:`, `intact` and `bytes` judge what its program's kernel acknowledged, "
+        "not what the program read: one that connects and never reads passes them; add `output: poems` "
+        "(or `output: lines`) to judge what it printed"]
