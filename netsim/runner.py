@@ -569,6 +569,9 @@ def _poems_to_find(scenario: Scenario, client: Client) -> dict[str, tuple[str, .
         texts = {server.text.strip()}
         if client.output == "poems":
             texts.add(server.payload().decode("utf-8", "replace").strip())
+            # Printed with \r\n line endings (Windows' habit, a socket protocol's), as
+            # `output: lines` takes it: the lines are the same.
+            texts |= {text.replace("\r\n", "\n").replace("\n", "\r\n") for text in texts}
         poems[server.name] = tuple(sorted(text for text in texts if text))
     return poems
 

@@ -752,7 +752,9 @@ class Client(_Model):
                     "order, each on a line of its own, where the lines of different poems may "
                     "come between them (a client that prints lines as they arrive); an output "
                     "line may begin with a label, such as `a: 1111`, which is not read: a line "
-                    "that two poems share counts for whichever makes both whole. Without it, "
+                    "that two poems share counts for whichever makes both whole. Either reads the "
+                    "output without its terminal escapes (colours), and `\\r\\n` ends a line as `\\n` "
+                    "does. Without it, "
                     "`intact` and `bytes` judge what the program's kernel acknowledged, which it "
                     "does whether or not the program reads: a program that never reads passes them.",
         examples=["poems", "lines"], json_schema_extra=default_reads("none: the output is not checked"))

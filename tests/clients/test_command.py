@@ -809,3 +809,44 @@ def test_intact_without_output_warns_that_it_judges_the_kernel_not_the_program(
         "blind: without `output:`, `intact` and `bytes` judge what its program's kernel acknowledged, "
         "not what the program read: one that connects and never reads passes them; add `output: poems` "
         "(or `output: lines`) to judge what it printed"]
+
+
+@pytest.mark.parametrize("piece", [1, 3, 1000])
+@pytest.mark.parametrize(("search", "output"), [
+    (command._PoemSearch, b"\x1b[1;32m1111\n\x1b[0m2222\x1b[0m\n"),
+    (command._LineSearch, b"\x1b[32ma: 1111\x1b[0m\n\x1b[32ma: 2222\x1b[0m\n"),
+    (command._LineSearch, b"\x1b[32m[a]\x1b[0m 1111\n\x1b[32m[a]\x1b[0m 2222\n"),
+])
+def test_output_is_read_without_its_terminal_escapes(search: Any, output: bytes, piece: int) -> None:
+    """Colour codes and resets, before a poem's text or after it, are not read by either
+    `output:`, however the output is cut (an escape split between two reads too)."""
+    assert searched(search({"a": ("1111\n2222",)}, {"a": 1}), output, piece) == ["a"]
+
+
+# Reads every port's poem to its end, then prints its first argument (escapes as Python's).
+READS_THEN_PRINTS = """\
+import socket, sys
+for port in sys.argv[2:]:
+    with socket.create_connection(("127.0.0.1", int(port))) as sock:
+        while sock.recv(1024):
+            pass
+sys.stdout.buffer.write(sys.argv[1].encode().decode("unicode_escape").encode("latin-1"))
+"""
+
+
+@pytest.mark.parametrize("output", ["poems", "lines"])
+def test_output_takes_a_poem_printed_with_crlf_line_endings(write_scenario: ScenarioWriter, tmp_path: Path,
+                                                            output: str) -> None:
+    """A poem printed with \\r\\n line endings is in the output for `output: poems` as for
+    `output: lines`."""
+    program = write_program(tmp_path, "crlf.py", READS_THEN_PRINTS)
+    result = run(write_scenario, f"""\
+        netsim: 1
+        name: crlf
+        servers: [{{name: a, poem: "1111\\n2222\\n", delay: 10ms}}]
+        clients:
+          - model: command
+            run: [{PYTHON}, {program}, '1111\\r\\n2222\\r\\n', "{{ports}}"]
+            output: {output}
+    """)
+    assert [conn.intact for conn in result.connections] == [True]
