@@ -33,6 +33,7 @@ from netsim._processes import (
 )
 from netsim._units import format_duration
 from netsim.clients import ClientModel, ClientOptions, Target, get_model
+from netsim.clients.command import holds_poem
 from netsim.conditions import Conditions, changes_of
 from netsim.engine import PhasePlan, ServerPlan
 from netsim.events import (
@@ -530,7 +531,7 @@ def _run_client(
         program = dataclasses.replace(Program.of(measured.program),
                                       extra_connections=measured.left_over, extra=measured.extra)
         if client.output is not None:
-            connections = _check_output(connections, program.printed or (), client.output, poems)
+            connections = _check_output(connections, program, client.output, poems)
     # A program that could not be started has no elapsed time: a timing expectation fails.
     elapsed = math.nan if program is not None and not program.started else measured.wall_elapsed / time_scale
     return RunResult(
@@ -585,24 +586,45 @@ def _program_timeout(client: Client, ideal: float, time_scale: float) -> float:
     return UNKNOWN_IDEAL_TIMEOUT
 
 
-def _check_output(connections: list[ConnectionResult], printed: Sequence[str], mode: str,
-                  looked_for: Collection[str]) -> list[ConnectionResult]:
+def _check_output(connections: list[ConnectionResult], program: Program, mode: str,
+                  looked_for: Mapping[str, tuple[str, ...]]) -> list[ConnectionResult]:
     """``output:``: a connection whose poem is not in the program's output is not intact
-    (``printed``: a server's name for each of its poems the whole output held, as the client
-    process saw: three connections to one server want three). The connections first in
-    order take the poems found."""
+    (``program.printed``: a server's name for each of its poems the whole output held, as the
+    client process saw: three connections to one server want three). The connections first
+    in order take the poems found. ``looked_for``: the texts of each server's poem."""
+    printed = program.printed or ()
     left = collections.Counter(printed)
+    instead: dict[str, str] = {}  # by server: what the program printed in its place
     checked = []
     for conn in connections:
         if conn.intact and conn.server in looked_for:
             if left[conn.server]:
                 left[conn.server] -= 1
             else:
+                if conn.server not in instead:
+                    instead[conn.server] = _printed_instead(program, conn.server, mode, looked_for)
                 conn = dataclasses.replace(conn, intact=False, message=(
                     f"the program's output does not contain the poem of {conn.server} "
-                    f"{_times(printed.count(conn.server))}{not_printed(mode)}"))
+                    f"{_times(printed.count(conn.server))}{not_printed(mode)}{instead[conn.server]}"))
         checked.append(conn)
     return checked
+
+
+def _printed_instead(program: Program, server: str, mode: str, poems: Mapping[str, tuple[str, ...]]) -> str:
+    """What the program printed where ``server``'s poem was wanted, where its kept streams
+    tell (``: its stdout is empty``), else "": a poem on its stderr, or for ``output:
+    poems``, the poem's lines among others' lines, which ``output: lines`` takes (where
+    the poem is nowhere in one piece: else a copy too few is what it lacks)."""
+    said = []
+    if not program.stdout:
+        said.append("its stdout is empty")
+    if holds_poem(program.stderr, server, poems, mode):
+        said.append("its stderr holds the poem: print it to stdout")
+    elif (program.stdout and mode == "poems" and holds_poem(program.stdout, server, poems, "lines")
+          and not holds_poem(program.stdout, server, poems, "poems")):
+        said.append("its output has the poem's lines, interleaved with others' or labelled: "
+                    "`output: lines` takes that")
+    return f": {', and '.join(said)}" if said else ""
 
 
 def _times(found: int) -> str:

@@ -355,6 +355,15 @@ class _LineSearch:
             self._complete = any(self._whole(way)[0] == len(self._poems) for way in self._ways)
 
 
+def holds_poem(text: str, server: str, poems: Mapping[str, tuple[str, ...]], output: str) -> bool:
+    """Does ``text`` (a program's stream as the result keeps it) hold the poem of ``server``
+    (its texts in ``poems``) as ``output: poems`` or ``output: lines`` reads one?"""
+    search = (_LineSearch if output == "lines" else _PoemSearch)({server: poems[server]}, {server: 1})
+    search.feed(text.encode())
+    search.end()
+    return bool(search.found)
+
+
 class _Plain:
     """A stream fed a read at a time, without its escape sequences (``_ESCAPE``): one cut
     between two reads is held back for the next, ESCAPE_LIMIT bytes at most."""

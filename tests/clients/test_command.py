@@ -520,8 +520,11 @@ def test_output_lines_takes_each_poems_lines_in_order_among_the_others(
     result = run(write_scenario, three_servers(
         f'{{model: command, run: [{PYTHON}, {program}, "{{ports}}"], output: {output}}}'), time_scale=0.2)
     assert [conn.intact for conn in result.connections] == intact
+    # Printed as `output: lines` takes it, a poem's lines are said to be there for `output: poems`.
+    instead = (": its output has the poem's lines, interleaved with others' or labelled: `output: lines` "
+               "takes that") if output == "poems" else ""
     assert [conn.message for conn in result.connections if not conn.intact] == [
-        f"the program's output does not contain the poem of {conn.server} (output: {output})"
+        f"the program's output does not contain the poem of {conn.server} (output: {output}){instead}"
         for conn in result.connections if not conn.intact]
 
 
@@ -850,3 +853,47 @@ def test_output_takes_a_poem_printed_with_crlf_line_endings(write_scenario: Scen
             output: {output}
     """)
     assert [conn.intact for conn in result.connections] == [True]
+
+
+# Reads every port's poem to its end, then writes its second argument (escapes as Python's)
+# to the stream its first names.
+READS_THEN_WRITES = """\
+import socket, sys
+for port in sys.argv[3:]:
+    with socket.create_connection(("127.0.0.1", int(port))) as sock:
+        while sock.recv(1024):
+            pass
+stream = sys.stdout if sys.argv[1] == "stdout" else sys.stderr
+stream.write(sys.argv[2].encode().decode("unicode_escape"))
+"""
+
+
+@pytest.mark.parametrize(("stream", "printed", "output", "instead"), [
+    ("stdout", "", "poems", ": its stdout is empty"),
+    ("stderr", "1111\\n2222\\n", "poems",
+     ": its stdout is empty, and its stderr holds the poem: print it to stdout"),
+    ("stderr", "a: 1111\\na: 2222\\n", "lines",
+     ": its stdout is empty, and its stderr holds the poem: print it to stdout"),
+    ("stdout", "a: 1111\\nb: xxxx\\na: 2222\\n", "poems",
+     ": its output has the poem's lines, interleaved with others' or labelled: `output: lines` takes that"),
+    ("stdout", "2222\\n1111\\n", "poems", ""),  # nothing to say but that it is not there
+])
+def test_a_poem_missing_from_the_output_says_what_was_printed_instead(
+        write_scenario: ScenarioWriter, tmp_path: Path, stream: str, printed: str, output: str,
+        instead: str) -> None:
+    """A poem that `output:` does not find in the program's stdout is said to be missing with
+    what stands in its place, where the kept streams tell: an empty stdout, the poem on
+    stderr, its lines interleaved (which `output: lines` would take)."""
+    program = write_program(tmp_path, "writes.py", READS_THEN_WRITES)
+    result = run(write_scenario, f"""\
+        netsim: 1
+        name: instead
+        servers: [{{name: a, poem: "1111\\n2222\\n", delay: 10ms}}]
+        clients:
+          - model: command
+            run: [{PYTHON}, {program}, {stream}, '{printed}', "{{ports}}"]
+            output: {output}
+    """)
+    (conn,) = result.connections
+    assert (conn.intact, conn.message) == (
+        False, f"the program's output does not contain the poem of a (output: {output}){instead}")
