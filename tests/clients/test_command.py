@@ -531,9 +531,9 @@ def test_output_lines_takes_each_poems_lines_in_order_among_the_others(
 def test_a_program_that_leaves_early_is_seen_by_the_server(write_scenario: ScenarioWriter,
                                                           tmp_path: Path) -> None:
     """A program that reads one line and closes is measured as an error with the bytes its
-    kernel took; one that resets is an error too, not a reset (which counts the server's).
-    One that reads the whole poem and closes in the server's last pause is intact and no
-    error: it knew where the poem ends."""
+    kernel took, which its message says; one that resets is an error too, not a reset
+    (which counts the server's). One that reads the whole poem and closes in the server's
+    last pause is intact and no error: it knew where the poem ends."""
     program = write_program(tmp_path, "early.py", """\
 import socket, struct, sys
 for port, how in zip(sys.argv[1:], ["close", "reset", "whole"]):
@@ -563,8 +563,9 @@ for port, how in zip(sys.argv[1:], ["close", "reset", "whole"]):
     assert whole.message == "the client closed it with the whole poem, before the server's end"
     assert (closed.error, closed.bytes, closed.intact) == ("error", 5, False)
     assert closed.served is not None and closed.served.how == "client_closed"
+    assert closed.message == "the client closed it before the server's end, after 5 of 20 bytes"
     assert (reset.error, reset.message, reset.intact) == (
-        "error", "the client reset it (it closed with bytes unread)", False)
+        "error", "the client reset it (it closed with bytes unread), after 5 of 20 bytes", False)
     assert reset.served is not None and reset.served.how == "client_reset"
 
 
