@@ -261,8 +261,9 @@ STDERR_WIDTH = 100  # characters
 
 def programs(result: RepeatResult) -> str:
     """Why each ``command`` client's program failed, where one did: it could not be
-    started, netsim ended it at its timeout, or its exit code failed its expectation; with
-    the end of its standard error. Also a program that left processes running, or made
+    started, netsim ended it at its timeout, its exit code failed its expectation, or an
+    expectation on its connections failed while it wrote on its stderr; with the end of
+    its standard error. Also a program that left processes running, or made
     more connections than its targets. Empty when none did (over repeats: the first failure of
     each client)."""
     return _under_verdicts("programs", result, lambda run: (
@@ -302,14 +303,20 @@ _ABOUT_CONNECTIONS = frozenset({"intact", "errors", "bytes"})
 def program_to_explain(run: RunResult) -> Program | None:
     """A run's program when there is something to say of how it ended: it could not be
     started, netsim ended it at its timeout, its exit code failed its expectation, it left
-    processes running or made more connections than its targets."""
+    processes running or made more connections than its targets, or it wrote on its stderr
+    and an expectation on its connections (``intact``, ``errors``, ``bytes``) failed."""
     program = run.program
     if program is None:
         return None
     exit_failed = any(not verdict.passed and verdict.expectation.metric == "exit_code"
                       for verdict in run.expectations)
-    if (exit_failed or program.timed_out or _not_started(program) or program.left_running
-            or program.extra_connections):
+    # A program that exits 0 may still have said on its stderr why a connection failed
+    # ("timeout on 44115"): under a failed verdict on its connections, that is shown too.
+    connections_failed = program.stderr.strip() and any(
+        not verdict.passed and verdict.expectation.metric.split(".")[0] in _ABOUT_CONNECTIONS
+        for verdict in run.expectations)
+    if (exit_failed or connections_failed or program.timed_out or _not_started(program)
+            or program.left_running or program.extra_connections):
         return program
     return None
 

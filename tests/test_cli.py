@@ -1259,8 +1259,9 @@ clients:
 def test_a_failed_program_is_explained_under_the_verdicts(write_scenario: ScenarioWriter,
                                                           capsys: pytest.CaptureFixture[str]) -> None:
     """Under the verdicts, each `command` client whose program failed says how (not started,
-    ended at its timeout, or its exit code) with the end of its stderr; one that exited 0,
-    or with the code its expectation asks for, is not listed."""
+    ended at its timeout, or its exit code) with the end of its stderr, and so does one that
+    exited 0 but failed an expectation on its connections; one that exited 0, or with the
+    code its expectation asks for, and failed nothing else, is not listed."""
     path = write_scenario("""\
 netsim: 1
 name: programs
@@ -1272,23 +1273,28 @@ clients:
      run: [sh, -c, "echo one >&2; echo two >&2; echo three >&2; echo four >&2; exit 4"]}
   - {model: command, name: fine, run: ["true"]}
   - {model: command, name: expected, run: [sh, -c, "echo fine >&2; exit 3"]}
+  - {model: command, name: gives-up, run: [sh, -c, "echo timeout on {port:a} >&2"]}
 expect:
   expected: [exit_code == 3]
+  gives-up: [errors == 0]
 """)
     assert run_cli("run", path, "--free-ports", "--time-scale", "0.5", "--no-timeline") == 1
     out = capsys.readouterr().out
     shown = out[out.index("\nprograms\n") + 1:].splitlines()
     assert shown[:8] == [
         "programs",
-        "  missing  could not be started (exit 127):",
-        "           | netsim: cannot run './no-such-program': No such file or directory",
-        "  slow     ended by netsim at its timeout: exit -15 (SIGTERM), nothing on its stderr",
-        "  fails    exit 4, its stderr ends:",
-        "           | two",
-        "           | three",
-        "           | four",
+        "  missing   could not be started (exit 127):",
+        "            | netsim: cannot run './no-such-program': No such file or directory",
+        "  slow      ended by netsim at its timeout: exit -15 (SIGTERM), nothing on its stderr",
+        "  fails     exit 4, its stderr ends:",
+        "            | two",
+        "            | three",
+        "            | four",
     ]
-    assert shown[8].startswith("FAILED: ")
+    # One that exits 0 shows its stderr too where an expectation on its connections failed.
+    assert shown[8] == "  gives-up  exit 0, its stderr ends:"
+    assert shown[9].startswith("            | timeout on ")
+    assert shown[10] == "connections"
 
 
 def test_validate_warns_of_intact_judged_without_output(write_scenario: ScenarioWriter,
