@@ -20,7 +20,7 @@ import time
 import typing
 from collections.abc import Callable, Collection, Mapping, Sequence
 
-from netsim import _plugins
+from netsim import _placeholders, _plugins
 from netsim._errors import ClientCrashError, LimitReachedError, RunError, RunTimeoutError, UsageError
 from netsim._machine import Machine, StealClock
 from netsim._measure import Correlator, Slot, measure
@@ -532,6 +532,8 @@ def _run_client(
                                       extra_connections=measured.left_over, extra=measured.extra)
         if client.output is not None:
             connections = _check_output(connections, program, client.output, poems)
+        if free_ports and client.run is not None and not _placeholders.used(client.run):
+            connections = _moved_away(connections, servers)
     # A program that could not be started has no elapsed time: a timing expectation fails.
     elapsed = math.nan if program is not None and not program.started else measured.wall_elapsed / time_scale
     return RunResult(
@@ -625,6 +627,20 @@ def _printed_instead(program: Program, server: str, mode: str, poems: Mapping[st
         said.append("its output has the poem's lines, interleaved with others' or labelled: "
                     "`output: lines` takes that")
     return f": {', and '.join(said)}" if said else ""
+
+
+def _moved_away(connections: list[ConnectionResult], servers: Sequence[Server]) -> list[ConnectionResult]:
+    """A program told no port (no placeholder in its ``run``) made no connection to a server
+    whose fixed port was moved to a free one (``free_ports``): it may know only the fixed
+    port, which netsim cannot tell (``NETSIM_ADDRESSES`` may be what it reads): its missing
+    connections say so."""
+    fixed = {server.name: server.port for server in servers if server.port}
+    return [dataclasses.replace(conn, message=(
+        f"{conn.message}: its server listened on a free port ({conn.port}), not the scenario's "
+        f"{fixed[conn.server]}, and `run:` has no placeholder: the program may be connecting to the "
+        f"scenario's port, where nothing listened; give it {{ports}} (or {{port:{conn.server}}}), or "
+        f"run without --free-ports")) if conn.error == "missing" and conn.server in fixed else conn
+        for conn in connections]
 
 
 def _times(found: int) -> str:

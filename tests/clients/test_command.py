@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import socket
 import sys
 import time
 from pathlib import Path
@@ -898,3 +899,38 @@ def test_a_poem_missing_from_the_output_says_what_was_printed_instead(
     (conn,) = result.connections
     assert (conn.intact, conn.message) == (
         False, f"the program's output does not contain the poem of a (output: {output}){instead}")
+
+
+def test_a_program_told_no_port_on_free_ports_is_told_it_may_use_the_fixed_one(
+        write_scenario: ScenarioWriter, tmp_path: Path) -> None:
+    """A server with a fixed port moved to a free one (free_ports) and a program whose `run:`
+    has no placeholder that made no connection: the missing connection says the program may
+    be connecting to the scenario's port, and how to give it the real one. With a
+    placeholder, it says nothing of the kind."""
+    with socket.socket() as probe:  # a port nothing listens on: the run moves the server off it
+        probe.bind(("127.0.0.1", 0))
+        fixed = probe.getsockname()[1]
+    program = write_program(tmp_path, "hardcoded.py", f"""\
+import socket
+try:
+    socket.create_connection(("127.0.0.1", {fixed}), timeout=2).close()
+except OSError as error:
+    print(error)
+""")
+    scenario = netsim.load_scenario(write_scenario(f"""\
+        netsim: 1
+        name: fixed
+        servers: [{{name: a, port: {fixed}, poem: "x\\n"}}]
+        clients:
+          - {{model: command, name: hardcoded, run: [{PYTHON}, {program}]}}
+          - {{model: command, name: told, run: [{PYTHON}, {program}, "{{ports}}"]}}
+    """))
+    hardcoded, told = netsim.run_scenario(scenario, free_ports=True).runs
+    (conn,) = hardcoded.connections
+    assert conn.error == "missing" and conn.port != fixed
+    assert conn.message == (
+        f"the client made no connection to a for this one: its server listened on a free port "
+        f"({conn.port}), not the scenario's {fixed}, and `run:` has no placeholder: the program may be "
+        f"connecting to the scenario's port, where nothing listened; give it {{ports}} (or {{port:a}}), "
+        f"or run without --free-ports")
+    assert [conn.message for conn in told.connections] == ["the client made no connection to a for this one"]
