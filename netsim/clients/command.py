@@ -44,6 +44,9 @@ OUTPUT_LIMIT = 64 * 1024  # 64 KiB
 # What of each stream goes to the log, a line at a time, and the longest line it takes: a
 # program that prints without end must not fill the runner's memory.
 LOG_LIMIT = 1024 * 1024  # 1 MiB
+# The kept end of a long stream starts at a line's start when one begins this near its
+# own start: a long last line keeps its bytes rather than a tidy first line.
+LINE_START_NEAR = 1024  # 1 KiB
 LOG_LINES = 10_000  # and no more lines: an event each, however short
 LINE_LIMIT = 4 * 1024  # 4 KiB
 READ_SIZE = 64 * 1024  # 64 KiB
@@ -210,12 +213,13 @@ class _Reader(threading.Thread):
                                                 self._name, line))
 
     def kept(self) -> str:
-        """The stream, or, past OUTPUT_LIMIT, its beginning and its end (from a line's start)."""
+        """The stream, or, past OUTPUT_LIMIT, its first and its last OUTPUT_LIMIT // 2 bytes (the
+        last from a line's start, where one begins within LINE_START_NEAR of theirs)."""
         if self._length <= OUTPUT_LIMIT:
             return self._kept.decode("utf-8", "replace")
         head = self._kept[:OUTPUT_LIMIT // 2]
         tail = self._last
-        if (newline := tail.find(b"\n", 0, len(tail) - 1)) != -1:
+        if (newline := tail.find(b"\n", 0, min(LINE_START_NEAR, len(tail) - 1))) != -1:
             tail = tail[newline + 1:]
         left_out = self._length - len(head) - len(tail)
         return (f"{head.decode('utf-8', 'replace')}\n[netsim: {left_out:,} bytes of its {self._name} "

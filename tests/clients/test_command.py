@@ -934,3 +934,26 @@ except OSError as error:
         f"connecting to the scenario's port, where nothing listened; give it {{ports}} (or {{port:a}}), "
         f"or run without --free-ports")
     assert [conn.message for conn in told.connections] == ["the client made no connection to a for this one"]
+
+
+@pytest.mark.parametrize(("written", "tail"), [
+    # a long line, then a short last one: the whole last 32 KiB
+    ("'a' * 70_000 + '\\n' + 'b' * 60 + '\\n'", "a" * (32 * 1024 - 62) + "\n" + "b" * 60 + "\n"),
+    # short lines: from the first line that begins in it
+    ("'a' * 70_000 + '\\n' + ('c' * 99 + '\\n') * 400", ("c" * 99 + "\n") * 327),
+])
+def test_a_long_outputs_kept_end_is_its_last_32_kib(write_scenario: ScenarioWriter, tmp_path: Path,
+                                                   written: str, tail: str) -> None:
+    """Past 64 KiB, the result keeps a stream's last 32 KiB, cut to a line's start only where
+    one begins near its own: a long last line is not dropped for a tidy start."""
+    program = write_program(tmp_path, "long.py", f"import sys\nsys.stdout.write({written})\n")
+    result = run(write_scenario, f"""\
+        netsim: 1
+        name: long
+        servers: [{{name: a, poem: "x\\n", fault: {{kind: refuse}}}}]
+        clients: [{{model: command, run: [{PYTHON}, {program}]}}]
+    """)
+    assert result.program is not None
+    head, note, kept = result.program.stdout.split("\n", 2)
+    assert (head, kept) == ("a" * 32 * 1024, tail)
+    assert note.startswith("[netsim: ") and note.endswith(" bytes of its stdout left out here]")
