@@ -10,6 +10,7 @@ expectation held. Figures keep a readable length at any time scale.
 from __future__ import annotations
 
 import math
+import re
 import signal
 import textwrap
 from collections.abc import Callable, Sequence
@@ -348,12 +349,27 @@ def connection_problems(run: RunResult, most: int = 5) -> list[str]:
 
 
 def _clip(line: str, width: int) -> str:
-    """``line`` cut in its middle to ``width``: an error's beginning and its end (where a
-    message such as "No such file or directory" stands) both stay."""
+    """``line`` to ``width``: its long paths first cut to their last two parts (``.../bin/
+    python3: can't open file '.../class/nosuch.py': ...``), so that the words between them
+    stay; then, if it is still too long, cut in its middle: an error's beginning and its end
+    (where a message such as "No such file or directory" stands) both stay."""
+    if len(line) <= width:
+        return line
+    line = _PATH.sub(lambda path: _last_parts(path.group(0)), line)
     if len(line) <= width:
         return line
     head = width * 2 // 5
     return f"{line[:head]} ... {line[len(line) - (width - head - 5):]}"
+
+
+# A path with a folder in it, as a program names one in its error (quoted or not).
+_PATH = re.compile(r"/?(?:[^\s/'\"`]+/)+[^\s/'\"`:]*")
+
+
+def _last_parts(path: str) -> str:
+    """``path`` from its last two parts, when it has more."""
+    parts = path.rstrip("/").split("/")
+    return path if len(parts) <= 3 else ".../" + "/".join(parts[-2:])
 
 
 def _not_started(program: Program) -> bool:
