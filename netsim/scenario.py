@@ -733,8 +733,9 @@ class Client(_Model):
                     "string split as a shell would (never run through a shell). Placeholders: "
                     "`{ports}` and `{addresses}` (an argument each per target, when they are the "
                     "whole argument; within a longer one, as in `--ports={ports}`, joined by "
-                    "spaces), `{port:NAME}`, `{host}`; the environment has `NETSIM_ADDRESSES`. It "
-                    "runs in the scenario file's folder.",
+                    "spaces), `{port:NAME}`, `{host}`; the environment has `NETSIM_ADDRESSES`: each "
+                    "target's `HOST:PORT`, in target order, separated by spaces (no names: "
+                    "`127.0.0.1:40001 127.0.0.1:40002`). It runs in the scenario file's folder.",
         examples=[["python3", "my_client.py", "{ports}"]],
         json_schema_extra=default_reads("none (required by `model: command`)"))
     concurrent: bool | None = Field(
