@@ -661,6 +661,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     report.conclude(outcome, _STDOUT, sys.stderr, quiet=args.quiet, timeline=drawn)
     if unwritten is not None:
         raise unwritten
+    # A program netsim could not start is the run's failure, not the client's (exit 3), said
+    # once every other client's verdicts are out: one student's missing file hides no grade.
+    for line in outcome.not_carried_out:
+        _error(line)
+    if outcome.not_carried_out:
+        return EXIT_RUN_ERROR
     return EXIT_PASSED if outcome.passed else EXIT_FAILED
 
 

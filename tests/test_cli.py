@@ -1278,7 +1278,7 @@ expect:
   expected: [exit_code == 3]
   gives-up: [errors == 0]
 """)
-    assert run_cli("run", path, "--free-ports", "--time-scale", "0.5", "--no-timeline") == 1
+    assert run_cli("run", path, "--free-ports", "--time-scale", "0.5", "--no-timeline") == 3  # (missing)
     out = capsys.readouterr().out
     shown = out[out.index("\nprograms\n") + 1:].splitlines()
     assert shown[:8] == [
@@ -1313,3 +1313,34 @@ def test_validate_warns_of_intact_judged_without_output(write_scenario: Scenario
     err = capsys.readouterr().err
     assert (f"{path}: warning: student: without `output:`, `intact` judges what its program's kernel "
             f"acknowledged, not what the program read") in err
+
+
+@pytest.mark.parametrize(("expect", "code"), [("", 3), ("expect: {missing: [exit_code == 127]}", 0)])
+def test_a_program_netsim_cannot_start_is_a_run_not_carried_out(
+        write_scenario: ScenarioWriter, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        expect: str, code: int) -> None:
+    """A command client whose program is not there could not be run (exit 3, not a failed
+    expectation), said after every client's verdicts, with the path and where it was looked
+    up, in the JSON's warnings too; the other clients still run and are judged. An
+    expectation on its exit code judges it instead."""
+    path = write_scenario(f"""\
+netsim: 1
+name: class
+servers: [{{name: a, poem: "1\\n"}}]
+clients:
+  - {{model: command, name: missing, run: [./nonexistent-client]}}
+  - {{model: command, name: present, run: ["true"]}}
+{expect}
+""")
+    result = tmp_path / "result.json"
+    assert run_cli("run", path, "--free-ports", "--no-timeline", "--json", str(result)) == code
+    out, err = capsys.readouterr()
+    said = (f"client 'missing': netsim could not start its program (cannot run './nonexistent-client': "
+            f"No such file or directory; looked up in {tmp_path.resolve()}): its run could not be carried "
+            f"out; an expectation `exit_code == 127` would judge that instead")
+    assert "PASS  present  exit_code == 0" in out
+    if code == 3:
+        assert f"netsim: error: {said}" in err.splitlines()
+        assert said in json.loads(result.read_text())["warnings"]
+    else:
+        assert "netsim: error" not in err and "PASS  missing  exit_code == 127" in out
