@@ -518,6 +518,10 @@ def _from_the_server(number: int, slot: Slot, served: Served | None, *, cut: boo
         # knows where the poem ends need not wait out the server's last pause.
         error, message = None, "the client closed it with the whole poem, before the server's end"
     received = served.bytes if served.acked is None else served.acked
+    if served.how in ("client_closed", "client_reset") and error == "error":
+        # How far it read tells which part of the client gave up: after a first recv, or near the end.
+        whole = "" if slot.expected is None else f" of {slot.expected}"
+        message = f"{message}, after {received}{whole} bytes"
     if proxy:
         # A proxy knows no poem, but whether the client had all its upstream sent, as sent: the
         # fault a proxy's account names is one that cut, stopped or corrupted the stream.

@@ -53,6 +53,11 @@ def problems(argv: Sequence[str], servers: Sequence[str]) -> list[str]:
     return found
 
 
+def used(argv: Sequence[str]) -> bool:
+    """Does ``argv`` hold a placeholder (a brace written twice is none)?"""
+    return any(match.group(1) is not None for argument in argv for match in _PLACEHOLDER.finditer(argument))
+
+
 def expand(argv: Sequence[str], targets: Sequence[tuple[str, str, int]]) -> list[str]:
     """``argv`` with its placeholders filled in; ``targets`` are (server, host, port) in order."""
     ports = [str(port) for _, _, port in targets]

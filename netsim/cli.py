@@ -670,6 +670,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     report.conclude(outcome, _STDOUT, sys.stderr, quiet=args.quiet, timeline=drawn)
     if unwritten is not None:
         raise unwritten
+    # A program netsim could not start is the run's failure, not the client's (exit 3), said
+    # once every other client's verdicts are out: one student's missing file hides no grade.
+    for line in outcome.not_carried_out:
+        _error(line)
+    if outcome.not_carried_out:
+        return EXIT_RUN_ERROR
     return EXIT_PASSED if outcome.passed else EXIT_FAILED
 
 
@@ -733,20 +739,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     from netsim._errors import ScenarioError
     from netsim._loader import format_problem
+    from netsim.runner import unread_warnings
     from netsim.session import load_scenario_argument
 
     invalid, problems = 0, 0
     for path in args.scenarios:
         try:
             # `-`: standard input. What a run would refuse of the file is a problem here too.
-            load_scenario_argument(path, **_file_options(args), allow_external=args.allow_external)
+            scenario = load_scenario_argument(path, **_file_options(args), allow_external=args.allow_external)
         except ScenarioError as error:  # a finding to report, not a failure of the command
             for problem in error.problems:
                 print(format_problem(problem), file=sys.stderr)
             invalid += 1
             problems += len(error.problems)
         else:
-            print(f"{'<stdin>' if path == '-' else path}: ok", file=_STDOUT)  # as its problems name it
+            name = "<stdin>" if path == "-" else path  # as its problems name it
+            print(f"{name}: ok", file=_STDOUT)
+            for warning in unread_warnings(scenario):  # valid, but a run would judge less than it seems
+                print(f"{name}: warning: {warning}", file=sys.stderr)
     files = len(args.scenarios)
     checked = f"{files} file{'s' * (files != 1)} checked"
     if not invalid:

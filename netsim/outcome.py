@@ -48,7 +48,28 @@ class Outcome:
 
     @property
     def warnings(self) -> list[str]:
-        return list(dict.fromkeys([*self.notices, *self.result.warnings]))
+        return list(dict.fromkeys([*self.notices, *self.result.warnings, *self.not_carried_out]))
+
+    @property
+    def not_carried_out(self) -> list[str]:
+        """A line for each ``command`` client whose program netsim could not start (not found,
+        not runnable), unless an expectation of its judges its exit code (``exit_code ==
+        127``): its run could not be carried out (exit 3), though every other client's was,
+        and is judged."""
+        said: dict[str, str] = {}
+        for run in (run for result in self.result.results for run in result.runs):
+            program = run.program
+            if program is None or program.started or run.client in said or any(
+                    expectation.metric == "exit_code"
+                    for expectation in self.plan.scenario.expectations_for(run.client)):
+                continue
+            why = program.stderr.removeprefix("netsim: ")
+            where = _looked_up(program.argv[0] if program.argv else "", self.plan.scenario.folder)
+            said[run.client] = (f"client {run.client!r}: netsim could not start its program ({why}"
+                                f"{where}): its run could "
+                                f"not be carried out; an expectation `exit_code == {program.exit_code}` "
+                                f"would judge that instead")
+        return list(said.values())
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON result: a single run's keys, ``repeat`` with more runs, ``baseline`` if compared."""
@@ -60,3 +81,11 @@ class Outcome:
         data["source"] = {"file": self.source_file, "text": self.source_text,
                           "description": self.plan.scenario.description}
         return data
+
+
+def _looked_up(command: str, folder: Path) -> str:
+    """Where a program's name was looked for, as the exec of a program started in ``folder``
+    looks: a relative path from there, a bare name on PATH."""
+    if command.startswith("/"):
+        return ""
+    return f"; looked up in {folder}" if "/" in command else "; looked up on PATH"

@@ -10,6 +10,7 @@ expectation held. Figures keep a readable length at any time scale.
 from __future__ import annotations
 
 import math
+import re
 import signal
 import textwrap
 from collections.abc import Callable, Sequence
@@ -261,8 +262,9 @@ STDERR_WIDTH = 100  # characters
 
 def programs(result: RepeatResult) -> str:
     """Why each ``command`` client's program failed, where one did: it could not be
-    started, netsim ended it at its timeout, or its exit code failed its expectation; with
-    the end of its standard error. Also a program that left processes running, or made
+    started, netsim ended it at its timeout, its exit code failed its expectation, or an
+    expectation on its connections failed while it wrote on its stderr; with the end of
+    its standard error. Also a program that left processes running, or made
     more connections than its targets. Empty when none did (over repeats: the first failure of
     each client)."""
     return _under_verdicts("programs", result, lambda run: (
@@ -302,14 +304,20 @@ _ABOUT_CONNECTIONS = frozenset({"intact", "errors", "bytes"})
 def program_to_explain(run: RunResult) -> Program | None:
     """A run's program when there is something to say of how it ended: it could not be
     started, netsim ended it at its timeout, its exit code failed its expectation, it left
-    processes running or made more connections than its targets."""
+    processes running or made more connections than its targets, or it wrote on its stderr
+    and an expectation on its connections (``intact``, ``errors``, ``bytes``) failed."""
     program = run.program
     if program is None:
         return None
     exit_failed = any(not verdict.passed and verdict.expectation.metric == "exit_code"
                       for verdict in run.expectations)
-    if (exit_failed or program.timed_out or _not_started(program) or program.left_running
-            or program.extra_connections):
+    # A program that exits 0 may still have said on its stderr why a connection failed
+    # ("timeout on 44115"): under a failed verdict on its connections, that is shown too.
+    connections_failed = program.stderr.strip() and any(
+        not verdict.passed and verdict.expectation.metric.split(".")[0] in _ABOUT_CONNECTIONS
+        for verdict in run.expectations)
+    if (exit_failed or connections_failed or program.timed_out or _not_started(program)
+            or program.left_running or program.extra_connections):
         return program
     return None
 
@@ -341,12 +349,27 @@ def connection_problems(run: RunResult, most: int = 5) -> list[str]:
 
 
 def _clip(line: str, width: int) -> str:
-    """``line`` cut in its middle to ``width``: an error's beginning and its end (where a
-    message such as "No such file or directory" stands) both stay."""
+    """``line`` to ``width``: its long paths first cut to their last two parts (``.../bin/
+    python3: can't open file '.../class/nosuch.py': ...``), so that the words between them
+    stay; then, if it is still too long, cut in its middle: an error's beginning and its end
+    (where a message such as "No such file or directory" stands) both stay."""
+    if len(line) <= width:
+        return line
+    line = _PATH.sub(lambda path: _last_parts(path.group(0)), line)
     if len(line) <= width:
         return line
     head = width * 2 // 5
     return f"{line[:head]} ... {line[len(line) - (width - head - 5):]}"
+
+
+# A path with a folder in it, as a program names one in its error (quoted or not).
+_PATH = re.compile(r"/?(?:[^\s/'\"`]+/)+[^\s/'\"`:]*")
+
+
+def _last_parts(path: str) -> str:
+    """``path`` from its last two parts, when it has more."""
+    parts = path.rstrip("/").split("/")
+    return path if len(parts) <= 3 else ".../" + "/".join(parts[-2:])
 
 
 def _not_started(program: Program) -> bool:

@@ -20,7 +20,7 @@ import time
 import typing
 from collections.abc import Callable, Collection, Mapping, Sequence
 
-from netsim import _plugins
+from netsim import _placeholders, _plugins
 from netsim._errors import ClientCrashError, LimitReachedError, RunError, RunTimeoutError, UsageError
 from netsim._machine import Machine, StealClock
 from netsim._measure import Correlator, Slot, measure
@@ -33,6 +33,7 @@ from netsim._processes import (
 )
 from netsim._units import format_duration
 from netsim.clients import ClientModel, ClientOptions, Target, get_model
+from netsim.clients.command import holds_poem
 from netsim.conditions import Conditions, changes_of
 from netsim.engine import PhasePlan, ServerPlan
 from netsim.events import (
@@ -52,7 +53,7 @@ from netsim.events import (
 from netsim.expectations import Expectation, evaluate, parse_expectation
 from netsim.ideal import elapsed_of, ideal_timeline, syn_times
 from netsim.results import ConnectionResult, Program, RunResult, ScenarioResult, not_printed, percentile
-from netsim.scenario import Client, Phase, Scenario, Server, chain_of
+from netsim.scenario import COMMAND, Client, Phase, Scenario, Server, chain_of
 
 # A run may take this multiple of its ideal wall time, plus the margin, before it is
 # stopped: generous, because a loaded machine is slow, but never a hang.
@@ -176,7 +177,9 @@ def run_scenario(
     # A client that ran only for a named one's speedup() is measured, not judged.
     judged = [judge(scenario, run, elapsed_of) if not clients or run.client in clients else run
               for run in runs]
-    warnings = [warning for run in judged for warning in fidelity_warnings(run)]
+    warnings = unread_warnings(scenario, [client.label for client in selected
+                                          if not clients or client.label in clients])
+    warnings += [warning for run in judged for warning in fidelity_warnings(run)]
     return ScenarioResult(scenario.name, time_scale, judged, warnings, seed)
 
 
@@ -189,6 +192,32 @@ def time_scale_warnings(time_scale: float, option: str = "--time-scale") -> list
             f"machine's own overhead becomes {1e-3 / time_scale:.3g} s of scenario time, so the "
             f"timings will say more about the machine than about the clients; try "
             f"{option} {TIME_SCALE_FLOOR:g} or more"]
+
+
+# What the servers' account of a connection tells of a program: what its kernel acknowledged.
+_ACKNOWLEDGED = ("intact", "bytes")
+
+
+def unread_warnings(scenario: Scenario, labels: Collection[str] | None = None) -> list[str]:
+    """A warning for each ``command`` client (of ``labels``, or every one) without ``output:``
+    whose ``intact`` or ``bytes`` expectations would pass a program that never read: from the
+    servers' side they judge what its kernel acknowledged, which a socket's receive buffer
+    does whether or not the program reads it."""
+    warnings = []
+    for client in scenario.clients:
+        if client.model != COMMAND or client.output is not None or (labels is not None
+                                                                   and client.label not in labels):
+            continue
+        metrics = {expectation.metric for expectation in scenario.expectations_for(client.label)}
+        named = [metric for metric in _ACKNOWLEDGED if metric in metrics]
+        if named:
+            said = " and ".join(f"`{metric}`" for metric in named)
+            warnings.append(
+                f"{client.label}: without `output:`, {said} judge{'s' * (len(named) == 1)} what its "
+                f"program's kernel acknowledged, not what the program read: one that connects and "
+                f"never reads passes {'them' if len(named) > 1 else 'it'}; add `output: poems` (or "
+                f"`output: lines`) to judge what it printed")
+    return warnings
 
 
 def fidelity_warnings(run: RunResult) -> list[str]:
@@ -518,7 +547,9 @@ def _run_client(
         program = dataclasses.replace(Program.of(measured.program),
                                       extra_connections=measured.left_over, extra=measured.extra)
         if client.output is not None:
-            connections = _check_output(connections, program.printed or (), client.output, poems)
+            connections = _check_output(connections, program, client.output, poems)
+        if free_ports and client.run is not None and not _placeholders.used(client.run):
+            connections = _moved_away(connections, servers)
     # A program that could not be started has no elapsed time: a timing expectation fails.
     elapsed = math.nan if program is not None and not program.started else measured.wall_elapsed / time_scale
     return RunResult(
@@ -557,6 +588,9 @@ def _poems_to_find(scenario: Scenario, client: Client) -> dict[str, tuple[str, .
         texts = {server.text.strip()}
         if client.output == "poems":
             texts.add(server.payload().decode("utf-8", "replace").strip())
+            # Printed with \r\n line endings (Windows' habit, a socket protocol's), as
+            # `output: lines` takes it: the lines are the same.
+            texts |= {text.replace("\r\n", "\n").replace("\n", "\r\n") for text in texts}
         poems[server.name] = tuple(sorted(text for text in texts if text))
     return poems
 
@@ -570,24 +604,59 @@ def _program_timeout(client: Client, ideal: float, time_scale: float) -> float:
     return UNKNOWN_IDEAL_TIMEOUT
 
 
-def _check_output(connections: list[ConnectionResult], printed: Sequence[str], mode: str,
-                  looked_for: Collection[str]) -> list[ConnectionResult]:
+def _check_output(connections: list[ConnectionResult], program: Program, mode: str,
+                  looked_for: Mapping[str, tuple[str, ...]]) -> list[ConnectionResult]:
     """``output:``: a connection whose poem is not in the program's output is not intact
-    (``printed``: a server's name for each of its poems the whole output held, as the client
-    process saw: three connections to one server want three). The connections first in
-    order take the poems found."""
+    (``program.printed``: a server's name for each of its poems the whole output held, as the
+    client process saw: three connections to one server want three). The connections first
+    in order take the poems found. ``looked_for``: the texts of each server's poem."""
+    printed = program.printed or ()
     left = collections.Counter(printed)
+    instead: dict[str, str] = {}  # by server: what the program printed in its place
     checked = []
     for conn in connections:
         if conn.intact and conn.server in looked_for:
             if left[conn.server]:
                 left[conn.server] -= 1
             else:
+                if conn.server not in instead:
+                    instead[conn.server] = _printed_instead(program, conn.server, mode, looked_for)
                 conn = dataclasses.replace(conn, intact=False, message=(
                     f"the program's output does not contain the poem of {conn.server} "
-                    f"{_times(printed.count(conn.server))}{not_printed(mode)}"))
+                    f"{_times(printed.count(conn.server))}{not_printed(mode)}{instead[conn.server]}"))
         checked.append(conn)
     return checked
+
+
+def _printed_instead(program: Program, server: str, mode: str, poems: Mapping[str, tuple[str, ...]]) -> str:
+    """What the program printed where ``server``'s poem was wanted, where its kept streams
+    tell (``: its stdout is empty``), else "": a poem on its stderr, or for ``output:
+    poems``, the poem's lines among others' lines, which ``output: lines`` takes (where
+    the poem is nowhere in one piece: else a copy too few is what it lacks)."""
+    said = []
+    if not program.stdout:
+        said.append("its stdout is empty")
+    if holds_poem(program.stderr, server, poems, mode):
+        said.append("its stderr holds the poem: print it to stdout")
+    elif (program.stdout and mode == "poems" and holds_poem(program.stdout, server, poems, "lines")
+          and not holds_poem(program.stdout, server, poems, "poems")):
+        said.append("its output has the poem's lines, interleaved with others' or labelled: "
+                    "`output: lines` takes that")
+    return f": {', and '.join(said)}" if said else ""
+
+
+def _moved_away(connections: list[ConnectionResult], servers: Sequence[Server]) -> list[ConnectionResult]:
+    """A program told no port (no placeholder in its ``run``) made no connection to a server
+    whose fixed port was moved to a free one (``free_ports``): it may know only the fixed
+    port, which netsim cannot tell (``NETSIM_ADDRESSES`` may be what it reads): its missing
+    connections say so."""
+    fixed = {server.name: server.port for server in servers if server.port}
+    return [dataclasses.replace(conn, message=(
+        f"{conn.message}: its server listened on a free port ({conn.port}), not the scenario's "
+        f"{fixed[conn.server]}, and `run:` has no placeholder: the program may be connecting to the "
+        f"scenario's port, where nothing listened; give it {{ports}} (or {{port:{conn.server}}}), or "
+        f"run without --free-ports")) if conn.error == "missing" and conn.server in fixed else conn
+        for conn in connections]
 
 
 def _times(found: int) -> str:
@@ -819,4 +888,4 @@ def fidelity(lateness: Sequence[float], machine: Machine | None = None) -> str:
 
 
 __all__ = ["check_request", "ensure_descriptors", "fidelity", "judge", "plans_of", "run_scenario",
-           "seed_for", "select_clients"]
+           "seed_for", "select_clients", "unread_warnings"]

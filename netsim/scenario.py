@@ -734,8 +734,9 @@ class Client(_Model):
                     "string split as a shell would (never run through a shell). Placeholders: "
                     "`{ports}` and `{addresses}` (an argument each per target, when they are the "
                     "whole argument; within a longer one, as in `--ports={ports}`, joined by "
-                    "spaces), `{port:NAME}`, `{host}`; the environment has `NETSIM_ADDRESSES`. It "
-                    "runs in the scenario file's folder.",
+                    "spaces), `{port:NAME}`, `{host}`; the environment has `NETSIM_ADDRESSES`: each "
+                    "target's `HOST:PORT`, in target order, separated by spaces (no names: "
+                    "`127.0.0.1:40001 127.0.0.1:40002`). It runs in the scenario file's folder.",
         examples=[["python3", "my_client.py", "{ports}"]],
         json_schema_extra=default_reads("none (required by `model: command`)"))
     concurrent: bool | None = Field(
@@ -753,7 +754,11 @@ class Client(_Model):
                     "order, each on a line of its own, where the lines of different poems may "
                     "come between them (a client that prints lines as they arrive); an output "
                     "line may begin with a label, such as `a: 1111`, which is not read: a line "
-                    "that two poems share counts for whichever makes both whole.",
+                    "that two poems share counts for whichever makes both whole. Either reads the "
+                    "output without its terminal escapes (colours), and `\\r\\n` ends a line as `\\n` "
+                    "does. Without it, "
+                    "`intact` and `bytes` judge what the program's kernel acknowledged, which it "
+                    "does whether or not the program reads: a program that never reads passes them.",
         examples=["poems", "lines"], json_schema_extra=default_reads("none: the output is not checked"))
     retry: Duration | None = Field(
         default=None,

@@ -1259,8 +1259,9 @@ clients:
 def test_a_failed_program_is_explained_under_the_verdicts(write_scenario: ScenarioWriter,
                                                           capsys: pytest.CaptureFixture[str]) -> None:
     """Under the verdicts, each `command` client whose program failed says how (not started,
-    ended at its timeout, or its exit code) with the end of its stderr; one that exited 0,
-    or with the code its expectation asks for, is not listed."""
+    ended at its timeout, or its exit code) with the end of its stderr, and so does one that
+    exited 0 but failed an expectation on its connections; one that exited 0, or with the
+    code its expectation asks for, and failed nothing else, is not listed."""
     path = write_scenario("""\
 netsim: 1
 name: programs
@@ -1272,20 +1273,74 @@ clients:
      run: [sh, -c, "echo one >&2; echo two >&2; echo three >&2; echo four >&2; exit 4"]}
   - {model: command, name: fine, run: ["true"]}
   - {model: command, name: expected, run: [sh, -c, "echo fine >&2; exit 3"]}
+  - {model: command, name: gives-up, run: [sh, -c, "echo timeout on {port:a} >&2"]}
 expect:
   expected: [exit_code == 3]
+  gives-up: [errors == 0]
 """)
-    assert run_cli("run", path, "--free-ports", "--time-scale", "0.5", "--no-timeline") == 1
+    assert run_cli("run", path, "--free-ports", "--time-scale", "0.5", "--no-timeline") == 3  # (missing)
     out = capsys.readouterr().out
     shown = out[out.index("\nprograms\n") + 1:].splitlines()
     assert shown[:8] == [
         "programs",
-        "  missing  could not be started (exit 127):",
-        "           | netsim: cannot run './no-such-program': No such file or directory",
-        "  slow     ended by netsim at its timeout: exit -15 (SIGTERM), nothing on its stderr",
-        "  fails    exit 4, its stderr ends:",
-        "           | two",
-        "           | three",
-        "           | four",
+        "  missing   could not be started (exit 127):",
+        "            | netsim: cannot run './no-such-program': No such file or directory",
+        "  slow      ended by netsim at its timeout: exit -15 (SIGTERM), nothing on its stderr",
+        "  fails     exit 4, its stderr ends:",
+        "            | two",
+        "            | three",
+        "            | four",
     ]
-    assert shown[8].startswith("FAILED: ")
+    # One that exits 0 shows its stderr too where an expectation on its connections failed.
+    assert shown[8] == "  gives-up  exit 0, its stderr ends:"
+    assert shown[9].startswith("            | timeout on ")
+    assert shown[10] == "connections"
+
+
+def test_validate_warns_of_intact_judged_without_output(write_scenario: ScenarioWriter,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """A valid scenario whose command client has an `intact` expectation and no `output:` is
+    valid (exit 0), with a warning that `intact` then judges what the program's kernel took in."""
+    path = write_scenario("""\
+        netsim: 1
+        name: unread
+        servers: [{name: a, poem: "x\\n"}]
+        clients: [{model: command, name: student, run: [./client, "{ports}"]}]
+        expect:
+          student: [intact == 100%]
+    """)
+    assert run_cli("validate", path) == 0
+    err = capsys.readouterr().err
+    assert (f"{path}: warning: student: without `output:`, `intact` judges what its program's kernel "
+            f"acknowledged, not what the program read") in err
+
+
+@pytest.mark.parametrize(("expect", "code"), [("", 3), ("expect: {missing: [exit_code == 127]}", 0)])
+def test_a_program_netsim_cannot_start_is_a_run_not_carried_out(
+        write_scenario: ScenarioWriter, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        expect: str, code: int) -> None:
+    """A command client whose program is not there could not be run (exit 3, not a failed
+    expectation), said after every client's verdicts, with the path and where it was looked
+    up, in the JSON's warnings too; the other clients still run and are judged. An
+    expectation on its exit code judges it instead."""
+    path = write_scenario(f"""\
+netsim: 1
+name: class
+servers: [{{name: a, poem: "1\\n"}}]
+clients:
+  - {{model: command, name: missing, run: [./nonexistent-client]}}
+  - {{model: command, name: present, run: ["true"]}}
+{expect}
+""")
+    result = tmp_path / "result.json"
+    assert run_cli("run", path, "--free-ports", "--no-timeline", "--json", str(result)) == code
+    out, err = capsys.readouterr()
+    said = (f"client 'missing': netsim could not start its program (cannot run './nonexistent-client': "
+            f"No such file or directory; looked up in {tmp_path.resolve()}): its run could not be carried "
+            f"out; an expectation `exit_code == 127` would judge that instead")
+    assert "PASS  present  exit_code == 0" in out
+    if code == 3:
+        assert f"netsim: error: {said}" in err.splitlines()
+        assert said in json.loads(result.read_text())["warnings"]
+    else:
+        assert "netsim: error" not in err and "PASS  missing  exit_code == 127" in out

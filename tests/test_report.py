@@ -177,3 +177,21 @@ def test_a_command_line_is_quoted_for_reading_and_still_a_shells(argv: list[str]
 
     assert command_line(argv) == shown
     assert shlex.split(shown) == argv
+
+
+@pytest.mark.parametrize(("stderr", "shown"), [
+    # long paths give way to the message's words
+    ("/root/.pyenv/versions/3.11.7/bin/python3: can't open file "
+     "'/home/teacher/grading/2024/class/nosuch.py': [Errno 2] No such file or directory",
+     ".../bin/python3: can't open file '.../class/nosuch.py': [Errno 2] No such file or directory"),
+    # no path to shorten: cut in the middle, its beginning and its end kept
+    ("Error: " + "x" * 150 + " the end", "Error: " + "x" * 33 + " ... " + "x" * 47 + " the end"),
+])
+def test_a_long_stderr_line_keeps_its_words(stderr: str, shown: str) -> None:
+    """A stderr line too long for the lines under the verdicts has its paths shortened to their
+    last parts first, so that an error's words ("can't open file") stay; only then is it cut
+    in its middle."""
+    from netsim.results import Program
+
+    lines = report.program_lines("", Program(["python3", "nosuch.py"], 2, "", stderr))
+    assert lines == ["exit 2, its stderr ends:", f"| {shown}"]

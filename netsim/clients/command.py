@@ -25,6 +25,7 @@ import contextlib
 import dataclasses
 import functools
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -43,6 +44,9 @@ OUTPUT_LIMIT = 64 * 1024  # 64 KiB
 # What of each stream goes to the log, a line at a time, and the longest line it takes: a
 # program that prints without end must not fill the runner's memory.
 LOG_LIMIT = 1024 * 1024  # 1 MiB
+# The kept end of a long stream starts at a line's start when one begins this near its
+# own start: a long last line keeps its bytes rather than a tidy first line.
+LINE_START_NEAR = 1024  # 1 KiB
 LOG_LINES = 10_000  # and no more lines: an event each, however short
 LINE_LIMIT = 4 * 1024  # 4 KiB
 READ_SIZE = 64 * 1024  # 64 KiB
@@ -50,6 +54,12 @@ READ_SIZE = 64 * 1024  # 64 KiB
 # most: only lines that several poems share make more than one, and this bounds a
 # program that prints such lines without end.
 MAX_WAYS = 256
+# A terminal's escape sequences (a colour, a reset: CSI, and ESC with one byte), which a
+# program may print around a poem's lines: ``output:`` reads its output without them.
+_ESCAPE = re.compile(rb"\x1b(?:\[[0-?]*[ -/]*[@-~]|[@-Z\\-_])")
+# One that the stream's next read may finish, and the longest held back for it.
+_OPEN_ESCAPE = re.compile(rb"\x1b(?:\[[0-?]*[ -/]*)?\Z")
+ESCAPE_LIMIT = 64  # bytes
 # How long the end of a program's output may take after it exited and what it left
 # running was ended (a process netsim could not end may hold it open for good).
 OUTPUT_GRACE = 1.0  # seconds
@@ -203,12 +213,13 @@ class _Reader(threading.Thread):
                                                 self._name, line))
 
     def kept(self) -> str:
-        """The stream, or, past OUTPUT_LIMIT, its beginning and its end (from a line's start)."""
+        """The stream, or, past OUTPUT_LIMIT, its first and its last OUTPUT_LIMIT // 2 bytes (the
+        last from a line's start, where one begins within LINE_START_NEAR of theirs)."""
         if self._length <= OUTPUT_LIMIT:
             return self._kept.decode("utf-8", "replace")
         head = self._kept[:OUTPUT_LIMIT // 2]
         tail = self._last
-        if (newline := tail.find(b"\n", 0, len(tail) - 1)) != -1:
+        if (newline := tail.find(b"\n", 0, min(LINE_START_NEAR, len(tail) - 1))) != -1:
             tail = tail[newline + 1:]
         left_out = self._length - len(head) - len(tail)
         return (f"{head.decode('utf-8', 'replace')}\n[netsim: {left_out:,} bytes of its {self._name} "
@@ -255,16 +266,17 @@ class _PoemSearch:
         self._servers_of: dict[bytes, list[str]] = {}  # a text: the servers it is a poem of
         for server, texts in poems.items():
             for text in texts:
-                self._servers_of.setdefault(text.encode(), []).append(server)
+                self._servers_of.setdefault(_plain(text.encode()), []).append(server)
         self.found: list[str] = []
         self._longest = max(map(len, self._servers_of), default=1)
         self._tail = b""  # the stream from the first place not yet read
+        self._plain = _Plain()
 
     def feed(self, data: bytes) -> None:
-        self._scan(self._tail + data, final=False)
+        self._scan(self._tail + self._plain.feed(data), final=False)
 
     def end(self) -> None:
-        self._scan(self._tail, final=True)
+        self._scan(self._tail + self._plain.end(), final=True)
 
     def _scan(self, window: bytes, *, final: bool) -> None:
         # A poem may begin before `limit`: any that begins there is in the window whole.
@@ -302,7 +314,8 @@ class _LineSearch:
     """
 
     def __init__(self, poems: Mapping[str, tuple[str, ...]], wanted: Mapping[str, int]) -> None:
-        lines = {server: tuple(line.strip() for line in texts[0].encode().splitlines() if line.strip())
+        lines = {server: tuple(line.strip() for line in _plain(texts[0].encode()).splitlines()
+                               if line.strip())
                  for server, texts in poems.items() if texts}
         # One sequence of lines a connection.
         self._servers = [server for server, count in wanted.items() if server in lines for _ in range(count)]
@@ -330,7 +343,7 @@ class _LineSearch:
             self._match(rest)
 
     def _match(self, raw: bytes) -> None:
-        line = raw.strip()
+        line = _plain(raw).strip()
         if not line or self._complete:
             return
         ways = set(self._ways)  # each way may also leave the line to no poem
@@ -344,6 +357,38 @@ class _LineSearch:
         if len(ways) > len(self._ways):
             self._ways = _farthest(ways)
             self._complete = any(self._whole(way)[0] == len(self._poems) for way in self._ways)
+
+
+def holds_poem(text: str, server: str, poems: Mapping[str, tuple[str, ...]], output: str) -> bool:
+    """Does ``text`` (a program's stream as the result keeps it) hold the poem of ``server``
+    (its texts in ``poems``) as ``output: poems`` or ``output: lines`` reads one?"""
+    search = (_LineSearch if output == "lines" else _PoemSearch)({server: poems[server]}, {server: 1})
+    search.feed(text.encode())
+    search.end()
+    return bool(search.found)
+
+
+class _Plain:
+    """A stream fed a read at a time, without its escape sequences (``_ESCAPE``): one cut
+    between two reads is held back for the next, ESCAPE_LIMIT bytes at most."""
+
+    def __init__(self) -> None:
+        self._held = b""
+
+    def feed(self, data: bytes) -> bytes:
+        data = _plain(self._held + data)
+        started = _OPEN_ESCAPE.search(data, max(0, len(data) - ESCAPE_LIMIT))
+        self._held = b"" if started is None else data[started.start():]
+        return data if started is None else data[:started.start()]
+
+    def end(self) -> bytes:
+        held, self._held = self._held, b""
+        return held
+
+
+def _plain(text: bytes) -> bytes:
+    """``text`` without its terminal escape sequences."""
+    return _ESCAPE.sub(b"", text) if b"\x1b" in text else text
 
 
 def _farthest(ways: set[tuple[int, ...]]) -> set[tuple[int, ...]]:

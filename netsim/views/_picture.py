@@ -73,7 +73,7 @@ class Row:
             return "unknown"
         if self.intact is not False:
             return "eof"
-        if self.message.endswith(NOT_PRINTED):
+        if any(mark in self.message for mark in NOT_PRINTED):  # (what was printed instead may follow)
             return "eof, not in its output"
         if self.fault == "corrupt":
             return "eof, corrupted"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import socket
 import sys
 import time
 from pathlib import Path
@@ -521,17 +522,20 @@ def test_output_lines_takes_each_poems_lines_in_order_among_the_others(
     result = run(write_scenario, three_servers(
         f'{{model: command, run: [{PYTHON}, {program}, "{{ports}}"], output: {output}}}'), time_scale=0.2)
     assert [conn.intact for conn in result.connections] == intact
+    # Printed as `output: lines` takes it, a poem's lines are said to be there for `output: poems`.
+    instead = (": its output has the poem's lines, interleaved with others' or labelled: `output: lines` "
+               "takes that") if output == "poems" else ""
     assert [conn.message for conn in result.connections if not conn.intact] == [
-        f"the program's output does not contain the poem of {conn.server} (output: {output})"
+        f"the program's output does not contain the poem of {conn.server} (output: {output}){instead}"
         for conn in result.connections if not conn.intact]
 
 
 def test_a_program_that_leaves_early_is_seen_by_the_server(write_scenario: ScenarioWriter,
                                                           tmp_path: Path) -> None:
     """A program that reads one line and closes is measured as an error with the bytes its
-    kernel took; one that resets is an error too, not a reset (which counts the server's).
-    One that reads the whole poem and closes in the server's last pause is intact and no
-    error: it knew where the poem ends."""
+    kernel took, which its message says; one that resets is an error too, not a reset
+    (which counts the server's). One that reads the whole poem and closes in the server's
+    last pause is intact and no error: it knew where the poem ends."""
     program = write_program(tmp_path, "early.py", """\
 import socket, struct, sys
 for port, how in zip(sys.argv[1:], ["close", "reset", "whole"]):
@@ -561,8 +565,9 @@ for port, how in zip(sys.argv[1:], ["close", "reset", "whole"]):
     assert whole.message == "the client closed it with the whole poem, before the server's end"
     assert (closed.error, closed.bytes, closed.intact) == ("error", 5, False)
     assert closed.served is not None and closed.served.how == "client_closed"
+    assert closed.message == "the client closed it before the server's end, after 5 of 20 bytes"
     assert (reset.error, reset.message, reset.intact) == (
-        "error", "the client reset it (it closed with bytes unread)", False)
+        "error", "the client reset it (it closed with bytes unread), after 5 of 20 bytes", False)
     assert reset.served is not None and reset.served.how == "client_reset"
 
 
@@ -777,3 +782,179 @@ def _cmdline(entry: Path) -> bytes:
         return (entry / "cmdline").read_bytes().replace(b"\0", b" ")
     except OSError:
         return b""
+
+
+# Connects to every port, reads nothing, and stays until the poems have ended.
+NEVER_READS = """\
+import socket, sys, time
+socks = [socket.create_connection(("127.0.0.1", int(port))) for port in sys.argv[1:]]
+time.sleep(0.5)
+"""
+
+
+def test_intact_without_output_warns_that_it_judges_the_kernel_not_the_program(
+        write_scenario: ScenarioWriter, tmp_path: Path) -> None:
+    """A program that never reads passes `intact` and `bytes` (its kernel acknowledged every
+    byte): without `output:` the run warns that they judge the kernel, and says to add it;
+    with `output: poems` it fails, and there is nothing to warn of."""
+    program = write_program(tmp_path, "never_reads.py", NEVER_READS)
+    scenario = netsim.load_scenario(write_scenario(f"""\
+        netsim: 1
+        name: unread
+        servers: [{{name: a, poem: "{POEM}", delay: 10ms}}]
+        clients:
+          - {{model: command, name: blind, run: [{PYTHON}, {program}, "{{ports}}"]}}
+          - {{model: command, name: seen, run: [{PYTHON}, {program}, "{{ports}}"], output: poems}}
+        expect:
+          all: [intact == 100%, bytes == 20B]
+    """))
+    result = netsim.run_scenario(scenario)
+    blind, seen = result.runs
+    assert blind.passed and not seen.passed
+    assert [warning for warning in result.warnings if "`output:`" in warning] == [
+        "blind: without `output:`, `intact` and `bytes` judge what its program's kernel acknowledged, "
+        "not what the program read: one that connects and never reads passes them; add `output: poems` "
+        "(or `output: lines`) to judge what it printed"]
+
+
+@pytest.mark.parametrize("piece", [1, 3, 1000])
+@pytest.mark.parametrize(("search", "output"), [
+    (command._PoemSearch, b"\x1b[1;32m1111\n\x1b[0m2222\x1b[0m\n"),
+    (command._LineSearch, b"\x1b[32ma: 1111\x1b[0m\n\x1b[32ma: 2222\x1b[0m\n"),
+    (command._LineSearch, b"\x1b[32m[a]\x1b[0m 1111\n\x1b[32m[a]\x1b[0m 2222\n"),
+])
+def test_output_is_read_without_its_terminal_escapes(search: Any, output: bytes, piece: int) -> None:
+    """Colour codes and resets, before a poem's text or after it, are not read by either
+    `output:`, however the output is cut (an escape split between two reads too)."""
+    assert searched(search({"a": ("1111\n2222",)}, {"a": 1}), output, piece) == ["a"]
+
+
+# Reads every port's poem to its end, then prints its first argument (escapes as Python's).
+READS_THEN_PRINTS = """\
+import socket, sys
+for port in sys.argv[2:]:
+    with socket.create_connection(("127.0.0.1", int(port))) as sock:
+        while sock.recv(1024):
+            pass
+sys.stdout.buffer.write(sys.argv[1].encode().decode("unicode_escape").encode("latin-1"))
+"""
+
+
+@pytest.mark.parametrize("output", ["poems", "lines"])
+def test_output_takes_a_poem_printed_with_crlf_line_endings(write_scenario: ScenarioWriter, tmp_path: Path,
+                                                            output: str) -> None:
+    """A poem printed with \\r\\n line endings is in the output for `output: poems` as for
+    `output: lines`."""
+    program = write_program(tmp_path, "crlf.py", READS_THEN_PRINTS)
+    result = run(write_scenario, f"""\
+        netsim: 1
+        name: crlf
+        servers: [{{name: a, poem: "1111\\n2222\\n", delay: 10ms}}]
+        clients:
+          - model: command
+            run: [{PYTHON}, {program}, '1111\\r\\n2222\\r\\n', "{{ports}}"]
+            output: {output}
+    """)
+    assert [conn.intact for conn in result.connections] == [True]
+
+
+# Reads every port's poem to its end, then writes its second argument (escapes as Python's)
+# to the stream its first names.
+READS_THEN_WRITES = """\
+import socket, sys
+for port in sys.argv[3:]:
+    with socket.create_connection(("127.0.0.1", int(port))) as sock:
+        while sock.recv(1024):
+            pass
+stream = sys.stdout if sys.argv[1] == "stdout" else sys.stderr
+stream.write(sys.argv[2].encode().decode("unicode_escape"))
+"""
+
+
+@pytest.mark.parametrize(("stream", "printed", "output", "instead"), [
+    ("stdout", "", "poems", ": its stdout is empty"),
+    ("stderr", "1111\\n2222\\n", "poems",
+     ": its stdout is empty, and its stderr holds the poem: print it to stdout"),
+    ("stderr", "a: 1111\\na: 2222\\n", "lines",
+     ": its stdout is empty, and its stderr holds the poem: print it to stdout"),
+    ("stdout", "a: 1111\\nb: xxxx\\na: 2222\\n", "poems",
+     ": its output has the poem's lines, interleaved with others' or labelled: `output: lines` takes that"),
+    ("stdout", "2222\\n1111\\n", "poems", ""),  # nothing to say but that it is not there
+])
+def test_a_poem_missing_from_the_output_says_what_was_printed_instead(
+        write_scenario: ScenarioWriter, tmp_path: Path, stream: str, printed: str, output: str,
+        instead: str) -> None:
+    """A poem that `output:` does not find in the program's stdout is said to be missing with
+    what stands in its place, where the kept streams tell: an empty stdout, the poem on
+    stderr, its lines interleaved (which `output: lines` would take)."""
+    program = write_program(tmp_path, "writes.py", READS_THEN_WRITES)
+    result = run(write_scenario, f"""\
+        netsim: 1
+        name: instead
+        servers: [{{name: a, poem: "1111\\n2222\\n", delay: 10ms}}]
+        clients:
+          - model: command
+            run: [{PYTHON}, {program}, {stream}, '{printed}', "{{ports}}"]
+            output: {output}
+    """)
+    (conn,) = result.connections
+    assert (conn.intact, conn.message) == (
+        False, f"the program's output does not contain the poem of a (output: {output}){instead}")
+
+
+def test_a_program_told_no_port_on_free_ports_is_told_it_may_use_the_fixed_one(
+        write_scenario: ScenarioWriter, tmp_path: Path) -> None:
+    """A server with a fixed port moved to a free one (free_ports) and a program whose `run:`
+    has no placeholder that made no connection: the missing connection says the program may
+    be connecting to the scenario's port, and how to give it the real one. With a
+    placeholder, it says nothing of the kind."""
+    with socket.socket() as probe:  # a port nothing listens on: the run moves the server off it
+        probe.bind(("127.0.0.1", 0))
+        fixed = probe.getsockname()[1]
+    program = write_program(tmp_path, "hardcoded.py", f"""\
+import socket
+try:
+    socket.create_connection(("127.0.0.1", {fixed}), timeout=2).close()
+except OSError as error:
+    print(error)
+""")
+    scenario = netsim.load_scenario(write_scenario(f"""\
+        netsim: 1
+        name: fixed
+        servers: [{{name: a, port: {fixed}, poem: "x\\n"}}]
+        clients:
+          - {{model: command, name: hardcoded, run: [{PYTHON}, {program}]}}
+          - {{model: command, name: told, run: [{PYTHON}, {program}, "{{ports}}"]}}
+    """))
+    hardcoded, told = netsim.run_scenario(scenario, free_ports=True).runs
+    (conn,) = hardcoded.connections
+    assert conn.error == "missing" and conn.port != fixed
+    assert conn.message == (
+        f"the client made no connection to a for this one: its server listened on a free port "
+        f"({conn.port}), not the scenario's {fixed}, and `run:` has no placeholder: the program may be "
+        f"connecting to the scenario's port, where nothing listened; give it {{ports}} (or {{port:a}}), "
+        f"or run without --free-ports")
+    assert [conn.message for conn in told.connections] == ["the client made no connection to a for this one"]
+
+
+@pytest.mark.parametrize(("written", "tail"), [
+    # a long line, then a short last one: the whole last 32 KiB
+    ("'a' * 70_000 + '\\n' + 'b' * 60 + '\\n'", "a" * (32 * 1024 - 62) + "\n" + "b" * 60 + "\n"),
+    # short lines: from the first line that begins in it
+    ("'a' * 70_000 + '\\n' + ('c' * 99 + '\\n') * 400", ("c" * 99 + "\n") * 327),
+])
+def test_a_long_outputs_kept_end_is_its_last_32_kib(write_scenario: ScenarioWriter, tmp_path: Path,
+                                                   written: str, tail: str) -> None:
+    """Past 64 KiB, the result keeps a stream's last 32 KiB, cut to a line's start only where
+    one begins near its own: a long last line is not dropped for a tidy start."""
+    program = write_program(tmp_path, "long.py", f"import sys\nsys.stdout.write({written})\n")
+    result = run(write_scenario, f"""\
+        netsim: 1
+        name: long
+        servers: [{{name: a, poem: "x\\n", fault: {{kind: refuse}}}}]
+        clients: [{{model: command, run: [{PYTHON}, {program}]}}]
+    """)
+    assert result.program is not None
+    head, note, kept = result.program.stdout.split("\n", 2)
+    assert (head, kept) == ("a" * 32 * 1024, tail)
+    assert note.startswith("[netsim: ") and note.endswith(" bytes of its stdout left out here]")
