@@ -598,8 +598,16 @@ class Serving:
                                  "accepted": accepted / self.time_scale}
                                 for index, peer_port, sent, accepted in state.connections]}
 
-    def result(self) -> ServedResult:
-        """Every connection the servers have finished with (all of them, once stopped).
+    def now(self) -> float:
+        """The present on the log's clock (scenario seconds since the servers started), as the
+        changes answer it: a mark for ``result(since=...)``."""
+        return (time.monotonic() - self.t0) / self.time_scale
+
+    def result(self, *, since: float | None = None) -> ServedResult:
+        """Every connection the servers have finished with (all of them, once stopped); with
+        ``since`` (the log's clock: ``now()``, or the time a change returned), those accepted
+        from then on, and the changes from then on: one test's share of servers that serve
+        several (``lateness`` stays the whole of it: chunks are not told apart by test).
 
         Raises RunError when the server process died on its own.
         """
@@ -620,8 +628,11 @@ class Serving:
         slots = [Slot(event.server, ports.get(event.server, event.peer_port), payloads.get(event.server))
                  for event in ended]
         connections = served_connections(ended, slots, self.time_scale)
-        if ended:
-            elapsed = (max(event.ended for event in ended) - ended[0].accepted) / self.time_scale
+        if since is not None:
+            connections = [conn for conn in connections if conn.start >= since]
+            changes = tuple(change for change in changes if change.t >= since)
+        if connections:
+            elapsed = max(conn.start + conn.duration for conn in connections) - connections[0].start
         else:
             elapsed = 0.0
         return ServedResult(self.scenario.name, self.time_scale, connections,

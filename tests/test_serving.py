@@ -435,6 +435,25 @@ def test_a_scenario_given_as_a_mapping_is_served_and_checked_as_a_file_is() -> N
         netsim.serving(5)  # type: ignore[arg-type]
 
 
+def test_a_result_since_a_mark_holds_only_what_came_after_it() -> None:
+    """result(since=now()) holds the connections accepted from the mark on, and the changes:
+    one test's share of servers a whole session shares."""
+    with netsim.serving(TEXT) as net:
+        assert read(net.address("a")) == b"1111\n2222\n"
+        mark = net.now()
+        assert mark > 0
+        t = net.set("a", delay="0")
+        assert t >= mark
+        assert read(net.address("a")) == b"1111\n2222\n"
+        time.sleep(0.05)
+        mine = net.result(since=mark)
+        every = net.result()
+    assert len(every.connections) == 2 and len(mine.connections) == 1
+    assert mine.connections[0].start >= mark and mine.check("errors == 0")
+    assert [change.what for change in mine.changes] == ["delay 0s"]
+    assert mine.elapsed < every.elapsed
+
+
 def test_free_ports_false_keeps_the_scenarios_own_port() -> None:
     """serving(..., free_ports=False) binds the port the scenario gives, where by default
     every server takes a free one."""
