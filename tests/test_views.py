@@ -507,7 +507,7 @@ name: programs
 servers: [{name: a, poem: "1\\n"}]
 clients:
   - {model: command, name: crashes,
-     run: [sh, -c, "echo 'a<b>' ; sleep 30 & echo 'Traceback: boom' >&2; exit 3"]}
+     run: [sh, -c, "echo 'a<b>' ; sleep 30 & printf '\\\\033[31mTraceback: boom\\\\n' >&2; exit 3"]}
   - {model: blocking}
 """)
     run_session(path, outputs=Outputs(json=result))
@@ -516,9 +516,11 @@ clients:
     section = section[:section.index("</section>")]
     assert '<div class="program fail" data-client="crashes">' in section
     assert "data-client=\"blocking\"" not in section  # no program, no part
-    assert "<code>sh -c &quot;echo &#x27;a&lt;b&gt;&#x27; ; sleep 30 &amp; echo" in section
+    code = section[section.index("<code>"):section.index("</code>")]
+    assert code.startswith("<code>sh -c ") and "a&lt;b&gt;" in code and "sleep 30 &amp; printf" in code
     assert "<p>exit 3, leaving 1 process running, which netsim ended</p>" in section
-    assert "<h4>stderr</h4><pre>Traceback: boom</pre>" in section
+    # (an escape sequence shown as the terminal shows it, not drawn as nothing)
+    assert "<h4>stderr</h4><pre>\\x1b[31mTraceback: boom</pre>" in section
     assert "<pre>a&lt;b&gt;</pre>" in section
 
 

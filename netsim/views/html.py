@@ -19,7 +19,7 @@ import math
 from collections.abc import Sequence
 from html import escape
 
-from netsim._units import format_share, format_size
+from netsim._units import format_share, format_size, printable
 from netsim._version import __version__
 from netsim.report import command_line, duration_text, program_ending, signed_duration_text
 from netsim.views._picture import (
@@ -348,8 +348,10 @@ def _programs(picture: Picture) -> str:
         program = client.program
         if program is None:
             continue
-        stdout = program.stdout.splitlines()
-        stderr = program.stderr.splitlines()
+        # What a program wrote that is not printable (an escape sequence, a NUL) as its escape,
+        # as the terminal and JUnit show it: a browser would draw it as nothing, or a box.
+        stdout = [printable(line) for line in program.stdout.splitlines()]
+        stderr = [printable(line) for line in program.stderr.splitlines()]
         streams = []
         if stderr:
             cut = " (its last lines)" if len(stderr) > SHOWN_LINES else ""
