@@ -175,10 +175,9 @@ def run_scenario(
         runs.append(run)
     elapsed_of = {run.client: run.elapsed for run in runs}
     # A client that ran only for a named one's speedup() is measured, not judged.
-    judged = [judge(scenario, run, elapsed_of) if not clients or run.client in clients else run
-              for run in runs]
-    warnings = unread_warnings(scenario, [client.label for client in selected
-                                          if not clients or client.label in clients])
+    named = set(named_clients(scenario, clients)) if clients else {client.label for client in selected}
+    judged = [judge(scenario, run, elapsed_of) if run.client in named else run for run in runs]
+    warnings = unread_warnings(scenario, [client.label for client in selected if client.label in named])
     warnings += [warning for run in judged for warning in fidelity_warnings(run)]
     return ScenarioResult(scenario.name, time_scale, judged, warnings, seed)
 
@@ -430,6 +429,17 @@ def select_clients(scenario: Scenario, names: Sequence[str] | None) -> list[Clie
     """
     if not names:
         return list(scenario.clients)
+    names = named_clients(scenario, names)
+    wanted = set(names)
+    for name in names:
+        wanted.update(exp.other for exp in scenario.expectations_for(name) if exp.other)
+    return [client for client in scenario.clients if client.label in wanted]
+
+
+def named_clients(scenario: Scenario, names: Sequence[str]) -> list[str]:
+    """The labels ``names`` stand for, each pattern (``'student-*'``) by every client it
+    matches. Raises UsageError for a name that is not a client of the scenario, or a pattern
+    that matches none."""
     known = [client.label for client in scenario.clients]
     chosen: list[str] = []
     for name in names:
@@ -446,11 +456,7 @@ def select_clients(scenario: Scenario, names: Sequence[str] | None) -> list[Clie
                              f"its clients are: {', '.join(known)}")
         else:
             chosen.append(name)
-    names = chosen
-    wanted = set(names)
-    for name in names:
-        wanted.update(exp.other for exp in scenario.expectations_for(name) if exp.other)
-    return [client for client in scenario.clients if client.label in wanted]
+    return chosen
 
 
 def _run_client(
@@ -887,5 +893,5 @@ def fidelity(lateness: Sequence[float], machine: Machine | None = None) -> str:
             f"p99 {p99 * 1e3:.3f} ms, max {values[-1] * 1e3:.3f} ms{steal}")
 
 
-__all__ = ["check_request", "ensure_descriptors", "fidelity", "judge", "plans_of", "run_scenario",
-           "seed_for", "select_clients", "unread_warnings"]
+__all__ = ["check_request", "ensure_descriptors", "fidelity", "judge", "named_clients", "plans_of",
+           "run_scenario", "seed_for", "select_clients", "unread_warnings"]

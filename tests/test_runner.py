@@ -143,6 +143,16 @@ def test_a_client_pattern_selects_every_client_it_matches(write_scenario: Scenar
         select_clients(scenario, ["x*"])
 
 
+def test_the_clients_a_pattern_selects_are_judged(write_scenario: ScenarioWriter) -> None:
+    """A client selected by a pattern is judged as one named outright: a failed expectation
+    fails the run."""
+    scenario = load_demo(write_scenario, "{model: select, name: s-1}, {model: select, name: s-2}",
+                         expect="expect:\n  all: [elapsed < 1ms]\n")
+    result = netsim.run_scenario(scenario, clients=["s-*"], time_scale=0.01)
+    assert [len(run.expectations) for run in result.runs] == [1, 1]
+    assert result.passed is False
+
+
 def test_events_are_stamped_on_one_clock_and_tagged(write_scenario: ScenarioWriter) -> None:
     """Server and client events share one clock and carry server, client and conn fields."""
     events: list[Event] = []
