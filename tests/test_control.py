@@ -237,7 +237,8 @@ def test_a_stall_taken_away_lets_a_poem_servers_connection_go_on(undo: str) -> N
 def test_a_stall_taken_away_ends_a_proxys_connection(fault: dict[str, str] | None, ends: str) -> None:
     """A proxy's connection silent under a stall ends when the stall is taken away (closed, or
     reset if a reset fault came in): what its upstream sent meanwhile was dropped, so it
-    cannot go on whole, as toxiproxy's timeout toxic ends its connections when removed."""
+    cannot go on whole, as toxiproxy's timeout toxic ends its connections when removed. Its
+    account names the stall, and it is not intact."""
     with netsim.serving(STALLS) as net:
         net.set("p", fault={"kind": "stall", "after": 2})
         with socket.create_connection(net.address("p"), timeout=2) as sock:
@@ -249,6 +250,57 @@ def test_a_stall_taken_away_ends_a_proxys_connection(fault: dict[str, str] | Non
             else:
                 with pytest.raises(ConnectionResetError):
                     sock.recv(16)
+        time.sleep(0.1)
+        (conn,) = net.result(since=0).connections
+    assert conn.served is not None and conn.served.fault == "stall" and conn.intact is False
+
+
+def test_a_stall_taken_away_by_a_timed_close_ends_at_its_moment_whatever_comes_after() -> None:
+    """A proxy's silence taken away by a close with a time limit ends the connection at that
+    moment; a later change does not undo the cut decided (the ideal has it so)."""
+    with netsim.serving(STALLS) as net:
+        net.set("p", fault={"kind": "stall", "at": "10ms"})  # by the clock: no cut in its stream
+        with socket.create_connection(net.address("p"), timeout=3) as sock:
+            accepted = time.monotonic()
+            assert sock.recv(16) == b"1\n"
+            time.sleep(0.1)  # the stall has struck
+            net.set("p", fault={"kind": "close", "at": "600ms"})
+            net.set("p", fault=None)
+            assert sock.recv(16) == b""
+            assert 0.5 <= time.monotonic() - accepted < 2.5
+
+
+def test_bytes_a_proxy_corrupted_stay_corrupted_when_the_fault_is_taken_away() -> None:
+    """A proxy connection whose bytes were corrupted is not intact, though the corrupt fault
+    was taken away before its end."""
+    text = ("netsim: 1\nname: c\nservers:\n  - {name: up, poem: \"1111\\n2222\\n3333\\n\", delay: 100ms}\n"
+            "  - {name: q, upstream: up, fault: {kind: corrupt, after: 2}}\n")
+    with netsim.serving(text) as net:
+        with socket.create_connection(net.address("q"), timeout=2) as sock:
+            first = sock.recv(16)
+            assert first[:2] == b"11" and first != b"1111\n"
+            net.set("q", fault=None)
+            assert read_all(sock) == b"2222\n3333\n"
+        time.sleep(0.1)
+        (conn,) = net.result().connections
+    assert conn.intact is False and conn.message == "the proxy sent it corrupted bytes (a corrupt fault)"
+
+
+def test_a_timed_close_of_a_half_closed_clients_proxy_connection_sends_nothing_after_it(
+        capfd: pytest.CaptureFixture[str]) -> None:
+    """A close with a time limit that strikes while a latency holds bytes for a client that shut
+    down its side sends none of them after the close: no write after the proxy's end of file
+    (which raised in the server process), and the account counts what the client got."""
+    text = ("netsim: 1\nname: h\nservers:\n  - {name: up, poem: \"1\\n2\\n3\\n4\\n5\\n6\\n\", delay: 100ms}\n"
+            "  - {name: x, upstream: up, latency: 300ms, fault: {kind: close, at: 500ms}}\n")
+    with netsim.serving(text) as net:
+        with socket.create_connection(net.address("x"), timeout=3) as sock:
+            sock.shutdown(socket.SHUT_WR)
+            received = read_all(sock)
+        time.sleep(0.2)
+        (conn,) = net.result().connections
+    assert received == b"1\n2\n3\n"[:len(received)] and conn.bytes == len(received)
+    assert "Cannot call write() after write_eof()" not in capfd.readouterr().err
 
 
 def test_restore_gives_back_a_faults_probability_exactly() -> None:

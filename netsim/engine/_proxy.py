@@ -155,7 +155,10 @@ class ProxyConnection(asyncio.Protocol):
         self._fault: str | None = None
         self._faults = 0  # how many times its fault was set: a time limit of an earlier one is stale
         self._silent = False  # a stall struck: nothing will ever be sent again
-        self._struck = False  # its fault has cut, stopped or reset the stream
+        # The fault that first cut, stopped or reset the stream: what its account names, though
+        # a later change take the fault away (the bytes it cut stay cut).
+        self._struck_by: str | None = None
+        self._ending = False  # its silence is over, and a fault with a time limit will end it
         self._sent_at_eof: int | None = None  # what the client had been sent when it shut down
         self._closed = False
         self._client_eof = False  # the client has shut down its side: the end is on its way
@@ -199,7 +202,8 @@ class ProxyConnection(asyncio.Protocol):
         if self._fault == "blackhole":
             # Accept, never send, never close. It still reads (and drops what comes), or
             # it would never notice the client leave.
-            self._silent = self._struck = True
+            self._silent = True
+            self._struck_by = "blackhole"
             return
         transport.pause_reading()  # the client's bytes wait until the upstream is there
         conditions = self._server.conditions
@@ -276,13 +280,13 @@ class ProxyConnection(asyncio.Protocol):
         # The fault it names is one that changed the stream (a proxy's byte limit can lie
         # past what its upstream ever sends, and then nothing was cut): so a connection
         # that names none came through as its upstream sent it.
-        altered = self._struck or (self._fault == "corrupt" and any(
-            shaper is not None and shaper.corrupted for shaper in (self._down, self._up)))
+        corrupted = any(shaper is not None and shaper.corrupted for shaper in (self._down, self._up))
+        fault = self._struck_by or ("corrupt" if corrupted else None)
         # What the client's kernel acknowledged cannot be told once asyncio has closed the
         # socket: a proxy's account leaves it open (None).
         self._record.conn_ended(now, self._peer, self.index, self._accepted,
                                 None if down is None else down.first_write, now, sent, None, how,
-                                self._fault if altered else None, self._upstream_port)
+                                fault, self._upstream_port)
         self._stop()
         self._server.live.discard(self)
 
@@ -392,8 +396,8 @@ class ProxyConnection(asyncio.Protocol):
                    if shaper is not None and shaper.conditioned]
         for _, shaper in shapers:
             shaper.schedule.conditions = conditions
-        if self._closed:
-            return
+        if self._closed or self._ending:
+            return  # (ending: a cut decided stays, as a fault that has cut bytes does below)
         if self._silent:
             plan = self._plan
             fault = fault_of(conditions, plan.seed, plan.name, self.index)
@@ -405,7 +409,7 @@ class ProxyConnection(asyncio.Protocol):
             # its moment. (Its shapers stay stopped: it sends nothing more.)
             self._fault, self._faults = fault, self._faults + 1
             if fault in CUTTING_FAULTS and conditions.fault_at is not None:
-                self._silent = False
+                self._silent, self._ending = False, True
                 self._limit_in_time(conditions)
             elif fault == "reset":
                 self._reset()
@@ -418,7 +422,7 @@ class ProxyConnection(asyncio.Protocol):
         fault = fault_of(conditions, plan.seed, plan.name, self.index)
         self._fault, self._faults = fault, self._faults + 1
         if fault == "blackhole":  # from now on it sends nothing, and never closes
-            self._struck = True
+            self._struck_by = self._struck_by or "blackhole"
             self._go_silent()
             return
         # A limit in bytes cuts what is queued past it, or else the next chunk.
@@ -456,7 +460,7 @@ class ProxyConnection(asyncio.Protocol):
         """The fault's moment has come: reset, close, or go silent (stall)."""
         assert self._fault is not None and self._transport is not None
         self._record.fault_struck(self._loop.time(), self._peer_port, self._fault, self.sent)
-        self._struck = True
+        self._struck_by = self._struck_by or self._fault
         if self._fault == "reset":
             self._reset()
         elif self._fault == "close":
@@ -492,6 +496,8 @@ class ProxyConnection(asyncio.Protocol):
             now = self._loop.time()
             self._record.conn_closed(now, self._peer_port, self.sent)
             down, eof = self._down, self._sent_at_eof
+            if down is not None:
+                down.cancel()  # nothing more goes to a client the proxy closes
             if eof is not None and down is not None and down.sent > eof:
                 try:
                     self._transport.write_eof()  # (the close waits for the reset that may answer)

@@ -305,8 +305,8 @@ class Shaper:
         if self.first_write is None and data:
             self.first_write = self._loop.time()
         if len(data) <= WRITE_PIECE:  # the common case: a line, a small chunk
-            self.sent += len(data)
             self._sink.write(data)
+            self.sent += len(data)
             return
         # A large piece goes in slices, and stops as soon as the transport pushes back.
         view = memoryview(data)
@@ -315,5 +315,5 @@ class Shaper:
                 self._partial = view[start:]
                 return
             piece = view[start:start + WRITE_PIECE]
-            self.sent += len(piece)
             self._sink.write(piece)
+            self.sent += len(piece)
