@@ -9,6 +9,7 @@ could not be carried out, or netsim hit a bug (a crash never exits 1); 130 inter
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -209,16 +210,18 @@ def _forget_interrupt() -> None:
 
 
 def _error(message: str) -> None:
-    print(f"netsim: error: {message}", file=sys.stderr)
+    with contextlib.suppress(OSError):  # a terminal that hung up takes no more: the exit code says it
+        print(f"netsim: error: {message}", file=sys.stderr)
 
 
 def _problems(error: ScenarioError) -> None:
     from netsim._loader import format_problem
 
-    for problem in error.problems:
-        print(format_problem(problem), file=sys.stderr)
-    count = len(error.problems)
-    print(f"netsim: {count} problem{'s' * (count != 1)}; nothing was run", file=sys.stderr)
+    with contextlib.suppress(OSError):  # (as in _error)
+        for problem in error.problems:
+            print(format_problem(problem), file=sys.stderr)
+        count = len(error.problems)
+        print(f"netsim: {count} problem{'s' * (count != 1)}; nothing was run", file=sys.stderr)
 
 
 def _stdout_failed(error: OSError) -> Exception:
@@ -654,12 +657,14 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise
         outcome, unwritten = error.outcome, error  # the run finished: its verdicts, then the error
     except (Exception, KeyboardInterrupt):
-        if live is not None:  # its line off the terminal before the timeline comes
-            live.close()
-        # What finished before the run stopped is drawn as a finished run's timeline would be.
-        connections = sum(len(run.get("connections") or ()) for data in stopped for run in data["runs"])
-        if stopped and stopped[0]["runs"] and timeline is not False and wanted(timeline, connections):
-            _STDOUT.write("\n" + _timeline(stopped[0]))
+        # What finished before the run stopped is drawn as a finished run's timeline would be;
+        # a terminal that hung up (SIGHUP) takes none of it, and what stopped the run goes on.
+        with contextlib.suppress(Exception):
+            if live is not None:  # its line off the terminal before the timeline comes
+                live.close()
+            connections = sum(len(run.get("connections") or ()) for data in stopped for run in data["runs"])
+            if stopped and stopped[0]["runs"] and timeline is not False and wanted(timeline, connections):
+                _STDOUT.write("\n" + _timeline(stopped[0]))
         raise
     finally:
         if live is not None:

@@ -431,6 +431,35 @@ def test_sighup_stops_the_run_as_sigterm_does(write_scenario: ScenarioWriter, tm
     assert f"stopped before it finished ({stop.name})" in junit.read_text()
 
 
+def test_sighup_from_a_terminal_that_closed_exits_129_with_the_reports(write_scenario: ScenarioWriter,
+                                                                         tmp_path: Path) -> None:
+    """A terminal that closes mid-run, then SIGHUP: the timeline of what finished cannot be
+    drawn on it, nor the message printed, and the run still exits 129 with its JSON written,
+    not 1 or 3 from the failed writes."""
+    import pty
+    import select
+
+    path = write_scenario(demo_text(clients="select, blocking", delay="200ms"))  # 0.8 s, then 2.4 s
+    out = tmp_path / "result.json"
+    main, tty = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "netsim", "run", path, "--json", str(out)],
+                               stdin=tty, stdout=tty, stderr=tty, start_new_session=True)
+    os.close(tty)
+    try:
+        shown = b""
+        deadline = time.monotonic() + 20
+        while b"\nselect " not in shown and time.monotonic() < deadline:  # select's row: it finished
+            if select.select([main], [], [], 0.1)[0]:
+                shown += os.read(main, 4096)
+    finally:
+        os.close(main)  # the terminal is gone
+    time.sleep(0.1)
+    os.kill(process.pid, signal.SIGHUP)
+    assert process.wait(timeout=20) == 129
+    assert json.loads(out.read_text())["error"] == "stopped before it finished (SIGHUP)"
+    assert _wait_gone(process.pid)
+
+
 @pytest.mark.slow
 def test_serve_prints_its_addresses_serves_and_stops_on_ctrl_c(write_scenario: ScenarioWriter) -> None:
     """`netsim serve` prints `listening NAME HOST:PORT` lines and `ready`, serves, exits 130 on Ctrl-C."""
