@@ -113,11 +113,17 @@ def _case(suite: ET.Element, classname: str, name: str, file: str | None, line: 
     return case
 
 
+# What repeated runs put before a warning: the runs it came from (netsim.repeat).
+_RUNS_SAID = re.compile(r"^(?:runs? [0-9, and]+ of [0-9]+|every one of [0-9]+ runs): ")
+
+
 def _warnings_of(client: str, labels: Sequence[str], warnings: Sequence[str]) -> list[str]:
     """The warnings that concern ``client``: its own, which start with its label (a label
-    holds no colon), and those that start with no client's, on the whole run."""
+    holds no colon) after the runs they came from, if said, and those that start with no
+    client's, on the whole run."""
     others = tuple(f"{label}: " for label in labels if label != client)
-    return list(dict.fromkeys(warning for warning in warnings if not warning.startswith(others)))
+    return list(dict.fromkeys(warning for warning in warnings
+                              if not _RUNS_SAID.sub("", warning, count=1).startswith(others)))
 
 
 def _judge(case: ET.Element, tallied: ExpectationTally, warned: str) -> None:

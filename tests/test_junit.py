@@ -191,6 +191,18 @@ def test_each_client_carries_its_own_warnings_and_the_runs_in_its_failures_and_s
     assert suites["demo.select.v2"].findtext("system-err") == f"warning: {scale}\nwarning: {other}\n"
 
 
+def test_repeated_runs_give_each_client_its_own_warnings_only() -> None:
+    """Under --repeat a warning begins with the runs it came from ("run 2 of 3: prog: ..."):
+    it still goes to its own client's suite alone."""
+    from netsim.junit import _warnings_of
+
+    warnings = ["run 2 of 3: prog: without `output:`, `intact` judges ...",
+                "every one of 3 runs: blk: the servers sent chunks late",
+                "runs 1 and 3 of 3: time scale 0.0009 is below 0.001"]
+    assert _warnings_of("blk", ["blk", "prog"], warnings) == warnings[1:]
+    assert _warnings_of("prog", ["blk", "prog"], warnings) == [warnings[0], warnings[2]]
+
+
 def test_a_runs_warnings_reach_the_junit_report_of_netsim_run(
     write_scenario: ScenarioWriter, tmp_path: Path
 ) -> None:
