@@ -506,7 +506,7 @@ def _from_the_server(number: int, slot: Slot, served: Served | None, *, cut: boo
     if served.how == "client_closed" and served.fault in ("stall", "blackhole"):
         # Nothing more was coming: the client gave up waiting, as its timeout would.
         error, message = "timeout", f"the client left the silent connection (a {served.fault} fault)"
-    elif cut and served.how in ("client_closed", "client_reset"):
+    elif cut and served.how in ("client_closed", "client_reset", "client_closed_early"):
         error, message = "timeout", "still open when netsim ended the program at its timeout"
     elif served.how == "client_closed" and served.fault is None and proxy:
         # It had every byte it had been sent (a close with bytes unread would have been a

@@ -233,7 +233,8 @@ def _stdout_failed(error: OSError) -> Exception:
 
 
 def _stand_in_for_closed_streams() -> None:
-    """Give a standard stream closed before netsim started (`>&-`, `2>&-`) /dev/null in its place.
+    """Give a standard stream closed before netsim started (`>&-`, `2>&-`, `<&-`) /dev/null in
+    its place (a closed standard input reads as empty: `-` then reads no scenario).
 
     Its output is dropped, as once a pipe's reader has gone (see _Stdout), and the exit code
     still says how the run went: whoever closed it asked for no output there, and the run's
@@ -241,17 +242,17 @@ def _stand_in_for_closed_streams() -> None:
     descriptor, left free, would go to the next file or socket netsim opens, which every
     child and program would then write to as their own stdout or stderr.
     """
-    for number, name in ((1, "stdout"), (2, "stderr")):
+    for number, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
         if getattr(sys, name) is not None:
             continue
         try:
             os.fstat(number)
         except OSError:  # free: hold it
-            devnull = os.open(os.devnull, os.O_WRONLY)
+            devnull = os.open(os.devnull, os.O_RDONLY if mode == "r" else os.O_WRONLY)
             if devnull != number:
                 os.dup2(devnull, number)
                 os.close(devnull)
-        setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))  # noqa: SIM115 (for the process's life)
+        setattr(sys, name, open(os.devnull, mode, encoding="utf-8"))  # noqa: SIM115 (for the process's life)
 
 
 # What netsim prints beyond ASCII, as ASCII, where a stream cannot encode it (the timeline's

@@ -1128,6 +1128,19 @@ def test_a_stream_closed_from_the_start_drops_its_output_and_keeps_the_verdict(
     assert validated.returncode == 0 and "Traceback" not in validated.stdout + validated.stderr
 
 
+def test_a_closed_stdin_reads_as_an_empty_scenario(write_scenario: ScenarioWriter) -> None:
+    """`netsim run - <&-`: a standard input closed before netsim started reads as empty (exit
+    2, the empty file said so), not a crash; and a run of a file goes on with it closed."""
+    done = subprocess.run([sys.executable, "-m", "netsim", "run", "-"], capture_output=True, text=True,
+                          timeout=60, stdin=subprocess.DEVNULL, preexec_fn=lambda: os.close(0))
+    assert done.returncode == 2 and "<stdin>:1:1: the file is empty" in done.stderr
+    assert "Traceback" not in done.stderr and "unexpected" not in done.stderr
+    path = write_scenario(demo_text(clients="select", delay="10ms"))
+    ran = subprocess.run([sys.executable, "-m", "netsim", "run", path, "-q"], capture_output=True, text=True,
+                         timeout=60, stdin=subprocess.DEVNULL, preexec_fn=lambda: os.close(0))
+    assert ran.returncode == 0, ran.stderr
+
+
 def test_a_full_stdout_is_exit_3_with_a_message_not_a_bug(tmp_path: Path) -> None:
     """Standard output on a full device (/dev/full) cannot be written: exit 3, saying so,
     with no traceback and no "bug in netsim"."""
