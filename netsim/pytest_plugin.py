@@ -369,8 +369,8 @@ class ScenarioFile(pytest.File):
             # Its warnings again, now that it is judged: those that explain a failed timing
             # expectation (a program's start, the hypervisor's steal, phases come early) could
             # not be given by the run, which judged none of this client's expectations.
-            judged.append(ScenarioResult(alone.scenario, alone.time_scale, [run],
-                                         runner.fidelity_warnings(run), alone.seed))
+            warnings = [*runner.unread_warnings(self.scenario, [label]), *runner.fidelity_warnings(run)]
+            judged.append(ScenarioResult(alone.scenario, alone.time_scale, [run], warnings, alone.seed))
         tallied = tally(judged)
         compared = self._compare(tallied)
         if isinstance(compared, str):

@@ -560,6 +560,22 @@ def test_a_failed_timing_gives_the_warnings_that_explain_it_as_netsim_run_does(
     ])
 
 
+def test_a_failed_program_without_output_is_warned_that_intact_judges_its_kernel(
+    pytester: pytest.Pytester,
+) -> None:
+    """A `command` client judged on `intact` without `output:` fails with netsim run's warning
+    that the servers' side tells what its kernel acknowledged, not what it read."""
+    (pytester.path / "late.py").write_text(LATE_PROGRAM)
+    pytester.makefile(".yaml", unread=SERVERS.format(name="unread").replace(
+        "clients: [blocking, select]",
+        f"clients:\n  - {{model: command, name: eve, run: [{sys.executable}, late.py, '{{ports}}']}}")
+        + "expect:\n  eve: [intact == 100%, elapsed < 1ms]\n")
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["warning: eve: without `output:`, `intact` judges what its program's "
+                                 "kernel acknowledged*"])
+
+
 def test_a_failed_item_at_a_tiny_time_scale_is_warned_of_the_scale(pytester: pytest.Pytester) -> None:
     """Below time scale 0.001 a failed item carries netsim run's warning on the scale, naming
     the plugin's own option."""
