@@ -290,6 +290,13 @@ class Expectation:
     # Where it was written, when it came from a scenario file (set by the loader).
     line: int | None = field(default=None, compare=False)
 
+    @property
+    def meaning(self) -> tuple[object, ...]:
+        """What it checks, however written: `errors==0` and `errors == 0`, `intact == 1` and
+        `intact == 100%`, `elapsed <= 1s` and `elapsed <= 1000ms` mean one thing."""
+        return (self.metric, self.other, self.op, self.scale, self.offset, self.tolerance, self.relative,
+                self.pass_rate)
+
     def holds_often_enough(self, passes: int, runs: int) -> bool:
         """Did it hold in enough of ``runs`` repeated runs? Every run, without a pass rate."""
         if runs <= 0:

@@ -913,9 +913,13 @@ class Scenario(_Model):
         """The expectations of the client called ``label``, then those under ``all`` that it
         does not have already (judged once, and one test case in a JUnit report)."""
         own = self.expect.get(label, [])
-        texts = {expectation.text for expectation in own}
+        meant = {expectation.meaning for expectation in own}
+        runs_program = self.client(label).model == COMMAND
+        # Under `all`, what only a program has (exit_code, extra_connections) is for the
+        # `command` clients: a teacher's reference model beside thirty students runs none.
         return [*own, *(expectation for expectation in self.expect.get(ALL, [])
-                        if expectation.text not in texts)]
+                        if expectation.meaning not in meant
+                        and (runs_program or expectation.metric not in _PROGRAMS_OWN))]
 
 
 # --- rules across the parts of a document ------------------------------------------------
@@ -1091,15 +1095,17 @@ def expectations_are_not_repeated(parts: Parts) -> Iterator[Finding]:
     report, which CI servers merge. (One under a client and under `all` too restates a rule
     for every client: ``Scenario.expectations_for`` judges it once.)"""
     for key, expectations in parts.expect.items():
-        first: dict[str, int] = {}
+        first: dict[tuple[object, ...], tuple[int, str]] = {}
         for position, expectation in sorted(expectations.items()):
-            text = expectation.text
-            if text in first:
+            text, meaning = expectation.text, expectation.meaning
+            if meaning in first:
+                at, said = first[meaning]
+                also = "" if said == text else f" ({said!r})"
                 yield (("expect", key, position),
-                       f"{text!r} is already expect.{key}[{first[text]}]: the same check twice; "
+                       f"{text!r} is already expect.{key}[{at}]{also}: the same check twice; "
                        f"remove one, or change it to the check that was meant")
             else:
-                first[text] = position
+                first[meaning] = (position, text)
 
 
 # The metrics of a program's run, and what each is of it.
@@ -1114,8 +1120,11 @@ def exit_codes_are_of_programs(parts: Parts) -> Iterator[Finding]:
     where = ("list it under the command client's name" if COMMAND in models.values()
              else "this scenario has no `command` client: remove it")
     for key, expectations in parts.expect.items():
+        # Under `all` they are for the `command` clients alone (Scenario.expectations_for):
+        # a problem only where the scenario has none.
+        programs = COMMAND in models.values()
         others = sorted(label for label, model in models.items()
-                        if model != COMMAND and key in (ALL, label))
+                        if model != COMMAND and (key == label or (key == ALL and not programs)))
         for position, expectation in expectations.items():
             if expectation.metric in _PROGRAMS_OWN and others:
                 yield (("expect", key, position),

@@ -231,6 +231,10 @@ ONE_PROBLEM = {
         scenario(tail="expect:\n  blocking: [elapsed < 1s, elapsed  <  1s]\n"), 8, 28, "expect.blocking[1]",
         ("'elapsed < 1s' is already expect.blocking[0]: the same check twice", "remove one"),
     ),
+    "expectation-written-twice-otherwise": (
+        scenario(tail="expect:\n  blocking: [intact == 100%, intact == 1]\n"), 8, 30, "expect.blocking[1]",
+        ("'intact == 1' is already expect.blocking[0] ('intact == 100%'): the same check twice",),
+    ),
     "expectation-not-a-string": (
         scenario(tail="expect:\n  blocking:\n    - 5\n"), 9, 7, "expect.blocking[0]",
         ("an expectation is a string",),

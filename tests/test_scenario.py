@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
+import netsim
 from netsim import scenario as rules
 from netsim._units import format_duration, parse_duration, parse_rate, parse_size
 from netsim.expectations import parse_expectation
@@ -455,22 +456,36 @@ def test_a_timeout_of_no_time_is_refused() -> None:
 
 
 def test_exit_codes_are_of_programs() -> None:
-    """exit_code under a client that runs no program, or under `all` beside one, is reported
-    at its expectation; under a `command` client it is fine."""
+    """exit_code under a client that runs no program is reported at its expectation; under a
+    `command` client it is fine, and under `all` too where the scenario has one (it is then
+    for the `command` clients alone); under `all` with no `command` client it is reported."""
     found = list(rules.exit_codes_are_of_programs(
         parts(clients=["select", "blocking", {"model": "command", "run": ["true"]}],
               expect={"all": ["errors == 0", "exit_code == 0"], "select": ["exit_code == 0"],
                       "command": ["exit_code == 0"]})))
     assert found == [
-        (("expect", "all", 1), "exit_code is the exit code of a `command` client's program, and "
-                               "clients 'blocking', 'select' run no program; list it under the "
-                               "command client's name"),
         (("expect", "select", 0), "exit_code is the exit code of a `command` client's program, and "
                                   "client 'select' runs no program; list it under the command "
                                   "client's name")]
     (alone,) = rules.exit_codes_are_of_programs(
         parts(clients=["select"], expect={"select": ["exit_code == 0"]}))
     assert alone[1].endswith("runs no program; this scenario has no `command` client: remove it")
+    (under_all,) = rules.exit_codes_are_of_programs(
+        parts(clients=["select"], expect={"all": ["extra_connections == 0"]}))
+    assert under_all[0] == ("expect", "all", 0)
+
+
+def test_under_all_what_only_a_program_has_is_for_the_command_clients() -> None:
+    """`all: [exit_code == 0, extra_connections == 0]` beside a reference model applies to the
+    `command` clients alone; an expectation written otherwise but meaning the same as the
+    client's own is judged once."""
+    scenario = netsim.load_scenario_text(
+        "netsim: 1\nname: class\nservers: [{name: a, poem: \"1\\n\"}]\n"
+        "clients: [blocking, {model: command, name: eve, run: [\"true\"]}]\n"
+        "expect:\n  eve: [errors==0]\n  all: [exit_code == 0, extra_connections == 0, errors == 0]\n")
+    assert [e.text for e in scenario.expectations_for("blocking")] == ["errors == 0"]
+    assert [e.text for e in scenario.expectations_for("eve")] == ["errors==0", "exit_code == 0",
+                                                                   "extra_connections == 0"]
 
 
 def test_outside_services_are_not_judged_on_what_is_unknown() -> None:
