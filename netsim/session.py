@@ -41,7 +41,7 @@ from netsim.junit import junit_error_xml, junit_xml
 from netsim.outcome import Outcome, Plan
 from netsim.repeat import repeat_scenario
 from netsim.results import RunResult
-from netsim.scenario import Scenario
+from netsim.scenario import Client, Scenario, chain_of
 
 if TYPE_CHECKING:
     from netsim.logs import EventLog
@@ -172,7 +172,7 @@ def run_session(
         _write_unfinished(outputs, None, scenario, origin, _NOT_RUN + str(error), _NOT_RUN + str(error),
                           time_scale=time_scale)
         raise
-    notices = time_scale_warnings(time_scale)
+    notices = time_scale_warnings(time_scale) + _same_draws(scenario, selected, repeat, seed)
     plan = Plan(scenario, selected, repeat, time_scale)
     detail = outputs.need_detail or console is not None or wanted(timeline, plan.connections)
     tracer = None
@@ -567,6 +567,23 @@ def _report_invalid(outputs: Outputs, scenario_path: str | Path, error: Scenario
                     return
         check_writable(junit)
         write_output(junit, junit_error_xml(Path(scenario_path).stem, message, file=str(scenario_path)))
+
+
+def _same_draws(scenario: Scenario, clients: Sequence[Client], repeat: int, seed: int | None) -> list[str]:
+    """A warning when repeated runs would all draw the same jitter and faults: a fixed seed
+    (the scenario's, or --seed) draws them alike in every run, so a pass rate (`in 90% of
+    runs`) would judge one draw as many times."""
+    if repeat < 2 or (seed is None and scenario.seed is None):
+        return []
+    by_name = {server.name: server for server in scenario.servers}
+    drawn = sorted({server.name for client in clients for target in scenario.targets_of(client)
+                    for server in chain_of(target, by_name) if server.draws})
+    if not drawn:
+        return []
+    given = f"--seed {seed}" if seed is not None else f"the scenario's seed ({scenario.seed})"
+    return [f"{given} draws the same jitter and faults of {', '.join(drawn)} in each of the {repeat} runs: "
+            f"they repeat one draw, and a pass rate (`in N% of runs`) judges it {repeat} times; leave the "
+            f"seed out to draw anew in each run (each failed run's seed is then printed)"]
 
 
 def _write_unfinished(outputs: Outputs, tracer: TraceRecorder | None, scenario: Scenario,

@@ -55,6 +55,22 @@ def test_a_session_reports_its_progress_and_returns_the_outcome(write_scenario: 
     assert outcome.to_dict()["repeat"]["count"] == 2
 
 
+def test_repeated_runs_with_a_fixed_seed_are_warned_that_they_draw_alike(
+        write_scenario: ScenarioWriter) -> None:
+    """Repeats of a scenario that draws (jitter, a share of faults) under a fixed seed draw the
+    same in every run: a warning says so, and how to draw anew; without a seed, or with nothing
+    drawn, none."""
+    jittered = demo_text(clients="select", delay="20ms").replace("delay: 20ms", "delay: 20ms, jitter: 5ms", 1)
+    progress = Recorder()
+    run_session(write_scenario(jittered), repeat=2, time_scale=SCALE, seed=3, progress=progress)
+    (warned,) = [line for line in progress.heard if line.startswith("warn ")]
+    assert warned.startswith("warn --seed 3 draws the same jitter and faults of a in each of the 2 runs")
+    for text, seed in ((jittered, None), (demo_text(clients="select", delay="20ms"), 3)):
+        progress = Recorder()
+        run_session(write_scenario(text), repeat=2, time_scale=SCALE, seed=seed, progress=progress)
+        assert not [line for line in progress.heard if line.startswith("warn ")]
+
+
 def test_events_of_repeated_runs_carry_their_run_number(write_scenario: ScenarioWriter,
                                                         tmp_path: Path) -> None:
     """With repeats, every line of the event log says which run it belongs to."""
