@@ -749,6 +749,9 @@ def explain(detail: ErrorDetails) -> str:
         message = f"expected a mapping of keys to values (got {detail['input']!r})"
     elif kind == "too_short" and detail.get("ctx", {}).get("min_length") == 1:
         message = f"must not be empty: give at least one entry (got {detail['input']!r})"
+    elif kind == "string_type" and isinstance(detail["input"], bool):  # YAML's true, yes, on...
+        message = (f"expected a string, got the boolean {str(detail['input']).lower()}: write it in "
+                   f"quotes, like \"{str(detail['input']).lower()}\"")
     elif kind == "string_type" and isinstance(detail["input"], int | float):
         number = detail["input"]
         message = f"expected a string, got the number {number!r}: write it in quotes, like \"{number!r}\""

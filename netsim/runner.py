@@ -450,7 +450,13 @@ def named_clients(scenario: Scenario, names: Sequence[str]) -> list[str]:
                                  f"its clients are: {', '.join(known)}")
             chosen += matched
         elif name not in known:
-            close = difflib.get_close_matches(name, known, n=1)
+            parts = [part.strip() for part in name.split(",")]
+            if len(parts) > 1 and all(part in known for part in parts):
+                each = " ".join(f"--client {part}" for part in parts)
+                raise UsageError(f"no client {name!r} in scenario {scenario.name!r}: name one client "
+                                 f"per --client ({each})")
+            folded = [label for label in known if label.casefold() == name.casefold()]
+            close = folded or difflib.get_close_matches(name, known, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise UsageError(f"no client {name!r} in scenario {scenario.name!r}{hint}; "
                              f"its clients are: {', '.join(known)}")

@@ -634,6 +634,9 @@ def test_a_rule_of_a_whole_entry_needs_no_hint_and_a_number_for_a_string_says_to
         "clients[0]", "`run` applies to `model: command` only", "")
     assert (number.path, number.message) == (
         "clients[1].run[1]", 'expected a string, got the number 5: write it in quotes, like "5"')
+    [boolean] = problems_of(scenario('{name: a, poem: "x\n"}', clients="  - {model: command, run: [true]}\n"),
+                            tmp_path)
+    assert boolean.message == 'expected a string, got the boolean true: write it in quotes, like "true"'
 
 
 def test_extra_connections_is_judged_for_a_program_alone(tmp_path: Path) -> None:

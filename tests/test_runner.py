@@ -133,6 +133,16 @@ def test_a_mistyped_client_name_is_answered_with_the_one_meant(write_scenario: S
         netsim.run_scenario(load_demo(write_scenario, "blocking, select"), clients=["selcet"])
 
 
+def test_a_client_named_in_another_case_or_with_a_comma_is_answered(write_scenario: ScenarioWriter) -> None:
+    """`--client SELECT` names `select`; `--client blocking,select` says to give one per --client."""
+    scenario = load_demo(write_scenario, "blocking, select")
+    with pytest.raises(netsim.UsageError, match=r"\(did you mean 'select'\?\)"):
+        select_clients(scenario, ["SELECT"])
+    with pytest.raises(netsim.UsageError, match="name one client per --client "
+                                                "\\(--client blocking --client select\\)"):
+        select_clients(scenario, ["blocking,select"])
+
+
 def test_a_client_pattern_selects_every_client_it_matches(write_scenario: ScenarioWriter) -> None:
     """A name with a wildcard selects the clients it matches, as a shell's pattern does (a
     teacher runs `--client 'student-*'`); one that matches none is a usage error."""

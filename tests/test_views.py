@@ -426,6 +426,9 @@ def test_a_model_that_finished_before_the_run_stopped_is_not_judged_nor_failed(
     assert "no client model with expectations finished before" not in page
     assert ("None judged: the run did not finish (see above), and the client models that finished "
             "before it stopped are measured above, not judged.") in page
+    # Headed as what it is: not judged, so not a failed expectation.
+    assert '<span class="badge" id="verdict">DID NOT FINISH</span>' in page
+    assert "did not finish" in page[:page.index("</title>")]
 
 
 def test_a_model_run_only_for_a_speedup_says_so(demo: dict[str, Any], tmp_path: Path) -> None:

@@ -128,7 +128,8 @@ def html_report(result: object) -> str:
     Raises ResultFormatError when ``result`` is not a netsim result.
     """
     picture = picture_of(result)
-    verdict = "passed" if picture.passed else "FAILED"
+    # A run that did not finish was not judged: it did not fail an expectation.
+    verdict = "passed" if picture.passed else "did not finish" if picture.error is not None else "FAILED"
     parts = [
         "<!doctype html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -176,7 +177,7 @@ def _header(picture: Picture) -> str:
         facts.append(f"a seed per run: {shown}{', …' if len(picture.seeds) > SHOWN_SEEDS else ''}")
     elif picture.seed is not None:
         facts.append(f"seed {picture.seed}")
-    badge = "PASSED" if picture.passed else "FAILED"
+    badge = "PASSED" if picture.passed else "DID NOT FINISH" if picture.error is not None else "FAILED"
     description = f"<p>{escape(picture.description.strip())}</p>" if picture.description.strip() else ""
     unfinished = (f'<p class="unfinished" id="unfinished">The run did not finish: {escape(picture.error)}. '
                   f"{'What finished before is drawn below.' if picture.clients else 'Nothing finished.'}</p>"
