@@ -663,6 +663,8 @@ def _moved_away(connections: list[ConnectionResult], servers: Sequence[Server]) 
     port, which netsim cannot tell (``NETSIM_ADDRESSES`` may be what it reads): its missing
     connections say so."""
     fixed = {server.name: server.port for server in servers if server.port}
+    if any(conn.error != "missing" for conn in connections):
+        return connections  # it reached a server on its free port: it knows them (NETSIM_ADDRESSES)
     return [dataclasses.replace(conn, message=(
         f"{conn.message}: its server listened on a free port ({conn.port}), not the scenario's "
         f"{fixed[conn.server]}, and `run:` has no placeholder: the program may be connecting to the "

@@ -937,6 +937,32 @@ except OSError as error:
     assert [conn.message for conn in told.connections] == ["the client made no connection to a for this one"]
 
 
+def test_a_program_that_reads_netsim_addresses_gets_no_hint_of_fixed_ports(
+        write_scenario: ScenarioWriter, tmp_path: Path) -> None:
+    """A program with no placeholder that reached a server on its free port (it reads
+    NETSIM_ADDRESSES) knows the free ports: its other missing connection is not blamed on
+    the scenario's fixed ones."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        fixed = probe.getsockname()[1]
+    program = write_program(tmp_path, "first.py", """import os, socket
+host, port = os.environ["NETSIM_ADDRESSES"].split()[0].rsplit(":", 1)
+with socket.create_connection((host, int(port)), timeout=2) as conn:
+    while conn.recv(1024):
+        pass
+""")
+    scenario = netsim.load_scenario(write_scenario(f"""\
+        netsim: 1
+        name: fixed
+        servers: [{{name: a, port: {fixed}, poem: "x\\n"}}, {{name: b, port: {fixed + 1}, poem: "y\\n"}}]
+        clients: [{{model: command, name: env, run: [{PYTHON}, {program}]}}]
+    """))
+    (run,) = netsim.run_scenario(scenario, free_ports=True).runs
+    first, second = run.connections
+    assert first.error is None and second.error == "missing"
+    assert second.message == "the client made no connection to b for this one"
+
+
 @pytest.mark.parametrize(("written", "tail"), [
     # a long line, then a short last one: the whole last 32 KiB
     ("'a' * 70_000 + '\\n' + 'b' * 60 + '\\n'", "a" * (32 * 1024 - 62) + "\n" + "b" * 60 + "\n"),
