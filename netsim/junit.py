@@ -21,7 +21,7 @@ import datetime
 import re
 import socket
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import partial
 
 from netsim._version import __version__
@@ -44,12 +44,14 @@ def junit_xml(
     file: str | None = None,
     baseline: BaselineReport | None = None,
     notices: Sequence[str] = (),
+    unstarted: Mapping[str, str] | None = None,
 ) -> str:
     """The JUnit XML of a run, or of repeated runs (a single run is a repeat of one).
 
     ``file`` puts a ``file`` attribute on each test case, and an expectation read from
     a scenario file gives its ``line``. ``notices`` are warnings on the whole run (its
-    time scale), given with every client's own.
+    time scale), given with every client's own. ``unstarted`` gives, by client, why its
+    program could not be started: a test case in error, as a run not carried out is.
     """
     repeated = result if isinstance(result, RepeatResult) else tally([result])
     scenario = repeated.scenario
@@ -73,6 +75,10 @@ def junit_xml(
             _judge(case, expectation, warned)
         if baseline is not None:
             _judge_baseline(suite, classname, client.client, baseline)
+        if unstarted and client.client in unstarted:
+            case = _case(suite, classname, "program", file, None)
+            why = unstarted[client.client]
+            ET.SubElement(case, "error", message=why, type="run error").text = why
         _count(suite)
         shown = next((run for run in runs if not run.passed), runs[0])
         program = shown.program

@@ -56,6 +56,11 @@ class Outcome:
         not runnable), unless an expectation of its judges its exit code (``exit_code ==
         127``): its run could not be carried out (exit 3), though every other client's was,
         and is judged."""
+        return list(self.unstarted.values())
+
+    @property
+    def unstarted(self) -> dict[str, str]:
+        """``not_carried_out``, by client."""
         said: dict[str, str] = {}
         for run in (run for result in self.result.results for run in result.runs):
             program = run.program
@@ -69,13 +74,15 @@ class Outcome:
                                 f"{where}): its run could "
                                 f"not be carried out; an expectation `exit_code == {program.exit_code}` "
                                 f"would judge that instead")
-        return list(said.values())
+        return said
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON result: a single run's keys, ``repeat`` with more runs, ``baseline`` if compared."""
         data = self.result.to_dict()
         data["passed"] = self.passed
         data["warnings"] = self.warnings
+        if self.not_carried_out:  # (exit 3): scripts tell it from a failed expectation here
+            data["not_carried_out"] = self.not_carried_out
         if self.baseline is not None:
             data["baseline"] = self.baseline.to_dict()
         data["source"] = {"file": self.source_file, "text": self.source_text,

@@ -532,7 +532,7 @@ def _write_outputs(outputs: Outputs, outcome: Outcome, scenario_file: str,
                        lambda path: write_output(path, tracer.text(scenario=outcome.result.scenario))))
     if outputs.junit is not None:
         text = junit_xml(outcome.result, file=scenario_file, baseline=outcome.baseline,
-                         notices=outcome.notices)
+                         notices=outcome.notices, unstarted=outcome.unstarted)
         writes.append(("--junit", outputs.junit, lambda path: write_output(path, text)))
     if outputs.save_baseline is not None:
         writes.append(("--save-baseline", outputs.save_baseline,

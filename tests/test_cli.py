@@ -16,6 +16,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -1374,15 +1375,19 @@ clients:
   - {{model: command, name: present, run: ["true"]}}
 {expect}
 """)
-    result = tmp_path / "result.json"
-    assert run_cli("run", path, "--free-ports", "--no-timeline", "--json", str(result)) == code
+    result, junit = tmp_path / "result.json", tmp_path / "junit.xml"
+    assert run_cli("run", path, "--free-ports", "--no-timeline", "--json", result, "--junit", junit) == code
     out, err = capsys.readouterr()
     said = (f"client 'missing': netsim could not start its program (cannot run './nonexistent-client': "
             f"No such file or directory; looked up in {tmp_path.resolve()}): its run could not be carried "
             f"out; an expectation `exit_code == 127` would judge that instead")
     assert "PASS  present  exit_code == 0" in out
+    errors = ET.fromstring(junit.read_text()).get("errors")
+    data = json.loads(result.read_text())
     if code == 3:
         assert f"netsim: error: {said}" in err.splitlines()
-        assert said in json.loads(result.read_text())["warnings"]
+        assert said in data["warnings"] and data["not_carried_out"] == [said]
+        assert errors == "1"  # a case in error, as a run not carried out leaves: not a failure
     else:
         assert "netsim: error" not in err and "PASS  missing  exit_code == 127" in out
+        assert "not_carried_out" not in data and errors == "0"
