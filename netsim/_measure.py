@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import array
+import dataclasses
 import itertools
 import math
 from collections.abc import Mapping, Sequence
@@ -395,11 +396,30 @@ def served_connections(ended: Sequence[ConnEnded], slots: Sequence[Slot],
 def clients_own(ended: Sequence[ConnEnded]) -> list[ConnEnded]:
     """The accounts of connections that clients made: those a proxy made to a server of the
     run, for a client's connection to the proxy, are left out (the proxy's account names
-    them: its upstream and the local port it connected from)."""
+    them: its upstream and the local port it connected from), and a proxy's account takes
+    the fault of the one upstream of it that cut or corrupted what it forwarded."""
     forwarded = {(event.upstream, event.upstream_port) for event in ended if event.upstream_port is not None}
     if not forwarded:
         return list(ended)
-    return [event for event in ended if (event.server, event.peer_port) not in forwarded]
+    by_peer: dict[tuple[str | None, int | None], ConnEnded] = {
+        (event.server, event.peer_port): event for event in ended}
+
+    def cut_before(event: ConnEnded, seen: int = 0) -> str | None:
+        """The fault that cut or corrupted what a proxy got from its upstream, along its
+        chain (a proxy passes on faithfully what it gets: its own account cannot tell)."""
+        inner = by_peer.get((event.upstream, event.upstream_port))
+        if inner is None or seen > len(ended):
+            return None
+        return inner.fault or cut_before(inner, seen + 1)
+
+    own = []
+    for event in ended:
+        if (event.server, event.peer_port) in forwarded:
+            continue
+        if event.acked is None and event.fault is None and (fault := cut_before(event)) is not None:
+            event = dataclasses.replace(event, fault=fault)
+        own.append(event)
+    return own
 
 
 def _unreported(ended: Sequence[ConnEnded], slots: Sequence[Slot]) -> int:
@@ -532,10 +552,10 @@ def _from_the_server(number: int, slot: Slot, served: Served | None, *, cut: boo
             served.how in ("closed", "client_closed") and served.acked == slot.expected
             and served.fault != "corrupt")
     if error is None and served.fault == "corrupt":
-        who = "proxy" if proxy else "server"
-        message = f"the {who} sent it corrupted bytes (a corrupt fault)"
+        message = ("its bytes came corrupted (a corrupt fault, the proxy's or one upstream of it)" if proxy
+                   else "the server sent it corrupted bytes (a corrupt fault)")
     elif error is None and intact is False and proxy:
-        message = f"the proxy cut it after {received} bytes (a {served.fault} fault)"
+        message = f"cut after {received} bytes (a {served.fault} fault, the proxy's or one upstream of it)"
     elif error is None and intact is False:
         message = f"the client's kernel acknowledged {received} of {slot.expected} bytes"
     elif error is None and served.how == "closed":

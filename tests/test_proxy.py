@@ -430,8 +430,9 @@ def test_a_proxied_answer_that_came_whole_is_intact() -> None:
 
 
 @pytest.mark.parametrize(("fault", "message"), [
-    ("{kind: corrupt, after: 2}", "the proxy sent it corrupted bytes (a corrupt fault)"),
-    ("{kind: close, after: 4}", "the proxy cut it after 4 bytes (a close fault)"),
+    ("{kind: corrupt, after: 2}", "its bytes came corrupted (a corrupt fault, the proxy's or one upstream "
+                                  "of it)"),
+    ("{kind: close, after: 4}", "cut after 4 bytes (a close fault, the proxy's or one upstream of it)"),
 ])
 def test_a_proxied_answer_a_fault_changed_is_not_intact(fault: str, message: str) -> None:
     """A proxy that corrupted or cut its upstream's answer says so: not intact, and why."""
@@ -463,6 +464,34 @@ def test_a_proxy_to_a_servers_fixed_port_is_refused_on_free_ports(
     with netsim.serving(text, free_ports=False) as net, \
             socket.create_connection(net.address("px"), timeout=2) as sock:
         assert sock.recv(16) == b"hi\n"
+
+
+def test_a_fault_upstream_of_a_proxy_makes_its_connection_not_intact() -> None:
+    """A proxy passes on faithfully what it gets, so where a proxy or a poem server upstream of
+    it cut the stream, its client's connection is not intact, and names that fault; a chain
+    without one is intact."""
+    text = """\
+netsim: 1
+name: chain
+servers:
+  - {name: origin, poem: "1111\\n2222\\n3333\\n", delay: 20ms}
+  - {name: inner, upstream: origin, fault: {kind: close, after: 7}}
+  - {name: outer, upstream: inner, latency: 20ms}
+  - {name: cutting, poem: "1111\\n2222\\n3333\\n", delay: 20ms, fault: {kind: close, after: 7}}
+  - {name: before, upstream: cutting}
+  - {name: clean, upstream: outer_ok}
+  - {name: outer_ok, upstream: origin, latency: 20ms}
+"""
+    with netsim.serving(text) as net:
+        for name in ("outer", "before", "clean"):
+            with socket.create_connection(net.address(name), timeout=3) as sock:
+                read = b""
+                while data := sock.recv(100):
+                    read += data
+            assert read == (b"1111\n2222\n3333\n" if name == "clean" else b"1111\n22")
+        connections = accounted(net, 3)
+    judged = [(conn.server, conn.intact, conn.served.fault if conn.served else "?") for conn in connections]
+    assert judged == [("outer", False, "close"), ("before", False, "close"), ("clean", True, None)]
 
 
 def test_serve_warns_once_a_proxys_upstream_is_out_of_reach() -> None:
