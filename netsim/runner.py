@@ -742,9 +742,20 @@ def _needed(targets: Sequence[Server], servers: dict[str, Server]) -> list[Serve
     """The servers a client's run needs: its targets and the upstreams of its proxies (and
     theirs, for a proxy in front of a proxy)."""
     needed: dict[str, Server] = {}
-    for target in targets:
-        for server in chain_of(target, servers):
-            needed.setdefault(server.name, server)
+    # A proxy may name a server of the scenario by its fixed port (HOST:PORT): that server
+    # is needed too, or the proxy would find nothing there.
+    fixed = {str(server.port): server for server in servers.values() if server.port}
+    waiting = list(targets)
+    while waiting:
+        for server in chain_of(waiting.pop(), servers):
+            if server.name in needed:
+                continue
+            needed[server.name] = server
+            upstream = server.upstream or ""
+            if ":" in upstream and server.upstream_is_loopback():
+                named = fixed.get(upstream.rpartition(":")[2])
+                if named is not None and named.name not in needed:
+                    waiting.append(named)
     return list(needed.values())
 
 

@@ -1020,7 +1020,7 @@ def upstreams_lead_somewhere(parts: Parts) -> Iterator[Finding]:
     by_name = {server.name: server for server in parts.servers.values()}
     for index, server in parts.servers.items():
         upstream = by_name.get(_upstream_name(server) or "")
-        if upstream is server:
+        if upstream is server or _at_own_port(server):
             yield ("servers", index, "upstream"), "a proxy cannot forward to itself"
         elif upstream is not None and upstream.is_proxy:
             names, seen = [server.name], {server.name}
@@ -1247,6 +1247,15 @@ def _overlap(one: _Address, two: _Address) -> bool:
     """Would listening sockets of one family, on one port, take the same address?"""
     # An unspecified address (0.0.0.0, ::) takes the port on every address of its family.
     return one == two or one.is_unspecified or two.is_unspecified
+
+
+def _at_own_port(server: Server) -> bool:
+    """Does a proxy's ``upstream: HOST:PORT`` name its own fixed port (on loopback, or its
+    own host)? Each connection would make another, without end."""
+    if server.upstream is None or ":" not in server.upstream or not server.port:
+        return False
+    host, _, port = server.upstream.rpartition(":")
+    return port == str(server.port) and (server.upstream_is_loopback() or host.strip("[]") == server.host)
 
 
 def chain_of(server: Server, by_name: Mapping[str, Server]) -> list[Server]:

@@ -494,6 +494,23 @@ servers:
     assert judged == [("outer", False, "close"), ("before", False, "close"), ("clean", True, None)]
 
 
+def test_a_run_starts_the_server_a_proxy_names_by_its_fixed_port(write_scenario: ScenarioWriter) -> None:
+    """A client of a proxy whose `upstream: HOST:PORT` is a scenario server's fixed port has
+    that server started for its run, as `upstream: NAME` would; and a proxy that names its
+    own port is refused, since each connection would make another."""
+    free = socket.socket()
+    free.bind(("127.0.0.1", 0))
+    port = free.getsockname()[1]
+    free.close()
+    text = (f"netsim: 1\nname: fx\nservers:\n  - {{name: origin, port: {port}, poem: \"1111\\n\"}}\n"
+            f"  - {{name: p, upstream: '127.0.0.1:{port}'}}\nclients: [{{model: blocking, targets: [p]}}]\n")
+    (run,) = netsim.run_scenario(netsim.load_scenario(write_scenario(text))).runs
+    assert [(conn.error, conn.bytes) for conn in run.connections] == [(None, 5)]
+    own = f"netsim: 1\nname: loop\nservers: [{{name: s, port: {port}, upstream: '127.0.0.1:{port}'}}]\n"
+    with pytest.raises(netsim.ScenarioError, match="a proxy cannot forward to itself"):
+        netsim.load_scenario_text(own)
+
+
 def test_serve_warns_once_a_proxys_upstream_is_out_of_reach() -> None:
     """What `serve` prints without -v: a warning, once per proxy, that its upstream could
     not be reached and its clients are reset (they saw only resets)."""
