@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import math
 import os
 import random
 import socket
@@ -367,6 +368,7 @@ def test_a_client_that_gives_up_before_a_proxys_held_bytes_is_an_error() -> None
             (conn,) = accounted(net, 1)  # accounted when the held answer meets the closed socket
     assert conn.served is not None and conn.served.how == "client_closed_early"
     assert (conn.error, conn.bytes, conn.intact) == ("error", 0, False)
+    assert math.isnan(conn.ttfb)  # no byte reached it: none to time
     assert "before its upstream's end" in (conn.message or "")
     assert net.result().check(["errors == 1", "intact == 0%", "bytes == 0B"])
 
@@ -410,6 +412,35 @@ def test_a_latency_taken_away_releases_the_bytes_it_held(undo: str) -> None:
                 assert sock.recv(16) == b"ok\n"
                 took = time.monotonic() - asked
     assert took < 1.0  # the latency would have held it another 1.8 s
+
+
+def test_a_half_closed_client_that_leaves_midway_is_counted_the_bytes_it_got() -> None:
+    """A client that shuts down its side, reads one piece of a stream sent in pieces 300 ms
+    apart and closes is counted that piece, not the next one the proxy wrote after it left
+    (which drew the reset)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def pieces() -> None:
+        with contextlib.suppress(OSError), listener.accept()[0] as conn:
+            for _ in range(4):
+                conn.sendall(b"abcde")
+                time.sleep(0.3)
+
+    thread = threading.Thread(target=pieces, daemon=True)
+    thread.start()
+    port = listener.getsockname()[1]
+    text = f"netsim: 1\nname: half\nservers: [{{name: p, upstream: '127.0.0.1:{port}'}}]\n"
+    try:
+        with netsim.serving(text) as net:
+            with socket.create_connection(net.address("p"), timeout=2) as sock:
+                sock.shutdown(socket.SHUT_WR)
+                assert sock.recv(100) == b"abcde"
+            (conn,) = accounted(net, 1)
+    finally:
+        thread.join(timeout=3)
+        listener.close()
+    assert (conn.error, conn.bytes) == ("error", 5)
+    assert conn.served is not None and conn.served.how == "client_closed_early"
 
 
 def test_a_proxied_answer_that_came_whole_is_intact() -> None:

@@ -226,6 +226,8 @@ class ProxyConnection(asyncio.Protocol):
     def eof_received(self) -> bool:
         self._client_eof = True
         self._sent_at_eof = 0 if self._down is None else self._down.sent
+        if self._down is not None:
+            self._down.reader_gone = self._reset_came
         # Reading is paused until the upstream is connected, so no shaper means a blackhole.
         if self._up is None or self._silent:
             return False  # nothing will ever be sent: the client has left, let it close
@@ -275,8 +277,13 @@ class ProxyConnection(asyncio.Protocol):
         self._accounted = True
         down = self._down
         sent = 0 if down is None else down.sent
-        if how == "client_closed_early":
-            sent = self._sent_at_eof or 0  # what went after its close never reached it
+        first_write = None if down is None else down.first_write
+        if how == "client_closed_early" and down is not None:
+            # What went after its close never reached it: the write a reset answered, at
+            # least (it had all that went before its EOF).
+            sent = max(self._sent_at_eof or 0, down.sent - down.last_write)
+            if not sent:
+                first_write = None  # no byte reached it: no first byte to time
         # The fault it names is one that changed the stream (a proxy's byte limit can lie
         # past what its upstream ever sends, and then nothing was cut): so a connection
         # that names none came through as its upstream sent it.
@@ -284,9 +291,8 @@ class ProxyConnection(asyncio.Protocol):
         fault = self._struck_by or ("corrupt" if corrupted else None)
         # What the client's kernel acknowledged cannot be told once asyncio has closed the
         # socket: a proxy's account leaves it open (None).
-        self._record.conn_ended(now, self._peer, self.index, self._accepted,
-                                None if down is None else down.first_write, now, sent, None, how,
-                                fault, self._upstream_port)
+        self._record.conn_ended(now, self._peer, self.index, self._accepted, first_write, now, sent, None,
+                                how, fault, self._upstream_port)
         self._stop()
         self._server.live.discard(self)
 
@@ -507,6 +513,21 @@ class ProxyConnection(asyncio.Protocol):
                     self._loop.call_later(RESET_GRACE, self._close_after_eof, now)
                     return
             self._transport.close()
+
+    def _reset_came(self) -> bool:
+        """Has a reset answered what went since the client's EOF (it had closed, not only shut
+        down its side, and the reader is gone after it)? Then the connection ends before
+        another byte goes, as ``client_closed_early``: asyncio reads no more after an EOF, so
+        only the next write would have found out, and counted a write it never received."""
+        sock = None if self._transport is None else self._transport.get_extra_info("socket")
+        if sock is None or sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) not in (
+                errno.ECONNRESET, errno.EPIPE):
+            return False
+        assert self._transport is not None
+        self._closed = True
+        self._how = "client_closed_early"
+        self._transport.abort()
+        return True
 
     def _close_after_eof(self, closed: float) -> None:
         """Close a connection whose client had shut down its side before its last bytes went:

@@ -93,6 +93,9 @@ class Shaper:
         self._input_ended: float | None = None
         self.finished = False
         self.sent = 0  # bytes handed to the sink
+        self.last_write = 0  # of those, the bytes of the last write (a reset answers it, if any)
+        # Asked before each write, once set: has the reader gone? (Then nothing more goes.)
+        self.reader_gone: Callable[[], bool] | None = None
         self._masked_from: int | None = None  # the first position a corruption mask changed
         self.first_write: float | None = None  # when the first of them was
 
@@ -255,6 +258,9 @@ class Shaper:
         self._schedule_ahead(now)
         emissions = self.schedule.emissions
         while not self._paused and self._partial is None and emissions and emissions[0].due <= now:
+            if self.reader_gone is not None and self.reader_gone():
+                self.finished = True
+                return
             emission = emissions.popleft()
             # Held: it came due while a slow reader made the transport push back. Its
             # lateness is the reader's doing, not the server's, and is not counted as such.
@@ -302,6 +308,7 @@ class Shaper:
 
     def _write(self, data: bytes | memoryview) -> None:
         self._partial = None
+        self.last_write = len(data)
         if self.first_write is None and data:
             self.first_write = self._loop.time()
         if len(data) <= WRITE_PIECE:  # the common case: a line, a small chunk
