@@ -521,6 +521,8 @@ def _from_the_server(number: int, slot: Slot, served: Served | None, *, cut: boo
     message: str | None
     error, message = _ENDINGS[served.how]
     proxy = served.acked is None  # (a poem server's account gives what the client's kernel acked)
+    if proxy and served.how == "reset":
+        message = "the proxy reset it (a reset fault, or its server went down with a reset)"
     if serving and served.how == "stopped":
         error, message = "stopped", "still open when the servers stopped"
     if served.how == "client_closed" and served.fault in ("stall", "blackhole"):

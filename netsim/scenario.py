@@ -1149,6 +1149,7 @@ def outside_services_are_not_judged_on_what_is_unknown(parts: Parts) -> Iterator
     every = set(parts.server_names().values())  # a failed entry's name counts, not as outside
     reads = {client.label: set(client.targets if client.targets is not None else every)
              for client in parts.clients.values()}
+    models = {client.label: client.model for client in parts.clients.values()}
     for key, expectations in parts.expect.items():
         judged = {label: targets for label, targets in reads.items() if key in (ALL, label)}
         for position, expectation in expectations.items():
@@ -1157,8 +1158,9 @@ def outside_services_are_not_judged_on_what_is_unknown(parts: Parts) -> Iterator
                 unknown = sorted(label for label, targets in judged.items() if targets & outside)
                 what = f"{proxies}: there is no ideal to compare with; compare elapsed with a duration"
             elif expectation.metric == "intact":
+                # (A `command` client is judged from the proxy's side, which can tell.)
                 unknown = sorted(label for label, targets in judged.items()
-                                 if targets and targets <= outside)
+                                 if targets and targets <= outside and models.get(label) != COMMAND)
                 what = (f"only {proxies}: netsim has no poem to judge those bytes by, so intact is "
                         f"not judged there")
             else:

@@ -506,6 +506,10 @@ def test_outside_services_are_not_judged_on_what_is_unknown() -> None:
         (("expect", "all", 1), "client 'select' reads only out, a proxy to a service outside the "
                                "scenario: netsim has no poem to judge those bytes by, so intact is not "
                                "judged there")]
+    # A program reading it is judged from the proxy's side, which can tell intact.
+    program = [{"model": "command", "name": "prog", "run": ["true"], "targets": ["out"]}]
+    assert not list(rules.outside_services_are_not_judged_on_what_is_unknown(parts(
+        servers, clients=program, expect={"all": ["intact == 100%"]})))
     # A proxy that ignores every handshake has the connect's ideal: nothing to report.
     servers[1]["fault"] = {"kind": "syn_drop"}
     assert not list(rules.outside_services_are_not_judged_on_what_is_unknown(parts(
