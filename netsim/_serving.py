@@ -609,10 +609,16 @@ class Serving:
         from then on, and the changes from then on: one test's share of servers that serve
         several (``lateness`` stays the whole of it: chunks are not told apart by test).
 
-        Raises RunError when the server process died on its own.
+        Raises RunError when the server process died on its own (``accounts()`` gives what
+        it reported until then).
         """
         if self._failure is not None:
             raise RunError(self._failure)
+        return self.accounts(since=since)
+
+    def accounts(self, *, since: float | None = None) -> ServedResult:
+        """As ``result()``, whether or not the server process died on its own: what it
+        reported until then (a connection it had open is missing)."""
         if self.alive() and self._process is not None:  # fetch what the servers hold right now
             self._flushed.clear()
             self._process.request_flush()

@@ -461,6 +461,24 @@ def test_sighup_from_a_terminal_that_closed_exits_129_with_the_reports(write_sce
     assert _wait_gone(process.pid)
 
 
+@pytest.mark.parametrize("control", [False, True])
+def test_serve_stopped_by_sigterm_to_its_group_writes_what_it_saw(write_scenario: ScenarioWriter,
+                                                                  tmp_path: Path, control: bool) -> None:
+    """SIGTERM to serve's whole process group (a CI job's timeout, systemd) reaches its server
+    process too, which dies of it: serve still exits 143 and writes its --json, with the
+    control API or without."""
+    path = write_scenario(demo_text(delay="10ms"))
+    out = tmp_path / "served.json"
+    extra = ["--control", "127.0.0.1:0"] if control else []
+    with netsim_process("serve", path, "--json", out, *extra) as process:
+        assert process.stdout is not None
+        while process.stdout.readline().strip() != "ready":
+            pass
+        os.killpg(process.pid, signal.SIGTERM)
+        assert process.wait(timeout=15) == 143
+    assert json.loads(out.read_text())["scenario"] == "demo"
+
+
 @pytest.mark.slow
 def test_serve_prints_its_addresses_serves_and_stops_on_ctrl_c(write_scenario: ScenarioWriter) -> None:
     """`netsim serve` prints `listening NAME HOST:PORT` lines and `ready`, serves, exits 130 on Ctrl-C."""
