@@ -20,10 +20,6 @@ exception is a bug in netsim: the command line says so and exits 3, never 1.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from netsim.outcome import Outcome
 
 
 class NetsimError(Exception):
@@ -99,11 +95,6 @@ class OutputError(RunError):
     """A result file or the event log could not be written once the run was under way.
 
     An output that cannot be written at all is found before anything runs, and is a
-    UsageError instead. ``outcome``: the run's (a netsim.outcome.Outcome), where it
-    finished and was judged before its files were written, so that its verdicts can still
-    be reported; None otherwise.
+    UsageError instead. (``netsim.session.UnwrittenOutputs`` is one that comes after a run
+    that finished and was judged, with its outcome, so that its verdicts can still be told.)
     """
-
-    def __init__(self, message: str, outcome: Outcome | None = None) -> None:
-        super().__init__(message)
-        self.outcome = outcome

@@ -625,8 +625,7 @@ def _file_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from netsim import report
-    from netsim._errors import OutputError
-    from netsim.session import Outputs, Progress, run_session
+    from netsim.session import Outputs, Progress, UnwrittenOutputs, run_session
 
     # The timeline: as asked, else on a terminal (for a small run); never with -q.
     timeline: bool | None = False if args.quiet else args.timeline
@@ -653,9 +652,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             observer=None if live is None else live.observe, timeline=timeline,
             on_unfinished=stopped.append)
         unwritten = None
-    except OutputError as error:
-        if error.outcome is None:
-            raise
+    except UnwrittenOutputs as error:
         outcome, unwritten = error.outcome, error  # the run finished: its verdicts, then the error
     except (Exception, KeyboardInterrupt):
         # What finished before the run stopped is drawn as a finished run's timeline would be;

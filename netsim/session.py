@@ -548,7 +548,7 @@ def _write_outputs(outputs: Outputs, outcome: Outcome, scenario_file: str,
     if failures:
         if "--save-baseline" in failures:
             outcome = replace(outcome, saved_baseline=None)
-        raise OutputError("; ".join(failures.values()), outcome)
+        raise UnwrittenOutputs("; ".join(failures.values()), outcome)
 
 
 def _report_invalid(outputs: Outputs, scenario_path: str | Path, error: ScenarioError) -> None:
@@ -569,6 +569,15 @@ def _report_invalid(outputs: Outputs, scenario_path: str | Path, error: Scenario
                     return
         check_writable(junit)
         write_output(junit, junit_error_xml(Path(scenario_path).stem, message, file=str(scenario_path)))
+
+
+class UnwrittenOutputs(OutputError):
+    """Outputs that could not be written after the run finished and was judged: its
+    ``outcome``, whose verdicts are still to be told."""
+
+    def __init__(self, message: str, outcome: Outcome) -> None:
+        super().__init__(message)
+        self.outcome = outcome
 
 
 def _same_draws(scenario: Scenario, clients: Sequence[Client], repeat: int, seed: int | None) -> list[str]:
