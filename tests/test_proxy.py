@@ -253,10 +253,7 @@ def test_a_client_that_closes_early_ends_as_its_close_not_as_the_reset_that_answ
 
 def test_an_unreachable_upstream_resets_the_client() -> None:
     """When the proxy cannot reach its upstream, the client's connection is reset."""
-    closed = socket.socket()
-    closed.bind(("127.0.0.1", 0))
-    port = closed.getsockname()[1]
-    closed.close()
+    port = unused_port()
     events: list[ServerEvent] = []
 
     async def main() -> bytes | Exception:
@@ -283,10 +280,7 @@ def test_an_unreachable_upstream_resets_the_client() -> None:
 def test_a_connection_reset_for_an_unreachable_upstream_says_so() -> None:
     """The servers' account of a connection reset because the proxy's upstream refused it
     says that (upstream_failed), not that a reset fault struck."""
-    closed = socket.socket()
-    closed.bind(("127.0.0.1", 0))
-    port = closed.getsockname()[1]
-    closed.close()
+    port = unused_port()
     text = f"netsim: 1\nname: lost\nservers: [{{name: p, upstream: '127.0.0.1:{port}'}}]\n"
     with netsim.serving(text) as net:
         # (The reset may come as soon as the connect returns, or at the read.)
@@ -302,6 +296,13 @@ def test_a_connection_reset_for_an_unreachable_upstream_says_so() -> None:
     assert conn.error == "error" and conn.message is not None
     assert conn.message.startswith("the proxy could not reach its upstream")
     assert net.result().check(["errors.reset == 0", "errors == 1"])
+
+
+def unused_port() -> int:
+    """A loopback port nothing listens on (for a moment: bound, then let go)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 @contextlib.contextmanager
@@ -481,10 +482,7 @@ def test_a_proxy_to_a_servers_fixed_port_is_refused_on_free_ports(
     """On free ports, a proxy whose `upstream: HOST:PORT` is the port of a server of the
     scenario would forward to nothing (that server listens elsewhere): refused before anything
     starts, naming the fix; on the scenario's own ports it forwards to that server."""
-    free = socket.socket()
-    free.bind(("127.0.0.1", 0))
-    port = free.getsockname()[1]
-    free.close()
+    port = unused_port()
     text = (f"netsim: 1\nname: moved\nservers:\n  - {{name: backend, port: {port}, poem: \"hi\\n\"}}\n"
             f"  - {{name: px, upstream: '127.0.0.1:{port}'}}\nclients: [blocking]\n")
     refused = f"proxy 'px' forwards to 127.0.0.1:{port}, the port of server 'backend'.*`upstream: backend`"
@@ -529,10 +527,7 @@ def test_a_run_starts_the_server_a_proxy_names_by_its_fixed_port(write_scenario:
     """A client of a proxy whose `upstream: HOST:PORT` is a scenario server's fixed port has
     that server started for its run, as `upstream: NAME` would; and a proxy that names its
     own port is refused, since each connection would make another."""
-    free = socket.socket()
-    free.bind(("127.0.0.1", 0))
-    port = free.getsockname()[1]
-    free.close()
+    port = unused_port()
     text = (f"netsim: 1\nname: fx\nservers:\n  - {{name: origin, port: {port}, poem: \"1111\\n\"}}\n"
             f"  - {{name: p, upstream: '127.0.0.1:{port}'}}\nclients: [{{model: blocking, targets: [p]}}]\n")
     (run,) = netsim.run_scenario(netsim.load_scenario(write_scenario(text))).runs
@@ -547,10 +542,7 @@ def test_serve_warns_once_a_proxys_upstream_is_out_of_reach() -> None:
     not be reached and its clients are reset (they saw only resets)."""
     from netsim._serving import Serving
 
-    closed = socket.socket()
-    closed.bind(("127.0.0.1", 0))
-    port = closed.getsockname()[1]
-    closed.close()
+    port = unused_port()
     warnings: list[str] = []
     scenario = netsim.load_scenario_text(f"netsim: 1\nname: lost\nservers: [{{name: p, upstream: "
                                          f"'127.0.0.1:{port}'}}]\n")
