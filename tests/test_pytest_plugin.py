@@ -576,6 +576,21 @@ def test_a_failed_program_without_output_is_warned_that_intact_judges_its_kernel
                                  "kernel acknowledged*"])
 
 
+def test_a_program_netsim_cannot_start_is_an_error_of_its_item(pytester: pytest.Pytester) -> None:
+    """A `command` item whose program is not there is an error (its run could not be carried
+    out, as `netsim run` exits 3), not a failed item; with `exit_code == 127` it is judged."""
+    pytester.makefile(".yaml", missing=SERVERS.format(name="missing").replace(
+        "clients: [blocking, select]",
+        "clients:\n  - {model: command, name: gone, run: [./no-such-program]}\n"
+        "  - {model: command, name: judged, run: [./no-such-program]}")
+        + "expect:\n  judged: [exit_code == 127]\n")
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*ERROR at setup of netsim missing.yaml::gone*",
+                                 "missing.yaml: the run could not be carried out: netsim could not start "
+                                 "its program (cannot run './no-such-program'*"])
+
+
 def test_a_failed_item_at_a_tiny_time_scale_is_warned_of_the_scale(pytester: pytest.Pytester) -> None:
     """Below time scale 0.001 a failed item carries netsim run's warning on the scale, naming
     the plugin's own option."""
