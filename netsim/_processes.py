@@ -146,6 +146,19 @@ class ChildProcess:
             return None
         return message
 
+    def ending(self, wait: float) -> tuple[int | None, str | None]:
+        """How a child that closed its pipe ended, once reaped (within ``wait`` seconds: its
+        pipe closes a moment before it can be): its exit code (None if not reaped yet), and
+        the name of the signal that killed it (``SIGKILL``; None if it exited)."""
+        self.process.join(wait)
+        code = self.process.exitcode
+        if code is None or code >= 0:
+            return code, None
+        try:
+            return code, signal.Signals(-code).name
+        except ValueError:
+            return code, f"signal {-code}"
+
     def close(self, *, grace: float = 0.0) -> None:
         """Let the child exit within ``grace`` seconds, then stop it; safe to call twice."""
         self.process.join(grace)

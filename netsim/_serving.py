@@ -35,7 +35,6 @@ import itertools
 import math
 import os
 import re
-import signal
 import threading
 import time
 import typing
@@ -649,16 +648,10 @@ class Serving:
 def _how_it_ended(process: ServerProcess) -> str:
     """``: killed by SIGKILL`` (from outside: the OOM killer, a user), ``with exit code N``,
     or nothing, if it has not been reaped yet."""
-    process.process.join(STOP_TIMEOUT)  # its pipe closes a moment before it can be reaped
-    code = process.process.exitcode
-    if code is None:
-        return ""
-    if code >= 0:
-        return f" (with exit code {code})"
-    try:
-        return f": killed by {signal.Signals(-code).name}"
-    except ValueError:
-        return f": killed by signal {-code}"
+    code, killer = process.ending(STOP_TIMEOUT)
+    if killer is not None:
+        return f": killed by {killer}"
+    return "" if code is None else f" (with exit code {code})"
 
 
 def serve_scenario(

@@ -15,7 +15,6 @@ import fnmatch
 import math
 import random
 import resource
-import signal
 import time
 import typing
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -773,14 +772,9 @@ def _ended_early(client: ClientProcess, who: str, *, runs_a_program: bool) -> Ru
     """What to say of a client process that ended before its model finished: a crash of
     the model unless something killed it (the kernel's OOM killer, a user, or the program
     it ran: it is that program's parent)."""
-    client.process.join(REAP_TIMEOUT)  # its pipe closes a moment before it can be reaped
-    code = client.process.exitcode
-    if code is None or code >= 0:
+    code, how = client.ending(REAP_TIMEOUT)
+    if how is None:
         return ClientCrashError(f"{who} ended without finishing (exit code {code})")
-    try:
-        how = signal.Signals(-code).name
-    except ValueError:
-        how = f"signal {-code}"
     if runs_a_program:
         return RunError(f"{who}: netsim's process that runs its program was killed by "
                         f"{how} before the program ended (the program may have done it: that process "
