@@ -519,9 +519,7 @@ class ProxyConnection(asyncio.Protocol):
         down its side, and the reader is gone after it)? Then the connection ends before
         another byte goes, as ``client_closed_early``: asyncio reads no more after an EOF, so
         only the next write would have found out, and counted a write it never received."""
-        sock = None if self._transport is None else self._transport.get_extra_info("socket")
-        if sock is None or sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) not in (
-                errno.ECONNRESET, errno.EPIPE):
+        if not self._reset_answered():
             return False
         assert self._transport is not None
         self._closed = True
@@ -529,15 +527,19 @@ class ProxyConnection(asyncio.Protocol):
         self._transport.abort()
         return True
 
+    def _reset_answered(self) -> bool:
+        """Has a reset come from the client (its socket's pending error)? Reading it clears it."""
+        sock = None if self._transport is None else self._transport.get_extra_info("socket")
+        return sock is not None and sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) in (
+            errno.ECONNRESET, errno.EPIPE)
+
     def _close_after_eof(self, closed: float) -> None:
         """Close a connection whose client had shut down its side before its last bytes went:
         if a reset answered them, the client had gone (``client_closed_early``)."""
         transport = self._transport
         if self._accounted or transport is None:
             return
-        sock = transport.get_extra_info("socket")
-        if sock is not None and sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) in (
-                errno.ECONNRESET, errno.EPIPE):
+        if self._reset_answered():
             self._how = "client_closed_early"
         self._ended = closed
         transport.close()

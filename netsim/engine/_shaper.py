@@ -240,11 +240,8 @@ class Shaper:
     def replan(self) -> None:
         """The conditions have changed: what is held and not yet scheduled goes by the new
         ones, at once if they make it due (a latency taken away releases what it held)."""
-        if self.finished:
-            return
-        self._wakes += 1  # the wake-up armed under the old conditions is void
-        self._waiting = False
-        self._step()
+        if not self.finished:
+            self._step()  # (which voids the wake-up armed under the old conditions)
 
     def _step(self) -> None:
         self._waiting = False
