@@ -52,7 +52,7 @@ from netsim.events import (
 from netsim.expectations import Expectation, evaluate, parse_expectation
 from netsim.ideal import elapsed_of, ideal_timeline, syn_times
 from netsim.results import ConnectionResult, Program, RunResult, ScenarioResult, not_printed, percentile
-from netsim.scenario import COMMAND, Client, Phase, Scenario, Server, chain_of
+from netsim.scenario import COMMAND, Client, Phase, Scenario, Server, chain_of, server_at
 
 # A run may take this multiple of its ideal wall time, plus the margin, before it is
 # stopped: generous, because a loaded machine is slow, but never a hang.
@@ -369,15 +369,9 @@ def _check_upstreams_stay(scenario: Scenario) -> None:
     """Refuse a proxy whose ``upstream: HOST:PORT`` is the port of a server of the scenario:
     on free ports that server listens elsewhere, and the proxy would find nothing there (or
     another program), where ``upstream: NAME`` follows it."""
-    fixed = {server.port: server for server in scenario.servers if server.port}
     for proxy in scenario.servers:
-        if proxy.upstream is None or ":" not in proxy.upstream:
-            continue
-        host, _, port = proxy.upstream.rpartition(":")
-        server = fixed.get(int(port))
-        if server is None or server is proxy:
-            continue
-        if proxy.upstream_is_loopback() or host == server.host:
+        server = server_at(proxy, scenario.servers)
+        if server is not None and server is not proxy:
             raise UsageError(
                 f"proxy {proxy.name!r} forwards to {proxy.upstream}, the port of server {server.name!r}, "
                 f"which listens on a free port instead: write `upstream: {server.name}` to follow it "
@@ -743,18 +737,15 @@ def _needed(targets: Sequence[Server], servers: dict[str, Server]) -> list[Serve
     needed: dict[str, Server] = {}
     # A proxy may name a server of the scenario by its fixed port (HOST:PORT): that server
     # is needed too, or the proxy would find nothing there.
-    fixed = {str(server.port): server for server in servers.values() if server.port}
     waiting = list(targets)
     while waiting:
         for server in chain_of(waiting.pop(), servers):
             if server.name in needed:
                 continue
             needed[server.name] = server
-            upstream = server.upstream or ""
-            if ":" in upstream and server.upstream_is_loopback():
-                named = fixed.get(upstream.rpartition(":")[2])
-                if named is not None and named.name not in needed:
-                    waiting.append(named)
+            named = server_at(server, servers.values())
+            if named is not None and named.name not in needed:
+                waiting.append(named)
     return list(needed.values())
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import shlex
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
@@ -1020,7 +1020,8 @@ def upstreams_lead_somewhere(parts: Parts) -> Iterator[Finding]:
     by_name = {server.name: server for server in parts.servers.values()}
     for index, server in parts.servers.items():
         upstream = by_name.get(_upstream_name(server) or "")
-        if upstream is server or _at_own_port(server):
+        # (at its own fixed port, each connection would make another, without end)
+        if upstream is server or server_at(server, [server]) is server:
             yield ("servers", index, "upstream"), "a proxy cannot forward to itself"
         elif upstream is not None and upstream.is_proxy:
             names, seen = [server.name], {server.name}
@@ -1251,13 +1252,14 @@ def _overlap(one: _Address, two: _Address) -> bool:
     return one == two or one.is_unspecified or two.is_unspecified
 
 
-def _at_own_port(server: Server) -> bool:
-    """Does a proxy's ``upstream: HOST:PORT`` name its own fixed port (on loopback, or its
-    own host)? Each connection would make another, without end."""
-    if server.upstream is None or ":" not in server.upstream or not server.port:
-        return False
-    host, _, port = server.upstream.rpartition(":")
-    return port == str(server.port) and (server.upstream_is_loopback() or host.strip("[]") == server.host)
+def server_at(proxy: Server, servers: Iterable[Server]) -> Server | None:
+    """The server of ``servers`` whose fixed port a proxy's ``upstream: HOST:PORT`` names (on
+    loopback, or on that server's host); None for an upstream given by name, or elsewhere."""
+    if proxy.upstream is None or ":" not in proxy.upstream:
+        return None
+    host, _, port = proxy.upstream.rpartition(":")
+    return next((server for server in servers if server.port and str(server.port) == port
+                 and (proxy.upstream_is_loopback() or host.strip("[]") == server.host)), None)
 
 
 def chain_of(server: Server, by_name: Mapping[str, Server]) -> list[Server]:
