@@ -204,9 +204,7 @@ class ServedResult:
                 raise KeyError(f"no server {name!r} in scenario {self.scenario!r}; its servers are: "
                                f"{', '.join(self.servers)}")
         connections = [conn for conn in self.connections if conn.server in names]
-        ends = [conn.start + conn.duration for conn in connections]
-        elapsed = max(ends) - connections[0].start if connections else 0.0
-        return dataclasses.replace(self, connections=connections, elapsed=elapsed)
+        return dataclasses.replace(self, connections=connections, elapsed=_busy(connections))
 
     def to_dict(self) -> dict[str, Any]:
         return {"scenario": self.scenario, "time_scale": self.time_scale, "elapsed": self.elapsed,
@@ -636,13 +634,18 @@ class Serving:
         if since is not None:
             connections = [conn for conn in connections if conn.start >= since]
             changes = tuple(change for change in changes if change.t >= since)
-        if connections:
-            elapsed = max(conn.start + conn.duration for conn in connections) - connections[0].start
-        else:
-            elapsed = 0.0
         return ServedResult(self.scenario.name, self.time_scale, connections,
-                            lateness_of(lateness, self.time_scale), elapsed, self.machine, self.seed, changes,
+                            lateness_of(lateness, self.time_scale), _busy(connections), self.machine,
+                            self.seed, changes,
                             tuple(server.name for server in self.scenario.servers))
+
+
+def _busy(connections: Sequence[ConnectionResult]) -> float:
+    """How long the servers were busy with ``connections`` (in accept order): from the
+    first accept to the end of the last."""
+    if not connections:
+        return 0.0
+    return max(conn.start + conn.duration for conn in connections) - connections[0].start
 
 
 def _how_it_ended(process: ServerProcess) -> str:
