@@ -11,6 +11,7 @@ from typing import Any
 
 from netsim.baseline import BaselineReport
 from netsim.repeat import RepeatResult
+from netsim.results import RunResult
 from netsim.scenario import Client, Scenario
 
 
@@ -63,17 +64,10 @@ class Outcome:
         """``not_carried_out``, by client."""
         said: dict[str, str] = {}
         for run in (run for result in self.result.results for run in result.runs):
-            program = run.program
-            if program is None or program.started or run.client in said or any(
-                    expectation.metric == "exit_code"
-                    for expectation in self.plan.scenario.expectations_for(run.client)):
-                continue
-            why = program.stderr.removeprefix("netsim: ")
-            where = _looked_up(program.argv[0] if program.argv else "", self.plan.scenario.folder)
-            said[run.client] = (f"client {run.client!r}: netsim could not start its program ({why}"
-                                f"{where}): its run could "
-                                f"not be carried out; an expectation `exit_code == {program.exit_code}` "
-                                f"would judge that instead")
+            why = unstarted(run, self.plan.scenario)
+            if why is not None and run.client not in said:
+                said[run.client] = (f"client {run.client!r}: {why}: its run could not be carried out; "
+                                    f"{judged_instead(run)}")
         return said
 
     def to_dict(self) -> dict[str, Any]:
@@ -88,6 +82,25 @@ class Outcome:
         data["source"] = {"file": self.source_file, "text": self.source_text,
                           "description": self.plan.scenario.description}
         return data
+
+
+def unstarted(run: RunResult, scenario: Scenario) -> str | None:
+    """Why a ``command`` client's program could not be started (not found, not runnable),
+    where netsim could not start it and no expectation of its judges its exit code (``exit_code
+    == 127``): a run not carried out. None otherwise."""
+    program = run.program
+    if program is None or program.started or any(
+            expectation.metric == "exit_code" for expectation in scenario.expectations_for(run.client)):
+        return None
+    why = program.stderr.removeprefix("netsim: ").strip()
+    where = _looked_up(program.argv[0] if program.argv else "", scenario.folder)
+    return f"netsim could not start its program ({why}{where})"
+
+
+def judged_instead(run: RunResult) -> str:
+    """How a run whose program could not be started could be judged instead."""
+    code = run.program.exit_code if run.program is not None else 127
+    return f"an expectation `exit_code == {code}` would judge that instead"
 
 
 def _looked_up(command: str, folder: Path) -> str:

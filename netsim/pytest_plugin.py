@@ -410,17 +410,14 @@ class ScenarioFile(pytest.File):
             return f"{why}\n{drawn}" if drawn else why
         except UsageError as error:  # what the machine does not allow (too few file descriptors)
             return f"{self.shown}: cannot be run here: {error}"
-        # A program netsim could not start is a run not carried out (netsim run's exit 3),
-        # unless an expectation judges its exit code.
-        judges_exit = any(expectation.metric == "exit_code"
-                          for expectation in self.scenario.expectations_for(label))
+        # A program netsim could not start is a run not carried out (netsim run's exit 3).
+        from netsim.outcome import judged_instead, unstarted
+
         for result in results:
-            program = result.runs[0].program
-            if program is not None and not program.started and not judges_exit:
-                why = program.stderr.removeprefix("netsim: ").strip()
-                return (f"{self.shown}: the run could not be carried out: netsim could not start its "
-                        f"program ({why}); an expectation `exit_code == {program.exit_code}` would judge "
-                        f"that instead")
+            (run,) = result.runs
+            unstartable = unstarted(run, self.scenario)
+            if unstartable is not None:
+                return f"{self.shown}: the run could not be carried out: {unstartable}; {judged_instead(run)}"
         return results
 
     def _compare(self, tallied: RepeatResult) -> tuple[Comparison | None, str | None, str] | str:
