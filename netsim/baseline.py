@@ -40,7 +40,7 @@ from netsim._files import write_output
 from netsim._version import __version__
 from netsim.repeat import RepeatResult
 from netsim.results import ScenarioResult, json_number
-from netsim.scenario import Scenario, Server, chain_of
+from netsim.scenario import Scenario, needed_servers
 
 FORMAT = "netsim-baseline"
 FORMAT_VERSION = 1
@@ -191,14 +191,10 @@ def fingerprint(scenario: Scenario, label: str) -> str:
     run, which move the ideal of a scenario that did not change. Values left at their
     defaults are left out, so that a key a later netsim adds does not change it."""
     client = scenario.client(label)
-    by_name = {server.name: server for server in scenario.servers}
-    needed: dict[str, Server] = {}
-    for target in scenario.targets_of(client):
-        for server in chain_of(target, by_name):
-            needed.setdefault(server.name, server)
+    needed = needed_servers(scenario.targets_of(client), {server.name: server for server in scenario.servers})
     shape = {"client": client.model_dump(mode="json", exclude_defaults=True),
              "servers": [server.model_dump(mode="json", exclude_defaults=True)
-                         for _, server in sorted(needed.items())]}
+                         for server in sorted(needed, key=lambda server: server.name)]}
     text = json.dumps(shape, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:FINGERPRINT_DIGITS]
 

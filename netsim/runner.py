@@ -52,7 +52,7 @@ from netsim.events import (
 from netsim.expectations import Expectation, evaluate, parse_expectation
 from netsim.ideal import elapsed_of, ideal_timeline, syn_times
 from netsim.results import ConnectionResult, Program, RunResult, ScenarioResult, not_printed, percentile
-from netsim.scenario import COMMAND, Client, Phase, Scenario, Server, chain_of, server_at
+from netsim.scenario import COMMAND, Client, Phase, Scenario, Server, chain_of, needed_servers, server_at
 
 # A run may take this multiple of its ideal wall time, plus the margin, before it is
 # stopped: generous, because a loaded machine is slow, but never a hang.
@@ -488,7 +488,7 @@ def _run_client(
     ideal_course = ideal_timeline(servers, concurrent=model.concurrent, seed=seed, timeout=conn_timeout,
                                   servers=everything, starts=starts, syn=syn, retry=client.retry)
     ideal = elapsed_of(ideal_course)
-    plans = plans_of(_needed(servers, everything), time_scale=time_scale, seed=seed,
+    plans = plans_of(needed_servers(servers, everything), time_scale=time_scale, seed=seed,
                    free_ports=free_ports)
     program_timeout = None  # wall seconds a client's program may run (None: no program)
     if not model.instrumented and configure is not None:
@@ -728,25 +728,7 @@ def _phase_plan(phase: Phase, time_scale: float) -> PhasePlan:
 def _timed(targets: Sequence[Server], servers: dict[str, Server]) -> bool:
     """Does anything the run's servers do depend on when they became ready (a phase, a
     window of unanswered handshakes)?"""
-    return any(server.phases or server.handshake_delay for server in _needed(targets, servers))
-
-
-def _needed(targets: Sequence[Server], servers: dict[str, Server]) -> list[Server]:
-    """The servers a client's run needs: its targets and the upstreams of its proxies (and
-    theirs, for a proxy in front of a proxy)."""
-    needed: dict[str, Server] = {}
-    # A proxy may name a server of the scenario by its fixed port (HOST:PORT): that server
-    # is needed too, or the proxy would find nothing there.
-    waiting = list(targets)
-    while waiting:
-        for server in chain_of(waiting.pop(), servers):
-            if server.name in needed:
-                continue
-            needed[server.name] = server
-            named = server_at(server, servers.values())
-            if named is not None and named.name not in needed:
-                waiting.append(named)
-    return list(needed.values())
+    return any(server.phases or server.handshake_delay for server in needed_servers(targets, servers))
 
 
 def _who(label: str, model: ClientModel) -> str:

@@ -871,12 +871,6 @@ class Scenario(_Model):
                 return server
         raise KeyError(name)
 
-    def chain(self, server: Server) -> list[Server]:
-        """``server`` and, for a proxy, the servers of the scenario its bytes come through,
-        in turn: a proxy's upstream, that one's if it is a proxy too, down to a poem server
-        (or a proxy to HOST:PORT, outside the scenario)."""
-        return chain_of(server, {each.name: each for each in self.servers})
-
     def client(self, label: str) -> Client:
         for client in self.clients:
             if client.label == label:
@@ -1262,9 +1256,28 @@ def server_at(proxy: Server, servers: Iterable[Server]) -> Server | None:
                  and (proxy.upstream_is_loopback() or host.strip("[]") == server.host)), None)
 
 
+def needed_servers(targets: Iterable[Server], by_name: Mapping[str, Server]) -> list[Server]:
+    """The servers a client's run needs: its targets, and the servers their bytes come
+    through (a proxy's upstream, that one's if it is a proxy too), or whose fixed port a
+    proxy names (``HOST:PORT``: without it, the proxy would find nothing there)."""
+    needed: dict[str, Server] = {}
+    waiting = list(targets)
+    while waiting:
+        for server in chain_of(waiting.pop(), by_name):
+            if server.name in needed:
+                continue
+            needed[server.name] = server
+            named = server_at(server, by_name.values())
+            if named is not None and named.name not in needed:
+                waiting.append(named)
+    return list(needed.values())
+
+
 def chain_of(server: Server, by_name: Mapping[str, Server]) -> list[Server]:
-    """``server`` and the servers its bytes come through, in turn (see ``Scenario.chain``);
-    a circle (refused when a scenario loads) is followed once round."""
+    """``server`` and, for a proxy, the servers of the scenario its bytes come through, in
+    turn: its upstream, that one's if it is a proxy too, down to a poem server (or a proxy
+    to HOST:PORT, outside the scenario). A circle (refused when a scenario loads) is
+    followed once round."""
     chain = [server]
     while (upstream := by_name.get(_upstream_name(chain[-1]) or "")) is not None and upstream not in chain:
         chain.append(upstream)

@@ -41,7 +41,7 @@ from netsim.junit import junit_error_xml, junit_xml
 from netsim.outcome import Outcome, Plan
 from netsim.repeat import repeat_scenario
 from netsim.results import RunResult
-from netsim.scenario import Client, Scenario, chain_of
+from netsim.scenario import Client, Scenario, needed_servers
 
 if TYPE_CHECKING:
     from netsim.logs import EventLog
@@ -587,8 +587,8 @@ def _same_draws(scenario: Scenario, clients: Sequence[Client], repeat: int, seed
     if repeat < 2 or (seed is None and scenario.seed is None):
         return []
     by_name = {server.name: server for server in scenario.servers}
-    drawn = sorted({server.name for client in clients for target in scenario.targets_of(client)
-                    for server in chain_of(target, by_name) if server.draws})
+    drawn = sorted({server.name for client in clients
+                    for server in needed_servers(scenario.targets_of(client), by_name) if server.draws})
     if not drawn:
         return []
     given = f"--seed {seed}" if seed is not None else f"the scenario's seed ({scenario.seed})"
