@@ -75,7 +75,15 @@ from netsim.events import (
     TakeDown,
 )
 from netsim.expectations import METRICS, Expectation, Verdict, evaluate, parse_expectation
-from netsim.results import ConnectionResult, Lateness, RunResult, ServerChange, lateness_of, troubled_lines
+from netsim.results import (
+    ConnectionResult,
+    Lateness,
+    RunResult,
+    ServerChange,
+    connections_failed,
+    lateness_of,
+    troubled_lines,
+)
 from netsim.runner import DESCRIPTOR_MARGIN, check_request, ensure_descriptors, plans_of, seed_for
 from netsim.scenario import ConditionChanges, Scenario, Server
 
@@ -190,9 +198,7 @@ class ServedResult:
                                  f"(errors here are of connections the servers accepted)")
         metrics = self.metrics()
         verdicts = [evaluate(expectation, metrics, {}) for expectation in parsed]
-        explained = any(not verdict.passed and verdict.expectation.metric.split(".")[0] in (
-            "intact", "errors", "bytes") for verdict in verdicts)
-        return Checked(verdicts, troubled_lines(self.connections) if explained else [])
+        return Checked(verdicts, troubled_lines(self.connections) if connections_failed(verdicts) else [])
 
     def only(self, server: str | Sequence[str]) -> ServedResult:
         """The connections of ``server`` alone (a name, or a list of names), and ``elapsed``

@@ -21,7 +21,7 @@ from netsim.baseline import BaselineReport
 from netsim.clients.command import CANNOT_RUN, NOT_RUNNABLE, NOT_STARTED
 from netsim.expectations import Expectation
 from netsim.repeat import ExpectationTally, RepeatResult, Spread
-from netsim.results import Program, RunResult, troubled_lines
+from netsim.results import Program, RunResult, connections_failed, troubled_lines
 from netsim.scenario import Scenario
 
 if TYPE_CHECKING:
@@ -276,9 +276,8 @@ def connections(result: RepeatResult) -> str:
     ``errors``, ``bytes``), and why: a poem missing from a program's output, a connection
     its client closed early. Empty when there is none (over repeats: the first such run of
     each client)."""
-    return _under_verdicts("connections", result, lambda run: connection_problems(run) if any(
-        not verdict.passed and verdict.expectation.metric.split(".")[0] in _ABOUT_CONNECTIONS
-        for verdict in run.expectations) else [])
+    return _under_verdicts("connections", result, lambda run: connection_problems(run)
+                           if connections_failed(run.expectations) else [])
 
 
 def _under_verdicts(title: str, result: RepeatResult, say: Callable[[RunResult], list[str]]) -> str:
@@ -297,10 +296,6 @@ def _under_verdicts(title: str, result: RepeatResult, say: Callable[[RunResult],
     return "\n".join(out)
 
 
-# The metrics whose failure the connections' own account explains.
-_ABOUT_CONNECTIONS = frozenset({"intact", "errors", "bytes"})
-
-
 def program_to_explain(run: RunResult) -> Program | None:
     """A run's program when there is something to say of how it ended: it could not be
     started, netsim ended it at its timeout, its exit code failed its expectation, it left
@@ -313,10 +308,8 @@ def program_to_explain(run: RunResult) -> Program | None:
                       for verdict in run.expectations)
     # A program that exits 0 may still have said on its stderr why a connection failed
     # ("timeout on 44115"): under a failed verdict on its connections, that is shown too.
-    connections_failed = program.stderr.strip() and any(
-        not verdict.passed and verdict.expectation.metric.split(".")[0] in _ABOUT_CONNECTIONS
-        for verdict in run.expectations)
-    if (exit_failed or connections_failed or program.timed_out or _not_started(program)
+    said_why = program.stderr.strip() and connections_failed(run.expectations)
+    if (exit_failed or said_why or program.timed_out or _not_started(program)
             or program.left_running or program.extra_connections):
         return program
     return None

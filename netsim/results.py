@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -350,6 +350,17 @@ def histogram(ordered: Sequence[float], bounds: Sequence[float]) -> tuple[int, .
 def json_number(value: float) -> float | None:
     """JSON has no NaN: a value that could not be measured is null."""
     return None if math.isnan(value) else round(value, 9)
+
+
+# The metrics whose failure the connections' own account explains (errors.KIND too).
+_ABOUT_CONNECTIONS = frozenset({"intact", "errors", "bytes"})
+
+
+def connections_failed(verdicts: Iterable[Verdict]) -> bool:
+    """Did a verdict that the connections' own account explains fail (``intact``, ``errors``,
+    ``bytes``): where the lines of ``troubled_lines`` say why?"""
+    return any(not verdict.passed and verdict.expectation.metric.split(".")[0] in _ABOUT_CONNECTIONS
+               for verdict in verdicts)
 
 
 def troubled_lines(connections: Sequence[ConnectionResult], most: int = 5) -> list[str]:
