@@ -550,7 +550,8 @@ class Serving:
 
     def states(self) -> list[dict[str, Any]]:
         """Every server as it is now: up or down, whether it answers handshakes, its conditions
-        as a scenario writes them, and its open connections (``accepted``: the ``t`` of the log)."""
+        as a scenario writes them (every key it can take: ``latency`` for proxies only), and its
+        open connections (``accepted``: the ``t`` of the log)."""
         answer = self._ask(ReportStates)
         assert isinstance(answer, ServerStates)
         return [self._state(state) for state in answer.servers]
@@ -594,8 +595,11 @@ class Serving:
         server = self.scenario.server(state.name)
         proxy = ({"upstream": server.upstream, "direction": server.direction or "downstream"}
                  if server.upstream is not None else {})
+        shown = conditions.described(every=True)
+        if server.upstream is None:
+            del shown["latency"]  # a proxy's condition: a poem server cannot take one
         return {"name": state.name, "host": state.host, "port": state.port, "up": state.up, **proxy,
-                "handshakes": state.handshakes, "conditions": conditions.described(every=True),
+                "handshakes": state.handshakes, "conditions": shown,
                 # `accepted` on the log's clock, as `t` of a change: scenario seconds
                 "connections": [{"index": index, "peer_port": peer_port, "bytes": sent,
                                  "accepted": accepted / self.time_scale}

@@ -326,6 +326,7 @@ def test_restore_all_brings_every_server_back_up_as_its_scenario_has_it(net: Ser
     a, b, p = net.states()
     assert t > 0 and b["up"] and a["up"] and p["up"]
     assert a["conditions"]["delay"] == "10s" and p["conditions"]["latency"] == "0s"
+    assert "latency" not in a["conditions"]  # a proxy's condition; `a` is a poem server
     with socket.create_connection(net.address("b"), timeout=2) as sock:
         assert read_all(sock) == b"1\n"  # listening again on its port
     assert net.restore_all() >= t  # nothing left to undo: still answers
