@@ -532,7 +532,8 @@ class Serving:
         written = own.scaled(1 / self.time_scale).described(every=True)
         # The log and `changes` say what the restore changed back, not every key it sets.
         now = next(state for state in self.states() if state["name"] == name)["conditions"]
-        changed = {key: value for key, value in written.items() if now.get(key) != value}
+        # (Keys a server cannot take, a poem server's latency, are not in its state.)
+        changed = {key: value for key, value in written.items() if key in now and now[key] != value}
         return self._done(self._ask(lambda request: ChangeConditions(request, name, fields, changed)))
 
     def restore_all(self) -> float:
