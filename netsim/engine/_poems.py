@@ -7,6 +7,10 @@ has to carry it out. For that, an asyncio transport and protocol per connection 
 of machinery: at ten thousand connections their bookkeeping, not the sends, is where
 the server's CPU goes, and their objects are most of its memory.
 
+A connection's course is planned when it is accepted; one that is its own (jitter,
+slices, corruption: drawn for each connection) is planned ahead, while the loop would
+sleep (``Planner.plan_ahead``), so that a ramp of accepts finds them ready.
+
 Here a connection is a file descriptor, a start time, a timeline and a position in it.
 The server keeps one heap of the next deadline of each of its connections, and every
 wake-up sends everything that has come due in one pass: a heap pop, a ``write()`` and a
@@ -50,11 +54,13 @@ import socket
 import struct
 import sys
 import termios
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 from netsim.conditions import Conditions, Planner, Streams, Timeline, fault_of, replan
 from netsim.engine._gate import Gate, accept_failed
 from netsim.engine._plans import Listener
+from netsim.engine._precise import IdleHook
 from netsim.engine._record import ServerRecord
 from netsim.engine._timers import RUN_SLICE, TimerQueue
 from netsim.engine._watch import READ, WRITE, Watcher
@@ -63,6 +69,13 @@ from netsim.events import How
 # How long one wake-up may spend accepting before it sends what has come due: a ramp of
 # thousands of connections a second never keeps the timers waiting for longer.
 ACCEPT_SLICE = 0.5e-3  # seconds
+
+# A server whose connections each get a course of their own (jitter, slices, corruption)
+# plans the next ones' while it waits (Planner.plan_ahead), so that an accept finds its
+# course ready: twice as many ahead as it has accepted so far (a ramp that has begun
+# goes on), at least AHEAD_LEAST and at most AHEAD_MOST (about 200 bytes each).
+AHEAD_LEAST = 64
+AHEAD_MOST = 8192
 
 # What one read of a client's bytes takes; a poem server drops them.
 READ_SIZE = 64 * 1024  # 64 KiB
@@ -96,7 +109,8 @@ class PoemServer:
     """Accepts the connections of one poem server and carries out each one's timeline."""
 
     def __init__(self, listener: Listener, record: ServerRecord, timers: TimerQueue, watcher: Watcher,
-                 loop: asyncio.AbstractEventLoop, failed: asyncio.Future[None] | None = None) -> None:
+                 loop: asyncio.AbstractEventLoop, failed: asyncio.Future[None] | None = None,
+                 idle: IdleHook | None = None) -> None:
         self.gate = Gate(listener, loop, self._accept)
         self._record = record
         self._timers = timers
@@ -128,6 +142,9 @@ class PoemServer:
         # descriptor and when it was parked, oldest first.
         self._parked: collections.OrderedDict[int, float] = collections.OrderedDict()
         self._unpark_armed = False
+        self._idle = idle  # where it plans ahead while the loop would sleep
+        self._idling = False  # is _plan_ahead given the idle time? (while courses are its own)
+        self._want_idle()
 
     def __repr__(self) -> str:
         mode = "serial" if self._serial else "concurrent"
@@ -148,6 +165,7 @@ class PoemServer:
         """Stop serving: every connection still open is accounted for (``stopped``) and closed."""
         self._closed = True
         self._stop_accepting()
+        self._want_idle()
         now = self._clock()
         for connection in list(self.live):
             # A client that shut its side and has not been heard of since has most likely left.
@@ -159,6 +177,20 @@ class PoemServer:
             os.close(self._waiting.popleft()[0])
         while self._parked:
             os.close(self._parked.popitem(last=False)[0])
+
+    def _want_idle(self) -> None:
+        """Take idle time while the planner plans each connection's course, and the server is open."""
+        want = self._idle is not None and self._planner.plans_each and not self._closed
+        if want != self._idling and self._idle is not None:
+            (self._idle.add_idle if want else self._idle.remove_idle)(self._plan_ahead)
+            self._idling = want
+
+    def _plan_ahead(self, until: float, busy: Callable[[], bool]) -> None:
+        """Idle work: plan the courses of the next connections (see AHEAD_LEAST)."""
+        planner, accepted = self._planner, self._record.accepted
+        most = min(AHEAD_MOST, max(AHEAD_LEAST, 2 * accepted))
+        if planner.planned_ahead < most and not busy():
+            planner.plan_ahead(accepted + 1, most, until, time.monotonic, busy)
 
     def _accept(self) -> None:
         if not self._accepting or not self.gate.listening:
@@ -241,6 +273,7 @@ class PoemServer:
         and slices drawn from the streams of this ``generation`` of changes."""
         plan = self._record.plan
         self._planner = Planner(plan.name, plan.chunks, conditions, plan.seed)
+        self._want_idle()
         now = self._clock()
         for conn in self.live:
             if conn.closing is not None:

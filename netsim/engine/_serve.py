@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from netsim.engine._control import Controls, ServerControl
 from netsim.engine._plans import Listener
 from netsim.engine._poems import PoemServer
+from netsim.engine._precise import idle_hook
 from netsim.engine._proxy import ProxyServer
 from netsim.engine._record import Emit, ServerRecord
 from netsim.engine._timers import TimerQueue
@@ -42,6 +43,7 @@ async def serve(listeners: Sequence[Listener], emit: Emit, t0: float, *,
     loop = asyncio.get_running_loop()
     timers = TimerQueue(loop)
     watcher = Watcher(loop)
+    idle = idle_hook(loop)  # None on asyncio's own loop: courses are then planned at the accept
     failed: asyncio.Future[None] = loop.create_future()
     if lateness is None:
         lateness = array.array("d")
@@ -57,7 +59,7 @@ async def serve(listeners: Sequence[Listener], emit: Emit, t0: float, *,
                                  "serial" if plan.serial else "concurrent", plan.refuses))
             server: PoemServer | ProxyServer
             if plan.upstream is None:
-                server = PoemServer(listener, record, timers, watcher, loop, failed)
+                server = PoemServer(listener, record, timers, watcher, loop, failed, idle)
             else:
                 server = ProxyServer(listener, record, timers, addresses, loop, failed)
             servers.append(server)

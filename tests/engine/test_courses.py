@@ -6,10 +6,12 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
+import time
 
 import pytest
 
 from netsim.conditions import (
+    AHEAD_BATCH,
     Conditions,
     Planner,
     Resume,
@@ -190,3 +192,62 @@ def test_resuming_from_the_start_is_planning_from_the_start() -> None:
     resumed = plan_course(LINES, conditions, fault=None, streams=Streams(9, "s", 1),
                           resume=Resume(0, 0, 0, 0.0, -math.inf, 0.0))
     assert list(fresh.offsets) == list(resumed.offsets)
+
+
+def _courses(planner: Planner, indices: range) -> list[tuple[list[float], list[bytes], str | None]]:
+    courses = []
+    for index in indices:
+        timeline, offsets = planner.course(index)
+        courses.append((list(offsets), [bytes(piece) for piece in timeline.pieces], timeline.fault))
+    return courses
+
+
+@pytest.mark.parametrize("conditions", [
+    Conditions(delay=0.25, jitter=0.1),
+    Conditions(delay=0.1, jitter=0.05, fault="reset", fault_after=7, fault_probability=0.5),
+    Conditions(delay=0.1, slice_bytes=(1, 4), slice_delay=0.01),
+    Conditions(delay=0.1, fault="corrupt", fault_after=3, fault_probability=0.5),
+], ids=["jitter", "jitter-and-some-resets", "slices", "some-corrupted"])
+def test_a_course_planned_ahead_is_the_one_planned_at_the_accept(conditions: Conditions) -> None:
+    """Planning ahead changes when a connection's course is planned, never what it is."""
+    ahead = Planner("s", LINES, conditions, seed=3)
+    assert ahead.plans_each
+    planned = ahead.plan_ahead(1, 20, math.inf, time.monotonic, lambda: False)
+    assert (planned, ahead.planned_ahead) == (20, 20)
+    assert _courses(ahead, range(1, 31)) == _courses(Planner("s", LINES, conditions, seed=3), range(1, 31))
+    assert ahead.planned_ahead == 0
+
+
+def test_planning_ahead_stops_at_the_most_the_deadline_or_when_busy() -> None:
+    planner = Planner("s", LINES, Conditions(delay=0.1, jitter=0.05), seed=1)
+    assert planner.plan_ahead(1, 5, math.inf, time.monotonic, lambda: False) == 5
+    assert planner.plan_ahead(1, 5, math.inf, time.monotonic, lambda: False) == 0  # planned already
+    ticks = iter(range(100))
+    assert planner.plan_ahead(1, 50, 3, lambda: next(ticks), lambda: False) == 3  # clock 0, 1, 2 < 3
+    asked: list[int] = []
+
+    def busy() -> bool:
+        asked.append(planner.planned_ahead)
+        return True
+
+    planner.plan_ahead(1, 100, math.inf, time.monotonic, busy)
+    assert asked == [8 + AHEAD_BATCH]  # asked after a batch; busy, it stopped there
+
+
+def test_courses_planned_ahead_for_connections_that_came_meanwhile_are_dropped() -> None:
+    """Connections accepted while none was planned ahead (or out of order) get the courses
+    of their own numbers, and the next plan ahead starts after them."""
+    conditions = Conditions(delay=0.25, jitter=0.1)
+    fresh = Planner("s", LINES, conditions, seed=2)
+    planner = Planner("s", LINES, conditions, seed=2)
+    planner.plan_ahead(1, 4, math.inf, time.monotonic, lambda: False)
+    assert _courses(planner, range(3, 5)) == _courses(fresh, range(3, 5))  # 1 and 2 came unplanned
+    planner.plan_ahead(10, 4, math.inf, time.monotonic, lambda: False)  # 5-9 came meanwhile
+    assert planner.planned_ahead == 4
+    assert _courses(planner, range(10, 16)) == _courses(fresh, range(10, 16))
+
+
+def test_a_planner_without_a_course_of_each_connections_own_plans_nothing_ahead() -> None:
+    """Without jitter, slices or corruption, connections share their timeline: nothing to plan."""
+    planner = Planner("s", LINES, Conditions(delay=0.25, fault="reset", fault_probability=0.5), seed=1)
+    assert not planner.plans_each

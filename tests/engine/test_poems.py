@@ -4,6 +4,7 @@ wake-ups that catch up without drift, rates, faults, and clients that half-close
 from __future__ import annotations
 
 import array
+import math
 import socket
 from collections.abc import Iterator
 from typing import Any
@@ -12,7 +13,8 @@ import pytest
 
 from netsim.conditions import Conditions
 from netsim.engine import ServerPlan, open_listeners
-from netsim.engine._poems import PoemServer
+from netsim.engine._poems import AHEAD_LEAST, PoemServer
+from netsim.engine._precise import IdleWork
 from netsim.engine._record import ServerRecord
 from netsim.engine._timers import TimerQueue
 from netsim.engine._watch import Watcher
@@ -20,10 +22,28 @@ from netsim.events import ChunkSent, ConnClosed, ConnEnded, ConnLost, FaultStruc
 from tests.engine.fakeloop import FakeLoop
 
 
+class Idle:
+    """Where a server's idle work goes; the test says when the loop would sleep."""
+
+    def __init__(self) -> None:
+        self.works: list[IdleWork] = []
+
+    def add_idle(self, work: IdleWork) -> None:
+        self.works.append(work)
+
+    def remove_idle(self, work: IdleWork) -> None:
+        self.works.remove(work)
+
+    def sleep(self, *, busy: bool = False) -> None:
+        """A long wait: every work gets as long as it likes (``busy``: a socket is ready)."""
+        for work in list(self.works):
+            work(math.inf, lambda: busy)
+
+
 class Harness:
     """A poem server on a FakeLoop, fed connected TCP sockets; the test moves the clock."""
 
-    def __init__(self, chunks: tuple[bytes, ...], **conditions: Any) -> None:
+    def __init__(self, chunks: tuple[bytes, ...], idle: Idle | None = None, **conditions: Any) -> None:
         self.loop = FakeLoop()
         self.events: list[ServerEvent] = []
         plan = ServerPlan(name="s", chunks=chunks, conditions=Conditions(**conditions))
@@ -31,7 +51,7 @@ class Harness:
         self.record = ServerRecord(plan, self.events.append, 0.0, array.array("d"))
         self.watcher = Watcher(self.loop)  # type: ignore[arg-type]
         self.server = PoemServer(self.listener, self.record, TimerQueue(self.loop), self.watcher,
-                                 self.loop)  # type: ignore[arg-type]
+                                 self.loop, idle=idle)  # type: ignore[arg-type]
         self.clients: list[socket.socket] = []
 
     def connect(self) -> socket.socket:
@@ -65,8 +85,9 @@ def harness() -> Iterator[list[Harness]]:
         one.close()
 
 
-def make(harnesses: list[Harness], chunks: tuple[bytes, ...], **conditions: Any) -> Harness:
-    one = Harness(chunks, **conditions)
+def make(harnesses: list[Harness], chunks: tuple[bytes, ...], idle: Idle | None = None,
+         **conditions: Any) -> Harness:
+    one = Harness(chunks, idle, **conditions)
     harnesses.append(one)
     return one
 
@@ -380,3 +401,59 @@ def test_reset_open_resets_every_open_connection(harness: list[Harness]) -> None
         with pytest.raises(ConnectionResetError):
             client.recv(16)
     assert [event.how for event in one.events if isinstance(event, ConnEnded)] == ["reset", "reset"]
+
+
+def schedules(one: Harness) -> list[list[float]]:
+    """When each connection's chunks were due, counted from its accept (its first chunk)."""
+    due: dict[int, list[float]] = {}
+    for event in one.events:
+        if isinstance(event, ChunkSent):
+            due.setdefault(event.peer_port, []).append(event.scheduled)
+    return [[when - times[0] for when in times] for times in due.values()]
+
+
+def run_to_the_end(one: Harness, clients: list[socket.socket]) -> None:
+    for when in (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5):
+        one.at(when)
+        for client in clients:
+            waiting(client)
+
+
+def test_connections_get_the_courses_planned_while_the_server_was_idle(harness: list[Harness]) -> None:
+    """A jittered server plans the next connections' courses while it waits, and they keep
+    exactly the schedules they would have had, planned at their accepts."""
+    chunks = (b"1", b"2", b"3", b"4")
+    idle = Idle()
+    ahead = make(harness, chunks, idle, delay=0.5, jitter=0.25)
+    idle.sleep(busy=True)  # a connection waits: the server leaves the planning for later
+    assert ahead.server._planner.planned_ahead == 0
+    idle.sleep()
+    assert ahead.server._planner.planned_ahead == AHEAD_LEAST
+    at_accept = make(harness, chunks, delay=0.5, jitter=0.25)
+    for one in (ahead, at_accept):
+        run_to_the_end(one, [one.connect() for _ in range(3)])
+    assert ahead.server._planner.planned_ahead == AHEAD_LEAST - 3  # theirs were taken
+    assert schedules(ahead) == schedules(at_accept)
+    assert len(schedules(ahead)) == 3 and len({tuple(s) for s in schedules(ahead)}) == 3  # jittered
+
+
+def test_courses_planned_ahead_do_not_outlive_a_change_of_conditions(harness: list[Harness]) -> None:
+    idle = Idle()
+    one = make(harness, (b"1", b"2"), idle, delay=0.5, jitter=0.25)
+    idle.sleep()
+    one.server.change(Conditions(delay=2.0), 1)
+    assert idle.works == []  # its connections share one timeline now: nothing to plan ahead
+    client = one.connect()
+    one.at(2.0)
+    assert waiting(client) == b"12"
+    assert schedules(one) == [[0.0, 2.0]]
+
+
+def test_a_server_takes_idle_time_only_while_it_has_courses_to_plan(harness: list[Harness]) -> None:
+    idle = Idle()
+    one = make(harness, (b"1",), idle, delay=0.5)
+    assert idle.works == []  # every connection shares one timeline
+    one.server.change(Conditions(delay=0.5, jitter=0.25), 1)
+    assert len(idle.works) == 1
+    one.server.close()
+    assert idle.works == []
