@@ -792,7 +792,12 @@ def value_positions(path: str | Path) -> dict[Location, Position]:
     expectation. Raises ScenarioError when the file cannot be read or is not YAML.
     """
     path = Path(path)
-    document, _ = _compose(_read(path), str(path))
+    return text_positions(_read(path), str(path))
+
+
+def text_positions(text: str, filename: str) -> dict[Location, Position]:
+    """``value_positions`` of YAML ``text`` read from ``filename`` (named in its errors)."""
+    document, _ = _compose(text, filename)
     return dict(document.values)
 
 

@@ -741,15 +741,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from netsim._errors import ScenarioError
-    from netsim._loader import format_problem
-    from netsim.runner import unread_warnings
-    from netsim.session import load_scenario_argument
+    from netsim._loader import format_problem, text_positions
+    from netsim.runner import unread_findings
+    from netsim.session import load_scenario_argument_and_text
 
     invalid, problems = 0, 0
     for path in args.scenarios:
         try:
             # `-`: standard input. What a run would refuse of the file is a problem here too.
-            scenario = load_scenario_argument(path, **_file_options(args), allow_external=args.allow_external)
+            scenario, text = load_scenario_argument_and_text(path, **_file_options(args),
+                                                             allow_external=args.allow_external)
         except ScenarioError as error:  # a finding to report, not a failure of the command
             for problem in error.problems:
                 print(format_problem(problem), file=sys.stderr)
@@ -758,8 +759,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
         else:
             name = "<stdin>" if path == "-" else path  # as its problems name it
             print(f"{name}: ok", file=_STDOUT)
-            for warning in unread_warnings(scenario):  # valid, but a run would judge less than it seems
-                print(f"{name}: warning: {warning}", file=sys.stderr)
+            findings = unread_findings(scenario)  # valid, but a run would judge less than it seems
+            positions = text_positions(text, name) if findings else {}
+            for place, warning in findings:  # at its client's entry, as a problem would be
+                line, column = positions.get(("clients", place), (1, 1))
+                print(f"{name}:{line}:{column}: warning: {warning}", file=sys.stderr)
     files = len(args.scenarios)
     checked = f"{files} file{'s' * (files != 1)} checked"
     if not invalid:

@@ -201,8 +201,13 @@ def unread_warnings(scenario: Scenario, labels: Collection[str] | None = None) -
     whose ``intact`` or ``bytes`` expectations would pass a program that never read: from the
     servers' side they judge what its kernel acknowledged, which a socket's receive buffer
     does whether or not the program reads it."""
+    return [warning for _, warning in unread_findings(scenario, labels)]
+
+
+def unread_findings(scenario: Scenario, labels: Collection[str] | None = None) -> list[tuple[int, str]]:
+    """``unread_warnings``, each with the place of its client in ``scenario.clients``."""
     warnings = []
-    for client in scenario.clients:
+    for place, client in enumerate(scenario.clients):
         if client.model != COMMAND or client.output is not None or (labels is not None
                                                                    and client.label not in labels):
             continue
@@ -210,11 +215,11 @@ def unread_warnings(scenario: Scenario, labels: Collection[str] | None = None) -
         named = [metric for metric in _ACKNOWLEDGED if metric in metrics]
         if named:
             said = " and ".join(f"`{metric}`" for metric in named)
-            warnings.append(
+            warnings.append((place,
                 f"{client.label}: without `output:`, {said} judge{'s' * (len(named) == 1)} what its "
                 f"program's kernel acknowledged, not what the program read: one that connects and "
                 f"never reads passes {'them' if len(named) > 1 else 'it'}; add `output: poems` (or "
-                f"`output: lines`) to judge what it printed")
+                f"`output: lines`) to judge what it printed"))
     return warnings
 
 
@@ -880,4 +885,4 @@ def fidelity(lateness: Sequence[float], machine: Machine | None = None) -> str:
 
 
 __all__ = ["check_request", "ensure_descriptors", "fidelity", "judge", "named_clients", "plans_of",
-           "run_scenario", "seed_for", "select_clients", "unread_warnings"]
+           "run_scenario", "seed_for", "select_clients", "unread_findings", "unread_warnings"]

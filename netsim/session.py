@@ -397,6 +397,14 @@ def load_scenario_argument(path: str | Path, *, allow_paths: bool = False,
                            allow_external=allow_external)[0]
 
 
+def load_scenario_argument_and_text(path: str | Path, *, allow_paths: bool = False,
+                                    max_poem_bytes: int = DEFAULT_MAX_POEM_BYTES,
+                                    allow_external: bool = True) -> tuple[Scenario, str]:
+    """``load_scenario_argument``, and the text the scenario was read from."""
+    return _load_with_text(path, allow_paths=allow_paths, max_poem_bytes=max_poem_bytes,
+                           allow_external=allow_external)
+
+
 def _load_with_text(path: str | Path, *, allow_paths: bool = False,
                     max_poem_bytes: int = DEFAULT_MAX_POEM_BYTES,
                     allow_external: bool = True) -> tuple[Scenario, str]:

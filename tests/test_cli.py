@@ -1359,7 +1359,8 @@ expect:
 
 
 def test_validate_warns_of_intact_judged_without_output(write_scenario: ScenarioWriter,
-                                                        capsys: pytest.CaptureFixture[str]) -> None:
+                                                        capsys: pytest.CaptureFixture[str],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """A valid scenario whose command client has an `intact` expectation and no `output:` is
     valid (exit 0), with a warning that `intact` then judges what the program's kernel took in."""
     path = write_scenario("""\
@@ -1372,8 +1373,12 @@ def test_validate_warns_of_intact_judged_without_output(write_scenario: Scenario
     """)
     assert run_cli("validate", path) == 0
     err = capsys.readouterr().err
-    assert (f"{path}: warning: student: without `output:`, `intact` judges what its program's kernel "
-            f"acknowledged, not what the program read") in err
+    # At the client's entry, file:line:col as a problem is (line 4, column 11 of the file).
+    assert (f"{path}:4:11: warning: student: without `output:`, `intact` judges what its program's "
+            f"kernel acknowledged, not what the program read") in err
+    monkeypatch.setattr(sys, "stdin", io.StringIO(Path(path).read_text()))
+    assert run_cli("validate", "-") == 0
+    assert "<stdin>:4:11: warning: student: without `output:`" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(("expect", "code"), [("", 3), ("expect: {missing: [exit_code == 127]}", 0)])
