@@ -374,14 +374,22 @@ def _check_upstreams_stay(scenario: Scenario) -> None:
     """Refuse a proxy whose ``upstream: HOST:PORT`` is the port of a server of the scenario:
     on free ports that server listens elsewhere, and the proxy would find nothing there (or
     another program), where ``upstream: NAME`` follows it."""
-    for proxy in scenario.servers:
-        server = server_at(proxy, scenario.servers)
-        if server is not None and server is not proxy:
-            raise UsageError(
-                f"proxy {proxy.name!r} forwards to {proxy.upstream}, the port of server {server.name!r}, "
-                f"which listens on a free port instead: write `upstream: {server.name}` to follow it "
-                f"wherever it listens (or keep the scenario's ports: no --free-ports, free_ports=False "
-                f"in Python)")
+    stranded = [(proxy, server) for proxy in scenario.servers
+                if (server := server_at(proxy, scenario.servers)) is not None and server is not proxy]
+    if len(stranded) == 1:
+        (proxy, server), = stranded
+        raise UsageError(
+            f"proxy {proxy.name!r} forwards to {proxy.upstream}, the port of server {server.name!r}, "
+            f"which listens on a free port instead: write `upstream: {server.name}` to follow it "
+            f"wherever it listens (or keep the scenario's ports: no --free-ports, free_ports=False "
+            f"in Python)")
+    if stranded:  # every one at once: fixing one should not uncover the next
+        each = "; ".join(f"proxy {proxy.name!r} forwards to {proxy.upstream}, the port of server "
+                         f"{server.name!r}: write `upstream: {server.name}`" for proxy, server in stranded)
+        raise UsageError(
+            f"{len(stranded)} proxies forward to the fixed ports of servers that listen on free ports "
+            f"instead. {each}. (Or keep the scenario's ports: no --free-ports, free_ports=False in "
+            f"Python.)")
 
 
 def _model(name: str, given: Mapping[str, ClientModel] | None) -> ClientModel:

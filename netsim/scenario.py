@@ -1247,13 +1247,24 @@ def _overlap(one: _Address, two: _Address) -> bool:
 
 
 def server_at(proxy: Server, servers: Iterable[Server]) -> Server | None:
-    """The server of ``servers`` whose fixed port a proxy's ``upstream: HOST:PORT`` names (on
-    loopback, or on that server's host); None for an upstream given by name, or elsewhere."""
+    """The server of ``servers`` that a proxy's ``upstream: HOST:PORT`` would reach: its fixed
+    port, on the address it binds (``localhost`` is 127.0.0.1) or, for a server bound to
+    every address of a family (0.0.0.0, ::), on any of them; None for an upstream given by
+    name, or elsewhere."""
     if proxy.upstream is None or ":" not in proxy.upstream:
         return None
     host, _, port = proxy.upstream.rpartition(":")
+    try:
+        target = _bound_address(host.strip("[]"))
+    except ValueError:  # (not an address: a scenario's upstream names none of its servers so)
+        return None
     return next((server for server in servers if server.port and str(server.port) == port
-                 and (proxy.upstream_is_loopback() or host.strip("[]") == server.host)), None)
+                 and _reaches(target, _bound_address(server.host))), None)
+
+
+def _reaches(target: _Address, bound: _Address) -> bool:
+    """Does a connect to ``target`` reach a socket listening on ``bound`` (same port)?"""
+    return target == bound or (bound.is_unspecified and bound.version == target.version)
 
 
 def needed_servers(targets: Iterable[Server], by_name: Mapping[str, Server]) -> list[Server]:

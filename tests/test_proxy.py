@@ -495,6 +495,22 @@ def test_a_proxy_to_a_servers_fixed_port_is_refused_on_free_ports(
         assert sock.recv(16) == b"hi\n"
 
 
+def test_every_proxy_stranded_by_free_ports_is_named_at_once() -> None:
+    """Two proxies to fixed ports of the scenario's servers: one refusal names both, each
+    with its fix, so that fixing one does not only uncover the next."""
+    a, b = unused_port(), unused_port()
+    text = (f"netsim: 1\nname: moved\nservers:\n"
+            f"  - {{name: one, port: {a}, poem: \"1\\n\"}}\n  - {{name: two, port: {b}, poem: \"2\\n\"}}\n"
+            f"  - {{name: p1, upstream: '127.0.0.1:{a}'}}\n  - {{name: p2, upstream: 'localhost:{b}'}}\n"
+            f"clients: [blocking]\n")
+    with pytest.raises(netsim.UsageError) as caught, netsim.serving(text):
+        pass
+    message = str(caught.value)
+    assert message.startswith("2 proxies forward to the fixed ports of servers that listen on free ports")
+    assert f"proxy 'p1' forwards to 127.0.0.1:{a}, the port of server 'one': write `upstream: one`" in message
+    assert f"proxy 'p2' forwards to localhost:{b}, the port of server 'two': write `upstream: two`" in message
+
+
 def test_a_fault_upstream_of_a_proxy_makes_its_connection_not_intact() -> None:
     """A proxy passes on faithfully what it gets, so where a proxy or a poem server upstream of
     it cut the stream, its client's connection is not intact, and names that fault; a chain

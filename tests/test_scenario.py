@@ -390,6 +390,23 @@ def test_upstreams_lead_somewhere() -> None:
     ]
 
 
+@pytest.mark.parametrize(("host", "upstream", "reached"), [
+    ("127.0.0.1", "127.0.0.1:5000", True),
+    ("127.0.0.1", "localhost:5000", True),
+    ("127.0.0.1", "127.0.0.2:5000", False),  # another loopback address: nobody listens there
+    ("127.0.0.1", "127.0.0.1:5001", False),
+    ("127.0.0.1", "[::1]:5000", False),  # another family
+    ("0.0.0.0", "127.0.0.2:5000", True),  # every address of its family
+    ("::1", "[::1]:5000", True),
+    ("::", "127.0.0.1:5000", False),
+])
+def test_a_proxy_reaches_the_server_listening_where_its_upstream_points(
+        host: str, upstream: str, reached: bool) -> None:
+    server = rules.Server.model_validate({"name": "s", "poem": "x", "host": host, "port": 5000})
+    proxy = rules.Server.model_validate({"name": "p", "upstream": upstream})
+    assert (rules.server_at(proxy, [server]) is server) is reached
+
+
 def test_no_client_is_named_all() -> None:
     """A client labelled `all` is reported: `all` in `expect` means every client."""
     found = list(rules.no_client_is_named_all(parts(clients=["select", {"model": "select", "name": "all"}])))
