@@ -122,6 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     _STDOUT.gone = False
     _stand_in_for_closed_streams()
     _write_what_streams_cannot_encode_as_ascii()
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = (_Terminal(stream) if _is_terminal(stream) else stream for stream in streams)
     verbose: bool | None = None
     try:
         parser = build_parser()
@@ -141,6 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _exit_code(error, verbose=verbose)
     finally:
         _STDOUT.flush()
+        sys.stdout, sys.stderr = streams
         signal.signal(signal.SIGTERM, previous)
         signal.signal(signal.SIGHUP, previous_hangup)
         signal.signal(signal.SIGINT, previous_interrupt)
@@ -288,6 +291,51 @@ def _as_ascii(error: UnicodeError) -> tuple[str, int]:
         raise error
     unencodable = error.object[error.start:error.end]
     return "".join(ASCII_TWINS.get(char) or ASCII_MARKS.get(char, "?") for char in unencodable), error.end
+
+
+class _Terminal:
+    """A standard stream on a terminal, which may close while netsim runs (the window of
+    an ssh session or of a terminal emulator): a write then fails with EIO, and the kernel
+    sends SIGHUP, which netsim answers with its reports and exit 129. Until the signal
+    comes, or where none does, what is written is dropped, as for a reader gone (see
+    _Stdout): a progress bar must not turn a run into a crash (exit 3)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self.hung_up = False
+
+    def __repr__(self) -> str:
+        return f"<_Terminal {self._stream!r} hung_up={self.hung_up}>"
+
+    def __getattr__(self, name: str) -> Any:  # isatty, fileno, encoding: the stream's own
+        return getattr(self._stream, name)
+
+    def write(self, text: str) -> int:
+        if not self.hung_up:
+            try:
+                self._stream.write(text)
+            except OSError as error:
+                self._hang_up(error)
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.hung_up:
+            try:
+                self._stream.flush()
+            except OSError as error:
+                self._hang_up(error)
+
+    def _hang_up(self, error: OSError) -> None:
+        import errno
+
+        if error.errno != errno.EIO:
+            raise error
+        self.hung_up = True
+        # What is still buffered, and Python's flush at exit, go to /dev/null instead.
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
 
 
 class _Stdout:

@@ -432,6 +432,37 @@ def test_sighup_stops_the_run_as_sigterm_does(write_scenario: ScenarioWriter, tm
     assert f"stopped before it finished ({stop.name})" in junit.read_text()
 
 
+def test_a_terminal_that_closes_mid_run_leaves_the_run_to_finish(write_scenario: ScenarioWriter,
+                                                                  tmp_path: Path) -> None:
+    """A terminal that closes mid-run, with no SIGHUP after it (a pty netsim does not hold as
+    its controlling terminal): what it would have shown is dropped and the run finishes, its
+    exit code and JSON saying how it went. It exited 3, calling EIO from its progress bar
+    a bug in netsim, or 'cannot write to standard output' where only stdout was the terminal."""
+    import pty
+    import select
+
+    path = write_scenario(demo_text(clients="select, blocking", delay="200ms"))  # 0.8 s, then 2.4 s
+    for stderr_on_terminal in (True, False):
+        out = tmp_path / f"result-{stderr_on_terminal}.json"
+        main, tty = pty.openpty()
+        with (tmp_path / "stderr.txt").open("w") as log:
+            process = subprocess.Popen([sys.executable, "-m", "netsim", "run", path, "--json", str(out)],
+                                       stdin=tty, stdout=tty, stderr=tty if stderr_on_terminal else log,
+                                       start_new_session=True)
+        os.close(tty)
+        try:
+            shown = b""
+            deadline = time.monotonic() + 20
+            while b"\nselect " not in shown and time.monotonic() < deadline:  # select's row: it finished
+                if select.select([main], [], [], 0.1)[0]:
+                    shown += os.read(main, 4096)
+        finally:
+            os.close(main)  # the terminal is gone; blocking has 2.4 s to go
+        assert process.wait(timeout=30) == 0
+        data = json.loads(out.read_text())
+        assert "error" not in data and [run["client"] for run in data["runs"]] == ["select", "blocking"]
+
+
 def test_sighup_from_a_terminal_that_closed_exits_129_with_the_reports(write_scenario: ScenarioWriter,
                                                                          tmp_path: Path) -> None:
     """A terminal that closes mid-run, then SIGHUP: the timeline of what finished cannot be

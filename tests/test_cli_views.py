@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -52,7 +53,9 @@ def test_an_output_that_cannot_encode_the_symbols_gets_ascii_and_the_verdict_sta
     row = next(line for line in out.splitlines() if line.startswith("  #1 a "))
     drawn = row.split()[2]  # the connection from its connect to its EOF
     assert drawn.endswith("]") and set(drawn) <= set("[.-*:]")
-    assert "[ connect  * bytes arrived  ] EOF  x error  : ideal end" in out
+    # (A connect slow enough to draw, on a loaded machine, adds its own entry to the legend.)
+    legend = r"\[ connect  (\. connecting  )?\* bytes arrived  \] EOF  x error  : ideal end"
+    assert re.search(legend, out), out
     assert "?" not in out
 
 
