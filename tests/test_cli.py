@@ -19,6 +19,7 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -432,32 +433,40 @@ def test_sighup_stops_the_run_as_sigterm_does(write_scenario: ScenarioWriter, tm
     assert f"stopped before it finished ({stop.name})" in junit.read_text()
 
 
+def _run_until_its_terminal_closes(path: str, out: Path,
+                                   stderr: IO[str] | None = None) -> subprocess.Popen[bytes]:
+    """``netsim run`` of the demo with two clients on a terminal (a pty; ``stderr`` elsewhere
+    if given), whose terminal closes as soon as the first client's row is shown."""
+    import pty
+    import select
+
+    main, tty = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "netsim", "run", path, "--json", str(out)],
+                               stdin=tty, stdout=tty, stderr=tty if stderr is None else stderr,
+                               start_new_session=True)
+    os.close(tty)
+    try:
+        shown = b""
+        deadline = time.monotonic() + 20
+        while b"\nselect " not in shown and time.monotonic() < deadline:  # select's row: it finished
+            if select.select([main], [], [], 0.1)[0]:
+                shown += os.read(main, 4096)
+    finally:
+        os.close(main)  # the terminal is gone; blocking has 2.4 s to go
+    return process
+
+
 def test_a_terminal_that_closes_mid_run_leaves_the_run_to_finish(write_scenario: ScenarioWriter,
                                                                   tmp_path: Path) -> None:
     """A terminal that closes mid-run, with no SIGHUP after it (a pty netsim does not hold as
     its controlling terminal): what it would have shown is dropped and the run finishes, its
     exit code and JSON saying how it went. It exited 3, calling EIO from its progress bar
     a bug in netsim, or 'cannot write to standard output' where only stdout was the terminal."""
-    import pty
-    import select
-
     path = write_scenario(demo_text(clients="select, blocking", delay="200ms"))  # 0.8 s, then 2.4 s
     for stderr_on_terminal in (True, False):
         out = tmp_path / f"result-{stderr_on_terminal}.json"
-        main, tty = pty.openpty()
         with (tmp_path / "stderr.txt").open("w") as log:
-            process = subprocess.Popen([sys.executable, "-m", "netsim", "run", path, "--json", str(out)],
-                                       stdin=tty, stdout=tty, stderr=tty if stderr_on_terminal else log,
-                                       start_new_session=True)
-        os.close(tty)
-        try:
-            shown = b""
-            deadline = time.monotonic() + 20
-            while b"\nselect " not in shown and time.monotonic() < deadline:  # select's row: it finished
-                if select.select([main], [], [], 0.1)[0]:
-                    shown += os.read(main, 4096)
-        finally:
-            os.close(main)  # the terminal is gone; blocking has 2.4 s to go
+            process = _run_until_its_terminal_closes(path, out, None if stderr_on_terminal else log)
         assert process.wait(timeout=30) == 0
         data = json.loads(out.read_text())
         assert "error" not in data and [run["client"] for run in data["runs"]] == ["select", "blocking"]
@@ -468,23 +477,9 @@ def test_sighup_from_a_terminal_that_closed_exits_129_with_the_reports(write_sce
     """A terminal that closes mid-run, then SIGHUP: the timeline of what finished cannot be
     drawn on it, nor the message printed, and the run still exits 129 with its JSON written,
     not 1 or 3 from the failed writes."""
-    import pty
-    import select
-
     path = write_scenario(demo_text(clients="select, blocking", delay="200ms"))  # 0.8 s, then 2.4 s
     out = tmp_path / "result.json"
-    main, tty = pty.openpty()
-    process = subprocess.Popen([sys.executable, "-m", "netsim", "run", path, "--json", str(out)],
-                               stdin=tty, stdout=tty, stderr=tty, start_new_session=True)
-    os.close(tty)
-    try:
-        shown = b""
-        deadline = time.monotonic() + 20
-        while b"\nselect " not in shown and time.monotonic() < deadline:  # select's row: it finished
-            if select.select([main], [], [], 0.1)[0]:
-                shown += os.read(main, 4096)
-    finally:
-        os.close(main)  # the terminal is gone
+    process = _run_until_its_terminal_closes(path, out)
     time.sleep(0.1)
     os.kill(process.pid, signal.SIGHUP)
     assert process.wait(timeout=20) == 129
