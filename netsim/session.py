@@ -158,8 +158,8 @@ def run_session(
     outputs = outputs or Outputs()
     progress = progress or _Silent()
     try:
-        scenario, source = _load_with_text(scenario_path, allow_paths=allow_paths,
-                                           max_poem_bytes=max_poem_bytes)
+        scenario, source = load_scenario_argument_and_text(scenario_path, allow_paths=allow_paths,
+                                                           max_poem_bytes=max_poem_bytes)
     except ScenarioError as error:
         _report_invalid(outputs, scenario_path, error)
         raise
@@ -393,22 +393,14 @@ def load_scenario_argument(path: str | Path, *, allow_paths: bool = False,
     """The scenario a command names: a file, or ``-`` for standard input (its folder: the
     current one). ``allow_external=False``: a server outside loopback is a problem of the
     file (``netsim validate``), where a run refuses it with the request."""
-    return _load_with_text(path, allow_paths=allow_paths, max_poem_bytes=max_poem_bytes,
-                           allow_external=allow_external)[0]
+    return load_scenario_argument_and_text(path, allow_paths=allow_paths, max_poem_bytes=max_poem_bytes,
+                                           allow_external=allow_external)[0]
 
 
 def load_scenario_argument_and_text(path: str | Path, *, allow_paths: bool = False,
                                     max_poem_bytes: int = DEFAULT_MAX_POEM_BYTES,
                                     allow_external: bool = True) -> tuple[Scenario, str]:
-    """``load_scenario_argument``, and the text the scenario was read from."""
-    return _load_with_text(path, allow_paths=allow_paths, max_poem_bytes=max_poem_bytes,
-                           allow_external=allow_external)
-
-
-def _load_with_text(path: str | Path, *, allow_paths: bool = False,
-                    max_poem_bytes: int = DEFAULT_MAX_POEM_BYTES,
-                    allow_external: bool = True) -> tuple[Scenario, str]:
-    """The scenario a command names, and the text it was loaded from (read once)."""
+    """``load_scenario_argument``, and the text the scenario was loaded from (read once)."""
     import sys
 
     from netsim._loader import load_scenario_and_text, load_scenario_text
