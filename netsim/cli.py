@@ -331,11 +331,7 @@ class _Terminal:
         if error.errno != errno.EIO:
             raise error
         self.hung_up = True
-        # What is still buffered, and Python's flush at exit, go to /dev/null instead.
-        with contextlib.suppress(OSError, ValueError):
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, self._stream.fileno())
-            os.close(devnull)
+        _to_devnull(self._stream)  # what is still buffered, and Python's flush at exit
 
 
 class _Stdout:
@@ -373,16 +369,19 @@ class _Stdout:
                 raise _stdout_failed(error) from None
 
     def _drop(self) -> None:
-        import os
-
         self.gone = True
-        # Python flushes sys.stdout once more on exit: into /dev/null, that cannot fail.
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            os.close(devnull)
-        except (OSError, ValueError, AttributeError):
-            pass  # a stdout without a descriptor of its own (tests): nothing to redirect
+        _to_devnull(sys.stdout)  # Python flushes sys.stdout once more on exit
+
+
+def _to_devnull(stream: Any) -> None:
+    """Point ``stream``'s descriptor at /dev/null, where writing cannot fail; a stream
+    without a descriptor of its own (tests) is left as it is."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 _STDOUT = _Stdout()
